@@ -1,0 +1,92 @@
+# caplat — one Makefile for the whole suite.
+#   make            build everything under build/
+#   make run        install what is missing, start the suite on loopback
+#   make stop       stop what `make run` started
+#   make test       unit tests, then integration/e2e against real servers
+#   make DEBUG=1 …  AddressSanitizer + UBSan build
+
+CC ?= cc
+PYTHON ?= /usr/bin/python3
+OPTIMIZATION ?= -O2
+PKGS := libevent libevent_pthreads hiredis libpq openssl jansson libnats
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wpointer-arith -Wcast-qual -Wno-unused-parameter
+CFLAGS ?= $(OPTIMIZATION) -g
+ifeq ($(DEBUG),1)
+CFLAGS := -O0 -g -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+BUILD ?= build/debug
+else
+BUILD ?= build
+endif
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Icommon $(PKG_CFLAGS) -MMD -MP
+LIBS := $(PKG_LIBS) -lpthread -lm
+
+COMMON_SRC := $(filter-out common/test_%.c,$(wildcard common/*.c))
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+LIBCAPLAT := $(BUILD)/libcaplat.a
+
+SERVICES := $(notdir $(wildcard services/*))
+SERVICE_BINS := $(SERVICES:%=$(BUILD)/bin/caplat-%)
+
+UNIT_SRC := $(wildcard common/test_*.c services/*/test_*.c)
+UNIT_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(subst /,_,$(UNIT_SRC)))
+
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BINS := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/bin/%)
+
+.PHONY: all run stop test unit clean format
+all: $(SERVICE_BINS) $(UNIT_BINS) $(TOOL_BINS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIBCAPLAT): $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	ar rcs $@ $^
+
+# A service is every .c in its folder but its unit tests.
+define service_rule
+$(1)_OBJ := $$(patsubst %.c,$(BUILD)/%.o,$$(filter-out services/$(1)/test_%.c,$$(wildcard services/$(1)/*.c)))
+$(BUILD)/bin/caplat-$(1): $$($(1)_OBJ) $(LIBCAPLAT)
+	@mkdir -p $$(dir $$@)
+	$(CC) $(LDFLAGS) -o $$@ $$($(1)_OBJ) $(LIBCAPLAT) $(LIBS)
+endef
+$(foreach s,$(SERVICES),$(eval $(call service_rule,$(s))))
+
+# A unit test links its own object, the service's objects but main.o, libcaplat, cmocka.
+define unit_rule
+$(BUILD)/tests/$(subst /,_,$(1:%.c=%)): $(BUILD)/$(1:%.c=%.o) $$(filter-out %/main.o,$$(if $$(filter services/%,$(1)),$$($(word 2,$(subst /, ,$(1)))_OBJ))) $(LIBCAPLAT)
+	@mkdir -p $$(dir $$@)
+	$(CC) $(LDFLAGS) -Wl,--allow-multiple-definition -o $$@ $$^ $(LIBS) -lcmocka
+endef
+$(foreach t,$(UNIT_SRC),$(eval $(call unit_rule,$(t))))
+
+$(BUILD)/bin/%: $(BUILD)/tests/tools/%.o $(LIBCAPLAT)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+unit: $(UNIT_BINS)
+	@for t in $(UNIT_BINS); do echo "== $$t"; $$t || exit 1; done
+
+test: all
+	$(PYTHON) tests/run.py --build $(BUILD)
+
+run: 
+	bash deploy/scripts/install-deps.sh
+	$(MAKE) all
+	$(PYTHON) deploy/scripts/suite.py run
+
+stop:
+	$(PYTHON) deploy/scripts/suite.py stop
+
+format:
+	clang-format -i common/*.[ch] services/*/*.[ch] tests/tools/*.c
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages caplat needs to build, run and test, if any is
+# missing. As root it runs apt-get; otherwise it prints the exact command.
+set -euo pipefail
+PKGS=(build-essential pkg-config python3 curl openssl ca-certificates
+	libevent-dev libhiredis-dev libpq-dev libssl-dev libjansson-dev
+	libnats-dev libcmocka-dev python3-yaml python3-jsonschema
+	postgresql redis-server nats-server nginx docker-compose wrk)
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "caplat needs these Debian packages; run as root:" >&2
+	echo "  apt-get update && $cmd" >&2
+	exit 1
+fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# Package scripts may try to start the system services (redis, nginx, postgres);
+# caplat runs its own instances, so stop them from starting here.
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

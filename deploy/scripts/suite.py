@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""suite — starts and stops the whole caplat suite on loopback.
+
+One piece of code for both uses:
+  * `make run` / `make stop`: a persistent suite under var/ on fixed ports,
+    processes detached, pids in var/run/, safe to run again;
+  * the test harness (tests/run.py): a throw-away suite in a temporary
+    directory on free ports, stopped afterwards; tests may kill -9 and
+    restart any process through Suite.kill()/Suite.restart().
+
+PostgreSQL refuses to run as root, so as root its processes run as the
+`postgres` system user that Debian's package creates.
+"""
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PG_BIN = "/usr/lib/postgresql/15/bin"
+# Every service of the suite: name -> (schema, default port for `make run`).
+SERVICES = {
+    "auth": 18081,
+}
+FIXED_PORTS = {"gateway": 8080, "postgres": 55432, "redis": 56379,
+               "nats": 54222, "nats_monitor": 58222}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=20.0, proc=None, name=""):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{name} did not listen on port {port} within {timeout}s")
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child counts as dead
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+class Suite:
+    def __init__(self, base, persistent=False, build="build"):
+        self.base = os.path.abspath(base)
+        self.persistent = persistent
+        self.build = os.path.join(ROOT, build) if not os.path.isabs(build) else build
+        self.procs = {}      # name -> Popen (this process's children)
+        self.cmds = {}       # name -> (argv, env, port, log path, user)
+        os.makedirs(self.run_dir, exist_ok=True)
+        os.makedirs(self.log_dir, exist_ok=True)
+        self.ports = self._ports()
+        self.secrets = self._secrets()
+
+    # ---- layout -------------------------------------------------------
+    run_dir = property(lambda self: os.path.join(self.base, "run"))
+    log_dir = property(lambda self: os.path.join(self.base, "log"))
+    pg_data = property(lambda self: os.path.join(self.base, "pgdata"))
+    sms_dir = property(lambda self: os.path.join(self.base, "sms"))
+
+    def _state_file(self, name):
+        return os.path.join(self.base, name)
+
+    def _ports(self):
+        path = self._state_file("ports.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)
+        if self.persistent:
+            ports = dict(FIXED_PORTS)
+            ports.update(SERVICES)
+        else:
+            ports = {k: free_port() for k in list(FIXED_PORTS) + list(SERVICES)}
+        with open(path, "w") as f:
+            json.dump(ports, f)
+        return ports
+
+    def _secrets(self):
+        path = self._state_file("secrets.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)
+        s = {f"db_{svc}": secrets.token_hex(16) for svc in SERVICES}
+        s["db_admin"] = secrets.token_hex(16)
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            json.dump(s, f)
+        return s
+
+    @property
+    def gateway(self):
+        return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    def service_url(self, svc):
+        return f"http://127.0.0.1:{self.ports[svc]}"
+
+    def db_url(self, role):
+        pw = self.secrets[f"db_{role}"]
+        return (f"postgresql://{role}:{pw}@127.0.0.1:{self.ports['postgres']}/caplat"
+                "?connect_timeout=3")
+
+    @property
+    def admin_db_url(self):
+        return self.db_url("admin")
+
+    # ---- processes ----------------------------------------------------
+    def _pg_user(self):
+        if os.getuid() != 0:
+            return None
+        return pwd.getpwnam("postgres")
+
+    def _spawn(self, name, argv, env=None, port=None, user=None, wait=True):
+        pidfile = os.path.join(self.run_dir, f"{name}.pid")
+        if self.persistent and os.path.exists(pidfile):
+            pid = int(open(pidfile).read().strip() or 0)
+            if pid and pid_alive(pid):
+                return
+        log = open(os.path.join(self.log_dir, f"{name}.log"), "ab")
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        preexec = None
+        if user is not None:
+            def preexec(uid=user.pw_uid, gid=user.pw_gid):
+                os.setgid(gid)
+                os.setuid(uid)
+        p = subprocess.Popen(argv, env=full_env, stdout=log, stderr=log,
+                             stdin=subprocess.DEVNULL, start_new_session=True,
+                             preexec_fn=preexec, cwd=ROOT)
+        log.close()
+        self.procs[name] = p
+        self.cmds[name] = (argv, env, port, user)
+        with open(pidfile, "w") as f:
+            f.write(str(p.pid))
+        if wait and port:
+            wait_port(port, proc=p, name=name)
+
+    def pid(self, name):
+        try:
+            return int(open(os.path.join(self.run_dir, f"{name}.pid")).read())
+        except (OSError, ValueError):
+            return None
+
+    def kill(self, name, sig=signal.SIGKILL):
+        """Sends sig to the process `name` and waits for it to exit."""
+        pid = self.pid(name)
+        if not pid:
+            return
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+        deadline = time.time() + 15
+        while pid_alive(pid) and time.time() < deadline:
+            if name in self.procs:
+                try:
+                    self.procs[name].wait(timeout=0.1)
+                except subprocess.TimeoutExpired:
+                    pass
+            else:
+                time.sleep(0.05)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        os.unlink(os.path.join(self.run_dir, f"{name}.pid"))
+
+    def restart(self, name):
+        """Starts `name` again with the command line it was first started with."""
+        argv, env, port, user = self.cmds[name]
+        self._spawn(name, argv, env, port, user)
+
+    # ---- the parts ----------------------------------------------------
+    def start_postgres(self):
+        user = self._pg_user()
+        fresh = not os.path.exists(os.path.join(self.pg_data, "PG_VERSION"))
+        if fresh:
+            os.makedirs(self.pg_data, exist_ok=True)
+            pwfile = os.path.join(self.base, "pg.pw")
+            with open(pwfile, "w") as f:
+                f.write(self.secrets["db_admin"])
+            if user:
+                for d in (self.pg_data,):
+                    os.chown(d, user.pw_uid, user.pw_gid)
+                os.chown(pwfile, user.pw_uid, user.pw_gid)
+            subprocess.run(
+                [f"{PG_BIN}/initdb", "-D", self.pg_data, "-U", "admin", "-E", "UTF8",
+                 "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256",
+                 f"--pwfile={pwfile}"],
+                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                preexec_fn=(lambda: (os.setgid(user.pw_gid), os.setuid(user.pw_uid))) if user else None)
+            os.unlink(pwfile)
+        self._spawn("postgres", [
+            f"{PG_BIN}/postgres", "-D", self.pg_data, "-p", str(self.ports["postgres"]),
+            "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.pg_data}",
+            "-c", "max_connections=200", "-c", "shared_buffers=128MB",
+            "-c", "log_min_messages=warning"],
+            port=self.ports["postgres"], user=user)
+        self._wait_pg_ready()
+        if fresh:
+            self.psql("CREATE DATABASE caplat", db="postgres")
+        self._bootstrap_roles()
+
+    def _wait_pg_ready(self, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            r = subprocess.run([f"{PG_BIN}/pg_isready", "-h", "127.0.0.1", "-p",
+                                str(self.ports["postgres"])], stdout=subprocess.DEVNULL)
+            if r.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("postgres not ready")
+
+    def psql(self, sql, db="caplat", role="admin"):
+        """Runs SQL as `role` and returns the output rows (tab-separated)."""
+        env = dict(os.environ, PGPASSWORD=self.secrets[f"db_{role}"])
+        r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                            "-h", "127.0.0.1", "-p", str(self.ports["postgres"]),
+                            "-U", role, "-d", db, "-F", "\t", "-c", sql],
+                           env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"psql failed: {r.stderr.strip()}")
+        return [line.split("\t") for line in r.stdout.splitlines() if line]
+
+    def _bootstrap_roles(self):
+        # One role per service, owning its schema and nothing else.
+        stmts = ["REVOKE ALL ON SCHEMA public FROM PUBLIC",
+                 "REVOKE ALL ON DATABASE caplat FROM PUBLIC"]
+        for svc in SERVICES:
+            pw = self.secrets[f"db_{svc}"]
+            stmts.append(f"""DO $$BEGIN
+                IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{svc}') THEN
+                    CREATE ROLE {svc} LOGIN PASSWORD '{pw}';
+                ELSE
+                    ALTER ROLE {svc} LOGIN PASSWORD '{pw}';
+                END IF; END$$""")
+            stmts.append(f"GRANT CONNECT ON DATABASE caplat TO {svc}")
+            stmts.append(f"CREATE SCHEMA IF NOT EXISTS {svc} AUTHORIZATION {svc}")
+            stmts.append(f"ALTER ROLE {svc} SET search_path = {svc}")
+        self.psql(";\n".join(stmts))
+
+    def start_redis(self):
+        d = os.path.join(self.base, "redis")
+        os.makedirs(d, exist_ok=True)
+        self._spawn("redis", ["redis-server", "--port", str(self.ports["redis"]),
+                              "--bind", "127.0.0.1", "--dir", d, "--save", "",
+                              "--appendonly", "no", "--protected-mode", "yes"],
+                    port=self.ports["redis"])
+
+    def start_nats(self):
+        d = os.path.join(self.base, "nats")
+        os.makedirs(d, exist_ok=True)
+        self._spawn("nats", ["nats-server", "-js", "-sd", d, "-a", "127.0.0.1",
+                             "-p", str(self.ports["nats"]), "-m", str(self.ports["nats_monitor"])],
+                    port=self.ports["nats"])
+        # JetStream is ready a moment after the port opens.
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{self.ports['nats_monitor']}/healthz?js-enabled-only=true",
+                        timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("nats JetStream not ready")
+
+    def service_env(self, svc):
+        return {
+            "CAPLAT_HTTP_PORT": str(self.ports[svc]),
+            "CAPLAT_DB_URL": self.db_url(svc),
+            "CAPLAT_DB_SCHEMA": svc,
+            "CAPLAT_REDIS_URL": f"redis://127.0.0.1:{self.ports['redis']}",
+            "CAPLAT_NATS_URL": f"nats://127.0.0.1:{self.ports['nats']}",
+            "CAPLAT_MIGRATIONS_DIR": os.path.join(ROOT, "deploy", "sql", svc),
+            "CAPLAT_VAR_DIR": self.base,
+            "CAPLAT_SMS_DIR": self.sms_dir,
+            "CAPLAT_LOG_LEVEL": os.environ.get("CAPLAT_LOG_LEVEL", "info"),
+        }
+
+    def start_service(self, svc, extra_env=None):
+        env = self.service_env(svc)
+        env.update(extra_env or {})
+        binary = os.path.join(self.build, "bin", f"caplat-{svc}")
+        self._spawn(svc, [binary], env=env, port=self.ports[svc])
+        self.wait_ready(svc)
+
+    def wait_ready(self, svc, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(self.service_url(svc) + "/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{svc} not ready within {timeout}s")
+
+    def start_nginx(self):
+        d = os.path.join(self.base, "nginx")
+        os.makedirs(os.path.join(d, "logs"), exist_ok=True)
+        with open(os.path.join(ROOT, "deploy", "gateway", "nginx.conf.in")) as f:
+            conf = f.read()
+        subst = {"GATEWAY_PORT": self.ports["gateway"], "PREFIX": d,
+                 "USER": "root" if os.getuid() == 0 else pwd.getpwuid(os.getuid()).pw_name}
+        subst.update({f"{svc.upper()}_PORT": self.ports[svc] for svc in SERVICES})
+        for k, v in subst.items():
+            conf = conf.replace("@" + k + "@", str(v))
+        path = os.path.join(d, "nginx.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        self._spawn("nginx", ["nginx", "-p", d, "-c", path, "-e", os.path.join(d, "logs", "error.log"),
+                              "-g", "daemon off;"], port=self.ports["gateway"])
+
+    def start_all(self, services=None):
+        self.start_postgres()
+        self.start_redis()
+        self.start_nats()
+        for svc in services or SERVICES:
+            self.start_service(svc)
+        self.start_nginx()
+
+    def stop_all(self):
+        for name in ["nginx"] + list(SERVICES) + ["nats", "redis"]:
+            self.kill(name, signal.SIGTERM)
+        # postgres: fast shutdown on SIGINT
+        self.kill("postgres", signal.SIGINT)
+
+
+def main():
+    cmd = sys.argv[1] if len(sys.argv) > 1 else "run"
+    base = os.path.join(ROOT, "var")
+    if cmd == "stop":
+        if os.path.exists(os.path.join(base, "ports.json")):
+            Suite(base, persistent=True).stop_all()
+        print("caplat stopped")
+        return
+    s = Suite(base, persistent=True)
+    s.start_all()
+    print(f"caplat is up: gateway {s.gateway}")
+    print(f"  try: curl -s {s.gateway}/api/v1/auth/healthz")
+    print(f"  logs: {s.log_dir}   stop: make stop")
+
+
+if __name__ == "__main__":
+    main()

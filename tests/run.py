@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""run — caplat's test runner: unit tests, then integration and end-to-end.
+
+1. Every cmocka unit binary under <build>/tests/ runs; each case counts.
+2. A throw-away suite (PostgreSQL, Redis, NATS JetStream, the services and
+   nginx) starts in a temporary directory on free ports (deploy/scripts/suite.py).
+3. Every function test_*(suite) in tests/integration/test_*.py and
+   tests/e2e/test_*.py runs against it; a raised exception is a failure.
+4. The suite stops and one line says "N passed, N failed".
+
+  python3 tests/run.py [--build build] [-k substring] [--keep]
+"""
+import argparse
+import glob
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "deploy", "scripts"))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+import suite as suite_mod  # noqa: E402
+
+
+def run_unit(build, only):
+    passed = failed = 0
+    for binary in sorted(glob.glob(os.path.join(ROOT, build, "tests", "*"))):
+        if not os.access(binary, os.X_OK) or os.path.isdir(binary):
+            continue
+        name = os.path.basename(binary)
+        if only and only not in name:
+            continue
+        r = subprocess.run([binary], capture_output=True, text=True, timeout=300)
+        out = r.stdout + r.stderr
+        ok = len(re.findall(r"^\[\s+OK\s+\]", out, re.M))
+        bad = len(re.findall(r"^\[\s+FAILED\s+\] (?!\d+ test)", out, re.M))
+        if r.returncode != 0 and bad == 0:
+            bad = 1  # crashed or sanitizer report
+        passed += ok
+        failed += bad
+        print(f"unit {name}: {ok} passed, {bad} failed")
+        if bad:
+            print(out)
+    return passed, failed
+
+
+def load_cases(only):
+    cases = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "tests", "integration", "test_*.py")) +
+                       glob.glob(os.path.join(ROOT, "tests", "e2e", "test_*.py"))):
+        spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        for attr in sorted(dir(mod)):
+            fn = getattr(mod, attr)
+            if attr.startswith("test_") and callable(fn):
+                name = f"{os.path.relpath(path, ROOT)}::{attr}"
+                if not only or only in name:
+                    cases.append((name, fn))
+    return cases
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("-k", dest="only", default=None)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary suite directory")
+    args = ap.parse_args()
+
+    passed, failed = run_unit(args.build, args.only)
+    cases = load_cases(args.only)
+    if cases:
+        base = tempfile.mkdtemp(prefix="caplat-test-")
+        os.chmod(base, 0o755)
+        suite = suite_mod.Suite(base, persistent=False, build=args.build)
+        try:
+            suite.start_all()
+        except Exception:
+            traceback.print_exc()
+            for log in glob.glob(os.path.join(suite.log_dir, "*.log")):
+                print(f"--- {log}")
+                print(open(log, errors="replace").read()[-3000:])
+            suite.stop_all()
+            print(f"{passed} passed, {failed + len(cases)} failed")
+            sys.exit(1)
+        try:
+            for name, fn in cases:
+                t0 = time.time()
+                try:
+                    fn(suite)
+                    passed += 1
+                    print(f"ok   {name} ({time.time() - t0:.2f}s)")
+                except Exception:
+                    failed += 1
+                    print(f"FAIL {name} ({time.time() - t0:.2f}s)")
+                    traceback.print_exc()
+        finally:
+            suite.stop_all()
+            if failed:
+                for log in sorted(glob.glob(os.path.join(suite.log_dir, "*.log"))):
+                    text = open(log, errors="replace").read()
+                    if "lvl=error" in text or "ERROR" in text or "runtime error" in text:
+                        print(f"--- tail of {log}")
+                        print(text[-2000:])
+            if not args.keep:
+                shutil.rmtree(base, ignore_errors=True)
+            else:
+                print(f"suite directory kept: {base}")
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -30,5 +30,7 @@ void time_rfc3339(int64_t wall_ms, char out[48]);
 
 /* Writes a random version-4 UUID (36 chars + NUL) into out. */
 void uuid_v4(char out[37]);
+/* 1 when s is a UUID in canonical text form (8-4-4-4-12 hex digits). */
+int uuid_valid(const char *s);
 
 #endif

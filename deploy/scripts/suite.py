@@ -25,10 +25,19 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PG_BIN = "/usr/lib/postgresql/15/bin"
-# Every service of the suite: name -> (schema, default port for `make run`).
-SERVICES = {
-    "auth": 18081,
+# Every service of the suite: name -> default port for `make run`, and the
+# gateway locations it owns. A service counts once services/<name>/ exists.
+ALL_SERVICES = {
+    "auth": (18081, ["/api/v1/auth/"]),
+    "enterprise": (18082, ["/api/v1/files", "/api/v1/profile", "/api/v1/enterprise", "/api/v1/review/"]),
+    "orders": (18083, ["/api/v1/platforms", "/api/v1/orders"]),
+    "payments": (18084, ["/api/v1/payments", "/api/v1/invoices", "/api/v1/finance/", "/notify/"]),
+    "issuance": (18085, ["/api/v1/certs", "/api/v1/interop/"]),
 }
+SERVICES = {name: port for name, (port, _) in ALL_SERVICES.items()
+            if os.path.isdir(os.path.join(ROOT, "services", name))}
+# Staff accounts `make run` seeds: username -> roles.
+STAFF = {"reviewer": "reviewer", "finance": "finance", "operator": "operator"}
 FIXED_PORTS = {"gateway": 8080, "postgres": 55432, "redis": 56379,
                "nats": 54222, "nats_monitor": 58222}
 
@@ -106,8 +115,10 @@ class Suite:
         if os.path.exists(path):
             with open(path) as f:
                 return json.load(f)
-        s = {f"db_{svc}": secrets.token_hex(16) for svc in SERVICES}
+        s = {f"db_{svc}": secrets.token_hex(16) for svc in ALL_SERVICES}
         s["db_admin"] = secrets.token_hex(16)
+        s["sms_secret"] = secrets.token_hex(32)
+        s.update({f"staff_{u}": secrets.token_urlsafe(12) for u in STAFF})
         with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             json.dump(s, f)
         return s
@@ -302,8 +313,33 @@ class Suite:
             "CAPLAT_LOG_LEVEL": os.environ.get("CAPLAT_LOG_LEVEL", "info"),
         }
 
+    @property
+    def pki_dir(self):
+        return os.path.join(self.base, "pki")
+
+    def make_pki(self):
+        """The demo/test vendor PKI (tests/ukey/mkpki.sh): roots and USB-key
+        certificates for RSA, ECDSA P-256 and SM2."""
+        subprocess.run(["bash", os.path.join(ROOT, "tests", "ukey", "mkpki.sh"), self.pki_dir],
+                       check=True, stdout=subprocess.DEVNULL)
+
+    def extra_env(self, svc):
+        if svc == "auth":
+            return {"CAPLAT_SMS_SECRET": self.secrets["sms_secret"],
+                    "CAPLAT_VENDOR_ROOTS": os.path.join(self.pki_dir, "roots.pem")}
+        return {}
+
+    def seed_staff(self):
+        binary = os.path.join(self.build, "bin", "caplat-auth")
+        for user, roles in STAFF.items():
+            env = dict(os.environ, **self.service_env("auth"),
+                       CAPLAT_STAFF_PASSWORD=self.secrets[f"staff_{user}"])
+            subprocess.run([binary, "staff-add", user, roles], env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+
     def start_service(self, svc, extra_env=None):
         env = self.service_env(svc)
+        env.update(self.extra_env(svc))
         env.update(extra_env or {})
         binary = os.path.join(self.build, "bin", f"caplat-{svc}")
         self._spawn(svc, [binary], env=env, port=self.ports[svc])
@@ -326,8 +362,17 @@ class Suite:
         os.makedirs(os.path.join(d, "logs"), exist_ok=True)
         with open(os.path.join(ROOT, "deploy", "gateway", "nginx.conf.in")) as f:
             conf = f.read()
+        upstreams, locations = [], []
+        for svc in SERVICES:
+            if svc == "auth":
+                continue
+            upstreams.append(f"\tupstream {svc} {{ server 127.0.0.1:{self.ports[svc]}; keepalive 64; }}")
+            for loc in ALL_SERVICES[svc][1]:
+                locations.append(f"\t\tlocation {loc} {{ proxy_pass http://{svc}; }}")
         subst = {"GATEWAY_PORT": self.ports["gateway"], "PREFIX": d,
-                 "USER": "root" if os.getuid() == 0 else pwd.getpwuid(os.getuid()).pw_name}
+                 "UPSTREAMS": "\n".join(upstreams), "LOCATIONS": "\n".join(locations),
+                 "RATE": os.environ.get("CAPLAT_GATEWAY_RATE", "200"),
+                 "BURST": os.environ.get("CAPLAT_GATEWAY_BURST", "400")}
         subst.update({f"{svc.upper()}_PORT": self.ports[svc] for svc in SERVICES})
         for k, v in subst.items():
             conf = conf.replace("@" + k + "@", str(v))
@@ -338,9 +383,12 @@ class Suite:
                               "-g", "daemon off;"], port=self.ports["gateway"])
 
     def start_all(self, services=None):
+        self.make_pki()
         self.start_postgres()
         self.start_redis()
         self.start_nats()
+        if "auth" in SERVICES:
+            self.seed_staff()
         for svc in services or SERVICES:
             self.start_service(svc)
         self.start_nginx()
@@ -363,7 +411,10 @@ def main():
     s = Suite(base, persistent=True)
     s.start_all()
     print(f"caplat is up: gateway {s.gateway}")
-    print(f"  try: curl -s {s.gateway}/api/v1/auth/healthz")
+    print(f"  try:   curl -s -X POST {s.gateway}/api/v1/auth/ca/challenge -d '{{}}'")
+    print(f"  staff: " + ", ".join(f"{u} / {s.secrets['staff_' + u]}" for u in STAFF))
+    print(f"  demo USB keys (certificates and keys): {s.pki_dir}")
+    print(f"  SMS codes (local provider): {s.sms_dir}/<phone>.log")
     print(f"  logs: {s.log_dir}   stop: make stop")
 
 

@@ -1,0 +1,1343 @@
+/* crypto — OpenSSL 3 (EVP, provider APIs only) behind caplat's own types:
+ * random, base64, SHA-256/HMAC, scrypt, keys and signatures, certificates,
+ * chains and CSRs. SM2 rules of DOMAIN.md §1: SM3 and the distinguishing ID
+ * 1234567812345678 on every SM2 signature and every SM2-signed certificate. */
+#include "crypto.h"
+
+#include "util.h"
+
+#include <openssl/bio.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/objects.h>
+#include <openssl/params.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
+#include <assert.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PEM_FILE (1024 * 1024)
+#define MAX_CARRIED_CHAIN 8
+
+struct crypto_key {
+	EVP_PKEY *pkey;
+	enum crypto_key_type type;
+	int has_private;
+};
+
+struct crypto_x509 {
+	X509 *cert;
+	STACK_OF(X509) *chain; /* carried intermediates, may be empty */
+};
+
+struct crypto_x509_req {
+	X509_REQ *req;
+};
+
+struct crypto_trust {
+	X509_STORE *store;             /* self-signed roots: trust anchors */
+	STACK_OF(X509) *intermediates; /* untrusted, for building chains */
+};
+
+/* OSSL_PARAM constructors take void * for buffers they only read. */
+static void *
+unconst(const void *p)
+{
+	return (void *)(uintptr_t)p;
+}
+
+/* A library that returns -1 leaves nothing behind in the thread's OpenSSL
+ * error queue for the next, unrelated caller to trip on. */
+static int
+ossl_fail(void)
+{
+	ERR_clear_error();
+	return -1;
+}
+
+static BIO *
+mem_bio_new(void)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+
+	if (bio == NULL)
+		fatal("out of memory (BIO)");
+	return bio;
+}
+
+static BIO *
+mem_bio_reader(const char *s)
+{
+	BIO *bio = BIO_new_mem_buf(s, -1);
+
+	if (bio == NULL)
+		fatal("out of memory (BIO)");
+	return bio;
+}
+
+/* Returns a new string with everything written to the memory BIO. */
+static char *
+mem_bio_string(BIO *bio)
+{
+	char *data;
+	long n = BIO_get_mem_data(bio, &data);
+
+	return xstrndup(n > 0 ? data : "", n > 0 ? (size_t)n : 0);
+}
+
+/* Never prompts for a PEM pass phrase: encrypted keys are refused. */
+static int
+no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	return -1;
+}
+
+static int
+read_file(char **out, const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	size_t n;
+
+	if (f == NULL)
+		return -1;
+	buf = xmalloc(MAX_PEM_FILE + 1);
+	n = fread(buf, 1, MAX_PEM_FILE + 1, f);
+	if (ferror(f) || n > MAX_PEM_FILE) {
+		fclose(f);
+		free(buf);
+		return -1;
+	}
+	fclose(f);
+	buf = xrealloc(buf, n + 1);
+	buf[n] = '\0';
+	*out = buf;
+	return 0;
+}
+
+/* ---- Random ---- */
+
+void
+crypto_random_bytes(void *buf, size_t n)
+{
+	unsigned char *p = buf;
+
+	while (n > 0) {
+		int chunk = n > INT_MAX ? INT_MAX : (int)n;
+
+		if (RAND_bytes(p, chunk) != 1)
+			fatal("RAND_bytes failed");
+		p += chunk;
+		n -= (size_t)chunk;
+	}
+}
+
+char *
+crypto_random_token(size_t nbytes)
+{
+	unsigned char *buf = xmalloc(nbytes);
+	char *token;
+
+	crypto_random_bytes(buf, nbytes);
+	token = crypto_base64url_encode(buf, nbytes);
+	OPENSSL_cleanse(buf, nbytes);
+	free(buf);
+	return token;
+}
+
+/* ---- Base64 ---- */
+
+static const char b64_std[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_url[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static char *
+b64_encode(const unsigned char *in, size_t len, const char *alphabet, int pad)
+{
+	char *out, *o;
+	size_t i;
+	uint32_t v;
+
+	if (len > (SIZE_MAX - 4) / 4 * 3)
+		fatal("base64: input too large (%zu bytes)", len);
+	out = o = xmalloc((len + 2) / 3 * 4 + 1);
+	for (i = 0; i + 2 < len; i += 3) {
+		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 |
+		    in[i + 2];
+		*o++ = alphabet[v >> 18 & 63];
+		*o++ = alphabet[v >> 12 & 63];
+		*o++ = alphabet[v >> 6 & 63];
+		*o++ = alphabet[v & 63];
+	}
+	if (len - i == 1) {
+		v = (uint32_t)in[i] << 16;
+		*o++ = alphabet[v >> 18 & 63];
+		*o++ = alphabet[v >> 12 & 63];
+		if (pad) {
+			*o++ = '=';
+			*o++ = '=';
+		}
+	} else if (len - i == 2) {
+		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+		*o++ = alphabet[v >> 18 & 63];
+		*o++ = alphabet[v >> 12 & 63];
+		*o++ = alphabet[v >> 6 & 63];
+		if (pad)
+			*o++ = '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+static int
+b64_sextet(unsigned char c, int url)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == (url ? '-' : '+'))
+		return 62;
+	if (c == (url ? '_' : '/'))
+		return 63;
+	return -1;
+}
+
+static int
+b64_decode(unsigned char **out, size_t *out_len, const char *s, size_t len,
+    int url)
+{
+	size_t n = len, o = 0;
+	unsigned char *buf;
+	uint32_t acc = 0;
+	int bits = 0;
+
+	if (!url) {
+		/* Padding makes the length a multiple of 4 and says how many
+		 * characters the last group has: 4, 3 ("x=") or 2 ("=="). */
+		if (len % 4 != 0)
+			return -1;
+		if (n > 0 && s[n - 1] == '=')
+			n--;
+		if (n > 0 && s[n - 1] == '=')
+			n--;
+	}
+	if (n % 4 == 1)
+		return -1;
+	buf = xmalloc(n / 4 * 3 + 2);
+	for (size_t i = 0; i < n; i++) {
+		int v = b64_sextet((unsigned char)s[i], url);
+
+		if (v < 0) {
+			free(buf);
+			return -1;
+		}
+		acc = acc << 6 | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			buf[o++] = (unsigned char)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	if (acc != 0) { /* unused low bits of the last character must be 0 */
+		free(buf);
+		return -1;
+	}
+	*out = buf;
+	*out_len = o;
+	return 0;
+}
+
+char *
+crypto_base64_encode(const void *data, size_t len)
+{
+	return b64_encode(data, len, b64_std, 1);
+}
+
+char *
+crypto_base64url_encode(const void *data, size_t len)
+{
+	return b64_encode(data, len, b64_url, 0);
+}
+
+int
+crypto_base64_decode(unsigned char **out, size_t *out_len, const char *s,
+    size_t len)
+{
+	return b64_decode(out, out_len, s, len, 0);
+}
+
+int
+crypto_base64url_decode(unsigned char **out, size_t *out_len, const char *s,
+    size_t len)
+{
+	return b64_decode(out, out_len, s, len, 1);
+}
+
+/* ---- Digests and MACs ---- */
+
+void
+crypto_sha256(const void *data, size_t len,
+    unsigned char out[CRYPTO_SHA256_LEN])
+{
+	if (EVP_Digest(data, len, out, NULL, EVP_sha256(), NULL) != 1)
+		fatal("SHA-256 failed");
+}
+
+static void
+hex_lower(const unsigned char *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+void
+crypto_sha256_hex(const void *data, size_t len,
+    char out[CRYPTO_SHA256_HEX_SIZE])
+{
+	unsigned char md[CRYPTO_SHA256_LEN];
+
+	crypto_sha256(data, len, md);
+	hex_lower(md, sizeof(md), out);
+}
+
+void
+crypto_hmac_sha256(const void *key, size_t key_len, const void *data,
+    size_t len, unsigned char out[CRYPTO_SHA256_LEN])
+{
+	size_t out_len = 0;
+
+	/* A NULL key makes EVP_MAC fail; an empty HMAC key is legal. */
+	if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key ? key : "",
+	        key_len, data, len, out, CRYPTO_SHA256_LEN, &out_len) == NULL ||
+	    out_len != CRYPTO_SHA256_LEN)
+		fatal("HMAC-SHA256 failed");
+}
+
+int
+crypto_ct_equal(const void *a, const void *b, size_t n)
+{
+	return CRYPTO_memcmp(a, b, n) == 0;
+}
+
+/* ---- Passwords ---- */
+
+#define SCRYPT_N 16384
+#define SCRYPT_R 8
+#define SCRYPT_P 1
+#define SCRYPT_SALT_LEN 16
+#define SCRYPT_HASH_LEN 32
+#define SCRYPT_MAX_N (1u << 20)
+#define SCRYPT_MAX_R 16
+#define SCRYPT_MAX_P 16
+/* 128·r·N bytes for N=2^20, r=16 is 2 GiB: cap memory, refuse beyond. */
+#define SCRYPT_MAXMEM ((uint64_t)512 * 1024 * 1024)
+
+static int
+scrypt_derive(const char *password, const unsigned char *salt, size_t salt_len,
+    uint64_t n, uint32_t r, uint32_t p, unsigned char *out, size_t out_len)
+{
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
+	EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	uint64_t maxmem = SCRYPT_MAXMEM;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD,
+		    unconst(password), strlen(password)),
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
+		    unconst(salt), salt_len),
+		OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
+		OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r),
+		OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &p),
+		OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM,
+		    &maxmem),
+		OSSL_PARAM_construct_end(),
+	};
+	int rc = -1;
+
+	if (kctx != NULL && EVP_KDF_derive(kctx, out, out_len, params) == 1)
+		rc = 0;
+	EVP_KDF_CTX_free(kctx);
+	EVP_KDF_free(kdf);
+	return rc == 0 ? 0 : ossl_fail();
+}
+
+char *
+crypto_password_hash(const char *password)
+{
+	unsigned char salt[SCRYPT_SALT_LEN], hash[SCRYPT_HASH_LEN];
+	char *salt64, *hash64, *stored;
+
+	crypto_random_bytes(salt, sizeof(salt));
+	if (scrypt_derive(password, salt, sizeof(salt), SCRYPT_N, SCRYPT_R,
+	        SCRYPT_P, hash, sizeof(hash)) != 0)
+		fatal("scrypt failed");
+	salt64 = crypto_base64_encode(salt, sizeof(salt));
+	hash64 = crypto_base64_encode(hash, sizeof(hash));
+	stored = xasprintf("scrypt$%u$%u$%u$%s$%s", SCRYPT_N, SCRYPT_R,
+	    SCRYPT_P, salt64, hash64);
+	OPENSSL_cleanse(hash, sizeof(hash));
+	free(salt64);
+	free(hash64);
+	return stored;
+}
+
+/* Parses decimal digits up to the next '$' into *out (1..max) and moves *s
+ * past the '$'. */
+static int
+parse_field_u32(const char **s, uint32_t max, uint32_t *out)
+{
+	const char *p = *s;
+	uint64_t v = 0;
+
+	if (*p < '1' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (uint64_t)(*p - '0');
+		if (v > max)
+			return -1;
+	}
+	if (*p != '$')
+		return -1;
+	*out = (uint32_t)v;
+	*s = p + 1;
+	return 0;
+}
+
+int
+crypto_password_verify(const char *password, const char *stored)
+{
+	const char *p = stored, *salt64, *hash64;
+	unsigned char *salt = NULL, *want = NULL, got[64];
+	size_t salt_len, want_len;
+	uint32_t n, r, par;
+	int rc = -1;
+
+	if (strncmp(p, "scrypt$", 7) != 0)
+		return -1;
+	p += 7;
+	if (parse_field_u32(&p, SCRYPT_MAX_N, &n) != 0 || n < 2 ||
+	    (n & (n - 1)) != 0 || parse_field_u32(&p, SCRYPT_MAX_R, &r) != 0 ||
+	    parse_field_u32(&p, SCRYPT_MAX_P, &par) != 0)
+		return -1;
+	salt64 = p;
+	hash64 = strchr(salt64, '$');
+	if (hash64 == NULL)
+		return -1;
+	hash64++;
+	if (crypto_base64_decode(&salt, &salt_len, salt64,
+	        (size_t)(hash64 - 1 - salt64)) != 0 ||
+	    crypto_base64_decode(&want, &want_len, hash64, strlen(hash64)) != 0)
+		goto out;
+	if (salt_len == 0 || want_len < 16 || want_len > sizeof(got))
+		goto out;
+	if (scrypt_derive(password, salt, salt_len, n, r, par, got,
+	        want_len) != 0)
+		goto out;
+	rc = crypto_ct_equal(got, want, want_len) ? 0 : -1;
+out:
+	OPENSSL_cleanse(got, sizeof(got));
+	free(salt);
+	free(want);
+	return rc;
+}
+
+/* ---- Keys and signatures ---- */
+
+const char *
+crypto_key_type_name(enum crypto_key_type type)
+{
+	switch (type) {
+	case CRYPTO_KEY_RSA:
+		return "rsa";
+	case CRYPTO_KEY_EC_P256:
+		return "ec_p256";
+	case CRYPTO_KEY_SM2:
+		return "sm2";
+	case CRYPTO_KEY_OTHER:
+		break;
+	}
+	return "other";
+}
+
+static enum crypto_key_type
+pkey_type(const EVP_PKEY *pkey)
+{
+	char group[64];
+	int nid;
+
+	if (EVP_PKEY_is_a(pkey, "RSA"))
+		return CRYPTO_KEY_RSA;
+	if (EVP_PKEY_is_a(pkey, "SM2"))
+		return CRYPTO_KEY_SM2;
+	if (!EVP_PKEY_is_a(pkey, "EC"))
+		return CRYPTO_KEY_OTHER;
+	/* Named curves only: explicit parameters are OTHER. */
+	if (EVP_PKEY_get_group_name(pkey, group, sizeof(group), NULL) != 1) {
+		ERR_clear_error();
+		return CRYPTO_KEY_OTHER;
+	}
+	nid = OBJ_sn2nid(group);
+	if (nid == NID_X9_62_prime256v1)
+		return CRYPTO_KEY_EC_P256;
+	if (nid == NID_sm2)
+		return CRYPTO_KEY_SM2;
+	return CRYPTO_KEY_OTHER;
+}
+
+/* An "EC" key on the SM2 curve would sign and verify as ECDSA: rebuild it
+ * as an "SM2" key so that the SM2 signature algorithm is chosen. Steals ec.
+ * Returns the SM2 key, or NULL on error. */
+static EVP_PKEY *
+pkey_ec_to_sm2(EVP_PKEY *ec, int has_private)
+{
+	int selection = has_private ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *sm2 = NULL;
+
+	if (EVP_PKEY_todata(ec, selection, &params) != 1)
+		goto out;
+	ctx = EVP_PKEY_CTX_new_from_name(NULL, "SM2", NULL);
+	if (ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, &sm2, selection, params) != 1)
+		sm2 = NULL;
+out:
+	OSSL_PARAM_free(params);
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(ec);
+	if (sm2 == NULL)
+		ERR_clear_error();
+	return sm2;
+}
+
+/* Returns a new key that owns pkey (stolen, also on error), or NULL. */
+static struct crypto_key *
+key_wrap(EVP_PKEY *pkey, int has_private)
+{
+	struct crypto_key *key;
+	enum crypto_key_type type;
+
+	if (pkey == NULL)
+		return NULL;
+	type = pkey_type(pkey);
+	if (type == CRYPTO_KEY_SM2 && !EVP_PKEY_is_a(pkey, "SM2")) {
+		pkey = pkey_ec_to_sm2(pkey, has_private);
+		if (pkey == NULL)
+			return NULL;
+	}
+	key = xcalloc(1, sizeof(*key));
+	key->pkey = pkey;
+	key->type = type;
+	key->has_private = has_private;
+	return key;
+}
+
+/* Returns a new public-only key for pkey (borrowed), or NULL. */
+static struct crypto_key *
+key_wrap_public(EVP_PKEY *pkey)
+{
+	if (pkey == NULL || EVP_PKEY_up_ref(pkey) != 1)
+		return NULL;
+	return key_wrap(pkey, 0);
+}
+
+int
+crypto_key_load_pem(struct crypto_key **out, const char *pem)
+{
+	struct crypto_key *key;
+	EVP_PKEY *pkey;
+	X509 *cert;
+	BIO *bio;
+
+	bio = mem_bio_reader(pem);
+	pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+	BIO_free(bio);
+	if (pkey != NULL) {
+		key = key_wrap(pkey, 1);
+		goto done;
+	}
+	bio = mem_bio_reader(pem);
+	pkey = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
+	BIO_free(bio);
+	if (pkey != NULL) {
+		key = key_wrap(pkey, 0);
+		goto done;
+	}
+	bio = mem_bio_reader(pem);
+	cert = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL);
+	BIO_free(bio);
+	key = cert ? key_wrap_public(X509_get0_pubkey(cert)) : NULL;
+	X509_free(cert);
+done:
+	ERR_clear_error(); /* the attempts that failed */
+	if (key == NULL)
+		return -1;
+	*out = key;
+	return 0;
+}
+
+int
+crypto_key_load_file(struct crypto_key **out, const char *path)
+{
+	char *pem;
+	int rc;
+
+	if (read_file(&pem, path) != 0)
+		return -1;
+	rc = crypto_key_load_pem(out, pem);
+	OPENSSL_cleanse(pem, strlen(pem));
+	free(pem);
+	return rc;
+}
+
+int
+crypto_key_generate(struct crypto_key **out, enum crypto_key_type type)
+{
+	static const char *const names[] = {
+		[CRYPTO_KEY_RSA] = "RSA",
+		[CRYPTO_KEY_EC_P256] = "EC",
+		[CRYPTO_KEY_SM2] = "SM2",
+	};
+	EVP_PKEY_CTX *ctx;
+	EVP_PKEY *pkey = NULL;
+	struct crypto_key *key;
+
+	if (type == CRYPTO_KEY_OTHER || (size_t)type >= ARRAY_LEN(names))
+		return -1;
+	ctx = EVP_PKEY_CTX_new_from_name(NULL, names[type], NULL);
+	if (ctx == NULL || EVP_PKEY_keygen_init(ctx) != 1 ||
+	    (type == CRYPTO_KEY_RSA &&
+	        EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, 2048) != 1) ||
+	    (type == CRYPTO_KEY_EC_P256 &&
+	        EVP_PKEY_CTX_set_group_name(ctx, "P-256") != 1) ||
+	    EVP_PKEY_generate(ctx, &pkey) != 1) {
+		EVP_PKEY_CTX_free(ctx);
+		EVP_PKEY_free(pkey);
+		return ossl_fail();
+	}
+	EVP_PKEY_CTX_free(ctx);
+	key = key_wrap(pkey, 1);
+	if (key == NULL)
+		return ossl_fail();
+	assert(key->type == type);
+	*out = key;
+	return 0;
+}
+
+char *
+crypto_key_private_pem(const struct crypto_key *key)
+{
+	BIO *bio;
+	char *pem = NULL;
+
+	if (!key->has_private)
+		return NULL;
+	bio = mem_bio_new();
+	if (PEM_write_bio_PrivateKey(bio, key->pkey, NULL, NULL, 0, NULL,
+	        NULL) == 1)
+		pem = mem_bio_string(bio);
+	else
+		ERR_clear_error();
+	{ /* a memory BIO frees its buffer without wiping it */
+		char *data;
+		long n = BIO_get_mem_data(bio, &data);
+
+		if (n > 0)
+			OPENSSL_cleanse(data, (size_t)n);
+	}
+	BIO_free(bio);
+	return pem;
+}
+
+char *
+crypto_key_public_pem(const struct crypto_key *key)
+{
+	BIO *bio = mem_bio_new();
+	char *pem;
+
+	if (PEM_write_bio_PUBKEY(bio, key->pkey) != 1)
+		fatal("PEM_write_bio_PUBKEY failed");
+	pem = mem_bio_string(bio);
+	BIO_free(bio);
+	return pem;
+}
+
+enum crypto_key_type
+crypto_key_type_of(const struct crypto_key *key)
+{
+	return key->type;
+}
+
+void
+crypto_key_spki_sha256_hex(const struct crypto_key *key,
+    char out[CRYPTO_SHA256_HEX_SIZE])
+{
+	unsigned char *der = NULL;
+	int n = i2d_PUBKEY(key->pkey, &der);
+
+	if (n <= 0)
+		fatal("i2d_PUBKEY failed");
+	crypto_sha256_hex(der, (size_t)n, out);
+	OPENSSL_free(der);
+}
+
+void
+crypto_key_free(struct crypto_key *key)
+{
+	if (key == NULL)
+		return;
+	EVP_PKEY_free(key->pkey);
+	free(key);
+}
+
+/* Starts a DigestSign or DigestVerify with the rules of the key's type and
+ * returns 0, or -1 for a key that may not sign. The EVP_PKEY_CTX belongs to
+ * mdctx. */
+static int
+digest_init(EVP_MD_CTX *mdctx, const struct crypto_key *key, int signing)
+{
+	EVP_PKEY_CTX *pctx = NULL;
+	const char *md;
+	int rc;
+
+	switch (key->type) {
+	case CRYPTO_KEY_RSA:
+	case CRYPTO_KEY_EC_P256:
+		md = "SHA256";
+		break;
+	case CRYPTO_KEY_SM2:
+		md = "SM3";
+		break;
+	default:
+		return -1;
+	}
+	if (signing)
+		rc = EVP_DigestSignInit_ex(mdctx, &pctx, md, NULL, NULL,
+		    key->pkey, NULL);
+	else
+		rc = EVP_DigestVerifyInit_ex(mdctx, &pctx, md, NULL, NULL,
+		    key->pkey, NULL);
+	if (rc != 1)
+		return ossl_fail();
+	if (key->type == CRYPTO_KEY_RSA &&
+	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0)
+		return ossl_fail();
+	/* Before the first update: the ID goes into the Z digest. */
+	if (key->type == CRYPTO_KEY_SM2 &&
+	    EVP_PKEY_CTX_set1_id(pctx, CRYPTO_SM2_DISTID,
+	        (int)strlen(CRYPTO_SM2_DISTID)) <= 0)
+		return ossl_fail();
+	return 0;
+}
+
+static EVP_MD_CTX *
+md_ctx_new(void)
+{
+	EVP_MD_CTX *mdctx = EVP_MD_CTX_new();
+
+	if (mdctx == NULL)
+		fatal("out of memory (EVP_MD_CTX)");
+	return mdctx;
+}
+
+int
+crypto_sign(const struct crypto_key *key, const void *msg, size_t msg_len,
+    unsigned char **sig, size_t *sig_len)
+{
+	EVP_MD_CTX *mdctx;
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	if (!key->has_private)
+		return -1;
+	mdctx = md_ctx_new();
+	/* The largest signature the key makes; ECDSA and SM2 DER come out
+	 * shorter. (Asking EVP_DigestSign for the size would hash msg once
+	 * too often.) */
+	len = (size_t)EVP_PKEY_get_size(key->pkey);
+	buf = xmalloc(len);
+	if (digest_init(mdctx, key, 1) != 0 ||
+	    EVP_DigestSign(mdctx, buf, &len, msg, msg_len) != 1)
+		goto out;
+	*sig = buf;
+	*sig_len = len;
+	buf = NULL;
+	rc = 0;
+out:
+	free(buf);
+	EVP_MD_CTX_free(mdctx);
+	return rc == 0 ? 0 : ossl_fail();
+}
+
+int
+crypto_verify_sig(const struct crypto_key *key, const void *msg,
+    size_t msg_len, const unsigned char *sig, size_t sig_len)
+{
+	EVP_MD_CTX *mdctx;
+	int ok = 0;
+
+	if (key == NULL || sig_len == 0)
+		return -1;
+	mdctx = md_ctx_new();
+	if (digest_init(mdctx, key, 0) == 0)
+		ok = EVP_DigestVerify(mdctx, sig, sig_len, msg, msg_len) == 1;
+	EVP_MD_CTX_free(mdctx);
+	return ok ? 0 : ossl_fail();
+}
+
+/* ---- Certificates ---- */
+
+/* The ID goes on the object whose signature is checked, so on every
+ * SM2-signed certificate: the leaf and each issuing CA (DOMAIN.md §1). */
+static int
+x509_set_distid(X509 *x)
+{
+	ASN1_OCTET_STRING *id;
+
+	if (X509_get_signature_nid(x) != NID_SM2_with_SM3)
+		return 0;
+	id = ASN1_OCTET_STRING_new();
+	if (id == NULL ||
+	    ASN1_OCTET_STRING_set(id, (const unsigned char *)CRYPTO_SM2_DISTID,
+	        (int)strlen(CRYPTO_SM2_DISTID)) != 1) {
+		ASN1_OCTET_STRING_free(id);
+		return ossl_fail();
+	}
+	X509_set0_distinguishing_id(x, id);
+	return 0;
+}
+
+static int
+x509_req_set_distid(X509_REQ *req)
+{
+	ASN1_OCTET_STRING *id;
+
+	if (X509_REQ_get_signature_nid(req) != NID_SM2_with_SM3)
+		return 0;
+	id = ASN1_OCTET_STRING_new();
+	if (id == NULL ||
+	    ASN1_OCTET_STRING_set(id, (const unsigned char *)CRYPTO_SM2_DISTID,
+	        (int)strlen(CRYPTO_SM2_DISTID)) != 1) {
+		ASN1_OCTET_STRING_free(id);
+		return ossl_fail();
+	}
+	X509_REQ_set0_distinguishing_id(req, id);
+	return 0;
+}
+
+/* Appends every certificate of pem to certs, at most max of them (0: no
+ * limit). Returns how many were read, or -1 on bad PEM or too many. */
+static int
+pem_read_certs(STACK_OF(X509) *certs, const char *pem, int max)
+{
+	BIO *bio = mem_bio_reader(pem);
+	int count = 0;
+	X509 *x;
+
+	for (;;) {
+		unsigned long err;
+
+		x = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL);
+		if (x == NULL) {
+			err = ERR_peek_last_error();
+			if (ERR_GET_LIB(err) == ERR_LIB_PEM &&
+			    ERR_GET_REASON(err) == PEM_R_NO_START_LINE)
+				break; /* no more certificates */
+			count = -1;
+			break;
+		}
+		if ((max > 0 && count == max) || x509_set_distid(x) != 0 ||
+		    !sk_X509_push(certs, x)) {
+			X509_free(x);
+			count = -1;
+			break;
+		}
+		count++;
+	}
+	ERR_clear_error();
+	BIO_free(bio);
+	return count;
+}
+
+static char *
+name_rfc2253(const X509_NAME *name)
+{
+	/* RFC 2253, but UTF-8 stays readable instead of \XX escapes. */
+	unsigned long flags = XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB;
+	BIO *bio = mem_bio_new();
+	char *s = NULL;
+
+	if (X509_NAME_print_ex(bio, name, 0, flags) >= 0)
+		s = mem_bio_string(bio);
+	BIO_free(bio);
+	if (s == NULL)
+		ERR_clear_error();
+	return s;
+}
+
+/* Sets *out to a new UTF-8 string with the first value of nid in name, or to
+ * NULL when there is none. Returns -1 for a value that is not text. */
+static int
+name_value(char **out, const X509_NAME *name, int nid)
+{
+	const ASN1_STRING *v;
+	unsigned char *utf8;
+	int i, n;
+
+	*out = NULL;
+	i = X509_NAME_get_index_by_NID(name, nid, -1);
+	if (i < 0)
+		return 0;
+	v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+	n = ASN1_STRING_to_UTF8(&utf8, v);
+	if (n < 0)
+		return ossl_fail();
+	/* An embedded NUL would let "master\0x" pass for "master". */
+	if (memchr(utf8, '\0', (size_t)n) != NULL) {
+		OPENSSL_free(utf8);
+		return -1;
+	}
+	*out = xstrndup((const char *)utf8, (size_t)n);
+	OPENSSL_free(utf8);
+	return 0;
+}
+
+static int
+subject_fill(struct crypto_subject *subject, const X509_NAME *name)
+{
+	if (name_value(&subject->c, name, NID_countryName) != 0 ||
+	    name_value(&subject->o, name, NID_organizationName) != 0 ||
+	    name_value(&subject->ou, name, NID_organizationalUnitName) != 0 ||
+	    name_value(&subject->cn, name, NID_commonName) != 0 ||
+	    name_value(&subject->org_id, name, NID_organizationIdentifier) != 0)
+		return -1;
+	return 0;
+}
+
+static void
+subject_free(struct crypto_subject *subject)
+{
+	free(subject->c);
+	free(subject->o);
+	free(subject->ou);
+	free(subject->cn);
+	free(subject->org_id);
+}
+
+static int
+asn1_time_get(const ASN1_TIME *t, time_t *out)
+{
+	struct tm tm;
+
+	if (ASN1_TIME_to_tm(t, &tm) != 1)
+		return ossl_fail();
+	*out = timegm(&tm);
+	return 0;
+}
+
+static char *
+serial_hex(const X509 *x)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	char *hex = bn ? BN_bn2hex(bn) : NULL, *s = NULL;
+
+	if (hex != NULL)
+		s = xstrdup(hex);
+	OPENSSL_free(hex);
+	BN_free(bn);
+	return s;
+}
+
+/* Fills cert from its x509 member. Returns 0, or -1 with fields half set
+ * (crypto_cert_free() cleans up). */
+static int
+cert_fill(struct crypto_cert *cert)
+{
+	X509 *x = cert->x509->cert;
+	unsigned char *der = NULL;
+	BIO *bio;
+	int n;
+
+	cert->serial = serial_hex(x);
+	cert->issuer_dn = name_rfc2253(X509_get_issuer_name(x));
+	cert->subject_dn = name_rfc2253(X509_get_subject_name(x));
+	if (cert->serial == NULL || cert->issuer_dn == NULL ||
+	    cert->subject_dn == NULL)
+		return ossl_fail();
+	if (subject_fill(&cert->subject, X509_get_subject_name(x)) != 0)
+		return -1;
+	if (asn1_time_get(X509_get0_notBefore(x), &cert->not_before) != 0 ||
+	    asn1_time_get(X509_get0_notAfter(x), &cert->not_after) != 0)
+		return -1;
+	cert->key = key_wrap_public(X509_get0_pubkey(x));
+	if (cert->key == NULL)
+		return ossl_fail();
+	cert->key_type = cert->key->type;
+	crypto_key_spki_sha256_hex(cert->key, cert->spki_sha256);
+	n = i2d_X509(x, &der);
+	if (n <= 0)
+		return ossl_fail();
+	crypto_sha256_hex(der, (size_t)n, cert->fingerprint_sha256);
+	OPENSSL_free(der);
+	bio = mem_bio_new();
+	if (PEM_write_bio_X509(bio, x) == 1)
+		cert->pem = mem_bio_string(bio);
+	BIO_free(bio);
+	return cert->pem ? 0 : ossl_fail();
+}
+
+int
+crypto_cert_parse(struct crypto_cert **out, const char *pem,
+    const char *extra_chain_pem)
+{
+	struct crypto_cert *cert = xcalloc(1, sizeof(*cert));
+	STACK_OF(X509) *certs = sk_X509_new_null();
+
+	if (certs == NULL)
+		fatal("out of memory (STACK_OF(X509))");
+	cert->x509 = xcalloc(1, sizeof(*cert->x509));
+	if (pem_read_certs(certs, pem, MAX_CARRIED_CHAIN + 1) < 1 ||
+	    (extra_chain_pem != NULL &&
+	        pem_read_certs(certs, extra_chain_pem, 0) < 0) ||
+	    sk_X509_num(certs) > MAX_CARRIED_CHAIN + 1) {
+		sk_X509_pop_free(certs, X509_free);
+		crypto_cert_free(cert);
+		return -1;
+	}
+	cert->x509->cert = sk_X509_shift(certs);
+	cert->x509->chain = certs;
+	if (cert_fill(cert) != 0) {
+		crypto_cert_free(cert);
+		return -1;
+	}
+	*out = cert;
+	return 0;
+}
+
+void
+crypto_cert_free(struct crypto_cert *cert)
+{
+	if (cert == NULL)
+		return;
+	free(cert->serial);
+	free(cert->issuer_dn);
+	free(cert->subject_dn);
+	subject_free(&cert->subject);
+	free(cert->pem);
+	crypto_key_free(cert->key);
+	if (cert->x509 != NULL) {
+		X509_free(cert->x509->cert);
+		sk_X509_pop_free(cert->x509->chain, X509_free);
+		free(cert->x509);
+	}
+	free(cert);
+}
+
+/* ---- Trust store and chain verification ---- */
+
+int
+crypto_trust_load_pem(struct crypto_trust **out, const char *pem_bundle)
+{
+	STACK_OF(X509) *certs = sk_X509_new_null();
+	struct crypto_trust *trust;
+	int roots = 0;
+
+	if (certs == NULL)
+		fatal("out of memory (STACK_OF(X509))");
+	if (pem_read_certs(certs, pem_bundle, 0) < 1) {
+		sk_X509_pop_free(certs, X509_free);
+		return -1;
+	}
+	trust = xcalloc(1, sizeof(*trust));
+	trust->store = X509_STORE_new();
+	trust->intermediates = sk_X509_new_null();
+	if (trust->store == NULL || trust->intermediates == NULL)
+		fatal("out of memory (X509_STORE)");
+	/* The store and the stack keep these very objects, and with them the
+	 * distinguishing IDs pem_read_certs() set. */
+	while (sk_X509_num(certs) > 0) {
+		X509 *x = sk_X509_shift(certs);
+
+		if (X509_self_signed(x, 0) == 1) {
+			if (X509_STORE_add_cert(trust->store, x) != 1) {
+				X509_free(x);
+				goto err;
+			}
+			X509_free(x);
+			roots++;
+		} else if (!sk_X509_push(trust->intermediates, x)) {
+			X509_free(x);
+			goto err;
+		}
+	}
+	sk_X509_free(certs);
+	if (roots == 0) {
+		crypto_trust_free(trust);
+		return -1;
+	}
+	*out = trust;
+	return 0;
+err:
+	sk_X509_pop_free(certs, X509_free);
+	crypto_trust_free(trust);
+	return ossl_fail();
+}
+
+int
+crypto_trust_load(struct crypto_trust **out, const char *pem_bundle_path)
+{
+	char *pem;
+	int rc;
+
+	if (read_file(&pem, pem_bundle_path) != 0)
+		return -1;
+	rc = crypto_trust_load_pem(out, pem);
+	free(pem);
+	return rc;
+}
+
+void
+crypto_trust_free(struct crypto_trust *trust)
+{
+	if (trust == NULL)
+		return;
+	X509_STORE_free(trust->store);
+	sk_X509_pop_free(trust->intermediates, X509_free);
+	free(trust);
+}
+
+const char *
+crypto_cert_status_name(enum crypto_cert_status status)
+{
+	switch (status) {
+	case CRYPTO_CERT_OK:
+		return "ok";
+	case CRYPTO_CERT_UNTRUSTED:
+		return "untrusted";
+	case CRYPTO_CERT_EXPIRED:
+		return "expired";
+	case CRYPTO_CERT_NOT_YET_VALID:
+		return "not_yet_valid";
+	}
+	return "untrusted";
+}
+
+struct verify_outcome {
+	int time_error;  /* first date error, verification went on */
+	int error;       /* first other error, verification stopped */
+	int error_depth;
+	int time_depth;
+};
+
+/* Lets date errors pass and records them, so that an untrusted chain is
+ * reported as untrusted even when it has also expired. */
+static int
+verify_cb(int ok, X509_STORE_CTX *ctx)
+{
+	struct verify_outcome *outcome = X509_STORE_CTX_get_app_data(ctx);
+	int err;
+
+	if (ok)
+		return 1;
+	err = X509_STORE_CTX_get_error(ctx);
+	if (err == X509_V_ERR_CERT_HAS_EXPIRED ||
+	    err == X509_V_ERR_CERT_NOT_YET_VALID) {
+		if (outcome->time_error == 0) {
+			outcome->time_error = err;
+			outcome->time_depth =
+			    X509_STORE_CTX_get_error_depth(ctx);
+		}
+		return 1;
+	}
+	if (outcome->error == 0) {
+		outcome->error = err;
+		outcome->error_depth = X509_STORE_CTX_get_error_depth(ctx);
+	}
+	return 0;
+}
+
+enum crypto_cert_status
+crypto_cert_verify_explain(const struct crypto_trust *trust,
+    const struct crypto_cert *cert, time_t at, char *why, size_t why_size)
+{
+	struct verify_outcome outcome = {0};
+	enum crypto_cert_status status = CRYPTO_CERT_UNTRUSTED;
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	STACK_OF(X509) *untrusted = sk_X509_new_null();
+	int rc, i;
+
+	if (why_size > 0)
+		why[0] = '\0';
+	if (ctx == NULL || untrusted == NULL)
+		fatal("out of memory (X509_STORE_CTX)");
+	/* Borrowed pointers: the same objects, with their SM2 IDs. */
+	for (i = 0; i < sk_X509_num(cert->x509->chain); i++)
+		if (!sk_X509_push(untrusted,
+		        sk_X509_value(cert->x509->chain, i)))
+			fatal("out of memory (STACK_OF(X509))");
+	for (i = 0; i < sk_X509_num(trust->intermediates); i++)
+		if (!sk_X509_push(untrusted,
+		        sk_X509_value(trust->intermediates, i)))
+			fatal("out of memory (STACK_OF(X509))");
+	if (X509_STORE_CTX_init(ctx, trust->store, cert->x509->cert,
+	        untrusted) != 1) {
+		if (why_size > 0)
+			snprintf(why, why_size, "X509_STORE_CTX_init failed");
+		goto out;
+	}
+	X509_STORE_CTX_set_time(ctx, 0, at);
+	X509_STORE_CTX_set_verify_cb(ctx, verify_cb);
+	X509_STORE_CTX_set_app_data(ctx, &outcome);
+	rc = X509_verify_cert(ctx);
+	if (rc == 1 && outcome.error == 0) {
+		if (outcome.time_error == X509_V_ERR_CERT_HAS_EXPIRED)
+			status = CRYPTO_CERT_EXPIRED;
+		else if (outcome.time_error == X509_V_ERR_CERT_NOT_YET_VALID)
+			status = CRYPTO_CERT_NOT_YET_VALID;
+		else
+			status = CRYPTO_CERT_OK;
+		if (status != CRYPTO_CERT_OK && why_size > 0)
+			snprintf(why, why_size, "%s (depth %d)",
+			    X509_verify_cert_error_string(outcome.time_error),
+			    outcome.time_depth);
+	} else if (why_size > 0) {
+		int err = outcome.error ? outcome.error :
+		                          X509_STORE_CTX_get_error(ctx);
+
+		snprintf(why, why_size, "%s (depth %d)",
+		    X509_verify_cert_error_string(err),
+		    outcome.error ? outcome.error_depth :
+		                    X509_STORE_CTX_get_error_depth(ctx));
+	}
+out:
+	ERR_clear_error();
+	X509_STORE_CTX_free(ctx);
+	sk_X509_free(untrusted);
+	return status;
+}
+
+enum crypto_cert_status
+crypto_cert_verify(const struct crypto_trust *trust,
+    const struct crypto_cert *cert, time_t at)
+{
+	return crypto_cert_verify_explain(trust, cert, at, NULL, 0);
+}
+
+/* ---- Certificate signing requests ---- */
+
+int
+crypto_csr_parse_verify(struct crypto_csr **out, const char *csr_pem)
+{
+	struct crypto_csr *csr = xcalloc(1, sizeof(*csr));
+	BIO *bio = mem_bio_reader(csr_pem);
+	X509_REQ *req;
+	EVP_PKEY *pkey;
+
+	req = PEM_read_bio_X509_REQ(bio, NULL, no_passphrase, NULL);
+	BIO_free(bio);
+	csr->req = xcalloc(1, sizeof(*csr->req));
+	csr->req->req = req;
+	if (req == NULL || x509_req_set_distid(req) != 0)
+		goto err;
+	pkey = X509_REQ_get0_pubkey(req);
+	if (pkey == NULL || X509_REQ_verify(req, pkey) != 1)
+		goto err;
+	csr->subject_dn = name_rfc2253(X509_REQ_get_subject_name(req));
+	if (csr->subject_dn == NULL ||
+	    subject_fill(&csr->subject, X509_REQ_get_subject_name(req)) != 0)
+		goto err;
+	csr->key = key_wrap_public(pkey);
+	if (csr->key == NULL)
+		goto err;
+	csr->key_type = csr->key->type;
+	crypto_key_spki_sha256_hex(csr->key, csr->spki_sha256);
+	bio = mem_bio_new();
+	if (PEM_write_bio_X509_REQ(bio, req) == 1)
+		csr->pem = mem_bio_string(bio);
+	BIO_free(bio);
+	if (csr->pem == NULL)
+		goto err;
+	*out = csr;
+	return 0;
+err:
+	crypto_csr_free(csr);
+	return ossl_fail();
+}
+
+void
+crypto_csr_free(struct crypto_csr *csr)
+{
+	if (csr == NULL)
+		return;
+	free(csr->subject_dn);
+	subject_free(&csr->subject);
+	free(csr->pem);
+	crypto_key_free(csr->key);
+	if (csr->req != NULL) {
+		X509_REQ_free(csr->req->req);
+		free(csr->req);
+	}
+	free(csr);
+}
+
+int
+crypto_csr_create(char **out_pem, const struct crypto_key *key,
+    const struct crypto_cert *subject_from)
+{
+	X509_REQ *req;
+	EVP_MD_CTX *mdctx;
+	BIO *bio;
+	char *pem = NULL;
+
+	if (!key->has_private || key->type == CRYPTO_KEY_OTHER)
+		return -1;
+	req = X509_REQ_new();
+	if (req == NULL)
+		fatal("out of memory (X509_REQ)");
+	mdctx = md_ctx_new();
+	if (X509_REQ_set_version(req, X509_REQ_VERSION_1) != 1 ||
+	    X509_REQ_set_subject_name(req,
+	        X509_get_subject_name(subject_from->x509->cert)) != 1 ||
+	    X509_REQ_set_pubkey(req, key->pkey) != 1 ||
+	    digest_init(mdctx, key, 1) != 0 ||
+	    X509_REQ_sign_ctx(req, mdctx) <= 0)
+		goto out;
+	bio = mem_bio_new();
+	if (PEM_write_bio_X509_REQ(bio, req) == 1)
+		pem = mem_bio_string(bio);
+	BIO_free(bio);
+out:
+	EVP_MD_CTX_free(mdctx);
+	X509_REQ_free(req);
+	if (pem == NULL)
+		return ossl_fail();
+	*out_pem = pem;
+	return 0;
+}
+
+void
+crypto_wipe(void *p, size_t n)
+{
+	OPENSSL_cleanse(p, n);
+}

@@ -1,0 +1,642 @@
+/* http — evhttp server with a route table, request contexts, JSON replies,
+ * and the operational endpoints. See http.h for the request lifetime. */
+#include "http.h"
+
+#include "log.h"
+#include "session.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <netinet/in.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define HTTP_DEFAULT_MAX_BODY (64 * 1024)
+#define HTTP_ABS_MAX_BODY (8 * 1024 * 1024)
+#define HTTP_MAX_ROUTES 128
+#define HTTP_MAX_STATUSES 12
+#define HTTP_MAX_DEPS 8
+#define HTTP_MAX_WRITERS 8
+
+/* Latency histogram upper bounds in seconds (Prometheus convention). */
+static const double http_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+#define HTTP_NBUCKETS (sizeof(http_buckets) / sizeof(http_buckets[0]))
+
+struct route_stats {
+	struct {
+		int status;
+		uint64_t count;
+	} statuses[HTTP_MAX_STATUSES];
+	uint64_t buckets[HTTP_NBUCKETS]; /* non-cumulative; summed on output */
+	uint64_t count;
+	double sum_seconds;
+};
+
+struct http_server {
+	struct event_base *base;
+	struct evhttp *http;
+	char service[32];
+	const struct http_route *routes[HTTP_MAX_ROUTES];
+	struct route_stats stats[HTTP_MAX_ROUTES + 1]; /* last: unmatched */
+	size_t nroutes;
+	http_ready_fn ready_fn;
+	void *ready_arg;
+	struct {
+		http_metrics_fn fn;
+		void *arg;
+	} writers[HTTP_MAX_WRITERS];
+	size_t nwriters;
+	struct {
+		char name[16];
+		uint64_t count;
+	} deps[HTTP_MAX_DEPS];
+	unsigned inflight;
+};
+
+static void http_dispatch(struct evhttp_request *ev, void *arg);
+
+struct http_server *
+http_server_new(struct event_base *base, const char *service)
+{
+	struct http_server *srv = xcalloc(1, sizeof(*srv));
+
+	srv->base = base;
+	srv->http = evhttp_new(base);
+	if (srv->http == NULL)
+		fatal("evhttp_new failed");
+	snprintf(srv->service, sizeof(srv->service), "%s", service);
+	evhttp_set_max_body_size(srv->http, HTTP_ABS_MAX_BODY);
+	evhttp_set_max_headers_size(srv->http, 16 * 1024);
+	evhttp_set_timeout(srv->http, 60);
+	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
+	evhttp_set_gencb(srv->http, http_dispatch, srv);
+	return srv;
+}
+
+void
+http_server_free(struct http_server *srv)
+{
+	if (srv == NULL)
+		return;
+	evhttp_free(srv->http);
+	free(srv);
+}
+
+void
+http_server_routes(struct http_server *srv, const struct http_route *routes, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (srv->nroutes == HTTP_MAX_ROUTES)
+			fatal("too many routes");
+		srv->routes[srv->nroutes++] = &routes[i];
+	}
+}
+
+void
+http_server_set_ready(struct http_server *srv, http_ready_fn fn, void *arg)
+{
+	srv->ready_fn = fn;
+	srv->ready_arg = arg;
+}
+
+void
+http_server_add_metrics(struct http_server *srv, http_metrics_fn fn, void *arg)
+{
+	if (srv->nwriters == HTTP_MAX_WRITERS)
+		fatal("too many metrics writers");
+	srv->writers[srv->nwriters].fn = fn;
+	srv->writers[srv->nwriters].arg = arg;
+	srv->nwriters++;
+}
+
+void
+http_server_dep_error(struct http_server *srv, const char *dep)
+{
+	for (size_t i = 0; i < HTTP_MAX_DEPS; i++) {
+		if (srv->deps[i].name[0] == '\0')
+			snprintf(srv->deps[i].name, sizeof(srv->deps[i].name), "%s", dep);
+		if (strcmp(srv->deps[i].name, dep) == 0) {
+			srv->deps[i].count++;
+			return;
+		}
+	}
+}
+
+unsigned
+http_server_inflight(struct http_server *srv)
+{
+	return srv->inflight;
+}
+
+int
+http_server_listen(struct http_server *srv, const char *addr, int port)
+{
+	struct sockaddr_in sin;
+	int fd, one = 1;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
+		errno = EINVAL;
+		return -1;
+	}
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+	    listen(fd, 1024) != 0 || evhttp_accept_socket(srv->http, fd) != 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+int
+http_fork_workers(int workers)
+{
+	pid_t parent = getpid();
+
+	for (int i = 1; i < workers; i++) {
+		pid_t pid = fork();
+		if (pid < 0)
+			fatal("fork: %s", strerror(errno));
+		if (pid == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			if (getppid() != parent)
+				_exit(0);
+			return i;
+		}
+	}
+	return 0;
+}
+
+/* ---- per-request context ---------------------------------------------- */
+
+static int
+http_request_id_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++) {
+		char c = s[n];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+		    (c >= 'A' && c <= 'Z') || c == '-' || c == '_' || c == '.'))
+			return 0;
+	}
+	return n > 0 && n < 48;
+}
+
+static const char *
+http_method_name(enum evhttp_cmd_type cmd)
+{
+	switch (cmd) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	default: return "OTHER";
+	}
+}
+
+
+static void
+http_req_free(struct http_req *req)
+{
+	if (req->data_free != NULL)
+		req->data_free(req->data);
+	session_free(req->session);
+	for (int i = 0; i < HTTP_MAX_PARAMS; i++)
+		free(req->params[i]);
+	free(req->path);
+	free(req->query);
+	free(req->body);
+	free(req);
+}
+
+void
+http_req_attach(struct http_req *req, void *data, void (*data_free)(void *))
+{
+	if (req->data_free != NULL)
+		req->data_free(req->data);
+	req->data = data;
+	req->data_free = data_free;
+}
+
+static struct route_stats *
+http_stats_for(struct http_server *srv, const struct http_route *route)
+{
+	for (size_t i = 0; route && i < srv->nroutes; i++)
+		if (srv->routes[i] == route)
+			return &srv->stats[i];
+	return &srv->stats[HTTP_MAX_ROUTES];
+}
+
+static void
+http_observe(struct http_req *req, int status)
+{
+	struct route_stats *st = http_stats_for(req->srv, req->route);
+	double secs = (double)(now_mono_us() - req->start_us) / 1e6;
+	size_t b;
+
+	st->count++;
+	st->sum_seconds += secs;
+	for (b = 0; b < HTTP_NBUCKETS && secs > http_buckets[b]; b++)
+		;
+	if (b < HTTP_NBUCKETS)
+		st->buckets[b]++;
+	for (int i = 0; i < HTTP_MAX_STATUSES; i++) {
+		if (st->statuses[i].status == 0)
+			st->statuses[i].status = status;
+		if (st->statuses[i].status == status) {
+			st->statuses[i].count++;
+			break;
+		}
+	}
+}
+
+/* Reason phrases libevent 2.1 does not know. */
+static const char *
+http_reason(int status)
+{
+	switch (status) {
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 422: return "Unprocessable Entity";
+	case 423: return "Locked";
+	case 429: return "Too Many Requests";
+	case 503: return "Service Unavailable";
+	default: return NULL;
+	}
+}
+
+/* The one place a request ends: send (unless the client is gone), count,
+ * log, free. */
+static void
+http_finish(struct http_req *req, int status, struct evbuffer *body)
+{
+	assert(req->ev != NULL);
+	evhttp_add_header(evhttp_request_get_output_headers(req->ev),
+	    "X-Request-Id", req->id);
+	evhttp_send_reply(req->ev, status, http_reason(status), body);
+	req->ev = NULL;
+	http_observe(req, status);
+	int64_t us = now_mono_us() - req->start_us;
+	if (req->route != NULL || status >= 400)
+		log_info(req->id, "msg=http method=%s path=%s status=%d us=%lld",
+		    req->method, req->path ? req->path : "-", status, (long long)us);
+	req->srv->inflight--;
+	http_req_free(req);
+}
+
+void
+http_add_header(struct http_req *req, const char *name, const char *value)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req->ev), name, value);
+}
+
+void
+http_reply_raw(struct http_req *req, int status, const char *content_type,
+    const void *data, size_t len)
+{
+	struct evbuffer *buf = evbuffer_new();
+
+	if (buf == NULL)
+		fatal("out of memory (evbuffer)");
+	evbuffer_add(buf, data, len);
+	if (content_type != NULL)
+		evhttp_add_header(evhttp_request_get_output_headers(req->ev),
+		    "Content-Type", content_type);
+	http_finish(req, status, buf);
+	evbuffer_free(buf);
+}
+
+void
+http_reply_json(struct http_req *req, int status, json_t *body)
+{
+	char *text;
+
+	if (body == NULL) {
+		http_reply_empty(req, status);
+		return;
+	}
+	text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (text == NULL)
+		fatal("json_dumps failed");
+	http_reply_raw(req, status, "application/json; charset=utf-8", text, strlen(text));
+	free(text);
+}
+
+void
+http_reply_error(struct http_req *req, int status, const char *code,
+    const char *field, const char *message)
+{
+	json_t *err = json_pack("{s:s, s:s}", "code", code, "message", message);
+
+	if (field != NULL)
+		json_object_set_new(err, "field", json_string(field));
+	if (status >= 500)
+		log_warn(req->id, "msg=error_reply status=%d code=%s", status, code);
+	http_reply_json(req, status, json_pack("{s:o}", "error", err));
+}
+
+void
+http_reply_empty(struct http_req *req, int status)
+{
+	http_finish(req, status, NULL);
+}
+
+const char *
+http_header(struct http_req *req, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(req->ev), name);
+}
+
+char *
+http_query_param(struct http_req *req, const char *name)
+{
+	struct evkeyvalq q;
+	const char *v;
+	char *out = NULL;
+
+	if (req->query == NULL)
+		return NULL;
+	TAILQ_INIT(&q);
+	if (evhttp_parse_query_str(req->query, &q) != 0)
+		return NULL;
+	v = evhttp_find_header(&q, name);
+	if (v != NULL)
+		out = xstrdup(v);
+	evhttp_clear_headers(&q);
+	return out;
+}
+
+int
+http_read_json(struct http_req *req, json_t **out)
+{
+	json_error_t jerr;
+	json_t *v;
+
+	if (req->body_len == 0) {
+		*out = json_object();
+		return 0;
+	}
+	v = json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (v == NULL || !json_is_object(v)) {
+		json_decref(v);
+		http_reply_error(req, 400, "BAD_JSON", NULL, "请求体不是有效的 JSON 对象");
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* ---- routing ----------------------------------------------------------- */
+
+/* Matches path against pattern; on a match stores decoded parameters. */
+static int
+http_route_match(const char *pattern, const char *path, char *params[HTTP_MAX_PARAMS])
+{
+	const char *p = pattern, *s = path;
+	int n = 0;
+
+	while (*p && *s) {
+		if (*p == '{') {
+			const char *pe = strchr(p, '}');
+			const char *se = strchr(s, '/');
+			size_t len = se ? (size_t)(se - s) : strlen(s);
+			if (pe == NULL || len == 0 || n == HTTP_MAX_PARAMS)
+				goto nomatch;
+			char *raw = xstrndup(s, len);
+			params[n] = evhttp_uridecode(raw, 0, NULL);
+			free(raw);
+			if (params[n] == NULL)
+				fatal("out of memory (uridecode)");
+			n++;
+			p = pe + 1;
+			s += len;
+			continue;
+		}
+		if (*p != *s)
+			goto nomatch;
+		p++;
+		s++;
+	}
+	if (*p == '\0' && *s == '\0')
+		return 1;
+nomatch:
+	for (int i = 0; i < n; i++) {
+		free(params[i]);
+		params[i] = NULL;
+	}
+	return 0;
+}
+
+/* ---- operational endpoints -------------------------------------------- */
+
+static void
+http_healthz(struct http_req *req)
+{
+	http_reply_json(req, 200, json_pack("{s:s, s:s}", "status", "ok", "service",
+	    req->srv->service));
+}
+
+static void
+http_readyz(struct http_req *req)
+{
+	char why[128] = "";
+
+	if (req->srv->ready_fn != NULL &&
+	    req->srv->ready_fn(req->srv->ready_arg, why, sizeof(why)) != 0) {
+		http_reply_json(req, 503, json_pack("{s:s, s:s}", "status",
+		    "unavailable", "dependency", why));
+		return;
+	}
+	http_reply_json(req, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+static void
+http_metrics_route(struct evbuffer *out, const char *svc, const char *method,
+    const char *route, const struct route_stats *st)
+{
+	uint64_t cum = 0;
+
+	for (int i = 0; i < HTTP_MAX_STATUSES && st->statuses[i].status; i++)
+		evbuffer_add_printf(out, "caplat_http_requests_total{svc=\"%s\","
+		    "method=\"%s\",route=\"%s\",status=\"%d\"} %llu\n", svc, method,
+		    route, st->statuses[i].status,
+		    (unsigned long long)st->statuses[i].count);
+	for (size_t b = 0; b < HTTP_NBUCKETS; b++) {
+		cum += st->buckets[b];
+		evbuffer_add_printf(out, "caplat_http_request_duration_seconds_bucket{"
+		    "svc=\"%s\",method=\"%s\",route=\"%s\",le=\"%g\"} %llu\n", svc,
+		    method, route, http_buckets[b], (unsigned long long)cum);
+	}
+	evbuffer_add_printf(out, "caplat_http_request_duration_seconds_bucket{"
+	    "svc=\"%s\",method=\"%s\",route=\"%s\",le=\"+Inf\"} %llu\n"
+	    "caplat_http_request_duration_seconds_sum{svc=\"%s\",method=\"%s\","
+	    "route=\"%s\"} %.6f\n"
+	    "caplat_http_request_duration_seconds_count{svc=\"%s\",method=\"%s\","
+	    "route=\"%s\"} %llu\n", svc, method, route,
+	    (unsigned long long)st->count, svc, method, route, st->sum_seconds, svc,
+	    method, route, (unsigned long long)st->count);
+}
+
+static void
+http_metrics(struct http_req *req)
+{
+	struct http_server *srv = req->srv;
+	struct evbuffer *out = evbuffer_new();
+	char *buf = xmalloc(65536);
+
+	evbuffer_add_printf(out,
+	    "# TYPE caplat_http_requests_total counter\n"
+	    "# TYPE caplat_http_request_duration_seconds histogram\n");
+	for (size_t i = 0; i < srv->nroutes; i++)
+		if (srv->stats[i].count)
+			http_metrics_route(out, srv->service, srv->routes[i]->method,
+			    srv->routes[i]->pattern, &srv->stats[i]);
+	if (srv->stats[HTTP_MAX_ROUTES].count)
+		http_metrics_route(out, srv->service, "any", "unmatched",
+		    &srv->stats[HTTP_MAX_ROUTES]);
+	evbuffer_add_printf(out, "# TYPE caplat_dependency_errors_total counter\n");
+	for (size_t i = 0; i < HTTP_MAX_DEPS && srv->deps[i].name[0]; i++)
+		evbuffer_add_printf(out, "caplat_dependency_errors_total{svc=\"%s\","
+		    "dep=\"%s\"} %llu\n", srv->service, srv->deps[i].name,
+		    (unsigned long long)srv->deps[i].count);
+	evbuffer_add_printf(out, "caplat_http_inflight{svc=\"%s\"} %u\n",
+	    srv->service, srv->inflight - 1);
+	for (size_t i = 0; i < srv->nwriters; i++) {
+		size_t n = srv->writers[i].fn(srv->writers[i].arg, buf, 65536);
+		evbuffer_add(out, buf, n);
+	}
+	free(buf);
+	evhttp_add_header(evhttp_request_get_output_headers(req->ev),
+	    "Content-Type", "text/plain; version=0.0.4");
+	http_finish(req, 200, out);
+	evbuffer_free(out);
+}
+
+static const struct http_route http_ops_routes[] = {
+	{"GET", "/healthz", http_healthz, 0},
+	{"GET", "/readyz", http_readyz, 0},
+	{"GET", "/metrics", http_metrics, 0},
+};
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+static void
+http_set_ids(struct http_req *req)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req->ev);
+	const char *rid = evhttp_find_header(in, "X-Request-Id");
+	const char *real_ip = evhttp_find_header(in, "X-Real-IP");
+	struct evhttp_connection *con = evhttp_request_get_connection(req->ev);
+
+	if (rid != NULL && http_request_id_ok(rid)) {
+		snprintf(req->id, sizeof(req->id), "%s", rid);
+	} else {
+		unsigned char b[8];
+		if (RAND_bytes(b, sizeof(b)) != 1)
+			fatal("RAND_bytes failed");
+		for (int i = 0; i < 8; i++)
+			snprintf(req->id + 2 * i, 3, "%02x", b[i]);
+	}
+	/* X-Real-IP is set by our gateway; a direct caller is its own peer. */
+	if (real_ip != NULL && strlen(real_ip) < sizeof(req->peer)) {
+		snprintf(req->peer, sizeof(req->peer), "%s", real_ip);
+	} else if (con != NULL) {
+		char *addr = NULL;
+		ev_uint16_t port;
+		evhttp_connection_get_peer(con, &addr, &port);
+		snprintf(req->peer, sizeof(req->peer), "%s", addr ? addr : "-");
+	}
+}
+
+static void
+http_dispatch(struct evhttp_request *ev, void *arg)
+{
+	struct http_server *srv = arg;
+	struct http_req *req = xcalloc(1, sizeof(*req));
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+	const char *raw_path = uri ? evhttp_uri_get_path(uri) : NULL;
+	const char *raw_query = uri ? evhttp_uri_get_query(uri) : NULL;
+	int path_matched = 0;
+
+	req->ev = ev;
+	req->srv = srv;
+	req->start_us = now_mono_us();
+	req->method = http_method_name(evhttp_request_get_command(ev));
+	srv->inflight++;
+	http_set_ids(req);
+	if (raw_path == NULL || raw_path[0] != '/') {
+		http_reply_error(req, 400, "BAD_PATH", NULL, "请求路径无效");
+		return;
+	}
+	req->path = xstrdup(raw_path);
+	if (raw_query != NULL)
+		req->query = xstrdup(raw_query);
+
+	for (size_t i = 0; i < ARRAY_LEN(http_ops_routes); i++) {
+		if (strcmp(req->path, http_ops_routes[i].pattern) == 0) {
+			http_ops_routes[i].handler(req);
+			return;
+		}
+	}
+	for (size_t i = 0; i < srv->nroutes; i++) {
+		const struct http_route *r = srv->routes[i];
+		if (!http_route_match(r->pattern, req->path, req->params))
+			continue;
+		path_matched = 1;
+		if (strcmp(r->method, req->method) != 0) {
+			for (int k = 0; k < HTTP_MAX_PARAMS; k++) {
+				free(req->params[k]);
+				req->params[k] = NULL;
+			}
+			continue;
+		}
+		req->route = r;
+		break;
+	}
+	if (req->route == NULL) {
+		if (path_matched)
+			http_reply_error(req, 405, "METHOD_NOT_ALLOWED", NULL, "不支持该请求方法");
+		else
+			http_reply_error(req, 404, "NOT_FOUND", NULL, "请求的资源不存在");
+		return;
+	}
+
+	struct evbuffer *in = evhttp_request_get_input_buffer(ev);
+	size_t len = evbuffer_get_length(in);
+	size_t max = req->route->max_body ? req->route->max_body : HTTP_DEFAULT_MAX_BODY;
+	if (len > max) {
+		http_reply_error(req, 413, "BODY_TOO_LARGE", NULL, "请求体过大");
+		return;
+	}
+	req->body = xmalloc(len + 1);
+	evbuffer_copyout(in, req->body, len);
+	req->body[len] = '\0';
+	req->body_len = len;
+	req->route->handler(req);
+}

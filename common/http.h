@@ -1,0 +1,117 @@
+/* http — the HTTP server every service runs: evhttp on the process's one
+ * libevent loop, a route table (method + path with {parameters}), request ids,
+ * per-route body limits, JSON replies with API.md's error envelope, and the
+ * operational endpoints /healthz, /readyz and /metrics (Prometheus text).
+ *
+ * Request lifetime: every request gets one struct http_req, owned by the
+ * server. A handler — or the last continuation of its async chain — answers
+ * exactly once with one of the http_reply_*() calls; that call frees the
+ * request and everything attached to it (http_req_attach). A client that
+ * disconnects while the request waits on I/O changes nothing: the reply is
+ * then dropped, and the request freed in the same single place. */
+#ifndef CAPLAT_HTTP_H
+#define CAPLAT_HTTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct evhttp_request;
+struct http_server;
+struct http_req;
+struct session;
+
+typedef void (*http_handler_fn)(struct http_req *req);
+
+struct http_route {
+	const char *method;   /* "GET", "POST", "PUT", "DELETE" */
+	const char *pattern;  /* "/api/v1/auth/identities/{id}/switch" */
+	http_handler_fn handler;
+	size_t max_body;      /* bytes; 0 means the server default (64 KiB) */
+};
+
+#define HTTP_MAX_PARAMS 4
+
+struct http_req {
+	struct evhttp_request *ev;   /* NULL once replied */
+	struct http_server *srv;
+	const struct http_route *route;
+	char id[48];                 /* request id: X-Request-Id or generated */
+	char peer[64];               /* client address (X-Real-IP behind nginx) */
+	const char *method;
+	char *path;                  /* decoded path, owned */
+	char *query;                 /* raw query string or NULL, owned */
+	char *params[HTTP_MAX_PARAMS]; /* decoded {parameters}, owned */
+	unsigned char *body;         /* NUL-terminated copy of the body, owned */
+	size_t body_len;
+	int64_t start_us;
+	struct session *session;     /* set by session_require(), owned */
+	void *data;                  /* handler state, freed by data_free */
+	void (*data_free)(void *);
+};
+
+/* Returns a new server on base. Caller frees with http_server_free(). */
+struct http_server *http_server_new(struct event_base *base, const char *service);
+void http_server_free(struct http_server *srv);
+
+/* Adds routes (the array is borrowed and must outlive the server). */
+void http_server_routes(struct http_server *srv, const struct http_route *routes, size_t n);
+
+/* Sets the readiness check behind /readyz: returns 0 when every dependency
+ * answers, else -1 with the failing one's name in why. */
+typedef int (*http_ready_fn)(void *arg, char *why, size_t why_size);
+void http_server_set_ready(struct http_server *srv, http_ready_fn fn, void *arg);
+
+/* Adds a writer of extra /metrics lines (Prometheus text) into buf; returns
+ * the number of bytes written (at most size-1). Up to 8 writers. */
+typedef size_t (*http_metrics_fn)(void *arg, char *buf, size_t size);
+void http_server_add_metrics(struct http_server *srv, http_metrics_fn fn, void *arg);
+
+/* Counts one error talking to a dependency ("postgres", "redis", "nats").
+ * Shown on /metrics as caplat_dependency_errors_total{dep=…}. */
+void http_server_dep_error(struct http_server *srv, const char *dep);
+
+/* Listens on 127.0.0.1:port (or addr) with SO_REUSEPORT, so several worker
+ * processes can share the port. Returns 0, or -1 with errno set. */
+int http_server_listen(struct http_server *srv, const char *addr, int port);
+
+/* Forks workers-1 child processes before the loop is created, so each
+ * process runs its own loop and listens with SO_REUSEPORT. Children die with
+ * the parent. Returns the worker index (0 in the parent). */
+int http_fork_workers(int workers);
+
+/* --- replies: each answers once and frees req --------------------------- */
+
+/* Replies status with the JSON value; steals body (may be NULL for no body). */
+void http_reply_json(struct http_req *req, int status, json_t *body);
+/* Replies API.md's error envelope {"error":{"code","message","field"}};
+ * field may be NULL. */
+void http_reply_error(struct http_req *req, int status, const char *code,
+    const char *field, const char *message);
+/* Replies raw bytes (copied) with the given Content-Type. */
+void http_reply_raw(struct http_req *req, int status, const char *content_type,
+    const void *data, size_t len);
+/* Replies with no body (204, 202). */
+void http_reply_empty(struct http_req *req, int status);
+/* Adds a response header before the reply (e.g. Retry-After). */
+void http_add_header(struct http_req *req, const char *name, const char *value);
+
+/* --- reading ------------------------------------------------------------ */
+
+/* Returns a request header (borrowed, valid until the reply) or NULL. */
+const char *http_header(struct http_req *req, const char *name);
+/* Looks up a query parameter; returns a new string (caller frees) or NULL. */
+char *http_query_param(struct http_req *req, const char *name);
+/* Parses the body as a JSON object into *out (new reference, caller
+ * decrefs). On error replies 400 BAD_JSON and returns -1. An empty body
+ * parses as {}. */
+int http_read_json(struct http_req *req, json_t **out);
+
+/* Attaches handler state freed with the request. */
+void http_req_attach(struct http_req *req, void *data, void (*data_free)(void *));
+
+/* Number of requests in flight in this process (for tests and draining). */
+unsigned http_server_inflight(struct http_server *srv);
+
+#endif

@@ -1,0 +1,113 @@
+-- Binding a USB key (lock) to an account, in one transaction and one round
+-- trip: the account (found or created by phone), the lock, the identity the
+-- lock implies, the current identity, and the events. Refusals are raised
+-- with a stable message the service maps to API.md codes.
+
+ALTER TABLE accounts ADD COLUMN id_number_hmac text;
+ALTER TABLE accounts ADD COLUMN id_number_masked text;
+
+CREATE FUNCTION bind_lock(p_lock uuid, p_phone text, p_new_account uuid,
+	p_identity uuid, p_ev_registered uuid, p_ev_bound uuid, p_ev_identity uuid,
+	p_id_hmac text, p_id_masked text, p_cert jsonb)
+RETURNS TABLE (account_id uuid, identity_id uuid, created boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_lock locks%ROWTYPE;
+	v_account uuid;
+	v_created boolean := false;
+	v_identity uuid;
+	v_role text;
+BEGIN
+	SELECT * INTO v_lock FROM locks WHERE id = p_lock FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'LOCK_NOT_FOUND';
+	END IF;
+	IF v_lock.account_id IS NOT NULL THEN
+		RAISE EXCEPTION 'LOCK_ALREADY_BOUND';
+	END IF;
+
+	INSERT INTO accounts (id, phone) VALUES (p_new_account, p_phone)
+		ON CONFLICT (phone) DO NOTHING;
+	v_created := FOUND;
+	SELECT a.id INTO v_account FROM accounts a WHERE a.phone = p_phone FOR UPDATE;
+	IF EXISTS (SELECT 1 FROM locks l WHERE l.account_id = v_account) THEN
+		RAISE EXCEPTION 'ACCOUNT_HAS_LOCK';
+	END IF;
+	UPDATE locks SET account_id = v_account, bound_at = now() WHERE id = p_lock;
+	IF p_id_hmac IS NOT NULL THEN
+		UPDATE accounts SET id_number_hmac = p_id_hmac, id_number_masked = p_id_masked
+			WHERE id = v_account;
+	END IF;
+	IF v_created THEN
+		INSERT INTO outbox (id, type, subject, data) VALUES (p_ev_registered,
+			'auth.account.registered', v_account::text,
+			jsonb_build_object('account_id', v_account, 'phone', p_phone));
+	END IF;
+
+	-- The identity the lock implies: its enterprise role, or personal.
+	IF v_lock.kind IN ('master', 'project_lead', 'agent') AND v_lock.uscc IS NOT NULL THEN
+		v_role := CASE v_lock.kind WHEN 'master' THEN 'admin' ELSE v_lock.kind END;
+		SELECT i.id INTO v_identity FROM identities i
+			WHERE i.account_id = v_account AND i.uscc = v_lock.uscc AND i.type = 'enterprise';
+		IF v_identity IS NULL THEN
+			IF v_role = 'admin' AND EXISTS (SELECT 1 FROM identities i
+					WHERE i.uscc = v_lock.uscc AND i.role = 'admin') THEN
+				RAISE EXCEPTION 'ADMIN_EXISTS';
+			END IF;
+			INSERT INTO identities (id, account_id, type, enterprise_name, uscc, role)
+				VALUES (p_identity, v_account, 'enterprise', v_lock.enterprise_name,
+					v_lock.uscc, v_role);
+			v_identity := p_identity;
+			INSERT INTO outbox (id, type, subject, data) VALUES (p_ev_identity,
+				'auth.identity.added', p_identity::text,
+				jsonb_build_object('identity_id', p_identity, 'account_id', v_account,
+					'type', 'enterprise', 'enterprise_name', v_lock.enterprise_name,
+					'uscc', v_lock.uscc, 'role', v_role));
+		END IF;
+	ELSE
+		SELECT i.id INTO v_identity FROM identities i
+			WHERE i.account_id = v_account AND i.type = 'personal';
+		IF v_identity IS NULL THEN
+			INSERT INTO identities (id, account_id, type) VALUES (p_identity, v_account, 'personal');
+			v_identity := p_identity;
+			INSERT INTO outbox (id, type, subject, data) VALUES (p_ev_identity,
+				'auth.identity.added', p_identity::text,
+				jsonb_build_object('identity_id', p_identity, 'account_id', v_account,
+					'type', 'personal'));
+		END IF;
+	END IF;
+	INSERT INTO current_identity (account_id, identity_id) VALUES (v_account, v_identity)
+		ON CONFLICT ON CONSTRAINT current_identity_pkey
+		DO UPDATE SET identity_id = EXCLUDED.identity_id;
+
+	INSERT INTO outbox (id, type, subject, data) VALUES (p_ev_bound, 'auth.lock.bound',
+		p_lock::text, jsonb_build_object('lock_id', p_lock, 'account_id', v_account,
+			'kind', v_lock.kind, 'holder', v_lock.holder,
+			'enterprise_name', v_lock.enterprise_name, 'uscc', v_lock.uscc,
+			'certificate', p_cert));
+	RETURN QUERY SELECT v_account, v_identity, v_created;
+END
+$$;
+
+-- The lock of a certificate, created on first sight (one statement, safe
+-- under concurrent first logins: the loser of the race finds the winner's).
+CREATE FUNCTION lock_for_cert(p_issuer text, p_serial text, p_new_lock uuid,
+	p_kind text, p_holder text, p_enterprise text, p_uscc text, p_not_after timestamptz)
+RETURNS TABLE (lock_id uuid, account_id uuid, kind text)
+LANGUAGE plpgsql AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM lock_certs c WHERE c.issuer = p_issuer AND c.serial = p_serial) THEN
+		INSERT INTO locks (id, kind, holder, enterprise_name, uscc)
+			VALUES (p_new_lock, p_kind, p_holder, p_enterprise, p_uscc);
+		INSERT INTO lock_certs (issuer, serial, lock_id, not_after)
+			VALUES (p_issuer, p_serial, p_new_lock, p_not_after)
+			ON CONFLICT (issuer, serial) DO NOTHING;
+		IF NOT FOUND THEN
+			DELETE FROM locks WHERE id = p_new_lock;
+		END IF;
+	END IF;
+	RETURN QUERY SELECT l.id, l.account_id, l.kind FROM lock_certs c
+		JOIN locks l ON l.id = c.lock_id
+		WHERE c.issuer = p_issuer AND c.serial = p_serial;
+END
+$$;

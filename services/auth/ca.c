@@ -1,0 +1,618 @@
+/* ca — USB-key (CA 锁) login by challenge-response, and binding a lock to
+ * an account: one lock, one person, one account.
+ *
+ * Login checks, in this order, answering the first failure: the challenge
+ * exists and is consumed atomically (GETDEL); the certificate chains to a
+ * vendor root and is within its validity; it is not revoked; the signature
+ * over the nonce verifies with the certificate's key. The chain and the
+ * signature are checked on a worker thread (an SM2 chain costs ~1 ms). */
+#include "auth.h"
+
+#include "crypto.h"
+#include "db.h"
+#include "json.h"
+#include "kv.h"
+#include "log.h"
+#include "session.h"
+#include "store.h"
+#include "util.h"
+#include "validate.h"
+#include "work.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NONCE_LEN 32
+#define MAX_KIND_MAP 32
+
+/* OU text → lock kind; the defaults are the profile of API.md plus the
+ * Chinese names vendors print; CAPLAT_LOCK_KIND_MAP adds more. */
+static struct {
+	char *ou;
+	const char *kind;
+} kind_map[MAX_KIND_MAP];
+static size_t kind_map_len;
+
+static const char *const lock_kinds[] = {"master", "project_lead", "agent",
+    "cost_engineer", "personal", NULL};
+
+static const char *
+lock_kind_of(const char *ou)
+{
+	if (ou == NULL)
+		return NULL;
+	for (size_t i = 0; i < kind_map_len; i++)
+		if (strcmp(kind_map[i].ou, ou) == 0)
+			return kind_map[i].kind;
+	return NULL;
+}
+
+static void
+kind_map_add(const char *ou, size_t ou_len, const char *kind, size_t kind_len)
+{
+	for (const char *const *k = lock_kinds; *k; k++) {
+		if (strlen(*k) == kind_len && strncmp(*k, kind, kind_len) == 0) {
+			if (kind_map_len == MAX_KIND_MAP)
+				fatal("CAPLAT_LOCK_KIND_MAP: too many entries");
+			kind_map[kind_map_len].ou = xstrndup(ou, ou_len);
+			kind_map[kind_map_len].kind = *k;
+			kind_map_len++;
+			return;
+		}
+	}
+	fatal("bad configuration: CAPLAT_LOCK_KIND_MAP: unknown lock kind \"%.*s\"",
+	    (int)kind_len, kind);
+}
+
+/* Parses "OU=kind,OU=kind" (the OU text may hold any UTF-8 but ',' '='). */
+static void
+kind_map_parse(const char *spec)
+{
+	const char *p = spec;
+
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		const char *end = comma ? comma : p + strlen(p);
+		const char *eq = memchr(p, '=', (size_t)(end - p));
+		if (eq == NULL || eq == p || eq + 1 == end)
+			fatal("bad configuration: CAPLAT_LOCK_KIND_MAP: \"%s\"", spec);
+		kind_map_add(p, (size_t)(eq - p), eq + 1, (size_t)(end - eq - 1));
+		p = comma ? comma + 1 : end;
+	}
+}
+
+void auth_ca_init(void);
+void
+auth_ca_init(void)
+{
+	const char *extra = getenv("CAPLAT_LOCK_KIND_MAP");
+
+	for (const char *const *k = lock_kinds; *k; k++)
+		kind_map_add(*k, strlen(*k), *k, strlen(*k));
+	kind_map_parse("单位(机构)主锁=master,单位主锁=master,项目负责人锁=project_lead,"
+	    "授权委托人锁=agent,造价师锁=cost_engineer,个人锁=personal");
+	if (extra != NULL && *extra)
+		kind_map_parse(extra);
+	if (auth.cfg.vendor_roots[0] == '\0') {
+		log_warn(NULL, "msg=no_vendor_roots detail=\"CAPLAT_VENDOR_ROOTS unset: every CA login is refused\"");
+		return;
+	}
+	if (crypto_trust_load(&auth.roots, auth.cfg.vendor_roots) != 0)
+		fatal("bad configuration: CAPLAT_VENDOR_ROOTS: cannot load %s", auth.cfg.vendor_roots);
+}
+
+static void
+reply_unavailable(struct http_req *req, const char *dep)
+{
+	http_server_dep_error(req->srv, dep);
+	http_reply_error(req, 503, "UNAVAILABLE", NULL, "服务暂时不可用，请稍后重试");
+}
+
+/* ---- POST /api/v1/auth/ca/challenge ------------------------------------ */
+
+struct challenge {
+	struct http_req *req;
+	char *id;
+	char *nonce_b64;
+	int64_t expires_ms;
+};
+
+static void
+challenge_free(void *p)
+{
+	struct challenge *c = p;
+
+	free(c->id);
+	free(c->nonce_b64);
+	free(c);
+}
+
+static void
+challenge_on_stored(void *arg, const struct kv_reply *reply)
+{
+	struct challenge *c = arg;
+	char expires[48];
+
+	if (reply == NULL || kv_reply_type(reply) != KV_STATUS) {
+		reply_unavailable(c->req, "redis");
+		return;
+	}
+	time_rfc3339(c->expires_ms, expires);
+	http_reply_json(c->req, 200, json_pack("{s:s, s:s, s:s}", "challenge_id", c->id,
+	    "nonce", c->nonce_b64, "expires_at", expires));
+}
+
+void auth_ca_challenge(struct http_req *req);
+void
+auth_ca_challenge(struct http_req *req)
+{
+	struct challenge *c = xcalloc(1, sizeof(*c));
+	unsigned char nonce[NONCE_LEN];
+	char key[64], ttl[24];
+
+	c->req = req;
+	http_req_attach(req, c, challenge_free);
+	crypto_random_bytes(nonce, sizeof(nonce));
+	c->nonce_b64 = crypto_base64_encode(nonce, sizeof(nonce));
+	c->id = crypto_random_token(16);
+	c->expires_ms = now_wall_ms() + auth.cfg.challenge_ttl * 1000;
+	snprintf(key, sizeof(key), "chal:%s", c->id);
+	snprintf(ttl, sizeof(ttl), "%ld", auth.cfg.challenge_ttl);
+	const char *argv[] = {"SET", key, c->nonce_b64, "EX", ttl, "NX"};
+	kv_command(auth.svc.kv, challenge_on_stored, c, 6, argv, NULL);
+}
+
+/* ---- POST /api/v1/auth/ca/login ---------------------------------------- */
+
+struct login {
+	struct http_req *req;
+	json_t *body;
+	const char *certificate, *signature;
+	unsigned char *nonce;
+	size_t nonce_len;
+	/* Set by the worker: */
+	struct crypto_cert *cert;
+	enum crypto_cert_status status;
+	int parsed, sig_ok;
+	char why[256];
+	/* Set after the database: */
+	json_t *session_data;
+	json_t *lock;
+	char *bind_token;
+};
+
+static void
+login_free(void *p)
+{
+	struct login *l = p;
+
+	json_decref(l->body);
+	free(l->nonce);
+	crypto_cert_free(l->cert);
+	json_decref(l->session_data);
+	json_decref(l->lock);
+	free(l->bind_token);
+	free(l);
+}
+
+static void login_on_challenge(void *arg, const struct kv_reply *reply);
+static void login_verify_cert(void *arg);
+static void login_on_verified(void *arg);
+static void login_on_db(void *arg, const struct db_result *res);
+static void login_on_session(void *arg, const char *token);
+static void login_on_bind_token(void *arg, const struct kv_reply *reply);
+static void login_on_view(void *arg, const struct db_result *res);
+
+void auth_ca_login(struct http_req *req);
+void
+auth_ca_login(struct http_req *req)
+{
+	const char *challenge_id;
+	char key[80];
+	json_t *body;
+
+	if (http_read_json(req, &body) != 0)
+		return;
+	struct login *l = xcalloc(1, sizeof(*l));
+	l->req = req;
+	l->body = body;
+	http_req_attach(req, l, login_free);
+	if (auth_field(req, body, "challenge_id", 64, &challenge_id) != 0 ||
+	    auth_field(req, body, "certificate", 32768, &l->certificate) != 0 ||
+	    auth_field(req, body, "signature", 4096, &l->signature) != 0)
+		return;
+	snprintf(key, sizeof(key), "chal:%s", challenge_id);
+	const char *argv[] = {"GETDEL", key};
+	kv_command(auth.svc.kv, login_on_challenge, l, 2, argv, NULL);
+}
+
+static void
+login_on_challenge(void *arg, const struct kv_reply *reply)
+{
+	struct login *l = arg;
+	const char *nonce_b64;
+	size_t len;
+
+	if (reply == NULL) {
+		reply_unavailable(l->req, "redis");
+		return;
+	}
+	if (kv_reply_type(reply) != KV_STR || (nonce_b64 = kv_reply_str(reply, &len)) == NULL ||
+	    crypto_base64_decode(&l->nonce, &l->nonce_len, nonce_b64, len) != 0) {
+		http_reply_error(l->req, 401, "CHALLENGE_INVALID", "challenge_id",
+		    "登录挑战无效或已过期，请重新读取证书");
+		return;
+	}
+	work_submit(login_verify_cert, login_on_verified, l);
+}
+
+/* On a worker: parse, chain, signature. Touches only l and auth.roots
+ * (read-only after start). */
+static void
+login_verify_cert(void *arg)
+{
+	struct login *l = arg;
+	unsigned char *sig = NULL;
+	size_t sig_len = 0;
+
+	if (crypto_cert_parse(&l->cert, l->certificate, NULL) != 0) {
+		l->status = CRYPTO_CERT_UNTRUSTED;
+		snprintf(l->why, sizeof(l->why), "unparsable certificate");
+		return;
+	}
+	l->parsed = 1;
+	if (auth.roots == NULL) {
+		l->status = CRYPTO_CERT_UNTRUSTED;
+		snprintf(l->why, sizeof(l->why), "no vendor roots configured");
+	} else {
+		l->status = crypto_cert_verify_explain(auth.roots, l->cert, time(NULL),
+		    l->why, sizeof(l->why));
+	}
+	if (crypto_base64_decode(&sig, &sig_len, l->signature, strlen(l->signature)) == 0) {
+		l->sig_ok = crypto_verify_sig(l->cert->key, l->nonce, l->nonce_len, sig, sig_len) == 0;
+		free(sig);
+	}
+}
+
+static const char login_lock_sql[] =
+    "SELECT f.lock_id, f.account_id, f.kind FROM lock_for_cert($1, $2, $3, $4, $5, $6, $7,"
+    " to_timestamp($8::bigint)) f";
+
+static void
+login_on_verified(void *arg)
+{
+	struct login *l = arg;
+	struct http_req *req = l->req;
+	const struct crypto_subject *s;
+	const char *kind;
+	char new_lock[37], not_after[24];
+
+	if (l->status != CRYPTO_CERT_OK) {
+		log_info(req->id, "msg=ca_login_refused status=%s why=\"%s\"",
+		    crypto_cert_status_name(l->status), l->why);
+		if (l->status == CRYPTO_CERT_UNTRUSTED)
+			http_reply_error(req, 401, "CERT_UNTRUSTED", "certificate",
+			    "证书不是受信任的 CA 签发的");
+		else
+			http_reply_error(req, 401, "CERT_EXPIRED", "certificate",
+			    "证书不在有效期内");
+		return;
+	}
+	s = &l->cert->subject;
+	kind = lock_kind_of(s->ou);
+	if (kind == NULL || s->cn == NULL) {
+		http_reply_error(req, 401, "CERT_UNTRUSTED", "certificate",
+		    "证书格式不受支持（无法识别锁类型或持有人）");
+		return;
+	}
+	/* Revocation first (its answer outranks the signature's), and the lock
+	 * only for a proven holder: nothing is written for a bad signature. */
+	struct db_batch *b = db_batch_new();
+	const char *rp[] = {l->cert->issuer_dn, l->cert->serial};
+	db_batch_add(b, "SELECT 1 FROM revoked_certs WHERE issuer = $1 AND serial = $2", 2, rp);
+	if (l->sig_ok) {
+		uuid_v4(new_lock);
+		snprintf(not_after, sizeof(not_after), "%lld", (long long)l->cert->not_after);
+		const char *lp[] = {l->cert->issuer_dn, l->cert->serial, new_lock, kind,
+		    s->cn, s->o, s->org_id, not_after};
+		db_batch_add(b, login_lock_sql, 8, lp);
+	}
+	l->lock = json_pack("{s:s, s:s, s:s?, s:s?, s:s}", "kind", kind, "holder", s->cn,
+	    "enterprise_name", s->o, "uscc", s->org_id, "serial", l->cert->serial);
+	db_batch_run(auth.svc.db, b, login_on_db, l);
+}
+
+static void
+login_on_db(void *arg, const struct db_result *res)
+{
+	struct login *l = arg;
+	struct http_req *req = l->req;
+
+	if (res->status != DB_OK) {
+		auth_reply_db_error(req, res);
+		return;
+	}
+	if (db_rows(res, 0) > 0) {
+		http_reply_error(req, 401, "CERT_REVOKED", "certificate", "证书已被吊销");
+		return;
+	}
+	if (!l->sig_ok) {
+		http_reply_error(req, 401, "BAD_SIGNATURE", "signature", "签名验证失败");
+		return;
+	}
+	if (db_rows(res, 1) != 1) {
+		reply_unavailable(req, "postgres");
+		return;
+	}
+	const char *lock_id = db_value(res, 1, 0, 0);
+	const char *account_id = db_value(res, 1, 0, 1);
+	json_object_set_new(l->lock, "id", json_string(lock_id));
+	if (account_id != NULL) {
+		const char *p[] = {account_id};
+		l->session_data = json_pack("{s:s}", "account_id", account_id);
+		db_query(auth.svc.db, store_session_view_sql, 1, p, login_on_view, l);
+		return;
+	}
+	/* Unbound: a short-lived bind token carries the proven lock. */
+	char key[80], ttl[24];
+	l->bind_token = crypto_random_token(32);
+	json_t *c = l->lock;
+	char nb[48], na[48];
+	time_rfc3339((int64_t)l->cert->not_before * 1000, nb);
+	time_rfc3339((int64_t)l->cert->not_after * 1000, na);
+	json_t *bind = json_pack("{s:s, s:O, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s}}",
+	    "lock_id", lock_id, "lock", c, "certificate", "serial", l->cert->serial,
+	    "issuer", l->cert->issuer_dn, "subject", l->cert->subject_dn,
+	    "not_before", nb, "not_after", na, "key_type",
+	    crypto_key_type_name(l->cert->key_type), "pem", l->cert->pem);
+	char *text = json_dumps(bind, JSON_COMPACT);
+	json_decref(bind);
+	char hash[CRYPTO_SHA256_HEX_SIZE];
+	crypto_sha256_hex(l->bind_token, strlen(l->bind_token), hash);
+	snprintf(key, sizeof(key), "bind:%s", hash);
+	snprintf(ttl, sizeof(ttl), "%ld", auth.cfg.bind_ttl);
+	const char *argv[] = {"SET", key, text, "EX", ttl};
+	kv_command(auth.svc.kv, login_on_bind_token, l, 5, argv, NULL);
+	free(text);
+}
+
+static void
+login_on_bind_token(void *arg, const struct kv_reply *reply)
+{
+	struct login *l = arg;
+
+	if (reply == NULL || kv_reply_type(reply) != KV_STATUS) {
+		reply_unavailable(l->req, "redis");
+		return;
+	}
+	http_reply_json(l->req, 200, json_pack("{s:s, s:s, s:O}", "status", "binding_required",
+	    "bind_token", l->bind_token, "lock", l->lock));
+}
+
+static void
+login_on_session(void *arg, const char *token)
+{
+	struct login *l = arg;
+	json_t *d = l->session_data, *identity = json_null();
+
+	if (token == NULL) {
+		reply_unavailable(l->req, "redis");
+		return;
+	}
+	if (json_object_get(d, "identity_id") != NULL)
+		identity = json_pack("{s:O, s:O, s:O?, s:O?, s:O?}", "id",
+		    json_object_get(d, "identity_id"), "type", json_object_get(d, "identity_type"),
+		    "role", json_object_get(d, "role"), "uscc", json_object_get(d, "uscc"),
+		    "enterprise_name", json_object_get(d, "enterprise_name"));
+	http_reply_json(l->req, 200, json_pack("{s:s, s:s, s:{s:O, s:O}, s:o, s:O}",
+	    "status", "ok", "token", token, "account", "id", json_object_get(d, "account_id"),
+	    "phone", json_object_get(d, "phone"), "identity", identity, "lock", l->lock));
+}
+
+/* ---- POST /api/v1/auth/ca/bind ----------------------------------------- */
+
+struct bind {
+	struct http_req *req;
+	json_t *body;
+	char phone[12];
+	char id_number[19];
+	const char *code;
+	char token_hash[CRYPTO_SHA256_HEX_SIZE];
+	json_t *lock; /* from the bind token */
+	json_t *session_data;
+	char account_id[37];
+};
+
+static void
+bind_free(void *p)
+{
+	struct bind *b = p;
+
+	json_decref(b->body);
+	json_decref(b->lock);
+	json_decref(b->session_data);
+	crypto_wipe(b->id_number, sizeof(b->id_number));
+	free(b);
+}
+
+static void bind_on_token(void *arg, const struct kv_reply *reply);
+static void bind_on_code(struct http_req *req, enum sms_result r);
+static void bind_on_db(void *arg, const struct db_result *res);
+static void bind_on_session(void *arg, const char *token);
+
+void auth_ca_bind(struct http_req *req);
+void
+auth_ca_bind(struct http_req *req)
+{
+	const char *token, *phone;
+	char key[80];
+	json_t *body;
+
+	if (http_read_json(req, &body) != 0)
+		return;
+	struct bind *b = xcalloc(1, sizeof(*b));
+	b->req = req;
+	b->body = body;
+	http_req_attach(req, b, bind_free);
+	if (auth_field(req, body, "bind_token", 128, &token) != 0 ||
+	    auth_field(req, body, "phone", 16, &phone) != 0 ||
+	    auth_field(req, body, "sms_code", 16, &b->code) != 0)
+		return;
+	if (validate_mobile(phone, b->phone) != 0) {
+		http_reply_error(req, 422, "PHONE_INVALID", "phone", "手机号码格式不正确");
+		return;
+	}
+	crypto_sha256_hex(token, strlen(token), b->token_hash);
+	snprintf(key, sizeof(key), "bind:%s", b->token_hash);
+	const char *argv[] = {"GET", key};
+	kv_command(auth.svc.kv, bind_on_token, b, 2, argv, NULL);
+}
+
+static void
+bind_on_token(void *arg, const struct kv_reply *reply)
+{
+	struct bind *b = arg;
+	struct http_req *req = b->req;
+	const char *text, *kind;
+	size_t len;
+
+	if (reply == NULL) {
+		reply_unavailable(req, "redis");
+		return;
+	}
+	if (kv_reply_type(reply) != KV_STR || (text = kv_reply_str(reply, &len)) == NULL ||
+	    (b->lock = json_loadb(text, len, 0, NULL)) == NULL) {
+		http_reply_error(req, 401, "BIND_TOKEN_INVALID", "bind_token",
+		    "绑定凭证无效或已过期，请重新读取证书登录");
+		return;
+	}
+	kind = json_string_value(json_object_get(json_object_get(b->lock, "lock"), "kind"));
+	if (kind != NULL && strcmp(kind, "master") == 0) {
+		const char *id_number;
+		if (auth_field(req, b->body, "id_number", 32, &id_number) != 0)
+			return;
+		if (validate_id_number(id_number, b->id_number) != 0) {
+			http_reply_error(req, 422, "ID_NUMBER_INVALID", "id_number",
+			    "身份证号码不正确");
+			return;
+		}
+	}
+	sms_check(req, b->phone, "bind", b->code, bind_on_code);
+}
+
+static const char bind_sql[] =
+    "SELECT account_id, identity_id, created FROM bind_lock($1, $2, $3, $4, $5, $6, $7,"
+    " $8, $9, $10::jsonb)";
+
+
+static void
+bind_on_code(struct http_req *req, enum sms_result r)
+{
+	struct bind *b = req->data;
+	char new_account[37], identity[37], ev1[37], ev2[37], ev3[37];
+	char hmac_hex[65] = "", masked[24] = "";
+	const char *hmac = NULL, *mask = NULL;
+
+	if (r != SMS_OK) {
+		if (r == SMS_UNAVAILABLE)
+			reply_unavailable(req, "redis");
+		else
+			http_reply_error(req, 401, "SMS_CODE_INVALID", "sms_code", "短信验证码错误或已失效");
+		return;
+	}
+	uuid_v4(new_account);
+	uuid_v4(identity);
+	uuid_v4(ev1);
+	uuid_v4(ev2);
+	uuid_v4(ev3);
+	if (b->id_number[0] != '\0') {
+		/* Kept as a keyed hash (to compare later) and masked (to show). */
+		unsigned char mac[32];
+		crypto_hmac_sha256(auth.cfg.sms_secret, strlen(auth.cfg.sms_secret),
+		    b->id_number, strlen(b->id_number), mac);
+		for (int i = 0; i < 32; i++)
+			snprintf(hmac_hex + 2 * i, 3, "%02x", mac[i]);
+		log_mask_id(b->id_number, masked, sizeof(masked));
+		hmac = hmac_hex;
+		mask = masked;
+	}
+	char *cert = json_dumps(json_object_get(b->lock, "certificate"), JSON_COMPACT);
+	struct db_batch *batch = db_batch_new();
+	const char *p[] = {json_string_value(json_object_get(b->lock, "lock_id")), b->phone,
+	    new_account, identity, ev1, ev2, ev3, hmac, mask, cert};
+	db_batch_add(batch, bind_sql, 10, p);
+	const char *vp[] = {b->phone};
+	db_batch_add(batch, store_session_view_by_phone_sql, 1, vp);
+	free(cert);
+	db_batch_run(auth.svc.db, batch, bind_on_db, b);
+}
+
+static void
+bind_on_db(void *arg, const struct db_result *res)
+{
+	struct bind *b = arg;
+	struct http_req *req = b->req;
+
+	if (res->status == DB_REFUSED && res->message != NULL) {
+		if (strcmp(res->message, "LOCK_ALREADY_BOUND") == 0)
+			http_reply_error(req, 409, "LOCK_ALREADY_BOUND", NULL, "该证书锁已绑定其他账号");
+		else if (strcmp(res->message, "ACCOUNT_HAS_LOCK") == 0)
+			http_reply_error(req, 409, "ACCOUNT_HAS_LOCK", "phone", "该手机号已绑定其他证书锁");
+		else if (strcmp(res->message, "ADMIN_EXISTS") == 0)
+			http_reply_error(req, 409, "ADMIN_EXISTS", NULL, "该企业已有管理员");
+		else
+			http_reply_error(req, 409, "BIND_REFUSED", NULL, "绑定失败");
+		return;
+	}
+	if (res->status == DB_CONFLICT) {
+		http_reply_error(req, 409, "ACCOUNT_HAS_LOCK", "phone", "该手机号已绑定其他证书锁");
+		return;
+	}
+	if (res->status != DB_OK) {
+		auth_reply_db_error(req, res);
+		return;
+	}
+	char key[80];
+	snprintf(key, sizeof(key), "bind:%s", b->token_hash);
+	const char *argv[] = {"DEL", key};
+	kv_command(auth.svc.kv, NULL, NULL, 2, argv, NULL); /* expires anyway */
+	snprintf(b->account_id, sizeof(b->account_id), "%s", db_value(res, 0, 0, 0));
+	b->session_data = auth_session_from_view(res, 1);
+	{
+		char masked[16];
+		log_mask_id(b->phone, masked, sizeof(masked));
+		log_info(req->id, "msg=lock_bound account=%s phone=%s", b->account_id, masked);
+	}
+	session_create(b->session_data, bind_on_session, b);
+}
+
+static void
+bind_on_session(void *arg, const char *token)
+{
+	struct bind *b = arg;
+
+	if (token == NULL) {
+		reply_unavailable(b->req, "redis");
+		return;
+	}
+	http_reply_json(b->req, 200, json_pack("{s:s, s:{s:s, s:s}}", "token", token,
+	    "account", "id", b->account_id, "phone", b->phone));
+}
+
+/* ---- the bound-account continuation of login --------------------------- */
+
+static void
+login_on_view(void *arg, const struct db_result *res)
+{
+	struct login *l = arg;
+
+	if (res->status != DB_OK || db_rows(res, 0) != 1) {
+		auth_reply_db_error(l->req, res);
+		return;
+	}
+	json_decref(l->session_data);
+	l->session_data = auth_session_from_view(res, 0);
+	session_create(l->session_data, login_on_session, l);
+}

@@ -1,0 +1,98 @@
+/* caplat-auth — accounts, USB-key login and binding, SMS codes, sessions,
+ * identities and staff. main() is thin: configuration, the shared service
+ * start-up (svc), routes, consumers, run.
+ *
+ *   caplat-auth [--workers N]            serve
+ *   caplat-auth migrate                  apply migrations and exit
+ *   caplat-auth staff-add USER ROLES     create or reset a staff account
+ *                                        (ROLES: reviewer,finance,operator;
+ *                                        password from CAPLAT_STAFF_PASSWORD
+ *                                        or generated and printed) */
+#include "auth.h"
+
+#include "cfg.h"
+#include "crypto.h"
+#include "db.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct auth auth;
+
+void auth_handlers_init(void);
+void auth_ca_init(void);
+
+static void
+auth_load_config(void)
+{
+	struct auth_config *c = &auth.cfg;
+	const struct cfg_var vars[] = {
+		{"CAPLAT_SMS_SECRET", CFG_STR, NULL, 0, 0, &c->sms_secret, "HMAC key for SMS code hashes"},
+		{"CAPLAT_SMS_DIR", CFG_STR, "var/sms", 0, 0, &c->sms_dir, "local SMS provider's directory"},
+		{"CAPLAT_SMS_TTL", CFG_INT, "300", 60, 3600, &c->sms_ttl, "SMS code lifetime (s)"},
+		{"CAPLAT_SMS_COOLDOWN", CFG_INT, "60", 1, 3600, &c->sms_cooldown, "seconds between codes to one phone"},
+		{"CAPLAT_SMS_DAILY_PHONE", CFG_INT, "10", 1, 1000, &c->sms_daily_phone, "codes per phone per day"},
+		{"CAPLAT_SMS_DAILY_IP", CFG_INT, "100", 1, 100000, &c->sms_daily_ip, "codes per client address per day"},
+		{"CAPLAT_SMS_MAX_TRIES", CFG_INT, "5", 1, 20, &c->sms_max_tries, "wrong tries per code"},
+		{"CAPLAT_LOGIN_MAX_FAILURES", CFG_INT, "5", 1, 100, &c->login_max_failures, "wrong passwords before lockout"},
+		{"CAPLAT_LOCKOUT_SECONDS", CFG_INT, "900", 1, 86400, &c->lockout_seconds, "lockout length (s)"},
+		{"CAPLAT_CHALLENGE_TTL", CFG_INT, "120", 10, 600, &c->challenge_ttl, "CA login challenge lifetime (s)"},
+		{"CAPLAT_BIND_TTL", CFG_INT, "600", 60, 3600, &c->bind_ttl, "bind token lifetime (s)"},
+		{"CAPLAT_VENDOR_ROOTS", CFG_STR, "", 0, 0, &c->vendor_roots, "PEM bundle of trusted vendor roots"},
+	};
+
+	cfg_load_or_die(vars, ARRAY_LEN(vars));
+	if (strlen(c->sms_secret) < 16)
+		fatal("bad configuration: CAPLAT_SMS_SECRET: at least 16 characters");
+}
+
+static int
+staff_add(const char *username, const char *roles)
+{
+	const char *db_url = getenv("CAPLAT_DB_URL");
+	const char *dir = getenv("CAPLAT_MIGRATIONS_DIR");
+	const char *given = getenv("CAPLAT_STAFF_PASSWORD");
+	char *password, *hash, err[512], id[37], common_dir[1024];
+
+	if (db_url == NULL || dir == NULL)
+		fatal("staff-add needs CAPLAT_DB_URL and CAPLAT_MIGRATIONS_DIR");
+	snprintf(common_dir, sizeof(common_dir), "%s/../common", dir);
+	if (db_migrate(db_url, "auth", common_dir, dir, err, sizeof(err)) != 0)
+		fatal("migrations failed: %s", err);
+	password = given && *given ? xstrdup(given) : crypto_random_token(12);
+	hash = crypto_password_hash(password);
+	uuid_v4(id);
+	const char *p[] = {id, username, hash, roles};
+	if (db_exec_sync(db_url, store_staff_upsert_sql, 4, p, err, sizeof(err)) != 0) {
+		fprintf(stderr, "staff-add failed: %s", err);
+		return 1;
+	}
+	if (given && *given)
+		printf("staff %s (%s) saved\n", username, roles);
+	else
+		printf("staff %s (%s) password: %s\n", username, roles, password);
+	crypto_wipe(password, strlen(password));
+	free(password);
+	free(hash);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc == 4 && strcmp(argv[1], "staff-add") == 0)
+		return staff_add(argv[2], argv[3]);
+	auth_load_config();
+	svc_init(&auth.svc, "auth", argc, argv);
+	auth_handlers_init();
+	auth_ca_init();
+	http_server_routes(auth.svc.http, auth_routes, auth_nroutes);
+	auth_events_subscribe();
+	svc_run(&auth.svc);
+	svc_free(&auth.svc);
+	return 0;
+}

@@ -38,6 +38,8 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/bin/%)
 
 .PHONY: all run stop test unit clean format
+# Keep intermediate objects (tools' .o files) so nothing rebuilds needlessly.
+.SECONDARY:
 all: $(SERVICE_BINS) $(UNIT_BINS) $(TOOL_BINS)
 
 $(BUILD)/%.o: %.c

@@ -89,6 +89,7 @@ svc_init(struct svc *svc, const char *name, int argc, char **argv)
 	int migrate_only = 0;
 	const struct cfg_var vars[] = {
 		{"CAPLAT_HTTP_PORT", CFG_INT, NULL, 1, 65535, &svc->http_port, "port to listen on"},
+		{"CAPLAT_HTTP_ADDR", CFG_STR, "127.0.0.1", 0, 0, &svc->http_addr, "address to listen on (IPv4)"},
 		{"CAPLAT_WORKERS", CFG_INT, "1", 1, 64, &svc->workers, "worker processes"},
 		{"CAPLAT_DB_URL", CFG_STR, NULL, 0, 0, &svc->db_url, "PostgreSQL URL of the service's role"},
 		{"CAPLAT_DB_SCHEMA", CFG_STR, name, 0, 0, &svc->db_schema, "the service's schema"},
@@ -129,8 +130,8 @@ svc_init(struct svc *svc, const char *name, int argc, char **argv)
 	if (svc->base == NULL)
 		fatal("event_base_new failed");
 	svc->http = http_server_new(svc->base, name);
-	if (http_server_listen(svc->http, "127.0.0.1", (int)svc->http_port) != 0)
-		fatal("listen on port %ld failed", svc->http_port);
+	if (http_server_listen(svc->http, svc->http_addr, (int)svc->http_port) != 0)
+		fatal("listen on %s:%ld failed", svc->http_addr, svc->http_port);
 	const struct db_config dbc = {
 		.conninfo = svc->db_url, .size = (int)svc->db_pool_size,
 		.max_queue = 1024, .timeout_ms = 5000,

@@ -23,6 +23,7 @@ struct svc {
 	int worker;                 /* 0 in the first process */
 	/* Configuration every service has (CAPLAT_* variables): */
 	long http_port;
+	const char *http_addr;       /* 127.0.0.1 unless CAPLAT_HTTP_ADDR */
 	long workers;
 	long db_pool_size;
 	long session_ttl;

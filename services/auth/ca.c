@@ -319,7 +319,7 @@ login_on_verified(void *arg)
 		    s->cn, s->o, s->org_id, not_after};
 		db_batch_add(b, login_lock_sql, 8, lp);
 	}
-	l->lock = json_pack("{s:s, s:s, s:s?, s:s?, s:s}", "kind", kind, "holder", s->cn,
+	l->lock = json_pack("{s:s, s:s, s:s*, s:s*, s:s}", "kind", kind, "holder", s->cn,
 	    "enterprise_name", s->o, "uscc", s->org_id, "serial", l->cert->serial);
 	db_batch_run(auth.svc.db, b, login_on_db, l);
 }

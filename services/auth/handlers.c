@@ -526,7 +526,7 @@ me_json(const struct db_result *res, int stmt)
 		json_array_append_new(identities, id);
 	}
 	if (db_value(res, stmt, 0, 2) != NULL)
-		lock = json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "id", db_value(res, stmt, 0, 2),
+		lock = json_pack("{s:s, s:s, s:s, s:s*, s:s*}", "id", db_value(res, stmt, 0, 2),
 		    "kind", db_value(res, stmt, 0, 3), "holder", db_value(res, stmt, 0, 4),
 		    "enterprise_name", db_value(res, stmt, 0, 5), "uscc", db_value(res, stmt, 0, 6));
 	return json_pack("{s:o, s:o, s:o, s:o}",

@@ -890,6 +890,7 @@ relay_pass(struct bus *bus, PGconn *pg, jsCtx *js, struct relay_result *r)
 	    "FROM outbox WHERE published_at IS NULL ORDER BY seq "
 	    "LIMIT " STR(RELAY_BATCH) " FOR UPDATE SKIP LOCKED";
 	struct relay_batch *b = &bus->batch;
+	int64_t t0 = now_mono_us(), t_claim, t_sent, t_acked;
 	char *seqs = NULL;
 	size_t seqs_len = 0;
 	jsPubOptions wait;
@@ -911,6 +912,7 @@ relay_pass(struct bus *bus, PGconn *pg, jsCtx *js, struct relay_result *r)
 		PQclear(res);
 		return bus_pg_command(pg, "COMMIT");
 	}
+	t_claim = now_mono_us();
 
 	pthread_mutex_lock(&b->mu);
 	b->count = n;
@@ -935,11 +937,13 @@ relay_pass(struct bus *bus, PGconn *pg, jsCtx *js, struct relay_result *r)
 		}
 	}
 	PQclear(res);
+	t_sent = now_mono_us();
 
 	jsPubOptions_Init(&wait);
 	wait.MaxWait = RELAY_ACK_WAIT_MS;
 	if (js_PublishAsyncComplete(js, &wait) != NATS_OK)
 		relay_reclaim_pending(bus, js);
+	t_acked = now_mono_us();
 
 	/* The acknowledged rows, as a bigint[] literal "{1,2,3}". */
 	seqs = xmalloc((size_t)n * 21 + 3);
@@ -986,6 +990,9 @@ relay_pass(struct bus *bus, PGconn *pg, jsCtx *js, struct relay_result *r)
 	if (bus_pg_command(pg, "COMMIT") != 0)
 		return -1;
 	atomic_fetch_add(&bus->published, (unsigned long long)r->acked);
+	log_debug(NULL, "msg=bus_relay_batch claimed=%d acked=%d failed=%d claim_us=%" PRId64
+	    " send_us=%" PRId64 " ack_us=%" PRId64 " mark_us=%" PRId64, n, r->acked, r->failed,
+	    t_claim - t0, t_sent - t_claim, t_acked - t_sent, now_mono_us() - t_acked);
 	return 0;
 }
 

@@ -309,7 +309,7 @@ class Suite:
             "CAPLAT_NATS_URL": f"nats://127.0.0.1:{self.ports['nats']}",
             "CAPLAT_MIGRATIONS_DIR": os.path.join(ROOT, "deploy", "sql", svc),
             "CAPLAT_VAR_DIR": self.base,
-            "CAPLAT_SMS_DIR": self.sms_dir,
+            "CAPLAT_SMS_PROVIDER": f"local:{self.sms_dir}",
             "CAPLAT_LOG_LEVEL": os.environ.get("CAPLAT_LOG_LEVEL", "info"),
         }
 
@@ -324,10 +324,16 @@ class Suite:
                        check=True, stdout=subprocess.DEVNULL)
 
     def extra_env(self, svc):
-        if svc == "auth":
-            return {"CAPLAT_SMS_SECRET": self.secrets["sms_secret"],
-                    "CAPLAT_VENDOR_ROOTS": os.path.join(self.pki_dir, "roots.pem")}
-        return {}
+        """The service's own configuration beyond service_env()."""
+        env = {
+            "auth": lambda: {"CAPLAT_SMS_SECRET": self.secrets["sms_secret"],
+                             "CAPLAT_VENDOR_ROOTS": os.path.join(self.pki_dir, "roots.pem")},
+            "enterprise": lambda: {},
+            "issuance": lambda: {},
+            "orders": lambda: {},
+            "payments": lambda: {},
+        }
+        return env[svc]()
 
     def seed_staff(self):
         binary = os.path.join(self.build, "bin", "caplat-auth")

@@ -13,7 +13,7 @@ struct db_result;
 
 struct auth_config {
 	const char *sms_secret;     /* HMAC key for stored SMS code hashes */
-	const char *sms_dir;        /* local SMS provider writes codes here */
+	const char *sms_provider;   /* "local:<dir>" (common/sms.h) */
 	long sms_ttl;               /* seconds a code is valid (300) */
 	long sms_cooldown;          /* seconds between sends to a phone (60) */
 	long sms_daily_phone;       /* sends per phone per day */

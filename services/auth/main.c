@@ -14,6 +14,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
+#include "sms.h"
 #include "store.h"
 #include "util.h"
 
@@ -32,7 +33,7 @@ auth_load_config(void)
 	struct auth_config *c = &auth.cfg;
 	const struct cfg_var vars[] = {
 		{"CAPLAT_SMS_SECRET", CFG_STR, NULL, 0, 0, &c->sms_secret, "HMAC key for SMS code hashes"},
-		{"CAPLAT_SMS_DIR", CFG_STR, "var/sms", 0, 0, &c->sms_dir, "local SMS provider's directory"},
+		{"CAPLAT_SMS_PROVIDER", CFG_STR, "local:var/sms", 0, 0, &c->sms_provider, "SMS provider (local:<dir>)"},
 		{"CAPLAT_SMS_TTL", CFG_INT, "300", 60, 3600, &c->sms_ttl, "SMS code lifetime (s)"},
 		{"CAPLAT_SMS_COOLDOWN", CFG_INT, "60", 1, 3600, &c->sms_cooldown, "seconds between codes to one phone"},
 		{"CAPLAT_SMS_DAILY_PHONE", CFG_INT, "10", 1, 1000, &c->sms_daily_phone, "codes per phone per day"},
@@ -46,6 +47,8 @@ auth_load_config(void)
 	};
 
 	cfg_load_or_die(vars, ARRAY_LEN(vars));
+	if (sms_provider_init(c->sms_provider) != 0)
+		fatal("bad configuration: CAPLAT_SMS_PROVIDER: \"%s\"", c->sms_provider);
 	if (strlen(c->sms_secret) < 16)
 		fatal("bad configuration: CAPLAT_SMS_SECRET: at least 16 characters");
 }

@@ -1,23 +1,18 @@
 /* sms — one-time SMS codes: generated here, kept in Redis only as an HMAC,
  * rate-limited per phone and per client address, checked at most
- * sms_max_tries times, and handed to the SMS provider. The local provider
- * appends to <sms_dir>/<phone>.log (what the tests read); a real gateway is a
- * provider behind the same sms_deliver(). */
+ * sms_max_tries times, and handed to the SMS provider (common/sms.h). */
 #include "auth.h"
 
 #include "crypto.h"
 #include "kv.h"
 #include "log.h"
+#include "sms.h"
 #include "util.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 /* Rate limits and the new code's hash, atomically: {0,0} sent,
  * {1,ttl} too soon after the last send, {2,0} a daily cap is reached. */
@@ -68,30 +63,10 @@ sms_code_hash(const char *phone, const char *purpose, const char *code, char out
 	crypto_wipe(msg, sizeof(msg));
 }
 
-/* The local provider: one line per message. A real provider replaces this. */
-static void
-sms_deliver(const char *phone, const char *text)
-{
-	char path[1024], line[512];
-	int fd, n;
-
-	mkdir(auth.cfg.sms_dir, 0700);
-	snprintf(path, sizeof(path), "%s/%s.log", auth.cfg.sms_dir, phone);
-	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		log_error(NULL, "msg=sms_provider_failed error=\"%s\"", strerror(errno));
-		return;
-	}
-	n = snprintf(line, sizeof(line), "%s\n", text);
-	if (write(fd, line, (size_t)n) != n)
-		log_error(NULL, "msg=sms_provider_short_write");
-	close(fd);
-}
-
 void
 sms_notify(const char *phone, const char *text)
 {
-	sms_deliver(phone, text);
+	sms_provider_send(phone, text);
 }
 
 static void
@@ -110,7 +85,7 @@ sms_on_sent(void *arg, const struct kv_reply *reply)
 	if (r == SMS_OK) {
 		char text[96];
 		snprintf(text, sizeof(text), "purpose=%s code=%s", op->purpose, op->code);
-		sms_deliver(op->phone, text);
+		sms_provider_send(op->phone, text);
 		char masked[16];
 		log_mask_id(op->phone, masked, sizeof(masked));
 		log_info(req->id, "msg=sms_sent phone=%s purpose=%s", masked, op->purpose);

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# http.sh — quick wrk figures for the foundation's paths, on this machine:
+#   1. GET /healthz on the auth service directly (evhttp alone)
+#   2. POST /api/v1/auth/ca/challenge through nginx (nginx + evhttp + one Redis SET)
+#   3. GET /api/v1/auth/me through nginx (session in Redis + a 2-statement
+#      PostgreSQL batch)
+# It starts a throw-away suite (tests/bench/suite_up.py), prints requests/s
+# and latency percentiles, and stops it. Benchmarks report, they never fail
+# on time. Usage: tests/bench/http.sh [DURATION_S] [CONNECTIONS]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DUR=${1:-10}
+CONN=${2:-64}
+PY=/usr/bin/python3
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
+make -s all
+STATE=$(mktemp -d /tmp/caplat-bench.XXXXXX)
+chmod 755 "$STATE"
+$PY tests/bench/suite_up.py up "$STATE" > "$STATE/env"
+# shellcheck disable=SC1091
+. "$STATE/env"
+trap '$PY tests/bench/suite_up.py down "$STATE" >/dev/null' EXIT
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "wrk: ${DUR}s, ${CONN} connections, 2 threads, load generator on the same cores"
+run() {
+	echo; echo "== $1"; shift
+	wrk -t2 -c"$CONN" -d"${DUR}s" --latency "$@" | grep -E "Requests/sec|Latency|50%|99%|Non-2xx|Socket errors"
+}
+run "GET /healthz (auth, direct)" "http://127.0.0.1:$AUTH_PORT/healthz"
+cat > "$STATE/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = "{}"
+wrk.headers["Content-Type"] = "application/json"
+LUA
+run "POST /api/v1/auth/ca/challenge (nginx -> auth -> Redis)" -s "$STATE/post.lua" "$GATEWAY/api/v1/auth/ca/challenge"
+run "GET /api/v1/auth/me (nginx -> auth -> Redis + PostgreSQL)" -H "Authorization: Bearer $TOKEN" "$GATEWAY/api/v1/auth/me"

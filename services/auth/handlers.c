@@ -492,6 +492,86 @@ login_on_view(void *arg, const struct db_result *res)
 	    account_json(db_value(res, last, 0, 0), db_value(res, last, 0, 1))));
 }
 
+/* ---- POST /api/v1/auth/password/reset ---------------------------------- */
+
+static void reset_on_code(struct http_req *req, enum sms_result r);
+static void reset_on_hashed(void *arg);
+static void reset_on_updated(void *arg, const struct db_result *res);
+static void reset_on_sessions_gone(void *arg, int status);
+
+/* A forgotten password: the SMS code proves the phone; the new password
+ * replaces the old, lifts a lockout, and ends every session. */
+static void
+auth_password_reset(struct http_req *req)
+{
+	const char *code;
+	json_t *body;
+
+	if (http_read_json(req, &body) != 0)
+		return;
+	struct acct *st = acct_new(req, body);
+	if (read_phone(req, body, st->phone) != 0 ||
+	    auth_field(req, body, "sms_code", 16, &code) != 0 ||
+	    auth_field(req, body, "password", 128, &st->password) != 0)
+		return;
+	if (!password_ok(st->password)) {
+		http_reply_error(req, 422, "PASSWORD_WEAK", "password",
+		    "密码须为 8 至 64 位，且同时包含字母和数字");
+		return;
+	}
+	sms_check(req, st->phone, "reset", code, reset_on_code);
+}
+
+static void
+reset_on_code(struct http_req *req, enum sms_result r)
+{
+	if (r != SMS_OK) {
+		reply_sms_result(req, r);
+		return;
+	}
+	work_submit(register_hash, reset_on_hashed, req->data);
+}
+
+static void
+reset_on_hashed(void *arg)
+{
+	struct acct *st = arg;
+	const char *p[] = {st->phone, st->password_hash};
+
+	db_query(auth.svc.db,
+	    "UPDATE accounts SET password_hash = $2, failed_logins = 0, locked_until = NULL"
+	    " WHERE phone = $1 RETURNING id", 2, p, reset_on_updated, st);
+}
+
+static void
+reset_on_updated(void *arg, const struct db_result *res)
+{
+	struct acct *st = arg;
+
+	if (res->status != DB_OK) {
+		auth_reply_db_error(st->req, res);
+		return;
+	}
+	if (db_rows(res, 0) != 1) {
+		http_reply_error(st->req, 401, "BAD_CREDENTIALS", "phone", "该手机号尚未注册");
+		return;
+	}
+	snprintf(st->id, sizeof(st->id), "%s", db_value(res, 0, 0, 0));
+	log_info(st->req->id, "msg=password_reset account=%s", st->id);
+	session_delete_all(st->id, reset_on_sessions_gone, st);
+}
+
+static void
+reset_on_sessions_gone(void *arg, int status)
+{
+	struct acct *st = arg;
+
+	/* The password is changed either way; sessions also expire by TTL. */
+	if (status != 0)
+		log_warn(st->req->id, "msg=sessions_not_cleared account=%s", st->id);
+	http_reply_empty(st->req, 204);
+}
+
 /* ---- GET /api/v1/auth/me ----------------------------------------------- */
 
 static void me_on_loaded(void *arg, const struct db_result *res);
@@ -886,6 +966,7 @@ const struct http_route auth_routes[] = {
 	{"POST", "/api/v1/auth/sms", auth_sms, 0},
 	{"POST", "/api/v1/auth/register", auth_register, 0},
 	{"POST", "/api/v1/auth/login", auth_login, 0},
+	{"POST", "/api/v1/auth/password/reset", auth_password_reset, 0},
 	{"POST", "/api/v1/auth/logout", auth_logout, 0},
 	{"POST", "/api/v1/auth/logout/all", auth_logout_all, 0},
 	{"GET", "/api/v1/auth/me", auth_me, 0},

@@ -260,3 +260,24 @@ def test_staff_login(suite):
     assert r.status == 401 and r.code == "BAD_CREDENTIALS"
     r = api.post("/api/v1/auth/staff/login", {"username": "nobody", "password": "wrong"})
     assert r.status == 401 and r.code == "BAD_CREDENTIALS"
+
+
+def test_password_reset_by_sms(suite):
+    api = Api(suite)
+    phone, token, _ = register(suite)
+    suite_redis_del(suite, f"sms:last:{phone}")
+    assert api.post("/api/v1/auth/sms", {"phone": phone, "purpose": "reset"}).status == 202
+    code = sms_code(suite, phone, "reset")
+    r = api.post("/api/v1/auth/password/reset", {"phone": phone, "sms_code": code, "password": "weak"})
+    assert r.status == 422 and r.code == "PASSWORD_WEAK"
+    r = api.post("/api/v1/auth/password/reset", {"phone": phone, "sms_code": code, "password": "newpass123"})
+    assert r.status == 204, r
+    assert api.get("/api/v1/auth/me", token=token).status == 401  # every session ended
+    assert api.post("/api/v1/auth/login", {"phone": phone, "password": "abc12345"}).status == 401
+    assert api.post("/api/v1/auth/login", {"phone": phone, "password": "newpass123"}).status == 200
+    # A register code does not reset a password.
+    other = new_phone()
+    api.post("/api/v1/auth/sms", {"phone": other, "purpose": "register"})
+    r = api.post("/api/v1/auth/password/reset", {"phone": other, "sms_code": sms_code(suite, other, "register"),
+                                                 "password": "newpass123"})
+    assert r.status == 401 and r.code == "SMS_CODE_INVALID"

@@ -446,6 +446,11 @@ login_on_code(struct http_req *req, enum sms_result r)
 {
 	struct acct *st = req->data;
 
+	if (r == SMS_INVALID) {
+		/* Login answers one code for every failure (API.md). */
+		http_reply_error(req, 401, "BAD_CREDENTIALS", "sms_code", "验证码错误或已失效");
+		return;
+	}
 	if (r != SMS_OK) {
 		reply_sms_result(req, r);
 		return;

@@ -169,7 +169,7 @@ def test_login_by_sms_code(suite):
     r = api.post("/api/v1/auth/login", {"phone": phone, "sms_code": code})
     assert r.status == 200 and r.json["account"]["id"] == account_id, r
     r = api.post("/api/v1/auth/login", {"phone": phone, "sms_code": code})
-    assert r.status == 401 and r.code == "SMS_CODE_INVALID"
+    assert r.status == 401 and r.code == "BAD_CREDENTIALS"
     r = api.post("/api/v1/auth/login", {"phone": phone})
     assert r.status == 422 and r.code == "FIELD_REQUIRED"
 

@@ -36,6 +36,9 @@ ALL_SERVICES = {
 }
 SERVICES = {name: port for name, (port, _) in ALL_SERVICES.items()
             if os.path.isdir(os.path.join(ROOT, "services", name))}
+# CAPLAT_SERVICES=auth,orders limits a local run to some services.
+if os.environ.get("CAPLAT_SERVICES"):
+    SERVICES = {n: p for n, p in SERVICES.items() if n in os.environ["CAPLAT_SERVICES"].split(",")}
 # Staff accounts `make run` seeds: username -> roles.
 STAFF = {"reviewer": "reviewer", "finance": "finance", "operator": "operator"}
 FIXED_PORTS = {"gateway": 8080, "postgres": 55432, "redis": 56379,

@@ -31,6 +31,7 @@
 #define RELAY_CLEANUP_CHUNK 10000
 #define FETCH_BATCH 64
 #define FETCH_WAIT_MS 1000
+#define GROUP_MAX_MS 200
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define NAK_DELAY_MAX_MS 60000
@@ -749,6 +750,9 @@ bus_ensure_stream(struct bus *bus, jsCtx *js, struct bus_link *link)
 	return 0;
 }
 
+/* Connection callbacks get no closure: nats.c 3.4.1 runs them on its own
+ * thread even after natsConnection_Destroy() returned, when the bus may be
+ * freed already. They only log. */
 static void
 bus_on_connected(natsConnection *nc, void *closure)
 {
@@ -758,9 +762,7 @@ bus_on_connected(natsConnection *nc, void *closure)
 static void
 bus_on_disconnected(natsConnection *nc, void *closure)
 {
-	struct bus *bus = closure;
-
-	if (!bus_stopping(bus))
+	if (!natsConnection_IsClosed(nc)) /* closed: bus_close, not an outage */
 		log_warn(NULL, "msg=bus_nats_disconnected");
 }
 
@@ -1159,9 +1161,25 @@ struct consumer_run {
 
 enum consumer_tx_result {
 	TX_COMMITTED,
-	TX_DUPLICATE,
 	TX_FAILED, /* rolled back; the error is in err */
 	TX_LOST,   /* the connection broke; nothing is known to have committed */
+};
+
+enum consumer_item_state {
+	ITEM_NEW,
+	ITEM_APPLIED,   /* handler ran in the current transaction */
+	ITEM_DUPLICATE, /* already in the inbox */
+	ITEM_ALONE,     /* bad envelope: settled on its own */
+};
+
+/* One fetched message, parsed once. */
+struct consumer_item {
+	natsMsg *msg;
+	struct bus_event ev;
+	json_t *root; /* NULL when the envelope is bad */
+	char bad[ERROR_TEXT_MAX];
+	enum consumer_item_state state;
+	bool settled; /* acked, termed or naked */
 };
 
 /* Creates or updates the durable consumer and binds a pull subscription. */
@@ -1228,21 +1246,19 @@ consumer_deliveries(natsMsg *msg)
 	return n;
 }
 
-/* BEGIN; inbox insert; handler; COMMIT — on this thread's connection. */
-static enum consumer_tx_result
-consumer_tx(struct consumer_run *run, const struct bus_event *ev, char *err,
+/* Inside an open transaction: the inbox row, then the handler unless the
+ * event is already there. Sets item->state; returns 0, or -1 with err set
+ * when the transaction must be rolled back. */
+static int
+consumer_apply(struct consumer_run *run, struct consumer_item *item, char *err,
     size_t err_size)
 {
 	struct bus_consumer *c = run->c;
-	const char *params[2] = {c->durable, ev->id};
+	const char *params[2] = {c->durable, item->ev.id};
 	struct bus_tx tx = {run->pg, ""};
 	PGresult *res;
 	bool duplicate;
 
-	if (bus_pg_command(run->pg, "BEGIN") != 0) {
-		snprintf(err, err_size, "BEGIN failed: %s", PQerrorMessage(run->pg));
-		goto fail;
-	}
 	res = PQexecParams(run->pg,
 	    "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2::uuid) "
 	    "ON CONFLICT DO NOTHING",
@@ -1251,38 +1267,109 @@ consumer_tx(struct consumer_run *run, const struct bus_event *ev, char *err,
 		bus_tx_set_error(&tx, res);
 		snprintf(err, err_size, "inbox insert failed: %s", tx.error);
 		PQclear(res);
-		goto fail;
+		return -1;
 	}
 	duplicate = strcmp(PQcmdTuples(res), "0") == 0;
 	PQclear(res);
-	if (!duplicate) {
-		if (c->handler(&tx, ev, c->arg) != 0) {
-			snprintf(err, err_size, "%s", tx.error[0] ? tx.error : "handler failed");
-			goto fail;
-		}
-		if (PQtransactionStatus(run->pg) != PQTRANS_INTRANS) {
-			snprintf(err, err_size, "handler left the transaction aborted: %s",
-			    tx.error[0] ? tx.error : "no error recorded");
-			goto fail;
-		}
-		bus_fault_crash(c->bus, BUS_FAULT_CONSUMER_CRASH_BEFORE_COMMIT);
+	if (duplicate) {
+		item->state = ITEM_DUPLICATE;
+		return 0;
 	}
+	if (c->handler(&tx, &item->ev, c->arg) != 0) {
+		snprintf(err, err_size, "%s", tx.error[0] ? tx.error : "handler failed");
+		return -1;
+	}
+	if (PQtransactionStatus(run->pg) != PQTRANS_INTRANS) {
+		snprintf(err, err_size, "handler left the transaction aborted: %s",
+		    tx.error[0] ? tx.error : "no error recorded");
+		return -1;
+	}
+	item->state = ITEM_APPLIED;
+	return 0;
+}
+
+static enum consumer_tx_result
+consumer_commit(struct consumer_run *run, bool handlers_ran, char *err,
+    size_t err_size)
+{
+	struct bus_tx tx = {run->pg, ""};
+	PGresult *res;
+
+	if (handlers_ran)
+		bus_fault_crash(run->c->bus, BUS_FAULT_CONSUMER_CRASH_BEFORE_COMMIT);
 	res = PQexec(run->pg, "COMMIT");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK ||
 	    strcmp(PQcmdStatus(res), "COMMIT") != 0) {
 		bus_tx_set_error(&tx, res);
 		snprintf(err, err_size, "COMMIT failed: %s", tx.error);
 		PQclear(res);
-		goto fail;
+		return TX_FAILED;
 	}
 	PQclear(res);
-	return duplicate ? TX_DUPLICATE : TX_COMMITTED;
+	return TX_COMMITTED;
+}
 
-fail:
+static enum consumer_tx_result
+consumer_rollback(struct consumer_run *run)
+{
 	if (PQstatus(run->pg) == CONNECTION_OK &&
 	    PQtransactionStatus(run->pg) != PQTRANS_IDLE)
 		bus_pg_command(run->pg, "ROLLBACK");
 	return PQstatus(run->pg) == CONNECTION_OK ? TX_FAILED : TX_LOST;
+}
+
+/* One transaction for items[0..n), or for a prefix of them once
+ * GROUP_MAX_MS is spent, so a commit's flush is shared by many events while
+ * locks are not held long. Bad envelopes are left for settling alone.
+ * *took is how many items the transaction covered (on TX_FAILED, up to and
+ * including the one that failed). */
+static enum consumer_tx_result
+consumer_group_tx(struct consumer_run *run, struct consumer_item *items, int n,
+    int *took)
+{
+	int64_t deadline = now_mono_us() + GROUP_MAX_MS * 1000;
+	char err[ERROR_TEXT_MAX];
+	bool handlers_ran = false;
+	int j;
+
+	*took = 0;
+	if (bus_pg_command(run->pg, "BEGIN") != 0)
+		return consumer_rollback(run);
+	for (j = 0; j < n; j++) {
+		items[j].state = ITEM_NEW;
+		if (items[j].root == NULL) {
+			items[j].state = ITEM_ALONE;
+		} else if (consumer_apply(run, &items[j], err, sizeof(err)) != 0) {
+			*took = j + 1;
+			return consumer_rollback(run);
+		}
+		handlers_ran |= items[j].state == ITEM_APPLIED;
+		if (now_mono_us() >= deadline) {
+			j++;
+			break;
+		}
+	}
+	*took = j;
+	if (consumer_commit(run, handlers_ran, err, sizeof(err)) != TX_COMMITTED)
+		return consumer_rollback(run);
+	return TX_COMMITTED;
+}
+
+/* BEGIN; inbox insert; handler; COMMIT — one event in its own transaction. */
+static enum consumer_tx_result
+consumer_single_tx(struct consumer_run *run, struct consumer_item *item, char *err,
+    size_t err_size)
+{
+	if (bus_pg_command(run->pg, "BEGIN") != 0) {
+		snprintf(err, err_size, "BEGIN failed: %s", PQerrorMessage(run->pg));
+		return consumer_rollback(run);
+	}
+	item->state = ITEM_NEW;
+	if (consumer_apply(run, item, err, err_size) != 0)
+		return consumer_rollback(run);
+	if (consumer_commit(run, item->state == ITEM_APPLIED, err, err_size) != TX_COMMITTED)
+		return consumer_rollback(run);
+	return TX_COMMITTED;
 }
 
 /* Publishes a dead event's payload on caplat.dlq.<durable>; best effort, the
@@ -1363,110 +1450,183 @@ consumer_dead_letter(struct consumer_run *run, const char *payload, int len,
 	return 0;
 }
 
-/* Handles one message with a live connection. Returns 0 when the message is
- * settled (acked, naked or dead-lettered), -1 when PostgreSQL failed and the
- * message must be tried again once the connection is back. */
-static int
-consumer_process(struct consumer_run *run, natsMsg *msg)
+static void
+consumer_item_parse(struct consumer_item *item, natsMsg *msg)
 {
-	struct bus_consumer *c = run->c;
-	const char *payload = natsMsg_GetData(msg);
-	int len = natsMsg_GetDataLength(msg);
-	char err[ERROR_TEXT_MAX];
-	struct bus_event ev;
-	json_t *root = NULL;
-	int rc = 0;
-
-	if (bus_envelope_parse(&ev, &root, payload, (size_t)len, err, sizeof(err)) != 0) {
-		/* It can never succeed: dead-letter it at once. */
-		atomic_fetch_add(&c->handler_errors, 1);
-		if (consumer_dead_letter(run, payload, len, NULL, natsMsg_GetSubject(msg),
-		        0, consumer_deliveries(msg), err) != 0)
-			return -1;
-		natsMsg_Term(msg, NULL);
-		return 0;
-	}
-	ev.nats_subject = natsMsg_GetSubject(msg);
-	ev.deliveries = consumer_deliveries(msg);
-
-	switch (consumer_tx(run, &ev, err, sizeof(err))) {
-	case TX_COMMITTED:
-		natsMsg_Ack(msg, NULL);
-		atomic_fetch_add(&c->consumed, 1);
-		break;
-	case TX_DUPLICATE:
-		natsMsg_Ack(msg, NULL);
-		atomic_fetch_add(&c->duplicates, 1);
-		log_debug(NULL, "msg=bus_duplicate consumer=%s event_id=%s", c->durable, ev.id);
-		break;
-	case TX_LOST:
-		rc = -1;
-		break;
-	case TX_FAILED:
-		atomic_fetch_add(&c->handler_errors, 1);
-		if (ev.deliveries >= c->max_deliver) {
-			if (consumer_dead_letter(run, payload, len, ev.id, ev.nats_subject,
-			        0, ev.deliveries, err) != 0) {
-				rc = -1;
-				break;
-			}
-			natsMsg_Term(msg, NULL);
-		} else {
-			int64_t delay = bus_nak_delay_ms(c->bus->nak_delay_ms, ev.deliveries);
-
-			log_warn(NULL, "msg=bus_handler_failed consumer=%s event_id=%s type=%s "
-			    "deliveries=%d retry_ms=%" PRId64 " error=\"%s\"", c->durable, ev.id,
-			    ev.type, ev.deliveries, delay, err);
-			natsMsg_NakWithDelay(msg, delay, NULL);
-		}
-		break;
-	}
-	json_decref(root);
-	return rc;
+	memset(item, 0, sizeof(*item));
+	item->msg = msg;
+	if (bus_envelope_parse(&item->ev, &item->root, natsMsg_GetData(msg),
+	        (size_t)natsMsg_GetDataLength(msg), item->bad, sizeof(item->bad)) != 0)
+		item->root = NULL;
+	item->ev.nats_subject = natsMsg_GetSubject(msg);
+	item->ev.deliveries = consumer_deliveries(msg);
 }
 
-/* Keeps msgs[from..] from being redelivered while they wait for their turn. */
+/* Acks an item whose transaction committed. */
 static void
-consumer_keepalive(struct consumer_run *run, natsMsgList *list, int from,
+consumer_ack(struct consumer_run *run, struct consumer_item *item)
+{
+	natsMsg_Ack(item->msg, NULL);
+	item->settled = true;
+	if (item->state == ITEM_DUPLICATE) {
+		atomic_fetch_add(&run->c->duplicates, 1);
+		log_debug(NULL, "msg=bus_duplicate consumer=%s event_id=%s",
+		    run->c->durable, item->ev.id);
+	} else {
+		atomic_fetch_add(&run->c->consumed, 1);
+	}
+}
+
+/* Handles one item in its own transaction with a live connection; this is
+ * where handler failures are counted, naked or dead-lettered. Returns 0 when
+ * the item is settled, -1 when PostgreSQL failed and it must be tried again
+ * once the connection is back. */
+static int
+consumer_process(struct consumer_run *run, struct consumer_item *item)
+{
+	struct bus_consumer *c = run->c;
+	const char *payload = natsMsg_GetData(item->msg);
+	int len = natsMsg_GetDataLength(item->msg);
+	struct bus_event *ev = &item->ev;
+	char err[ERROR_TEXT_MAX];
+
+	if (item->root == NULL) {
+		/* It can never succeed: dead-letter it at once. */
+		if (consumer_dead_letter(run, payload, len, NULL, ev->nats_subject, 0,
+		        ev->deliveries, item->bad) != 0)
+			return -1;
+		atomic_fetch_add(&c->handler_errors, 1);
+		natsMsg_Term(item->msg, NULL);
+		item->settled = true;
+		return 0;
+	}
+	switch (consumer_single_tx(run, item, err, sizeof(err))) {
+	case TX_COMMITTED:
+		consumer_ack(run, item);
+		return 0;
+	case TX_LOST:
+		return -1;
+	case TX_FAILED:
+		break;
+	}
+	if (ev->deliveries >= c->max_deliver) {
+		if (consumer_dead_letter(run, payload, len, ev->id, ev->nats_subject, 0,
+		        ev->deliveries, err) != 0)
+			return -1;
+		atomic_fetch_add(&c->handler_errors, 1);
+		natsMsg_Term(item->msg, NULL);
+	} else {
+		int64_t delay = bus_nak_delay_ms(c->bus->nak_delay_ms, ev->deliveries);
+
+		atomic_fetch_add(&c->handler_errors, 1);
+		log_warn(NULL, "msg=bus_handler_failed consumer=%s event_id=%s type=%s "
+		    "deliveries=%d retry_ms=%" PRId64 " error=\"%s\"", c->durable, ev->id,
+		    ev->type, ev->deliveries, delay, err);
+		natsMsg_NakWithDelay(item->msg, delay, NULL);
+	}
+	item->settled = true;
+	return 0;
+}
+
+/* Keeps the unsettled items from being redelivered while they wait. */
+static void
+consumer_keepalive(struct consumer_run *run, struct consumer_item *items, int n,
     int64_t *last_touch)
 {
 	int64_t now_ms = now_mono_us() / 1000;
-	int64_t every_ms = run->c->bus->ack_wait_ms / 3;
 
-	if (now_ms - *last_touch < every_ms)
+	if (now_ms - *last_touch < run->c->bus->ack_wait_ms / 3)
 		return;
-	for (int k = from; k < list->Count; k++)
-		natsMsg_InProgress(list->Msgs[k], NULL);
+	for (int k = 0; k < n; k++)
+		if (!items[k].settled)
+			natsMsg_InProgress(items[k].msg, NULL);
 	*last_touch = now_ms;
 }
 
-/* Handles the fetched messages in order. While PostgreSQL is away, the
- * message at hand is held (naking it would spend a delivery) and the rest
- * kept alive with InProgress; on close what is left is naked. */
+/* Waits out a PostgreSQL outage (backoff, keepalives). Returns -1 when the
+ * bus is closing. */
+static int
+consumer_hold(struct consumer_run *run, struct consumer_item *items, int n,
+    int64_t *last_touch)
+{
+	struct bus *bus = run->c->bus;
+	int64_t cap_ms = bus->ack_wait_ms / 3;
+
+	bus_pg_check(&run->pg, &run->link);
+	consumer_keepalive(run, items, n, last_touch);
+	bus_sleep(bus, bus_backoff(&run->link, cap_ms < BACKOFF_MAX_MS ? cap_ms : BACKOFF_MAX_MS));
+	return bus_stopping(bus) ? -1 : 0;
+}
+
+/* Settles items[k] on its own, holding it through PostgreSQL outages (a nak
+ * would spend a delivery). Returns -1 when the bus is closing first. */
+static int
+consumer_settle_alone(struct consumer_run *run, struct consumer_item *items,
+    int n, int k, int64_t *last_touch)
+{
+	while (!items[k].settled) {
+		if (run->pg == NULL)
+			run->pg = bus_pg_connect(run->c->bus, &run->link);
+		if (run->pg != NULL && consumer_process(run, &items[k]) == 0)
+			break;
+		if (consumer_hold(run, items, n, last_touch) != 0)
+			return -1;
+	}
+	run->link.backoff_ms = 0;
+	return 0;
+}
+
+/* Handles one fetch: runs of events share a transaction (acked after its
+ * commit); when anything in a run fails, the run is redone one event per
+ * transaction so the failure is isolated, counted and redelivered or
+ * dead-lettered. On close, whatever is unsettled is naked. */
 static void
 consumer_handle_batch(struct consumer_run *run, natsMsgList *list)
 {
 	struct bus *bus = run->c->bus;
+	int n = list->Count, i = 0;
+	struct consumer_item *items = xcalloc((size_t)n, sizeof(*items));
 	int64_t last_touch = now_mono_us() / 1000;
-	int64_t cap_ms = bus->ack_wait_ms / 3;
-	int i = 0;
 
-	if (cap_ms > BACKOFF_MAX_MS)
-		cap_ms = BACKOFF_MAX_MS;
-	while (i < list->Count && !bus_stopping(bus)) {
-		if (run->pg == NULL)
-			run->pg = bus_pg_connect(bus, &run->link);
-		if (run->pg != NULL && consumer_process(run, list->Msgs[i]) == 0) {
+	for (int k = 0; k < n; k++)
+		consumer_item_parse(&items[k], list->Msgs[k]);
+	while (i < n && !bus_stopping(bus)) {
+		enum consumer_tx_result r = TX_FAILED;
+		int took = 1;
+
+		if (n - i > 1) {
+			if (run->pg == NULL)
+				run->pg = bus_pg_connect(bus, &run->link);
+			if (run->pg == NULL) {
+				consumer_hold(run, items, n, &last_touch);
+				continue;
+			}
+			r = consumer_group_tx(run, items + i, n - i, &took);
+			if (r == TX_LOST) {
+				consumer_hold(run, items, n, &last_touch);
+				continue;
+			}
+			if (took == 0)
+				took = 1; /* BEGIN failed: go on one by one */
 			run->link.backoff_ms = 0;
-			i++;
-		} else {
-			bus_pg_check(&run->pg, &run->link);
-			bus_sleep(bus, bus_backoff(&run->link, cap_ms));
 		}
-		consumer_keepalive(run, list, i, &last_touch);
+		if (r == TX_COMMITTED)
+			for (int k = i; k < i + took; k++)
+				if (items[k].state != ITEM_ALONE)
+					consumer_ack(run, &items[k]);
+		for (int k = i; k < i + took; k++)
+			if (!items[k].settled &&
+			    consumer_settle_alone(run, items, n, k, &last_touch) != 0)
+				break;
+		i += took;
+		consumer_keepalive(run, items, n, &last_touch);
 	}
-	for (; i < list->Count; i++)
-		natsMsg_Nak(list->Msgs[i], NULL);
+	for (int k = 0; k < n; k++) {
+		if (!items[k].settled)
+			natsMsg_Nak(items[k].msg, NULL);
+		json_decref(items[k].root);
+	}
+	free(items);
 }
 
 /* Dead-letters events JetStream dropped after MaxDeliver without any outcome
@@ -1685,13 +1845,13 @@ bus_open(struct bus **out, const struct bus_config *cfg)
 	if (s == NATS_OK)
 		s = natsOptions_SetPingInterval(bus->opts, 10000);
 	if (s == NATS_OK)
-		s = natsOptions_SetRetryOnFailedConnect(bus->opts, true, bus_on_connected, bus);
+		s = natsOptions_SetRetryOnFailedConnect(bus->opts, true, bus_on_connected, NULL);
 	if (s == NATS_OK)
-		s = natsOptions_SetDisconnectedCB(bus->opts, bus_on_disconnected, bus);
+		s = natsOptions_SetDisconnectedCB(bus->opts, bus_on_disconnected, NULL);
 	if (s == NATS_OK)
-		s = natsOptions_SetReconnectedCB(bus->opts, bus_on_reconnected, bus);
+		s = natsOptions_SetReconnectedCB(bus->opts, bus_on_reconnected, NULL);
 	if (s == NATS_OK)
-		s = natsOptions_SetErrorHandler(bus->opts, bus_on_async_error, bus);
+		s = natsOptions_SetErrorHandler(bus->opts, bus_on_async_error, NULL);
 	if (s == NATS_OK) {
 		s = natsConnection_Connect(&bus->nc, bus->opts);
 		if (s == NATS_NOT_YET_CONNECTED) {

@@ -247,4 +247,26 @@ int crypto_csr_create(char **out_pem, const struct crypto_key *key,
  * optimise away (OPENSSL_cleanse): for passwords, codes and keys after use. */
 void crypto_wipe(void *p, size_t n);
 
+/* ---- Authenticated encryption (payments: WeChat Pay API v3) ---- */
+
+#define CRYPTO_GCM_TAG_LEN 16
+
+/* AES-256-GCM decryption of in (in_len bytes: the ciphertext followed by
+ * its 16-byte tag) with the 32-byte key, the iv (iv_len > 0 bytes, 12 for
+ * WeChat Pay) and the additional data aad (aad_len may be 0, aad NULL). On
+ * success sets *out to a new NUL-terminated buffer of in_len - 16 bytes
+ * (caller frees with free(); wipe it when secret) and *out_len to that
+ * length, and returns 0. When the tag does not verify, or in is shorter
+ * than the tag, returns -1 and leaves *out untouched. */
+int crypto_aes256gcm_decrypt(unsigned char **out, size_t *out_len,
+    const unsigned char key[32], const void *iv, size_t iv_len,
+    const void *aad, size_t aad_len, const unsigned char *in, size_t in_len);
+
+/* AES-256-GCM encryption: sets *out to a new buffer of in_len + 16 bytes,
+ * the ciphertext followed by the tag, and *out_len to its length; returns 0.
+ * Returns -1 only for iv_len 0. For tests and simulators. */
+int crypto_aes256gcm_encrypt(unsigned char **out, size_t *out_len,
+    const unsigned char key[32], const void *iv, size_t iv_len,
+    const void *aad, size_t aad_len, const unsigned char *in, size_t in_len);
+
 #endif

@@ -374,3 +374,34 @@ def test_bus_survives_nats_restart(suite):
         assert metric(metrics, "caplat_bus_nats_connected") == 1
     finally:
         w.close()
+
+
+def test_bus_max_deliver_without_outcome_dead_lettered(suite):
+    """With max_deliver 1 the consumer crashes on the only delivery: JetStream
+    drops the events after AckWait with just an advisory, which the restarted
+    consumer turns into dead_letter rows and DLQ messages, none lost silently."""
+    w = BusWorld(suite, "bus_t7")
+    durable = "bus_t7_c"
+    once = os.path.join(suite.base, "bus_t7.fault-once")
+    fault = {"CAPLAT_FAULT": "consumer_crash_before_commit", "CAPLAT_FAULT_ONCE": once}
+    try:
+        w.tool("emit", 3, w.type)
+        crashed = w.start("consumer-crash", "consume", durable, w.subject, 1, extra_env=fault)
+        rc = crashed.wait(timeout=30)
+        assert rc == 137, f"consumer exited {rc}\n{w.logs()}"
+        consumer = w.start("consumer", "consume", durable, w.subject, 1, extra_env=fault)
+        w.wait_until("every event accounted for",
+                     lambda: w.applied()[0] + w.scalar("SELECT count(*) FROM bus_t7.dead_letter") == 3
+                     or (w.applied(), w.scalar("SELECT count(*) FROM bus_t7.dead_letter")))
+        time.sleep(0.5)
+        rows = suite.psql("SELECT d.error, d.deliveries FROM bus_t7.dead_letter d "
+                          "JOIN bus_t7.outbox o ON o.id::text = d.event_id")
+        dead = len(rows)
+        assert dead >= 1, "the crashed batch held at least the event being handled"
+        assert all(r == ["max deliveries reached without an outcome", "1"] for r in rows), rows
+        assert w.applied()[0] + dead == 3 and w.applied()[0] == w.applied()[1]
+        assert w.stream_count(f"caplat.dlq.{durable}") == dead
+        metrics = w.stop(consumer)
+        assert metric(metrics, "caplat_bus_dead_letters_total", durable) == dead
+    finally:
+        w.close()

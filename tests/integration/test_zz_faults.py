@@ -100,3 +100,27 @@ def test_client_disconnect_while_waiting_on_db(suite):
     wait_until(drained, timeout=10, what="in-flight requests answered and freed")
     assert call(base, "GET", "/healthz").status == 200
     assert Api(suite).get("/api/v1/auth/me", token=token).status == 200
+
+
+def test_workers_share_the_port(suite):
+    """--workers N (CAPLAT_WORKERS): N processes accept on one port with
+    SO_REUSEPORT, each with its own loop; SIGTERM to the first stops all."""
+    argv, env, port, user = suite.cmds["auth"]
+    suite.kill("auth", signal.SIGTERM)
+    try:
+        suite._spawn("auth", argv, dict(env, CAPLAT_WORKERS="2"), port, user)
+        suite.wait_ready("auth")
+        for i in range(80):
+            r = call(suite.service_url("auth"), "POST", "/api/v1/auth/ca/challenge", raw=b"{}",
+                     headers={"X-Request-Id": f"workers-{i}"})
+            assert r.status == 200
+        log = open(os.path.join(suite.log_dir, "auth.log")).read().splitlines()
+        pids = {next(f for f in line.split() if f.startswith("pid="))
+                for line in log if "req=workers-" in line}
+        assert len(pids) == 2, pids
+    finally:
+        suite.kill("auth", signal.SIGTERM)
+        wait_until(lambda: os.popen(f"pgrep -f '^{argv[0]}'").read().split() == [],
+                   timeout=5, what="every worker gone after SIGTERM")
+        suite._spawn("auth", argv, env, port, user)
+        suite.wait_ready("auth")

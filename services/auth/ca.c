@@ -362,11 +362,11 @@ login_on_db(void *arg, const struct db_result *res)
 	char nb[48], na[48];
 	time_rfc3339((int64_t)l->cert->not_before * 1000, nb);
 	time_rfc3339((int64_t)l->cert->not_after * 1000, na);
-	json_t *bind = json_pack("{s:s, s:O, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s}}",
+	json_t *bind = json_pack("{s:s, s:O, s:{s:s, s:s, s:s, s:s, s:s, s:s}}",
 	    "lock_id", lock_id, "lock", c, "certificate", "serial", l->cert->serial,
-	    "issuer", l->cert->issuer_dn, "subject", l->cert->subject_dn,
-	    "not_before", nb, "not_after", na, "key_type",
-	    crypto_key_type_name(l->cert->key_type), "pem", l->cert->pem);
+	    "issuer", l->cert->issuer_dn, "not_before", nb, "not_after", na,
+	    "fingerprint_sha256", l->cert->fingerprint_sha256,
+	    "certificate_pem", l->cert->pem);
 	char *text = json_dumps(bind, JSON_COMPACT);
 	json_decref(bind);
 	char hash[CRYPTO_SHA256_HEX_SIZE];

@@ -87,8 +87,9 @@ def test_master_lock_sm2_binds_admin_then_logs_in(suite):
     rows = wait_until(events, what="bind events published")
     assert [t for t, _ in rows] == ["auth.account.registered", "auth.identity.added", "auth.lock.bound"]
     bound = json.loads(rows[2][1])
-    assert bound["kind"] == "master" and bound["certificate"]["serial"] == lock["serial"]
-    assert "BEGIN CERTIFICATE" in bound["certificate"]["pem"]
+    assert bound["lock_kind"] == "master" and bound["serial"] == lock["serial"]
+    assert bound["phone"] == phone and bound["lock_id"] == lock["id"]
+    assert "BEGIN CERTIFICATE" in bound["certificate_pem"]
 
 
 def test_agent_lock_rsa_binds_without_id_number(suite):
@@ -187,7 +188,8 @@ def test_revoked_certificate_refused_after_registry_event(suite):
                              "-nameopt", "RFC2253,-esc_msb"],
                             capture_output=True, text=True).stdout.strip().split("=", 1)[1]
     event_id = str(uuid.uuid4())
-    data = json.dumps({"issuer": issuer, "serial": serial, "reason": "keyCompromise",
+    data = json.dumps({"cert_id": str(uuid.uuid4()), "issuer": issuer, "serial": serial,
+                       "reason": "key_compromise",
                        "revoked_at": "2026-11-01T00:00:00Z"}).replace("'", "''")
     # An issuance event, produced the way issuance produces: an outbox row.
     suite.psql(f"INSERT INTO auth.outbox (id, type, subject, data) VALUES ('{event_id}',"

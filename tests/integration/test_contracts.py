@@ -401,7 +401,9 @@ def sample_events():
     return {
         "auth.account.registered": {"account_id": acct, "phone": "13800138000"},
         "auth.lock.bound": dict(lock, account_id=acct, phone="13800138000", vendor="LNCA",
-                                not_after=t, bound_at=t),
+                                not_after=t, bound_at=t, lock_id=u(),
+                                issuer="CN=caplat test SM2 issuing CA,O=caplat test,C=CN",
+                                not_before=t, certificate_pem="-----BEGIN CERTIFICATE-----\n..."),
         "auth.identity.added": {"identity_id": u(), "account_id": acct, "type": "enterprise",
                                 "enterprise_name": "示例科技有限公司", "uscc": "91350100M000100Y43",
                                 "role": "admin"},
@@ -425,9 +427,11 @@ def sample_events():
             "not_before": t, "not_after": t, "platforms": ["LN_JSGC", "SY_GGZY"]},
         "issuance.cert.renewed": {
             "cert_id": cert, "serial": "7F3A9C02", "previous_serial": "7F3A9C01",
+            "issuer": "CN=LNCA SM2 CA,O=LNCA,C=CN", "previous_issuer": "CN=LNCA SM2 CA,O=LNCA,C=CN",
             "lock_kind": "master", "not_before": t, "not_after": t,
             "platforms": ["LN_JSGC", "LN_ZFCG"], "order_id": order},
-        "issuance.cert.revoked": {"cert_id": cert, "serial": "7F3A9C02", "reason": "key_compromise"},
+        "issuance.cert.revoked": {"cert_id": cert, "serial": "7F3A9C02", "reason": "key_compromise",
+                                  "issuer": "CN=LNCA SM2 CA,O=LNCA,C=CN"},
         "orders.order.created": {
             "order_id": order, "number": "PL20240501000123", "account_id": acct,
             "identity_id": u(), "uscc": "91350100M000100Y43", "total_fen": 30000,

@@ -13,6 +13,7 @@
 #include "json.h"
 #include "kv.h"
 #include "log.h"
+#include "profile.h"
 #include "session.h"
 #include "store.h"
 #include "util.h"
@@ -34,6 +35,9 @@ static struct {
 	const char *kind;
 } kind_map[MAX_KIND_MAP];
 static size_t kind_map_len;
+
+/* Vendor subject layouts from CAPLAT_VENDOR_PROFILES (profile.h). */
+static json_t *vendor_profiles;
 
 static const char *const lock_kinds[] = {"master", "project_lead", "agent",
     "cost_engineer", "personal", NULL};
@@ -95,6 +99,18 @@ auth_ca_init(void)
 	    "授权委托人锁=agent,造价师锁=cost_engineer,个人锁=personal");
 	if (extra != NULL && *extra)
 		kind_map_parse(extra);
+	const char *profiles = getenv("CAPLAT_VENDOR_PROFILES");
+	if (profiles != NULL && *profiles) {
+		char err[256];
+		json_error_t jerr;
+		vendor_profiles = json_load_file(profiles, 0, &jerr);
+		if (vendor_profiles == NULL)
+			fatal("bad configuration: CAPLAT_VENDOR_PROFILES: %s: %s", profiles, jerr.text);
+		if (profile_check(vendor_profiles, err, sizeof(err)) != 0)
+			fatal("bad configuration: CAPLAT_VENDOR_PROFILES: %s", err);
+	} else {
+		vendor_profiles = json_array();
+	}
 	if (auth.cfg.vendor_roots[0] == '\0') {
 		log_warn(NULL, "msg=no_vendor_roots detail=\"CAPLAT_VENDOR_ROOTS unset: every CA login is refused\"");
 		return;
@@ -301,11 +317,24 @@ login_on_verified(void *arg)
 		return;
 	}
 	s = &l->cert->subject;
-	kind = lock_kind_of(s->ou);
-	if (kind == NULL || s->cn == NULL) {
+	struct lock_fields f;
+	if (profile_apply(vendor_profiles, l->cert->issuer_dn, s->c, s->o, s->ou, s->cn,
+	    s->org_id, &f) != 0 || (kind = lock_kind_of(f.kind_text)) == NULL || f.holder == NULL) {
+		lock_fields_clear(&f);
 		http_reply_error(req, 401, "CERT_UNTRUSTED", "certificate",
 		    "证书格式不受支持（无法识别锁类型或持有人）");
 		return;
+	}
+	char uscc[19];
+	if (f.uscc != NULL) {
+		if (validate_uscc(f.uscc, uscc) != 0) {
+			lock_fields_clear(&f);
+			http_reply_error(req, 401, "CERT_UNTRUSTED", "certificate",
+			    "证书中的统一社会信用代码无效");
+			return;
+		}
+		free(f.uscc);
+		f.uscc = xstrdup(uscc);
 	}
 	/* Revocation first (its answer outranks the signature's), and the lock
 	 * only for a proven holder: nothing is written for a bad signature. */
@@ -316,11 +345,13 @@ login_on_verified(void *arg)
 		uuid_v4(new_lock);
 		snprintf(not_after, sizeof(not_after), "%lld", (long long)l->cert->not_after);
 		const char *lp[] = {l->cert->issuer_dn, l->cert->serial, new_lock, kind,
-		    s->cn, s->o, s->org_id, not_after};
+		    f.holder, f.enterprise_name, f.uscc, not_after};
 		db_batch_add(b, login_lock_sql, 8, lp);
 	}
-	l->lock = json_pack("{s:s, s:s, s:s*, s:s*, s:s}", "kind", kind, "holder", s->cn,
-	    "enterprise_name", s->o, "uscc", s->org_id, "serial", l->cert->serial);
+	l->lock = json_pack("{s:s, s:s, s:s*, s:s*, s:s, s:s*}", "kind", kind, "holder", f.holder,
+	    "enterprise_name", f.enterprise_name, "uscc", f.uscc, "serial", l->cert->serial,
+	    "vendor", f.vendor);
+	lock_fields_clear(&f);
 	db_batch_run(auth.svc.db, b, login_on_db, l);
 }
 

@@ -18,6 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The service's state: configuration, connections (svc), trusted roots.
+ * Defined here rather than in main.c so unit tests can link the service. */
+struct auth auth;
+
 /* ---- shared helpers ---------------------------------------------------- */
 
 void

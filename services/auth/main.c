@@ -22,8 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct auth auth;
-
 void auth_handlers_init(void);
 void auth_ca_init(void);
 

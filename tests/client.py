@@ -105,3 +105,36 @@ def wait_until(pred, timeout=10.0, interval=0.05, what="condition"):
             return v
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+_cert_seq = [0]
+
+
+def issue_cert(suite, alg, kind, holder, enterprise=None, uscc=None, days=30):
+    """A fresh USB-key certificate under the test PKI (tests/ukey/issue.sh);
+    returns its name for pki(suite, name). 30 days: inside the renewal window."""
+    _cert_seq[0] += 1
+    name = f"t{os.getpid()}-{_cert_seq[0]}-{alg}-{kind}"
+    args = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "ukey", "issue.sh"),
+            suite.pki_dir, name, alg, kind, holder]
+    if enterprise:
+        args += [enterprise, uscc or ""]
+    else:
+        args += ["", ""]
+    args.append(str(days))
+    subprocess.run(["bash", *args], check=True)
+    return name
+
+
+USCC_SYMBOLS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+USCC_WEIGHTS = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
+_uscc_seq = [int(time.time()) % 10**6]
+
+
+def new_uscc():
+    """A fresh valid 统一社会信用代码 (GB 32100 check character)."""
+    _uscc_seq[0] += 1
+    body = f"91350100{_uscc_seq[0] % 10**9:09d}"
+    total = sum(USCC_SYMBOLS.index(ch) * w for ch, w in zip(body, USCC_WEIGHTS))
+    check = (31 - total % 31) % 31
+    return body + USCC_SYMBOLS[check]

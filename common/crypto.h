@@ -241,6 +241,20 @@ void crypto_csr_free(struct crypto_csr *csr);
 int crypto_csr_create(char **out_pem, const struct crypto_key *key,
     const struct crypto_cert *subject_from);
 
+/* ---- Keys under a passphrase (the USB-key simulator's PIN) ---- */
+
+/* Returns a new PEM string of the private key as encrypted PKCS#8
+ * (AES-256-CBC, key derived from passphrase), or NULL for a public key;
+ * caller frees with free(). */
+char *crypto_key_private_pem_encrypted(const struct crypto_key *key,
+    const char *passphrase);
+
+/* Reads an encrypted PKCS#8 private key. On success sets *out to a new key
+ * (caller frees with crypto_key_free()) and returns 0; a wrong passphrase or
+ * a bad PEM returns -1. */
+int crypto_key_load_pem_encrypted(struct crypto_key **out, const char *pem,
+    const char *passphrase);
+
 /* ---- Secrets ---- */
 
 /* Overwrites the n bytes at p with zeros in a way the compiler cannot
@@ -268,5 +282,81 @@ int crypto_aes256gcm_decrypt(unsigned char **out, size_t *out_len,
 int crypto_aes256gcm_encrypt(unsigned char **out, size_t *out_len,
     const unsigned char key[32], const void *iv, size_t iv_len,
     const void *aad, size_t aad_len, const unsigned char *in, size_t in_len);
+
+/* ---- Issuing certificates and CRLs (issuance: the local CA) ---- */
+
+/* What crypto_cert_create() and crypto_cert_issue() put in a certificate
+ * besides subject, key and issuer. */
+struct crypto_issue_spec {
+	const char *serial;     /* upper-case hex, 1..40 digits, not zero */
+	time_t not_before, not_after; /* UTC, not_before < not_after */
+	int ca;                 /* 1: CA:TRUE, keyCertSign and cRLSign;
+	                         * 0: CA:FALSE, digitalSignature and
+	                         * nonRepudiation, extKeyUsage clientAuth */
+	int path_len;           /* CA only: pathLenConstraint, -1 for none */
+	const char *crl_url;    /* leaf only: a CRL distribution point (URI),
+	                         * or NULL */
+};
+
+/* Makes an X.509 v3 certificate for subject_key's public key with the
+ * subject attributes given (C, O, OU, CN, organizationIdentifier, in that
+ * order; NULL ones are left out), signed by issuer_key as issuer (the
+ * issuer's subject becomes the issuer name and its key identifier the
+ * authority key identifier). issuer NULL makes a self-signed certificate,
+ * and then issuer_key must be subject_key's own private key. The signature
+ * follows issuer_key's type: RSA PKCS#1 v1.5 with SHA-256, ECDSA with
+ * SHA-256, or SM2 with SM3 and CRYPTO_SM2_DISTID. On success sets *out_pem
+ * to a new PEM string (caller frees with free()) and returns 0. On error (a
+ * public issuer key, type OTHER, an issuer key that is not the issuer's, a
+ * bad serial or dates) returns -1 and leaves *out_pem untouched. */
+int crypto_cert_create(char **out_pem, const struct crypto_key *subject_key,
+    const struct crypto_subject *subject, const struct crypto_cert *issuer,
+    const struct crypto_key *issuer_key, const struct crypto_issue_spec *spec);
+
+/* Issues a certificate for the key of a checked CSR (see
+ * crypto_csr_parse_verify()). The subject is subject_from's subject name,
+ * byte for byte (a renewal keeps the subject), or the CSR's own when
+ * subject_from is NULL; nothing else of the CSR (attributes, requested
+ * extensions) is copied. Otherwise as crypto_cert_create() with a non-NULL
+ * issuer. */
+int crypto_cert_issue(char **out_pem, const struct crypto_csr *csr,
+    const struct crypto_cert *subject_from, const struct crypto_cert *issuer,
+    const struct crypto_key *issuer_key, const struct crypto_issue_spec *spec);
+
+/* Returns the key size in bits (2048 for RSA-2048, 256 for P-256 and SM2). */
+int crypto_key_bits(const struct crypto_key *key);
+
+/* RFC 5280 CRLReason codes used in CRL entries. */
+enum crypto_crl_reason {
+	CRYPTO_CRL_UNSPECIFIED = 0,
+	CRYPTO_CRL_KEY_COMPROMISE = 1,
+	CRYPTO_CRL_CA_COMPROMISE = 2,
+	CRYPTO_CRL_AFFILIATION_CHANGED = 3,
+	CRYPTO_CRL_SUPERSEDED = 4,
+	CRYPTO_CRL_CESSATION_OF_OPERATION = 5,
+};
+
+struct crypto_crl_entry {
+	const char *serial;  /* upper-case hex */
+	time_t revoked_at;
+	enum crypto_crl_reason reason; /* UNSPECIFIED: no reasonCode */
+};
+
+/* Makes a v2 CRL of issuer listing the n entries, with thisUpdate,
+ * nextUpdate, the CRL number and the authority key identifier, signed by
+ * issuer_key like crypto_cert_create() signs (SM2: SM3 and
+ * CRYPTO_SM2_DISTID). On success sets *out_der to a new DER buffer (caller
+ * frees with free()) and *out_len to its length, and returns 0; on error (an
+ * issuer key that is not the issuer's, a bad serial) returns -1. */
+int crypto_crl_create(unsigned char **out_der, size_t *out_len,
+    const struct crypto_cert *issuer, const struct crypto_key *issuer_key,
+    const struct crypto_crl_entry *entries, size_t n, time_t this_update,
+    time_t next_update, long number);
+
+/* Returns 0 when der is a CRL issued (by name) and signed by issuer, -1
+ * otherwise. SM2 CRLs are checked over their TBS bytes with SM3 and
+ * CRYPTO_SM2_DISTID (X509_CRL_verify cannot take the ID, DOMAIN.md §1). */
+int crypto_crl_verify(const unsigned char *der, size_t len,
+    const struct crypto_cert *issuer);
 
 #endif

@@ -5,7 +5,7 @@ import json
 import subprocess
 import uuid
 
-from client import Api, new_phone, pki, sms_code, ukey, wait_until
+from client import Api, issue_cert, new_phone, new_uscc, pki, sms_code, ukey, wait_until
 
 
 def challenge(api):
@@ -199,3 +199,43 @@ def test_revoked_certificate_refused_after_registry_event(suite):
     assert suite.psql(f"SELECT count(*) FROM auth.inbox WHERE event_id = '{event_id}'") == [["1"]]
     r, _ = ca_login(suite, "ec-agent")
     assert r.status == 401 and r.code == "CERT_REVOKED", r
+
+
+def test_virtual_key_folder_with_pin(suite):
+    """tests/ukey as the holder uses it: a key folder whose private key is
+    encrypted under the PIN (111111 at first); the wrong PIN signs nothing."""
+    import os
+    import tempfile
+    name = issue_cert(suite, "sm2", "agent", "钱七", "沈阳某某招标代理有限公司", new_uscc())
+    d = tempfile.mkdtemp()
+    ukey(suite, "-d", d, "import", "lock", pki(suite, name, "key"), pki(suite, name))
+    assert "ENCRYPTED PRIVATE KEY" in open(os.path.join(d, "lock", "key.pem")).read()
+    api = Api(suite)
+    ch = challenge(api)
+    bad = subprocess.run([os.path.join(suite.build, "bin", "ukey"), "-d", d, "sign", "lock", ch["nonce"]],
+                         env=dict(os.environ, UKEY_PIN="000000"), capture_output=True, text=True)
+    assert bad.returncode == 3 and "wrong PIN" in bad.stderr
+    sig = ukey(suite, "-d", d, "sign", "lock", ch["nonce"])
+    r = api.post("/api/v1/auth/ca/login", {"challenge_id": ch["challenge_id"],
+                                           "certificate": ukey(suite, "-d", d, "cert", "lock"),
+                                           "signature": sig})
+    assert r.status == 200 and r.json["status"] == "binding_required", r
+
+
+def test_openssl_cli_key_logs_in(suite):
+    """A key and certificate made with the openssl CLI, and a signature made
+    with `openssl dgst`, log in (RSA, ECDSA P-256 and SM2 with its ID)."""
+    api = Api(suite)
+    for alg in ("rsa", "ec", "sm2"):
+        name = issue_cert(suite, alg, "personal", "孙八")
+        ch = challenge(api)
+        nonce = __import__("base64").b64decode(ch["nonce"])
+        args = ["openssl", "dgst", "-sha256", "-sign", pki(suite, name, "key")]
+        if alg == "sm2":
+            args = ["openssl", "dgst", "-sm3", "-sign", pki(suite, name, "key"),
+                    "-sigopt", "distid:1234567812345678"]
+        sig = subprocess.run(args, input=nonce, capture_output=True, check=True).stdout
+        r = api.post("/api/v1/auth/ca/login", {"challenge_id": ch["challenge_id"],
+                                               "certificate": open(pki(suite, name)).read(),
+                                               "signature": __import__("base64").b64encode(sig).decode()})
+        assert r.status == 200 and r.json["status"] == "binding_required", (alg, r)

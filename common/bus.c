@@ -28,7 +28,7 @@
 #define RELAY_ACK_WAIT_MS 5000
 #define RELAY_SWEEP_MS 1000
 #define RELAY_CLEANUP_EVERY_MS (10 * 60 * 1000)
-#define RELAY_CLEANUP_CHUNK 10000
+#define RELAY_CLEANUP_CHUNK 10000 /* in relay_cleanup_sql */
 #define FETCH_BATCH 64
 #define FETCH_WAIT_MS 1000
 #define GROUP_MAX_MS 200
@@ -221,8 +221,8 @@ bus_ident_valid(const char *s)
 	if (n == 0 || n > 63 || (s[0] >= '0' && s[0] <= '9'))
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
-		        s[i] == '_'))
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		        (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
 			return false;
 	return true;
 }
@@ -236,8 +236,9 @@ bus_service_valid(const char *s)
 	if (n == 0 || n > 63)
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
-		        s[i] == '_' || s[i] == '-'))
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		        (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+		        s[i] == '-'))
 			return false;
 	return true;
 }
@@ -250,7 +251,8 @@ bus_filter_valid(const char *f)
 	const char *rest;
 	size_t first;
 
-	if (f == NULL || strncmp(f, BUS_SUBJECT_PREFIX, strlen(BUS_SUBJECT_PREFIX)))
+	if (f == NULL ||
+	    strncmp(f, BUS_SUBJECT_PREFIX, strlen(BUS_SUBJECT_PREFIX)))
 		return false;
 	rest = f + strlen(BUS_SUBJECT_PREFIX);
 	first = strcspn(rest, ".");
@@ -302,10 +304,13 @@ bus_text_sanitize(const char *s, size_t len)
 
 	for (size_t i = 0; i < len;) {
 		unsigned char c = (unsigned char)s[i];
-		size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
-		    : (c & 0xf8) == 0xf0 ? 4 : 0;
-		bool ok = n > 0 && i + n <= len && c != 0 && c != 0xc0 && c != 0xc1 &&
-		    c <= 0xf4;
+		size_t n = c < 0x80      ? 1
+		    : (c & 0xe0) == 0xc0 ? 2
+		    : (c & 0xf0) == 0xe0 ? 3
+		    : (c & 0xf8) == 0xf0 ? 4
+		                         : 0;
+		bool ok = n > 0 && i + n <= len && c != 0 && c != 0xc0 &&
+		    c != 0xc1 && c <= 0xf4;
 
 		for (size_t k = 1; ok && k < n; k++)
 			ok = ((unsigned char)s[i + k] & 0xc0) == 0x80;
@@ -342,7 +347,8 @@ bus_envelope_build(const char *source, const char *id, const char *type,
 	if (time != NULL)
 		bad |= json_object_set_new(env, "time", json_string(time));
 	if (subject != NULL)
-		bad |= json_object_set_new(env, "subject", json_string(subject));
+		bad |=
+		    json_object_set_new(env, "subject", json_string(subject));
 	if (data_text != NULL)
 		bad |= json_object_set_new(env, "datacontenttype",
 		    json_string("application/json"));
@@ -355,7 +361,7 @@ bus_envelope_build(const char *source, const char *id, const char *type,
 	json_dumpb(env, buf, n, JSON_COMPACT);
 	json_decref(env);
 	if (data_text != NULL) {
-		/* buf ends with the object's '}': replace it by the data member. */
+		/* Replace the object's closing '}' by the data member. */
 		n--;
 		memcpy(buf + n, ",\"data\":", 8);
 		n += 8;
@@ -399,11 +405,13 @@ bus_envelope_parse(struct bus_event *ev, json_t **root, const char *payload,
 		why = "specversion is not 1.0";
 	else if (!bus_uuid_valid(bus_json_str(env, "id")))
 		why = "id is not a UUID";
-	else if (bus_json_str(env, "type") == NULL || !*bus_json_str(env, "type"))
+	else if (bus_json_str(env, "type") == NULL ||
+	    !*bus_json_str(env, "type"))
 		why = "type is missing";
 	else if (bus_json_str(env, "source") == NULL)
 		why = "source is missing";
-	else if ((v = json_object_get(env, "time")) != NULL && !json_is_string(v))
+	else if ((v = json_object_get(env, "time")) != NULL &&
+	    !json_is_string(v))
 		why = "time is not a string";
 	else if ((v = json_object_get(env, "subject")) != NULL &&
 	    !json_is_string(v) && !json_is_null(v))
@@ -462,7 +470,8 @@ bus_event_prepare(struct bus_event_row *out, const char *type,
 	if (bus_subject(type, nats_subject, sizeof(nats_subject)) != 0)
 		return -1;
 	if (data != NULL) {
-		size_t n = json_dumpb(data, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+		size_t n =
+		    json_dumpb(data, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
 
 		if (n == 0)
 			return -1;
@@ -499,8 +508,10 @@ bus_event_row_clear(struct bus_event_row *row)
 static void
 bus_tx_set_error(struct bus_tx *tx, const PGresult *res)
 {
-	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *primary =
+	    res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	const char *state =
+	    res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
 	if (primary == NULL)
 		primary = PQerrorMessage(tx->pg);
@@ -512,7 +523,8 @@ long
 bus_tx_exec(struct bus_tx *tx, const char *sql, int nparams,
     const char *const *params)
 {
-	PGresult *res = PQexecParams(tx->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+	PGresult *res =
+	    PQexecParams(tx->pg, sql, nparams, NULL, params, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(res);
 	long n = -1;
 
@@ -531,7 +543,8 @@ int
 bus_tx_query(struct bus_tx *tx, const char *sql, int nparams,
     const char *const *params, struct bus_rows **out)
 {
-	PGresult *res = PQexecParams(tx->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+	PGresult *res =
+	    PQexecParams(tx->pg, sql, nparams, NULL, params, NULL, NULL, 0);
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		bus_tx_set_error(tx, res);
@@ -596,7 +609,8 @@ bus_sleep(struct bus *bus, int64_t ms)
 	}
 	pthread_mutex_lock(&bus->mu);
 	while (!bus_stopping(bus))
-		if (pthread_cond_timedwait(&bus->stop_cond, &bus->mu, &ts) == ETIMEDOUT)
+		if (pthread_cond_timedwait(&bus->stop_cond, &bus->mu, &ts) ==
+		    ETIMEDOUT)
 			break;
 	pthread_mutex_unlock(&bus->mu);
 	return bus_stopping(bus) ? -1 : 0;
@@ -606,7 +620,8 @@ bus_sleep(struct bus *bus, int64_t ms)
 static int64_t
 bus_backoff(struct bus_link *link, int64_t cap_ms)
 {
-	link->backoff_ms = link->backoff_ms ? link->backoff_ms * 2 : BACKOFF_MIN_MS;
+	link->backoff_ms =
+	    link->backoff_ms ? link->backoff_ms * 2 : BACKOFF_MIN_MS;
 	if (link->backoff_ms > cap_ms)
 		link->backoff_ms = cap_ms;
 	return link->backoff_ms;
@@ -622,7 +637,8 @@ static void
 bus_link_nats(struct bus_link *link, bool up, natsStatus s)
 {
 	if (!up && !link->nats_down)
-		log_warn(NULL, "msg=bus_nats_failed thread=%s status=\"%s\" error=\"%s\"",
+		log_warn(NULL,
+		    "msg=bus_nats_failed thread=%s status=\"%s\" error=\"%s\"",
 		    link->who, natsStatus_GetText(s), nats_GetLastError(NULL));
 	else if (up && link->nats_down)
 		log_info(NULL, "msg=bus_nats_ok thread=%s", link->who);
@@ -636,7 +652,8 @@ bus_pg_notice(void *arg, const char *message)
 {
 	const struct bus_link *link = arg;
 
-	log_debug(NULL, "msg=bus_pg_notice thread=%s text=\"%.200s\"", link->who, message);
+	log_debug(NULL, "msg=bus_pg_notice thread=%s text=\"%.200s\"",
+	    link->who, message);
 }
 
 /* Opens this thread's connection with search_path set to the service schema,
@@ -646,8 +663,8 @@ bus_pg_connect(struct bus *bus, struct bus_link *link)
 {
 	char app[96];
 	const char *const keys[] = {"connect_timeout", "keepalives_idle",
-	    "keepalives_interval", "keepalives_count", "dbname", "application_name",
-	    NULL};
+	    "keepalives_interval", "keepalives_count", "dbname",
+	    "application_name", NULL};
 	const char *vals[] = {"5", "30", "10", "3", bus->db_url, app, NULL};
 	const char *params[1] = {bus->schema};
 	PGconn *pg;
@@ -665,15 +682,16 @@ bus_pg_connect(struct bus *bus, struct bus_link *link)
 		if (PQresultStatus(res) == PGRES_TUPLES_OK) {
 			PQclear(res);
 			if (link->pg_down)
-				log_info(NULL, "msg=bus_pg_ok thread=%s", link->who);
+				log_info(NULL, "msg=bus_pg_ok thread=%s",
+				    link->who);
 			link->pg_down = false;
 			return pg;
 		}
 		PQclear(res);
 	}
 	if (!link->pg_down)
-		log_warn(NULL, "msg=bus_pg_failed thread=%s error=\"%s\"", link->who,
-		    PQerrorMessage(pg));
+		log_warn(NULL, "msg=bus_pg_failed thread=%s error=\"%s\"",
+		    link->who, PQerrorMessage(pg));
 	link->pg_down = true;
 	PQfinish(pg);
 	return NULL;
@@ -712,15 +730,17 @@ bus_fault_crash(struct bus *bus, enum bus_fault fault)
 	if (bus->fault != fault)
 		return;
 	if (bus->fault_once != NULL) {
-		int fd = open(bus->fault_once, O_WRONLY | O_CREAT | O_EXCL, 0644);
+		int fd =
+		    open(bus->fault_once, O_WRONLY | O_CREAT | O_EXCL, 0644);
 
 		if (fd < 0)
 			return;
 		close(fd);
 	}
 	log_warn(NULL, "msg=bus_fault_injected fault=%s",
-	    fault == BUS_FAULT_RELAY_CRASH_AFTER_PUBLISH ?
-		"relay_crash_after_publish" : "consumer_crash_before_commit");
+	    fault == BUS_FAULT_RELAY_CRASH_AFTER_PUBLISH
+	        ? "relay_crash_after_publish"
+	        : "consumer_crash_before_commit");
 	_exit(137);
 }
 
@@ -808,7 +828,8 @@ relay_on_publish_error(jsCtx *js, jsPubAckErr *pae, void *closure)
 	struct bus *bus = closure;
 	const char *id = NULL;
 
-	if (pae->Msg != NULL && natsMsgHeader_Get(pae->Msg, MSG_ID_HEADER, &id) == NATS_OK)
+	if (pae->Msg != NULL &&
+	    natsMsgHeader_Get(pae->Msg, MSG_ID_HEADER, &id) == NATS_OK)
 		relay_batch_fail(&bus->batch, id, pae->ErrText);
 }
 
@@ -825,12 +846,14 @@ relay_reclaim_pending(struct bus *bus, jsCtx *js)
 		for (int i = 0; i < pending.Count; i++) {
 			const char *id = NULL;
 
-			if (natsMsgHeader_Get(pending.Msgs[i], MSG_ID_HEADER, &id) == NATS_OK)
-				relay_batch_fail(&bus->batch, id, "no acknowledgment in time");
+			if (natsMsgHeader_Get(pending.Msgs[i], MSG_ID_HEADER,
+			        &id) == NATS_OK)
+				relay_batch_fail(&bus->batch, id,
+				    "no acknowledgment in time");
 		}
 		natsMsgList_Destroy(&pending);
 	}
-	/* Let error callbacks already running finish before the batch is read. */
+	/* Let running error callbacks finish before the batch is read. */
 	jsPubOptions_Init(&wait);
 	wait.MaxWait = 1000;
 	js_PublishAsyncComplete(js, &wait);
@@ -842,8 +865,10 @@ static int
 relay_publish_row(struct bus *bus, jsCtx *js, PGresult *res, int i)
 {
 	const char *id = PQgetvalue(res, i, 1), *type = PQgetvalue(res, i, 2);
-	const char *subject = PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3);
-	const char *data = PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4);
+	const char *subject =
+	    PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3);
+	const char *data =
+	    PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4);
 	const char *time = PQgetvalue(res, i, 5);
 	char nats_subject[256];
 	natsMsg *msg = NULL;
@@ -852,13 +877,16 @@ relay_publish_row(struct bus *bus, jsCtx *js, PGresult *res, int i)
 	natsStatus s;
 
 	if (bus_subject(type, nats_subject, sizeof(nats_subject)) != 0) {
-		log_error(NULL, "msg=bus_outbox_bad_row id=%s error=\"type is not a "
-		    "valid subject\"", id);
+		log_error(NULL,
+		    "msg=bus_outbox_bad_row id=%s error=\"type is not a "
+		    "valid subject\"",
+		    id);
 		return -2;
 	}
 	env = bus_envelope_build(bus->source, id, type, subject, time, data);
 	if (env == NULL) {
-		log_error(NULL, "msg=bus_outbox_bad_row id=%s error=\"not UTF-8\"", id);
+		log_error(NULL,
+		    "msg=bus_outbox_bad_row id=%s error=\"not UTF-8\"", id);
 		return -2;
 	}
 	jsPubOptions_Init(&po);
@@ -922,7 +950,8 @@ relay_pass(struct bus *bus, PGconn *pg, jsCtx *js, struct relay_result *r)
 	b->error[0] = '\0';
 	for (int i = 0; i < n; i++) {
 		b->rows[i].seq = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		snprintf(b->rows[i].id, sizeof(b->rows[i].id), "%s", PQgetvalue(res, i, 1));
+		snprintf(b->rows[i].id, sizeof(b->rows[i].id), "%s",
+		    PQgetvalue(res, i, 1));
 		b->rows[i].state = ROW_SENT;
 	}
 	pthread_mutex_unlock(&b->mu);
@@ -931,7 +960,8 @@ relay_pass(struct bus *bus, PGconn *pg, jsCtx *js, struct relay_result *r)
 		int rc = relay_publish_row(bus, js, res, i);
 
 		if (rc == -1) {
-			relay_batch_fail(b, PQgetvalue(res, i, 1), nats_GetLastError(NULL));
+			relay_batch_fail(b, PQgetvalue(res, i, 1),
+			    nats_GetLastError(NULL));
 		} else if (rc == -2) {
 			pthread_mutex_lock(&b->mu);
 			b->rows[i].state = ROW_BAD;
@@ -964,21 +994,26 @@ relay_pass(struct bus *bus, PGconn *pg, jsCtx *js, struct relay_result *r)
 			r->acked++;
 	}
 	if (r->failed > 0)
-		log_warn(NULL, "msg=bus_relay_publish_failed failed=%d acked=%d error=\"%s\"",
+		log_warn(NULL,
+		    "msg=bus_relay_publish_failed failed=%d acked=%d "
+		    "error=\"%s\"",
 		    r->failed, r->acked, b->error);
 	b->count = 0;
 	pthread_mutex_unlock(&b->mu);
 	seqs[seqs_len++] = '}';
 	seqs[seqs_len] = '\0';
-	atomic_fetch_add(&bus->publish_errors, (unsigned long long)(r->failed + r->bad));
+	atomic_fetch_add(&bus->publish_errors,
+	    (unsigned long long)(r->failed + r->bad));
 
 	if (r->acked + r->bad > 0) {
 		const char *params[1] = {seqs};
 
 		if (r->acked > 0)
-			bus_fault_crash(bus, BUS_FAULT_RELAY_CRASH_AFTER_PUBLISH);
+			bus_fault_crash(bus,
+			    BUS_FAULT_RELAY_CRASH_AFTER_PUBLISH);
 		res = PQexecParams(pg,
-		    "UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])",
+		    "UPDATE outbox SET published_at = now()"
+		    " WHERE seq = ANY($1::bigint[])",
 		    1, NULL, params, NULL, NULL, 0);
 		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 		PQclear(res);
@@ -992,11 +1027,21 @@ relay_pass(struct bus *bus, PGconn *pg, jsCtx *js, struct relay_result *r)
 	if (bus_pg_command(pg, "COMMIT") != 0)
 		return -1;
 	atomic_fetch_add(&bus->published, (unsigned long long)r->acked);
-	log_debug(NULL, "msg=bus_relay_batch claimed=%d acked=%d failed=%d claim_us=%" PRId64
-	    " send_us=%" PRId64 " ack_us=%" PRId64 " mark_us=%" PRId64, n, r->acked, r->failed,
-	    t_claim - t0, t_sent - t_claim, t_acked - t_sent, now_mono_us() - t_acked);
+	log_debug(NULL,
+	    "msg=bus_relay_batch claimed=%d acked=%d failed=%d"
+	    " claim_us=%" PRId64 " send_us=%" PRId64 " ack_us=%" PRId64
+	    " mark_us=%" PRId64,
+	    n, r->acked, r->failed, t_claim - t0, t_sent - t_claim,
+	    t_acked - t_sent, now_mono_us() - t_acked);
 	return 0;
 }
+
+/* Deletes rows published over a day ago among the RELAY_CLEANUP_CHUNK
+ * oldest sequence numbers: a short range scan on the primary key. */
+static const char relay_cleanup_sql[] =
+    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox"
+    " WHERE seq < (SELECT min(seq) FROM outbox) + 10000"
+    " AND published_at < now() - interval '24 hours')";
 
 /* Counts the backlog and, now and then, deletes rows published over a day
  * ago, a bounded range of the oldest rows at a time. */
@@ -1008,9 +1053,11 @@ relay_housekeeping(struct bus *bus, PGconn *pg, int64_t now_ms,
 
 	if (now_ms >= *next_count) {
 		*next_count = now_ms + RELAY_SWEEP_MS;
-		res = PQexec(pg, "SELECT count(*) FROM outbox WHERE published_at IS NULL");
+		res = PQexec(pg,
+		    "SELECT count(*) FROM outbox WHERE published_at IS NULL");
 		if (PQresultStatus(res) == PGRES_TUPLES_OK)
-			atomic_store(&bus->backlog, strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+			atomic_store(&bus->backlog,
+			    strtoll(PQgetvalue(res, 0, 0), NULL, 10));
 		PQclear(res);
 	}
 	if (now_ms >= *next_cleanup) {
@@ -1018,17 +1065,17 @@ relay_housekeeping(struct bus *bus, PGconn *pg, int64_t now_ms,
 
 		*next_cleanup = now_ms + RELAY_CLEANUP_EVERY_MS;
 		do {
-			res = PQexec(pg,
-			    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox "
-			    "WHERE seq < (SELECT min(seq) FROM outbox) + "
-			    STR(RELAY_CLEANUP_CHUNK) " AND published_at < now() - interval '24 hours')");
-			n = PQresultStatus(res) == PGRES_COMMAND_OK ?
-			    strtol(PQcmdTuples(res), NULL, 10) : 0;
+			res = PQexec(pg, relay_cleanup_sql);
+			n = PQresultStatus(res) == PGRES_COMMAND_OK
+			    ? strtol(PQcmdTuples(res), NULL, 10)
+			    : 0;
 			PQclear(res);
 			total += n;
-		} while (n > 0 && total < 100L * RELAY_CLEANUP_CHUNK && !bus_stopping(bus));
+		} while (n > 0 && total < 100L * RELAY_CLEANUP_CHUNK &&
+		    !bus_stopping(bus));
 		if (total > 0)
-			log_info(NULL, "msg=bus_outbox_cleanup deleted=%ld", total);
+			log_info(NULL, "msg=bus_outbox_cleanup deleted=%ld",
+			    total);
 	}
 }
 
@@ -1041,7 +1088,8 @@ relay_notified(struct bus *bus, PGconn *pg)
 	int mine = 0;
 
 	while ((note = PQnotifies(pg)) != NULL) {
-		if (note->extra[0] == '\0' || strcmp(note->extra, bus->schema) == 0)
+		if (note->extra[0] == '\0' ||
+		    strcmp(note->extra, bus->schema) == 0)
 			mine = 1;
 		PQfreemem(note);
 	}
@@ -1097,7 +1145,8 @@ relay_main(void *arg)
 	jo.PublishAsync.ErrHandler = relay_on_publish_error;
 	jo.PublishAsync.ErrHandlerClosure = bus;
 	if (natsConnection_JetStream(&js, bus->nc, &jo) != NATS_OK)
-		fatal("bus: cannot create a JetStream context: %s", nats_GetLastError(NULL));
+		fatal("bus: cannot create a JetStream context: %s",
+		    nats_GetLastError(NULL));
 	log_info(NULL, "msg=bus_relay_started schema=%s", bus->schema);
 
 	while (!bus_stopping(bus)) {
@@ -1105,35 +1154,41 @@ relay_main(void *arg)
 
 		if (pg == NULL) {
 			pg = bus_pg_connect(bus, &link);
-			if (pg != NULL && bus_pg_command(pg, "LISTEN caplat_outbox") != 0)
+			if (pg != NULL &&
+			    bus_pg_command(pg, "LISTEN caplat_outbox") != 0)
 				bus_pg_check(&pg, &link);
 			if (pg == NULL) {
-				bus_sleep(bus, bus_backoff(&link, BACKOFF_MAX_MS));
+				bus_sleep(bus,
+				    bus_backoff(&link, BACKOFF_MAX_MS));
 				continue;
 			}
 		}
-		if (!bus_nats_up(bus) || bus_ensure_stream(bus, js, &link) != 0) {
-			if (relay_wait(bus, pg, (int)bus_backoff(&link, RELAY_SWEEP_MS)) != 0)
+		if (!bus_nats_up(bus) ||
+		    bus_ensure_stream(bus, js, &link) != 0) {
+			if (relay_wait(bus, pg,
+			        (int)bus_backoff(&link, RELAY_SWEEP_MS)) != 0)
 				bus_pg_check(&pg, &link);
 			continue;
 		}
 		if (relay_pass(bus, pg, js, &r) != 0) {
 			bus_pg_check(&pg, &link);
 			if (pg != NULL)
-				log_warn(NULL, "msg=bus_relay_pass_failed error=\"%s\"",
+				log_warn(NULL,
+				    "msg=bus_relay_pass_failed error=\"%s\"",
 				    PQerrorMessage(pg));
 			bus_sleep(bus, bus_backoff(&link, BACKOFF_MAX_MS));
 			continue;
 		}
 		if (r.failed > 0) {
-			/* Maybe the stream is gone (no responders): create it again. */
+			/* Maybe the stream is gone: create it again. */
 			atomic_store(&bus->stream_ready, 0);
 			bus_sleep(bus, bus_backoff(&link, BACKOFF_MAX_MS));
 			continue;
 		}
 		link.backoff_ms = 0;
 		bus_link_nats(&link, true, NATS_OK);
-		relay_housekeeping(bus, pg, now_mono_us() / 1000, &next_count, &next_cleanup);
+		relay_housekeeping(bus, pg, now_mono_us() / 1000, &next_count,
+		    &next_cleanup);
 		if (r.claimed == RELAY_BATCH)
 			continue;
 		if (relay_wait(bus, pg, RELAY_SWEEP_MS) != 0)
@@ -1162,7 +1217,7 @@ struct consumer_run {
 enum consumer_tx_result {
 	TX_COMMITTED,
 	TX_FAILED, /* rolled back; the error is in err */
-	TX_LOST,   /* the connection broke; nothing is known to have committed */
+	TX_LOST, /* the connection broke; nothing is known to have committed */
 };
 
 enum consumer_item_state {
@@ -1205,22 +1260,26 @@ consumer_subscribe(struct consumer_run *run)
 	if (s != NATS_OK) {
 		/* An existing durable with another config: bring it in line. */
 		jerr = 0;
-		s = js_UpdateConsumer(NULL, run->js, BUS_STREAM, &cc, NULL, &jerr);
+		s = js_UpdateConsumer(NULL, run->js, BUS_STREAM, &cc, NULL,
+		    &jerr);
 		if (s != NATS_OK)
-			log_warn(NULL, "msg=bus_consumer_config_kept consumer=%s "
-			    "error=\"%s\" jserr=%d", c->durable, nats_GetLastError(NULL),
-			    (int)jerr);
+			log_warn(NULL,
+			    "msg=bus_consumer_config_kept consumer=%s "
+			    "error=\"%s\" jserr=%d",
+			    c->durable, nats_GetLastError(NULL), (int)jerr);
 	}
 	jsSubOptions_Init(&so);
 	so.Stream = BUS_STREAM;
 	so.Consumer = c->durable;
-	s = js_PullSubscribe(&run->sub, run->js, c->filter, c->durable, NULL, &so, &jerr);
+	s = js_PullSubscribe(&run->sub, run->js, c->filter, c->durable, NULL,
+	    &so, &jerr);
 	if (s != NATS_OK) {
 		bus_link_nats(&run->link, false, s);
 		run->sub = NULL;
 		return -1;
 	}
-	s = natsConnection_SubscribeSync(&run->advisories, c->bus->nc, c->advisory_subject);
+	s = natsConnection_SubscribeSync(&run->advisories, c->bus->nc,
+	    c->advisory_subject);
 	if (s != NATS_OK) {
 		bus_link_nats(&run->link, false, s);
 		natsSubscription_Destroy(run->sub);
@@ -1228,7 +1287,8 @@ consumer_subscribe(struct consumer_run *run)
 		run->advisories = NULL;
 		return -1;
 	}
-	log_info(NULL, "msg=bus_consumer_subscribed consumer=%s filter=%s max_deliver=%d",
+	log_info(NULL,
+	    "msg=bus_consumer_subscribed consumer=%s filter=%s max_deliver=%d",
 	    c->durable, c->filter, c->max_deliver);
 	return 0;
 }
@@ -1240,7 +1300,8 @@ consumer_deliveries(natsMsg *msg)
 	int n = 1;
 
 	if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
-		n = meta->NumDelivered > INT32_MAX ? INT32_MAX : (int)meta->NumDelivered;
+		n = meta->NumDelivered > INT32_MAX ? INT32_MAX
+		                                   : (int)meta->NumDelivered;
 		jsMsgMetaData_Destroy(meta);
 	}
 	return n;
@@ -1276,11 +1337,13 @@ consumer_apply(struct consumer_run *run, struct consumer_item *item, char *err,
 		return 0;
 	}
 	if (c->handler(&tx, &item->ev, c->arg) != 0) {
-		snprintf(err, err_size, "%s", tx.error[0] ? tx.error : "handler failed");
+		snprintf(err, err_size, "%s",
+		    tx.error[0] ? tx.error : "handler failed");
 		return -1;
 	}
 	if (PQtransactionStatus(run->pg) != PQTRANS_INTRANS) {
-		snprintf(err, err_size, "handler left the transaction aborted: %s",
+		snprintf(err, err_size,
+		    "handler ended or aborted the transaction: %s",
 		    tx.error[0] ? tx.error : "no error recorded");
 		return -1;
 	}
@@ -1296,7 +1359,8 @@ consumer_commit(struct consumer_run *run, bool handlers_ran, char *err,
 	PGresult *res;
 
 	if (handlers_ran)
-		bus_fault_crash(run->c->bus, BUS_FAULT_CONSUMER_CRASH_BEFORE_COMMIT);
+		bus_fault_crash(run->c->bus,
+		    BUS_FAULT_CONSUMER_CRASH_BEFORE_COMMIT);
 	res = PQexec(run->pg, "COMMIT");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK ||
 	    strcmp(PQcmdStatus(res), "COMMIT") != 0) {
@@ -1339,7 +1403,8 @@ consumer_group_tx(struct consumer_run *run, struct consumer_item *items, int n,
 		items[j].state = ITEM_NEW;
 		if (items[j].root == NULL) {
 			items[j].state = ITEM_ALONE;
-		} else if (consumer_apply(run, &items[j], err, sizeof(err)) != 0) {
+		} else if (consumer_apply(run, &items[j], err, sizeof(err)) !=
+		    0) {
 			*took = j + 1;
 			return consumer_rollback(run);
 		}
@@ -1350,24 +1415,27 @@ consumer_group_tx(struct consumer_run *run, struct consumer_item *items, int n,
 		}
 	}
 	*took = j;
-	if (consumer_commit(run, handlers_ran, err, sizeof(err)) != TX_COMMITTED)
+	if (consumer_commit(run, handlers_ran, err, sizeof(err)) !=
+	    TX_COMMITTED)
 		return consumer_rollback(run);
 	return TX_COMMITTED;
 }
 
 /* BEGIN; inbox insert; handler; COMMIT — one event in its own transaction. */
 static enum consumer_tx_result
-consumer_single_tx(struct consumer_run *run, struct consumer_item *item, char *err,
-    size_t err_size)
+consumer_single_tx(struct consumer_run *run, struct consumer_item *item,
+    char *err, size_t err_size)
 {
 	if (bus_pg_command(run->pg, "BEGIN") != 0) {
-		snprintf(err, err_size, "BEGIN failed: %s", PQerrorMessage(run->pg));
+		snprintf(err, err_size, "BEGIN failed: %s",
+		    PQerrorMessage(run->pg));
 		return consumer_rollback(run);
 	}
 	item->state = ITEM_NEW;
 	if (consumer_apply(run, item, err, err_size) != 0)
 		return consumer_rollback(run);
-	if (consumer_commit(run, item->state == ITEM_APPLIED, err, err_size) != TX_COMMITTED)
+	if (consumer_commit(run, item->state == ITEM_APPLIED, err, err_size) !=
+	    TX_COMMITTED)
 		return consumer_rollback(run);
 	return TX_COMMITTED;
 }
@@ -1386,9 +1454,11 @@ consumer_publish_dlq(struct consumer_run *run, const char *payload, int len,
 	size_t i;
 
 	if (event_id != NULL)
-		snprintf(msg_id, sizeof(msg_id), "dlq.%s.%s", c->durable, event_id);
+		snprintf(msg_id, sizeof(msg_id), "dlq.%s.%s", c->durable,
+		    event_id);
 	else
-		snprintf(msg_id, sizeof(msg_id), "dlq.%s.seq%" PRIu64, c->durable, stream_seq);
+		snprintf(msg_id, sizeof(msg_id), "dlq.%s.seq%" PRIu64,
+		    c->durable, stream_seq);
 	/* A header value must stay on one line. */
 	snprintf(header, sizeof(header), "%s", error);
 	for (i = 0; header[i] != '\0'; i++)
@@ -1405,8 +1475,11 @@ consumer_publish_dlq(struct consumer_run *run, const char *payload, int len,
 	if (s == NATS_OK)
 		s = js_PublishMsg(NULL, run->js, msg, &po, NULL);
 	if (s != NATS_OK)
-		log_warn(NULL, "msg=bus_dlq_publish_failed consumer=%s event_id=%s error=\"%s\"",
-		    c->durable, event_id ? event_id : "-", nats_GetLastError(NULL));
+		log_warn(NULL,
+		    "msg=bus_dlq_publish_failed consumer=%s event_id=%s "
+		    "error=\"%s\"",
+		    c->durable, event_id ? event_id : "-",
+		    nats_GetLastError(NULL));
 	natsMsg_Destroy(msg);
 }
 
@@ -1421,22 +1494,25 @@ consumer_dead_letter(struct consumer_run *run, const char *payload, int len,
 	struct bus_consumer *c = run->c;
 	char deliveries_text[16];
 	char *text = bus_text_sanitize(payload, (size_t)len);
-	const char *params[6] = {c->durable, event_id, nats_subject, text, error,
-	    deliveries_text};
+	const char *params[6] = {c->durable, event_id, nats_subject, text,
+	    error, deliveries_text};
 	PGresult *res;
 	bool written;
 
 	snprintf(deliveries_text, sizeof(deliveries_text), "%d", deliveries);
 	res = PQexecParams(run->pg,
-	    "INSERT INTO dead_letter (consumer, event_id, subject, payload, error, "
-	    "deliveries) SELECT $1, $2, $3, $4, $5, $6::int WHERE $2::text IS NULL "
+	    "INSERT INTO dead_letter (consumer, event_id, subject, payload,"
+	    " error, deliveries) SELECT $1, $2, $3, $4, $5, $6::int"
+	    " WHERE $2::text IS NULL "
 	    "OR NOT EXISTS (SELECT 1 FROM dead_letter WHERE consumer = $1 "
 	    "AND event_id = $2 AND replayed_at IS NULL)",
 	    6, NULL, params, NULL, NULL, 0);
 	written = PQresultStatus(res) == PGRES_COMMAND_OK;
 	if (!written)
-		log_error(NULL, "msg=bus_dead_letter_write_failed consumer=%s event_id=%s "
-		    "error=\"%s\"", c->durable, event_id ? event_id : "-",
+		log_error(NULL,
+		    "msg=bus_dead_letter_write_failed consumer=%s event_id=%s "
+		    "error=\"%s\"",
+		    c->durable, event_id ? event_id : "-",
 		    PQerrorMessage(run->pg));
 	PQclear(res);
 	free(text);
@@ -1444,9 +1520,11 @@ consumer_dead_letter(struct consumer_run *run, const char *payload, int len,
 		return -1;
 	consumer_publish_dlq(run, payload, len, event_id, stream_seq, error);
 	atomic_fetch_add(&c->dead_letters, 1);
-	log_error(NULL, "msg=bus_dead_letter consumer=%s event_id=%s subject=%s "
-	    "deliveries=%d error=\"%s\"", c->durable, event_id ? event_id : "-",
-	    nats_subject, deliveries, error);
+	log_error(NULL,
+	    "msg=bus_dead_letter consumer=%s event_id=%s subject=%s "
+	    "deliveries=%d error=\"%s\"",
+	    c->durable, event_id ? event_id : "-", nats_subject, deliveries,
+	    error);
 	return 0;
 }
 
@@ -1456,7 +1534,8 @@ consumer_item_parse(struct consumer_item *item, natsMsg *msg)
 	memset(item, 0, sizeof(*item));
 	item->msg = msg;
 	if (bus_envelope_parse(&item->ev, &item->root, natsMsg_GetData(msg),
-	        (size_t)natsMsg_GetDataLength(msg), item->bad, sizeof(item->bad)) != 0)
+	        (size_t)natsMsg_GetDataLength(msg), item->bad,
+	        sizeof(item->bad)) != 0)
 		item->root = NULL;
 	item->ev.nats_subject = natsMsg_GetSubject(msg);
 	item->ev.deliveries = consumer_deliveries(msg);
@@ -1492,8 +1571,8 @@ consumer_process(struct consumer_run *run, struct consumer_item *item)
 
 	if (item->root == NULL) {
 		/* It can never succeed: dead-letter it at once. */
-		if (consumer_dead_letter(run, payload, len, NULL, ev->nats_subject, 0,
-		        ev->deliveries, item->bad) != 0)
+		if (consumer_dead_letter(run, payload, len, NULL,
+		        ev->nats_subject, 0, ev->deliveries, item->bad) != 0)
 			return -1;
 		atomic_fetch_add(&c->handler_errors, 1);
 		natsMsg_Term(item->msg, NULL);
@@ -1510,18 +1589,20 @@ consumer_process(struct consumer_run *run, struct consumer_item *item)
 		break;
 	}
 	if (ev->deliveries >= c->max_deliver) {
-		if (consumer_dead_letter(run, payload, len, ev->id, ev->nats_subject, 0,
-		        ev->deliveries, err) != 0)
+		if (consumer_dead_letter(run, payload, len, ev->id,
+		        ev->nats_subject, 0, ev->deliveries, err) != 0)
 			return -1;
 		atomic_fetch_add(&c->handler_errors, 1);
 		natsMsg_Term(item->msg, NULL);
 	} else {
-		int64_t delay = bus_nak_delay_ms(c->bus->nak_delay_ms, ev->deliveries);
+		int64_t delay =
+		    bus_nak_delay_ms(c->bus->nak_delay_ms, ev->deliveries);
 
 		atomic_fetch_add(&c->handler_errors, 1);
-		log_warn(NULL, "msg=bus_handler_failed consumer=%s event_id=%s type=%s "
-		    "deliveries=%d retry_ms=%" PRId64 " error=\"%s\"", c->durable, ev->id,
-		    ev->type, ev->deliveries, delay, err);
+		log_warn(NULL,
+		    "msg=bus_handler_failed consumer=%s event_id=%s type=%s "
+		    "deliveries=%d retry_ms=%" PRId64 " error=\"%s\"",
+		    c->durable, ev->id, ev->type, ev->deliveries, delay, err);
 		natsMsg_NakWithDelay(item->msg, delay, NULL);
 	}
 	item->settled = true;
@@ -1554,7 +1635,9 @@ consumer_hold(struct consumer_run *run, struct consumer_item *items, int n,
 
 	bus_pg_check(&run->pg, &run->link);
 	consumer_keepalive(run, items, n, last_touch);
-	bus_sleep(bus, bus_backoff(&run->link, cap_ms < BACKOFF_MAX_MS ? cap_ms : BACKOFF_MAX_MS));
+	bus_sleep(bus,
+	    bus_backoff(&run->link,
+	        cap_ms < BACKOFF_MAX_MS ? cap_ms : BACKOFF_MAX_MS));
 	return bus_stopping(bus) ? -1 : 0;
 }
 
@@ -1616,7 +1699,8 @@ consumer_handle_batch(struct consumer_run *run, natsMsgList *list)
 					consumer_ack(run, &items[k]);
 		for (int k = i; k < i + took; k++)
 			if (!items[k].settled &&
-			    consumer_settle_alone(run, items, n, k, &last_touch) != 0)
+			    consumer_settle_alone(run, items, n, k,
+			        &last_touch) != 0)
 				break;
 		i += took;
 		consumer_keepalive(run, items, n, &last_touch);
@@ -1640,9 +1724,12 @@ consumer_drain_advisories(struct consumer_run *run)
 
 	while (run->pg != NULL && run->advisories != NULL &&
 	    natsSubscription_NextMsg(&adv, run->advisories, 0) == NATS_OK) {
-		json_t *a = json_loadb(natsMsg_GetData(adv), (size_t)natsMsg_GetDataLength(adv), 0, NULL);
-		json_int_t seq = json_integer_value(json_object_get(a, "stream_seq"));
-		int deliveries = (int)json_integer_value(json_object_get(a, "deliveries"));
+		json_t *a = json_loadb(natsMsg_GetData(adv),
+		    (size_t)natsMsg_GetDataLength(adv), 0, NULL);
+		json_int_t seq =
+		    json_integer_value(json_object_get(a, "stream_seq"));
+		int deliveries =
+		    (int)json_integer_value(json_object_get(a, "deliveries"));
 		natsMsg *m = NULL;
 		struct bus_event ev;
 		json_t *root = NULL;
@@ -1654,25 +1741,32 @@ consumer_drain_advisories(struct consumer_run *run)
 		adv = NULL;
 		if (seq <= 0)
 			continue;
-		if (js_GetMsg(&m, run->js, BUS_STREAM, (uint64_t)seq, NULL, NULL) != NATS_OK) {
-			log_error(NULL, "msg=bus_max_deliveries_lost consumer=%s stream_seq=%" PRId64
-			    " error=\"%s\"", c->durable, (int64_t)seq, nats_GetLastError(NULL));
+		if (js_GetMsg(&m, run->js, BUS_STREAM, (uint64_t)seq, NULL,
+		        NULL) != NATS_OK) {
+			log_error(NULL,
+			    "msg=bus_max_deliveries_lost consumer=%s"
+			    " stream_seq=%" PRId64 " error=\"%s\"",
+			    c->durable, (int64_t)seq, nats_GetLastError(NULL));
 			continue;
 		}
 		if (bus_envelope_parse(&ev, &root, natsMsg_GetData(m),
-		        (size_t)natsMsg_GetDataLength(m), err, sizeof(err)) == 0) {
+		        (size_t)natsMsg_GetDataLength(m), err,
+		        sizeof(err)) == 0) {
 			const char *params[2] = {c->durable, ev.id};
 			PGresult *res = PQexecParams(run->pg,
-			    "SELECT 1 FROM inbox WHERE consumer = $1 AND event_id = $2::uuid",
+			    "SELECT 1 FROM inbox"
+			    " WHERE consumer = $1 AND event_id = $2::uuid",
 			    2, NULL, params, NULL, NULL, 0);
 
-			applied = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0;
+			applied = PQresultStatus(res) == PGRES_TUPLES_OK &&
+			    PQntuples(res) > 0;
 			PQclear(res);
 		}
 		if (!applied)
-			consumer_dead_letter(run, natsMsg_GetData(m), natsMsg_GetDataLength(m),
-			    root ? ev.id : NULL, natsMsg_GetSubject(m), (uint64_t)seq,
-			    deliveries, "max deliveries reached without an outcome");
+			consumer_dead_letter(run, natsMsg_GetData(m),
+			    natsMsg_GetDataLength(m), root ? ev.id : NULL,
+			    natsMsg_GetSubject(m), (uint64_t)seq, deliveries,
+			    "max deliveries reached without an outcome");
 		json_decref(root);
 		natsMsg_Destroy(m);
 	}
@@ -1681,7 +1775,7 @@ consumer_drain_advisories(struct consumer_run *run)
 static void
 consumer_unsubscribe(struct consumer_run *run)
 {
-	/* Destroy only: since nats.c 3.4.0 that keeps the durable on the server. */
+	/* Destroy only: since nats.c 3.4.0 the durable stays on the server. */
 	natsSubscription_Destroy(run->sub);
 	natsSubscription_Destroy(run->advisories);
 	run->sub = NULL;
@@ -1696,7 +1790,8 @@ consumer_main(void *arg)
 
 	run.link.who = run.c->durable;
 	if (natsConnection_JetStream(&run.js, bus->nc, NULL) != NATS_OK)
-		fatal("bus: cannot create a JetStream context: %s", nats_GetLastError(NULL));
+		fatal("bus: cannot create a JetStream context: %s",
+		    nats_GetLastError(NULL));
 
 	while (!bus_stopping(bus)) {
 		natsMsgList list = {NULL, 0};
@@ -1710,19 +1805,21 @@ consumer_main(void *arg)
 			bus_sleep(bus, bus_backoff(&run.link, BACKOFF_MAX_MS));
 			continue;
 		}
-		/* Connect first, so fetched messages do not wait on PostgreSQL. */
-		if (run.pg == NULL && (run.pg = bus_pg_connect(bus, &run.link)) == NULL) {
+		/* Connect first: fetched messages must not wait on it. */
+		if (run.pg == NULL &&
+		    (run.pg = bus_pg_connect(bus, &run.link)) == NULL) {
 			bus_sleep(bus, bus_backoff(&run.link, BACKOFF_MAX_MS));
 			continue;
 		}
-		s = natsSubscription_Fetch(&list, run.sub, FETCH_BATCH, FETCH_WAIT_MS, NULL);
+		s = natsSubscription_Fetch(&list, run.sub, FETCH_BATCH,
+		    FETCH_WAIT_MS, NULL);
 		if (list.Count > 0) {
 			bus_link_nats(&run.link, true, NATS_OK);
 			run.fetch_errors = 0;
 			consumer_handle_batch(&run, &list);
 		} else if (s != NATS_OK && s != NATS_TIMEOUT) {
 			bus_link_nats(&run.link, false, s);
-			/* A deleted consumer or stream shows up as repeated errors. */
+			/* A deleted consumer or stream: repeated errors. */
 			if (++run.fetch_errors >= 3 && bus_nats_up(bus)) {
 				consumer_unsubscribe(&run);
 				atomic_store(&bus->stream_ready, 0);
@@ -1805,8 +1902,10 @@ bus_open(struct bus **out, const struct bus_config *cfg)
 	    !bus_service_valid(cfg->service) ||
 	    (cfg->ack_wait_ms != 0 && cfg->ack_wait_ms < 1000) ||
 	    cfg->nak_delay_ms < 0) {
-		log_error(NULL, "msg=bus_bad_config error=\"nats_url and db_url are "
-		    "required, schema must match [a-z_][a-z0-9_]*, service [a-z0-9_-]+, "
+		log_error(NULL,
+		    "msg=bus_bad_config error=\"nats_url and db_url are "
+		    "required, schema must match [a-z_][a-z0-9_]*, "
+		    "service [a-z0-9_-]+, "
 		    "ack_wait_ms is 0 or at least 1000\"");
 		return -1;
 	}
@@ -1845,22 +1944,28 @@ bus_open(struct bus **out, const struct bus_config *cfg)
 	if (s == NATS_OK)
 		s = natsOptions_SetPingInterval(bus->opts, 10000);
 	if (s == NATS_OK)
-		s = natsOptions_SetRetryOnFailedConnect(bus->opts, true, bus_on_connected, NULL);
+		s = natsOptions_SetRetryOnFailedConnect(bus->opts, true,
+		    bus_on_connected, NULL);
 	if (s == NATS_OK)
-		s = natsOptions_SetDisconnectedCB(bus->opts, bus_on_disconnected, NULL);
+		s = natsOptions_SetDisconnectedCB(bus->opts,
+		    bus_on_disconnected, NULL);
 	if (s == NATS_OK)
-		s = natsOptions_SetReconnectedCB(bus->opts, bus_on_reconnected, NULL);
+		s = natsOptions_SetReconnectedCB(bus->opts, bus_on_reconnected,
+		    NULL);
 	if (s == NATS_OK)
-		s = natsOptions_SetErrorHandler(bus->opts, bus_on_async_error, NULL);
+		s = natsOptions_SetErrorHandler(bus->opts, bus_on_async_error,
+		    NULL);
 	if (s == NATS_OK) {
 		s = natsConnection_Connect(&bus->nc, bus->opts);
 		if (s == NATS_NOT_YET_CONNECTED) {
-			log_warn(NULL, "msg=bus_nats_not_yet_connected retrying=forever");
+			log_warn(NULL,
+			    "msg=bus_nats_not_yet_connected retrying=forever");
 			s = NATS_OK;
 		}
 	}
 	if (s != NATS_OK) {
-		log_error(NULL, "msg=bus_open_failed error=\"%s\"", nats_GetLastError(NULL));
+		log_error(NULL, "msg=bus_open_failed error=\"%s\"",
+		    nats_GetLastError(NULL));
 		bus_free(bus);
 		return -1;
 	}
@@ -1879,9 +1984,11 @@ bus_subscribe(struct bus *bus, const char *durable, const char *filter_subject,
 
 	if (!bus_durable_valid(durable) || !bus_filter_valid(filter_subject) ||
 	    max_deliver < 1 || handler == NULL) {
-		log_error(NULL, "msg=bus_bad_subscription consumer=%s filter=%s max_deliver=%d",
-		    durable ? durable : "-", filter_subject ? filter_subject : "-",
-		    max_deliver);
+		log_error(NULL,
+		    "msg=bus_bad_subscription consumer=%s filter=%s "
+		    "max_deliver=%d",
+		    durable ? durable : "-",
+		    filter_subject ? filter_subject : "-", max_deliver);
 		return -1;
 	}
 	pthread_mutex_lock(&bus->mu);
@@ -1892,7 +1999,9 @@ bus_subscribe(struct bus *bus, const char *durable, const char *filter_subject,
 	for (c = bus->consumers; c != NULL; c = c->next) {
 		if (strcmp(c->durable, durable) == 0) {
 			pthread_mutex_unlock(&bus->mu);
-			log_error(NULL, "msg=bus_duplicate_subscription consumer=%s", durable);
+			log_error(NULL,
+			    "msg=bus_duplicate_subscription consumer=%s",
+			    durable);
 			return -1;
 		}
 	}
@@ -1901,8 +2010,9 @@ bus_subscribe(struct bus *bus, const char *durable, const char *filter_subject,
 	c->durable = xstrdup(durable);
 	c->filter = xstrdup(filter_subject);
 	c->dlq_subject = xasprintf("%s%s", BUS_DLQ_PREFIX, durable);
-	c->advisory_subject = xasprintf(
-	    "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.%s.%s", BUS_STREAM, durable);
+	c->advisory_subject =
+	    xasprintf("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.%s.%s",
+	        BUS_STREAM, durable);
 	c->max_deliver = max_deliver;
 	c->handler = handler;
 	c->arg = arg;
@@ -1950,30 +2060,36 @@ bus_metrics_text(struct bus *bus, char *buf, size_t size)
 		const char *name, *help;
 		size_t offset;
 	} per_consumer[] = {
-		{"caplat_bus_consumed_total", "Events applied and acknowledged.",
-		    offsetof(struct bus_consumer, consumed)},
-		{"caplat_bus_duplicates_total", "Deliveries of events already in the inbox.",
-		    offsetof(struct bus_consumer, duplicates)},
-		{"caplat_bus_handler_errors_total", "Deliveries whose handler or transaction failed.",
-		    offsetof(struct bus_consumer, handler_errors)},
-		{"caplat_bus_dead_letters_total", "Events parked in dead_letter.",
-		    offsetof(struct bus_consumer, dead_letters)},
+	    {"caplat_bus_consumed_total", "Events applied and acknowledged.",
+	        offsetof(struct bus_consumer, consumed)},
+	    {"caplat_bus_duplicates_total",
+	        "Deliveries of events already in the inbox.",
+	        offsetof(struct bus_consumer, duplicates)},
+	    {"caplat_bus_handler_errors_total",
+	        "Deliveries whose handler or transaction failed.",
+	        offsetof(struct bus_consumer, handler_errors)},
+	    {"caplat_bus_dead_letters_total", "Events parked in dead_letter.",
+	        offsetof(struct bus_consumer, dead_letters)},
 	};
 	struct bus_textbuf t = {buf, size, 0};
 
 	if (size > 0)
 		buf[0] = '\0';
 	bus_textbuf_printf(&t,
-	    "# HELP caplat_bus_published_total Outbox events acknowledged by JetStream.\n"
+	    "# HELP caplat_bus_published_total Outbox events acknowledged "
+	    "by JetStream.\n"
 	    "# TYPE caplat_bus_published_total counter\n"
 	    "caplat_bus_published_total %llu\n"
-	    "# HELP caplat_bus_publish_errors_total Outbox publishes that failed.\n"
+	    "# HELP caplat_bus_publish_errors_total Outbox publishes that "
+	    "failed.\n"
 	    "# TYPE caplat_bus_publish_errors_total counter\n"
 	    "caplat_bus_publish_errors_total %llu\n"
-	    "# HELP caplat_bus_outbox_backlog Unpublished outbox rows, last count.\n"
+	    "# HELP caplat_bus_outbox_backlog Unpublished outbox rows, last "
+	    "count.\n"
 	    "# TYPE caplat_bus_outbox_backlog gauge\n"
 	    "caplat_bus_outbox_backlog %lld\n"
-	    "# HELP caplat_bus_nats_connected 1 when the NATS connection is up.\n"
+	    "# HELP caplat_bus_nats_connected 1 when the NATS connection is "
+	    "up.\n"
 	    "# TYPE caplat_bus_nats_connected gauge\n"
 	    "caplat_bus_nats_connected %d\n",
 	    atomic_load(&bus->published), atomic_load(&bus->publish_errors),
@@ -1983,9 +2099,12 @@ bus_metrics_text(struct bus *bus, char *buf, size_t size)
 		if (bus->consumers == NULL)
 			break;
 		bus_textbuf_printf(&t, "# HELP %s %s\n# TYPE %s counter\n",
-		    per_consumer[m].name, per_consumer[m].help, per_consumer[m].name);
-		for (struct bus_consumer *c = bus->consumers; c != NULL; c = c->next) {
-			atomic_ullong *v = (atomic_ullong *)((char *)c + per_consumer[m].offset);
+		    per_consumer[m].name, per_consumer[m].help,
+		    per_consumer[m].name);
+		for (struct bus_consumer *c = bus->consumers; c != NULL;
+		     c = c->next) {
+			atomic_ullong *v = (atomic_ullong *)((char *)c +
+			    per_consumer[m].offset);
 
 			bus_textbuf_printf(&t, "%s{consumer=\"%s\"} %llu\n",
 			    per_consumer[m].name, c->durable, atomic_load(v));

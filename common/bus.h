@@ -6,7 +6,8 @@
  * call and every PostgreSQL call of this module runs on the module's own
  * threads: one relay thread per bus and one thread per consumer, each with its
  * own blocking libpq connection. Handlers run on their consumer's thread and
- * must not touch loop objects. Metrics are atomics, readable from any thread. */
+ * must not touch loop objects. Metrics are atomics, readable from any
+ * thread. */
 #ifndef CAPLAT_BUS_H
 #define CAPLAT_BUS_H
 
@@ -23,13 +24,19 @@ struct bus_tx;
 struct bus_rows;
 
 struct bus_config {
-	const char *nats_url; /* "nats://127.0.0.1:4222", or a comma list */
-	const char *db_url;   /* the service's own role */
-	const char *schema;   /* service schema holding outbox, inbox, dead_letter */
-	const char *service;  /* CloudEvents source is "/caplat/<service>" */
-	int ack_wait_ms;      /* consumers' AckWait, >= 1000; 0 means 30000 */
-	int nak_delay_ms;     /* redelivery delay after a first handler failure,
-	                       * doubled per delivery up to 60 s; 0 means 1000 */
+	/* "nats://127.0.0.1:4222", or a comma-separated list */
+	const char *nats_url;
+	/* the service's own role */
+	const char *db_url;
+	/* the service schema holding outbox, inbox and dead_letter */
+	const char *schema;
+	/* CloudEvents source is "/caplat/<service>" */
+	const char *service;
+	/* consumers' AckWait, at least 1000; 0 means 30000 */
+	int ack_wait_ms;
+	/* redelivery delay after a first handler failure, doubled per
+	 * delivery up to 60 s; 0 means 1000 */
+	int nak_delay_ms;
 };
 
 /* One consumed event. Every pointer is borrowed and valid only during the
@@ -46,10 +53,15 @@ struct bus_event {
 };
 
 /* Applies one event inside the consumer's transaction (tx). Returns 0 to
- * commit and acknowledge, -1 to roll back and have the event redelivered; at
- * the consumer's max_deliver the event is dead-lettered instead. */
-typedef int (*bus_handler_fn)(struct bus_tx *tx, const struct bus_event *ev,
-    void *arg);
+ * commit and acknowledge, -1 to roll back and have the event redelivered
+ * after a delay; when that was delivery max_deliver the event is
+ * dead-lettered instead. Events of one fetch share a transaction (one commit
+ * for many events); if any of them fails, they are redone one transaction
+ * each. So a handler may run more than once for an event, but only one run
+ * ever commits: act only through tx, never COMMIT or ROLLBACK there, and
+ * have no other side effects. */
+typedef int (
+    *bus_handler_fn)(struct bus_tx *tx, const struct bus_event *ev, void *arg);
 
 /* Opens the bus: connects to NATS (reconnecting forever, so NATS need not be
  * up yet), and starts the relay thread, which ensures the stream exists and
@@ -69,11 +81,17 @@ int bus_ready(struct bus *bus);
 /* Starts a consumer thread on the durable pull consumer `durable` (letters,
  * digits, '-' and '_') of the stream, filtered on filter_subject (which must
  * not match caplat.dlq.>), created or updated with explicit ack, the bus's
- * AckWait and MaxDeliver = max_deliver (>= 1). Each event's handler runs once
- * in effect: its transaction also inserts (durable, event id) into inbox, and
- * an id already there is acknowledged without calling the handler. Works
- * whether or not NATS is reachable yet. Copies durable and filter_subject;
- * arg is borrowed until bus_close. Returns 0, or -1 on bad arguments. */
+ * AckWait and MaxDeliver = max_deliver (>= 1). Each event takes effect once:
+ * its transaction also inserts (durable, event id) into inbox, an id already
+ * there is acknowledged without calling the handler, and acks are sent only
+ * after the commit. While PostgreSQL is unreachable, fetched events are held
+ * (kept alive with InProgress), not redelivered. Dead events (handler failed
+ * on the last delivery, unparsable envelope, or dropped by JetStream after
+ * MaxDeliver, seen through its advisory) get a dead_letter row, a copy on
+ * caplat.dlq.<durable>, an error log line and a metric. Works whether or not
+ * NATS is reachable yet. Copies durable and filter_subject; arg is borrowed
+ * until bus_close. Returns 0, or -1 on bad arguments or a durable already
+ * subscribed on this bus. */
 int bus_subscribe(struct bus *bus, const char *durable,
     const char *filter_subject, int max_deliver, bus_handler_fn handler,
     void *arg);

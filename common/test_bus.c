@@ -9,6 +9,8 @@
 
 #include "bus.c"
 
+#define ID "0b4b2c3e-7f6a-4d5e-9c1b-2a3b4c5d6e7f"
+
 static void
 test_subject(void **state)
 {
@@ -16,20 +18,20 @@ test_subject(void **state)
 		const char *type;
 		const char *want; /* NULL: rejected */
 	} cases[] = {
-		{"enterprise.record.approved", "caplat.enterprise.record.approved"},
-		{"auth.lock.bound", "caplat.auth.lock.bound"},
-		{"a", "caplat.a"},
-		{"svc_1.x-y.z", "caplat.svc_1.x-y.z"},
-		{"", NULL},
-		{".auth", NULL},
-		{"auth.", NULL},
-		{"auth..lock", NULL},
-		{"auth.*", NULL},
-		{"auth.>", NULL},
-		{"auth lock", NULL},
-		{"auth.lock\n", NULL},
-		{"dlq.x", NULL},
-		{"dlqx.y", "caplat.dlqx.y"},
+	    {"enterprise.record.approved", "caplat.enterprise.record.approved"},
+	    {"auth.lock.bound", "caplat.auth.lock.bound"},
+	    {"a", "caplat.a"},
+	    {"svc_1.x-y.z", "caplat.svc_1.x-y.z"},
+	    {"", NULL},
+	    {".auth", NULL},
+	    {"auth.", NULL},
+	    {"auth..lock", NULL},
+	    {"auth.*", NULL},
+	    {"auth.>", NULL},
+	    {"auth lock", NULL},
+	    {"auth.lock\n", NULL},
+	    {"dlq.x", NULL},
+	    {"dlqx.y", "caplat.dlqx.y"},
 	};
 	char out[64];
 
@@ -55,7 +57,9 @@ test_event_prepare(void **state)
 	const char *params[4];
 	json_t *data = json_pack("{s:i, s:s}", "n", 7, "name", "张三");
 
-	assert_int_equal(bus_event_prepare(&row, "auth.account.registered", "acc-1", data), 0);
+	assert_int_equal(bus_event_prepare(&row, "auth.account.registered",
+	                     "acc-1", data),
+	    0);
 	assert_true(bus_uuid_valid(row.id));
 	assert_int_equal(row.id[14], '4'); /* version 4 */
 	assert_string_equal(row.type, "auth.account.registered");
@@ -95,14 +99,14 @@ test_event_prepare(void **state)
 static void
 test_envelope_build(void **state)
 {
-	char *env = bus_envelope_build("/caplat/auth", "0b4b2c3e-7f6a-4d5e-9c1b-2a3b4c5d6e7f",
-	    "auth.lock.bound", "acc-1", "2026-11-26T09:00:00.000000Z", "{\"n\": 1}");
+	char *env = bus_envelope_build("/caplat/auth", ID, "auth.lock.bound",
+	    "acc-1", "2026-11-26T09:00:00.000000Z", "{\"n\": 1}");
 	json_error_t err;
 	json_t *j = json_loads(env, 0, &err);
 
 	assert_non_null(j);
 	assert_string_equal(env,
-	    "{\"specversion\":\"1.0\",\"id\":\"0b4b2c3e-7f6a-4d5e-9c1b-2a3b4c5d6e7f\","
+	    "{\"specversion\":\"1.0\",\"id\":\"" ID "\","
 	    "\"source\":\"/caplat/auth\",\"type\":\"auth.lock.bound\","
 	    "\"time\":\"2026-11-26T09:00:00.000000Z\",\"subject\":\"acc-1\","
 	    "\"datacontenttype\":\"application/json\",\"data\":{\"n\": 1}}");
@@ -110,15 +114,15 @@ test_envelope_build(void **state)
 	free(env);
 
 	/* Optional members are left out. */
-	env = bus_envelope_build("/caplat/x", "0b4b2c3e-7f6a-4d5e-9c1b-2a3b4c5d6e7f",
-	    "x.y", NULL, NULL, NULL);
+	env = bus_envelope_build("/caplat/x", ID, "x.y", NULL, NULL, NULL);
 	assert_string_equal(env,
-	    "{\"specversion\":\"1.0\",\"id\":\"0b4b2c3e-7f6a-4d5e-9c1b-2a3b4c5d6e7f\","
+	    "{\"specversion\":\"1.0\",\"id\":\"" ID "\","
 	    "\"source\":\"/caplat/x\",\"type\":\"x.y\"}");
 	free(env);
 
 	/* Strings that are not UTF-8 cannot be put in JSON. */
-	assert_null(bus_envelope_build("/caplat/x", "id", "x.y", "\xff\xfe", NULL, NULL));
+	assert_null(bus_envelope_build("/caplat/x", "id", "x.y", "\xff\xfe",
+	    NULL, NULL));
 }
 
 static void
@@ -127,17 +131,20 @@ test_envelope_roundtrip(void **state)
 	struct bus_event ev;
 	json_t *root;
 	char err[128];
-	char *env = bus_envelope_build("/caplat/orders", "0b4b2c3e-7f6a-4d5e-9c1b-2a3b4c5d6e7f",
+	char *env = bus_envelope_build("/caplat/orders", ID,
 	    "orders.order.paid", "ord-9", "2026-11-26T09:00:00.000000Z",
 	    "{\"amount\": 300, \"poison\": false}");
 
-	assert_int_equal(bus_envelope_parse(&ev, &root, env, strlen(env), err, sizeof(err)), 0);
-	assert_string_equal(ev.id, "0b4b2c3e-7f6a-4d5e-9c1b-2a3b4c5d6e7f");
+	assert_int_equal(bus_envelope_parse(&ev, &root, env, strlen(env), err,
+	                     sizeof(err)),
+	    0);
+	assert_string_equal(ev.id, ID);
 	assert_string_equal(ev.type, "orders.order.paid");
 	assert_string_equal(ev.source, "/caplat/orders");
 	assert_string_equal(ev.subject, "ord-9");
 	assert_string_equal(ev.time, "2026-11-26T09:00:00.000000Z");
-	assert_int_equal(json_integer_value(json_object_get(ev.data, "amount")), 300);
+	assert_int_equal(json_integer_value(json_object_get(ev.data, "amount")),
+	    300);
 	json_decref(root);
 	free(env);
 }
@@ -149,22 +156,28 @@ test_envelope_parse_rejects(void **state)
 		const char *payload;
 		const char *why;
 	} cases[] = {
-		{"", "not JSON"},
-		{"not json", "not JSON"},
-		{"[1]", "not an object"},
-		{"{\"id\":\"0b4b2c3e-7f6a-4d5e-9c1b-2a3b4c5d6e7f\",\"type\":\"a\",\"source\":\"s\"}",
-		    "specversion"},
-		{"{\"specversion\":\"0.3\",\"id\":\"0b4b2c3e-7f6a-4d5e-9c1b-2a3b4c5d6e7f\","
-		 "\"type\":\"a\",\"source\":\"s\"}", "specversion"},
-		{"{\"specversion\":\"1.0\",\"id\":\"42\",\"type\":\"a\",\"source\":\"s\"}", "UUID"},
-		{"{\"specversion\":\"1.0\",\"id\":\"0b4b2c3e-7f6a-4d5e-9c1b-2a3b4c5d6e7g\","
-		 "\"type\":\"a\",\"source\":\"s\"}", "UUID"},
-		{"{\"specversion\":\"1.0\",\"id\":\"0b4b2c3e-7f6a-4d5e-9c1b-2a3b4c5d6e7f\","
-		 "\"type\":\"\",\"source\":\"s\"}", "type"},
-		{"{\"specversion\":\"1.0\",\"id\":\"0b4b2c3e-7f6a-4d5e-9c1b-2a3b4c5d6e7f\","
-		 "\"type\":\"a\"}", "source"},
-		{"{\"specversion\":\"1.0\",\"id\":\"0b4b2c3e-7f6a-4d5e-9c1b-2a3b4c5d6e7f\","
-		 "\"type\":\"a\",\"source\":\"s\",\"time\":5}", "time"},
+	    {"", "not JSON"},
+	    {"not json", "not JSON"},
+	    {"[1]", "not an object"},
+	    {"{\"id\":\"" ID "\",\"type\":\"a\",\"source\":\"s\"}",
+	        "specversion"},
+	    {"{\"specversion\":\"0.3\",\"id\":\"" ID "\","
+	     "\"type\":\"a\",\"source\":\"s\"}",
+	        "specversion"},
+	    {"{\"specversion\":\"1.0\",\"id\":\"42\",\"type\":\"a\",\"source\":\"s\"}",
+	        "UUID"},
+	    {"{\"specversion\":\"1.0\",\"id\":\"0b4b2c3e-7f6a-4d5e-9c1b-2a3b4c5d6e7g\","
+	     "\"type\":\"a\",\"source\":\"s\"}",
+	        "UUID"},
+	    {"{\"specversion\":\"1.0\",\"id\":\"" ID "\","
+	     "\"type\":\"\",\"source\":\"s\"}",
+	        "type"},
+	    {"{\"specversion\":\"1.0\",\"id\":\"" ID "\","
+	     "\"type\":\"a\"}",
+	        "source"},
+	    {"{\"specversion\":\"1.0\",\"id\":\"" ID "\","
+	     "\"type\":\"a\",\"source\":\"s\",\"time\":5}",
+	        "time"},
 	};
 
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
@@ -172,11 +185,14 @@ test_envelope_parse_rejects(void **state)
 		json_t *root = (json_t *)1;
 		char err[128];
 
-		assert_int_equal(bus_envelope_parse(&ev, &root, cases[i].payload,
-		    strlen(cases[i].payload), err, sizeof(err)), -1);
+		assert_int_equal(bus_envelope_parse(&ev, &root,
+		                     cases[i].payload, strlen(cases[i].payload),
+		                     err, sizeof(err)),
+		    -1);
 		assert_null(root);
 		if (strstr(err, cases[i].why) == NULL)
-			fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err, cases[i].why);
+			fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err,
+			    cases[i].why);
 	}
 }
 
@@ -205,23 +221,24 @@ test_names(void **state)
 		const char *filter;
 		bool ok;
 	} filters[] = {
-		{"caplat.issuance.cert.revoked", true},
-		{"caplat.issuance.>", true},
-		{"caplat.issuance.*.revoked", true},
-		{"caplat.>", false},        /* would take the dead letters too */
-		{"caplat.*.x", false},      /* idem */
-		{"caplat.dlq.x", false},
-		{"caplat.dlq.>", false},
-		{"caplat.", false},
-		{"caplat.a..b", false},
-		{"caplat.a.>.b", false},
-		{"caplat.a.", false},
-		{"other.a", false},
-		{"caplat.a b", false},
+	    {"caplat.issuance.cert.revoked", true},
+	    {"caplat.issuance.>", true},
+	    {"caplat.issuance.*.revoked", true},
+	    {"caplat.>", false},   /* would take the dead letters too */
+	    {"caplat.*.x", false}, /* idem */
+	    {"caplat.dlq.x", false},
+	    {"caplat.dlq.>", false},
+	    {"caplat.", false},
+	    {"caplat.a..b", false},
+	    {"caplat.a.>.b", false},
+	    {"caplat.a.", false},
+	    {"other.a", false},
+	    {"caplat.a b", false},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(filters); i++)
 		if (bus_filter_valid(filters[i].filter) != filters[i].ok)
-			fail_msg("filter \"%s\" should be %s", filters[i].filter,
+			fail_msg("filter \"%s\" should be %s",
+			    filters[i].filter,
 			    filters[i].ok ? "accepted" : "rejected");
 }
 
@@ -244,7 +261,8 @@ test_sanitize(void **state)
 	s = bus_text_sanitize("a\0b", 3);
 	assert_string_equal(s, "a?b");
 	free(s);
-	s = bus_text_sanitize("\xe5\xbc\xa0\xff\xe5\xbc", 6); /* 张, bad byte, cut char */
+	s = bus_text_sanitize("\xe5\xbc\xa0\xff\xe5\xbc",
+	    6); /* 张, bad byte, cut char */
 	assert_string_equal(s, "\xe5\xbc\xa0???");
 	free(s);
 	s = bus_text_sanitize("\xc0\xaf", 2); /* overlong '/' */
@@ -280,10 +298,14 @@ test_metrics_text(void **state)
 	assert_non_null(strstr(buf, "caplat_bus_publish_errors_total 0\n"));
 	assert_non_null(strstr(buf, "caplat_bus_outbox_backlog 3\n"));
 	assert_non_null(strstr(buf, "caplat_bus_nats_connected 0\n"));
-	assert_non_null(strstr(buf, "caplat_bus_consumed_total{consumer=\"orders-paid\"} 5\n"));
-	assert_non_null(strstr(buf, "caplat_bus_duplicates_total{consumer=\"orders-cancelled\"} 2\n"));
-	assert_non_null(strstr(buf, "caplat_bus_dead_letters_total{consumer=\"orders-paid\"} 1\n"));
-	assert_non_null(strstr(buf, "# TYPE caplat_bus_handler_errors_total counter\n"));
+	assert_non_null(strstr(buf,
+	    "caplat_bus_consumed_total{consumer=\"orders-paid\"} 5\n"));
+	assert_non_null(strstr(buf,
+	    "caplat_bus_duplicates_total{consumer=\"orders-cancelled\"} 2\n"));
+	assert_non_null(strstr(buf,
+	    "caplat_bus_dead_letters_total{consumer=\"orders-paid\"} 1\n"));
+	assert_non_null(
+	    strstr(buf, "# TYPE caplat_bus_handler_errors_total counter\n"));
 	/* One HELP/TYPE per family, all its samples together. */
 	char *family = strstr(buf, "# TYPE caplat_bus_consumed_total");
 	assert_non_null(family);
@@ -301,14 +323,15 @@ test_open_rejects_bad_config(void **state)
 {
 	struct bus *bus = NULL;
 	const struct bus_config bad[] = {
-		{NULL, "postgresql://x", "auth", "auth", 0, 0},
-		{"nats://127.0.0.1:1", "", "auth", "auth", 0, 0},
-		{"nats://127.0.0.1:1", "postgresql://x", "Auth", "auth", 0, 0},
-		{"nats://127.0.0.1:1", "postgresql://x", "auth", "", 0, 0},
-		{"nats://127.0.0.1:1", "postgresql://x", "auth", "auth", 10, 0},
+	    {NULL, "postgresql://x", "auth", "auth", 0, 0},
+	    {"nats://127.0.0.1:1", "", "auth", "auth", 0, 0},
+	    {"nats://127.0.0.1:1", "postgresql://x", "Auth", "auth", 0, 0},
+	    {"nats://127.0.0.1:1", "postgresql://x", "auth", "", 0, 0},
+	    {"nats://127.0.0.1:1", "postgresql://x", "auth", "auth", 10, 0},
 	};
 
-	log_min_level = (enum log_level)(LOG_ERROR + 1); /* expected errors: quiet */
+	log_min_level =
+	    (enum log_level)(LOG_ERROR + 1); /* expected errors: quiet */
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
 		assert_int_equal(bus_open(&bus, &bad[i]), -1);
 		assert_null(bus);
@@ -321,16 +344,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_subject),
-		cmocka_unit_test(test_event_prepare),
-		cmocka_unit_test(test_envelope_build),
-		cmocka_unit_test(test_envelope_roundtrip),
-		cmocka_unit_test(test_envelope_parse_rejects),
-		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_nak_delay),
-		cmocka_unit_test(test_sanitize),
-		cmocka_unit_test(test_metrics_text),
-		cmocka_unit_test(test_open_rejects_bad_config),
+	    cmocka_unit_test(test_subject),
+	    cmocka_unit_test(test_event_prepare),
+	    cmocka_unit_test(test_envelope_build),
+	    cmocka_unit_test(test_envelope_roundtrip),
+	    cmocka_unit_test(test_envelope_parse_rejects),
+	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_nak_delay),
+	    cmocka_unit_test(test_sanitize),
+	    cmocka_unit_test(test_metrics_text),
+	    cmocka_unit_test(test_open_rejects_bad_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,7 +27,22 @@ def main():
     api.post("/api/v1/auth/sms", {"phone": phone, "purpose": "register"})
     r = api.post("/api/v1/auth/register", {"phone": phone, "sms_code": sms_code(s, phone, "register"),
                                            "password": "abc12345"})
-    print(f"GATEWAY={s.gateway}\nAUTH_PORT={s.ports['auth']}\nTOKEN={r.json['token']}")
+    print(f"GATEWAY={s.gateway}\nGATEWAY_PORT={s.ports['gateway']}\nAUTH_PORT={s.ports['auth']}"
+          f"\nTOKEN={r.json['token']}")
+    if "--bind" in sys.argv:
+        # A bound SM2 and a bound RSA lock, so logins answer "ok".
+        from client import issue_cert, pki, ukey
+        for alg in ("sm2", "rsa"):
+            name = issue_cert(s, alg, "personal", "压测")
+            ch = api.post("/api/v1/auth/ca/challenge", {}).json
+            sig = ukey(s, "sign", pki(s, name, "key"), ch["nonce"])
+            r = api.post("/api/v1/auth/ca/login", {"challenge_id": ch["challenge_id"],
+                                                   "certificate": open(pki(s, name)).read(), "signature": sig})
+            phone = new_phone()
+            api.post("/api/v1/auth/sms", {"phone": phone, "purpose": "bind"})
+            api.post("/api/v1/auth/ca/bind", {"bind_token": r.json["bind_token"], "phone": phone,
+                                             "sms_code": sms_code(s, phone, "bind")})
+            print(f"LOCK_{alg.upper()}={pki(s, name, 'x')[:-len('.x.pem')]}")
 
 
 if __name__ == "__main__":

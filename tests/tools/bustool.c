@@ -2,15 +2,16 @@
  * (tests/integration/test_bus.py): writes outbox rows, runs a relay or a
  * consumer until SIGTERM, publishes raw messages and counts a subject.
  *
- *   bustool emit N TYPE               N outbox rows, data {"n": i}, one transaction
- *   bustool emit-json TYPE JSON       one outbox row with data JSON; prints its id
- *   bustool relay                     bus_open (the relay runs) until SIGTERM
+ *   bustool emit N TYPE        N outbox rows, data {"n": i}, one transaction
+ *   bustool emit-json TYPE JSON
+ *                              one outbox row with data JSON; prints its id
+ *   bustool relay              bus_open (the relay runs) until SIGTERM
  *   bustool consume DURABLE FILTER MAXDELIVER
- *                                     a consumer inserting into applied(event_id, n);
- *                                     fails on data {"poison": true}
+ *                              a consumer inserting into applied(event_id, n),
+ *                              failing on data {"poison": true}
  *   bustool publish SUBJECT MSGID PAYLOAD
- *                                     one raw JetStream publish with Nats-Msg-Id
- *   bustool count SUBJECT             messages on SUBJECT in the stream
+ *                              one raw JetStream publish with Nats-Msg-Id
+ *   bustool count SUBJECT      messages on SUBJECT in the stream
  *
  * Config: CAPLAT_DB_URL, CAPLAT_NATS_URL, CAPLAT_DB_SCHEMA, CAPLAT_LOG_LEVEL,
  * CAPLAT_BUS_ACK_WAIT_MS, CAPLAT_BUS_NAK_DELAY_MS. relay and consume print
@@ -32,13 +33,18 @@ static const char *db_url, *nats_url, *schema, *log_level;
 static long ack_wait_ms, nak_delay_ms;
 
 static const struct cfg_var config[] = {
-	{"CAPLAT_DB_URL", CFG_STR, "", 0, 0, &db_url, "PostgreSQL URL of the schema's role"},
-	{"CAPLAT_NATS_URL", CFG_STR, "nats://127.0.0.1:4222", 0, 0, &nats_url, "NATS URL"},
-	{"CAPLAT_DB_SCHEMA", CFG_STR, "bustest", 0, 0, &schema, "schema with the bus tables"},
-	{"CAPLAT_LOG_LEVEL", CFG_STR, "info", 0, 0, &log_level, "debug|info|warn|error"},
-	{"CAPLAT_BUS_ACK_WAIT_MS", CFG_INT, "30000", 1000, 3600000, &ack_wait_ms, "AckWait"},
-	{"CAPLAT_BUS_NAK_DELAY_MS", CFG_INT, "1000", 1, 600000, &nak_delay_ms,
-	    "first redelivery delay"},
+    {"CAPLAT_DB_URL", CFG_STR, "", 0, 0, &db_url,
+        "PostgreSQL URL of the schema's role"},
+    {"CAPLAT_NATS_URL", CFG_STR, "nats://127.0.0.1:4222", 0, 0, &nats_url,
+        "NATS URL"},
+    {"CAPLAT_DB_SCHEMA", CFG_STR, "bustest", 0, 0, &schema,
+        "schema with the bus tables"},
+    {"CAPLAT_LOG_LEVEL", CFG_STR, "info", 0, 0, &log_level,
+        "debug|info|warn|error"},
+    {"CAPLAT_BUS_ACK_WAIT_MS", CFG_INT, "30000", 1000, 3600000, &ack_wait_ms,
+        "AckWait"},
+    {"CAPLAT_BUS_NAK_DELAY_MS", CFG_INT, "1000", 1, 600000, &nak_delay_ms,
+        "first redelivery delay"},
 };
 
 static PGconn *
@@ -71,7 +77,8 @@ outbox_insert(PGconn *pg, const char *type, json_t *data, char id_out[37])
 	if (bus_event_prepare(&row, type, NULL, data) != 0)
 		fatal("bad event type \"%s\"", type);
 	bus_event_row_params(&row, params);
-	res = PQexecParams(pg, bus_outbox_insert_sql, 4, NULL, params, NULL, NULL, 0);
+	res = PQexecParams(pg, bus_outbox_insert_sql, 4, NULL, params, NULL,
+	    NULL, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		fatal("outbox insert: %s", PQerrorMessage(pg));
 	PQclear(res);
@@ -135,11 +142,15 @@ apply_event(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	if (json_is_true(json_object_get(ev->data, "poison")))
 		return -1;
 	if (json_is_integer(n)) {
-		snprintf(n_text, sizeof(n_text), "%" JSON_INTEGER_FORMAT, json_integer_value(n));
+		snprintf(n_text, sizeof(n_text), "%" JSON_INTEGER_FORMAT,
+		    json_integer_value(n));
 		params[1] = n_text;
 	}
-	return bus_tx_exec(tx, "INSERT INTO applied (event_id, n) VALUES ($1, $2)", 2,
-	    params) == 1 ? 0 : -1;
+	return bus_tx_exec(tx,
+	           "INSERT INTO applied (event_id, n) VALUES ($1, $2)", 2,
+	           params) == 1
+	    ? 0
+	    : -1;
 }
 
 /* Opens the bus, optionally subscribes, waits for SIGTERM or SIGINT, closes
@@ -149,9 +160,12 @@ static int
 run_bus(const char *durable, const char *filter, int max_deliver)
 {
 	const struct bus_config bc = {
-		.nats_url = nats_url, .db_url = db_url, .schema = schema,
-		.service = schema, .ack_wait_ms = (int)ack_wait_ms,
-		.nak_delay_ms = (int)nak_delay_ms,
+	    .nats_url = nats_url,
+	    .db_url = db_url,
+	    .schema = schema,
+	    .service = schema,
+	    .ack_wait_ms = (int)ack_wait_ms,
+	    .nak_delay_ms = (int)nak_delay_ms,
 	};
 	struct bus *bus;
 	sigset_t set;
@@ -164,13 +178,14 @@ run_bus(const char *durable, const char *filter, int max_deliver)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (bus_open(&bus, &bc) != 0)
 		fatal("bus_open failed");
-	if (durable != NULL && bus_subscribe(bus, durable, filter, max_deliver,
-	    apply_event, NULL) != 0)
+	if (durable != NULL &&
+	    bus_subscribe(bus, durable, filter, max_deliver, apply_event,
+	        NULL) != 0)
 		fatal("bus_subscribe failed");
 	log_info(NULL, "msg=bustool_running");
 	sigwait(&set, &sig);
 	log_info(NULL, "msg=bustool_stopping signal=%d", sig);
-	/* Read before closing: the tests stop the tool once the state settled. */
+	/* Read before closing: tests stop the tool once the state settled. */
 	bus_metrics_text(bus, metrics, sizeof(metrics));
 	bus_close(bus);
 	fputs(metrics, stdout);
@@ -204,10 +219,12 @@ cmd_publish(int argc, char **argv)
 	js = js_connect(&nc);
 	jsPubOptions_Init(&po);
 	po.MsgId = argv[1];
-	s = js_Publish(&ack, js, argv[0], argv[2], (int)strlen(argv[2]), &po, NULL);
+	s = js_Publish(&ack, js, argv[0], argv[2], (int)strlen(argv[2]), &po,
+	    NULL);
 	if (s != NATS_OK)
 		fatal("publish: %s", nats_GetLastError(NULL));
-	printf("seq=%llu duplicate=%d\n", (unsigned long long)ack->Sequence, ack->Duplicate);
+	printf("seq=%llu duplicate=%d\n", (unsigned long long)ack->Sequence,
+	    ack->Duplicate);
 	jsPubAck_Destroy(ack);
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(nc);
@@ -249,7 +266,8 @@ main(int argc, char **argv)
 	int rc;
 
 	if (argc < 2)
-		fatal("usage: bustool emit|emit-json|relay|consume|publish|count ...");
+		fatal(
+		    "usage: bustool emit|emit-json|relay|consume|publish|count");
 	cfg_load_or_die(config, ARRAY_LEN(config));
 	if (log_level_parse(log_level, &level) != 0)
 		fatal("bad configuration: CAPLAT_LOG_LEVEL: \"%s\"", log_level);
@@ -270,7 +288,7 @@ main(int argc, char **argv)
 		rc = cmd_count(argc - 2, argv + 2);
 	else
 		fatal("unknown command or arguments: %s", argv[1]);
-	/* Releases nats.c's global threads and memory (also for LeakSanitizer). */
+	/* Releases nats.c's threads and memory (also for LeakSanitizer). */
 	nats_CloseAndWait(1000);
 	return rc;
 }

@@ -94,6 +94,8 @@ struct bus {
 	char *source;
 	int ack_wait_ms;
 	int nak_delay_ms;
+	int stream_replicas;
+	int stream_max_age_h;
 	enum bus_fault fault;
 	char *fault_once;
 
@@ -761,6 +763,10 @@ bus_ensure_stream(struct bus *bus, jsCtx *js, struct bus_link *link)
 	cfg.SubjectsLen = 1;
 	cfg.Storage = js_FileStorage;
 	cfg.Duplicates = DEDUP_WINDOW_NS;
+	/* Retention: a week of events (PostgreSQL is the source of truth; the
+	 * inbox remembers ids for longer than any redelivery can come). */
+	cfg.MaxAge = (int64_t)bus->stream_max_age_h * 3600 * 1000000000LL;
+	cfg.Replicas = bus->stream_replicas;
 	s = js_AddStream(NULL, js, &cfg, NULL, &jerr);
 	if (s != NATS_OK && jerr != JSStreamNameExistErr) {
 		bus_link_nats(link, false, s);
@@ -1076,6 +1082,11 @@ relay_housekeeping(struct bus *bus, PGconn *pg, int64_t now_ms,
 		if (total > 0)
 			log_info(NULL, "msg=bus_outbox_cleanup deleted=%ld",
 			    total);
+		/* Inbox ids outlive the stream's retention twice over. */
+		char sql[160];
+		snprintf(sql, sizeof(sql), "DELETE FROM inbox WHERE processed_at <"
+		    " now() - make_interval(hours => %d)", 2 * bus->stream_max_age_h);
+		PQclear(PQexec(pg, sql));
 	}
 }
 
@@ -1917,6 +1928,8 @@ bus_open(struct bus **out, const struct bus_config *cfg)
 	bus->source = xasprintf("/caplat/%s", cfg->service);
 	bus->ack_wait_ms = cfg->ack_wait_ms ? cfg->ack_wait_ms : 30000;
 	bus->nak_delay_ms = cfg->nak_delay_ms ? cfg->nak_delay_ms : 1000;
+	bus->stream_replicas = cfg->stream_replicas > 0 ? cfg->stream_replicas : 1;
+	bus->stream_max_age_h = cfg->stream_max_age_h > 0 ? cfg->stream_max_age_h : 168;
 	bus->wake[0] = bus->wake[1] = -1;
 	bus_read_fault(bus);
 	pthread_mutex_init(&bus->mu, NULL);

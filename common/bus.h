@@ -37,6 +37,10 @@ struct bus_config {
 	/* redelivery delay after a first handler failure, doubled per
 	 * delivery up to 60 s; 0 means 1000 */
 	int nak_delay_ms;
+	int stream_replicas;  /* when this bus creates the stream; 0 means 1
+	                       * (3 in a NATS cluster) */
+	int stream_max_age_h; /* stream retention in hours; 0 means 168 (a week);
+	                       * inbox ids are kept twice as long */
 };
 
 /* One consumed event. Every pointer is borrowed and valid only during the

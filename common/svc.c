@@ -96,6 +96,8 @@ svc_init(struct svc *svc, const char *name, int argc, char **argv)
 		{"CAPLAT_DB_POOL", CFG_INT, "8", 1, 256, &svc->db_pool_size, "PostgreSQL connections per process"},
 		{"CAPLAT_REDIS_URL", CFG_STR, "redis://127.0.0.1:6379", 0, 0, &svc->redis_url, "Redis URL"},
 		{"CAPLAT_NATS_URL", CFG_STR, "nats://127.0.0.1:4222", 0, 0, &svc->nats_url, "NATS URL"},
+		{"CAPLAT_NATS_REPLICAS", CFG_INT, "1", 1, 5, &svc->nats_replicas, "stream replicas when creating it"},
+		{"CAPLAT_EVENTS_RETENTION_H", CFG_INT, "168", 1, 24 * 365, &svc->events_retention_h, "stream retention (hours)"},
 		{"CAPLAT_MIGRATIONS_DIR", CFG_STR, NULL, 0, 0, &svc->migrations_dir, "deploy/sql/<service>"},
 		{"CAPLAT_VAR_DIR", CFG_STR, "var", 0, 0, &svc->var_dir, "state directory"},
 		{"CAPLAT_LOG_LEVEL", CFG_STR, "info", 0, 0, &svc->log_level, "debug|info|warn|error"},
@@ -148,6 +150,8 @@ svc_init(struct svc *svc, const char *name, int argc, char **argv)
 	const struct bus_config busc = {
 		.nats_url = svc->nats_url, .db_url = svc->db_url,
 		.schema = svc->db_schema, .service = name,
+		.stream_replicas = (int)svc->nats_replicas,
+		.stream_max_age_h = (int)svc->events_retention_h,
 	};
 	if (bus_open(&svc->bus, &busc) != 0)
 		fatal("bus: cannot open (see log)");

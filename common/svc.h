@@ -31,6 +31,8 @@ struct svc {
 	const char *db_schema;
 	const char *redis_url;
 	const char *nats_url;
+	long nats_replicas;
+	long events_retention_h;
 	const char *migrations_dir;  /* deploy/sql/<svc> */
 	const char *var_dir;         /* var/ of `make run`, or the test dir */
 	const char *log_level;

@@ -1414,6 +1414,371 @@ test_mkpki_interop(void **state)
 	assert_int_equal(run("rm -rf %s", pki_dir), 0);
 }
 
+/* ---- Issuing certificates and CRLs (the local CA of issuance) ---- */
+
+static const struct crypto_subject root_subject = {"CN", "caplat local CA",
+    NULL, "issue test root", NULL};
+static const struct crypto_subject ca_subject = {"CN", "caplat local CA",
+    NULL, "issue test issuing CA", NULL};
+
+/* A root and issuing CA made by crypto_cert_create(), and a leaf made by
+ * crypto_cert_issue() from a CSR that carries the subject of chains[a]. */
+struct issued {
+	struct crypto_key *root_key, *ca_key, *leaf_key;
+	char *root, *ca, *leaf;
+	struct crypto_cert *root_cert, *ca_cert, *leaf_cert, *subject_from;
+};
+
+static void
+issued_make(struct issued *is, size_t a, const char *crl_url)
+{
+	struct crypto_issue_spec root_spec = {"01", t0 - DAY, t0 + 3650 * DAY,
+	    1, -1, NULL};
+	struct crypto_issue_spec ca_spec = {"7F01", t0 - DAY, t0 + 3000 * DAY,
+	    1, 0, NULL};
+	struct crypto_issue_spec leaf_spec = {"5A0B1C2D3E4F", t0 - 60,
+	    t0 + 365 * DAY, 0, -1, crl_url};
+	struct crypto_csr *csr;
+	char *csr_pem;
+
+	memset(is, 0, sizeof(*is));
+	assert_int_equal(crypto_key_generate(&is->root_key, algs[a]), 0);
+	assert_int_equal(crypto_key_generate(&is->ca_key, algs[a]), 0);
+	assert_int_equal(crypto_key_generate(&is->leaf_key, algs[a]), 0);
+	assert_int_equal(crypto_cert_create(&is->root, is->root_key,
+	    &root_subject, NULL, is->root_key, &root_spec), 0);
+	assert_int_equal(crypto_cert_parse(&is->root_cert, is->root, NULL), 0);
+	assert_int_equal(crypto_cert_create(&is->ca, is->ca_key, &ca_subject,
+	    is->root_cert, is->root_key, &ca_spec), 0);
+	assert_int_equal(crypto_cert_parse(&is->ca_cert, is->ca, NULL), 0);
+	assert_int_equal(crypto_cert_parse(&is->subject_from, chains[a].leaf,
+	    NULL), 0);
+	assert_int_equal(crypto_csr_create(&csr_pem, is->leaf_key,
+	    is->subject_from), 0);
+	assert_int_equal(crypto_csr_parse_verify(&csr, csr_pem), 0);
+	assert_int_equal(crypto_cert_issue(&is->leaf, csr, is->subject_from,
+	    is->ca_cert, is->ca_key, &leaf_spec), 0);
+	assert_int_equal(crypto_cert_parse(&is->leaf_cert, is->leaf, NULL), 0);
+	crypto_csr_free(csr);
+	free(csr_pem);
+}
+
+static void
+issued_free(struct issued *is)
+{
+	crypto_key_free(is->root_key);
+	crypto_key_free(is->ca_key);
+	crypto_key_free(is->leaf_key);
+	free(is->root);
+	free(is->ca);
+	free(is->leaf);
+	crypto_cert_free(is->root_cert);
+	crypto_cert_free(is->ca_cert);
+	crypto_cert_free(is->leaf_cert);
+	crypto_cert_free(is->subject_from);
+}
+
+static void
+test_cert_issue_chain(void **state)
+{
+	for (size_t a = 0; a < ARRAY_LEN(algs); a++) {
+		struct crypto_trust *trust;
+		struct issued is;
+		char *bundle;
+		X509 *leaf;
+
+		issued_make(&is, a, "http://gw.example/api/v1/certs/crl/x.crl");
+		bundle = concat(is.root, is.ca);
+		assert_int_equal(crypto_trust_load_pem(&trust, bundle), 0);
+		assert_int_equal(sk_X509_num(trust->intermediates), 1);
+		/* what was asked for */
+		assert_string_equal(is.leaf_cert->serial, "5A0B1C2D3E4F");
+		assert_int_equal(is.leaf_cert->not_before, t0 - 60);
+		assert_int_equal(is.leaf_cert->not_after, t0 + 365 * DAY);
+		assert_string_equal(is.leaf_cert->subject_dn,
+		    is.subject_from->subject_dn);
+		assert_string_equal(is.leaf_cert->issuer_dn, is.ca_cert->subject_dn);
+		assert_string_equal(is.leaf_cert->subject.org_id, ENT_USCC);
+		assert_int_equal(is.leaf_cert->key_type, algs[a]);
+		assert_spki(is.leaf_key, is.leaf_cert->spki_sha256);
+		assert_string_equal(is.root_cert->issuer_dn, is.root_cert->subject_dn);
+		assert_string_equal(is.ca_cert->serial, "7F01");
+		/* CA and leaf profiles */
+		leaf = is.leaf_cert->x509->cert;
+		assert_int_equal(X509_check_ca(leaf), 0);
+		assert_true(X509_check_ca(is.ca_cert->x509->cert) > 0);
+		assert_true(X509_check_ca(is.root_cert->x509->cert) > 0);
+		assert_true(X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE);
+		assert_true(X509_get_ext_by_NID(leaf, NID_crl_distribution_points,
+		    -1) >= 0);
+		assert_int_equal(X509_get_ext_by_NID(is.ca_cert->x509->cert,
+		    NID_crl_distribution_points, -1), -1);
+		if (algs[a] == CRYPTO_KEY_SM2) {
+			assert_int_equal(X509_get_signature_nid(leaf),
+			    NID_SM2_with_SM3);
+			assert_int_equal(X509_get_signature_nid(
+			    is.root_cert->x509->cert), NID_SM2_with_SM3);
+		}
+		/* the chain holds, within the dates only */
+		assert_int_equal(crypto_cert_verify(trust, is.leaf_cert, t0), S_OK);
+		assert_int_equal(crypto_cert_verify(trust, is.leaf_cert,
+		    t0 + 366 * DAY), S_EXPIRED);
+		assert_int_equal(crypto_cert_verify(trust, is.leaf_cert,
+		    t0 - 3600), S_TOO_NEW);
+		if (algs[a] == CRYPTO_KEY_SM2) {
+			/* signed with the ID: without it the leaf fails */
+			X509_set0_distinguishing_id(leaf, NULL);
+			assert_int_equal(crypto_cert_verify(trust, is.leaf_cert, t0),
+			    S_UNTRUSTED);
+			assert_int_equal(x509_set_distid(leaf), 0);
+		}
+		/* the test vendor's roots do not trust our CA */
+		crypto_trust_free(trust);
+		assert_int_equal(crypto_trust_load_pem(&trust, bundle_full), 0);
+		assert_int_equal(crypto_cert_verify(trust, is.leaf_cert, t0),
+		    S_UNTRUSTED);
+		crypto_trust_free(trust);
+		free(bundle);
+		issued_free(&is);
+	}
+	assert_int_equal(ERR_peek_error(), 0);
+}
+
+/* A CSR's own subject when no certificate gives one. */
+static void
+test_cert_issue_csr_subject(void **state)
+{
+	const struct chain *c = &chains[0];
+	struct crypto_issue_spec spec = {"10", t0, t0 + DAY, 0, -1, NULL};
+	X509_NAME *name = enterprise_name("agent", "王五");
+	EVP_MD_CTX *mdctx = md_ctx_new();
+	X509_REQ *req = X509_REQ_new();
+	BIO *bio = mem_bio_new();
+	struct crypto_cert *ca, *got;
+	struct crypto_csr *csr;
+	struct crypto_key *key;
+	char *csr_pem, *pem;
+
+	assert_int_equal(crypto_key_generate(&key, CRYPTO_KEY_RSA), 0);
+	assert_int_equal(X509_REQ_set_subject_name(req, name), 1);
+	assert_int_equal(X509_REQ_set_pubkey(req, key->pkey), 1);
+	assert_int_equal(digest_init(mdctx, key, 1), 0);
+	assert_true(X509_REQ_sign_ctx(req, mdctx) > 0);
+	assert_int_equal(PEM_write_bio_X509_REQ(bio, req), 1);
+	csr_pem = mem_bio_string(bio);
+	assert_int_equal(crypto_cert_parse(&ca, c->ca, NULL), 0);
+	assert_int_equal(crypto_csr_parse_verify(&csr, csr_pem), 0);
+	assert_int_equal(crypto_cert_issue(&pem, csr, NULL, ca, c->ca_key,
+	    &spec), 0);
+	assert_int_equal(crypto_cert_parse(&got, pem, NULL), 0);
+	assert_string_equal(got->subject.ou, "agent");
+	assert_string_equal(got->subject.cn, "王五");
+	assert_string_equal(got->subject_dn, csr->subject_dn);
+	assert_string_equal(got->serial, "10");
+	crypto_cert_free(got);
+	free(pem);
+	crypto_csr_free(csr);
+	free(csr_pem);
+	crypto_key_free(key);
+	crypto_cert_free(ca);
+	BIO_free(bio);
+	EVP_MD_CTX_free(mdctx);
+	X509_REQ_free(req);
+	X509_NAME_free(name);
+}
+
+static void
+test_cert_issue_refusals(void **state)
+{
+	const struct chain *c = &chains[2];
+	struct crypto_issue_spec ok = {"0ABC", t0, t0 + DAY, 0, -1, NULL};
+	static const char *const bad_serials[] = {"", "0", "00", "0abc", "XYZ",
+	    "12 34", "-1", "0123456789012345678901234567890123456789A"};
+	struct crypto_cert *ca, *leaf;
+	struct crypto_key *pub;
+	struct crypto_csr *csr;
+	char *csr_pem, *pem = NULL;
+
+	assert_int_equal(crypto_cert_parse(&ca, c->ca, NULL), 0);
+	assert_int_equal(crypto_cert_parse(&leaf, c->leaf, NULL), 0);
+	assert_int_equal(crypto_csr_create(&csr_pem, c->rogue_key, leaf), 0);
+	assert_int_equal(crypto_csr_parse_verify(&csr, csr_pem), 0);
+	assert_int_equal(crypto_cert_issue(&pem, csr, leaf, ca, c->ca_key, &ok),
+	    0);
+	free(pem);
+	pem = NULL;
+	/* not the issuer's key, a public key, no issuer */
+	assert_int_equal(crypto_cert_issue(&pem, csr, leaf, ca, c->root_key,
+	    &ok), -1);
+	assert_int_equal(crypto_cert_issue(&pem, csr, leaf, ca, ca->key, &ok),
+	    -1);
+	assert_int_equal(crypto_cert_issue(&pem, csr, leaf, NULL, c->ca_key,
+	    &ok), -1);
+	/* a key of another type cannot sign as this issuer */
+	assert_int_equal(crypto_cert_issue(&pem, csr, leaf, ca,
+	    chains[0].ca_key, &ok), -1);
+	for (size_t i = 0; i < ARRAY_LEN(bad_serials); i++) {
+		struct crypto_issue_spec s = ok;
+
+		s.serial = bad_serials[i];
+		if (crypto_cert_issue(&pem, csr, leaf, ca, c->ca_key, &s) != -1)
+			fail_msg("serial \"%s\" accepted", bad_serials[i]);
+	}
+	{
+		struct crypto_issue_spec s = ok;
+
+		s.not_after = s.not_before;
+		assert_int_equal(crypto_cert_issue(&pem, csr, leaf, ca, c->ca_key,
+		    &s), -1);
+	}
+	/* self-signed needs the subject's own key */
+	assert_int_equal(crypto_cert_create(&pem, c->leaf_key, &root_subject,
+	    NULL, c->root_key, &ok), -1);
+	assert_int_equal(crypto_key_load_pem(&pub, c->ca), 0);
+	assert_int_equal(crypto_cert_create(&pem, pub, &root_subject, NULL, pub,
+	    &ok), -1);
+	assert_null(pem);
+	assert_int_equal(ERR_peek_error(), 0);
+	crypto_key_free(pub);
+	crypto_csr_free(csr);
+	free(csr_pem);
+	crypto_cert_free(leaf);
+	crypto_cert_free(ca);
+}
+
+/* The openssl CLI agrees, the way DOMAIN.md §1 checks an SM2 chain: each
+ * link on its own. */
+static void
+test_cert_issue_openssl_verify(void **state)
+{
+	char dir[64] = "/tmp/caplat-test-issue-XXXXXX", path[128];
+
+	assert_non_null(mkdtemp(dir));
+	for (size_t a = 0; a < ARRAY_LEN(algs); a++) {
+		const char *opt = algs[a] == CRYPTO_KEY_SM2 ?
+		    "-vfyopt distid:" CRYPTO_SM2_DISTID : "";
+		struct issued is;
+
+		issued_make(&is, a, NULL);
+		snprintf(path, sizeof(path), "%s/root.pem", dir);
+		write_file(path, is.root, strlen(is.root));
+		snprintf(path, sizeof(path), "%s/ca.pem", dir);
+		write_file(path, is.ca, strlen(is.ca));
+		snprintf(path, sizeof(path), "%s/leaf.pem", dir);
+		write_file(path, is.leaf, strlen(is.leaf));
+		if (run("openssl verify %s -CAfile %s/root.pem %s/ca.pem "
+		        ">/dev/null 2>&1", opt, dir, dir) != 0)
+			fail_msg("%s: openssl rejects the issuing CA",
+			    crypto_key_type_name(algs[a]));
+		if (run("openssl verify %s -partial_chain -CAfile %s/ca.pem "
+		        "%s/leaf.pem >/dev/null 2>&1", opt, dir, dir) != 0)
+			fail_msg("%s: openssl rejects the leaf",
+			    crypto_key_type_name(algs[a]));
+		if (algs[a] != CRYPTO_KEY_SM2 &&
+		    run("openssl verify -CAfile %s/root.pem -untrusted %s/ca.pem "
+		        "%s/leaf.pem >/dev/null 2>&1", dir, dir, dir) != 0)
+			fail_msg("%s: openssl rejects the whole chain",
+			    crypto_key_type_name(algs[a]));
+		issued_free(&is);
+	}
+	assert_int_equal(run("rm -rf %s", dir), 0);
+}
+
+static void
+test_key_bits(void **state)
+{
+	static const int want[] = {2048, 256, 256};
+
+	for (size_t a = 0; a < ARRAY_LEN(algs); a++)
+		assert_int_equal(crypto_key_bits(chains[a].leaf_key), want[a]);
+}
+
+static void
+test_crl(void **state)
+{
+	const struct crypto_crl_entry entries[] = {
+		{"5A0B1C2D3E4F", 0, CRYPTO_CRL_KEY_COMPROMISE},
+		{"0A", 0, CRYPTO_CRL_UNSPECIFIED},
+		{"7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF", 0, CRYPTO_CRL_SUPERSEDED},
+	};
+	struct crypto_crl_entry bad[] = {{"0xyz", 0, CRYPTO_CRL_UNSPECIFIED}};
+
+	for (size_t a = 0; a < ARRAY_LEN(algs); a++) {
+		struct crypto_crl_entry e[ARRAY_LEN(entries)];
+		const unsigned char *p;
+		unsigned char *der = NULL;
+		size_t len = 0;
+		struct issued is;
+		X509_CRL *crl;
+
+		memcpy(e, entries, sizeof(e));
+		for (size_t i = 0; i < ARRAY_LEN(e); i++)
+			e[i].revoked_at = t0 - (time_t)i * DAY;
+		issued_make(&is, a, NULL);
+		assert_int_equal(crypto_crl_create(&der, &len, is.ca_cert, is.ca_key,
+		    e, ARRAY_LEN(e), t0, t0 + DAY, 42), 0);
+		assert_int_equal(crypto_crl_verify(der, len, is.ca_cert), 0);
+		/* another issuer (same name elsewhere does not help), a leaf */
+		assert_int_equal(crypto_crl_verify(der, len, is.root_cert), -1);
+		assert_int_equal(crypto_crl_verify(der, len, is.leaf_cert), -1);
+		p = der;
+		crl = d2i_X509_CRL(NULL, &p, (long)len);
+		assert_non_null(crl);
+		assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), 3);
+		for (int i = 0; i < 3; i++) {
+			X509_REVOKED *r = sk_X509_REVOKED_value(
+			    X509_CRL_get_REVOKED(crl), i);
+			BIGNUM *bn = ASN1_INTEGER_to_BN(
+			    X509_REVOKED_get0_serialNumber(r), NULL);
+			char *hex = BN_bn2hex(bn);
+			ASN1_ENUMERATED *reason = X509_REVOKED_get_ext_d2i(r,
+			    NID_crl_reason, NULL, NULL);
+			int found = 0;
+
+			for (size_t k = 0; k < ARRAY_LEN(e); k++) {
+				if (strcmp(hex, e[k].serial) != 0)
+					continue;
+				found = 1;
+				if (e[k].reason == CRYPTO_CRL_UNSPECIFIED)
+					assert_null(reason);
+				else
+					assert_int_equal(ASN1_ENUMERATED_get(reason),
+					    e[k].reason);
+			}
+			assert_true(found);
+			ASN1_ENUMERATED_free(reason);
+			OPENSSL_free(hex);
+			BN_free(bn);
+		}
+		if (algs[a] == CRYPTO_KEY_SM2) {
+			/* DOMAIN.md §1: OpenSSL's own check cannot take the ID */
+			assert_int_not_equal(X509_CRL_verify(crl,
+			    X509_get0_pubkey(is.ca_cert->x509->cert)), 1);
+			ERR_clear_error();
+		}
+		X509_CRL_free(crl);
+		/* one flipped byte in the signed part */
+		der[len / 2] ^= 0x01;
+		assert_int_equal(crypto_crl_verify(der, len, is.ca_cert), -1);
+		free(der);
+		/* an empty CRL; refusals */
+		assert_int_equal(crypto_crl_create(&der, &len, is.ca_cert, is.ca_key,
+		    NULL, 0, t0, t0 + DAY, 1), 0);
+		assert_int_equal(crypto_crl_verify(der, len, is.ca_cert), 0);
+		free(der);
+		der = NULL;
+		assert_int_equal(crypto_crl_create(&der, &len, is.ca_cert,
+		    is.root_key, e, 1, t0, t0 + DAY, 2), -1);
+		assert_int_equal(crypto_crl_create(&der, &len, is.ca_cert, is.ca_key,
+		    bad, 1, t0, t0 + DAY, 2), -1);
+		assert_null(der);
+		assert_int_equal(crypto_crl_verify((const unsigned char *)"xx", 2,
+		    is.ca_cert), -1);
+		issued_free(&is);
+	}
+	assert_int_equal(ERR_peek_error(), 0);
+}
+
 int
 main(void)
 {
@@ -1441,6 +1806,12 @@ main(void)
 		cmocka_unit_test(test_csr),
 		cmocka_unit_test(test_csr_sm2_without_distid),
 		cmocka_unit_test(test_mkpki_interop),
+		cmocka_unit_test(test_cert_issue_chain),
+		cmocka_unit_test(test_cert_issue_csr_subject),
+		cmocka_unit_test(test_cert_issue_refusals),
+		cmocka_unit_test(test_cert_issue_openssl_verify),
+		cmocka_unit_test(test_key_bits),
+		cmocka_unit_test(test_crl),
 	};
 	return cmocka_run_group_tests(tests, setup_chains, teardown_chains);
 }

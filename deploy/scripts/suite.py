@@ -334,9 +334,36 @@ class Suite:
             "enterprise": lambda: {},
             "issuance": lambda: {},
             "orders": lambda: {},
-            "payments": lambda: {},
+            "payments": lambda: self.start_paysim(),
         }
         return env[svc]()
+
+    def start_paysim(self):
+        """The Alipay / WeChat Pay simulator (tests/paysim/) as the default
+        provider of payments; returns payments' provider configuration."""
+        d = os.path.join(self.base, "paysim")
+        port = self.ports.setdefault("paysim", 18094 if self.persistent else free_port())
+        p = self.procs.get("paysim")
+        if p is None or p.poll() is not None:
+            self._spawn("paysim", [sys.executable, os.path.join(ROOT, "tests", "paysim", "paysim.py"),
+                                   "--dir", d, "--port", str(port),
+                                   "--time-scale", "1" if self.persistent else "0.002",
+                                   "--watch-pidfile", os.path.join(self.run_dir, "payments.pid")],
+                        port=port)
+        sim = f"http://127.0.0.1:{port}"
+        return {"CAPLAT_PAY_NOTIFY_BASE": self.gateway,
+                "CAPLAT_PAY_QUERY_DELAY": "60" if self.persistent else "3",
+                "CAPLAT_PAY_SWEEP_MS": "2000" if self.persistent else "300",
+                "CAPLAT_ALIPAY_GATEWAY": sim + "/gateway.do", "CAPLAT_ALIPAY_APP_ID": "2021000000000001",
+                "CAPLAT_ALIPAY_SELLER_ID": "2088101117955611",
+                "CAPLAT_ALIPAY_PRIVATE_KEY": os.path.join(d, "alipay_merchant.key"),
+                "CAPLAT_ALIPAY_PUBLIC_KEY": os.path.join(d, "alipay.pub"),
+                "CAPLAT_WECHAT_API": sim, "CAPLAT_WECHAT_MCHID": "1900000001",
+                "CAPLAT_WECHAT_APPID": "wx8888888888888888",
+                "CAPLAT_WECHAT_SERIAL": "3775B6A45ACD588826D15E583A95F5DD2A4D4DB1",
+                "CAPLAT_WECHAT_PRIVATE_KEY": os.path.join(d, "wechat_merchant.key"),
+                "CAPLAT_WECHAT_PLATFORM_CERTS": os.path.join(d, "wechat_platform.pem"),
+                "CAPLAT_WECHAT_APIV3_KEY_FILE": os.path.join(d, "wechat_apiv3.key")}
 
     def seed_staff(self):
         binary = os.path.join(self.build, "bin", "caplat-auth")

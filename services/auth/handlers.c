@@ -131,6 +131,7 @@ struct acct {
 	char id[37];
 	json_t *session_data;
 	int status;               /* reply status once the session exists */
+	work_fn after_hash;       /* continuation once password_hash is made */
 	json_t *reply;            /* reply body waiting for the token */
 };
 
@@ -238,13 +239,34 @@ auth_sms(struct http_req *req)
 
 /* ---- POST /api/v1/auth/register ---------------------------------------- */
 
-static void register_on_code(struct http_req *req, enum sms_result r);
-static void register_hash(void *arg);
 static void register_on_hashed(void *arg);
 static void register_on_inserted(void *arg, const struct db_result *res);
 
 static void
-auth_register(struct http_req *req)
+hash_password(void *arg)
+{
+	struct acct *st = arg;
+
+	st->password_hash = crypto_password_hash(st->password);
+}
+
+static void
+on_code_for_password(struct http_req *req, enum sms_result r)
+{
+	struct acct *st = req->data;
+
+	if (r != SMS_OK) {
+		reply_sms_result(req, r);
+		return;
+	}
+	work_submit(hash_password, st->after_hash, st);
+}
+
+/* Reads {phone, sms_code, password}, checks the code for purpose, hashes
+ * the new password on a worker, then continues with next(st) on the loop.
+ * Answers every refusal itself. */
+static void
+with_code_and_new_password(struct http_req *req, const char *purpose, work_fn next)
 {
 	const char *code;
 	json_t *body;
@@ -261,25 +283,14 @@ auth_register(struct http_req *req)
 		    "密码须为 8 至 64 位，且同时包含字母和数字");
 		return;
 	}
-	sms_check(req, st->phone, "register", code, register_on_code);
+	st->after_hash = next;
+	sms_check(req, st->phone, purpose, code, on_code_for_password);
 }
 
 static void
-register_on_code(struct http_req *req, enum sms_result r)
+auth_register(struct http_req *req)
 {
-	if (r != SMS_OK) {
-		reply_sms_result(req, r);
-		return;
-	}
-	work_submit(register_hash, register_on_hashed, req->data);
-}
-
-static void
-register_hash(void *arg)
-{
-	struct acct *st = arg;
-
-	st->password_hash = crypto_password_hash(st->password);
+	with_code_and_new_password(req, "register", register_on_hashed);
 }
 
 static void
@@ -503,7 +514,6 @@ login_on_view(void *arg, const struct db_result *res)
 
 /* ---- POST /api/v1/auth/password/reset ---------------------------------- */
 
-static void reset_on_code(struct http_req *req, enum sms_result r);
 static void reset_on_hashed(void *arg);
 static void reset_on_updated(void *arg, const struct db_result *res);
 static void reset_on_sessions_gone(void *arg, int status);
@@ -513,32 +523,7 @@ static void reset_on_sessions_gone(void *arg, int status);
 static void
 auth_password_reset(struct http_req *req)
 {
-	const char *code;
-	json_t *body;
-
-	if (http_read_json(req, &body) != 0)
-		return;
-	struct acct *st = acct_new(req, body);
-	if (read_phone(req, body, st->phone) != 0 ||
-	    auth_field(req, body, "sms_code", 16, &code) != 0 ||
-	    auth_field(req, body, "password", 128, &st->password) != 0)
-		return;
-	if (!password_ok(st->password)) {
-		http_reply_error(req, 422, "PASSWORD_WEAK", "password",
-		    "密码须为 8 至 64 位，且同时包含字母和数字");
-		return;
-	}
-	sms_check(req, st->phone, "reset", code, reset_on_code);
-}
-
-static void
-reset_on_code(struct http_req *req, enum sms_result r)
-{
-	if (r != SMS_OK) {
-		reply_sms_result(req, r);
-		return;
-	}
-	work_submit(register_hash, reset_on_hashed, req->data);
+	with_code_and_new_password(req, "reset", reset_on_hashed);
 }
 
 static void

@@ -38,23 +38,32 @@ const char store_account_by_phone_sql[] =
     " CEIL(EXTRACT(EPOCH FROM (locked_until - now())))::bigint AS locked_for"
     " FROM accounts WHERE phone = $1";
 
+/* The lockout rule, one text per table (identifiers cannot be parameters):
+ * the max-th failure starts the lockout and restarts the counter. */
+#define LOGIN_FAILED_SQL(table)                                                  \
+	"UPDATE " table " SET"                                                 \
+	" failed_logins = CASE WHEN failed_logins + 1 >= $2::int THEN 0 ELSE failed_logins + 1 END," \
+	" locked_until = CASE WHEN failed_logins + 1 >= $2::int"               \
+	"   THEN now() + make_interval(secs => $3::int) ELSE locked_until END"    \
+	" WHERE id = $1 RETURNING locked_until IS NOT NULL AND locked_until > now()"
+
+static void
+store_failed(struct db_batch *b, const char *sql, const char *id, long max_failures,
+    long lockout_seconds)
+{
+	char max[24], secs[24];
+	const char *p[] = {id, max, secs};
+
+	snprintf(max, sizeof(max), "%ld", max_failures);
+	snprintf(secs, sizeof(secs), "%ld", lockout_seconds);
+	db_batch_add(b, sql, 3, p);
+}
+
 void
 store_login_failed(struct db_batch *b, const char *account_id, long max_failures,
     long lockout_seconds)
 {
-	char max[24], secs[16];
-	const char *p[] = {account_id, max, secs};
-
-	snprintf(max, sizeof(max), "%ld", max_failures);
-	snprintf(secs, sizeof(secs), "%ld", lockout_seconds);
-	/* The lockout starts at the max-th failure, and the counter restarts. */
-	db_batch_add(b,
-	    "UPDATE accounts SET"
-	    " failed_logins = CASE WHEN failed_logins + 1 >= $2::int THEN 0 ELSE failed_logins + 1 END,"
-	    " locked_until = CASE WHEN failed_logins + 1 >= $2::int"
-	    "   THEN now() + make_interval(secs => $3::int) ELSE locked_until END"
-	    " WHERE id = $1 RETURNING locked_until IS NOT NULL AND locked_until > now()",
-	    3, p);
+	store_failed(b, LOGIN_FAILED_SQL("accounts"), account_id, max_failures, lockout_seconds);
 }
 
 void
@@ -138,17 +147,7 @@ void
 store_staff_login_failed(struct db_batch *b, const char *staff_id, long max_failures,
     long lockout_seconds)
 {
-	char max[24], secs[16];
-	const char *p[] = {staff_id, max, secs};
-
-	snprintf(max, sizeof(max), "%ld", max_failures);
-	snprintf(secs, sizeof(secs), "%ld", lockout_seconds);
-	db_batch_add(b,
-	    "UPDATE staff SET"
-	    " failed_logins = CASE WHEN failed_logins + 1 >= $2::int THEN 0 ELSE failed_logins + 1 END,"
-	    " locked_until = CASE WHEN failed_logins + 1 >= $2::int"
-	    "   THEN now() + make_interval(secs => $3::int) ELSE locked_until END"
-	    " WHERE id = $1", 3, p);
+	store_failed(b, LOGIN_FAILED_SQL("staff"), staff_id, max_failures, lockout_seconds);
 }
 
 const char store_staff_upsert_sql[] =

@@ -35,7 +35,7 @@ def run_unit(build, only):
         if not os.access(binary, os.X_OK) or os.path.isdir(binary):
             continue
         name = os.path.basename(binary)
-        if only and only not in name:
+        if only and not any(k in name for k in only.split(",")):
             continue
         r = subprocess.run([binary], capture_output=True, text=True, timeout=300)
         out = r.stdout + r.stderr
@@ -62,7 +62,7 @@ def load_cases(only):
             fn = getattr(mod, attr)
             if attr.startswith("test_") and callable(fn):
                 name = f"{os.path.relpath(path, ROOT)}::{attr}"
-                if not only or only in name:
+                if not only or any(k in name for k in only.split(",")):
                     cases.append((name, fn))
     return cases
 
@@ -70,7 +70,7 @@ def load_cases(only):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
-    ap.add_argument("-k", dest="only", default=None)
+    ap.add_argument("-k", dest="only", default=None, help="substrings (comma-separated) of test names")
     ap.add_argument("--keep", action="store_true", help="keep the temporary suite directory")
     args = ap.parse_args()
 

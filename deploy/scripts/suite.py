@@ -332,11 +332,35 @@ class Suite:
             "auth": lambda: {"CAPLAT_SMS_SECRET": self.secrets["sms_secret"],
                              "CAPLAT_VENDOR_ROOTS": os.path.join(self.pki_dir, "roots.pem")},
             "enterprise": lambda: {},
-            "issuance": lambda: {},
-            "orders": lambda: {},
+            "issuance": lambda: self.issuance_env(),
+            "orders": lambda: {"CAPLAT_ORDER_SWEEP_SECONDS": "1"},
             "payments": lambda: self.start_paysim(),
         }
         return env[svc]()
+
+    def issuance_env(self):
+        """issuance's own configuration: the downstream platforms' interop
+        secrets (derived from the suite's secrets, so tests can sign), the
+        CRL distribution point on the gateway, a quick resumer for tests."""
+        import hashlib
+        codes = ["LN_JSGC", "LN_ZTB", "LN_ZFCG", "LN_GGZY", "SY_GGZY", "DL_GGZY", "DL_ZFCG",
+                 "AS_GGZY", "JZ_GGZY", "CY_GGZY", "HC_DZCG", "SF_JSXM"]
+        seed = self.secrets["db_admin"]
+        secrets_ = ",".join(f"{c}={hashlib.sha256(f'interop:{c}:{seed}'.encode()).hexdigest()[:32]}"
+                            for c in codes)
+        return {"CAPLAT_INTEROP_SECRETS": secrets_,
+                "CAPLAT_CA_CRL_BASE_URL": self.gateway + "/api/v1/certs/crl/",
+                "CAPLAT_ISSUANCE_RESUME_MS": "1000" if self.persistent else "200",
+                "CAPLAT_ISSUANCE_RETRY_SECONDS": "5" if self.persistent else "1"}
+
+    def local_ca_roots(self):
+        """Creates issuance's local CA if missing (caplat-issuance ca-init)
+        and returns the path of its roots bundle ($CAPLAT_VAR_DIR/ca/roots.pem),
+        for auth's CAPLAT_VENDOR_ROOTS: certificates it renews must log in."""
+        env = dict(os.environ, **self.service_env("issuance"), **self.issuance_env())
+        out = subprocess.run([os.path.join(self.build, "bin", "caplat-issuance"), "ca-init"],
+                             env=env, check=True, capture_output=True, text=True, cwd=ROOT)
+        return out.stdout.strip()
 
     def start_paysim(self):
         """The Alipay / WeChat Pay simulator (tests/paysim/) as the default

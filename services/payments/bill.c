@@ -1,0 +1,444 @@
+/* bill — the providers' daily bill files (DOMAIN.md §3 and §4), parsed into
+ * payment and refund lines, and the reconciliation of those lines with the
+ * local records of the day. Pure: bytes in, structs and JSON out. */
+#include "domain.h"
+
+#include "util.h"
+
+#include <errno.h>
+#include <iconv.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIPAY_COLUMNS 25
+#define WECHAT_COLUMNS 27
+#define MAX_CELLS 64
+
+void
+bill_clear(struct bill *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		free(b->lines[i].out_trade_no);
+		free(b->lines[i].out_refund_no);
+		free(b->lines[i].provider_no);
+	}
+	free(b->lines);
+	b->lines = NULL;
+	b->n = 0;
+}
+
+static void
+fail(char *err, size_t err_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+fail(char *err, size_t err_size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, err_size, fmt, ap);
+	va_end(ap);
+}
+
+/* GBK (read as GB18030, its superset) to UTF-8; NULL when not valid. */
+static char *
+gbk_to_utf8(const char *data, size_t len, size_t *out_len)
+{
+	iconv_t cd = iconv_open("UTF-8", "GB18030");
+	size_t cap = len * 2 + 16, in_left = len, out_left = cap;
+	char *out, *in = (char *)(uintptr_t)data, *o;
+
+	if (cd == (iconv_t)-1)
+		return NULL;
+	out = xmalloc(cap + 1);
+	o = out;
+	if (iconv(cd, &in, &in_left, &o, &out_left) == (size_t)-1) {
+		iconv_close(cd);
+		free(out);
+		return NULL;
+	}
+	iconv_close(cd);
+	*o = '\0';
+	*out_len = (size_t)(o - out);
+	return out;
+}
+
+/* Trims spaces and TABs at both ends of [*s, *e). */
+static void
+trim(const char **s, const char **e)
+{
+	while (*s < *e && (**s == ' ' || **s == '\t'))
+		(*s)++;
+	while (*e > *s && ((*e)[-1] == ' ' || (*e)[-1] == '\t'))
+		(*e)--;
+}
+
+struct cell {
+	const char *s;
+	size_t len;
+};
+
+/* Splits [s, e) on sep (sep_len bytes) into trimmed cells; returns the count
+ * (at most MAX_CELLS + 1, meaning too many). */
+static size_t
+split(const char *s, const char *e, const char *sep, size_t sep_len,
+    struct cell *cells)
+{
+	size_t n = 0;
+
+	for (;;) {
+		const char *stop = s;
+		while (stop + sep_len <= e && memcmp(stop, sep, sep_len) != 0)
+			stop++;
+		if (stop + sep_len > e)
+			stop = e;
+		const char *cs = s, *ce = stop;
+		trim(&cs, &ce);
+		if (n == MAX_CELLS)
+			return MAX_CELLS + 1;
+		cells[n].s = cs;
+		cells[n].len = (size_t)(ce - cs);
+		n++;
+		if (stop == e)
+			return n;
+		s = stop + sep_len;
+	}
+}
+
+static int
+cell_is(const struct cell *c, const char *text)
+{
+	return c->len == strlen(text) && memcmp(c->s, text, c->len) == 0;
+}
+
+static int
+column(const struct cell *cells, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (cell_is(&cells[i], name))
+			return (int)i;
+	return -1;
+}
+
+static char *
+cell_dup(const struct cell *c)
+{
+	return c->len ? xstrndup(c->s, c->len) : NULL;
+}
+
+static void
+add_line(struct bill *b, enum bill_kind kind, const struct cell *out_trade,
+    const struct cell *out_refund, const struct cell *provider, int64_t amount)
+{
+	struct bill_line *l;
+
+	b->lines = xrealloc(b->lines, (b->n + 1) * sizeof(*b->lines));
+	l = &b->lines[b->n++];
+	l->kind = kind;
+	l->out_trade_no = cell_dup(out_trade);
+	l->out_refund_no = out_refund ? cell_dup(out_refund) : NULL;
+	l->provider_no = cell_dup(provider);
+	l->amount_fen = amount;
+}
+
+/* Calls fn for each line of [data, data+len) with its 1-based number, CR
+ * stripped; stops when fn returns non-zero and returns that. */
+typedef int (*line_fn)(void *arg, long lineno, const char *s, const char *e);
+
+static int
+each_line(const char *data, size_t len, line_fn fn, void *arg)
+{
+	const char *p = data, *end = data + len;
+	long lineno = 0;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *e = nl ? nl : end;
+		int rc;
+
+		lineno++;
+		if (e > p && e[-1] == '\r')
+			e--;
+		if ((rc = fn(arg, lineno, p, e)) != 0)
+			return rc;
+		p = nl ? nl + 1 : end;
+	}
+	return 0;
+}
+
+/* ---- Alipay 业务明细 ----------------------------------------------------- */
+
+struct alipay_state {
+	struct bill *b;
+	char *err;
+	size_t err_size;
+	int have_header;
+	int c_trade, c_out, c_type, c_amount, c_refund_no;
+};
+
+static int
+alipay_line(void *arg, long lineno, const char *s, const char *e)
+{
+	struct alipay_state *st = arg;
+	struct cell cells[MAX_CELLS + 1];
+	size_t n;
+	int64_t amount;
+
+	trim(&s, &e);
+	if (s == e || *s == '#')
+		return 0;
+	n = split(s, e, ",", 1, cells);
+	if (!st->have_header) {
+		st->c_trade = column(cells, n, "支付宝交易号");
+		st->c_out = column(cells, n, "商户订单号");
+		st->c_type = column(cells, n, "业务类型");
+		st->c_amount = column(cells, n, "订单金额（元）");
+		st->c_refund_no = column(cells, n, "退款批次号/请求号");
+		if (n != ALIPAY_COLUMNS || st->c_trade != 0 || st->c_out < 0 ||
+		    st->c_type < 0 || st->c_amount < 0 || st->c_refund_no < 0) {
+			fail(st->err, st->err_size, "第%ld行：不是支付宝业务明细的表头", lineno);
+			return -1;
+		}
+		st->have_header = 1;
+		return 0;
+	}
+	if (n != ALIPAY_COLUMNS) {
+		fail(st->err, st->err_size, "第%ld行：应有%d列，实有%zu列", lineno,
+		    ALIPAY_COLUMNS, n);
+		return -1;
+	}
+	const struct cell *type = &cells[st->c_type], *amt = &cells[st->c_amount];
+	int refund = cell_is(type, "退款");
+	if (!refund && !cell_is(type, "交易"))
+		return 0; /* other business types are not ours to match */
+	if (money_yuan_to_fen(amt->s, amt->len, 1, &amount) != 0 ||
+	    (refund ? amount > 0 : amount < 0)) {
+		fail(st->err, st->err_size, "第%ld行：金额“%.*s”不正确", lineno,
+		    (int)amt->len, amt->s);
+		return -1;
+	}
+	if (cells[st->c_out].len == 0 || cells[st->c_trade].len == 0 ||
+	    (refund && cells[st->c_refund_no].len == 0)) {
+		fail(st->err, st->err_size, "第%ld行：缺少交易号或订单号", lineno);
+		return -1;
+	}
+	add_line(st->b, refund ? BILL_REFUND : BILL_PAYMENT, &cells[st->c_out],
+	    refund ? &cells[st->c_refund_no] : NULL, &cells[st->c_trade],
+	    amount < 0 ? -amount : amount);
+	return 0;
+}
+
+int
+bill_parse_alipay(struct bill *out, const char *data, size_t len, char *err,
+    size_t err_size)
+{
+	struct alipay_state st = {.b = out, .err = err, .err_size = err_size};
+	size_t ulen;
+	char *utf8;
+	int rc;
+
+	out->lines = NULL;
+	out->n = 0;
+	utf8 = gbk_to_utf8(data, len, &ulen);
+	if (utf8 == NULL) {
+		fail(err, err_size, "文件不是 GBK 编码");
+		return -1;
+	}
+	rc = each_line(utf8, ulen, alipay_line, &st);
+	free(utf8);
+	if (rc == 0 && !st.have_header) {
+		fail(err, err_size, "缺少支付宝业务明细的表头");
+		rc = -1;
+	}
+	if (rc != 0)
+		bill_clear(out);
+	return rc;
+}
+
+/* ---- WeChat Pay 交易账单 ------------------------------------------------- */
+
+struct wechat_state {
+	struct bill *b;
+	char *err;
+	size_t err_size;
+	int have_header, summary; /* summary: 0 none, 1 header seen, 2 values */
+	int c_txn, c_out, c_state, c_refund_id, c_refund_no, c_refund_amt, c_total;
+};
+
+static int
+wechat_line(void *arg, long lineno, const char *s, const char *e)
+{
+	struct wechat_state *st = arg;
+	struct cell cells[MAX_CELLS + 1];
+	size_t n;
+	int64_t amount;
+
+	if (lineno == 1 && e - s >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
+		s += 3;
+	trim(&s, &e);
+	if (s == e)
+		return 0;
+	if (!st->have_header) {
+		n = split(s, e, ",", 1, cells);
+		st->c_txn = column(cells, n, "微信订单号");
+		st->c_out = column(cells, n, "商户订单号");
+		st->c_state = column(cells, n, "交易状态");
+		st->c_refund_id = column(cells, n, "微信退款单号");
+		st->c_refund_no = column(cells, n, "商户退款单号");
+		st->c_refund_amt = column(cells, n, "退款金额");
+		st->c_total = column(cells, n, "订单金额");
+		if (n != WECHAT_COLUMNS || !cell_is(&cells[0], "交易时间") || st->c_txn < 0 ||
+		    st->c_out < 0 || st->c_state < 0 || st->c_refund_id < 0 ||
+		    st->c_refund_no < 0 || st->c_refund_amt < 0 || st->c_total < 0) {
+			fail(st->err, st->err_size, "第%ld行：不是微信支付交易账单的表头", lineno);
+			return -1;
+		}
+		st->have_header = 1;
+		return 0;
+	}
+	if (st->summary == 2) {
+		fail(st->err, st->err_size, "第%ld行：汇总行之后还有内容", lineno);
+		return -1;
+	}
+	if (st->summary == 1) {
+		if (*s != '`') {
+			fail(st->err, st->err_size, "第%ld行：汇总数据格式不正确", lineno);
+			return -1;
+		}
+		st->summary = 2;
+		return 0;
+	}
+	if (*s != '`') {
+		n = split(s, e, ",", 1, cells);
+		if (n > 0 && cell_is(&cells[0], "总交易单数")) {
+			st->summary = 1;
+			return 0;
+		}
+		fail(st->err, st->err_size, "第%ld行：单元格应以`开头", lineno);
+		return -1;
+	}
+	n = split(s + 1, e, ",`", 2, cells);
+	if (n != WECHAT_COLUMNS) {
+		fail(st->err, st->err_size, "第%ld行：应有%d列，实有%zu列", lineno,
+		    WECHAT_COLUMNS, n);
+		return -1;
+	}
+	const struct cell *state = &cells[st->c_state];
+	int refund = cell_is(state, "REFUND");
+	if (!refund && !cell_is(state, "SUCCESS"))
+		return 0; /* REVOKED, NOTPAY …: no money moved */
+	const struct cell *amt = &cells[refund ? st->c_refund_amt : st->c_total];
+	if (money_yuan_to_fen(amt->s, amt->len, 0, &amount) != 0) {
+		fail(st->err, st->err_size, "第%ld行：金额“%.*s”不正确", lineno,
+		    (int)amt->len, amt->s);
+		return -1;
+	}
+	if (cells[st->c_out].len == 0 ||
+	    (refund ? cells[st->c_refund_no].len == 0 : cells[st->c_txn].len == 0)) {
+		fail(st->err, st->err_size, "第%ld行：缺少订单号", lineno);
+		return -1;
+	}
+	add_line(st->b, refund ? BILL_REFUND : BILL_PAYMENT, &cells[st->c_out],
+	    refund ? &cells[st->c_refund_no] : NULL,
+	    &cells[refund ? st->c_refund_id : st->c_txn], amount);
+	return 0;
+}
+
+int
+bill_parse_wechat(struct bill *out, const char *data, size_t len, char *err,
+    size_t err_size)
+{
+	struct wechat_state st = {.b = out, .err = err, .err_size = err_size};
+	int rc;
+
+	out->lines = NULL;
+	out->n = 0;
+	if (memchr(data, '\0', len) != NULL) {
+		fail(err, err_size, "文件不是 UTF-8 文本");
+		return -1;
+	}
+	rc = each_line(data, len, wechat_line, &st);
+	if (rc == 0 && !st.have_header) {
+		fail(err, err_size, "缺少微信支付交易账单的表头");
+		rc = -1;
+	} else if (rc == 0 && st.summary != 2) {
+		fail(err, err_size, "缺少汇总行（总交易单数…）");
+		rc = -1;
+	}
+	if (rc != 0)
+		bill_clear(out);
+	return rc;
+}
+
+/* ---- reconciliation ----------------------------------------------------- */
+
+static int
+local_cmp(const void *a, const void *b)
+{
+	const struct recon_local *x = *(const struct recon_local *const *)a;
+	const struct recon_local *y = *(const struct recon_local *const *)b;
+
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	return strcmp(x->out_no, y->out_no);
+}
+
+static json_t *
+item(const char *kind, enum bill_kind type, const char *out_no,
+    const char *provider_no, const int64_t *local, const int64_t *remote)
+{
+	return json_pack("{s:s, s:s, s:s?, s:s?, s:o, s:o}", "kind", kind,
+	    "type", type == BILL_REFUND ? "refund" : "payment",
+	    "out_trade_no", out_no, "provider_trade_no", provider_no,
+	    "local_amount_fen", local ? json_integer(*local) : json_null(),
+	    "remote_amount_fen", remote ? json_integer(*remote) : json_null());
+}
+
+json_t *
+recon_compare(const struct bill *b, const struct recon_local *local,
+    size_t nlocal, struct recon_counts *counts)
+{
+	const struct recon_local **sorted = xcalloc(nlocal ? nlocal : 1, sizeof(*sorted));
+	char *seen = xcalloc(nlocal ? nlocal : 1, 1);
+	json_t *items = json_array();
+
+	memset(counts, 0, sizeof(*counts));
+	for (size_t i = 0; i < nlocal; i++)
+		sorted[i] = &local[i];
+	qsort(sorted, nlocal, sizeof(*sorted), local_cmp);
+	for (size_t i = 0; i < b->n; i++) {
+		const struct bill_line *l = &b->lines[i];
+		const char *no = l->kind == BILL_REFUND ? l->out_refund_no : l->out_trade_no;
+		struct recon_local key = {.kind = l->kind, .out_no = no};
+		const struct recon_local *kp = &key, **hit;
+
+		hit = bsearch(&kp, sorted, nlocal, sizeof(*sorted), local_cmp);
+		if (hit == NULL || seen[hit - sorted]) {
+			counts->missing_local++;
+			json_array_append_new(items, item("missing_local", l->kind, no,
+			    l->provider_no, NULL, &l->amount_fen));
+			continue;
+		}
+		seen[hit - sorted] = 1;
+		if ((*hit)->amount_fen != l->amount_fen) {
+			counts->amount_mismatch++;
+			json_array_append_new(items, item("amount_mismatch", l->kind, no,
+			    l->provider_no, &(*hit)->amount_fen, &l->amount_fen));
+			continue;
+		}
+		counts->matched++;
+	}
+	for (size_t i = 0; i < nlocal; i++) {
+		if (seen[i])
+			continue;
+		counts->missing_remote++;
+		json_array_append_new(items, item("missing_remote", sorted[i]->kind,
+		    sorted[i]->out_no, sorted[i]->provider_no, &sorted[i]->amount_fen, NULL));
+	}
+	free(sorted);
+	free(seen);
+	return items;
+}

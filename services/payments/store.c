@@ -1,0 +1,149 @@
+/* store — every SQL statement of the payments service, nowhere else. */
+#include "store.h"
+
+#define RFC3339(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+const char store_idem_claim_sql[] =
+    "INSERT INTO idempotency (account, key, request_hash) VALUES ($1, $2, $3)"
+    " ON CONFLICT (account, key) DO UPDATE SET request_hash = EXCLUDED.request_hash,"
+    " created_at = now()"
+    " WHERE idempotency.status IS NULL AND idempotency.created_at < now() - interval '60 seconds'"
+    " RETURNING 1";
+const char store_idem_get_sql[] =
+    "SELECT request_hash, status, body FROM idempotency WHERE account = $1 AND key = $2";
+const char store_idem_store_sql[] =
+    "UPDATE idempotency SET status = $3::int, body = $4 WHERE account = $1 AND key = $2";
+const char store_idem_release_sql[] =
+    "DELETE FROM idempotency WHERE account = $1 AND key = $2 AND status IS NULL";
+
+const char store_order_get_sql[] =
+    "SELECT account_id, uscc, total_fen, status, expires_at <= now(), invoice_type, number"
+    " FROM orders WHERE id = $1";
+const char store_order_enterprise_sql[] =
+    "SELECT e.taxpayer_type, e.title, e.taxpayer_id, e.invoice_address, e.invoice_phone,"
+    " e.bank_name, e.bank_account"
+    " FROM orders o JOIN enterprises e ON e.uscc = o.uscc WHERE o.id = $1";
+const char store_payment_create_sql[] =
+    "SELECT payment_create($1, $2, $3, $4, $5, $6::bigint, $7, $8, $9, $10::timestamptz,"
+    " $11, $12, $13)";
+
+#define PAYMENT_COLS                                                           \
+	"id, order_id, account_id, channel, status, amount_fen, refunded_fen,"  \
+	" qr_code, invoice_type, invoice_email, " RFC3339("created_at") ", "    \
+	RFC3339("paid_at")
+const char store_payment_get_sql[] = "SELECT " PAYMENT_COLS " FROM payments WHERE id = $1";
+
+const char store_payment_succeed_sql[] =
+    "SELECT payment_succeed($1, $2, $3::bigint, $4, $5::timestamptz, $6, $7::bigint)";
+const char store_notification_sql[] =
+    "INSERT INTO notifications (channel, notify_id, out_trade_no, headers, body, outcome)"
+    " VALUES ($1, $2, $3, $4::jsonb, $5, $6)";
+const char store_payment_close_sql[] =
+    "UPDATE payments SET status = 'closed', qr_code = NULL"
+    " WHERE channel = $1 AND out_trade_no = $2 AND status = 'pending'";
+
+const char store_payments_due_sql[] =
+    "WITH due AS (SELECT id FROM payments WHERE status = 'pending'"
+    "   AND next_query_at <= now() AND created_at <= now() - make_interval(secs => $1::int)"
+    "   ORDER BY next_query_at LIMIT 32 FOR UPDATE SKIP LOCKED)"
+    " UPDATE payments p SET queries = p.queries + 1,"
+    "   next_query_at = now() + make_interval(secs => LEAST($1::int * (p.queries + 1), 3600))"
+    " FROM due WHERE p.id = due.id"
+    " RETURNING p.id, p.channel, p.out_trade_no, p.amount_fen,"
+    "   p.created_at <= now() - make_interval(secs => $2::int)";
+const char store_payment_expire_sql[] =
+    "UPDATE payments SET status = 'closed', qr_code = NULL WHERE id = $1 AND status = 'pending'";
+const char store_invoices_fill_titles_sql[] =
+    "UPDATE invoices i SET title = e.title, taxpayer_id = e.taxpayer_id,"
+    " address_phone = NULLIF(concat_ws(' ', e.invoice_address, e.invoice_phone), ''),"
+    " bank_account = NULLIF(concat_ws(' ', e.bank_name, e.bank_account), '')"
+    " FROM enterprises e"
+    " WHERE i.status = 'pending' AND i.title IS NULL AND e.uscc = i.uscc";
+const char store_invoices_due_sql[] =
+    "WITH due AS (SELECT id FROM invoices WHERE status = 'pending' AND title IS NOT NULL"
+    "   AND (claimed_until IS NULL OR claimed_until < now())"
+    "   ORDER BY created_at LIMIT 32 FOR UPDATE SKIP LOCKED)"
+    " UPDATE invoices i SET claimed_until = now() + interval '60 seconds' FROM due"
+    " WHERE i.id = due.id"
+    " RETURNING i.id, i.type, i.kind, i.title, i.taxpayer_id, i.email, i.amount_fen, i.tax_fen";
+const char store_invoice_issue_sql[] = "SELECT invoice_issue($1, $2, $3)";
+const char store_invoice_unclaim_sql[] =
+    "UPDATE invoices SET claimed_until = now() + interval '30 seconds' WHERE id = $1";
+const char store_invoice_number_sql[] =
+    "SELECT to_char(now() AT TIME ZONE 'Asia/Shanghai', 'YY') || '21'"
+    " || lpad(nextval('invoice_numbers')::text, 16, '0')";
+
+#define INVOICE_COLS                                                           \
+	"id, order_id, type, kind, reverses_invoice_id, title, taxpayer_id,"    \
+	" amount_fen, tax_fen, status, number, " RFC3339("issued_at") ", payment_id," \
+	" to_char(created_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS') || '_' || id"
+const char store_invoice_get_sql[] =
+    "SELECT " INVOICE_COLS " FROM invoices WHERE id = $1"
+    " AND ($2::uuid IS NULL OR account_id = $2::uuid)";
+const char store_invoice_list_sql[] =
+    "SELECT " INVOICE_COLS " FROM invoices"
+    " WHERE ($1::uuid IS NULL OR account_id = $1::uuid)"
+    " AND ($2::uuid IS NULL OR order_id = $2::uuid)"
+    " AND ($3::text IS NULL OR (to_char(created_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS')"
+    "   || '_' || id) < $3::text)"
+    " ORDER BY created_at DESC, id DESC LIMIT $4::int";
+
+const char store_refund_create_sql[] =
+    "SELECT channel, out_trade_no, amount_fen, order_id"
+    " FROM refund_create($1, $2, $3::bigint, $4, $5, $6)";
+const char store_refund_succeed_sql[] = "SELECT refund_succeed($1, $2, $3::bigint)";
+const char store_refund_fail_sql[] =
+    "UPDATE refunds SET status = 'failed' WHERE id = $1 AND status = 'pending'";
+const char store_refunds_due_sql[] =
+    "WITH due AS (SELECT id FROM refunds WHERE status = 'pending' AND next_try_at <= now()"
+    "   ORDER BY next_try_at LIMIT 16 FOR UPDATE SKIP LOCKED)"
+    " UPDATE refunds r SET next_try_at = now() + interval '60 seconds' FROM due, payments p"
+    " WHERE r.id = due.id AND p.id = r.payment_id"
+    " RETURNING r.id, p.channel, p.out_trade_no, r.out_refund_no, r.amount_fen,"
+    "   p.amount_fen, r.reason";
+
+const char store_recon_local_sql[] =
+    "WITH bill AS (SELECT jsonb_array_elements_text($3::jsonb) AS no),"
+    " day AS (SELECT ($2::date::timestamp AT TIME ZONE 'Asia/Shanghai') AS t0)"
+    " SELECT 'payment', p.out_trade_no, p.provider_trade_no, p.amount_fen"
+    " FROM payments p, day WHERE p.channel = $1 AND p.paid_at IS NOT NULL"
+    " AND ((p.paid_at >= day.t0 AND p.paid_at < day.t0 + interval '1 day')"
+    "   OR p.out_trade_no IN (SELECT no FROM bill))"
+    " UNION ALL"
+    " SELECT 'refund', r.out_refund_no, r.provider_refund_no, r.amount_fen"
+    " FROM refunds r JOIN payments p ON p.id = r.payment_id, day"
+    " WHERE p.channel = $1 AND r.status = 'succeeded'"
+    " AND ((r.succeeded_at >= day.t0 AND r.succeeded_at < day.t0 + interval '1 day')"
+    "   OR r.out_refund_no IN (SELECT no FROM bill))";
+const char store_recon_insert_sql[] =
+    "INSERT INTO reconciliations (id, channel, bill_date, matched, missing_local,"
+    " missing_remote, amount_mismatch, items, bill_sha256, staff_id)"
+    " VALUES ($1, $2, $3::date, $4::int, $5::int, $6::int, $7::int, $8::jsonb, $9, $10)"
+    " RETURNING " RFC3339("created_at");
+const char store_recon_get_sql[] =
+    "SELECT id, channel, to_char(bill_date, 'YYYY-MM-DD'), matched, missing_local,"
+    " missing_remote, amount_mismatch, items::text, " RFC3339("created_at")
+    " FROM reconciliations WHERE id = $1";
+
+const char store_order_upsert_sql[] =
+    "INSERT INTO orders (id, number, account_id, identity_id, uscc, total_fen, expires_at,"
+    " created_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6::bigint, $7::timestamptz, COALESCE($8::timestamptz, now()))"
+    " ON CONFLICT (id) DO NOTHING";
+const char store_order_cancel_sql[] =
+    "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status = 'pending_payment'";
+const char store_order_cancel_payments_sql[] =
+    "UPDATE payments SET status = 'closed', qr_code = NULL"
+    " WHERE order_id = $1 AND status = 'pending'";
+const char store_order_paid_sql[] =
+    "UPDATE orders SET status = 'paid' WHERE id = $1 AND status = 'pending_payment'";
+const char store_enterprise_upsert_sql[] =
+    "INSERT INTO enterprises (uscc, record_id, seq, name, taxpayer_type, title, taxpayer_id,"
+    " invoice_address, invoice_phone, bank_name, bank_account, approved_at)"
+    " VALUES ($1, $2, $3::int, $4, $5, $6, $7, $8, $9, $10, $11, COALESCE($12::timestamptz, now()))"
+    " ON CONFLICT (uscc) DO UPDATE SET record_id = EXCLUDED.record_id, seq = EXCLUDED.seq,"
+    " name = EXCLUDED.name, taxpayer_type = EXCLUDED.taxpayer_type, title = EXCLUDED.title,"
+    " taxpayer_id = EXCLUDED.taxpayer_id, invoice_address = EXCLUDED.invoice_address,"
+    " invoice_phone = EXCLUDED.invoice_phone, bank_name = EXCLUDED.bank_name,"
+    " bank_account = EXCLUDED.bank_account, approved_at = EXCLUDED.approved_at"
+    " WHERE enterprises.approved_at <= EXCLUDED.approved_at";

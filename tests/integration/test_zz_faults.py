@@ -102,11 +102,19 @@ def test_client_disconnect_while_waiting_on_db(suite):
     assert Api(suite).get("/api/v1/auth/me", token=token).status == 200
 
 
+def _alive(pid):
+    try:
+        return open(f"/proc/{pid}/stat").read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
 def test_workers_share_the_port(suite):
     """--workers N (CAPLAT_WORKERS): N processes accept on one port with
     SO_REUSEPORT, each with its own loop; SIGTERM to the first stops all."""
     argv, env, port, user = suite.cmds["auth"]
     suite.kill("auth", signal.SIGTERM)
+    pids = set()
     try:
         suite._spawn("auth", argv, dict(env, CAPLAT_WORKERS="2"), port, user)
         suite.wait_ready("auth")
@@ -115,12 +123,15 @@ def test_workers_share_the_port(suite):
                      headers={"X-Request-Id": f"workers-{i}"})
             assert r.status == 200
         log = open(os.path.join(suite.log_dir, "auth.log")).read().splitlines()
-        pids = {next(f for f in line.split() if f.startswith("pid="))
+        pids = {int(next(f for f in line.split() if f.startswith("pid="))[4:])
                 for line in log if "req=workers-" in line}
         assert len(pids) == 2, pids
     finally:
         suite.kill("auth", signal.SIGTERM)
-        wait_until(lambda: os.popen(f"pgrep -f '^{argv[0]}'").read().split() == [],
-                   timeout=5, what="every worker gone after SIGTERM")
+        deadline = time.time() + 5
+        while any(_alive(p) for p in pids) and time.time() < deadline:
+            time.sleep(0.05)
+        left = [p for p in pids if _alive(p)]
         suite._spawn("auth", argv, env, port, user)
         suite.wait_ready("auth")
+    assert not left, f"workers left behind after SIGTERM: {left}"

@@ -1,0 +1,71 @@
+/* events — what the enterprise service learns from the bus: the accounts
+ * read model (auth.account.registered: the phone the review SMS goes to,
+ * notify.c) and the members read model (auth.identity.added: whose uploads
+ * an enterprise's admin may read). What it emits is written by the SQL
+ * functions of deploy/sql/enterprise into the outbox. Handlers run on the
+ * bus's consumer threads inside the inbox transaction and touch only that
+ * transaction, never loop objects; both are idempotent upserts. */
+#include "enterprise.h"
+
+#include "bus.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+#include "validate.h"
+
+#include <string.h>
+
+static const char *
+data_str(const struct bus_event *ev, const char *key)
+{
+	return json_string_value(json_object_get(ev->data, key));
+}
+
+static int
+on_account_registered(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	const char *account = data_str(ev, "account_id");
+	const char *phone = data_str(ev, "phone");
+	char mobile[12];
+
+	if (account == NULL || !uuid_valid(account) || phone == NULL ||
+	    validate_mobile(phone, mobile) != 0) {
+		log_error(NULL, "msg=bad_event type=%s id=%s", ev->type,
+		    ev->id);
+		return -1; /* dead-lettered after max_deliver: visible, not lost */
+	}
+	const char *p[] = {account, mobile};
+	return bus_tx_exec(tx, store_account_upsert_sql, 2, p) < 0 ? -1 : 0;
+}
+
+static int
+on_identity_added(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	const char *type = data_str(ev, "type");
+	const char *identity = data_str(ev, "identity_id");
+	const char *account = data_str(ev, "account_id");
+	const char *uscc = data_str(ev, "uscc");
+	const char *role = data_str(ev, "role");
+
+	if (type != NULL && strcmp(type, "personal") == 0)
+		return 0;
+	if (type == NULL || identity == NULL || account == NULL ||
+	    uscc == NULL || role == NULL) {
+		log_error(NULL, "msg=bad_event type=%s id=%s", ev->type,
+		    ev->id);
+		return -1;
+	}
+	const char *p[] = {identity, account, uscc, role};
+	return bus_tx_exec(tx, store_member_upsert_sql, 4, p) < 0 ? -1 : 0;
+}
+
+void
+ent_events_subscribe(void)
+{
+	if (bus_subscribe(ent.svc.bus, "enterprise-accounts",
+	        "caplat.auth.account.registered", 10, on_account_registered,
+	        NULL) != 0 ||
+	    bus_subscribe(ent.svc.bus, "enterprise-members",
+	        "caplat.auth.identity.added", 10, on_identity_added, NULL) != 0)
+		fatal("bus: cannot subscribe the enterprise consumers");
+}

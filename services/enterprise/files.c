@@ -1,0 +1,283 @@
+/* files — attachments: upload by raw body (type checked against the bytes,
+ * at most 5 MiB, stored by SHA-256 in the blob store) and download by id to
+ * the owner, the owner's enterprise admin and reviewers. Hashing and blob
+ * I/O run on the work pool (common/work.h), never on the loop. */
+#include "enterprise.h"
+
+#include "blob.h"
+#include "crypto.h"
+#include "db.h"
+#include "log.h"
+#include "rules.h"
+#include "session.h"
+#include "store.h"
+#include "util.h"
+#include "work.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One upload or download, freed with the request. The work-pool job reads
+ * and writes only this and the request's body, which nothing else touches
+ * until the reply. */
+struct file_op {
+	struct http_req *req;
+	const char *content_type; /* static (rules.c) or copied into type */
+	char type[32];
+	char id[37];
+	char sha256[65];
+	long size;
+	int err_no;          /* the blob store's errno, 0 when fine */
+	int corrupt;         /* download: the bytes do not hash to sha256 */
+	unsigned char *data; /* download: the bytes */
+	size_t len;
+};
+
+static void
+file_op_free(void *p)
+{
+	struct file_op *op = p;
+
+	free(op->data);
+	free(op);
+}
+
+static struct file_op *
+file_op_new(struct http_req *req)
+{
+	struct file_op *op = xcalloc(1, sizeof(*op));
+
+	op->req = req;
+	http_req_attach(req, op, file_op_free);
+	return op;
+}
+
+static void
+reply_store_failed(struct http_req *req, const char *what, int err_no)
+{
+	log_error(req->id, "msg=blob_%s_failed error=\"%s\"", what,
+	    strerror(err_no));
+	http_server_dep_error(req->srv, "blobs");
+	http_reply_error(req, 503, "UNAVAILABLE", NULL,
+	    "服务暂时不可用，请稍后重试");
+}
+
+/* ---- POST /api/v1/files: upload → upload_store (pool) → upload_on_stored
+ * → upload_on_inserted ---- */
+
+static void upload_store(void *arg);
+static void upload_on_stored(void *arg);
+static void upload_on_inserted(void *arg, const struct db_result *res);
+
+static void
+upload(struct http_req *req)
+{
+	const char *type, *sniffed;
+
+	if (ent_require_account(req) != 0)
+		return;
+	type = ent_file_content_type(http_header(req, "Content-Type"));
+	if (type == NULL) {
+		http_reply_error(req, 422, "FILE_TYPE_UNSUPPORTED", NULL,
+		    "只支持 JPG、PNG 图片或 PDF 文件");
+		return;
+	}
+	if (req->body_len == 0) {
+		http_reply_error(req, 422, "FILE_EMPTY", NULL, "文件内容为空");
+		return;
+	}
+	sniffed = ent_file_sniff(req->body, req->body_len);
+	if (sniffed == NULL || strcmp(sniffed, type) != 0) {
+		http_reply_error(req, 422, "FILE_TYPE_MISMATCH", NULL,
+		    "文件内容与声明的类型不符");
+		return;
+	}
+	struct file_op *op = file_op_new(req);
+	op->content_type = type;
+	op->size = (long)req->body_len;
+	work_submit(upload_store, upload_on_stored, op);
+}
+
+static void
+upload_store(void *arg)
+{
+	struct file_op *op = arg;
+
+	crypto_sha256_hex(op->req->body, op->req->body_len, op->sha256);
+	if (blob_put(ent.blobs, op->sha256, op->req->body, op->req->body_len) !=
+	    0)
+		op->err_no = errno ? errno : EIO;
+}
+
+static void
+upload_on_stored(void *arg)
+{
+	struct file_op *op = arg;
+	struct db_batch *b;
+
+	if (op->err_no != 0) {
+		reply_store_failed(op->req, "put", op->err_no);
+		return;
+	}
+	uuid_v4(op->id);
+	b = db_batch_new();
+	store_file_insert(b, op->id, op->req->session->account_id, op->sha256,
+	    op->size, op->content_type);
+	db_batch_run(ent.svc.db, b, upload_on_inserted, op);
+}
+
+static void
+upload_on_inserted(void *arg, const struct db_result *res)
+{
+	struct file_op *op = arg;
+
+	if (res->status != DB_OK) {
+		ent_reply_db_error(op->req, res);
+		return;
+	}
+	log_info(op->req->id, "msg=file_stored file=%s size=%ld type=%s",
+	    op->id, op->size, op->content_type);
+	http_reply_json(op->req, 201,
+	    json_pack("{s:s, s:s, s:I, s:s}", "file_id", op->id, "sha256",
+	        op->sha256, "size", (json_int_t)op->size, "content_type",
+	        op->content_type));
+}
+
+void
+ent_file_upload(struct http_req *req)
+{
+	session_require(req, upload);
+}
+
+/* ---- GET /api/v1/files/{id}: download → download_on_access →
+ * download_read (pool) → download_on_read ---- */
+
+static void download_on_access(void *arg, const struct db_result *res);
+static void download_read(void *arg);
+static void download_on_read(void *arg);
+
+/* 1 when the session is a staff session holding role (no reply). */
+static int
+staff_has_role(const struct session *s, const char *role)
+{
+	json_t *roles = json_object_get(s->data, "roles"), *r;
+	size_t i;
+
+	if (s->staff_id == NULL)
+		return 0;
+	json_array_foreach(roles, i, r) if (json_is_string(r) &&
+	    strcmp(json_string_value(r), role) == 0) return 1;
+	return 0;
+}
+
+static void
+reply_file_not_found(struct http_req *req)
+{
+	http_reply_error(req, 404, "NOT_FOUND", NULL, "文件不存在");
+}
+
+static void
+download(struct http_req *req)
+{
+	const struct session *s = req->session;
+	const char *admin_uscc = NULL;
+	struct db_batch *b;
+
+	if (!uuid_valid(req->params[0])) {
+		reply_file_not_found(req);
+		return;
+	}
+	if (s->account_id == NULL && !staff_has_role(s, "reviewer")) {
+		reply_file_not_found(req);
+		return;
+	}
+	if (s->identity_type != NULL &&
+	    strcmp(s->identity_type, "enterprise") == 0 && s->role != NULL &&
+	    strcmp(s->role, "admin") == 0)
+		admin_uscc = s->uscc;
+	b = db_batch_new();
+	store_file_access(b, req->params[0], s->account_id, admin_uscc);
+	db_batch_run(ent.svc.db, b, download_on_access, file_op_new(req));
+}
+
+static void
+download_on_access(void *arg, const struct db_result *res)
+{
+	struct file_op *op = arg;
+	struct http_req *req = op->req;
+	char etag[68];
+
+	if (res->status != DB_OK) {
+		ent_reply_db_error(req, res);
+		return;
+	}
+	/* Not found and not yours answer alike. */
+	if (db_rows(res, 0) != 1 ||
+	    (strcmp(db_value(res, 0, 0, 3), "t") != 0 &&
+	        !staff_has_role(req->session, "reviewer"))) {
+		reply_file_not_found(req);
+		return;
+	}
+	snprintf(op->sha256, sizeof(op->sha256), "%s", db_value(res, 0, 0, 0));
+	snprintf(op->type, sizeof(op->type), "%s", db_value(res, 0, 0, 2));
+	op->content_type = op->type;
+	snprintf(etag, sizeof(etag), "\"%s\"", op->sha256);
+	const char *inm = http_header(req, "If-None-Match");
+	if (inm != NULL && strcmp(inm, etag) == 0) {
+		http_add_header(req, "ETag", etag);
+		http_reply_empty(req, 304);
+		return;
+	}
+	work_submit(download_read, download_on_read, op);
+}
+
+static void
+download_read(void *arg)
+{
+	struct file_op *op = arg;
+	char check[65];
+
+	if (blob_get(ent.blobs, op->sha256, ENT_FILE_MAX, &op->data,
+	        &op->len) != 0) {
+		op->err_no = errno ? errno : EIO;
+		return;
+	}
+	crypto_sha256_hex(op->data, op->len, check);
+	op->corrupt = strcmp(check, op->sha256) != 0;
+}
+
+static void
+download_on_read(void *arg)
+{
+	struct file_op *op = arg;
+	struct http_req *req = op->req;
+	char etag[68];
+
+	if (op->err_no == ENOENT) {
+		log_error(req->id, "msg=blob_missing sha256=%s", op->sha256);
+		http_reply_error(req, 500, "INTERNAL", NULL, "服务器内部错误");
+		return;
+	}
+	if (op->err_no != 0) {
+		reply_store_failed(req, "get", op->err_no);
+		return;
+	}
+	if (op->corrupt) {
+		log_error(req->id, "msg=blob_corrupt sha256=%s", op->sha256);
+		http_reply_error(req, 500, "INTERNAL", NULL, "服务器内部错误");
+		return;
+	}
+	snprintf(etag, sizeof(etag), "\"%s\"", op->sha256);
+	http_add_header(req, "ETag", etag);
+	http_add_header(req, "Cache-Control", "private, max-age=3600");
+	http_add_header(req, "X-Content-Type-Options", "nosniff");
+	http_reply_raw(req, 200, op->content_type, op->data, op->len);
+}
+
+void
+ent_file_get(struct http_req *req)
+{
+	session_require(req, download);
+}

@@ -1,0 +1,405 @@
+/* review — the reviewers' side (staff role reviewer): the queue of pending
+ * records, oldest first, with the time waited against the one-working-day
+ * target; a record in full; claim and release, so that two reviewers never
+ * work on (and never decide) the same record; approve, and reject with an
+ * opinion. Decisions are record_decide() in the store: status, history and
+ * event in one statement. */
+#include "enterprise.h"
+
+#include "crypto.h"
+#include "db.h"
+#include "log.h"
+#include "rules.h"
+#include "session.h"
+#include "store.h"
+#include "util.h"
+#include "workday.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define QUEUE_LIMIT_DEFAULT 20
+#define QUEUE_LIMIT_MAX 100
+#define CURSOR_TIME_LEN 27 /* 2026-11-26T09:00:00.123456Z */
+#define MAX_EXCEPTIONS 800
+
+/* RFC 3339 UTC to the second, like every time the API answers. */
+static void
+time_seconds(int64_t ms, char out[32])
+{
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&secs, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int
+require_reviewer(struct http_req *req)
+{
+	return session_require_staff(req, "reviewer");
+}
+
+/* ---- GET /api/v1/review/queue ------------------------------------------ */
+
+/* The queue's cursor is base64url("<submitted_at µs>|<record id>"). */
+static int
+cursor_decode(const char *cursor, char at[CURSOR_TIME_LEN + 1], char id[37])
+{
+	unsigned char *raw = NULL;
+	size_t len = 0;
+	int ok;
+
+	if (strlen(cursor) > 128 ||
+	    crypto_base64url_decode(&raw, &len, cursor, strlen(cursor)) != 0)
+		return -1;
+	ok = len == CURSOR_TIME_LEN + 1 + 36 && raw[CURSOR_TIME_LEN] == '|' &&
+	    strspn((const char *)raw, "0123456789-T:.Z") == CURSOR_TIME_LEN;
+	if (ok) {
+		memcpy(at, raw, CURSOR_TIME_LEN);
+		at[CURSOR_TIME_LEN] = '\0';
+		memcpy(id, raw + CURSOR_TIME_LEN + 1, 36);
+		id[36] = '\0';
+		ok = uuid_valid(id);
+	}
+	free(raw);
+	return ok ? 0 : -1;
+}
+
+static char *
+cursor_encode(const char *at, const char *id)
+{
+	char raw[CURSOR_TIME_LEN + 1 + 37];
+
+	snprintf(raw, sizeof(raw), "%s|%s", at, id);
+	return crypto_base64url_encode(raw, strlen(raw));
+}
+
+struct queue_op {
+	int limit;
+};
+
+static int
+is_true(const struct db_result *res, int row, int col)
+{
+	return strcmp(db_value(res, 0, row, col), "t") == 0;
+}
+
+static json_int_t
+int_at(const struct db_result *res, int row, int col)
+{
+	return strtoll(db_value(res, 0, row, col), NULL, 10);
+}
+
+static void
+queue_on_loaded(void *arg, const struct db_result *res)
+{
+	struct http_req *req = arg;
+	struct queue_op *op = req->data;
+	struct ent_day_exception ex[MAX_EXCEPTIONS];
+	size_t nex = 0;
+	json_t *items, *next = json_null();
+	int rows;
+
+	if (res->status != DB_OK) {
+		ent_reply_db_error(req, res);
+		return;
+	}
+	for (int i = 0; i < db_rows(res, 1) && nex < MAX_EXCEPTIONS; i++)
+		if (ent_workday_parse_date(db_value(res, 1, i, 0),
+		        &ex[nex].day) == 0)
+			ex[nex++].workday =
+			    strcmp(db_value(res, 1, i, 1), "t") == 0;
+	rows = db_rows(res, 0);
+	items = json_array();
+	for (int i = 0; i < rows && i < op->limit; i++) {
+		int64_t submitted = int_at(res, i, 4);
+		int64_t now = int_at(res, i, 12);
+		int64_t due = ent_workday_due_ms(ex, nex, submitted);
+		char due_at[32];
+
+		time_seconds(due, due_at);
+		json_t *item = json_object();
+
+		json_object_set_new(item, "id",
+		    json_string(db_value(res, 0, i, 0)));
+		json_object_set_new(item, "name",
+		    ent_json_str(db_value(res, 0, i, 1)));
+		json_object_set_new(item, "uscc",
+		    json_string(db_value(res, 0, i, 2)));
+		json_object_set_new(item, "status", json_string("pending"));
+		json_object_set_new(item, "submitted_at",
+		    json_string(db_value(res, 0, i, 3)));
+		json_object_set_new(item, "resubmission",
+		    json_boolean(is_true(res, i, 6)));
+		json_object_set_new(item, "change",
+		    json_boolean(is_true(res, i, 7)));
+		json_object_set_new(item, "seq",
+		    json_integer(int_at(res, i, 8)));
+		json_object_set_new(item, "waited_seconds",
+		    json_integer(int_at(res, i, 11)));
+		json_object_set_new(item, "due_at", json_string(due_at));
+		json_object_set_new(item, "overdue", json_boolean(now > due));
+		json_object_set_new(item, "claimed_by",
+		    ent_json_str(db_value(res, 0, i, 9)));
+		json_object_set_new(item, "claimed_until",
+		    ent_json_str(db_value(res, 0, i, 10)));
+		json_array_append_new(items, item);
+	}
+	if (rows > op->limit) {
+		char *c = cursor_encode(db_value(res, 0, op->limit - 1, 5),
+		    db_value(res, 0, op->limit - 1, 0));
+		json_decref(next);
+		next = json_string(c);
+		free(c);
+	}
+	http_reply_json(req, 200,
+	    json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
+}
+
+static void
+queue(struct http_req *req)
+{
+	char *limit_s, *cursor, after[CURSOR_TIME_LEN + 1], id[37];
+	struct queue_op *op;
+	struct db_batch *b;
+	long limit = QUEUE_LIMIT_DEFAULT;
+	int have_cursor = 0;
+
+	if (require_reviewer(req) != 0)
+		return;
+	limit_s = http_query_param(req, "limit");
+	if (limit_s != NULL) {
+		char *end;
+		limit = strtol(limit_s, &end, 10);
+		int bad = *limit_s == '\0' || *end != '\0' || limit < 1 ||
+		    limit > QUEUE_LIMIT_MAX;
+		free(limit_s);
+		if (bad) {
+			http_reply_error(req, 400, "BAD_REQUEST", "limit",
+			    "limit 应为 1 至 100 的整数");
+			return;
+		}
+	}
+	cursor = http_query_param(req, "cursor");
+	if (cursor != NULL) {
+		int bad = cursor_decode(cursor, after, id) != 0;
+		free(cursor);
+		if (bad) {
+			http_reply_error(req, 400, "BAD_REQUEST", "cursor",
+			    "cursor 无效");
+			return;
+		}
+		have_cursor = 1;
+	}
+	op = xcalloc(1, sizeof(*op));
+	op->limit = (int)limit;
+	http_req_attach(req, op, free);
+	b = db_batch_new();
+	store_queue(b, op->limit, have_cursor ? after : NULL,
+	    have_cursor ? id : NULL);
+	store_workday_exceptions(b);
+	db_batch_run(ent.svc.db, b, queue_on_loaded, req);
+}
+
+void
+ent_review_queue(struct http_req *req)
+{
+	session_require(req, queue);
+}
+
+/* ---- GET /api/v1/review/records/{id} ----------------------------------- */
+
+static void
+reply_not_found(struct http_req *req)
+{
+	http_reply_error(req, 404, "NOT_FOUND", NULL, "企业信息不存在");
+}
+
+/* Replies the record of statements rec/hist with the claim fields. */
+static void
+reply_record(struct http_req *req, const struct db_result *res, int rec,
+    int hist)
+{
+	json_t *o;
+
+	if (res->status != DB_OK) {
+		ent_reply_db_error(req, res);
+		return;
+	}
+	o = ent_record_json(res, rec, hist, 1);
+	if (o == NULL) {
+		reply_not_found(req);
+		return;
+	}
+	http_reply_json(req, 200, o);
+}
+
+static void
+record_on_loaded(void *arg, const struct db_result *res)
+{
+	reply_record(arg, res, 0, 1);
+}
+
+static void
+record(struct http_req *req)
+{
+	struct db_batch *b;
+
+	if (require_reviewer(req) != 0)
+		return;
+	if (!uuid_valid(req->params[0])) {
+		reply_not_found(req);
+		return;
+	}
+	b = db_batch_new();
+	store_record_by_id(b, req->params[0]);
+	store_history_by_id(b, req->params[0]);
+	db_batch_run(ent.svc.db, b, record_on_loaded, req);
+}
+
+void
+ent_review_record(struct http_req *req)
+{
+	session_require(req, record);
+}
+
+/* ---- claim, release, approve, reject ----------------------------------- */
+
+/* Maps a refusal of the record_* SQL functions; 1 when it replied. */
+static int
+reply_refused(struct http_req *req, const struct db_result *res)
+{
+	if (res->status != DB_REFUSED || res->message == NULL)
+		return 0;
+	if (strcmp(res->message, "NOT_FOUND") == 0)
+		reply_not_found(req);
+	else if (strcmp(res->message, "RECORD_NOT_PENDING") == 0)
+		http_reply_error(req, 409, "RECORD_NOT_PENDING", NULL,
+		    "该企业信息不在待审核状态");
+	else if (strcmp(res->message, "RECORD_CLAIMED") == 0)
+		http_reply_error(req, 409, "RECORD_CLAIMED", NULL,
+		    "该企业信息已由其他审核员领取");
+	else
+		return 0;
+	return 1;
+}
+
+/* The action's statement is 0; the record 1, its history 2. */
+static void
+action_on_done(void *arg, const struct db_result *res)
+{
+	struct http_req *req = arg;
+
+	if (reply_refused(req, res))
+		return;
+	if (res->status == DB_OK)
+		log_info(req->id, "msg=review_action path=%s staff=%s",
+		    req->path, req->session->staff_id);
+	reply_record(req, res, 1, 2);
+}
+
+/* Checks the record id (the caller checked the reviewer), then returns a
+ * batch to add the action to; NULL after replying. */
+static struct db_batch *
+action_begin(struct http_req *req)
+{
+	if (!uuid_valid(req->params[0]) ||
+	    !uuid_valid(req->session->staff_id)) {
+		reply_not_found(req);
+		return NULL;
+	}
+	return db_batch_new();
+}
+
+static void
+action_run(struct http_req *req, struct db_batch *b)
+{
+	store_record_by_id(b, req->params[0]);
+	store_history_by_id(b, req->params[0]);
+	db_batch_run(ent.svc.db, b, action_on_done, req);
+}
+
+static void
+claim(struct http_req *req)
+{
+	struct db_batch *b;
+
+	if (require_reviewer(req) != 0 || (b = action_begin(req)) == NULL)
+		return;
+	store_record_claim(b, req->params[0], req->session->staff_id,
+	    ent.cfg.claim_ttl);
+	action_run(req, b);
+}
+
+void
+ent_review_claim(struct http_req *req)
+{
+	session_require(req, claim);
+}
+
+static void
+release(struct http_req *req)
+{
+	struct db_batch *b;
+
+	if (require_reviewer(req) != 0 || (b = action_begin(req)) == NULL)
+		return;
+	store_record_release(b, req->params[0], req->session->staff_id);
+	action_run(req, b);
+}
+
+void
+ent_review_release(struct http_req *req)
+{
+	session_require(req, release);
+}
+
+static void
+decide(struct http_req *req, int approve)
+{
+	struct ent_err err;
+	const char *opinion;
+	char event_id[37];
+	json_t *body;
+
+	if (require_reviewer(req) != 0 || http_read_json(req, &body) != 0)
+		return;
+	http_req_attach(req, body, ent_json_free);
+	if (ent_opinion_parse(body, !approve, &opinion, &err) != 0) {
+		ent_reply_err(req, &err);
+		return;
+	}
+	struct db_batch *b = action_begin(req);
+	if (b == NULL)
+		return;
+	uuid_v4(event_id);
+	store_record_decide(b, req->params[0], req->session->staff_id, approve,
+	    opinion, event_id);
+	action_run(req, b);
+}
+
+static void
+approve(struct http_req *req)
+{
+	decide(req, 1);
+}
+
+void
+ent_review_approve(struct http_req *req)
+{
+	session_require(req, approve);
+}
+
+static void
+reject(struct http_req *req)
+{
+	decide(req, 0);
+}
+
+void
+ent_review_reject(struct http_req *req)
+{
+	session_require(req, reject);
+}

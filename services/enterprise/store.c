@@ -1,0 +1,301 @@
+/* store — every SQL statement of the enterprise service. State changes that
+ * emit events are PL/pgSQL functions of deploy/sql/enterprise, called here,
+ * so that the change and its outbox row are written by one statement. */
+#include "store.h"
+
+#include "db.h"
+#include "rules.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* "" means not given: SQL NULL. */
+static const char *
+nz(const char *s)
+{
+	return s != NULL && *s != '\0' ? s : NULL;
+}
+
+void
+store_file_insert(struct db_batch *b, const char *id, const char *owner,
+    const char *sha256, long size, const char *content_type)
+{
+	char sz[24];
+	const char *p[] = {id, owner, sha256, sz, content_type};
+
+	snprintf(sz, sizeof(sz), "%ld", size);
+	db_batch_add(b,
+	    "INSERT INTO files (id, owner_account_id, sha256, size, content_type)"
+	    " VALUES ($1, $2, $3, $4::int, $5)",
+	    5, p);
+}
+
+void
+store_file_access(struct db_batch *b, const char *id, const char *account_id,
+    const char *admin_uscc)
+{
+	const char *p[] = {id, account_id, admin_uscc};
+
+	db_batch_add(b,
+	    "SELECT f.sha256, f.size, f.content_type,"
+	    " (f.owner_account_id = $2::uuid) IS TRUE OR ($3::text IS NOT NULL AND EXISTS ("
+	    "   SELECT 1 FROM members m WHERE m.account_id = f.owner_account_id AND m.uscc = $3))"
+	    " FROM files f WHERE f.id = $1",
+	    3, p);
+}
+
+#define PROFILE_COLS \
+	"name, id_number, email, id_card_front_file, id_card_back_file, completed_at IS NOT NULL"
+
+void
+store_profile_get(struct db_batch *b, const char *account_id)
+{
+	const char *p[] = {account_id};
+
+	db_batch_add(b,
+	    "SELECT " PROFILE_COLS " FROM profiles WHERE account_id = $1", 1,
+	    p);
+}
+
+void
+store_profile_save(struct db_batch *b, const char *account_id,
+    const struct ent_profile_update *u, const char *event_id)
+{
+	const char *p[] = {account_id, u->name, nz(u->id_number), u->email,
+	    nz(u->id_card_front_file), nz(u->id_card_back_file), event_id};
+
+	db_batch_add(b,
+	    "SELECT " PROFILE_COLS
+	    " FROM profile_save($1, $2, $3, $4, $5, $6, $7)",
+	    7, p);
+}
+
+#define RECORD_COLS                                                                    \
+	"r.id, r.uscc, r.work_status, r.version, r.data::text, r.approved_data::text," \
+	" ent_time(r.approved_at), ent_time(r.submitted_at), ent_time(r.updated_at),"  \
+	" CASE WHEN r.claimed_until > now() THEN r.claimed_by END,"                    \
+	" CASE WHEN r.claimed_until > now() THEN ent_time(r.claimed_until) END, r.seq"
+
+#define HISTORY_COLS \
+	"h.seq, ent_time(h.at), h.status, h.opinion, h.type, h.change"
+
+void
+store_record_ensure(struct db_batch *b, const char *id, const char *uscc,
+    const char *data)
+{
+	const char *p[] = {id, uscc, data};
+
+	db_batch_add(b,
+	    "INSERT INTO records (id, uscc, data) VALUES ($1, $2, $3::jsonb)"
+	    " ON CONFLICT (uscc) DO NOTHING",
+	    3, p);
+}
+
+void
+store_record_by_uscc(struct db_batch *b, const char *uscc)
+{
+	const char *p[] = {uscc};
+
+	db_batch_add(b,
+	    "SELECT " RECORD_COLS " FROM records r WHERE r.uscc = $1", 1, p);
+}
+
+void
+store_record_by_id(struct db_batch *b, const char *id)
+{
+	const char *p[] = {id};
+
+	db_batch_add(b, "SELECT " RECORD_COLS " FROM records r WHERE r.id = $1",
+	    1, p);
+}
+
+void
+store_history_by_uscc(struct db_batch *b, const char *uscc)
+{
+	const char *p[] = {uscc};
+
+	db_batch_add(b,
+	    "SELECT " HISTORY_COLS " FROM history h"
+	    " JOIN records r ON r.id = h.record_id WHERE r.uscc = $1 ORDER BY h.seq",
+	    1, p);
+}
+
+void
+store_history_by_id(struct db_batch *b, const char *id)
+{
+	const char *p[] = {id};
+
+	db_batch_add(b,
+	    "SELECT " HISTORY_COLS " FROM history h"
+	    " WHERE h.record_id = $1 ORDER BY h.seq",
+	    1, p);
+}
+
+void
+store_refs_check(struct db_batch *b, const char *account_id,
+    const struct ent_refs *refs)
+{
+	char ids[ENT_MAX_FILE_REFS * 38 + 3];
+	size_t n = 0;
+
+	ids[n++] = '{';
+	for (size_t i = 0; i < refs->nfiles; i++)
+		n += (size_t)snprintf(ids + n, sizeof(ids) - n, "%s%s",
+		    i ? "," : "", refs->files[i].id);
+	snprintf(ids + n, sizeof(ids) - n, "}");
+	const char *pf[] = {ids, account_id};
+	db_batch_add(b,
+	    "SELECT id, content_type FROM files"
+	    " WHERE id = ANY($1::uuid[]) AND owner_account_id = $2",
+	    2, pf);
+	const char *ph[] = {nz(refs->handling_point)};
+	db_batch_add(b,
+	    "SELECT code FROM handling_points WHERE code = $1 AND active", 1,
+	    ph);
+}
+
+void
+store_record_update(struct db_batch *b, const char *id, const char *version,
+    const char *data)
+{
+	const char *p[] = {id, version, data};
+
+	db_batch_add(b,
+	    "UPDATE records SET data = $3::jsonb,"
+	    " work_status = CASE WHEN work_status = 'approved' THEN 'draft' ELSE work_status END,"
+	    " version = version + 1, updated_at = now()"
+	    " WHERE id = $1 AND version = $2::bigint AND work_status <> 'pending'"
+	    " RETURNING id",
+	    3, p);
+}
+
+void
+store_record_submit(struct db_batch *b, const char *id, const char *version,
+    const char *account_id, const char *event_id)
+{
+	const char *p[] = {id, version, account_id, event_id};
+
+	db_batch_add(b, "SELECT record_submit($1, $2::bigint, $3, $4)", 4, p);
+}
+
+void
+store_record_claim(struct db_batch *b, const char *id, const char *reviewer_id,
+    long ttl_seconds)
+{
+	char ttl[24];
+	const char *p[] = {id, reviewer_id, ttl};
+
+	snprintf(ttl, sizeof(ttl), "%ld", ttl_seconds);
+	db_batch_add(b, "SELECT ent_time(record_claim($1, $2, $3::int))", 3, p);
+}
+
+void
+store_record_release(struct db_batch *b, const char *id,
+    const char *reviewer_id)
+{
+	const char *p[] = {id, reviewer_id};
+
+	db_batch_add(b, "SELECT record_release($1, $2)", 2, p);
+}
+
+void
+store_record_decide(struct db_batch *b, const char *id, const char *reviewer_id,
+    int approve, const char *opinion, const char *event_id)
+{
+	const char *p[] = {id, reviewer_id, approve ? "t" : "f", opinion,
+	    event_id};
+
+	db_batch_add(b, "SELECT record_decide($1, $2, $3::boolean, $4, $5)", 5,
+	    p);
+}
+
+void
+store_queue(struct db_batch *b, int limit, const char *after_time,
+    const char *after_id)
+{
+	char lim[16];
+	const char *p[] = {lim, after_time, after_id};
+
+	snprintf(lim, sizeof(lim), "%d", limit + 1);
+	db_batch_add(b,
+	    "SELECT r.id, r.data->'basic'->>'name', r.uscc, ent_time(r.submitted_at),"
+	    " (EXTRACT(EPOCH FROM r.submitted_at) * 1000)::bigint,"
+	    " to_char(r.submitted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+	    " EXISTS (SELECT 1 FROM history h WHERE h.record_id = r.id AND h.type = 'rejected'),"
+	    " r.approved_data IS NOT NULL, r.seq,"
+	    " CASE WHEN r.claimed_until > now() THEN r.claimed_by END,"
+	    " CASE WHEN r.claimed_until > now() THEN ent_time(r.claimed_until) END,"
+	    " floor(EXTRACT(EPOCH FROM now() - r.submitted_at))::bigint,"
+	    " (EXTRACT(EPOCH FROM now()) * 1000)::bigint"
+	    " FROM records r WHERE r.work_status = 'pending'"
+	    " AND ($2::timestamptz IS NULL OR (r.submitted_at, r.id) > ($2::timestamptz, $3::uuid))"
+	    " ORDER BY r.submitted_at, r.id LIMIT $1::int",
+	    3, p);
+}
+
+void
+store_workday_exceptions(struct db_batch *b)
+{
+	db_batch_add(b,
+	    "SELECT day::text, workday FROM workday_exceptions"
+	    " WHERE day BETWEEN current_date - 366 AND current_date + 366",
+	    0, NULL);
+}
+
+void
+store_handling_points(struct db_batch *b)
+{
+	db_batch_add(b,
+	    "SELECT code, name, region FROM handling_points WHERE active"
+	    " ORDER BY code",
+	    0, NULL);
+}
+
+void
+store_notifications_claim(struct db_batch *b, int limit, int lease_s)
+{
+	char lim[16], lease[16];
+	const char *p[] = {lim, lease};
+
+	snprintf(lim, sizeof(lim), "%d", limit);
+	snprintf(lease, sizeof(lease), "%d", lease_s);
+	db_batch_add(b,
+	    "UPDATE notifications n SET attempts = n.attempts + 1,"
+	    " lease_until = now() + make_interval(secs => $2::int)"
+	    " FROM accounts a"
+	    " WHERE a.account_id = n.account_id AND n.id IN ("
+	    "   SELECT n2.id FROM notifications n2"
+	    "   JOIN accounts a2 ON a2.account_id = n2.account_id"
+	    "   WHERE n2.sent_at IS NULL AND n2.lease_until <= now()"
+	    "   ORDER BY n2.id LIMIT $1::int FOR UPDATE OF n2 SKIP LOCKED)"
+	    " RETURNING n.id, n.record_id, a.phone, n.result, n.change, n.name, n.opinion",
+	    2, p);
+}
+
+void
+store_notifications_done(struct db_batch *b, const char *sent,
+    const char *failed, int retry_s)
+{
+	char retry[16];
+	const char *ps[] = {sent};
+	const char *pf[] = {failed, retry};
+
+	snprintf(retry, sizeof(retry), "%d", retry_s);
+	db_batch_add(b,
+	    "UPDATE notifications SET sent_at = now()"
+	    " WHERE id = ANY($1::bigint[])",
+	    1, ps);
+	db_batch_add(b,
+	    "UPDATE notifications SET lease_until = now() + make_interval(secs => $2::int)"
+	    " WHERE id = ANY($1::bigint[])",
+	    2, pf);
+}
+
+const char store_account_upsert_sql[] =
+    "INSERT INTO accounts (account_id, phone) VALUES ($1, $2)"
+    " ON CONFLICT (account_id) DO UPDATE SET phone = EXCLUDED.phone, updated_at = now()";
+
+const char store_member_upsert_sql[] =
+    "INSERT INTO members (identity_id, account_id, uscc, role) VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT (identity_id) DO NOTHING";

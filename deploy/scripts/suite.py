@@ -329,8 +329,12 @@ class Suite:
     def extra_env(self, svc):
         """The service's own configuration beyond service_env()."""
         env = {
+            # Every test and demo client is 127.0.0.1: the per-address daily
+            # SMS cap (100 in production) would stop a run; tests prove it
+            # with a preset counter instead.
             "auth": lambda: {"CAPLAT_SMS_SECRET": self.secrets["sms_secret"],
-                             "CAPLAT_VENDOR_ROOTS": os.path.join(self.pki_dir, "roots.pem")},
+                             "CAPLAT_VENDOR_ROOTS": os.path.join(self.pki_dir, "roots.pem"),
+                             "CAPLAT_SMS_DAILY_IP": "1000000"},
             "enterprise": lambda: {},
             "issuance": lambda: self.issuance_env(),
             "orders": lambda: {"CAPLAT_ORDER_SWEEP_SECONDS": "1"},
@@ -349,6 +353,8 @@ class Suite:
         secrets_ = ",".join(f"{c}={hashlib.sha256(f'interop:{c}:{seed}'.encode()).hexdigest()[:32]}"
                             for c in codes)
         return {"CAPLAT_INTEROP_SECRETS": secrets_,
+                # what the certificates of the old platform carry when first seen
+                "CAPLAT_ISSUANCE_DEFAULT_PLATFORMS": "LN_JSGC,LN_ZFCG,SY_GGZY",
                 "CAPLAT_CA_CRL_BASE_URL": self.gateway + "/api/v1/certs/crl/",
                 "CAPLAT_ISSUANCE_RESUME_MS": "1000" if self.persistent else "200",
                 "CAPLAT_ISSUANCE_RETRY_SECONDS": "5" if self.persistent else "1"}
@@ -361,6 +367,18 @@ class Suite:
         out = subprocess.run([os.path.join(self.build, "bin", "caplat-issuance"), "ca-init"],
                              env=env, check=True, capture_output=True, text=True, cwd=ROOT)
         return out.stdout.strip()
+
+    def vendor_roots_bundle(self):
+        """The test vendors' roots (pki/roots.pem) and, when issuance is
+        built, its local CA's: a bundle for auth's CAPLAT_VENDOR_ROOTS."""
+        path = os.path.join(self.base, "vendor-roots.pem")
+        parts = [os.path.join(self.pki_dir, "roots.pem")]
+        if "issuance" in self.ports and os.path.exists(os.path.join(self.build, "bin", "caplat-issuance")):
+            parts.append(self.local_ca_roots())
+        with open(path, "w") as f:
+            for part in parts:
+                f.write(open(part).read())
+        return path
 
     def start_paysim(self):
         """The Alipay / WeChat Pay simulator (tests/paysim/) as the default

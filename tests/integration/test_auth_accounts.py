@@ -281,3 +281,27 @@ def test_password_reset_by_sms(suite):
     r = api.post("/api/v1/auth/password/reset", {"phone": other, "sms_code": sms_code(suite, other, "register"),
                                                  "password": "newpass123"})
     assert r.status == 401 and r.code == "SMS_CODE_INVALID"
+
+
+def test_sms_daily_caps_per_phone_and_address(suite):
+    """The daily caps (per phone, per client address) answer 429
+    SMS_DAILY_LIMIT with Retry-After; the counters are Redis keys per day in
+    Asia/Shanghai, preset here to the cap."""
+    import datetime
+    import subprocess
+    day = (datetime.datetime.utcnow() + datetime.timedelta(hours=8)).strftime("%Y%m%d")
+    cli = ["redis-cli", "-p", str(suite.ports["redis"])]
+    phone = new_phone()
+    subprocess.run(cli + ["SET", f"sms:day:{day}:{phone}", "10"], check=True, stdout=subprocess.DEVNULL)
+    r = Api(suite).post("/api/v1/auth/sms", {"phone": phone, "purpose": "login"})
+    assert r.status == 429 and r.code == "SMS_DAILY_LIMIT" and r.headers.get("Retry-After"), r
+    # Per address: the service trusts X-Real-IP from the gateway; here we
+    # talk to it directly as a client at 10.1.2.3 whose counter is at the cap.
+    subprocess.run(cli + ["SET", f"sms:dayip:{day}:10.1.2.3", "1000000"], check=True,
+                   stdout=subprocess.DEVNULL)
+    r = call(suite.service_url("auth"), "POST", "/api/v1/auth/sms",
+             body={"phone": new_phone(), "purpose": "login"}, headers={"X-Real-IP": "10.1.2.3"})
+    assert r.status == 429 and r.code == "SMS_DAILY_LIMIT", r
+    r = call(suite.service_url("auth"), "POST", "/api/v1/auth/sms",
+             body={"phone": new_phone(), "purpose": "login"}, headers={"X-Real-IP": "10.1.2.4"})
+    assert r.status == 202, r

@@ -334,7 +334,7 @@ class Suite:
             # with a preset counter instead.
             "auth": lambda: {"CAPLAT_SMS_SECRET": self.secrets["sms_secret"],
                              "CAPLAT_VENDOR_ROOTS": os.path.join(self.pki_dir, "roots.pem"),
-                             "CAPLAT_SMS_DAILY_IP": "1000000"},
+                             "CAPLAT_SMS_DAILY_IP": "100000"},
             "enterprise": lambda: {},
             "issuance": lambda: self.issuance_env(),
             "orders": lambda: {"CAPLAT_ORDER_SWEEP_SECONDS": "1"},

@@ -297,7 +297,7 @@ def test_sms_daily_caps_per_phone_and_address(suite):
     assert r.status == 429 and r.code == "SMS_DAILY_LIMIT" and r.headers.get("Retry-After"), r
     # Per address: the service trusts X-Real-IP from the gateway; here we
     # talk to it directly as a client at 10.1.2.3 whose counter is at the cap.
-    subprocess.run(cli + ["SET", f"sms:dayip:{day}:10.1.2.3", "1000000"], check=True,
+    subprocess.run(cli + ["SET", f"sms:dayip:{day}:10.1.2.3", "100000"], check=True,
                    stdout=subprocess.DEVNULL)
     r = call(suite.service_url("auth"), "POST", "/api/v1/auth/sms",
              body={"phone": new_phone(), "purpose": "login"}, headers={"X-Real-IP": "10.1.2.3"})

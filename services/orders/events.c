@@ -1,0 +1,449 @@
+/* events — what orders learns from the other services and the order
+ * transitions their events cause:
+ *   auth.identity.added, enterprise.profile.completed,
+ *   enterprise.record.approved, issuance.cert.registered / .revoked
+ *       → the read models eligibility is checked against;
+ *   payments.payment.succeeded → the order is paid (orders.order.paid), or
+ *       the payment is recorded and flagged for refund when it cannot be;
+ *   issuance.cert.renewed → the item is renewed; the last one fulfils the
+ *       order (orders.order.fulfilled);
+ *   payments.payment.refunded → the order (or the flagged payment) is
+ *       refunded.
+ * Handlers run on the bus's consumer threads inside the inbox transaction
+ * and touch only that transaction (bus.h); events they emit are outbox rows
+ * of the same transaction. */
+#include "orders.h"
+
+#include "bus.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DELIVER 5
+
+static const char *
+str(json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+/* Logs a malformed event; the handler then fails so that it ends in the
+ * dead-letter table after MAX_DELIVER tries: visible, never silently lost. */
+static int
+bad_event(const struct bus_event *ev, const char *what)
+{
+	log_error(NULL, "msg=bad_event type=%s id=%s missing=%s", ev->type,
+	    ev->id, what);
+	return -1;
+}
+
+/* The time of the change: the data's own field, else the envelope's. */
+static const char *
+event_time(const struct bus_event *ev, const char *field)
+{
+	const char *t = ev->data ? str(ev->data, field) : NULL;
+
+	return t != NULL ? t : ev->time;
+}
+
+/* Appends an outbox row to the consumer's transaction. */
+static int
+emit(struct bus_tx *tx, const char *type, const char *subject, json_t *data)
+{
+	struct bus_event_row row;
+	const char *p[4];
+	long n;
+
+	if (bus_event_prepare(&row, type, subject, data) != 0)
+		return -1;
+	bus_event_row_params(&row, p);
+	n = bus_tx_exec(tx, bus_outbox_insert_sql, 4, p);
+	bus_event_row_clear(&row);
+	return n < 0 ? -1 : 0;
+}
+
+/* bus_tx_exec for a handler's last statement: 0, or -1 on error. */
+static int
+exec_sql(struct bus_tx *tx, const char *sql, int n, const char *const *p)
+{
+	return bus_tx_exec(tx, sql, n, p) < 0 ? -1 : 0;
+}
+
+/* The JSON text of a string array field (borrowed check, new string). */
+static char *
+array_text(json_t *obj, const char *key)
+{
+	json_t *a = json_object_get(obj, key);
+
+	return json_is_array(a) ? json_dumps(a, JSON_COMPACT) : NULL;
+}
+
+/* ---- read models ------------------------------------------------------- */
+
+static int
+on_identity_added(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data;
+	const char *id = str(d, "identity_id"), *account = str(d, "account_id");
+	const char *type = str(d, "type");
+
+	if (id == NULL || account == NULL || type == NULL)
+		return bad_event(ev, "identity_id/account_id/type");
+	const char *p[] = {id, account, type, str(d, "enterprise_name"),
+	    str(d, "uscc"), str(d, "role"), event_time(ev, "added_at")};
+	return exec_sql(tx, store_identity_upsert_sql, 7, p);
+}
+
+static int
+on_profile_completed(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	const char *account = str(ev->data, "account_id"),
+	           *name = str(ev->data, "name");
+
+	if (account == NULL || name == NULL)
+		return bad_event(ev, "account_id/name");
+	const char *p[] = {account, name, event_time(ev, "completed_at")};
+	return exec_sql(tx, store_profile_upsert_sql, 3, p);
+}
+
+static int
+on_record_approved(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data;
+	const char *uscc = str(d, "uscc"), *record = str(d, "record_id"),
+	           *name = str(d, "name");
+	json_t *seq = json_object_get(d, "seq");
+	char seq_s[24];
+
+	if (uscc == NULL || record == NULL || name == NULL ||
+	    !json_is_integer(seq))
+		return bad_event(ev, "uscc/record_id/name/seq");
+	snprintf(seq_s, sizeof(seq_s), "%lld",
+	    (long long)json_integer_value(seq));
+	const char *p[] = {uscc, record, seq_s, name,
+	    event_time(ev, "approved_at")};
+	return exec_sql(tx, store_enterprise_approved_sql, 5, p);
+}
+
+static int
+on_cert_registered(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data;
+	char *platforms = array_text(d, "platforms");
+	long n;
+
+	if (str(d, "cert_id") == NULL || str(d, "serial") == NULL ||
+	    str(d, "type") == NULL || str(d, "lock_kind") == NULL ||
+	    str(d, "not_before") == NULL || str(d, "not_after") == NULL ||
+	    platforms == NULL) {
+		free(platforms);
+		return bad_event(ev,
+		    "cert_id/serial/type/lock_kind/validity/platforms");
+	}
+	const char *p[] = {str(d, "cert_id"), str(d, "serial"), str(d, "type"),
+	    str(d, "holder"), str(d, "enterprise_name"), str(d, "uscc"),
+	    str(d, "lock_kind"), str(d, "vendor"), str(d, "account_id"),
+	    str(d, "not_before"), str(d, "not_after"), platforms};
+	n = bus_tx_exec(tx, store_cert_registered_sql, 12, p);
+	free(platforms);
+	return n < 0 ? -1 : 0;
+}
+
+static int
+on_cert_revoked(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	const char *cert = str(ev->data, "cert_id");
+
+	if (cert == NULL)
+		return bad_event(ev, "cert_id");
+	const char *p[] = {cert, str(ev->data, "serial"),
+	    str(ev->data, "reason"), event_time(ev, "revoked_at")};
+	return exec_sql(tx, store_cert_revoked_sql, 4, p);
+}
+
+/* ---- renewals: items done, orders fulfilled ---------------------------- */
+
+/* Emits orders.order.fulfilled when every item of the (locked) order is
+ * renewed now. */
+static int
+order_maybe_fulfil(struct bus_tx *tx, const char *order_id)
+{
+	const char *p[] = {order_id};
+	struct bus_rows *done = NULL, *items = NULL;
+	json_t *list, *data;
+	int rc;
+
+	if (bus_tx_query(tx, store_order_fulfilled_sql, 1, p, &done) != 0)
+		return -1;
+	if (bus_rows_count(done) == 0) {
+		bus_rows_free(done);
+		return 0;
+	}
+	if (bus_tx_query(tx, store_order_items_sql, 1, p, &items) != 0) {
+		bus_rows_free(done);
+		return -1;
+	}
+	list = json_array();
+	for (int r = 0; r < bus_rows_count(items); r++)
+		json_array_append_new(list,
+		    json_pack("{s:s, s:s}", "cert_id",
+		        bus_rows_value(items, r, 0), "serial",
+		        bus_rows_value(items, r, 3)
+		            ? bus_rows_value(items, r, 3)
+		            : ""));
+	data = json_pack("{s:s, s:s, s:o, s:s}", "order_id", order_id, "number",
+	    bus_rows_value(done, 0, 0), "items", list, "fulfilled_at",
+	    bus_rows_value(done, 0, 1));
+	rc = emit(tx, "orders.order.fulfilled", order_id, data);
+	if (rc == 0) {
+		atomic_fetch_add(&orders.n.fulfilled, 1);
+		log_info(NULL, "msg=order_fulfilled order=%s", order_id);
+	}
+	json_decref(data);
+	bus_rows_free(done);
+	bus_rows_free(items);
+	return rc;
+}
+
+static int
+on_cert_renewed(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data;
+	const char *cert = str(d, "cert_id"), *serial = str(d, "serial");
+	const char *order = str(d, "order_id");
+	char *platforms = array_text(d, "platforms");
+	struct bus_rows *locked = NULL;
+	long n;
+
+	if (cert == NULL || serial == NULL || order == NULL ||
+	    str(d, "lock_kind") == NULL || str(d, "not_before") == NULL ||
+	    str(d, "not_after") == NULL || platforms == NULL) {
+		free(platforms);
+		return bad_event(ev,
+		    "cert_id/serial/order_id/lock_kind/validity/platforms");
+	}
+	const char *pc[] = {cert, serial, str(d, "uscc"), str(d, "lock_kind"),
+	    str(d, "account_id"), str(d, "not_before"), str(d, "not_after"),
+	    platforms};
+	n = bus_tx_exec(tx, store_cert_renewed_sql, 8, pc);
+	free(platforms);
+	if (n < 0)
+		return -1;
+	/* Lock the order first: two items renewed at once in two processes
+	 * then see each other's renewal, and exactly one fulfils. */
+	const char *po[] = {order};
+	if (bus_tx_query(tx, store_order_lock_sql, 1, po, &locked) != 0)
+		return -1;
+	n = bus_rows_count(locked);
+	bus_rows_free(locked);
+	if (n == 0) {
+		log_warn(NULL, "msg=renewal_for_unknown_order order=%s cert=%s",
+		    order, cert);
+		return 0;
+	}
+	const char *pi[] = {order, cert, event_time(ev, "renewed_at"), serial};
+	if ((n = bus_tx_exec(tx, store_item_renewed_sql, 4, pi)) < 0)
+		return -1;
+	if (n == 0)
+		return 0; /* not an item of this order, or renewed already */
+	return order_maybe_fulfil(tx, order);
+}
+
+/* ---- payments ---------------------------------------------------------- */
+
+/* Emits orders.order.paid with each certificate's platform set. */
+static int
+emit_paid(struct bus_tx *tx, const char *order_id, const char *number,
+    const char *account_id, const char *payment_id, const char *total_fen,
+    const char *paid_at)
+{
+	const char *p[] = {order_id};
+	struct bus_rows *items = NULL;
+	json_t *list, *data;
+	int rc;
+
+	if (bus_tx_query(tx, store_order_items_sql, 1, p, &items) != 0)
+		return -1;
+	list = json_array();
+	for (int r = 0; r < bus_rows_count(items); r++)
+		json_array_append_new(list,
+		    json_pack("{s:s, s:o, s:I}", "cert_id",
+		        bus_rows_value(items, r, 0), "platforms",
+		        json_loads(bus_rows_value(items, r, 1), 0, NULL),
+		        "price_fen",
+		        (json_int_t)strtoll(bus_rows_value(items, r, 2), NULL,
+		            10)));
+	bus_rows_free(items);
+	data = json_pack("{s:s, s:s, s:s, s:s, s:I, s:o, s:s}", "order_id",
+	    order_id, "number", number, "account_id", account_id, "payment_id",
+	    payment_id, "total_fen", (json_int_t)strtoll(total_fen, NULL, 10),
+	    "items", list, "paid_at", paid_at);
+	rc = emit(tx, "orders.order.paid", order_id, data);
+	json_decref(data);
+	return rc;
+}
+
+/* What a payment does to its order, from the order's state. */
+static const char *
+payment_outcome(const char *status, const char *order_payment,
+    const char *payment, int amount_ok)
+{
+	if (status == NULL)
+		return "unknown_order";
+	if (strcmp(status, "pending_payment") == 0)
+		return amount_ok ? "applied" : "amount_mismatch";
+	if (strcmp(status, "cancelled") == 0 || strcmp(status, "expired") == 0)
+		return "late";
+	if (order_payment != NULL && strcmp(order_payment, payment) == 0)
+		return "applied"; /* the same payment told twice */
+	return "duplicate";
+}
+
+static int
+on_payment_succeeded(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data, *amount = json_object_get(d, "amount_fen");
+	const char *payment = str(d, "payment_id"), *order = str(d, "order_id");
+	const char *paid_at = str(d, "paid_at");
+	const char *status = NULL, *outcome;
+	struct bus_rows *o = NULL, *paid = NULL;
+	char amount_s[24];
+	int rc = -1;
+
+	if (payment == NULL || order == NULL || paid_at == NULL ||
+	    str(d, "channel") == NULL || str(d, "provider_trade_no") == NULL ||
+	    !json_is_integer(amount))
+		return bad_event(ev,
+		    "payment_id/order_id/channel/amount_fen/provider_trade_no/paid_at");
+	snprintf(amount_s, sizeof(amount_s), "%lld",
+	    (long long)json_integer_value(amount));
+	const char *po[] = {order};
+	if (bus_tx_query(tx, store_order_lock_sql, 1, po, &o) != 0)
+		return -1;
+	if (bus_rows_count(o) == 1)
+		status = bus_rows_value(o, 0, 0);
+	outcome = payment_outcome(status,
+	    status ? bus_rows_value(o, 0, 4) : NULL, payment,
+	    status && strcmp(bus_rows_value(o, 0, 1), amount_s) == 0);
+	int flagged = strcmp(outcome, "applied") != 0;
+	const char *pr[] = {payment, order, str(d, "channel"), amount_s,
+	    str(d, "provider_trade_no"), paid_at, outcome, status,
+	    flagged ? "true" : "false"};
+	if (bus_tx_exec(tx, store_payment_record_sql, 9, pr) < 0)
+		goto out;
+	if (flagged) {
+		atomic_fetch_add(&orders.n.payments_flagged, 1);
+		log_warn(NULL,
+		    "msg=payment_flagged_for_refund payment=%s order=%s outcome=%s "
+		    "order_status=%s amount_fen=%s",
+		    payment, order, outcome, status ? status : "-", amount_s);
+		rc = 0;
+		goto out;
+	}
+	if (strcmp(status, "pending_payment") != 0) {
+		rc = 0; /* already paid by this very payment */
+		goto out;
+	}
+	const char *pp[] = {order, payment, paid_at};
+	if (bus_tx_query(tx, store_order_paid_sql, 3, pp, &paid) != 0)
+		goto out;
+	if (bus_rows_count(paid) == 1) {
+		rc = emit_paid(tx, order, bus_rows_value(o, 0, 2),
+		    bus_rows_value(o, 0, 3), payment, bus_rows_value(o, 0, 1),
+		    bus_rows_value(paid, 0, 0));
+		if (rc == 0) {
+			atomic_fetch_add(&orders.n.paid, 1);
+			log_info(NULL, "msg=order_paid order=%s payment=%s",
+			    order, payment);
+			/* Renewals cannot precede payment, but if the events
+			 * crossed, the order is complete now. */
+			rc = order_maybe_fulfil(tx, order);
+		}
+	} else {
+		rc = 0;
+	}
+out:
+	bus_rows_free(paid);
+	bus_rows_free(o);
+	return rc;
+}
+
+static int
+on_payment_refunded(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data, *total = json_object_get(d, "refunded_total_fen");
+	json_t *full = json_object_get(d, "full");
+	const char *payment = str(d, "payment_id"), *order = str(d, "order_id");
+	struct bus_rows *rows = NULL;
+	char total_s[24];
+	long n;
+
+	if (payment == NULL || order == NULL || !json_is_integer(total) ||
+	    !json_is_boolean(full))
+		return bad_event(ev,
+		    "payment_id/order_id/refunded_total_fen/full");
+	snprintf(total_s, sizeof(total_s), "%lld",
+	    (long long)json_integer_value(total));
+	const char *pr[] = {payment, total_s,
+	    json_is_true(full) ? "true" : "false"};
+	if (bus_tx_query(tx, store_payment_refunded_sql, 3, pr, &rows) != 0)
+		return -1;
+	if (bus_rows_count(rows) == 0) {
+		bus_rows_free(rows);
+		log_warn(NULL,
+		    "msg=refund_of_unknown_payment payment=%s order=%s",
+		    payment, order);
+		return 0;
+	}
+	int applied = strcmp(bus_rows_value(rows, 0, 0), "applied") == 0;
+	bus_rows_free(rows);
+	if (!applied || !json_is_true(full))
+		return 0; /* a flagged payment refunded, or a partial refund */
+	const char *po[] = {order, payment};
+	if ((n = bus_tx_exec(tx, store_order_refunded_sql, 2, po)) < 0)
+		return -1;
+	if (n > 0) {
+		atomic_fetch_add(&orders.n.refunded, 1);
+		log_info(NULL, "msg=order_refunded order=%s payment=%s", order,
+		    payment);
+	}
+	return 0;
+}
+
+/* ---- subscriptions ----------------------------------------------------- */
+
+void
+orders_events_subscribe(void)
+{
+	static const struct {
+		const char *durable, *subject;
+		bus_handler_fn fn;
+	} subs[] = {
+	    {"orders-identity-added", "caplat.auth.identity.added",
+	        on_identity_added},
+	    {"orders-profile-completed", "caplat.enterprise.profile.completed",
+	        on_profile_completed},
+	    {"orders-record-approved", "caplat.enterprise.record.approved",
+	        on_record_approved},
+	    {"orders-cert-registered", "caplat.issuance.cert.registered",
+	        on_cert_registered},
+	    {"orders-cert-renewed", "caplat.issuance.cert.renewed",
+	        on_cert_renewed},
+	    {"orders-cert-revoked", "caplat.issuance.cert.revoked",
+	        on_cert_revoked},
+	    {"orders-payment-succeeded", "caplat.payments.payment.succeeded",
+	        on_payment_succeeded},
+	    {"orders-payment-refunded", "caplat.payments.payment.refunded",
+	        on_payment_refunded},
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(subs); i++)
+		if (bus_subscribe(orders.svc.bus, subs[i].durable,
+		        subs[i].subject, MAX_DELIVER, subs[i].fn, NULL) != 0)
+			log_error(NULL, "msg=subscribe_failed durable=%s",
+			    subs[i].durable);
+}

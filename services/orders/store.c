@@ -1,0 +1,409 @@
+/* store — every SQL statement of the orders service. Each function appends
+ * its statements to a batch (one transaction, one round trip); the caller's
+ * continuation reads the result by statement index. See store.h. */
+#include "store.h"
+
+#include "bus.h"
+#include "db.h"
+#include "util.h"
+
+#include <stdio.h>
+
+void
+store_add_event(struct db_batch *b, const char *type, const char *subject,
+    json_t *data)
+{
+	struct bus_event_row row;
+	const char *params[4];
+
+	if (bus_event_prepare(&row, type, subject, data) != 0)
+		fatal("bad event type %s", type);
+	bus_event_row_params(&row, params);
+	db_batch_add(b, bus_outbox_insert_sql, 4, params);
+	bus_event_row_clear(&row);
+}
+
+/* ---- catalogue ---------------------------------------------------------- */
+
+#define CATALOGUE_COLUMNS                                                       \
+	"p.platform, pl.name, pl.sort, COALESCE(p.lock_kind, ''), p.renew_fen," \
+	" p.add_fen, p.id, api_time(p.effective_at)"
+
+void
+store_catalogue_now(struct db_batch *b)
+{
+	/* DISTINCT ON keeps, per (platform, kind), the latest version in force. */
+	db_batch_add(b,
+	    "SELECT * FROM ("
+	    " SELECT DISTINCT ON (p.platform, p.lock_kind) " CATALOGUE_COLUMNS
+	    " FROM platform_prices p JOIN platforms pl ON pl.code = p.platform"
+	    " WHERE pl.active AND p.effective_at <= now()"
+	    " ORDER BY p.platform, p.lock_kind, p.effective_at DESC, p.id DESC"
+	    ") c ORDER BY 3, 1, 4",
+	    0, NULL);
+}
+
+void
+store_catalogue_of_quote(struct db_batch *b, const char *quote_id,
+    const char *account_id)
+{
+	const char *p[] = {quote_id, account_id};
+
+	db_batch_add(b,
+	    "SELECT " CATALOGUE_COLUMNS
+	    " FROM platform_prices p JOIN platforms pl ON pl.code = p.platform"
+	    " WHERE p.id = ANY ((SELECT price_ids FROM quotes WHERE id = $1 AND account_id = $2)::bigint[])"
+	    " ORDER BY pl.sort, p.platform, p.lock_kind NULLS FIRST",
+	    2, p);
+}
+
+const char store_price_insert_sql[] =
+    "INSERT INTO platform_prices (platform, lock_kind, renew_fen, add_fen, effective_at,"
+    " staff_id, staff_username, reason)"
+    " SELECT code, $2, $3::bigint, $4::bigint, COALESCE($5::timestamptz, now()), $6::uuid, $7, $8"
+    " FROM platforms WHERE code = $1"
+    " RETURNING id, platform, lock_kind, renew_fen, add_fen, api_time(effective_at),"
+    " staff_username, reason, api_time(created_at)";
+
+const char store_price_history_sql[] =
+    "WITH cur AS ("
+    " SELECT DISTINCT ON (lock_kind) id FROM platform_prices"
+    " WHERE platform = $1 AND effective_at <= now()"
+    " ORDER BY lock_kind, effective_at DESC, id DESC)"
+    " SELECT p.id, pl.code, p.lock_kind, p.renew_fen, p.add_fen,"
+    " api_time(p.effective_at), p.staff_username, p.reason,"
+    " api_time(p.created_at), p.id IN (SELECT id FROM cur),"
+    " p.effective_at > now(), pl.name"
+    " FROM platforms pl LEFT JOIN platform_prices p ON p.platform = pl.code"
+    " WHERE pl.code = $1"
+    " ORDER BY p.effective_at DESC, p.id DESC";
+
+/* ---- eligibility facts -------------------------------------------------- */
+
+void
+store_facts(struct db_batch *b, const char *account_id, const char *uscc,
+    const char *cert_ids)
+{
+	const char *pa[] = {account_id};
+	const char *pu[] = {uscc};
+	const char *pc[] = {cert_ids};
+
+	db_batch_add(b, "SELECT 1 FROM profiles WHERE account_id = $1::uuid", 1,
+	    pa);
+	db_batch_add(b, "SELECT 1 FROM enterprises WHERE uscc = $1", 1, pu);
+	db_batch_add(b,
+	    "SELECT c.cert_id, c.serial, c.type, c.holder, c.uscc, c.account_id, c.lock_kind,"
+	    " EXTRACT(EPOCH FROM c.not_after)::bigint, array_to_json(c.platforms)::text,"
+	    " r.cert_id IS NOT NULL, e.uscc IS NOT NULL,"
+	    " EXISTS (SELECT 1 FROM order_items i WHERE i.cert_id = c.cert_id AND i.open),"
+	    " c.vendor, c.enterprise_name, api_time(c.not_after)"
+	    " FROM certs c"
+	    " LEFT JOIN revoked_certs r ON r.cert_id = c.cert_id"
+	    " LEFT JOIN enterprises e ON e.uscc = c.uscc"
+	    " WHERE c.cert_id = ANY ($1::uuid[])",
+	    1, pc);
+}
+
+void
+store_quote_get(struct db_batch *b, const char *quote_id,
+    const char *account_id)
+{
+	const char *p[] = {quote_id, account_id};
+
+	db_batch_add(b,
+	    "SELECT items_hash, expires_at > now() FROM quotes"
+	    " WHERE id = $1::uuid AND account_id = $2::uuid",
+	    2, p);
+}
+
+void
+store_next_number(struct db_batch *b)
+{
+	db_batch_add(b, "SELECT nextval('order_number_seq')", 0, NULL);
+}
+
+void
+store_quote_insert(struct db_batch *b, const char *id, const char *account_id,
+    const char *items_hash, const char *price_ids, const char *total_fen,
+    const char *expires_at)
+{
+	const char *p[] = {id, account_id, items_hash, price_ids, total_fen,
+	    expires_at};
+
+	db_batch_add(b,
+	    "INSERT INTO quotes (id, account_id, items_hash, price_ids, total_fen, expires_at)"
+	    " VALUES ($1::uuid, $2::uuid, $3, $4::bigint[], $5::bigint, $6::timestamptz)",
+	    6, p);
+}
+
+/* ---- idempotency -------------------------------------------------------- */
+
+void
+store_idem_claim(struct db_batch *b, const char *account_id, const char *key,
+    const char *request_hash, long lock_seconds)
+{
+	char secs[24];
+	const char *p[] = {account_id, key, request_hash, secs};
+	const char *q[] = {account_id, key};
+
+	snprintf(secs, sizeof(secs), "%ld", lock_seconds);
+	/* A concurrent first request holds the row lock until its batch
+	 * commits; this one then sees the row and does not take it over. */
+	db_batch_add(b,
+	    "INSERT INTO idempotency_keys (account_id, key, request_hash)"
+	    " VALUES ($1::uuid, $2, $3)"
+	    " ON CONFLICT (account_id, key) DO UPDATE SET locked_at = now()"
+	    " WHERE idempotency_keys.response_status IS NULL"
+	    " AND idempotency_keys.request_hash = EXCLUDED.request_hash"
+	    " AND idempotency_keys.locked_at < now() - make_interval(secs => $4::int)"
+	    " RETURNING 1",
+	    4, p);
+	db_batch_add(b,
+	    "SELECT request_hash, response_status, response_body::text FROM idempotency_keys"
+	    " WHERE account_id = $1::uuid AND key = $2",
+	    2, q);
+}
+
+void
+store_idem_save(struct db_batch *b, const char *account_id, const char *key,
+    int status, const char *body)
+{
+	char st[16];
+	const char *p[] = {account_id, key, st, body};
+
+	snprintf(st, sizeof(st), "%d", status);
+	db_batch_add(b,
+	    "UPDATE idempotency_keys SET response_status = $3::int, response_body = $4::jsonb"
+	    " WHERE account_id = $1::uuid AND key = $2",
+	    4, p);
+}
+
+const char store_idem_release_sql[] =
+    "DELETE FROM idempotency_keys"
+    " WHERE account_id = $1::uuid AND key = $2 AND response_status IS NULL";
+
+/* ---- orders ------------------------------------------------------------- */
+
+void
+store_order_insert(struct db_batch *b, const char *id, const char *number,
+    const char *account_id, const char *identity_id, const char *uscc,
+    const char *total_fen, const char *quote_id, const char *created_at,
+    const char *expires_at)
+{
+	const char *p[] = {id, number, account_id, identity_id, uscc, total_fen,
+	    quote_id, created_at, expires_at};
+
+	db_batch_add(b,
+	    "INSERT INTO orders (id, number, account_id, identity_id, uscc, status, total_fen,"
+	    " quote_id, created_at, expires_at)"
+	    " VALUES ($1::uuid, $2, $3::uuid, $4::uuid, $5, 'pending_payment', $6::bigint,"
+	    " $7::uuid, $8::timestamptz, $9::timestamptz)",
+	    9, p);
+}
+
+void
+store_order_items_insert(struct db_batch *b, const char *order_id,
+    const char *items_json)
+{
+	const char *p[] = {order_id, items_json};
+
+	db_batch_add(b,
+	    "INSERT INTO order_items (order_id, seq, cert_id, account_id, uscc, price_fen,"
+	    " platforms, detail)"
+	    " SELECT $1::uuid, x.seq, x.cert_id, x.account_id, x.uscc, x.price_fen,"
+	    " ARRAY(SELECT jsonb_array_elements_text(x.platforms)), x.detail"
+	    " FROM jsonb_to_recordset($2::jsonb) AS x(seq int, cert_id uuid, account_id uuid,"
+	    " uscc text, price_fen bigint, platforms jsonb, detail jsonb)",
+	    2, p);
+}
+
+/* The order view: 0 id, 1 number, 2 status, 3 total_fen, 4 created_at,
+ * 5 expires_at, 6 paid_at, 7 closed_at, 8 fulfilled_at, 9 refunded_at,
+ * 10 uscc, 11 account_id, 12 quote_id, 13 items (JSON), 14 payments flagged
+ * for refund (JSON), 15 cursor (created_at with microseconds). */
+#define ORDER_VIEW_COLUMNS                                                             \
+	"o.id, o.number, o.status, o.total_fen, api_time(o.created_at),"               \
+	" api_time(o.expires_at), api_time(o.paid_at), api_time(o.closed_at),"         \
+	" api_time(o.fulfilled_at), api_time(o.refunded_at), o.uscc, o.account_id,"    \
+	" o.quote_id,"                                                                 \
+	" (SELECT jsonb_agg(jsonb_build_object('detail', i.detail,"                    \
+	"   'renewed_at', api_time(i.renewed_at), 'renewed_serial', i.renewed_serial)" \
+	"   ORDER BY i.seq) FROM order_items i WHERE i.order_id = o.id)::text,"        \
+	" (SELECT jsonb_agg(jsonb_build_object('payment_id', p.payment_id,"            \
+	"   'amount_fen', p.amount_fen, 'outcome', p.outcome,"                         \
+	"   'refund_needed', p.refund_needed, 'refunded_at', api_time(p.refunded_at))" \
+	"   ORDER BY p.recorded_at) FROM order_payments p"                             \
+	"   WHERE p.order_id = o.id AND p.outcome <> 'applied')::text,"                \
+	" to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+#define ORDER_VISIBLE                                                     \
+	"(o.account_id = $1::uuid OR EXISTS (SELECT 1 FROM order_items v" \
+	" WHERE v.order_id = o.id AND (v.account_id = $1::uuid OR v.uscc = $2)))"
+
+const char store_order_list_sql[] =
+    "SELECT " ORDER_VIEW_COLUMNS " FROM orders o"
+    " WHERE " ORDER_VISIBLE " AND ($3::text IS NULL OR o.status = $3)"
+    " AND ($4::timestamptz IS NULL OR (o.created_at, o.id) < ($4::timestamptz, $5::uuid))"
+    " AND ($7::uuid IS NULL OR o.id = $7::uuid)"
+    " ORDER BY o.created_at DESC, o.id DESC LIMIT $6::int";
+
+void
+store_order_cancel(struct db_batch *b, const char *order_id,
+    const char *account_id, const char *admin_uscc, const char *event_id)
+{
+	const char *p[] = {order_id, account_id, admin_uscc, event_id};
+	const char *v[] = {account_id, admin_uscc, NULL, NULL, NULL, "1",
+	    order_id};
+	const char *m[] = {order_id, account_id, admin_uscc};
+
+	db_batch_add(b,
+	    "WITH c AS ("
+	    " UPDATE orders SET status = 'cancelled', closed_at = now()"
+	    " WHERE id = $1::uuid AND status = 'pending_payment'"
+	    " AND (account_id = $2::uuid OR ($3::text IS NOT NULL AND uscc = $3))"
+	    " RETURNING id, number, closed_at),"
+	    " i AS (UPDATE order_items SET open = false WHERE order_id IN (SELECT id FROM c)),"
+	    " e AS (INSERT INTO outbox (id, type, subject, data)"
+	    "  SELECT $4::uuid, 'orders.order.cancelled', c.id::text,"
+	    "  jsonb_build_object('order_id', c.id, 'number', c.number, 'status', 'cancelled',"
+	    "  'cancelled_at', api_time(c.closed_at)) FROM c)"
+	    " SELECT id FROM c",
+	    4, p);
+	db_batch_add(b, store_order_list_sql, 7, v);
+	db_batch_add(b,
+	    "SELECT account_id = $2::uuid OR ($3::text IS NOT NULL AND uscc = $3)"
+	    " FROM orders WHERE id = $1::uuid",
+	    3, m);
+}
+
+const char store_flagged_payments_sql[] =
+    "SELECT p.payment_id, p.order_id, o.number, p.channel, p.amount_fen, p.outcome,"
+    " p.order_status, api_time(p.paid_at), api_time(p.recorded_at), p.provider_trade_no,"
+    " to_char(p.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+    " FROM order_payments p LEFT JOIN orders o ON o.id = p.order_id"
+    " WHERE p.refund_needed"
+    " AND ($2::timestamptz IS NULL OR (p.recorded_at, p.payment_id) < ($2::timestamptz, $3::uuid))"
+    " ORDER BY p.recorded_at DESC, p.payment_id DESC LIMIT $1::int";
+
+/* ---- the sweep ---------------------------------------------------------- */
+
+const char store_sweep_expire_sql[] =
+    "WITH due AS ("
+    " SELECT id FROM orders WHERE status = 'pending_payment' AND expires_at <= now()"
+    " ORDER BY expires_at LIMIT $1::int FOR UPDATE SKIP LOCKED),"
+    " x AS (UPDATE orders o SET status = 'expired', closed_at = now() FROM due"
+    "  WHERE o.id = due.id AND o.status = 'pending_payment'"
+    "  RETURNING o.id, o.number, o.closed_at),"
+    " i AS (UPDATE order_items SET open = false WHERE order_id IN (SELECT id FROM x)),"
+    " e AS (INSERT INTO outbox (id, type, subject, data)"
+    "  SELECT gen_random_uuid(), 'orders.order.cancelled', x.id::text,"
+    "  jsonb_build_object('order_id', x.id, 'number', x.number, 'status', 'expired',"
+    "  'cancelled_at', api_time(x.closed_at)) FROM x)"
+    " SELECT count(*) FROM x";
+
+void
+store_housekeeping(struct db_batch *b)
+{
+	db_batch_add(b,
+	    "DELETE FROM quotes WHERE expires_at < now() - interval '1 day'", 0,
+	    NULL);
+	db_batch_add(b,
+	    "DELETE FROM idempotency_keys WHERE created_at < now() - interval '48 hours'",
+	    0, NULL);
+}
+
+/* ---- the consumers ------------------------------------------------------ */
+
+const char store_identity_upsert_sql[] =
+    "INSERT INTO identities (identity_id, account_id, type, enterprise_name, uscc, role, added_at)"
+    " VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7::timestamptz)"
+    " ON CONFLICT (identity_id) DO NOTHING";
+
+const char store_profile_upsert_sql[] =
+    "INSERT INTO profiles (account_id, name, completed_at) VALUES ($1::uuid, $2, $3::timestamptz)"
+    " ON CONFLICT (account_id) DO UPDATE SET name = EXCLUDED.name,"
+    " completed_at = EXCLUDED.completed_at"
+    " WHERE profiles.completed_at <= EXCLUDED.completed_at";
+
+/* A later decision of the same record, or any decision of a newer record,
+ * replaces what is there. */
+const char store_enterprise_approved_sql[] =
+    "INSERT INTO enterprises (uscc, record_id, seq, name, approved_at)"
+    " VALUES ($1, $2::uuid, $3::int, $4, $5::timestamptz)"
+    " ON CONFLICT (uscc) DO UPDATE SET record_id = EXCLUDED.record_id, seq = EXCLUDED.seq,"
+    " name = EXCLUDED.name, approved_at = EXCLUDED.approved_at"
+    " WHERE enterprises.record_id <> EXCLUDED.record_id OR enterprises.seq <= EXCLUDED.seq";
+
+/* Validity, serial and platforms only move forward (a renewal's event may
+ * arrive before the registration's). */
+#define CERT_VALIDITY_UPDATE                                                                                                \
+	" serial = CASE WHEN EXCLUDED.not_after >= certs.not_after THEN EXCLUDED.serial ELSE certs.serial END,"             \
+	" not_before = CASE WHEN EXCLUDED.not_after >= certs.not_after THEN EXCLUDED.not_before ELSE certs.not_before END," \
+	" platforms = CASE WHEN EXCLUDED.not_after >= certs.not_after THEN EXCLUDED.platforms ELSE certs.platforms END,"    \
+	" not_after = GREATEST(EXCLUDED.not_after, certs.not_after),"                                                       \
+	" account_id = COALESCE(EXCLUDED.account_id, certs.account_id),"                                                    \
+	" updated_at = now()"
+
+const char store_cert_registered_sql[] =
+    "INSERT INTO certs (cert_id, serial, type, holder, enterprise_name, uscc, lock_kind, vendor,"
+    " account_id, not_before, not_after, platforms)"
+    " VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9::uuid, $10::timestamptz, $11::timestamptz,"
+    " ARRAY(SELECT jsonb_array_elements_text($12::jsonb)))"
+    " ON CONFLICT (cert_id) DO UPDATE SET type = EXCLUDED.type, holder = EXCLUDED.holder,"
+    " enterprise_name = EXCLUDED.enterprise_name, uscc = EXCLUDED.uscc,"
+    " lock_kind = EXCLUDED.lock_kind, vendor = EXCLUDED.vendor," CERT_VALIDITY_UPDATE;
+
+const char store_cert_renewed_sql[] =
+    "INSERT INTO certs (cert_id, serial, type, uscc, lock_kind, account_id, not_before,"
+    " not_after, platforms)"
+    " VALUES ($1::uuid, $2, CASE WHEN $3::text IS NULL THEN 'personal' ELSE 'enterprise' END,"
+    " $3, $4, $5::uuid, $6::timestamptz, $7::timestamptz,"
+    " ARRAY(SELECT jsonb_array_elements_text($8::jsonb)))"
+    " ON CONFLICT (cert_id) DO UPDATE SET" CERT_VALIDITY_UPDATE;
+
+const char store_cert_revoked_sql[] =
+    "INSERT INTO revoked_certs (cert_id, serial, reason, revoked_at)"
+    " VALUES ($1::uuid, $2, $3, $4::timestamptz) ON CONFLICT (cert_id) DO NOTHING";
+
+const char store_order_lock_sql[] =
+    "SELECT status, total_fen, number, account_id, payment_id FROM orders"
+    " WHERE id = $1::uuid FOR UPDATE";
+
+/* $1 payment, $2 order, $3 channel, $4 amount, $5 trade no, $6 paid_at,
+ * $7 outcome, $8 order status, $9 refund needed. */
+const char store_payment_record_sql[] =
+    "INSERT INTO order_payments (payment_id, order_id, channel, amount_fen, provider_trade_no,"
+    " paid_at, outcome, order_status, refund_needed)"
+    " VALUES ($1::uuid, $2::uuid, $3, $4::bigint, $5, $6::timestamptz, $7, $8, $9::boolean)"
+    " ON CONFLICT (payment_id) DO NOTHING";
+
+const char store_order_paid_sql[] =
+    "UPDATE orders SET status = 'paid', payment_id = $2::uuid, paid_at = $3::timestamptz"
+    " WHERE id = $1::uuid AND status = 'pending_payment' RETURNING api_time(paid_at)";
+
+const char store_order_items_sql[] =
+    "SELECT cert_id, array_to_json(platforms)::text, price_fen, renewed_serial"
+    " FROM order_items WHERE order_id = $1::uuid ORDER BY seq";
+
+const char store_item_renewed_sql[] =
+    "UPDATE order_items SET open = false, renewed_at = $3::timestamptz, renewed_serial = $4"
+    " WHERE order_id = $1::uuid AND cert_id = $2::uuid AND renewed_at IS NULL";
+
+const char store_order_fulfilled_sql[] =
+    "UPDATE orders SET status = 'fulfilled', fulfilled_at = now()"
+    " WHERE id = $1::uuid AND status = 'paid'"
+    " AND NOT EXISTS (SELECT 1 FROM order_items WHERE order_id = $1::uuid AND renewed_at IS NULL)"
+    " RETURNING number, api_time(fulfilled_at)";
+
+const char store_payment_refunded_sql[] =
+    "UPDATE order_payments SET refunded_fen = GREATEST(refunded_fen, $2::bigint),"
+    " refunded_at = CASE WHEN $3::boolean THEN COALESCE(refunded_at, now()) ELSE refunded_at END,"
+    " refund_needed = refund_needed AND NOT $3::boolean"
+    " WHERE payment_id = $1::uuid RETURNING outcome, order_id";
+
+const char store_order_refunded_sql[] =
+    "WITH r AS (UPDATE orders SET status = 'refunded', refunded_at = now()"
+    " WHERE id = $1::uuid AND payment_id = $2::uuid AND status IN ('paid', 'fulfilled')"
+    " RETURNING id)"
+    " UPDATE order_items SET open = false WHERE order_id IN (SELECT id FROM r)"
+    " RETURNING 1";

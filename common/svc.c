@@ -98,6 +98,7 @@ svc_init(struct svc *svc, const char *name, int argc, char **argv)
 		{"CAPLAT_NATS_URL", CFG_STR, "nats://127.0.0.1:4222", 0, 0, &svc->nats_url, "NATS URL"},
 		{"CAPLAT_NATS_REPLICAS", CFG_INT, "1", 1, 5, &svc->nats_replicas, "stream replicas when creating it"},
 		{"CAPLAT_EVENTS_RETENTION_H", CFG_INT, "168", 1, 24 * 365, &svc->events_retention_h, "stream retention (hours)"},
+		{"CAPLAT_BUS_ACK_WAIT_MS", CFG_INT, "10000", 1000, 600000, &svc->bus_ack_wait_ms, "consumers' AckWait: how soon an event a crashed consumer held is redelivered"},
 		{"CAPLAT_MIGRATIONS_DIR", CFG_STR, NULL, 0, 0, &svc->migrations_dir, "deploy/sql/<service>"},
 		{"CAPLAT_VAR_DIR", CFG_STR, "var", 0, 0, &svc->var_dir, "state directory"},
 		{"CAPLAT_LOG_LEVEL", CFG_STR, "info", 0, 0, &svc->log_level, "debug|info|warn|error"},
@@ -152,6 +153,7 @@ svc_init(struct svc *svc, const char *name, int argc, char **argv)
 		.schema = svc->db_schema, .service = name,
 		.stream_replicas = (int)svc->nats_replicas,
 		.stream_max_age_h = (int)svc->events_retention_h,
+		.ack_wait_ms = (int)svc->bus_ack_wait_ms,
 	};
 	if (bus_open(&svc->bus, &busc) != 0)
 		fatal("bus: cannot open (see log)");

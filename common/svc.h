@@ -33,6 +33,7 @@ struct svc {
 	const char *nats_url;
 	long nats_replicas;
 	long events_retention_h;
+	long bus_ack_wait_ms;
 	const char *migrations_dir;  /* deploy/sql/<svc> */
 	const char *var_dir;         /* var/ of `make run`, or the test dir */
 	const char *log_level;

@@ -26,6 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "deploy", "scripts"))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))  # shared fixtures modules
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import suite as suite_mod  # noqa: E402
 
 

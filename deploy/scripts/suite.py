@@ -42,7 +42,7 @@ if os.environ.get("CAPLAT_SERVICES"):
 # Staff accounts `make run` seeds: username -> roles.
 STAFF = {"reviewer": "reviewer", "finance": "finance", "operator": "operator"}
 FIXED_PORTS = {"gateway": 8080, "postgres": 55432, "redis": 56379,
-               "nats": 54222, "nats_monitor": 58222}
+               "nats": 54222, "nats_monitor": 58222, "paysim": 18094}
 
 
 def free_port():
@@ -108,7 +108,17 @@ class Suite:
             ports = dict(FIXED_PORTS)
             ports.update(SERVICES)
         else:
-            ports = {k: free_port() for k in list(FIXED_PORTS) + list(SERVICES)}
+            # Hold every socket until all are chosen: no two parts of the
+            # suite get the same port.
+            socks = []
+            for _ in list(FIXED_PORTS) + list(SERVICES):
+                sock = socket.socket()
+                sock.bind(("127.0.0.1", 0))
+                socks.append(sock)
+            ports = {k: sock.getsockname()[1]
+                     for k, sock in zip(list(FIXED_PORTS) + list(SERVICES), socks)}
+            for sock in socks:
+                sock.close()
         with open(path, "w") as f:
             json.dump(ports, f)
         return ports
@@ -333,7 +343,7 @@ class Suite:
             # SMS cap (100 in production) would stop a run; tests prove it
             # with a preset counter instead.
             "auth": lambda: {"CAPLAT_SMS_SECRET": self.secrets["sms_secret"],
-                             "CAPLAT_VENDOR_ROOTS": os.path.join(self.pki_dir, "roots.pem"),
+                             "CAPLAT_VENDOR_ROOTS": self.vendor_roots_bundle(),
                              "CAPLAT_SMS_DAILY_IP": "100000"},
             "enterprise": lambda: {},
             "issuance": lambda: self.issuance_env(),
@@ -384,7 +394,7 @@ class Suite:
         """The Alipay / WeChat Pay simulator (tests/paysim/) as the default
         provider of payments; returns payments' provider configuration."""
         d = os.path.join(self.base, "paysim")
-        port = self.ports.setdefault("paysim", 18094 if self.persistent else free_port())
+        port = self.ports.setdefault("paysim", FIXED_PORTS["paysim"] if self.persistent else free_port())
         p = self.procs.get("paysim")
         if p is None or p.poll() is not None:
             self._spawn("paysim", [sys.executable, os.path.join(ROOT, "tests", "paysim", "paysim.py"),

@@ -6,7 +6,9 @@
 
 #include "bus.h"
 #include "log.h"
+#include "util.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static int
@@ -28,7 +30,10 @@ on_cert_revoked(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	    " ON CONFLICT (issuer, serial) DO NOTHING", 4, p) < 0 ? -1 : 0;
 }
 
-/* A renewed certificate joins the lock of the certificate it replaces. */
+/* A renewed certificate joins the lock of the certificate it replaces. The
+ * holder may have tried the new certificate before this event arrived: that
+ * login saw an unknown certificate and gave it a fresh, unbound lock. Such a
+ * lock is folded into the lineage's lock here (a bound one is left alone). */
 static int
 on_cert_renewed(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 {
@@ -38,17 +43,37 @@ on_cert_renewed(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	const char *prev_issuer = json_string_value(json_object_get(d, "previous_issuer"));
 	const char *prev_serial = json_string_value(json_object_get(d, "previous_serial"));
 	const char *not_after = json_string_value(json_object_get(d, "not_after"));
+	struct bus_rows *rows = NULL;
+	char *stray = NULL;
 
 	if (issuer == NULL || serial == NULL || prev_serial == NULL || not_after == NULL) {
 		log_error(NULL, "msg=bad_event type=%s id=%s", ev->type, ev->id);
 		return -1;
 	}
+	const char *q[] = {issuer, serial};
+	if (bus_tx_query(tx, "SELECT c.lock_id FROM lock_certs c JOIN locks l ON l.id = c.lock_id"
+	    " WHERE c.issuer = $1 AND c.serial = $2 AND l.account_id IS NULL", 2, q, &rows) != 0)
+		return -1;
+	if (bus_rows_count(rows) == 1)
+		stray = xstrdup(bus_rows_value(rows, 0, 0));
+	bus_rows_free(rows);
 	const char *p[] = {issuer, serial, prev_issuer ? prev_issuer : issuer, prev_serial, not_after};
-	return bus_tx_exec(tx,
+	long n = bus_tx_exec(tx,
 	    "INSERT INTO lock_certs (issuer, serial, lock_id, not_after)"
 	    " SELECT $1, $2, lock_id, $5::timestamptz FROM lock_certs"
 	    " WHERE issuer = $3 AND serial = $4"
-	    " ON CONFLICT (issuer, serial) DO NOTHING", 5, p) < 0 ? -1 : 0;
+	    " ON CONFLICT (issuer, serial) DO UPDATE SET lock_id = EXCLUDED.lock_id"
+	    " WHERE lock_certs.lock_id <> EXCLUDED.lock_id"
+	    " AND (SELECT account_id FROM locks WHERE id = lock_certs.lock_id) IS NULL", 5, p);
+	if (n > 0 && stray != NULL) {
+		const char *sp[] = {stray};
+		n = bus_tx_exec(tx, "DELETE FROM locks l WHERE l.id = $1 AND l.account_id IS NULL"
+		    " AND NOT EXISTS (SELECT 1 FROM lock_certs c WHERE c.lock_id = l.id)", 1, sp);
+		if (n > 0)
+			log_info(NULL, "msg=stray_lock_folded lock=%s serial=%s", stray, serial);
+	}
+	free(stray);
+	return n < 0 ? -1 : 0;
 }
 
 void

@@ -239,3 +239,29 @@ def test_openssl_cli_key_logs_in(suite):
                                                "certificate": open(pki(suite, name)).read(),
                                                "signature": __import__("base64").b64encode(sig).decode()})
         assert r.status == 200 and r.json["status"] == "binding_required", (alg, r)
+
+
+def test_renewed_certificate_tried_before_the_event_stays_on_its_lock(suite):
+    """A holder who tries the renewed certificate before issuance's event
+    reaches auth gets a fresh unbound lock for it; when the event arrives,
+    that stray lock is folded into the lineage and the key logs straight in."""
+    old = issue_cert(suite, "rsa", "personal", "周九")
+    r, _ = ca_login(suite, old)
+    phone = new_phone()
+    assert bind(suite, r.json["bind_token"], phone).status == 200
+    new = issue_cert(suite, "rsa", "personal", "周九")
+    r, _ = ca_login(suite, new)
+    assert r.json["status"] == "binding_required"  # not known yet
+    serial = lambda n: subprocess.run(["openssl", "x509", "-in", pki(suite, n), "-noout", "-serial"],  # noqa: E731
+                                      capture_output=True, text=True).stdout.strip().split("=")[1]
+    issuer = subprocess.run(["openssl", "x509", "-in", pki(suite, old), "-noout", "-issuer", "-nameopt",
+                             "RFC2253,-esc_msb"], capture_output=True, text=True).stdout.strip().split("=", 1)[1]
+    data = json.dumps({"cert_id": str(uuid.uuid4()), "serial": serial(new), "issuer": issuer,
+                       "previous_serial": serial(old), "previous_issuer": issuer, "lock_kind": "personal",
+                       "not_before": "2026-01-01T00:00:00Z", "not_after": "2027-12-31T00:00:00Z",
+                       "platforms": ["LN_JSGC"], "order_id": str(uuid.uuid4())})
+    suite.psql(f"INSERT INTO auth.outbox (id, type, subject, data) VALUES ('{uuid.uuid4()}',"
+               f" 'issuance.cert.renewed', '{serial(new)}', '{data}'::jsonb)")
+    r = wait_until(lambda: (lambda r: r if r.json["status"] == "ok" else None)(ca_login(suite, new)[0]),
+                   what="renewed certificate on the holder's lock")
+    assert r.json["account"]["phone"] == phone

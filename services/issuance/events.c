@@ -1,0 +1,258 @@
+/* events — what issuance learns from the bus: certificates first seen at a
+ * login (auth.lock.bound), renewal entitlements (orders.order.paid) and
+ * orders awaiting payment (orders.order.created/.cancelled). Handlers run on
+ * the bus's consumer threads inside the inbox transaction and touch nothing
+ * else; the events issuance emits are written by 002_functions.sql. */
+#include "issuance.h"
+
+#include "bus.h"
+#include "crypto.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *
+str(json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+static int
+lock_kind_ok(const char *kind)
+{
+	static const char *const kinds[] = {"master", "project_lead", "agent",
+	    "cost_engineer", "personal"};
+
+	for (size_t i = 0; kind && i < ARRAY_LEN(kinds); i++)
+		if (strcmp(kind, kinds[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+serial_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	return n > 0 && n <= 64 && strspn(s, "0123456789ABCDEF") == n;
+}
+
+static int
+bad_event(const struct bus_event *ev, const char *why)
+{
+	/* Redelivered, then dead-lettered: visible, counted, never dropped. */
+	log_error(NULL, "msg=bad_event type=%s id=%s why=\"%s\"", ev->type,
+	    ev->id, why);
+	return -1;
+}
+
+/* auth.lock.bound: the certificate on a newly bound key. The PEM, when
+ * present, is the authority on issuer, serial, validity and subject. */
+static int
+on_lock_bound(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data, *nested = json_object_get(d, "certificate");
+	const char *pem = str(d, "certificate_pem");
+	const char *kind =
+	    str(d, "lock_kind") ? str(d, "lock_kind") : str(d, "kind");
+	const char *account = str(d, "account_id"), *lock = str(d, "lock_id");
+	const char *issuer, *serial, *holder, *enterprise, *uscc, *nb, *na;
+	char nb_buf[48], na_buf[48], lineage[37], cert_id[37], event_id[37];
+	struct crypto_cert *cert = NULL;
+	struct bus_rows *rows = NULL;
+	char *vendor;
+	int rc;
+
+	if (pem == NULL)
+		pem = str(nested, "certificate_pem")
+		    ? str(nested, "certificate_pem")
+		    : str(nested, "pem");
+	if (pem != NULL && crypto_cert_parse(&cert, pem, NULL) != 0)
+		return bad_event(ev, "certificate does not parse");
+	if (cert != NULL) {
+		issuer = cert->issuer_dn;
+		serial = cert->serial;
+		holder = cert->subject.cn ? cert->subject.cn : str(d, "holder");
+		enterprise = cert->subject.o;
+		uscc = cert->subject.org_id;
+		time_rfc3339((int64_t)cert->not_before * 1000, nb_buf);
+		time_rfc3339((int64_t)cert->not_after * 1000, na_buf);
+		nb = nb_buf;
+		na = na_buf;
+	} else {
+		issuer =
+		    str(d, "issuer") ? str(d, "issuer") : str(nested, "issuer");
+		serial =
+		    str(d, "serial") ? str(d, "serial") : str(nested, "serial");
+		holder = str(d, "holder");
+		enterprise = str(d, "enterprise_name");
+		uscc = str(d, "uscc");
+		na = str(d, "not_after") ? str(d, "not_after")
+		                         : str(nested, "not_after");
+		nb = str(d, "not_before") ? str(d, "not_before")
+		                          : str(nested, "not_before");
+		if (nb == NULL)
+			nb = ev->time; /* unknown: from the binding on */
+	}
+	if (!lock_kind_ok(kind) || !serial_ok(serial) || issuer == NULL ||
+	    holder == NULL || na == NULL || nb == NULL ||
+	    (account && !uuid_valid(account)) || (lock && !uuid_valid(lock))) {
+		crypto_cert_free(cert);
+		return bad_event(ev,
+		    "missing or malformed lock_kind, serial, issuer, holder,"
+		    " not_after, account_id or lock_id");
+	}
+	if (strcmp(kind, "personal") == 0)
+		enterprise = uscc = NULL;
+	vendor = str(d, "vendor") ? xstrdup(str(d, "vendor"))
+	                          : issuance_vendor_of(issuer);
+	uuid_v4(lineage);
+	uuid_v4(cert_id);
+	uuid_v4(event_id);
+	const char *p[] = {lineage, cert_id, event_id, issuer, serial, vendor,
+	    cert ? cert->subject_dn : NULL,
+	    cert ? cert->fingerprint_sha256 : str(d, "fingerprint_sha256"),
+	    cert ? cert->spki_sha256 : NULL,
+	    cert ? crypto_key_type_name(cert->key_type) : NULL, nb, na,
+	    cert ? cert->pem : NULL, uscc ? "enterprise" : "personal", kind,
+	    holder, enterprise, uscc, lock, account,
+	    issuance.default_platforms_sql};
+	rc = bus_tx_query(tx, store_register_sql, 21, p, &rows);
+	if (rc == 0 && bus_rows_count(rows) == 1 &&
+	    strcmp(bus_rows_value(rows, 0, 1), "t") == 0)
+		log_info(NULL,
+		    "msg=cert_registered cert_id=%s serial=%s vendor=%s",
+		    bus_rows_value(rows, 0, 0), serial, vendor);
+	if (rc != 0)
+		log_error(NULL, "msg=register_failed event=%s error=\"%s\"",
+		    ev->id, bus_tx_error(tx));
+	bus_rows_free(rows);
+	free(vendor);
+	crypto_cert_free(cert);
+	return rc == 0 ? 0 : -1;
+}
+
+/* Writes "{A,B}" of a JSON array of platform codes into a new string, or
+ * returns NULL when it is not one. */
+static char *
+platforms_literal(json_t *arr)
+{
+	char *out;
+	json_t *v;
+	size_t i;
+
+	if (!json_is_array(arr))
+		return NULL;
+	out = xstrdup("{");
+	json_array_foreach(arr, i, v)
+	{
+		const char *code = json_string_value(v);
+		if (code == NULL || !cert_platform_code_ok(code)) {
+			free(out);
+			return NULL;
+		}
+		char *more = xasprintf("%s%s%s", out, i ? "," : "", code);
+		free(out);
+		out = more;
+	}
+	char *done = xasprintf("%s}", out);
+	free(out);
+	return done;
+}
+
+/* orders.order.paid: one renewal entitlement per item, with its platforms. */
+static int
+on_order_paid(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data, *items = json_object_get(d, "items"), *item;
+	const char *order = str(d, "order_id"), *account = str(d, "account_id");
+	const char *paid_at = str(d, "paid_at") ? str(d, "paid_at") : ev->time;
+	size_t i;
+
+	if (order == NULL || !uuid_valid(order) || !json_is_array(items) ||
+	    json_array_size(items) == 0 || paid_at == NULL ||
+	    (account != NULL && !uuid_valid(account)))
+		return bad_event(ev,
+		    "missing or malformed order_id, items or paid_at");
+	json_array_foreach(items, i, item)
+	{
+		const char *cert = str(item, "cert_id");
+		char *platforms =
+		    platforms_literal(json_object_get(item, "platforms"));
+
+		if (cert == NULL || !uuid_valid(cert) || platforms == NULL) {
+			free(platforms);
+			return bad_event(ev,
+			    "an item lacks cert_id or platforms");
+		}
+		const char *p[] = {order, str(d, "number"), account, cert,
+		    platforms, paid_at};
+		long rc = bus_tx_exec(tx, store_entitlement_insert_sql, 6, p);
+		free(platforms);
+		if (rc < 0)
+			return -1;
+	}
+	const char *p[] = {order};
+	if (bus_tx_exec(tx, store_open_order_delete_sql, 1, p) < 0)
+		return -1;
+	log_info(NULL, "msg=renewals_paid order=%s items=%zu", order,
+	    json_array_size(items));
+	return 0;
+}
+
+static int
+on_order_created(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data, *items = json_object_get(d, "items"), *item;
+	const char *order = str(d, "order_id");
+	size_t i;
+
+	if (order == NULL || !uuid_valid(order) || !json_is_array(items))
+		return bad_event(ev, "missing or malformed order_id or items");
+	json_array_foreach(items, i, item)
+	{
+		const char *cert = str(item, "cert_id");
+
+		if (cert == NULL || !uuid_valid(cert))
+			return bad_event(ev, "an item lacks cert_id");
+		const char *p[] = {order, cert};
+		if (bus_tx_exec(tx, store_open_order_insert_sql, 2, p) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+on_order_cancelled(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	const char *order = str(ev->data, "order_id");
+
+	if (order == NULL || !uuid_valid(order))
+		return bad_event(ev, "missing or malformed order_id");
+	const char *p[] = {order};
+	return bus_tx_exec(tx, store_open_order_delete_sql, 1, p) < 0 ? -1 : 0;
+}
+
+void
+issuance_events_subscribe(void)
+{
+	static const struct {
+		const char *durable, *subject;
+		bus_handler_fn fn;
+	} subs[] = {
+	    {"issuance-lock-bound", "caplat.auth.lock.bound", on_lock_bound},
+	    {"issuance-order-paid", "caplat.orders.order.paid", on_order_paid},
+	    {"issuance-order-created", "caplat.orders.order.created",
+	        on_order_created},
+	    {"issuance-order-cancelled", "caplat.orders.order.cancelled",
+	        on_order_cancelled},
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(subs); i++)
+		if (bus_subscribe(issuance.svc.bus, subs[i].durable,
+		        subs[i].subject, 5, subs[i].fn, NULL) != 0)
+			fatal("cannot subscribe %s", subs[i].durable);
+}

@@ -1,0 +1,130 @@
+/* store — every SQL statement of the issuance service; store.h documents
+ * parameters and columns. The callers run them with db.h batches (handlers,
+ * resumer) or bus_tx (consumers). */
+#include "store.h"
+
+#define EPOCH(x) "extract(epoch FROM " x ")::bigint"
+
+/* clang-format off */
+
+const char store_cert_list_sql[] =
+    "SELECT l.id, c.serial, l.type, l.holder, c.vendor, l.lock_kind,"
+    " l.enterprise_name, l.uscc, " EPOCH("c.not_before") ", " EPOCH("c.not_after") ","
+    " array_to_json(c.platforms)::text, c.revoked_at IS NOT NULL,"
+    " EXISTS (SELECT 1 FROM open_orders o WHERE o.cert_id = l.id)"
+    "  OR EXISTS (SELECT 1 FROM entitlements e WHERE e.cert_id = l.id AND e.status <> 'used'),"
+    " EXISTS (SELECT 1 FROM entitlements e WHERE e.cert_id = l.id AND e.status <> 'used'),"
+    " c.issuer, l.account_id,"
+    " (SELECT p.serial FROM certificates p WHERE p.id = c.replaces)"
+    " FROM certificates c JOIN lineages l ON l.id = c.cert_id"
+    " WHERE c.replaced_by IS NULL"
+    " AND ($1::text IS NULL OR l.uscc = $1)"
+    " AND ($2::uuid IS NULL OR l.account_id = $2)"
+    " AND ($3::bigint IS NULL OR (c.not_after, l.id) > (to_timestamp($3::bigint), $4::uuid))"
+    " ORDER BY c.not_after, l.id LIMIT $5::int";
+
+const char store_challenge_lineage_sql[] =
+    "SELECT l.account_id, c.id, c.revoked_at IS NOT NULL, c.pem IS NOT NULL, c.serial"
+    " FROM lineages l JOIN certificates c ON c.cert_id = l.id AND c.replaced_by IS NULL"
+    " WHERE l.id = $1";
+
+const char store_challenge_intent_sql[] =
+    "SELECT i.id, i.status, i.previous_id,"
+    " i.status = 'issued' AND i.issued_at > now() - make_interval(days => $2::int),"
+    " p.serial, p.pem IS NOT NULL, p.revoked_at IS NOT NULL"
+    " FROM issuances i JOIN certificates p ON p.id = i.previous_id"
+    " WHERE i.cert_id = $1 AND i.status IN ('pending', 'issued')"
+    " ORDER BY i.created_at DESC LIMIT 1";
+
+const char store_challenge_paid_sql[] =
+    "SELECT count(*) FROM entitlements WHERE cert_id = $1 AND status = 'paid'";
+
+const char store_renew_target_sql[] =
+    "SELECT c.cert_id, c.pem, " EPOCH("c.not_after") ", c.revoked_at IS NOT NULL,"
+    " c.replaced_by IS NOT NULL, l.account_id, c.vendor, c.serial,"
+    " (SELECT n.pem FROM certificates n WHERE n.cert_id = c.cert_id AND n.replaced_by IS NULL"
+    "  AND n.id <> c.id)"
+    " FROM certificates c JOIN lineages l ON l.id = c.cert_id WHERE c.id = $1";
+
+const char store_renew_paid_sql[] =
+    "SELECT " EPOCH("paid_at") " FROM entitlements WHERE cert_id = $1 AND status = 'paid'"
+    " ORDER BY paid_at, id LIMIT 1";
+
+const char store_renew_intent_sql[] =
+    "SELECT 1 FROM issuances WHERE previous_id = $1 AND status IN ('pending', 'issued')"
+    " LIMIT 1";
+
+const char store_renewal_begin_sql[] =
+    "SELECT * FROM renewal_begin($1, $2, $3, $4, $5, $6, $7, to_timestamp($8::bigint),"
+    " to_timestamp($9::bigint), $10::int)";
+
+const char store_renewal_complete_sql[] =
+    "SELECT * FROM renewal_complete($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+    " to_timestamp($11::bigint), to_timestamp($12::bigint), $13, $14)";
+
+const char store_renewal_result_sql[] =
+    "SELECT c.pem, c.chain, c.serial, " EPOCH("c.not_before") ", " EPOCH("c.not_after") ","
+    " array_to_json(c.platforms)::text, c.cert_id"
+    " FROM issuances i JOIN certificates c ON c.id = i.certificate_id WHERE i.id = $1";
+
+const char store_renewal_failed_sql[] =
+    "SELECT renewal_failed($1, $2, $3::int, $4::boolean)";
+
+const char store_intent_claim_sql[] =
+    "UPDATE issuances i SET lease_until = now() + make_interval(secs => $1::int),"
+    " attempts = i.attempts + 1"
+    " WHERE i.id = (SELECT d.id FROM issuances d WHERE d.status = 'pending'"
+    "  AND d.next_attempt_at <= now() AND (d.lease_until IS NULL OR d.lease_until < now())"
+    "  ORDER BY d.next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)"
+    " RETURNING i.id, i.adapter, i.serial, i.csr_pem,"
+    " (SELECT p.pem FROM certificates p WHERE p.id = i.previous_id),"
+    " " EPOCH("i.not_before") ", " EPOCH("i.not_after") ", i.attempts";
+
+const char store_job_claim_sql[] =
+    "UPDATE vendor_jobs j SET lease_until = now() + make_interval(secs => $1::int),"
+    " attempts = j.attempts + 1"
+    " WHERE j.id = (SELECT d.id FROM vendor_jobs d WHERE d.status = 'pending'"
+    "  AND d.next_attempt_at <= now() AND (d.lease_until IS NULL OR d.lease_until < now())"
+    "  ORDER BY d.next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)"
+    " RETURNING j.id, j.vendor, j.serial, j.issuer, j.reason, " EPOCH("j.revoked_at") ","
+    " j.attempts";
+
+const char store_job_done_sql[] =
+    "UPDATE vendor_jobs SET status = 'done', done_at = now(), lease_until = NULL,"
+    " last_error = NULL WHERE id = $1 AND status = 'pending'";
+
+const char store_job_failed_sql[] =
+    "UPDATE vendor_jobs SET lease_until = NULL, last_error = $2,"
+    " next_attempt_at = now() + make_interval(secs => $3::int),"
+    " status = CASE WHEN $4::boolean THEN 'failed' ELSE status END"
+    " WHERE id = $1 AND status = 'pending'";
+
+const char store_revoke_sql[] =
+    "SELECT * FROM revoke_certificate($1, $2, $3, $4, $5::text[])";
+
+const char store_crl_entries_sql[] =
+    "SELECT serial, " EPOCH("revoked_at") ", revocation_reason FROM certificates"
+    " WHERE issuer = $1 AND revoked_at IS NOT NULL ORDER BY revoked_at, serial";
+
+const char store_interop_sql[] =
+    "SELECT " EPOCH("c.not_before") ", " EPOCH("c.not_after") ", c.revoked_at IS NOT NULL,"
+    " c.replaced_by IS NOT NULL, array_to_json(c.platforms)::text, $2 = ANY (c.platforms)"
+    " FROM certificates c WHERE ltrim(c.serial, '0') = ltrim($1, '0')"
+    " ORDER BY c.replaced_by IS NULL DESC, c.registered_at DESC LIMIT 1";
+
+const char store_register_sql[] =
+    "SELECT o_cert_id, o_created FROM register_certificate($1, $2, $3, $4, $5, $6, $7,"
+    " $8, $9, $10, $11::timestamptz, $12::timestamptz, $13, $14, $15, $16, $17, $18,"
+    " $19::uuid, $20::uuid, $21::text[])";
+
+const char store_entitlement_insert_sql[] =
+    "INSERT INTO entitlements (id, order_id, order_number, account_id, cert_id, platforms,"
+    " paid_at) VALUES (gen_random_uuid(), $1, $2, $3, $4, $5::text[], $6::timestamptz)"
+    " ON CONFLICT (order_id, cert_id) DO NOTHING";
+
+const char store_open_order_delete_sql[] =
+    "DELETE FROM open_orders WHERE order_id = $1";
+
+const char store_open_order_insert_sql[] =
+    "INSERT INTO open_orders (order_id, cert_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+/* clang-format on */

@@ -1,0 +1,330 @@
+/* vendor_remote — a vendor CA's HTTP API as an adapter (vendor.h) on the
+ * loop, with libevent's non-blocking client and resolver. Protocol (also
+ * what tests/issuance/vendor_sim.py serves): services/issuance/README.md.
+ * Timeouts, refused connections, 408/425/429/5xx: VENDOR_UNAVAILABLE (ask
+ * again, same id); another 4xx: VENDOR_REJECTED. */
+#include "vendor.h"
+
+#include "log.h"
+#include "util.h"
+
+#include <event2/buffer.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct remote {
+	struct event_base *base;
+	struct evdns_base *dns;
+	char *host;
+	int port;
+	char *prefix; /* path before /v1, without a trailing '/' */
+	char *token;
+	long timeout_ms;
+};
+
+/* One call in flight: answered exactly once, then freed. */
+struct remote_call {
+	struct remote *rm;
+	vendor_cert_fn cert_cb;
+	vendor_done_fn done_cb;
+	void *arg;
+	char what[16];
+	char request_id[64];
+};
+
+static void
+call_answer(struct remote_call *c, enum vendor_status status, const char *cert,
+    const char *chain, const char *error)
+{
+	if (c->cert_cb != NULL) {
+		struct vendor_cert_result res = {status, cert, chain,
+		    error ? error : ""};
+		c->cert_cb(c->arg, &res);
+	} else {
+		c->done_cb(c->arg, status, error ? error : "");
+	}
+	free(c);
+}
+
+/* Reads {certificate, chain} into new strings; -1 when malformed. */
+static int
+parse_cert_answer(const char *body, size_t len, char **cert, char **chain)
+{
+	json_t *root = json_loadb(body, len, 0, NULL), *ch;
+	const char *pem;
+	char *all;
+	size_t i;
+
+	if (root == NULL)
+		return -1;
+	pem = json_string_value(json_object_get(root, "certificate"));
+	ch = json_object_get(root, "chain");
+	if (pem == NULL || strstr(pem, "BEGIN CERTIFICATE") == NULL ||
+	    (ch != NULL && !json_is_array(ch) && !json_is_string(ch))) {
+		json_decref(root);
+		return -1;
+	}
+	all = xstrdup("");
+	if (json_is_string(ch)) {
+		free(all);
+		all = xstrdup(json_string_value(ch));
+	} else if (ch != NULL) {
+		json_t *v;
+		json_array_foreach(ch, i, v)
+		{
+			const char *s = json_string_value(v);
+			if (s == NULL)
+				continue;
+			char *more = xasprintf("%s%s%s", all, s,
+			    s[0] && s[strlen(s) - 1] != '\n' ? "\n" : "");
+			free(all);
+			all = more;
+		}
+	}
+	*cert = xstrdup(pem);
+	*chain = all;
+	json_decref(root);
+	return 0;
+}
+
+static void
+on_response(struct evhttp_request *req, void *arg)
+{
+	struct remote_call *c = arg;
+	int code = req ? evhttp_request_get_response_code(req) : 0;
+	struct evbuffer *in = req ? evhttp_request_get_input_buffer(req) : NULL;
+	size_t len = in ? evbuffer_get_length(in) : 0;
+	char *body = xmalloc(len + 1), error[256];
+	char *cert = NULL, *chain = NULL;
+
+	if (len > 0)
+		evbuffer_copyout(in, body, len);
+	body[len] = '\0';
+	if (code == 200 || code == 201) {
+		if (c->cert_cb == NULL) {
+			call_answer(c, VENDOR_OK, NULL, NULL, NULL);
+		} else if (parse_cert_answer(body, len, &cert, &chain) == 0) {
+			call_answer(c, VENDOR_OK, cert, chain, NULL);
+		} else {
+			log_warn(NULL,
+			    "msg=vendor_bad_answer adapter=remote call=%s request=%s",
+			    c->what, c->request_id);
+			call_answer(c, VENDOR_UNAVAILABLE, NULL, NULL,
+			    "malformed answer");
+		}
+	} else if (code == 0 || code == 408 || code == 425 || code == 429 ||
+	    code >= 500) {
+		snprintf(error, sizeof(error),
+		    code ? "HTTP %d" : "no answer (timeout or refused)", code);
+		log_warn(NULL,
+		    "msg=vendor_unavailable adapter=remote call=%s request=%s error=\"%s\"",
+		    c->what, c->request_id, error);
+		call_answer(c, VENDOR_UNAVAILABLE, NULL, NULL, error);
+	} else {
+		json_t *root = json_loadb(body, len, 0, NULL);
+		const char *msg =
+		    json_string_value(json_object_get(root, "error"));
+		snprintf(error, sizeof(error), "HTTP %d: %.200s", code,
+		    msg ? msg : "refused");
+		log_warn(NULL,
+		    "msg=vendor_rejected adapter=remote call=%s request=%s error=\"%s\"",
+		    c->what, c->request_id, error);
+		json_decref(root);
+		call_answer(c, VENDOR_REJECTED, NULL, NULL, error);
+	}
+	free(cert);
+	free(chain);
+	free(body);
+}
+
+static void
+on_unsent(evutil_socket_t fd, short what, void *arg)
+{
+	call_answer(arg, VENDOR_UNAVAILABLE, NULL, NULL,
+	    "cannot send the request");
+}
+
+/* POSTs body (stolen) to prefix + path; answers through c. */
+static void
+remote_post(struct remote_call *c, const char *path, json_t *body)
+{
+	struct remote *rm = c->rm;
+	struct evhttp_connection *conn;
+	struct evhttp_request *req;
+	struct evkeyvalq *h;
+	struct timeval tv = {rm->timeout_ms / 1000,
+	    (rm->timeout_ms % 1000) * 1000};
+	struct timeval now = {0, 0};
+	char *text = json_dumps(body, JSON_COMPACT), *full, host[300],
+	     auth[600];
+
+	json_decref(body);
+	if (text == NULL)
+		fatal("json_dumps failed");
+	full = xasprintf("%s%s", rm->prefix, path);
+	conn = evhttp_connection_base_new(rm->base, rm->dns, rm->host,
+	    (unsigned short)rm->port);
+	req = conn ? evhttp_request_new(on_response, c) : NULL;
+	if (conn == NULL || req == NULL) {
+		if (conn != NULL)
+			evhttp_connection_free(conn);
+		free(text);
+		free(full);
+		event_base_once(rm->base, -1, EV_TIMEOUT, on_unsent, c, &now);
+		return;
+	}
+	evhttp_connection_set_timeout_tv(conn, &tv);
+	evhttp_connection_set_retries(conn, 0);
+	h = evhttp_request_get_output_headers(req);
+	snprintf(host, sizeof(host), "%s:%d", rm->host, rm->port);
+	evhttp_add_header(h, "Host", host);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	/* One connection per call, closed after it: freed on completion. */
+	evhttp_add_header(h, "Connection", "close");
+	evhttp_add_header(h, "Idempotency-Key", c->request_id);
+	if (rm->token[0] != '\0') {
+		snprintf(auth, sizeof(auth), "Bearer %s", rm->token);
+		evhttp_add_header(h, "Authorization", auth);
+	}
+	evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
+	free(text);
+	if (evhttp_make_request(conn, req, EVHTTP_REQ_POST, full) != 0) {
+		/* libevent 2.1 has then freed the request, not the connection. */
+		evhttp_connection_free(conn);
+		free(full);
+		event_base_once(rm->base, -1, EV_TIMEOUT, on_unsent, c, &now);
+		return;
+	}
+	evhttp_connection_free_on_completion(conn);
+	free(full);
+}
+
+static struct remote_call *
+call_new(struct vendor *v, const char *what, const char *request_id)
+{
+	struct remote_call *c = xcalloc(1, sizeof(*c));
+
+	c->rm = v->impl;
+	snprintf(c->what, sizeof(c->what), "%s", what);
+	snprintf(c->request_id, sizeof(c->request_id), "%s", request_id);
+	return c;
+}
+
+static json_t *
+cert_body(const struct vendor_cert_request *r)
+{
+	char nb[48], na[48];
+
+	time_rfc3339((int64_t)r->not_before * 1000, nb);
+	time_rfc3339((int64_t)r->not_after * 1000, na);
+	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "request_id",
+	    r->request_id, "serial", r->serial, "csr", r->csr_pem, "not_before",
+	    nb, "not_after", na);
+	if (r->renewed_pem != NULL)
+		json_object_set_new(body, "certificate",
+		    json_string(r->renewed_pem));
+	return body;
+}
+
+static void
+remote_create(struct vendor *v, const struct vendor_cert_request *r,
+    vendor_cert_fn cb, void *arg)
+{
+	struct remote_call *c = call_new(v, "create", r->request_id);
+
+	c->cert_cb = cb;
+	c->arg = arg;
+	remote_post(c, "/v1/certificates", cert_body(r));
+}
+
+static void
+remote_renew(struct vendor *v, const struct vendor_cert_request *r,
+    vendor_cert_fn cb, void *arg)
+{
+	struct remote_call *c = call_new(v, "renew", r->request_id);
+
+	c->cert_cb = cb;
+	c->arg = arg;
+	remote_post(c, "/v1/certificates/renew", cert_body(r));
+}
+
+static void
+remote_revoke(struct vendor *v, const struct vendor_revoke_request *r,
+    vendor_done_fn cb, void *arg)
+{
+	struct remote_call *c = call_new(v, "revoke", r->request_id);
+	char at[48];
+
+	c->done_cb = cb;
+	c->arg = arg;
+	time_rfc3339((int64_t)r->revoked_at * 1000, at);
+	remote_post(c, "/v1/revocations",
+	    json_pack("{s:s, s:s, s:s, s:s, s:s}", "request_id", r->request_id,
+	        "serial", r->serial, "issuer", r->issuer, "reason", r->reason,
+	        "revoked_at", at));
+}
+
+static void
+remote_free(struct vendor *v)
+{
+	struct remote *rm = v->impl;
+
+	if (rm->dns != NULL)
+		evdns_base_free(rm->dns, 0);
+	free(rm->host);
+	free(rm->prefix);
+	free(rm->token);
+	free(rm);
+}
+
+static const struct vendor_ops remote_ops = {
+    .create = remote_create,
+    .renew = remote_renew,
+    .revoke = remote_revoke,
+    .free = remote_free,
+};
+
+struct vendor *
+vendor_remote_new(struct event_base *base, const char *url, const char *name,
+    const char *token, long timeout_ms)
+{
+	struct evhttp_uri *uri = evhttp_uri_parse(url);
+	const char *scheme, *host, *path;
+	struct remote *rm;
+	struct vendor *v;
+
+	if (uri == NULL)
+		return NULL;
+	scheme = evhttp_uri_get_scheme(uri);
+	host = evhttp_uri_get_host(uri);
+	path = evhttp_uri_get_path(uri);
+	if (scheme == NULL || strcmp(scheme, "http") != 0 || host == NULL ||
+	    *host == '\0') {
+		evhttp_uri_free(uri);
+		return NULL;
+	}
+	rm = xcalloc(1, sizeof(*rm));
+	rm->base = base;
+	rm->host = xstrdup(host);
+	rm->port = evhttp_uri_get_port(uri) > 0 ? evhttp_uri_get_port(uri) : 80;
+	rm->prefix = xstrdup(path ? path : "");
+	while (rm->prefix[0] && rm->prefix[strlen(rm->prefix) - 1] == '/')
+		rm->prefix[strlen(rm->prefix) - 1] = '\0';
+	rm->token = xstrdup(token ? token : "");
+	rm->timeout_ms = timeout_ms;
+	/* Names resolve on the loop, never with a blocking getaddrinfo(). */
+	rm->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	evhttp_uri_free(uri);
+	v = xcalloc(1, sizeof(*v));
+	v->ops = &remote_ops;
+	v->adapter = xstrdup("remote");
+	v->name = xstrdup(name);
+	v->impl = rm;
+	return v;
+}

@@ -1,0 +1,126 @@
+/* window — when a certificate may be renewed (延期年检) and what validity
+ * the renewal gives, DOMAIN.md §6: renewable from 90 days before notAfter
+ * until 365 days after it; the new validity runs on from the old notAfter
+ * when renewed in time, from the renewal when already expired; one year per
+ * renewal. Pure functions of their arguments: no clock, no I/O. */
+#include "issuance.h"
+
+#include <assert.h>
+#include <string.h>
+
+enum cert_window_state
+cert_window_at(const struct cert_window *w, time_t not_after, time_t at)
+{
+	if (at < not_after - (time_t)w->before_days * DAY_SECONDS)
+		return CERT_WINDOW_NOT_YET;
+	if (at > not_after + (time_t)w->after_days * DAY_SECONDS)
+		return CERT_WINDOW_TOO_LATE;
+	return CERT_WINDOW_OPEN;
+}
+
+enum cert_window_state
+cert_renewal_allowed(const struct cert_window *w, time_t not_after, time_t now,
+    time_t paid_at)
+{
+	enum cert_window_state state = cert_window_at(w, not_after, now);
+
+	if (state != CERT_WINDOW_OPEN && paid_at > 0 && paid_at <= now &&
+	    cert_window_at(w, not_after, paid_at) == CERT_WINDOW_OPEN)
+		return CERT_WINDOW_OPEN;
+	return state;
+}
+
+const char *
+cert_not_renewable_reason(const struct cert_window *w, time_t not_after,
+    time_t now, int revoked, int in_open_order)
+{
+	if (revoked)
+		return "CERT_REVOKED";
+	if (in_open_order)
+		return "CERT_IN_OPEN_ORDER";
+	switch (cert_window_at(w, not_after, now)) {
+	case CERT_WINDOW_NOT_YET:
+		return "NOT_IN_RENEWAL_WINDOW";
+	case CERT_WINDOW_TOO_LATE:
+		return "EXPIRED_TOO_LONG";
+	case CERT_WINDOW_OPEN:
+		break;
+	}
+	return NULL;
+}
+
+const char *
+cert_reason_message(const char *reason)
+{
+	static const struct {
+		const char *code, *text;
+	} texts[] = {
+	    {"NOT_IN_RENEWAL_WINDOW", "未到年检时间"},
+	    {"EXPIRED_TOO_LONG", "证书过期时间过长，请重新申请证书"},
+	    {"CERT_REVOKED", "证书已吊销"},
+	    {"CERT_IN_OPEN_ORDER", "证书已在延期年检订单中"},
+	};
+
+	for (size_t i = 0; reason && i < sizeof(texts) / sizeof(texts[0]); i++)
+		if (strcmp(reason, texts[i].code) == 0)
+			return texts[i].text;
+	return NULL;
+}
+
+long
+cert_days_left(time_t not_after, time_t now)
+{
+	long long d = (long long)not_after - (long long)now;
+
+	/* Division rounding toward minus infinity: half a day expired is -1. */
+	if (d >= 0)
+		return (long)(d / DAY_SECONDS);
+	return (long)(-((-d + DAY_SECONDS - 1) / DAY_SECONDS));
+}
+
+static int
+days_in_month(int year, int month)
+{
+	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30,
+	    31};
+	int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+	assert(month >= 0 && month < 12);
+	return days[month] + (month == 1 && leap);
+}
+
+time_t
+cert_add_months(time_t t, long months)
+{
+	struct tm tm;
+	long m;
+
+	gmtime_r(&t, &tm);
+	m = (long)tm.tm_mon + months;
+	tm.tm_year += (int)(m >= 0 ? m / 12 : (m - 11) / 12);
+	m %= 12;
+	if (m < 0)
+		m += 12;
+	tm.tm_mon = (int)m;
+	if (tm.tm_mday > days_in_month(tm.tm_year + 1900, tm.tm_mon))
+		tm.tm_mday = days_in_month(tm.tm_year + 1900, tm.tm_mon);
+	return timegm(&tm);
+}
+
+void
+cert_renewal_validity(const struct cert_window *w, time_t old_not_after,
+    time_t now, time_t *not_before, time_t *not_after)
+{
+	time_t from = now < old_not_after ? old_not_after : now;
+
+	*not_before = now - w->backdate_seconds;
+	*not_after = cert_add_months(from, w->term_months);
+}
+
+const char *
+cert_status_name(time_t not_after, time_t now, int revoked)
+{
+	if (revoked)
+		return "revoked";
+	return now >= not_after ? "expired" : "valid";
+}

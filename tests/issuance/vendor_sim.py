@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""vendor_sim — a vendor CA's HTTP API for issuance's remote adapter
+(services/issuance/vendor_remote.c), with its own RSA and SM2 CAs made by the
+openssl CLI, that can be made slow or failing:
+
+  POST /v1/certificates          {request_id, serial, csr, not_before, not_after}
+  POST /v1/certificates/renew    {…, certificate}   → 201 {certificate, chain, serial}
+  POST /v1/revocations           {request_id, serial, issuer, reason, revoked_at} → 200
+  POST /control                  {"fail": N, "delay": S, "reject": bool}
+                                 fail the next N certificate requests with 503; answer
+                                 after S seconds (the certificate is issued and recorded
+                                 first, as a real CA would while the caller times out);
+                                 refuse every request with 422
+  GET  /stats                    {"signed": {request_id: times signed}, "answers": {request_id:
+                                 times answered}, "revocations": [...], "requests": N}
+
+A repeated request_id answers the certificate issued the first time: the
+idempotency the adapter relies on ("never issued twice"). Requests need
+"Authorization: Bearer <token>" when --token is given.
+
+  python3 tests/issuance/vendor_sim.py --dir DIR --port PORT [--token T]
+"""
+import argparse
+import datetime
+import http.server
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+DISTID = "1234567812345678"
+CA_CNF = """
+[req]
+distinguished_name = req_dn
+string_mask = utf8only
+utf8 = yes
+[req_dn]
+[root]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[ca]
+basicConstraints = critical, CA:TRUE, pathlen:0
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+[leaf]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, nonRepudiation
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+[ca_sim]
+database = {db}/index.txt
+new_certs_dir = {db}
+serial = {db}/serial
+default_md = sha256
+policy = policy_any
+unique_subject = no
+copy_extensions = none
+[policy_any]
+countryName = optional
+organizationName = optional
+organizationalUnitName = optional
+commonName = supplied
+organizationIdentifier = optional
+"""
+
+
+def run(*args):
+    return subprocess.run(list(args), check=True, capture_output=True, text=True).stdout
+
+
+class Sim:
+    def __init__(self, d, token):
+        self.dir = d
+        self.token = token
+        self.lock = threading.Lock()        # state below
+        self.sign_lock = threading.Lock()   # one openssl ca at a time
+        self.ledger = {}                    # request_id -> answer dict
+        self.inflight = {}                  # request_id -> threading.Event
+        self.signed = {}
+        self.answers = {}
+        self.revocations = []
+        self.requests = 0
+        self.fail = 0
+        self.delay = 0.0
+        self.reject = False
+        os.makedirs(d, exist_ok=True)
+        for alg in ("rsa", "sm2"):
+            self.make_ca(alg)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def make_ca(self, alg):
+        if os.path.exists(self.path(f"{alg}-ca.cert.pem")):
+            return
+        cnf = self.path("openssl.cnf")
+        with open(cnf, "w") as f:
+            f.write(CA_CNF.replace("{db}", self.dir))
+        gen = ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"] if alg == "rsa" \
+            else ["-algorithm", "SM2"]
+        sign = ["-sha256"] if alg == "rsa" else ["-sm3", "-sigopt", f"distid:{DISTID}"]
+        vfy = [] if alg == "rsa" else ["-vfyopt", f"distid:{DISTID}"]
+        up = alg.upper()
+        for who in ("root", "ca"):
+            run("openssl", "genpkey", *gen, "-out", self.path(f"{alg}-{who}.key.pem"))
+        run("openssl", "req", "-new", "-x509", "-utf8", "-config", cnf, "-extensions", "root",
+            "-key", self.path(f"{alg}-root.key.pem"), "-days", "3650", *sign,
+            "-subj", f"/C=CN/O=SIMCA/CN=SIMCA {up} Root", "-out", self.path(f"{alg}-root.cert.pem"))
+        run("openssl", "req", "-new", "-utf8", "-config", cnf, "-key",
+            self.path(f"{alg}-ca.key.pem"), *sign, "-subj", f"/C=CN/O=SIMCA/CN=SIMCA {up} CA",
+            "-out", self.path(f"{alg}-ca.csr"))
+        run("openssl", "x509", "-req", "-in", self.path(f"{alg}-ca.csr"), "-CA",
+            self.path(f"{alg}-root.cert.pem"), "-CAkey", self.path(f"{alg}-root.key.pem"),
+            "-set_serial", "0x" + os.urandom(8).hex(), "-days", "3650", "-extfile", cnf,
+            "-extensions", "ca", *sign, *vfy, "-out", self.path(f"{alg}-ca.cert.pem"))
+        with open(self.path("roots.pem"), "a") as f:
+            f.write(open(self.path(f"{alg}-root.cert.pem")).read())
+            f.write(open(self.path(f"{alg}-ca.cert.pem")).read())
+
+    def issue(self, body):
+        """Signs the CSR with the reserved serial and validity; returns the
+        answer dict."""
+        with self.sign_lock, tempfile.TemporaryDirectory(dir=self.dir) as db:
+            csr = os.path.join(db, "req.csr")
+            with open(csr, "w") as f:
+                f.write(body["csr"])
+            text = run("openssl", "req", "-in", csr, "-noout", "-text")
+            alg = "sm2" if "SM2" in text else "rsa"
+            cnf = os.path.join(db, "openssl.cnf")
+            with open(cnf, "w") as f:
+                f.write(CA_CNF.replace("{db}", db))
+            open(os.path.join(db, "index.txt"), "w").close()
+            with open(os.path.join(db, "serial"), "w") as f:
+                f.write(body["serial"] + "\n")
+            sm2 = ["-sigopt", f"distid:{DISTID}", "-vfyopt", f"distid:{DISTID}"] if alg == "sm2" else []
+            out = os.path.join(db, "leaf.pem")
+
+            def asn1(t):
+                return datetime.datetime.strptime(t[:19], "%Y-%m-%dT%H:%M:%S").strftime("%Y%m%d%H%M%SZ")
+            run("openssl", "ca", "-batch", "-config", cnf, "-name", "ca_sim", "-in", csr,
+                "-cert", self.path(f"{alg}-ca.cert.pem"), "-keyfile", self.path(f"{alg}-ca.key.pem"),
+                "-startdate", asn1(body["not_before"]), "-enddate", asn1(body["not_after"]),
+                "-md", "sm3" if alg == "sm2" else "sha256", *sm2, "-extfile", cnf,
+                "-extensions", "leaf", "-preserveDN", "-utf8", "-notext", "-out", out)
+            return {"certificate": open(out).read(),
+                    "chain": [open(self.path(f"{alg}-ca.cert.pem")).read(),
+                              open(self.path(f"{alg}-root.cert.pem")).read()],
+                    "serial": body["serial"]}
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    sim = None
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, obj):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(n) or b"{}")
+
+    def do_GET(self):
+        sim = self.sim
+        if self.path == "/stats":
+            with sim.lock:
+                self.reply(200, {"signed": sim.signed, "answers": sim.answers,
+                                 "revocations": sim.revocations, "requests": sim.requests,
+                                 "fail": sim.fail, "delay": sim.delay})
+            return
+        self.reply(404, {"error": "not found"})
+
+    def do_POST(self):
+        sim = self.sim
+        try:
+            body = self.body()
+        except ValueError:
+            self.reply(400, {"error": "bad json"})
+            return
+        if self.path == "/control":
+            with sim.lock:
+                sim.fail = int(body.get("fail", sim.fail))
+                sim.delay = float(body.get("delay", sim.delay))
+                sim.reject = bool(body.get("reject", sim.reject))
+            self.reply(200, {"ok": True})
+            return
+        if sim.token and self.headers.get("Authorization") != f"Bearer {sim.token}":
+            self.reply(401, {"error": "bad token"})
+            return
+        if self.path == "/v1/revocations":
+            with sim.lock:
+                sim.requests += 1
+                if sim.fail > 0:
+                    sim.fail -= 1
+                    self.reply(503, {"error": "temporarily failing"})
+                    return
+                if not any(r["request_id"] == body.get("request_id") for r in sim.revocations):
+                    sim.revocations.append(body)
+            self.reply(200, {"revoked": body.get("serial")})
+            return
+        if self.path not in ("/v1/certificates", "/v1/certificates/renew"):
+            self.reply(404, {"error": "not found"})
+            return
+        rid = body.get("request_id")
+        if not rid or not body.get("csr") or not body.get("serial"):
+            self.reply(400, {"error": "request_id, serial and csr are required"})
+            return
+        with sim.lock:
+            sim.requests += 1
+            if sim.reject:
+                self.reply(422, {"error": "refused by policy"})
+                return
+            if sim.fail > 0:
+                sim.fail -= 1
+                self.reply(503, {"error": "temporarily failing"})
+                return
+            delay = sim.delay
+            done = sim.ledger.get(rid)
+            waiting = sim.inflight.get(rid) if done is None else None
+            first = done is None and waiting is None
+            if first:
+                waiting = sim.inflight[rid] = threading.Event()
+        if first:
+            try:
+                answer = sim.issue(body)
+            except subprocess.CalledProcessError as e:
+                with sim.lock:
+                    del sim.inflight[rid]
+                waiting.set()
+                self.reply(422, {"error": "cannot issue: " + (e.stderr or "")[-200:]})
+                return
+            with sim.lock:
+                sim.ledger[rid] = answer
+                sim.signed[rid] = sim.signed.get(rid, 0) + 1
+                del sim.inflight[rid]
+            waiting.set()
+            done = answer
+        elif done is None:
+            waiting.wait(60)
+            with sim.lock:
+                done = sim.ledger.get(rid)
+            if done is None:
+                self.reply(503, {"error": "first attempt failed"})
+                return
+        if delay:
+            time.sleep(delay)
+        with sim.lock:
+            sim.answers[rid] = sim.answers.get(rid, 0) + 1
+        self.reply(201, done)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--token", default="")
+    args = ap.parse_args()
+    Handler.sim = Sim(args.dir, args.token)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    srv.daemon_threads = True
+    print(f"vendor_sim on 127.0.0.1:{args.port}", flush=True)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

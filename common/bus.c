@@ -1223,6 +1223,11 @@ struct consumer_run {
 	natsSubscription *sub;
 	natsSubscription *advisories;
 	int fetch_errors;
+	/* nats.c's Fetch long-polls until the whole batch or the timeout: when
+	 * the stream is idle a batch of 64 would hold the first new event for
+	 * the full wait. Idle, ask for one (answered the moment it arrives);
+	 * busy, for a batch (what is there, at once). */
+	int want;
 };
 
 enum consumer_tx_result {
@@ -1822,8 +1827,9 @@ consumer_main(void *arg)
 			bus_sleep(bus, bus_backoff(&run.link, BACKOFF_MAX_MS));
 			continue;
 		}
-		s = natsSubscription_Fetch(&list, run.sub, FETCH_BATCH,
-		    FETCH_WAIT_MS, NULL);
+		s = natsSubscription_Fetch(&list, run.sub,
+		    run.want ? run.want : FETCH_BATCH, FETCH_WAIT_MS, NULL);
+		run.want = list.Count > 0 ? FETCH_BATCH : 1;
 		if (list.Count > 0) {
 			bus_link_nats(&run.link, true, NATS_OK);
 			run.fetch_errors = 0;

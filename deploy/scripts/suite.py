@@ -482,7 +482,7 @@ class Suite:
         self.start_nginx()
 
     def stop_all(self):
-        for name in ["nginx"] + list(SERVICES) + ["nats", "redis"]:
+        for name in ["nginx"] + list(SERVICES) + ["paysim", "nats", "redis"]:
             self.kill(name, signal.SIGTERM)
         # postgres: fast shutdown on SIGINT
         self.kill("postgres", signal.SIGINT)

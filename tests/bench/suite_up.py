@@ -28,7 +28,7 @@ def main():
     r = api.post("/api/v1/auth/register", {"phone": phone, "sms_code": sms_code(s, phone, "register"),
                                            "password": "abc12345"})
     print(f"GATEWAY={s.gateway}\nGATEWAY_PORT={s.ports['gateway']}\nAUTH_PORT={s.ports['auth']}"
-          f"\nTOKEN={r.json['token']}")
+          f"\nTOKEN={r.json['token']}\nPG_PORT={s.ports['postgres']}\nPG_ADMIN_PW={s.secrets['db_admin']}")
     if "--bind" in sys.argv:
         # A bound SM2 and a bound RSA lock, so logins answer "ok".
         from client import issue_cert, pki, ukey

@@ -5,6 +5,8 @@
  * caller's event loop (see bus.h). */
 #include "bus.h"
 
+#include "db.h"
+
 #include "log.h"
 #include "util.h"
 
@@ -2131,4 +2133,34 @@ bus_metrics_text(struct bus *bus, char *buf, size_t size)
 	}
 	pthread_mutex_unlock(&bus->mu);
 	return t.len;
+}
+
+void
+bus_outbox_add(struct db_batch *b, const char *type, const char *subject,
+    json_t *data)
+{
+	struct bus_event_row row;
+	const char *params[4];
+
+	if (bus_event_prepare(&row, type, subject, data) != 0)
+		fatal("bus: bad event type \"%s\"", type);
+	bus_event_row_params(&row, params);
+	db_batch_add(b, bus_outbox_insert_sql, 4, params);
+	bus_event_row_clear(&row);
+}
+
+int
+bus_tx_emit(struct bus_tx *tx, const char *type, const char *subject,
+    json_t *data)
+{
+	struct bus_event_row row;
+	const char *params[4];
+	long n;
+
+	if (bus_event_prepare(&row, type, subject, data) != 0)
+		return -1;
+	bus_event_row_params(&row, params);
+	n = bus_tx_exec(tx, bus_outbox_insert_sql, 4, params);
+	bus_event_row_clear(&row);
+	return n < 0 ? -1 : 0;
 }

@@ -129,6 +129,20 @@ void bus_event_row_params(const struct bus_event_row *row,
 /* Frees the row's strings; the row may be prepared again. */
 void bus_event_row_clear(struct bus_event_row *row);
 
+struct db_batch;
+
+/* Appends the outbox row of one event to b (common/db.h), so the event is
+ * written in the same transaction as the state change of the batch. data is
+ * borrowed. A type that is not a valid subject tail is a programming error:
+ * fatal. */
+void bus_outbox_add(struct db_batch *b, const char *type, const char *subject,
+    json_t *data);
+
+/* The same inside a consumer's transaction (an event caused by an event).
+ * Returns 0, or -1 on a bad type or an SQL error (the handler returns -1). */
+int bus_tx_emit(struct bus_tx *tx, const char *type, const char *subject,
+    json_t *data);
+
 /* Writes the NATS subject of an event type ("caplat." + type) into out.
  * Returns 0, or -1 when the type is empty, has an empty token, a wildcard,
  * whitespace, starts with "dlq." or does not fit. */

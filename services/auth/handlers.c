@@ -4,6 +4,7 @@
  * chain of named continuations; the last one replies. */
 #include "auth.h"
 
+#include "bus.h"
 #include "crypto.h"
 #include "db.h"
 #include "json.h"
@@ -302,7 +303,7 @@ register_on_hashed(void *arg)
 	uuid_v4(st->id);
 	store_account_insert(b, st->id, st->phone, st->password_hash);
 	json_t *ev = json_pack("{s:s, s:s}", "account_id", st->id, "phone", st->phone);
-	store_add_event(b, "auth.account.registered", st->id, ev);
+	bus_outbox_add(b, "auth.account.registered", st->id, ev);
 	json_decref(ev);
 	db_batch_run(auth.svc.db, b, register_on_inserted, st);
 }
@@ -759,7 +760,7 @@ identity_add(struct http_req *req)
 		json_object_set_new(ev, "uscc", json_string(st->uscc));
 		json_object_set_new(ev, "role", json_string(st->role));
 	}
-	store_add_event(b, "auth.identity.added", st->id, ev);
+	bus_outbox_add(b, "auth.identity.added", st->id, ev);
 	json_decref(ev);
 	db_batch_run(auth.svc.db, b, identity_on_added, st);
 }

@@ -9,20 +9,6 @@
 
 #include <stdlib.h>
 
-/* Appends an outbox row for event type with data (borrowed) to b. */
-void
-store_add_event(struct db_batch *b, const char *type, const char *subject, json_t *data)
-{
-	struct bus_event_row row;
-	const char *params[4];
-
-	if (bus_event_prepare(&row, type, subject, data) != 0)
-		fatal("bad event type %s", type);
-	bus_event_row_params(&row, params);
-	db_batch_add(b, bus_outbox_insert_sql, 4, params);
-	bus_event_row_clear(&row);
-}
-
 void
 store_account_insert(struct db_batch *b, const char *id, const char *phone,
     const char *password_hash)

@@ -7,7 +7,6 @@
 
 struct db_batch;
 
-void store_add_event(struct db_batch *b, const char *type, const char *subject, json_t *data);
 void store_account_insert(struct db_batch *b, const char *id, const char *phone,
     const char *password_hash);
 /* $1 phone → id, phone, password_hash, failed_logins, locked, locked_for */

@@ -50,22 +50,6 @@ event_time(const struct bus_event *ev, const char *field)
 	return t != NULL ? t : ev->time;
 }
 
-/* Appends an outbox row to the consumer's transaction. */
-static int
-emit(struct bus_tx *tx, const char *type, const char *subject, json_t *data)
-{
-	struct bus_event_row row;
-	const char *p[4];
-	long n;
-
-	if (bus_event_prepare(&row, type, subject, data) != 0)
-		return -1;
-	bus_event_row_params(&row, p);
-	n = bus_tx_exec(tx, bus_outbox_insert_sql, 4, p);
-	bus_event_row_clear(&row);
-	return n < 0 ? -1 : 0;
-}
-
 /* bus_tx_exec for a handler's last statement: 0, or -1 on error. */
 static int
 exec_sql(struct bus_tx *tx, const char *sql, int n, const char *const *p)
@@ -198,7 +182,7 @@ order_maybe_fulfil(struct bus_tx *tx, const char *order_id)
 	data = json_pack("{s:s, s:s, s:o, s:s}", "order_id", order_id, "number",
 	    bus_rows_value(done, 0, 0), "items", list, "fulfilled_at",
 	    bus_rows_value(done, 0, 1));
-	rc = emit(tx, "orders.order.fulfilled", order_id, data);
+	rc = bus_tx_emit(tx, "orders.order.fulfilled", order_id, data);
 	if (rc == 0) {
 		atomic_fetch_add(&orders.n.fulfilled, 1);
 		log_info(NULL, "msg=order_fulfilled order=%s", order_id);
@@ -282,7 +266,7 @@ emit_paid(struct bus_tx *tx, const char *order_id, const char *number,
 	    order_id, "number", number, "account_id", account_id, "payment_id",
 	    payment_id, "total_fen", (json_int_t)strtoll(total_fen, NULL, 10),
 	    "items", list, "paid_at", paid_at);
-	rc = emit(tx, "orders.order.paid", order_id, data);
+	rc = bus_tx_emit(tx, "orders.order.paid", order_id, data);
 	json_decref(data);
 	return rc;
 }

@@ -6,6 +6,7 @@
 #include "orders.h"
 
 #include "crypto.h"
+#include "bus.h"
 #include "db.h"
 #include "eligibility.h"
 #include "json.h"
@@ -1137,7 +1138,7 @@ create_on_loaded(void *arg, const struct db_result *res)
 	    uscc, total, st->rq.quote_id[0] ? st->rq.quote_id : NULL,
 	    created_db, expires_db);
 	store_order_items_insert(b, st->id, rows);
-	store_add_event(b, "orders.order.created", st->id, ev);
+	bus_outbox_add(b, "orders.order.created", st->id, ev);
 	store_idem_save(b, s->account_id, st->key, 201, reply);
 	free(rows);
 	free(reply);

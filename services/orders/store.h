@@ -9,10 +9,6 @@
 
 struct db_batch;
 
-/* Appends an outbox row for event type with data (borrowed). */
-void store_add_event(struct db_batch *b, const char *type, const char *subject,
-    json_t *data);
-
 /* ---- catalogue ---- */
 
 /* Catalogue rows, one per (platform, lock kind) version in force now,

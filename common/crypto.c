@@ -811,6 +811,21 @@ crypto_verify_sig(const struct crypto_key *key, const void *msg,
 
 /* The ID goes on the object whose signature is checked, so on every
  * SM2-signed certificate: the leaf and each issuing CA (DOMAIN.md §1). */
+/* Returns a new octet string holding CRYPTO_SM2_DISTID, or NULL. */
+static ASN1_OCTET_STRING *
+sm2_distid_new(void)
+{
+	ASN1_OCTET_STRING *id = ASN1_OCTET_STRING_new();
+
+	if (id == NULL ||
+	    ASN1_OCTET_STRING_set(id, (const unsigned char *)CRYPTO_SM2_DISTID,
+	        (int)strlen(CRYPTO_SM2_DISTID)) != 1) {
+		ASN1_OCTET_STRING_free(id);
+		return NULL;
+	}
+	return id;
+}
+
 static int
 x509_set_distid(X509 *x)
 {
@@ -818,13 +833,8 @@ x509_set_distid(X509 *x)
 
 	if (X509_get_signature_nid(x) != NID_SM2_with_SM3)
 		return 0;
-	id = ASN1_OCTET_STRING_new();
-	if (id == NULL ||
-	    ASN1_OCTET_STRING_set(id, (const unsigned char *)CRYPTO_SM2_DISTID,
-	        (int)strlen(CRYPTO_SM2_DISTID)) != 1) {
-		ASN1_OCTET_STRING_free(id);
+	if ((id = sm2_distid_new()) == NULL)
 		return ossl_fail();
-	}
 	X509_set0_distinguishing_id(x, id);
 	return 0;
 }
@@ -836,13 +846,8 @@ x509_req_set_distid(X509_REQ *req)
 
 	if (X509_REQ_get_signature_nid(req) != NID_SM2_with_SM3)
 		return 0;
-	id = ASN1_OCTET_STRING_new();
-	if (id == NULL ||
-	    ASN1_OCTET_STRING_set(id, (const unsigned char *)CRYPTO_SM2_DISTID,
-	        (int)strlen(CRYPTO_SM2_DISTID)) != 1) {
-		ASN1_OCTET_STRING_free(id);
+	if ((id = sm2_distid_new()) == NULL)
 		return ossl_fail();
-	}
 	X509_REQ_set0_distinguishing_id(req, id);
 	return 0;
 }

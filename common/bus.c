@@ -1086,8 +1086,10 @@ relay_housekeeping(struct bus *bus, PGconn *pg, int64_t now_ms,
 			    total);
 		/* Inbox ids outlive the stream's retention twice over. */
 		char sql[160];
-		snprintf(sql, sizeof(sql), "DELETE FROM inbox WHERE processed_at <"
-		    " now() - make_interval(hours => %d)", 2 * bus->stream_max_age_h);
+		snprintf(sql, sizeof(sql),
+		    "DELETE FROM inbox WHERE processed_at <"
+		    " now() - make_interval(hours => %d)",
+		    2 * bus->stream_max_age_h);
 		PQclear(PQexec(pg, sql));
 	}
 }
@@ -1936,8 +1938,10 @@ bus_open(struct bus **out, const struct bus_config *cfg)
 	bus->source = xasprintf("/caplat/%s", cfg->service);
 	bus->ack_wait_ms = cfg->ack_wait_ms ? cfg->ack_wait_ms : 30000;
 	bus->nak_delay_ms = cfg->nak_delay_ms ? cfg->nak_delay_ms : 1000;
-	bus->stream_replicas = cfg->stream_replicas > 0 ? cfg->stream_replicas : 1;
-	bus->stream_max_age_h = cfg->stream_max_age_h > 0 ? cfg->stream_max_age_h : 168;
+	bus->stream_replicas =
+	    cfg->stream_replicas > 0 ? cfg->stream_replicas : 1;
+	bus->stream_max_age_h =
+	    cfg->stream_max_age_h > 0 ? cfg->stream_max_age_h : 168;
 	bus->wake[0] = bus->wake[1] = -1;
 	bus_read_fault(bus);
 	pthread_mutex_init(&bus->mu, NULL);

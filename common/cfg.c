@@ -10,7 +10,8 @@
 #include <strings.h>
 
 static int
-cfg_parse_one(const struct cfg_var *v, const char *text, char *err, size_t err_size)
+cfg_parse_one(const struct cfg_var *v, const char *text, char *err,
+    size_t err_size)
 {
 	char *end;
 	long n;
@@ -23,23 +24,27 @@ cfg_parse_one(const struct cfg_var *v, const char *text, char *err, size_t err_s
 		errno = 0;
 		n = strtol(text, &end, 10);
 		if (errno != 0 || end == text || *end != '\0') {
-			snprintf(err, err_size, "%s: \"%s\" is not an integer", v->name, text);
+			snprintf(err, err_size, "%s: \"%s\" is not an integer",
+			    v->name, text);
 			return -1;
 		}
 		if (n < v->min || n > v->max) {
-			snprintf(err, err_size, "%s: %ld is outside [%ld, %ld]", v->name, n,
-			    v->min, v->max);
+			snprintf(err, err_size, "%s: %ld is outside [%ld, %ld]",
+			    v->name, n, v->min, v->max);
 			return -1;
 		}
 		*(long *)v->out = n;
 		return 0;
 	case CFG_BOOL:
-		if (!strcmp(text, "1") || !strcasecmp(text, "true") || !strcasecmp(text, "yes"))
+		if (!strcmp(text, "1") || !strcasecmp(text, "true") ||
+		    !strcasecmp(text, "yes"))
 			*(int *)v->out = 1;
-		else if (!strcmp(text, "0") || !strcasecmp(text, "false") || !strcasecmp(text, "no"))
+		else if (!strcmp(text, "0") || !strcasecmp(text, "false") ||
+		    !strcasecmp(text, "no"))
 			*(int *)v->out = 0;
 		else {
-			snprintf(err, err_size, "%s: \"%s\" is not a boolean", v->name, text);
+			snprintf(err, err_size, "%s: \"%s\" is not a boolean",
+			    v->name, text);
 			return -1;
 		}
 		return 0;
@@ -57,7 +62,8 @@ cfg_load(const struct cfg_var *vars, size_t n, char *err, size_t err_size)
 		if (text == NULL || *text == '\0')
 			text = vars[i].def;
 		if (text == NULL) {
-			snprintf(err, err_size, "%s: required (%s)", vars[i].name,
+			snprintf(err, err_size, "%s: required (%s)",
+			    vars[i].name,
 			    vars[i].help ? vars[i].help : "no default");
 			return -1;
 		}

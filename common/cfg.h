@@ -6,18 +6,19 @@
 #include <stddef.h>
 
 enum cfg_type {
-	CFG_STR,  /* out: const char ** (borrowed from the environment or def) */
-	CFG_INT,  /* out: long *, within [min, max] */
+	CFG_STR, /* out: const char ** (borrowed from the environment or def) */
+	CFG_INT, /* out: long *, within [min, max] */
 	CFG_BOOL, /* out: int *, from 0/1/true/false/yes/no */
 };
 
 struct cfg_var {
-	const char *name;  /* environment variable, e.g. "CAPLAT_HTTP_PORT" */
+	const char *name; /* environment variable, e.g. "CAPLAT_HTTP_PORT" */
 	enum cfg_type type;
-	const char *def;   /* default as text; NULL means the variable is required */
-	long min, max;     /* CFG_INT bounds, inclusive */
+	const char
+	    *def; /* default as text; NULL means the variable is required */
+	long min, max; /* CFG_INT bounds, inclusive */
 	void *out;
-	const char *help;  /* one line for the error message and --help */
+	const char *help; /* one line for the error message and --help */
 };
 
 /* Reads every variable of the table into its out pointer. Returns 0 when all

@@ -39,7 +39,7 @@ struct crypto_key {
 
 struct crypto_x509 {
 	X509 *cert;
-	STACK_OF(X509) *chain; /* carried intermediates, may be empty */
+	STACK_OF(X509) * chain; /* carried intermediates, may be empty */
 };
 
 struct crypto_x509_req {
@@ -47,8 +47,8 @@ struct crypto_x509_req {
 };
 
 struct crypto_trust {
-	X509_STORE *store;             /* self-signed roots: trust anchors */
-	STACK_OF(X509) *intermediates; /* untrusted, for building chains */
+	X509_STORE *store;              /* self-signed roots: trust anchors */
+	STACK_OF(X509) * intermediates; /* untrusted, for building chains */
 };
 
 /* OSSL_PARAM constructors take void * for buffers they only read. */
@@ -362,16 +362,15 @@ scrypt_derive(const char *password, const unsigned char *salt, size_t salt_len,
 	EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
 	uint64_t maxmem = SCRYPT_MAXMEM;
 	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD,
-		    unconst(password), strlen(password)),
-		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
-		    unconst(salt), salt_len),
-		OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
-		OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r),
-		OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &p),
-		OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM,
-		    &maxmem),
-		OSSL_PARAM_construct_end(),
+	    OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD,
+	        unconst(password), strlen(password)),
+	    OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
+	        unconst(salt), salt_len),
+	    OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
+	    OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r),
+	    OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &p),
+	    OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem),
+	    OSSL_PARAM_construct_end(),
 	};
 	int rc = -1;
 
@@ -451,8 +450,8 @@ crypto_password_verify(const char *password, const char *stored)
 		goto out;
 	if (salt_len == 0 || want_len < 16 || want_len > sizeof(got))
 		goto out;
-	if (scrypt_derive(password, salt, salt_len, n, r, par, got,
-	        want_len) != 0)
+	if (scrypt_derive(password, salt, salt_len, n, r, par, got, want_len) !=
+	    0)
 		goto out;
 	rc = crypto_ct_equal(got, want, want_len) ? 0 : -1;
 out:
@@ -615,9 +614,9 @@ int
 crypto_key_generate(struct crypto_key **out, enum crypto_key_type type)
 {
 	static const char *const names[] = {
-		[CRYPTO_KEY_RSA] = "RSA",
-		[CRYPTO_KEY_EC_P256] = "EC",
-		[CRYPTO_KEY_SM2] = "SM2",
+	    [CRYPTO_KEY_RSA] = "RSA",
+	    [CRYPTO_KEY_EC_P256] = "EC",
+	    [CRYPTO_KEY_SM2] = "SM2",
 	};
 	EVP_PKEY_CTX *ctx;
 	EVP_PKEY *pkey = NULL;
@@ -792,8 +791,8 @@ out:
 }
 
 int
-crypto_verify_sig(const struct crypto_key *key, const void *msg,
-    size_t msg_len, const unsigned char *sig, size_t sig_len)
+crypto_verify_sig(const struct crypto_key *key, const void *msg, size_t msg_len,
+    const unsigned char *sig, size_t sig_len)
 {
 	EVP_MD_CTX *mdctx;
 	int ok = 0;
@@ -855,7 +854,7 @@ x509_req_set_distid(X509_REQ *req)
 /* Appends every certificate of pem to certs, at most max of them (0: no
  * limit). Returns how many were read, or -1 on bad PEM or too many. */
 static int
-pem_read_certs(STACK_OF(X509) *certs, const char *pem, int max)
+pem_read_certs(STACK_OF(X509) * certs, const char *pem, int max)
 {
 	BIO *bio = mem_bio_reader(pem);
 	int count = 0;
@@ -1150,8 +1149,8 @@ crypto_cert_status_name(enum crypto_cert_status status)
 }
 
 struct verify_outcome {
-	int time_error;  /* first date error, verification went on */
-	int error;       /* first other error, verification stopped */
+	int time_error; /* first date error, verification went on */
+	int error;      /* first other error, verification stopped */
 	int error_depth;
 	int time_depth;
 };
@@ -1228,13 +1227,13 @@ crypto_cert_verify_explain(const struct crypto_trust *trust,
 			    X509_verify_cert_error_string(outcome.time_error),
 			    outcome.time_depth);
 	} else if (why_size > 0) {
-		int err = outcome.error ? outcome.error :
-		                          X509_STORE_CTX_get_error(ctx);
+		int err = outcome.error ? outcome.error
+		                        : X509_STORE_CTX_get_error(ctx);
 
 		snprintf(why, why_size, "%s (depth %d)",
 		    X509_verify_cert_error_string(err),
-		    outcome.error ? outcome.error_depth :
-		                    X509_STORE_CTX_get_error_depth(ctx));
+		    outcome.error ? outcome.error_depth
+		                  : X509_STORE_CTX_get_error_depth(ctx));
 	}
 out:
 	ERR_clear_error();
@@ -1343,7 +1342,8 @@ out:
 }
 
 char *
-crypto_key_private_pem_encrypted(const struct crypto_key *key, const char *passphrase)
+crypto_key_private_pem_encrypted(const struct crypto_key *key,
+    const char *passphrase)
 {
 	BIO *bio;
 	char *pem = NULL;
@@ -1352,8 +1352,8 @@ crypto_key_private_pem_encrypted(const struct crypto_key *key, const char *passp
 		return NULL;
 	bio = mem_bio_new();
 	/* With no callback, u is the NUL-terminated passphrase. */
-	if (PEM_write_bio_PKCS8PrivateKey(bio, key->pkey, EVP_aes_256_cbc(), NULL, 0, NULL,
-	    (void *)(uintptr_t)passphrase) == 1)
+	if (PEM_write_bio_PKCS8PrivateKey(bio, key->pkey, EVP_aes_256_cbc(),
+	        NULL, 0, NULL, (void *)(uintptr_t)passphrase) == 1)
 		pem = mem_bio_string(bio);
 	else
 		ERR_clear_error();
@@ -1362,10 +1362,12 @@ crypto_key_private_pem_encrypted(const struct crypto_key *key, const char *passp
 }
 
 int
-crypto_key_load_pem_encrypted(struct crypto_key **out, const char *pem, const char *passphrase)
+crypto_key_load_pem_encrypted(struct crypto_key **out, const char *pem,
+    const char *passphrase)
 {
 	BIO *bio = mem_bio_reader(pem);
-	EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, (void *)(uintptr_t)passphrase);
+	EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL,
+	    (void *)(uintptr_t)passphrase);
 
 	BIO_free(bio);
 	ERR_clear_error();
@@ -1390,8 +1392,10 @@ gcm_ctx_new(int enc, const unsigned char key[32], size_t iv_len)
 
 	if (ctx == NULL)
 		fatal("out of memory (EVP_CIPHER_CTX)");
-	if (EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, (int)iv_len, NULL) != 1) {
+	if (EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) !=
+	        1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, (int)iv_len,
+	        NULL) != 1) {
 		EVP_CIPHER_CTX_free(ctx);
 		return NULL;
 	}
@@ -1401,8 +1405,8 @@ gcm_ctx_new(int enc, const unsigned char key[32], size_t iv_len)
 
 int
 crypto_aes256gcm_decrypt(unsigned char **out, size_t *out_len,
-    const unsigned char key[32], const void *iv, size_t iv_len,
-    const void *aad, size_t aad_len, const unsigned char *in, size_t in_len)
+    const unsigned char key[32], const void *iv, size_t iv_len, const void *aad,
+    size_t aad_len, const unsigned char *in, size_t in_len)
 {
 	EVP_CIPHER_CTX *ctx;
 	unsigned char *buf, tag[CRYPTO_GCM_TAG_LEN];
@@ -1441,8 +1445,8 @@ crypto_aes256gcm_decrypt(unsigned char **out, size_t *out_len,
 
 int
 crypto_aes256gcm_encrypt(unsigned char **out, size_t *out_len,
-    const unsigned char key[32], const void *iv, size_t iv_len,
-    const void *aad, size_t aad_len, const unsigned char *in, size_t in_len)
+    const unsigned char key[32], const void *iv, size_t iv_len, const void *aad,
+    size_t aad_len, const unsigned char *in, size_t in_len)
 {
 	EVP_CIPHER_CTX *ctx;
 	unsigned char *buf;
@@ -1515,11 +1519,11 @@ issue_name(const struct crypto_subject *s)
 		int nid;
 		const char *v;
 	} rdns[] = {
-		{NID_countryName, s->c},
-		{NID_organizationName, s->o},
-		{NID_organizationalUnitName, s->ou},
-		{NID_commonName, s->cn},
-		{NID_organizationIdentifier, s->org_id},
+	    {NID_countryName, s->c},
+	    {NID_organizationName, s->o},
+	    {NID_organizationalUnitName, s->ou},
+	    {NID_commonName, s->cn},
+	    {NID_organizationIdentifier, s->org_id},
 	};
 	X509_NAME *name = X509_NAME_new();
 
@@ -1563,7 +1567,8 @@ issue_cert(char **out_pem, EVP_PKEY *pub, const X509_NAME *name,
 	if (!issuer_key->has_private || issuer_key->type == CRYPTO_KEY_OTHER ||
 	    spec->not_after <= spec->not_before)
 		return -1;
-	if (issuer != NULL && !issue_key_matches(issuer_key, issuer->spki_sha256))
+	if (issuer != NULL &&
+	    !issue_key_matches(issuer_key, issuer->spki_sha256))
 		return -1;
 	if ((serial = issue_serial(spec->serial)) == NULL)
 		return ossl_fail();
@@ -1584,23 +1589,27 @@ issue_cert(char **out_pem, EVP_PKEY *pub, const X509_NAME *name,
 	    ASN1_TIME_set(X509_getm_notAfter(x), spec->not_after) == NULL ||
 	    X509_set_pubkey(x, pub) != 1 ||
 	    issue_add_ext(x, signer, NID_basic_constraints, bc) != 0 ||
-	    issue_add_ext(x, signer, NID_key_usage, spec->ca ?
-	        "critical,keyCertSign,cRLSign" :
-	        "critical,digitalSignature,nonRepudiation") != 0 ||
-	    (!spec->ca && issue_add_ext(x, signer, NID_ext_key_usage,
-	        "clientAuth") != 0) ||
+	    issue_add_ext(x, signer, NID_key_usage,
+	        spec->ca ? "critical,keyCertSign,cRLSign"
+	                 : "critical,digitalSignature,nonRepudiation") != 0 ||
+	    (!spec->ca &&
+	        issue_add_ext(x, signer, NID_ext_key_usage, "clientAuth") !=
+	            0) ||
 	    issue_add_ext(x, signer, NID_subject_key_identifier, "hash") != 0 ||
-	    (issuer != NULL && issue_add_ext(x, signer,
-	        NID_authority_key_identifier, "keyid:always") != 0))
+	    (issuer != NULL &&
+	        issue_add_ext(x, signer, NID_authority_key_identifier,
+	            "keyid:always") != 0))
 		goto out;
 	if (!spec->ca && spec->crl_url != NULL && *spec->crl_url) {
 		cdp = xasprintf("URI:%s", spec->crl_url);
-		if (issue_add_ext(x, signer, NID_crl_distribution_points, cdp) != 0)
+		if (issue_add_ext(x, signer, NID_crl_distribution_points,
+		        cdp) != 0)
 			goto out;
 	}
 	/* digest_init() puts SM3 and the SM2 ID on the signing context. */
 	mdctx = md_ctx_new();
-	if (digest_init(mdctx, issuer_key, 1) != 0 || X509_sign_ctx(x, mdctx) <= 0)
+	if (digest_init(mdctx, issuer_key, 1) != 0 ||
+	    X509_sign_ctx(x, mdctx) <= 0)
 		goto out;
 	{
 		BIO *bio = mem_bio_new();
@@ -1649,9 +1658,9 @@ crypto_cert_issue(char **out_pem, const struct crypto_csr *csr,
     const struct crypto_cert *subject_from, const struct crypto_cert *issuer,
     const struct crypto_key *issuer_key, const struct crypto_issue_spec *spec)
 {
-	const X509_NAME *name = subject_from ?
-	    X509_get_subject_name(subject_from->x509->cert) :
-	    X509_REQ_get_subject_name(csr->req->req);
+	const X509_NAME *name = subject_from
+	    ? X509_get_subject_name(subject_from->x509->cert)
+	    : X509_REQ_get_subject_name(csr->req->req);
 
 	if (issuer == NULL)
 		return -1;
@@ -1681,7 +1690,8 @@ crypto_crl_create(unsigned char **out_der, size_t *out_len,
 	X509V3_CTX v3;
 	int ok = 0, len;
 
-	if (crl == NULL || t_this == NULL || t_next == NULL || crl_number == NULL)
+	if (crl == NULL || t_this == NULL || t_next == NULL ||
+	    crl_number == NULL)
 		fatal("out of memory (X509_CRL)");
 	if (!issuer_key->has_private || issuer_key->type == CRYPTO_KEY_OTHER ||
 	    !issue_key_matches(issuer_key, issuer->spki_sha256))
@@ -1706,9 +1716,10 @@ crypto_crl_create(unsigned char **out_der, size_t *out_len,
 				ASN1_ENUMERATED *e = ASN1_ENUMERATED_new();
 
 				added = e != NULL &&
-				    ASN1_ENUMERATED_set(e, entries[i].reason) == 1 &&
-				    X509_REVOKED_add1_ext_i2d(r, NID_crl_reason, e, 0,
-				        0) == 1;
+				    ASN1_ENUMERATED_set(e, entries[i].reason) ==
+				        1 &&
+				    X509_REVOKED_add1_ext_i2d(r, NID_crl_reason,
+				        e, 0, 0) == 1;
 				ASN1_ENUMERATED_free(e);
 			}
 		}
@@ -1777,7 +1788,8 @@ crypto_crl_verify(const unsigned char *der, size_t len,
 		        (size_t)sig->length) == 0;
 		OPENSSL_free(tbs);
 	} else {
-		ok = X509_CRL_verify(crl, X509_get0_pubkey(issuer->x509->cert)) == 1;
+		ok = X509_CRL_verify(crl,
+		         X509_get0_pubkey(issuer->x509->cert)) == 1;
 	}
 out:
 	X509_CRL_free(crl);

@@ -45,8 +45,8 @@ int crypto_base64_decode(unsigned char **out, size_t *out_len, const char *s,
 
 /* crypto_base64_decode for the URL-safe alphabet without padding ("=" is an
  * error). */
-int crypto_base64url_decode(unsigned char **out, size_t *out_len,
-    const char *s, size_t len);
+int crypto_base64url_decode(unsigned char **out, size_t *out_len, const char *s,
+    size_t len);
 
 /* ---- Digests and MACs ---- */
 
@@ -209,9 +209,9 @@ enum crypto_cert_status crypto_cert_verify(const struct crypto_trust *trust,
 
 /* crypto_cert_verify that also writes OpenSSL's reason and the depth of the
  * failing certificate into why (for logs) when the result is not OK. */
-enum crypto_cert_status crypto_cert_verify_explain(
-    const struct crypto_trust *trust, const struct crypto_cert *cert, time_t at,
-    char *why, size_t why_size);
+enum crypto_cert_status
+crypto_cert_verify_explain(const struct crypto_trust *trust,
+    const struct crypto_cert *cert, time_t at, char *why, size_t why_size);
 
 /* ---- Certificate signing requests ---- */
 
@@ -273,28 +273,28 @@ void crypto_wipe(void *p, size_t n);
  * length, and returns 0. When the tag does not verify, or in is shorter
  * than the tag, returns -1 and leaves *out untouched. */
 int crypto_aes256gcm_decrypt(unsigned char **out, size_t *out_len,
-    const unsigned char key[32], const void *iv, size_t iv_len,
-    const void *aad, size_t aad_len, const unsigned char *in, size_t in_len);
+    const unsigned char key[32], const void *iv, size_t iv_len, const void *aad,
+    size_t aad_len, const unsigned char *in, size_t in_len);
 
 /* AES-256-GCM encryption: sets *out to a new buffer of in_len + 16 bytes,
  * the ciphertext followed by the tag, and *out_len to its length; returns 0.
  * Returns -1 only for iv_len 0. For tests and simulators. */
 int crypto_aes256gcm_encrypt(unsigned char **out, size_t *out_len,
-    const unsigned char key[32], const void *iv, size_t iv_len,
-    const void *aad, size_t aad_len, const unsigned char *in, size_t in_len);
+    const unsigned char key[32], const void *iv, size_t iv_len, const void *aad,
+    size_t aad_len, const unsigned char *in, size_t in_len);
 
 /* ---- Issuing certificates and CRLs (issuance: the local CA) ---- */
 
 /* What crypto_cert_create() and crypto_cert_issue() put in a certificate
  * besides subject, key and issuer. */
 struct crypto_issue_spec {
-	const char *serial;     /* upper-case hex, 1..40 digits, not zero */
+	const char *serial; /* upper-case hex, 1..40 digits, not zero */
 	time_t not_before, not_after; /* UTC, not_before < not_after */
-	int ca;                 /* 1: CA:TRUE, keyCertSign and cRLSign;
+	int ca;                       /* 1: CA:TRUE, keyCertSign and cRLSign;
 	                         * 0: CA:FALSE, digitalSignature and
 	                         * nonRepudiation, extKeyUsage clientAuth */
-	int path_len;           /* CA only: pathLenConstraint, -1 for none */
-	const char *crl_url;    /* leaf only: a CRL distribution point (URI),
+	int path_len;        /* CA only: pathLenConstraint, -1 for none */
+	const char *crl_url; /* leaf only: a CRL distribution point (URI),
 	                         * or NULL */
 };
 
@@ -337,7 +337,7 @@ enum crypto_crl_reason {
 };
 
 struct crypto_crl_entry {
-	const char *serial;  /* upper-case hex */
+	const char *serial; /* upper-case hex */
 	time_t revoked_at;
 	enum crypto_crl_reason reason; /* UNSPECIFIED: no reasonCode */
 };

@@ -37,19 +37,19 @@ struct db_conn {
 	struct db_pool *pool;
 	PGconn *pg;
 	enum conn_state state;
-	struct event *ev;        /* socket readiness */
-	struct event *timer;     /* reconnect backoff or batch timeout */
+	struct event *ev;    /* socket readiness */
+	struct event *timer; /* reconnect backoff or batch timeout */
 	int backoff_ms;
-	struct db_batch *batch;  /* in flight */
+	struct db_batch *batch; /* in flight */
 	/* Per sent command: which statement it belongs to, and whether it is a
 	 * Prepare (whose result is only checked for errors). */
 	struct {
 		int stmt;
 		int is_prepare;
 		unsigned hash;
-	} *slots;
+	} * slots;
 	int nslots, cursor;
-	PGresult **results;      /* one per statement of the batch */
+	PGresult **results; /* one per statement of the batch */
 	unsigned prepared[DB_MAX_PREPARED];
 	int nprepared;
 };
@@ -80,13 +80,15 @@ db_batch_new(void)
 }
 
 void
-db_batch_add(struct db_batch *b, const char *sql, int nparams, const char *const *params)
+db_batch_add(struct db_batch *b, const char *sql, int nparams,
+    const char *const *params)
 {
 	struct db_stmt *s;
 
 	if (b->n == b->cap) {
 		b->cap = b->cap ? b->cap * 2 : 4;
-		b->stmts = xrealloc(b->stmts, (size_t)b->cap * sizeof(*b->stmts));
+		b->stmts =
+		    xrealloc(b->stmts, (size_t)b->cap * sizeof(*b->stmts));
 	}
 	s = &b->stmts[b->n++];
 	s->sql = sql;
@@ -115,7 +117,9 @@ static void
 batch_fail(struct db_batch *b, enum db_status status, const char *message)
 {
 	struct db_result res = {
-		.status = status, .message = message, .failed_stmt = -1,
+	    .status = status,
+	    .message = message,
+	    .failed_stmt = -1,
 	};
 
 	b->cb(b->arg, &res);
@@ -247,7 +251,8 @@ conn_watch(struct db_conn *c, short what)
 		event_del(c->ev);
 		event_free(c->ev);
 	}
-	c->ev = event_new(c->pool->base, PQsocket(c->pg), what, conn_on_socket, c);
+	c->ev =
+	    event_new(c->pool->base, PQsocket(c->pg), what, conn_on_socket, c);
 	event_add(c->ev, NULL);
 }
 
@@ -321,9 +326,11 @@ conn_send(struct db_conn *c, struct db_batch *b)
 		char name[16];
 
 		snprintf(name, sizeof(name), "s%08x", h);
-		int prepared = conn_is_prepared(c, h) || conn_prepare_pending(c, h);
+		int prepared =
+		    conn_is_prepared(c, h) || conn_prepare_pending(c, h);
 		if (!prepared && c->nprepared + c->nslots < DB_MAX_PREPARED) {
-			if (PQsendPrepare(c->pg, name, s->sql, s->nparams, NULL) != 1)
+			if (PQsendPrepare(c->pg, name, s->sql, s->nparams,
+			        NULL) != 1)
 				return -1;
 			c->slots[c->nslots].stmt = i;
 			c->slots[c->nslots].is_prepare = 1;
@@ -333,10 +340,12 @@ conn_send(struct db_conn *c, struct db_batch *b)
 		}
 		if (prepared) {
 			if (PQsendQueryPrepared(c->pg, name, s->nparams,
-			    (const char *const *)s->params, NULL, NULL, 0) != 1)
+			        (const char *const *)s->params, NULL, NULL,
+			        0) != 1)
 				return -1;
 		} else if (PQsendQueryParams(c->pg, s->sql, s->nparams, NULL,
-		    (const char *const *)s->params, NULL, NULL, 0) != 1) {
+		               (const char *const *)s->params, NULL, NULL,
+		               0) != 1) {
 			return -1;
 		}
 		c->slots[c->nslots].stmt = i;
@@ -365,14 +374,21 @@ conn_complete(struct db_conn *c)
 		if (res.status != DB_OK)
 			continue;
 		res.failed_stmt = i;
-		res.sqlstate = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-		res.constraint = r ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : NULL;
-		res.message = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : "no result";
-		if (res.sqlstate && (!strcmp(res.sqlstate, "23505") || !strcmp(res.sqlstate, "23P01")))
+		res.sqlstate =
+		    r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+		res.constraint =
+		    r ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : NULL;
+		res.message = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
+		                : "no result";
+		if (res.sqlstate &&
+		    (!strcmp(res.sqlstate, "23505") ||
+		        !strcmp(res.sqlstate, "23P01")))
 			res.status = DB_CONFLICT;
 		else if (res.sqlstate && !strcmp(res.sqlstate, "P0001"))
 			res.status = DB_REFUSED;
-		else if (res.sqlstate && (!strncmp(res.sqlstate, "57P", 3) || !strncmp(res.sqlstate, "08", 2)))
+		else if (res.sqlstate &&
+		    (!strncmp(res.sqlstate, "57P", 3) ||
+		        !strncmp(res.sqlstate, "08", 2)))
 			res.status = DB_UNAVAILABLE;
 		else
 			res.status = DB_ERROR;
@@ -424,7 +440,8 @@ conn_read_results(struct db_conn *c)
 		if (c->slots[c->cursor].is_prepare) {
 			if (PQresultStatus(r) == PGRES_COMMAND_OK) {
 				if (c->nprepared < DB_MAX_PREPARED)
-					c->prepared[c->nprepared++] = c->slots[c->cursor].hash;
+					c->prepared[c->nprepared++] =
+					    c->slots[c->cursor].hash;
 				PQclear(r);
 			} else if (c->results[stmt] == NULL) {
 				c->results[stmt] = r; /* keep the error */
@@ -433,7 +450,9 @@ conn_read_results(struct db_conn *c)
 			}
 			continue;
 		}
-		if (c->results[stmt] == NULL || PQresultStatus(c->results[stmt]) == PGRES_PIPELINE_ABORTED) {
+		if (c->results[stmt] == NULL ||
+		    PQresultStatus(c->results[stmt]) ==
+		        PGRES_PIPELINE_ABORTED) {
 			PQclear(c->results[stmt]);
 			c->results[stmt] = r;
 		} else {
@@ -486,11 +505,13 @@ pool_expire_queue(evutil_socket_t fd, short what, void *arg)
 	struct db_batch *b;
 	struct timeval tv = {0, 100000};
 
-	while ((b = TAILQ_FIRST(&pool->queue)) != NULL && b->deadline_us <= now) {
+	while (
+	    (b = TAILQ_FIRST(&pool->queue)) != NULL && b->deadline_us <= now) {
 		TAILQ_REMOVE(&pool->queue, b, link);
 		pool->queued--;
 		pool->unavailable++;
-		batch_fail(b, DB_UNAVAILABLE, "timed out waiting for a connection");
+		batch_fail(b, DB_UNAVAILABLE,
+		    "timed out waiting for a connection");
 	}
 	if (pool->queued)
 		evtimer_add(pool->queue_timer, &tv);
@@ -522,7 +543,8 @@ db_pool_up(const struct db_pool *pool)
 	int up = 0;
 
 	for (int i = 0; i < pool->size; i++)
-		if (pool->conns[i].state == CONN_IDLE || pool->conns[i].state == CONN_BUSY)
+		if (pool->conns[i].state == CONN_IDLE ||
+		    pool->conns[i].state == CONN_BUSY)
 			up++;
 	return up;
 }
@@ -543,7 +565,8 @@ pool_pump(struct db_pool *pool)
 		}
 		return;
 	}
-	for (int i = 0; i < pool->size && (b = TAILQ_FIRST(&pool->queue)); i++) {
+	for (int i = 0; i < pool->size && (b = TAILQ_FIRST(&pool->queue));
+	     i++) {
 		struct db_conn *c = &pool->conns[i];
 		if (c->state != CONN_IDLE)
 			continue;
@@ -554,7 +577,8 @@ pool_pump(struct db_pool *pool)
 }
 
 int
-db_pool_new(struct db_pool **out, struct event_base *base, const struct db_config *cfg)
+db_pool_new(struct db_pool **out, struct event_base *base,
+    const struct db_config *cfg)
 {
 	struct db_pool *pool = xcalloc(1, sizeof(*pool));
 
@@ -679,7 +703,8 @@ list_sql(const char *dir, int *count)
 	while ((e = readdir(d)) != NULL) {
 		size_t len = strlen(e->d_name);
 		if (len > 4 && strcmp(e->d_name + len - 4, ".sql") == 0) {
-			names = xrealloc(names, (size_t)(n + 1) * sizeof(char *));
+			names =
+			    xrealloc(names, (size_t)(n + 1) * sizeof(char *));
 			names[n++] = xstrdup(e->d_name);
 		}
 	}
@@ -716,7 +741,8 @@ static int
 exec_ok(PGconn *pg, const char *sql, char *err, size_t err_size)
 {
 	PGresult *r = PQexec(pg, sql);
-	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK ||
+	    PQresultStatus(r) == PGRES_TUPLES_OK;
 
 	if (!ok)
 		snprintf(err, err_size, "%s", PQresultErrorMessage(r));
@@ -725,7 +751,8 @@ exec_ok(PGconn *pg, const char *sql, char *err, size_t err_size)
 }
 
 static int
-migrate_dir(PGconn *pg, const char *dir, const char *tag, char *err, size_t err_size)
+migrate_dir(PGconn *pg, const char *dir, const char *tag, char *err,
+    size_t err_size)
 {
 	int n, rc = 0;
 	char **names = list_sql(dir, &n);
@@ -736,9 +763,11 @@ migrate_dir(PGconn *pg, const char *dir, const char *tag, char *err, size_t err_
 		PGresult *r;
 
 		snprintf(key, sizeof(key), "%s/%s", tag, names[i]);
-		r = PQexecParams(pg, "SELECT 1 FROM schema_migrations WHERE name = $1",
-		    1, NULL, params, NULL, NULL, 0);
-		int done = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+		r = PQexecParams(pg,
+		    "SELECT 1 FROM schema_migrations WHERE name = $1", 1, NULL,
+		    params, NULL, NULL, 0);
+		int done =
+		    PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
 		PQclear(r);
 		if (done)
 			continue;
@@ -749,7 +778,8 @@ migrate_dir(PGconn *pg, const char *dir, const char *tag, char *err, size_t err_
 			rc = -1;
 			break;
 		}
-		if (exec_ok(pg, "BEGIN", err, err_size) != 0 || exec_ok(pg, sql, err, err_size) != 0) {
+		if (exec_ok(pg, "BEGIN", err, err_size) != 0 ||
+		    exec_ok(pg, sql, err, err_size) != 0) {
 			char reason[512];
 			snprintf(reason, sizeof(reason), "%s", err);
 			snprintf(err, err_size, "%s: %s", key, reason);
@@ -759,8 +789,9 @@ migrate_dir(PGconn *pg, const char *dir, const char *tag, char *err, size_t err_
 			break;
 		}
 		free(sql);
-		r = PQexecParams(pg, "INSERT INTO schema_migrations(name) VALUES ($1)",
-		    1, NULL, params, NULL, NULL, 0);
+		r = PQexecParams(pg,
+		    "INSERT INTO schema_migrations(name) VALUES ($1)", 1, NULL,
+		    params, NULL, NULL, 0);
 		PQclear(r);
 		if (exec_ok(pg, "COMMIT", err, err_size) != 0) {
 			rc = -1;
@@ -798,7 +829,8 @@ db_migrate(const char *conninfo, const char *schema, const char *common_dir,
 	    "SET client_min_messages = warning; SET search_path = %s;"
 	    " SELECT pg_advisory_lock(hashtext('caplat.migrate.%s'));"
 	    "CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY,"
-	    " applied_at timestamptz NOT NULL DEFAULT now())", schema, schema);
+	    " applied_at timestamptz NOT NULL DEFAULT now())",
+	    schema, schema);
 	if (exec_ok(pg, sql, err, err_size) != 0)
 		goto out;
 	if (migrate_dir(pg, common_dir, "common", err, err_size) != 0)
@@ -825,7 +857,8 @@ db_exec_sync(const char *conninfo, const char *sql, int nparams,
 		return -1;
 	}
 	r = PQexecParams(pg, sql, nparams, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK)
+	if (PQresultStatus(r) == PGRES_COMMAND_OK ||
+	    PQresultStatus(r) == PGRES_TUPLES_OK)
 		rc = 0;
 	else
 		snprintf(err, err_size, "%s", PQresultErrorMessage(r));

@@ -27,11 +27,11 @@ struct db_batch;
 enum db_status {
 	DB_OK,
 	DB_UNAVAILABLE, /* no connection, queue full, timeout, connection lost */
-	DB_CONFLICT,    /* unique or exclusion violation (SQLSTATE 23505/23P01) */
-	DB_REFUSED,     /* a business rule raised by our own SQL functions
+	DB_CONFLICT, /* unique or exclusion violation (SQLSTATE 23505/23P01) */
+	DB_REFUSED,  /* a business rule raised by our own SQL functions
 	                 * (RAISE EXCEPTION, SQLSTATE P0001): message holds
 	                 * the rule's stable name */
-	DB_ERROR,       /* any other SQL error: a bug or bad data */
+	DB_ERROR,    /* any other SQL error: a bug or bad data */
 };
 
 struct db_result {
@@ -41,7 +41,7 @@ struct db_result {
 	const char *message;    /* server or client message, or NULL */
 	int failed_stmt;        /* index of the failing statement, or -1 */
 	int nstmts;
-	void **res;             /* internal: one PGresult per statement */
+	void **res; /* internal: one PGresult per statement */
 };
 
 /* Called once per batch with its result, on the loop thread. The result is
@@ -58,7 +58,8 @@ struct db_config {
 /* Creates a pool on base and starts connecting (does not wait). Returns 0
  * and sets *out; caller frees with db_pool_free(), which fails whatever is
  * still queued with DB_UNAVAILABLE. */
-int db_pool_new(struct db_pool **out, struct event_base *base, const struct db_config *cfg);
+int db_pool_new(struct db_pool **out, struct event_base *base,
+    const struct db_config *cfg);
 void db_pool_free(struct db_pool *pool);
 /* Number of connections currently up (for /readyz). */
 int db_pool_up(const struct db_pool *pool);
@@ -70,12 +71,14 @@ struct db_batch *db_batch_new(void);
 /* Appends a statement with text parameters ($1…); NULL entries are SQL NULL.
  * sql must be a string literal or otherwise outlive the batch; params are
  * copied. */
-void db_batch_add(struct db_batch *b, const char *sql, int nparams, const char *const *params);
+void db_batch_add(struct db_batch *b, const char *sql, int nparams,
+    const char *const *params);
 /* Frees a batch that was never run. */
 void db_batch_free(struct db_batch *b);
 /* Runs the batch as one transaction; cb is called exactly once (possibly
  * before this returns, with DB_UNAVAILABLE). Steals b. */
-void db_batch_run(struct db_pool *pool, struct db_batch *b, db_cb cb, void *arg);
+void db_batch_run(struct db_pool *pool, struct db_batch *b, db_cb cb,
+    void *arg);
 /* One statement: shorthand for a batch of one. */
 void db_query(struct db_pool *pool, const char *sql, int nparams,
     const char *const *params, db_cb cb, void *arg);

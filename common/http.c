@@ -32,8 +32,8 @@
 #define HTTP_MAX_WRITERS 8
 
 /* Latency histogram upper bounds in seconds (Prometheus convention). */
-static const double http_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
-    0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+static const double http_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
 #define HTTP_NBUCKETS (sizeof(http_buckets) / sizeof(http_buckets[0]))
 
 struct route_stats {
@@ -82,8 +82,9 @@ http_server_new(struct event_base *base, const char *service)
 	evhttp_set_max_body_size(srv->http, HTTP_ABS_MAX_BODY);
 	evhttp_set_max_headers_size(srv->http, 16 * 1024);
 	evhttp_set_timeout(srv->http, 60);
-	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
+	evhttp_set_allowed_methods(srv->http,
+	    EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+	        EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
 	evhttp_set_gencb(srv->http, http_dispatch, srv);
 	return srv;
 }
@@ -98,7 +99,8 @@ http_server_free(struct http_server *srv)
 }
 
 void
-http_server_routes(struct http_server *srv, const struct http_route *routes, size_t n)
+http_server_routes(struct http_server *srv, const struct http_route *routes,
+    size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (srv->nroutes == HTTP_MAX_ROUTES)
@@ -129,7 +131,8 @@ http_server_dep_error(struct http_server *srv, const char *dep)
 {
 	for (size_t i = 0; i < HTTP_MAX_DEPS; i++) {
 		if (srv->deps[i].name[0] == '\0')
-			snprintf(srv->deps[i].name, sizeof(srv->deps[i].name), "%s", dep);
+			snprintf(srv->deps[i].name, sizeof(srv->deps[i].name),
+			    "%s", dep);
 		if (strcmp(srv->deps[i].name, dep) == 0) {
 			srv->deps[i].count++;
 			return;
@@ -200,7 +203,8 @@ http_request_id_ok(const char *s)
 	for (; s[n]; n++) {
 		char c = s[n];
 		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-		    (c >= 'A' && c <= 'Z') || c == '-' || c == '_' || c == '.'))
+		        (c >= 'A' && c <= 'Z') || c == '-' || c == '_' ||
+		        c == '.'))
 			return 0;
 	}
 	return n > 0 && n < 48;
@@ -210,15 +214,20 @@ static const char *
 http_method_name(enum evhttp_cmd_type cmd)
 {
 	switch (cmd) {
-	case EVHTTP_REQ_GET: return "GET";
-	case EVHTTP_REQ_POST: return "POST";
-	case EVHTTP_REQ_PUT: return "PUT";
-	case EVHTTP_REQ_DELETE: return "DELETE";
-	case EVHTTP_REQ_HEAD: return "HEAD";
-	default: return "OTHER";
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	default:
+		return "OTHER";
 	}
 }
-
 
 static void
 http_req_free(struct http_req *req)
@@ -280,13 +289,20 @@ static const char *
 http_reason(int status)
 {
 	switch (status) {
-	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
-	case 422: return "Unprocessable Entity";
-	case 423: return "Locked";
-	case 429: return "Too Many Requests";
-	case 503: return "Service Unavailable";
-	default: return NULL;
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Payload Too Large";
+	case 422:
+		return "Unprocessable Entity";
+	case 423:
+		return "Locked";
+	case 429:
+		return "Too Many Requests";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return NULL;
 	}
 }
 
@@ -303,8 +319,9 @@ http_finish(struct http_req *req, int status, struct evbuffer *body)
 	http_observe(req, status);
 	int64_t us = now_mono_us() - req->start_us;
 	if (req->route != NULL || status >= 400)
-		log_info(req->id, "msg=http method=%s path=%s status=%d us=%lld",
-		    req->method, req->path ? req->path : "-", status, (long long)us);
+		log_info(req->id,
+		    "msg=http method=%s path=%s status=%d us=%lld", req->method,
+		    req->path ? req->path : "-", status, (long long)us);
 	req->srv->inflight--;
 	http_req_free(req);
 }
@@ -312,7 +329,8 @@ http_finish(struct http_req *req, int status, struct evbuffer *body)
 void
 http_add_header(struct http_req *req, const char *name, const char *value)
 {
-	evhttp_add_header(evhttp_request_get_output_headers(req->ev), name, value);
+	evhttp_add_header(evhttp_request_get_output_headers(req->ev), name,
+	    value);
 }
 
 void
@@ -344,7 +362,8 @@ http_reply_json(struct http_req *req, int status, json_t *body)
 	json_decref(body);
 	if (text == NULL)
 		fatal("json_dumps failed");
-	http_reply_raw(req, status, "application/json; charset=utf-8", text, strlen(text));
+	http_reply_raw(req, status, "application/json; charset=utf-8", text,
+	    strlen(text));
 	free(text);
 }
 
@@ -357,7 +376,8 @@ http_reply_error(struct http_req *req, int status, const char *code,
 	if (field != NULL)
 		json_object_set_new(err, "field", json_string(field));
 	if (status >= 500)
-		log_warn(req->id, "msg=error_reply status=%d code=%s", status, code);
+		log_warn(req->id, "msg=error_reply status=%d code=%s", status,
+		    code);
 	http_reply_json(req, status, json_pack("{s:o}", "error", err));
 }
 
@@ -370,7 +390,8 @@ http_reply_empty(struct http_req *req, int status)
 const char *
 http_header(struct http_req *req, const char *name)
 {
-	return evhttp_find_header(evhttp_request_get_input_headers(req->ev), name);
+	return evhttp_find_header(evhttp_request_get_input_headers(req->ev),
+	    name);
 }
 
 char *
@@ -402,10 +423,12 @@ http_read_json(struct http_req *req, json_t **out)
 		*out = json_object();
 		return 0;
 	}
-	v = json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	v = json_loadb((const char *)req->body, req->body_len,
+	    JSON_REJECT_DUPLICATES, &jerr);
 	if (v == NULL || !json_is_object(v)) {
 		json_decref(v);
-		http_reply_error(req, 400, "BAD_JSON", NULL, "请求体不是有效的 JSON 对象");
+		http_reply_error(req, 400, "BAD_JSON", NULL,
+		    "请求体不是有效的 JSON 对象");
 		return -1;
 	}
 	*out = v;
@@ -416,7 +439,8 @@ http_read_json(struct http_req *req, json_t **out)
 
 /* Matches path against pattern; on a match stores decoded parameters. */
 static int
-http_route_match(const char *pattern, const char *path, char *params[HTTP_MAX_PARAMS])
+http_route_match(const char *pattern, const char *path,
+    char *params[HTTP_MAX_PARAMS])
 {
 	const char *p = pattern, *s = path;
 	int n = 0;
@@ -458,8 +482,9 @@ nomatch:
 static void
 http_healthz(struct http_req *req)
 {
-	http_reply_json(req, 200, json_pack("{s:s, s:s}", "status", "ok", "service",
-	    req->srv->service));
+	http_reply_json(req, 200,
+	    json_pack("{s:s, s:s}", "status", "ok", "service",
+	        req->srv->service));
 }
 
 static void
@@ -469,8 +494,9 @@ http_readyz(struct http_req *req)
 
 	if (req->srv->ready_fn != NULL &&
 	    req->srv->ready_fn(req->srv->ready_arg, why, sizeof(why)) != 0) {
-		http_reply_json(req, 503, json_pack("{s:s, s:s}", "status",
-		    "unavailable", "dependency", why));
+		http_reply_json(req, 503,
+		    json_pack("{s:s, s:s}", "status", "unavailable",
+		        "dependency", why));
 		return;
 	}
 	http_reply_json(req, 200, json_pack("{s:s}", "status", "ready"));
@@ -483,24 +509,29 @@ http_metrics_route(struct evbuffer *out, const char *svc, const char *method,
 	uint64_t cum = 0;
 
 	for (int i = 0; i < HTTP_MAX_STATUSES && st->statuses[i].status; i++)
-		evbuffer_add_printf(out, "caplat_http_requests_total{svc=\"%s\","
-		    "method=\"%s\",route=\"%s\",status=\"%d\"} %llu\n", svc, method,
-		    route, st->statuses[i].status,
+		evbuffer_add_printf(out,
+		    "caplat_http_requests_total{svc=\"%s\","
+		    "method=\"%s\",route=\"%s\",status=\"%d\"} %llu\n",
+		    svc, method, route, st->statuses[i].status,
 		    (unsigned long long)st->statuses[i].count);
 	for (size_t b = 0; b < HTTP_NBUCKETS; b++) {
 		cum += st->buckets[b];
-		evbuffer_add_printf(out, "caplat_http_request_duration_seconds_bucket{"
-		    "svc=\"%s\",method=\"%s\",route=\"%s\",le=\"%g\"} %llu\n", svc,
-		    method, route, http_buckets[b], (unsigned long long)cum);
+		evbuffer_add_printf(out,
+		    "caplat_http_request_duration_seconds_bucket{"
+		    "svc=\"%s\",method=\"%s\",route=\"%s\",le=\"%g\"} %llu\n",
+		    svc, method, route, http_buckets[b],
+		    (unsigned long long)cum);
 	}
-	evbuffer_add_printf(out, "caplat_http_request_duration_seconds_bucket{"
+	evbuffer_add_printf(out,
+	    "caplat_http_request_duration_seconds_bucket{"
 	    "svc=\"%s\",method=\"%s\",route=\"%s\",le=\"+Inf\"} %llu\n"
 	    "caplat_http_request_duration_seconds_sum{svc=\"%s\",method=\"%s\","
 	    "route=\"%s\"} %.6f\n"
 	    "caplat_http_request_duration_seconds_count{svc=\"%s\",method=\"%s\","
-	    "route=\"%s\"} %llu\n", svc, method, route,
-	    (unsigned long long)st->count, svc, method, route, st->sum_seconds, svc,
-	    method, route, (unsigned long long)st->count);
+	    "route=\"%s\"} %llu\n",
+	    svc, method, route, (unsigned long long)st->count, svc, method,
+	    route, st->sum_seconds, svc, method, route,
+	    (unsigned long long)st->count);
 }
 
 static void
@@ -515,15 +546,19 @@ http_metrics(struct http_req *req)
 	    "# TYPE caplat_http_request_duration_seconds histogram\n");
 	for (size_t i = 0; i < srv->nroutes; i++)
 		if (srv->stats[i].count)
-			http_metrics_route(out, srv->service, srv->routes[i]->method,
-			    srv->routes[i]->pattern, &srv->stats[i]);
+			http_metrics_route(out, srv->service,
+			    srv->routes[i]->method, srv->routes[i]->pattern,
+			    &srv->stats[i]);
 	if (srv->stats[HTTP_MAX_ROUTES].count)
 		http_metrics_route(out, srv->service, "any", "unmatched",
 		    &srv->stats[HTTP_MAX_ROUTES]);
-	evbuffer_add_printf(out, "# TYPE caplat_dependency_errors_total counter\n");
+	evbuffer_add_printf(out,
+	    "# TYPE caplat_dependency_errors_total counter\n");
 	for (size_t i = 0; i < HTTP_MAX_DEPS && srv->deps[i].name[0]; i++)
-		evbuffer_add_printf(out, "caplat_dependency_errors_total{svc=\"%s\","
-		    "dep=\"%s\"} %llu\n", srv->service, srv->deps[i].name,
+		evbuffer_add_printf(out,
+		    "caplat_dependency_errors_total{svc=\"%s\","
+		    "dep=\"%s\"} %llu\n",
+		    srv->service, srv->deps[i].name,
 		    (unsigned long long)srv->deps[i].count);
 	evbuffer_add_printf(out, "caplat_http_inflight{svc=\"%s\"} %u\n",
 	    srv->service, srv->inflight - 1);
@@ -539,9 +574,9 @@ http_metrics(struct http_req *req)
 }
 
 static const struct http_route http_ops_routes[] = {
-	{"GET", "/healthz", http_healthz, 0},
-	{"GET", "/readyz", http_readyz, 0},
-	{"GET", "/metrics", http_metrics, 0},
+    {"GET", "/healthz", http_healthz, 0},
+    {"GET", "/readyz", http_readyz, 0},
+    {"GET", "/metrics", http_metrics, 0},
 };
 
 /* ---- dispatch ---------------------------------------------------------- */
@@ -621,17 +656,21 @@ http_dispatch(struct evhttp_request *ev, void *arg)
 	}
 	if (req->route == NULL) {
 		if (path_matched)
-			http_reply_error(req, 405, "METHOD_NOT_ALLOWED", NULL, "不支持该请求方法");
+			http_reply_error(req, 405, "METHOD_NOT_ALLOWED", NULL,
+			    "不支持该请求方法");
 		else
-			http_reply_error(req, 404, "NOT_FOUND", NULL, "请求的资源不存在");
+			http_reply_error(req, 404, "NOT_FOUND", NULL,
+			    "请求的资源不存在");
 		return;
 	}
 
 	struct evbuffer *in = evhttp_request_get_input_buffer(ev);
 	size_t len = evbuffer_get_length(in);
-	size_t max = req->route->max_body ? req->route->max_body : HTTP_DEFAULT_MAX_BODY;
+	size_t max =
+	    req->route->max_body ? req->route->max_body : HTTP_DEFAULT_MAX_BODY;
 	if (len > max) {
-		http_reply_error(req, 413, "BODY_TOO_LARGE", NULL, "请求体过大");
+		http_reply_error(req, 413, "BODY_TOO_LARGE", NULL,
+		    "请求体过大");
 		return;
 	}
 	req->body = xmalloc(len + 1);

@@ -25,48 +25,52 @@ struct session;
 typedef void (*http_handler_fn)(struct http_req *req);
 
 struct http_route {
-	const char *method;   /* "GET", "POST", "PUT", "DELETE" */
-	const char *pattern;  /* "/api/v1/auth/identities/{id}/switch" */
+	const char *method;  /* "GET", "POST", "PUT", "DELETE" */
+	const char *pattern; /* "/api/v1/auth/identities/{id}/switch" */
 	http_handler_fn handler;
-	size_t max_body;      /* bytes; 0 means the server default (64 KiB) */
+	size_t max_body; /* bytes; 0 means the server default (64 KiB) */
 };
 
 #define HTTP_MAX_PARAMS 4
 
 struct http_req {
-	struct evhttp_request *ev;   /* NULL once replied */
+	struct evhttp_request *ev; /* NULL once replied */
 	struct http_server *srv;
 	const struct http_route *route;
-	char id[48];                 /* request id: X-Request-Id or generated */
-	char peer[64];               /* client address (X-Real-IP behind nginx) */
+	char id[48];   /* request id: X-Request-Id or generated */
+	char peer[64]; /* client address (X-Real-IP behind nginx) */
 	const char *method;
-	char *path;                  /* decoded path, owned */
-	char *query;                 /* raw query string or NULL, owned */
+	char *path;                    /* decoded path, owned */
+	char *query;                   /* raw query string or NULL, owned */
 	char *params[HTTP_MAX_PARAMS]; /* decoded {parameters}, owned */
-	unsigned char *body;         /* NUL-terminated copy of the body, owned */
+	unsigned char *body; /* NUL-terminated copy of the body, owned */
 	size_t body_len;
 	int64_t start_us;
-	struct session *session;     /* set by session_require(), owned */
-	void *data;                  /* handler state, freed by data_free */
+	struct session *session; /* set by session_require(), owned */
+	void *data;              /* handler state, freed by data_free */
 	void (*data_free)(void *);
 };
 
 /* Returns a new server on base. Caller frees with http_server_free(). */
-struct http_server *http_server_new(struct event_base *base, const char *service);
+struct http_server *http_server_new(struct event_base *base,
+    const char *service);
 void http_server_free(struct http_server *srv);
 
 /* Adds routes (the array is borrowed and must outlive the server). */
-void http_server_routes(struct http_server *srv, const struct http_route *routes, size_t n);
+void http_server_routes(struct http_server *srv,
+    const struct http_route *routes, size_t n);
 
 /* Sets the readiness check behind /readyz: returns 0 when every dependency
  * answers, else -1 with the failing one's name in why. */
 typedef int (*http_ready_fn)(void *arg, char *why, size_t why_size);
-void http_server_set_ready(struct http_server *srv, http_ready_fn fn, void *arg);
+void http_server_set_ready(struct http_server *srv, http_ready_fn fn,
+    void *arg);
 
 /* Adds a writer of extra /metrics lines (Prometheus text) into buf; returns
  * the number of bytes written (at most size-1). Up to 8 writers. */
 typedef size_t (*http_metrics_fn)(void *arg, char *buf, size_t size);
-void http_server_add_metrics(struct http_server *srv, http_metrics_fn fn, void *arg);
+void http_server_add_metrics(struct http_server *srv, http_metrics_fn fn,
+    void *arg);
 
 /* Counts one error talking to a dependency ("postgres", "redis", "nats").
  * Shown on /metrics as caplat_dependency_errors_total{dep=…}. */
@@ -109,7 +113,8 @@ char *http_query_param(struct http_req *req, const char *name);
 int http_read_json(struct http_req *req, json_t **out);
 
 /* Attaches handler state freed with the request. */
-void http_req_attach(struct http_req *req, void *data, void (*data_free)(void *));
+void http_req_attach(struct http_req *req, void *data,
+    void (*data_free)(void *));
 
 /* Number of requests in flight in this process (for tests and draining). */
 unsigned http_server_inflight(struct http_server *srv);

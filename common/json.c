@@ -4,8 +4,8 @@
 #include <string.h>
 
 static int
-jf_fail(struct json_field_err *err, int status, const char *code, const char *field,
-    const char *message)
+jf_fail(struct json_field_err *err, int status, const char *code,
+    const char *field, const char *message)
 {
 	err->status = status;
 	err->code = code;
@@ -15,22 +15,24 @@ jf_fail(struct json_field_err *err, int status, const char *code, const char *fi
 }
 
 void
-json_field_invalid(struct json_field_err *err, const char *field, const char *code,
-    const char *message)
+json_field_invalid(struct json_field_err *err, const char *field,
+    const char *code, const char *message)
 {
 	jf_fail(err, 422, code, field, message);
 }
 
 /* Returns the value, or NULL when absent or null (an error if required). */
 static json_t *
-jf_get(json_t *obj, const char *field, int required, int *failed, struct json_field_err *err)
+jf_get(json_t *obj, const char *field, int required, int *failed,
+    struct json_field_err *err)
 {
 	json_t *v = json_is_object(obj) ? json_object_get(obj, field) : NULL;
 
 	*failed = 0;
 	if (v == NULL || json_is_null(v)) {
 		if (required) {
-			jf_fail(err, 422, "FIELD_REQUIRED", field, "缺少必填项");
+			jf_fail(err, 422, "FIELD_REQUIRED", field,
+			    "缺少必填项");
 			*failed = 1;
 		}
 		return NULL;
@@ -49,14 +51,18 @@ json_field_str(json_t *obj, const char *field, int required, size_t max_len,
 	if (v == NULL)
 		return failed ? -1 : 0;
 	if (!json_is_string(v))
-		return jf_fail(err, 400, "FIELD_TYPE", field, "字段类型错误，应为字符串");
+		return jf_fail(err, 400, "FIELD_TYPE", field,
+		    "字段类型错误，应为字符串");
 	if (json_string_length(v) == 0) {
 		if (required)
-			return jf_fail(err, 422, "FIELD_REQUIRED", field, "缺少必填项");
+			return jf_fail(err, 422, "FIELD_REQUIRED", field,
+			    "缺少必填项");
 		return 0;
 	}
-	if (json_string_length(v) > max_len || strlen(json_string_value(v)) != json_string_length(v))
-		return jf_fail(err, 422, "FIELD_INVALID", field, "内容过长或含有非法字符");
+	if (json_string_length(v) > max_len ||
+	    strlen(json_string_value(v)) != json_string_length(v))
+		return jf_fail(err, 422, "FIELD_INVALID", field,
+		    "内容过长或含有非法字符");
 	*out = json_string_value(v);
 	return 0;
 }
@@ -73,9 +79,11 @@ json_field_int(json_t *obj, const char *field, int required, long long min,
 	if (v == NULL)
 		return failed ? -1 : 0;
 	if (!json_is_integer(v))
-		return jf_fail(err, 400, "FIELD_TYPE", field, "字段类型错误，应为整数");
+		return jf_fail(err, 400, "FIELD_TYPE", field,
+		    "字段类型错误，应为整数");
 	if (json_integer_value(v) < min || json_integer_value(v) > max)
-		return jf_fail(err, 422, "FIELD_INVALID", field, "数值超出允许范围");
+		return jf_fail(err, 422, "FIELD_INVALID", field,
+		    "数值超出允许范围");
 	*out = json_integer_value(v);
 	if (present != NULL)
 		*present = 1;
@@ -101,7 +109,8 @@ json_field_enum(json_t *obj, const char *field, int required,
 		return -1;
 	if (*out != NULL && !jf_allowed(*out, allowed)) {
 		*out = NULL;
-		return jf_fail(err, 422, "FIELD_INVALID", field, "取值不在允许范围内");
+		return jf_fail(err, 422, "FIELD_INVALID", field,
+		    "取值不在允许范围内");
 	}
 	return 0;
 }
@@ -119,19 +128,25 @@ json_field_str_array(json_t *obj, const char *field, int required,
 	if (v == NULL)
 		return failed ? -1 : 0;
 	if (!json_is_array(v))
-		return jf_fail(err, 400, "FIELD_TYPE", field, "字段类型错误，应为数组");
+		return jf_fail(err, 400, "FIELD_TYPE", field,
+		    "字段类型错误，应为数组");
 	if (json_array_size(v) == 0) {
 		if (required)
-			return jf_fail(err, 422, "FIELD_REQUIRED", field, "至少选择一项");
+			return jf_fail(err, 422, "FIELD_REQUIRED", field,
+			    "至少选择一项");
 		return 0;
 	}
 	if (json_array_size(v) > max_items)
-		return jf_fail(err, 422, "FIELD_INVALID", field, "选择的项目过多");
-	json_array_foreach(v, i, item) {
+		return jf_fail(err, 422, "FIELD_INVALID", field,
+		    "选择的项目过多");
+	json_array_foreach(v, i, item)
+	{
 		if (!json_is_string(item))
-			return jf_fail(err, 400, "FIELD_TYPE", field, "字段类型错误，应为字符串数组");
+			return jf_fail(err, 400, "FIELD_TYPE", field,
+			    "字段类型错误，应为字符串数组");
 		if (!jf_allowed(json_string_value(item), allowed))
-			return jf_fail(err, 422, "FIELD_INVALID", field, "取值不在允许范围内");
+			return jf_fail(err, 422, "FIELD_INVALID", field,
+			    "取值不在允许范围内");
 	}
 	*out = v;
 	return 0;

@@ -54,7 +54,8 @@ kv_on_connect(const redisAsyncContext *ctx, int status)
 
 	if (status != REDIS_OK) {
 		/* hiredis frees the context after this callback. */
-		log_warn(NULL, "msg=redis_connect_failed error=\"%s\"", ctx->errstr);
+		log_warn(NULL, "msg=redis_connect_failed error=\"%s\"",
+		    ctx->errstr);
 		kv->ctx = NULL;
 		kv->connected = 0;
 		kv_schedule_reconnect(kv);
@@ -72,7 +73,8 @@ kv_on_disconnect(const redisAsyncContext *ctx, int status)
 
 	if (kv == NULL)
 		return; /* kv_free in progress */
-	log_warn(NULL, "msg=redis_disconnected error=\"%s\"", status == REDIS_OK ? "-" : ctx->errstr);
+	log_warn(NULL, "msg=redis_disconnected error=\"%s\"",
+	    status == REDIS_OK ? "-" : ctx->errstr);
 	kv->ctx = NULL;
 	kv->connected = 0;
 	kv->reconnects++;
@@ -104,7 +106,8 @@ kv_connect(struct kv *kv)
 }
 
 int
-kv_new(struct kv **out, struct event_base *base, const char *url, int timeout_ms)
+kv_new(struct kv **out, struct event_base *base, const char *url,
+    int timeout_ms)
 {
 	struct kv *kv;
 	char host[128];
@@ -131,7 +134,8 @@ kv_free(struct kv *kv)
 		return;
 	if (kv->ctx != NULL) {
 		kv->ctx->data = NULL;
-		redisAsyncFree(kv->ctx); /* pending callbacks get NULL replies */
+		redisAsyncFree(
+		    kv->ctx); /* pending callbacks get NULL replies */
 	}
 	event_free(kv->reconnect);
 	free(kv);
@@ -150,8 +154,9 @@ kv_metrics(void *arg, char *buf, size_t size)
 	int n = snprintf(buf, size,
 	    "caplat_redis_up %d\ncaplat_redis_commands_total %llu\n"
 	    "caplat_redis_failures_total %llu\ncaplat_redis_timeouts_total %llu\n"
-	    "caplat_redis_reconnects_total %llu\n", kv->connected, kv->commands,
-	    kv->failures, kv->timeouts, kv->reconnects);
+	    "caplat_redis_reconnects_total %llu\n",
+	    kv->connected, kv->commands, kv->failures, kv->timeouts,
+	    kv->reconnects);
 	if (n < 0)
 		return 0;
 	return (size_t)n < size ? (size_t)n : size - 1;
@@ -197,8 +202,8 @@ kv_on_timeout(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-kv_command(struct kv *kv, kv_cb cb, void *arg, int argc, const char *const *argv,
-    const size_t *lens)
+kv_command(struct kv *kv, kv_cb cb, void *arg, int argc,
+    const char *const *argv, const size_t *lens)
 {
 	struct kv_req *r;
 	size_t *l = NULL;
@@ -225,7 +230,8 @@ kv_command(struct kv *kv, kv_cb cb, void *arg, int argc, const char *const *argv
 	const char **av = xmalloc((size_t)argc * sizeof(char *));
 	for (int i = 0; i < argc; i++)
 		av[i] = argv[i];
-	int rc = redisAsyncCommandArgv(kv->ctx, kv_on_reply, r, argc, av, lens ? lens : l);
+	int rc = redisAsyncCommandArgv(kv->ctx, kv_on_reply, r, argc, av,
+	    lens ? lens : l);
 	free(av);
 	if (rc != REDIS_OK) {
 		free(l);
@@ -247,12 +253,18 @@ kv_reply_type(const struct kv_reply *r)
 	const redisReply *rr = (const redisReply *)r;
 
 	switch (rr->type) {
-	case REDIS_REPLY_INTEGER: return KV_INT;
-	case REDIS_REPLY_STRING: return KV_STR;
-	case REDIS_REPLY_ARRAY: return KV_ARRAY;
-	case REDIS_REPLY_STATUS: return KV_STATUS;
-	case REDIS_REPLY_ERROR: return KV_ERROR;
-	default: return KV_NIL;
+	case REDIS_REPLY_INTEGER:
+		return KV_INT;
+	case REDIS_REPLY_STRING:
+		return KV_STR;
+	case REDIS_REPLY_ARRAY:
+		return KV_ARRAY;
+	case REDIS_REPLY_STATUS:
+		return KV_STATUS;
+	case REDIS_REPLY_ERROR:
+		return KV_ERROR;
+	default:
+		return KV_NIL;
 	}
 }
 

@@ -22,7 +22,8 @@ typedef void (*kv_cb)(void *arg, const struct kv_reply *reply);
 
 /* Creates a client for url ("redis://host:port") and starts connecting.
  * Caller frees with kv_free(). Returns 0, or -1 on a malformed url. */
-int kv_new(struct kv **out, struct event_base *base, const char *url, int timeout_ms);
+int kv_new(struct kv **out, struct event_base *base, const char *url,
+    int timeout_ms);
 void kv_free(struct kv *kv);
 /* 1 when connected. */
 int kv_up(const struct kv *kv);
@@ -31,8 +32,8 @@ size_t kv_metrics(void *kv, char *buf, size_t size);
 
 /* Sends a command given as argv (binary-safe; lens NULL means strlen).
  * cb may be NULL when nobody needs the answer. */
-void kv_command(struct kv *kv, kv_cb cb, void *arg, int argc, const char *const *argv,
-    const size_t *lens);
+void kv_command(struct kv *kv, kv_cb cb, void *arg, int argc,
+    const char *const *argv, const size_t *lens);
 
 enum kv_type kv_reply_type(const struct kv_reply *r);
 long long kv_reply_int(const struct kv_reply *r);

@@ -18,10 +18,10 @@ int log_level_parse(const char *name, enum log_level *out);
 void log_line(enum log_level level, const char *req, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define log_at(level, req, ...)                                                \
-	do {                                                                   \
-		if ((level) >= log_min_level)                                  \
-			log_line((level), (req), __VA_ARGS__);                 \
+#define log_at(level, req, ...)                                \
+	do {                                                   \
+		if ((level) >= log_min_level)                  \
+			log_line((level), (req), __VA_ARGS__); \
 	} while (0)
 #define log_debug(req, ...) log_at(LOG_DEBUG, req, __VA_ARGS__)
 #define log_info(req, ...) log_at(LOG_INFO, req, __VA_ARGS__)

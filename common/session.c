@@ -72,15 +72,18 @@ session_on_loaded(void *arg, const struct kv_reply *reply)
 	if (reply == NULL) {
 		http_server_dep_error(req->srv, "redis");
 		free(sc);
-		http_reply_error(req, 503, "UNAVAILABLE", NULL, "服务暂时不可用，请稍后重试");
+		http_reply_error(req, 503, "UNAVAILABLE", NULL,
+		    "服务暂时不可用，请稍后重试");
 		return;
 	}
-	if (kv_reply_type(reply) == KV_STR && (text = kv_reply_str(reply, &len)) != NULL)
+	if (kv_reply_type(reply) == KV_STR &&
+	    (text = kv_reply_str(reply, &len)) != NULL)
 		data = json_loadb(text, len, 0, NULL);
 	if (data == NULL || !json_is_object(data)) {
 		json_decref(data);
 		free(sc);
-		http_reply_error(req, 401, "UNAUTHENTICATED", NULL, "未登录或登录已过期，请重新登录");
+		http_reply_error(req, 401, "UNAUTHENTICATED", NULL,
+		    "未登录或登录已过期，请重新登录");
 		return;
 	}
 	req->session = session_from_json(sc->hash, data);
@@ -95,9 +98,10 @@ session_require(struct http_req *req, void (*next)(struct http_req *req))
 	char ttl[24], key[80];
 	struct session_check *sc;
 
-	if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0 || strlen(auth + 7) < 16 ||
-	    strlen(auth + 7) > 128) {
-		http_reply_error(req, 401, "UNAUTHENTICATED", NULL, "未登录或登录已过期，请重新登录");
+	if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0 ||
+	    strlen(auth + 7) < 16 || strlen(auth + 7) > 128) {
+		http_reply_error(req, 401, "UNAUTHENTICATED", NULL,
+		    "未登录或登录已过期，请重新登录");
 		return;
 	}
 	sc = xcalloc(1, sizeof(*sc));
@@ -118,8 +122,10 @@ session_require_staff(struct http_req *req, const char *role)
 	json_t *r;
 
 	if (req->session->staff_id != NULL) {
-		json_array_foreach(roles, i, r) {
-			if (json_is_string(r) && strcmp(json_string_value(r), role) == 0)
+		json_array_foreach(roles, i, r)
+		{
+			if (json_is_string(r) &&
+			    strcmp(json_string_value(r), role) == 0)
 				return 0;
 		}
 	}
@@ -155,11 +161,13 @@ session_op_reply(void *arg, const struct kv_reply *reply)
 }
 
 static void
-session_send(struct session_op *op, int n, const char *const *cmds[], const int argcs[])
+session_send(struct session_op *op, int n, const char *const *cmds[],
+    const int argcs[])
 {
 	op->pending = n;
 	for (int i = 0; i < n; i++)
-		kv_command(session_kv, session_op_reply, op, argcs[i], cmds[i], NULL);
+		kv_command(session_kv, session_op_reply, op, argcs[i], cmds[i],
+		    NULL);
 }
 
 void
@@ -177,7 +185,8 @@ session_create(json_t *data, session_created_fn cb, void *arg)
 	op->arg = arg;
 	crypto_sha256_hex(op->token, strlen(op->token), hash);
 	snprintf(key, sizeof(key), "sess:%s", hash);
-	snprintf(owner_key, sizeof(owner_key), "sessions:%s", owner ? owner : "-");
+	snprintf(owner_key, sizeof(owner_key), "sessions:%s",
+	    owner ? owner : "-");
 	snprintf(ttl, sizeof(ttl), "%d", session_ttl);
 	const char *set[] = {"SET", key, text, "EX", ttl};
 	const char *sadd[] = {"SADD", owner_key, hash};
@@ -193,7 +202,8 @@ session_create(json_t *data, session_created_fn cb, void *arg)
 }
 
 void
-session_update(const char *token_hash, json_t *data, session_done_fn cb, void *arg)
+session_update(const char *token_hash, json_t *data, session_done_fn cb,
+    void *arg)
 {
 	struct session_op *op = xcalloc(1, sizeof(*op));
 	char key[80], ttl[24];

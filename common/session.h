@@ -15,13 +15,13 @@ struct kv;
 
 struct session {
 	char token_hash[65];
-	json_t *data;              /* the whole session object, owned */
+	json_t *data; /* the whole session object, owned */
 	/* Borrowed views into data (NULL when absent): */
 	const char *account_id;
 	const char *staff_id;      /* set for staff sessions */
 	const char *identity_id;   /* current identity */
 	const char *identity_type; /* "enterprise" | "personal" */
-	const char *role;          /* admin | project_lead | agent (enterprise) */
+	const char *role; /* admin | project_lead | agent (enterprise) */
 	const char *enterprise_id;
 	const char *uscc;
 };
@@ -50,7 +50,8 @@ void session_create(json_t *data, session_created_fn cb, void *arg);
 /* Replaces the data of an existing session (e.g. identity switch); cb gets
  * 0 or -1. */
 typedef void (*session_done_fn)(void *arg, int status);
-void session_update(const char *token_hash, json_t *data, session_done_fn cb, void *arg);
+void session_update(const char *token_hash, json_t *data, session_done_fn cb,
+    void *arg);
 /* Deletes one session (logout), or every session of account_id. */
 void session_delete(const char *token_hash, session_done_fn cb, void *arg);
 void session_delete_all(const char *account_id, session_done_fn cb, void *arg);

@@ -37,7 +37,8 @@ sms_provider_send(const char *phone, const char *text)
 	snprintf(path, sizeof(path), "%s/%s.log", sms_dir, phone);
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		log_error(NULL, "msg=sms_provider_failed error=\"%s\"", strerror(errno));
+		log_error(NULL, "msg=sms_provider_failed error=\"%s\"",
+		    strerror(errno));
 		return -1;
 	}
 	n = snprintf(line, sizeof(line), "%s\n", text);

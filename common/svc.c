@@ -53,7 +53,8 @@ svc_on_drain(evutil_socket_t fd, short what, void *arg)
 	struct svc *svc = arg;
 	struct timeval tick = {0, 50000};
 
-	if (http_server_inflight(svc->http) == 0 || now_mono_us() > svc->drain_until_us) {
+	if (http_server_inflight(svc->http) == 0 ||
+	    now_mono_us() > svc->drain_until_us) {
 		event_base_loopexit(svc->base, NULL);
 		return;
 	}
@@ -76,9 +77,10 @@ svc_migrate(struct svc *svc)
 {
 	char err[1024], common_dir[1024];
 
-	snprintf(common_dir, sizeof(common_dir), "%s/../common", svc->migrations_dir);
-	if (db_migrate(svc->db_url, svc->db_schema, common_dir, svc->migrations_dir,
-	    err, sizeof(err)) != 0)
+	snprintf(common_dir, sizeof(common_dir), "%s/../common",
+	    svc->migrations_dir);
+	if (db_migrate(svc->db_url, svc->db_schema, common_dir,
+	        svc->migrations_dir, err, sizeof(err)) != 0)
 		fatal("migrations failed: %s", err);
 }
 
@@ -88,28 +90,45 @@ svc_init(struct svc *svc, const char *name, int argc, char **argv)
 	enum log_level level;
 	int migrate_only = 0;
 	const struct cfg_var vars[] = {
-		{"CAPLAT_HTTP_PORT", CFG_INT, NULL, 1, 65535, &svc->http_port, "port to listen on"},
-		{"CAPLAT_HTTP_ADDR", CFG_STR, "127.0.0.1", 0, 0, &svc->http_addr, "address to listen on (IPv4)"},
-		{"CAPLAT_WORKERS", CFG_INT, "1", 1, 64, &svc->workers, "worker processes"},
-		{"CAPLAT_DB_URL", CFG_STR, NULL, 0, 0, &svc->db_url, "PostgreSQL URL of the service's role"},
-		{"CAPLAT_DB_SCHEMA", CFG_STR, name, 0, 0, &svc->db_schema, "the service's schema"},
-		{"CAPLAT_DB_POOL", CFG_INT, "8", 1, 256, &svc->db_pool_size, "PostgreSQL connections per process"},
-		{"CAPLAT_REDIS_URL", CFG_STR, "redis://127.0.0.1:6379", 0, 0, &svc->redis_url, "Redis URL"},
-		{"CAPLAT_NATS_URL", CFG_STR, "nats://127.0.0.1:4222", 0, 0, &svc->nats_url, "NATS URL"},
-		{"CAPLAT_NATS_REPLICAS", CFG_INT, "1", 1, 5, &svc->nats_replicas, "stream replicas when creating it"},
-		{"CAPLAT_EVENTS_RETENTION_H", CFG_INT, "168", 1, 24 * 365, &svc->events_retention_h, "stream retention (hours)"},
-		{"CAPLAT_BUS_ACK_WAIT_MS", CFG_INT, "10000", 1000, 600000, &svc->bus_ack_wait_ms, "consumers' AckWait: how soon an event a crashed consumer held is redelivered"},
-		{"CAPLAT_MIGRATIONS_DIR", CFG_STR, NULL, 0, 0, &svc->migrations_dir, "deploy/sql/<service>"},
-		{"CAPLAT_VAR_DIR", CFG_STR, "var", 0, 0, &svc->var_dir, "state directory"},
-		{"CAPLAT_LOG_LEVEL", CFG_STR, "info", 0, 0, &svc->log_level, "debug|info|warn|error"},
-		{"CAPLAT_SESSION_TTL", CFG_INT, "1800", 60, 86400 * 30, &svc->session_ttl, "session idle seconds"},
+	    {"CAPLAT_HTTP_PORT", CFG_INT, NULL, 1, 65535, &svc->http_port,
+	        "port to listen on"},
+	    {"CAPLAT_HTTP_ADDR", CFG_STR, "127.0.0.1", 0, 0, &svc->http_addr,
+	        "address to listen on (IPv4)"},
+	    {"CAPLAT_WORKERS", CFG_INT, "1", 1, 64, &svc->workers,
+	        "worker processes"},
+	    {"CAPLAT_DB_URL", CFG_STR, NULL, 0, 0, &svc->db_url,
+	        "PostgreSQL URL of the service's role"},
+	    {"CAPLAT_DB_SCHEMA", CFG_STR, name, 0, 0, &svc->db_schema,
+	        "the service's schema"},
+	    {"CAPLAT_DB_POOL", CFG_INT, "8", 1, 256, &svc->db_pool_size,
+	        "PostgreSQL connections per process"},
+	    {"CAPLAT_REDIS_URL", CFG_STR, "redis://127.0.0.1:6379", 0, 0,
+	        &svc->redis_url, "Redis URL"},
+	    {"CAPLAT_NATS_URL", CFG_STR, "nats://127.0.0.1:4222", 0, 0,
+	        &svc->nats_url, "NATS URL"},
+	    {"CAPLAT_NATS_REPLICAS", CFG_INT, "1", 1, 5, &svc->nats_replicas,
+	        "stream replicas when creating it"},
+	    {"CAPLAT_EVENTS_RETENTION_H", CFG_INT, "168", 1, 24 * 365,
+	        &svc->events_retention_h, "stream retention (hours)"},
+	    {"CAPLAT_BUS_ACK_WAIT_MS", CFG_INT, "10000", 1000, 600000,
+	        &svc->bus_ack_wait_ms,
+	        "consumers' AckWait: how soon an event a crashed consumer held is redelivered"},
+	    {"CAPLAT_MIGRATIONS_DIR", CFG_STR, NULL, 0, 0, &svc->migrations_dir,
+	        "deploy/sql/<service>"},
+	    {"CAPLAT_VAR_DIR", CFG_STR, "var", 0, 0, &svc->var_dir,
+	        "state directory"},
+	    {"CAPLAT_LOG_LEVEL", CFG_STR, "info", 0, 0, &svc->log_level,
+	        "debug|info|warn|error"},
+	    {"CAPLAT_SESSION_TTL", CFG_INT, "1800", 60, 86400 * 30,
+	        &svc->session_ttl, "session idle seconds"},
 	};
 
 	memset(svc, 0, sizeof(*svc));
 	svc->name = name;
 	cfg_load_or_die(vars, ARRAY_LEN(vars));
 	if (log_level_parse(svc->log_level, &level) != 0)
-		fatal("bad configuration: CAPLAT_LOG_LEVEL: \"%s\"", svc->log_level);
+		fatal("bad configuration: CAPLAT_LOG_LEVEL: \"%s\"",
+		    svc->log_level);
 	log_init(name, level);
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
@@ -133,27 +152,34 @@ svc_init(struct svc *svc, const char *name, int argc, char **argv)
 	if (svc->base == NULL)
 		fatal("event_base_new failed");
 	svc->http = http_server_new(svc->base, name);
-	if (http_server_listen(svc->http, svc->http_addr, (int)svc->http_port) != 0)
-		fatal("listen on %s:%ld failed", svc->http_addr, svc->http_port);
+	if (http_server_listen(svc->http, svc->http_addr,
+	        (int)svc->http_port) != 0)
+		fatal("listen on %s:%ld failed", svc->http_addr,
+		    svc->http_port);
 	const struct db_config dbc = {
-		.conninfo = svc->db_url, .size = (int)svc->db_pool_size,
-		.max_queue = 1024, .timeout_ms = 5000,
+	    .conninfo = svc->db_url,
+	    .size = (int)svc->db_pool_size,
+	    .max_queue = 1024,
+	    .timeout_ms = 5000,
 	};
 	if (db_pool_new(&svc->db, svc->base, &dbc) != 0)
 		fatal("db pool");
 	if (kv_new(&svc->kv, svc->base, svc->redis_url, 1000) != 0)
-		fatal("bad configuration: CAPLAT_REDIS_URL: \"%s\"", svc->redis_url);
+		fatal("bad configuration: CAPLAT_REDIS_URL: \"%s\"",
+		    svc->redis_url);
 	session_setup(svc->kv, (int)svc->session_ttl);
 	work_init(svc->base, 2);
 	http_server_set_ready(svc->http, svc_ready, svc);
 	http_server_add_metrics(svc->http, db_pool_metrics, svc->db);
 	http_server_add_metrics(svc->http, kv_metrics, svc->kv);
 	const struct bus_config busc = {
-		.nats_url = svc->nats_url, .db_url = svc->db_url,
-		.schema = svc->db_schema, .service = name,
-		.stream_replicas = (int)svc->nats_replicas,
-		.stream_max_age_h = (int)svc->events_retention_h,
-		.ack_wait_ms = (int)svc->bus_ack_wait_ms,
+	    .nats_url = svc->nats_url,
+	    .db_url = svc->db_url,
+	    .schema = svc->db_schema,
+	    .service = name,
+	    .stream_replicas = (int)svc->nats_replicas,
+	    .stream_max_age_h = (int)svc->events_retention_h,
+	    .ack_wait_ms = (int)svc->bus_ack_wait_ms,
 	};
 	if (bus_open(&svc->bus, &busc) != 0)
 		fatal("bus: cannot open (see log)");
@@ -164,7 +190,8 @@ svc_init(struct svc *svc, const char *name, int argc, char **argv)
 	svc->drain = evtimer_new(svc->base, svc_on_drain, svc);
 	event_add(svc->signals[0], NULL);
 	event_add(svc->signals[1], NULL);
-	log_info(NULL, "msg=started port=%ld worker=%d", svc->http_port, svc->worker);
+	log_info(NULL, "msg=started port=%ld worker=%d", svc->http_port,
+	    svc->worker);
 }
 
 void

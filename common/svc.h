@@ -14,16 +14,16 @@ struct bus;
 struct event;
 
 struct svc {
-	const char *name;           /* "auth" */
+	const char *name; /* "auth" */
 	struct event_base *base;
 	struct http_server *http;
 	struct db_pool *db;
 	struct kv *kv;
 	struct bus *bus;
-	int worker;                 /* 0 in the first process */
+	int worker; /* 0 in the first process */
 	/* Configuration every service has (CAPLAT_* variables): */
 	long http_port;
-	const char *http_addr;       /* 127.0.0.1 unless CAPLAT_HTTP_ADDR */
+	const char *http_addr; /* 127.0.0.1 unless CAPLAT_HTTP_ADDR */
 	long workers;
 	long db_pool_size;
 	long session_ttl;
@@ -34,8 +34,8 @@ struct svc {
 	long nats_replicas;
 	long events_retention_h;
 	long bus_ack_wait_ms;
-	const char *migrations_dir;  /* deploy/sql/<svc> */
-	const char *var_dir;         /* var/ of `make run`, or the test dir */
+	const char *migrations_dir; /* deploy/sql/<svc> */
+	const char *var_dir;        /* var/ of `make run`, or the test dir */
 	const char *log_level;
 	/* Internal: */
 	struct event *signals[2];

@@ -325,9 +325,11 @@ test_open_rejects_bad_config(void **state)
 	const struct bus_config bad[] = {
 	    {NULL, "postgresql://x", "auth", "auth", 0, 0, 0, 0},
 	    {"nats://127.0.0.1:1", "", "auth", "auth", 0, 0, 0, 0},
-	    {"nats://127.0.0.1:1", "postgresql://x", "Auth", "auth", 0, 0, 0, 0},
+	    {"nats://127.0.0.1:1", "postgresql://x", "Auth", "auth", 0, 0, 0,
+	        0},
 	    {"nats://127.0.0.1:1", "postgresql://x", "auth", "", 0, 0, 0, 0},
-	    {"nats://127.0.0.1:1", "postgresql://x", "auth", "auth", 10, 0, 0, 0},
+	    {"nats://127.0.0.1:1", "postgresql://x", "auth", "auth", 10, 0, 0,
+	        0},
 	};
 
 	log_min_level =

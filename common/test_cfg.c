@@ -14,16 +14,18 @@ static long int_val;
 static int bool_val;
 
 static const struct cfg_var table[] = {
-	{"T_STR", CFG_STR, "dflt", 0, 0, &str_val, "a string"},
-	{"T_INT", CFG_INT, "8080", 1, 65535, &int_val, "a port"},
-	{"T_BOOL", CFG_BOOL, "false", 0, 0, &bool_val, "a flag"},
+    {"T_STR", CFG_STR, "dflt", 0, 0, &str_val, "a string"},
+    {"T_INT", CFG_INT, "8080", 1, 65535, &int_val, "a port"},
+    {"T_BOOL", CFG_BOOL, "false", 0, 0, &bool_val, "a flag"},
 };
 
 static void
 test_defaults(void **state)
 {
 	char err[128];
-	unsetenv("T_STR"); unsetenv("T_INT"); unsetenv("T_BOOL");
+	unsetenv("T_STR");
+	unsetenv("T_INT");
+	unsetenv("T_BOOL");
 	assert_int_equal(cfg_load(table, 3, err, sizeof(err)), 0);
 	assert_string_equal(str_val, "dflt");
 	assert_int_equal(int_val, 8080);
@@ -34,7 +36,9 @@ static void
 test_values(void **state)
 {
 	char err[128];
-	setenv("T_STR", "x", 1); setenv("T_INT", "1", 1); setenv("T_BOOL", "yes", 1);
+	setenv("T_STR", "x", 1);
+	setenv("T_INT", "1", 1);
+	setenv("T_BOOL", "yes", 1);
 	assert_int_equal(cfg_load(table, 3, err, sizeof(err)), 0);
 	assert_string_equal(str_val, "x");
 	assert_int_equal(int_val, 1);
@@ -63,7 +67,8 @@ test_required(void **state)
 {
 	char err[128];
 	const char *v;
-	struct cfg_var req[] = {{"T_REQUIRED", CFG_STR, NULL, 0, 0, &v, "needed"}};
+	struct cfg_var req[] = {
+	    {"T_REQUIRED", CFG_STR, NULL, 0, 0, &v, "needed"}};
 	unsetenv("T_REQUIRED");
 	assert_int_equal(cfg_load(req, 1, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "T_REQUIRED: required"));
@@ -73,10 +78,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_values),
-		cmocka_unit_test(test_bad_values),
-		cmocka_unit_test(test_required),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_values),
+	    cmocka_unit_test(test_bad_values),
+	    cmocka_unit_test(test_required),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

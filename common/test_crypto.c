@@ -21,9 +21,9 @@
 #define ENT_USCC "91350100M000100Y43"
 
 static const enum crypto_key_type algs[] = {
-	CRYPTO_KEY_RSA,
-	CRYPTO_KEY_EC_P256,
-	CRYPTO_KEY_SM2,
+    CRYPTO_KEY_RSA,
+    CRYPTO_KEY_EC_P256,
+    CRYPTO_KEY_SM2,
 };
 
 /* One algorithm's test PKI, all PEM. */
@@ -50,11 +50,11 @@ make_name(const char *o, const char *ou, const char *cn, const char *org_id)
 		int nid;
 		const char *v;
 	} rdns[] = {
-		{NID_countryName, "CN"},
-		{NID_organizationName, o},
-		{NID_organizationalUnitName, ou},
-		{NID_commonName, cn},
-		{NID_organizationIdentifier, org_id},
+	    {NID_countryName, "CN"},
+	    {NID_organizationName, o},
+	    {NID_organizationalUnitName, ou},
+	    {NID_commonName, cn},
+	    {NID_organizationIdentifier, org_id},
 	};
 
 	assert_non_null(name);
@@ -63,7 +63,9 @@ make_name(const char *o, const char *ou, const char *cn, const char *org_id)
 
 		if (v != NULL)
 			assert_int_equal(X509_NAME_add_entry_by_NID(name,
-			    rdns[i].nid, MBSTRING_UTF8, v, -1, -1, 0), 1);
+			                     rdns[i].nid, MBSTRING_UTF8, v, -1,
+			                     -1, 0),
+			    1);
 	}
 	return name;
 }
@@ -143,19 +145,20 @@ make_cert(const struct cert_spec *spec)
 	assert_non_null(x);
 	assert_int_equal(X509_set_version(x, X509_VERSION_3), 1);
 	assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x),
-	    spec->serial), 1);
+	                     spec->serial),
+	    1);
 	assert_int_equal(X509_set_subject_name(x, spec->name), 1);
-	assert_int_equal(X509_set_issuer_name(x,
-	    X509_get_subject_name(signer)), 1);
-	assert_non_null(ASN1_TIME_set(X509_getm_notBefore(x),
-	    spec->not_before));
+	assert_int_equal(X509_set_issuer_name(x, X509_get_subject_name(signer)),
+	    1);
+	assert_non_null(
+	    ASN1_TIME_set(X509_getm_notBefore(x), spec->not_before));
 	assert_non_null(ASN1_TIME_set(X509_getm_notAfter(x), spec->not_after));
 	assert_int_equal(X509_set_pubkey(x, spec->key->pkey), 1);
 	add_ext(x, signer, NID_basic_constraints,
 	    spec->is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
 	add_ext(x, signer, NID_key_usage,
-	    spec->is_ca ? "critical,keyCertSign,cRLSign" :
-	                  "critical,digitalSignature");
+	    spec->is_ca ? "critical,keyCertSign,cRLSign"
+	                : "critical,digitalSignature");
 	add_ext(x, signer, NID_subject_key_identifier, "hash");
 	if (issuer != NULL)
 		add_ext(x, issuer, NID_authority_key_identifier,
@@ -199,32 +202,31 @@ make_chain(struct chain *c, enum crypto_key_type type)
 	assert_int_equal(crypto_key_generate(&c->rogue_key, type), 0);
 	c->root = make_cert(&(struct cert_spec){c->root_key,
 	    ca_name(alg, "root"), NULL, c->root_key, ca_from, ca_until, 1, 1});
-	c->ca = make_cert(&(struct cert_spec){c->ca_key,
-	    ca_name(alg, "issuing CA"), c->root, c->root_key, ca_from,
-	    ca_until, 1, 2});
-	c->leaf = make_cert(&(struct cert_spec){c->leaf_key,
-	    enterprise_name("master", "张三"), c->ca, c->ca_key, t0 - DAY,
-	    t0 + 365 * DAY, 0, 0x0A1B2C3D});
-	c->expired = make_cert(&(struct cert_spec){c->leaf_key,
-	    enterprise_name("master", "张三"), c->ca, c->ca_key,
-	    t0 - 400 * DAY, t0 - 35 * DAY, 0, 4});
-	c->future = make_cert(&(struct cert_spec){c->leaf_key,
-	    enterprise_name("master", "张三"), c->ca, c->ca_key,
-	    t0 + 10 * DAY, t0 + 400 * DAY, 0, 5});
+	c->ca =
+	    make_cert(&(struct cert_spec){c->ca_key, ca_name(alg, "issuing CA"),
+	        c->root, c->root_key, ca_from, ca_until, 1, 2});
+	c->leaf = make_cert(
+	    &(struct cert_spec){c->leaf_key, enterprise_name("master", "张三"),
+	        c->ca, c->ca_key, t0 - DAY, t0 + 365 * DAY, 0, 0x0A1B2C3D});
+	c->expired = make_cert(
+	    &(struct cert_spec){c->leaf_key, enterprise_name("master", "张三"),
+	        c->ca, c->ca_key, t0 - 400 * DAY, t0 - 35 * DAY, 0, 4});
+	c->future = make_cert(
+	    &(struct cert_spec){c->leaf_key, enterprise_name("master", "张三"),
+	        c->ca, c->ca_key, t0 + 10 * DAY, t0 + 400 * DAY, 0, 5});
 	/* A leaf "issued" by a leaf: a right signature, but not by a CA. */
-	c->leaf_issued = make_cert(&(struct cert_spec){c->rogue_key,
-	    enterprise_name("agent", "王五"), c->leaf, c->leaf_key, t0 - DAY,
-	    t0 + 365 * DAY, 0, 6});
+	c->leaf_issued = make_cert(
+	    &(struct cert_spec){c->rogue_key, enterprise_name("agent", "王五"),
+	        c->leaf, c->leaf_key, t0 - DAY, t0 + 365 * DAY, 0, 6});
 	/* A rogue root and a rogue CA with the very names of the real ones. */
 	c->rogue_root = make_cert(&(struct cert_spec){c->rogue_key,
-	    ca_name(alg, "root"), NULL, c->rogue_key, ca_from, ca_until, 1,
-	    7});
-	c->rogue_ca = make_cert(&(struct cert_spec){c->rogue_key,
-	    ca_name(alg, "issuing CA"), c->rogue_root, c->rogue_key, ca_from,
-	    ca_until, 1, 8});
-	c->rogue_leaf = make_cert(&(struct cert_spec){c->leaf_key,
-	    enterprise_name("master", "张三"), c->rogue_ca, c->rogue_key,
-	    t0 - DAY, t0 + 365 * DAY, 0, 9});
+	    ca_name(alg, "root"), NULL, c->rogue_key, ca_from, ca_until, 1, 7});
+	c->rogue_ca = make_cert(
+	    &(struct cert_spec){c->rogue_key, ca_name(alg, "issuing CA"),
+	        c->rogue_root, c->rogue_key, ca_from, ca_until, 1, 8});
+	c->rogue_leaf = make_cert(
+	    &(struct cert_spec){c->leaf_key, enterprise_name("master", "张三"),
+	        c->rogue_ca, c->rogue_key, t0 - DAY, t0 + 365 * DAY, 0, 9});
 }
 
 static int
@@ -301,8 +303,8 @@ assert_decodes(const char *s, int url, const char *raw, size_t raw_len)
 {
 	unsigned char *out;
 	size_t len;
-	int rc = url ? crypto_base64url_decode(&out, &len, s, strlen(s)) :
-	               crypto_base64_decode(&out, &len, s, strlen(s));
+	int rc = url ? crypto_base64url_decode(&out, &len, s, strlen(s))
+	             : crypto_base64_decode(&out, &len, s, strlen(s));
 
 	if (rc != 0)
 		fail_msg("\"%s\" does not decode", s);
@@ -317,16 +319,16 @@ test_base64_vectors(void **state)
 	static const struct {
 		const char *raw, *std, *url;
 	} cases[] = {
-		/* RFC 4648 §10 */
-		{"", "", ""},
-		{"f", "Zg==", "Zg"},
-		{"fo", "Zm8=", "Zm8"},
-		{"foo", "Zm9v", "Zm9v"},
-		{"foob", "Zm9vYg==", "Zm9vYg"},
-		{"fooba", "Zm9vYmE=", "Zm9vYmE"},
-		{"foobar", "Zm9vYmFy", "Zm9vYmFy"},
-		/* the two alphabets differ */
-		{"\xfb\xff", "+/8=", "-_8"},
+	    /* RFC 4648 §10 */
+	    {"", "", ""},
+	    {"f", "Zg==", "Zg"},
+	    {"fo", "Zm8=", "Zm8"},
+	    {"foo", "Zm9v", "Zm9v"},
+	    {"foob", "Zm9vYg==", "Zm9vYg"},
+	    {"fooba", "Zm9vYmE=", "Zm9vYmE"},
+	    {"foobar", "Zm9vYmFy", "Zm9vYmFy"},
+	    /* the two alphabets differ */
+	    {"\xfb\xff", "+/8=", "-_8"},
 	};
 
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
@@ -365,16 +367,50 @@ static void
 test_base64_garbage(void **state)
 {
 	static const char *const bad_std[] = {
-		"Zg=", "Zg", "Z", "Z===", "====", "=", "==", "Zm9v=",
-		"Zm9v====", "Zm9v\n", "Zm9v\r\n", " Zm9v", "Zm9v ", "Zm 9v",
-		"\tZm9v", "=Zm9", "Zm=v", "Zm==Zm9v", "Zg==Zg==", "Zm9v-_8=",
-		"Zm9v_w==", "Zm9v*A==", "Zm9v\xc3\xa9", "Zm9v.",
-		/* unused low bits set */
-		"Zh==", "Zm9=", "Zm9vYh==", "Zm9vYmF=",
+	    "Zg=",
+	    "Zg",
+	    "Z",
+	    "Z===",
+	    "====",
+	    "=",
+	    "==",
+	    "Zm9v=",
+	    "Zm9v====",
+	    "Zm9v\n",
+	    "Zm9v\r\n",
+	    " Zm9v",
+	    "Zm9v ",
+	    "Zm 9v",
+	    "\tZm9v",
+	    "=Zm9",
+	    "Zm=v",
+	    "Zm==Zm9v",
+	    "Zg==Zg==",
+	    "Zm9v-_8=",
+	    "Zm9v_w==",
+	    "Zm9v*A==",
+	    "Zm9v\xc3\xa9",
+	    "Zm9v.",
+	    /* unused low bits set */
+	    "Zh==",
+	    "Zm9=",
+	    "Zm9vYh==",
+	    "Zm9vYmF=",
 	};
 	static const char *const bad_url[] = {
-		"Zg==", "Zm8=", "Z", "Zm9vY", "+/8", "Zh", "Zm9", "Zm9v\n",
-		" Zg", "Zg ", "Z g", "Zm9v=", "=",
+	    "Zg==",
+	    "Zm8=",
+	    "Z",
+	    "Zm9vY",
+	    "+/8",
+	    "Zh",
+	    "Zm9",
+	    "Zm9v\n",
+	    " Zg",
+	    "Zg ",
+	    "Z g",
+	    "Zm9v=",
+	    "=",
 	};
 	unsigned char *out = NULL;
 	size_t len = 12345;
@@ -394,8 +430,7 @@ test_base64_garbage(void **state)
 	assert_null(out);
 	assert_int_equal(len, 12345);
 	/* The length counts: a NUL inside is a character like any other. */
-	assert_int_equal(crypto_base64_decode(&out, &len, "Zm9v\0Zm9v", 9),
-	    -1);
+	assert_int_equal(crypto_base64_decode(&out, &len, "Zm9v\0Zm9v", 9), -1);
 	assert_int_equal(crypto_base64_decode(&out, &len, "Zm9vYmFy", 4), 0);
 	assert_int_equal(len, 3);
 	assert_memory_equal(out, "foo", 3);
@@ -407,10 +442,38 @@ test_sha256_and_hmac(void **state)
 {
 	/* RFC 4231 test case 2 */
 	static const unsigned char hmac_want[CRYPTO_SHA256_LEN] = {
-		0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e,
-		0x6a, 0x04, 0x24, 0x26, 0x08, 0x95, 0x75, 0xc7,
-		0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27, 0x39, 0x83,
-		0x9d, 0xec, 0x58, 0xb9, 0x64, 0xec, 0x38, 0x43,
+	    0x5b,
+	    0xdc,
+	    0xc1,
+	    0x46,
+	    0xbf,
+	    0x60,
+	    0x75,
+	    0x4e,
+	    0x6a,
+	    0x04,
+	    0x24,
+	    0x26,
+	    0x08,
+	    0x95,
+	    0x75,
+	    0xc7,
+	    0x5a,
+	    0x00,
+	    0x3f,
+	    0x08,
+	    0x9d,
+	    0x27,
+	    0x39,
+	    0x83,
+	    0x9d,
+	    0xec,
+	    0x58,
+	    0xb9,
+	    0x64,
+	    0xec,
+	    0x38,
+	    0x43,
 	};
 	const char *data = "what do ya want for nothing?";
 	unsigned char mac[CRYPTO_SHA256_LEN], md[CRYPTO_SHA256_LEN];
@@ -418,11 +481,13 @@ test_sha256_and_hmac(void **state)
 
 	/* FIPS 180-2 "abc", and the empty message */
 	crypto_sha256_hex("abc", 3, hex);
-	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223"
-	                         "b00361a396177a9cb410ff61f20015ad");
+	assert_string_equal(hex,
+	    "ba7816bf8f01cfea414140de5dae2223"
+	    "b00361a396177a9cb410ff61f20015ad");
 	crypto_sha256_hex("", 0, hex);
-	assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb924"
-	                         "27ae41e4649b934ca495991b7852b855");
+	assert_string_equal(hex,
+	    "e3b0c44298fc1c149afbf4c8996fb924"
+	    "27ae41e4649b934ca495991b7852b855");
 	crypto_sha256("", 0, md);
 	assert_int_equal(md[0], 0xe3);
 	crypto_hmac_sha256("Jefe", 4, data, strlen(data), mac);
@@ -483,7 +548,8 @@ static void
 test_password_known_answer(void **state)
 {
 	/* RFC 7914 §12, 2nd vector: "password", "NaCl", N=1024, r=8, p=16 */
-	static const char stored[] = "scrypt$1024$8$16$TmFDbA==$"
+	static const char stored[] =
+	    "scrypt$1024$8$16$TmFDbA==$"
 	    "/bq+HJ00cgB4VucZDQHp/nxq18vII3gw53N2Y0s3MWIurzDZLiKjiG/xCSed"
 	    "mDDaxyevuUqD7m2DYMvfoswGQA==";
 
@@ -494,36 +560,36 @@ test_password_known_answer(void **state)
 static void
 test_password_malformed(void **state)
 {
-#define SALT "c2FsdHNhbHRzYWx0"          /* "saltsaltsalt" */
+#define SALT "c2FsdHNhbHRzYWx0"         /* "saltsaltsalt" */
 #define HASH "aGFzaGhhc2hoYXNoaGFzaA==" /* "hashhashhashhash" */
 	static const char *const bad[] = {
-		"",
-		"scrypt",
-		"scrypt$",
-		"bcrypt$16384$8$1$" SALT "$" HASH,
-		"scrypt$16383$8$1$" SALT "$" HASH,
-		"scrypt$0$8$1$" SALT "$" HASH,
-		"scrypt$1$8$1$" SALT "$" HASH,
-		"scrypt$2097152$8$1$" SALT "$" HASH,
-		"scrypt$99999999999999999999$8$1$" SALT "$" HASH,
-		"scrypt$16384$0$1$" SALT "$" HASH,
-		"scrypt$16384$17$1$" SALT "$" HASH,
-		"scrypt$16384$8$0$" SALT "$" HASH,
-		"scrypt$16384$8$17$" SALT "$" HASH,
-		"scrypt$-16384$8$1$" SALT "$" HASH,
-		"scrypt$ 16384$8$1$" SALT "$" HASH,
-		"scrypt$016384$8$1$" SALT "$" HASH,
-		"scrypt$16384$8$1$" SALT,
-		"scrypt$16384$8$1$" SALT "$",
-		"scrypt$16384$8$1$$" HASH,
-		"scrypt$16384$8$1$" SALT "$aGFzaA==", /* hash too short */
-		"scrypt$16384$8$1$" SALT "$" HASH "$",
-		"scrypt$16384$8$1$" SALT "$" HASH " ",
-		"scrypt$16384$8$1$" SALT "$" HASH "\n",
-		"scrypt$16384$8$1$c2FsdH*hbHRzYWx0$" HASH,
-		"scrypt$16384$8$1$" SALT "$aGFzaGhhc2hoYXNoaGFzaA",
-		/* well-formed, but not the hash of "x" */
-		"scrypt$16384$8$1$" SALT "$" HASH,
+	    "",
+	    "scrypt",
+	    "scrypt$",
+	    "bcrypt$16384$8$1$" SALT "$" HASH,
+	    "scrypt$16383$8$1$" SALT "$" HASH,
+	    "scrypt$0$8$1$" SALT "$" HASH,
+	    "scrypt$1$8$1$" SALT "$" HASH,
+	    "scrypt$2097152$8$1$" SALT "$" HASH,
+	    "scrypt$99999999999999999999$8$1$" SALT "$" HASH,
+	    "scrypt$16384$0$1$" SALT "$" HASH,
+	    "scrypt$16384$17$1$" SALT "$" HASH,
+	    "scrypt$16384$8$0$" SALT "$" HASH,
+	    "scrypt$16384$8$17$" SALT "$" HASH,
+	    "scrypt$-16384$8$1$" SALT "$" HASH,
+	    "scrypt$ 16384$8$1$" SALT "$" HASH,
+	    "scrypt$016384$8$1$" SALT "$" HASH,
+	    "scrypt$16384$8$1$" SALT,
+	    "scrypt$16384$8$1$" SALT "$",
+	    "scrypt$16384$8$1$$" HASH,
+	    "scrypt$16384$8$1$" SALT "$aGFzaA==", /* hash too short */
+	    "scrypt$16384$8$1$" SALT "$" HASH "$",
+	    "scrypt$16384$8$1$" SALT "$" HASH " ",
+	    "scrypt$16384$8$1$" SALT "$" HASH "\n",
+	    "scrypt$16384$8$1$c2FsdH*hbHRzYWx0$" HASH,
+	    "scrypt$16384$8$1$" SALT "$aGFzaGhhc2hoYXNoaGFzaA",
+	    /* well-formed, but not the hash of "x" */
+	    "scrypt$16384$8$1$" SALT "$" HASH,
 	};
 #undef SALT
 #undef HASH
@@ -586,11 +652,11 @@ static void
 test_key_load_bad(void **state)
 {
 	static const char *const bad[] = {
-		"",
-		"garbage",
-		"-----BEGIN PRIVATE KEY-----\nAAAA\n"
-		"-----END PRIVATE KEY-----\n",
-		"-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n",
+	    "",
+	    "garbage",
+	    "-----BEGIN PRIVATE KEY-----\nAAAA\n"
+	    "-----END PRIVATE KEY-----\n",
+	    "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n",
 	};
 	struct crypto_key *k = NULL;
 	BIO *bio = mem_bio_new();
@@ -598,12 +664,12 @@ test_key_load_bad(void **state)
 
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++)
 		assert_int_equal(crypto_key_load_pem(&k, bad[i]), -1);
-	assert_int_equal(crypto_key_load_file(&k, "/nonexistent/key.pem"),
-	    -1);
+	assert_int_equal(crypto_key_load_file(&k, "/nonexistent/key.pem"), -1);
 	/* An encrypted key is refused without asking for a pass phrase. */
-	assert_int_equal(PEM_write_bio_PrivateKey(bio,
-	    chains[1].leaf_key->pkey, EVP_aes_128_cbc(),
-	    (const unsigned char *)"secret", 6, NULL, NULL), 1);
+	assert_int_equal(PEM_write_bio_PrivateKey(bio, chains[1].leaf_key->pkey,
+	                     EVP_aes_128_cbc(), (const unsigned char *)"secret",
+	                     6, NULL, NULL),
+	    1);
 	encrypted = mem_bio_string(bio);
 	BIO_free(bio);
 	assert_non_null(strstr(encrypted, "ENCRYPTED"));
@@ -615,8 +681,8 @@ test_key_load_bad(void **state)
 }
 
 static int
-verifies(const struct crypto_key *key, const unsigned char *msg,
-    size_t msg_len, const unsigned char *sig, size_t sig_len)
+verifies(const struct crypto_key *key, const unsigned char *msg, size_t msg_len,
+    const unsigned char *sig, size_t sig_len)
 {
 	return crypto_verify_sig(key, msg, msg_len, sig, sig_len) == 0;
 }
@@ -647,8 +713,8 @@ sign_verify_one(size_t alg)
 
 		sig[bit / 8] ^= mask;
 		if (verifies(cert->key, msg, n, sig, sig_len))
-			fail_msg("%s: signature bit %zu flipped verifies",
-			    name, bit);
+			fail_msg("%s: signature bit %zu flipped verifies", name,
+			    bit);
 		sig[bit / 8] ^= mask;
 	}
 	for (size_t bit = 0; bit < n * 8; bit += 5) {
@@ -656,8 +722,8 @@ sign_verify_one(size_t alg)
 
 		msg[bit / 8] ^= mask;
 		if (verifies(cert->key, msg, n, sig, sig_len))
-			fail_msg("%s: message bit %zu flipped verifies",
-			    name, bit);
+			fail_msg("%s: message bit %zu flipped verifies", name,
+			    bit);
 		msg[bit / 8] ^= mask;
 	}
 	assert_false(verifies(cert->key, msg, n - 1, sig, sig_len));
@@ -667,8 +733,8 @@ sign_verify_one(size_t alg)
 	assert_false(verifies(c->ca_key, msg, n, sig, sig_len));
 	for (size_t j = 0; j < ARRAY_LEN(algs); j++)
 		if (j != alg)
-			assert_false(verifies(chains[j].leaf_key, msg, n, sig,
-			    sig_len));
+			assert_false(
+			    verifies(chains[j].leaf_key, msg, n, sig, sig_len));
 	assert_true(verifies(cert->key, msg, n, sig, sig_len));
 	free(sig);
 	/* A public key cannot sign. */
@@ -699,14 +765,15 @@ raw_sm2_sign(EVP_PKEY *pkey, const char *msg, int with_id,
 	if (with_id) {
 		pctx = EVP_PKEY_CTX_new(pkey, NULL);
 		assert_non_null(pctx);
-		assert_true(EVP_PKEY_CTX_set1_id(pctx, CRYPTO_SM2_DISTID,
-		    16) > 0);
+		assert_true(
+		    EVP_PKEY_CTX_set1_id(pctx, CRYPTO_SM2_DISTID, 16) > 0);
 		EVP_MD_CTX_set_pkey_ctx(mdctx, pctx);
 	}
-	assert_int_equal(EVP_DigestSignInit(mdctx, NULL, EVP_sm3(), NULL,
-	    pkey), 1);
+	assert_int_equal(EVP_DigestSignInit(mdctx, NULL, EVP_sm3(), NULL, pkey),
+	    1);
 	assert_int_equal(EVP_DigestSign(mdctx, sig, &sig_len,
-	    (const unsigned char *)msg, strlen(msg)), 1);
+	                     (const unsigned char *)msg, strlen(msg)),
+	    1);
 	EVP_MD_CTX_free(mdctx);
 	EVP_PKEY_CTX_free(pctx);
 	return sig_len;
@@ -724,11 +791,11 @@ test_sm2_distid_required(void **state)
 
 	assert_int_equal(key->type, CRYPTO_KEY_SM2);
 	sig_len = raw_sm2_sign(key->pkey, msg, 0, sig);
-	assert_int_equal(crypto_verify_sig(key, msg, strlen(msg), sig,
-	    sig_len), -1);
+	assert_int_equal(crypto_verify_sig(key, msg, strlen(msg), sig, sig_len),
+	    -1);
 	sig_len = raw_sm2_sign(key->pkey, msg, 1, sig);
-	assert_int_equal(crypto_verify_sig(key, msg, strlen(msg), sig,
-	    sig_len), 0);
+	assert_int_equal(crypto_verify_sig(key, msg, strlen(msg), sig, sig_len),
+	    0);
 }
 
 /* An "EC" key on the SM2 curve must still sign and verify as SM2, as a
@@ -770,7 +837,8 @@ test_sm2_key_typed_ec(void **state)
 	assert_int_equal(loaded->type, CRYPTO_KEY_SM2);
 	assert_int_equal(crypto_verify_sig(loaded, "m", 1, sig, sig_len), 0);
 	assert_int_equal(crypto_verify_sig(chains[2].leaf_key, "m", 1, sig,
-	    sig_len), -1);
+	                     sig_len),
+	    -1);
 	free(sig);
 	free(pub_pem);
 	crypto_key_free(loaded);
@@ -795,9 +863,9 @@ static void
 test_cert_parse_fields(void **state)
 {
 	static const char *const want_issuer[] = {
-		"CN=test rsa issuing CA,O=caplat test,C=CN",
-		"CN=test ec_p256 issuing CA,O=caplat test,C=CN",
-		"CN=test sm2 issuing CA,O=caplat test,C=CN",
+	    "CN=test rsa issuing CA,O=caplat test,C=CN",
+	    "CN=test ec_p256 issuing CA,O=caplat test,C=CN",
+	    "CN=test sm2 issuing CA,O=caplat test,C=CN",
 	};
 
 	for (size_t i = 0; i < ARRAY_LEN(algs); i++) {
@@ -887,7 +955,9 @@ test_cert_parse_bad(void **state)
 	assert_int_equal(crypto_cert_parse(&cert, c->leaf, many), -1);
 	/* A NUL inside the CN must not cut "master\0..." to "master". */
 	assert_int_equal(X509_NAME_add_entry_by_NID(name, NID_commonName,
-	    V_ASN1_UTF8STRING, (const unsigned char *)"a\0b", 3, -1, 0), 1);
+	                     V_ASN1_UTF8STRING, (const unsigned char *)"a\0b",
+	                     3, -1, 0),
+	    1);
 	nul_cn = make_cert(&(struct cert_spec){c->leaf_key, name, c->ca,
 	    c->ca_key, t0, t0 + DAY, 0, 1});
 	assert_int_equal(crypto_cert_parse(&cert, nul_cn, NULL), -1);
@@ -939,33 +1009,31 @@ static const struct verify_case {
 	long at; /* seconds from t0 */
 	enum crypto_cert_status want;
 } verify_cases[] = {
-	{"full bundle", FULL, LEAF, NONE, 0, S_OK},
-	{"roots only, CA carried", ROOTS, LEAF, CA, 0, S_OK},
-	{"full bundle, CA carried", FULL, LEAF, CA, 0, S_OK},
-	{"roots only, no CA", ROOTS, LEAF, NONE, 0, S_UNTRUSTED},
-	{"wrong root", ROGUE, LEAF, CA, 0, S_UNTRUSTED},
-	{"expired leaf", FULL, EXPIRED, NONE, 0, S_EXPIRED},
-	{"expired, CA carried", ROOTS, EXPIRED, CA, 0, S_EXPIRED},
-	{"not yet valid", FULL, FUTURE, NONE, 0, S_TOO_NEW},
-	{"future leaf, later", FULL, FUTURE, NONE, 20 * DAY, S_OK},
-	{"leaf, a year later", FULL, LEAF, NONE, 366 * DAY, S_EXPIRED},
-	/* OpenSSL counts notAfter itself as expired */
-	{"leaf, last second", FULL, LEAF, NONE, 365 * DAY - 1, S_OK},
-	{"leaf, at notAfter", FULL, LEAF, NONE, 365 * DAY, S_EXPIRED},
-	{"leaf, at notBefore", FULL, LEAF, NONE, -DAY, S_OK},
-	{"leaf, before notBefore", FULL, LEAF, NONE, -DAY - 1, S_TOO_NEW},
-	{"leaf, before the CA", FULL, LEAF, NONE, -1001 * DAY, S_TOO_NEW},
-	{"expired, in its time", FULL, EXPIRED, NONE, -100 * DAY, S_OK},
-	/* anything but the dates outranks the dates */
-	{"wrong root and expired", ROGUE, EXPIRED, CA, 0, S_UNTRUSTED},
-	{"rogue CA of the same name", FULL, ROGUE_LEAF, ROGUE_CA, 0,
-	    S_UNTRUSTED},
-	{"rogue CA, roots only", ROOTS, ROGUE_LEAF, ROGUE_CA, 0, S_UNTRUSTED},
-	{"rogue chain, rogue root", ROGUE, ROGUE_LEAF, ROGUE_CA, 0, S_OK},
-	{"issued by a leaf", FULL, LEAF_ISSUED, NONE, 0, S_UNTRUSTED},
-	{"tampered signature", FULL, TAMPERED, NONE, 0, S_UNTRUSTED},
-	{"tampered and expired", FULL, TAMPERED, NONE, 366 * DAY,
-	    S_UNTRUSTED},
+    {"full bundle", FULL, LEAF, NONE, 0, S_OK},
+    {"roots only, CA carried", ROOTS, LEAF, CA, 0, S_OK},
+    {"full bundle, CA carried", FULL, LEAF, CA, 0, S_OK},
+    {"roots only, no CA", ROOTS, LEAF, NONE, 0, S_UNTRUSTED},
+    {"wrong root", ROGUE, LEAF, CA, 0, S_UNTRUSTED},
+    {"expired leaf", FULL, EXPIRED, NONE, 0, S_EXPIRED},
+    {"expired, CA carried", ROOTS, EXPIRED, CA, 0, S_EXPIRED},
+    {"not yet valid", FULL, FUTURE, NONE, 0, S_TOO_NEW},
+    {"future leaf, later", FULL, FUTURE, NONE, 20 * DAY, S_OK},
+    {"leaf, a year later", FULL, LEAF, NONE, 366 * DAY, S_EXPIRED},
+    /* OpenSSL counts notAfter itself as expired */
+    {"leaf, last second", FULL, LEAF, NONE, 365 * DAY - 1, S_OK},
+    {"leaf, at notAfter", FULL, LEAF, NONE, 365 * DAY, S_EXPIRED},
+    {"leaf, at notBefore", FULL, LEAF, NONE, -DAY, S_OK},
+    {"leaf, before notBefore", FULL, LEAF, NONE, -DAY - 1, S_TOO_NEW},
+    {"leaf, before the CA", FULL, LEAF, NONE, -1001 * DAY, S_TOO_NEW},
+    {"expired, in its time", FULL, EXPIRED, NONE, -100 * DAY, S_OK},
+    /* anything but the dates outranks the dates */
+    {"wrong root and expired", ROGUE, EXPIRED, CA, 0, S_UNTRUSTED},
+    {"rogue CA of the same name", FULL, ROGUE_LEAF, ROGUE_CA, 0, S_UNTRUSTED},
+    {"rogue CA, roots only", ROOTS, ROGUE_LEAF, ROGUE_CA, 0, S_UNTRUSTED},
+    {"rogue chain, rogue root", ROGUE, ROGUE_LEAF, ROGUE_CA, 0, S_OK},
+    {"issued by a leaf", FULL, LEAF_ISSUED, NONE, 0, S_UNTRUSTED},
+    {"tampered signature", FULL, TAMPERED, NONE, 0, S_UNTRUSTED},
+    {"tampered and expired", FULL, TAMPERED, NONE, 366 * DAY, S_UNTRUSTED},
 };
 
 static void
@@ -973,17 +1041,17 @@ verify_case_run(const struct chain *c, const char *tampered,
     const struct verify_case *vc, struct crypto_trust *const trusts[3])
 {
 	const char *pems[] = {
-		[LEAF] = c->leaf,
-		[EXPIRED] = c->expired,
-		[FUTURE] = c->future,
-		[ROGUE_LEAF] = c->rogue_leaf,
-		[LEAF_ISSUED] = c->leaf_issued,
-		[TAMPERED] = tampered,
+	    [LEAF] = c->leaf,
+	    [EXPIRED] = c->expired,
+	    [FUTURE] = c->future,
+	    [ROGUE_LEAF] = c->rogue_leaf,
+	    [LEAF_ISSUED] = c->leaf_issued,
+	    [TAMPERED] = tampered,
 	};
 	const char *carried[] = {
-		[NONE] = NULL,
-		[CA] = c->ca,
-		[ROGUE_CA] = c->rogue_ca,
+	    [NONE] = NULL,
+	    [CA] = c->ca,
+	    [ROGUE_CA] = c->rogue_ca,
 	};
 	const struct crypto_trust *trust = trusts[vc->bundle];
 	struct crypto_cert *cert;
@@ -991,7 +1059,8 @@ verify_case_run(const struct chain *c, const char *tampered,
 	char why[256];
 
 	assert_int_equal(crypto_cert_parse(&cert, pems[vc->cert],
-	    carried[vc->carry]), 0);
+	                     carried[vc->carry]),
+	    0);
 	got = crypto_cert_verify_explain(trust, cert, t0 + vc->at, why,
 	    sizeof(why));
 	if (got != vc->want)
@@ -1101,8 +1170,8 @@ csr_pem_from_der(const unsigned char *der, size_t len)
 	BIO *bio = mem_bio_new();
 	char *pem;
 
-	assert_true(PEM_write_bio(bio, "CERTIFICATE REQUEST", "", der,
-	    (long)len) > 0);
+	assert_true(
+	    PEM_write_bio(bio, "CERTIFICATE REQUEST", "", der, (long)len) > 0);
 	pem = mem_bio_string(bio);
 	BIO_free(bio);
 	return pem;
@@ -1248,8 +1317,7 @@ read_binary(const char *path, size_t *len)
 	return buf;
 }
 
-static int
-run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int
 run(const char *fmt, ...)
@@ -1266,8 +1334,8 @@ run(const char *fmt, ...)
 /* Signatures over a nonce: ours checked by "openssl dgst -verify", the
  * CLI's ("openssl dgst -sign", DOMAIN.md's way for SM2) checked by us. */
 static void
-pki_signature_interop(const char *name, int sm2,
-    const struct crypto_key *key, const struct crypto_cert *cert)
+pki_signature_interop(const char *name, int sm2, const struct crypto_key *key,
+    const struct crypto_cert *cert)
 {
 	const char *md = sm2 ? "-sm3" : "-sha256";
 	const char *opt = sm2 ? "-sigopt distid:" CRYPTO_SM2_DISTID : "";
@@ -1339,8 +1407,8 @@ pki_leaf(const struct crypto_trust *trust, size_t alg, const char *kind)
 }
 
 static void
-pki_rejected(const struct crypto_trust *trust, size_t alg,
-    const char *leaf, const char *want)
+pki_rejected(const struct crypto_trust *trust, size_t alg, const char *leaf,
+    const char *want)
 {
 	char name[64];
 	struct crypto_cert *cert;
@@ -1357,8 +1425,9 @@ pki_rejected(const struct crypto_trust *trust, size_t alg,
 static void
 pki_csr(size_t alg)
 {
-	const char *opt = algs[alg] == CRYPTO_KEY_SM2 ?
-	    "-vfyopt distid:" CRYPTO_SM2_DISTID : "";
+	const char *opt = algs[alg] == CRYPTO_KEY_SM2
+	    ? "-vfyopt distid:" CRYPTO_SM2_DISTID
+	    : "";
 	char name[64], path[256], *csr_pem;
 	struct crypto_cert *cert;
 	struct crypto_key *key;
@@ -1381,7 +1450,10 @@ static void
 test_mkpki_interop(void **state)
 {
 	static const char *const kinds[] = {
-		"master", "project_lead", "agent", "personal",
+	    "master",
+	    "project_lead",
+	    "agent",
+	    "personal",
 	};
 	const char *script = getenv("CAPLAT_MKPKI");
 	struct crypto_trust *trust;
@@ -1418,8 +1490,8 @@ test_mkpki_interop(void **state)
 
 static const struct crypto_subject root_subject = {"CN", "caplat local CA",
     NULL, "issue test root", NULL};
-static const struct crypto_subject ca_subject = {"CN", "caplat local CA",
-    NULL, "issue test issuing CA", NULL};
+static const struct crypto_subject ca_subject = {"CN", "caplat local CA", NULL,
+    "issue test issuing CA", NULL};
 
 /* A root and issuing CA made by crypto_cert_create(), and a leaf made by
  * crypto_cert_issue() from a CSR that carries the subject of chains[a]. */
@@ -1446,18 +1518,23 @@ issued_make(struct issued *is, size_t a, const char *crl_url)
 	assert_int_equal(crypto_key_generate(&is->ca_key, algs[a]), 0);
 	assert_int_equal(crypto_key_generate(&is->leaf_key, algs[a]), 0);
 	assert_int_equal(crypto_cert_create(&is->root, is->root_key,
-	    &root_subject, NULL, is->root_key, &root_spec), 0);
+	                     &root_subject, NULL, is->root_key, &root_spec),
+	    0);
 	assert_int_equal(crypto_cert_parse(&is->root_cert, is->root, NULL), 0);
 	assert_int_equal(crypto_cert_create(&is->ca, is->ca_key, &ca_subject,
-	    is->root_cert, is->root_key, &ca_spec), 0);
+	                     is->root_cert, is->root_key, &ca_spec),
+	    0);
 	assert_int_equal(crypto_cert_parse(&is->ca_cert, is->ca, NULL), 0);
 	assert_int_equal(crypto_cert_parse(&is->subject_from, chains[a].leaf,
-	    NULL), 0);
+	                     NULL),
+	    0);
 	assert_int_equal(crypto_csr_create(&csr_pem, is->leaf_key,
-	    is->subject_from), 0);
+	                     is->subject_from),
+	    0);
 	assert_int_equal(crypto_csr_parse_verify(&csr, csr_pem), 0);
 	assert_int_equal(crypto_cert_issue(&is->leaf, csr, is->subject_from,
-	    is->ca_cert, is->ca_key, &leaf_spec), 0);
+	                     is->ca_cert, is->ca_key, &leaf_spec),
+	    0);
 	assert_int_equal(crypto_cert_parse(&is->leaf_cert, is->leaf, NULL), 0);
 	crypto_csr_free(csr);
 	free(csr_pem);
@@ -1497,11 +1574,13 @@ test_cert_issue_chain(void **state)
 		assert_int_equal(is.leaf_cert->not_after, t0 + 365 * DAY);
 		assert_string_equal(is.leaf_cert->subject_dn,
 		    is.subject_from->subject_dn);
-		assert_string_equal(is.leaf_cert->issuer_dn, is.ca_cert->subject_dn);
+		assert_string_equal(is.leaf_cert->issuer_dn,
+		    is.ca_cert->subject_dn);
 		assert_string_equal(is.leaf_cert->subject.org_id, ENT_USCC);
 		assert_int_equal(is.leaf_cert->key_type, algs[a]);
 		assert_spki(is.leaf_key, is.leaf_cert->spki_sha256);
-		assert_string_equal(is.root_cert->issuer_dn, is.root_cert->subject_dn);
+		assert_string_equal(is.root_cert->issuer_dn,
+		    is.root_cert->subject_dn);
 		assert_string_equal(is.ca_cert->serial, "7F01");
 		/* CA and leaf profiles */
 		leaf = is.leaf_cert->x509->cert;
@@ -1509,26 +1588,32 @@ test_cert_issue_chain(void **state)
 		assert_true(X509_check_ca(is.ca_cert->x509->cert) > 0);
 		assert_true(X509_check_ca(is.root_cert->x509->cert) > 0);
 		assert_true(X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE);
-		assert_true(X509_get_ext_by_NID(leaf, NID_crl_distribution_points,
-		    -1) >= 0);
+		assert_true(X509_get_ext_by_NID(leaf,
+		                NID_crl_distribution_points, -1) >= 0);
 		assert_int_equal(X509_get_ext_by_NID(is.ca_cert->x509->cert,
-		    NID_crl_distribution_points, -1), -1);
+		                     NID_crl_distribution_points, -1),
+		    -1);
 		if (algs[a] == CRYPTO_KEY_SM2) {
 			assert_int_equal(X509_get_signature_nid(leaf),
 			    NID_SM2_with_SM3);
 			assert_int_equal(X509_get_signature_nid(
-			    is.root_cert->x509->cert), NID_SM2_with_SM3);
+			                     is.root_cert->x509->cert),
+			    NID_SM2_with_SM3);
 		}
 		/* the chain holds, within the dates only */
-		assert_int_equal(crypto_cert_verify(trust, is.leaf_cert, t0), S_OK);
+		assert_int_equal(crypto_cert_verify(trust, is.leaf_cert, t0),
+		    S_OK);
 		assert_int_equal(crypto_cert_verify(trust, is.leaf_cert,
-		    t0 + 366 * DAY), S_EXPIRED);
+		                     t0 + 366 * DAY),
+		    S_EXPIRED);
 		assert_int_equal(crypto_cert_verify(trust, is.leaf_cert,
-		    t0 - 3600), S_TOO_NEW);
+		                     t0 - 3600),
+		    S_TOO_NEW);
 		if (algs[a] == CRYPTO_KEY_SM2) {
 			/* signed with the ID: without it the leaf fails */
 			X509_set0_distinguishing_id(leaf, NULL);
-			assert_int_equal(crypto_cert_verify(trust, is.leaf_cert, t0),
+			assert_int_equal(crypto_cert_verify(trust, is.leaf_cert,
+			                     t0),
 			    S_UNTRUSTED);
 			assert_int_equal(x509_set_distid(leaf), 0);
 		}
@@ -1569,7 +1654,8 @@ test_cert_issue_csr_subject(void **state)
 	assert_int_equal(crypto_cert_parse(&ca, c->ca, NULL), 0);
 	assert_int_equal(crypto_csr_parse_verify(&csr, csr_pem), 0);
 	assert_int_equal(crypto_cert_issue(&pem, csr, NULL, ca, c->ca_key,
-	    &spec), 0);
+	                     &spec),
+	    0);
 	assert_int_equal(crypto_cert_parse(&got, pem, NULL), 0);
 	assert_string_equal(got->subject.ou, "agent");
 	assert_string_equal(got->subject.cn, "王五");
@@ -1609,14 +1695,17 @@ test_cert_issue_refusals(void **state)
 	pem = NULL;
 	/* not the issuer's key, a public key, no issuer */
 	assert_int_equal(crypto_cert_issue(&pem, csr, leaf, ca, c->root_key,
-	    &ok), -1);
+	                     &ok),
+	    -1);
 	assert_int_equal(crypto_cert_issue(&pem, csr, leaf, ca, ca->key, &ok),
 	    -1);
 	assert_int_equal(crypto_cert_issue(&pem, csr, leaf, NULL, c->ca_key,
-	    &ok), -1);
+	                     &ok),
+	    -1);
 	/* a key of another type cannot sign as this issuer */
 	assert_int_equal(crypto_cert_issue(&pem, csr, leaf, ca,
-	    chains[0].ca_key, &ok), -1);
+	                     chains[0].ca_key, &ok),
+	    -1);
 	for (size_t i = 0; i < ARRAY_LEN(bad_serials); i++) {
 		struct crypto_issue_spec s = ok;
 
@@ -1628,15 +1717,18 @@ test_cert_issue_refusals(void **state)
 		struct crypto_issue_spec s = ok;
 
 		s.not_after = s.not_before;
-		assert_int_equal(crypto_cert_issue(&pem, csr, leaf, ca, c->ca_key,
-		    &s), -1);
+		assert_int_equal(crypto_cert_issue(&pem, csr, leaf, ca,
+		                     c->ca_key, &s),
+		    -1);
 	}
 	/* self-signed needs the subject's own key */
 	assert_int_equal(crypto_cert_create(&pem, c->leaf_key, &root_subject,
-	    NULL, c->root_key, &ok), -1);
+	                     NULL, c->root_key, &ok),
+	    -1);
 	assert_int_equal(crypto_key_load_pem(&pub, c->ca), 0);
 	assert_int_equal(crypto_cert_create(&pem, pub, &root_subject, NULL, pub,
-	    &ok), -1);
+	                     &ok),
+	    -1);
 	assert_null(pem);
 	assert_int_equal(ERR_peek_error(), 0);
 	crypto_key_free(pub);
@@ -1655,8 +1747,9 @@ test_cert_issue_openssl_verify(void **state)
 
 	assert_non_null(mkdtemp(dir));
 	for (size_t a = 0; a < ARRAY_LEN(algs); a++) {
-		const char *opt = algs[a] == CRYPTO_KEY_SM2 ?
-		    "-vfyopt distid:" CRYPTO_SM2_DISTID : "";
+		const char *opt = algs[a] == CRYPTO_KEY_SM2
+		    ? "-vfyopt distid:" CRYPTO_SM2_DISTID
+		    : "";
 		struct issued is;
 
 		issued_make(&is, a, NULL);
@@ -1667,16 +1760,19 @@ test_cert_issue_openssl_verify(void **state)
 		snprintf(path, sizeof(path), "%s/leaf.pem", dir);
 		write_file(path, is.leaf, strlen(is.leaf));
 		if (run("openssl verify %s -CAfile %s/root.pem %s/ca.pem "
-		        ">/dev/null 2>&1", opt, dir, dir) != 0)
+		        ">/dev/null 2>&1",
+		        opt, dir, dir) != 0)
 			fail_msg("%s: openssl rejects the issuing CA",
 			    crypto_key_type_name(algs[a]));
 		if (run("openssl verify %s -partial_chain -CAfile %s/ca.pem "
-		        "%s/leaf.pem >/dev/null 2>&1", opt, dir, dir) != 0)
+		        "%s/leaf.pem >/dev/null 2>&1",
+		        opt, dir, dir) != 0)
 			fail_msg("%s: openssl rejects the leaf",
 			    crypto_key_type_name(algs[a]));
 		if (algs[a] != CRYPTO_KEY_SM2 &&
 		    run("openssl verify -CAfile %s/root.pem -untrusted %s/ca.pem "
-		        "%s/leaf.pem >/dev/null 2>&1", dir, dir, dir) != 0)
+		        "%s/leaf.pem >/dev/null 2>&1",
+		        dir, dir, dir) != 0)
 			fail_msg("%s: openssl rejects the whole chain",
 			    crypto_key_type_name(algs[a]));
 		issued_free(&is);
@@ -1697,9 +1793,9 @@ static void
 test_crl(void **state)
 {
 	const struct crypto_crl_entry entries[] = {
-		{"5A0B1C2D3E4F", 0, CRYPTO_CRL_KEY_COMPROMISE},
-		{"0A", 0, CRYPTO_CRL_UNSPECIFIED},
-		{"7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF", 0, CRYPTO_CRL_SUPERSEDED},
+	    {"5A0B1C2D3E4F", 0, CRYPTO_CRL_KEY_COMPROMISE},
+	    {"0A", 0, CRYPTO_CRL_UNSPECIFIED},
+	    {"7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF", 0, CRYPTO_CRL_SUPERSEDED},
 	};
 	struct crypto_crl_entry bad[] = {{"0xyz", 0, CRYPTO_CRL_UNSPECIFIED}};
 
@@ -1715,8 +1811,10 @@ test_crl(void **state)
 		for (size_t i = 0; i < ARRAY_LEN(e); i++)
 			e[i].revoked_at = t0 - (time_t)i * DAY;
 		issued_make(&is, a, NULL);
-		assert_int_equal(crypto_crl_create(&der, &len, is.ca_cert, is.ca_key,
-		    e, ARRAY_LEN(e), t0, t0 + DAY, 42), 0);
+		assert_int_equal(crypto_crl_create(&der, &len, is.ca_cert,
+		                     is.ca_key, e, ARRAY_LEN(e), t0, t0 + DAY,
+		                     42),
+		    0);
 		assert_int_equal(crypto_crl_verify(der, len, is.ca_cert), 0);
 		/* another issuer (same name elsewhere does not help), a leaf */
 		assert_int_equal(crypto_crl_verify(der, len, is.root_cert), -1);
@@ -1724,12 +1822,15 @@ test_crl(void **state)
 		p = der;
 		crl = d2i_X509_CRL(NULL, &p, (long)len);
 		assert_non_null(crl);
-		assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), 3);
+		assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)),
+		    3);
 		for (int i = 0; i < 3; i++) {
-			X509_REVOKED *r = sk_X509_REVOKED_value(
-			    X509_CRL_get_REVOKED(crl), i);
-			BIGNUM *bn = ASN1_INTEGER_to_BN(
-			    X509_REVOKED_get0_serialNumber(r), NULL);
+			X509_REVOKED *r =
+			    sk_X509_REVOKED_value(X509_CRL_get_REVOKED(crl), i);
+			BIGNUM *bn =
+			    ASN1_INTEGER_to_BN(X509_REVOKED_get0_serialNumber(
+			                           r),
+			        NULL);
 			char *hex = BN_bn2hex(bn);
 			ASN1_ENUMERATED *reason = X509_REVOKED_get_ext_d2i(r,
 			    NID_crl_reason, NULL, NULL);
@@ -1742,7 +1843,8 @@ test_crl(void **state)
 				if (e[k].reason == CRYPTO_CRL_UNSPECIFIED)
 					assert_null(reason);
 				else
-					assert_int_equal(ASN1_ENUMERATED_get(reason),
+					assert_int_equal(ASN1_ENUMERATED_get(
+					                     reason),
 					    e[k].reason);
 			}
 			assert_true(found);
@@ -1753,7 +1855,9 @@ test_crl(void **state)
 		if (algs[a] == CRYPTO_KEY_SM2) {
 			/* DOMAIN.md §1: OpenSSL's own check cannot take the ID */
 			assert_int_not_equal(X509_CRL_verify(crl,
-			    X509_get0_pubkey(is.ca_cert->x509->cert)), 1);
+			                         X509_get0_pubkey(
+			                             is.ca_cert->x509->cert)),
+			    1);
 			ERR_clear_error();
 		}
 		X509_CRL_free(crl);
@@ -1762,18 +1866,22 @@ test_crl(void **state)
 		assert_int_equal(crypto_crl_verify(der, len, is.ca_cert), -1);
 		free(der);
 		/* an empty CRL; refusals */
-		assert_int_equal(crypto_crl_create(&der, &len, is.ca_cert, is.ca_key,
-		    NULL, 0, t0, t0 + DAY, 1), 0);
+		assert_int_equal(crypto_crl_create(&der, &len, is.ca_cert,
+		                     is.ca_key, NULL, 0, t0, t0 + DAY, 1),
+		    0);
 		assert_int_equal(crypto_crl_verify(der, len, is.ca_cert), 0);
 		free(der);
 		der = NULL;
 		assert_int_equal(crypto_crl_create(&der, &len, is.ca_cert,
-		    is.root_key, e, 1, t0, t0 + DAY, 2), -1);
-		assert_int_equal(crypto_crl_create(&der, &len, is.ca_cert, is.ca_key,
-		    bad, 1, t0, t0 + DAY, 2), -1);
+		                     is.root_key, e, 1, t0, t0 + DAY, 2),
+		    -1);
+		assert_int_equal(crypto_crl_create(&der, &len, is.ca_cert,
+		                     is.ca_key, bad, 1, t0, t0 + DAY, 2),
+		    -1);
 		assert_null(der);
-		assert_int_equal(crypto_crl_verify((const unsigned char *)"xx", 2,
-		    is.ca_cert), -1);
+		assert_int_equal(crypto_crl_verify((const unsigned char *)"xx",
+		                     2, is.ca_cert),
+		    -1);
 		issued_free(&is);
 	}
 	assert_int_equal(ERR_peek_error(), 0);
@@ -1783,35 +1891,35 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_random),
-		cmocka_unit_test(test_base64_vectors),
-		cmocka_unit_test(test_base64_round_trip),
-		cmocka_unit_test(test_base64_garbage),
-		cmocka_unit_test(test_sha256_and_hmac),
-		cmocka_unit_test(test_ct_equal),
-		cmocka_unit_test(test_password_hash_verify),
-		cmocka_unit_test(test_password_known_answer),
-		cmocka_unit_test(test_password_malformed),
-		cmocka_unit_test(test_key_load),
-		cmocka_unit_test(test_key_load_bad),
-		cmocka_unit_test(test_sign_verify),
-		cmocka_unit_test(test_sm2_distid_required),
-		cmocka_unit_test(test_sm2_key_typed_ec),
-		cmocka_unit_test(test_cert_parse_fields),
-		cmocka_unit_test(test_cert_parse_absent_fields_and_chain),
-		cmocka_unit_test(test_cert_parse_bad),
-		cmocka_unit_test(test_cert_verify_table),
-		cmocka_unit_test(test_sm2_chain_needs_distid_on_every_link),
-		cmocka_unit_test(test_trust_load_bad),
-		cmocka_unit_test(test_csr),
-		cmocka_unit_test(test_csr_sm2_without_distid),
-		cmocka_unit_test(test_mkpki_interop),
-		cmocka_unit_test(test_cert_issue_chain),
-		cmocka_unit_test(test_cert_issue_csr_subject),
-		cmocka_unit_test(test_cert_issue_refusals),
-		cmocka_unit_test(test_cert_issue_openssl_verify),
-		cmocka_unit_test(test_key_bits),
-		cmocka_unit_test(test_crl),
+	    cmocka_unit_test(test_random),
+	    cmocka_unit_test(test_base64_vectors),
+	    cmocka_unit_test(test_base64_round_trip),
+	    cmocka_unit_test(test_base64_garbage),
+	    cmocka_unit_test(test_sha256_and_hmac),
+	    cmocka_unit_test(test_ct_equal),
+	    cmocka_unit_test(test_password_hash_verify),
+	    cmocka_unit_test(test_password_known_answer),
+	    cmocka_unit_test(test_password_malformed),
+	    cmocka_unit_test(test_key_load),
+	    cmocka_unit_test(test_key_load_bad),
+	    cmocka_unit_test(test_sign_verify),
+	    cmocka_unit_test(test_sm2_distid_required),
+	    cmocka_unit_test(test_sm2_key_typed_ec),
+	    cmocka_unit_test(test_cert_parse_fields),
+	    cmocka_unit_test(test_cert_parse_absent_fields_and_chain),
+	    cmocka_unit_test(test_cert_parse_bad),
+	    cmocka_unit_test(test_cert_verify_table),
+	    cmocka_unit_test(test_sm2_chain_needs_distid_on_every_link),
+	    cmocka_unit_test(test_trust_load_bad),
+	    cmocka_unit_test(test_csr),
+	    cmocka_unit_test(test_csr_sm2_without_distid),
+	    cmocka_unit_test(test_mkpki_interop),
+	    cmocka_unit_test(test_cert_issue_chain),
+	    cmocka_unit_test(test_cert_issue_csr_subject),
+	    cmocka_unit_test(test_cert_issue_refusals),
+	    cmocka_unit_test(test_cert_issue_openssl_verify),
+	    cmocka_unit_test(test_key_bits),
+	    cmocka_unit_test(test_crl),
 	};
 	return cmocka_run_group_tests(tests, setup_chains, teardown_chains);
 }

@@ -23,8 +23,10 @@ roundtrip(enum crypto_key_type type)
 	assert_non_null(strstr(pem, "BEGIN ENCRYPTED PRIVATE KEY"));
 	/* Not readable without the PIN, nor with a wrong one. */
 	assert_int_equal(crypto_key_load_pem(&back, pem), -1);
-	assert_int_equal(crypto_key_load_pem_encrypted(&back, pem, "111112"), -1);
-	assert_int_equal(crypto_key_load_pem_encrypted(&back, pem, "111111"), 0);
+	assert_int_equal(crypto_key_load_pem_encrypted(&back, pem, "111112"),
+	    -1);
+	assert_int_equal(crypto_key_load_pem_encrypted(&back, pem, "111111"),
+	    0);
 	assert_int_equal(crypto_key_type_of(back), type);
 	crypto_key_spki_sha256_hex(key, a);
 	crypto_key_spki_sha256_hex(back, b);
@@ -44,17 +46,29 @@ roundtrip(enum crypto_key_type type)
 	crypto_key_free(key);
 }
 
-static void test_rsa(void **state) { roundtrip(CRYPTO_KEY_RSA); }
-static void test_p256(void **state) { roundtrip(CRYPTO_KEY_EC_P256); }
-static void test_sm2(void **state) { roundtrip(CRYPTO_KEY_SM2); }
+static void
+test_rsa(void **state)
+{
+	roundtrip(CRYPTO_KEY_RSA);
+}
+static void
+test_p256(void **state)
+{
+	roundtrip(CRYPTO_KEY_EC_P256);
+}
+static void
+test_sm2(void **state)
+{
+	roundtrip(CRYPTO_KEY_SM2);
+}
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rsa),
-		cmocka_unit_test(test_p256),
-		cmocka_unit_test(test_sm2),
+	    cmocka_unit_test(test_rsa),
+	    cmocka_unit_test(test_p256),
+	    cmocka_unit_test(test_sm2),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,10 +93,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_migrations_sorted),
-		cmocka_unit_test(test_statement_names),
-		cmocka_unit_test(test_empty_result),
-		cmocka_unit_test(test_batch_copies_params),
+	    cmocka_unit_test(test_migrations_sorted),
+	    cmocka_unit_test(test_statement_names),
+	    cmocka_unit_test(test_empty_result),
+	    cmocka_unit_test(test_batch_copies_params),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,17 +15,17 @@ struct match_case {
 };
 
 static const struct match_case cases[] = {
-	{"/a/b", "/a/b", 1, NULL, NULL},
-	{"/a/b", "/a/bc", 0, NULL, NULL},
-	{"/a/b", "/a", 0, NULL, NULL},
-	{"/a/{id}", "/a/42", 1, "42", NULL},
-	{"/a/{id}", "/a/", 0, NULL, NULL},
-	{"/a/{id}/switch", "/a/42/switch", 1, "42", NULL},
-	{"/a/{id}/switch", "/a/42/other", 0, NULL, NULL},
-	{"/a/{id}/switch", "/a/42", 0, NULL, NULL},
-	{"/a/{x}/b/{y}", "/a/1/b/2", 1, "1", "2"},
-	{"/a/{x}", "/a/%E4%B8%AD", 1, "\xe4\xb8\xad", NULL},
-	{"/a/{x}", "/a/1/2", 0, NULL, NULL},
+    {"/a/b", "/a/b", 1, NULL, NULL},
+    {"/a/b", "/a/bc", 0, NULL, NULL},
+    {"/a/b", "/a", 0, NULL, NULL},
+    {"/a/{id}", "/a/42", 1, "42", NULL},
+    {"/a/{id}", "/a/", 0, NULL, NULL},
+    {"/a/{id}/switch", "/a/42/switch", 1, "42", NULL},
+    {"/a/{id}/switch", "/a/42/other", 0, NULL, NULL},
+    {"/a/{id}/switch", "/a/42", 0, NULL, NULL},
+    {"/a/{x}/b/{y}", "/a/1/b/2", 1, "1", "2"},
+    {"/a/{x}", "/a/%E4%B8%AD", 1, "\xe4\xb8\xad", NULL},
+    {"/a/{x}", "/a/1/2", 0, NULL, NULL},
 };
 
 static void
@@ -33,7 +33,8 @@ test_route_match(void **state)
 {
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		char *params[HTTP_MAX_PARAMS] = {0};
-		int m = http_route_match(cases[i].pattern, cases[i].path, params);
+		int m =
+		    http_route_match(cases[i].pattern, cases[i].path, params);
 		assert_int_equal(m, cases[i].match);
 		if (cases[i].p0)
 			assert_string_equal(params[0], cases[i].p0);
@@ -53,15 +54,16 @@ test_request_id_ok(void **state)
 	assert_false(http_request_id_ok(""));
 	assert_false(http_request_id_ok("has space"));
 	assert_false(http_request_id_ok("new\nline"));
-	assert_false(http_request_id_ok("0123456789012345678901234567890123456789012345678"));
+	assert_false(http_request_id_ok(
+	    "0123456789012345678901234567890123456789012345678"));
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_route_match),
-		cmocka_unit_test(test_request_id_ok),
+	    cmocka_unit_test(test_route_match),
+	    cmocka_unit_test(test_request_id_ok),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,7 +20,8 @@ parse(const char *text)
 static void
 test_str(void **state)
 {
-	json_t *o = parse("{\"a\":\"x\",\"n\":1,\"e\":\"\",\"long\":\"abcdef\",\"z\":null}");
+	json_t *o = parse(
+	    "{\"a\":\"x\",\"n\":1,\"e\":\"\",\"long\":\"abcdef\",\"z\":null}");
 	struct json_field_err err;
 	const char *s;
 
@@ -65,7 +66,8 @@ test_int(void **state)
 	long long v;
 	int present;
 
-	assert_int_equal(json_field_int(o, "a", 1, 0, 10, &v, &present, &err), 0);
+	assert_int_equal(json_field_int(o, "a", 1, 0, 10, &v, &present, &err),
+	    0);
 	assert_int_equal(v, 5);
 	assert_int_equal(present, 1);
 	assert_int_equal(json_field_int(o, "a", 1, 6, 10, &v, NULL, &err), -1);
@@ -74,7 +76,9 @@ test_int(void **state)
 	assert_string_equal(err.code, "FIELD_TYPE");
 	assert_int_equal(json_field_int(o, "f", 1, 0, 10, &v, NULL, &err), -1);
 	assert_string_equal(err.code, "FIELD_TYPE");
-	assert_int_equal(json_field_int(o, "none", 0, 0, 10, &v, &present, &err), 0);
+	assert_int_equal(json_field_int(o, "none", 0, 0, 10, &v, &present,
+	                     &err),
+	    0);
 	assert_int_equal(present, 0);
 	json_decref(o);
 }
@@ -83,7 +87,8 @@ static void
 test_enum_and_array(void **state)
 {
 	static const char *const roles[] = {"admin", "agent", NULL};
-	json_t *o = parse("{\"r\":\"admin\",\"bad\":\"root\",\"l\":[\"admin\",\"agent\"],"
+	json_t *o = parse(
+	    "{\"r\":\"admin\",\"bad\":\"root\",\"l\":[\"admin\",\"agent\"],"
 	    "\"lb\":[\"admin\",\"x\"],\"empty\":[],\"ln\":[1]}");
 	struct json_field_err err;
 	const char *s;
@@ -94,14 +99,20 @@ test_enum_and_array(void **state)
 	assert_int_equal(json_field_enum(o, "bad", 1, roles, &s, &err), -1);
 	assert_string_equal(err.code, "FIELD_INVALID");
 	assert_string_equal(err.field, "bad");
-	assert_int_equal(json_field_str_array(o, "l", 1, 5, roles, &arr, &err), 0);
+	assert_int_equal(json_field_str_array(o, "l", 1, 5, roles, &arr, &err),
+	    0);
 	assert_int_equal(json_array_size(arr), 2);
-	assert_int_equal(json_field_str_array(o, "lb", 1, 5, roles, &arr, &err), -1);
+	assert_int_equal(json_field_str_array(o, "lb", 1, 5, roles, &arr, &err),
+	    -1);
 	assert_string_equal(err.code, "FIELD_INVALID");
-	assert_int_equal(json_field_str_array(o, "l", 1, 1, roles, &arr, &err), -1);
-	assert_int_equal(json_field_str_array(o, "empty", 1, 5, roles, &arr, &err), -1);
+	assert_int_equal(json_field_str_array(o, "l", 1, 1, roles, &arr, &err),
+	    -1);
+	assert_int_equal(json_field_str_array(o, "empty", 1, 5, roles, &arr,
+	                     &err),
+	    -1);
 	assert_string_equal(err.code, "FIELD_REQUIRED");
-	assert_int_equal(json_field_str_array(o, "ln", 1, 5, NULL, &arr, &err), -1);
+	assert_int_equal(json_field_str_array(o, "ln", 1, 5, NULL, &arr, &err),
+	    -1);
 	assert_string_equal(err.code, "FIELD_TYPE");
 	json_decref(o);
 }
@@ -110,10 +121,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_str),
-		cmocka_unit_test(test_str_embedded_nul),
-		cmocka_unit_test(test_int),
-		cmocka_unit_test(test_enum_and_array),
+	    cmocka_unit_test(test_str),
+	    cmocka_unit_test(test_str_embedded_nul),
+	    cmocka_unit_test(test_int),
+	    cmocka_unit_test(test_enum_and_array),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -46,9 +46,13 @@ static void
 test_reply_accessors(void **state)
 {
 	redisReply one = {.type = REDIS_REPLY_INTEGER, .integer = 7};
-	redisReply str = {.type = REDIS_REPLY_STRING, .str = (char[]){"abc"}, .len = 3};
+	redisReply str = {.type = REDIS_REPLY_STRING,
+	    .str = (char[]){"abc"},
+	    .len = 3};
 	redisReply *elems[] = {&one, &str};
-	redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 2, .element = elems};
+	redisReply arr = {.type = REDIS_REPLY_ARRAY,
+	    .elements = 2,
+	    .element = elems};
 	redisReply nil = {.type = REDIS_REPLY_NIL};
 	size_t len;
 
@@ -67,8 +71,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_urls_and_disconnected),
-		cmocka_unit_test(test_reply_accessors),
+	    cmocka_unit_test(test_urls_and_disconnected),
+	    cmocka_unit_test(test_reply_accessors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,8 +11,10 @@
 static void
 test_views(void **state)
 {
-	json_t *d = json_loads("{\"account_id\":\"a\",\"identity_id\":\"i\",\"identity_type\":\"enterprise\","
-	    "\"role\":\"admin\",\"enterprise_id\":\"91350100M000100Y43\",\"uscc\":\"91350100M000100Y43\"}", 0, NULL);
+	json_t *d = json_loads(
+	    "{\"account_id\":\"a\",\"identity_id\":\"i\",\"identity_type\":\"enterprise\","
+	    "\"role\":\"admin\",\"enterprise_id\":\"91350100M000100Y43\",\"uscc\":\"91350100M000100Y43\"}",
+	    0, NULL);
 	struct session *s = session_from_json("abc", d);
 
 	assert_string_equal(s->token_hash, "abc");
@@ -24,7 +26,9 @@ test_views(void **state)
 	session_free(s); /* frees d too */
 	session_free(NULL);
 
-	d = json_loads("{\"staff_id\":\"s\",\"roles\":[\"reviewer\"],\"account_id\":7}", 0, NULL);
+	d = json_loads(
+	    "{\"staff_id\":\"s\",\"roles\":[\"reviewer\"],\"account_id\":7}", 0,
+	    NULL);
 	s = session_from_json("h", d);
 	assert_string_equal(s->staff_id, "s");
 	assert_null(s->account_id); /* not a string: absent, never trusted */
@@ -35,7 +39,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_views),
+	    cmocka_unit_test(test_views),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

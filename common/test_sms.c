@@ -21,7 +21,9 @@ test_local_provider(void **state)
 	assert_non_null(mkdtemp(dir));
 	snprintf(buf, sizeof(buf), "local:%s", dir);
 	assert_int_equal(sms_provider_init(buf), 0);
-	assert_int_equal(sms_provider_send("13800138000", "purpose=bind code=123456"), 0);
+	assert_int_equal(sms_provider_send("13800138000",
+	                     "purpose=bind code=123456"),
+	    0);
 	assert_int_equal(sms_provider_send("13800138000", "审核通过"), 0);
 	snprintf(path, sizeof(path), "%s/13800138000.log", dir);
 	f = fopen(path, "r");
@@ -49,8 +51,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_local_provider),
-		cmocka_unit_test(test_bad_spec),
+	    cmocka_unit_test(test_local_provider),
+	    cmocka_unit_test(test_bad_spec),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

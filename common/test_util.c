@@ -42,8 +42,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_uuid),
-		cmocka_unit_test(test_rfc3339),
+	    cmocka_unit_test(test_uuid),
+	    cmocka_unit_test(test_rfc3339),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -78,7 +78,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_jobs_round_trip),
+	    cmocka_unit_test(test_jobs_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

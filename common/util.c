@@ -105,9 +105,9 @@ time_rfc3339(int64_t wall_ms, char out[48])
 	struct tm tm;
 
 	gmtime_r(&secs, &tm);
-	snprintf(out, 48, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-	    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	    (int)(wall_ms % 1000));
+	snprintf(out, 48, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, (int)(wall_ms % 1000));
 }
 
 void
@@ -134,7 +134,7 @@ uuid_valid(const char *s)
 			if (c != '-')
 				return 0;
 		} else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-		    (c >= 'A' && c <= 'F'))) {
+		               (c >= 'A' && c <= 'F'))) {
 			return 0;
 		}
 	}

@@ -9,7 +9,8 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Print "fatal: <message>" to stderr and exit(1). */
-void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void fatal(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 
 /* malloc/calloc/realloc/strdup that never return NULL: out of memory is fatal. */
 void *xmalloc(size_t n);

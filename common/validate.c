@@ -32,7 +32,23 @@ to_upper(char c)
 static const char uscc_symbols[] = "0123456789ABCDEFGHJKLMNPQRTUWXY";
 /* 3^(i-1) mod 31 for positions 1-17. */
 static const int uscc_weights[17] = {
-	1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+    1,
+    3,
+    9,
+    27,
+    19,
+    26,
+    16,
+    17,
+    20,
+    29,
+    25,
+    13,
+    8,
+    24,
+    10,
+    30,
+    28,
 };
 
 static int
@@ -83,7 +99,18 @@ static int
 birth_date_valid(const char *d, long today)
 {
 	static const int days_in_month[12] = {
-		31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31,
+	    31,
+	    28,
+	    31,
+	    30,
+	    31,
+	    30,
+	    31,
+	    31,
+	    30,
+	    31,
+	    30,
+	    31,
 	};
 	int y = 0, m, day, max;
 
@@ -116,7 +143,23 @@ static int
 validate_id_number_on(const char *s, char out[19], long today)
 {
 	static const int weights[17] = {
-		7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2,
+	    7,
+	    9,
+	    10,
+	    5,
+	    8,
+	    4,
+	    2,
+	    1,
+	    6,
+	    3,
+	    7,
+	    9,
+	    10,
+	    5,
+	    8,
+	    4,
+	    2,
 	};
 	static const char checks[] = "10X98765432";
 	char id[ID_NUMBER_LEN + 1];

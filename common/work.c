@@ -64,7 +64,8 @@ work_init(struct event_base *base, int nthreads)
 	work.nthreads = nthreads > 0 ? nthreads : 2;
 	work.threads = xcalloc((size_t)work.nthreads, sizeof(pthread_t));
 	for (int i = 0; i < work.nthreads; i++)
-		if (pthread_create(&work.threads[i], NULL, work_thread, NULL) != 0)
+		if (pthread_create(&work.threads[i], NULL, work_thread, NULL) !=
+		    0)
 			fatal("pthread_create failed");
 }
 

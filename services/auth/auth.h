@@ -12,18 +12,18 @@ struct crypto_trust;
 struct db_result;
 
 struct auth_config {
-	const char *sms_secret;     /* HMAC key for stored SMS code hashes */
-	const char *sms_provider;   /* "local:<dir>" (common/sms.h) */
-	long sms_ttl;               /* seconds a code is valid (300) */
-	long sms_cooldown;          /* seconds between sends to a phone (60) */
-	long sms_daily_phone;       /* sends per phone per day */
-	long sms_daily_ip;          /* sends per client address per day */
-	long sms_max_tries;         /* wrong tries before a code dies (5) */
-	long login_max_failures;    /* wrong passwords before the lockout */
+	const char *sms_secret;   /* HMAC key for stored SMS code hashes */
+	const char *sms_provider; /* "local:<dir>" (common/sms.h) */
+	long sms_ttl;             /* seconds a code is valid (300) */
+	long sms_cooldown;        /* seconds between sends to a phone (60) */
+	long sms_daily_phone;     /* sends per phone per day */
+	long sms_daily_ip;        /* sends per client address per day */
+	long sms_max_tries;       /* wrong tries before a code dies (5) */
+	long login_max_failures;  /* wrong passwords before the lockout */
 	long lockout_seconds;
-	long challenge_ttl;         /* CA login challenge lifetime (120) */
-	long bind_ttl;              /* bind token lifetime */
-	const char *vendor_roots;   /* PEM bundle of trusted vendor roots */
+	long challenge_ttl;       /* CA login challenge lifetime (120) */
+	long bind_ttl;            /* bind token lifetime */
+	const char *vendor_roots; /* PEM bundle of trusted vendor roots */
 };
 
 struct auth {
@@ -36,12 +36,19 @@ extern struct auth auth;
 
 /* ---- sms.c: codes in Redis, the provider ---- */
 
-enum sms_result { SMS_OK, SMS_INVALID, SMS_TOO_FREQUENT, SMS_DAILY_CAP, SMS_UNAVAILABLE };
+enum sms_result {
+	SMS_OK,
+	SMS_INVALID,
+	SMS_TOO_FREQUENT,
+	SMS_DAILY_CAP,
+	SMS_UNAVAILABLE
+};
 
 /* Sends a new code for (phone, purpose): rate limits, stores its hash,
  * hands it to the provider. cb gets the result and, for SMS_TOO_FREQUENT,
  * the seconds to wait. */
-typedef void (*sms_sent_fn)(struct http_req *req, enum sms_result r, long retry_after);
+typedef void (
+    *sms_sent_fn)(struct http_req *req, enum sms_result r, long retry_after);
 void sms_send(struct http_req *req, const char *phone, const char *purpose,
     sms_sent_fn cb);
 /* Checks and consumes a code: SMS_OK once; a wrong code counts a try. */
@@ -62,8 +69,8 @@ extern const size_t auth_nroutes;
  * unavailable, 500 otherwise. */
 void auth_reply_db_error(struct http_req *req, const struct db_result *res);
 /* Reads a required string field or answers the error itself. */
-int auth_field(struct http_req *req, json_t *body, const char *field, size_t max,
-    const char **out);
+int auth_field(struct http_req *req, json_t *body, const char *field,
+    size_t max, const char **out);
 
 /* Builds the session object (account, current identity) from the row of a
  * store_session_view_sql statement; returns a new reference. */

@@ -58,7 +58,8 @@ static void
 kind_map_add(const char *ou, size_t ou_len, const char *kind, size_t kind_len)
 {
 	for (const char *const *k = lock_kinds; *k; k++) {
-		if (strlen(*k) == kind_len && strncmp(*k, kind, kind_len) == 0) {
+		if (strlen(*k) == kind_len &&
+		    strncmp(*k, kind, kind_len) == 0) {
 			if (kind_map_len == MAX_KIND_MAP)
 				fatal("CAPLAT_LOCK_KIND_MAP: too many entries");
 			kind_map[kind_map_len].ou = xstrndup(ou, ou_len);
@@ -67,7 +68,8 @@ kind_map_add(const char *ou, size_t ou_len, const char *kind, size_t kind_len)
 			return;
 		}
 	}
-	fatal("bad configuration: CAPLAT_LOCK_KIND_MAP: unknown lock kind \"%.*s\"",
+	fatal(
+	    "bad configuration: CAPLAT_LOCK_KIND_MAP: unknown lock kind \"%.*s\"",
 	    (int)kind_len, kind);
 }
 
@@ -82,8 +84,10 @@ kind_map_parse(const char *spec)
 		const char *end = comma ? comma : p + strlen(p);
 		const char *eq = memchr(p, '=', (size_t)(end - p));
 		if (eq == NULL || eq == p || eq + 1 == end)
-			fatal("bad configuration: CAPLAT_LOCK_KIND_MAP: \"%s\"", spec);
-		kind_map_add(p, (size_t)(eq - p), eq + 1, (size_t)(end - eq - 1));
+			fatal("bad configuration: CAPLAT_LOCK_KIND_MAP: \"%s\"",
+			    spec);
+		kind_map_add(p, (size_t)(eq - p), eq + 1,
+		    (size_t)(end - eq - 1));
 		p = comma ? comma + 1 : end;
 	}
 }
@@ -96,7 +100,8 @@ auth_ca_init(void)
 
 	for (const char *const *k = lock_kinds; *k; k++)
 		kind_map_add(*k, strlen(*k), *k, strlen(*k));
-	kind_map_parse("单位(机构)主锁=master,单位主锁=master,项目负责人锁=project_lead,"
+	kind_map_parse(
+	    "单位(机构)主锁=master,单位主锁=master,项目负责人锁=project_lead,"
 	    "授权委托人锁=agent,造价师锁=cost_engineer,个人锁=personal");
 	if (extra != NULL && *extra)
 		kind_map_parse(extra);
@@ -106,25 +111,31 @@ auth_ca_init(void)
 		json_error_t jerr;
 		vendor_profiles = json_load_file(profiles, 0, &jerr);
 		if (vendor_profiles == NULL)
-			fatal("bad configuration: CAPLAT_VENDOR_PROFILES: %s: %s", profiles, jerr.text);
+			fatal(
+			    "bad configuration: CAPLAT_VENDOR_PROFILES: %s: %s",
+			    profiles, jerr.text);
 		if (profile_check(vendor_profiles, err, sizeof(err)) != 0)
-			fatal("bad configuration: CAPLAT_VENDOR_PROFILES: %s", err);
+			fatal("bad configuration: CAPLAT_VENDOR_PROFILES: %s",
+			    err);
 	} else {
 		vendor_profiles = json_array();
 	}
 	if (auth.cfg.vendor_roots[0] == '\0') {
-		log_warn(NULL, "msg=no_vendor_roots detail=\"CAPLAT_VENDOR_ROOTS unset: every CA login is refused\"");
+		log_warn(NULL,
+		    "msg=no_vendor_roots detail=\"CAPLAT_VENDOR_ROOTS unset: every CA login is refused\"");
 		return;
 	}
 	if (crypto_trust_load(&auth.roots, auth.cfg.vendor_roots) != 0)
-		fatal("bad configuration: CAPLAT_VENDOR_ROOTS: cannot load %s", auth.cfg.vendor_roots);
+		fatal("bad configuration: CAPLAT_VENDOR_ROOTS: cannot load %s",
+		    auth.cfg.vendor_roots);
 }
 
 static void
 reply_unavailable(struct http_req *req, const char *dep)
 {
 	http_server_dep_error(req->srv, dep);
-	http_reply_error(req, 503, "UNAVAILABLE", NULL, "服务暂时不可用，请稍后重试");
+	http_reply_error(req, 503, "UNAVAILABLE", NULL,
+	    "服务暂时不可用，请稍后重试");
 }
 
 /* ---- chain cache --------------------------------------------------------
@@ -167,7 +178,8 @@ chain_remember(const struct crypto_cert *cert, time_t now)
 	unsigned i = chain_slot(cert->fingerprint_sha256);
 
 	pthread_mutex_lock(&chain_cache_mu);
-	memcpy(chain_cache[i].fingerprint, cert->fingerprint_sha256, CRYPTO_SHA256_HEX_SIZE);
+	memcpy(chain_cache[i].fingerprint, cert->fingerprint_sha256,
+	    CRYPTO_SHA256_HEX_SIZE);
 	chain_cache[i].until = now + CHAIN_CACHE_SECONDS;
 	pthread_mutex_unlock(&chain_cache_mu);
 }
@@ -202,8 +214,9 @@ challenge_on_stored(void *arg, const struct kv_reply *reply)
 		return;
 	}
 	time_rfc3339(c->expires_ms, expires);
-	http_reply_json(c->req, 200, json_pack("{s:s, s:s, s:s}", "challenge_id", c->id,
-	    "nonce", c->nonce_b64, "expires_at", expires));
+	http_reply_json(c->req, 200,
+	    json_pack("{s:s, s:s, s:s}", "challenge_id", c->id, "nonce",
+	        c->nonce_b64, "expires_at", expires));
 }
 
 void auth_ca_challenge(struct http_req *req);
@@ -301,10 +314,12 @@ login_on_challenge(void *arg, const struct kv_reply *reply)
 		reply_unavailable(l->req, "redis");
 		return;
 	}
-	if (kv_reply_type(reply) != KV_STR || (nonce_b64 = kv_reply_str(reply, &len)) == NULL ||
-	    crypto_base64_decode(&l->nonce, &l->nonce_len, nonce_b64, len) != 0) {
-		http_reply_error(l->req, 401, "CHALLENGE_INVALID", "challenge_id",
-		    "登录挑战无效或已过期，请重新读取证书");
+	if (kv_reply_type(reply) != KV_STR ||
+	    (nonce_b64 = kv_reply_str(reply, &len)) == NULL ||
+	    crypto_base64_decode(&l->nonce, &l->nonce_len, nonce_b64, len) !=
+	        0) {
+		http_reply_error(l->req, 401, "CHALLENGE_INVALID",
+		    "challenge_id", "登录挑战无效或已过期，请重新读取证书");
 		return;
 	}
 	work_submit(login_verify_cert, login_on_verified, l);
@@ -337,8 +352,10 @@ login_verify_cert(void *arg)
 		if (l->status == CRYPTO_CERT_OK)
 			chain_remember(l->cert, now);
 	}
-	if (crypto_base64_decode(&sig, &sig_len, l->signature, strlen(l->signature)) == 0) {
-		l->sig_ok = crypto_verify_sig(l->cert->key, l->nonce, l->nonce_len, sig, sig_len) == 0;
+	if (crypto_base64_decode(&sig, &sig_len, l->signature,
+	        strlen(l->signature)) == 0) {
+		l->sig_ok = crypto_verify_sig(l->cert->key, l->nonce,
+		                l->nonce_len, sig, sig_len) == 0;
 		free(sig);
 	}
 }
@@ -360,17 +377,18 @@ login_on_verified(void *arg)
 		log_info(req->id, "msg=ca_login_refused status=%s why=\"%s\"",
 		    crypto_cert_status_name(l->status), l->why);
 		if (l->status == CRYPTO_CERT_UNTRUSTED)
-			http_reply_error(req, 401, "CERT_UNTRUSTED", "certificate",
-			    "证书不是受信任的 CA 签发的");
+			http_reply_error(req, 401, "CERT_UNTRUSTED",
+			    "certificate", "证书不是受信任的 CA 签发的");
 		else
-			http_reply_error(req, 401, "CERT_EXPIRED", "certificate",
-			    "证书不在有效期内");
+			http_reply_error(req, 401, "CERT_EXPIRED",
+			    "certificate", "证书不在有效期内");
 		return;
 	}
 	s = &l->cert->subject;
 	struct lock_fields f;
-	if (profile_apply(vendor_profiles, l->cert->issuer_dn, s->c, s->o, s->ou, s->cn,
-	    s->org_id, &f) != 0 || (kind = lock_kind_of(f.kind_text)) == NULL || f.holder == NULL) {
+	if (profile_apply(vendor_profiles, l->cert->issuer_dn, s->c, s->o,
+	        s->ou, s->cn, s->org_id, &f) != 0 ||
+	    (kind = lock_kind_of(f.kind_text)) == NULL || f.holder == NULL) {
 		lock_fields_clear(&f);
 		http_reply_error(req, 401, "CERT_UNTRUSTED", "certificate",
 		    "证书格式不受支持（无法识别锁类型或持有人）");
@@ -380,8 +398,8 @@ login_on_verified(void *arg)
 	if (f.uscc != NULL) {
 		if (validate_uscc(f.uscc, uscc) != 0) {
 			lock_fields_clear(&f);
-			http_reply_error(req, 401, "CERT_UNTRUSTED", "certificate",
-			    "证书中的统一社会信用代码无效");
+			http_reply_error(req, 401, "CERT_UNTRUSTED",
+			    "certificate", "证书中的统一社会信用代码无效");
 			return;
 		}
 		free(f.uscc);
@@ -391,17 +409,21 @@ login_on_verified(void *arg)
 	 * only for a proven holder: nothing is written for a bad signature. */
 	struct db_batch *b = db_batch_new();
 	const char *rp[] = {l->cert->issuer_dn, l->cert->serial};
-	db_batch_add(b, "SELECT 1 FROM revoked_certs WHERE issuer = $1 AND serial = $2", 2, rp);
+	db_batch_add(b,
+	    "SELECT 1 FROM revoked_certs WHERE issuer = $1 AND serial = $2", 2,
+	    rp);
 	if (l->sig_ok) {
 		uuid_v4(new_lock);
-		snprintf(not_after, sizeof(not_after), "%lld", (long long)l->cert->not_after);
-		const char *lp[] = {l->cert->issuer_dn, l->cert->serial, new_lock, kind,
-		    f.holder, f.enterprise_name, f.uscc, not_after};
+		snprintf(not_after, sizeof(not_after), "%lld",
+		    (long long)l->cert->not_after);
+		const char *lp[] = {l->cert->issuer_dn, l->cert->serial,
+		    new_lock, kind, f.holder, f.enterprise_name, f.uscc,
+		    not_after};
 		db_batch_add(b, login_lock_sql, 8, lp);
 	}
-	l->lock = json_pack("{s:s, s:s, s:s*, s:s*, s:s, s:s*}", "kind", kind, "holder", f.holder,
-	    "enterprise_name", f.enterprise_name, "uscc", f.uscc, "serial", l->cert->serial,
-	    "vendor", f.vendor);
+	l->lock = json_pack("{s:s, s:s, s:s*, s:s*, s:s, s:s*}", "kind", kind,
+	    "holder", f.holder, "enterprise_name", f.enterprise_name, "uscc",
+	    f.uscc, "serial", l->cert->serial, "vendor", f.vendor);
 	lock_fields_clear(&f);
 	db_batch_run(auth.svc.db, b, login_on_db, l);
 }
@@ -417,11 +439,13 @@ login_on_db(void *arg, const struct db_result *res)
 		return;
 	}
 	if (db_rows(res, 0) > 0) {
-		http_reply_error(req, 401, "CERT_REVOKED", "certificate", "证书已被吊销");
+		http_reply_error(req, 401, "CERT_REVOKED", "certificate",
+		    "证书已被吊销");
 		return;
 	}
 	if (!l->sig_ok) {
-		http_reply_error(req, 401, "BAD_SIGNATURE", "signature", "签名验证失败");
+		http_reply_error(req, 401, "BAD_SIGNATURE", "signature",
+		    "签名验证失败");
 		return;
 	}
 	if (db_rows(res, 1) != 1) {
@@ -434,7 +458,8 @@ login_on_db(void *arg, const struct db_result *res)
 	if (account_id != NULL) {
 		const char *p[] = {account_id};
 		l->session_data = json_pack("{s:s}", "account_id", account_id);
-		db_query(auth.svc.db, store_session_view_sql, 1, p, login_on_view, l);
+		db_query(auth.svc.db, store_session_view_sql, 1, p,
+		    login_on_view, l);
 		return;
 	}
 	/* Unbound: a short-lived bind token carries the proven lock. */
@@ -445,9 +470,9 @@ login_on_db(void *arg, const struct db_result *res)
 	time_rfc3339((int64_t)l->cert->not_before * 1000, nb);
 	time_rfc3339((int64_t)l->cert->not_after * 1000, na);
 	json_t *bind = json_pack("{s:s, s:O, s:{s:s, s:s, s:s, s:s, s:s, s:s}}",
-	    "lock_id", lock_id, "lock", c, "certificate", "serial", l->cert->serial,
-	    "issuer", l->cert->issuer_dn, "not_before", nb, "not_after", na,
-	    "fingerprint_sha256", l->cert->fingerprint_sha256,
+	    "lock_id", lock_id, "lock", c, "certificate", "serial",
+	    l->cert->serial, "issuer", l->cert->issuer_dn, "not_before", nb,
+	    "not_after", na, "fingerprint_sha256", l->cert->fingerprint_sha256,
 	    "certificate_pem", l->cert->pem);
 	char *text = json_dumps(bind, JSON_COMPACT);
 	json_decref(bind);
@@ -469,8 +494,9 @@ login_on_bind_token(void *arg, const struct kv_reply *reply)
 		reply_unavailable(l->req, "redis");
 		return;
 	}
-	http_reply_json(l->req, 200, json_pack("{s:s, s:s, s:O}", "status", "binding_required",
-	    "bind_token", l->bind_token, "lock", l->lock));
+	http_reply_json(l->req, 200,
+	    json_pack("{s:s, s:s, s:O}", "status", "binding_required",
+	        "bind_token", l->bind_token, "lock", l->lock));
 }
 
 static void
@@ -485,12 +511,17 @@ login_on_session(void *arg, const char *token)
 	}
 	if (json_object_get(d, "identity_id") != NULL)
 		identity = json_pack("{s:O, s:O, s:O?, s:O?, s:O?}", "id",
-		    json_object_get(d, "identity_id"), "type", json_object_get(d, "identity_type"),
-		    "role", json_object_get(d, "role"), "uscc", json_object_get(d, "uscc"),
-		    "enterprise_name", json_object_get(d, "enterprise_name"));
-	http_reply_json(l->req, 200, json_pack("{s:s, s:s, s:{s:O, s:O}, s:o, s:O}",
-	    "status", "ok", "token", token, "account", "id", json_object_get(d, "account_id"),
-	    "phone", json_object_get(d, "phone"), "identity", identity, "lock", l->lock));
+		    json_object_get(d, "identity_id"), "type",
+		    json_object_get(d, "identity_type"), "role",
+		    json_object_get(d, "role"), "uscc",
+		    json_object_get(d, "uscc"), "enterprise_name",
+		    json_object_get(d, "enterprise_name"));
+	http_reply_json(l->req, 200,
+	    json_pack("{s:s, s:s, s:{s:O, s:O}, s:o, s:O}", "status", "ok",
+	        "token", token, "account", "id",
+	        json_object_get(d, "account_id"), "phone",
+	        json_object_get(d, "phone"), "identity", identity, "lock",
+	        l->lock));
 }
 
 /* ---- POST /api/v1/auth/ca/bind ----------------------------------------- */
@@ -543,7 +574,8 @@ auth_ca_bind(struct http_req *req)
 	    auth_field(req, body, "sms_code", 16, &b->code) != 0)
 		return;
 	if (validate_mobile(phone, b->phone) != 0) {
-		http_reply_error(req, 422, "PHONE_INVALID", "phone", "手机号码格式不正确");
+		http_reply_error(req, 422, "PHONE_INVALID", "phone",
+		    "手机号码格式不正确");
 		return;
 	}
 	crypto_sha256_hex(token, strlen(token), b->token_hash);
@@ -564,20 +596,22 @@ bind_on_token(void *arg, const struct kv_reply *reply)
 		reply_unavailable(req, "redis");
 		return;
 	}
-	if (kv_reply_type(reply) != KV_STR || (text = kv_reply_str(reply, &len)) == NULL ||
+	if (kv_reply_type(reply) != KV_STR ||
+	    (text = kv_reply_str(reply, &len)) == NULL ||
 	    (b->lock = json_loadb(text, len, 0, NULL)) == NULL) {
 		http_reply_error(req, 401, "BIND_TOKEN_INVALID", "bind_token",
 		    "绑定凭证无效或已过期，请重新读取证书登录");
 		return;
 	}
-	kind = json_string_value(json_object_get(json_object_get(b->lock, "lock"), "kind"));
+	kind = json_string_value(
+	    json_object_get(json_object_get(b->lock, "lock"), "kind"));
 	if (kind != NULL && strcmp(kind, "master") == 0) {
 		const char *id_number;
 		if (auth_field(req, b->body, "id_number", 32, &id_number) != 0)
 			return;
 		if (validate_id_number(id_number, b->id_number) != 0) {
-			http_reply_error(req, 422, "ID_NUMBER_INVALID", "id_number",
-			    "身份证号码不正确");
+			http_reply_error(req, 422, "ID_NUMBER_INVALID",
+			    "id_number", "身份证号码不正确");
 			return;
 		}
 	}
@@ -587,7 +621,6 @@ bind_on_token(void *arg, const struct kv_reply *reply)
 static const char bind_sql[] =
     "SELECT account_id, identity_id, created FROM bind_lock($1, $2, $3, $4, $5, $6, $7,"
     " $8, $9, $10::jsonb)";
-
 
 static void
 bind_on_code(struct http_req *req, enum sms_result r)
@@ -601,7 +634,8 @@ bind_on_code(struct http_req *req, enum sms_result r)
 		if (r == SMS_UNAVAILABLE)
 			reply_unavailable(req, "redis");
 		else
-			http_reply_error(req, 401, "SMS_CODE_INVALID", "sms_code", "短信验证码错误或已失效");
+			http_reply_error(req, 401, "SMS_CODE_INVALID",
+			    "sms_code", "短信验证码错误或已失效");
 		return;
 	}
 	uuid_v4(new_account);
@@ -612,18 +646,21 @@ bind_on_code(struct http_req *req, enum sms_result r)
 	if (b->id_number[0] != '\0') {
 		/* Kept as a keyed hash (to compare later) and masked (to show). */
 		unsigned char mac[32];
-		crypto_hmac_sha256(auth.cfg.sms_secret, strlen(auth.cfg.sms_secret),
-		    b->id_number, strlen(b->id_number), mac);
+		crypto_hmac_sha256(auth.cfg.sms_secret,
+		    strlen(auth.cfg.sms_secret), b->id_number,
+		    strlen(b->id_number), mac);
 		for (int i = 0; i < 32; i++)
 			snprintf(hmac_hex + 2 * i, 3, "%02x", mac[i]);
 		log_mask_id(b->id_number, masked, sizeof(masked));
 		hmac = hmac_hex;
 		mask = masked;
 	}
-	char *cert = json_dumps(json_object_get(b->lock, "certificate"), JSON_COMPACT);
+	char *cert =
+	    json_dumps(json_object_get(b->lock, "certificate"), JSON_COMPACT);
 	struct db_batch *batch = db_batch_new();
-	const char *p[] = {json_string_value(json_object_get(b->lock, "lock_id")), b->phone,
-	    new_account, identity, ev1, ev2, ev3, hmac, mask, cert};
+	const char *p[] = {json_string_value(
+	                       json_object_get(b->lock, "lock_id")),
+	    b->phone, new_account, identity, ev1, ev2, ev3, hmac, mask, cert};
 	db_batch_add(batch, bind_sql, 10, p);
 	const char *vp[] = {b->phone};
 	db_batch_add(batch, store_session_view_by_phone_sql, 1, vp);
@@ -639,17 +676,22 @@ bind_on_db(void *arg, const struct db_result *res)
 
 	if (res->status == DB_REFUSED && res->message != NULL) {
 		if (strcmp(res->message, "LOCK_ALREADY_BOUND") == 0)
-			http_reply_error(req, 409, "LOCK_ALREADY_BOUND", NULL, "该证书锁已绑定其他账号");
+			http_reply_error(req, 409, "LOCK_ALREADY_BOUND", NULL,
+			    "该证书锁已绑定其他账号");
 		else if (strcmp(res->message, "ACCOUNT_HAS_LOCK") == 0)
-			http_reply_error(req, 409, "ACCOUNT_HAS_LOCK", "phone", "该手机号已绑定其他证书锁");
+			http_reply_error(req, 409, "ACCOUNT_HAS_LOCK", "phone",
+			    "该手机号已绑定其他证书锁");
 		else if (strcmp(res->message, "ADMIN_EXISTS") == 0)
-			http_reply_error(req, 409, "ADMIN_EXISTS", NULL, "该企业已有管理员");
+			http_reply_error(req, 409, "ADMIN_EXISTS", NULL,
+			    "该企业已有管理员");
 		else
-			http_reply_error(req, 409, "BIND_REFUSED", NULL, "绑定失败");
+			http_reply_error(req, 409, "BIND_REFUSED", NULL,
+			    "绑定失败");
 		return;
 	}
 	if (res->status == DB_CONFLICT) {
-		http_reply_error(req, 409, "ACCOUNT_HAS_LOCK", "phone", "该手机号已绑定其他证书锁");
+		http_reply_error(req, 409, "ACCOUNT_HAS_LOCK", "phone",
+		    "该手机号已绑定其他证书锁");
 		return;
 	}
 	if (res->status != DB_OK) {
@@ -660,12 +702,14 @@ bind_on_db(void *arg, const struct db_result *res)
 	snprintf(key, sizeof(key), "bind:%s", b->token_hash);
 	const char *argv[] = {"DEL", key};
 	kv_command(auth.svc.kv, NULL, NULL, 2, argv, NULL); /* expires anyway */
-	snprintf(b->account_id, sizeof(b->account_id), "%s", db_value(res, 0, 0, 0));
+	snprintf(b->account_id, sizeof(b->account_id), "%s",
+	    db_value(res, 0, 0, 0));
 	b->session_data = auth_session_from_view(res, 1);
 	{
 		char masked[16];
 		log_mask_id(b->phone, masked, sizeof(masked));
-		log_info(req->id, "msg=lock_bound account=%s phone=%s", b->account_id, masked);
+		log_info(req->id, "msg=lock_bound account=%s phone=%s",
+		    b->account_id, masked);
 	}
 	session_create(b->session_data, bind_on_session, b);
 }
@@ -679,8 +723,9 @@ bind_on_session(void *arg, const char *token)
 		reply_unavailable(b->req, "redis");
 		return;
 	}
-	http_reply_json(b->req, 200, json_pack("{s:s, s:{s:s, s:s}}", "token", token,
-	    "account", "id", b->account_id, "phone", b->phone));
+	http_reply_json(b->req, 200,
+	    json_pack("{s:s, s:{s:s, s:s}}", "token", token, "account", "id",
+	        b->account_id, "phone", b->phone));
 }
 
 /* ---- the bound-account continuation of login --------------------------- */

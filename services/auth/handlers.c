@@ -30,7 +30,8 @@ auth_reply_db_error(struct http_req *req, const struct db_result *res)
 {
 	if (res->status == DB_UNAVAILABLE) {
 		http_server_dep_error(req->srv, "postgres");
-		http_reply_error(req, 503, "UNAVAILABLE", NULL, "服务暂时不可用，请稍后重试");
+		http_reply_error(req, 503, "UNAVAILABLE", NULL,
+		    "服务暂时不可用，请稍后重试");
 		return;
 	}
 	http_reply_error(req, 500, "INTERNAL", NULL, "服务器内部错误");
@@ -48,7 +49,8 @@ auth_field(struct http_req *req, json_t *body, const char *field, size_t max,
 {
 	struct json_field_err err;
 
-	if (json_field_str(body, field, JSON_FIELD_REQUIRED, max, out, &err) != 0) {
+	if (json_field_str(body, field, JSON_FIELD_REQUIRED, max, out, &err) !=
+	    0) {
 		reply_field_err(req, &err);
 		return -1;
 	}
@@ -64,7 +66,8 @@ read_phone(struct http_req *req, json_t *body, char out[12])
 	if (auth_field(req, body, "phone", 16, &phone) != 0)
 		return -1;
 	if (validate_mobile(phone, out) != 0) {
-		http_reply_error(req, 422, "PHONE_INVALID", "phone", "手机号码格式不正确");
+		http_reply_error(req, 422, "PHONE_INVALID", "phone",
+		    "手机号码格式不正确");
 		return -1;
 	}
 	return 0;
@@ -90,9 +93,11 @@ static void
 reply_sms_result(struct http_req *req, enum sms_result r)
 {
 	if (r == SMS_UNAVAILABLE)
-		http_reply_error(req, 503, "UNAVAILABLE", NULL, "服务暂时不可用，请稍后重试");
+		http_reply_error(req, 503, "UNAVAILABLE", NULL,
+		    "服务暂时不可用，请稍后重试");
 	else
-		http_reply_error(req, 401, "SMS_CODE_INVALID", "sms_code", "短信验证码错误或已失效");
+		http_reply_error(req, 401, "SMS_CODE_INVALID", "sms_code",
+		    "短信验证码错误或已失效");
 }
 
 static json_t *
@@ -104,18 +109,23 @@ account_json(const char *id, const char *phone)
 json_t *
 auth_session_from_view(const struct db_result *res, int stmt)
 {
-	json_t *s = json_pack("{s:s, s:s}", "account_id", db_value(res, stmt, 0, 0),
-	    "phone", db_value(res, stmt, 0, 1));
+	json_t *s = json_pack("{s:s, s:s}", "account_id",
+	    db_value(res, stmt, 0, 0), "phone", db_value(res, stmt, 0, 1));
 	const char *identity = db_value(res, stmt, 0, 2);
 
 	if (identity != NULL) {
 		json_object_set_new(s, "identity_id", json_string(identity));
-		json_object_set_new(s, "identity_type", json_string(db_value(res, stmt, 0, 3)));
+		json_object_set_new(s, "identity_type",
+		    json_string(db_value(res, stmt, 0, 3)));
 		if (db_value(res, stmt, 0, 4) != NULL) {
-			json_object_set_new(s, "role", json_string(db_value(res, stmt, 0, 4)));
-			json_object_set_new(s, "enterprise_id", json_string(db_value(res, stmt, 0, 5)));
-			json_object_set_new(s, "uscc", json_string(db_value(res, stmt, 0, 5)));
-			json_object_set_new(s, "enterprise_name", json_string(db_value(res, stmt, 0, 6)));
+			json_object_set_new(s, "role",
+			    json_string(db_value(res, stmt, 0, 4)));
+			json_object_set_new(s, "enterprise_id",
+			    json_string(db_value(res, stmt, 0, 5)));
+			json_object_set_new(s, "uscc",
+			    json_string(db_value(res, stmt, 0, 5)));
+			json_object_set_new(s, "enterprise_name",
+			    json_string(db_value(res, stmt, 0, 6)));
 		}
 	}
 	return s;
@@ -127,13 +137,13 @@ struct acct {
 	json_t *body;
 	char phone[12];
 	const char *password;
-	char *password_hash;      /* computed or loaded */
+	char *password_hash; /* computed or loaded */
 	int password_ok;
 	char id[37];
 	json_t *session_data;
-	int status;               /* reply status once the session exists */
-	work_fn after_hash;       /* continuation once password_hash is made */
-	json_t *reply;            /* reply body waiting for the token */
+	int status;         /* reply status once the session exists */
+	work_fn after_hash; /* continuation once password_hash is made */
+	json_t *reply;      /* reply body waiting for the token */
 };
 
 static void
@@ -171,7 +181,8 @@ on_session_created(void *arg, const char *token)
 
 	if (token == NULL) {
 		http_server_dep_error(req->srv, "redis");
-		http_reply_error(req, 503, "UNAVAILABLE", NULL, "服务暂时不可用，请稍后重试");
+		http_reply_error(req, 503, "UNAVAILABLE", NULL,
+		    "服务暂时不可用，请稍后重试");
 		return;
 	}
 	json_object_set_new(st->reply, "token", json_string(token));
@@ -190,7 +201,8 @@ start_session(struct acct *st, int status, json_t *reply)
 
 /* ---- POST /api/v1/auth/sms --------------------------------------------- */
 
-static const char *const sms_purposes[] = {"bind", "register", "login", "reset", NULL};
+static const char *const sms_purposes[] = {"bind", "register", "login", "reset",
+    NULL};
 
 static void
 sms_on_sent(struct http_req *req, enum sms_result r, long retry_after)
@@ -202,16 +214,20 @@ sms_on_sent(struct http_req *req, enum sms_result r, long retry_after)
 		http_reply_empty(req, 202);
 		return;
 	case SMS_TOO_FREQUENT:
-		snprintf(secs, sizeof(secs), "%ld", retry_after > 0 ? retry_after : 1);
+		snprintf(secs, sizeof(secs), "%ld",
+		    retry_after > 0 ? retry_after : 1);
 		http_add_header(req, "Retry-After", secs);
-		http_reply_error(req, 429, "SMS_TOO_FREQUENT", "phone", "验证码发送过于频繁，请稍后再试");
+		http_reply_error(req, 429, "SMS_TOO_FREQUENT", "phone",
+		    "验证码发送过于频繁，请稍后再试");
 		return;
 	case SMS_DAILY_CAP:
 		http_add_header(req, "Retry-After", "3600");
-		http_reply_error(req, 429, "SMS_DAILY_LIMIT", "phone", "今日验证码发送次数已达上限");
+		http_reply_error(req, 429, "SMS_DAILY_LIMIT", "phone",
+		    "今日验证码发送次数已达上限");
 		return;
 	default:
-		http_reply_error(req, 503, "UNAVAILABLE", NULL, "服务暂时不可用，请稍后重试");
+		http_reply_error(req, 503, "UNAVAILABLE", NULL,
+		    "服务暂时不可用，请稍后重试");
 	}
 }
 
@@ -228,7 +244,8 @@ auth_sms(struct http_req *req)
 	struct acct *st = acct_new(req, body);
 	if (read_phone(req, body, phone) != 0)
 		return;
-	if (json_field_enum(body, "purpose", JSON_FIELD_REQUIRED, sms_purposes, &purpose, &err) != 0) {
+	if (json_field_enum(body, "purpose", JSON_FIELD_REQUIRED, sms_purposes,
+	        &purpose, &err) != 0) {
 		reply_field_err(req, &err);
 		return;
 	}
@@ -267,7 +284,8 @@ on_code_for_password(struct http_req *req, enum sms_result r)
  * the new password on a worker, then continues with next(st) on the loop.
  * Answers every refusal itself. */
 static void
-with_code_and_new_password(struct http_req *req, const char *purpose, work_fn next)
+with_code_and_new_password(struct http_req *req, const char *purpose,
+    work_fn next)
 {
 	const char *code;
 	json_t *body;
@@ -302,7 +320,8 @@ register_on_hashed(void *arg)
 
 	uuid_v4(st->id);
 	store_account_insert(b, st->id, st->phone, st->password_hash);
-	json_t *ev = json_pack("{s:s, s:s}", "account_id", st->id, "phone", st->phone);
+	json_t *ev =
+	    json_pack("{s:s, s:s}", "account_id", st->id, "phone", st->phone);
 	bus_outbox_add(b, "auth.account.registered", st->id, ev);
 	json_decref(ev);
 	db_batch_run(auth.svc.db, b, register_on_inserted, st);
@@ -315,15 +334,18 @@ register_on_inserted(void *arg, const struct db_result *res)
 	struct http_req *req = st->req;
 
 	if (res->status == DB_CONFLICT) {
-		http_reply_error(req, 409, "PHONE_TAKEN", "phone", "该手机号已注册");
+		http_reply_error(req, 409, "PHONE_TAKEN", "phone",
+		    "该手机号已注册");
 		return;
 	}
 	if (res->status != DB_OK) {
 		auth_reply_db_error(req, res);
 		return;
 	}
-	st->session_data = json_pack("{s:s, s:s}", "account_id", st->id, "phone", st->phone);
-	start_session(st, 201, json_pack("{s:o}", "account", account_json(st->id, st->phone)));
+	st->session_data =
+	    json_pack("{s:s, s:s}", "account_id", st->id, "phone", st->phone);
+	start_session(st, 201,
+	    json_pack("{s:o}", "account", account_json(st->id, st->phone)));
 }
 
 /* ---- POST /api/v1/auth/login ------------------------------------------- */
@@ -352,8 +374,10 @@ auth_login(struct http_req *req)
 	struct acct *st = acct_new(req, body);
 	if (read_phone(req, body, st->phone) != 0)
 		return;
-	if (json_field_str(body, "password", JSON_FIELD_OPTIONAL, 128, &st->password, &err) != 0 ||
-	    json_field_str(body, "sms_code", JSON_FIELD_OPTIONAL, 16, &code, &err) != 0) {
+	if (json_field_str(body, "password", JSON_FIELD_OPTIONAL, 128,
+	        &st->password, &err) != 0 ||
+	    json_field_str(body, "sms_code", JSON_FIELD_OPTIONAL, 16, &code,
+	        &err) != 0) {
 		reply_field_err(req, &err);
 		return;
 	}
@@ -367,7 +391,8 @@ auth_login(struct http_req *req)
 		return;
 	}
 	const char *p[] = {st->phone};
-	db_query(auth.svc.db, store_account_by_phone_sql, 1, p, login_on_account, st);
+	db_query(auth.svc.db, store_account_by_phone_sql, 1, p,
+	    login_on_account, st);
 }
 
 static void
@@ -379,8 +404,10 @@ reply_bad_credentials(struct http_req *req)
 static void
 reply_locked(struct http_req *req, const char *seconds)
 {
-	http_add_header(req, "Retry-After", seconds && *seconds ? seconds : "60");
-	http_reply_error(req, 423, "ACCOUNT_LOCKED", NULL, "登录失败次数过多，账号已临时锁定，请稍后再试");
+	http_add_header(req, "Retry-After",
+	    seconds && *seconds ? seconds : "60");
+	http_reply_error(req, 423, "ACCOUNT_LOCKED", NULL,
+	    "登录失败次数过多，账号已临时锁定，请稍后再试");
 }
 
 static void
@@ -416,7 +443,8 @@ login_verify(void *arg)
 		st->password_ok = 0;
 		return;
 	}
-	st->password_ok = crypto_password_verify(st->password, st->password_hash) == 0;
+	st->password_ok =
+	    crypto_password_verify(st->password, st->password_hash) == 0;
 }
 
 static void
@@ -431,7 +459,8 @@ login_on_verified(void *arg)
 		return;
 	}
 	if (!st->password_ok) {
-		store_login_failed(b, st->id, auth.cfg.login_max_failures, auth.cfg.lockout_seconds);
+		store_login_failed(b, st->id, auth.cfg.login_max_failures,
+		    auth.cfg.lockout_seconds);
 		db_batch_run(auth.svc.db, b, login_on_failure_counted, st);
 		return;
 	}
@@ -447,7 +476,8 @@ login_on_failure_counted(void *arg, const struct db_result *res)
 	struct acct *st = arg;
 	const char *locked = db_value(res, 0, 0, 0);
 
-	if (res->status == DB_OK && locked != NULL && strcmp(locked, "t") == 0) {
+	if (res->status == DB_OK && locked != NULL &&
+	    strcmp(locked, "t") == 0) {
 		char secs[24];
 		snprintf(secs, sizeof(secs), "%ld", auth.cfg.lockout_seconds);
 		log_info(st->req->id, "msg=account_locked account=%s", st->id);
@@ -464,7 +494,8 @@ login_on_code(struct http_req *req, enum sms_result r)
 
 	if (r == SMS_INVALID) {
 		/* Login answers one code for every failure (API.md). */
-		http_reply_error(req, 401, "BAD_CREDENTIALS", "sms_code", "验证码错误或已失效");
+		http_reply_error(req, 401, "BAD_CREDENTIALS", "sms_code",
+		    "验证码错误或已失效");
 		return;
 	}
 	if (r != SMS_OK) {
@@ -472,7 +503,8 @@ login_on_code(struct http_req *req, enum sms_result r)
 		return;
 	}
 	const char *p[] = {st->phone};
-	db_query(auth.svc.db, store_account_by_phone_sql, 1, p, login_on_phone, st);
+	db_query(auth.svc.db, store_account_by_phone_sql, 1, p, login_on_phone,
+	    st);
 }
 
 static void
@@ -485,7 +517,8 @@ login_on_phone(void *arg, const struct db_result *res)
 		return;
 	}
 	if (db_rows(res, 0) != 1) {
-		http_reply_error(st->req, 401, "BAD_CREDENTIALS", "phone", "该手机号尚未注册");
+		http_reply_error(st->req, 401, "BAD_CREDENTIALS", "phone",
+		    "该手机号尚未注册");
 		return;
 	}
 	if (strcmp(db_value(res, 0, 0, 4), "t") == 0) {
@@ -509,8 +542,10 @@ login_on_view(void *arg, const struct db_result *res)
 		return;
 	}
 	st->session_data = auth_session_from_view(res, last);
-	start_session(st, 200, json_pack("{s:o}", "account",
-	    account_json(db_value(res, last, 0, 0), db_value(res, last, 0, 1))));
+	start_session(st, 200,
+	    json_pack("{s:o}", "account",
+	        account_json(db_value(res, last, 0, 0),
+	            db_value(res, last, 0, 1))));
 }
 
 /* ---- POST /api/v1/auth/password/reset ---------------------------------- */
@@ -535,7 +570,8 @@ reset_on_hashed(void *arg)
 
 	db_query(auth.svc.db,
 	    "UPDATE accounts SET password_hash = $2, failed_logins = 0, locked_until = NULL"
-	    " WHERE phone = $1 RETURNING id", 2, p, reset_on_updated, st);
+	    " WHERE phone = $1 RETURNING id",
+	    2, p, reset_on_updated, st);
 }
 
 static void
@@ -548,7 +584,8 @@ reset_on_updated(void *arg, const struct db_result *res)
 		return;
 	}
 	if (db_rows(res, 0) != 1) {
-		http_reply_error(st->req, 401, "BAD_CREDENTIALS", "phone", "该手机号尚未注册");
+		http_reply_error(st->req, 401, "BAD_CREDENTIALS", "phone",
+		    "该手机号尚未注册");
 		return;
 	}
 	snprintf(st->id, sizeof(st->id), "%s", db_value(res, 0, 0, 0));
@@ -563,7 +600,8 @@ reset_on_sessions_gone(void *arg, int status)
 
 	/* The password is changed either way; sessions also expire by TTL. */
 	if (status != 0)
-		log_warn(st->req->id, "msg=sessions_not_cleared account=%s", st->id);
+		log_warn(st->req->id, "msg=sessions_not_cleared account=%s",
+		    st->id);
 	http_reply_empty(st->req, 204);
 }
 
@@ -574,13 +612,17 @@ static void me_on_loaded(void *arg, const struct db_result *res);
 static json_t *
 identity_json(const struct db_result *res, int stmt, int row)
 {
-	json_t *o = json_pack("{s:s, s:s, s:s?}", "id", db_value(res, stmt, row, 0),
-	    "type", db_value(res, stmt, row, 1), "created_at", db_value(res, stmt, row, 5));
+	json_t *o = json_pack("{s:s, s:s, s:s?}", "id",
+	    db_value(res, stmt, row, 0), "type", db_value(res, stmt, row, 1),
+	    "created_at", db_value(res, stmt, row, 5));
 
 	if (db_value(res, stmt, row, 3) != NULL) {
-		json_object_set_new(o, "enterprise_name", json_string(db_value(res, stmt, row, 2)));
-		json_object_set_new(o, "uscc", json_string(db_value(res, stmt, row, 3)));
-		json_object_set_new(o, "role", json_string(db_value(res, stmt, row, 4)));
+		json_object_set_new(o, "enterprise_name",
+		    json_string(db_value(res, stmt, row, 2)));
+		json_object_set_new(o, "uscc",
+		    json_string(db_value(res, stmt, row, 3)));
+		json_object_set_new(o, "role",
+		    json_string(db_value(res, stmt, row, 4)));
 	}
 	return o;
 }
@@ -589,24 +631,30 @@ identity_json(const struct db_result *res, int stmt, int row)
 static json_t *
 me_json(const struct db_result *res, int stmt)
 {
-	json_t *identities = json_array(), *current = json_null(), *lock = json_null();
+	json_t *identities = json_array(), *current = json_null(),
+	       *lock = json_null();
 	const char *current_id = db_value(res, stmt, 0, 7);
 
 	for (int i = 0; i < db_rows(res, stmt + 1); i++) {
 		json_t *id = identity_json(res, stmt + 1, i);
-		if (current_id != NULL && strcmp(current_id, db_value(res, stmt + 1, i, 0)) == 0) {
+		if (current_id != NULL &&
+		    strcmp(current_id, db_value(res, stmt + 1, i, 0)) == 0) {
 			json_decref(current);
 			current = json_incref(id);
 		}
 		json_array_append_new(identities, id);
 	}
 	if (db_value(res, stmt, 0, 2) != NULL)
-		lock = json_pack("{s:s, s:s, s:s, s:s*, s:s*}", "id", db_value(res, stmt, 0, 2),
-		    "kind", db_value(res, stmt, 0, 3), "holder", db_value(res, stmt, 0, 4),
-		    "enterprise_name", db_value(res, stmt, 0, 5), "uscc", db_value(res, stmt, 0, 6));
-	return json_pack("{s:o, s:o, s:o, s:o}",
-	    "account", account_json(db_value(res, stmt, 0, 0), db_value(res, stmt, 0, 1)),
-	    "lock", lock, "identities", identities, "current_identity", current);
+		lock = json_pack("{s:s, s:s, s:s, s:s*, s:s*}", "id",
+		    db_value(res, stmt, 0, 2), "kind",
+		    db_value(res, stmt, 0, 3), "holder",
+		    db_value(res, stmt, 0, 4), "enterprise_name",
+		    db_value(res, stmt, 0, 5), "uscc",
+		    db_value(res, stmt, 0, 6));
+	return json_pack("{s:o, s:o, s:o, s:o}", "account",
+	    account_json(db_value(res, stmt, 0, 0), db_value(res, stmt, 0, 1)),
+	    "lock", lock, "identities", identities, "current_identity",
+	    current);
 }
 
 static void
@@ -616,9 +664,11 @@ me_load(struct http_req *req)
 
 	if (req->session->account_id == NULL) {
 		json_t *d = req->session->data;
-		http_reply_json(req, 200, json_pack("{s:{s:O, s:O, s:O}}", "staff",
-		    "id", json_object_get(d, "staff_id"), "username", json_object_get(d, "username"),
-		    "roles", json_object_get(d, "roles")));
+		http_reply_json(req, 200,
+		    json_pack("{s:{s:O, s:O, s:O}}", "staff", "id",
+		        json_object_get(d, "staff_id"), "username",
+		        json_object_get(d, "username"), "roles",
+		        json_object_get(d, "roles")));
 		return;
 	}
 	b = db_batch_new();
@@ -636,7 +686,8 @@ me_on_loaded(void *arg, const struct db_result *res)
 		return;
 	}
 	if (db_rows(res, 0) != 1) {
-		http_reply_error(req, 401, "UNAUTHENTICATED", NULL, "账号不存在，请重新登录");
+		http_reply_error(req, 401, "UNAUTHENTICATED", NULL,
+		    "账号不存在，请重新登录");
 		return;
 	}
 	http_reply_json(req, 200, me_json(res, 0));
@@ -656,7 +707,8 @@ logout_done(void *arg, int status)
 	struct http_req *req = arg;
 
 	if (status != 0) {
-		http_reply_error(req, 503, "UNAVAILABLE", NULL, "服务暂时不可用，请稍后重试");
+		http_reply_error(req, 503, "UNAVAILABLE", NULL,
+		    "服务暂时不可用，请稍后重试");
 		return;
 	}
 	http_reply_empty(req, 204);
@@ -691,7 +743,8 @@ auth_logout_all(struct http_req *req)
 /* ---- identities -------------------------------------------------------- */
 
 static const char *const identity_types[] = {"enterprise", "personal", NULL};
-static const char *const identity_roles[] = {"admin", "project_lead", "agent", NULL};
+static const char *const identity_roles[] = {"admin", "project_lead", "agent",
+    NULL};
 
 struct ident {
 	struct http_req *req;
@@ -719,7 +772,8 @@ identity_add(struct http_req *req)
 	json_t *body;
 
 	if (req->session->account_id == NULL) {
-		http_reply_error(req, 403, "FORBIDDEN", NULL, "工作人员账号不能添加身份");
+		http_reply_error(req, 403, "FORBIDDEN", NULL,
+		    "工作人员账号不能添加身份");
 		return;
 	}
 	if (http_read_json(req, &body) != 0)
@@ -728,20 +782,24 @@ identity_add(struct http_req *req)
 	st->req = req;
 	st->body = body;
 	http_req_attach(req, st, ident_free);
-	if (json_field_enum(body, "type", JSON_FIELD_REQUIRED, identity_types, &st->type, &err) != 0) {
+	if (json_field_enum(body, "type", JSON_FIELD_REQUIRED, identity_types,
+	        &st->type, &err) != 0) {
 		reply_field_err(req, &err);
 		return;
 	}
 	if (strcmp(st->type, "enterprise") == 0) {
 		const char *uscc;
-		if (auth_field(req, body, "enterprise_name", 200, &st->name) != 0 ||
+		if (auth_field(req, body, "enterprise_name", 200, &st->name) !=
+		        0 ||
 		    auth_field(req, body, "uscc", 32, &uscc) != 0)
 			return;
 		if (validate_uscc(uscc, st->uscc) != 0) {
-			http_reply_error(req, 422, "USCC_INVALID", "uscc", "统一社会信用代码不正确");
+			http_reply_error(req, 422, "USCC_INVALID", "uscc",
+			    "统一社会信用代码不正确");
 			return;
 		}
-		if (json_field_enum(body, "role", JSON_FIELD_REQUIRED, identity_roles, &st->role, &err) != 0) {
+		if (json_field_enum(body, "role", JSON_FIELD_REQUIRED,
+		        identity_roles, &st->role, &err) != 0) {
 			reply_field_err(req, &err);
 			return;
 		}
@@ -753,10 +811,11 @@ identity_add(struct http_req *req)
 	    enterprise ? st->name : NULL, enterprise ? st->uscc : NULL,
 	    enterprise ? st->role : NULL);
 	store_identity_make_current(b, req->session->account_id, st->id, 1);
-	json_t *ev = json_pack("{s:s, s:s, s:s}", "identity_id", st->id, "account_id",
-	    req->session->account_id, "type", st->type);
+	json_t *ev = json_pack("{s:s, s:s, s:s}", "identity_id", st->id,
+	    "account_id", req->session->account_id, "type", st->type);
 	if (enterprise) {
-		json_object_set_new(ev, "enterprise_name", json_string(st->name));
+		json_object_set_new(ev, "enterprise_name",
+		    json_string(st->name));
 		json_object_set_new(ev, "uscc", json_string(st->uscc));
 		json_object_set_new(ev, "role", json_string(st->role));
 	}
@@ -772,10 +831,13 @@ identity_on_added(void *arg, const struct db_result *res)
 	struct http_req *req = st->req;
 
 	if (res->status == DB_CONFLICT) {
-		if (res->constraint && strcmp(res->constraint, "identities_one_admin") == 0)
-			http_reply_error(req, 409, "ADMIN_EXISTS", "role", "该企业已有管理员");
+		if (res->constraint &&
+		    strcmp(res->constraint, "identities_one_admin") == 0)
+			http_reply_error(req, 409, "ADMIN_EXISTS", "role",
+			    "该企业已有管理员");
 		else
-			http_reply_error(req, 409, "IDENTITY_EXISTS", NULL, "该身份已存在");
+			http_reply_error(req, 409, "IDENTITY_EXISTS", NULL,
+			    "该身份已存在");
 		return;
 	}
 	if (res->status != DB_OK) {
@@ -784,7 +846,8 @@ identity_on_added(void *arg, const struct db_result *res)
 	}
 	json_t *o = json_pack("{s:s, s:s}", "id", st->id, "type", st->type);
 	if (strcmp(st->type, "enterprise") == 0) {
-		json_object_set_new(o, "enterprise_name", json_string(st->name));
+		json_object_set_new(o, "enterprise_name",
+		    json_string(st->name));
 		json_object_set_new(o, "uscc", json_string(st->uscc));
 		json_object_set_new(o, "role", json_string(st->role));
 	}
@@ -806,7 +869,8 @@ identity_switch(struct http_req *req)
 	struct db_batch *b;
 
 	if (req->session->account_id == NULL) {
-		http_reply_error(req, 403, "FORBIDDEN", NULL, "工作人员账号没有身份");
+		http_reply_error(req, 403, "FORBIDDEN", NULL,
+		    "工作人员账号没有身份");
 		return;
 	}
 	if (!uuid_valid(req->params[0])) {
@@ -814,7 +878,8 @@ identity_switch(struct http_req *req)
 		return;
 	}
 	b = db_batch_new();
-	store_identity_make_current(b, req->session->account_id, req->params[0], 0);
+	store_identity_make_current(b, req->session->account_id, req->params[0],
+	    0);
 	const char *p[] = {req->session->account_id};
 	db_batch_add(b, store_session_view_sql, 1, p);
 	store_me(b, req->session->account_id);
@@ -847,7 +912,8 @@ switch_on_session(void *arg, int status)
 	struct http_req *req = arg;
 
 	if (status != 0) {
-		http_reply_error(req, 503, "UNAVAILABLE", NULL, "服务暂时不可用，请稍后重试");
+		http_reply_error(req, 503, "UNAVAILABLE", NULL,
+		    "服务暂时不可用，请稍后重试");
 		return;
 	}
 	http_reply_json(req, 200, json_incref(req->data));
@@ -863,7 +929,8 @@ static void
 identities_list(struct http_req *req)
 {
 	if (req->session->account_id == NULL) {
-		http_reply_error(req, 403, "FORBIDDEN", NULL, "工作人员账号没有身份");
+		http_reply_error(req, 403, "FORBIDDEN", NULL,
+		    "工作人员账号没有身份");
 		return;
 	}
 	struct db_batch *b = db_batch_new();
@@ -896,7 +963,8 @@ auth_staff_login(struct http_req *req)
 	    auth_field(req, body, "password", 128, &st->password) != 0)
 		return;
 	const char *p[] = {username};
-	db_query(auth.svc.db, store_staff_by_username_sql, 1, p, staff_on_loaded, st);
+	db_query(auth.svc.db, store_staff_by_username_sql, 1, p,
+	    staff_on_loaded, st);
 }
 
 static void
@@ -915,8 +983,8 @@ staff_on_loaded(void *arg, const struct db_result *res)
 		}
 		snprintf(st->id, sizeof(st->id), "%s", db_value(res, 0, 0, 0));
 		st->password_hash = xstrdup(db_value(res, 0, 0, 2));
-		st->session_data = json_pack("{s:s, s:s, s:o}", "staff_id", st->id,
-		    "username", db_value(res, 0, 0, 1), "roles",
+		st->session_data = json_pack("{s:s, s:s, s:o}", "staff_id",
+		    st->id, "username", db_value(res, 0, 0, 1), "roles",
 		    json_loads(db_value(res, 0, 0, 3), 0, NULL));
 	}
 	work_submit(login_verify, staff_on_verified, st);
@@ -928,16 +996,20 @@ staff_on_verified(void *arg)
 	struct acct *st = arg;
 
 	if (st->id[0] == '\0') {
-		http_reply_error(st->req, 401, "BAD_CREDENTIALS", NULL, "用户名或密码错误");
+		http_reply_error(st->req, 401, "BAD_CREDENTIALS", NULL,
+		    "用户名或密码错误");
 		return;
 	}
 	if (!st->password_ok) {
 		struct db_batch *b = db_batch_new();
-		store_staff_login_failed(b, st->id, auth.cfg.login_max_failures, auth.cfg.lockout_seconds);
+		store_staff_login_failed(b, st->id, auth.cfg.login_max_failures,
+		    auth.cfg.lockout_seconds);
 		db_batch_run(auth.svc.db, b, staff_on_failure_counted, st);
 		return;
 	}
-	start_session(st, 200, json_pack("{s:O}", "roles", json_object_get(st->session_data, "roles")));
+	start_session(st, 200,
+	    json_pack("{s:O}", "roles",
+	        json_object_get(st->session_data, "roles")));
 }
 
 static void
@@ -945,7 +1017,8 @@ staff_on_failure_counted(void *arg, const struct db_result *res)
 {
 	struct acct *st = arg;
 
-	http_reply_error(st->req, 401, "BAD_CREDENTIALS", NULL, "用户名或密码错误");
+	http_reply_error(st->req, 401, "BAD_CREDENTIALS", NULL,
+	    "用户名或密码错误");
 }
 
 /* ---- the route table --------------------------------------------------- */
@@ -955,20 +1028,20 @@ void auth_ca_login(struct http_req *req);
 void auth_ca_bind(struct http_req *req);
 
 const struct http_route auth_routes[] = {
-	{"POST", "/api/v1/auth/ca/challenge", auth_ca_challenge, 0},
-	{"POST", "/api/v1/auth/ca/login", auth_ca_login, 0},
-	{"POST", "/api/v1/auth/ca/bind", auth_ca_bind, 0},
-	{"POST", "/api/v1/auth/sms", auth_sms, 0},
-	{"POST", "/api/v1/auth/register", auth_register, 0},
-	{"POST", "/api/v1/auth/login", auth_login, 0},
-	{"POST", "/api/v1/auth/password/reset", auth_password_reset, 0},
-	{"POST", "/api/v1/auth/logout", auth_logout, 0},
-	{"POST", "/api/v1/auth/logout/all", auth_logout_all, 0},
-	{"GET", "/api/v1/auth/me", auth_me, 0},
-	{"GET", "/api/v1/auth/identities", auth_identities, 0},
-	{"POST", "/api/v1/auth/identities", auth_identity_add, 0},
-	{"POST", "/api/v1/auth/identities/{id}/switch", auth_identity_switch, 0},
-	{"POST", "/api/v1/auth/staff/login", auth_staff_login, 0},
+    {"POST", "/api/v1/auth/ca/challenge", auth_ca_challenge, 0},
+    {"POST", "/api/v1/auth/ca/login", auth_ca_login, 0},
+    {"POST", "/api/v1/auth/ca/bind", auth_ca_bind, 0},
+    {"POST", "/api/v1/auth/sms", auth_sms, 0},
+    {"POST", "/api/v1/auth/register", auth_register, 0},
+    {"POST", "/api/v1/auth/login", auth_login, 0},
+    {"POST", "/api/v1/auth/password/reset", auth_password_reset, 0},
+    {"POST", "/api/v1/auth/logout", auth_logout, 0},
+    {"POST", "/api/v1/auth/logout/all", auth_logout_all, 0},
+    {"GET", "/api/v1/auth/me", auth_me, 0},
+    {"GET", "/api/v1/auth/identities", auth_identities, 0},
+    {"POST", "/api/v1/auth/identities", auth_identity_add, 0},
+    {"POST", "/api/v1/auth/identities/{id}/switch", auth_identity_switch, 0},
+    {"POST", "/api/v1/auth/staff/login", auth_staff_login, 0},
 };
 const size_t auth_nroutes = ARRAY_LEN(auth_routes);
 

@@ -30,25 +30,39 @@ auth_load_config(void)
 {
 	struct auth_config *c = &auth.cfg;
 	const struct cfg_var vars[] = {
-		{"CAPLAT_SMS_SECRET", CFG_STR, NULL, 0, 0, &c->sms_secret, "HMAC key for SMS code hashes"},
-		{"CAPLAT_SMS_PROVIDER", CFG_STR, "local:var/sms", 0, 0, &c->sms_provider, "SMS provider (local:<dir>)"},
-		{"CAPLAT_SMS_TTL", CFG_INT, "300", 60, 3600, &c->sms_ttl, "SMS code lifetime (s)"},
-		{"CAPLAT_SMS_COOLDOWN", CFG_INT, "60", 1, 3600, &c->sms_cooldown, "seconds between codes to one phone"},
-		{"CAPLAT_SMS_DAILY_PHONE", CFG_INT, "10", 1, 1000, &c->sms_daily_phone, "codes per phone per day"},
-		{"CAPLAT_SMS_DAILY_IP", CFG_INT, "100", 1, 100000, &c->sms_daily_ip, "codes per client address per day"},
-		{"CAPLAT_SMS_MAX_TRIES", CFG_INT, "5", 1, 20, &c->sms_max_tries, "wrong tries per code"},
-		{"CAPLAT_LOGIN_MAX_FAILURES", CFG_INT, "5", 1, 100, &c->login_max_failures, "wrong passwords before lockout"},
-		{"CAPLAT_LOCKOUT_SECONDS", CFG_INT, "900", 1, 86400, &c->lockout_seconds, "lockout length (s)"},
-		{"CAPLAT_CHALLENGE_TTL", CFG_INT, "120", 10, 600, &c->challenge_ttl, "CA login challenge lifetime (s)"},
-		{"CAPLAT_BIND_TTL", CFG_INT, "600", 60, 3600, &c->bind_ttl, "bind token lifetime (s)"},
-		{"CAPLAT_VENDOR_ROOTS", CFG_STR, "", 0, 0, &c->vendor_roots, "PEM bundle of trusted vendor roots"},
+	    {"CAPLAT_SMS_SECRET", CFG_STR, NULL, 0, 0, &c->sms_secret,
+	        "HMAC key for SMS code hashes"},
+	    {"CAPLAT_SMS_PROVIDER", CFG_STR, "local:var/sms", 0, 0,
+	        &c->sms_provider, "SMS provider (local:<dir>)"},
+	    {"CAPLAT_SMS_TTL", CFG_INT, "300", 60, 3600, &c->sms_ttl,
+	        "SMS code lifetime (s)"},
+	    {"CAPLAT_SMS_COOLDOWN", CFG_INT, "60", 1, 3600, &c->sms_cooldown,
+	        "seconds between codes to one phone"},
+	    {"CAPLAT_SMS_DAILY_PHONE", CFG_INT, "10", 1, 1000,
+	        &c->sms_daily_phone, "codes per phone per day"},
+	    {"CAPLAT_SMS_DAILY_IP", CFG_INT, "100", 1, 100000, &c->sms_daily_ip,
+	        "codes per client address per day"},
+	    {"CAPLAT_SMS_MAX_TRIES", CFG_INT, "5", 1, 20, &c->sms_max_tries,
+	        "wrong tries per code"},
+	    {"CAPLAT_LOGIN_MAX_FAILURES", CFG_INT, "5", 1, 100,
+	        &c->login_max_failures, "wrong passwords before lockout"},
+	    {"CAPLAT_LOCKOUT_SECONDS", CFG_INT, "900", 1, 86400,
+	        &c->lockout_seconds, "lockout length (s)"},
+	    {"CAPLAT_CHALLENGE_TTL", CFG_INT, "120", 10, 600, &c->challenge_ttl,
+	        "CA login challenge lifetime (s)"},
+	    {"CAPLAT_BIND_TTL", CFG_INT, "600", 60, 3600, &c->bind_ttl,
+	        "bind token lifetime (s)"},
+	    {"CAPLAT_VENDOR_ROOTS", CFG_STR, "", 0, 0, &c->vendor_roots,
+	        "PEM bundle of trusted vendor roots"},
 	};
 
 	cfg_load_or_die(vars, ARRAY_LEN(vars));
 	if (sms_provider_init(c->sms_provider) != 0)
-		fatal("bad configuration: CAPLAT_SMS_PROVIDER: \"%s\"", c->sms_provider);
+		fatal("bad configuration: CAPLAT_SMS_PROVIDER: \"%s\"",
+		    c->sms_provider);
 	if (strlen(c->sms_secret) < 16)
-		fatal("bad configuration: CAPLAT_SMS_SECRET: at least 16 characters");
+		fatal(
+		    "bad configuration: CAPLAT_SMS_SECRET: at least 16 characters");
 }
 
 static int
@@ -60,7 +74,8 @@ staff_add(const char *username, const char *roles)
 	char *password, *hash, err[512], id[37], common_dir[1024];
 
 	if (db_url == NULL || dir == NULL)
-		fatal("staff-add needs CAPLAT_DB_URL and CAPLAT_MIGRATIONS_DIR");
+		fatal(
+		    "staff-add needs CAPLAT_DB_URL and CAPLAT_MIGRATIONS_DIR");
 	snprintf(common_dir, sizeof(common_dir), "%s/../common", dir);
 	if (db_migrate(db_url, "auth", common_dir, dir, err, sizeof(err)) != 0)
 		fatal("migrations failed: %s", err);
@@ -68,14 +83,16 @@ staff_add(const char *username, const char *roles)
 	hash = crypto_password_hash(password);
 	uuid_v4(id);
 	const char *p[] = {id, username, hash, roles};
-	if (db_exec_sync(db_url, store_staff_upsert_sql, 4, p, err, sizeof(err)) != 0) {
+	if (db_exec_sync(db_url, store_staff_upsert_sql, 4, p, err,
+	        sizeof(err)) != 0) {
 		fprintf(stderr, "staff-add failed: %s", err);
 		return 1;
 	}
 	if (given && *given)
 		printf("staff %s (%s) saved\n", username, roles);
 	else
-		printf("staff %s (%s) password: %s\n", username, roles, password);
+		printf("staff %s (%s) password: %s\n", username, roles,
+		    password);
 	crypto_wipe(password, strlen(password));
 	free(password);
 	free(hash);

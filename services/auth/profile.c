@@ -7,13 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const profile_fields[] = {"kind", "holder", "enterprise_name", "uscc"};
+static const char *const profile_fields[] = {"kind", "holder",
+    "enterprise_name", "uscc"};
 
 /* Returns a new string for source ("ou", "cn:1", …), or NULL when absent.
  * Sets *bad when the source names no attribute. */
 static char *
-profile_source(const char *source, const char *sep, const char *c, const char *o,
-    const char *ou, const char *cn, const char *org_id, int *bad)
+profile_source(const char *source, const char *sep, const char *c,
+    const char *o, const char *ou, const char *cn, const char *org_id, int *bad)
 {
 	char attr[16];
 	const char *colon = strchr(source, ':');
@@ -72,11 +73,15 @@ profile_check(json_t *profiles, char *err, size_t err_size)
 		snprintf(err, err_size, "not a JSON array");
 		return -1;
 	}
-	json_array_foreach(profiles, i, p) {
-		const char *match = json_string_value(json_object_get(p, "issuer_contains"));
-		const char *sep = json_string_value(json_object_get(p, "separator"));
+	json_array_foreach(profiles, i, p)
+	{
+		const char *match =
+		    json_string_value(json_object_get(p, "issuer_contains"));
+		const char *sep =
+		    json_string_value(json_object_get(p, "separator"));
 		if (!json_is_object(p) || match == NULL || *match == '\0') {
-			snprintf(err, err_size, "profile %zu: issuer_contains required", i);
+			snprintf(err, err_size,
+			    "profile %zu: issuer_contains required", i);
 			return -1;
 		}
 		for (size_t f = 0; f < ARRAY_LEN(profile_fields); f++) {
@@ -85,12 +90,16 @@ profile_check(json_t *profiles, char *err, size_t err_size)
 			if (src == NULL)
 				continue;
 			if (!json_is_string(src)) {
-				snprintf(err, err_size, "profile %zu: %s must be a string", i, profile_fields[f]);
+				snprintf(err, err_size,
+				    "profile %zu: %s must be a string", i,
+				    profile_fields[f]);
 				return -1;
 			}
-			free(profile_source(json_string_value(src), sep, "x", "x", "x", "x", "x", &bad));
+			free(profile_source(json_string_value(src), sep, "x",
+			    "x", "x", "x", "x", &bad));
 			if (bad) {
-				snprintf(err, err_size, "profile %zu: %s: bad source \"%s\"", i,
+				snprintf(err, err_size,
+				    "profile %zu: %s: bad source \"%s\"", i,
 				    profile_fields[f], json_string_value(src));
 				return -1;
 			}
@@ -109,26 +118,36 @@ profile_apply(json_t *profiles, const char *issuer_dn, const char *c,
 	int bad = 0;
 
 	memset(out, 0, sizeof(*out));
-	json_array_foreach(profiles, i, p) {
-		const char *match = json_string_value(json_object_get(p, "issuer_contains"));
-		if (match != NULL && issuer_dn != NULL && strstr(issuer_dn, match) != NULL) {
+	json_array_foreach(profiles, i, p)
+	{
+		const char *match =
+		    json_string_value(json_object_get(p, "issuer_contains"));
+		if (match != NULL && issuer_dn != NULL &&
+		    strstr(issuer_dn, match) != NULL) {
 			chosen = p;
 			break;
 		}
 	}
-	const char *sep = chosen ? json_string_value(json_object_get(chosen, "separator")) : NULL;
-	const char *src[4] = {"ou", "cn", "o", "org_id"}; /* the API.md default */
+	const char *sep = chosen
+	    ? json_string_value(json_object_get(chosen, "separator"))
+	    : NULL;
+	const char *src[4] = {"ou", "cn", "o",
+	    "org_id"}; /* the API.md default */
 	for (size_t f = 0; chosen && f < ARRAY_LEN(profile_fields); f++) {
-		const char *s = json_string_value(json_object_get(chosen, profile_fields[f]));
+		const char *s = json_string_value(
+		    json_object_get(chosen, profile_fields[f]));
 		if (s != NULL)
 			src[f] = s;
 	}
-	out->kind_text = profile_source(src[0], sep, c, o, ou, cn, org_id, &bad);
+	out->kind_text =
+	    profile_source(src[0], sep, c, o, ou, cn, org_id, &bad);
 	out->holder = profile_source(src[1], sep, c, o, ou, cn, org_id, &bad);
-	out->enterprise_name = profile_source(src[2], sep, c, o, ou, cn, org_id, &bad);
+	out->enterprise_name =
+	    profile_source(src[2], sep, c, o, ou, cn, org_id, &bad);
 	out->uscc = profile_source(src[3], sep, c, o, ou, cn, org_id, &bad);
 	if (chosen && json_string_value(json_object_get(chosen, "vendor")))
-		out->vendor = xstrdup(json_string_value(json_object_get(chosen, "vendor")));
+		out->vendor = xstrdup(
+		    json_string_value(json_object_get(chosen, "vendor")));
 	if (bad) {
 		lock_fields_clear(out);
 		return -1;

@@ -16,8 +16,8 @@
 struct crypto_cert;
 
 struct lock_fields {
-	char *vendor;          /* profile name, or NULL for the default */
-	char *kind_text;       /* as written in the certificate (mapped later) */
+	char *vendor;    /* profile name, or NULL for the default */
+	char *kind_text; /* as written in the certificate (mapped later) */
 	char *holder;
 	char *enterprise_name; /* NULL for a personal lock */
 	char *uscc;            /* NULL when absent */

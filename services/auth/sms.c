@@ -50,14 +50,15 @@ struct sms_op {
 };
 
 static void
-sms_code_hash(const char *phone, const char *purpose, const char *code, char out[65])
+sms_code_hash(const char *phone, const char *purpose, const char *code,
+    char out[65])
 {
 	unsigned char mac[32];
 	char msg[64];
 	int n = snprintf(msg, sizeof(msg), "%s:%s:%s", purpose, phone, code);
 
-	crypto_hmac_sha256(auth.cfg.sms_secret, strlen(auth.cfg.sms_secret), msg,
-	    (size_t)n, mac);
+	crypto_hmac_sha256(auth.cfg.sms_secret, strlen(auth.cfg.sms_secret),
+	    msg, (size_t)n, mac);
 	for (int i = 0; i < 32; i++)
 		snprintf(out + 2 * i, 3, "%02x", mac[i]);
 	crypto_wipe(msg, sizeof(msg));
@@ -77,18 +78,23 @@ sms_on_sent(void *arg, const struct kv_reply *reply)
 	enum sms_result r = SMS_UNAVAILABLE;
 	long retry = 0;
 
-	if (reply != NULL && kv_reply_type(reply) == KV_ARRAY && kv_reply_count(reply) == 2) {
+	if (reply != NULL && kv_reply_type(reply) == KV_ARRAY &&
+	    kv_reply_count(reply) == 2) {
 		long long status = kv_reply_int(kv_reply_elem(reply, 0));
 		retry = (long)kv_reply_int(kv_reply_elem(reply, 1));
-		r = status == 0 ? SMS_OK : status == 1 ? SMS_TOO_FREQUENT : SMS_DAILY_CAP;
+		r = status == 0   ? SMS_OK
+		    : status == 1 ? SMS_TOO_FREQUENT
+		                  : SMS_DAILY_CAP;
 	}
 	if (r == SMS_OK) {
 		char text[96];
-		snprintf(text, sizeof(text), "purpose=%s code=%s", op->purpose, op->code);
+		snprintf(text, sizeof(text), "purpose=%s code=%s", op->purpose,
+		    op->code);
 		sms_provider_send(op->phone, text);
 		char masked[16];
 		log_mask_id(op->phone, masked, sizeof(masked));
-		log_info(req->id, "msg=sms_sent phone=%s purpose=%s", masked, op->purpose);
+		log_info(req->id, "msg=sms_sent phone=%s purpose=%s", masked,
+		    op->purpose);
 	} else if (r == SMS_UNAVAILABLE) {
 		http_server_dep_error(req->srv, "redis");
 	}
@@ -109,7 +115,8 @@ sms_today(char out[9])
 }
 
 void
-sms_send(struct http_req *req, const char *phone, const char *purpose, sms_sent_fn cb)
+sms_send(struct http_req *req, const char *phone, const char *purpose,
+    sms_sent_fn cb)
 {
 	struct sms_op *op = xcalloc(1, sizeof(*op));
 	char hash[65], k_last[64], k_day[64], k_ip[128], k_code[64], day[9];
@@ -134,9 +141,10 @@ sms_send(struct http_req *req, const char *phone, const char *purpose, sms_sent_
 	snprintf(cooldown, sizeof(cooldown), "%ld", auth.cfg.sms_cooldown);
 	snprintf(cap_phone, sizeof(cap_phone), "%ld", auth.cfg.sms_daily_phone);
 	snprintf(cap_ip, sizeof(cap_ip), "%ld", auth.cfg.sms_daily_ip);
-	const char *argv[] = {"EVAL", sms_send_lua, "4", k_last, k_day, k_ip, k_code,
-	    hash, ttl, cooldown, cap_phone, cap_ip};
-	kv_command(auth.svc.kv, sms_on_sent, op, (int)ARRAY_LEN(argv), argv, NULL);
+	const char *argv[] = {"EVAL", sms_send_lua, "4", k_last, k_day, k_ip,
+	    k_code, hash, ttl, cooldown, cap_phone, cap_ip};
+	kv_command(auth.svc.kv, sms_on_sent, op, (int)ARRAY_LEN(argv), argv,
+	    NULL);
 }
 
 static void
@@ -175,5 +183,6 @@ sms_check(struct http_req *req, const char *phone, const char *purpose,
 	snprintf(k_code, sizeof(k_code), "sms:code:%s:%s", purpose, phone);
 	snprintf(tries, sizeof(tries), "%ld", auth.cfg.sms_max_tries);
 	const char *argv[] = {"EVAL", sms_check_lua, "1", k_code, hash, tries};
-	kv_command(auth.svc.kv, sms_on_checked, op, (int)ARRAY_LEN(argv), argv, NULL);
+	kv_command(auth.svc.kv, sms_on_checked, op, (int)ARRAY_LEN(argv), argv,
+	    NULL);
 }

@@ -15,7 +15,9 @@ store_account_insert(struct db_batch *b, const char *id, const char *phone,
 {
 	const char *p[] = {id, phone, password_hash};
 
-	db_batch_add(b, "INSERT INTO accounts (id, phone, password_hash) VALUES ($1, $2, $3)", 3, p);
+	db_batch_add(b,
+	    "INSERT INTO accounts (id, phone, password_hash) VALUES ($1, $2, $3)",
+	    3, p);
 }
 
 const char store_account_by_phone_sql[] =
@@ -26,16 +28,16 @@ const char store_account_by_phone_sql[] =
 
 /* The lockout rule, one text per table (identifiers cannot be parameters):
  * the max-th failure starts the lockout and restarts the counter. */
-#define LOGIN_FAILED_SQL(table)                                                  \
-	"UPDATE " table " SET"                                                 \
+#define LOGIN_FAILED_SQL(table)                                                                      \
+	"UPDATE " table " SET"                                                                       \
 	" failed_logins = CASE WHEN failed_logins + 1 >= $2::int THEN 0 ELSE failed_logins + 1 END," \
-	" locked_until = CASE WHEN failed_logins + 1 >= $2::int"               \
-	"   THEN now() + make_interval(secs => $3::int) ELSE locked_until END"    \
+	" locked_until = CASE WHEN failed_logins + 1 >= $2::int"                                     \
+	"   THEN now() + make_interval(secs => $3::int) ELSE locked_until END"                       \
 	" WHERE id = $1 RETURNING locked_until IS NOT NULL AND locked_until > now()"
 
 static void
-store_failed(struct db_batch *b, const char *sql, const char *id, long max_failures,
-    long lockout_seconds)
+store_failed(struct db_batch *b, const char *sql, const char *id,
+    long max_failures, long lockout_seconds)
 {
 	char max[24], secs[24];
 	const char *p[] = {id, max, secs};
@@ -46,10 +48,11 @@ store_failed(struct db_batch *b, const char *sql, const char *id, long max_failu
 }
 
 void
-store_login_failed(struct db_batch *b, const char *account_id, long max_failures,
-    long lockout_seconds)
+store_login_failed(struct db_batch *b, const char *account_id,
+    long max_failures, long lockout_seconds)
 {
-	store_failed(b, LOGIN_FAILED_SQL("accounts"), account_id, max_failures, lockout_seconds);
+	store_failed(b, LOGIN_FAILED_SQL("accounts"), account_id, max_failures,
+	    lockout_seconds);
 }
 
 void
@@ -57,7 +60,9 @@ store_login_succeeded(struct db_batch *b, const char *account_id)
 {
 	const char *p[] = {account_id};
 
-	db_batch_add(b, "UPDATE accounts SET failed_logins = 0 WHERE id = $1 AND failed_logins <> 0", 1, p);
+	db_batch_add(b,
+	    "UPDATE accounts SET failed_logins = 0 WHERE id = $1 AND failed_logins <> 0",
+	    1, p);
 }
 
 /* The session's view of an account: account, current identity (if any).
@@ -88,22 +93,26 @@ store_me(struct db_batch *b, const char *account_id)
 	    " c.identity_id"
 	    " FROM accounts a LEFT JOIN locks l ON l.account_id = a.id"
 	    " LEFT JOIN current_identity c ON c.account_id = a.id"
-	    " WHERE a.id = $1", 1, p);
+	    " WHERE a.id = $1",
+	    1, p);
 	db_batch_add(b,
 	    "SELECT id, type, enterprise_name, uscc, role,"
 	    " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-	    " FROM identities WHERE account_id = $1 ORDER BY created_at, id", 1, p);
+	    " FROM identities WHERE account_id = $1 ORDER BY created_at, id",
+	    1, p);
 }
 
 void
-store_identity_insert(struct db_batch *b, const char *id, const char *account_id,
-    const char *type, const char *enterprise_name, const char *uscc, const char *role)
+store_identity_insert(struct db_batch *b, const char *id,
+    const char *account_id, const char *type, const char *enterprise_name,
+    const char *uscc, const char *role)
 {
 	const char *p[] = {id, account_id, type, enterprise_name, uscc, role};
 
 	db_batch_add(b,
 	    "INSERT INTO identities (id, account_id, type, enterprise_name, uscc, role)"
-	    " VALUES ($1, $2, $3, $4, $5, $6)", 6, p);
+	    " VALUES ($1, $2, $3, $4, $5, $6)",
+	    6, p);
 }
 
 void
@@ -115,13 +124,15 @@ store_identity_make_current(struct db_batch *b, const char *account_id,
 	if (only_if_none)
 		db_batch_add(b,
 		    "INSERT INTO current_identity (account_id, identity_id) VALUES ($1, $2)"
-		    " ON CONFLICT (account_id) DO NOTHING", 2, p);
+		    " ON CONFLICT (account_id) DO NOTHING",
+		    2, p);
 	else
 		db_batch_add(b,
 		    "INSERT INTO current_identity (account_id, identity_id)"
 		    " SELECT $1, id FROM identities WHERE id = $2 AND account_id = $1"
 		    " ON CONFLICT (account_id) DO UPDATE SET identity_id = EXCLUDED.identity_id"
-		    " RETURNING identity_id", 2, p);
+		    " RETURNING identity_id",
+		    2, p);
 }
 
 const char store_staff_by_username_sql[] =
@@ -130,10 +141,11 @@ const char store_staff_by_username_sql[] =
     " FROM staff WHERE username = $1";
 
 void
-store_staff_login_failed(struct db_batch *b, const char *staff_id, long max_failures,
-    long lockout_seconds)
+store_staff_login_failed(struct db_batch *b, const char *staff_id,
+    long max_failures, long lockout_seconds)
 {
-	store_failed(b, LOGIN_FAILED_SQL("staff"), staff_id, max_failures, lockout_seconds);
+	store_failed(b, LOGIN_FAILED_SQL("staff"), staff_id, max_failures,
+	    lockout_seconds);
 }
 
 const char store_staff_upsert_sql[] =

@@ -20,8 +20,11 @@ test_default_profile(void **state)
 	json_t *profiles = json_loads(cfca, 0, NULL);
 	struct lock_fields f;
 
-	assert_int_equal(profile_apply(profiles, "CN=caplat test RSA issuing CA,O=caplat test,C=CN",
-	    "CN", "某某公司", "master", "张三", "91350100M000100Y43", &f), 0);
+	assert_int_equal(profile_apply(profiles,
+	                     "CN=caplat test RSA issuing CA,O=caplat test,C=CN",
+	                     "CN", "某某公司", "master", "张三",
+	                     "91350100M000100Y43", &f),
+	    0);
 	assert_null(f.vendor);
 	assert_string_equal(f.kind_text, "master");
 	assert_string_equal(f.holder, "张三");
@@ -29,7 +32,9 @@ test_default_profile(void **state)
 	assert_string_equal(f.uscc, "91350100M000100Y43");
 	lock_fields_clear(&f);
 	/* A personal certificate: no O, no organizationIdentifier. */
-	assert_int_equal(profile_apply(profiles, "CN=x", "CN", NULL, "personal", "赵六", NULL, &f), 0);
+	assert_int_equal(profile_apply(profiles, "CN=x", "CN", NULL, "personal",
+	                     "赵六", NULL, &f),
+	    0);
 	assert_null(f.enterprise_name);
 	assert_null(f.uscc);
 	lock_fields_clear(&f);
@@ -42,18 +47,23 @@ test_cfca_profile(void **state)
 	json_t *profiles = json_loads(cfca, 0, NULL);
 	struct lock_fields f;
 
-	assert_int_equal(profile_apply(profiles,
-	    "CN=CFCA OCA1,O=China Financial Certification Authority,C=CN", "CN", "某某公司",
-	    "单位主锁", "051@张三@91350100M000100Y43@1", NULL, &f), 0);
+	assert_int_equal(
+	    profile_apply(profiles,
+	        "CN=CFCA OCA1,O=China Financial Certification Authority,C=CN",
+	        "CN", "某某公司", "单位主锁", "051@张三@91350100M000100Y43@1",
+	        NULL, &f),
+	    0);
 	assert_string_equal(f.vendor, "CFCA");
 	assert_string_equal(f.kind_text, "单位主锁");
 	assert_string_equal(f.holder, "张三");
 	assert_string_equal(f.uscc, "91350100M000100Y43");
 	lock_fields_clear(&f);
 	/* Too few parts: the field is absent, not garbage. */
-	assert_int_equal(profile_apply(profiles,
-	    "CN=CFCA OCA1,O=China Financial Certification Authority,C=CN", "CN", "某某公司",
-	    "单位主锁", "051@张三", NULL, &f), 0);
+	assert_int_equal(
+	    profile_apply(profiles,
+	        "CN=CFCA OCA1,O=China Financial Certification Authority,C=CN",
+	        "CN", "某某公司", "单位主锁", "051@张三", NULL, &f),
+	    0);
 	assert_string_equal(f.holder, "张三");
 	assert_null(f.uscc);
 	lock_fields_clear(&f);
@@ -65,12 +75,12 @@ test_check(void **state)
 {
 	char err[128];
 	static const char *const bad[] = {
-		"{}",
-		"[{\"kind\": \"ou\"}]",
-		"[{\"issuer_contains\": \"X\", \"holder\": \"street\"}]",
-		"[{\"issuer_contains\": \"X\", \"holder\": \"cn:x\", \"separator\": \"@\"}]",
-		"[{\"issuer_contains\": \"X\", \"holder\": \"cn:1\"}]",
-		"[{\"issuer_contains\": \"X\", \"holder\": 3}]",
+	    "{}",
+	    "[{\"kind\": \"ou\"}]",
+	    "[{\"issuer_contains\": \"X\", \"holder\": \"street\"}]",
+	    "[{\"issuer_contains\": \"X\", \"holder\": \"cn:x\", \"separator\": \"@\"}]",
+	    "[{\"issuer_contains\": \"X\", \"holder\": \"cn:1\"}]",
+	    "[{\"issuer_contains\": \"X\", \"holder\": 3}]",
 	};
 	json_t *good = json_loads(cfca, 0, NULL);
 
@@ -87,9 +97,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_default_profile),
-		cmocka_unit_test(test_cfca_profile),
-		cmocka_unit_test(test_check),
+	    cmocka_unit_test(test_default_profile),
+	    cmocka_unit_test(test_cfca_profile),
+	    cmocka_unit_test(test_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -97,12 +97,14 @@ alipay_form_parse(struct alipay_form *out, const char *body, size_t len)
 			goto bad;
 		k = form_decode(p, (size_t)(eq - p));
 		v = form_decode(eq + 1, (size_t)(stop - eq - 1));
-		if (k == NULL || v == NULL || *k == '\0' || alipay_form_get(out, k) != NULL) {
+		if (k == NULL || v == NULL || *k == '\0' ||
+		    alipay_form_get(out, k) != NULL) {
 			free(k);
 			free(v);
 			goto bad;
 		}
-		out->params = xrealloc(out->params, (out->n + 1) * sizeof(*out->params));
+		out->params =
+		    xrealloc(out->params, (out->n + 1) * sizeof(*out->params));
 		out->params[out->n].key = k;
 		out->params[out->n].value = v;
 		out->n++;
@@ -128,7 +130,8 @@ param_cmp(const void *a, const void *b)
 static char *
 sign_content(const struct alipay_param *params, size_t n, int drop_sign_type)
 {
-	const struct alipay_param **sorted = xcalloc(n ? n : 1, sizeof(*sorted));
+	const struct alipay_param **sorted =
+	    xcalloc(n ? n : 1, sizeof(*sorted));
 	size_t m = 0, size = 1, used = 0;
 	char *out;
 
@@ -143,7 +146,8 @@ sign_content(const struct alipay_param *params, size_t n, int drop_sign_type)
 	out = xmalloc(size);
 	out[0] = '\0';
 	for (size_t i = 0; i < m; i++) {
-		size_t kl = strlen(sorted[i]->key), vl = strlen(sorted[i]->value);
+		size_t kl = strlen(sorted[i]->key),
+		       vl = strlen(sorted[i]->value);
 		if (i > 0)
 			out[used++] = '&';
 		memcpy(out + used, sorted[i]->key, kl);
@@ -164,7 +168,8 @@ alipay_sign_content(const struct alipay_form *f)
 }
 
 enum alipay_verify_result
-alipay_verify(const struct alipay_form *f, const struct crypto_key *alipay_public)
+alipay_verify(const struct alipay_form *f,
+    const struct crypto_key *alipay_public)
 {
 	const char *sign = alipay_form_get(f, "sign");
 	const char *sign_type = alipay_form_get(f, "sign_type");
@@ -175,11 +180,14 @@ alipay_verify(const struct alipay_form *f, const struct crypto_key *alipay_publi
 
 	if (sign_type == NULL || strcmp(sign_type, "RSA2") != 0)
 		return ALIPAY_VERIFY_BAD_SIGN_TYPE;
-	if (sign == NULL || crypto_base64_decode(&sig, &sig_len, sign, strlen(sign)) != 0)
+	if (sign == NULL ||
+	    crypto_base64_decode(&sig, &sig_len, sign, strlen(sign)) != 0)
 		return ALIPAY_VERIFY_NO_SIGN;
 	content = alipay_sign_content(f);
-	rc = crypto_key_type_of(alipay_public) == CRYPTO_KEY_RSA ?
-	    crypto_verify_sig(alipay_public, content, strlen(content), sig, sig_len) : -1;
+	rc = crypto_key_type_of(alipay_public) == CRYPTO_KEY_RSA
+	    ? crypto_verify_sig(alipay_public, content, strlen(content), sig,
+	          sig_len)
+	    : -1;
 	free(content);
 	free(sig);
 	return rc == 0 ? ALIPAY_VERIFY_OK : ALIPAY_VERIFY_BAD_SIGNATURE;
@@ -198,8 +206,8 @@ form_append(char **buf, size_t *used, size_t *cap, const char *s)
 	}
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' ||
-		    *p == '~') {
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
+		    *p == '.' || *p == '~') {
 			(*buf)[(*used)++] = (char)*p;
 		} else {
 			(*buf)[(*used)++] = '%';
@@ -238,7 +246,8 @@ alipay_request_body(const struct crypto_key *merchant, const char *const *kv)
 	}
 	/* Requests sign every parameter but "sign", sign_type included. */
 	content = sign_content(params, n, 0);
-	if (crypto_sign(merchant, content, strlen(content), &sig, &sig_len) != 0) {
+	if (crypto_sign(merchant, content, strlen(content), &sig, &sig_len) !=
+	    0) {
 		free(content);
 		free(params);
 		return NULL;
@@ -309,7 +318,8 @@ alipay_response_split(const char *body, size_t len, const char *method,
 	const char *p, *end = body + len, *stop;
 	size_t kl;
 
-	if (snprintf(key, sizeof(key), "\"%s_response\"", method) >= (int)sizeof(key))
+	if (snprintf(key, sizeof(key), "\"%s_response\"", method) >=
+	    (int)sizeof(key))
 		return -1;
 	for (char *c = key; *c; c++)
 		if (*c == '.')
@@ -323,13 +333,16 @@ alipay_response_split(const char *body, size_t len, const char *method,
 		return -1;
 	p++;
 	for (;;) {
-		while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' || *p == ','))
+		while (p < end &&
+		    (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' ||
+		        *p == ','))
 			p++;
 		if (p >= end || *p != '"')
 			return -1;
 		int match = (size_t)(end - p) >= kl && memcmp(p, key, kl) == 0;
 		p = skip_string(p, end);
-		while (p != NULL && p < end && (*p == ' ' || *p == ':' || *p == '\t'))
+		while (p != NULL && p < end &&
+		    (*p == ' ' || *p == ':' || *p == '\t'))
 			p++;
 		if (p == NULL || p >= end)
 			return -1;
@@ -371,9 +384,11 @@ alipay_response_verify(const struct crypto_key *alipay_public,
 	size_t sig_len;
 	int rc;
 
-	if (crypto_base64_decode(&sig, &sig_len, sign_b64, strlen(sign_b64)) != 0)
+	if (crypto_base64_decode(&sig, &sig_len, sign_b64, strlen(sign_b64)) !=
+	    0)
 		return -1;
-	rc = crypto_verify_sig(alipay_public, content, content_len, sig, sig_len);
+	rc = crypto_verify_sig(alipay_public, content, content_len, sig,
+	    sig_len);
 	free(sig);
 	return rc;
 }

@@ -29,8 +29,7 @@ bill_clear(struct bill *b)
 	b->n = 0;
 }
 
-static void
-fail(char *err, size_t err_size, const char *fmt, ...)
+static void fail(char *err, size_t err_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
@@ -199,18 +198,20 @@ alipay_line(void *arg, long lineno, const char *s, const char *e)
 		st->c_refund_no = column(cells, n, "退款批次号/请求号");
 		if (n != ALIPAY_COLUMNS || st->c_trade != 0 || st->c_out < 0 ||
 		    st->c_type < 0 || st->c_amount < 0 || st->c_refund_no < 0) {
-			fail(st->err, st->err_size, "第%ld行：不是支付宝业务明细的表头", lineno);
+			fail(st->err, st->err_size,
+			    "第%ld行：不是支付宝业务明细的表头", lineno);
 			return -1;
 		}
 		st->have_header = 1;
 		return 0;
 	}
 	if (n != ALIPAY_COLUMNS) {
-		fail(st->err, st->err_size, "第%ld行：应有%d列，实有%zu列", lineno,
-		    ALIPAY_COLUMNS, n);
+		fail(st->err, st->err_size, "第%ld行：应有%d列，实有%zu列",
+		    lineno, ALIPAY_COLUMNS, n);
 		return -1;
 	}
-	const struct cell *type = &cells[st->c_type], *amt = &cells[st->c_amount];
+	const struct cell *type = &cells[st->c_type],
+	                  *amt = &cells[st->c_amount];
 	int refund = cell_is(type, "退款");
 	if (!refund && !cell_is(type, "交易"))
 		return 0; /* other business types are not ours to match */
@@ -222,7 +223,8 @@ alipay_line(void *arg, long lineno, const char *s, const char *e)
 	}
 	if (cells[st->c_out].len == 0 || cells[st->c_trade].len == 0 ||
 	    (refund && cells[st->c_refund_no].len == 0)) {
-		fail(st->err, st->err_size, "第%ld行：缺少交易号或订单号", lineno);
+		fail(st->err, st->err_size, "第%ld行：缺少交易号或订单号",
+		    lineno);
 		return -1;
 	}
 	add_line(st->b, refund ? BILL_REFUND : BILL_PAYMENT, &cells[st->c_out],
@@ -265,7 +267,8 @@ struct wechat_state {
 	char *err;
 	size_t err_size;
 	int have_header, summary; /* summary: 0 none, 1 header seen, 2 values */
-	int c_txn, c_out, c_state, c_refund_id, c_refund_no, c_refund_amt, c_total;
+	int c_txn, c_out, c_state, c_refund_id, c_refund_no, c_refund_amt,
+	    c_total;
 };
 
 static int
@@ -290,22 +293,26 @@ wechat_line(void *arg, long lineno, const char *s, const char *e)
 		st->c_refund_no = column(cells, n, "商户退款单号");
 		st->c_refund_amt = column(cells, n, "退款金额");
 		st->c_total = column(cells, n, "订单金额");
-		if (n != WECHAT_COLUMNS || !cell_is(&cells[0], "交易时间") || st->c_txn < 0 ||
-		    st->c_out < 0 || st->c_state < 0 || st->c_refund_id < 0 ||
-		    st->c_refund_no < 0 || st->c_refund_amt < 0 || st->c_total < 0) {
-			fail(st->err, st->err_size, "第%ld行：不是微信支付交易账单的表头", lineno);
+		if (n != WECHAT_COLUMNS || !cell_is(&cells[0], "交易时间") ||
+		    st->c_txn < 0 || st->c_out < 0 || st->c_state < 0 ||
+		    st->c_refund_id < 0 || st->c_refund_no < 0 ||
+		    st->c_refund_amt < 0 || st->c_total < 0) {
+			fail(st->err, st->err_size,
+			    "第%ld行：不是微信支付交易账单的表头", lineno);
 			return -1;
 		}
 		st->have_header = 1;
 		return 0;
 	}
 	if (st->summary == 2) {
-		fail(st->err, st->err_size, "第%ld行：汇总行之后还有内容", lineno);
+		fail(st->err, st->err_size, "第%ld行：汇总行之后还有内容",
+		    lineno);
 		return -1;
 	}
 	if (st->summary == 1) {
 		if (*s != '`') {
-			fail(st->err, st->err_size, "第%ld行：汇总数据格式不正确", lineno);
+			fail(st->err, st->err_size,
+			    "第%ld行：汇总数据格式不正确", lineno);
 			return -1;
 		}
 		st->summary = 2;
@@ -322,22 +329,24 @@ wechat_line(void *arg, long lineno, const char *s, const char *e)
 	}
 	n = split(s + 1, e, ",`", 2, cells);
 	if (n != WECHAT_COLUMNS) {
-		fail(st->err, st->err_size, "第%ld行：应有%d列，实有%zu列", lineno,
-		    WECHAT_COLUMNS, n);
+		fail(st->err, st->err_size, "第%ld行：应有%d列，实有%zu列",
+		    lineno, WECHAT_COLUMNS, n);
 		return -1;
 	}
 	const struct cell *state = &cells[st->c_state];
 	int refund = cell_is(state, "REFUND");
 	if (!refund && !cell_is(state, "SUCCESS"))
 		return 0; /* REVOKED, NOTPAY …: no money moved */
-	const struct cell *amt = &cells[refund ? st->c_refund_amt : st->c_total];
+	const struct cell *amt =
+	    &cells[refund ? st->c_refund_amt : st->c_total];
 	if (money_yuan_to_fen(amt->s, amt->len, 0, &amount) != 0) {
 		fail(st->err, st->err_size, "第%ld行：金额“%.*s”不正确", lineno,
 		    (int)amt->len, amt->s);
 		return -1;
 	}
 	if (cells[st->c_out].len == 0 ||
-	    (refund ? cells[st->c_refund_no].len == 0 : cells[st->c_txn].len == 0)) {
+	    (refund ? cells[st->c_refund_no].len == 0
+	            : cells[st->c_txn].len == 0)) {
 		fail(st->err, st->err_size, "第%ld行：缺少订单号", lineno);
 		return -1;
 	}
@@ -391,17 +400,18 @@ item(const char *kind, enum bill_kind type, const char *out_no,
     const char *provider_no, const int64_t *local, const int64_t *remote)
 {
 	return json_pack("{s:s, s:s, s:s?, s:s?, s:o, s:o}", "kind", kind,
-	    "type", type == BILL_REFUND ? "refund" : "payment",
-	    "out_trade_no", out_no, "provider_trade_no", provider_no,
-	    "local_amount_fen", local ? json_integer(*local) : json_null(),
-	    "remote_amount_fen", remote ? json_integer(*remote) : json_null());
+	    "type", type == BILL_REFUND ? "refund" : "payment", "out_trade_no",
+	    out_no, "provider_trade_no", provider_no, "local_amount_fen",
+	    local ? json_integer(*local) : json_null(), "remote_amount_fen",
+	    remote ? json_integer(*remote) : json_null());
 }
 
 json_t *
 recon_compare(const struct bill *b, const struct recon_local *local,
     size_t nlocal, struct recon_counts *counts)
 {
-	const struct recon_local **sorted = xcalloc(nlocal ? nlocal : 1, sizeof(*sorted));
+	const struct recon_local **sorted =
+	    xcalloc(nlocal ? nlocal : 1, sizeof(*sorted));
 	char *seen = xcalloc(nlocal ? nlocal : 1, 1);
 	json_t *items = json_array();
 
@@ -411,22 +421,25 @@ recon_compare(const struct bill *b, const struct recon_local *local,
 	qsort(sorted, nlocal, sizeof(*sorted), local_cmp);
 	for (size_t i = 0; i < b->n; i++) {
 		const struct bill_line *l = &b->lines[i];
-		const char *no = l->kind == BILL_REFUND ? l->out_refund_no : l->out_trade_no;
+		const char *no =
+		    l->kind == BILL_REFUND ? l->out_refund_no : l->out_trade_no;
 		struct recon_local key = {.kind = l->kind, .out_no = no};
 		const struct recon_local *kp = &key, **hit;
 
 		hit = bsearch(&kp, sorted, nlocal, sizeof(*sorted), local_cmp);
 		if (hit == NULL || seen[hit - sorted]) {
 			counts->missing_local++;
-			json_array_append_new(items, item("missing_local", l->kind, no,
-			    l->provider_no, NULL, &l->amount_fen));
+			json_array_append_new(items,
+			    item("missing_local", l->kind, no, l->provider_no,
+			        NULL, &l->amount_fen));
 			continue;
 		}
 		seen[hit - sorted] = 1;
 		if ((*hit)->amount_fen != l->amount_fen) {
 			counts->amount_mismatch++;
-			json_array_append_new(items, item("amount_mismatch", l->kind, no,
-			    l->provider_no, &(*hit)->amount_fen, &l->amount_fen));
+			json_array_append_new(items,
+			    item("amount_mismatch", l->kind, no, l->provider_no,
+			        &(*hit)->amount_fen, &l->amount_fen));
 			continue;
 		}
 		counts->matched++;
@@ -435,8 +448,9 @@ recon_compare(const struct bill *b, const struct recon_local *local,
 		if (seen[i])
 			continue;
 		counts->missing_remote++;
-		json_array_append_new(items, item("missing_remote", sorted[i]->kind,
-		    sorted[i]->out_no, sorted[i]->provider_no, &sorted[i]->amount_fen, NULL));
+		json_array_append_new(items,
+		    item("missing_remote", sorted[i]->kind, sorted[i]->out_no,
+		        sorted[i]->provider_no, &sorted[i]->amount_fen, NULL));
 	}
 	free(sorted);
 	free(seen);

@@ -98,8 +98,8 @@ int alipay_response_verify(const struct crypto_key *alipay_public,
 
 /* The signed message of a notification or an answer:
  * timestamp "\n" nonce "\n" body "\n" (body as received). New string. */
-char *wechat_message(const char *timestamp, const char *nonce,
-    const char *body, size_t body_len);
+char *wechat_message(const char *timestamp, const char *nonce, const char *body,
+    size_t body_len);
 
 /* Verifies the base64 signature of wechat_message() with the platform key:
  * 0 or -1. */
@@ -122,10 +122,9 @@ int wechat_decrypt_resource(json_t *resource, const char *apiv3_key,
  * body "" for GET) with the merchant key and returns a new string
  * 'WECHATPAY2-SHA256-RSA2048 mchid="…",nonce_str="…",timestamp="…",
  * serial_no="…",signature="…"', or NULL when signing fails. */
-char *wechat_authorization(const struct crypto_key *merchant,
-    const char *mchid, const char *serial_no, const char *method,
-    const char *url, const char *timestamp, const char *nonce,
-    const char *body);
+char *wechat_authorization(const struct crypto_key *merchant, const char *mchid,
+    const char *serial_no, const char *method, const char *url,
+    const char *timestamp, const char *nonce, const char *body);
 
 /* The platform certificates, chosen by serial. */
 struct wechat_platform_certs;
@@ -137,8 +136,8 @@ int wechat_platform_certs_load_pem(struct wechat_platform_certs **out,
     const char *pem);
 void wechat_platform_certs_free(struct wechat_platform_certs *c);
 /* The key of the certificate with this serial (borrowed) or NULL. */
-const struct crypto_key *wechat_platform_key(
-    const struct wechat_platform_certs *c, const char *serial);
+const struct crypto_key *
+wechat_platform_key(const struct wechat_platform_certs *c, const char *serial);
 
 /* ---- bill.c ----------------------------------------------------------- */
 
@@ -146,10 +145,12 @@ enum bill_kind { BILL_PAYMENT, BILL_REFUND };
 
 struct bill_line {
 	enum bill_kind kind;
-	char *out_trade_no;  /* 商户订单号 (the payment's) */
-	char *out_refund_no; /* 商户退款单号 / 退款批次号, refunds only, else NULL */
-	char *provider_no;   /* 支付宝交易号 / 微信订单号 (refund: 微信退款单号) */
-	int64_t amount_fen;  /* positive, for payments and refunds alike */
+	char *out_trade_no; /* 商户订单号 (the payment's) */
+	char *
+	    out_refund_no; /* 商户退款单号 / 退款批次号, refunds only, else NULL */
+	char
+	    *provider_no; /* 支付宝交易号 / 微信订单号 (refund: 微信退款单号) */
+	int64_t amount_fen; /* positive, for payments and refunds alike */
 };
 
 struct bill {
@@ -160,18 +161,18 @@ struct bill {
 /* Parses an Alipay 业务明细 bill (GBK, '#' comments, 25-column header, cells
  * trimmed of spaces and TABs; 业务类型 交易 or 退款, refund amounts negative).
  * Returns 0, or -1 with the reason (naming the line) in err. */
-int bill_parse_alipay(struct bill *out, const char *data, size_t len,
-    char *err, size_t err_size);
+int bill_parse_alipay(struct bill *out, const char *data, size_t len, char *err,
+    size_t err_size);
 /* Parses a WeChat Pay 交易账单 (UTF-8, 27-column header, every data cell
  * prefixed with '`', two summary lines; 交易状态 SUCCESS or REFUND). */
-int bill_parse_wechat(struct bill *out, const char *data, size_t len,
-    char *err, size_t err_size);
+int bill_parse_wechat(struct bill *out, const char *data, size_t len, char *err,
+    size_t err_size);
 void bill_clear(struct bill *b);
 
 /* A local record of the day: a succeeded payment or refund. */
 struct recon_local {
 	enum bill_kind kind;
-	const char *out_no;      /* payment: out_trade_no; refund: out_refund_no */
+	const char *out_no; /* payment: out_trade_no; refund: out_refund_no */
 	const char *provider_no; /* may be NULL */
 	int64_t amount_fen;
 };

@@ -21,7 +21,8 @@ str(json_t *o, const char *k)
 static int
 bad_event(const struct bus_event *ev, const char *missing)
 {
-	log_error(NULL, "msg=bad_event type=%s id=%s missing=%s", ev->type, ev->id, missing);
+	log_error(NULL, "msg=bad_event type=%s id=%s missing=%s", ev->type,
+	    ev->id, missing);
 	return -1; /* dead-lettered after max_deliver: visible, not lost */
 }
 
@@ -32,12 +33,16 @@ on_order_created(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	json_t *total = json_object_get(d, "total_fen");
 	char total_text[24];
 
-	if (str(d, "order_id") == NULL || str(d, "number") == NULL || str(d, "account_id") == NULL ||
-	    !json_is_integer(total) || json_integer_value(total) < 0 || str(d, "expires_at") == NULL)
-		return bad_event(ev, "order_id/number/account_id/total_fen/expires_at");
-	snprintf(total_text, sizeof(total_text), "%lld", (long long)json_integer_value(total));
-	const char *p[] = {str(d, "order_id"), str(d, "number"), str(d, "account_id"),
-	    str(d, "identity_id"), str(d, "uscc"), total_text, str(d, "expires_at"),
+	if (str(d, "order_id") == NULL || str(d, "number") == NULL ||
+	    str(d, "account_id") == NULL || !json_is_integer(total) ||
+	    json_integer_value(total) < 0 || str(d, "expires_at") == NULL)
+		return bad_event(ev,
+		    "order_id/number/account_id/total_fen/expires_at");
+	snprintf(total_text, sizeof(total_text), "%lld",
+	    (long long)json_integer_value(total));
+	const char *p[] = {str(d, "order_id"), str(d, "number"),
+	    str(d, "account_id"), str(d, "identity_id"), str(d, "uscc"),
+	    total_text, str(d, "expires_at"),
 	    str(d, "created_at") ? str(d, "created_at") : ev->time};
 	return bus_tx_exec(tx, store_order_upsert_sql, 8, p) < 0 ? -1 : 0;
 }
@@ -63,26 +68,34 @@ on_record_approved(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	json_t *seq = json_object_get(d, "seq");
 	char seq_text[24];
 
-	if (str(d, "uscc") == NULL || str(d, "record_id") == NULL || str(d, "name") == NULL ||
-	    str(d, "taxpayer_type") == NULL || !json_is_integer(seq) || !json_is_object(inv))
-		return bad_event(ev, "uscc/record_id/name/taxpayer_type/seq/invoice");
-	snprintf(seq_text, sizeof(seq_text), "%lld", (long long)json_integer_value(seq));
-	const char *p[] = {str(d, "uscc"), str(d, "record_id"), seq_text, str(d, "name"),
-	    str(d, "taxpayer_type"), str(inv, "title") ? str(inv, "title") : str(d, "name"),
+	if (str(d, "uscc") == NULL || str(d, "record_id") == NULL ||
+	    str(d, "name") == NULL || str(d, "taxpayer_type") == NULL ||
+	    !json_is_integer(seq) || !json_is_object(inv))
+		return bad_event(ev,
+		    "uscc/record_id/name/taxpayer_type/seq/invoice");
+	snprintf(seq_text, sizeof(seq_text), "%lld",
+	    (long long)json_integer_value(seq));
+	const char *p[] = {str(d, "uscc"), str(d, "record_id"), seq_text,
+	    str(d, "name"), str(d, "taxpayer_type"),
+	    str(inv, "title") ? str(inv, "title") : str(d, "name"),
 	    str(inv, "taxpayer_id") ? str(inv, "taxpayer_id") : str(d, "uscc"),
-	    str(inv, "invoice_address"), str(inv, "invoice_phone"), str(inv, "bank_name"),
-	    str(inv, "bank_account"), str(d, "approved_at") ? str(d, "approved_at") : ev->time};
+	    str(inv, "invoice_address"), str(inv, "invoice_phone"),
+	    str(inv, "bank_name"), str(inv, "bank_account"),
+	    str(d, "approved_at") ? str(d, "approved_at") : ev->time};
 	return bus_tx_exec(tx, store_enterprise_upsert_sql, 12, p) < 0 ? -1 : 0;
 }
 
 void
 pay_events_subscribe(void)
 {
-	if (bus_subscribe(pay.svc.bus, "payments-order-created", "caplat.orders.order.created", 5,
-	        on_order_created, NULL) != 0 ||
-	    bus_subscribe(pay.svc.bus, "payments-order-cancelled", "caplat.orders.order.cancelled", 5,
-	        on_order_cancelled, NULL) != 0 ||
-	    bus_subscribe(pay.svc.bus, "payments-record-approved", "caplat.enterprise.record.approved", 5,
-	        on_record_approved, NULL) != 0)
+	if (bus_subscribe(pay.svc.bus, "payments-order-created",
+	        "caplat.orders.order.created", 5, on_order_created,
+	        NULL) != 0 ||
+	    bus_subscribe(pay.svc.bus, "payments-order-cancelled",
+	        "caplat.orders.order.cancelled", 5, on_order_cancelled,
+	        NULL) != 0 ||
+	    bus_subscribe(pay.svc.bus, "payments-record-approved",
+	        "caplat.enterprise.record.approved", 5, on_record_approved,
+	        NULL) != 0)
 		log_error(NULL, "msg=subscribe_failed");
 }

@@ -65,21 +65,25 @@ refund_start(struct http_req *req)
 	http_req_attach(req, st, refund_free);
 	if (idem_read(req, req->session->staff_id, &st->idem) != 0)
 		return;
-	if (json_field_str(body, "payment_id", JSON_FIELD_REQUIRED, 64, &st->payment_id, &err) != 0 ||
-	    json_field_str(body, "reason", JSON_FIELD_REQUIRED, 256, &st->reason, &err) != 0) {
+	if (json_field_str(body, "payment_id", JSON_FIELD_REQUIRED, 64,
+	        &st->payment_id, &err) != 0 ||
+	    json_field_str(body, "reason", JSON_FIELD_REQUIRED, 256,
+	        &st->reason, &err) != 0) {
 		pay_reply_field_err(req, &err);
 		return;
 	}
-	if (json_field_int(body, "amount_fen", JSON_FIELD_REQUIRED, 1, MONEY_MAX_FEN,
-	    &st->amount_fen, NULL, &err) != 0) {
+	if (json_field_int(body, "amount_fen", JSON_FIELD_REQUIRED, 1,
+	        MONEY_MAX_FEN, &st->amount_fen, NULL, &err) != 0) {
 		if (err.status == 422 && strcmp(err.code, "FIELD_INVALID") == 0)
-			http_reply_error(req, 422, "REFUND_AMOUNT_INVALID", "amount_fen", "退款金额须为正整数（分）");
+			http_reply_error(req, 422, "REFUND_AMOUNT_INVALID",
+			    "amount_fen", "退款金额须为正整数（分）");
 		else
 			pay_reply_field_err(req, &err);
 		return;
 	}
 	if (!uuid_valid(st->payment_id)) {
-		http_reply_error(req, 404, "PAYMENT_NOT_FOUND", "payment_id", "支付记录不存在");
+		http_reply_error(req, 404, "PAYMENT_NOT_FOUND", "payment_id",
+		    "支付记录不存在");
 		return;
 	}
 	struct db_batch *b = db_batch_new();
@@ -104,9 +108,10 @@ refund_on_claimed(void *arg, const struct db_result *res)
 		if (st->id[s] != '-')
 			st->out_refund_no[d++] = st->id[s];
 	snprintf(amount, sizeof(amount), "%lld", st->amount_fen);
-	const char *p[] = {st->id, st->payment_id, amount, st->reason, st->req->session->staff_id,
-	    st->out_refund_no};
-	db_query(pay.svc.db, store_refund_create_sql, 6, p, refund_on_created, st);
+	const char *p[] = {st->id, st->payment_id, amount, st->reason,
+	    st->req->session->staff_id, st->out_refund_no};
+	db_query(pay.svc.db, store_refund_create_sql, 6, p, refund_on_created,
+	    st);
 }
 
 static void
@@ -117,18 +122,24 @@ refund_on_created(void *arg, const struct db_result *res)
 
 	if (res->status == DB_REFUSED && res->message != NULL) {
 		if (strstr(res->message, "PAYMENT_NOT_FOUND"))
-			idem_finish_error(req, &st->idem, 404, "PAYMENT_NOT_FOUND", "payment_id", "支付记录不存在");
+			idem_finish_error(req, &st->idem, 404,
+			    "PAYMENT_NOT_FOUND", "payment_id",
+			    "支付记录不存在");
 		else if (strstr(res->message, "REFUND_AMOUNT_INVALID"))
-			idem_finish_error(req, &st->idem, 422, "REFUND_AMOUNT_INVALID", "amount_fen",
+			idem_finish_error(req, &st->idem, 422,
+			    "REFUND_AMOUNT_INVALID", "amount_fen",
 			    "退款金额超过可退金额");
 		else
-			idem_finish_error(req, &st->idem, 409, "PAYMENT_NOT_REFUNDABLE", "payment_id",
+			idem_finish_error(req, &st->idem, 409,
+			    "PAYMENT_NOT_REFUNDABLE", "payment_id",
 			    "该支付未成功或已全额退款");
 		return;
 	}
 	if (res->status != DB_OK) {
-		idem_release_error(req, &st->idem, res->status == DB_UNAVAILABLE ? 503 : 500,
-		    res->status == DB_UNAVAILABLE ? "UNAVAILABLE" : "INTERNAL", "服务暂时不可用，请稍后重试");
+		idem_release_error(req, &st->idem,
+		    res->status == DB_UNAVAILABLE ? 503 : 500,
+		    res->status == DB_UNAVAILABLE ? "UNAVAILABLE" : "INTERNAL",
+		    "服务暂时不可用，请稍后重试");
 		return;
 	}
 	st->channel = xstrdup(db_value(res, 0, 0, 0));
@@ -136,8 +147,8 @@ refund_on_created(void *arg, const struct db_result *res)
 	st->total_fen = strtoll(db_value(res, 0, 0, 2), NULL, 10);
 	st->order_id = xstrdup(db_value(res, 0, 0, 3));
 	time_rfc3339(now_wall_ms(), st->created);
-	provider_refund(st->channel, st->out_trade_no, st->out_refund_no, st->amount_fen,
-	    st->total_fen, st->reason, refund_on_provider, st);
+	provider_refund(st->channel, st->out_trade_no, st->out_refund_no,
+	    st->amount_fen, st->total_fen, st->reason, refund_on_provider, st);
 }
 
 static json_t *
@@ -164,7 +175,8 @@ refund_on_provider(void *arg, const struct provider_answer *a)
 		/* It may have happened: the sweeper asks again with the same
 		 * out_refund_no, which the providers treat idempotently. */
 		log_warn(st->req->id, "msg=refund_pending refund=%s", st->id);
-		idem_finish(st->req, &st->idem, 201, refund_json(st, "pending"));
+		idem_finish(st->req, &st->idem, 201,
+		    refund_json(st, "pending"));
 		return;
 	}
 	struct db_batch *b = db_batch_new();
@@ -173,7 +185,8 @@ refund_on_provider(void *arg, const struct provider_answer *a)
 		db_batch_add(b, store_refund_fail_sql, 1, p);
 	} else {
 		snprintf(tax, sizeof(tax), "%lld",
-		    (long long)money_vat_tax(st->amount_fen, pay.cfg.vat_rate_bp));
+		    (long long)money_vat_tax(st->amount_fen,
+		        pay.cfg.vat_rate_bp));
 		const char *p[] = {st->id, a->trade_no, tax};
 		db_batch_add(b, store_refund_succeed_sql, 3, p);
 	}
@@ -193,10 +206,12 @@ refund_on_done(void *arg, const struct db_result *res)
 	free(d);
 	if (res->status != DB_OK) {
 		/* The provider refunded; the sweeper's retry records it. */
-		log_error(st->req->id, "msg=refund_not_recorded refund=%s", st->id);
+		log_error(st->req->id, "msg=refund_not_recorded refund=%s",
+		    st->id);
 		status = "pending";
 	} else if (strcmp(status, "succeeded") == 0) {
-		log_info(st->req->id, "msg=refund_succeeded refund=%s payment=%s amount_fen=%lld",
+		log_info(st->req->id,
+		    "msg=refund_succeeded refund=%s payment=%s amount_fen=%lld",
 		    st->id, st->payment_id, st->amount_fen);
 		sweep_kick(); /* the red-letter invoice */
 	}
@@ -259,12 +274,14 @@ bill_start(struct http_req *req)
 
 	if (session_require_staff(req, "finance") != 0)
 		return;
-	if (strcmp(req->params[0], "alipay") != 0 && strcmp(req->params[0], "wechat") != 0) {
+	if (strcmp(req->params[0], "alipay") != 0 &&
+	    strcmp(req->params[0], "wechat") != 0) {
 		http_reply_error(req, 404, "NOT_FOUND", NULL, "支付渠道不存在");
 		return;
 	}
 	if (!date_ok(req->params[1])) {
-		http_reply_error(req, 400, "BAD_PATH", NULL, "日期须为 YYYY-MM-DD");
+		http_reply_error(req, 400, "BAD_PATH", NULL,
+		    "日期须为 YYYY-MM-DD");
 		return;
 	}
 	st = xcalloc(1, sizeof(*st));
@@ -284,8 +301,9 @@ recon_parse(void *arg)
 	size_t len = st->req->body_len;
 
 	crypto_sha256_hex(data, len, st->sha);
-	st->parse_rc = st->wechat ? bill_parse_wechat(&st->bill, data, len, st->err, sizeof(st->err))
-	                          : bill_parse_alipay(&st->bill, data, len, st->err, sizeof(st->err));
+	st->parse_rc = st->wechat
+	    ? bill_parse_wechat(&st->bill, data, len, st->err, sizeof(st->err))
+	    : bill_parse_alipay(&st->bill, data, len, st->err, sizeof(st->err));
 }
 
 static void
@@ -302,8 +320,9 @@ recon_on_parsed(void *arg)
 	numbers = json_array();
 	for (size_t i = 0; i < st->bill.n; i++) {
 		const struct bill_line *l = &st->bill.lines[i];
-		json_array_append_new(numbers, json_string(l->kind == BILL_REFUND ?
-		    l->out_refund_no : l->out_trade_no));
+		json_array_append_new(numbers,
+		    json_string(l->kind == BILL_REFUND ? l->out_refund_no
+		                                       : l->out_trade_no));
 	}
 	text = json_dumps(numbers, JSON_COMPACT);
 	json_decref(numbers);
@@ -328,7 +347,9 @@ recon_on_local(void *arg, const struct db_result *res)
 	n = db_rows(res, 0);
 	local = xcalloc(n ? (size_t)n : 1, sizeof(*local));
 	for (int i = 0; i < n; i++) {
-		local[i].kind = strcmp(db_value(res, 0, i, 0), "refund") == 0 ? BILL_REFUND : BILL_PAYMENT;
+		local[i].kind = strcmp(db_value(res, 0, i, 0), "refund") == 0
+		    ? BILL_REFUND
+		    : BILL_PAYMENT;
 		local[i].out_no = db_value(res, 0, i, 1);
 		local[i].provider_no = db_value(res, 0, i, 2);
 		local[i].amount_fen = strtoll(db_value(res, 0, i, 3), NULL, 10);
@@ -341,8 +362,9 @@ recon_on_local(void *arg, const struct db_result *res)
 	snprintf(counts[2], 24, "%ld", st->counts.missing_remote);
 	snprintf(counts[3], 24, "%ld", st->counts.amount_mismatch);
 	items = json_dumps(st->items, JSON_COMPACT);
-	const char *p[] = {st->id, st->wechat ? "wechat" : "alipay", st->date, counts[0],
-	    counts[1], counts[2], counts[3], items, st->sha, st->req->session->staff_id};
+	const char *p[] = {st->id, st->wechat ? "wechat" : "alipay", st->date,
+	    counts[0], counts[1], counts[2], counts[3], items, st->sha,
+	    st->req->session->staff_id};
 	db_query(pay.svc.db, store_recon_insert_sql, 10, p, recon_on_saved, st);
 	free(items);
 }
@@ -356,16 +378,20 @@ recon_on_saved(void *arg, const struct db_result *res)
 		pay_reply_db_error(st->req, res);
 		return;
 	}
-	log_info(st->req->id, "msg=reconciled channel=%s date=%s matched=%ld missing_local=%ld"
-	    " missing_remote=%ld amount_mismatch=%ld", st->wechat ? "wechat" : "alipay", st->date,
-	    st->counts.matched, st->counts.missing_local, st->counts.missing_remote,
+	log_info(st->req->id,
+	    "msg=reconciled channel=%s date=%s matched=%ld missing_local=%ld"
+	    " missing_remote=%ld amount_mismatch=%ld",
+	    st->wechat ? "wechat" : "alipay", st->date, st->counts.matched,
+	    st->counts.missing_local, st->counts.missing_remote,
 	    st->counts.amount_mismatch);
-	http_reply_json(st->req, 201, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:O, s:s}",
-	    "id", st->id, "channel", st->wechat ? "wechat" : "alipay", "date", st->date,
-	    "matched", (int)st->counts.matched, "missing_local", (int)st->counts.missing_local,
-	    "missing_remote", (int)st->counts.missing_remote,
-	    "amount_mismatch", (int)st->counts.amount_mismatch, "items", st->items,
-	    "created_at", db_value(res, 0, 0, 0)));
+	http_reply_json(st->req, 201,
+	    json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:O, s:s}", "id",
+	        st->id, "channel", st->wechat ? "wechat" : "alipay", "date",
+	        st->date, "matched", (int)st->counts.matched, "missing_local",
+	        (int)st->counts.missing_local, "missing_remote",
+	        (int)st->counts.missing_remote, "amount_mismatch",
+	        (int)st->counts.amount_mismatch, "items", st->items,
+	        "created_at", db_value(res, 0, 0, 0)));
 }
 
 void
@@ -389,15 +415,16 @@ recon_get_on_loaded(void *arg, const struct db_result *res)
 		http_reply_error(req, 404, "NOT_FOUND", NULL, "对账记录不存在");
 		return;
 	}
-	http_reply_json(req, 200, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:s}",
-	    "id", db_value(res, 0, 0, 0), "channel", db_value(res, 0, 0, 1),
-	    "date", db_value(res, 0, 0, 2),
-	    "matched", (json_int_t)atoll(db_value(res, 0, 0, 3)),
-	    "missing_local", (json_int_t)atoll(db_value(res, 0, 0, 4)),
-	    "missing_remote", (json_int_t)atoll(db_value(res, 0, 0, 5)),
-	    "amount_mismatch", (json_int_t)atoll(db_value(res, 0, 0, 6)),
-	    "items", json_loads(db_value(res, 0, 0, 7), 0, NULL),
-	    "created_at", db_value(res, 0, 0, 8)));
+	http_reply_json(req, 200,
+	    json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:s}", "id",
+	        db_value(res, 0, 0, 0), "channel", db_value(res, 0, 0, 1),
+	        "date", db_value(res, 0, 0, 2), "matched",
+	        (json_int_t)atoll(db_value(res, 0, 0, 3)), "missing_local",
+	        (json_int_t)atoll(db_value(res, 0, 0, 4)), "missing_remote",
+	        (json_int_t)atoll(db_value(res, 0, 0, 5)), "amount_mismatch",
+	        (json_int_t)atoll(db_value(res, 0, 0, 6)), "items",
+	        json_loads(db_value(res, 0, 0, 7), 0, NULL), "created_at",
+	        db_value(res, 0, 0, 8)));
 }
 
 static void
@@ -410,7 +437,8 @@ recon_get(struct http_req *req)
 		return;
 	}
 	const char *p[] = {req->params[0]};
-	db_query(pay.svc.db, store_recon_get_sql, 1, p, recon_get_on_loaded, req);
+	db_query(pay.svc.db, store_recon_get_sql, 1, p, recon_get_on_loaded,
+	    req);
 }
 
 void

@@ -28,11 +28,12 @@ pay_reply_db_error(struct http_req *req, const struct db_result *res)
 {
 	if (res->status == DB_UNAVAILABLE) {
 		http_server_dep_error(req->srv, "postgres");
-		http_reply_error(req, 503, "UNAVAILABLE", NULL, "服务暂时不可用，请稍后重试");
+		http_reply_error(req, 503, "UNAVAILABLE", NULL,
+		    "服务暂时不可用，请稍后重试");
 		return;
 	}
-	log_error(req->id, "msg=db_error stmt=%d detail=\"%s\"", res->failed_stmt,
-	    res->message ? res->message : "");
+	log_error(req->id, "msg=db_error stmt=%d detail=\"%s\"",
+	    res->failed_stmt, res->message ? res->message : "");
 	http_reply_error(req, 500, "INTERNAL", NULL, "服务器内部错误");
 }
 
@@ -80,7 +81,8 @@ idem_read(struct http_req *req, const char *account, struct idem *out)
 	material = xasprintf("%s %s\n", req->method, req->path);
 	size_t ml = strlen(material);
 	material = xrealloc(material, ml + req->body_len + 1);
-	memcpy(material + ml, req->body ? (const char *)req->body : "", req->body_len);
+	memcpy(material + ml, req->body ? (const char *)req->body : "",
+	    req->body_len);
 	crypto_sha256_hex(material, ml + req->body_len, out->hash);
 	free(material);
 	return 0;
@@ -96,8 +98,8 @@ idem_claim_add(struct db_batch *b, const struct idem *i)
 }
 
 int
-idem_claimed_or_reply(struct http_req *req, const struct db_result *res, int stmt,
-    const struct idem *i)
+idem_claimed_or_reply(struct http_req *req, const struct db_result *res,
+    int stmt, const struct idem *i)
 {
 	if (db_rows(res, stmt) == 1)
 		return 1;
@@ -139,7 +141,8 @@ idem_on_stored(void *arg, const struct db_result *res)
 }
 
 void
-idem_finish(struct http_req *req, const struct idem *i, int status, json_t *body)
+idem_finish(struct http_req *req, const struct idem *i, int status,
+    json_t *body)
 {
 	struct idem_done *d = xcalloc(1, sizeof(*d));
 	char st[8], *text = json_dumps(body, JSON_COMPACT);
@@ -185,7 +188,8 @@ idem_release_error(struct http_req *req, const struct idem *i, int status,
 /* ---- POST /api/v1/payments --------------------------------------------- */
 
 static const char *const channels[] = {"alipay", "wechat", NULL};
-static const char *const invoice_types[] = {"none", "e_normal", "paper_special", NULL};
+static const char *const invoice_types[] = {"none", "e_normal", "paper_special",
+    NULL};
 
 struct pcreate {
 	struct http_req *req;
@@ -213,11 +217,12 @@ email_ok(const char *s)
 {
 	const char *at = strchr(s, '@'), *dot;
 
-	if (strlen(s) > 254 || at == NULL || at == s || strchr(at + 1, '@') != NULL)
+	if (strlen(s) > 254 || at == NULL || at == s ||
+	    strchr(at + 1, '@') != NULL)
 		return 0;
 	for (const char *p = s; *p; p++)
-		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == ',' || *p == ';' ||
-		    *p == '<' || *p == '>')
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == ',' ||
+		    *p == ';' || *p == '<' || *p == '>')
 			return 0;
 	dot = strrchr(at, '.');
 	return dot != NULL && dot > at + 1 && dot[1] != '\0';
@@ -234,7 +239,8 @@ pay_create(struct http_req *req)
 	json_t *body, *invoice;
 
 	if (req->session->account_id == NULL) {
-		http_reply_error(req, 403, "FORBIDDEN", NULL, "工作人员账号不能支付订单");
+		http_reply_error(req, 403, "FORBIDDEN", NULL,
+		    "工作人员账号不能支付订单");
 		return;
 	}
 	if (http_read_json(req, &body) != 0)
@@ -245,43 +251,53 @@ pay_create(struct http_req *req)
 	http_req_attach(req, st, pcreate_free);
 	if (idem_read(req, req->session->account_id, &st->idem) != 0)
 		return;
-	if (json_field_str(body, "order_id", JSON_FIELD_REQUIRED, 64, &st->order_id, &err) != 0 ||
-	    json_field_enum(body, "channel", JSON_FIELD_REQUIRED, channels, &st->channel, &err) != 0) {
+	if (json_field_str(body, "order_id", JSON_FIELD_REQUIRED, 64,
+	        &st->order_id, &err) != 0 ||
+	    json_field_enum(body, "channel", JSON_FIELD_REQUIRED, channels,
+	        &st->channel, &err) != 0) {
 		pay_reply_field_err(req, &err);
 		return;
 	}
 	if (!uuid_valid(st->order_id)) {
-		http_reply_error(req, 422, "FIELD_INVALID", "order_id", "订单编号格式不正确");
+		http_reply_error(req, 422, "FIELD_INVALID", "order_id",
+		    "订单编号格式不正确");
 		return;
 	}
 	invoice = json_object_get(body, "invoice");
 	if (invoice == NULL || json_is_null(invoice)) {
-		http_reply_error(req, 422, "FIELD_REQUIRED", "invoice", "请选择是否开具发票");
+		http_reply_error(req, 422, "FIELD_REQUIRED", "invoice",
+		    "请选择是否开具发票");
 		return;
 	}
 	if (!json_is_object(invoice)) {
-		http_reply_error(req, 400, "FIELD_TYPE", "invoice", "invoice 须为对象");
+		http_reply_error(req, 400, "FIELD_TYPE", "invoice",
+		    "invoice 须为对象");
 		return;
 	}
-	if (json_field_enum(invoice, "type", JSON_FIELD_REQUIRED, invoice_types, &st->invoice_type, &err) != 0 ||
-	    json_field_str(invoice, "email", JSON_FIELD_OPTIONAL, 254, &st->email, &err) != 0) {
-		err.field = strcmp(err.field, "type") == 0 ? "invoice.type" : "invoice.email";
+	if (json_field_enum(invoice, "type", JSON_FIELD_REQUIRED, invoice_types,
+	        &st->invoice_type, &err) != 0 ||
+	    json_field_str(invoice, "email", JSON_FIELD_OPTIONAL, 254,
+	        &st->email, &err) != 0) {
+		err.field = strcmp(err.field, "type") == 0 ? "invoice.type"
+		                                           : "invoice.email";
 		pay_reply_field_err(req, &err);
 		return;
 	}
 	if (strcmp(st->invoice_type, "e_normal") == 0 && st->email == NULL) {
-		http_reply_error(req, 422, "FIELD_REQUIRED", "invoice.email", "电子发票须填写接收邮箱");
+		http_reply_error(req, 422, "FIELD_REQUIRED", "invoice.email",
+		    "电子发票须填写接收邮箱");
 		return;
 	}
 	if (st->email != NULL && !email_ok(st->email)) {
-		http_reply_error(req, 422, "EMAIL_INVALID", "invoice.email", "邮箱格式不正确");
+		http_reply_error(req, 422, "EMAIL_INVALID", "invoice.email",
+		    "邮箱格式不正确");
 		return;
 	}
 	struct db_batch *b = db_batch_new();
 	const char *p[] = {st->order_id};
 	idem_claim_add(b, &st->idem);                      /* 0, 1 */
-	db_batch_add(b, store_order_get_sql, 1, p);         /* 2 */
-	db_batch_add(b, store_order_enterprise_sql, 1, p);  /* 3 */
+	db_batch_add(b, store_order_get_sql, 1, p);        /* 2 */
+	db_batch_add(b, store_order_enterprise_sql, 1, p); /* 3 */
 	db_batch_run(pay.svc.db, b, pcreate_on_claimed, st);
 }
 
@@ -289,7 +305,8 @@ pay_create(struct http_req *req)
 static int
 special_allowed(const struct db_result *res)
 {
-	if (db_rows(res, 3) != 1 || strcmp(db_value(res, 3, 0, 0), "general") != 0)
+	if (db_rows(res, 3) != 1 ||
+	    strcmp(db_value(res, 3, 0, 0), "general") != 0)
 		return 0;
 	for (int col = 1; col <= 6; col++) {
 		const char *v = db_value(res, 3, 0, col);
@@ -312,32 +329,39 @@ pcreate_on_claimed(void *arg, const struct db_result *res)
 	}
 	if (!idem_claimed_or_reply(req, res, 0, i))
 		return;
-	if (db_rows(res, 2) != 1 || strcmp(db_value(res, 2, 0, 0), req->session->account_id) != 0) {
+	if (db_rows(res, 2) != 1 ||
+	    strcmp(db_value(res, 2, 0, 0), req->session->account_id) != 0) {
 		/* Not stored: the order's event may still be on its way. */
-		idem_release_error(req, i, 404, "ORDER_NOT_FOUND", "订单不存在");
+		idem_release_error(req, i, 404, "ORDER_NOT_FOUND",
+		    "订单不存在");
 		return;
 	}
 	if (strcmp(db_value(res, 2, 0, 3), "pending_payment") != 0 ||
 	    strcmp(db_value(res, 2, 0, 4), "t") == 0) {
-		idem_finish_error(req, i, 409, "ORDER_NOT_PAYABLE", "order_id", "订单当前不可支付");
+		idem_finish_error(req, i, 409, "ORDER_NOT_PAYABLE", "order_id",
+		    "订单当前不可支付");
 		return;
 	}
 	const char *locked = db_value(res, 2, 0, 5);
 	if (locked != NULL && strcmp(locked, st->invoice_type) != 0) {
-		idem_finish_error(req, i, 409, "INVOICE_TYPE_LOCKED", "invoice.type",
+		idem_finish_error(req, i, 409, "INVOICE_TYPE_LOCKED",
+		    "invoice.type",
 		    "该订单已选择其他发票类型，发票类型选择后不可更改");
 		return;
 	}
 	if (strcmp(st->invoice_type, "paper_special") == 0 &&
 	    (db_value(res, 2, 0, 1) == NULL || !special_allowed(res))) {
-		idem_finish_error(req, i, 422, "SPECIAL_INVOICE_NOT_ALLOWED", "invoice.type",
+		idem_finish_error(req, i, 422, "SPECIAL_INVOICE_NOT_ALLOWED",
+		    "invoice.type",
 		    "仅一般纳税人且开票信息完整的企业可开具纸质专票");
 		return;
 	}
 	st->amount_fen = strtoll(db_value(res, 2, 0, 2), NULL, 10);
-	snprintf(st->order_number, sizeof(st->order_number), "%s", db_value(res, 2, 0, 6));
+	snprintf(st->order_number, sizeof(st->order_number), "%s",
+	    db_value(res, 2, 0, 6));
 	if (st->amount_fen <= 0) {
-		idem_finish_error(req, i, 409, "ORDER_NOT_PAYABLE", "order_id", "订单金额为零，无需支付");
+		idem_finish_error(req, i, 409, "ORDER_NOT_PAYABLE", "order_id",
+		    "订单金额为零，无需支付");
 		return;
 	}
 	uuid_v4(st->id);
@@ -359,23 +383,26 @@ pcreate_on_provider(void *arg, const struct provider_answer *a)
 	char amount[24];
 
 	if (a->status != PROVIDER_OK) {
-		idem_release_error(st->req, &st->idem, 503, "PROVIDER_UNAVAILABLE",
+		idem_release_error(st->req, &st->idem, 503,
+		    "PROVIDER_UNAVAILABLE",
 		    "支付渠道暂时不可用，请稍后重试或更换支付方式");
 		return;
 	}
 	time_rfc3339(now_wall_ms(), st->created);
-	st->answer = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:{s:s, s:s?}, s:s, s:n}",
+	st->answer = json_pack(
+	    "{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:{s:s, s:s?}, s:s, s:n}",
 	    "id", st->id, "order_id", st->order_id, "channel", st->channel,
 	    "status", "pending", "amount_fen", (json_int_t)st->amount_fen,
-	    "refunded_fen", (json_int_t)0, "qr_code", a->qr_code,
-	    "invoice", "type", st->invoice_type, "email", st->email,
-	    "created_at", st->created, "paid_at");
+	    "refunded_fen", (json_int_t)0, "qr_code", a->qr_code, "invoice",
+	    "type", st->invoice_type, "email", st->email, "created_at",
+	    st->created, "paid_at");
 	char *text = json_dumps(st->answer, JSON_COMPACT);
 	snprintf(amount, sizeof(amount), "%lld", (long long)st->amount_fen);
-	const char *p[] = {st->id, st->order_id, st->req->session->account_id, st->channel,
-	    st->out_trade_no, amount, a->qr_code, st->invoice_type, st->email, st->created,
-	    st->idem.account, st->idem.key, text};
-	db_query(pay.svc.db, store_payment_create_sql, 13, p, pcreate_on_saved, st);
+	const char *p[] = {st->id, st->order_id, st->req->session->account_id,
+	    st->channel, st->out_trade_no, amount, a->qr_code, st->invoice_type,
+	    st->email, st->created, st->idem.account, st->idem.key, text};
+	db_query(pay.svc.db, store_payment_create_sql, 13, p, pcreate_on_saved,
+	    st);
 	free(text);
 }
 
@@ -387,20 +414,24 @@ pcreate_on_saved(void *arg, const struct db_result *res)
 
 	if (res->status == DB_REFUSED && res->message != NULL) {
 		if (strstr(res->message, "INVOICE_TYPE_LOCKED") != NULL)
-			idem_finish_error(req, &st->idem, 409, "INVOICE_TYPE_LOCKED", "invoice.type",
+			idem_finish_error(req, &st->idem, 409,
+			    "INVOICE_TYPE_LOCKED", "invoice.type",
 			    "该订单已选择其他发票类型，发票类型选择后不可更改");
 		else
-			idem_finish_error(req, &st->idem, 409, "ORDER_NOT_PAYABLE", "order_id",
+			idem_finish_error(req, &st->idem, 409,
+			    "ORDER_NOT_PAYABLE", "order_id",
 			    "订单当前不可支付");
 		return;
 	}
 	if (res->status != DB_OK) {
-		idem_release_error(req, &st->idem, res->status == DB_UNAVAILABLE ? 503 : 500,
+		idem_release_error(req, &st->idem,
+		    res->status == DB_UNAVAILABLE ? 503 : 500,
 		    res->status == DB_UNAVAILABLE ? "UNAVAILABLE" : "INTERNAL",
 		    "服务暂时不可用，请稍后重试");
 		return;
 	}
-	log_info(req->id, "msg=payment_created payment=%s order=%s channel=%s amount_fen=%lld",
+	log_info(req->id,
+	    "msg=payment_created payment=%s order=%s channel=%s amount_fen=%lld",
 	    st->id, st->order_id, st->channel, (long long)st->amount_fen);
 	json_t *answer = st->answer;
 	st->answer = NULL;
@@ -424,9 +455,8 @@ is_finance(struct http_req *req)
 
 	if (req->session->staff_id == NULL)
 		return 0;
-	json_array_foreach(roles, i, r)
-		if (json_is_string(r) && strcmp(json_string_value(r), "finance") == 0)
-			return 1;
+	json_array_foreach(roles, i, r) if (json_is_string(r) &&
+	    strcmp(json_string_value(r), "finance") == 0) return 1;
 	return 0;
 }
 
@@ -435,14 +465,18 @@ pay_payment_json(const struct db_result *res, int stmt, int row)
 {
 	const char *email = db_value(res, stmt, row, 9);
 
-	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s?, s:{s:s, s:s?}, s:s, s:s?}",
-	    "id", db_value(res, stmt, row, 0), "order_id", db_value(res, stmt, row, 1),
-	    "channel", db_value(res, stmt, row, 3), "status", db_value(res, stmt, row, 4),
-	    "amount_fen", (json_int_t)strtoll(db_value(res, stmt, row, 5), NULL, 10),
-	    "refunded_fen", (json_int_t)strtoll(db_value(res, stmt, row, 6), NULL, 10),
-	    "qr_code", db_value(res, stmt, row, 7),
-	    "invoice", "type", db_value(res, stmt, row, 8), "email", email,
-	    "created_at", db_value(res, stmt, row, 10), "paid_at", db_value(res, stmt, row, 11));
+	return json_pack(
+	    "{s:s, s:s, s:s, s:s, s:I, s:I, s:s?, s:{s:s, s:s?}, s:s, s:s?}",
+	    "id", db_value(res, stmt, row, 0), "order_id",
+	    db_value(res, stmt, row, 1), "channel", db_value(res, stmt, row, 3),
+	    "status", db_value(res, stmt, row, 4), "amount_fen",
+	    (json_int_t)strtoll(db_value(res, stmt, row, 5), NULL, 10),
+	    "refunded_fen",
+	    (json_int_t)strtoll(db_value(res, stmt, row, 6), NULL, 10),
+	    "qr_code", db_value(res, stmt, row, 7), "invoice", "type",
+	    db_value(res, stmt, row, 8), "email", email, "created_at",
+	    db_value(res, stmt, row, 10), "paid_at",
+	    db_value(res, stmt, row, 11));
 }
 
 static void
@@ -455,8 +489,10 @@ pay_get_on_loaded(void *arg, const struct db_result *res)
 		return;
 	}
 	if (db_rows(res, 0) != 1 ||
-	    (!is_finance(req) && (req->session->account_id == NULL ||
-	        strcmp(db_value(res, 0, 0, 2), req->session->account_id) != 0))) {
+	    (!is_finance(req) &&
+	        (req->session->account_id == NULL ||
+	            strcmp(db_value(res, 0, 0, 2), req->session->account_id) !=
+	                0))) {
 		http_reply_error(req, 404, "NOT_FOUND", NULL, "支付记录不存在");
 		return;
 	}
@@ -471,7 +507,8 @@ pay_get(struct http_req *req)
 		return;
 	}
 	const char *p[] = {req->params[0]};
-	db_query(pay.svc.db, store_payment_get_sql, 1, p, pay_get_on_loaded, req);
+	db_query(pay.svc.db, store_payment_get_sql, 1, p, pay_get_on_loaded,
+	    req);
 }
 
 static void
@@ -485,15 +522,20 @@ pay_get_route(struct http_req *req)
 static json_t *
 invoice_json(const struct db_result *res, int stmt, int row)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:I, s:I, s:s, s:s?, s:s?, s:s}",
-	    "id", db_value(res, stmt, row, 0), "order_id", db_value(res, stmt, row, 1),
-	    "type", db_value(res, stmt, row, 2), "kind", db_value(res, stmt, row, 3),
-	    "reverses_invoice_id", db_value(res, stmt, row, 4),
-	    "title", db_value(res, stmt, row, 5), "taxpayer_id", db_value(res, stmt, row, 6),
-	    "amount_fen", (json_int_t)strtoll(db_value(res, stmt, row, 7), NULL, 10),
-	    "tax_fen", (json_int_t)strtoll(db_value(res, stmt, row, 8), NULL, 10),
-	    "status", db_value(res, stmt, row, 9), "number", db_value(res, stmt, row, 10),
-	    "issued_at", db_value(res, stmt, row, 11), "payment_id", db_value(res, stmt, row, 12));
+	return json_pack(
+	    "{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:I, s:I, s:s, s:s?, s:s?, s:s}",
+	    "id", db_value(res, stmt, row, 0), "order_id",
+	    db_value(res, stmt, row, 1), "type", db_value(res, stmt, row, 2),
+	    "kind", db_value(res, stmt, row, 3), "reverses_invoice_id",
+	    db_value(res, stmt, row, 4), "title", db_value(res, stmt, row, 5),
+	    "taxpayer_id", db_value(res, stmt, row, 6), "amount_fen",
+	    (json_int_t)strtoll(db_value(res, stmt, row, 7), NULL, 10),
+	    "tax_fen",
+	    (json_int_t)strtoll(db_value(res, stmt, row, 8), NULL, 10),
+	    "status", db_value(res, stmt, row, 9), "number",
+	    db_value(res, stmt, row, 10), "issued_at",
+	    db_value(res, stmt, row, 11), "payment_id",
+	    db_value(res, stmt, row, 12));
 }
 
 static void
@@ -523,8 +565,10 @@ invoice_get(struct http_req *req)
 		http_reply_error(req, 403, "FORBIDDEN", NULL, "无权查看发票");
 		return;
 	}
-	const char *p[] = {req->params[0], is_finance(req) ? NULL : req->session->account_id};
-	db_query(pay.svc.db, store_invoice_get_sql, 2, p, invoice_get_on_loaded, req);
+	const char *p[] = {req->params[0],
+	    is_finance(req) ? NULL : req->session->account_id};
+	db_query(pay.svc.db, store_invoice_get_sql, 2, p, invoice_get_on_loaded,
+	    req);
 }
 
 struct ilist {
@@ -560,7 +604,8 @@ invoice_list_on_loaded(void *arg, const struct db_result *res)
 		json_array_append_new(items, invoice_json(res, 0, row));
 	if (n > st->limit)
 		next = json_string(db_value(res, 0, (int)st->limit - 1, 13));
-	http_reply_json(req, 200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
+	http_reply_json(req, 200,
+	    json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
 }
 
 static void
@@ -579,24 +624,29 @@ invoice_list(struct http_req *req)
 	if (limit != NULL) {
 		char *end;
 		st->limit = strtol(limit, &end, 10);
-		int bad = *limit == '\0' || *end != '\0' || st->limit < 1 || st->limit > 100;
+		int bad = *limit == '\0' || *end != '\0' || st->limit < 1 ||
+		    st->limit > 100;
 		free(limit);
 		if (bad) {
-			http_reply_error(req, 400, "BAD_REQUEST", NULL, "limit 须为 1 至 100");
+			http_reply_error(req, 400, "BAD_REQUEST", NULL,
+			    "limit 须为 1 至 100");
 			return;
 		}
 	}
 	st->order_id = http_query_param(req, "order_id");
 	st->cursor = http_query_param(req, "cursor");
 	if ((st->order_id != NULL && !uuid_valid(st->order_id)) ||
-	    (st->cursor != NULL && (strlen(st->cursor) > 128 || strlen(st->cursor) < 10))) {
-		http_reply_error(req, 400, "BAD_REQUEST", NULL, "查询参数不正确");
+	    (st->cursor != NULL &&
+	        (strlen(st->cursor) > 128 || strlen(st->cursor) < 10))) {
+		http_reply_error(req, 400, "BAD_REQUEST", NULL,
+		    "查询参数不正确");
 		return;
 	}
 	st->limit_text = xasprintf("%ld", st->limit + 1);
-	const char *p[] = {is_finance(req) ? NULL : req->session->account_id, st->order_id,
-	    st->cursor, st->limit_text};
-	db_query(pay.svc.db, store_invoice_list_sql, 4, p, invoice_list_on_loaded, req);
+	const char *p[] = {is_finance(req) ? NULL : req->session->account_id,
+	    st->order_id, st->cursor, st->limit_text};
+	db_query(pay.svc.db, store_invoice_list_sql, 4, p,
+	    invoice_list_on_loaded, req);
 }
 
 static void
@@ -614,15 +664,17 @@ invoice_list_route(struct http_req *req)
 /* ---- routes ------------------------------------------------------------ */
 
 static const struct http_route routes[] = {
-	{"POST", "/api/v1/payments", pay_create_route, 0},
-	{"GET", "/api/v1/payments/{id}", pay_get_route, 0},
-	{"GET", "/api/v1/invoices", invoice_list_route, 0},
-	{"GET", "/api/v1/invoices/{id}", invoice_get_route, 0},
-	{"POST", "/notify/alipay", pay_notify_alipay, 0},
-	{"POST", "/notify/wechat", pay_notify_wechat, 0},
-	{"POST", "/api/v1/finance/refunds", pay_finance_refund, 0},
-	{"POST", "/api/v1/finance/bills/{channel}/{date}", pay_finance_bill, 16 * 1024 * 1024},
-	{"GET", "/api/v1/finance/reconciliations/{id}", pay_finance_reconciliation, 0},
+    {"POST", "/api/v1/payments", pay_create_route, 0},
+    {"GET", "/api/v1/payments/{id}", pay_get_route, 0},
+    {"GET", "/api/v1/invoices", invoice_list_route, 0},
+    {"GET", "/api/v1/invoices/{id}", invoice_get_route, 0},
+    {"POST", "/notify/alipay", pay_notify_alipay, 0},
+    {"POST", "/notify/wechat", pay_notify_wechat, 0},
+    {"POST", "/api/v1/finance/refunds", pay_finance_refund, 0},
+    {"POST", "/api/v1/finance/bills/{channel}/{date}", pay_finance_bill,
+        16 * 1024 * 1024},
+    {"GET", "/api/v1/finance/reconciliations/{id}", pay_finance_reconciliation,
+        0},
 };
 
 void pay_notify_init(void);

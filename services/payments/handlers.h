@@ -12,9 +12,11 @@ struct db_batch;
 struct db_result;
 struct json_field_err;
 
-void pay_reply_field_err(struct http_req *req, const struct json_field_err *err);
+void pay_reply_field_err(struct http_req *req,
+    const struct json_field_err *err);
 /* Returns a new API.md error envelope; field may be NULL. */
-json_t *pay_error_json(const char *code, const char *field, const char *message);
+json_t *pay_error_json(const char *code, const char *field,
+    const char *message);
 /* A Payment object from a store_payment_get_sql row. New reference. */
 json_t *pay_payment_json(const struct db_result *res, int stmt, int row);
 

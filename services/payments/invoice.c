@@ -21,7 +21,8 @@ static void
 local_on_number(void *arg, const struct db_result *res)
 {
 	struct local_issue *li = arg;
-	const char *number = res->status == DB_OK ? db_value(res, 0, 0, 0) : NULL;
+	const char *number =
+	    res->status == DB_OK ? db_value(res, 0, 0, 0) : NULL;
 
 	li->cb(li->arg, number, number ? li->email : NULL);
 	free(li->email);
@@ -36,7 +37,8 @@ local_issue(const struct invoice_request *req, invoice_issued_fn cb, void *arg)
 	li->cb = cb;
 	li->arg = arg;
 	li->email = req->email ? xstrdup(req->email) : NULL;
-	db_query(pay.svc.db, store_invoice_number_sql, 0, NULL, local_on_number, li);
+	db_query(pay.svc.db, store_invoice_number_sql, 0, NULL, local_on_number,
+	    li);
 }
 
 static const struct invoice_provider local_provider = {"local", local_issue};

@@ -10,31 +10,51 @@
 #include "cfg.h"
 #include "util.h"
 
-
-
 static void
 pay_load_config(void)
 {
 	struct pay_config *c = &pay.cfg;
 	const struct cfg_var vars[] = {
-		{"CAPLAT_PAY_NOTIFY_BASE", CFG_STR, "http://127.0.0.1:8080", 0, 0, &c->notify_base, "public base URL of /notify/alipay and /notify/wechat"},
-		{"CAPLAT_VAT_RATE_BP", CFG_INT, "600", 0, 10000, &c->vat_rate_bp, "VAT rate in basis points (600 = 6 %)"},
-		{"CAPLAT_PAY_QUERY_DELAY", CFG_INT, "60", 1, 86400, &c->query_delay, "seconds before a pending payment is queried at the provider"},
-		{"CAPLAT_PAY_EXPIRE", CFG_INT, "7200", 10, 7 * 86400, &c->pay_expire, "seconds after which an unpaid payment is closed"},
-		{"CAPLAT_PAY_SWEEP_MS", CFG_INT, "2000", 50, 600000, &c->sweep_ms, "sweeper period (ms)"},
-		{"CAPLAT_PAY_PROVIDER_TIMEOUT", CFG_INT, "10", 1, 120, &c->provider_timeout, "seconds per provider request"},
-		{"CAPLAT_ALIPAY_GATEWAY", CFG_STR, "", 0, 0, &c->alipay_gateway, "Alipay gateway URL (…/gateway.do); empty disables Alipay"},
-		{"CAPLAT_ALIPAY_APP_ID", CFG_STR, "", 0, 0, &c->alipay_app_id, "our Alipay app_id"},
-		{"CAPLAT_ALIPAY_SELLER_ID", CFG_STR, "", 0, 0, &c->alipay_seller_id, "our Alipay PID (seller_id)"},
-		{"CAPLAT_ALIPAY_PRIVATE_KEY", CFG_STR, "", 0, 0, &c->alipay_private_key, "merchant RSA private key (PEM file)"},
-		{"CAPLAT_ALIPAY_PUBLIC_KEY", CFG_STR, "", 0, 0, &c->alipay_public_key, "Alipay's RSA public key (PEM file)"},
-		{"CAPLAT_WECHAT_API", CFG_STR, "", 0, 0, &c->wechat_api, "WeChat Pay API base URL; empty disables WeChat Pay"},
-		{"CAPLAT_WECHAT_MCHID", CFG_STR, "", 0, 0, &c->wechat_mchid, "our mchid"},
-		{"CAPLAT_WECHAT_APPID", CFG_STR, "", 0, 0, &c->wechat_appid, "our appid"},
-		{"CAPLAT_WECHAT_SERIAL", CFG_STR, "", 0, 0, &c->wechat_serial, "serial of our merchant API certificate"},
-		{"CAPLAT_WECHAT_PRIVATE_KEY", CFG_STR, "", 0, 0, &c->wechat_private_key, "merchant RSA private key (PEM file)"},
-		{"CAPLAT_WECHAT_PLATFORM_CERTS", CFG_STR, "", 0, 0, &c->wechat_platform_certs, "WeChat Pay platform certificates (PEM bundle)"},
-		{"CAPLAT_WECHAT_APIV3_KEY_FILE", CFG_STR, "", 0, 0, &c->wechat_apiv3_key_file, "file holding the 32-byte APIv3 key"},
+	    {"CAPLAT_PAY_NOTIFY_BASE", CFG_STR, "http://127.0.0.1:8080", 0, 0,
+	        &c->notify_base,
+	        "public base URL of /notify/alipay and /notify/wechat"},
+	    {"CAPLAT_VAT_RATE_BP", CFG_INT, "600", 0, 10000, &c->vat_rate_bp,
+	        "VAT rate in basis points (600 = 6 %)"},
+	    {"CAPLAT_PAY_QUERY_DELAY", CFG_INT, "60", 1, 86400, &c->query_delay,
+	        "seconds before a pending payment is queried at the provider"},
+	    {"CAPLAT_PAY_EXPIRE", CFG_INT, "7200", 10, 7 * 86400,
+	        &c->pay_expire,
+	        "seconds after which an unpaid payment is closed"},
+	    {"CAPLAT_PAY_SWEEP_MS", CFG_INT, "2000", 50, 600000, &c->sweep_ms,
+	        "sweeper period (ms)"},
+	    {"CAPLAT_PAY_PROVIDER_TIMEOUT", CFG_INT, "10", 1, 120,
+	        &c->provider_timeout, "seconds per provider request"},
+	    {"CAPLAT_ALIPAY_GATEWAY", CFG_STR, "", 0, 0, &c->alipay_gateway,
+	        "Alipay gateway URL (…/gateway.do); empty disables Alipay"},
+	    {"CAPLAT_ALIPAY_APP_ID", CFG_STR, "", 0, 0, &c->alipay_app_id,
+	        "our Alipay app_id"},
+	    {"CAPLAT_ALIPAY_SELLER_ID", CFG_STR, "", 0, 0, &c->alipay_seller_id,
+	        "our Alipay PID (seller_id)"},
+	    {"CAPLAT_ALIPAY_PRIVATE_KEY", CFG_STR, "", 0, 0,
+	        &c->alipay_private_key, "merchant RSA private key (PEM file)"},
+	    {"CAPLAT_ALIPAY_PUBLIC_KEY", CFG_STR, "", 0, 0,
+	        &c->alipay_public_key, "Alipay's RSA public key (PEM file)"},
+	    {"CAPLAT_WECHAT_API", CFG_STR, "", 0, 0, &c->wechat_api,
+	        "WeChat Pay API base URL; empty disables WeChat Pay"},
+	    {"CAPLAT_WECHAT_MCHID", CFG_STR, "", 0, 0, &c->wechat_mchid,
+	        "our mchid"},
+	    {"CAPLAT_WECHAT_APPID", CFG_STR, "", 0, 0, &c->wechat_appid,
+	        "our appid"},
+	    {"CAPLAT_WECHAT_SERIAL", CFG_STR, "", 0, 0, &c->wechat_serial,
+	        "serial of our merchant API certificate"},
+	    {"CAPLAT_WECHAT_PRIVATE_KEY", CFG_STR, "", 0, 0,
+	        &c->wechat_private_key, "merchant RSA private key (PEM file)"},
+	    {"CAPLAT_WECHAT_PLATFORM_CERTS", CFG_STR, "", 0, 0,
+	        &c->wechat_platform_certs,
+	        "WeChat Pay platform certificates (PEM bundle)"},
+	    {"CAPLAT_WECHAT_APIV3_KEY_FILE", CFG_STR, "", 0, 0,
+	        &c->wechat_apiv3_key_file,
+	        "file holding the 32-byte APIv3 key"},
 	};
 
 	cfg_load_or_die(vars, ARRAY_LEN(vars));

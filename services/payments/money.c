@@ -22,7 +22,8 @@ money_yuan_to_fen(const char *s, size_t len, int allow_negative, int64_t *fen)
 	while (i < len && s[i] >= '0' && s[i] <= '9')
 		i++;
 	int_len = i - int_start;
-	if (int_len == 0 || int_len > 14 || (int_len > 1 && s[int_start] == '0'))
+	if (int_len == 0 || int_len > 14 ||
+	    (int_len > 1 && s[int_start] == '0'))
 		return -1;
 	if (len - i != 3 || s[i] != '.' || s[i + 1] < '0' || s[i + 1] > '9' ||
 	    s[i + 2] < '0' || s[i + 2] > '9')

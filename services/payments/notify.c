@@ -21,7 +21,8 @@
 /* ---- counters ---------------------------------------------------------- */
 
 enum { N_APPLIED, N_DUPLICATE, N_IGNORED, N_REJECTED, N_OUTCOMES };
-static const char *const outcome_names[N_OUTCOMES] = {"applied", "duplicate", "ignored", "rejected"};
+static const char *const outcome_names[N_OUTCOMES] = {"applied", "duplicate",
+    "ignored", "rejected"};
 static atomic_long counters[2][N_OUTCOMES];
 
 static void
@@ -39,7 +40,8 @@ notify_metrics(void *arg, char *buf, size_t size)
 		for (int o = 0; o < N_OUTCOMES; o++) {
 			int n = snprintf(buf + used, size - used,
 			    "caplat_payments_notifications_total{channel=\"%s\",outcome=\"%s\"} %ld\n",
-			    c ? "wechat" : "alipay", outcome_names[o], atomic_load(&counters[c][o]));
+			    c ? "wechat" : "alipay", outcome_names[o],
+			    atomic_load(&counters[c][o]));
 			if (n < 0 || (size_t)n >= size - used)
 				return used;
 			used += (size_t)n;
@@ -65,8 +67,8 @@ static void
 succeed_done(void *arg, const struct db_result *res)
 {
 	struct succeed *s = arg;
-	const char *outcome = res->status == DB_OK ?
-	    db_value(res, res->nstmts - 1, 0, 0) : NULL;
+	const char *outcome =
+	    res->status == DB_OK ? db_value(res, res->nstmts - 1, 0, 0) : NULL;
 
 	s->cb(s->arg, outcome, res);
 	if (outcome != NULL && strcmp(outcome, "APPLIED") == 0)
@@ -76,15 +78,17 @@ succeed_done(void *arg, const struct db_result *res)
 
 void
 pay_succeed(struct db_batch *b, const char *channel, const char *out_trade_no,
-    int64_t amount_fen, const char *trade_no, const char *paid_at, const char *via,
-    pay_outcome_fn cb, void *arg)
+    int64_t amount_fen, const char *trade_no, const char *paid_at,
+    const char *via, pay_outcome_fn cb, void *arg)
 {
 	struct succeed *s = xcalloc(1, sizeof(*s));
 	char amount[24], tax[24];
 
 	snprintf(amount, sizeof(amount), "%lld", (long long)amount_fen);
-	snprintf(tax, sizeof(tax), "%lld", (long long)money_vat_tax(amount_fen, pay.cfg.vat_rate_bp));
-	const char *p[] = {channel, out_trade_no, amount, trade_no, paid_at, via, tax};
+	snprintf(tax, sizeof(tax), "%lld",
+	    (long long)money_vat_tax(amount_fen, pay.cfg.vat_rate_bp));
+	const char *p[] = {channel, out_trade_no, amount, trade_no, paid_at,
+	    via, tax};
 	s->cb = cb;
 	s->arg = arg;
 	db_batch_add(b, store_payment_succeed_sql, 7, p);
@@ -97,9 +101,11 @@ static void
 alipay_reply(struct http_req *req, int ok)
 {
 	if (ok)
-		http_reply_raw(req, 200, "text/plain; charset=utf-8", "success", 7);
+		http_reply_raw(req, 200, "text/plain; charset=utf-8", "success",
+		    7);
 	else
-		http_reply_raw(req, 400, "text/plain; charset=utf-8", "failure", 7);
+		http_reply_raw(req, 400, "text/plain; charset=utf-8", "failure",
+		    7);
 }
 
 static void
@@ -110,19 +116,20 @@ wechat_reply(struct http_req *req, int status)
 	if (status == 204)
 		http_reply_empty(req, 204);
 	else
-		http_reply_raw(req, status, "application/json", fail, sizeof(fail) - 1);
+		http_reply_raw(req, status, "application/json", fail,
+		    sizeof(fail) - 1);
 }
 
 /* Per-notification state, freed with the request. */
 struct note {
 	struct http_req *req;
 	int wechat;
-	int status;       /* reply status for WeChat; Alipay: 200 or 400 */
-	int outcome;      /* counter */
-	char *headers;    /* JSON text, or NULL */
+	int status;    /* reply status for WeChat; Alipay: 200 or 400 */
+	int outcome;   /* counter */
+	char *headers; /* JSON text, or NULL */
 	char *notify_id;
 	char *out_trade_no;
-	char *reason;     /* why it was refused, for the log */
+	char *reason; /* why it was refused, for the log */
 };
 
 static void
@@ -142,8 +149,10 @@ note_reply(struct note *n)
 {
 	count(n->wechat, n->outcome);
 	if (n->outcome == N_REJECTED)
-		log_warn(n->req->id, "msg=notification_refused channel=%s trade=%s reason=\"%s\"",
-		    n->wechat ? "wechat" : "alipay", n->out_trade_no ? n->out_trade_no : "-",
+		log_warn(n->req->id,
+		    "msg=notification_refused channel=%s trade=%s reason=\"%s\"",
+		    n->wechat ? "wechat" : "alipay",
+		    n->out_trade_no ? n->out_trade_no : "-",
 		    n->reason ? n->reason : "");
 	if (n->wechat)
 		wechat_reply(n->req, n->status);
@@ -155,8 +164,8 @@ note_reply(struct note *n)
 static void
 note_record(struct db_batch *b, struct note *n, const char *outcome)
 {
-	const char *p[] = {n->wechat ? "wechat" : "alipay", n->notify_id, n->out_trade_no,
-	    n->headers, (const char *)n->req->body, outcome};
+	const char *p[] = {n->wechat ? "wechat" : "alipay", n->notify_id,
+	    n->out_trade_no, n->headers, (const char *)n->req->body, outcome};
 
 	db_batch_add(b, store_notification_sql, 6, p);
 }
@@ -198,12 +207,14 @@ on_succeed(void *arg, const char *outcome, const struct db_result *res)
 		if (res->status == DB_UNAVAILABLE)
 			http_server_dep_error(n->req->srv, "postgres");
 		else
-			log_error(n->req->id, "msg=db_error detail=\"%s\"", res->message ? res->message : "");
+			log_error(n->req->id, "msg=db_error detail=\"%s\"",
+			    res->message ? res->message : "");
 		n->status = 503;
 		n->outcome = N_REJECTED;
 		n->reason = xstrdup("database");
 	} else if (strcmp(outcome, "APPLIED") == 0) {
-		log_info(n->req->id, "msg=payment_succeeded channel=%s trade=%s via=notify",
+		log_info(n->req->id,
+		    "msg=payment_succeeded channel=%s trade=%s via=notify",
 		    n->wechat ? "wechat" : "alipay", n->out_trade_no);
 		n->status = n->wechat ? 204 : 200;
 		n->outcome = N_APPLIED;
@@ -244,20 +255,29 @@ pay_notify_alipay(struct http_req *req)
 	char *paid_at = NULL;
 
 	if (!pay.alipay_ready) {
-		note_finish(n, 400, N_REJECTED, "not_configured", "alipay is not configured");
+		note_finish(n, 400, N_REJECTED, "not_configured",
+		    "alipay is not configured");
 		return;
 	}
-	if (alipay_form_parse(&f, (const char *)req->body, req->body_len) != 0) {
-		note_finish(n, 400, N_REJECTED, "malformed", "form does not decode");
+	if (alipay_form_parse(&f, (const char *)req->body, req->body_len) !=
+	    0) {
+		note_finish(n, 400, N_REJECTED, "malformed",
+		    "form does not decode");
 		return;
 	}
-	n->notify_id = alipay_form_get(&f, "notify_id") ? xstrdup(alipay_form_get(&f, "notify_id")) : NULL;
-	n->out_trade_no = alipay_form_get(&f, "out_trade_no") ? xstrdup(alipay_form_get(&f, "out_trade_no")) : NULL;
+	n->notify_id = alipay_form_get(&f, "notify_id")
+	    ? xstrdup(alipay_form_get(&f, "notify_id"))
+	    : NULL;
+	n->out_trade_no = alipay_form_get(&f, "out_trade_no")
+	    ? xstrdup(alipay_form_get(&f, "out_trade_no"))
+	    : NULL;
 	v = alipay_verify(&f, pay.alipay_public);
 	if (v != ALIPAY_VERIFY_OK) {
 		alipay_form_clear(&f);
 		note_finish(n, 400, N_REJECTED, "bad_signature",
-		    v == ALIPAY_VERIFY_BAD_SIGN_TYPE ? "sign_type is not RSA2" : "signature does not verify");
+		    v == ALIPAY_VERIFY_BAD_SIGN_TYPE
+		        ? "sign_type is not RSA2"
+		        : "signature does not verify");
 		return;
 	}
 	const char *app_id = alipay_form_get(&f, "app_id");
@@ -265,17 +285,20 @@ pay_notify_alipay(struct http_req *req)
 	if (app_id == NULL || strcmp(app_id, pay.cfg.alipay_app_id) != 0 ||
 	    seller == NULL || strcmp(seller, pay.cfg.alipay_seller_id) != 0) {
 		alipay_form_clear(&f);
-		note_finish(n, 400, N_REJECTED, "not_ours", "app_id or seller_id is not ours");
+		note_finish(n, 400, N_REJECTED, "not_ours",
+		    "app_id or seller_id is not ours");
 		return;
 	}
 	status = alipay_form_get(&f, "trade_status");
 	amount = alipay_form_get(&f, "total_amount");
 	if (n->out_trade_no == NULL || status == NULL) {
 		alipay_form_clear(&f);
-		note_finish(n, 400, N_REJECTED, "malformed", "out_trade_no or trade_status missing");
+		note_finish(n, 400, N_REJECTED, "malformed",
+		    "out_trade_no or trade_status missing");
 		return;
 	}
-	if (strcmp(status, "TRADE_SUCCESS") != 0 && strcmp(status, "TRADE_FINISHED") != 0) {
+	if (strcmp(status, "TRADE_SUCCESS") != 0 &&
+	    strcmp(status, "TRADE_FINISHED") != 0) {
 		struct db_batch *b = db_batch_new();
 		n->status = 200;
 		n->outcome = N_IGNORED;
@@ -288,10 +311,12 @@ pay_notify_alipay(struct http_req *req)
 		db_batch_run(pay.svc.db, b, on_recorded, n);
 		return;
 	}
-	if (amount == NULL || money_yuan_to_fen(amount, strlen(amount), 0, &fen) != 0 ||
+	if (amount == NULL ||
+	    money_yuan_to_fen(amount, strlen(amount), 0, &fen) != 0 ||
 	    alipay_form_get(&f, "trade_no") == NULL) {
 		alipay_form_clear(&f);
-		note_finish(n, 400, N_REJECTED, "malformed", "total_amount or trade_no is not valid");
+		note_finish(n, 400, N_REJECTED, "malformed",
+		    "total_amount or trade_no is not valid");
 		return;
 	}
 	/* gmt_payment is Beijing time "yyyy-MM-dd HH:mm:ss". */
@@ -300,8 +325,8 @@ pay_notify_alipay(struct http_req *req)
 		paid_at = xasprintf("%s+08", gmt);
 	struct db_batch *b = db_batch_new();
 	note_record(b, n, status);
-	pay_succeed(b, "alipay", n->out_trade_no, fen, alipay_form_get(&f, "trade_no"), paid_at,
-	    "notify", on_succeed, n);
+	pay_succeed(b, "alipay", n->out_trade_no, fen,
+	    alipay_form_get(&f, "trade_no"), paid_at, "notify", on_succeed, n);
 	free(paid_at);
 	alipay_form_clear(&f);
 }
@@ -321,40 +346,48 @@ pay_notify_wechat(struct http_req *req)
 	char *plain;
 	size_t plain_len;
 
-	json_t *h = json_pack("{s:s?, s:s?, s:s?, s:s?}", "Wechatpay-Timestamp", ts,
-	    "Wechatpay-Nonce", nonce, "Wechatpay-Serial", serial, "Wechatpay-Signature-Type",
+	json_t *h = json_pack("{s:s?, s:s?, s:s?, s:s?}", "Wechatpay-Timestamp",
+	    ts, "Wechatpay-Nonce", nonce, "Wechatpay-Serial", serial,
+	    "Wechatpay-Signature-Type",
 	    http_header(req, "Wechatpay-Signature-Type"));
 	n->headers = json_dumps(h, JSON_COMPACT);
 	json_decref(h);
 	if (!pay.wechat_ready) {
-		note_finish(n, 503, N_REJECTED, "not_configured", "wechat is not configured");
+		note_finish(n, 503, N_REJECTED, "not_configured",
+		    "wechat is not configured");
 		return;
 	}
 	if (ts == NULL || nonce == NULL || sig == NULL || serial == NULL) {
-		note_finish(n, 401, N_REJECTED, "bad_signature", "signature headers missing");
+		note_finish(n, 401, N_REJECTED, "bad_signature",
+		    "signature headers missing");
 		return;
 	}
 	key = wechat_platform_key(pay.wechat_platform, serial);
 	if (key == NULL) {
-		note_finish(n, 401, N_REJECTED, "bad_signature", "unknown Wechatpay-Serial");
+		note_finish(n, 401, N_REJECTED, "bad_signature",
+		    "unknown Wechatpay-Serial");
 		return;
 	}
 	if (!wechat_timestamp_fresh(ts, time(NULL))) {
-		note_finish(n, 401, N_REJECTED, "stale", "timestamp outside 300 s");
+		note_finish(n, 401, N_REJECTED, "stale",
+		    "timestamp outside 300 s");
 		return;
 	}
-	if (wechat_verify(key, ts, nonce, (const char *)req->body, req->body_len, sig) != 0) {
-		note_finish(n, 401, N_REJECTED, "bad_signature", "signature does not verify");
+	if (wechat_verify(key, ts, nonce, (const char *)req->body,
+	        req->body_len, sig) != 0) {
+		note_finish(n, 401, N_REJECTED, "bad_signature",
+		    "signature does not verify");
 		return;
 	}
 	body = json_loadb((const char *)req->body, req->body_len, 0, NULL);
 	const char *id = json_string_value(json_object_get(body, "id"));
 	n->notify_id = id ? xstrdup(id) : NULL;
 	if (body == NULL ||
-	    wechat_decrypt_resource(json_object_get(body, "resource"), pay.wechat_apiv3_key,
-	        &plain, &plain_len) != 0) {
+	    wechat_decrypt_resource(json_object_get(body, "resource"),
+	        pay.wechat_apiv3_key, &plain, &plain_len) != 0) {
 		json_decref(body);
-		note_finish(n, 400, N_REJECTED, "malformed", "resource does not decrypt");
+		note_finish(n, 400, N_REJECTED, "malformed",
+		    "resource does not decrypt");
 		return;
 	}
 	json_decref(body);
@@ -363,21 +396,27 @@ pay_notify_wechat(struct http_req *req)
 	free(plain);
 	const char *mchid = json_string_value(json_object_get(tx, "mchid"));
 	const char *appid = json_string_value(json_object_get(tx, "appid"));
-	const char *out = json_string_value(json_object_get(tx, "out_trade_no"));
-	const char *txn = json_string_value(json_object_get(tx, "transaction_id"));
-	const char *state = json_string_value(json_object_get(tx, "trade_state"));
-	const char *when = json_string_value(json_object_get(tx, "success_time"));
+	const char *out =
+	    json_string_value(json_object_get(tx, "out_trade_no"));
+	const char *txn =
+	    json_string_value(json_object_get(tx, "transaction_id"));
+	const char *state =
+	    json_string_value(json_object_get(tx, "trade_state"));
+	const char *when =
+	    json_string_value(json_object_get(tx, "success_time"));
 	json_t *total = json_object_get(json_object_get(tx, "amount"), "total");
 	n->out_trade_no = out ? xstrdup(out) : NULL;
 	if (tx == NULL || out == NULL || state == NULL) {
 		json_decref(tx);
-		note_finish(n, 400, N_REJECTED, "malformed", "transaction without out_trade_no or trade_state");
+		note_finish(n, 400, N_REJECTED, "malformed",
+		    "transaction without out_trade_no or trade_state");
 		return;
 	}
 	if (mchid == NULL || strcmp(mchid, pay.cfg.wechat_mchid) != 0 ||
 	    appid == NULL || strcmp(appid, pay.cfg.wechat_appid) != 0) {
 		json_decref(tx);
-		note_finish(n, 422, N_REJECTED, "not_ours", "mchid or appid is not ours");
+		note_finish(n, 422, N_REJECTED, "not_ours",
+		    "mchid or appid is not ours");
 		return;
 	}
 	if (strcmp(state, "SUCCESS") != 0) {
@@ -385,13 +424,16 @@ pay_notify_wechat(struct http_req *req)
 		note_finish(n, 204, N_IGNORED, "not_paid", NULL);
 		return;
 	}
-	if (!json_is_integer(total) || json_integer_value(total) <= 0 || txn == NULL) {
+	if (!json_is_integer(total) || json_integer_value(total) <= 0 ||
+	    txn == NULL) {
 		json_decref(tx);
-		note_finish(n, 400, N_REJECTED, "malformed", "amount.total or transaction_id missing");
+		note_finish(n, 400, N_REJECTED, "malformed",
+		    "amount.total or transaction_id missing");
 		return;
 	}
 	struct db_batch *b = db_batch_new();
 	note_record(b, n, state);
-	pay_succeed(b, "wechat", out, json_integer_value(total), txn, when, "notify", on_succeed, n);
+	pay_succeed(b, "wechat", out, json_integer_value(total), txn, when,
+	    "notify", on_succeed, n);
 	json_decref(tx);
 }

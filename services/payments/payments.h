@@ -15,26 +15,29 @@ struct db_result;
 struct wechat_platform_certs;
 
 struct pay_config {
-	const char *notify_base;      /* public base URL of /notify/… */
-	long vat_rate_bp;             /* 600 = 6 % */
-	long query_delay;             /* s before asking the provider about a pending payment */
-	long pay_expire;              /* s after which an unpaid payment is closed */
-	long sweep_ms;                /* sweeper period */
-	long provider_timeout;        /* s per provider request */
+	const char *notify_base; /* public base URL of /notify/… */
+	long vat_rate_bp;        /* 600 = 6 % */
+	long
+	    query_delay; /* s before asking the provider about a pending payment */
+	long pay_expire;       /* s after which an unpaid payment is closed */
+	long sweep_ms;         /* sweeper period */
+	long provider_timeout; /* s per provider request */
 	/* Alipay */
-	const char *alipay_gateway;   /* http(s)://host[:port]/gateway.do */
+	const char *alipay_gateway; /* http(s)://host[:port]/gateway.do */
 	const char *alipay_app_id;
-	const char *alipay_seller_id; /* our PID */
-	const char *alipay_private_key;  /* merchant key (PEM file) */
-	const char *alipay_public_key;   /* Alipay's public key (PEM file) */
+	const char *alipay_seller_id;   /* our PID */
+	const char *alipay_private_key; /* merchant key (PEM file) */
+	const char *alipay_public_key;  /* Alipay's public key (PEM file) */
 	/* WeChat Pay */
-	const char *wechat_api;       /* https://api.mch.weixin.qq.com */
+	const char *wechat_api; /* https://api.mch.weixin.qq.com */
 	const char *wechat_mchid;
 	const char *wechat_appid;
-	const char *wechat_serial;    /* our merchant certificate's serial */
-	const char *wechat_private_key;  /* merchant key (PEM file) */
-	const char *wechat_platform_certs; /* platform certificates (PEM bundle) */
-	const char *wechat_apiv3_key_file; /* file holding the 32-byte APIv3 key */
+	const char *wechat_serial;      /* our merchant certificate's serial */
+	const char *wechat_private_key; /* merchant key (PEM file) */
+	const char
+	    *wechat_platform_certs; /* platform certificates (PEM bundle) */
+	const char
+	    *wechat_apiv3_key_file; /* file holding the 32-byte APIv3 key */
 };
 
 struct payments {
@@ -53,20 +56,20 @@ extern struct payments pay;
 
 enum provider_status {
 	PROVIDER_OK,
-	PROVIDER_REFUSED,     /* a business answer: not paid, no such trade, … */
+	PROVIDER_REFUSED, /* a business answer: not paid, no such trade, … */
 	PROVIDER_UNAVAILABLE, /* not configured, unreachable, timeout, bad signature */
 };
 
 /* One provider answer; every pointer is borrowed for the callback only. */
 struct provider_answer {
 	enum provider_status status;
-	const char *qr_code;     /* create: the code URL */
-	int paid;                /* query: 1 paid, 0 not (yet) */
-	int closed;              /* query: closed or unknown to the provider */
-	int64_t amount_fen;      /* query: the trade's amount */
-	const char *trade_no;    /* query: provider trade no; refund: refund id */
-	const char *paid_at;     /* query: timestamptz text or NULL */
-	const char *message;     /* for logs */
+	const char *qr_code;  /* create: the code URL */
+	int paid;             /* query: 1 paid, 0 not (yet) */
+	int closed;           /* query: closed or unknown to the provider */
+	int64_t amount_fen;   /* query: the trade's amount */
+	const char *trade_no; /* query: provider trade no; refund: refund id */
+	const char *paid_at;  /* query: timestamptz text or NULL */
+	const char *message;  /* for logs */
 };
 
 typedef void (*provider_cb)(void *arg, const struct provider_answer *a);
@@ -118,10 +121,11 @@ void sweep_kick(void);
  * when the database failed. notification (may be NULL): the raw record's
  * statement, added to the same transaction. */
 struct db_batch;
-typedef void (*pay_outcome_fn)(void *arg, const char *outcome, const struct db_result *res);
-void pay_succeed(struct db_batch *b, const char *channel, const char *out_trade_no,
-    int64_t amount_fen, const char *trade_no, const char *paid_at, const char *via,
-    pay_outcome_fn cb, void *arg);
+typedef void (*pay_outcome_fn)(void *arg, const char *outcome,
+    const struct db_result *res);
+void pay_succeed(struct db_batch *b, const char *channel,
+    const char *out_trade_no, int64_t amount_fen, const char *trade_no,
+    const char *paid_at, const char *via, pay_outcome_fn cb, void *arg);
 
 /* ---- handlers.c, notify.c, finance.c ------------------------------------ */
 

@@ -53,7 +53,7 @@ struct preq {
 	char *url;  /* path and query */
 	char *json; /* request body, "" for GET */
 	/* Made on the worker */
-	char *body;     /* what is sent */
+	char *body; /* what is sent */
 	char *authorization;
 	int sign_failed;
 	/* The answer */
@@ -85,8 +85,10 @@ static void
 answer(struct preq *p, struct provider_answer *a)
 {
 	if (a->status != PROVIDER_OK)
-		log_warn(NULL, "msg=provider_answer channel=%s op=%d trade=%s status=%d detail=\"%s\"",
-		    p->wechat ? "wechat" : "alipay", (int)p->op, p->out_trade_no, (int)a->status,
+		log_warn(NULL,
+		    "msg=provider_answer channel=%s op=%d trade=%s status=%d detail=\"%s\"",
+		    p->wechat ? "wechat" : "alipay", (int)p->op,
+		    p->out_trade_no, (int)a->status,
 		    a->message ? a->message : "");
 	p->cb(p->arg, a);
 	preq_free(p);
@@ -112,13 +114,16 @@ endpoint_parse(struct endpoint *ep, const char *url, const char *what)
 		fatal("bad configuration: %s: \"%s\"", what, url);
 	scheme = evhttp_uri_get_scheme(u);
 	if (scheme == NULL || strcmp(scheme, "http") != 0) {
-		log_error(NULL, "msg=provider_disabled channel=%s detail=\"only http:// (a TLS egress proxy in front of the provider)\"", what);
+		log_error(NULL,
+		    "msg=provider_disabled channel=%s detail=\"only http:// (a TLS egress proxy in front of the provider)\"",
+		    what);
 		evhttp_uri_free(u);
 		return -1;
 	}
 	ep->host = xstrdup(evhttp_uri_get_host(u));
 	ep->port = evhttp_uri_get_port(u) > 0 ? evhttp_uri_get_port(u) : 80;
-	ep->path = xstrdup(evhttp_uri_get_path(u) ? evhttp_uri_get_path(u) : "");
+	ep->path =
+	    xstrdup(evhttp_uri_get_path(u) ? evhttp_uri_get_path(u) : "");
 	evhttp_uri_free(u);
 	return 0;
 }
@@ -126,8 +131,10 @@ endpoint_parse(struct endpoint *ep, const char *url, const char *what)
 static void
 load_key(struct crypto_key **out, const char *path, const char *what)
 {
-	if (crypto_key_load_file(out, path) != 0 || crypto_key_type_of(*out) != CRYPTO_KEY_RSA)
-		fatal("bad configuration: %s: cannot load an RSA key from %s", what, path);
+	if (crypto_key_load_file(out, path) != 0 ||
+	    crypto_key_type_of(*out) != CRYPTO_KEY_RSA)
+		fatal("bad configuration: %s: cannot load an RSA key from %s",
+		    what, path);
 }
 
 void
@@ -141,44 +148,62 @@ provider_init(void)
 	if (c->alipay_gateway[0] != '\0') {
 		if (!c->alipay_app_id[0] || !c->alipay_seller_id[0] ||
 		    !c->alipay_private_key[0] || !c->alipay_public_key[0])
-			fatal("bad configuration: CAPLAT_ALIPAY_*: gateway set but app_id, seller_id or keys missing");
-		load_key(&pay.alipay_merchant, c->alipay_private_key, "CAPLAT_ALIPAY_PRIVATE_KEY");
-		load_key(&pay.alipay_public, c->alipay_public_key, "CAPLAT_ALIPAY_PUBLIC_KEY");
-		pay.alipay_ready = endpoint_parse(&alipay_ep, c->alipay_gateway, "alipay") == 0;
+			fatal(
+			    "bad configuration: CAPLAT_ALIPAY_*: gateway set but app_id, seller_id or keys missing");
+		load_key(&pay.alipay_merchant, c->alipay_private_key,
+		    "CAPLAT_ALIPAY_PRIVATE_KEY");
+		load_key(&pay.alipay_public, c->alipay_public_key,
+		    "CAPLAT_ALIPAY_PUBLIC_KEY");
+		pay.alipay_ready = endpoint_parse(&alipay_ep, c->alipay_gateway,
+		                       "alipay") == 0;
 	} else {
-		log_warn(NULL, "msg=provider_disabled channel=alipay detail=\"CAPLAT_ALIPAY_GATEWAY unset\"");
+		log_warn(NULL,
+		    "msg=provider_disabled channel=alipay detail=\"CAPLAT_ALIPAY_GATEWAY unset\"");
 	}
 	if (c->wechat_api[0] != '\0') {
 		char *pem;
 		FILE *f;
 		size_t n;
 
-		if (!c->wechat_mchid[0] || !c->wechat_appid[0] || !c->wechat_serial[0] ||
-		    !c->wechat_private_key[0] || !c->wechat_platform_certs[0] ||
+		if (!c->wechat_mchid[0] || !c->wechat_appid[0] ||
+		    !c->wechat_serial[0] || !c->wechat_private_key[0] ||
+		    !c->wechat_platform_certs[0] ||
 		    !c->wechat_apiv3_key_file[0])
-			fatal("bad configuration: CAPLAT_WECHAT_*: API set but ids, keys or certificates missing");
-		load_key(&pay.wechat_merchant, c->wechat_private_key, "CAPLAT_WECHAT_PRIVATE_KEY");
+			fatal(
+			    "bad configuration: CAPLAT_WECHAT_*: API set but ids, keys or certificates missing");
+		load_key(&pay.wechat_merchant, c->wechat_private_key,
+		    "CAPLAT_WECHAT_PRIVATE_KEY");
 		f = fopen(c->wechat_platform_certs, "r");
 		if (f == NULL)
-			fatal("bad configuration: CAPLAT_WECHAT_PLATFORM_CERTS: cannot read %s", c->wechat_platform_certs);
+			fatal(
+			    "bad configuration: CAPLAT_WECHAT_PLATFORM_CERTS: cannot read %s",
+			    c->wechat_platform_certs);
 		pem = xmalloc(MAX_ANSWER + 1);
 		n = fread(pem, 1, MAX_ANSWER, f);
 		pem[n] = '\0';
 		fclose(f);
-		if (wechat_platform_certs_load_pem(&pay.wechat_platform, pem) < 0)
-			fatal("bad configuration: CAPLAT_WECHAT_PLATFORM_CERTS: no RSA certificate in %s", c->wechat_platform_certs);
+		if (wechat_platform_certs_load_pem(&pay.wechat_platform, pem) <
+		    0)
+			fatal(
+			    "bad configuration: CAPLAT_WECHAT_PLATFORM_CERTS: no RSA certificate in %s",
+			    c->wechat_platform_certs);
 		free(pem);
 		f = fopen(c->wechat_apiv3_key_file, "r");
 		if (f == NULL)
-			fatal("bad configuration: CAPLAT_WECHAT_APIV3_KEY_FILE: cannot read %s", c->wechat_apiv3_key_file);
+			fatal(
+			    "bad configuration: CAPLAT_WECHAT_APIV3_KEY_FILE: cannot read %s",
+			    c->wechat_apiv3_key_file);
 		n = fread(pay.wechat_apiv3_key, 1, 32, f);
 		fclose(f);
 		pay.wechat_apiv3_key[n] = '\0';
 		if (n != 32)
-			fatal("bad configuration: CAPLAT_WECHAT_APIV3_KEY_FILE: the APIv3 key is 32 bytes");
-		pay.wechat_ready = endpoint_parse(&wechat_ep, c->wechat_api, "wechat") == 0;
+			fatal(
+			    "bad configuration: CAPLAT_WECHAT_APIV3_KEY_FILE: the APIv3 key is 32 bytes");
+		pay.wechat_ready =
+		    endpoint_parse(&wechat_ep, c->wechat_api, "wechat") == 0;
 	} else {
-		log_warn(NULL, "msg=provider_disabled channel=wechat detail=\"CAPLAT_WECHAT_API unset\"");
+		log_warn(NULL,
+		    "msg=provider_disabled channel=wechat detail=\"CAPLAT_WECHAT_API unset\"");
 	}
 }
 
@@ -201,11 +226,14 @@ preq_sign(void *arg)
 	struct preq *p = arg;
 
 	if (!p->wechat) {
-		char ts[20], *notify = xasprintf("%s/notify/alipay", pay.cfg.notify_base);
+		char ts[20],
+		    *notify =
+		        xasprintf("%s/notify/alipay", pay.cfg.notify_base);
 		shanghai_time(ts);
-		const char *kv[] = {"app_id", pay.cfg.alipay_app_id, "method", p->alipay_method,
-		    "format", "JSON", "charset", "utf-8", "sign_type", "RSA2", "timestamp", ts,
-		    "version", "1.0", "notify_url", notify, "biz_content", p->biz_content, NULL};
+		const char *kv[] = {"app_id", pay.cfg.alipay_app_id, "method",
+		    p->alipay_method, "format", "JSON", "charset", "utf-8",
+		    "sign_type", "RSA2", "timestamp", ts, "version", "1.0",
+		    "notify_url", notify, "biz_content", p->biz_content, NULL};
 		p->body = alipay_request_body(pay.alipay_merchant, kv);
 		p->sign_failed = p->body == NULL;
 		free(notify);
@@ -213,8 +241,9 @@ preq_sign(void *arg)
 	}
 	char ts[24], *nonce = crypto_random_token(16);
 	snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
-	p->authorization = wechat_authorization(pay.wechat_merchant, pay.cfg.wechat_mchid,
-	    pay.cfg.wechat_serial, p->http_method, p->url, ts, nonce, p->json);
+	p->authorization = wechat_authorization(pay.wechat_merchant,
+	    pay.cfg.wechat_mchid, pay.cfg.wechat_serial, p->http_method, p->url,
+	    ts, nonce, p->json);
 	p->sign_failed = p->authorization == NULL;
 	free(nonce);
 }
@@ -244,7 +273,8 @@ on_http_done(struct evhttp_request *r, void *arg)
 	struct timeval zero = {0, 0};
 
 	/* The connection cannot be freed inside its own callback. */
-	event_base_once(pay.svc.base, -1, EV_TIMEOUT, conn_free_later, p->conn, &zero);
+	event_base_once(pay.svc.base, -1, EV_TIMEOUT, conn_free_later, p->conn,
+	    &zero);
 	p->conn = NULL;
 	if (r == NULL || evhttp_request_get_response_code(r) == 0) {
 		answer_status(p, PROVIDER_UNAVAILABLE, "no answer");
@@ -284,7 +314,8 @@ preq_send(void *arg)
 		answer_status(p, PROVIDER_UNAVAILABLE, "signing failed");
 		return;
 	}
-	p->conn = evhttp_connection_base_new(pay.svc.base, dns, ep->host, (unsigned short)ep->port);
+	p->conn = evhttp_connection_base_new(pay.svc.base, dns, ep->host,
+	    (unsigned short)ep->port);
 	if (p->conn == NULL) {
 		answer_status(p, PROVIDER_UNAVAILABLE, "no connection");
 		return;
@@ -299,18 +330,25 @@ preq_send(void *arg)
 	if (p->wechat) {
 		evhttp_add_header(h, "Authorization", p->authorization);
 		if (strcmp(p->http_method, "POST") == 0) {
-			evhttp_add_header(h, "Content-Type", "application/json");
-			evbuffer_add(evhttp_request_get_output_buffer(r), p->json, strlen(p->json));
+			evhttp_add_header(h, "Content-Type",
+			    "application/json");
+			evbuffer_add(evhttp_request_get_output_buffer(r),
+			    p->json, strlen(p->json));
 		}
-		path = xasprintf("%s%s", ep->path[0] == '/' && ep->path[1] ? ep->path : "", p->url);
+		path = xasprintf("%s%s",
+		    ep->path[0] == '/' && ep->path[1] ? ep->path : "", p->url);
 	} else {
-		evhttp_add_header(h, "Content-Type", "application/x-www-form-urlencoded;charset=utf-8");
-		evbuffer_add(evhttp_request_get_output_buffer(r), p->body, strlen(p->body));
+		evhttp_add_header(h, "Content-Type",
+		    "application/x-www-form-urlencoded;charset=utf-8");
+		evbuffer_add(evhttp_request_get_output_buffer(r), p->body,
+		    strlen(p->body));
 		path = xstrdup(ep->path[0] ? ep->path : "/");
 	}
 	if (evhttp_make_request(p->conn, r,
-	    p->wechat && strcmp(p->http_method, "GET") == 0 ? EVHTTP_REQ_GET : EVHTTP_REQ_POST,
-	    path) != 0) {
+	        p->wechat && strcmp(p->http_method, "GET") == 0
+	            ? EVHTTP_REQ_GET
+	            : EVHTTP_REQ_POST,
+	        path) != 0) {
 		/* evhttp_make_request frees r on failure */
 		evhttp_connection_free(p->conn);
 		p->conn = NULL;
@@ -340,7 +378,8 @@ static void
 preq_start(struct preq *p)
 {
 	if (p->wechat ? !pay.wechat_ready : !pay.alipay_ready) {
-		answer_status(p, PROVIDER_UNAVAILABLE, "channel not configured");
+		answer_status(p, PROVIDER_UNAVAILABLE,
+		    "channel not configured");
 		return;
 	}
 	work_submit(preq_sign, preq_send, p);
@@ -349,8 +388,8 @@ preq_start(struct preq *p)
 /* ---- the calls --------------------------------------------------------- */
 
 void
-provider_create(const char *channel, const char *out_trade_no, int64_t amount_fen,
-    const char *subject, provider_cb cb, void *arg)
+provider_create(const char *channel, const char *out_trade_no,
+    int64_t amount_fen, const char *subject, provider_cb cb, void *arg)
 {
 	struct preq *p = preq_new(channel, OP_CREATE, out_trade_no, cb, arg);
 	char yuan[32];
@@ -358,17 +397,22 @@ provider_create(const char *channel, const char *out_trade_no, int64_t amount_fe
 	p->amount_fen = amount_fen;
 	if (!p->wechat) {
 		money_fen_to_yuan(amount_fen, yuan);
-		json_t *biz = json_pack("{s:s, s:s, s:s, s:s}", "out_trade_no", out_trade_no,
-		    "total_amount", yuan, "subject", subject, "timeout_express", "120m");
+		json_t *biz = json_pack("{s:s, s:s, s:s, s:s}", "out_trade_no",
+		    out_trade_no, "total_amount", yuan, "subject", subject,
+		    "timeout_express", "120m");
 		p->alipay_method = "alipay.trade.precreate";
 		p->biz_content = json_dumps(biz, JSON_COMPACT);
 		json_decref(biz);
 	} else {
-		char *notify = xasprintf("%s/notify/wechat", pay.cfg.notify_base);
-		json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:I, s:s}}",
-		    "appid", pay.cfg.wechat_appid, "mchid", pay.cfg.wechat_mchid,
-		    "description", subject, "out_trade_no", out_trade_no, "notify_url", notify,
-		    "amount", "total", (json_int_t)amount_fen, "currency", "CNY");
+		char *notify =
+		    xasprintf("%s/notify/wechat", pay.cfg.notify_base);
+		json_t *body =
+		    json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:I, s:s}}",
+		        "appid", pay.cfg.wechat_appid, "mchid",
+		        pay.cfg.wechat_mchid, "description", subject,
+		        "out_trade_no", out_trade_no, "notify_url", notify,
+		        "amount", "total", (json_int_t)amount_fen, "currency",
+		        "CNY");
 		p->http_method = "POST";
 		p->url = xstrdup("/v3/pay/transactions/native");
 		p->json = json_dumps(body, JSON_COMPACT);
@@ -379,7 +423,8 @@ provider_create(const char *channel, const char *out_trade_no, int64_t amount_fe
 }
 
 void
-provider_query(const char *channel, const char *out_trade_no, provider_cb cb, void *arg)
+provider_query(const char *channel, const char *out_trade_no, provider_cb cb,
+    void *arg)
 {
 	struct preq *p = preq_new(channel, OP_QUERY, out_trade_no, cb, arg);
 
@@ -390,31 +435,35 @@ provider_query(const char *channel, const char *out_trade_no, provider_cb cb, vo
 		json_decref(biz);
 	} else {
 		p->http_method = "GET";
-		p->url = xasprintf("/v3/pay/transactions/out-trade-no/%s?mchid=%s", out_trade_no,
-		    pay.cfg.wechat_mchid);
+		p->url =
+		    xasprintf("/v3/pay/transactions/out-trade-no/%s?mchid=%s",
+		        out_trade_no, pay.cfg.wechat_mchid);
 		p->json = xstrdup("");
 	}
 	preq_start(p);
 }
 
 void
-provider_refund(const char *channel, const char *out_trade_no, const char *out_refund_no,
-    int64_t refund_fen, int64_t total_fen, const char *reason, provider_cb cb, void *arg)
+provider_refund(const char *channel, const char *out_trade_no,
+    const char *out_refund_no, int64_t refund_fen, int64_t total_fen,
+    const char *reason, provider_cb cb, void *arg)
 {
 	struct preq *p = preq_new(channel, OP_REFUND, out_trade_no, cb, arg);
 	char yuan[32];
 
 	if (!p->wechat) {
 		money_fen_to_yuan(refund_fen, yuan);
-		json_t *biz = json_pack("{s:s, s:s, s:s, s:s}", "out_trade_no", out_trade_no,
-		    "refund_amount", yuan, "out_request_no", out_refund_no, "refund_reason", reason);
+		json_t *biz = json_pack("{s:s, s:s, s:s, s:s}", "out_trade_no",
+		    out_trade_no, "refund_amount", yuan, "out_request_no",
+		    out_refund_no, "refund_reason", reason);
 		p->alipay_method = "alipay.trade.refund";
 		p->biz_content = json_dumps(biz, JSON_COMPACT);
 		json_decref(biz);
 	} else {
 		json_t *body = json_pack("{s:s, s:s, s:s, s:{s:I, s:I, s:s}}",
-		    "out_trade_no", out_trade_no, "out_refund_no", out_refund_no, "reason", reason,
-		    "amount", "refund", (json_int_t)refund_fen, "total", (json_int_t)total_fen,
+		    "out_trade_no", out_trade_no, "out_refund_no",
+		    out_refund_no, "reason", reason, "amount", "refund",
+		    (json_int_t)refund_fen, "total", (json_int_t)total_fen,
 		    "currency", "CNY");
 		p->http_method = "POST";
 		p->url = xstrdup("/v3/refund/domestic/refunds");
@@ -449,14 +498,16 @@ interpret_alipay(struct preq *p)
 	char *paid_at = NULL;
 
 	if (p->status != 200 ||
-	    alipay_response_split(p->answer, p->answer_len, p->alipay_method, &content,
-	        &content_len, &root, &sign) != 0) {
+	    alipay_response_split(p->answer, p->answer_len, p->alipay_method,
+	        &content, &content_len, &root, &sign) != 0) {
 		answer_status(p, PROVIDER_UNAVAILABLE, "malformed answer");
 		return;
 	}
-	if (alipay_response_verify(pay.alipay_public, content, content_len, sign) != 0) {
+	if (alipay_response_verify(pay.alipay_public, content, content_len,
+	        sign) != 0) {
 		json_decref(root);
-		answer_status(p, PROVIDER_UNAVAILABLE, "answer signature does not verify");
+		answer_status(p, PROVIDER_UNAVAILABLE,
+		    "answer signature does not verify");
 		return;
 	}
 	char key[64];
@@ -466,7 +517,8 @@ interpret_alipay(struct preq *p)
 			*c = '_';
 	resp = json_object_get(root, key);
 	const char *code = jstr(resp, "code"), *sub = jstr(resp, "sub_code");
-	a.message = jstr(resp, "sub_msg") ? jstr(resp, "sub_msg") : jstr(resp, "msg");
+	a.message =
+	    jstr(resp, "sub_msg") ? jstr(resp, "sub_msg") : jstr(resp, "msg");
 	int ok = code && strcmp(code, "10000") == 0;
 	switch (p->op) {
 	case OP_CREATE:
@@ -475,17 +527,24 @@ interpret_alipay(struct preq *p)
 		break;
 	case OP_QUERY:
 		if (ok) {
-			const char *st = jstr(resp, "trade_status"), *amt = jstr(resp, "total_amount");
+			const char *st = jstr(resp, "trade_status"),
+			           *amt = jstr(resp, "total_amount");
 			a.status = PROVIDER_OK;
-			a.paid = st && (strcmp(st, "TRADE_SUCCESS") == 0 || strcmp(st, "TRADE_FINISHED") == 0);
+			a.paid = st &&
+			    (strcmp(st, "TRADE_SUCCESS") == 0 ||
+			        strcmp(st, "TRADE_FINISHED") == 0);
 			a.closed = st && strcmp(st, "TRADE_CLOSED") == 0;
 			a.trade_no = jstr(resp, "trade_no");
-			paid_at = shanghai_timestamptz(jstr(resp, "send_pay_date"));
+			paid_at =
+			    shanghai_timestamptz(jstr(resp, "send_pay_date"));
 			a.paid_at = paid_at;
-			if (a.paid && (amt == NULL || a.trade_no == NULL ||
-			    money_yuan_to_fen(amt, strlen(amt), 0, &a.amount_fen) != 0)) {
+			if (a.paid &&
+			    (amt == NULL || a.trade_no == NULL ||
+			        money_yuan_to_fen(amt, strlen(amt), 0,
+			            &a.amount_fen) != 0)) {
 				a.status = PROVIDER_UNAVAILABLE;
-				a.message = "paid trade without amount or trade_no";
+				a.message =
+				    "paid trade without amount or trade_no";
 			}
 		} else if (sub && strcmp(sub, "ACQ.TRADE_NOT_EXIST") == 0) {
 			a.status = PROVIDER_OK;
@@ -508,18 +567,23 @@ static void
 interpret_wechat(struct preq *p)
 {
 	struct provider_answer a = {.status = PROVIDER_UNAVAILABLE};
-	const struct crypto_key *key = wechat_platform_key(pay.wechat_platform, p->wx_serial);
+	const struct crypto_key *key =
+	    wechat_platform_key(pay.wechat_platform, p->wx_serial);
 	json_t *root;
 
 	/* Every answer, errors included, is signed like a notification. */
-	if (key == NULL || p->wx_ts == NULL || p->wx_nonce == NULL || p->wx_sig == NULL ||
-	    wechat_verify(key, p->wx_ts, p->wx_nonce, p->answer, p->answer_len, p->wx_sig) != 0) {
-		answer_status(p, PROVIDER_UNAVAILABLE, "answer signature does not verify");
+	if (key == NULL || p->wx_ts == NULL || p->wx_nonce == NULL ||
+	    p->wx_sig == NULL ||
+	    wechat_verify(key, p->wx_ts, p->wx_nonce, p->answer, p->answer_len,
+	        p->wx_sig) != 0) {
+		answer_status(p, PROVIDER_UNAVAILABLE,
+		    "answer signature does not verify");
 		return;
 	}
 	root = json_loadb(p->answer, p->answer_len, 0, NULL);
 	if (root == NULL) {
-		answer_status(p, p->status >= 500 ? PROVIDER_UNAVAILABLE : PROVIDER_REFUSED,
+		answer_status(p,
+		    p->status >= 500 ? PROVIDER_UNAVAILABLE : PROVIDER_REFUSED,
 		    "answer is not JSON");
 		return;
 	}
@@ -532,22 +596,31 @@ interpret_wechat(struct preq *p)
 	switch (p->op) {
 	case OP_CREATE:
 		a.qr_code = jstr(root, "code_url");
-		a.status = p->status == 200 && a.qr_code ? PROVIDER_OK : PROVIDER_REFUSED;
+		a.status = p->status == 200 && a.qr_code ? PROVIDER_OK
+		                                         : PROVIDER_REFUSED;
 		break;
 	case OP_QUERY:
 		if (p->status == 200) {
 			const char *st = jstr(root, "trade_state");
-			json_t *total = json_object_get(json_object_get(root, "amount"), "total");
+			json_t *total =
+			    json_object_get(json_object_get(root, "amount"),
+			        "total");
 			a.status = PROVIDER_OK;
 			a.paid = st && strcmp(st, "SUCCESS") == 0;
-			a.closed = st && (strcmp(st, "CLOSED") == 0 || strcmp(st, "REVOKED") == 0 ||
-			    strcmp(st, "PAYERROR") == 0);
+			a.closed = st &&
+			    (strcmp(st, "CLOSED") == 0 ||
+			        strcmp(st, "REVOKED") == 0 ||
+			        strcmp(st, "PAYERROR") == 0);
 			a.trade_no = jstr(root, "transaction_id");
 			a.paid_at = jstr(root, "success_time");
-			if (a.paid && (!json_is_integer(total) || a.trade_no == NULL ||
-			    strcmp(jstr(root, "mchid") ? jstr(root, "mchid") : "", pay.cfg.wechat_mchid) != 0)) {
+			if (a.paid &&
+			    (!json_is_integer(total) || a.trade_no == NULL ||
+			        strcmp(jstr(root, "mchid") ? jstr(root, "mchid")
+			                                   : "",
+			            pay.cfg.wechat_mchid) != 0)) {
 				a.status = PROVIDER_UNAVAILABLE;
-				a.message = "paid trade without amount, transaction_id or our mchid";
+				a.message =
+				    "paid trade without amount, transaction_id or our mchid";
 			} else if (a.paid) {
 				a.amount_fen = json_integer_value(total);
 			}
@@ -563,8 +636,10 @@ interpret_wechat(struct preq *p)
 		a.trade_no = jstr(root, "refund_id");
 		if (p->status == 200 && st && strcmp(st, "SUCCESS") == 0)
 			a.status = PROVIDER_OK;
-		else if (p->status == 200 && st && strcmp(st, "PROCESSING") == 0)
-			a.status = PROVIDER_UNAVAILABLE; /* not yet: asked again later */
+		else if (p->status == 200 && st &&
+		    strcmp(st, "PROCESSING") == 0)
+			a.status =
+			    PROVIDER_UNAVAILABLE; /* not yet: asked again later */
 		else
 			a.status = PROVIDER_REFUSED;
 		break;

@@ -1,7 +1,8 @@
 /* store — every SQL statement of the payments service, nowhere else. */
 #include "store.h"
 
-#define RFC3339(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+#define RFC3339(col) \
+	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 const char store_idem_claim_sql[] =
     "INSERT INTO idempotency (account, key, request_hash) VALUES ($1, $2, $3)"
@@ -28,10 +29,11 @@ const char store_payment_create_sql[] =
     " $11, $12, $13)";
 
 #define PAYMENT_COLS                                                           \
-	"id, order_id, account_id, channel, status, amount_fen, refunded_fen,"  \
-	" qr_code, invoice_type, invoice_email, " RFC3339("created_at") ", "    \
-	RFC3339("paid_at")
-const char store_payment_get_sql[] = "SELECT " PAYMENT_COLS " FROM payments WHERE id = $1";
+	"id, order_id, account_id, channel, status, amount_fen, refunded_fen," \
+	" qr_code, invoice_type, invoice_email, " RFC3339(                     \
+	    "created_at") ", " RFC3339("paid_at")
+const char store_payment_get_sql[] =
+    "SELECT " PAYMENT_COLS " FROM payments WHERE id = $1";
 
 const char store_payment_succeed_sql[] =
     "SELECT payment_succeed($1, $2, $3::bigint, $4, $5::timestamptz, $6, $7::bigint)";
@@ -73,10 +75,11 @@ const char store_invoice_number_sql[] =
     "SELECT to_char(now() AT TIME ZONE 'Asia/Shanghai', 'YY') || '21'"
     " || lpad(nextval('invoice_numbers')::text, 16, '0')";
 
-#define INVOICE_COLS                                                           \
-	"id, order_id, type, kind, reverses_invoice_id, title, taxpayer_id,"    \
-	" amount_fen, tax_fen, status, number, " RFC3339("issued_at") ", payment_id," \
-	" to_char(created_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS') || '_' || id"
+#define INVOICE_COLS                                                         \
+	"id, order_id, type, kind, reverses_invoice_id, title, taxpayer_id," \
+	" amount_fen, tax_fen, status, number, " RFC3339(                    \
+	    "issued_at") ", payment_id,"                                     \
+	                 " to_char(created_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS') || '_' || id"
 const char store_invoice_get_sql[] =
     "SELECT " INVOICE_COLS " FROM invoices WHERE id = $1"
     " AND ($2::uuid IS NULL OR account_id = $2::uuid)";
@@ -91,7 +94,8 @@ const char store_invoice_list_sql[] =
 const char store_refund_create_sql[] =
     "SELECT channel, out_trade_no, amount_fen, order_id"
     " FROM refund_create($1, $2, $3::bigint, $4, $5, $6)";
-const char store_refund_succeed_sql[] = "SELECT refund_succeed($1, $2, $3::bigint)";
+const char store_refund_succeed_sql[] =
+    "SELECT refund_succeed($1, $2, $3::bigint)";
 const char store_refund_fail_sql[] =
     "UPDATE refunds SET status = 'failed' WHERE id = $1 AND status = 'pending'";
 const char store_refunds_due_sql[] =
@@ -122,8 +126,8 @@ const char store_recon_insert_sql[] =
     " RETURNING " RFC3339("created_at");
 const char store_recon_get_sql[] =
     "SELECT id, channel, to_char(bill_date, 'YYYY-MM-DD'), matched, missing_local,"
-    " missing_remote, amount_mismatch, items::text, " RFC3339("created_at")
-    " FROM reconciliations WHERE id = $1";
+    " missing_remote, amount_mismatch, items::text, " RFC3339(
+        "created_at") " FROM reconciliations WHERE id = $1";
 
 const char store_order_upsert_sql[] =
     "INSERT INTO orders (id, number, account_id, identity_id, uscc, total_fen, expires_at,"

@@ -57,8 +57,10 @@ extern const char store_invoice_number_sql[];
 /* Invoice columns: 0 id, 1 order_id, 2 type, 3 kind, 4 reverses, 5 title,
  * 6 taxpayer_id, 7 amount_fen, 8 tax_fen, 9 status, 10 number, 11 issued_at,
  * 12 payment_id, 13 cursor */
-extern const char store_invoice_get_sql[];     /* $1 id, $2 account or NULL (finance) */
-extern const char store_invoice_list_sql[];    /* $1 account or NULL, $2 order or NULL,
+extern const char
+    store_invoice_get_sql[]; /* $1 id, $2 account or NULL (finance) */
+extern const char
+    store_invoice_list_sql[]; /* $1 account or NULL, $2 order or NULL,
                                                   $3 cursor or NULL, $4 limit */
 
 /* refund_create($1 id, $2 payment, $3 amount, $4 reason, $5 staff, $6 out_refund_no)

@@ -51,11 +51,12 @@ on_query_recorded(void *arg, const char *outcome, const struct db_result *res)
 	struct job *j = arg;
 
 	if (outcome != NULL && strcmp(outcome, "APPLIED") == 0)
-		log_info(NULL, "msg=payment_succeeded channel=%s trade=%s via=query", j->channel,
-		    j->out_trade_no);
+		log_info(NULL,
+		    "msg=payment_succeeded channel=%s trade=%s via=query",
+		    j->channel, j->out_trade_no);
 	else if (outcome == NULL || strcmp(outcome, "DUPLICATE") != 0)
-		log_warn(NULL, "msg=query_not_applied trade=%s outcome=%s", j->out_trade_no,
-		    outcome ? outcome : "db_error");
+		log_warn(NULL, "msg=query_not_applied trade=%s outcome=%s",
+		    j->out_trade_no, outcome ? outcome : "db_error");
 	job_free(j);
 }
 
@@ -71,15 +72,17 @@ on_queried(void *arg, const struct provider_answer *a)
 	struct job *j = arg;
 
 	if (a->status == PROVIDER_OK && a->paid) {
-		pay_succeed(db_batch_new(), j->channel, j->out_trade_no, a->amount_fen, a->trade_no,
-		    a->paid_at, "query", on_query_recorded, j);
+		pay_succeed(db_batch_new(), j->channel, j->out_trade_no,
+		    a->amount_fen, a->trade_no, a->paid_at, "query",
+		    on_query_recorded, j);
 		return;
 	}
 	if (a->status == PROVIDER_OK && j->expired) {
 		/* Unpaid and too old: closed here (the provider's QR code has
 		 * expired too, timeout_express / time_expire). */
 		const char *p[] = {j->id};
-		db_query(pay.svc.db, store_payment_expire_sql, 1, p, on_expired, j);
+		db_query(pay.svc.db, store_payment_expire_sql, 1, p, on_expired,
+		    j);
 		return;
 	}
 	job_free(j);
@@ -94,9 +97,11 @@ on_payments_due(void *arg, const struct db_result *res)
 			j->id = xstrdup(db_value(res, 0, i, 0));
 			j->channel = xstrdup(db_value(res, 0, i, 1));
 			j->out_trade_no = xstrdup(db_value(res, 0, i, 2));
-			j->amount_fen = strtoll(db_value(res, 0, i, 3), NULL, 10);
+			j->amount_fen =
+			    strtoll(db_value(res, 0, i, 3), NULL, 10);
 			j->expired = strcmp(db_value(res, 0, i, 4), "t") == 0;
-			provider_query(j->channel, j->out_trade_no, on_queried, j);
+			provider_query(j->channel, j->out_trade_no, on_queried,
+			    j);
 		}
 	}
 	round_done();
@@ -109,8 +114,10 @@ on_invoice_recorded(void *arg, const struct db_result *res)
 {
 	struct job *j = arg;
 
-	if (res->status == DB_OK && strcmp(db_value(res, 0, 0, 0), "APPLIED") == 0)
-		log_info(NULL, "msg=invoice_issued invoice=%s provider=%s", j->id, invoice_provider()->name);
+	if (res->status == DB_OK &&
+	    strcmp(db_value(res, 0, 0, 0), "APPLIED") == 0)
+		log_info(NULL, "msg=invoice_issued invoice=%s provider=%s",
+		    j->id, invoice_provider()->name);
 	job_free(j);
 }
 
@@ -122,11 +129,13 @@ on_invoice_issued(void *arg, const char *number, const char *delivered_to)
 	if (number == NULL) {
 		const char *p[] = {j->id};
 		log_warn(NULL, "msg=invoice_not_issued invoice=%s", j->id);
-		db_query(pay.svc.db, store_invoice_unclaim_sql, 1, p, on_expired, j);
+		db_query(pay.svc.db, store_invoice_unclaim_sql, 1, p,
+		    on_expired, j);
 		return;
 	}
 	const char *p[] = {j->id, number, delivered_to};
-	db_query(pay.svc.db, store_invoice_issue_sql, 3, p, on_invoice_recorded, j);
+	db_query(pay.svc.db, store_invoice_issue_sql, 3, p, on_invoice_recorded,
+	    j);
 }
 
 static void
@@ -138,11 +147,16 @@ on_invoices_due(void *arg, const struct db_result *res)
 		for (int i = 0; i < db_rows(res, stmt); i++) {
 			struct job *j = xcalloc(1, sizeof(*j));
 			struct invoice_request r = {
-				.id = db_value(res, stmt, i, 0), .type = db_value(res, stmt, i, 1),
-				.kind = db_value(res, stmt, i, 2), .title = db_value(res, stmt, i, 3),
-				.taxpayer_id = db_value(res, stmt, i, 4), .email = db_value(res, stmt, i, 5),
-				.amount_fen = strtoll(db_value(res, stmt, i, 6), NULL, 10),
-				.tax_fen = strtoll(db_value(res, stmt, i, 7), NULL, 10),
+			    .id = db_value(res, stmt, i, 0),
+			    .type = db_value(res, stmt, i, 1),
+			    .kind = db_value(res, stmt, i, 2),
+			    .title = db_value(res, stmt, i, 3),
+			    .taxpayer_id = db_value(res, stmt, i, 4),
+			    .email = db_value(res, stmt, i, 5),
+			    .amount_fen =
+			        strtoll(db_value(res, stmt, i, 6), NULL, 10),
+			    .tax_fen =
+			        strtoll(db_value(res, stmt, i, 7), NULL, 10),
 			};
 			j->id = xstrdup(r.id);
 			invoice_provider()->issue(&r, on_invoice_issued, j);
@@ -172,12 +186,15 @@ on_refund_answer(void *arg, const struct provider_answer *a)
 	}
 	if (a->status == PROVIDER_REFUSED) {
 		const char *p[] = {j->id};
-		db_query(pay.svc.db, store_refund_fail_sql, 1, p, on_expired, j);
+		db_query(pay.svc.db, store_refund_fail_sql, 1, p, on_expired,
+		    j);
 		return;
 	}
-	snprintf(tax, sizeof(tax), "%lld", (long long)money_vat_tax(j->amount_fen, pay.cfg.vat_rate_bp));
+	snprintf(tax, sizeof(tax), "%lld",
+	    (long long)money_vat_tax(j->amount_fen, pay.cfg.vat_rate_bp));
 	const char *p[] = {j->id, a->trade_no, tax};
-	db_query(pay.svc.db, store_refund_succeed_sql, 3, p, on_refund_recorded, j);
+	db_query(pay.svc.db, store_refund_succeed_sql, 3, p, on_refund_recorded,
+	    j);
 }
 
 static void
@@ -190,11 +207,14 @@ on_refunds_due(void *arg, const struct db_result *res)
 			j->channel = xstrdup(db_value(res, 0, i, 1));
 			j->out_trade_no = xstrdup(db_value(res, 0, i, 2));
 			j->out_refund_no = xstrdup(db_value(res, 0, i, 3));
-			j->amount_fen = strtoll(db_value(res, 0, i, 4), NULL, 10);
-			j->total_fen = strtoll(db_value(res, 0, i, 5), NULL, 10);
+			j->amount_fen =
+			    strtoll(db_value(res, 0, i, 4), NULL, 10);
+			j->total_fen =
+			    strtoll(db_value(res, 0, i, 5), NULL, 10);
 			j->reason = xstrdup(db_value(res, 0, i, 6));
-			provider_refund(j->channel, j->out_trade_no, j->out_refund_no, j->amount_fen,
-			    j->total_fen, j->reason, on_refund_answer, j);
+			provider_refund(j->channel, j->out_trade_no,
+			    j->out_refund_no, j->amount_fen, j->total_fen,
+			    j->reason, on_refund_answer, j);
 		}
 	}
 	round_done();
@@ -205,7 +225,8 @@ on_refunds_due(void *arg, const struct db_result *res)
 static void
 sweep_round(evutil_socket_t fd, short what, void *arg)
 {
-	struct timeval period = {pay.cfg.sweep_ms / 1000, (pay.cfg.sweep_ms % 1000) * 1000};
+	struct timeval period = {pay.cfg.sweep_ms / 1000,
+	    (pay.cfg.sweep_ms % 1000) * 1000};
 	char delay[24], expire[24];
 
 	evtimer_add(timer, &period);
@@ -215,12 +236,14 @@ sweep_round(evutil_socket_t fd, short what, void *arg)
 	snprintf(delay, sizeof(delay), "%ld", pay.cfg.query_delay);
 	snprintf(expire, sizeof(expire), "%ld", pay.cfg.pay_expire);
 	const char *p[] = {delay, expire};
-	db_query(pay.svc.db, store_payments_due_sql, 2, p, on_payments_due, NULL);
+	db_query(pay.svc.db, store_payments_due_sql, 2, p, on_payments_due,
+	    NULL);
 	struct db_batch *b = db_batch_new();
 	db_batch_add(b, store_invoices_fill_titles_sql, 0, NULL);
 	db_batch_add(b, store_invoices_due_sql, 0, NULL);
 	db_batch_run(pay.svc.db, b, on_invoices_due, NULL);
-	db_query(pay.svc.db, store_refunds_due_sql, 0, NULL, on_refunds_due, NULL);
+	db_query(pay.svc.db, store_refunds_due_sql, 0, NULL, on_refunds_due,
+	    NULL);
 }
 
 void

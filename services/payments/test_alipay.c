@@ -16,15 +16,15 @@
 /* Vector: an Alipay notification signed with openssl dgst -sha256 -sign by a
  * test "Alipay" key (its public key below), form-encoded as sent. */
 static const char alipay_test_public_pem[] =
-"-----BEGIN PUBLIC KEY-----\n"
-"MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAkc3QR9nbJMkGtk6cInZN\n"
-"szXgts+GN+m00F+fMUX+GDsLAor+ZBHliAB7gsC31JzRqr+COf2WxqSwvrs2p1v3\n"
-"ZZduKQfKHwA8ronr/AaPJvNgRqDJyrYT+xaOTmkxpPKElQoTtGZF7iMiPiM4BbcM\n"
-"Gez+aFP4dIJ0V+MzNAHKfP/5gE7WVhLpnA0wAsbbmsklWWJlMZ3cTh40Ix8sZB1P\n"
-"HXF43u2aYX2X6l36WeC8Ppe+/4DO0FBCp/SedgRtbEgUGo08KSumt2lnD2uUMsEo\n"
-"VdN4nfEnY/yZdYr4EvG9X3HYr0d9l7/XHQ090FEJRwBHvd/BlXXYLNwWqig2A6Ks\n"
-"cwIDAQAB\n"
-"-----END PUBLIC KEY-----\n";
+    "-----BEGIN PUBLIC KEY-----\n"
+    "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAkc3QR9nbJMkGtk6cInZN\n"
+    "szXgts+GN+m00F+fMUX+GDsLAor+ZBHliAB7gsC31JzRqr+COf2WxqSwvrs2p1v3\n"
+    "ZZduKQfKHwA8ronr/AaPJvNgRqDJyrYT+xaOTmkxpPKElQoTtGZF7iMiPiM4BbcM\n"
+    "Gez+aFP4dIJ0V+MzNAHKfP/5gE7WVhLpnA0wAsbbmsklWWJlMZ3cTh40Ix8sZB1P\n"
+    "HXF43u2aYX2X6l36WeC8Ppe+/4DO0FBCp/SedgRtbEgUGo08KSumt2lnD2uUMsEo\n"
+    "VdN4nfEnY/yZdYr4EvG9X3HYr0d9l7/XHQ090FEJRwBHvd/BlXXYLNwWqig2A6Ks\n"
+    "cwIDAQAB\n"
+    "-----END PUBLIC KEY-----\n";
 
 static const char alipay_test_body[] =
     "gmt_create=2024-05-01+10%3A00%3A00&charset=utf-8&seller_id=20881011179"
@@ -85,9 +85,11 @@ test_form_parse(void **state)
 	assert_null(alipay_form_get(&f, "z"));
 	alipay_form_clear(&f);
 
-	static const char *const bad[] = {"a=%4", "a=%zz", "=1", "a", "a=1&a=2", "a=%00", "a=%"};
+	static const char *const bad[] = {"a=%4", "a=%zz", "=1", "a", "a=1&a=2",
+	    "a=%00", "a=%"};
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
-		assert_int_equal(alipay_form_parse(&f, bad[i], strlen(bad[i])), -1);
+		assert_int_equal(alipay_form_parse(&f, bad[i], strlen(bad[i])),
+		    -1);
 		assert_int_equal(f.n, 0);
 	}
 }
@@ -98,7 +100,9 @@ test_sign_content(void **state)
 	struct alipay_form f;
 	char *content;
 
-	assert_int_equal(alipay_form_parse(&f, alipay_test_body, strlen(alipay_test_body)), 0);
+	assert_int_equal(alipay_form_parse(&f, alipay_test_body,
+	                     strlen(alipay_test_body)),
+	    0);
 	content = alipay_sign_content(&f);
 	assert_string_equal(content, expected_content);
 	free(content);
@@ -118,7 +122,9 @@ test_verify_vector(void **state)
 {
 	struct alipay_form f;
 
-	assert_int_equal(alipay_form_parse(&f, alipay_test_body, strlen(alipay_test_body)), 0);
+	assert_int_equal(alipay_form_parse(&f, alipay_test_body,
+	                     strlen(alipay_test_body)),
+	    0);
 	assert_int_equal(alipay_verify(&f, alipay_pub), ALIPAY_VERIFY_OK);
 	alipay_form_clear(&f);
 }
@@ -133,8 +139,8 @@ verify_modified(const char *from, const char *to)
 	char *body;
 
 	assert_non_null(at);
-	body = xasprintf("%.*s%s%s", (int)(at - alipay_test_body), alipay_test_body, to,
-	    at + strlen(from));
+	body = xasprintf("%.*s%s%s", (int)(at - alipay_test_body),
+	    alipay_test_body, to, at + strlen(from));
 	assert_int_equal(alipay_form_parse(&f, body, strlen(body)), 0);
 	r = alipay_verify(&f, alipay_pub);
 	alipay_form_clear(&f);
@@ -146,11 +152,13 @@ static void
 test_verify_refuses(void **state)
 {
 	/* Any changed value, an added parameter, a changed sign_type. */
-	assert_int_equal(verify_modified("total_amount=0.01", "total_amount=0.02"),
+	assert_int_equal(verify_modified("total_amount=0.01",
+	                     "total_amount=0.02"),
 	    ALIPAY_VERIFY_BAD_SIGNATURE);
 	assert_int_equal(verify_modified("out_trade_no=T1", "out_trade_no=T2"),
 	    ALIPAY_VERIFY_BAD_SIGNATURE);
-	assert_int_equal(verify_modified("passback_params=", "passback_params=x"),
+	assert_int_equal(verify_modified("passback_params=",
+	                     "passback_params=x"),
 	    ALIPAY_VERIFY_BAD_SIGNATURE);
 	assert_int_equal(verify_modified("version=1.0", "version=1.0&extra=1"),
 	    ALIPAY_VERIFY_BAD_SIGNATURE);
@@ -161,19 +169,26 @@ test_verify_refuses(void **state)
 	    ALIPAY_VERIFY_BAD_SIGN_TYPE);
 	assert_int_equal(verify_modified("sign_type=RSA2&", ""),
 	    ALIPAY_VERIFY_BAD_SIGN_TYPE);
-	assert_int_equal(verify_modified("&sign=", "&nosign="), ALIPAY_VERIFY_NO_SIGN);
-	assert_int_equal(verify_modified("&sign=", "&sign=%21"), ALIPAY_VERIFY_NO_SIGN);
+	assert_int_equal(verify_modified("&sign=", "&nosign="),
+	    ALIPAY_VERIFY_NO_SIGN);
+	assert_int_equal(verify_modified("&sign=", "&sign=%21"),
+	    ALIPAY_VERIFY_NO_SIGN);
 	/* sign_type is not part of the content: its position does not matter,
 	 * and the parameters' order in the body does not either. */
-	assert_int_equal(verify_modified("charset=utf-8&", ""), ALIPAY_VERIFY_BAD_SIGNATURE);
-	assert_int_equal(verify_modified("gmt_create=2024-05-01+10%3A00%3A00&charset=utf-8",
-	    "charset=utf-8&gmt_create=2024-05-01%2010%3A00%3A00"), ALIPAY_VERIFY_OK);
+	assert_int_equal(verify_modified("charset=utf-8&", ""),
+	    ALIPAY_VERIFY_BAD_SIGNATURE);
+	assert_int_equal(
+	    verify_modified("gmt_create=2024-05-01+10%3A00%3A00&charset=utf-8",
+	        "charset=utf-8&gmt_create=2024-05-01%2010%3A00%3A00"),
+	    ALIPAY_VERIFY_OK);
 
 	/* The merchant's own key (any other key) does not verify. */
 	struct crypto_key *other;
 	struct alipay_form f;
 	assert_int_equal(crypto_key_generate(&other, CRYPTO_KEY_RSA), 0);
-	assert_int_equal(alipay_form_parse(&f, alipay_test_body, strlen(alipay_test_body)), 0);
+	assert_int_equal(alipay_form_parse(&f, alipay_test_body,
+	                     strlen(alipay_test_body)),
+	    0);
 	assert_int_equal(alipay_verify(&f, other), ALIPAY_VERIFY_BAD_SIGNATURE);
 	alipay_form_clear(&f);
 	crypto_key_free(other);
@@ -187,10 +202,10 @@ test_request_signed(void **state)
 	char *body, *pem, *content;
 	unsigned char *sig;
 	size_t sig_len;
-	const char *kv[] = {"app_id", "2021000000000001", "method", "alipay.trade.precreate",
-	    "charset", "utf-8", "sign_type", "RSA2", "timestamp", "2024-05-01 10:00:00",
-	    "version", "1.0", "biz_content", "{\"out_trade_no\":\"T1\",\"subject\":\"CA延期\"}",
-	    NULL};
+	const char *kv[] = {"app_id", "2021000000000001", "method",
+	    "alipay.trade.precreate", "charset", "utf-8", "sign_type", "RSA2",
+	    "timestamp", "2024-05-01 10:00:00", "version", "1.0", "biz_content",
+	    "{\"out_trade_no\":\"T1\",\"subject\":\"CA延期\"}", NULL};
 
 	assert_int_equal(crypto_key_generate(&merchant, CRYPTO_KEY_RSA), 0);
 	body = alipay_request_body(merchant, kv);
@@ -200,14 +215,20 @@ test_request_signed(void **state)
 	assert_int_equal(f.n, 8);
 	assert_string_equal(alipay_form_get(&f, "biz_content"), kv[13]);
 	/* The request's content includes sign_type (only "sign" is left out). */
-	content = xasprintf("app_id=2021000000000001&biz_content=%s&charset=utf-8"
+	content = xasprintf(
+	    "app_id=2021000000000001&biz_content=%s&charset=utf-8"
 	    "&method=alipay.trade.precreate&sign_type=RSA2&timestamp=2024-05-01 10:00:00"
-	    "&version=1.0", kv[13]);
+	    "&version=1.0",
+	    kv[13]);
 	const char *sign = alipay_form_get(&f, "sign");
-	assert_int_equal(crypto_base64_decode(&sig, &sig_len, sign, strlen(sign)), 0);
+	assert_int_equal(crypto_base64_decode(&sig, &sig_len, sign,
+	                     strlen(sign)),
+	    0);
 	pem = crypto_key_public_pem(merchant);
 	assert_int_equal(crypto_key_load_pem(&pub, pem), 0);
-	assert_int_equal(crypto_verify_sig(pub, content, strlen(content), sig, sig_len), 0);
+	assert_int_equal(crypto_verify_sig(pub, content, strlen(content), sig,
+	                     sig_len),
+	    0);
 	free(sig);
 	free(pem);
 	free(content);
@@ -223,40 +244,48 @@ test_response_split(void **state)
 	const char *content, *sign;
 	size_t n;
 	json_t *root;
-	const char body[] = "{\"alipay_trade_precreate_response\":{\"code\":\"10000\","
+	const char body[] =
+	    "{\"alipay_trade_precreate_response\":{\"code\":\"10000\","
 	    "\"msg\":\"Success\",\"out_trade_no\":\"T}1\\\"\",\"qr_code\":\"https://qr.alipay.com/x\","
 	    "\"nested\":{\"a\":[1,{\"b\":2}]}},\"alipay_cert_sn\":\"abc\",\"sign\":\"c2ln\"}";
 
-	assert_int_equal(alipay_response_split(body, strlen(body), "alipay.trade.precreate",
-	    &content, &n, &root, &sign), 0);
+	assert_int_equal(alipay_response_split(body, strlen(body),
+	                     "alipay.trade.precreate", &content, &n, &root,
+	                     &sign),
+	    0);
 	assert_int_equal(strncmp(content, "{\"code\":\"10000\"", 15), 0);
 	assert_int_equal(content[n - 1], '}');
 	assert_int_equal(content[n], ',');
 	assert_string_equal(sign, "c2ln");
 	json_decref(root);
 	/* The key after another one, with spaces. */
-	const char body2[] = "{ \"sign\" : \"c2ln\" , \"alipay_trade_query_response\" : {\"code\":\"40004\"} }";
-	assert_int_equal(alipay_response_split(body2, strlen(body2), "alipay.trade.query",
-	    &content, &n, &root, &sign), 0);
+	const char body2[] =
+	    "{ \"sign\" : \"c2ln\" , \"alipay_trade_query_response\" : {\"code\":\"40004\"} }";
+	assert_int_equal(alipay_response_split(body2, strlen(body2),
+	                     "alipay.trade.query", &content, &n, &root, &sign),
+	    0);
 	assert_int_equal(n, strlen("{\"code\":\"40004\"}"));
 	json_decref(root);
-	assert_int_equal(alipay_response_split(body2, strlen(body2), "alipay.trade.refund",
-	    &content, &n, &root, &sign), -1);
-	const char body3[] = "{\"alipay_trade_query_response\":{\"code\":\"1\"}}";
-	assert_int_equal(alipay_response_split(body3, strlen(body3), "alipay.trade.query",
-	    &content, &n, &root, &sign), -1);
+	assert_int_equal(alipay_response_split(body2, strlen(body2),
+	                     "alipay.trade.refund", &content, &n, &root, &sign),
+	    -1);
+	const char body3[] =
+	    "{\"alipay_trade_query_response\":{\"code\":\"1\"}}";
+	assert_int_equal(alipay_response_split(body3, strlen(body3),
+	                     "alipay.trade.query", &content, &n, &root, &sign),
+	    -1);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_form_parse),
-		cmocka_unit_test(test_sign_content),
-		cmocka_unit_test(test_verify_vector),
-		cmocka_unit_test(test_verify_refuses),
-		cmocka_unit_test(test_request_signed),
-		cmocka_unit_test(test_response_split),
+	    cmocka_unit_test(test_form_parse),
+	    cmocka_unit_test(test_sign_content),
+	    cmocka_unit_test(test_verify_vector),
+	    cmocka_unit_test(test_verify_refuses),
+	    cmocka_unit_test(test_request_signed),
+	    cmocka_unit_test(test_response_split),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

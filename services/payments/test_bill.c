@@ -13,8 +13,8 @@
 #include "domain.h"
 #include "util.h"
 
-#define ALIPAY_HEADER                                                          \
-	"支付宝交易号,商户订单号,业务类型,商品名称,创建时间,完成时间,门店编号,门店名称,操作员,终端号,"        \
+#define ALIPAY_HEADER                                                                                                                                          \
+	"支付宝交易号,商户订单号,业务类型,商品名称,创建时间,完成时间,门店编号,门店名称,操作员,终端号,"                \
 	"对方账户,订单金额（元）,商家实收（元）,支付宝红包（元）,集分宝（元）,支付宝优惠（元）,商家优惠（元）," \
 	"券核销金额（元）,券名称,商家红包消费金额（元）,卡消费金额（元）,退款批次号/请求号,服务费（元）,分润（元）,备注"
 
@@ -22,8 +22,8 @@ static const char alipay_utf8[] =
     "#支付宝业务明细查询\r\n"
     "#账号：[20881011179556110156]\r\n"
     "#起始日期：[2024年05月01日 00:00:00]   终止日期：[2024年05月02日 00:00:00]\r\n"
-    "#-----------------------------------------业务明细列表----------------------------------------\r\n"
-    ALIPAY_HEADER "\r\n"
+    "#-----------------------------------------业务明细列表----------------------------------------\r\n" ALIPAY_HEADER
+    "\r\n"
     "2024050122001411111111111111\t,P1\t,交易\t,CA延期年检\t,2024-05-01 10:00:00\t,2024-05-01 10:00:05\t,"
     "\t,\t,\t,\t,buyer@example.com\t,650.00\t,650.00\t,0.00\t,0.00\t,0.00\t,0.00\t,0.00\t,\t,0.00\t,0.00\t,"
     "\t,-3.90\t,0.00\t,\t\r\n"
@@ -38,13 +38,13 @@ static const char alipay_utf8[] =
     "#退款合计：1笔，商家实收：-100.00元，商家优惠：0.00元\r\n"
     "#导出时间：[2024年05月02日 09:00:00]\r\n";
 
-#define WECHAT_HEADER                                                          \
+#define WECHAT_HEADER                                                                                                                                          \
 	"交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行," \
-	"货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态," \
+	"货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,"  \
 	"商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注"
 
-static const char wechat_bill[] =
-    WECHAT_HEADER "\r\n"
+static const char wechat_bill[] = WECHAT_HEADER
+    "\r\n"
     "`2024-05-01 10:00:05,`wx8888888888888888,`1900000001,`0,`,`4200000001202405011111111111,"
     "`W1,`oUpF8uMuAJO_M2pxb1Q9zNjWeS6o,`NATIVE,`SUCCESS,`OTHERS,`CNY,`650.00,`0.00,`0,`0,`0.00,"
     "`0.00,`,`,`CA延期年检,`,`3.90000,`0.60%,`650.00,`0.00,`\r\n"
@@ -84,7 +84,8 @@ test_alipay_bill(void **state)
 	assert_int_equal(b.n, 3);
 	assert_int_equal(b.lines[0].kind, BILL_PAYMENT);
 	assert_string_equal(b.lines[0].out_trade_no, "P1");
-	assert_string_equal(b.lines[0].provider_no, "2024050122001411111111111111");
+	assert_string_equal(b.lines[0].provider_no,
+	    "2024050122001411111111111111");
 	assert_null(b.lines[0].out_refund_no);
 	assert_int_equal(b.lines[0].amount_fen, 65000);
 	assert_int_equal(b.lines[1].amount_fen, 1);
@@ -105,7 +106,9 @@ test_alipay_bill_invalid(void **state)
 
 	/* The UTF-8 file as such is not GBK of an Alipay bill: its header does
 	 * not read as one. */
-	assert_int_equal(bill_parse_alipay(&b, alipay_utf8, strlen(alipay_utf8), err, sizeof(err)), -1);
+	assert_int_equal(bill_parse_alipay(&b, alipay_utf8, strlen(alipay_utf8),
+	                     err, sizeof(err)),
+	    -1);
 	assert_int_equal(b.n, 0);
 	/* A WeChat bill is not an Alipay bill. */
 	gbk = to_gbk(wechat_bill, &len);
@@ -118,14 +121,16 @@ test_alipay_bill_invalid(void **state)
 	free(gbk);
 	/* A float-looking amount, a short row, a positive refund. */
 	static const char *const rows[] = {
-		"T9,P9,交易,x,,,,,,,,1.5,1.5,0,0,0,0,0,,0,0,,0,0,",
-		"T9,P9,交易,x,,,,,,,,1.50",
-		"T9,P9,退款,x,,,,,,,,1.50,1.50,0.00,0.00,0.00,0.00,0.00,,0.00,0.00,R9,0.00,0.00,",
+	    "T9,P9,交易,x,,,,,,,,1.5,1.5,0,0,0,0,0,,0,0,,0,0,",
+	    "T9,P9,交易,x,,,,,,,,1.50",
+	    "T9,P9,退款,x,,,,,,,,1.50,1.50,0.00,0.00,0.00,0.00,0.00,,0.00,0.00,R9,0.00,0.00,",
 	};
 	for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
 		text = xasprintf("#c\n" ALIPAY_HEADER "\n%s\n", rows[i]);
 		gbk = to_gbk(text, &len);
-		assert_int_equal(bill_parse_alipay(&b, gbk, len, err, sizeof(err)), -1);
+		assert_int_equal(bill_parse_alipay(&b, gbk, len, err,
+		                     sizeof(err)),
+		    -1);
 		assert_non_null(strstr(err, "第3行"));
 		free(gbk);
 		free(text);
@@ -138,16 +143,20 @@ test_wechat_bill(void **state)
 	struct bill b;
 	char err[256] = "";
 
-	assert_int_equal(bill_parse_wechat(&b, wechat_bill, strlen(wechat_bill), err, sizeof(err)), 0);
+	assert_int_equal(bill_parse_wechat(&b, wechat_bill, strlen(wechat_bill),
+	                     err, sizeof(err)),
+	    0);
 	assert_int_equal(b.n, 3);
 	assert_int_equal(b.lines[0].kind, BILL_PAYMENT);
 	assert_string_equal(b.lines[0].out_trade_no, "W1");
-	assert_string_equal(b.lines[0].provider_no, "4200000001202405011111111111");
+	assert_string_equal(b.lines[0].provider_no,
+	    "4200000001202405011111111111");
 	assert_int_equal(b.lines[0].amount_fen, 65000);
 	assert_int_equal(b.lines[1].kind, BILL_REFUND);
 	assert_string_equal(b.lines[1].out_trade_no, "W1");
 	assert_string_equal(b.lines[1].out_refund_no, "WR1");
-	assert_string_equal(b.lines[1].provider_no, "50000000012024050100000000001");
+	assert_string_equal(b.lines[1].provider_no,
+	    "50000000012024050100000000001");
 	assert_int_equal(b.lines[1].amount_fen, 10000);
 	assert_int_equal(b.lines[2].amount_fen, 1);
 	bill_clear(&b);
@@ -156,7 +165,9 @@ test_wechat_bill(void **state)
 	char *bom = xasprintf("\xEF\xBB\xBF%s", wechat_bill);
 	for (char *p = bom; (p = strstr(p, "\r\n")) != NULL;)
 		memmove(p, p + 1, strlen(p));
-	assert_int_equal(bill_parse_wechat(&b, bom, strlen(bom), err, sizeof(err)), 0);
+	assert_int_equal(bill_parse_wechat(&b, bom, strlen(bom), err,
+	                     sizeof(err)),
+	    0);
 	assert_int_equal(b.n, 3);
 	bill_clear(&b);
 	free(bom);
@@ -172,25 +183,32 @@ test_wechat_bill_invalid(void **state)
 	/* No summary lines */
 	const char *sum = strstr(wechat_bill, "总交易单数");
 	text = xstrndup(wechat_bill, (size_t)(sum - wechat_bill));
-	assert_int_equal(bill_parse_wechat(&b, text, strlen(text), err, sizeof(err)), -1);
+	assert_int_equal(bill_parse_wechat(&b, text, strlen(text), err,
+	                     sizeof(err)),
+	    -1);
 	free(text);
 	/* A cell without its backtick splits wrong: 26 columns */
 	text = xstrdup(wechat_bill);
 	char *at = strstr(text, ",`W2");
 	memmove(at + 1, at + 2, strlen(at + 2) + 1);
-	assert_int_equal(bill_parse_wechat(&b, text, strlen(text), err, sizeof(err)), -1);
+	assert_int_equal(bill_parse_wechat(&b, text, strlen(text), err,
+	                     sizeof(err)),
+	    -1);
 	assert_non_null(strstr(err, "第4行"));
 	free(text);
 	/* An Alipay bill is not a WeChat bill */
 	text = xstrdup(alipay_utf8);
 	len = strlen(text);
-	assert_int_equal(bill_parse_wechat(&b, text, len, err, sizeof(err)), -1);
+	assert_int_equal(bill_parse_wechat(&b, text, len, err, sizeof(err)),
+	    -1);
 	free(text);
 	/* A bad amount */
 	text = xstrdup(wechat_bill);
 	at = strstr(text, "`650.00,`0.00,`\r\n");
 	memcpy(at, "`65O.00", 7);
-	assert_int_equal(bill_parse_wechat(&b, text, strlen(text), err, sizeof(err)), -1);
+	assert_int_equal(bill_parse_wechat(&b, text, strlen(text), err,
+	                     sizeof(err)),
+	    -1);
 	assert_non_null(strstr(err, "第2行"));
 	free(text);
 }
@@ -203,13 +221,15 @@ test_recon(void **state)
 	char err[256];
 	json_t *items;
 
-	assert_int_equal(bill_parse_wechat(&b, wechat_bill, strlen(wechat_bill), err, sizeof(err)), 0);
+	assert_int_equal(bill_parse_wechat(&b, wechat_bill, strlen(wechat_bill),
+	                     err, sizeof(err)),
+	    0);
 	/* W1 matches, refund WR1 has another amount, W2 is not ours, W3 is
 	 * ours but not in the bill. */
 	const struct recon_local local[] = {
-		{BILL_PAYMENT, "W3", "4200000009", 500},
-		{BILL_REFUND, "WR1", "5000000001", 9000},
-		{BILL_PAYMENT, "W1", "4200000001202405011111111111", 65000},
+	    {BILL_PAYMENT, "W3", "4200000009", 500},
+	    {BILL_REFUND, "WR1", "5000000001", 9000},
+	    {BILL_PAYMENT, "W1", "4200000001202405011111111111", 65000},
 	};
 	items = recon_compare(&b, local, ARRAY_LEN(local), &c);
 	assert_int_equal(c.matched, 1);
@@ -218,24 +238,39 @@ test_recon(void **state)
 	assert_int_equal(c.missing_remote, 1);
 	assert_int_equal(json_array_size(items), 3);
 	json_t *mm = json_array_get(items, 0);
-	assert_string_equal(json_string_value(json_object_get(mm, "kind")), "amount_mismatch");
-	assert_string_equal(json_string_value(json_object_get(mm, "type")), "refund");
-	assert_string_equal(json_string_value(json_object_get(mm, "out_trade_no")), "WR1");
-	assert_int_equal(json_integer_value(json_object_get(mm, "local_amount_fen")), 9000);
-	assert_int_equal(json_integer_value(json_object_get(mm, "remote_amount_fen")), 10000);
+	assert_string_equal(json_string_value(json_object_get(mm, "kind")),
+	    "amount_mismatch");
+	assert_string_equal(json_string_value(json_object_get(mm, "type")),
+	    "refund");
+	assert_string_equal(json_string_value(
+	                        json_object_get(mm, "out_trade_no")),
+	    "WR1");
+	assert_int_equal(json_integer_value(
+	                     json_object_get(mm, "local_amount_fen")),
+	    9000);
+	assert_int_equal(json_integer_value(
+	                     json_object_get(mm, "remote_amount_fen")),
+	    10000);
 	json_t *ml = json_array_get(items, 1);
-	assert_string_equal(json_string_value(json_object_get(ml, "kind")), "missing_local");
-	assert_string_equal(json_string_value(json_object_get(ml, "out_trade_no")), "W2");
+	assert_string_equal(json_string_value(json_object_get(ml, "kind")),
+	    "missing_local");
+	assert_string_equal(json_string_value(
+	                        json_object_get(ml, "out_trade_no")),
+	    "W2");
 	assert_true(json_is_null(json_object_get(ml, "local_amount_fen")));
 	json_t *mr = json_array_get(items, 2);
-	assert_string_equal(json_string_value(json_object_get(mr, "kind")), "missing_remote");
-	assert_string_equal(json_string_value(json_object_get(mr, "out_trade_no")), "W3");
+	assert_string_equal(json_string_value(json_object_get(mr, "kind")),
+	    "missing_remote");
+	assert_string_equal(json_string_value(
+	                        json_object_get(mr, "out_trade_no")),
+	    "W3");
 	json_decref(items);
 
 	/* Everything matches; an empty bill against nothing local. */
 	const struct recon_local all[] = {
-		{BILL_PAYMENT, "W1", NULL, 65000}, {BILL_REFUND, "WR1", NULL, 10000},
-		{BILL_PAYMENT, "W2", NULL, 1},
+	    {BILL_PAYMENT, "W1", NULL, 65000},
+	    {BILL_REFUND, "WR1", NULL, 10000},
+	    {BILL_PAYMENT, "W2", NULL, 1},
 	};
 	items = recon_compare(&b, all, ARRAY_LEN(all), &c);
 	assert_int_equal(c.matched, 3);
@@ -243,7 +278,9 @@ test_recon(void **state)
 	json_decref(items);
 	bill_clear(&b);
 	items = recon_compare(&b, NULL, 0, &c);
-	assert_int_equal(c.matched + c.missing_local + c.missing_remote + c.amount_mismatch, 0);
+	assert_int_equal(c.matched + c.missing_local + c.missing_remote +
+	        c.amount_mismatch,
+	    0);
 	json_decref(items);
 }
 
@@ -251,11 +288,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_alipay_bill),
-		cmocka_unit_test(test_alipay_bill_invalid),
-		cmocka_unit_test(test_wechat_bill),
-		cmocka_unit_test(test_wechat_bill_invalid),
-		cmocka_unit_test(test_recon),
+	    cmocka_unit_test(test_alipay_bill),
+	    cmocka_unit_test(test_alipay_bill_invalid),
+	    cmocka_unit_test(test_wechat_bill),
+	    cmocka_unit_test(test_wechat_bill_invalid),
+	    cmocka_unit_test(test_recon),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,13 +18,20 @@ test_yuan_to_fen_valid(void **state)
 		int neg;
 		int64_t fen;
 	} cases[] = {
-		{"0.01", 0, 1}, {"0.00", 0, 0}, {"1.00", 0, 100}, {"1234.56", 0, 123456},
-		{"10.10", 0, 1010},
-		{"-0.50", 1, -50}, {"-1200.00", 1, -120000}, {"90071992547409.91", 0, MONEY_MAX_FEN},
+	    {"0.01", 0, 1},
+	    {"0.00", 0, 0},
+	    {"1.00", 0, 100},
+	    {"1234.56", 0, 123456},
+	    {"10.10", 0, 1010},
+	    {"-0.50", 1, -50},
+	    {"-1200.00", 1, -120000},
+	    {"90071992547409.91", 0, MONEY_MAX_FEN},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		int64_t fen = -7;
-		assert_int_equal(money_yuan_to_fen(cases[i].s, strlen(cases[i].s), cases[i].neg, &fen), 0);
+		assert_int_equal(money_yuan_to_fen(cases[i].s,
+		                     strlen(cases[i].s), cases[i].neg, &fen),
+		    0);
 		assert_int_equal(fen, cases[i].fen);
 	}
 }
@@ -33,13 +40,33 @@ static void
 test_yuan_to_fen_invalid(void **state)
 {
 	static const char *const bad[] = {
-		"", "1", "1.0", "1.000", ".01", "01.00", "00.01", "1,00", " 1.00", "1.00 ",
-		"+1.00", "1e2", "0x1.00", "1.0a", "-0.01" /* negative not allowed here */,
-		"NaN", "1.-1", "99999999999999999.00", "90071992547409.92", "-", "-.01",
+	    "",
+	    "1",
+	    "1.0",
+	    "1.000",
+	    ".01",
+	    "01.00",
+	    "00.01",
+	    "1,00",
+	    " 1.00",
+	    "1.00 ",
+	    "+1.00",
+	    "1e2",
+	    "0x1.00",
+	    "1.0a",
+	    "-0.01" /* negative not allowed here */,
+	    "NaN",
+	    "1.-1",
+	    "99999999999999999.00",
+	    "90071992547409.92",
+	    "-",
+	    "-.01",
 	};
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
 		int64_t fen = 42;
-		assert_int_equal(money_yuan_to_fen(bad[i], strlen(bad[i]), 0, &fen), -1);
+		assert_int_equal(money_yuan_to_fen(bad[i], strlen(bad[i]), 0,
+		                     &fen),
+		    -1);
 		assert_int_equal(fen, 42);
 	}
 	int64_t fen = 42;
@@ -68,7 +95,8 @@ test_fen_to_yuan(void **state)
 	for (int64_t f = 0; f < 2000; f += 7) {
 		int64_t back;
 		money_fen_to_yuan(f, out);
-		assert_int_equal(money_yuan_to_fen(out, strlen(out), 0, &back), 0);
+		assert_int_equal(money_yuan_to_fen(out, strlen(out), 0, &back),
+		    0);
 		assert_int_equal(back, f);
 	}
 }
@@ -80,8 +108,12 @@ test_vat_domain_vectors(void **state)
 	static const struct {
 		int64_t gross, tax, net;
 	} v[] = {
-		{10000, 566, 9434}, {990, 56, 934}, {99900, 5655, 94245},
-		{17, 1, 16}, {1, 0, 1}, {106, 6, 100},
+	    {10000, 566, 9434},
+	    {990, 56, 934},
+	    {99900, 5655, 94245},
+	    {17, 1, 16},
+	    {1, 0, 1},
+	    {106, 6, 100},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(v); i++) {
 		int64_t tax = money_vat_tax(v[i].gross, 600);
@@ -100,7 +132,7 @@ test_vat_rounding_and_rates(void **state)
 	/* Exactly half rounds up: 3 % of 103 × k … 515 × 300/10300 = 15.0;
 	 * 1 × 10000/20000 = 0.5 → 1 at 100 %. */
 	assert_int_equal(money_vat_tax(1, 10000), 1);
-	assert_int_equal(money_vat_tax(3, 10000), 2);  /* 1.5 → 2 */
+	assert_int_equal(money_vat_tax(3, 10000), 2); /* 1.5 → 2 */
 	assert_int_equal(money_vat_tax(515, 300), 15);
 	assert_int_equal(money_vat_tax(10000, 1300), 1150); /* 13 %: 1150.44 */
 	assert_int_equal(money_vat_tax(10000, 0), 0);
@@ -121,11 +153,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_yuan_to_fen_valid),
-		cmocka_unit_test(test_yuan_to_fen_invalid),
-		cmocka_unit_test(test_fen_to_yuan),
-		cmocka_unit_test(test_vat_domain_vectors),
-		cmocka_unit_test(test_vat_rounding_and_rates),
+	    cmocka_unit_test(test_yuan_to_fen_valid),
+	    cmocka_unit_test(test_yuan_to_fen_invalid),
+	    cmocka_unit_test(test_fen_to_yuan),
+	    cmocka_unit_test(test_vat_domain_vectors),
+	    cmocka_unit_test(test_vat_rounding_and_rates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,11 +45,12 @@ wechat_verify(const struct crypto_key *platform, const char *timestamp,
 	int rc;
 
 	if (crypto_key_type_of(platform) != CRYPTO_KEY_RSA ||
-	    crypto_base64_decode(&sig, &sig_len, signature_b64, strlen(signature_b64)) != 0)
+	    crypto_base64_decode(&sig, &sig_len, signature_b64,
+	        strlen(signature_b64)) != 0)
 		return -1;
 	msg = wechat_message(timestamp, nonce, body, body_len);
-	rc = crypto_verify_sig(platform, msg, strlen(timestamp) + strlen(nonce) + body_len + 3,
-	    sig, sig_len);
+	rc = crypto_verify_sig(platform, msg,
+	    strlen(timestamp) + strlen(nonce) + body_len + 3, sig, sig_len);
 	free(msg);
 	free(sig);
 	return rc;
@@ -75,9 +76,12 @@ int
 wechat_decrypt_resource(json_t *resource, const char *apiv3_key, char **plain,
     size_t *plain_len)
 {
-	const char *alg = json_string_value(json_object_get(resource, "algorithm"));
-	const char *ct = json_string_value(json_object_get(resource, "ciphertext"));
-	const char *nonce = json_string_value(json_object_get(resource, "nonce"));
+	const char *alg =
+	    json_string_value(json_object_get(resource, "algorithm"));
+	const char *ct =
+	    json_string_value(json_object_get(resource, "ciphertext"));
+	const char *nonce =
+	    json_string_value(json_object_get(resource, "nonce"));
 	json_t *ad_json = json_object_get(resource, "associated_data");
 	const char *ad = ad_json ? json_string_value(ad_json) : "";
 	unsigned char *in, *out;
@@ -90,8 +94,9 @@ wechat_decrypt_resource(json_t *resource, const char *apiv3_key, char **plain,
 		return -1;
 	if (crypto_base64_decode(&in, &in_len, ct, strlen(ct)) != 0)
 		return -1;
-	rc = crypto_aes256gcm_decrypt(&out, &out_len, (const unsigned char *)apiv3_key,
-	    nonce, WECHAT_NONCE_LEN, ad, strlen(ad), in, in_len);
+	rc = crypto_aes256gcm_decrypt(&out, &out_len,
+	    (const unsigned char *)apiv3_key, nonce, WECHAT_NONCE_LEN, ad,
+	    strlen(ad), in, in_len);
 	free(in);
 	if (rc != 0)
 		return -1;
@@ -109,7 +114,8 @@ wechat_authorization(const struct crypto_key *merchant, const char *mchid,
     const char *serial_no, const char *method, const char *url,
     const char *timestamp, const char *nonce, const char *body)
 {
-	char *msg = xasprintf("%s\n%s\n%s\n%s\n%s\n", method, url, timestamp, nonce, body);
+	char *msg = xasprintf("%s\n%s\n%s\n%s\n%s\n", method, url, timestamp,
+	    nonce, body);
 	unsigned char *sig;
 	size_t sig_len;
 	char *b64, *header;
@@ -121,9 +127,10 @@ wechat_authorization(const struct crypto_key *merchant, const char *mchid,
 	free(msg);
 	b64 = crypto_base64_encode(sig, sig_len);
 	free(sig);
-	header = xasprintf("WECHATPAY2-SHA256-RSA2048 mchid=\"%s\",nonce_str=\"%s\","
-	    "timestamp=\"%s\",serial_no=\"%s\",signature=\"%s\"",
-	    mchid, nonce, timestamp, serial_no, b64);
+	header =
+	    xasprintf("WECHATPAY2-SHA256-RSA2048 mchid=\"%s\",nonce_str=\"%s\","
+	              "timestamp=\"%s\",serial_no=\"%s\",signature=\"%s\"",
+	        mchid, nonce, timestamp, serial_no, b64);
 	free(b64);
 	return header;
 }
@@ -145,7 +152,8 @@ wechat_platform_certs_free(struct wechat_platform_certs *c)
 }
 
 int
-wechat_platform_certs_load_pem(struct wechat_platform_certs **out, const char *pem)
+wechat_platform_certs_load_pem(struct wechat_platform_certs **out,
+    const char *pem)
 {
 	static const char begin[] = "-----BEGIN CERTIFICATE-----";
 	struct wechat_platform_certs *c = xcalloc(1, sizeof(*c));

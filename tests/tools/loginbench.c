@@ -34,7 +34,8 @@ static long errors, sign_us_total, signs;
 static int
 connect_to(void)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+	    .sin_port = htons((uint16_t)port)};
 	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
 
 	inet_pton(AF_INET, host, &sin.sin_addr);
@@ -52,10 +53,13 @@ post(int fd, const char *path, const char *body, int *status)
 	char head[512], buf[65536];
 	size_t have = 0, need;
 	char *end, *cl;
-	int n = snprintf(head, sizeof(head), "POST %s HTTP/1.1\r\nHost: bench\r\n"
-	    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n", path, strlen(body));
+	int n = snprintf(head, sizeof(head),
+	    "POST %s HTTP/1.1\r\nHost: bench\r\n"
+	    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+	    path, strlen(body));
 
-	if (write(fd, head, (size_t)n) != n || write(fd, body, strlen(body)) != (ssize_t)strlen(body))
+	if (write(fd, head, (size_t)n) != n ||
+	    write(fd, body, strlen(body)) != (ssize_t)strlen(body))
 		return NULL;
 	for (;;) {
 		ssize_t r = read(fd, buf + have, sizeof(buf) - 1 - have);
@@ -87,23 +91,31 @@ worker(void *unused)
 	while (now_mono_us() < deadline_us) {
 		int64_t t0 = now_mono_us();
 		int status = 0, ok = 0;
-		json_t *ch = post(fd, "/api/v1/auth/ca/challenge", "{}", &status);
-		const char *nonce64 = json_string_value(json_object_get(ch, "nonce"));
-		const char *id = json_string_value(json_object_get(ch, "challenge_id"));
+		json_t *ch =
+		    post(fd, "/api/v1/auth/ca/challenge", "{}", &status);
+		const char *nonce64 =
+		    json_string_value(json_object_get(ch, "nonce"));
+		const char *id =
+		    json_string_value(json_object_get(ch, "challenge_id"));
 		unsigned char *nonce, *sig;
 		size_t nonce_len, sig_len;
 
 		if (status == 200 && nonce64 && id &&
-		    crypto_base64_decode(&nonce, &nonce_len, nonce64, strlen(nonce64)) == 0) {
+		    crypto_base64_decode(&nonce, &nonce_len, nonce64,
+		        strlen(nonce64)) == 0) {
 			int64_t s0 = now_mono_us();
-			if (crypto_sign(key, nonce, nonce_len, &sig, &sig_len) != 0)
+			if (crypto_sign(key, nonce, nonce_len, &sig,
+			        &sig_len) != 0)
 				fatal("sign failed");
 			int64_t s1 = now_mono_us();
 			char *sig64 = crypto_base64_encode(sig, sig_len);
-			char *body = xasprintf("{\"challenge_id\":\"%s\",\"certificate\":%s,\"signature\":\"%s\"}",
+			char *body = xasprintf(
+			    "{\"challenge_id\":\"%s\",\"certificate\":%s,\"signature\":\"%s\"}",
 			    id, cert_json, sig64);
-			json_t *r = post(fd, "/api/v1/auth/ca/login", body, &status);
-			const char *st = json_string_value(json_object_get(r, "status"));
+			json_t *r =
+			    post(fd, "/api/v1/auth/ca/login", body, &status);
+			const char *st =
+			    json_string_value(json_object_get(r, "status"));
 			ok = status == 200 && st && strcmp(st, "ok") == 0;
 			json_decref(r);
 			free(body);
@@ -143,7 +155,8 @@ int
 main(int argc, char **argv)
 {
 	if (argc != 7)
-		fatal("usage: loginbench HOST PORT KEY.pem CERT.pem THREADS SECONDS");
+		fatal(
+		    "usage: loginbench HOST PORT KEY.pem CERT.pem THREADS SECONDS");
 	host = argv[1];
 	port = atoi(argv[2]);
 	if (crypto_key_load_file(&key, argv[3]) != 0)
@@ -169,9 +182,11 @@ main(int argc, char **argv)
 		pthread_join(t[i], NULL);
 	double elapsed = (double)(now_mono_us() - start) / 1e6;
 	qsort(samples, nsamples, sizeof(int64_t), cmp64);
-	printf("%s logins: %zu ok in %.1fs = %.0f logins/s, p50 %.2f ms, p99 %.2f ms, errors %ld, "
-	    "client signing %.0f us each\n", crypto_key_type_name(crypto_key_type_of(key)), nsamples,
-	    elapsed, (double)nsamples / elapsed,
+	printf(
+	    "%s logins: %zu ok in %.1fs = %.0f logins/s, p50 %.2f ms, p99 %.2f ms, errors %ld, "
+	    "client signing %.0f us each\n",
+	    crypto_key_type_name(crypto_key_type_of(key)), nsamples, elapsed,
+	    (double)nsamples / elapsed,
 	    nsamples ? (double)samples[nsamples / 2] / 1000 : 0,
 	    nsamples ? (double)samples[nsamples * 99 / 100] / 1000 : 0, errors,
 	    signs ? (double)sign_us_total / (double)signs : 0);

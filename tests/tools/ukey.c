@@ -195,7 +195,8 @@ unlock(const char *dir, const char *name, const char *file)
 }
 
 static void
-store_key(const char *dir, const char *name, const char *file, const struct crypto_key *key)
+store_key(const char *dir, const char *name, const char *file,
+    const struct crypto_key *key)
 {
 	char *pem = crypto_key_private_pem_encrypted(key, ukey_pin());
 	char *path = key_path(dir, name, file);
@@ -208,11 +209,13 @@ store_key(const char *dir, const char *name, const char *file, const struct cryp
 }
 
 static int
-cmd_import(const char *dir, const char *name, const char *key_file, const char *cert_file)
+cmd_import(const char *dir, const char *name, const char *key_file,
+    const char *cert_file)
 {
 	struct crypto_key *key = load_key(key_file);
 	struct crypto_cert *cert = load_cert(cert_file);
-	char id[CRYPTO_SHA256_HEX_SIZE], *folder = xasprintf("%s/%s", dir, name);
+	char id[CRYPTO_SHA256_HEX_SIZE],
+	    *folder = xasprintf("%s/%s", dir, name);
 	char *path;
 
 	crypto_key_spki_sha256_hex(key, id);

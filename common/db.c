@@ -149,6 +149,14 @@ db_value(const struct db_result *res, int stmt, int row, int col)
 	return PQgetvalue(r, row, col);
 }
 
+int
+db_bool(const struct db_result *res, int stmt, int row, int col)
+{
+	const char *v = db_value(res, stmt, row, col);
+
+	return v != NULL && v[0] == 't' && v[1] == '\0';
+}
+
 long
 db_affected(const struct db_result *res, int stmt)
 {

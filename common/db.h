@@ -87,6 +87,8 @@ void db_query(struct db_pool *pool, const char *sql, int nparams,
 int db_rows(const struct db_result *res, int stmt);
 /* Value as text, or NULL for SQL NULL or out of range. Borrowed. */
 const char *db_value(const struct db_result *res, int stmt, int row, int col);
+/* 1 when the value is SQL true ("t"), else 0 (false, NULL, out of range). */
+int db_bool(const struct db_result *res, int stmt, int row, int col);
 /* Rows affected by an INSERT/UPDATE/DELETE. */
 long db_affected(const struct db_result *res, int stmt);
 

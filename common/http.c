@@ -1,6 +1,8 @@
 /* http — evhttp server with a route table, request contexts, JSON replies,
  * and the operational endpoints. See http.h for the request lifetime. */
 #include "http.h"
+#include "db.h"
+#include "json.h"
 
 #include "log.h"
 #include "session.h"
@@ -379,6 +381,43 @@ http_reply_error(struct http_req *req, int status, const char *code,
 		log_warn(req->id, "msg=error_reply status=%d code=%s", status,
 		    code);
 	http_reply_json(req, status, json_pack("{s:o}", "error", err));
+}
+
+void
+http_reply_unavailable(struct http_req *req, const char *dep)
+{
+	http_server_dep_error(req->srv, dep);
+	http_reply_error(req, 503, "UNAVAILABLE", NULL,
+	    "服务暂时不可用，请稍后重试");
+}
+
+void
+http_reply_db_error(struct http_req *req, const struct db_result *res)
+{
+	if (res->status == DB_UNAVAILABLE) {
+		http_reply_unavailable(req, "postgres");
+		return;
+	}
+	log_error(req->id,
+	    "msg=db_error status=%d sqlstate=%s stmt=%d error=\"%s\"",
+	    res->status, res->sqlstate ? res->sqlstate : "-", res->failed_stmt,
+	    res->message ? res->message : "");
+	http_reply_error(req, 500, "INTERNAL", NULL, "服务器内部错误");
+}
+
+void
+http_reply_field_error(struct http_req *req, const struct json_field_err *err)
+{
+	http_reply_error(req, err->status, err->code, err->field, err->message);
+}
+
+void
+http_reply_required(struct http_req *req, const char *field)
+{
+	char msg[160];
+
+	snprintf(msg, sizeof msg, "缺少必填字段 %s", field);
+	http_reply_error(req, 422, "FIELD_REQUIRED", field, msg);
 }
 
 void

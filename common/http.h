@@ -21,6 +21,8 @@ struct evhttp_request;
 struct http_server;
 struct http_req;
 struct session;
+struct db_result;
+struct json_field_err;
 
 typedef void (*http_handler_fn)(struct http_req *req);
 
@@ -93,6 +95,21 @@ void http_reply_json(struct http_req *req, int status, json_t *body);
  * field may be NULL. */
 void http_reply_error(struct http_req *req, int status, const char *code,
     const char *field, const char *message);
+/* Replies 503 UNAVAILABLE (服务暂时不可用，请稍后重试) and counts one error of
+ * the dependency dep ("postgres", "redis", "nats") on /metrics. */
+void http_reply_unavailable(struct http_req *req, const char *dep);
+/* Replies for a failed database batch: DB_UNAVAILABLE answers as
+ * http_reply_unavailable(req, "postgres"); any other failure is logged
+ * (status, sqlstate, message — never parameters) and answers 500 INTERNAL.
+ * Callers handle DB_CONFLICT and DB_REFUSED they expect before calling. */
+void http_reply_db_error(struct http_req *req, const struct db_result *res);
+/* Replies a field error filled by json_field_*() or json_field_invalid()
+ * (400 FIELD_TYPE, 422 FIELD_REQUIRED / FIELD_INVALID / a specific code). */
+void http_reply_field_error(struct http_req *req,
+    const struct json_field_err *err);
+/* Replies 422 FIELD_REQUIRED naming field, with the Chinese message
+ * "缺少必填字段 <field>". */
+void http_reply_required(struct http_req *req, const char *field);
 /* Replies raw bytes (copied) with the given Content-Type. */
 void http_reply_raw(struct http_req *req, int status, const char *content_type,
     const void *data, size_t len);

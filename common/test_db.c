@@ -74,6 +74,32 @@ test_empty_result(void **state)
 	assert_int_equal(db_affected(&res, 3), 0);
 }
 
+/* db_bool: only SQL true is 1; false, NULL and out of range are 0. */
+static void
+test_bool_values(void **state)
+{
+	PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+	PGresAttDesc attrs[3] = {{.name = "a"}, {.name = "b"}, {.name = "c"}};
+	void *one[1];
+	struct db_result res = {.status = DB_OK,
+	    .failed_stmt = -1,
+	    .nstmts = 1,
+	    .res = one};
+
+	assert_non_null(r);
+	assert_int_equal(PQsetResultAttrs(r, 3, attrs), 1);
+	assert_int_equal(PQsetvalue(r, 0, 0, "t", 1), 1);
+	assert_int_equal(PQsetvalue(r, 0, 1, "f", 1), 1);
+	assert_int_equal(PQsetvalue(r, 0, 2, NULL, -1), 1);
+	one[0] = r;
+	assert_int_equal(db_bool(&res, 0, 0, 0), 1);
+	assert_int_equal(db_bool(&res, 0, 0, 1), 0);
+	assert_int_equal(db_bool(&res, 0, 0, 2), 0);
+	assert_int_equal(db_bool(&res, 0, 1, 0), 0);
+	assert_int_equal(db_bool(&res, 1, 0, 0), 0);
+	PQclear(r);
+}
+
 static void
 test_batch_copies_params(void **state)
 {
@@ -97,6 +123,7 @@ main(void)
 	    cmocka_unit_test(test_statement_names),
 	    cmocka_unit_test(test_empty_result),
 	    cmocka_unit_test(test_batch_copies_params),
+	    cmocka_unit_test(test_bool_values),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,31 +31,10 @@ struct orders orders;
 /* ---- shared helpers ---------------------------------------------------- */
 
 static void
-reply_db_error(struct http_req *req, const struct db_result *res)
-{
-	if (res->status == DB_UNAVAILABLE) {
-		http_server_dep_error(req->srv, "postgres");
-		http_reply_error(req, 503, "UNAVAILABLE", NULL,
-		    "服务暂时不可用，请稍后重试");
-		return;
-	}
-	log_error(req->id, "msg=db_error sqlstate=%s stmt=%d error=\"%s\"",
-	    res->sqlstate ? res->sqlstate : "-", res->failed_stmt,
-	    res->message ? res->message : "-");
-	http_reply_error(req, 500, "INTERNAL", NULL, "服务器内部错误");
-}
-
-static void
 reply_order_error(struct http_req *req, const struct order_error *err)
 {
 	http_reply_error(req, err->status, err->code,
 	    err->field[0] ? err->field : NULL, err->message);
-}
-
-static void
-reply_field_err(struct http_req *req, const struct json_field_err *err)
-{
-	http_reply_error(req, err->status, err->code, err->field, err->message);
 }
 
 /* Certificate holders only: a staff session, or an account without a current
@@ -83,12 +62,6 @@ admin_uscc(const struct session *s)
 	if (s->uscc != NULL && s->role != NULL && strcmp(s->role, "admin") == 0)
 		return s->uscc;
 	return NULL;
-}
-
-static int
-is_true(const char *v)
-{
-	return v != NULL && strcmp(v, "t") == 0;
 }
 
 static json_t *
@@ -246,7 +219,7 @@ platforms_on_loaded(void *arg, const struct db_result *res)
 	json_t *items;
 
 	if (res->status != DB_OK) {
-		reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	if (catalogue_from_rows(&cat, res, 0) != 0) {
@@ -344,7 +317,7 @@ price_set(struct http_req *req)
 	        &effective, &err) != 0 ||
 	    json_field_str(body, "reason", JSON_FIELD_REQUIRED, 500, &reason,
 	        &err) != 0) {
-		reply_field_err(req, &err);
+		http_reply_field_error(req, &err);
 		return;
 	}
 	if (effective != NULL) {
@@ -383,7 +356,7 @@ price_on_inserted(void *arg, const struct db_result *res)
 	struct http_req *req = arg;
 
 	if (res->status != DB_OK) {
-		reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	if (db_rows(res, 0) != 1) {
@@ -434,7 +407,7 @@ prices_on_loaded(void *arg, const struct db_result *res)
 	json_t *items;
 
 	if (res->status != DB_OK) {
-		reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	if (db_rows(res, 0) == 0) {
@@ -450,9 +423,9 @@ prices_on_loaded(void *arg, const struct db_result *res)
 			continue;
 		o = price_row_json(res, r);
 		json_object_set_new(o, "state",
-		    json_string(is_true(db_value(res, 0, r, 10)) ? "scheduled"
-		            : is_true(db_value(res, 0, r, 9))    ? "in_force"
-		                                              : "superseded"));
+		    json_string(db_bool(res, 0, r, 10) ? "scheduled"
+		            : db_bool(res, 0, r, 9)    ? "in_force"
+		                                       : "superseded"));
 		json_array_append_new(items, o);
 	}
 	http_reply_json(req, 200,
@@ -761,12 +734,11 @@ order_evaluate(struct order_ctx *st, const struct db_result *res, int first)
 			f.not_after = strtoll(db_value(res, certs, r,
 			                          CERT_COL_NOT_AFTER_EPOCH),
 			    NULL, 10);
-			f.revoked =
-			    is_true(db_value(res, certs, r, CERT_COL_REVOKED));
+			f.revoked = db_bool(res, certs, r, CERT_COL_REVOKED);
 			f.enterprise_approved =
-			    is_true(db_value(res, certs, r, CERT_COL_APPROVED));
-			f.in_open_order = is_true(
-			    db_value(res, certs, r, CERT_COL_IN_OPEN_ORDER));
+			    db_bool(res, certs, r, CERT_COL_APPROVED);
+			f.in_open_order =
+			    db_bool(res, certs, r, CERT_COL_IN_OPEN_ORDER);
 		}
 		refusal = order_cert_check(&caller, &f, &orders.cfg.window,
 		    now_wall_ms() / 1000);
@@ -824,7 +796,7 @@ order_ctx_new(struct http_req *req, int create)
 static int
 quote_check(struct order_ctx *st, const struct db_result *res, int stmt)
 {
-	if (db_rows(res, stmt) != 1 || !is_true(db_value(res, stmt, 0, 1))) {
+	if (db_rows(res, stmt) != 1 || !db_bool(res, stmt, 0, 1)) {
 		order_error_set(&st->err, 409, "QUOTE_EXPIRED", "quote_id",
 		    "报价已失效，请重新报价");
 		return -1;
@@ -871,7 +843,7 @@ quote_on_loaded(void *arg, const struct db_result *res)
 	struct db_batch *b;
 
 	if (res->status != DB_OK) {
-		reply_db_error(st->req, res);
+		http_reply_db_error(st->req, res);
 		return;
 	}
 	if (order_evaluate(st, res, 0) != 0) {
@@ -905,7 +877,7 @@ quote_on_saved(void *arg, const struct db_result *res)
 	json_t *reply = st->reply;
 
 	if (res->status != DB_OK) {
-		reply_db_error(st->req, res);
+		http_reply_db_error(st->req, res);
 		return;
 	}
 	st->reply = NULL;
@@ -1102,7 +1074,7 @@ create_on_loaded(void *arg, const struct db_result *res)
 	json_t *ev;
 
 	if (res->status != DB_OK) {
-		reply_db_error(st->req, res);
+		http_reply_db_error(st->req, res);
 		return;
 	}
 	if (db_rows(res, CREATE_CLAIM) != 1) {
@@ -1375,7 +1347,7 @@ list_on_loaded(void *arg, const struct db_result *res)
 
 	if (res->status != DB_OK) {
 		json_decref(items);
-		reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	rows = db_rows(res, 0);
@@ -1415,7 +1387,7 @@ get_on_loaded(void *arg, const struct db_result *res)
 	struct http_req *req = arg;
 
 	if (res->status != DB_OK) {
-		reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	if (db_rows(res, 0) != 1) {
@@ -1458,7 +1430,7 @@ cancel_on_done(void *arg, const struct db_result *res)
 	struct http_req *req = arg;
 
 	if (res->status != DB_OK) {
-		reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	if (db_rows(res, 1) != 1) {
@@ -1472,7 +1444,7 @@ cancel_on_done(void *arg, const struct db_result *res)
 		http_reply_json(req, 200, order_row_json(res, 1, 0));
 		return;
 	}
-	if (!is_true(db_value(res, 2, 0, 0))) {
+	if (!db_bool(res, 2, 0, 0)) {
 		http_reply_error(req, 403, "FORBIDDEN", NULL,
 		    "只有下单人或企业管理员可以取消订单");
 		return;
@@ -1521,7 +1493,7 @@ flagged_on_loaded(void *arg, const struct db_result *res)
 	int rows;
 
 	if (res->status != DB_OK) {
-		reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	items = json_array();

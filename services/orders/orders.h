@@ -28,7 +28,7 @@ struct orders_config {
 	long quote_ttl;        /* seconds a quote keeps its prices */
 	long idempotency_lock; /* seconds before an unfinished request's key
 	                          * may be taken over by a retry */
-	struct order_window window;
+	struct renewal_window window;
 };
 
 /* Counters shown on /metrics; written from the loop and the bus threads. */

@@ -39,9 +39,7 @@ BEGIN
 			WHERE id = v_account;
 	END IF;
 	IF v_created THEN
-		INSERT INTO outbox (id, type, subject, data) VALUES (p_ev_registered,
-			'auth.account.registered', v_account::text,
-			jsonb_build_object('account_id', v_account, 'phone', p_phone));
+		PERFORM outbox_emit('auth.account.registered', v_account::text, jsonb_build_object('account_id', v_account, 'phone', p_phone), p_ev_registered);
 	END IF;
 
 	-- The identity the lock implies: its enterprise role, or personal.
@@ -58,11 +56,9 @@ BEGIN
 				VALUES (p_identity, v_account, 'enterprise', v_lock.enterprise_name,
 					v_lock.uscc, v_role);
 			v_identity := p_identity;
-			INSERT INTO outbox (id, type, subject, data) VALUES (p_ev_identity,
-				'auth.identity.added', p_identity::text,
-				jsonb_build_object('identity_id', p_identity, 'account_id', v_account,
+			PERFORM outbox_emit('auth.identity.added', p_identity::text, jsonb_build_object('identity_id', p_identity, 'account_id', v_account,
 					'type', 'enterprise', 'enterprise_name', v_lock.enterprise_name,
-					'uscc', v_lock.uscc, 'role', v_role));
+					'uscc', v_lock.uscc, 'role', v_role), p_ev_identity);
 		END IF;
 	ELSE
 		SELECT i.id INTO v_identity FROM identities i
@@ -70,21 +66,18 @@ BEGIN
 		IF v_identity IS NULL THEN
 			INSERT INTO identities (id, account_id, type) VALUES (p_identity, v_account, 'personal');
 			v_identity := p_identity;
-			INSERT INTO outbox (id, type, subject, data) VALUES (p_ev_identity,
-				'auth.identity.added', p_identity::text,
-				jsonb_build_object('identity_id', p_identity, 'account_id', v_account,
-					'type', 'personal'));
+			PERFORM outbox_emit('auth.identity.added', p_identity::text, jsonb_build_object('identity_id', p_identity, 'account_id', v_account,
+					'type', 'personal'), p_ev_identity);
 		END IF;
 	END IF;
 	INSERT INTO current_identity (account_id, identity_id) VALUES (v_account, v_identity)
 		ON CONFLICT ON CONSTRAINT current_identity_pkey
 		DO UPDATE SET identity_id = EXCLUDED.identity_id;
 
-	INSERT INTO outbox (id, type, subject, data) VALUES (p_ev_bound, 'auth.lock.bound',
-		p_lock::text, jsonb_build_object('lock_id', p_lock, 'account_id', v_account,
+	PERFORM outbox_emit('auth.lock.bound', p_lock::text, jsonb_build_object('lock_id', p_lock, 'account_id', v_account,
 			'kind', v_lock.kind, 'holder', v_lock.holder,
 			'enterprise_name', v_lock.enterprise_name, 'uscc', v_lock.uscc,
-			'certificate', p_cert));
+			'certificate', p_cert), p_ev_bound);
 	RETURN QUERY SELECT v_account, v_identity, v_created;
 END
 $$;

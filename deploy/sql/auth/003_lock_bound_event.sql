@@ -35,9 +35,7 @@ BEGIN
 			WHERE id = v_account;
 	END IF;
 	IF v_created THEN
-		INSERT INTO outbox (id, type, subject, data) VALUES (p_ev_registered,
-			'auth.account.registered', v_account::text,
-			jsonb_build_object('account_id', v_account, 'phone', p_phone));
+		PERFORM outbox_emit('auth.account.registered', v_account::text, jsonb_build_object('account_id', v_account, 'phone', p_phone), p_ev_registered);
 	END IF;
 
 	-- The identity the lock implies: its enterprise role, or personal.
@@ -54,11 +52,9 @@ BEGIN
 				VALUES (p_identity, v_account, 'enterprise', v_lock.enterprise_name,
 					v_lock.uscc, v_role);
 			v_identity := p_identity;
-			INSERT INTO outbox (id, type, subject, data) VALUES (p_ev_identity,
-				'auth.identity.added', p_identity::text,
-				jsonb_build_object('identity_id', p_identity, 'account_id', v_account,
+			PERFORM outbox_emit('auth.identity.added', p_identity::text, jsonb_build_object('identity_id', p_identity, 'account_id', v_account,
 					'type', 'enterprise', 'enterprise_name', v_lock.enterprise_name,
-					'uscc', v_lock.uscc, 'role', v_role));
+					'uscc', v_lock.uscc, 'role', v_role), p_ev_identity);
 		END IF;
 	ELSE
 		SELECT i.id INTO v_identity FROM identities i
@@ -66,10 +62,8 @@ BEGIN
 		IF v_identity IS NULL THEN
 			INSERT INTO identities (id, account_id, type) VALUES (p_identity, v_account, 'personal');
 			v_identity := p_identity;
-			INSERT INTO outbox (id, type, subject, data) VALUES (p_ev_identity,
-				'auth.identity.added', p_identity::text,
-				jsonb_build_object('identity_id', p_identity, 'account_id', v_account,
-					'type', 'personal'));
+			PERFORM outbox_emit('auth.identity.added', p_identity::text, jsonb_build_object('identity_id', p_identity, 'account_id', v_account,
+					'type', 'personal'), p_ev_identity);
 		END IF;
 	END IF;
 	INSERT INTO current_identity (account_id, identity_id) VALUES (v_account, v_identity)
@@ -79,11 +73,10 @@ BEGIN
 	-- proto/events/auth.lock.bound.json: the lock, its holder and the
 	-- certificate (p_cert: serial, issuer, not_before, not_after,
 	-- fingerprint_sha256, certificate_pem) so the registry can record it.
-	INSERT INTO outbox (id, type, subject, data) VALUES (p_ev_bound, 'auth.lock.bound',
-		v_account::text, jsonb_build_object('lock_id', p_lock, 'account_id', v_account,
+	PERFORM outbox_emit('auth.lock.bound', v_account::text, jsonb_build_object('lock_id', p_lock, 'account_id', v_account,
 			'phone', p_phone, 'lock_kind', v_lock.kind, 'holder', v_lock.holder,
 			'enterprise_name', v_lock.enterprise_name, 'uscc', v_lock.uscc,
-			'bound_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')) || p_cert);
+			'bound_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')) || p_cert, p_ev_bound);
 	RETURN QUERY SELECT v_account, v_identity, v_created;
 END
 $$;

@@ -181,10 +181,8 @@ BEGIN
 			AND v.id_card_front_file IS NOT NULL AND v.id_card_back_file IS NOT NULL THEN
 		UPDATE profiles SET completed_at = now() WHERE account_id = p_account
 			RETURNING * INTO v;
-		INSERT INTO outbox (id, type, subject, data) VALUES (p_event,
-			'enterprise.profile.completed', p_account::text,
-			jsonb_build_object('account_id', p_account, 'name', v.name,
-				'completed_at', ent_time(v.completed_at)));
+		PERFORM outbox_emit('enterprise.profile.completed', p_account::text, jsonb_build_object('account_id', p_account, 'name', v.name,
+				'completed_at', ent_time(v.completed_at)), p_event);
 	END IF;
 	RETURN NEXT v;
 END
@@ -219,12 +217,10 @@ BEGIN
 	INSERT INTO history (record_id, seq, type, status, change, account_id, data)
 		VALUES (p_record, v_seq, 'submitted', 'pending', r.approved_data IS NOT NULL,
 			p_account, r.data);
-	INSERT INTO outbox (id, type, subject, data) VALUES (p_event,
-		'enterprise.record.submitted', p_record::text,
-		jsonb_build_object('record_id', p_record, 'uscc', r.uscc,
+	PERFORM outbox_emit('enterprise.record.submitted', p_record::text, jsonb_build_object('record_id', p_record, 'uscc', r.uscc,
 			'name', r.data->'basic'->>'name', 'seq', v_seq,
 			'submitted_by', p_account, 'submitted_at', ent_time(now()),
-			'change', r.approved_data IS NOT NULL));
+			'change', r.approved_data IS NOT NULL), p_event);
 	RETURN v_seq;
 END
 $$;
@@ -315,9 +311,7 @@ BEGIN
 			WHERE id = p_record;
 		INSERT INTO history (record_id, seq, type, status, opinion, change, reviewer_id)
 			VALUES (p_record, v_seq, 'approved', 'approved', p_opinion, v_change, p_reviewer);
-		INSERT INTO outbox (id, type, subject, data) VALUES (p_event,
-			'enterprise.record.approved', p_record::text,
-			jsonb_build_object('record_id', p_record, 'uscc', r.uscc, 'name', v_name,
+		PERFORM outbox_emit('enterprise.record.approved', p_record::text, jsonb_build_object('record_id', p_record, 'uscc', r.uscc, 'name', v_name,
 				'seq', v_seq, 'taxpayer_type', v_inv->>'taxpayer_type',
 				'invoice', jsonb_build_object('title', v_name, 'taxpayer_id', r.uscc,
 					'invoice_address', v_inv->'invoice_address',
@@ -326,7 +320,7 @@ BEGIN
 					'bank_account', v_inv->'bank_account'),
 				'admin_account_id', r.admin_account_id, 'reviewer_id', p_reviewer,
 				'opinion', p_opinion, 'approved_at', ent_time(now()),
-				'change', v_change));
+				'change', v_change), p_event);
 	ELSE
 		UPDATE records SET work_status = 'rejected', seq = v_seq, submitted_at = NULL,
 			claimed_by = NULL, claimed_until = NULL, version = version + 1,
@@ -334,12 +328,10 @@ BEGIN
 			WHERE id = p_record;
 		INSERT INTO history (record_id, seq, type, status, opinion, change, reviewer_id)
 			VALUES (p_record, v_seq, 'rejected', 'rejected', p_opinion, v_change, p_reviewer);
-		INSERT INTO outbox (id, type, subject, data) VALUES (p_event,
-			'enterprise.record.rejected', p_record::text,
-			jsonb_build_object('record_id', p_record, 'uscc', r.uscc, 'name', v_name,
+		PERFORM outbox_emit('enterprise.record.rejected', p_record::text, jsonb_build_object('record_id', p_record, 'uscc', r.uscc, 'name', v_name,
 				'seq', v_seq, 'opinion', p_opinion, 'reviewer_id', p_reviewer,
 				'admin_account_id', r.admin_account_id,
-				'rejected_at', ent_time(now()), 'change', v_change));
+				'rejected_at', ent_time(now()), 'change', v_change), p_event);
 	END IF;
 	INSERT INTO notifications (record_id, seq, account_id, result, change, name, opinion)
 		VALUES (p_record, v_seq, r.admin_account_id,

@@ -36,14 +36,13 @@ BEGIN
 			spki_sha256, key_type, not_before, not_after, platforms, pem, source)
 		VALUES (p_cert, p_lineage, p_issuer, p_serial, p_vendor, p_subject, p_fingerprint,
 			p_spki, p_key_type, p_not_before, p_not_after, p_platforms, p_pem, 'login');
-	INSERT INTO outbox (id, type, subject, data) VALUES (p_event, 'issuance.cert.registered',
-		p_lineage::text, jsonb_build_object('cert_id', p_lineage, 'serial', p_serial,
+	PERFORM outbox_emit('issuance.cert.registered', p_lineage::text, jsonb_build_object('cert_id', p_lineage, 'serial', p_serial,
 			'issuer', p_issuer, 'type', p_type, 'holder', p_holder,
 			'enterprise_name', p_enterprise, 'uscc', p_uscc, 'lock_kind', p_lock_kind,
 			'lock_id', p_lock_id, 'vendor', p_vendor, 'account_id', p_account,
 			'not_before', rfc3339(p_not_before), 'not_after', rfc3339(p_not_after),
 			'platforms', to_jsonb(p_platforms), 'fingerprint_sha256', p_fingerprint,
-			'registered_at', rfc3339(now())));
+			'registered_at', rfc3339(now())), p_event);
 	RETURN QUERY SELECT p_lineage, true;
 END
 $$;
@@ -180,15 +179,14 @@ BEGIN
 	UPDATE issuances SET status = 'issued', certificate_id = p_cert, issued_at = now(),
 		lease_until = NULL, last_error = NULL WHERE id = p_intent;
 	UPDATE entitlements SET status = 'used', used_at = now() WHERE id = v_int.entitlement_id;
-	INSERT INTO outbox (id, type, subject, data) VALUES (p_event, 'issuance.cert.renewed',
-		v_int.cert_id::text, jsonb_build_object('cert_id', v_int.cert_id,
+	PERFORM outbox_emit('issuance.cert.renewed', v_int.cert_id::text, jsonb_build_object('cert_id', v_int.cert_id,
 			'serial', p_serial, 'issuer', p_issuer,
 			'previous_serial', v_prev.serial, 'previous_issuer', v_prev.issuer,
 			'uscc', v_lin.uscc, 'lock_kind', v_lin.lock_kind, 'lock_id', v_lin.lock_id,
 			'account_id', v_lin.account_id, 'vendor', p_vendor,
 			'not_before', rfc3339(p_not_before), 'not_after', rfc3339(p_not_after),
 			'platforms', to_jsonb(v_int.platforms), 'order_id', v_int.order_id,
-			'fingerprint_sha256', p_fingerprint, 'renewed_at', rfc3339(now())));
+			'fingerprint_sha256', p_fingerprint, 'renewed_at', rfc3339(now())), p_event);
 	RETURN QUERY SELECT p_cert, true;
 END
 $$;
@@ -233,10 +231,9 @@ BEGIN
 		RAISE EXCEPTION 'CERT_REVOKED';
 	END IF;
 	UPDATE certificates SET revoked_at = v_at, revocation_reason = p_reason WHERE id = v_cert.id;
-	INSERT INTO outbox (id, type, subject, data) VALUES (p_event, 'issuance.cert.revoked',
-		p_cert_id::text, jsonb_build_object('cert_id', p_cert_id, 'serial', v_cert.serial,
+	PERFORM outbox_emit('issuance.cert.revoked', p_cert_id::text, jsonb_build_object('cert_id', p_cert_id, 'serial', v_cert.serial,
 			'issuer', v_cert.issuer, 'reason', p_reason, 'revoked_at', rfc3339(v_at),
-			'vendor', v_cert.vendor, 'account_id', v_lin.account_id, 'uscc', v_lin.uscc));
+			'vendor', v_cert.vendor, 'account_id', v_lin.account_id, 'uscc', v_lin.uscc), p_event);
 	v_forward := v_cert.vendor = ANY (p_forward);
 	IF v_forward THEN
 		INSERT INTO vendor_jobs (id, kind, vendor, certificate_id, serial, issuer, reason, revoked_at)

@@ -219,8 +219,7 @@ BEGIN
 	UPDATE orders SET status = 'paid' WHERE id = p.order_id AND status = 'pending_payment';
 	UPDATE payments SET status = 'closed', qr_code = NULL
 		WHERE order_id = p.order_id AND status = 'pending' AND id <> p.id;
-	INSERT INTO outbox (id, type, subject, data) VALUES (gen_random_uuid(),
-		'payments.payment.succeeded', p.id::text, jsonb_build_object(
+	PERFORM outbox_emit('payments.payment.succeeded', p.id::text, jsonb_build_object(
 		'payment_id', p.id, 'order_id', p.order_id, 'channel', p.channel,
 		'amount_fen', p.amount_fen, 'provider_trade_no', p.provider_trade_no,
 		'invoice_type', p.invoice_type, 'paid_at', rfc3339(p.paid_at)));
@@ -292,8 +291,7 @@ BEGIN
 	UPDATE payments SET refunded_fen = refunded_fen + r.amount_fen,
 		status = CASE WHEN refunded_fen + r.amount_fen = amount_fen THEN 'refunded' ELSE status END
 		WHERE id = r.payment_id RETURNING * INTO p;
-	INSERT INTO outbox (id, type, subject, data) VALUES (gen_random_uuid(),
-		'payments.payment.refunded', p.id::text, jsonb_build_object(
+	PERFORM outbox_emit('payments.payment.refunded', p.id::text, jsonb_build_object(
 		'refund_id', r.id, 'payment_id', p.id, 'order_id', p.order_id,
 		'amount_fen', r.amount_fen, 'refunded_total_fen', p.refunded_fen,
 		'full', p.refunded_fen = p.amount_fen, 'reason', r.reason,
@@ -327,8 +325,7 @@ BEGIN
 		INSERT INTO invoice_deliveries (invoice_id, email) VALUES (i.id, p_delivered_to)
 		ON CONFLICT DO NOTHING;
 	END IF;
-	INSERT INTO outbox (id, type, subject, data) VALUES (gen_random_uuid(),
-		'payments.invoice.issued', i.id::text, jsonb_build_object(
+	PERFORM outbox_emit('payments.invoice.issued', i.id::text, jsonb_build_object(
 		'invoice_id', i.id, 'order_id', i.order_id, 'payment_id', i.payment_id,
 		'type', i.type, 'kind', i.kind, 'reverses_invoice_id', i.reverses_invoice_id,
 		'title', i.title, 'taxpayer_id', i.taxpayer_id, 'amount_fen', i.amount_fen,

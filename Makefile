@@ -60,10 +60,15 @@ endef
 $(foreach s,$(SERVICES),$(eval $(call service_rule,$(s))))
 
 # A unit test links its own object, the service's objects but main.o, libcaplat, cmocka.
+# A test that #includes a .c file (to reach its static functions) does not also
+# link that file's object: every symbol is defined once (no
+# --allow-multiple-definition). libcaplat is an archive, so the linker takes
+# none of its members that the test object already defines.
+included_obj = $(patsubst %,$(BUILD)/$(dir $(1))%,$(patsubst %.c,%.o,$(shell sed -n 's/^\#include "\([^"/]*\.c\)".*/\1/p' $(1))))
 define unit_rule
-$(BUILD)/tests/$(subst /,_,$(1:%.c=%)): $(BUILD)/$(1:%.c=%.o) $$(filter-out %/main.o,$$(if $$(filter services/%,$(1)),$$($(word 2,$(subst /, ,$(1)))_OBJ))) $(LIBCAPLAT)
+$(BUILD)/tests/$(subst /,_,$(1:%.c=%)): $(BUILD)/$(1:%.c=%.o) $$(filter-out %/main.o $(call included_obj,$(1)),$$(if $$(filter services/%,$(1)),$$($(word 2,$(subst /, ,$(1)))_OBJ))) $(LIBCAPLAT)
 	@mkdir -p $$(dir $$@)
-	$(CC) $(LDFLAGS) -Wl,--allow-multiple-definition -o $$@ $$^ $(LIBS) -lcmocka
+	$(CC) $(LDFLAGS) -o $$@ $$^ $(LIBS) -lcmocka
 endef
 $(foreach t,$(UNIT_SRC),$(eval $(call unit_rule,$(t))))
 

@@ -168,15 +168,20 @@ def check_sql(files, root=ROOT):
 # ---- objects: circles and duplicate symbols --------------------------------
 
 def object_groups(build, root=ROOT):
-    """{group: [object paths]}: common/ and each service, unit tests left out."""
+    """{group: [object paths]}: common/ and each service, unit tests left
+    out, and objects whose source is gone (a renamed file's stale .o)."""
     groups = {}
     for d in ["common"] + sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "services", "*"))
                                  if os.path.isdir(p)):
         objs = sorted(o for o in glob.glob(os.path.join(build, d, "*.o"))
-                      if not os.path.basename(o).startswith("test_"))
+                      if not os.path.basename(o).startswith("test_")
+                      and os.path.exists(os.path.join(root, src_name(o, build))))
         if objs:
             groups[d] = objs
     return groups
+
+
+DATA = set()  # defined symbols that are variables, not functions
 
 
 def symbols(objs):
@@ -197,9 +202,6 @@ def symbols(objs):
             if kind != "T":
                 DATA.add(sym)
     return table
-
-
-DATA = set()  # defined symbols that are variables, not functions
 
 
 def names(syms, most):
@@ -364,8 +366,8 @@ def self_test():
                 f.write(text)
 
         def expect(what, got, want):
-            if bool(got) != want:
-                problems.append(f"{what}: expected {'a failure' if want else 'no failure'}, got {got!r}")
+            if bool(got) != want:  # got: the finding (or whether it was the right one)
+                problems.append(f"{what}: not {'found' if want else 'clean'} as it should be ({got!r})")
 
         # format: a misformatted file is named, a clean one is not
         write("common/ugly.c", "int  f( int x ){return x;}\n")
@@ -404,6 +406,8 @@ def self_test():
                 "services/x/b.c": "int a(void);\nint b(void) { return a() + 1; }\n",
                 "services/y/a.c": "int b(void);\nint a(void) { return b(); }\n",
                 "services/y/b.c": "int b(void) { return 1; }\n",
+                "services/w/a.c": "int gone(void);\nint a(void) { return gone(); }\n",
+                "services/w/gone.c": "int a(void);\nint gone(void) { return a(); }\n",
                 "services/z/a.c": "int twice(void) { return 1; }\n",
                 "services/z/b.c": "int twice(void) { return 2; }\n",
                 "common/c.c": "int c(void) { return 1; }\n"}
@@ -412,10 +416,12 @@ def self_test():
             o = os.path.join(build, rel[:-2] + ".o")
             os.makedirs(os.path.dirname(o), exist_ok=True)
             subprocess.run(["cc", "-c", os.path.join(tmp, rel), "-o", o], check=True)
+        os.remove(os.path.join(tmp, "services/w/gone.c"))  # its object is stale: left out
         groups = object_groups(build, tmp)
         got = check_circles(groups, build)
         expect("circles two-file", len(got) == 1 and got[0].startswith("services/x: circle: services/x/a.c"), True)
         expect("circles one-way", [g for g in got if g.startswith("services/y")], False)
+        expect("circles stale object", [g for g in got if g.startswith("services/w")], False)
         got = check_dups(groups, build)
         expect("dups", got == ["services/z: twice defined in services/z/a.c, services/z/b.c"], True)
     finally:

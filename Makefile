@@ -2,6 +2,8 @@
 #   make            build everything under build/
 #   make run        install what is missing, start the suite on loopback
 #   make stop       stop what `make run` started
+#   make check      the tree's rules: clang-format clean, SQL only in store files,
+#                   no import circles, no duplicate symbols (tests/tools/check.py)
 #   make test       unit tests, then integration/e2e against real servers
 #   make DEBUG=1 …  AddressSanitizer + UBSan build
 
@@ -37,7 +39,7 @@ UNIT_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(subst /,_,$(UNIT_SRC)))
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/bin/%)
 
-.PHONY: all run stop test unit clean format
+.PHONY: all run stop test unit check clean format
 # Keep intermediate objects (tools' .o files) so nothing rebuilds needlessly.
 .SECONDARY:
 all: $(SERVICE_BINS) $(UNIT_BINS) $(TOOL_BINS)
@@ -60,10 +62,15 @@ endef
 $(foreach s,$(SERVICES),$(eval $(call service_rule,$(s))))
 
 # A unit test links its own object, the service's objects but main.o, libcaplat, cmocka.
+# A test that #includes a .c file (to reach its static functions) does not also
+# link that file's object: every symbol is defined once (no
+# --allow-multiple-definition). libcaplat is an archive, so the linker takes
+# none of its members that the test object already defines.
+included_obj = $(patsubst %,$(BUILD)/$(dir $(1))%,$(patsubst %.c,%.o,$(shell sed -n 's/^\#include "\([^"/]*\.c\)".*/\1/p' $(1))))
 define unit_rule
-$(BUILD)/tests/$(subst /,_,$(1:%.c=%)): $(BUILD)/$(1:%.c=%.o) $$(filter-out %/main.o,$$(if $$(filter services/%,$(1)),$$($(word 2,$(subst /, ,$(1)))_OBJ))) $(LIBCAPLAT)
+$(BUILD)/tests/$(subst /,_,$(1:%.c=%)): $(BUILD)/$(1:%.c=%.o) $$(filter-out %/main.o $(call included_obj,$(1)),$$(if $$(filter services/%,$(1)),$$($(word 2,$(subst /, ,$(1)))_OBJ))) $(LIBCAPLAT)
 	@mkdir -p $$(dir $$@)
-	$(CC) $(LDFLAGS) -Wl,--allow-multiple-definition -o $$@ $$^ $(LIBS) -lcmocka
+	$(CC) $(LDFLAGS) -o $$@ $$^ $(LIBS) -lcmocka
 endef
 $(foreach t,$(UNIT_SRC),$(eval $(call unit_rule,$(t))))
 
@@ -73,6 +80,12 @@ $(BUILD)/bin/%: $(BUILD)/tests/tools/%.o $(LIBCAPLAT)
 
 unit: $(UNIT_BINS)
 	@for t in $(UNIT_BINS); do echo "== $$t"; $$t || exit 1; done
+
+# The checks read the objects (nm), so they build them first; the self-test
+# proves each check still fails on a bad input.
+check: $(COMMON_OBJ) $(foreach s,$(SERVICES),$($(s)_OBJ))
+	$(PYTHON) tests/tools/check.py --self-test
+	$(PYTHON) tests/tools/check.py --build $(BUILD)
 
 test: all
 	$(PYTHON) tests/run.py --build $(BUILD)

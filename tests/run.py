@@ -6,6 +6,11 @@
    nginx) starts in a temporary directory on free ports (deploy/scripts/suite.py).
 3. Every function test_*(suite) in tests/integration/test_*.py and
    tests/e2e/test_*.py runs against it; a raised exception is a failure.
+   They run in phases, named by a test file's module-level PHASE (default
+   "normal"), in the order of PHASES: "normal"; "events" (checks on what the
+   normal tests left behind, such as every event matching its schema);
+   "faults" (tests that stop and break servers). Within a phase, by file
+   path, then function name.
 4. The suite stops and one line says "N passed, N failed".
 
   python3 tests/run.py [--build build] [-k substring] [--keep]
@@ -52,20 +57,27 @@ def run_unit(build, only):
     return passed, failed
 
 
+PHASES = ["normal", "events", "faults"]
+
+
 def load_cases(only):
+    """[(phase, name, fn)] of the selected tests, in the order they run."""
     cases = []
     for path in sorted(glob.glob(os.path.join(ROOT, "tests", "integration", "test_*.py")) +
                        glob.glob(os.path.join(ROOT, "tests", "e2e", "test_*.py"))):
         spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
+        phase = getattr(mod, "PHASE", "normal")
+        if phase not in PHASES:
+            raise SystemExit(f"{os.path.relpath(path, ROOT)}: PHASE {phase!r} is not one of {PHASES}")
         for attr in sorted(dir(mod)):
             fn = getattr(mod, attr)
             if attr.startswith("test_") and callable(fn):
                 name = f"{os.path.relpath(path, ROOT)}::{attr}"
                 if not only or any(k in name for k in only.split(",")):
-                    cases.append((name, fn))
-    return cases
+                    cases.append((phase, name, fn))
+    return sorted(cases, key=lambda c: PHASES.index(c[0]))  # stable: path order within a phase
 
 
 def main():
@@ -92,7 +104,11 @@ def main():
             print(f"{passed} passed, {failed + len(cases)} failed")
             sys.exit(1)
         try:
-            for name, fn in cases:
+            phase = None
+            for case_phase, name, fn in cases:
+                if case_phase != phase:
+                    phase = case_phase
+                    print(f"== phase {phase}")
                 t0 = time.time()
                 try:
                     fn(suite)

@@ -6,7 +6,7 @@ The facts orders checks come from other services' events. Those services may
 not run here, so each test stands in for them the way test_auth_ca does: it
 writes the upstream event as an outbox row of the orders schema; orders'
 relay publishes it to JetStream and orders' own consumers apply it. Event
-data follows proto/events/<type>.json (test_zz_events_match_schemas checks).
+data follows proto/events/<type>.json (test_events_match_schemas checks).
 The helpers below are shared with test_orders_lifecycle.py."""
 import datetime
 import json

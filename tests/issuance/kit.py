@@ -12,43 +12,15 @@ import os
 import random
 import signal
 import subprocess
-import tempfile
 import time
 import urllib.parse
 import uuid
 
-from client import Api, call, new_phone, pki, sms_code, ukey, wait_until
+from client import Api, call, new_phone, sms_code, ukey, wait_until
 
-DISTID = "1234567812345678"
 USCC_SYMBOLS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_WEIGHTS = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
-OPENSSL_CNF = """
-[req]
-distinguished_name = req_dn
-string_mask = utf8only
-utf8 = yes
-[req_dn]
-[leaf]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, nonRepudiation
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-[ca_any]
-database = {db}/index.txt
-new_certs_dir = {db}
-serial = {db}/serial
-default_md = sha256
-policy = policy_any
-unique_subject = no
-copy_extensions = none
-[policy_any]
-countryName = optional
-organizationName = optional
-organizationalUnitName = optional
-commonName = supplied
-organizationIdentifier = optional
-"""
+ISSUE_SH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ukey", "issue.sh")
 
 
 def new_uscc():
@@ -108,43 +80,23 @@ class Leaf:
 def make_leaf(suite, alg, kind="agent", not_before=None, not_after=None, days=30, uscc=None,
               holder=None, enterprise=None):
     """A USB-key certificate of the API.md profile, issued by the test PKI's
-    <alg>-ca (which auth trusts), valid from not_before (default a year
-    ago) until not_after (default `days` from now)."""
+    <alg>-ca (which auth trusts) with tests/ukey/issue.sh, valid from
+    not_before (default a year ago) until not_after (default `days` from now)."""
     d = os.path.join(suite.base, "issuance-pki")
-    os.makedirs(d, exist_ok=True)
     name = f"{alg}-{kind}-{uuid.uuid4().hex[:8]}"
-    key = os.path.join(d, name + ".key.pem")
-    cert = os.path.join(d, name + ".cert.pem")
-    keygen(alg, key)
     holder = holder or "持锁人" + uuid.uuid4().hex[:4]
     if kind == "personal":
-        subj, enterprise, uscc = f"/C=CN/OU=personal/CN={holder}", None, None
+        enterprise, uscc = None, None
     else:
         uscc = uscc or new_uscc()
         enterprise = enterprise or f"测试企业{uuid.uuid4().hex[:6]}有限公司"
-        subj = f"/C=CN/O={enterprise}/OU={kind}/CN={holder}/organizationIdentifier={uscc}"
     now = now_utc()
     not_before = not_before or now - datetime.timedelta(days=365)
     not_after = not_after or now + datetime.timedelta(days=days)
-    with tempfile.TemporaryDirectory(dir=d) as db:
-        cnf = os.path.join(db, "openssl.cnf")
-        with open(cnf, "w") as f:
-            f.write(OPENSSL_CNF.replace("{db}", db))
-        open(os.path.join(db, "index.txt"), "w").close()
-        with open(os.path.join(db, "serial"), "w") as f:
-            f.write("%02X" % random.randint(0x10, 0x7F) + os.urandom(7).hex().upper() + "\n")
-        sm2 = ["-sigopt", f"distid:{DISTID}"] if alg == "sm2" else []
-        csr = os.path.join(db, "leaf.csr")
-        run("openssl", "req", "-new", "-utf8", "-config", cnf, "-key", key, "-subj", subj,
-            "-sm3" if alg == "sm2" else "-sha256", *sm2, "-out", csr)
-        run("openssl", "ca", "-batch", "-config", cnf, "-name", "ca_any", "-in", csr,
-            "-cert", pki(suite, f"{alg}-ca"), "-keyfile", pki(suite, f"{alg}-ca", "key"),
-            "-startdate", utc(not_before), "-enddate", utc(not_after),
-            "-md", "sm3" if alg == "sm2" else "sha256",
-            *(sm2 + ["-vfyopt", f"distid:{DISTID}"] if alg == "sm2" else []),
-            "-extfile", cnf, "-extensions", "leaf", "-preserveDN", "-utf8", "-notext",
-            "-out", cert)
-    return Leaf(cert, key, alg, kind, holder, enterprise, uscc)
+    run("bash", ISSUE_SH, "--out", d, "--from", utc(not_before), "--until", utc(not_after),
+        suite.pki_dir, name, alg, kind, holder, enterprise or "", uscc or "")
+    return Leaf(os.path.join(d, name + ".cert.pem"), os.path.join(d, name + ".key.pem"),
+                alg, kind, holder, enterprise, uscc)
 
 
 # ---- auth: CA login and binding ------------------------------------------

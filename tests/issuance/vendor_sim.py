@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """vendor_sim — a vendor CA's HTTP API for issuance's remote adapter
 (services/issuance/vendor_remote.c), with its own RSA and SM2 CAs made by the
-openssl CLI, that can be made slow or failing:
+test PKI's scripts (tests/ukey/ca.sh, issue.sh), that can be made slow or failing:
 
   POST /v1/certificates          {request_id, serial, csr, not_before, not_after}
   POST /v1/certificates/renew    {…, certificate}   → 201 {certificate, chain, serial}
@@ -31,43 +31,7 @@ import tempfile
 import threading
 import time
 
-DISTID = "1234567812345678"
-CA_CNF = """
-[req]
-distinguished_name = req_dn
-string_mask = utf8only
-utf8 = yes
-[req_dn]
-[root]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[ca]
-basicConstraints = critical, CA:TRUE, pathlen:0
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-[leaf]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, nonRepudiation
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-[ca_sim]
-database = {db}/index.txt
-new_certs_dir = {db}
-serial = {db}/serial
-default_md = sha256
-policy = policy_any
-unique_subject = no
-copy_extensions = none
-[policy_any]
-countryName = optional
-organizationName = optional
-organizationalUnitName = optional
-commonName = supplied
-organizationIdentifier = optional
-"""
+UKEY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ukey")
 
 
 def run(*args):
@@ -97,58 +61,34 @@ class Sim:
         return os.path.join(self.dir, name)
 
     def make_ca(self, alg):
+        """Its root and issuing CA, made by the test PKI's tests/ukey/ca.sh."""
         if os.path.exists(self.path(f"{alg}-ca.cert.pem")):
             return
-        cnf = self.path("openssl.cnf")
-        with open(cnf, "w") as f:
-            f.write(CA_CNF.replace("{db}", self.dir))
-        gen = ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"] if alg == "rsa" \
-            else ["-algorithm", "SM2"]
-        sign = ["-sha256"] if alg == "rsa" else ["-sm3", "-sigopt", f"distid:{DISTID}"]
-        vfy = [] if alg == "rsa" else ["-vfyopt", f"distid:{DISTID}"]
         up = alg.upper()
-        for who in ("root", "ca"):
-            run("openssl", "genpkey", *gen, "-out", self.path(f"{alg}-{who}.key.pem"))
-        run("openssl", "req", "-new", "-x509", "-utf8", "-config", cnf, "-extensions", "root",
-            "-key", self.path(f"{alg}-root.key.pem"), "-days", "3650", *sign,
-            "-subj", f"/C=CN/O=SIMCA/CN=SIMCA {up} Root", "-out", self.path(f"{alg}-root.cert.pem"))
-        run("openssl", "req", "-new", "-utf8", "-config", cnf, "-key",
-            self.path(f"{alg}-ca.key.pem"), *sign, "-subj", f"/C=CN/O=SIMCA/CN=SIMCA {up} CA",
-            "-out", self.path(f"{alg}-ca.csr"))
-        run("openssl", "x509", "-req", "-in", self.path(f"{alg}-ca.csr"), "-CA",
-            self.path(f"{alg}-root.cert.pem"), "-CAkey", self.path(f"{alg}-root.key.pem"),
-            "-set_serial", "0x" + os.urandom(8).hex(), "-days", "3650", "-extfile", cnf,
-            "-extensions", "ca", *sign, *vfy, "-out", self.path(f"{alg}-ca.cert.pem"))
+        run("bash", os.path.join(UKEY, "ca.sh"), self.dir, f"{alg}-root", alg,
+            f"/C=CN/O=SIMCA/CN=SIMCA {up} Root")
+        run("bash", os.path.join(UKEY, "ca.sh"), self.dir, f"{alg}-ca", alg,
+            f"/C=CN/O=SIMCA/CN=SIMCA {up} CA", f"{alg}-root")
         with open(self.path("roots.pem"), "a") as f:
             f.write(open(self.path(f"{alg}-root.cert.pem")).read())
             f.write(open(self.path(f"{alg}-ca.cert.pem")).read())
 
     def issue(self, body):
-        """Signs the CSR with the reserved serial and validity; returns the
-        answer dict."""
+        """Signs the CSR with the reserved serial and validity
+        (tests/ukey/issue.sh); returns the answer dict."""
         with self.sign_lock, tempfile.TemporaryDirectory(dir=self.dir) as db:
             csr = os.path.join(db, "req.csr")
             with open(csr, "w") as f:
                 f.write(body["csr"])
             text = run("openssl", "req", "-in", csr, "-noout", "-text")
             alg = "sm2" if "SM2" in text else "rsa"
-            cnf = os.path.join(db, "openssl.cnf")
-            with open(cnf, "w") as f:
-                f.write(CA_CNF.replace("{db}", db))
-            open(os.path.join(db, "index.txt"), "w").close()
-            with open(os.path.join(db, "serial"), "w") as f:
-                f.write(body["serial"] + "\n")
-            sm2 = ["-sigopt", f"distid:{DISTID}", "-vfyopt", f"distid:{DISTID}"] if alg == "sm2" else []
-            out = os.path.join(db, "leaf.pem")
 
             def asn1(t):
                 return datetime.datetime.strptime(t[:19], "%Y-%m-%dT%H:%M:%S").strftime("%Y%m%d%H%M%SZ")
-            run("openssl", "ca", "-batch", "-config", cnf, "-name", "ca_sim", "-in", csr,
-                "-cert", self.path(f"{alg}-ca.cert.pem"), "-keyfile", self.path(f"{alg}-ca.key.pem"),
-                "-startdate", asn1(body["not_before"]), "-enddate", asn1(body["not_after"]),
-                "-md", "sm3" if alg == "sm2" else "sha256", *sm2, "-extfile", cnf,
-                "-extensions", "leaf", "-preserveDN", "-utf8", "-notext", "-out", out)
-            return {"certificate": open(out).read(),
+            run("bash", os.path.join(UKEY, "issue.sh"), "--csr", csr, "--serial", body["serial"],
+                "--from", asn1(body["not_before"]), "--until", asn1(body["not_after"]),
+                "--out", db, self.dir, "leaf", alg)
+            return {"certificate": open(os.path.join(db, "leaf.cert.pem")).read(),
                     "chain": [open(self.path(f"{alg}-ca.cert.pem")).read(),
                               open(self.path(f"{alg}-root.cert.pem")).read()],
                     "serial": body["serial"]}

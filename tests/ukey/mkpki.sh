@@ -3,6 +3,7 @@
 # tests with the openssl CLI: for each of rsa (2048), ec (P-256) and sm2 (SM3,
 # distid 1234567812345678) a root, an issuing CA, leaves in the API.md default
 # profile, one expired leaf and one leaf under a root that nobody trusts.
+# Every root and CA is made by ca.sh, every leaf by issue.sh, beside it.
 #
 # Usage: tests/ukey/mkpki.sh DIR
 #   DIR/roots.pem            every trusted root and issuing CA (not the rogue roots)
@@ -18,6 +19,7 @@ if [[ $# -ne 1 ]]; then
 	exit 2
 fi
 DIR=$1
+HERE=$(cd "$(dirname "$0")" && pwd)
 LAYOUT=1 # bump when the set of files or profiles changes
 STAMP=$DIR/.mkpki-complete
 
@@ -38,128 +40,21 @@ USCC_A=91350100M000100Y43
 ENT_B=深圳某某科技有限公司
 USCC_B=91440300708461136T
 
-cat >"$WORK/openssl.cnf" <<'EOF'
-[req]
-distinguished_name = req_dn
-string_mask = utf8only
-utf8 = yes
-[req_dn]
-
-[root]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-
-[ca]
-basicConstraints = critical, CA:TRUE, pathlen:0
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-
-[leaf]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, nonRepudiation
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-
-EOF
-
-# Per-algorithm key generation and signing options.
-keygen_args() {
-	case $1 in
-	rsa) echo "-algorithm RSA -pkeyopt rsa_keygen_bits:2048" ;;
-	ec) echo "-algorithm EC -pkeyopt ec_paramgen_curve:P-256" ;;
-	sm2) echo "-algorithm SM2" ;;
-	esac
-}
-sign_args() { # digest and signature options for req/x509
-	case $1 in
-	rsa | ec) echo "-sha256" ;;
-	sm2) echo "-sm3 -sigopt distid:$DISTID" ;;
-	esac
-}
-vfy_args() { # how a CSR's self-signature is checked
+vfy_args() { # how an SM2 signature is checked
 	case $1 in
 	rsa | ec) echo "" ;;
 	sm2) echo "-vfyopt distid:$DISTID" ;;
 	esac
 }
 
-serial() { echo "0x$(openssl rand -hex 8)"; }
-
-# mkkey ALG NAME
-mkkey() {
-	# shellcheck disable=SC2046
-	openssl genpkey $(keygen_args "$1") -out "$WORK/$2.key.pem" 2>/dev/null
-}
-
-# mkroot ALG NAME SUBJECT
-mkroot() {
-	mkkey "$1" "$2"
-	# shellcheck disable=SC2046
-	openssl req -new -x509 -utf8 -config "$WORK/openssl.cnf" -extensions root \
-		-key "$WORK/$2.key.pem" -subj "$3" -days 3650 -set_serial "$(serial)" \
-		$(sign_args "$1") -out "$WORK/$2.cert.pem"
-}
-
-# mkcsr ALG NAME SUBJECT
-mkcsr() {
-	mkkey "$1" "$2"
-	# shellcheck disable=SC2046
-	openssl req -new -utf8 -config "$WORK/openssl.cnf" -key "$WORK/$2.key.pem" \
-		-subj "$3" $(sign_args "$1") -out "$WORK/$2.csr.pem"
-}
-
-# mkcert ALG NAME SUBJECT ISSUER EXTENSIONS DAYS
-mkcert() {
-	mkcsr "$1" "$2" "$3"
-	# shellcheck disable=SC2046
-	openssl x509 -req -in "$WORK/$2.csr.pem" -CA "$WORK/$4.cert.pem" \
-		-CAkey "$WORK/$4.key.pem" -set_serial "$(serial)" -days "$6" \
-		-extfile "$WORK/openssl.cnf" -extensions "$5" \
-		$(sign_args "$1") $(vfy_args "$1") -out "$WORK/$2.cert.pem" 2>/dev/null
-	rm -f "$WORK/$2.csr.pem"
-}
-
-# mkexpired ALG NAME SUBJECT ISSUER: valid from 2020-01-01 to 2021-01-01
-mkexpired() {
-	mkcsr "$1" "$2" "$3"
-	local db=$WORK/cadb-$1 md opts=""
-	mkdir -p "$db"
-	: >"$db/index.txt"
-	openssl rand -hex 8 >"$db/serial"
-	# "openssl ca" only for this leaf: "x509 -req" cannot set past dates.
-	cat >"$db/ca.cnf" <<EOF
-[ca_expired]
-database = $db/index.txt
-new_certs_dir = $db
-serial = $db/serial
-default_md = sha256
-policy = policy_any
-unique_subject = no
-copy_extensions = none
-[policy_any]
-countryName = optional
-organizationName = optional
-organizationalUnitName = optional
-commonName = supplied
-organizationIdentifier = optional
-EOF
-	case $1 in
-	rsa | ec) md=sha256 ;;
-	sm2)
-		md=sm3
-		opts="-sigopt distid:$DISTID -vfyopt distid:$DISTID"
-		;;
-	esac
-	# shellcheck disable=SC2086
-	openssl ca -batch -config "$db/ca.cnf" -name ca_expired \
-		-in "$WORK/$2.csr.pem" -cert "$WORK/$4.cert.pem" -keyfile "$WORK/$4.key.pem" \
-		-startdate 200101000000Z -enddate 210101000000Z -md "$md" \
-		-extfile "$WORK/openssl.cnf" -extensions leaf -preserveDN -utf8 -notext \
-		$opts -out "$WORK/$2.cert.pem" 2>/dev/null
-	rm -rf "$db" "$WORK/$2.csr.pem"
+# leaf [issue.sh options] NAME ALG KIND HOLDER [ENTERPRISE USCC]: 825 days
+leaf() {
+	local opts=()
+	while [[ $1 == --* ]]; do
+		opts+=("$1" "$2")
+		shift 2
+	done
+	bash "$HERE/issue.sh" "${opts[@]}" "$WORK" "$1" "$2" "$3" "$4" "${5:-}" "${6:-}" 825
 }
 
 # verify_link ALG ISSUER CERT: checks one signature the way DOMAIN.md says
@@ -175,26 +70,22 @@ verify_link() {
 mkpki_alg() {
 	local alg=$1 up
 	up=$(tr '[:lower:]' '[:upper:]' <<<"$alg")
-	local ent_a="/C=CN/O=$ENT_A"
-	mkroot "$alg" "$alg-root" "/C=CN/O=caplat test/CN=caplat test $up root"
-	mkcert "$alg" "$alg-ca" "/C=CN/O=caplat test/CN=caplat test $up issuing CA" \
-		"$alg-root" ca 3650
-	mkcert "$alg" "$alg-master" \
-		"$ent_a/OU=master/CN=张三/organizationIdentifier=$USCC_A" "$alg-ca" leaf 825
-	mkcert "$alg" "$alg-project_lead" \
-		"$ent_a/OU=project_lead/CN=李四/organizationIdentifier=$USCC_A" "$alg-ca" leaf 825
-	mkcert "$alg" "$alg-agent" \
-		"/C=CN/O=$ENT_B/OU=agent/CN=王五/organizationIdentifier=$USCC_B" "$alg-ca" leaf 825
-	mkcert "$alg" "$alg-personal" "/C=CN/OU=personal/CN=赵六" "$alg-ca" leaf 825
-	mkexpired "$alg" "$alg-expired" \
-		"$ent_a/OU=master/CN=张三/organizationIdentifier=$USCC_A" "$alg-ca"
-	mkroot "$alg" "$alg-rogue-root" "/C=CN/O=caplat rogue/CN=caplat rogue $up root"
-	mkcert "$alg" "$alg-rogue" \
-		"$ent_a/OU=master/CN=张三/organizationIdentifier=$USCC_A" "$alg-rogue-root" leaf 825
+	bash "$HERE/ca.sh" "$WORK" "$alg-root" "$alg" "/C=CN/O=caplat test/CN=caplat test $up root"
+	bash "$HERE/ca.sh" "$WORK" "$alg-ca" "$alg" \
+		"/C=CN/O=caplat test/CN=caplat test $up issuing CA" "$alg-root"
+	leaf "$alg-master" "$alg" master 张三 "$ENT_A" "$USCC_A"
+	leaf "$alg-project_lead" "$alg" project_lead 李四 "$ENT_A" "$USCC_A"
+	leaf "$alg-agent" "$alg" agent 王五 "$ENT_B" "$USCC_B"
+	leaf "$alg-personal" "$alg" personal 赵六
+	leaf --from 200101000000Z --until 210101000000Z \
+		"$alg-expired" "$alg" master 张三 "$ENT_A" "$USCC_A"
+	bash "$HERE/ca.sh" "$WORK" "$alg-rogue-root" "$alg" \
+		"/C=CN/O=caplat rogue/CN=caplat rogue $up root"
+	leaf --ca "$alg-rogue-root" "$alg-rogue" "$alg" master 张三 "$ENT_A" "$USCC_A"
 
 	verify_link "$alg" "$alg-root" "$alg-ca"
-	for leaf in master project_lead agent personal; do
-		verify_link "$alg" "$alg-ca" "$alg-$leaf"
+	for who in master project_lead agent personal; do
+		verify_link "$alg" "$alg-ca" "$alg-$who"
 	done
 	verify_link "$alg" "$alg-rogue-root" "$alg-rogue"
 }

@@ -1,7 +1,7 @@
-"""Foundation faults against the real servers (run last: they stop and
-restart parts of the suite): the db pool answers 503 — not a hang, not a
-crash — while PostgreSQL is down and recovers after its restart; Redis
-likewise; a client that disconnects while its request waits on I/O does
+"""Foundation faults against the real servers (phase "faults", the last:
+they stop and restart parts of the suite): the db pool answers 503 — not a
+hang, not a crash — while PostgreSQL is down and recovers after its
+restart; Redis likewise; a client that disconnects while its request waits on I/O does
 not hurt the service."""
 import os
 import signal
@@ -9,6 +9,8 @@ import socket
 import time
 
 from client import Api, call, new_phone, sms_code, wait_until
+
+PHASE = "faults"  # tests/run.py: after every other test
 
 
 def _register(suite):

@@ -1,12 +1,13 @@
 """proto/events and the code agree: every event any service wrote to its
 outbox during the test run has data valid against proto/events/<type>.json
-(runs late, after the other tests produced events)."""
+(phase "events": after the normal tests produced events, before the faults)."""
 import glob
 import json
 import os
 
 from jsonschema import Draft202012Validator
 
+PHASE = "events"  # tests/run.py: after the normal tests, before the faults
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

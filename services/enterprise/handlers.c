@@ -28,16 +28,13 @@ profile_json(const struct db_result *res, int stmt)
 {
 	static const char *const fields[] = {"name", "id_number", "email",
 	    "id_card_front_file", "id_card_back_file"};
-	const char *completed = db_value(res, stmt, 0, 5);
 	json_t *o = json_object();
 
 	for (int i = 0; i < (int)ARRAY_LEN(fields); i++)
 		json_object_set_new(o, fields[i],
 		    ent_json_str(db_value(res, stmt, 0, i)));
 	json_object_set_new(o, "status",
-	    json_string(completed != NULL && strcmp(completed, "t") == 0
-	            ? "completed"
-	            : "incomplete"));
+	    json_string(db_bool(res, stmt, 0, 5) ? "completed" : "incomplete"));
 	return o;
 }
 

@@ -147,7 +147,7 @@ on_payments_due(void *arg, const struct db_result *res)
 			j->out_trade_no = xstrdup(db_value(res, 0, i, 2));
 			j->amount_fen =
 			    strtoll(db_value(res, 0, i, 3), NULL, 10);
-			j->expired = strcmp(db_value(res, 0, i, 4), "t") == 0;
+			j->expired = db_bool(res, 0, i, 4);
 			provider_query(j->channel, j->out_trade_no, on_queried,
 			    j);
 		}

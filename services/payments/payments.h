@@ -131,6 +131,8 @@ struct pay_refusal {
  * NULL or not in the table (fallback must be in it). Borrowed, static. */
 const struct pay_refusal *pay_refusal(const char *rule, const char *fallback);
 
+/* ---- handlers.c: idempotency keys, shared with finance.c -------------- */
+
 /* An Idempotency-Key of one caller (PERFORMANCE.md: Stripe's model). */
 struct idem {
 	char account[64];
@@ -158,9 +160,9 @@ void idem_finish_error(struct http_req *req, const struct idem *i, int status,
 void idem_release_error(struct http_req *req, const struct idem *i, int status,
     const char *code, const char *message);
 
-/* ---- handlers.c, notify.c, finance.c ---------------------------------- */
+/* ---- the route table (handlers.c) and its handlers --------------------- */
 
-/* Adds the route table (handlers.c) and the notification counters. */
+/* Adds the route table and the notification counters. */
 void pay_routes_add(void);
 /* notify.c: the providers' notifications; pay_notify_init adds their
  * counters to /metrics. */
@@ -180,11 +182,12 @@ void sweep_start(void);
 /* Runs every sweep soon (after a payment succeeded or a refund). */
 void sweep_kick(void);
 
-/* Completes a paid trade (notification or query): the payment_succeed()
- * SQL function with the invoice's VAT; cb gets its outcome text or NULL
- * when the database failed. notification (may be NULL): the raw record's
- * statement, added to the same transaction. Kicks the sweep when applied,
- * so that the invoice is issued at once. */
+/* Completes a paid trade (notification or query): adds the
+ * payment_succeed() SQL function with the invoice's VAT to b (new, or
+ * already holding the notification's raw record, so that both are one
+ * transaction) and runs it; cb gets its outcome text, or NULL when the
+ * database failed. Kicks the sweep when applied, so that the invoice is
+ * issued at once. */
 typedef void (*pay_outcome_fn)(void *arg, const char *outcome,
     const struct db_result *res);
 void pay_succeed(struct db_batch *b, const char *channel,

@@ -47,8 +47,9 @@ void ent_json_free(void *json);
 void ent_reply_err(struct http_req *req, const struct ent_err *err);
 /* Answers a refusal of the SQL functions (DB_REFUSED, res->message the
  * rule's name, "FILE_NOT_FOUND:<field>" naming its field) from the one
- * table of rule → status, code, field, message, and returns 1; returns 0
- * without answering for any other result or an unknown rule. */
+ * table of rule → status and message (the rule is the answer's code), and
+ * returns 1; returns 0 without answering for any other result or an
+ * unknown rule. */
 int ent_reply_refused(struct http_req *req, const struct db_result *res);
 /* Answers 403 FORBIDDEN and returns -1 unless the session is an account's
  * (not staff). */

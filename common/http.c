@@ -5,7 +5,6 @@
 #include "json.h"
 
 #include "log.h"
-#include "session.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -236,7 +235,8 @@ http_req_free(struct http_req *req)
 {
 	if (req->data_free != NULL)
 		req->data_free(req->data);
-	session_free(req->session);
+	if (req->session_free != NULL)
+		req->session_free(req->session);
 	for (int i = 0; i < HTTP_MAX_PARAMS; i++)
 		free(req->params[i]);
 	free(req->path);

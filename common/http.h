@@ -49,7 +49,10 @@ struct http_req {
 	size_t body_len;
 	int64_t start_us;
 	struct session *session; /* set by session_require(), owned */
-	void *data;              /* handler state, freed by data_free */
+	/* Frees session with the request: set with it, so that http itself
+	 * calls nothing of session.c (session depends on http, not back). */
+	void (*session_free)(struct session *);
+	void *data; /* handler state, freed by data_free */
 	void (*data_free)(void *);
 };
 

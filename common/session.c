@@ -70,10 +70,8 @@ session_on_loaded(void *arg, const struct kv_reply *reply)
 	const char *text;
 
 	if (reply == NULL) {
-		http_server_dep_error(req->srv, "redis");
 		free(sc);
-		http_reply_error(req, 503, "UNAVAILABLE", NULL,
-		    "服务暂时不可用，请稍后重试");
+		http_reply_unavailable(req, "redis");
 		return;
 	}
 	if (kv_reply_type(reply) == KV_STR &&
@@ -87,6 +85,7 @@ session_on_loaded(void *arg, const struct kv_reply *reply)
 		return;
 	}
 	req->session = session_from_json(sc->hash, data);
+	req->session_free = session_free;
 	free(sc);
 	next(req);
 }
@@ -115,20 +114,28 @@ session_require(struct http_req *req, void (*next)(struct http_req *req))
 }
 
 int
-session_require_staff(struct http_req *req, const char *role)
+session_has_role(const struct session *s, const char *role)
 {
-	json_t *roles = json_object_get(req->session->data, "roles");
+	json_t *roles = json_object_get(s->data, "roles");
 	size_t i;
 	json_t *r;
 
-	if (req->session->staff_id != NULL) {
-		json_array_foreach(roles, i, r)
-		{
-			if (json_is_string(r) &&
-			    strcmp(json_string_value(r), role) == 0)
-				return 0;
-		}
+	if (s->staff_id == NULL)
+		return 0;
+	json_array_foreach(roles, i, r)
+	{
+		if (json_is_string(r) &&
+		    strcmp(json_string_value(r), role) == 0)
+			return 1;
 	}
+	return 0;
+}
+
+int
+session_require_staff(struct http_req *req, const char *role)
+{
+	if (session_has_role(req->session, role))
+		return 0;
 	http_reply_error(req, 403, "FORBIDDEN", NULL, "无权执行此操作");
 	return -1;
 }

@@ -37,6 +37,10 @@ void session_setup(struct kv *kv, int ttl_seconds);
  * (or 503 when Redis is down) itself and next is not called. */
 void session_require(struct http_req *req, void (*next)(struct http_req *req));
 
+/* Returns 1 when s is a staff session holding role (reviewer, finance,
+ * operator), else 0. Answers nothing. */
+int session_has_role(const struct session *s, const char *role);
+
 /* Answers 403 FORBIDDEN and returns -1 unless the session is a staff session
  * holding role (reviewer, finance, operator). */
 int session_require_staff(struct http_req *req, const char *role);

@@ -35,11 +35,33 @@ test_views(void **state)
 	session_free(s);
 }
 
+static void
+test_has_role(void **state)
+{
+	json_t *d = json_loads(
+	    "{\"staff_id\":\"s\",\"roles\":[\"reviewer\",7,\"finance\"]}", 0,
+	    NULL);
+	struct session *s = session_from_json("h", d);
+
+	assert_int_equal(session_has_role(s, "reviewer"), 1);
+	assert_int_equal(session_has_role(s, "finance"), 1);
+	assert_int_equal(session_has_role(s, "operator"), 0);
+	session_free(s);
+
+	/* An account's session never holds a staff role, whatever it says. */
+	d = json_loads("{\"account_id\":\"a\",\"roles\":[\"reviewer\"]}", 0,
+	    NULL);
+	s = session_from_json("h", d);
+	assert_int_equal(session_has_role(s, "reviewer"), 0);
+	session_free(s);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_views),
+	    cmocka_unit_test(test_has_role),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,9 @@
 /* enterprise — the service's internal interfaces: configuration, the
- * handlers' shared helpers, the route table and the event consumers. The
- * store (store.h), the domain rules (rules.h), the working-day calendar
- * (workday.h) and the blob store (blob.h) have their own headers. */
+ * helpers the handler files share (enterprise.c), the route table and the
+ * handlers of each area, the store (every SQL statement, store.c), the event
+ * consumers, the review SMS sender and the timers. The pure modules keep
+ * their own headers: the domain rules (rules.h), the working-day calendar
+ * (workday.h) and the blob store (blob.h). */
 #ifndef CAPLAT_ENTERPRISE_H
 #define CAPLAT_ENTERPRISE_H
 
@@ -11,8 +13,11 @@
 #include <jansson.h>
 
 struct blob_store;
+struct db_batch;
 struct db_result;
 struct ent_err;
+struct ent_profile_update;
+struct ent_refs;
 
 /* An upload's size limit: 5 MiB (API.md). */
 #define ENT_FILE_MAX (5 * 1024 * 1024)
@@ -32,16 +37,20 @@ struct ent {
 
 extern struct ent ent;
 
-/* ---- helpers shared by the handler files (handlers.c) ---- */
+/* ---- enterprise.c: helpers shared by the handler files ---- */
 
-/* Answers 503 when the database is unavailable, 500 otherwise. */
-void ent_reply_db_error(struct http_req *req, const struct db_result *res);
 /* Returns a new JSON string of s, or JSON null when s is NULL. */
 json_t *ent_json_str(const char *s);
 /* json_decref() as a data_free for http_req_attach(). */
 void ent_json_free(void *json);
 /* Answers a domain refusal (rules.h). */
 void ent_reply_err(struct http_req *req, const struct ent_err *err);
+/* Answers a refusal of the SQL functions (DB_REFUSED, res->message the
+ * rule's name, "FILE_NOT_FOUND:<field>" naming its field) from the one
+ * table of rule → status and message (the rule is the answer's code), and
+ * returns 1; returns 0 without answering for any other result or an
+ * unknown rule. */
+int ent_reply_refused(struct http_req *req, const struct db_result *res);
 /* Answers 403 FORBIDDEN and returns -1 unless the session is an account's
  * (not staff). */
 int ent_require_account(struct http_req *req);
@@ -71,6 +80,111 @@ void ent_review_release(struct http_req *req);
 void ent_review_approve(struct http_req *req);
 void ent_review_reject(struct http_req *req);
 
+/* ---- store.c: every SQL statement of the service. Functions append
+ * statements to a db.h batch; the columns of each statement are listed
+ * here so that continuations read them by index. ---- */
+
+/* files */
+void store_file_insert(struct db_batch *b, const char *id, const char *owner,
+    const char *sha256, long size, const char *content_type);
+/* → 0 sha256, 1 size, 2 content_type, 3 allowed ('t'/'f'): the owner
+ * (account_id), or an admin of an enterprise the owner belongs to
+ * (admin_uscc, NULL unless the caller is such an admin). */
+void store_file_access(struct db_batch *b, const char *id,
+    const char *account_id, const char *admin_uscc);
+
+/* ---- profiles: → 0 name, 1 id_number, 2 email, 3 id_card_front_file,
+ * 4 id_card_back_file, 5 completed ('t'/'f') ---- */
+void store_profile_get(struct db_batch *b, const char *account_id);
+/* Saves the given fields; emits enterprise.profile.completed (event_id) on
+ * completion. Refuses FILE_NOT_FOUND:<field>. */
+void store_profile_save(struct db_batch *b, const char *account_id,
+    const struct ent_profile_update *u, const char *event_id);
+
+/* ---- records: → 0 id, 1 uscc, 2 work_status, 3 version, 4 data,
+ * 5 approved_data, 6 approved_at, 7 submitted_at, 8 updated_at,
+ * 9 claimed_by, 10 claimed_until (both NULL unless a claim runs), 11 seq ---- */
+enum {
+	REC_ID,
+	REC_USCC,
+	REC_WORK_STATUS,
+	REC_VERSION,
+	REC_DATA,
+	REC_APPROVED_DATA,
+	REC_APPROVED_AT,
+	REC_SUBMITTED_AT,
+	REC_UPDATED_AT,
+	REC_CLAIMED_BY,
+	REC_CLAIMED_UNTIL,
+	REC_SEQ,
+};
+/* Creates the enterprise's record (id, data JSON text) unless it exists. */
+void store_record_ensure(struct db_batch *b, const char *id, const char *uscc,
+    const char *data);
+void store_record_by_uscc(struct db_batch *b, const char *uscc);
+void store_record_by_id(struct db_batch *b, const char *id);
+/* History, oldest first: → 0 seq, 1 time, 2 status, 3 opinion, 4 type,
+ * 5 change ('t'/'f'). */
+void store_history_by_uscc(struct db_batch *b, const char *uscc);
+void store_history_by_id(struct db_batch *b, const char *id);
+/* Two statements: the referenced files the account owns (→ 0 id,
+ * 1 content_type), then the handling point if active (→ 0 code). */
+void store_refs_check(struct db_batch *b, const char *account_id,
+    const struct ent_refs *refs);
+/* Saves data (JSON text) if the record is still at version and not pending;
+ * a change opens on an approved record. → one row (0 id) or none. */
+void store_record_update(struct db_batch *b, const char *id,
+    const char *version, const char *data);
+/* The PL/pgSQL transitions (deploy/sql/enterprise): refusals come back as
+ * DB_REFUSED with the rule's name. Each → 0 seq (or the claim's end). */
+void store_record_submit(struct db_batch *b, const char *id,
+    const char *version, const char *account_id, const char *event_id);
+void store_record_claim(struct db_batch *b, const char *id,
+    const char *reviewer_id, long ttl_seconds);
+void store_record_release(struct db_batch *b, const char *id,
+    const char *reviewer_id);
+void store_record_decide(struct db_batch *b, const char *id,
+    const char *reviewer_id, int approve, const char *opinion,
+    const char *event_id);
+
+/* ---- review queue ---- */
+/* Pending records, oldest submission first, limit+1 rows after the cursor
+ * (both NULL for the first page): → 0 id, 1 name, 2 uscc, 3 submitted_at,
+ * 4 submitted epoch ms, 5 cursor time (µs precision), 6 resubmission,
+ * 7 change, 8 seq, 9 claimed_by, 10 claimed_until, 11 waited seconds,
+ * 12 now epoch ms. */
+void store_queue(struct db_batch *b, int limit, const char *after_time,
+    const char *after_id);
+/* Calendar exceptions within a year of today: → 0 day (YYYY-MM-DD),
+ * 1 workday ('t'/'f'). */
+void store_workday_exceptions(struct db_batch *b);
+/* → 0 code, 1 name, 2 region, active ones by code. */
+void store_handling_points(struct db_batch *b);
+
+/* ---- review SMS (notify.c) ---- */
+/* Claims up to limit unsent notifications whose account's phone is known,
+ * leasing them for lease_s seconds: → the NOTE_* columns. */
+enum {
+	NOTE_ID,
+	NOTE_RECORD,
+	NOTE_PHONE,
+	NOTE_RESULT,
+	NOTE_CHANGE,
+	NOTE_NAME,
+	NOTE_OPINION,
+};
+void store_notifications_claim(struct db_batch *b, int limit, int lease_s);
+/* Marks the ids of sent ("{1,2}") sent, and makes those of failed due again
+ * in retry_s seconds. */
+void store_notifications_done(struct db_batch *b, const char *sent,
+    const char *failed, int retry_s);
+
+/* ---- read models, on the bus's consumer transactions ---- */
+/* $1 account_id, $2 phone */
+extern const char store_account_upsert_sql[];
+/* $1 identity_id, $2 account_id, $3 uscc, $4 role */
+extern const char store_member_upsert_sql[];
+
 /* ---- events.c ---- */
 
 /* Starts the consumers of the accounts and members read models. */
@@ -78,8 +192,14 @@ void ent_events_subscribe(void);
 
 /* ---- notify.c ---- */
 
-/* Starts / stops the sender of the review SMS (a timer on the loop). */
-void ent_notify_start(void);
-void ent_notify_stop(void);
+/* One round of the review SMS sender: claims due texts, sends them on the
+ * work pool, marks them. A round still running makes this a no-op. */
+void ent_notify_round(void);
+
+/* ---- sweep.c ---- */
+
+/* Starts / stops the service's timers (the sweep table) on the loop. */
+void ent_sweep_start(void);
+void ent_sweep_stop(void);
 
 #endif

@@ -1,15 +1,22 @@
-/* events — what the enterprise service learns from the bus: the accounts
- * read model (auth.account.registered: the phone the review SMS goes to,
- * notify.c) and the members read model (auth.identity.added: whose uploads
- * an enterprise's admin may read). What it emits is written by the SQL
- * functions of deploy/sql/enterprise into the outbox. Handlers run on the
- * bus's consumer threads inside the inbox transaction and touch only that
- * transaction, never loop objects; both are idempotent upserts. */
+/* events — the enterprise service on the bus.
+ *
+ * Consumes (read models, on the bus's consumer threads inside the inbox
+ * transaction, touching only that transaction and never loop objects; both
+ * idempotent upserts):
+ *   caplat.auth.account.registered  → accounts (the phone the review SMS
+ *                                     goes to, notify.c)
+ *   caplat.auth.identity.added      → members (whose uploads an enterprise's
+ *                                     admin may read)
+ * Emits (written into the outbox by the SQL functions of
+ * deploy/sql/enterprise, in the same statement as the change):
+ *   caplat.enterprise.profile.completed   profile_save()
+ *   caplat.enterprise.record.submitted    record_submit()
+ *   caplat.enterprise.record.approved     record_decide(), approve
+ *   caplat.enterprise.record.rejected     record_decide(), reject */
 #include "enterprise.h"
 
 #include "bus.h"
 #include "log.h"
-#include "store.h"
 #include "util.h"
 #include "validate.h"
 

@@ -10,7 +10,6 @@
 #include "log.h"
 #include "rules.h"
 #include "session.h"
-#include "store.h"
 #include "util.h"
 #include "work.h"
 
@@ -59,9 +58,7 @@ reply_store_failed(struct http_req *req, const char *what, int err_no)
 {
 	log_error(req->id, "msg=blob_%s_failed error=\"%s\"", what,
 	    strerror(err_no));
-	http_server_dep_error(req->srv, "blobs");
-	http_reply_error(req, 503, "UNAVAILABLE", NULL,
-	    "服务暂时不可用，请稍后重试");
+	http_reply_unavailable(req, "blobs");
 }
 
 /* ---- POST /api/v1/files: upload → upload_store (pool) → upload_on_stored
@@ -134,7 +131,7 @@ upload_on_inserted(void *arg, const struct db_result *res)
 	struct file_op *op = arg;
 
 	if (res->status != DB_OK) {
-		ent_reply_db_error(op->req, res);
+		http_reply_db_error(op->req, res);
 		return;
 	}
 	log_info(op->req->id, "msg=file_stored file=%s size=%ld type=%s",
@@ -158,20 +155,6 @@ static void download_on_access(void *arg, const struct db_result *res);
 static void download_read(void *arg);
 static void download_on_read(void *arg);
 
-/* 1 when the session is a staff session holding role (no reply). */
-static int
-staff_has_role(const struct session *s, const char *role)
-{
-	json_t *roles = json_object_get(s->data, "roles"), *r;
-	size_t i;
-
-	if (s->staff_id == NULL)
-		return 0;
-	json_array_foreach(roles, i, r) if (json_is_string(r) &&
-	    strcmp(json_string_value(r), role) == 0) return 1;
-	return 0;
-}
-
 static void
 reply_file_not_found(struct http_req *req)
 {
@@ -189,7 +172,7 @@ download(struct http_req *req)
 		reply_file_not_found(req);
 		return;
 	}
-	if (s->account_id == NULL && !staff_has_role(s, "reviewer")) {
+	if (s->account_id == NULL && !session_has_role(s, "reviewer")) {
 		reply_file_not_found(req);
 		return;
 	}
@@ -210,13 +193,13 @@ download_on_access(void *arg, const struct db_result *res)
 	char etag[68];
 
 	if (res->status != DB_OK) {
-		ent_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	/* Not found and not yours answer alike. */
 	if (db_rows(res, 0) != 1 ||
-	    (strcmp(db_value(res, 0, 0, 3), "t") != 0 &&
-	        !staff_has_role(req->session, "reviewer"))) {
+	    (!db_bool(res, 0, 0, 3) &&
+	        !session_has_role(req->session, "reviewer"))) {
 		reply_file_not_found(req);
 		return;
 	}

@@ -1,7 +1,7 @@
 /* handlers — personal info (profile), the enterprise record of the current
- * identity (read, save a draft, submit), the handling-point catalogue, the
- * helpers the other handler files share, and the route table. Attachments
- * live in files.c, the reviewers' side in review.c. Each handler is a chain
+ * identity (read, save a draft, submit), the handling-point catalogue, and
+ * the route table. Attachments live in files.c, the reviewers' side in
+ * review.c, the helpers they share in enterprise.c. Each handler is a chain
  * of named continuations; the last one replies. */
 #include "enterprise.h"
 
@@ -9,173 +9,15 @@
 #include "log.h"
 #include "rules.h"
 #include "session.h"
-#include "store.h"
 #include "util.h"
 #include "validate.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-struct ent ent;
-
 /* A record save or submit that lost a race with another writer starts over
  * this many times before answering 409. */
 #define RECORD_TRIES 3
-
-/* ---- shared helpers ---------------------------------------------------- */
-
-void
-ent_reply_db_error(struct http_req *req, const struct db_result *res)
-{
-	if (res->status == DB_UNAVAILABLE) {
-		http_server_dep_error(req->srv, "postgres");
-		http_reply_error(req, 503, "UNAVAILABLE", NULL,
-		    "服务暂时不可用，请稍后重试");
-		return;
-	}
-	log_error(req->id,
-	    "msg=db_error status=%d stmt=%d sqlstate=%s error=\"%s\"",
-	    (int)res->status, res->failed_stmt,
-	    res->sqlstate ? res->sqlstate : "-",
-	    res->message ? res->message : "-");
-	http_reply_error(req, 500, "INTERNAL", NULL, "服务器内部错误");
-}
-
-void
-ent_json_free(void *json)
-{
-	json_decref(json);
-}
-
-void
-ent_reply_err(struct http_req *req, const struct ent_err *err)
-{
-	http_reply_error(req, err->status, err->code,
-	    err->field[0] ? err->field : NULL, err->message);
-}
-
-int
-ent_require_account(struct http_req *req)
-{
-	if (req->session->account_id == NULL) {
-		http_reply_error(req, 403, "FORBIDDEN", NULL,
-		    "工作人员账号不能执行此操作");
-		return -1;
-	}
-	return 0;
-}
-
-int
-ent_require_enterprise(struct http_req *req, int admin)
-{
-	const struct session *s = req->session;
-	char uscc[19];
-
-	if (ent_require_account(req) != 0)
-		return -1;
-	if (s->identity_type == NULL ||
-	    strcmp(s->identity_type, "enterprise") != 0 || s->uscc == NULL ||
-	    validate_uscc(s->uscc, uscc) != 0 || strcmp(uscc, s->uscc) != 0) {
-		http_reply_error(req, 403, "NOT_ENTERPRISE_IDENTITY", NULL,
-		    "请先切换到企业身份");
-		return -1;
-	}
-	if (admin && (s->role == NULL || strcmp(s->role, "admin") != 0)) {
-		http_reply_error(req, 403, "NOT_ENTERPRISE_ADMIN", NULL,
-		    "只有企业管理员可以编辑和提交企业信息");
-		return -1;
-	}
-	return 0;
-}
-
-json_t *
-ent_json_str(const char *s)
-{
-	return s != NULL ? json_string(s) : json_null();
-}
-
-static json_t *
-history_json(const struct db_result *res, int stmt)
-{
-	json_t *items = json_array();
-
-	for (int i = 0; i < db_rows(res, stmt); i++) {
-		json_t *h = json_object();
-		const char *seq = db_value(res, stmt, i, 0);
-
-		json_object_set_new(h, "seq",
-		    json_integer(strtoll(seq, NULL, 10)));
-		json_object_set_new(h, "time",
-		    json_string(db_value(res, stmt, i, 1)));
-		json_object_set_new(h, "status",
-		    json_string(db_value(res, stmt, i, 2)));
-		json_object_set_new(h, "opinion",
-		    ent_json_str(db_value(res, stmt, i, 3)));
-		json_object_set_new(h, "type",
-		    json_string(db_value(res, stmt, i, 4)));
-		json_object_set_new(h, "change",
-		    json_boolean(strcmp(db_value(res, stmt, i, 5), "t") == 0));
-		json_array_append_new(items, h);
-	}
-	return items;
-}
-
-static void
-set_parts(json_t *o, json_t *data)
-{
-	json_t *parts = ent_record_parts(data);
-
-	json_object_update(o, parts);
-	json_decref(parts);
-}
-
-json_t *
-ent_record_json(const struct db_result *res, int rec, int hist, int with_claim)
-{
-	if (db_rows(res, rec) != 1)
-		return NULL;
-	const char *work = db_value(res, rec, 0, REC_WORK_STATUS);
-	json_t *data = json_loads(db_value(res, rec, 0, REC_DATA), 0, NULL);
-	json_t *approved = NULL;
-	json_t *o = json_pack("{s:s, s:s}", "id", db_value(res, rec, 0, REC_ID),
-	    "uscc", db_value(res, rec, 0, REC_USCC));
-
-	if (db_value(res, rec, 0, REC_APPROVED_DATA) != NULL)
-		approved = json_loads(db_value(res, rec, 0, REC_APPROVED_DATA),
-		    0, NULL);
-	if (approved != NULL) {
-		/* The approved data stays in force while a change is under way. */
-		json_object_set_new(o, "status", json_string("approved"));
-		set_parts(o, approved);
-		if (strcmp(work, "approved") != 0) {
-			json_t *change = json_pack("{s:s}", "status", work);
-			set_parts(change, data);
-			json_object_set_new(o, "change", change);
-		} else {
-			json_object_set_new(o, "change", json_null());
-		}
-	} else {
-		json_object_set_new(o, "status", json_string(work));
-		set_parts(o, data);
-		json_object_set_new(o, "change", json_null());
-	}
-	json_object_set_new(o, "history", history_json(res, hist));
-	json_object_set_new(o, "updated_at",
-	    json_string(db_value(res, rec, 0, REC_UPDATED_AT)));
-	json_object_set_new(o, "approved_at",
-	    ent_json_str(db_value(res, rec, 0, REC_APPROVED_AT)));
-	json_object_set_new(o, "submitted_at",
-	    ent_json_str(db_value(res, rec, 0, REC_SUBMITTED_AT)));
-	if (with_claim) {
-		json_object_set_new(o, "claimed_by",
-		    ent_json_str(db_value(res, rec, 0, REC_CLAIMED_BY)));
-		json_object_set_new(o, "claimed_until",
-		    ent_json_str(db_value(res, rec, 0, REC_CLAIMED_UNTIL)));
-	}
-	json_decref(data);
-	json_decref(approved);
-	return o;
-}
 
 /* ---- GET, PUT /api/v1/profile ------------------------------------------ */
 
@@ -186,16 +28,13 @@ profile_json(const struct db_result *res, int stmt)
 {
 	static const char *const fields[] = {"name", "id_number", "email",
 	    "id_card_front_file", "id_card_back_file"};
-	const char *completed = db_value(res, stmt, 0, 5);
 	json_t *o = json_object();
 
 	for (int i = 0; i < (int)ARRAY_LEN(fields); i++)
 		json_object_set_new(o, fields[i],
 		    ent_json_str(db_value(res, stmt, 0, i)));
 	json_object_set_new(o, "status",
-	    json_string(completed != NULL && strcmp(completed, "t") == 0
-	            ? "completed"
-	            : "incomplete"));
+	    json_string(db_bool(res, stmt, 0, 5) ? "completed" : "incomplete"));
 	return o;
 }
 
@@ -205,7 +44,7 @@ profile_on_loaded(void *arg, const struct db_result *res)
 	struct http_req *req = arg;
 
 	if (res->status != DB_OK) {
-		ent_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	http_reply_json(req, 200, profile_json(res, 0));
@@ -234,14 +73,10 @@ profile_on_saved(void *arg, const struct db_result *res)
 {
 	struct http_req *req = arg;
 
-	if (res->status == DB_REFUSED && res->message != NULL &&
-	    strncmp(res->message, "FILE_NOT_FOUND:", 15) == 0) {
-		http_reply_error(req, 422, "FILE_NOT_FOUND", res->message + 15,
-		    "附件不存在或不是本账号上传的，请重新上传");
+	if (ent_reply_refused(req, res))
 		return;
-	}
 	if (res->status != DB_OK) {
-		ent_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	http_reply_json(req, 200, profile_json(res, 0));
@@ -340,7 +175,7 @@ rec_reply(struct http_req *req, const struct db_result *res, int rec, int hist)
 	json_t *o;
 
 	if (res->status != DB_OK) {
-		ent_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	o = ent_record_json(res, rec, hist, 0);
@@ -357,7 +192,7 @@ static int
 rec_take(struct rec_op *op, const struct db_result *res)
 {
 	if (res->status != DB_OK) {
-		ent_reply_db_error(op->req, res);
+		http_reply_db_error(op->req, res);
 		return -1;
 	}
 	if (db_rows(res, 1) != 1) {
@@ -579,19 +414,16 @@ record_submit_on_done(void *arg, const struct db_result *res)
 	struct rec_op *op = arg;
 	struct http_req *req = op->req;
 
-	if (res->status == DB_REFUSED && res->message != NULL) {
-		if (strcmp(res->message, "VERSION_CHANGED") == 0) {
-			if (op->tries < RECORD_TRIES)
-				rec_load(op);
-			else
-				reply_changed(req);
-			return;
-		}
-		if (strcmp(res->message, "RECORD_NOT_EDITABLE") == 0) {
-			reply_not_editable(req, "pending");
-			return;
-		}
+	if (res->status == DB_REFUSED && res->message != NULL &&
+	    strcmp(res->message, "VERSION_CHANGED") == 0) {
+		if (op->tries < RECORD_TRIES)
+			rec_load(op);
+		else
+			reply_changed(req);
+		return;
 	}
+	if (ent_reply_refused(req, res))
+		return;
 	if (res->status == DB_OK)
 		log_info(req->id, "msg=record_submitted record=%s seq=%s",
 		    op->record_id, db_value(res, 0, 0, 0));
@@ -614,7 +446,7 @@ handling_points_on_loaded(void *arg, const struct db_result *res)
 
 	if (res->status != DB_OK) {
 		json_decref(items);
-		ent_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	for (int i = 0; i < db_rows(res, 0); i++)

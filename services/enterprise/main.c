@@ -56,9 +56,9 @@ main(int argc, char **argv)
 	ent_open_blobs();
 	http_server_routes(ent.svc.http, ent_routes, ent_nroutes);
 	ent_events_subscribe();
-	ent_notify_start();
+	ent_sweep_start();
 	svc_run(&ent.svc);
-	ent_notify_stop();
+	ent_sweep_stop();
 	svc_free(&ent.svc);
 	blob_store_free(ent.blobs);
 	return 0;

@@ -5,22 +5,20 @@
  * provider on the work pool, and marks them sent, or due again later when
  * the provider failed. At least once: a crash between sending and marking
  * sends again once the lease ran out. A row whose phone is not known yet
- * waits until auth.account.registered arrives. */
+ * waits until auth.account.registered arrives. The rounds are started by
+ * the sweep table (sweep.c). */
 #include "enterprise.h"
 
 #include "db.h"
 #include "log.h"
 #include "rules.h"
 #include "sms.h"
-#include "store.h"
 #include "util.h"
 #include "work.h"
 
-#include <event2/event.h>
 #include <stdio.h>
 #include <string.h>
 
-#define NOTIFY_INTERVAL_MS 1000
 #define NOTIFY_BATCH 16
 #define NOTIFY_LEASE_S 60 /* > the longest send of a batch */
 #define NOTIFY_RETRY_S 30
@@ -36,7 +34,6 @@ struct notify_msg {
 /* One cycle at a time per process: claim → send → mark. Static, so that a
  * cycle cut short by shutdown leaves nothing unreachable. */
 static struct {
-	struct event *timer;
 	int busy;
 	int n;
 	struct notify_msg msgs[NOTIFY_BATCH];
@@ -47,8 +44,8 @@ static void notify_send(void *arg);
 static void notify_on_sent(void *arg);
 static void notify_on_marked(void *arg, const struct db_result *res);
 
-static void
-notify_tick(evutil_socket_t fd, short what, void *arg)
+void
+ent_notify_round(void)
 {
 	struct db_batch *b;
 
@@ -82,7 +79,7 @@ notify_on_claimed(void *arg, const struct db_result *res)
 		    db_value(res, 0, i, NOTE_PHONE));
 		ent_review_sms_text(m->text, sizeof(m->text), m->record,
 		    strcmp(db_value(res, 0, i, NOTE_RESULT), "approved") == 0,
-		    strcmp(db_value(res, 0, i, NOTE_CHANGE), "t") == 0,
+		    db_bool(res, 0, i, NOTE_CHANGE),
 		    db_value(res, 0, i, NOTE_NAME),
 		    db_value(res, 0, i, NOTE_OPINION));
 		m->sent = 0;
@@ -149,24 +146,4 @@ notify_on_marked(void *arg, const struct db_result *res)
 		    res->message ? res->message : "-");
 	/* Unmarked rows are sent again after their lease: at least once. */
 	notify.busy = 0;
-}
-
-void
-ent_notify_start(void)
-{
-	struct timeval every = {NOTIFY_INTERVAL_MS / 1000,
-	    (NOTIFY_INTERVAL_MS % 1000) * 1000};
-
-	notify.timer =
-	    event_new(ent.svc.base, -1, EV_PERSIST, notify_tick, NULL);
-	if (notify.timer == NULL || event_add(notify.timer, &every) != 0)
-		fatal("notify: cannot start the timer");
-}
-
-void
-ent_notify_stop(void)
-{
-	if (notify.timer != NULL)
-		event_free(notify.timer);
-	notify.timer = NULL;
 }

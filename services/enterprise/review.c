@@ -11,7 +11,6 @@
 #include "log.h"
 #include "rules.h"
 #include "session.h"
-#include "store.h"
 #include "util.h"
 #include "workday.h"
 
@@ -80,12 +79,6 @@ struct queue_op {
 	int limit;
 };
 
-static int
-is_true(const struct db_result *res, int row, int col)
-{
-	return strcmp(db_value(res, 0, row, col), "t") == 0;
-}
-
 static json_int_t
 int_at(const struct db_result *res, int row, int col)
 {
@@ -103,14 +96,13 @@ queue_on_loaded(void *arg, const struct db_result *res)
 	int rows;
 
 	if (res->status != DB_OK) {
-		ent_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	for (int i = 0; i < db_rows(res, 1) && nex < MAX_EXCEPTIONS; i++)
 		if (ent_workday_parse_date(db_value(res, 1, i, 0),
 		        &ex[nex].day) == 0)
-			ex[nex++].workday =
-			    strcmp(db_value(res, 1, i, 1), "t") == 0;
+			ex[nex++].workday = db_bool(res, 1, i, 1);
 	rows = db_rows(res, 0);
 	items = json_array();
 	for (int i = 0; i < rows && i < op->limit; i++) {
@@ -132,9 +124,9 @@ queue_on_loaded(void *arg, const struct db_result *res)
 		json_object_set_new(item, "submitted_at",
 		    json_string(db_value(res, 0, i, 3)));
 		json_object_set_new(item, "resubmission",
-		    json_boolean(is_true(res, i, 6)));
+		    json_boolean(db_bool(res, 0, i, 6)));
 		json_object_set_new(item, "change",
-		    json_boolean(is_true(res, i, 7)));
+		    json_boolean(db_bool(res, 0, i, 7)));
 		json_object_set_new(item, "seq",
 		    json_integer(int_at(res, i, 8)));
 		json_object_set_new(item, "waited_seconds",
@@ -225,7 +217,7 @@ reply_record(struct http_req *req, const struct db_result *res, int rec,
 	json_t *o;
 
 	if (res->status != DB_OK) {
-		ent_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	o = ent_record_json(res, rec, hist, 1);
@@ -267,32 +259,13 @@ ent_review_record(struct http_req *req)
 
 /* ---- claim, release, approve, reject ----------------------------------- */
 
-/* Maps a refusal of the record_* SQL functions; 1 when it replied. */
-static int
-reply_refused(struct http_req *req, const struct db_result *res)
-{
-	if (res->status != DB_REFUSED || res->message == NULL)
-		return 0;
-	if (strcmp(res->message, "NOT_FOUND") == 0)
-		reply_not_found(req);
-	else if (strcmp(res->message, "RECORD_NOT_PENDING") == 0)
-		http_reply_error(req, 409, "RECORD_NOT_PENDING", NULL,
-		    "该企业信息不在待审核状态");
-	else if (strcmp(res->message, "RECORD_CLAIMED") == 0)
-		http_reply_error(req, 409, "RECORD_CLAIMED", NULL,
-		    "该企业信息已由其他审核员领取");
-	else
-		return 0;
-	return 1;
-}
-
 /* The action's statement is 0; the record 1, its history 2. */
 static void
 action_on_done(void *arg, const struct db_result *res)
 {
 	struct http_req *req = arg;
 
-	if (reply_refused(req, res))
+	if (ent_reply_refused(req, res))
 		return;
 	if (res->status == DB_OK)
 		log_info(req->id, "msg=review_action path=%s staff=%s",

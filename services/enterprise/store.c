@@ -1,7 +1,7 @@
 /* store — every SQL statement of the enterprise service. State changes that
  * emit events are PL/pgSQL functions of deploy/sql/enterprise, called here,
  * so that the change and its outbox row are written by one statement. */
-#include "store.h"
+#include "enterprise.h"
 
 #include "db.h"
 #include "rules.h"

@@ -1,12 +1,19 @@
-/* events — what payments learns from other services: orders (amount,
- * account, enterprise) from orders.order.created, their end from
- * orders.order.cancelled, and the invoice title data from
- * enterprise.record.approved. Handlers run on the bus's consumer threads
- * inside the inbox transaction and touch only that transaction. */
+/* events — the payments service on the bus.
+ *
+ * Consumes (read models, on the bus's consumer threads inside the inbox
+ * transaction, touching only that transaction):
+ *   caplat.orders.order.created        → orders (amount, account, enterprise)
+ *   caplat.orders.order.cancelled      → the order's end; its pending
+ *                                        payments closed
+ *   caplat.enterprise.record.approved  → enterprises (the invoice title)
+ * Emits (written into the outbox by the SQL functions of
+ * deploy/sql/payments, in the same statement as the change):
+ *   caplat.payments.payment.succeeded  payment_succeed()
+ *   caplat.payments.payment.refunded   refund_succeed()
+ *   caplat.payments.invoice.issued     invoice_issue() */
 #include "payments.h"
 
 #include "bus.h"
-#include "store.h"
 #include "log.h"
 
 #include <stdio.h>

@@ -6,11 +6,9 @@
 #include "crypto.h"
 #include "db.h"
 #include "domain.h"
-#include "handlers.h"
 #include "json.h"
 #include "log.h"
 #include "session.h"
-#include "store.h"
 #include "util.h"
 #include "work.h"
 
@@ -69,7 +67,7 @@ refund_start(struct http_req *req)
 	        &st->payment_id, &err) != 0 ||
 	    json_field_str(body, "reason", JSON_FIELD_REQUIRED, 256,
 	        &st->reason, &err) != 0) {
-		pay_reply_field_err(req, &err);
+		http_reply_field_error(req, &err);
 		return;
 	}
 	if (json_field_int(body, "amount_fen", JSON_FIELD_REQUIRED, 1,
@@ -78,7 +76,7 @@ refund_start(struct http_req *req)
 			http_reply_error(req, 422, "REFUND_AMOUNT_INVALID",
 			    "amount_fen", "退款金额须为正整数（分）");
 		else
-			pay_reply_field_err(req, &err);
+			http_reply_field_error(req, &err);
 		return;
 	}
 	if (!uuid_valid(st->payment_id)) {
@@ -98,7 +96,7 @@ refund_on_claimed(void *arg, const struct db_result *res)
 	char amount[24];
 
 	if (res->status != DB_OK) {
-		pay_reply_db_error(st->req, res);
+		http_reply_db_error(st->req, res);
 		return;
 	}
 	if (!idem_claimed_or_reply(st->req, res, 0, &st->idem))
@@ -120,19 +118,11 @@ refund_on_created(void *arg, const struct db_result *res)
 	struct refund *st = arg;
 	struct http_req *req = st->req;
 
-	if (res->status == DB_REFUSED && res->message != NULL) {
-		if (strstr(res->message, "PAYMENT_NOT_FOUND"))
-			idem_finish_error(req, &st->idem, 404,
-			    "PAYMENT_NOT_FOUND", "payment_id",
-			    "支付记录不存在");
-		else if (strstr(res->message, "REFUND_AMOUNT_INVALID"))
-			idem_finish_error(req, &st->idem, 422,
-			    "REFUND_AMOUNT_INVALID", "amount_fen",
-			    "退款金额超过可退金额");
-		else
-			idem_finish_error(req, &st->idem, 409,
-			    "PAYMENT_NOT_REFUNDABLE", "payment_id",
-			    "该支付未成功或已全额退款");
+	if (res->status == DB_REFUSED) {
+		const struct pay_refusal *r =
+		    pay_refusal(res->message, "PAYMENT_NOT_REFUNDABLE");
+		idem_finish_error(req, &st->idem, r->status, r->rule, r->field,
+		    r->message);
 		return;
 	}
 	if (res->status != DB_OK) {
@@ -341,7 +331,7 @@ recon_on_local(void *arg, const struct db_result *res)
 	char *items;
 
 	if (res->status != DB_OK) {
-		pay_reply_db_error(st->req, res);
+		http_reply_db_error(st->req, res);
 		return;
 	}
 	n = db_rows(res, 0);
@@ -375,7 +365,7 @@ recon_on_saved(void *arg, const struct db_result *res)
 	struct recon *st = arg;
 
 	if (res->status != DB_OK) {
-		pay_reply_db_error(st->req, res);
+		http_reply_db_error(st->req, res);
 		return;
 	}
 	log_info(st->req->id,
@@ -408,7 +398,7 @@ recon_get_on_loaded(void *arg, const struct db_result *res)
 	struct http_req *req = arg;
 
 	if (res->status != DB_OK) {
-		pay_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	if (db_rows(res, 0) != 1) {

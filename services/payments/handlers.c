@@ -1,57 +1,21 @@
 /* handlers — payments (create with Idempotency-Key, get), invoices (list,
- * get), the idempotency helpers shared with finance.c, and the route table.
+ * get), the idempotency helpers shared with finance.c, and the route table;
+ * the providers' notifications live in notify.c, the finance staff's side
+ * in finance.c, what they share in payments.c.
  * Each handler is a chain of named continuations; the last one replies. */
 #include "payments.h"
 
 #include "crypto.h"
 #include "db.h"
 #include "domain.h"
-#include "handlers.h"
 #include "json.h"
 #include "log.h"
 #include "session.h"
-#include "store.h"
 #include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The service: filled by main.c, defined here so that the unit tests,
- * which link every object but main.o, link. */
-struct payments pay;
-
-/* ---- shared helpers ---------------------------------------------------- */
-
-void
-pay_reply_db_error(struct http_req *req, const struct db_result *res)
-{
-	if (res->status == DB_UNAVAILABLE) {
-		http_server_dep_error(req->srv, "postgres");
-		http_reply_error(req, 503, "UNAVAILABLE", NULL,
-		    "服务暂时不可用，请稍后重试");
-		return;
-	}
-	log_error(req->id, "msg=db_error stmt=%d detail=\"%s\"",
-	    res->failed_stmt, res->message ? res->message : "");
-	http_reply_error(req, 500, "INTERNAL", NULL, "服务器内部错误");
-}
-
-void
-pay_reply_field_err(struct http_req *req, const struct json_field_err *err)
-{
-	http_reply_error(req, err->status, err->code, err->field, err->message);
-}
-
-json_t *
-pay_error_json(const char *code, const char *field, const char *message)
-{
-	json_t *e = json_pack("{s:s, s:s}", "code", code, "message", message);
-
-	if (field != NULL)
-		json_object_set_new(e, "field", json_string(field));
-	return json_pack("{s:o}", "error", e);
-}
 
 /* ---- idempotency keys -------------------------------------------------- */
 
@@ -255,7 +219,7 @@ pay_create(struct http_req *req)
 	        &st->order_id, &err) != 0 ||
 	    json_field_enum(body, "channel", JSON_FIELD_REQUIRED, channels,
 	        &st->channel, &err) != 0) {
-		pay_reply_field_err(req, &err);
+		http_reply_field_error(req, &err);
 		return;
 	}
 	if (!uuid_valid(st->order_id)) {
@@ -280,7 +244,7 @@ pay_create(struct http_req *req)
 	        &st->email, &err) != 0) {
 		err.field = strcmp(err.field, "type") == 0 ? "invoice.type"
 		                                           : "invoice.email";
-		pay_reply_field_err(req, &err);
+		http_reply_field_error(req, &err);
 		return;
 	}
 	if (strcmp(st->invoice_type, "e_normal") == 0 && st->email == NULL) {
@@ -324,7 +288,7 @@ pcreate_on_claimed(void *arg, const struct db_result *res)
 	const struct idem *i = &st->idem;
 
 	if (res->status != DB_OK) {
-		pay_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	if (!idem_claimed_or_reply(req, res, 0, i))
@@ -412,15 +376,11 @@ pcreate_on_saved(void *arg, const struct db_result *res)
 	struct pcreate *st = arg;
 	struct http_req *req = st->req;
 
-	if (res->status == DB_REFUSED && res->message != NULL) {
-		if (strstr(res->message, "INVOICE_TYPE_LOCKED") != NULL)
-			idem_finish_error(req, &st->idem, 409,
-			    "INVOICE_TYPE_LOCKED", "invoice.type",
-			    "该订单已选择其他发票类型，发票类型选择后不可更改");
-		else
-			idem_finish_error(req, &st->idem, 409,
-			    "ORDER_NOT_PAYABLE", "order_id",
-			    "订单当前不可支付");
+	if (res->status == DB_REFUSED) {
+		const struct pay_refusal *r =
+		    pay_refusal(res->message, "ORDER_NOT_PAYABLE");
+		idem_finish_error(req, &st->idem, r->status, r->rule, r->field,
+		    r->message);
 		return;
 	}
 	if (res->status != DB_OK) {
@@ -449,19 +409,11 @@ pay_create_route(struct http_req *req)
 static int
 is_finance(struct http_req *req)
 {
-	json_t *roles = json_object_get(req->session->data, "roles");
-	size_t i;
-	json_t *r;
-
-	if (req->session->staff_id == NULL)
-		return 0;
-	json_array_foreach(roles, i, r) if (json_is_string(r) &&
-	    strcmp(json_string_value(r), "finance") == 0) return 1;
-	return 0;
+	return session_has_role(req->session, "finance");
 }
 
-json_t *
-pay_payment_json(const struct db_result *res, int stmt, int row)
+static json_t *
+payment_json(const struct db_result *res, int stmt, int row)
 {
 	const char *email = db_value(res, stmt, row, 9);
 
@@ -485,7 +437,7 @@ pay_get_on_loaded(void *arg, const struct db_result *res)
 	struct http_req *req = arg;
 
 	if (res->status != DB_OK) {
-		pay_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	if (db_rows(res, 0) != 1 ||
@@ -496,7 +448,7 @@ pay_get_on_loaded(void *arg, const struct db_result *res)
 		http_reply_error(req, 404, "NOT_FOUND", NULL, "支付记录不存在");
 		return;
 	}
-	http_reply_json(req, 200, pay_payment_json(res, 0, 0));
+	http_reply_json(req, 200, payment_json(res, 0, 0));
 }
 
 static void
@@ -544,7 +496,7 @@ invoice_get_on_loaded(void *arg, const struct db_result *res)
 	struct http_req *req = arg;
 
 	if (res->status != DB_OK) {
-		pay_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	if (db_rows(res, 0) != 1) {
@@ -597,7 +549,7 @@ invoice_list_on_loaded(void *arg, const struct db_result *res)
 
 	if (res->status != DB_OK) {
 		json_decref(items);
-		pay_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	for (int row = 0; row < n && row < st->limit; row++)
@@ -676,8 +628,6 @@ static const struct http_route routes[] = {
     {"GET", "/api/v1/finance/reconciliations/{id}", pay_finance_reconciliation,
         0},
 };
-
-void pay_notify_init(void);
 
 void
 pay_routes_add(void)

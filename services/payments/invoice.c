@@ -6,7 +6,6 @@
 #include "payments.h"
 
 #include "db.h"
-#include "store.h"
 #include "util.h"
 
 #include <stdlib.h>

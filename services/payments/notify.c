@@ -1,15 +1,13 @@
 /* notify — the providers' asynchronous notifications (DOMAIN.md §3, §4):
  * verified before anything in them is believed, checked against our ids and
  * the payment's amount, recorded raw, and applied once however often the
- * provider retries (payment_succeed() is idempotent). Also pay_succeed(),
- * shared with the sweeper's trade queries. */
+ * provider retries (payment_succeed() is idempotent, pay_succeed() in
+ * sweep.c). */
 #include "payments.h"
 
 #include "db.h"
 #include "domain.h"
-#include "handlers.h"
 #include "log.h"
-#include "store.h"
 #include "util.h"
 
 #include <stdatomic.h>
@@ -49,50 +47,10 @@ notify_metrics(void *arg, char *buf, size_t size)
 	return used;
 }
 
-void pay_notify_init(void);
 void
 pay_notify_init(void)
 {
 	http_server_add_metrics(pay.svc.http, notify_metrics, NULL);
-}
-
-/* ---- pay_succeed -------------------------------------------------------- */
-
-struct succeed {
-	pay_outcome_fn cb;
-	void *arg;
-};
-
-static void
-succeed_done(void *arg, const struct db_result *res)
-{
-	struct succeed *s = arg;
-	const char *outcome =
-	    res->status == DB_OK ? db_value(res, res->nstmts - 1, 0, 0) : NULL;
-
-	s->cb(s->arg, outcome, res);
-	if (outcome != NULL && strcmp(outcome, "APPLIED") == 0)
-		sweep_kick(); /* issue the invoice now */
-	free(s);
-}
-
-void
-pay_succeed(struct db_batch *b, const char *channel, const char *out_trade_no,
-    int64_t amount_fen, const char *trade_no, const char *paid_at,
-    const char *via, pay_outcome_fn cb, void *arg)
-{
-	struct succeed *s = xcalloc(1, sizeof(*s));
-	char amount[24], tax[24];
-
-	snprintf(amount, sizeof(amount), "%lld", (long long)amount_fen);
-	snprintf(tax, sizeof(tax), "%lld",
-	    (long long)money_vat_tax(amount_fen, pay.cfg.vat_rate_bp));
-	const char *p[] = {channel, out_trade_no, amount, trade_no, paid_at,
-	    via, tax};
-	s->cb = cb;
-	s->arg = arg;
-	db_batch_add(b, store_payment_succeed_sql, 7, p);
-	db_batch_run(pay.svc.db, b, succeed_done, s);
 }
 
 /* ---- replies ----------------------------------------------------------- */

@@ -1,9 +1,13 @@
-/* payments — the service's internal interfaces: configuration, the provider
- * clients (provider.c), the invoice provider (invoice.c), the sweeper that
- * asks the providers and issues invoices (sweep.c), handlers and events. */
+/* payments — the service's internal interfaces: configuration and state,
+ * the helpers the handler files share (payments.c), the provider clients
+ * (provider.c), the invoice provider (invoice.c), the sweeper that asks the
+ * providers and issues invoices (sweep.c), the handlers of each area, the
+ * store (every SQL statement, store.c) and the event consumers. The pure
+ * parts (money, Alipay, WeChat Pay, bills) keep their own header, domain.h. */
 #ifndef CAPLAT_PAYMENTS_H
 #define CAPLAT_PAYMENTS_H
 
+#include "crypto.h"
 #include "http.h"
 #include "svc.h"
 
@@ -11,6 +15,7 @@
 #include <stdint.h>
 
 struct crypto_key;
+struct db_batch;
 struct db_result;
 struct wechat_platform_certs;
 
@@ -108,31 +113,178 @@ struct invoice_provider {
 /* The configured provider (the local one by default). */
 const struct invoice_provider *invoice_provider(void);
 
+/* ---- payments.c: the state and the helpers the handler files share ---- */
+
+/* Returns a new API.md error envelope; field may be NULL. */
+json_t *pay_error_json(const char *code, const char *field,
+    const char *message);
+
+/* A refusal of the SQL functions of deploy/sql/payments (RAISE EXCEPTION
+ * '<rule>'): the answer's status, code, field and message. */
+struct pay_refusal {
+	const char *rule;
+	int status;
+	const char *field;
+	const char *message;
+};
+/* Returns the table's row of rule, or the row of fallback when rule is
+ * NULL or not in the table (fallback must be in it). Borrowed, static. */
+const struct pay_refusal *pay_refusal(const char *rule, const char *fallback);
+
+/* ---- handlers.c: idempotency keys, shared with finance.c -------------- */
+
+/* An Idempotency-Key of one caller (PERFORMANCE.md: Stripe's model). */
+struct idem {
+	char account[64];
+	char key[129];
+	char hash[CRYPTO_SHA256_HEX_SIZE]; /* of method, path and body */
+};
+
+/* Reads the Idempotency-Key header; answers 400 IDEMPOTENCY_KEY_MISSING or
+ * BAD_REQUEST itself and returns -1. */
+int idem_read(struct http_req *req, const char *account, struct idem *out);
+/* Adds two statements to b: the claim and the key's row. */
+void idem_claim_add(struct db_batch *b, const struct idem *i);
+/* With the claim at statement stmt: returns 1 when the key is ours;
+ * otherwise answers (the stored first response, or 409
+ * IDEMPOTENCY_KEY_REUSED / IDEMPOTENCY_IN_PROGRESS) and returns 0. */
+int idem_claimed_or_reply(struct http_req *req, const struct db_result *res,
+    int stmt, const struct idem *i);
+/* Stores the response under the key, then answers it. Steals body. */
+void idem_finish(struct http_req *req, const struct idem *i, int status,
+    json_t *body);
+void idem_finish_error(struct http_req *req, const struct idem *i, int status,
+    const char *code, const char *field, const char *message);
+/* Frees the key (a retry runs again), then answers the error: for
+ * failures of a dependency, where a retry may succeed. */
+void idem_release_error(struct http_req *req, const struct idem *i, int status,
+    const char *code, const char *message);
+
+/* ---- the route table (handlers.c) and its handlers --------------------- */
+
+/* Adds the route table and the notification counters. */
+void pay_routes_add(void);
+/* notify.c: the providers' notifications; pay_notify_init adds their
+ * counters to /metrics. */
+void pay_notify_init(void);
+void pay_notify_alipay(struct http_req *req);
+void pay_notify_wechat(struct http_req *req);
+/* finance.c */
+void pay_finance_refund(struct http_req *req);
+void pay_finance_bill(struct http_req *req);
+void pay_finance_reconciliation(struct http_req *req);
+
 /* ---- sweep.c ----------------------------------------------------------- */
 
-/* Starts the periodic sweeper: trade queries for pending payments, invoice
- * issuance, refund retries. */
+/* Starts the sweep table's timers: trade queries for pending payments,
+ * invoice issuance, refund retries. */
 void sweep_start(void);
-/* Runs the sweeper soon (after a payment succeeded or a refund). */
+/* Runs every sweep soon (after a payment succeeded or a refund). */
 void sweep_kick(void);
 
-/* Completes a paid trade (notification or query): the payment_succeed()
- * SQL function with the invoice's VAT; cb gets its outcome text or NULL
- * when the database failed. notification (may be NULL): the raw record's
- * statement, added to the same transaction. */
-struct db_batch;
+/* Completes a paid trade (notification or query): adds the
+ * payment_succeed() SQL function with the invoice's VAT to b (new, or
+ * already holding the notification's raw record, so that both are one
+ * transaction) and runs it; cb gets its outcome text, or NULL when the
+ * database failed. Kicks the sweep when applied, so that the invoice is
+ * issued at once. */
 typedef void (*pay_outcome_fn)(void *arg, const char *outcome,
     const struct db_result *res);
 void pay_succeed(struct db_batch *b, const char *channel,
     const char *out_trade_no, int64_t amount_fen, const char *trade_no,
     const char *paid_at, const char *via, pay_outcome_fn cb, void *arg);
 
-/* ---- handlers.c, notify.c, finance.c ------------------------------------ */
+/* ---- events.c ---------------------------------------------------------- */
 
-void pay_reply_db_error(struct http_req *req, const struct db_result *res);
-void pay_routes_add(void);
-
-/* events.c */
 void pay_events_subscribe(void);
+
+/* ---- store.c: every SQL statement of the service. The state changes that
+ * go with an event are the PL/pgSQL functions of
+ * deploy/sql/payments/001_payments.sql; statement and column indexes are
+ * documented per statement. ---- */
+
+/* Idempotency: $1 account, $2 key, $3 request hash. Claim (a row when the
+ * key is ours; a stale claim of a crashed request is taken over), then the
+ * row: 0 request_hash, 1 status, 2 body. */
+extern const char store_idem_claim_sql[];
+extern const char store_idem_get_sql[];
+/* $1 account, $2 key, $3 status, $4 body */
+extern const char store_idem_store_sql[];
+/* $1 account, $2 key */
+extern const char store_idem_release_sql[];
+
+/* $1 order id → 0 account_id, 1 uscc, 2 total_fen, 3 status, 4 expired (t/f),
+ * 5 invoice_type, 6 number */
+extern const char store_order_get_sql[];
+/* $1 order id → the order's enterprise: 0 taxpayer_type, 1 title,
+ * 2 taxpayer_id, 3 address, 4 phone, 5 bank, 6 account */
+extern const char store_order_enterprise_sql[];
+/* payment_create($1 … $13) */
+extern const char store_payment_create_sql[];
+/* $1 payment id → the Payment columns (see store_payment_cols) */
+extern const char store_payment_get_sql[];
+/* 0 id, 1 order_id, 2 account_id, 3 channel, 4 status, 5 amount_fen,
+ * 6 refunded_fen, 7 qr_code, 8 invoice_type, 9 invoice_email, 10 created_at,
+ * 11 paid_at */
+
+/* payment_succeed($1 channel, $2 out_trade_no, $3 amount, $4 trade_no,
+ * $5 paid_at, $6 via, $7 tax) → outcome text */
+extern const char store_payment_succeed_sql[];
+/* $1 channel, $2 notify_id, $3 out_trade_no, $4 headers json, $5 body,
+ * $6 outcome */
+extern const char store_notification_sql[];
+/* $1 channel, $2 out_trade_no: closes it when pending (TRADE_CLOSED) */
+extern const char store_payment_close_sql[];
+
+/* Sweeper: $1 query delay s, $2 expire s → due pending payments: 0 id,
+ * 1 channel, 2 out_trade_no, 3 amount_fen, 4 expired (t/f) */
+extern const char store_payments_due_sql[];
+/* $1 id: closes an unpaid payment */
+extern const char store_payment_expire_sql[];
+/* Fills the titles of pending invoices whose enterprise is now known. */
+extern const char store_invoices_fill_titles_sql[];
+/* Pending invoices to issue: 0 id, 1 type, 2 kind, 3 title, 4 taxpayer_id,
+ * 5 email, 6 amount_fen, 7 tax_fen */
+extern const char store_invoices_due_sql[];
+/* invoice_issue($1 id, $2 number, $3 delivered_to) */
+extern const char store_invoice_issue_sql[];
+/* Releases a claim after a provider failure: $1 id */
+extern const char store_invoice_unclaim_sql[];
+/* Local invoice numbers: → one text value */
+extern const char store_invoice_number_sql[];
+/* Invoice columns: 0 id, 1 order_id, 2 type, 3 kind, 4 reverses, 5 title,
+ * 6 taxpayer_id, 7 amount_fen, 8 tax_fen, 9 status, 10 number, 11 issued_at,
+ * 12 payment_id, 13 cursor */
+extern const char
+    store_invoice_get_sql[]; /* $1 id, $2 account or NULL (finance) */
+extern const char
+    store_invoice_list_sql[]; /* $1 account or NULL, $2 order or NULL,
+                                                  $3 cursor or NULL, $4 limit */
+
+/* refund_create($1 id, $2 payment, $3 amount, $4 reason, $5 staff, $6 out_refund_no)
+ * → 0 channel, 1 out_trade_no, 2 amount_fen, 3 order_id */
+extern const char store_refund_create_sql[];
+/* refund_succeed($1 id, $2 provider no, $3 tax) */
+extern const char store_refund_succeed_sql[];
+/* $1 id */
+extern const char store_refund_fail_sql[];
+/* Pending refunds to try again: 0 id, 1 channel, 2 out_trade_no,
+ * 3 out_refund_no, 4 amount_fen, 5 payment amount, 6 reason */
+extern const char store_refunds_due_sql[];
+
+/* Reconciliation: $1 channel, $2 date, $3 JSON array of our numbers in the
+ * bill → 0 kind (payment|refund), 1 out_no, 2 provider_no, 3 amount_fen */
+extern const char store_recon_local_sql[];
+/* $1 id, $2 channel, $3 date, $4..$7 counts, $8 items, $9 sha256, $10 staff */
+extern const char store_recon_insert_sql[];
+/* $1 id → 0 id, 1 channel, 2 date, 3..6 counts, 7 items, 8 created_at */
+extern const char store_recon_get_sql[];
+
+/* Events: orders and enterprises read models (bus thread). */
+extern const char store_order_upsert_sql[];
+extern const char store_order_cancel_sql[];
+extern const char store_order_cancel_payments_sql[];
+extern const char store_order_paid_sql[];
+extern const char store_enterprise_upsert_sql[];
 
 #endif

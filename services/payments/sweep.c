@@ -2,14 +2,16 @@
  * payments still pending after CAPLAT_PAY_QUERY_DELAY (so a lost
  * notification never leaves a paid order unpaid) and closes the ones unpaid
  * after CAPLAT_PAY_EXPIRE; issues pending invoices through the invoice
- * provider; retries refunds whose provider answer was lost. Rows are
- * claimed with FOR UPDATE SKIP LOCKED, so any number of processes sweep. */
+ * provider; retries refunds whose provider answer was lost. One row each
+ * in the sweep table at the end, each on its own timer, one round at a time
+ * per process. Rows are claimed with FOR UPDATE SKIP LOCKED, so any number
+ * of processes sweep. Also pay_succeed(), the one way a paid trade is
+ * recorded (notify.c and the trade queries here), which kicks the sweep. */
 #include "payments.h"
 
 #include "db.h"
 #include "domain.h"
 #include "log.h"
-#include "store.h"
 #include "util.h"
 
 #include <event2/event.h>
@@ -17,8 +19,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct event *timer;
-static int running; /* rounds in flight: one at a time per process */
+/* One timer of the sweep table; round() starts one round, whose last step
+ * calls round_done(). */
+struct sweep {
+	const char *name;
+	const long *interval_ms; /* in pay.cfg */
+	void (*round)(struct sweep *s);
+	struct event *timer;
+	int running;
+};
 
 struct job {
 	char *id, *channel, *out_trade_no, *out_refund_no, *reason;
@@ -38,9 +47,48 @@ job_free(struct job *j)
 }
 
 static void
-round_done(void)
+round_done(struct sweep *s)
 {
-	running--;
+	s->running = 0;
+}
+
+/* ---- pay_succeed -------------------------------------------------------- */
+
+struct succeed {
+	pay_outcome_fn cb;
+	void *arg;
+};
+
+static void
+succeed_done(void *arg, const struct db_result *res)
+{
+	struct succeed *s = arg;
+	const char *outcome =
+	    res->status == DB_OK ? db_value(res, res->nstmts - 1, 0, 0) : NULL;
+
+	s->cb(s->arg, outcome, res);
+	if (outcome != NULL && strcmp(outcome, "APPLIED") == 0)
+		sweep_kick(); /* issue the invoice now */
+	free(s);
+}
+
+void
+pay_succeed(struct db_batch *b, const char *channel, const char *out_trade_no,
+    int64_t amount_fen, const char *trade_no, const char *paid_at,
+    const char *via, pay_outcome_fn cb, void *arg)
+{
+	struct succeed *s = xcalloc(1, sizeof(*s));
+	char amount[24], tax[24];
+
+	snprintf(amount, sizeof(amount), "%lld", (long long)amount_fen);
+	snprintf(tax, sizeof(tax), "%lld",
+	    (long long)money_vat_tax(amount_fen, pay.cfg.vat_rate_bp));
+	const char *p[] = {channel, out_trade_no, amount, trade_no, paid_at,
+	    via, tax};
+	s->cb = cb;
+	s->arg = arg;
+	db_batch_add(b, store_payment_succeed_sql, 7, p);
+	db_batch_run(pay.svc.db, b, succeed_done, s);
 }
 
 /* ---- trade queries ----------------------------------------------------- */
@@ -99,12 +147,23 @@ on_payments_due(void *arg, const struct db_result *res)
 			j->out_trade_no = xstrdup(db_value(res, 0, i, 2));
 			j->amount_fen =
 			    strtoll(db_value(res, 0, i, 3), NULL, 10);
-			j->expired = strcmp(db_value(res, 0, i, 4), "t") == 0;
+			j->expired = db_bool(res, 0, i, 4);
 			provider_query(j->channel, j->out_trade_no, on_queried,
 			    j);
 		}
 	}
-	round_done();
+	round_done(arg);
+}
+
+static void
+payments_round(struct sweep *s)
+{
+	char delay[24], expire[24];
+
+	snprintf(delay, sizeof(delay), "%ld", pay.cfg.query_delay);
+	snprintf(expire, sizeof(expire), "%ld", pay.cfg.pay_expire);
+	const char *p[] = {delay, expire};
+	db_query(pay.svc.db, store_payments_due_sql, 2, p, on_payments_due, s);
 }
 
 /* ---- invoices ---------------------------------------------------------- */
@@ -162,7 +221,17 @@ on_invoices_due(void *arg, const struct db_result *res)
 			invoice_provider()->issue(&r, on_invoice_issued, j);
 		}
 	}
-	round_done();
+	round_done(arg);
+}
+
+static void
+invoices_round(struct sweep *s)
+{
+	struct db_batch *b = db_batch_new();
+
+	db_batch_add(b, store_invoices_fill_titles_sql, 0, NULL);
+	db_batch_add(b, store_invoices_due_sql, 0, NULL);
+	db_batch_run(pay.svc.db, b, on_invoices_due, s);
 }
 
 /* ---- refund retries ---------------------------------------------------- */
@@ -217,33 +286,35 @@ on_refunds_due(void *arg, const struct db_result *res)
 			    j->reason, on_refund_answer, j);
 		}
 	}
-	round_done();
+	round_done(arg);
 }
 
-/* ---- the timer --------------------------------------------------------- */
+static void
+refunds_round(struct sweep *s)
+{
+	db_query(pay.svc.db, store_refunds_due_sql, 0, NULL, on_refunds_due, s);
+}
+
+/* ---- the sweep table ------------------------------------------------- */
+
+static struct sweep sweeps[] = {
+    {"payment_queries", &pay.cfg.sweep_ms, payments_round, NULL, 0},
+    {"invoices", &pay.cfg.sweep_ms, invoices_round, NULL, 0},
+    {"refund_retries", &pay.cfg.sweep_ms, refunds_round, NULL, 0},
+};
 
 static void
-sweep_round(evutil_socket_t fd, short what, void *arg)
+sweep_tick(evutil_socket_t fd, short what, void *arg)
 {
-	struct timeval period = {pay.cfg.sweep_ms / 1000,
-	    (pay.cfg.sweep_ms % 1000) * 1000};
-	char delay[24], expire[24];
+	struct sweep *s = arg;
+	struct timeval period = {*s->interval_ms / 1000,
+	    (*s->interval_ms % 1000) * 1000};
 
-	evtimer_add(timer, &period);
-	if (running > 0)
+	evtimer_add(s->timer, &period);
+	if (s->running)
 		return;
-	running = 3;
-	snprintf(delay, sizeof(delay), "%ld", pay.cfg.query_delay);
-	snprintf(expire, sizeof(expire), "%ld", pay.cfg.pay_expire);
-	const char *p[] = {delay, expire};
-	db_query(pay.svc.db, store_payments_due_sql, 2, p, on_payments_due,
-	    NULL);
-	struct db_batch *b = db_batch_new();
-	db_batch_add(b, store_invoices_fill_titles_sql, 0, NULL);
-	db_batch_add(b, store_invoices_due_sql, 0, NULL);
-	db_batch_run(pay.svc.db, b, on_invoices_due, NULL);
-	db_query(pay.svc.db, store_refunds_due_sql, 0, NULL, on_refunds_due,
-	    NULL);
+	s->running = 1;
+	s->round(s);
 }
 
 void
@@ -251,8 +322,14 @@ sweep_start(void)
 {
 	struct timeval first = {1, 0};
 
-	timer = evtimer_new(pay.svc.base, sweep_round, NULL);
-	evtimer_add(timer, &first);
+	for (size_t i = 0; i < ARRAY_LEN(sweeps); i++) {
+		sweeps[i].timer =
+		    evtimer_new(pay.svc.base, sweep_tick, &sweeps[i]);
+		if (sweeps[i].timer == NULL ||
+		    evtimer_add(sweeps[i].timer, &first) != 0)
+			fatal("sweep: cannot start the %s timer",
+			    sweeps[i].name);
+	}
 }
 
 void
@@ -260,6 +337,7 @@ sweep_kick(void)
 {
 	struct timeval soon = {0, 1000};
 
-	if (timer != NULL)
-		evtimer_add(timer, &soon);
+	for (size_t i = 0; i < ARRAY_LEN(sweeps); i++)
+		if (sweeps[i].timer != NULL)
+			evtimer_add(sweeps[i].timer, &soon);
 }

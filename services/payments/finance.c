@@ -63,7 +63,7 @@ refund_start(struct http_req *req)
 	st->req = req;
 	st->body = body;
 	http_req_attach(req, st, refund_free);
-	if (idem_read(req, req->session->staff_id, &st->idem) != 0)
+	if (idem_read(req, req->session->staff_id, body, &st->idem) != 0)
 		return;
 	if (json_field_str(body, "payment_id", JSON_FIELD_REQUIRED, 64,
 	        &st->payment_id, &err) != 0 ||
@@ -87,7 +87,7 @@ refund_start(struct http_req *req)
 		return;
 	}
 	struct db_batch *b = db_batch_new();
-	idem_claim_add(b, &st->idem);
+	idem_claim_add(b, &st->idem, pay.cfg.idem.lock_seconds);
 	db_batch_run(pay.svc.db, b, refund_on_claimed, st);
 }
 
@@ -101,7 +101,7 @@ refund_on_claimed(void *arg, const struct db_result *res)
 		pay_reply_db_error(st->req, res);
 		return;
 	}
-	if (!idem_claimed_or_reply(st->req, res, 0, &st->idem))
+	if (idem_claim_result(st->req, res, 0, &st->idem) != IDEM_CLAIMED)
 		return;
 	uuid_v4(st->id);
 	for (size_t s = 0, d = 0; st->id[s]; s++)
@@ -122,24 +122,24 @@ refund_on_created(void *arg, const struct db_result *res)
 
 	if (res->status == DB_REFUSED && res->message != NULL) {
 		if (strstr(res->message, "PAYMENT_NOT_FOUND"))
-			idem_finish_error(req, &st->idem, 404,
+			idem_finish_error(pay.svc.db, req, &st->idem, 404,
 			    "PAYMENT_NOT_FOUND", "payment_id",
 			    "支付记录不存在");
 		else if (strstr(res->message, "REFUND_AMOUNT_INVALID"))
-			idem_finish_error(req, &st->idem, 422,
+			idem_finish_error(pay.svc.db, req, &st->idem, 422,
 			    "REFUND_AMOUNT_INVALID", "amount_fen",
 			    "退款金额超过可退金额");
 		else
-			idem_finish_error(req, &st->idem, 409,
+			idem_finish_error(pay.svc.db, req, &st->idem, 409,
 			    "PAYMENT_NOT_REFUNDABLE", "payment_id",
 			    "该支付未成功或已全额退款");
 		return;
 	}
 	if (res->status != DB_OK) {
-		idem_release_error(req, &st->idem,
+		idem_release_error(pay.svc.db, req, &st->idem,
 		    res->status == DB_UNAVAILABLE ? 503 : 500,
 		    res->status == DB_UNAVAILABLE ? "UNAVAILABLE" : "INTERNAL",
-		    "服务暂时不可用，请稍后重试");
+		    NULL, "服务暂时不可用，请稍后重试");
 		return;
 	}
 	st->channel = xstrdup(db_value(res, 0, 0, 0));
@@ -175,7 +175,7 @@ refund_on_provider(void *arg, const struct provider_answer *a)
 		/* It may have happened: the sweeper asks again with the same
 		 * out_refund_no, which the providers treat idempotently. */
 		log_warn(st->req->id, "msg=refund_pending refund=%s", st->id);
-		idem_finish(st->req, &st->idem, 201,
+		idem_finish(pay.svc.db, st->req, &st->idem, 201,
 		    refund_json(st, "pending"));
 		return;
 	}
@@ -215,7 +215,8 @@ refund_on_done(void *arg, const struct db_result *res)
 		    st->id, st->payment_id, st->amount_fen);
 		sweep_kick(); /* the red-letter invoice */
 	}
-	idem_finish(st->req, &st->idem, 201, refund_json(st, status));
+	idem_finish(pay.svc.db, st->req, &st->idem, 201,
+	    refund_json(st, status));
 }
 
 void

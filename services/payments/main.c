@@ -58,6 +58,7 @@ pay_load_config(void)
 	};
 
 	cfg_load_or_die(vars, ARRAY_LEN(vars));
+	idem_config_load(&c->idem);
 }
 
 int

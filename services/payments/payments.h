@@ -5,6 +5,7 @@
 #define CAPLAT_PAYMENTS_H
 
 #include "http.h"
+#include "idem.h"
 #include "svc.h"
 
 #include <jansson.h>
@@ -19,9 +20,10 @@ struct pay_config {
 	long vat_rate_bp;        /* 600 = 6 % */
 	long
 	    query_delay; /* s before asking the provider about a pending payment */
-	long pay_expire;       /* s after which an unpaid payment is closed */
-	long sweep_ms;         /* sweeper period */
-	long provider_timeout; /* s per provider request */
+	long pay_expire;         /* s after which an unpaid payment is closed */
+	long sweep_ms;           /* sweeper period */
+	long provider_timeout;   /* s per provider request */
+	struct idem_config idem; /* CAPLAT_IDEMPOTENCY_* */
 	/* Alipay */
 	const char *alipay_gateway; /* http(s)://host[:port]/gateway.do */
 	const char *alipay_app_id;

@@ -1,19 +1,9 @@
 /* store — every SQL statement of the payments service (see store.c). The
  * state changes that go with an event are the PL/pgSQL functions of
  * deploy/sql/payments/001_payments.sql; statement and column indexes are
- * documented per statement. */
+ * documented per statement. Idempotency-Key statements: common/idem_store.c. */
 #ifndef CAPLAT_PAYMENTS_STORE_H
 #define CAPLAT_PAYMENTS_STORE_H
-
-/* Idempotency: $1 account, $2 key, $3 request hash. Claim (a row when the
- * key is ours; a stale claim of a crashed request is taken over), then the
- * row: 0 request_hash, 1 status, 2 body. */
-extern const char store_idem_claim_sql[];
-extern const char store_idem_get_sql[];
-/* $1 account, $2 key, $3 status, $4 body */
-extern const char store_idem_store_sql[];
-/* $1 account, $2 key */
-extern const char store_idem_release_sql[];
 
 /* $1 order id → 0 account_id, 1 uscc, 2 total_fen, 3 status, 4 expired (t/f),
  * 5 invoice_type, 6 number */
@@ -21,7 +11,7 @@ extern const char store_order_get_sql[];
 /* $1 order id → the order's enterprise: 0 taxpayer_type, 1 title,
  * 2 taxpayer_id, 3 address, 4 phone, 5 bank, 6 account */
 extern const char store_order_enterprise_sql[];
-/* payment_create($1 … $13) */
+/* payment_create($1 … $10) (deploy/sql/payments/002_idempotency.sql) */
 extern const char store_payment_create_sql[];
 /* $1 payment id → the Payment columns (see store_payment_cols) */
 extern const char store_payment_get_sql[];

@@ -2,8 +2,9 @@
  * payments still pending after CAPLAT_PAY_QUERY_DELAY (so a lost
  * notification never leaves a paid order unpaid) and closes the ones unpaid
  * after CAPLAT_PAY_EXPIRE; issues pending invoices through the invoice
- * provider; retries refunds whose provider answer was lost. Rows are
- * claimed with FOR UPDATE SKIP LOCKED, so any number of processes sweep. */
+ * provider; retries refunds whose provider answer was lost; purges old
+ * Idempotency-Keys (common/idem.h). Rows are claimed with FOR UPDATE SKIP
+ * LOCKED, so any number of processes sweep. */
 #include "payments.h"
 
 #include "db.h"
@@ -230,6 +231,7 @@ sweep_round(evutil_socket_t fd, short what, void *arg)
 	char delay[24], expire[24];
 
 	evtimer_add(timer, &period);
+	idem_purge_due(pay.svc.db, &pay.cfg.idem);
 	if (running > 0)
 		return;
 	running = 3;

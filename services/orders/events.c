@@ -16,7 +16,6 @@
 
 #include "bus.h"
 #include "log.h"
-#include "store.h"
 #include "util.h"
 
 #include <stdio.h>

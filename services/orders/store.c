@@ -1,7 +1,7 @@
 /* store — every SQL statement of the orders service. Each function appends
  * its statements to a batch (one transaction, one round trip); the caller's
- * continuation reads the result by statement index. See store.h. */
-#include "store.h"
+ * continuation reads the result by statement index. See orders.h. */
+#include "orders.h"
 
 #include "bus.h"
 #include "db.h"

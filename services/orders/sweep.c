@@ -8,7 +8,6 @@
 
 #include "db.h"
 #include "log.h"
-#include "store.h"
 #include "util.h"
 
 #include <event2/event.h>

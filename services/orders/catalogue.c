@@ -1,0 +1,285 @@
+/* catalogue — the platforms and their prices: the catalogue a holder orders
+ * from (GET /api/v1/platforms), and the operator's price versions (set and
+ * history of /api/v1/platforms/{code}/prices). */
+#include "orders.h"
+
+#include "db.h"
+#include "eligibility.h"
+#include "json.h"
+#include "log.h"
+#include "pricing.h"
+#include "session.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *
+prices_json(const struct order_price *p)
+{
+	return json_pack("{s:I, s:I}", "renew_fen", (json_int_t)p->renew_fen,
+	    "add_fen", (json_int_t)p->add_fen);
+}
+
+static void platforms_on_loaded(void *arg, const struct db_result *res);
+
+struct platforms_list {
+	int by_kind; /* ?lock_kind= given */
+	enum order_lock_kind kind;
+};
+
+static void
+platforms_list(struct http_req *req)
+{
+	struct platforms_list *st = xcalloc(1, sizeof(*st));
+	char *kind = http_query_param(req, "lock_kind");
+	struct db_batch *b;
+
+	http_req_attach(req, st, free);
+	if (kind != NULL) {
+		int bad = order_lock_kind_parse(kind, &st->kind) != 0;
+		free(kind);
+		if (bad) {
+			http_reply_error(req, 400, "BAD_REQUEST", "lock_kind",
+			    "未知的 CA 锁类型");
+			return;
+		}
+		st->by_kind = 1;
+	}
+	b = db_batch_new();
+	store_catalogue_now(b);
+	db_batch_run(orders.svc.db, b, platforms_on_loaded, req);
+}
+
+static void
+platforms_on_loaded(void *arg, const struct db_result *res)
+{
+	struct http_req *req = arg;
+	struct platforms_list *st = req->data;
+	struct order_catalogue cat;
+	json_t *items;
+
+	if (res->status != DB_OK) {
+		http_reply_db_error(req, res);
+		return;
+	}
+	if (orders_catalogue_from_rows(&cat, res, 0) != 0) {
+		http_reply_error(req, 500, "INTERNAL", NULL, "服务器内部错误");
+		return;
+	}
+	items = json_array();
+	for (size_t i = 0; i < cat.n; i++) {
+		const struct order_platform *p = &cat.platforms[i];
+		const struct order_price *top =
+		    st->by_kind ? order_platform_price(p, st->kind) : &p->base;
+		json_t *by = json_object();
+
+		if (top == NULL || !top->present)
+			continue; /* no price for this kind: not orderable */
+		for (int k = 0; k < LOCK_KINDS; k++) {
+			const struct order_price *o = &p->by_kind[k];
+			if (o->present &&
+			    (!p->base.present ||
+			        o->renew_fen != p->base.renew_fen ||
+			        o->add_fen != p->base.add_fen))
+				json_object_set_new(by,
+				    order_lock_kind_name(
+				        (enum order_lock_kind)k),
+				    prices_json(o));
+		}
+		json_array_append_new(items,
+		    json_pack("{s:s, s:s, s:I, s:I, s:o}", "code", p->code,
+		        "name", p->name ? p->name : p->code, "renew_fen",
+		        (json_int_t)top->renew_fen, "add_fen",
+		        (json_int_t)top->add_fen, "by_lock_kind", by));
+	}
+	order_catalogue_clear(&cat);
+	http_reply_json(req, 200,
+	    json_pack("{s:o, s:n}", "items", items, "next_cursor"));
+}
+
+void
+orders_platforms(struct http_req *req)
+{
+	session_require(req, platforms_list);
+}
+
+/* ---- operator: prices -------------------------------------------------- */
+
+static const char *const lock_kinds[] = {"master", "project_lead", "agent",
+    "cost_engineer", "personal", NULL};
+
+/* One price version from columns 0-8 of store_price_insert_sql. */
+static json_t *
+price_row_json(const struct db_result *res, int r)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "id", orders_json_fen(db_value(res, 0, r, 0)));
+	json_object_set_new(o, "platform", json_string(db_value(res, 0, r, 1)));
+	json_object_set_new(o, "lock_kind",
+	    orders_json_str(db_value(res, 0, r, 2)));
+	json_object_set_new(o, "renew_fen",
+	    orders_json_fen(db_value(res, 0, r, 3)));
+	json_object_set_new(o, "add_fen",
+	    orders_json_fen(db_value(res, 0, r, 4)));
+	json_object_set_new(o, "effective_at",
+	    json_string(db_value(res, 0, r, 5)));
+	json_object_set_new(o, "set_by",
+	    orders_json_str(db_value(res, 0, r, 6)));
+	json_object_set_new(o, "reason", json_string(db_value(res, 0, r, 7)));
+	json_object_set_new(o, "created_at",
+	    json_string(db_value(res, 0, r, 8)));
+	return o;
+}
+
+static void price_on_inserted(void *arg, const struct db_result *res);
+
+static void
+price_set(struct http_req *req)
+{
+	struct json_field_err err;
+	const char *kind = NULL, *reason, *effective = NULL;
+	long long renew, add;
+	char renew_s[24], add_s[24];
+	int64_t t;
+	json_t *body;
+
+	if (session_require_staff(req, "operator") != 0)
+		return;
+	if (http_read_json(req, &body) != 0)
+		return;
+	http_req_attach(req, body, (void (*)(void *))json_decref);
+	if (json_field_int(body, "renew_fen", JSON_FIELD_REQUIRED, 0,
+	        100000000000LL, &renew, NULL, &err) != 0 ||
+	    json_field_int(body, "add_fen", JSON_FIELD_REQUIRED, 0,
+	        100000000000LL, &add, NULL, &err) != 0 ||
+	    json_field_enum(body, "lock_kind", JSON_FIELD_OPTIONAL, lock_kinds,
+	        &kind, &err) != 0 ||
+	    json_field_str(body, "effective_at", JSON_FIELD_OPTIONAL, 64,
+	        &effective, &err) != 0 ||
+	    json_field_str(body, "reason", JSON_FIELD_REQUIRED, 500, &reason,
+	        &err) != 0) {
+		http_reply_field_error(req, &err);
+		return;
+	}
+	if (effective != NULL) {
+		if (order_time_parse(effective, &t) != 0) {
+			http_reply_error(req, 422, "FIELD_INVALID",
+			    "effective_at", "生效时间须为 RFC 3339 格式");
+			return;
+		}
+		/* History is append-only in time too: a price never takes
+		 * effect in the past, so what a quote or order was priced at
+		 * can always be told again. */
+		if (t < now_wall_ms() / 1000 - 5) {
+			http_reply_error(req, 422, "FIELD_INVALID",
+			    "effective_at", "生效时间不能早于当前时间");
+			return;
+		}
+	}
+	snprintf(renew_s, sizeof(renew_s), "%lld", renew);
+	snprintf(add_s, sizeof(add_s), "%lld", add);
+	const char *username =
+	    json_string_value(json_object_get(req->session->data, "username"));
+	const char *p[] = {req->params[0], kind, renew_s, add_s, effective,
+	    req->session->staff_id, username, reason};
+	log_info(req->id,
+	    "msg=price_set platform=%s lock_kind=%s renew_fen=%lld add_fen=%lld "
+	    "staff=%s",
+	    req->params[0], kind ? kind : "base", renew, add,
+	    username ? username : "-");
+	db_query(orders.svc.db, store_price_insert_sql, 8, p, price_on_inserted,
+	    req);
+}
+
+static void
+price_on_inserted(void *arg, const struct db_result *res)
+{
+	struct http_req *req = arg;
+
+	if (res->status != DB_OK) {
+		http_reply_db_error(req, res);
+		return;
+	}
+	if (db_rows(res, 0) != 1) {
+		http_reply_error(req, 404, "PLATFORM_UNKNOWN", NULL,
+		    "未知的应用平台");
+		return;
+	}
+	http_reply_json(req, 201, price_row_json(res, 0));
+}
+
+void
+orders_price_set(struct http_req *req)
+{
+	session_require(req, price_set);
+}
+
+static void prices_on_loaded(void *arg, const struct db_result *res);
+
+static void
+price_history(struct http_req *req)
+{
+	json_t *roles = json_object_get(req->session->data, "roles");
+	int allowed = 0;
+	size_t i;
+	json_t *r;
+
+	for (i = 0; i < json_array_size(roles); i++) {
+		r = json_array_get(roles, i);
+		const char *role = json_string_value(r);
+		if (role != NULL &&
+		    (strcmp(role, "operator") == 0 ||
+		        strcmp(role, "finance") == 0))
+			allowed = 1;
+	}
+	if (req->session->staff_id == NULL || !allowed) {
+		http_reply_error(req, 403, "FORBIDDEN", NULL, "无权执行此操作");
+		return;
+	}
+	const char *p[] = {req->params[0]};
+	db_query(orders.svc.db, store_price_history_sql, 1, p, prices_on_loaded,
+	    req);
+}
+
+static void
+prices_on_loaded(void *arg, const struct db_result *res)
+{
+	struct http_req *req = arg;
+	json_t *items;
+
+	if (res->status != DB_OK) {
+		http_reply_db_error(req, res);
+		return;
+	}
+	if (db_rows(res, 0) == 0) {
+		http_reply_error(req, 404, "PLATFORM_UNKNOWN", NULL,
+		    "未知的应用平台");
+		return;
+	}
+	items = json_array();
+	for (int r = 0; r < db_rows(res, 0); r++) {
+		json_t *o;
+
+		if (db_value(res, 0, r, 0) == NULL)
+			continue;
+		o = price_row_json(res, r);
+		json_object_set_new(o, "state",
+		    json_string(db_bool(res, 0, r, 10) ? "scheduled"
+		            : db_bool(res, 0, r, 9)    ? "in_force"
+		                                       : "superseded"));
+		json_array_append_new(items, o);
+	}
+	http_reply_json(req, 200,
+	    json_pack("{s:s, s:s, s:o, s:n}", "platform", req->params[0],
+	        "name", db_value(res, 0, 0, 11), "items", items,
+	        "next_cursor"));
+}
+
+void
+orders_price_history(struct http_req *req)
+{
+	session_require(req, price_history);
+}

@@ -72,8 +72,7 @@ idem_request_hash(const char *method, const char *path, const json_t *body,
 /* ---- the request ---------------------------------------------------------- */
 
 int
-idem_read(struct http_req *req, const char *scope, const json_t *body,
-    struct idem *out)
+idem_read(struct http_req *req, const char *scope, struct idem *out)
 {
 	const char *key = http_header(req, KEY_FIELD);
 
@@ -91,8 +90,14 @@ idem_read(struct http_req *req, const char *scope, const json_t *body,
 	}
 	snprintf(out->scope, sizeof(out->scope), "%s", scope);
 	snprintf(out->key, sizeof(out->key), "%s", key);
-	idem_request_hash(req->method, req->path, body, out->hash);
+	out->hash[0] = '\0';
 	return 0;
+}
+
+void
+idem_hash(struct idem *i, const struct http_req *req, const json_t *body)
+{
+	idem_request_hash(req->method, req->path, body, i->hash);
 }
 
 enum idem_claim
@@ -118,8 +123,8 @@ idem_claim_result(struct http_req *req, const struct db_result *res, int stmt,
 		return IDEM_REFUSED;
 	}
 	http_add_header(req, "Idempotent-Replayed", "true");
-	http_reply_raw(req, atoi(status), "application/json", body ? body : "",
-	    body ? strlen(body) : 0);
+	http_reply_raw(req, atoi(status), "application/json; charset=utf-8",
+	    body ? body : "", body ? strlen(body) : 0);
 	return IDEM_REPLAYED;
 }
 

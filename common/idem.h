@@ -8,7 +8,7 @@
  * created in every service schema (deploy/sql/common/002_idempotency.sql);
  * its SQL is in idem_store.c.
  *
- * A creation is: idem_read → idem_claim_add (in the load batch) →
+ * A creation is: idem_read, idem_hash → idem_claim_add (in the load batch) →
  * idem_claim_result → … → idem_save_add (in the creating transaction) or
  * idem_finish, or idem_release_error when nothing was created and a retry
  * must run again. The service's sweep calls idem_purge. */
@@ -62,11 +62,13 @@ void idem_request_hash(const char *method, const char *path, const json_t *body,
 /* ---- the request -------------------------------------------------------- */
 
 /* Reads the Idempotency-Key header of req for the caller scope (borrowed)
- * and hashes the request (req's method and path, and body, borrowed) into
- * *out. Returns 0; or answers 400 IDEMPOTENCY_KEY_MISSING or BAD_REQUEST
- * (field Idempotency-Key) itself and returns -1. */
-int idem_read(struct http_req *req, const char *scope, const json_t *body,
-    struct idem *out);
+ * into *out. Returns 0; or answers 400 IDEMPOTENCY_KEY_MISSING or
+ * BAD_REQUEST (field Idempotency-Key) itself and returns -1. */
+int idem_read(struct http_req *req, const char *scope, struct idem *out);
+/* Hashes the request into i->hash (idem_request_hash of req's method and
+ * path, and body, borrowed): call it once the body is read, before
+ * idem_claim_add. */
+void idem_hash(struct idem *i, const struct http_req *req, const json_t *body);
 
 enum idem_claim {
 	IDEM_CLAIMED,  /* the key is this request's: go on */

@@ -2,6 +2,7 @@
  * (deploy/sql/common/002_idempotency.sql), nowhere else. */
 #include "idem.h"
 
+#include <assert.h>
 #include <stdio.h>
 
 void
@@ -10,6 +11,7 @@ idem_claim_add(struct db_batch *b, const struct idem *i, long lock_seconds)
 	char secs[24];
 	const char *p[] = {i->scope, i->key, i->hash, secs};
 
+	assert(i->hash[0] != '\0'); /* idem_hash() came first */
 	snprintf(secs, sizeof(secs), "%ld", lock_seconds);
 	/* A concurrent first request holds the row lock until its batch
 	 * commits; this one then sees the row and does not take it over. */

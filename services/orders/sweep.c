@@ -2,8 +2,8 @@
  * runs one conditional UPDATE (pending_payment and past expires_at, rows
  * locked with SKIP LOCKED so several processes never expire one order
  * twice) that also writes each order's orders.order.cancelled (status
- * expired) to the outbox. About once an hour it also drops expired quotes
- * and idempotency keys older than 48 h. */
+ * expired) to the outbox. About once an hour it also drops expired quotes;
+ * old Idempotency-Keys go as common/idem.h's idem_purge_due says. */
 #include "orders.h"
 
 #include "db.h"
@@ -62,6 +62,7 @@ sweep_tick(evutil_socket_t fd, short what, void *arg)
 	    0)
 		store_housekeeping(b);
 	db_batch_run(orders.svc.db, b, sweep_on_done, NULL);
+	idem_purge_due(orders.svc.db, &orders.cfg.idem);
 }
 
 void

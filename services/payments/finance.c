@@ -63,8 +63,9 @@ refund_start(struct http_req *req)
 	st->req = req;
 	st->body = body;
 	http_req_attach(req, st, refund_free);
-	if (idem_read(req, req->session->staff_id, body, &st->idem) != 0)
+	if (idem_read(req, req->session->staff_id, &st->idem) != 0)
 		return;
+	idem_hash(&st->idem, req, body);
 	if (json_field_str(body, "payment_id", JSON_FIELD_REQUIRED, 64,
 	        &st->payment_id, &err) != 0 ||
 	    json_field_str(body, "reason", JSON_FIELD_REQUIRED, 256,

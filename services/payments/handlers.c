@@ -107,8 +107,9 @@ pay_create(struct http_req *req)
 	st->req = req;
 	st->body = body;
 	http_req_attach(req, st, pcreate_free);
-	if (idem_read(req, req->session->account_id, body, &st->idem) != 0)
+	if (idem_read(req, req->session->account_id, &st->idem) != 0)
 		return;
+	idem_hash(&st->idem, req, body);
 	if (json_field_str(body, "order_id", JSON_FIELD_REQUIRED, 64,
 	        &st->order_id, &err) != 0 ||
 	    json_field_enum(body, "channel", JSON_FIELD_REQUIRED, channels,

@@ -42,9 +42,12 @@ idem_key_check(const char *key)
 
 	if (key == NULL || key[0] == '\0')
 		return IDEM_KEY_MISSING;
-	for (n = 0; key[n] != '\0'; n++)
-		if (n >= IDEM_KEY_MAX || key[n] < 0x21 || key[n] > 0x7e)
+	for (n = 0; key[n] != '\0'; n++) {
+		unsigned char c = (unsigned char)key[n];
+
+		if (n >= IDEM_KEY_MAX || c < 0x21 || c > 0x7e)
 			return IDEM_KEY_INVALID;
+	}
 	return IDEM_KEY_OK;
 }
 

@@ -11,7 +11,7 @@
  * A creation is: idem_read, idem_hash → idem_claim_add (in the load batch) →
  * idem_claim_result → … → idem_save_add (in the creating transaction) or
  * idem_finish, or idem_release_error when nothing was created and a retry
- * must run again. The service's sweep calls idem_purge. */
+ * must run again. The service's sweep calls idem_purge_due. */
 #ifndef CAPLAT_IDEM_H
 #define CAPLAT_IDEM_H
 

@@ -139,8 +139,9 @@ issuance_config_load(void)
 	char *dir;
 
 	cfg_load_or_die(vars, ARRAY_LEN(vars));
-	issuance.window = (struct cert_window){c->window_before_days,
-	    c->window_after_days, c->term_months, 300};
+	issuance.window =
+	    (struct cert_window){{c->window_before_days, c->window_after_days},
+	        c->term_months, 300};
 	if (cert_platform_secrets_parse(c->interop_secrets, &issuance.secrets,
 	        &issuance.nsecrets) != 0)
 		fatal(

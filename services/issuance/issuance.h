@@ -6,6 +6,7 @@
 #define CAPLAT_ISSUANCE_H
 
 #include "http.h"
+#include "renewal.h"
 #include "svc.h"
 
 #include <jansson.h>
@@ -20,29 +21,13 @@ struct vendor;
 
 /* ---- window.c: the renewal rules of DOMAIN.md §6, pure ---------------- */
 
+/* The window itself is common/renewal.h's (shared with orders); the rest of
+ * DOMAIN.md §6 is issuance's. */
 struct cert_window {
-	long before_days; /* renewable from this many days before notAfter */
-	long after_days;  /* ... until this many days after it */
-	long term_months; /* validity added by one renewal (12) */
+	struct renewal_window window; /* when renewable */
+	long term_months;             /* validity added by one renewal (12) */
 	long backdate_seconds; /* notBefore this much before the renewal */
 };
-
-enum cert_window_state {
-	CERT_WINDOW_OPEN,
-	CERT_WINDOW_NOT_YET, /* 未到年检时间: more than before_days left */
-	CERT_WINDOW_TOO_LATE, /* expired more than after_days ago: apply anew */
-};
-
-/* Where `at` falls for a certificate expiring at not_after. Both ends of
- * the window are inclusive. */
-enum cert_window_state cert_window_at(const struct cert_window *w,
-    time_t not_after, time_t at);
-
-/* Whether a renewal may run now: the window is open now, or it was open
- * when the renewal was paid (paid_at; 0 for none): a paid renewal is not
- * lost to the clock. Returns CERT_WINDOW_OPEN or the state now. */
-enum cert_window_state cert_renewal_allowed(const struct cert_window *w,
-    time_t not_after, time_t now, time_t paid_at);
 
 /* The API's not_renewable_reason: NULL when renewable, else
  * "CERT_REVOKED", "CERT_IN_OPEN_ORDER", "EXPIRED_TOO_LONG" or

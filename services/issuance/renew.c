@@ -542,21 +542,21 @@ renewal_on_verified(void *arg)
 		return;
 	}
 	if (!r->has_intent) {
-		enum cert_window_state w;
+		enum renewal_window_state w;
 
 		if (r->paid_at == 0) {
 			http_reply_error(req, 409, "NO_PAID_RENEWAL", NULL,
 			    "该证书没有已支付的延期年检订单，请先下单支付");
 			return;
 		}
-		w = cert_renewal_allowed(&issuance.window, r->target_not_after,
-		    now, r->paid_at);
-		if (w == CERT_WINDOW_NOT_YET) {
+		w = renewal_window_allowed(&issuance.window.window,
+		    r->target_not_after, now, r->paid_at);
+		if (w == RENEWAL_WINDOW_NOT_YET) {
 			http_reply_error(req, 409, "NOT_IN_RENEWAL_WINDOW",
 			    NULL, "未到年检时间");
 			return;
 		}
-		if (w == CERT_WINDOW_TOO_LATE) {
+		if (w == RENEWAL_WINDOW_TOO_LATE) {
 			http_reply_error(req, 409, "EXPIRED_TOO_LONG", NULL,
 			    "证书过期时间过长，请重新申请证书");
 			return;

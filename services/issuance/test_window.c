@@ -1,6 +1,6 @@
-/* Unit tests for window.c: the renewal window (both ends, configurable),
- * days left, calendar months, the validity of a renewal (in time and
- * expired), a paid renewal across the window's end, the reasons. */
+/* Unit tests for window.c: days left, calendar months, the validity of a
+ * renewal (in time and expired), the reasons. The window's own edges and a
+ * paid renewal across its end are common/test_renewal.c's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,8 +16,8 @@
 /* 2025-06-30T00:00:00Z */
 #define T ((time_t)1751241600)
 
-static const struct cert_window std = {90, 365, 12, 300};
-static const struct cert_window narrow = {30, 0, 24, 0};
+static const struct cert_window std = {{90, 365}, 12, 300};
+static const struct cert_window narrow = {{30, 0}, 24, 0};
 
 /* "2024-02-29T12:00:00Z" → time_t */
 static time_t
@@ -28,41 +28,6 @@ at(const char *s)
 	memset(&tm, 0, sizeof(tm));
 	assert_non_null(strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm));
 	return timegm(&tm);
-}
-
-static void
-test_window_ends(void **state)
-{
-	static const struct {
-		const char *what;
-		const struct cert_window *w;
-		long long offset; /* at = T + offset */
-		enum cert_window_state want;
-	} cases[] = {
-	    {"a year before", &std, -365 * D, CERT_WINDOW_NOT_YET},
-	    {"91 days before", &std, -91 * D, CERT_WINDOW_NOT_YET},
-	    {"a second before it opens", &std, -90 * D - 1,
-	        CERT_WINDOW_NOT_YET},
-	    {"opens 90 days before", &std, -90 * D, CERT_WINDOW_OPEN},
-	    {"30 days before", &std, -30 * D, CERT_WINDOW_OPEN},
-	    {"at notAfter", &std, 0, CERT_WINDOW_OPEN},
-	    {"expired yesterday", &std, D, CERT_WINDOW_OPEN},
-	    {"expired 365 days ago", &std, 365 * D, CERT_WINDOW_OPEN},
-	    {"a second too late", &std, 365 * D + 1, CERT_WINDOW_TOO_LATE},
-	    {"two years late", &std, 730 * D, CERT_WINDOW_TOO_LATE},
-	    {"narrow: 31 days before", &narrow, -31 * D, CERT_WINDOW_NOT_YET},
-	    {"narrow: 30 days before", &narrow, -30 * D, CERT_WINDOW_OPEN},
-	    {"narrow: at notAfter", &narrow, 0, CERT_WINDOW_OPEN},
-	    {"narrow: a second after", &narrow, 1, CERT_WINDOW_TOO_LATE},
-	};
-
-	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
-		enum cert_window_state got =
-		    cert_window_at(cases[i].w, T, T + (time_t)cases[i].offset);
-		if (got != cases[i].want)
-			fail_msg("window-%zu %s: got %d, want %d", i + 1,
-			    cases[i].what, got, cases[i].want);
-	}
 }
 
 static void
@@ -163,37 +128,6 @@ test_renewal_validity(void **state)
 }
 
 static void
-test_renewal_allowed(void **state)
-{
-	static const struct {
-		const char *what;
-		long long now, paid_at; /* offsets from T; paid_at 0: none */
-		int paid;
-		enum cert_window_state want;
-	} cases[] = {
-	    {"in the window", -10 * D, 0, 0, CERT_WINDOW_OPEN},
-	    {"too early, nothing paid", -100 * D, 0, 0, CERT_WINDOW_NOT_YET},
-	    {"too early, paid too early", -100 * D, -120 * D, 1,
-	        CERT_WINDOW_NOT_YET},
-	    {"too late, paid in the window", 366 * D, 360 * D, 1,
-	        CERT_WINDOW_OPEN},
-	    {"too late, paid too late", 400 * D, 390 * D, 1,
-	        CERT_WINDOW_TOO_LATE},
-	    {"paid in the future does not count", 366 * D, 367 * D, 1,
-	        CERT_WINDOW_TOO_LATE},
-	};
-
-	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
-		time_t paid = cases[i].paid ? T + (time_t)cases[i].paid_at : 0;
-		enum cert_window_state got = cert_renewal_allowed(&std, T,
-		    T + (time_t)cases[i].now, paid);
-		if (got != cases[i].want)
-			fail_msg("allowed-%zu %s: got %d", i + 1, cases[i].what,
-			    got);
-	}
-}
-
-static void
 test_reasons_and_status(void **state)
 {
 	static const struct {
@@ -242,11 +176,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_window_ends),
 	    cmocka_unit_test(test_days_left),
 	    cmocka_unit_test(test_add_months),
 	    cmocka_unit_test(test_renewal_validity),
-	    cmocka_unit_test(test_renewal_allowed),
 	    cmocka_unit_test(test_reasons_and_status),
 	    cmocka_unit_test(test_reason_messages),
 	};

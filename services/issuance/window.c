@@ -1,34 +1,13 @@
-/* window — when a certificate may be renewed (延期年检) and what validity
- * the renewal gives, DOMAIN.md §6: renewable from 90 days before notAfter
- * until 365 days after it; the new validity runs on from the old notAfter
- * when renewed in time, from the renewal when already expired; one year per
- * renewal. Pure functions of their arguments: no clock, no I/O. */
+/* window — what issuance makes of a certificate's renewal (延期年检),
+ * DOMAIN.md §6: why it is not renewable (the window itself is
+ * common/renewal.c's), what validity the renewal gives (the new validity runs
+ * on from the old notAfter when renewed in time, from the renewal when
+ * already expired; one year per renewal), days left and status. Pure
+ * functions of their arguments: no clock, no I/O. */
 #include "issuance.h"
 
 #include <assert.h>
 #include <string.h>
-
-enum cert_window_state
-cert_window_at(const struct cert_window *w, time_t not_after, time_t at)
-{
-	if (at < not_after - (time_t)w->before_days * DAY_SECONDS)
-		return CERT_WINDOW_NOT_YET;
-	if (at > not_after + (time_t)w->after_days * DAY_SECONDS)
-		return CERT_WINDOW_TOO_LATE;
-	return CERT_WINDOW_OPEN;
-}
-
-enum cert_window_state
-cert_renewal_allowed(const struct cert_window *w, time_t not_after, time_t now,
-    time_t paid_at)
-{
-	enum cert_window_state state = cert_window_at(w, not_after, now);
-
-	if (state != CERT_WINDOW_OPEN && paid_at > 0 && paid_at <= now &&
-	    cert_window_at(w, not_after, paid_at) == CERT_WINDOW_OPEN)
-		return CERT_WINDOW_OPEN;
-	return state;
-}
 
 const char *
 cert_not_renewable_reason(const struct cert_window *w, time_t not_after,
@@ -38,12 +17,12 @@ cert_not_renewable_reason(const struct cert_window *w, time_t not_after,
 		return "CERT_REVOKED";
 	if (in_open_order)
 		return "CERT_IN_OPEN_ORDER";
-	switch (cert_window_at(w, not_after, now)) {
-	case CERT_WINDOW_NOT_YET:
+	switch (renewal_window_at(&w->window, not_after, now)) {
+	case RENEWAL_WINDOW_NOT_YET:
 		return "NOT_IN_RENEWAL_WINDOW";
-	case CERT_WINDOW_TOO_LATE:
+	case RENEWAL_WINDOW_TOO_LATE:
 		return "EXPIRED_TOO_LONG";
-	case CERT_WINDOW_OPEN:
+	case RENEWAL_WINDOW_OPEN:
 		break;
 	}
 	return NULL;

@@ -12,8 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-#define DAY_SECONDS 86400
-
 void
 order_error_set(struct order_error *err, int status, const char *code,
     const char *field, const char *message)
@@ -217,16 +215,6 @@ order_request_canonical(const struct order_request *rq)
 	return s;
 }
 
-int
-order_window_check(const struct order_window *w, int64_t not_after, int64_t now)
-{
-	if (now < not_after - (int64_t)w->before_days * DAY_SECONDS)
-		return -1;
-	if (now > not_after + (int64_t)w->after_days * DAY_SECONDS)
-		return 1;
-	return 0;
-}
-
 enum order_refusal
 order_caller_check(const struct order_caller *caller)
 {
@@ -245,10 +233,11 @@ same(const char *a, const char *b)
 
 enum order_refusal
 order_cert_check(const struct order_caller *caller,
-    const struct order_cert_facts *cert, const struct order_window *w,
+    const struct order_cert_facts *cert, const struct renewal_window *w,
     int64_t now)
 {
-	int own, window;
+	enum renewal_window_state window;
+	int own;
 
 	if (!cert->found)
 		return ORDER_CERT_NOT_FOUND;
@@ -266,10 +255,10 @@ order_cert_check(const struct order_caller *caller,
 		return ORDER_ENTERPRISE_NOT_APPROVED;
 	if (cert->revoked)
 		return ORDER_CERT_REVOKED;
-	window = order_window_check(w, cert->not_after, now);
-	if (window < 0)
+	window = renewal_window_at(w, cert->not_after, now);
+	if (window == RENEWAL_WINDOW_NOT_YET)
 		return ORDER_TOO_EARLY;
-	if (window > 0)
+	if (window == RENEWAL_WINDOW_TOO_LATE)
 		return ORDER_TOO_LATE;
 	if (cert->in_open_order)
 		return ORDER_IN_OPEN_ORDER;

@@ -4,6 +4,8 @@
 #ifndef CAPLAT_ORDERS_ELIGIBILITY_H
 #define CAPLAT_ORDERS_ELIGIBILITY_H
 
+#include "renewal.h"
+
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,19 +50,6 @@ void order_request_clear(struct order_request *rq);
  * caller frees. */
 char *order_request_canonical(const struct order_request *rq);
 
-/* The renewal window: from before_days before notAfter to after_days after
- * it, both ends included. */
-struct order_window {
-	long before_days;
-	long after_days;
-};
-
-/* Returns 0 when now (seconds since the epoch) is inside the window of a
- * certificate expiring at not_after, -1 when it is too early, 1 when too
- * late. */
-int order_window_check(const struct order_window *w, int64_t not_after,
-    int64_t now);
-
 /* Who asks. */
 struct order_caller {
 	const char *account_id;
@@ -101,7 +90,7 @@ enum order_refusal order_caller_check(const struct order_caller *caller);
  * API.md's codes are listed: visibility, the right to order it, the
  * enterprise's approval, revocation, the window, other open orders. */
 enum order_refusal order_cert_check(const struct order_caller *caller,
-    const struct order_cert_facts *cert, const struct order_window *w,
+    const struct order_cert_facts *cert, const struct renewal_window *w,
     int64_t now);
 
 /* Fills err for a refusal (not ORDER_ELIGIBLE); field may be NULL. */

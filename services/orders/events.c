@@ -1,17 +1,26 @@
-/* events — what orders learns from the other services and the order
- * transitions their events cause:
+/* events — what orders consumes from the other services and what it emits.
+ *
+ * Consumes (durable consumers, subscribed by orders_events_subscribe):
  *   auth.identity.added, enterprise.profile.completed,
- *   enterprise.record.approved, issuance.cert.registered / .revoked
- *       → the read models eligibility is checked against;
- *   payments.payment.succeeded → the order is paid (orders.order.paid), or
- *       the payment is recorded and flagged for refund when it cannot be;
- *   issuance.cert.renewed → the item is renewed; the last one fulfils the
- *       order (orders.order.fulfilled);
- *   payments.payment.refunded → the order (or the flagged payment) is
- *       refunded.
+ *   enterprise.record.approved, issuance.cert.registered,
+ *   issuance.cert.revoked  → the read models eligibility is checked against;
+ *   issuance.cert.renewed  → the item is renewed; the last one fulfils the
+ *                            order;
+ *   payments.payment.succeeded → the order is paid, or the payment is
+ *                            recorded and flagged for refund when it cannot
+ *                            be (late, duplicate, wrong amount, unknown);
+ *   payments.payment.refunded  → the order (or the flagged payment) is
+ *                            refunded.
+ * Emits (outbox rows in the transaction of the change):
+ *   orders.order.created   — handlers.c, with the new order (bus_outbox_add);
+ *   orders.order.cancelled — store.c, in SQL through outbox_emit(): the
+ *                            holder's cancel (status cancelled) and the
+ *                            sweep's expiry (status expired);
+ *   orders.order.paid      — here, when a payment pays the order;
+ *   orders.order.fulfilled — here, when the last item is renewed.
  * Handlers run on the bus's consumer threads inside the inbox transaction
  * and touch only that transaction (bus.h); events they emit are outbox rows
- * of the same transaction. */
+ * of the same transaction (bus_tx_emit). */
 #include "orders.h"
 
 #include "bus.h"

@@ -475,17 +475,15 @@ static void cancel_on_done(void *arg, const struct db_result *res);
 static void
 cancel_start(struct http_req *req)
 {
-	char event_id[37];
 	struct db_batch *b;
 
 	if (req->session->account_id == NULL || !uuid_valid(req->params[0])) {
 		http_reply_error(req, 404, "NOT_FOUND", NULL, "订单不存在");
 		return;
 	}
-	uuid_v4(event_id);
 	b = db_batch_new();
 	store_order_cancel(b, req->params[0], req->session->account_id,
-	    orders_admin_uscc(req->session), event_id);
+	    orders_admin_uscc(req->session));
 	db_batch_run(orders.svc.db, b, cancel_on_done, req);
 }
 

@@ -28,7 +28,7 @@ struct orders_config {
 	long sweep_seconds;      /* period of the expiry sweep */
 	long quote_ttl;          /* seconds a quote keeps its prices */
 	struct idem_config idem; /* CAPLAT_IDEMPOTENCY_* */
-	struct order_window window;
+	struct renewal_window window;
 };
 
 /* Counters shown on /metrics; written from the loop and the bus threads. */
@@ -222,11 +222,11 @@ extern const char store_order_list_sql[];
 
 /* Cancels $1 order when pending_payment and the caller may ($2 account placed
  * it, or $3 the enterprise admin's uscc): statement 0 returns the order's
- * id when it was cancelled now; the event ($4 event id) goes out with it.
+ * id when it was cancelled now; its orders.order.cancelled goes out with it.
  * Statement 1: the order as the list shows it; statement 2: whether the
  * caller may cancel it at all (0 allowed t/f). */
 void store_order_cancel(struct db_batch *b, const char *order_id,
-    const char *account_id, const char *admin_uscc, const char *event_id);
+    const char *account_id, const char *admin_uscc);
 
 /* $1 limit, $2/$3 cursor (recorded_at text, payment_id) or NULL → payments
  * flagged for refund, newest first: 0 payment_id, 1 order_id, 2 number,

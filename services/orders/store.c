@@ -187,33 +187,41 @@ const char store_order_list_sql[] =
     " AND ($7::uuid IS NULL OR o.id = $7::uuid)"
     " ORDER BY o.created_at DESC, o.id DESC LIMIT $6::int";
 
+/* The tail of a statement whose CTE "closed" (RETURNING id, number, status,
+ * closed_at) ended orders unpaid: their items free their certificates, and
+ * each order's orders.order.cancelled (status cancelled or expired) goes to
+ * the outbox. The CTE "e" is read by the statement (SELECT ... FROM e), so
+ * that every event is written: a SELECT in WITH runs only as far as it is
+ * read. */
+#define ORDER_CLOSED_TAIL                                                \
+	" i AS (UPDATE order_items SET open = false"                     \
+	"  WHERE order_id IN (SELECT id FROM closed)),"                  \
+	" e AS (SELECT closed.id, outbox_emit('orders.order.cancelled'," \
+	"  closed.id::text, jsonb_build_object('order_id', closed.id,"   \
+	"  'number', closed.number, 'status', closed.status,"            \
+	"  'cancelled_at', api_time(closed.closed_at))) AS event_id FROM closed)"
+
 void
 store_order_cancel(struct db_batch *b, const char *order_id,
-    const char *account_id, const char *admin_uscc, const char *event_id)
+    const char *account_id, const char *admin_uscc)
 {
-	const char *p[] = {order_id, account_id, admin_uscc, event_id};
+	const char *p[] = {order_id, account_id, admin_uscc};
 	const char *v[] = {account_id, admin_uscc, NULL, NULL, NULL, "1",
 	    order_id};
-	const char *m[] = {order_id, account_id, admin_uscc};
 
 	db_batch_add(b,
-	    "WITH c AS ("
+	    "WITH closed AS ("
 	    " UPDATE orders SET status = 'cancelled', closed_at = now()"
 	    " WHERE id = $1::uuid AND status = 'pending_payment'"
 	    " AND (account_id = $2::uuid OR ($3::text IS NOT NULL AND uscc = $3))"
-	    " RETURNING id, number, closed_at),"
-	    " i AS (UPDATE order_items SET open = false WHERE order_id IN (SELECT id FROM c)),"
-	    " e AS (INSERT INTO outbox (id, type, subject, data)"
-	    "  SELECT $4::uuid, 'orders.order.cancelled', c.id::text,"
-	    "  jsonb_build_object('order_id', c.id, 'number', c.number, 'status', 'cancelled',"
-	    "  'cancelled_at', api_time(c.closed_at)) FROM c)"
-	    " SELECT id FROM c",
-	    4, p);
+	    " RETURNING id, number, status, closed_at)," ORDER_CLOSED_TAIL
+	    " SELECT id FROM e WHERE event_id IS NOT NULL",
+	    3, p);
 	db_batch_add(b, store_order_list_sql, 7, v);
 	db_batch_add(b,
 	    "SELECT account_id = $2::uuid OR ($3::text IS NOT NULL AND uscc = $3)"
 	    " FROM orders WHERE id = $1::uuid",
-	    3, m);
+	    3, p);
 }
 
 const char store_flagged_payments_sql[] =
@@ -231,15 +239,10 @@ const char store_sweep_expire_sql[] =
     "WITH due AS ("
     " SELECT id FROM orders WHERE status = 'pending_payment' AND expires_at <= now()"
     " ORDER BY expires_at LIMIT $1::int FOR UPDATE SKIP LOCKED),"
-    " x AS (UPDATE orders o SET status = 'expired', closed_at = now() FROM due"
+    " closed AS (UPDATE orders o SET status = 'expired', closed_at = now() FROM due"
     "  WHERE o.id = due.id AND o.status = 'pending_payment'"
-    "  RETURNING o.id, o.number, o.closed_at),"
-    " i AS (UPDATE order_items SET open = false WHERE order_id IN (SELECT id FROM x)),"
-    " e AS (INSERT INTO outbox (id, type, subject, data)"
-    "  SELECT gen_random_uuid(), 'orders.order.cancelled', x.id::text,"
-    "  jsonb_build_object('order_id', x.id, 'number', x.number, 'status', 'expired',"
-    "  'cancelled_at', api_time(x.closed_at)) FROM x)"
-    " SELECT count(*) FROM x";
+    "  RETURNING o.id, o.number, o.status, o.closed_at)," ORDER_CLOSED_TAIL
+    " SELECT count(event_id) FROM e";
 
 void
 store_housekeeping(struct db_batch *b)

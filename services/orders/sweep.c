@@ -1,9 +1,16 @@
-/* sweep — the periodic expiry of unpaid orders, on the loop: an evtimer
- * runs one conditional UPDATE (pending_payment and past expires_at, rows
- * locked with SKIP LOCKED so several processes never expire one order
- * twice) that also writes each order's orders.order.cancelled (status
- * expired) to the outbox. About once an hour it also drops expired quotes;
- * old Idempotency-Keys go as common/idem.h's idem_purge_due says. */
+/* sweep — the service's timers on the loop, one row each in sweep_jobs[]:
+ *   expire        every CAPLAT_ORDER_SWEEP_SECONDS: one conditional UPDATE
+ *                 (pending_payment and past expires_at, rows locked with
+ *                 SKIP LOCKED so several processes never expire one order
+ *                 twice) that also writes each order's orders.order.cancelled
+ *                 (status expired) to the outbox; a full batch runs again at
+ *                 once;
+ *   housekeeping  hourly: drops expired quotes;
+ *   idem_purge    every CAPLAT_IDEMPOTENCY_PURGE_SECONDS: drops the
+ *                 Idempotency-Keys past CAPLAT_IDEMPOTENCY_RETENTION_HOURS
+ *                 (common/idem.h).
+ * A job's continuation schedules its next run, so runs of one job never
+ * overlap. */
 #include "orders.h"
 
 #include "db.h"
@@ -15,28 +22,62 @@
 #include <stdlib.h>
 
 #define SWEEP_BATCH 500
-#define HOUSEKEEPING_EVERY_SECONDS 3600
 
-static struct event *sweep_timer;
-static long sweep_ticks;
+struct sweep_job {
+	const char *name;
+	const long *every; /* seconds between runs */
+	/* Starts one run; its continuation calls sweep_schedule(). */
+	void (*run)(struct sweep_job *job);
+	struct event *timer;
+};
+
+static void sweep_expire(struct sweep_job *job);
+static void sweep_housekeeping(struct sweep_job *job);
+static void sweep_idem_purge(struct sweep_job *job);
+
+static const long housekeeping_seconds = 3600;
+
+static struct sweep_job sweep_jobs[] = {
+    {"expire", &orders.cfg.sweep_seconds, sweep_expire, NULL},
+    {"housekeeping", &housekeeping_seconds, sweep_housekeeping, NULL},
+    {"idem_purge", &orders.cfg.idem.purge_seconds, sweep_idem_purge, NULL},
+};
 
 static void
-sweep_schedule(long seconds)
+sweep_schedule(struct sweep_job *job, long seconds)
 {
 	struct timeval tv = {seconds, 0};
 
-	evtimer_add(sweep_timer, &tv);
+	evtimer_add(job->timer, &tv);
+}
+
+/* Logs a failed run; the job runs again after its period. */
+static void
+sweep_failed(struct sweep_job *job, const struct db_result *res)
+{
+	log_warn(NULL, "msg=sweep_failed job=%s status=%d error=\"%s\"",
+	    job->name, (int)res->status, res->message ? res->message : "-");
+	sweep_schedule(job, *job->every);
 }
 
 static void
-sweep_on_done(void *arg, const struct db_result *res)
+sweep_fire(evutil_socket_t fd, short what, void *arg)
 {
-	long expired = 0;
+	struct sweep_job *job = arg;
+
+	job->run(job);
+}
+
+/* ---- expire ------------------------------------------------------------- */
+
+static void
+expire_on_done(void *arg, const struct db_result *res)
+{
+	struct sweep_job *job = arg;
+	long expired;
 
 	if (res->status != DB_OK) {
-		log_warn(NULL, "msg=sweep_failed status=%d error=\"%s\"",
-		    (int)res->status, res->message ? res->message : "-");
-		sweep_schedule(orders.cfg.sweep_seconds);
+		sweep_failed(job, res);
 		return;
 	}
 	expired = strtol(db_value(res, 0, 0, 0), NULL, 10);
@@ -45,39 +86,90 @@ sweep_on_done(void *arg, const struct db_result *res)
 		log_info(NULL, "msg=orders_expired count=%ld", expired);
 	}
 	/* A full batch means more are due: go on at once. */
-	sweep_schedule(expired >= SWEEP_BATCH ? 0 : orders.cfg.sweep_seconds);
+	sweep_schedule(job, expired >= SWEEP_BATCH ? 0 : *job->every);
 }
 
 static void
-sweep_tick(evutil_socket_t fd, short what, void *arg)
+sweep_expire(struct sweep_job *job)
 {
 	char limit[16];
 	const char *p[] = {limit};
-	struct db_batch *b = db_batch_new();
 
 	snprintf(limit, sizeof(limit), "%d", SWEEP_BATCH);
-	db_batch_add(b, store_sweep_expire_sql, 1, p);
-	if (sweep_ticks++ %
-	        (HOUSEKEEPING_EVERY_SECONDS / orders.cfg.sweep_seconds + 1) ==
-	    0)
-		store_housekeeping(b);
-	db_batch_run(orders.svc.db, b, sweep_on_done, NULL);
-	idem_purge_due(orders.svc.db, &orders.cfg.idem);
+	db_query(orders.svc.db, store_sweep_expire_sql, 1, p, expire_on_done,
+	    job);
 }
+
+/* ---- housekeeping ------------------------------------------------------- */
+
+static void
+housekeeping_on_done(void *arg, const struct db_result *res)
+{
+	struct sweep_job *job = arg;
+
+	if (res->status != DB_OK) {
+		sweep_failed(job, res);
+		return;
+	}
+	sweep_schedule(job, *job->every);
+}
+
+static void
+sweep_housekeeping(struct sweep_job *job)
+{
+	struct db_batch *b = db_batch_new();
+
+	store_housekeeping(b);
+	db_batch_run(orders.svc.db, b, housekeeping_on_done, job);
+}
+
+/* ---- idem_purge --------------------------------------------------------- */
+
+static void
+idem_purge_on_done(void *arg, const struct db_result *res)
+{
+	struct sweep_job *job = arg;
+
+	if (res->status != DB_OK) {
+		sweep_failed(job, res);
+		return;
+	}
+	if (db_affected(res, 0) > 0)
+		log_info(NULL, "msg=idempotency_keys_purged count=%ld",
+		    db_affected(res, 0));
+	sweep_schedule(job, *job->every);
+}
+
+static void
+sweep_idem_purge(struct sweep_job *job)
+{
+	struct db_batch *b = db_batch_new();
+
+	idem_purge_add(b, orders.cfg.idem.retention_hours);
+	db_batch_run(orders.svc.db, b, idem_purge_on_done, job);
+}
+
+/* ---- start and stop ----------------------------------------------------- */
 
 void
 order_sweep_start(void)
 {
-	sweep_timer = evtimer_new(orders.svc.base, sweep_tick, NULL);
-	if (sweep_timer == NULL)
-		fatal("evtimer_new failed");
-	sweep_schedule(1);
+	for (size_t i = 0; i < ARRAY_LEN(sweep_jobs); i++) {
+		struct sweep_job *job = &sweep_jobs[i];
+
+		job->timer = evtimer_new(orders.svc.base, sweep_fire, job);
+		if (job->timer == NULL)
+			fatal("evtimer_new failed");
+		sweep_schedule(job, 1);
+	}
 }
 
 void
 order_sweep_stop(void)
 {
-	if (sweep_timer != NULL)
-		event_free(sweep_timer);
-	sweep_timer = NULL;
+	for (size_t i = 0; i < ARRAY_LEN(sweep_jobs); i++) {
+		if (sweep_jobs[i].timer != NULL)
+			event_free(sweep_jobs[i].timer);
+		sweep_jobs[i].timer = NULL;
+	}
 }

@@ -1,6 +1,7 @@
 /* Unit tests for eligibility: the request parser's refusals (one case per
- * bad input), the renewal window's edges, who may order which certificate,
- * the order of the checks, and the time and number formats. */
+ * bad input), who may order which certificate, the order of the checks, and
+ * the time and number formats. The renewal window's edges are
+ * common/test_renewal.c's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -161,24 +162,6 @@ test_parse_limits_and_canonical(void **state)
 
 #define DAY 86400
 
-static void
-test_window_edges(void **state)
-{
-	const struct order_window w = {90, 365};
-	const int64_t na = 1800000000; /* notAfter */
-
-	assert_int_equal(order_window_check(&w, na, na - 90 * DAY - 1), -1);
-	assert_int_equal(order_window_check(&w, na, na - 90 * DAY), 0);
-	assert_int_equal(order_window_check(&w, na, na - 30 * DAY), 0);
-	assert_int_equal(order_window_check(&w, na, na), 0);
-	assert_int_equal(order_window_check(&w, na, na + 365 * DAY), 0);
-	assert_int_equal(order_window_check(&w, na, na + 365 * DAY + 1), 1);
-	const struct order_window narrow = {0, 0};
-	assert_int_equal(order_window_check(&narrow, na, na), 0);
-	assert_int_equal(order_window_check(&narrow, na, na - 1), -1);
-	assert_int_equal(order_window_check(&narrow, na, na + 1), 1);
-}
-
 #define ME "a0000000-0000-4000-8000-000000000001"
 #define OTHER "a0000000-0000-4000-8000-000000000002"
 #define ENT "91110108551385082Q"
@@ -247,7 +230,7 @@ static const struct cert_case cert_cases[] = {
 static void
 test_cert_cases(void **state)
 {
-	const struct order_window w = {90, 365};
+	const struct renewal_window w = {90, 365};
 	const int64_t now = 1700000000;
 
 	for (size_t c = 0; c < sizeof(cert_cases) / sizeof(cert_cases[0]);
@@ -347,7 +330,6 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse_cases),
 	    cmocka_unit_test(test_parse_limits_and_canonical),
-	    cmocka_unit_test(test_window_edges),
 	    cmocka_unit_test(test_cert_cases),
 	    cmocka_unit_test(test_caller_and_error_codes),
 	    cmocka_unit_test(test_times_and_numbers),

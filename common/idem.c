@@ -216,17 +216,38 @@ idem_release_error(struct db_pool *db, struct http_req *req,
 	db_batch_run(db, b, idem_on_released, r);
 }
 
+/* A purge's caller, told when it is done. */
+struct idem_purge {
+	db_cb done;
+	void *arg;
+};
+
 static void
 idem_on_purged(void *arg, const struct db_result *res)
 {
-	if (res->status != DB_OK) {
+	struct idem_purge *p = arg;
+
+	if (res->status != DB_OK)
 		log_warn(NULL, "msg=idempotency_purge_failed detail=\"%s\"",
 		    res->message ? res->message : "");
-		return;
-	}
-	if (db_affected(res, 0) > 0)
+	else if (db_affected(res, 0) > 0)
 		log_info(NULL, "msg=idempotency_keys_purged count=%ld",
 		    db_affected(res, 0));
+	if (p->done != NULL)
+		p->done(p->arg, res);
+	free(p);
+}
+
+void
+idem_purge(struct db_pool *db, long retention_hours, db_cb done, void *arg)
+{
+	struct idem_purge *p = xcalloc(1, sizeof(*p));
+	struct db_batch *b = db_batch_new();
+
+	p->done = done;
+	p->arg = arg;
+	idem_purge_add(b, retention_hours);
+	db_batch_run(db, b, idem_on_purged, p);
 }
 
 void
@@ -234,12 +255,9 @@ idem_purge_due(struct db_pool *db, const struct idem_config *cfg)
 {
 	static int64_t last_us = -1;
 	int64_t now = now_mono_us();
-	struct db_batch *b;
 
 	if (last_us >= 0 && now - last_us < cfg->purge_seconds * 1000000)
 		return;
 	last_us = now;
-	b = db_batch_new();
-	idem_purge_add(b, cfg->retention_hours);
-	db_batch_run(db, b, idem_on_purged, NULL);
+	idem_purge(db, cfg->retention_hours, NULL, NULL);
 }

@@ -11,7 +11,7 @@
  * A creation is: idem_read, idem_hash → idem_claim_add (in the load batch) →
  * idem_claim_result → … → idem_save_add (in the creating transaction) or
  * idem_finish, or idem_release_error when nothing was created and a retry
- * must run again. The service's sweep calls idem_purge_due. */
+ * must run again. The service's sweep calls idem_purge (or idem_purge_due). */
 #ifndef CAPLAT_IDEM_H
 #define CAPLAT_IDEM_H
 
@@ -99,7 +99,13 @@ void idem_release_error(struct db_pool *db, struct http_req *req,
     const struct idem *i, int status, const char *code, const char *field,
     const char *message);
 
-/* Deletes the keys older than cfg->retention_hours, at once the first time
+/* Deletes the keys older than retention_hours and logs how many, then calls
+ * done (may be NULL) with the result: for a sweep job that schedules its
+ * next run itself. */
+void idem_purge(struct db_pool *db, long retention_hours, db_cb done,
+    void *arg);
+/* idem_purge for a sweep that ticks more often than it should purge: deletes
+ * the keys older than cfg->retention_hours, at once the first time
  * and then once cfg->purge_seconds have passed since this process last did.
  * Call it on every tick of the service's sweep timer. Logs what it did;
  * nothing to wait for. */

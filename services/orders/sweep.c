@@ -125,28 +125,12 @@ sweep_housekeeping(struct sweep_job *job)
 
 /* ---- idem_purge --------------------------------------------------------- */
 
-static void
-idem_purge_on_done(void *arg, const struct db_result *res)
-{
-	struct sweep_job *job = arg;
-
-	if (res->status != DB_OK) {
-		sweep_failed(job, res);
-		return;
-	}
-	if (db_affected(res, 0) > 0)
-		log_info(NULL, "msg=idempotency_keys_purged count=%ld",
-		    db_affected(res, 0));
-	sweep_schedule(job, *job->every);
-}
-
+/* Its continuation is housekeeping's: schedule the next run. */
 static void
 sweep_idem_purge(struct sweep_job *job)
 {
-	struct db_batch *b = db_batch_new();
-
-	idem_purge_add(b, orders.cfg.idem.retention_hours);
-	db_batch_run(orders.svc.db, b, idem_purge_on_done, job);
+	idem_purge(orders.svc.db, orders.cfg.idem.retention_hours,
+	    housekeeping_on_done, job);
 }
 
 /* ---- start and stop ----------------------------------------------------- */

@@ -192,7 +192,7 @@ def test_idempotency_keys_purged_after_retention(suite):
                    f" WHERE key = '{old}'")
         wait_until(lambda: suite.psql(f"SELECT count(*) FROM {schema}.idem_keys"
                                       f" WHERE key = '{old}'") == [["0"]],
-                   what=f"{schema}' old key purged")
+                   what=f"{schema}: old key purged")
         assert suite.psql(f"SELECT count(*) FROM {schema}.idem_keys WHERE key = '{young}'") == [["1"]]
     # The purged key now names a new request: no 409 for another body.
     cert3, _ = register_cert(suite, admin.uscc, admin.account, "master")

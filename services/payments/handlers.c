@@ -3,7 +3,6 @@
  * Each handler is a chain of named continuations; the last one replies. */
 #include "payments.h"
 
-#include "crypto.h"
 #include "db.h"
 #include "domain.h"
 #include "handlers.h"

@@ -383,26 +383,43 @@ http_reply_error(struct http_req *req, int status, const char *code,
 	http_reply_json(req, status, json_pack("{s:o}", "error", err));
 }
 
+#define UNAVAILABLE_MESSAGE "服务暂时不可用，请稍后重试"
+
 void
 http_reply_unavailable(struct http_req *req, const char *dep)
 {
 	http_server_dep_error(req->srv, dep);
-	http_reply_error(req, 503, "UNAVAILABLE", NULL,
-	    "服务暂时不可用，请稍后重试");
+	http_reply_error(req, 503, "UNAVAILABLE", NULL, UNAVAILABLE_MESSAGE);
 }
 
 void
-http_reply_db_error(struct http_req *req, const struct db_result *res)
+http_db_error_answer(struct http_req *req, const struct db_result *res,
+    int *status, const char **code, const char **message)
 {
 	if (res->status == DB_UNAVAILABLE) {
-		http_reply_unavailable(req, "postgres");
+		http_server_dep_error(req->srv, "postgres");
+		*status = 503;
+		*code = "UNAVAILABLE";
+		*message = UNAVAILABLE_MESSAGE;
 		return;
 	}
 	log_error(req->id,
 	    "msg=db_error status=%d sqlstate=%s stmt=%d error=\"%s\"",
 	    res->status, res->sqlstate ? res->sqlstate : "-", res->failed_stmt,
 	    res->message ? res->message : "");
-	http_reply_error(req, 500, "INTERNAL", NULL, "服务器内部错误");
+	*status = 500;
+	*code = "INTERNAL";
+	*message = "服务器内部错误";
+}
+
+void
+http_reply_db_error(struct http_req *req, const struct db_result *res)
+{
+	int status;
+	const char *code, *message;
+
+	http_db_error_answer(req, res, &status, &code, &message);
+	http_reply_error(req, status, code, NULL, message);
 }
 
 void

@@ -106,6 +106,11 @@ void http_reply_unavailable(struct http_req *req, const char *dep);
  * (status, sqlstate, message — never parameters) and answers 500 INTERNAL.
  * Callers handle DB_CONFLICT and DB_REFUSED they expect before calling. */
 void http_reply_db_error(struct http_req *req, const struct db_result *res);
+/* What http_reply_db_error answers, without answering: counts or logs as it
+ * does and sets *status, *code and *message (static strings), for callers
+ * that must do something (release a key) before they reply. */
+void http_db_error_answer(struct http_req *req, const struct db_result *res,
+    int *status, const char **code, const char **message);
 /* Replies a field error filled by json_field_*() or json_field_invalid()
  * (400 FIELD_TYPE, 422 FIELD_REQUIRED / FIELD_INVALID / a specific code). */
 void http_reply_field_error(struct http_req *req,

@@ -347,7 +347,8 @@ class Suite:
                              "CAPLAT_SMS_DAILY_IP": "100000"},
             "enterprise": lambda: {},
             "issuance": lambda: self.issuance_env(),
-            "orders": lambda: {"CAPLAT_ORDER_SWEEP_SECONDS": "1"},
+            "orders": lambda: {"CAPLAT_ORDER_SWEEP_SECONDS": "1",
+                               "CAPLAT_IDEMPOTENCY_PURGE_SECONDS": "3600" if self.persistent else "1"},
             "payments": lambda: self.start_paysim(),
         }
         return env[svc]()
@@ -406,6 +407,7 @@ class Suite:
         return {"CAPLAT_PAY_NOTIFY_BASE": self.gateway,
                 "CAPLAT_PAY_QUERY_DELAY": "60" if self.persistent else "3",
                 "CAPLAT_PAY_SWEEP_MS": "2000" if self.persistent else "300",
+                "CAPLAT_IDEMPOTENCY_PURGE_SECONDS": "3600" if self.persistent else "1",
                 "CAPLAT_ALIPAY_GATEWAY": sim + "/gateway.do", "CAPLAT_ALIPAY_APP_ID": "2021000000000001",
                 "CAPLAT_ALIPAY_SELLER_ID": "2088101117955611",
                 "CAPLAT_ALIPAY_PRIVATE_KEY": os.path.join(d, "alipay_merchant.key"),

@@ -7,7 +7,6 @@
 #include "orders.h"
 
 #include "bus.h"
-#include "crypto.h"
 #include "db.h"
 #include "eligibility.h"
 #include "json.h"
@@ -26,7 +25,7 @@ struct orders orders;
 
 /* Statement indexes of the creation's load batch. */
 enum {
-	CREATE_CLAIM,
+	CREATE_CLAIM, /* idem_claim_add's two statements */
 	CREATE_KEY,
 	CREATE_NUMBER,
 	CREATE_FACTS, /* 3 facts + 1 catalogue */
@@ -36,87 +35,27 @@ enum {
 static void create_on_loaded(void *arg, const struct db_result *res);
 static void create_on_inserted(void *arg, const struct db_result *res);
 static void create_release(struct order_ctx *st);
-static void create_on_released(void *arg, const struct db_result *res);
-
-/* The Idempotency-Key: 1..128 printable ASCII characters. */
-static int
-read_idempotency_key(struct http_req *req, char out[129])
-{
-	const char *k = http_header(req, "Idempotency-Key");
-	size_t n;
-
-	if (k == NULL || *k == '\0') {
-		http_reply_error(req, 400, "IDEMPOTENCY_KEY_MISSING",
-		    "Idempotency-Key", "缺少 Idempotency-Key 请求头");
-		return -1;
-	}
-	for (n = 0; k[n] != '\0'; n++) {
-		if (k[n] < 0x21 || k[n] > 0x7e || n >= 128) {
-			http_reply_error(req, 400, "BAD_REQUEST",
-			    "Idempotency-Key",
-			    "Idempotency-Key 须为 1 至 128 个可见 ASCII 字符");
-			return -1;
-		}
-	}
-	memcpy(out, k, n + 1);
-	return 0;
-}
 
 static void
 create_start(struct http_req *req)
 {
 	struct order_ctx *st;
 	struct db_batch *b;
-	char *canon;
 
 	if (orders_require_holder(req) != 0)
 		return;
 	st = order_ctx_new(req, 1);
-	if (read_idempotency_key(req, st->key) != 0 ||
+	if (idem_read(req, req->session->account_id, &st->idem) != 0 ||
 	    order_read_request(st) != 0)
 		return;
-	/* "Another body" is judged on the JSON, not its spacing or key order. */
-	canon = json_dumps(st->body, JSON_COMPACT | JSON_SORT_KEYS);
-	crypto_sha256_hex(canon, strlen(canon), st->body_hash);
-	free(canon);
+	idem_hash(&st->idem, req, st->body);
 	b = db_batch_new();
-	store_idem_claim(b, req->session->account_id, st->key, st->body_hash,
-	    orders.cfg.idempotency_lock);
+	idem_claim_add(b, &st->idem, orders.cfg.idem.lock_seconds);
 	store_next_number(b);
 	order_load(st, b);
 	if (st->rq.quote_id[0] != '\0')
 		store_quote_get(b, st->rq.quote_id, req->session->account_id);
 	db_batch_run(orders.svc.db, b, create_on_loaded, st);
-}
-
-/* Another request holds or used the key: replay, or refuse. */
-static void
-create_key_taken(struct order_ctx *st, const struct db_result *res)
-{
-	struct http_req *req = st->req;
-	const char *status = db_value(res, CREATE_KEY, 0, 1);
-	json_t *body;
-
-	if (db_rows(res, CREATE_KEY) != 1) {
-		/* Freed between the two statements: rare; the client retries. */
-		http_reply_error(req, 409, "IDEMPOTENCY_IN_PROGRESS", NULL,
-		    "相同 Idempotency-Key 的请求正在处理，请稍后重试");
-		return;
-	}
-	if (strcmp(db_value(res, CREATE_KEY, 0, 0), st->body_hash) != 0) {
-		http_reply_error(req, 409, "IDEMPOTENCY_KEY_REUSED",
-		    "Idempotency-Key", "该 Idempotency-Key 已用于另一个请求");
-		return;
-	}
-	if (status == NULL) {
-		http_reply_error(req, 409, "IDEMPOTENCY_IN_PROGRESS", NULL,
-		    "相同 Idempotency-Key 的请求正在处理，请稍后重试");
-		return;
-	}
-	body = json_loads(db_value(res, CREATE_KEY, 0, 2), 0, NULL);
-	atomic_fetch_add(&orders.n.idempotent_replays, 1);
-	http_add_header(req, "Idempotent-Replayed", "true");
-	http_reply_json(req, atoi(status), body);
 }
 
 /* The 201 answer of a new order: the shape of GET /api/v1/orders/{id}
@@ -203,16 +142,18 @@ create_on_loaded(void *arg, const struct db_result *res)
 	int64_t now_ms = now_wall_ms(), now = now_ms / 1000;
 	char total[24], *rows, *reply;
 	struct db_batch *b;
+	enum idem_claim claim;
 	json_t *ev;
 
 	if (res->status != DB_OK) {
 		http_reply_db_error(st->req, res);
 		return;
 	}
-	if (db_rows(res, CREATE_CLAIM) != 1) {
-		create_key_taken(st, res);
+	claim = idem_claim_result(st->req, res, CREATE_CLAIM, &st->idem);
+	if (claim == IDEM_REPLAYED)
+		atomic_fetch_add(&orders.n.idempotent_replays, 1);
+	if (claim != IDEM_CLAIMED)
 		return;
-	}
 	st->claimed = 1;
 	if ((st->rq.quote_id[0] != '\0' &&
 	        order_quote_check(st, res, CREATE_QUOTE) != 0) ||
@@ -243,7 +184,7 @@ create_on_loaded(void *arg, const struct db_result *res)
 	    created_db, expires_db);
 	store_order_items_insert(b, st->id, rows);
 	bus_outbox_add(b, "orders.order.created", st->id, ev);
-	store_idem_save(b, s->account_id, st->key, 201, reply);
+	idem_save_add(b, &st->idem, 201, reply);
 	free(rows);
 	free(reply);
 	json_decref(ev);
@@ -267,20 +208,7 @@ create_on_inserted(void *arg, const struct db_result *res)
 	if (res->status != DB_OK) {
 		/* Nothing was created (or, if the connection broke after the
 		 * commit, the stored response makes the release a no-op). */
-		if (res->status == DB_UNAVAILABLE) {
-			http_server_dep_error(st->req->srv, "postgres");
-			order_error_set(&st->err, 503, "UNAVAILABLE", NULL,
-			    "服务暂时不可用，请稍后重试");
-		} else {
-			log_error(st->req->id,
-			    "msg=db_error sqlstate=%s stmt=%d error=\"%s\"",
-			    res->sqlstate ? res->sqlstate : "-",
-			    res->failed_stmt,
-			    res->message ? res->message : "-");
-			order_error_set(&st->err, 500, "INTERNAL", NULL,
-			    "服务器内部错误");
-		}
-		create_release(st);
+		idem_release_db_error(orders.svc.db, st->req, &st->idem, res);
 		return;
 	}
 	atomic_fetch_add(&orders.n.created, 1);
@@ -297,20 +225,9 @@ create_on_inserted(void *arg, const struct db_result *res)
 static void
 create_release(struct order_ctx *st)
 {
-	const char *p[] = {st->req->session->account_id, st->key};
-
-	db_query(orders.svc.db, store_idem_release_sql, 2, p,
-	    create_on_released, st);
-}
-
-static void
-create_on_released(void *arg, const struct db_result *res)
-{
-	struct order_ctx *st = arg;
-
-	if (res->status != DB_OK)
-		log_warn(st->req->id, "msg=idempotency_release_failed");
-	orders_reply_error(st->req, &st->err);
+	idem_release_error(orders.svc.db, st->req, &st->idem, st->err.status,
+	    st->err.code, st->err.field[0] ? st->err.field : NULL,
+	    st->err.message);
 }
 
 static void

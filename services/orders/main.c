@@ -23,9 +23,6 @@ orders_load_config(void)
 	        &c->sweep_seconds, "period of the expiry sweep (s)"},
 	    {"CAPLAT_QUOTE_TTL", CFG_INT, "1800", 10, 7 * 86400, &c->quote_ttl,
 	        "seconds a quote keeps its prices"},
-	    {"CAPLAT_IDEMPOTENCY_LOCK_SECONDS", CFG_INT, "60", 5, 3600,
-	        &c->idempotency_lock,
-	        "seconds before a retry may take over an unfinished request's key"},
 	    {"CAPLAT_RENEWAL_WINDOW_BEFORE_DAYS", CFG_INT, "90", 0, 3650,
 	        &c->window.before_days,
 	        "renewable from this many days before notAfter"},
@@ -35,6 +32,7 @@ orders_load_config(void)
 	};
 
 	cfg_load_or_die(vars, ARRAY_LEN(vars));
+	idem_config_load(&c->idem);
 }
 
 int

@@ -10,6 +10,7 @@
 
 #include "eligibility.h"
 #include "http.h"
+#include "idem.h"
 #include "pricing.h"
 #include "svc.h"
 
@@ -24,10 +25,9 @@ struct session;
 
 struct orders_config {
 	long order_ttl; /* seconds an unpaid order waits for payment (1800) */
-	long sweep_seconds;    /* period of the expiry sweep */
-	long quote_ttl;        /* seconds a quote keeps its prices */
-	long idempotency_lock; /* seconds before an unfinished request's key
-	                          * may be taken over by a retry */
+	long sweep_seconds;      /* period of the expiry sweep */
+	long quote_ttl;          /* seconds a quote keeps its prices */
+	struct idem_config idem; /* CAPLAT_IDEMPOTENCY_* */
 	struct renewal_window window;
 };
 
@@ -106,9 +106,8 @@ struct order_ctx {
 	struct http_req *req;
 	json_t *body;
 	struct order_request rq;
-	int create;    /* POST /orders (else the quote) */
-	char key[129]; /* Idempotency-Key */
-	char body_hash[65];
+	int create;       /* POST /orders (else the quote) */
+	struct idem idem; /* the creation's Idempotency-Key */
 	char items_hash[65];
 	int claimed;            /* this request owns the key */
 	struct order_error err; /* the refusal answered after the release */
@@ -152,7 +151,7 @@ int orders_catalogue_from_rows(struct order_catalogue *cat,
 void orders_events_subscribe(void);
 
 /* ---- sweep.c: the periodic expiry of unpaid orders (and housekeeping of
- * quotes and idempotency keys) on the loop; start once after svc_init ---- */
+ * quotes and Idempotency-Keys) on the loop; start once after svc_init ---- */
 
 void order_sweep_start(void);
 void order_sweep_stop(void);
@@ -203,20 +202,6 @@ void store_quote_insert(struct db_batch *b, const char *id,
     const char *account_id, const char *items_hash, const char *price_ids,
     const char *total_fen, const char *expires_at);
 
-/* ---- idempotency ---- */
-
-/* Two statements: claim (a row when this request now owns the key: new, or
- * taken over from a request unfinished for lock_seconds), then the key's
- * row: 0 request_hash, 1 response_status, 2 response_body. */
-void store_idem_claim(struct db_batch *b, const char *account_id,
-    const char *key, const char *request_hash, long lock_seconds);
-/* Records the response of the request owning the key. */
-void store_idem_save(struct db_batch *b, const char *account_id,
-    const char *key, int status, const char *body);
-/* $1 account, $2 key: frees a key whose request ended without a stored
- * response, so that a retry runs again. */
-extern const char store_idem_release_sql[];
-
 /* ---- orders ---- */
 
 void store_order_insert(struct db_batch *b, const char *id, const char *number,
@@ -254,8 +239,7 @@ extern const char store_flagged_payments_sql[];
 /* Expires up to $1 unpaid orders past expires_at and emits their
  * orders.order.cancelled (status expired) → 0 the number expired. */
 extern const char store_sweep_expire_sql[];
-/* Drops quotes a day past their expiry and idempotency keys older than
- * 48 h. */
+/* Drops quotes a day past their expiry. */
 void store_housekeeping(struct db_batch *b);
 
 /* ---- the consumers (bus transaction) ---- */

@@ -122,52 +122,6 @@ store_quote_insert(struct db_batch *b, const char *id, const char *account_id,
 	    6, p);
 }
 
-/* ---- idempotency -------------------------------------------------------- */
-
-void
-store_idem_claim(struct db_batch *b, const char *account_id, const char *key,
-    const char *request_hash, long lock_seconds)
-{
-	char secs[24];
-	const char *p[] = {account_id, key, request_hash, secs};
-	const char *q[] = {account_id, key};
-
-	snprintf(secs, sizeof(secs), "%ld", lock_seconds);
-	/* A concurrent first request holds the row lock until its batch
-	 * commits; this one then sees the row and does not take it over. */
-	db_batch_add(b,
-	    "INSERT INTO idempotency_keys (account_id, key, request_hash)"
-	    " VALUES ($1::uuid, $2, $3)"
-	    " ON CONFLICT (account_id, key) DO UPDATE SET locked_at = now()"
-	    " WHERE idempotency_keys.response_status IS NULL"
-	    " AND idempotency_keys.request_hash = EXCLUDED.request_hash"
-	    " AND idempotency_keys.locked_at < now() - make_interval(secs => $4::int)"
-	    " RETURNING 1",
-	    4, p);
-	db_batch_add(b,
-	    "SELECT request_hash, response_status, response_body::text FROM idempotency_keys"
-	    " WHERE account_id = $1::uuid AND key = $2",
-	    2, q);
-}
-
-void
-store_idem_save(struct db_batch *b, const char *account_id, const char *key,
-    int status, const char *body)
-{
-	char st[16];
-	const char *p[] = {account_id, key, st, body};
-
-	snprintf(st, sizeof(st), "%d", status);
-	db_batch_add(b,
-	    "UPDATE idempotency_keys SET response_status = $3::int, response_body = $4::jsonb"
-	    " WHERE account_id = $1::uuid AND key = $2",
-	    4, p);
-}
-
-const char store_idem_release_sql[] =
-    "DELETE FROM idempotency_keys"
-    " WHERE account_id = $1::uuid AND key = $2 AND response_status IS NULL";
-
 /* ---- orders ------------------------------------------------------------- */
 
 void
@@ -296,9 +250,6 @@ store_housekeeping(struct db_batch *b)
 	db_batch_add(b,
 	    "DELETE FROM quotes WHERE expires_at < now() - interval '1 day'", 0,
 	    NULL);
-	db_batch_add(b,
-	    "DELETE FROM idempotency_keys WHERE created_at < now() - interval '48 hours'",
-	    0, NULL);
 }
 
 /* ---- the consumers ------------------------------------------------------ */

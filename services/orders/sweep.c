@@ -5,8 +5,10 @@
  *                 twice) that also writes each order's orders.order.cancelled
  *                 (status expired) to the outbox; a full batch runs again at
  *                 once;
- *   housekeeping  hourly: drops expired quotes and idempotency keys older
- *                 than 48 h.
+ *   housekeeping  hourly: drops expired quotes;
+ *   idem_purge    every CAPLAT_IDEMPOTENCY_PURGE_SECONDS: drops the
+ *                 Idempotency-Keys past CAPLAT_IDEMPOTENCY_RETENTION_HOURS
+ *                 (common/idem.h).
  * A job's continuation schedules its next run, so runs of one job never
  * overlap. */
 #include "orders.h"
@@ -31,12 +33,14 @@ struct sweep_job {
 
 static void sweep_expire(struct sweep_job *job);
 static void sweep_housekeeping(struct sweep_job *job);
+static void sweep_idem_purge(struct sweep_job *job);
 
 static const long housekeeping_seconds = 3600;
 
 static struct sweep_job sweep_jobs[] = {
     {"expire", &orders.cfg.sweep_seconds, sweep_expire, NULL},
     {"housekeeping", &housekeeping_seconds, sweep_housekeeping, NULL},
+    {"idem_purge", &orders.cfg.idem.purge_seconds, sweep_idem_purge, NULL},
 };
 
 static void
@@ -117,6 +121,16 @@ sweep_housekeeping(struct sweep_job *job)
 
 	store_housekeeping(b);
 	db_batch_run(orders.svc.db, b, housekeeping_on_done, job);
+}
+
+/* ---- idem_purge --------------------------------------------------------- */
+
+/* Its continuation is housekeeping's: schedule the next run. */
+static void
+sweep_idem_purge(struct sweep_job *job)
+{
+	idem_purge(orders.svc.db, orders.cfg.idem.retention_hours,
+	    housekeeping_on_done, job);
 }
 
 /* ---- start and stop ----------------------------------------------------- */

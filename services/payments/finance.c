@@ -63,6 +63,7 @@ refund_start(struct http_req *req)
 	http_req_attach(req, st, refund_free);
 	if (idem_read(req, req->session->staff_id, &st->idem) != 0)
 		return;
+	idem_hash(&st->idem, req, body);
 	if (json_field_str(body, "payment_id", JSON_FIELD_REQUIRED, 64,
 	        &st->payment_id, &err) != 0 ||
 	    json_field_str(body, "reason", JSON_FIELD_REQUIRED, 256,
@@ -85,7 +86,7 @@ refund_start(struct http_req *req)
 		return;
 	}
 	struct db_batch *b = db_batch_new();
-	idem_claim_add(b, &st->idem);
+	idem_claim_add(b, &st->idem, pay.cfg.idem.lock_seconds);
 	db_batch_run(pay.svc.db, b, refund_on_claimed, st);
 }
 
@@ -99,7 +100,7 @@ refund_on_claimed(void *arg, const struct db_result *res)
 		http_reply_db_error(st->req, res);
 		return;
 	}
-	if (!idem_claimed_or_reply(st->req, res, 0, &st->idem))
+	if (idem_claim_result(st->req, res, 0, &st->idem) != IDEM_CLAIMED)
 		return;
 	uuid_v4(st->id);
 	for (size_t s = 0, d = 0; st->id[s]; s++)
@@ -121,15 +122,12 @@ refund_on_created(void *arg, const struct db_result *res)
 	if (res->status == DB_REFUSED) {
 		const struct pay_refusal *r =
 		    pay_refusal(res->message, "PAYMENT_NOT_REFUNDABLE");
-		idem_finish_error(req, &st->idem, r->status, r->rule, r->field,
-		    r->message);
+		idem_finish_error(pay.svc.db, req, &st->idem, r->status,
+		    r->rule, r->field, r->message);
 		return;
 	}
 	if (res->status != DB_OK) {
-		idem_release_error(req, &st->idem,
-		    res->status == DB_UNAVAILABLE ? 503 : 500,
-		    res->status == DB_UNAVAILABLE ? "UNAVAILABLE" : "INTERNAL",
-		    "服务暂时不可用，请稍后重试");
+		idem_release_db_error(pay.svc.db, req, &st->idem, res);
 		return;
 	}
 	st->channel = xstrdup(db_value(res, 0, 0, 0));
@@ -165,7 +163,7 @@ refund_on_provider(void *arg, const struct provider_answer *a)
 		/* It may have happened: the sweeper asks again with the same
 		 * out_refund_no, which the providers treat idempotently. */
 		log_warn(st->req->id, "msg=refund_pending refund=%s", st->id);
-		idem_finish(st->req, &st->idem, 201,
+		idem_finish(pay.svc.db, st->req, &st->idem, 201,
 		    refund_json(st, "pending"));
 		return;
 	}
@@ -205,7 +203,8 @@ refund_on_done(void *arg, const struct db_result *res)
 		    st->id, st->payment_id, st->amount_fen);
 		sweep_kick(); /* the red-letter invoice */
 	}
-	idem_finish(st->req, &st->idem, 201, refund_json(st, status));
+	idem_finish(pay.svc.db, st->req, &st->idem, 201,
+	    refund_json(st, status));
 }
 
 void

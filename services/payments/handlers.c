@@ -1,11 +1,10 @@
 /* handlers — payments (create with Idempotency-Key, get), invoices (list,
- * get), the idempotency helpers shared with finance.c, and the route table;
- * the providers' notifications live in notify.c, the finance staff's side
- * in finance.c, what they share in payments.c.
+ * get) and the route table (Idempotency-Key: common/idem.h); the providers'
+ * notifications live in notify.c, the finance staff's side in finance.c,
+ * what they share in payments.c.
  * Each handler is a chain of named continuations; the last one replies. */
 #include "payments.h"
 
-#include "crypto.h"
 #include "db.h"
 #include "domain.h"
 #include "json.h"
@@ -16,138 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- idempotency keys -------------------------------------------------- */
-
-int
-idem_read(struct http_req *req, const char *account, struct idem *out)
-{
-	const char *key = http_header(req, "Idempotency-Key");
-	char *material;
-	size_t n;
-
-	if (key == NULL || key[0] == '\0') {
-		http_reply_error(req, 400, "IDEMPOTENCY_KEY_MISSING", NULL,
-		    "缺少 Idempotency-Key 请求头");
-		return -1;
-	}
-	n = strlen(key);
-	for (size_t i = 0; i < n; i++) {
-		if (key[i] < 0x21 || key[i] > 0x7e || n > 128) {
-			http_reply_error(req, 400, "BAD_REQUEST", NULL,
-			    "Idempotency-Key 须为 1 至 128 个可见 ASCII 字符");
-			return -1;
-		}
-	}
-	snprintf(out->account, sizeof(out->account), "%s", account);
-	snprintf(out->key, sizeof(out->key), "%s", key);
-	/* The same key with the same request: method, route and body bytes. */
-	material = xasprintf("%s %s\n", req->method, req->path);
-	size_t ml = strlen(material);
-	material = xrealloc(material, ml + req->body_len + 1);
-	memcpy(material + ml, req->body ? (const char *)req->body : "",
-	    req->body_len);
-	crypto_sha256_hex(material, ml + req->body_len, out->hash);
-	free(material);
-	return 0;
-}
-
-void
-idem_claim_add(struct db_batch *b, const struct idem *i)
-{
-	const char *p[] = {i->account, i->key, i->hash};
-
-	db_batch_add(b, store_idem_claim_sql, 3, p);
-	db_batch_add(b, store_idem_get_sql, 2, p);
-}
-
-int
-idem_claimed_or_reply(struct http_req *req, const struct db_result *res,
-    int stmt, const struct idem *i)
-{
-	if (db_rows(res, stmt) == 1)
-		return 1;
-	const char *hash = db_value(res, stmt + 1, 0, 0);
-	const char *status = db_value(res, stmt + 1, 0, 1);
-	const char *body = db_value(res, stmt + 1, 0, 2);
-	if (hash == NULL || strcmp(hash, i->hash) != 0) {
-		http_reply_error(req, 409, "IDEMPOTENCY_KEY_REUSED", NULL,
-		    "该 Idempotency-Key 已用于另一个请求");
-		return 0;
-	}
-	if (status == NULL) {
-		http_reply_error(req, 409, "IDEMPOTENCY_IN_PROGRESS", NULL,
-		    "相同的请求正在处理中，请稍后再试");
-		return 0;
-	}
-	http_add_header(req, "Idempotent-Replayed", "true");
-	http_reply_raw(req, atoi(status), "application/json", body ? body : "",
-	    body ? strlen(body) : 0);
-	return 0;
-}
-
-struct idem_done {
-	struct http_req *req;
-	int status;
-	json_t *body;
-};
-
-static void
-idem_on_stored(void *arg, const struct db_result *res)
-{
-	struct idem_done *d = arg;
-
-	if (res->status != DB_OK)
-		log_warn(d->req->id, "msg=idempotency_not_stored detail=\"%s\"",
-		    res->message ? res->message : "");
-	http_reply_json(d->req, d->status, d->body);
-	free(d);
-}
-
-void
-idem_finish(struct http_req *req, const struct idem *i, int status,
-    json_t *body)
-{
-	struct idem_done *d = xcalloc(1, sizeof(*d));
-	char st[8], *text = json_dumps(body, JSON_COMPACT);
-	const char *p[] = {i->account, i->key, st, text};
-
-	snprintf(st, sizeof(st), "%d", status);
-	d->req = req;
-	d->status = status;
-	d->body = body;
-	db_query(pay.svc.db, store_idem_store_sql, 4, p, idem_on_stored, d);
-	free(text);
-}
-
-void
-idem_finish_error(struct http_req *req, const struct idem *i, int status,
-    const char *code, const char *field, const char *message)
-{
-	idem_finish(req, i, status, pay_error_json(code, field, message));
-}
-
-static void
-idem_on_released(void *arg, const struct db_result *res)
-{
-	struct idem_done *d = arg;
-
-	http_reply_json(d->req, d->status, d->body);
-	free(d);
-}
-
-void
-idem_release_error(struct http_req *req, const struct idem *i, int status,
-    const char *code, const char *message)
-{
-	struct idem_done *d = xcalloc(1, sizeof(*d));
-	const char *p[] = {i->account, i->key};
-
-	d->req = req;
-	d->status = status;
-	d->body = pay_error_json(code, NULL, message);
-	db_query(pay.svc.db, store_idem_release_sql, 2, p, idem_on_released, d);
-}
 
 /* ---- POST /api/v1/payments --------------------------------------------- */
 
@@ -215,6 +82,7 @@ pay_create(struct http_req *req)
 	http_req_attach(req, st, pcreate_free);
 	if (idem_read(req, req->session->account_id, &st->idem) != 0)
 		return;
+	idem_hash(&st->idem, req, body);
 	if (json_field_str(body, "order_id", JSON_FIELD_REQUIRED, 64,
 	        &st->order_id, &err) != 0 ||
 	    json_field_enum(body, "channel", JSON_FIELD_REQUIRED, channels,
@@ -259,9 +127,9 @@ pay_create(struct http_req *req)
 	}
 	struct db_batch *b = db_batch_new();
 	const char *p[] = {st->order_id};
-	idem_claim_add(b, &st->idem);                      /* 0, 1 */
-	db_batch_add(b, store_order_get_sql, 1, p);        /* 2 */
-	db_batch_add(b, store_order_enterprise_sql, 1, p); /* 3 */
+	idem_claim_add(b, &st->idem, pay.cfg.idem.lock_seconds); /* 0, 1 */
+	db_batch_add(b, store_order_get_sql, 1, p);              /* 2 */
+	db_batch_add(b, store_order_enterprise_sql, 1, p);       /* 3 */
 	db_batch_run(pay.svc.db, b, pcreate_on_claimed, st);
 }
 
@@ -291,32 +159,32 @@ pcreate_on_claimed(void *arg, const struct db_result *res)
 		http_reply_db_error(req, res);
 		return;
 	}
-	if (!idem_claimed_or_reply(req, res, 0, i))
+	if (idem_claim_result(req, res, 0, i) != IDEM_CLAIMED)
 		return;
 	if (db_rows(res, 2) != 1 ||
 	    strcmp(db_value(res, 2, 0, 0), req->session->account_id) != 0) {
 		/* Not stored: the order's event may still be on its way. */
-		idem_release_error(req, i, 404, "ORDER_NOT_FOUND",
-		    "订单不存在");
+		idem_release_error(pay.svc.db, req, i, 404, "ORDER_NOT_FOUND",
+		    NULL, "订单不存在");
 		return;
 	}
 	if (strcmp(db_value(res, 2, 0, 3), "pending_payment") != 0 ||
 	    strcmp(db_value(res, 2, 0, 4), "t") == 0) {
-		idem_finish_error(req, i, 409, "ORDER_NOT_PAYABLE", "order_id",
-		    "订单当前不可支付");
+		idem_finish_error(pay.svc.db, req, i, 409, "ORDER_NOT_PAYABLE",
+		    "order_id", "订单当前不可支付");
 		return;
 	}
 	const char *locked = db_value(res, 2, 0, 5);
 	if (locked != NULL && strcmp(locked, st->invoice_type) != 0) {
-		idem_finish_error(req, i, 409, "INVOICE_TYPE_LOCKED",
-		    "invoice.type",
+		idem_finish_error(pay.svc.db, req, i, 409,
+		    "INVOICE_TYPE_LOCKED", "invoice.type",
 		    "该订单已选择其他发票类型，发票类型选择后不可更改");
 		return;
 	}
 	if (strcmp(st->invoice_type, "paper_special") == 0 &&
 	    (db_value(res, 2, 0, 1) == NULL || !special_allowed(res))) {
-		idem_finish_error(req, i, 422, "SPECIAL_INVOICE_NOT_ALLOWED",
-		    "invoice.type",
+		idem_finish_error(pay.svc.db, req, i, 422,
+		    "SPECIAL_INVOICE_NOT_ALLOWED", "invoice.type",
 		    "仅一般纳税人且开票信息完整的企业可开具纸质专票");
 		return;
 	}
@@ -324,8 +192,8 @@ pcreate_on_claimed(void *arg, const struct db_result *res)
 	snprintf(st->order_number, sizeof(st->order_number), "%s",
 	    db_value(res, 2, 0, 6));
 	if (st->amount_fen <= 0) {
-		idem_finish_error(req, i, 409, "ORDER_NOT_PAYABLE", "order_id",
-		    "订单金额为零，无需支付");
+		idem_finish_error(pay.svc.db, req, i, 409, "ORDER_NOT_PAYABLE",
+		    "order_id", "订单金额为零，无需支付");
 		return;
 	}
 	uuid_v4(st->id);
@@ -347,8 +215,8 @@ pcreate_on_provider(void *arg, const struct provider_answer *a)
 	char amount[24];
 
 	if (a->status != PROVIDER_OK) {
-		idem_release_error(st->req, &st->idem, 503,
-		    "PROVIDER_UNAVAILABLE",
+		idem_release_error(pay.svc.db, st->req, &st->idem, 503,
+		    "PROVIDER_UNAVAILABLE", NULL,
 		    "支付渠道暂时不可用，请稍后重试或更换支付方式");
 		return;
 	}
@@ -364,9 +232,12 @@ pcreate_on_provider(void *arg, const struct provider_answer *a)
 	snprintf(amount, sizeof(amount), "%lld", (long long)st->amount_fen);
 	const char *p[] = {st->id, st->order_id, st->req->session->account_id,
 	    st->channel, st->out_trade_no, amount, a->qr_code, st->invoice_type,
-	    st->email, st->created, st->idem.account, st->idem.key, text};
-	db_query(pay.svc.db, store_payment_create_sql, 13, p, pcreate_on_saved,
-	    st);
+	    st->email, st->created};
+	/* The payment and its stored first response: one transaction. */
+	struct db_batch *b = db_batch_new();
+	db_batch_add(b, store_payment_create_sql, 10, p);
+	idem_save_add(b, &st->idem, 201, text);
+	db_batch_run(pay.svc.db, b, pcreate_on_saved, st);
 	free(text);
 }
 
@@ -379,15 +250,12 @@ pcreate_on_saved(void *arg, const struct db_result *res)
 	if (res->status == DB_REFUSED) {
 		const struct pay_refusal *r =
 		    pay_refusal(res->message, "ORDER_NOT_PAYABLE");
-		idem_finish_error(req, &st->idem, r->status, r->rule, r->field,
-		    r->message);
+		idem_finish_error(pay.svc.db, req, &st->idem, r->status,
+		    r->rule, r->field, r->message);
 		return;
 	}
 	if (res->status != DB_OK) {
-		idem_release_error(req, &st->idem,
-		    res->status == DB_UNAVAILABLE ? 503 : 500,
-		    res->status == DB_UNAVAILABLE ? "UNAVAILABLE" : "INTERNAL",
-		    "服务暂时不可用，请稍后重试");
+		idem_release_db_error(pay.svc.db, req, &st->idem, res);
 		return;
 	}
 	log_info(req->id,

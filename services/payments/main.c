@@ -58,6 +58,8 @@ pay_load_config(void)
 	};
 
 	cfg_load_or_die(vars, ARRAY_LEN(vars));
+	idem_config_load(&c->idem);
+	c->idem_purge_ms = c->idem.purge_seconds * 1000;
 }
 
 int

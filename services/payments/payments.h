@@ -9,6 +9,7 @@
 
 #include "crypto.h"
 #include "http.h"
+#include "idem.h"
 #include "svc.h"
 
 #include <jansson.h>
@@ -24,9 +25,11 @@ struct pay_config {
 	long vat_rate_bp;        /* 600 = 6 % */
 	long
 	    query_delay; /* s before asking the provider about a pending payment */
-	long pay_expire;       /* s after which an unpaid payment is closed */
-	long sweep_ms;         /* sweeper period */
-	long provider_timeout; /* s per provider request */
+	long pay_expire;         /* s after which an unpaid payment is closed */
+	long sweep_ms;           /* sweeper period */
+	long provider_timeout;   /* s per provider request */
+	struct idem_config idem; /* CAPLAT_IDEMPOTENCY_* */
+	long idem_purge_ms;      /* idem.purge_seconds, for the sweep table */
 	/* Alipay */
 	const char *alipay_gateway; /* http(s)://host[:port]/gateway.do */
 	const char *alipay_app_id;
@@ -131,34 +134,7 @@ struct pay_refusal {
  * NULL or not in the table (fallback must be in it). Borrowed, static. */
 const struct pay_refusal *pay_refusal(const char *rule, const char *fallback);
 
-/* ---- handlers.c: idempotency keys, shared with finance.c -------------- */
-
-/* An Idempotency-Key of one caller (PERFORMANCE.md: Stripe's model). */
-struct idem {
-	char account[64];
-	char key[129];
-	char hash[CRYPTO_SHA256_HEX_SIZE]; /* of method, path and body */
-};
-
-/* Reads the Idempotency-Key header; answers 400 IDEMPOTENCY_KEY_MISSING or
- * BAD_REQUEST itself and returns -1. */
-int idem_read(struct http_req *req, const char *account, struct idem *out);
-/* Adds two statements to b: the claim and the key's row. */
-void idem_claim_add(struct db_batch *b, const struct idem *i);
-/* With the claim at statement stmt: returns 1 when the key is ours;
- * otherwise answers (the stored first response, or 409
- * IDEMPOTENCY_KEY_REUSED / IDEMPOTENCY_IN_PROGRESS) and returns 0. */
-int idem_claimed_or_reply(struct http_req *req, const struct db_result *res,
-    int stmt, const struct idem *i);
-/* Stores the response under the key, then answers it. Steals body. */
-void idem_finish(struct http_req *req, const struct idem *i, int status,
-    json_t *body);
-void idem_finish_error(struct http_req *req, const struct idem *i, int status,
-    const char *code, const char *field, const char *message);
-/* Frees the key (a retry runs again), then answers the error: for
- * failures of a dependency, where a retry may succeed. */
-void idem_release_error(struct http_req *req, const struct idem *i, int status,
-    const char *code, const char *message);
+/* Idempotency keys of payment creation and refunds: common/idem.h. */
 
 /* ---- the route table (handlers.c) and its handlers --------------------- */
 
@@ -203,23 +179,13 @@ void pay_events_subscribe(void);
  * deploy/sql/payments/001_payments.sql; statement and column indexes are
  * documented per statement. ---- */
 
-/* Idempotency: $1 account, $2 key, $3 request hash. Claim (a row when the
- * key is ours; a stale claim of a crashed request is taken over), then the
- * row: 0 request_hash, 1 status, 2 body. */
-extern const char store_idem_claim_sql[];
-extern const char store_idem_get_sql[];
-/* $1 account, $2 key, $3 status, $4 body */
-extern const char store_idem_store_sql[];
-/* $1 account, $2 key */
-extern const char store_idem_release_sql[];
-
 /* $1 order id → 0 account_id, 1 uscc, 2 total_fen, 3 status, 4 expired (t/f),
  * 5 invoice_type, 6 number */
 extern const char store_order_get_sql[];
 /* $1 order id → the order's enterprise: 0 taxpayer_type, 1 title,
  * 2 taxpayer_id, 3 address, 4 phone, 5 bank, 6 account */
 extern const char store_order_enterprise_sql[];
-/* payment_create($1 … $13) */
+/* payment_create($1 … $10) (deploy/sql/payments/002_idempotency.sql) */
 extern const char store_payment_create_sql[];
 /* $1 payment id → the Payment columns (see store_payment_cols) */
 extern const char store_payment_get_sql[];

@@ -1,21 +1,8 @@
 /* store — every SQL statement of the payments service, nowhere else. */
-#include "store.h"
+#include "payments.h"
 
 #define RFC3339(col) \
 	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-
-const char store_idem_claim_sql[] =
-    "INSERT INTO idempotency (account, key, request_hash) VALUES ($1, $2, $3)"
-    " ON CONFLICT (account, key) DO UPDATE SET request_hash = EXCLUDED.request_hash,"
-    " created_at = now()"
-    " WHERE idempotency.status IS NULL AND idempotency.created_at < now() - interval '60 seconds'"
-    " RETURNING 1";
-const char store_idem_get_sql[] =
-    "SELECT request_hash, status, body FROM idempotency WHERE account = $1 AND key = $2";
-const char store_idem_store_sql[] =
-    "UPDATE idempotency SET status = $3::int, body = $4 WHERE account = $1 AND key = $2";
-const char store_idem_release_sql[] =
-    "DELETE FROM idempotency WHERE account = $1 AND key = $2 AND status IS NULL";
 
 const char store_order_get_sql[] =
     "SELECT account_id, uscc, total_fen, status, expires_at <= now(), invoice_type, number"
@@ -25,8 +12,7 @@ const char store_order_enterprise_sql[] =
     " e.bank_name, e.bank_account"
     " FROM orders o JOIN enterprises e ON e.uscc = o.uscc WHERE o.id = $1";
 const char store_payment_create_sql[] =
-    "SELECT payment_create($1, $2, $3, $4, $5, $6::bigint, $7, $8, $9, $10::timestamptz,"
-    " $11, $12, $13)";
+    "SELECT payment_create($1, $2, $3, $4, $5, $6::bigint, $7, $8, $9, $10::timestamptz)";
 
 #define PAYMENT_COLS                                                           \
 	"id, order_id, account_id, channel, status, amount_fen, refunded_fen," \

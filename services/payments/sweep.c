@@ -2,11 +2,12 @@
  * payments still pending after CAPLAT_PAY_QUERY_DELAY (so a lost
  * notification never leaves a paid order unpaid) and closes the ones unpaid
  * after CAPLAT_PAY_EXPIRE; issues pending invoices through the invoice
- * provider; retries refunds whose provider answer was lost. One row each
- * in the sweep table at the end, each on its own timer, one round at a time
- * per process. Rows are claimed with FOR UPDATE SKIP LOCKED, so any number
- * of processes sweep. Also pay_succeed(), the one way a paid trade is
- * recorded (notify.c and the trade queries here), which kicks the sweep. */
+ * provider; retries refunds whose provider answer was lost; purges old
+ * Idempotency-Keys (common/idem.h). One row each in the sweep table at the
+ * end, each on its own timer, one round at a time per process. Rows are
+ * claimed with FOR UPDATE SKIP LOCKED, so any number of processes sweep.
+ * Also pay_succeed(), the one way a paid trade is recorded (notify.c and the
+ * trade queries here), which kicks the sweep. */
 #include "payments.h"
 
 #include "db.h"
@@ -295,12 +296,25 @@ refunds_round(struct sweep *s)
 	db_query(pay.svc.db, store_refunds_due_sql, 0, NULL, on_refunds_due, s);
 }
 
+static void
+on_idem_purged(void *arg, const struct db_result *res)
+{
+	round_done(arg);
+}
+
+static void
+idem_purge_round(struct sweep *s)
+{
+	idem_purge(pay.svc.db, pay.cfg.idem.retention_hours, on_idem_purged, s);
+}
+
 /* ---- the sweep table ------------------------------------------------- */
 
 static struct sweep sweeps[] = {
     {"payment_queries", &pay.cfg.sweep_ms, payments_round, NULL, 0},
     {"invoices", &pay.cfg.sweep_ms, invoices_round, NULL, 0},
     {"refund_retries", &pay.cfg.sweep_ms, refunds_round, NULL, 0},
+    {"idem_purge", &pay.cfg.idem_purge_ms, idem_purge_round, NULL, 0},
 };
 
 static void

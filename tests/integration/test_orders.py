@@ -174,8 +174,8 @@ def order_count(suite, caller):
 def assert_nothing_changed(suite, caller, before):
     """No order, item, key or event was left by a refused creation."""
     assert order_count(suite, caller) == before
-    assert suite.psql(f"SELECT count(*) FROM orders.idempotency_keys"
-                      f" WHERE account_id = '{caller.account}'") == [["0"]]
+    assert suite.psql(f"SELECT count(*) FROM orders.idem_keys"
+                      f" WHERE scope = '{caller.account}'") == [["0"]]
     assert suite.psql(f"SELECT count(*) FROM orders.outbox WHERE type = 'orders.order.created'"
                       f" AND data->>'account_id' = '{caller.account}'") == [["0"]]
 

@@ -145,7 +145,7 @@ def test_orders_concurrent_orders_of_one_certificate(suite):
     assert sorted(r.status for r in rs) == [201] + [409] * 7, rs
     assert all(r.code == "CERT_IN_OPEN_ORDER" for r in rs if r.status == 409)
     assert order_count(suite, admin) == 1
-    assert suite.psql(f"SELECT count(*) FROM orders.idempotency_keys WHERE account_id ="
+    assert suite.psql(f"SELECT count(*) FROM orders.idem_keys WHERE scope ="
                       f" '{admin.account}'") == [["1"]]
 
 
@@ -194,12 +194,14 @@ def test_orders_idempotency_key_missing_or_in_flight(suite):
     # A first request still running holds the key (row without a response).
     key = str(uuid.uuid4())
     import hashlib
-    canon = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    suite.psql(f"INSERT INTO orders.idempotency_keys (account_id, key, request_hash)"
-               f" VALUES ('{admin.account}', '{key}', '{hashlib.sha256(canon.encode()).hexdigest()}')")
+    canon = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    body_hash = hashlib.sha256(canon.encode()).hexdigest()
+    request_hash = hashlib.sha256(f"POST /api/v1/orders\n{body_hash}".encode()).hexdigest()
+    suite.psql(f"INSERT INTO orders.idem_keys (scope, key, request_hash)"
+               f" VALUES ('{admin.account}', '{key}', '{request_hash}')")
     assert_error(place(suite, admin, body, key), 409, "IDEMPOTENCY_IN_PROGRESS")
     # Once it has been silent past the lock, a retry takes the key over.
-    suite.psql(f"UPDATE orders.idempotency_keys SET locked_at = now() - interval '2 minutes'"
+    suite.psql(f"UPDATE orders.idem_keys SET locked_at = now() - interval '2 minutes'"
                f" WHERE key = '{key}'")
     assert place(suite, admin, body, key).status == 201
 
@@ -421,7 +423,7 @@ def test_orders_quote_and_order_keep_their_prices(suite):
 
 def assert_nothing_changed_since(suite, caller, before):
     assert order_count(suite, caller) == before
-    assert suite.psql(f"SELECT count(*) FROM orders.idempotency_keys WHERE account_id ="
+    assert suite.psql(f"SELECT count(*) FROM orders.idem_keys WHERE scope ="
                       f" '{caller.account}' AND response_status IS NULL") == [["0"]]
 
 

@@ -2,7 +2,9 @@
  * SHA-256 and HMAC, scrypt password hashes, keys and signatures (RSA, ECDSA
  * P-256, SM2 with SM3), certificates, CSRs and the trusted vendor roots.
  * Services include this header, never OpenSSL's; the OpenSSL objects stay
- * behind opaque structs. */
+ * behind opaque structs. Made of crypto.c (keys, signatures, hashing,
+ * random, base64), crypto_x509.c (certificates, chains, CSRs), crypto_ca.c
+ * (issuing, serials, CRLs) and crypto_aead.c (AES-GCM); see crypto_int.h. */
 #ifndef CAPLAT_CRYPTO_H
 #define CAPLAT_CRYPTO_H
 

@@ -287,6 +287,15 @@ int crypto_aes256gcm_encrypt(unsigned char **out, size_t *out_len,
 
 /* ---- Issuing certificates and CRLs (issuance: the local CA) ---- */
 
+/* A certificate serial as hex: 32 upper-case digits and a NUL. */
+#define CRYPTO_SERIAL_HEX_SIZE 33
+
+/* Writes a new random serial into out: 16 bytes from the CSPRNG, the first
+ * one 0x10..0x7F (positive and without a leading zero digit, so it reads
+ * back the same from the certificate), as upper-case hex with a NUL. Fit for
+ * crypto_issue_spec.serial. A failing RNG is fatal. */
+void crypto_random_serial(char out[CRYPTO_SERIAL_HEX_SIZE]);
+
 /* What crypto_cert_create() and crypto_cert_issue() put in a certificate
  * besides subject, key and issuer. */
 struct crypto_issue_spec {

@@ -17,6 +17,21 @@
 
 /* ---- Issuing certificates and CRLs (the local CA of issuance) ---------- */
 
+void
+crypto_random_serial(char out[CRYPTO_SERIAL_HEX_SIZE])
+{
+	static const char digits[] = "0123456789ABCDEF";
+	unsigned char b[16];
+
+	crypto_random_bytes(b, sizeof(b));
+	b[0] = (unsigned char)(0x10 + b[0] % 0x70);
+	for (size_t i = 0; i < sizeof(b); i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 15];
+	}
+	out[2 * sizeof(b)] = '\0';
+}
+
 /* Returns a new ASN1_INTEGER for an upper-case hex serial, or NULL. */
 static ASN1_INTEGER *
 issue_serial(const char *hex)

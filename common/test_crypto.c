@@ -1790,6 +1790,48 @@ test_cert_issue_openssl_verify(void **state)
 	assert_int_equal(run("rm -rf %s", dir), 0);
 }
 
+/* 32 upper-case hex digits, first byte 0x10..0x7F, new each time, and the
+ * same once read back from a certificate. */
+static void
+test_random_serial(void **state)
+{
+	static const struct crypto_subject subject = {"CN", "caplat", NULL,
+	    "serial test", NULL};
+	struct crypto_issue_spec spec = {NULL, t0 - DAY, t0 + DAY, 1, -1, NULL};
+	char first[CRYPTO_SERIAL_HEX_SIZE], serial[CRYPTO_SERIAL_HEX_SIZE];
+	struct crypto_key *key;
+	struct crypto_cert *cert;
+	int lowest = 0xff, highest = 0;
+	char *pem;
+
+	crypto_random_serial(first);
+	for (int i = 0; i < 4000; i++) {
+		unsigned int b0;
+
+		crypto_random_serial(serial);
+		assert_int_equal(strlen(serial), 32);
+		assert_int_equal(strspn(serial, "0123456789ABCDEF"), 32);
+		assert_int_equal(sscanf(serial, "%2x", &b0), 1);
+		assert_in_range(b0, 0x10, 0x7f);
+		lowest = (int)b0 < lowest ? (int)b0 : lowest;
+		highest = (int)b0 > highest ? (int)b0 : highest;
+		assert_string_not_equal(serial, first);
+	}
+	/* The whole range is used, not only part of it. */
+	assert_true(lowest < 0x18 && highest > 0x77);
+
+	assert_int_equal(crypto_key_generate(&key, CRYPTO_KEY_EC_P256), 0);
+	spec.serial = serial;
+	assert_int_equal(crypto_cert_create(&pem, key, &subject, NULL, key,
+	                     &spec),
+	    0);
+	assert_int_equal(crypto_cert_parse(&cert, pem, NULL), 0);
+	assert_string_equal(cert->serial, serial);
+	crypto_cert_free(cert);
+	crypto_key_free(key);
+	free(pem);
+}
+
 static void
 test_key_bits(void **state)
 {
@@ -1929,6 +1971,7 @@ main(void)
 	    cmocka_unit_test(test_cert_issue_refusals),
 	    cmocka_unit_test(test_cert_issue_openssl_verify),
 	    cmocka_unit_test(test_key_bits),
+	    cmocka_unit_test(test_random_serial),
 	    cmocka_unit_test(test_crl),
 	};
 	return cmocka_run_group_tests(tests, setup_chains, teardown_chains);

@@ -18,6 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
+/* CAPLAT_FAULT values of the bus, in enum bus_fault order. */
+static const char *const bus_fault_names[] = {
+    "relay_crash_after_publish",
+    "consumer_crash_before_commit",
+    NULL,
+};
+
 /* Connection callbacks get no closure: nats.c 3.4.1 runs them on its own
  * thread even after natsConnection_Destroy() returned, when the bus may be
  * freed already. They only log. */
@@ -103,26 +110,8 @@ bus_free(struct bus *bus)
 	free(bus->schema);
 	free(bus->service);
 	free(bus->source);
-	free(bus->fault_once);
+	fault_clear(&bus->fault);
 	free(bus);
-}
-
-static void
-bus_read_fault(struct bus *bus)
-{
-	const char *fault = getenv("CAPLAT_FAULT");
-	const char *once = getenv("CAPLAT_FAULT_ONCE");
-
-	if (fault == NULL || *fault == '\0')
-		return;
-	if (strcmp(fault, "relay_crash_after_publish") == 0)
-		bus->fault = BUS_FAULT_RELAY_CRASH_AFTER_PUBLISH;
-	else if (strcmp(fault, "consumer_crash_before_commit") == 0)
-		bus->fault = BUS_FAULT_CONSUMER_CRASH_BEFORE_COMMIT;
-	if (bus->fault != BUS_FAULT_NONE && once != NULL && *once != '\0')
-		bus->fault_once = xstrdup(once);
-	if (bus->fault != BUS_FAULT_NONE)
-		log_warn(NULL, "msg=bus_fault_armed fault=%s", fault);
 }
 
 int
@@ -157,7 +146,7 @@ bus_open(struct bus **out, const struct bus_config *cfg)
 	bus->stream_max_age_h =
 	    cfg->stream_max_age_h > 0 ? cfg->stream_max_age_h : 168;
 	bus->wake[0] = bus->wake[1] = -1;
-	bus_read_fault(bus);
+	fault_arm(&bus->fault, bus_fault_names);
 	pthread_mutex_init(&bus->mu, NULL);
 	pthread_mutex_init(&bus->batch.mu, NULL);
 	pthread_condattr_init(&ca);

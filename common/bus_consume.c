@@ -175,7 +175,7 @@ consumer_commit(struct consumer_run *run, bool handlers_ran, char *err,
 	struct bus_tx tx = {run->pg, ""};
 
 	if (handlers_ran)
-		bus_fault_crash(run->c->bus,
+		fault_point(&run->c->bus->fault,
 		    BUS_FAULT_CONSUMER_CRASH_BEFORE_COMMIT);
 	if (bus_store_commit(&tx) != 0) {
 		snprintf(err, err_size, "COMMIT failed: %s", tx.error);

@@ -7,6 +7,7 @@
 #define CAPLAT_BUS_INT_H
 
 #include "bus.h"
+#include "fault.h"
 
 #include <libpq-fe.h>
 #include <nats/nats.h>
@@ -30,6 +31,7 @@
 #define ERROR_TEXT_MAX 256
 #define MSG_ID_HEADER "Nats-Msg-Id"
 
+/* The bus's fault points (fault.h), numbered as in bus_fault_names. */
 enum bus_fault {
 	BUS_FAULT_NONE,
 	BUS_FAULT_RELAY_CRASH_AFTER_PUBLISH,
@@ -85,8 +87,7 @@ struct bus {
 	int nak_delay_ms;
 	int stream_replicas;
 	int stream_max_age_h;
-	enum bus_fault fault;
-	char *fault_once;
+	struct fault fault; /* at an enum bus_fault point */
 
 	natsOptions *opts;
 	natsConnection *nc;
@@ -169,8 +170,6 @@ int64_t bus_backoff(struct bus_link *link, int64_t cap_ms);
 bool bus_nats_up(struct bus *bus);
 /* Logs a change of link's NATS state (once per outage). */
 void bus_link_nats(struct bus_link *link, bool up, natsStatus s);
-/* Crashes the process for the fault-injection tests when fault is armed. */
-void bus_fault_crash(struct bus *bus, enum bus_fault fault);
 /* Creates the stream when missing; "already exists" is success. Returns 0,
  * or -1 (logged through link). */
 int bus_ensure_stream(struct bus *bus, jsCtx *js, struct bus_link *link);

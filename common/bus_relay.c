@@ -212,7 +212,7 @@ relay_pass(struct bus *bus, PGconn *pg, jsCtx *js, struct relay_result *r)
 
 	if (r->acked + r->bad > 0) {
 		if (r->acked > 0)
-			bus_fault_crash(bus,
+			fault_point(&bus->fault,
 			    BUS_FAULT_RELAY_CRASH_AFTER_PUBLISH);
 		if (bus_store_outbox_mark(pg, seqs) != 0) {
 			free(seqs);

@@ -1,14 +1,12 @@
 /* bus_thread — what the relay and the consumer threads share: sleeping
  * until bus_close, backoff, the NATS link state logged once per outage, the
- * stream's creation and the fault points of the crash tests. */
+ * stream's creation. */
 #include "bus_int.h"
 
 #include "log.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <time.h>
-#include <unistd.h>
 
 /* Sleeps ms unless the bus is closing. Returns -1 when it is. */
 int
@@ -59,28 +57,6 @@ bus_link_nats(struct bus_link *link, bool up, natsStatus s)
 	else if (up && link->nats_down)
 		log_info(NULL, "msg=bus_nats_ok thread=%s", link->who);
 	link->nats_down = !up;
-}
-
-/* Crashes the process for the fault-injection tests, once when
- * CAPLAT_FAULT_ONCE names a file (created first; no crash if it exists). */
-void
-bus_fault_crash(struct bus *bus, enum bus_fault fault)
-{
-	if (bus->fault != fault)
-		return;
-	if (bus->fault_once != NULL) {
-		int fd =
-		    open(bus->fault_once, O_WRONLY | O_CREAT | O_EXCL, 0644);
-
-		if (fd < 0)
-			return;
-		close(fd);
-	}
-	log_warn(NULL, "msg=bus_fault_injected fault=%s",
-	    fault == BUS_FAULT_RELAY_CRASH_AFTER_PUBLISH
-	        ? "relay_crash_after_publish"
-	        : "consumer_crash_before_commit");
-	_exit(137);
 }
 
 /* Creates the stream when missing; "already exists" is success. */

@@ -532,6 +532,19 @@ crypto_key_wrap_public(EVP_PKEY *pkey)
 	return crypto_key_wrap(pkey, 0);
 }
 
+/* Returns the first key pem holds for one of OpenSSL's PEM key readers, or
+ * NULL. */
+static EVP_PKEY *
+pem_read_pkey(const char *pem,
+    EVP_PKEY *(*read)(BIO *, EVP_PKEY **, pem_password_cb *, void *))
+{
+	BIO *bio = crypto_bio_reader(pem);
+	EVP_PKEY *pkey = read(bio, NULL, crypto_no_passphrase, NULL);
+
+	BIO_free(bio);
+	return pkey;
+}
+
 int
 crypto_key_load_pem(struct crypto_key **out, const char *pem)
 {
@@ -540,26 +553,18 @@ crypto_key_load_pem(struct crypto_key **out, const char *pem)
 	X509 *cert;
 	BIO *bio;
 
-	bio = crypto_bio_reader(pem);
-	pkey = PEM_read_bio_PrivateKey(bio, NULL, crypto_no_passphrase, NULL);
-	BIO_free(bio);
-	if (pkey != NULL) {
+	if ((pkey = pem_read_pkey(pem, PEM_read_bio_PrivateKey)) != NULL) {
 		key = crypto_key_wrap(pkey, 1);
-		goto done;
-	}
-	bio = crypto_bio_reader(pem);
-	pkey = PEM_read_bio_PUBKEY(bio, NULL, crypto_no_passphrase, NULL);
-	BIO_free(bio);
-	if (pkey != NULL) {
+	} else if ((pkey = pem_read_pkey(pem, PEM_read_bio_PUBKEY)) != NULL) {
 		key = crypto_key_wrap(pkey, 0);
-		goto done;
+	} else {
+		bio = crypto_bio_reader(pem);
+		cert = PEM_read_bio_X509(bio, NULL, crypto_no_passphrase, NULL);
+		BIO_free(bio);
+		key = cert ? crypto_key_wrap_public(X509_get0_pubkey(cert))
+		           : NULL;
+		X509_free(cert);
 	}
-	bio = crypto_bio_reader(pem);
-	cert = PEM_read_bio_X509(bio, NULL, crypto_no_passphrase, NULL);
-	BIO_free(bio);
-	key = cert ? crypto_key_wrap_public(X509_get0_pubkey(cert)) : NULL;
-	X509_free(cert);
-done:
 	ERR_clear_error(); /* the attempts that failed */
 	if (key == NULL)
 		return -1;

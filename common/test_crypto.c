@@ -697,6 +697,24 @@ verifies(const struct crypto_key *key, const unsigned char *msg, size_t msg_len,
 	return crypto_verify_sig(key, msg, msg_len, sig, sig_len) == 0;
 }
 
+/* Flips every step-th bit of buf (the message or the signature) in turn:
+ * none may verify. */
+static void
+flips_fail(const struct crypto_key *key, const unsigned char *msg, size_t n,
+    const unsigned char *sig, size_t sig_len, unsigned char *buf, size_t len,
+    size_t step, const char *name)
+{
+	for (size_t bit = 0; bit < len * 8; bit += step) {
+		unsigned char mask = (unsigned char)(1u << bit % 8);
+
+		buf[bit / 8] ^= mask;
+		if (verifies(key, msg, n, sig, sig_len))
+			fail_msg("%s: %s bit %zu flipped verifies", name,
+			    buf == msg ? "message" : "signature", bit);
+		buf[bit / 8] ^= mask;
+	}
+}
+
 static void
 sign_verify_one(size_t alg)
 {
@@ -718,24 +736,8 @@ sign_verify_one(size_t alg)
 	assert_true(verifies(cert->key, msg, n, sig, sig_len));
 
 	/* Any flipped bit, in the message or in the signature, fails. */
-	for (size_t bit = 0; bit < sig_len * 8; bit += 7) {
-		unsigned char mask = (unsigned char)(1u << bit % 8);
-
-		sig[bit / 8] ^= mask;
-		if (verifies(cert->key, msg, n, sig, sig_len))
-			fail_msg("%s: signature bit %zu flipped verifies", name,
-			    bit);
-		sig[bit / 8] ^= mask;
-	}
-	for (size_t bit = 0; bit < n * 8; bit += 5) {
-		unsigned char mask = (unsigned char)(1u << bit % 8);
-
-		msg[bit / 8] ^= mask;
-		if (verifies(cert->key, msg, n, sig, sig_len))
-			fail_msg("%s: message bit %zu flipped verifies", name,
-			    bit);
-		msg[bit / 8] ^= mask;
-	}
+	flips_fail(cert->key, msg, n, sig, sig_len, sig, sig_len, 7, name);
+	flips_fail(cert->key, msg, n, sig, sig_len, msg, n, 5, name);
 	assert_false(verifies(cert->key, msg, n - 1, sig, sig_len));
 	assert_false(verifies(cert->key, msg, n, sig, sig_len - 1));
 	assert_false(verifies(cert->key, msg, n, sig, 0));

@@ -24,6 +24,7 @@ bus_nak_delay_ms(int base_ms, int deliveries)
 		d *= 2;
 	return d < NAK_DELAY_MAX_MS ? d : NAK_DELAY_MAX_MS;
 }
+
 /* A consumer thread's state. */
 struct consumer_run {
 	struct bus_consumer *c;

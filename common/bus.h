@@ -2,7 +2,7 @@
  * a transactional outbox published by a relay, and idempotent consumers that
  * record every event id in an inbox in the same transaction as its effect.
  *
- * Threading: nothing in bus.c touches the caller's event loop. Every nats.c
+ * Threading: nothing in bus*.c touches the caller's event loop. Every nats.c
  * call and every PostgreSQL call of this module runs on the module's own
  * threads: one relay thread per bus and one thread per consumer, each with its
  * own blocking libpq connection. Handlers run on their consumer's thread and

@@ -2,7 +2,9 @@
  * SHA-256 and HMAC, scrypt password hashes, keys and signatures (RSA, ECDSA
  * P-256, SM2 with SM3), certificates, CSRs and the trusted vendor roots.
  * Services include this header, never OpenSSL's; the OpenSSL objects stay
- * behind opaque structs. */
+ * behind opaque structs. Made of crypto.c (keys, signatures, hashing,
+ * random, base64), crypto_x509.c (certificates, chains, CSRs), crypto_ca.c
+ * (issuing, serials, CRLs) and crypto_aead.c (AES-GCM); see crypto_int.h. */
 #ifndef CAPLAT_CRYPTO_H
 #define CAPLAT_CRYPTO_H
 
@@ -284,6 +286,15 @@ int crypto_aes256gcm_encrypt(unsigned char **out, size_t *out_len,
     size_t aad_len, const unsigned char *in, size_t in_len);
 
 /* ---- Issuing certificates and CRLs (issuance: the local CA) ---- */
+
+/* A certificate serial as hex: 32 upper-case digits and a NUL. */
+#define CRYPTO_SERIAL_HEX_SIZE 33
+
+/* Writes a new random serial into out: 16 bytes from the CSPRNG, the first
+ * one 0x10..0x7F (positive and without a leading zero digit, so it reads
+ * back the same from the certificate), as upper-case hex with a NUL. Fit for
+ * crypto_issue_spec.serial. A failing RNG is fatal. */
+void crypto_random_serial(char out[CRYPTO_SERIAL_HEX_SIZE]);
 
 /* What crypto_cert_create() and crypto_cert_issue() put in a certificate
  * besides subject, key and issuer. */

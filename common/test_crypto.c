@@ -12,9 +12,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "crypto.c" /* to reach the structs and digest_init() */
+#include "crypto_int.h" /* the structs and crypto_digest_init() */
+#include "util.h"
+
+#define B64URL_ALPHABET \
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 #define DAY (24L * 3600)
 #define ENT_NAME "福州某某建设工程有限公司"
@@ -101,11 +111,11 @@ add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 static char *
 x509_pem(X509 *x)
 {
-	BIO *bio = mem_bio_new();
+	BIO *bio = crypto_bio_new();
 	char *pem;
 
 	assert_int_equal(PEM_write_bio_X509(bio, x), 1);
-	pem = mem_bio_string(bio);
+	pem = crypto_bio_string(bio);
 	BIO_free(bio);
 	return pem;
 }
@@ -113,7 +123,7 @@ x509_pem(X509 *x)
 static X509 *
 pem_x509(const char *pem)
 {
-	BIO *bio = mem_bio_reader(pem);
+	BIO *bio = crypto_bio_reader(pem);
 	X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
 
 	BIO_free(bio);
@@ -139,7 +149,7 @@ make_cert(const struct cert_spec *spec)
 	X509 *x = X509_new();
 	X509 *issuer = spec->issuer ? pem_x509(spec->issuer) : NULL;
 	X509 *signer = issuer ? issuer : x;
-	EVP_MD_CTX *mdctx = md_ctx_new();
+	EVP_MD_CTX *mdctx = crypto_md_ctx_new();
 	char *pem;
 
 	assert_non_null(x);
@@ -163,8 +173,8 @@ make_cert(const struct cert_spec *spec)
 	if (issuer != NULL)
 		add_ext(x, issuer, NID_authority_key_identifier,
 		    "keyid:always");
-	/* digest_init() puts the SM2 ID on the signing context. */
-	assert_int_equal(digest_init(mdctx, spec->issuer_key, 1), 0);
+	/* crypto_digest_init() puts the SM2 ID on the signing context. */
+	assert_int_equal(crypto_digest_init(mdctx, spec->issuer_key, 1), 0);
 	assert_true(X509_sign_ctx(x, mdctx) > 0);
 	pem = x509_pem(x);
 	EVP_MD_CTX_free(mdctx);
@@ -288,7 +298,7 @@ test_random(void **state)
 	t1 = crypto_random_token(32);
 	t2 = crypto_random_token(32);
 	assert_int_equal(strlen(t1), 43);
-	assert_int_equal(strspn(t1, b64_url), 43);
+	assert_int_equal(strspn(t1, B64URL_ALPHABET), 43);
 	assert_string_not_equal(t1, t2);
 	free(t1);
 	free(t2);
@@ -659,7 +669,7 @@ test_key_load_bad(void **state)
 	    "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n",
 	};
 	struct crypto_key *k = NULL;
-	BIO *bio = mem_bio_new();
+	BIO *bio = crypto_bio_new();
 	char *encrypted;
 
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++)
@@ -670,7 +680,7 @@ test_key_load_bad(void **state)
 	                     EVP_aes_128_cbc(), (const unsigned char *)"secret",
 	                     6, NULL, NULL),
 	    1);
-	encrypted = mem_bio_string(bio);
+	encrypted = crypto_bio_string(bio);
 	BIO_free(bio);
 	assert_non_null(strstr(encrypted, "ENCRYPTED"));
 	assert_int_equal(crypto_key_load_pem(&k, encrypted), -1);
@@ -685,6 +695,24 @@ verifies(const struct crypto_key *key, const unsigned char *msg, size_t msg_len,
     const unsigned char *sig, size_t sig_len)
 {
 	return crypto_verify_sig(key, msg, msg_len, sig, sig_len) == 0;
+}
+
+/* Flips every step-th bit of buf (the message or the signature) in turn:
+ * none may verify. */
+static void
+flips_fail(const struct crypto_key *key, const unsigned char *msg, size_t n,
+    const unsigned char *sig, size_t sig_len, unsigned char *buf, size_t len,
+    size_t step, const char *name)
+{
+	for (size_t bit = 0; bit < len * 8; bit += step) {
+		unsigned char mask = (unsigned char)(1u << bit % 8);
+
+		buf[bit / 8] ^= mask;
+		if (verifies(key, msg, n, sig, sig_len))
+			fail_msg("%s: %s bit %zu flipped verifies", name,
+			    buf == msg ? "message" : "signature", bit);
+		buf[bit / 8] ^= mask;
+	}
 }
 
 static void
@@ -708,24 +736,8 @@ sign_verify_one(size_t alg)
 	assert_true(verifies(cert->key, msg, n, sig, sig_len));
 
 	/* Any flipped bit, in the message or in the signature, fails. */
-	for (size_t bit = 0; bit < sig_len * 8; bit += 7) {
-		unsigned char mask = (unsigned char)(1u << bit % 8);
-
-		sig[bit / 8] ^= mask;
-		if (verifies(cert->key, msg, n, sig, sig_len))
-			fail_msg("%s: signature bit %zu flipped verifies", name,
-			    bit);
-		sig[bit / 8] ^= mask;
-	}
-	for (size_t bit = 0; bit < n * 8; bit += 5) {
-		unsigned char mask = (unsigned char)(1u << bit % 8);
-
-		msg[bit / 8] ^= mask;
-		if (verifies(cert->key, msg, n, sig, sig_len))
-			fail_msg("%s: message bit %zu flipped verifies", name,
-			    bit);
-		msg[bit / 8] ^= mask;
-	}
+	flips_fail(cert->key, msg, n, sig, sig_len, sig, sig_len, 7, name);
+	flips_fail(cert->key, msg, n, sig, sig_len, msg, n, 5, name);
 	assert_false(verifies(cert->key, msg, n - 1, sig, sig_len));
 	assert_false(verifies(cert->key, msg, n, sig, sig_len - 1));
 	assert_false(verifies(cert->key, msg, n, sig, 0));
@@ -758,7 +770,7 @@ static size_t
 raw_sm2_sign(EVP_PKEY *pkey, const char *msg, int with_id,
     unsigned char sig[80])
 {
-	EVP_MD_CTX *mdctx = md_ctx_new();
+	EVP_MD_CTX *mdctx = crypto_md_ctx_new();
 	EVP_PKEY_CTX *pctx = NULL;
 	size_t sig_len = 80;
 
@@ -821,8 +833,8 @@ test_sm2_key_typed_ec(void **state)
 	EVP_PKEY_CTX_free(ctx);
 	assert_false(EVP_PKEY_is_a(pkey, "SM2"));
 	assert_int_equal(EVP_PKEY_up_ref(pkey), 1);
-	key = key_wrap(pkey, 1);
-	pub = key_wrap(pkey, 0); /* converts the public half only */
+	key = crypto_key_wrap(pkey, 1);
+	pub = crypto_key_wrap(pkey, 0); /* converts the public half only */
 	assert_non_null(key);
 	assert_non_null(pub);
 	assert_int_equal(key->type, CRYPTO_KEY_SM2);
@@ -1117,14 +1129,14 @@ test_sm2_chain_needs_distid_on_every_link(void **state)
 	leaf = cert->x509->cert;
 	X509_set0_distinguishing_id(leaf, NULL);
 	assert_int_equal(crypto_cert_verify(trust, cert, t0), S_UNTRUSTED);
-	assert_int_equal(x509_set_distid(leaf), 0);
+	assert_int_equal(crypto_x509_set_distid(leaf), 0);
 	assert_int_equal(crypto_cert_verify(trust, cert, t0), S_OK);
 
 	ca = sk_X509_value(trust->intermediates, 2);
 	assert_int_equal(X509_get_signature_nid(ca), NID_SM2_with_SM3);
 	X509_set0_distinguishing_id(ca, NULL);
 	assert_int_equal(crypto_cert_verify(trust, cert, t0), S_UNTRUSTED);
-	assert_int_equal(x509_set_distid(ca), 0);
+	assert_int_equal(crypto_x509_set_distid(ca), 0);
 	assert_int_equal(crypto_cert_verify(trust, cert, t0), S_OK);
 	crypto_cert_free(cert);
 	crypto_trust_free(trust);
@@ -1151,7 +1163,7 @@ test_trust_load_bad(void **state)
 static unsigned char *
 pem_der(const char *pem, size_t *len)
 {
-	BIO *bio = mem_bio_reader(pem);
+	BIO *bio = crypto_bio_reader(pem);
 	char *name, *header;
 	unsigned char *der;
 	long n;
@@ -1167,12 +1179,12 @@ pem_der(const char *pem, size_t *len)
 static char *
 csr_pem_from_der(const unsigned char *der, size_t len)
 {
-	BIO *bio = mem_bio_new();
+	BIO *bio = crypto_bio_new();
 	char *pem;
 
 	assert_true(
 	    PEM_write_bio(bio, "CERTIFICATE REQUEST", "", der, (long)len) > 0);
-	pem = mem_bio_string(bio);
+	pem = crypto_bio_string(bio);
 	BIO_free(bio);
 	return pem;
 }
@@ -1249,7 +1261,7 @@ test_csr_sm2_without_distid(void **state)
 	X509_REQ *req = X509_REQ_new();
 	X509_NAME *name = enterprise_name("master", "张三");
 	struct crypto_csr *csr = NULL;
-	BIO *bio = mem_bio_new();
+	BIO *bio = crypto_bio_new();
 	char *pem;
 
 	assert_int_equal(X509_REQ_set_subject_name(req, name), 1);
@@ -1257,7 +1269,7 @@ test_csr_sm2_without_distid(void **state)
 	/* X509_REQ_sign() sets no ID: OpenSSL's default */
 	assert_true(X509_REQ_sign(req, key->pkey, EVP_sm3()) > 0);
 	assert_int_equal(PEM_write_bio_X509_REQ(bio, req), 1);
-	pem = mem_bio_string(bio);
+	pem = crypto_bio_string(bio);
 	assert_int_equal(crypto_csr_parse_verify(&csr, pem), -1);
 	assert_null(csr);
 	free(pem);
@@ -1278,7 +1290,7 @@ pki_read(const char *name, const char *ext)
 	char path[256], *pem;
 
 	snprintf(path, sizeof(path), "%s/%s.%s.pem", pki_dir, name, ext);
-	if (read_file(&pem, path) != 0)
+	if (crypto_read_file(&pem, path) != 0)
 		fail_msg("cannot read %s", path);
 	return pem;
 }
@@ -1615,7 +1627,7 @@ test_cert_issue_chain(void **state)
 			assert_int_equal(crypto_cert_verify(trust, is.leaf_cert,
 			                     t0),
 			    S_UNTRUSTED);
-			assert_int_equal(x509_set_distid(leaf), 0);
+			assert_int_equal(crypto_x509_set_distid(leaf), 0);
 		}
 		/* the test vendor's roots do not trust our CA */
 		crypto_trust_free(trust);
@@ -1636,9 +1648,9 @@ test_cert_issue_csr_subject(void **state)
 	const struct chain *c = &chains[0];
 	struct crypto_issue_spec spec = {"10", t0, t0 + DAY, 0, -1, NULL};
 	X509_NAME *name = enterprise_name("agent", "王五");
-	EVP_MD_CTX *mdctx = md_ctx_new();
+	EVP_MD_CTX *mdctx = crypto_md_ctx_new();
 	X509_REQ *req = X509_REQ_new();
-	BIO *bio = mem_bio_new();
+	BIO *bio = crypto_bio_new();
 	struct crypto_cert *ca, *got;
 	struct crypto_csr *csr;
 	struct crypto_key *key;
@@ -1647,10 +1659,10 @@ test_cert_issue_csr_subject(void **state)
 	assert_int_equal(crypto_key_generate(&key, CRYPTO_KEY_RSA), 0);
 	assert_int_equal(X509_REQ_set_subject_name(req, name), 1);
 	assert_int_equal(X509_REQ_set_pubkey(req, key->pkey), 1);
-	assert_int_equal(digest_init(mdctx, key, 1), 0);
+	assert_int_equal(crypto_digest_init(mdctx, key, 1), 0);
 	assert_true(X509_REQ_sign_ctx(req, mdctx) > 0);
 	assert_int_equal(PEM_write_bio_X509_REQ(bio, req), 1);
-	csr_pem = mem_bio_string(bio);
+	csr_pem = crypto_bio_string(bio);
 	assert_int_equal(crypto_cert_parse(&ca, c->ca, NULL), 0);
 	assert_int_equal(crypto_csr_parse_verify(&csr, csr_pem), 0);
 	assert_int_equal(crypto_cert_issue(&pem, csr, NULL, ca, c->ca_key,
@@ -1778,6 +1790,48 @@ test_cert_issue_openssl_verify(void **state)
 		issued_free(&is);
 	}
 	assert_int_equal(run("rm -rf %s", dir), 0);
+}
+
+/* 32 upper-case hex digits, first byte 0x10..0x7F, new each time, and the
+ * same once read back from a certificate. */
+static void
+test_random_serial(void **state)
+{
+	static const struct crypto_subject subject = {"CN", "caplat", NULL,
+	    "serial test", NULL};
+	struct crypto_issue_spec spec = {NULL, t0 - DAY, t0 + DAY, 1, -1, NULL};
+	char first[CRYPTO_SERIAL_HEX_SIZE], serial[CRYPTO_SERIAL_HEX_SIZE];
+	struct crypto_key *key;
+	struct crypto_cert *cert;
+	int lowest = 0xff, highest = 0;
+	char *pem;
+
+	crypto_random_serial(first);
+	for (int i = 0; i < 4000; i++) {
+		unsigned int b0;
+
+		crypto_random_serial(serial);
+		assert_int_equal(strlen(serial), 32);
+		assert_int_equal(strspn(serial, "0123456789ABCDEF"), 32);
+		assert_int_equal(sscanf(serial, "%2x", &b0), 1);
+		assert_in_range(b0, 0x10, 0x7f);
+		lowest = (int)b0 < lowest ? (int)b0 : lowest;
+		highest = (int)b0 > highest ? (int)b0 : highest;
+		assert_string_not_equal(serial, first);
+	}
+	/* The whole range is used, not only part of it. */
+	assert_true(lowest < 0x18 && highest > 0x77);
+
+	assert_int_equal(crypto_key_generate(&key, CRYPTO_KEY_EC_P256), 0);
+	spec.serial = serial;
+	assert_int_equal(crypto_cert_create(&pem, key, &subject, NULL, key,
+	                     &spec),
+	    0);
+	assert_int_equal(crypto_cert_parse(&cert, pem, NULL), 0);
+	assert_string_equal(cert->serial, serial);
+	crypto_cert_free(cert);
+	crypto_key_free(key);
+	free(pem);
 }
 
 static void
@@ -1919,6 +1973,7 @@ main(void)
 	    cmocka_unit_test(test_cert_issue_refusals),
 	    cmocka_unit_test(test_cert_issue_openssl_verify),
 	    cmocka_unit_test(test_key_bits),
+	    cmocka_unit_test(test_random_serial),
 	    cmocka_unit_test(test_crl),
 	};
 	return cmocka_run_group_tests(tests, setup_chains, teardown_chains);

@@ -9,10 +9,8 @@
 #include "util.h"
 #include "vendor.h"
 
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 struct issuance issuance;
 
@@ -67,41 +65,17 @@ vendor_names_parse(const char *spec)
 	}
 }
 
-static void
-fault_read(void)
-{
-	const char *fault = getenv("CAPLAT_FAULT");
-
-	if (fault == NULL || *fault == '\0')
-		return;
-	if (strcmp(fault, "issuance_crash_before_vendor") == 0)
-		issuance.fault = ISSUANCE_FAULT_CRASH_BEFORE_VENDOR;
-	else if (strcmp(fault, "issuance_crash_after_vendor") == 0)
-		issuance.fault = ISSUANCE_FAULT_CRASH_AFTER_VENDOR;
-	else
-		return;
-	issuance.fault_once = getenv("CAPLAT_FAULT_ONCE");
-	log_warn(NULL, "msg=fault_armed fault=%s", fault);
-}
+/* CAPLAT_FAULT values of issuance, in enum issuance_fault order. */
+static const char *const issuance_fault_names[] = {
+    "issuance_crash_before_vendor",
+    "issuance_crash_after_vendor",
+    NULL,
+};
 
 void
 issuance_fault_point(enum issuance_fault fault)
 {
-	if (issuance.fault != (int)fault)
-		return;
-	if (issuance.fault_once != NULL && *issuance.fault_once) {
-		int fd = open(issuance.fault_once, O_WRONLY | O_CREAT | O_EXCL,
-		    0644);
-
-		if (fd < 0)
-			return;
-		close(fd);
-	}
-	log_warn(NULL, "msg=fault_injected fault=%s",
-	    fault == ISSUANCE_FAULT_CRASH_BEFORE_VENDOR
-	        ? "issuance_crash_before_vendor"
-	        : "issuance_crash_after_vendor");
-	_exit(137);
+	fault_point(&issuance.fault, (int)fault);
 }
 
 void
@@ -158,7 +132,7 @@ issuance_config_load(void)
 	        sizeof(err)) != 0)
 		fatal("local CA: %s", err);
 	free(dir);
-	fault_read();
+	fault_arm(&issuance.fault, issuance_fault_names);
 }
 
 void

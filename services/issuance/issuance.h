@@ -5,6 +5,7 @@
 #ifndef CAPLAT_ISSUANCE_H
 #define CAPLAT_ISSUANCE_H
 
+#include "fault.h"
 #include "http.h"
 #include "renewal.h"
 #include "svc.h"
@@ -137,12 +138,13 @@ struct issuance {
 		char *vendor;
 	} vendor_names[ISSUANCE_MAX_VENDOR_NAMES];
 	size_t nvendor_names;
-	int fault; /* enum issuance_fault */
-	const char *fault_once;
+	struct fault fault; /* at an enum issuance_fault point */
 };
 
 extern struct issuance issuance;
 
+/* The fault points of the crash tests (fault.h), numbered as in config.c's
+ * issuance_fault_names. */
 enum issuance_fault {
 	ISSUANCE_FAULT_NONE,
 	ISSUANCE_FAULT_CRASH_BEFORE_VENDOR, /* intent recorded, vendor not asked */
@@ -155,7 +157,7 @@ void issuance_config_load(void);
 /* After svc_init(): the adapters that need the loop. */
 void issuance_adapters_init(void);
 /* Crashes the process (exit 137) at the fault point when CAPLAT_FAULT names
- * it, once when CAPLAT_FAULT_ONCE names a file not yet there. */
+ * it, once when CAPLAT_FAULT_ONCE names a file not yet there (fault.h). */
 void issuance_fault_point(enum issuance_fault fault);
 /* The vendor name of a certificate from its issuer DN: the configured
  * names, the local CA's, or the issuer's O (or CN). Returns a new string. */

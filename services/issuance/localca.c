@@ -83,22 +83,6 @@ write_text(const char *path, const char *text, mode_t mode)
 	return rc;
 }
 
-/* A serial for a CA certificate: 16 random bytes, first one 0x10..0x7F. */
-static void
-ca_serial(char out[33])
-{
-	static const char digits[] = "0123456789ABCDEF";
-	unsigned char b[16];
-
-	crypto_random_bytes(b, sizeof(b));
-	b[0] = (unsigned char)(0x10 + b[0] % 0x70);
-	for (int i = 0; i < 16; i++) {
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
-	}
-	out[32] = '\0';
-}
-
 /* Creates one hierarchy's four files. */
 static int
 create_hierarchy(const char *dir, int i, char *err, size_t err_size)
@@ -127,7 +111,7 @@ create_hierarchy(const char *dir, int i, char *err, size_t err_size)
 		    hierarchies[i].name);
 		goto out;
 	}
-	ca_serial(serial);
+	crypto_random_serial(serial);
 	if (crypto_cert_create(&root_pem, root_key, &root_subject, NULL,
 	        root_key, &spec) != 0 ||
 	    crypto_cert_parse(&root, root_pem, NULL) != 0) {
@@ -135,7 +119,7 @@ create_hierarchy(const char *dir, int i, char *err, size_t err_size)
 		    hierarchies[i].name);
 		goto out;
 	}
-	ca_serial(serial);
+	crypto_random_serial(serial);
 	spec.not_after = now + (time_t)CA_YEARS * 365 * 86400;
 	spec.path_len = 0;
 	if (crypto_cert_create(&ca_pem, ca_key, &ca_subject, root, root_key,

@@ -35,23 +35,6 @@ cert_retry_seconds(int attempts)
 	return s < RETRY_CAP_SECONDS ? s : RETRY_CAP_SECONDS;
 }
 
-/* A random serial for an intent: 16 bytes, the first 0x10..0x7F (positive,
- * no leading zero digit, so it reads back the same). */
-static void
-new_serial(char out[33])
-{
-	static const char digits[] = "0123456789ABCDEF";
-	unsigned char b[16];
-
-	crypto_random_bytes(b, sizeof(b));
-	b[0] = (unsigned char)(0x10 + b[0] % 0x70);
-	for (int i = 0; i < 16; i++) {
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
-	}
-	out[32] = '\0';
-}
-
 int
 cert_renewal_record(struct db_batch *b, const char *intent,
     const char *vendor_name, const char *csr_spki, const char *serial,
@@ -567,7 +550,7 @@ renewal_on_verified(void *arg)
 	v = vendor_for(r->target_vendor, issuance.cfg.adapters,
 	    issuance.cfg.default_adapter);
 	uuid_v4(intent);
-	new_serial(serial);
+	crypto_random_serial(serial);
 	snprintf(nb, sizeof(nb), "%lld", (long long)r->not_before);
 	snprintf(na, sizeof(na), "%lld", (long long)r->not_after);
 	snprintf(lease, sizeof(lease), "%ld", issuance.cfg.lease_seconds);

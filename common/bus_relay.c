@@ -1,0 +1,385 @@
+/* bus_relay — the outbox relay thread: claims unpublished outbox rows,
+ * publishes them to JetStream as CloudEvents (the event id is the NATS
+ * message id, so the stream drops duplicates), marks the acknowledged rows
+ * published, wakes on the outbox trigger's NOTIFY, and trims old rows. */
+#include "bus_int.h"
+
+#include "log.h"
+#include "util.h"
+
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void
+relay_batch_fail(struct relay_batch *b, const char *id, const char *why)
+{
+	pthread_mutex_lock(&b->mu);
+	for (int k = 0; k < b->count; k++) {
+		int i = (b->hint + k) % b->count;
+
+		if (strcmp(b->rows[i].id, id) == 0) {
+			if (b->rows[i].state == ROW_SENT)
+				b->rows[i].state = ROW_FAILED;
+			b->hint = i + 1 < b->count ? i + 1 : 0;
+			break;
+		}
+	}
+	if (why != NULL)
+		snprintf(b->error, sizeof(b->error), "%s", why);
+	pthread_mutex_unlock(&b->mu);
+}
+
+/* nats.c calls this on its own thread for each publish the server refused. */
+static void
+relay_on_publish_error(jsCtx *js, jsPubAckErr *pae, void *closure)
+{
+	struct bus *bus = closure;
+	const char *id = NULL;
+
+	if (pae->Msg != NULL &&
+	    natsMsgHeader_Get(pae->Msg, MSG_ID_HEADER, &id) == NATS_OK)
+		relay_batch_fail(&bus->batch, id, pae->ErrText);
+}
+
+/* Takes back the publishes still unacknowledged after the wait: each is a
+ * failure of this batch (the row stays unpublished; the stream's dedup and
+ * the consumers' inbox absorb a late success). */
+static void
+relay_reclaim_pending(struct bus *bus, jsCtx *js)
+{
+	natsMsgList pending = {NULL, 0};
+	jsPubOptions wait;
+
+	if (js_PublishAsyncGetPendingList(&pending, js) == NATS_OK) {
+		for (int i = 0; i < pending.Count; i++) {
+			const char *id = NULL;
+
+			if (natsMsgHeader_Get(pending.Msgs[i], MSG_ID_HEADER,
+			        &id) == NATS_OK)
+				relay_batch_fail(&bus->batch, id,
+				    "no acknowledgment in time");
+		}
+		natsMsgList_Destroy(&pending);
+	}
+	/* Let running error callbacks finish before the batch is read. */
+	jsPubOptions_Init(&wait);
+	wait.MaxWait = 1000;
+	js_PublishAsyncComplete(js, &wait);
+}
+
+/* Publishes one claimed row. Returns 0 when nats.c took it, -1 when it could
+ * not be sent now, -2 when the row itself can never be published. */
+static int
+relay_publish_row(struct bus *bus, jsCtx *js, PGresult *res, int i)
+{
+	const char *id = PQgetvalue(res, i, 1), *type = PQgetvalue(res, i, 2);
+	const char *subject =
+	    PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3);
+	const char *data =
+	    PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4);
+	const char *time = PQgetvalue(res, i, 5);
+	char nats_subject[256];
+	natsMsg *msg = NULL;
+	jsPubOptions po;
+	char *env;
+	natsStatus s;
+
+	if (bus_subject(type, nats_subject, sizeof(nats_subject)) != 0) {
+		log_error(NULL,
+		    "msg=bus_outbox_bad_row id=%s error=\"type is not a "
+		    "valid subject\"",
+		    id);
+		return -2;
+	}
+	env = bus_envelope_build(bus->source, id, type, subject, time, data);
+	if (env == NULL) {
+		log_error(NULL,
+		    "msg=bus_outbox_bad_row id=%s error=\"not UTF-8\"", id);
+		return -2;
+	}
+	jsPubOptions_Init(&po);
+	po.MsgId = id;
+	s = natsMsg_Create(&msg, nats_subject, NULL, env, (int)strlen(env));
+	if (s == NATS_OK)
+		s = js_PublishMsgAsync(js, &msg, &po);
+	natsMsg_Destroy(msg); /* NULL when nats.c took it */
+	free(env);
+	return s == NATS_OK ? 0 : -1;
+}
+
+struct relay_result {
+	int claimed;
+	int acked;  /* marked published */
+	int failed; /* left unpublished for the next pass */
+	int bad;    /* set aside as published, never sent */
+};
+
+/* One pass: claim up to RELAY_BATCH unpublished rows, publish them, wait
+ * for the acks, mark the acknowledged rows published, commit. Returns 0 with
+ * counts in r, or -1 when PostgreSQL failed (the transaction is rolled back
+ * or the connection is gone). */
+static int
+relay_pass(struct bus *bus, PGconn *pg, jsCtx *js, struct relay_result *r)
+{
+	struct relay_batch *b = &bus->batch;
+	int64_t t0 = now_mono_us(), t_claim, t_sent, t_acked;
+	char *seqs = NULL;
+	size_t seqs_len = 0;
+	jsPubOptions wait;
+	struct bus_tx tx = {pg, ""};
+	PGresult *res;
+	int n;
+
+	memset(r, 0, sizeof(*r));
+	if (bus_store_begin(pg) != 0)
+		return -1;
+	res = bus_store_outbox_claim(pg);
+	if (res == NULL) {
+		bus_store_rollback(pg);
+		return -1;
+	}
+	n = r->claimed = PQntuples(res);
+	if (n == 0) {
+		PQclear(res);
+		return bus_store_commit(&tx);
+	}
+	t_claim = now_mono_us();
+
+	pthread_mutex_lock(&b->mu);
+	b->count = n;
+	b->hint = 0;
+	b->error[0] = '\0';
+	for (int i = 0; i < n; i++) {
+		b->rows[i].seq = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		snprintf(b->rows[i].id, sizeof(b->rows[i].id), "%s",
+		    PQgetvalue(res, i, 1));
+		b->rows[i].state = ROW_SENT;
+	}
+	pthread_mutex_unlock(&b->mu);
+
+	for (int i = 0; i < n; i++) {
+		int rc = relay_publish_row(bus, js, res, i);
+
+		if (rc == -1) {
+			relay_batch_fail(b, PQgetvalue(res, i, 1),
+			    nats_GetLastError(NULL));
+		} else if (rc == -2) {
+			pthread_mutex_lock(&b->mu);
+			b->rows[i].state = ROW_BAD;
+			pthread_mutex_unlock(&b->mu);
+		}
+	}
+	PQclear(res);
+	t_sent = now_mono_us();
+
+	jsPubOptions_Init(&wait);
+	wait.MaxWait = RELAY_ACK_WAIT_MS;
+	if (js_PublishAsyncComplete(js, &wait) != NATS_OK)
+		relay_reclaim_pending(bus, js);
+	t_acked = now_mono_us();
+
+	/* The acknowledged rows, as a bigint[] literal "{1,2,3}". */
+	seqs = xmalloc((size_t)n * 21 + 3);
+	seqs[seqs_len++] = '{';
+	pthread_mutex_lock(&b->mu);
+	for (int i = 0; i < n; i++) {
+		if (b->rows[i].state == ROW_FAILED) {
+			r->failed++;
+			continue;
+		}
+		seqs_len += (size_t)sprintf(seqs + seqs_len, "%s%" PRId64,
+		    r->acked + r->bad ? "," : "", b->rows[i].seq);
+		if (b->rows[i].state == ROW_BAD)
+			r->bad++;
+		else
+			r->acked++;
+	}
+	if (r->failed > 0)
+		log_warn(NULL,
+		    "msg=bus_relay_publish_failed failed=%d acked=%d "
+		    "error=\"%s\"",
+		    r->failed, r->acked, b->error);
+	b->count = 0;
+	pthread_mutex_unlock(&b->mu);
+	seqs[seqs_len++] = '}';
+	seqs[seqs_len] = '\0';
+	atomic_fetch_add(&bus->publish_errors,
+	    (unsigned long long)(r->failed + r->bad));
+
+	if (r->acked + r->bad > 0) {
+		if (r->acked > 0)
+			fault_point(&bus->fault,
+			    BUS_FAULT_RELAY_CRASH_AFTER_PUBLISH);
+		if (bus_store_outbox_mark(pg, seqs) != 0) {
+			free(seqs);
+			bus_store_rollback(pg);
+			return -1;
+		}
+	}
+	free(seqs);
+	if (bus_store_commit(&tx) != 0)
+		return -1;
+	atomic_fetch_add(&bus->published, (unsigned long long)r->acked);
+	log_debug(NULL,
+	    "msg=bus_relay_batch claimed=%d acked=%d failed=%d"
+	    " claim_us=%" PRId64 " send_us=%" PRId64 " ack_us=%" PRId64
+	    " mark_us=%" PRId64,
+	    n, r->acked, r->failed, t_claim - t0, t_sent - t_claim,
+	    t_acked - t_sent, now_mono_us() - t_acked);
+	return 0;
+}
+
+/* Counts the backlog and, now and then, deletes rows published over a day
+ * ago, a bounded range of the oldest rows at a time. */
+static void
+relay_housekeeping(struct bus *bus, PGconn *pg, int64_t now_ms,
+    int64_t *next_count, int64_t *next_cleanup)
+{
+	long long backlog;
+
+	if (now_ms >= *next_count) {
+		*next_count = now_ms + RELAY_SWEEP_MS;
+		if (bus_store_outbox_backlog(pg, &backlog) == 0)
+			atomic_store(&bus->backlog, backlog);
+	}
+	if (now_ms >= *next_cleanup) {
+		long total = 0, n;
+
+		*next_cleanup = now_ms + RELAY_CLEANUP_EVERY_MS;
+		do {
+			n = bus_store_outbox_cleanup(pg);
+			total += n;
+		} while (n > 0 && total < 100L * RELAY_CLEANUP_CHUNK &&
+		    !bus_stopping(bus));
+		if (total > 0)
+			log_info(NULL, "msg=bus_outbox_cleanup deleted=%ld",
+			    total);
+		/* Inbox ids outlive the stream's retention twice over. */
+		bus_store_inbox_cleanup(pg, 2 * bus->stream_max_age_h);
+	}
+}
+
+/* Consumes queued notifications; returns 1 when one was for this schema
+ * (the trigger sends the schema name; an empty payload counts too). */
+static int
+relay_notified(struct bus *bus, PGconn *pg)
+{
+	PGnotify *note;
+	int mine = 0;
+
+	while ((note = PQnotifies(pg)) != NULL) {
+		if (note->extra[0] == '\0' ||
+		    strcmp(note->extra, bus->schema) == 0)
+			mine = 1;
+		PQfreemem(note);
+	}
+	return mine;
+}
+
+/* Waits until this schema's outbox is notified, timeout_ms pass or bus_close.
+ * Returns -1 when the connection broke. */
+static int
+relay_wait(struct bus *bus, PGconn *pg, int timeout_ms)
+{
+	struct pollfd fds[2] = {{bus->wake[0], POLLIN, 0}, {-1, POLLIN, 0}};
+	int64_t deadline = now_mono_us() / 1000 + timeout_ms;
+
+	/* Notifications read along with the last results need no waiting. */
+	if (pg != NULL) {
+		if (relay_notified(bus, pg))
+			return 0;
+		fds[1].fd = PQsocket(pg);
+	}
+	for (;;) {
+		int64_t left = deadline - now_mono_us() / 1000;
+
+		if (left <= 0 || poll(fds, pg != NULL ? 2 : 1, (int)left) <= 0)
+			return 0;
+		if (fds[0].revents & POLLIN) {
+			char drain[64];
+
+			while (read(bus->wake[0], drain, sizeof(drain)) > 0)
+				;
+			return 0;
+		}
+		if (pg != NULL && fds[1].revents != 0) {
+			if (PQconsumeInput(pg) == 0)
+				return -1;
+			if (relay_notified(bus, pg))
+				return 0;
+		}
+	}
+}
+
+void *
+bus_relay_main(void *arg)
+{
+	struct bus *bus = arg;
+	struct bus_link link = {.who = "relay"};
+	int64_t next_count = 0, next_cleanup = 0;
+	PGconn *pg = NULL;
+	jsCtx *js = NULL;
+	jsOptions jo;
+
+	jsOptions_Init(&jo);
+	jo.PublishAsync.ErrHandler = relay_on_publish_error;
+	jo.PublishAsync.ErrHandlerClosure = bus;
+	if (natsConnection_JetStream(&js, bus->nc, &jo) != NATS_OK)
+		fatal("bus: cannot create a JetStream context: %s",
+		    nats_GetLastError(NULL));
+	log_info(NULL, "msg=bus_relay_started schema=%s", bus->schema);
+
+	while (!bus_stopping(bus)) {
+		struct relay_result r;
+
+		if (pg == NULL) {
+			pg = bus_store_connect(bus, &link);
+			if (pg != NULL && bus_store_listen(pg) != 0)
+				bus_store_check(&pg, &link);
+			if (pg == NULL) {
+				bus_sleep(bus,
+				    bus_backoff(&link, BACKOFF_MAX_MS));
+				continue;
+			}
+		}
+		if (!bus_nats_up(bus) ||
+		    bus_ensure_stream(bus, js, &link) != 0) {
+			if (relay_wait(bus, pg,
+			        (int)bus_backoff(&link, RELAY_SWEEP_MS)) != 0)
+				bus_store_check(&pg, &link);
+			continue;
+		}
+		if (relay_pass(bus, pg, js, &r) != 0) {
+			bus_store_check(&pg, &link);
+			if (pg != NULL)
+				log_warn(NULL,
+				    "msg=bus_relay_pass_failed error=\"%s\"",
+				    PQerrorMessage(pg));
+			bus_sleep(bus, bus_backoff(&link, BACKOFF_MAX_MS));
+			continue;
+		}
+		if (r.failed > 0) {
+			/* Maybe the stream is gone: create it again. */
+			atomic_store(&bus->stream_ready, 0);
+			bus_sleep(bus, bus_backoff(&link, BACKOFF_MAX_MS));
+			continue;
+		}
+		link.backoff_ms = 0;
+		bus_link_nats(&link, true, NATS_OK);
+		relay_housekeeping(bus, pg, now_mono_us() / 1000, &next_count,
+		    &next_cleanup);
+		if (r.claimed == RELAY_BATCH)
+			continue;
+		if (relay_wait(bus, pg, RELAY_SWEEP_MS) != 0)
+			bus_store_check(&pg, &link);
+	}
+	/* Publishes still in flight are dropped with the context; their rows
+	 * were not marked, so the next relay publishes them again. */
+	jsCtx_Destroy(js);
+	PQfinish(pg);
+	return NULL;
+}

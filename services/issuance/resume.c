@@ -1,14 +1,12 @@
 /* resume — finishes in the background what a crash, a vendor failure or a
  * timeout left pending: intents (asked again with the same request id, so
  * never issued twice) and revocations to forward to vendors, each claimed
- * under a lease with SKIP LOCKED, one at a time per process. Also the
- * service's counters on /metrics. */
+ * under a lease with SKIP LOCKED, one at a time per process. */
 #include "issuance.h"
 
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
-#include "store.h"
 #include "util.h"
 #include "vendor.h"
 
@@ -16,41 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- counters ----------------------------------------------------------- */
-
-static const char *const counter_names[] = {"renewed", "resumed", "vendor_ok",
-    "vendor_unavailable", "vendor_rejected", "vendor_bad_certificate",
-    "revoked", "vendor_revocations"};
-static unsigned long long counters[ARRAY_LEN(counter_names)];
-
-void
-issuance_count(const char *what)
-{
-	for (size_t i = 0; i < ARRAY_LEN(counter_names); i++)
-		if (strcmp(counter_names[i], what) == 0)
-			counters[i]++;
-}
-
-size_t
-issuance_metrics(void *arg, char *buf, size_t size)
-{
-	size_t n = 0;
-	int w;
-
-	w = snprintf(buf, size, "# TYPE caplat_issuance_total counter\n");
-	if (w > 0 && (size_t)w < size)
-		n = (size_t)w;
-	for (size_t i = 0; i < ARRAY_LEN(counter_names); i++) {
-		w = snprintf(buf + n, size - n,
-		    "caplat_issuance_total{what=\"%s\"} %llu\n",
-		    counter_names[i], counters[i]);
-		if (w < 0 || (size_t)w >= size - n)
-			break;
-		n += (size_t)w;
-	}
-	return n;
-}
 
 /* ---- the resumer -------------------------------------------------------- */
 
@@ -202,8 +165,7 @@ on_recorded(void *arg, const struct db_result *res)
 	struct resume *r = arg;
 
 	if (res->status == DB_OK) {
-		if (db_rows(res, 0) == 1 &&
-		    strcmp(db_value(res, 0, 0, 1), "t") == 0)
+		if (db_rows(res, 0) == 1 && db_bool(res, 0, 0, 1))
 			issuance_count("renewed");
 		log_info(NULL, "msg=renewed intent=%s serial=%s by=resumer",
 		    r->intent, r->serial);

@@ -1,4 +1,4 @@
-/* intent — what the holder's renewal (renew.c) and the resumer (resume.c)
+/* intent — what the holder's renewal (renew.c) and the sweep (sweep.c)
  * share about an issuance intent: the backoff between vendor attempts, and
  * recording the certificate a vendor issued. A leaf: it calls nothing else
  * of the service. */

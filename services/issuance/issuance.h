@@ -186,7 +186,7 @@ extern const size_t issuance_nroutes;
 void cert_renewal_challenge(struct http_req *req);
 void cert_renewal(struct http_req *req);
 
-/* ---- intent.c: what renew.c and resume.c share about an intent ---- */
+/* ---- intent.c: what renew.c and sweep.c share about an intent ---- */
 
 struct db_batch;
 /* Seconds before the next vendor attempt after `attempts` ones: the
@@ -212,10 +212,12 @@ void issuance_refuse(struct http_req *req, const char *rule);
 void issuance_reply_batch_error(struct http_req *req,
     const struct db_result *res);
 
-/* ---- resume.c: completes pending intents and vendor jobs ---- */
+/* ---- sweep.c: the timers that finish pending intents and vendor jobs -- */
 
-void issuance_resume_start(void);
-void issuance_resume_stop(void);
+/* Arms every sweep's timer (after svc_init). */
+void issuance_sweep_start(void);
+/* Frees the timers (before the loop goes). */
+void issuance_sweep_stop(void);
 
 /* ---- metrics.c: the counters on /metrics ---- */
 

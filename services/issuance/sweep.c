@@ -1,7 +1,9 @@
-/* resume — finishes in the background what a crash, a vendor failure or a
- * timeout left pending: intents (asked again with the same request id, so
- * never issued twice) and revocations to forward to vendors, each claimed
- * under a lease with SKIP LOCKED, one at a time per process. */
+/* sweep — the issuance service's timers, one row each in sweeps[]: they
+ * finish in the background what a crash, a vendor failure or a timeout left
+ * pending: renewal intents (asked again with the same request id, so never
+ * issued twice) and revocations to forward to vendors. Each sweep claims one
+ * item at a time under a lease with SKIP LOCKED, goes on while items are
+ * due, then waits for its next tick. */
 #include "issuance.h"
 
 #include "crypto.h"
@@ -11,14 +13,10 @@
 #include "vendor.h"
 
 #include <event2/event.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- the resumer -------------------------------------------------------- */
-
-static struct event *tick;
-static int busy;
 
 struct resume {
 	char intent[37], serial[65], adapter[32];
@@ -31,7 +29,7 @@ struct resume {
 	char job[37];
 };
 
-static void resume_claim(void);
+static void intents_claim(void);
 static void on_claimed(void *arg, const struct db_result *res);
 static void on_issued(void *arg, const struct vendor_cert_result *res);
 static void on_recorded(void *arg, const struct db_result *res);
@@ -50,29 +48,76 @@ resume_free(struct resume *r)
 	free(r);
 }
 
-static void
-resume_idle(void)
-{
-	struct timeval tv = {issuance.cfg.resume_interval_ms / 1000,
-	    (issuance.cfg.resume_interval_ms % 1000) * 1000};
+/* ---- the timers ----------------------------------------------------------- */
 
-	busy = 0;
+enum { SWEEP_INTENTS, SWEEP_VENDOR_JOBS };
+
+static const struct sweep {
+	const char *name;
+	const long *interval_ms;
+	void (*claim)(void); /* ends in sweep_idle(its row) */
+} sweeps[] = {
+    [SWEEP_INTENTS] = {"renewal_intents", &issuance.cfg.resume_interval_ms,
+        intents_claim},
+    [SWEEP_VENDOR_JOBS] = {"vendor_revocations",
+        &issuance.cfg.resume_interval_ms, jobs_claim},
+};
+
+static struct {
+	struct event *tick;
+	int busy;
+} sweep_state[ARRAY_LEN(sweeps)];
+
+/* Nothing (more) is due for sweep i: wait for its next tick. */
+static void
+sweep_idle(size_t i)
+{
+	long ms = *sweeps[i].interval_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	sweep_state[i].busy = 0;
 	/* A claim failed by the pool's shutdown ends here: no timer then. */
-	if (tick != NULL)
-		evtimer_add(tick, &tv);
+	if (sweep_state[i].tick != NULL)
+		evtimer_add(sweep_state[i].tick, &tv);
 }
 
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
-	if (busy)
+	size_t i = (size_t)(uintptr_t)arg;
+
+	if (sweep_state[i].busy)
 		return;
-	busy = 1;
-	resume_claim();
+	sweep_state[i].busy = 1;
+	sweeps[i].claim();
 }
 
+void
+issuance_sweep_start(void)
+{
+	for (size_t i = 0; i < ARRAY_LEN(sweeps); i++) {
+		sweep_state[i].tick = evtimer_new(issuance.svc.base, on_tick,
+		    (void *)(uintptr_t)i);
+		if (sweep_state[i].tick == NULL)
+			fatal("evtimer_new failed for %s", sweeps[i].name);
+		sweep_idle(i);
+	}
+}
+
+void
+issuance_sweep_stop(void)
+{
+	for (size_t i = 0; i < ARRAY_LEN(sweeps); i++) {
+		if (sweep_state[i].tick != NULL)
+			event_free(sweep_state[i].tick);
+		sweep_state[i].tick = NULL;
+	}
+}
+
+/* ---- renewal intents ------------------------------------------------------ */
+
 static void
-resume_claim(void)
+intents_claim(void)
 {
 	char lease[24];
 
@@ -88,12 +133,8 @@ on_claimed(void *arg, const struct db_result *res)
 	struct crypto_csr *csr = NULL;
 	struct resume *r;
 
-	if (res->status != DB_OK) {
-		resume_idle();
-		return;
-	}
-	if (db_rows(res, 0) != 1) {
-		jobs_claim();
+	if (res->status != DB_OK || db_rows(res, 0) != 1) {
+		sweep_idle(SWEEP_INTENTS);
 		return;
 	}
 	r = xcalloc(1, sizeof(*r));
@@ -170,21 +211,21 @@ on_recorded(void *arg, const struct db_result *res)
 		log_info(NULL, "msg=renewed intent=%s serial=%s by=resumer",
 		    r->intent, r->serial);
 		resume_free(r);
-		resume_claim(); /* more may be due */
+		intents_claim(); /* more may be due */
 		return;
 	}
 	log_error(NULL,
 	    "msg=renewal_record_failed intent=%s status=%d error=\"%s\"",
 	    r->intent, res->status, res->message ? res->message : "");
 	resume_free(r);
-	resume_idle();
+	sweep_idle(SWEEP_INTENTS);
 }
 
 static void
 on_failed(void *arg, const struct db_result *res)
 {
 	resume_free(arg);
-	resume_idle();
+	sweep_idle(SWEEP_INTENTS);
 }
 
 /* ---- revocations forwarded to vendors ----------------------------------- */
@@ -207,7 +248,7 @@ on_job_claimed(void *arg, const struct db_result *res)
 	struct resume *r;
 
 	if (res->status != DB_OK || db_rows(res, 0) != 1) {
-		resume_idle();
+		sweep_idle(SWEEP_VENDOR_JOBS);
 		return;
 	}
 	r = xcalloc(1, sizeof(*r));
@@ -257,22 +298,5 @@ on_job_updated(void *arg, const struct db_result *res)
 	if (ok)
 		jobs_claim(); /* more may be due */
 	else
-		resume_idle();
-}
-
-void
-issuance_resume_start(void)
-{
-	tick = evtimer_new(issuance.svc.base, on_tick, NULL);
-	if (tick == NULL)
-		fatal("evtimer_new failed");
-	resume_idle();
-}
-
-void
-issuance_resume_stop(void)
-{
-	if (tick != NULL)
-		event_free(tick);
-	tick = NULL;
+		sweep_idle(SWEEP_VENDOR_JOBS);
 }

@@ -9,7 +9,6 @@
 #include "crypto.h"
 #include "db.h"
 #include "json.h"
-#include "kv.h"
 #include "log.h"
 #include "session.h"
 #include "util.h"

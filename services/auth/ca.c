@@ -598,30 +598,39 @@ bind_on_code(struct http_req *req, enum sms_result r)
 	db_batch_run(auth.svc.db, batch, bind_on_db, b);
 }
 
+/* The refusals of bind_lock() (RAISE EXCEPTION 'RULE'): rule → code,
+ * field, message; all 409. Another rule answers BIND_REFUSED. */
+static const struct {
+	const char *rule, *field, *message;
+} bind_refusals[] = {
+    {"LOCK_ALREADY_BOUND", NULL, "该证书锁已绑定其他账号"},
+    {"ACCOUNT_HAS_LOCK", "phone", "该手机号已绑定其他证书锁"},
+    {"ADMIN_EXISTS", NULL, "该企业已有管理员"},
+};
+
+static void
+bind_refuse(struct http_req *req, const char *rule)
+{
+	for (size_t i = 0; rule != NULL && i < ARRAY_LEN(bind_refusals); i++)
+		if (strcmp(bind_refusals[i].rule, rule) == 0) {
+			http_reply_error(req, 409, rule, bind_refusals[i].field,
+			    bind_refusals[i].message);
+			return;
+		}
+	http_reply_error(req, 409, "BIND_REFUSED", NULL, "绑定失败");
+}
+
 static void
 bind_on_db(void *arg, const struct db_result *res)
 {
 	struct bind *b = arg;
 	struct http_req *req = b->req;
 
-	if (res->status == DB_REFUSED && res->message != NULL) {
-		if (strcmp(res->message, "LOCK_ALREADY_BOUND") == 0)
-			http_reply_error(req, 409, "LOCK_ALREADY_BOUND", NULL,
-			    "该证书锁已绑定其他账号");
-		else if (strcmp(res->message, "ACCOUNT_HAS_LOCK") == 0)
-			http_reply_error(req, 409, "ACCOUNT_HAS_LOCK", "phone",
-			    "该手机号已绑定其他证书锁");
-		else if (strcmp(res->message, "ADMIN_EXISTS") == 0)
-			http_reply_error(req, 409, "ADMIN_EXISTS", NULL,
-			    "该企业已有管理员");
-		else
-			http_reply_error(req, 409, "BIND_REFUSED", NULL,
-			    "绑定失败");
-		return;
-	}
-	if (res->status == DB_CONFLICT) {
-		http_reply_error(req, 409, "ACCOUNT_HAS_LOCK", "phone",
-		    "该手机号已绑定其他证书锁");
+	if (res->status == DB_REFUSED || res->status == DB_CONFLICT) {
+		/* a unique violation is a phone bound meanwhile */
+		bind_refuse(req,
+		    res->status == DB_CONFLICT ? "ACCOUNT_HAS_LOCK"
+		                               : res->message);
 		return;
 	}
 	if (res->status != DB_OK) {

@@ -75,6 +75,34 @@ challenge_decode(const struct challenge_scope *scope, const char *text,
 	return rc;
 }
 
+json_t *
+challenge_json(const struct challenge *c)
+{
+	char expires[48];
+
+	time_rfc3339(c->expires_ms, expires);
+	return json_pack("{s:s, s:s, s:s}", "challenge_id", c->id, "nonce",
+	    c->nonce_b64, "expires_at", expires);
+}
+
+int
+challenge_signature_ok(const struct crypto_key *key,
+    const unsigned char nonce[CHALLENGE_NONCE_LEN], const char *signature_b64)
+{
+	unsigned char *sig = NULL;
+	size_t sig_len = 0;
+	int ok;
+
+	if (key == NULL || signature_b64 == NULL ||
+	    crypto_base64_decode(&sig, &sig_len, signature_b64,
+	        strlen(signature_b64)) != 0)
+		return 0;
+	ok = crypto_verify_sig(key, nonce, CHALLENGE_NONCE_LEN, sig, sig_len) ==
+	    0;
+	free(sig);
+	return ok;
+}
+
 /* ---- issue --------------------------------------------------------------- */
 
 struct issue {

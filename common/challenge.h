@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct crypto_key;
 struct kv;
 
 #define CHALLENGE_NONCE_LEN 32      /* raw bytes, what the client signs */
@@ -61,6 +62,15 @@ typedef void (*challenge_taken_fn)(void *arg, enum challenge_status status,
  * cb. An id that is not a UUID answers CHALLENGE_NOT_FOUND at once. */
 void challenge_take(struct kv *kv, const struct challenge_scope *scope,
     const char *id, challenge_taken_fn cb, void *arg);
+
+/* The API's Challenge object {challenge_id, nonce, expires_at} of c;
+ * returns a new reference. */
+json_t *challenge_json(const struct challenge *c);
+/* 1 when signature_b64 (standard base64) is key's signature over the raw
+ * nonce by the rules of its type (crypto_verify_sig), else 0 (also for bad
+ * base64). No I/O: callable on a worker. */
+int challenge_signature_ok(const struct crypto_key *key,
+    const unsigned char nonce[CHALLENGE_NONCE_LEN], const char *signature_b64);
 
 /* ---- the pure parts, for the functions above and their tests ---------- */
 

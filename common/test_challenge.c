@@ -156,6 +156,60 @@ test_decode_refuses_malformed(void **state)
 	json_decref(got);
 }
 
+static void
+test_json(void **state)
+{
+	struct challenge c;
+	json_t *o;
+
+	challenge_new(&c, 120, 1700000000000LL);
+	o = challenge_json(&c);
+	assert_int_equal(json_object_size(o), 3);
+	assert_string_equal(json_string_value(
+	                        json_object_get(o, "challenge_id")),
+	    c.id);
+	assert_string_equal(json_string_value(json_object_get(o, "nonce")),
+	    c.nonce_b64);
+	assert_string_equal(json_string_value(json_object_get(o, "expires_at")),
+	    "2023-11-14T22:15:20.000Z");
+	json_decref(o);
+}
+
+static void
+test_signature(void **state)
+{
+	static const enum crypto_key_type types[] = {CRYPTO_KEY_EC_P256,
+	    CRYPTO_KEY_SM2};
+	unsigned char nonce[CHALLENGE_NONCE_LEN], other[CHALLENGE_NONCE_LEN];
+
+	memset(nonce, 0x5a, sizeof(nonce));
+	memset(other, 0x5b, sizeof(other));
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		struct crypto_key *key, *stranger;
+		unsigned char *sig;
+		size_t len;
+		char *b64;
+
+		assert_int_equal(crypto_key_generate(&key, types[i]), 0);
+		assert_int_equal(crypto_key_generate(&stranger, types[i]), 0);
+		assert_int_equal(crypto_sign(key, nonce, sizeof(nonce), &sig,
+		                     &len),
+		    0);
+		b64 = crypto_base64_encode(sig, len);
+		assert_true(challenge_signature_ok(key, nonce, b64));
+		assert_false(challenge_signature_ok(key, other, b64));
+		assert_false(challenge_signature_ok(stranger, nonce, b64));
+		assert_false(challenge_signature_ok(key, nonce, "%%%"));
+		assert_false(challenge_signature_ok(key, nonce, ""));
+		assert_false(challenge_signature_ok(key, nonce, NULL));
+		assert_false(challenge_signature_ok(NULL, nonce, b64));
+		free(b64);
+		free(sig);
+		crypto_key_free(key);
+		crypto_key_free(stranger);
+	}
+}
+
 static int issued_calls, taken_calls;
 static const struct challenge *issued_seen;
 static enum challenge_status taken_status;
@@ -208,6 +262,8 @@ main(void)
 	    cmocka_unit_test(test_key),
 	    cmocka_unit_test(test_encode_decode_facts),
 	    cmocka_unit_test(test_decode_refuses_malformed),
+	    cmocka_unit_test(test_json),
+	    cmocka_unit_test(test_signature),
 	    cmocka_unit_test(test_redis_down_and_bad_id),
 	};
 

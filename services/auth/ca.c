@@ -180,16 +180,12 @@ static void
 challenge_on_issued(void *arg, const struct challenge *c)
 {
 	struct http_req *req = arg;
-	char expires[48];
 
 	if (c == NULL) {
 		http_reply_unavailable(req, "redis");
 		return;
 	}
-	time_rfc3339(c->expires_ms, expires);
-	http_reply_json(req, 200,
-	    json_pack("{s:s, s:s, s:s}", "challenge_id", c->id, "nonce",
-	        c->nonce_b64, "expires_at", expires));
+	http_reply_json(req, 200, challenge_json(c));
 }
 
 /* A login challenge binds nothing: whoever answers it proves a key. */
@@ -285,8 +281,6 @@ static void
 login_verify_cert(void *arg)
 {
 	struct login *l = arg;
-	unsigned char *sig = NULL;
-	size_t sig_len = 0;
 
 	if (crypto_cert_parse(&l->cert, l->certificate, NULL) != 0) {
 		l->status = CRYPTO_CERT_UNTRUSTED;
@@ -306,12 +300,8 @@ login_verify_cert(void *arg)
 		if (l->status == CRYPTO_CERT_OK)
 			chain_remember(l->cert, now);
 	}
-	if (crypto_base64_decode(&sig, &sig_len, l->signature,
-	        strlen(l->signature)) == 0) {
-		l->sig_ok = crypto_verify_sig(l->cert->key, l->nonce,
-		                sizeof(l->nonce), sig, sig_len) == 0;
-		free(sig);
-	}
+	l->sig_ok =
+	    challenge_signature_ok(l->cert->key, l->nonce, l->signature);
 }
 
 static void

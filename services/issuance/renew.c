@@ -162,17 +162,15 @@ static void
 challenge_on_issued(void *arg, const struct challenge *c)
 {
 	struct http_req *req = arg;
-	char expires[48];
+	json_t *o;
 
 	if (c == NULL) {
 		http_reply_unavailable(req, "redis");
 		return;
 	}
-	time_rfc3339(c->expires_ms, expires);
-	http_reply_json(req, 200,
-	    json_pack("{s:s, s:s, s:s, s:s}", "challenge_id", c->id, "nonce",
-	        c->nonce_b64, "expires_at", expires, "serial",
-	        (const char *)req->data));
+	o = challenge_json(c);
+	json_object_set_new(o, "serial", json_string(req->data));
+	http_reply_json(req, 200, o);
 }
 
 void
@@ -353,27 +351,18 @@ renewal_verify(void *arg)
 	struct renewal *r = arg;
 	struct crypto_cert *cert = NULL;
 	struct crypto_csr *csr = NULL;
-	unsigned char *sig = NULL;
-	size_t sig_len = 0;
 
 	if (crypto_cert_parse(&cert, r->target_pem, NULL) != 0)
 		return; /* sig_ok stays 0 */
-	if (crypto_base64_decode(&sig, &sig_len, r->signature,
-	        strlen(r->signature)) == 0) {
-		r->sig_ok = crypto_verify_sig(cert->key, r->nonce,
-		                sizeof(r->nonce), sig, sig_len) == 0;
-		/* Signed by the renewed certificate's key: the key already holds
-		 * the new certificate, so this is a new renewal, and unpaid. */
-		if (!r->sig_ok && r->latest_pem != NULL) {
-			struct crypto_cert *latest = NULL;
-			if (crypto_cert_parse(&latest, r->latest_pem, NULL) ==
-			        0 &&
-			    crypto_verify_sig(latest->key, r->nonce,
-			        sizeof(r->nonce), sig, sig_len) == 0)
-				r->signed_by_latest = 1;
-			crypto_cert_free(latest);
-		}
-		free(sig);
+	r->sig_ok = challenge_signature_ok(cert->key, r->nonce, r->signature);
+	/* Signed by the renewed certificate's key: the key already holds the
+	 * new certificate, so this is a new renewal, and unpaid. */
+	if (!r->sig_ok && r->latest_pem != NULL) {
+		struct crypto_cert *latest = NULL;
+		if (crypto_cert_parse(&latest, r->latest_pem, NULL) == 0 &&
+		    challenge_signature_ok(latest->key, r->nonce, r->signature))
+			r->signed_by_latest = 1;
+		crypto_cert_free(latest);
 	}
 	if (crypto_csr_parse_verify(&csr, r->csr_pem) != 0) {
 		r->csr_code = "CSR_INVALID";

@@ -29,12 +29,10 @@ struct resume {
 	char job[37];
 };
 
-static void intents_claim(void);
 static void on_claimed(void *arg, const struct db_result *res);
 static void on_issued(void *arg, const struct vendor_cert_result *res);
 static void on_recorded(void *arg, const struct db_result *res);
 static void on_failed(void *arg, const struct db_result *res);
-static void jobs_claim(void);
 static void on_job_claimed(void *arg, const struct db_result *res);
 static void on_job_sent(void *arg, enum vendor_status status,
     const char *error);
@@ -52,21 +50,36 @@ resume_free(struct resume *r)
 
 enum { SWEEP_INTENTS, SWEEP_VENDOR_JOBS };
 
+/* Each sweep leases one due item at a time (its claim statement, $1 the
+ * lease in seconds) and handles it in on_claimed, which claims again while
+ * items come, and ends in sweep_idle(its row). */
 static const struct sweep {
 	const char *name;
 	const long *interval_ms;
-	void (*claim)(void); /* ends in sweep_idle(its row) */
+	const char *claim_sql;
+	db_cb on_claimed;
 } sweeps[] = {
     [SWEEP_INTENTS] = {"renewal_intents", &issuance.cfg.resume_interval_ms,
-        intents_claim},
+        store_intent_claim_sql, on_claimed},
     [SWEEP_VENDOR_JOBS] = {"vendor_revocations",
-        &issuance.cfg.resume_interval_ms, jobs_claim},
+        &issuance.cfg.resume_interval_ms, store_job_claim_sql, on_job_claimed},
 };
 
 static struct {
 	struct event *tick;
 	int busy;
 } sweep_state[ARRAY_LEN(sweeps)];
+
+static void
+sweep_claim(size_t i)
+{
+	char lease[24];
+
+	snprintf(lease, sizeof(lease), "%ld", issuance.cfg.lease_seconds);
+	const char *p[] = {lease};
+	db_query(issuance.svc.db, sweeps[i].claim_sql, 1, p,
+	    sweeps[i].on_claimed, NULL);
+}
 
 /* Nothing (more) is due for sweep i: wait for its next tick. */
 static void
@@ -89,7 +102,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	if (sweep_state[i].busy)
 		return;
 	sweep_state[i].busy = 1;
-	sweeps[i].claim();
+	sweep_claim(i);
 }
 
 void
@@ -115,17 +128,6 @@ issuance_sweep_stop(void)
 }
 
 /* ---- renewal intents ------------------------------------------------------ */
-
-static void
-intents_claim(void)
-{
-	char lease[24];
-
-	snprintf(lease, sizeof(lease), "%ld", issuance.cfg.lease_seconds);
-	const char *p[] = {lease};
-	db_query(issuance.svc.db, store_intent_claim_sql, 1, p, on_claimed,
-	    NULL);
-}
 
 static void
 on_claimed(void *arg, const struct db_result *res)
@@ -211,7 +213,7 @@ on_recorded(void *arg, const struct db_result *res)
 		log_info(NULL, "msg=renewed intent=%s serial=%s by=resumer",
 		    r->intent, r->serial);
 		resume_free(r);
-		intents_claim(); /* more may be due */
+		sweep_claim(SWEEP_INTENTS); /* more may be due */
 		return;
 	}
 	log_error(NULL,
@@ -229,17 +231,6 @@ on_failed(void *arg, const struct db_result *res)
 }
 
 /* ---- revocations forwarded to vendors ----------------------------------- */
-
-static void
-jobs_claim(void)
-{
-	char lease[24];
-
-	snprintf(lease, sizeof(lease), "%ld", issuance.cfg.lease_seconds);
-	const char *p[] = {lease};
-	db_query(issuance.svc.db, store_job_claim_sql, 1, p, on_job_claimed,
-	    NULL);
-}
 
 static void
 on_job_claimed(void *arg, const struct db_result *res)
@@ -296,7 +287,7 @@ on_job_updated(void *arg, const struct db_result *res)
 
 	resume_free(r);
 	if (ok)
-		jobs_claim(); /* more may be due */
+		sweep_claim(SWEEP_VENDOR_JOBS); /* more may be due */
 	else
 		sweep_idle(SWEEP_VENDOR_JOBS);
 }

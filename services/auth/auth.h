@@ -1,5 +1,6 @@
-/* auth — the service's internal interfaces: configuration, SMS codes,
- * the store (every SQL statement), and the handlers' shared helpers. */
+/* auth — the service's internal interfaces: configuration, SMS codes, the
+ * handlers' shared helpers, CA login, consumers, and the store (every SQL
+ * statement and Redis key). The vendor subject profiles are profile.h. */
 #ifndef CAPLAT_AUTH_H
 #define CAPLAT_AUTH_H
 
@@ -8,7 +9,9 @@
 
 #include <jansson.h>
 
+struct challenge_scope;
 struct crypto_trust;
+struct db_batch;
 struct db_result;
 
 struct auth_config {
@@ -58,25 +61,110 @@ void sms_check(struct http_req *req, const char *phone, const char *purpose,
 /* Sends a notification text (not a code) through the provider. */
 void sms_notify(const char *phone, const char *text);
 
-/* ---- handlers.c ---- */
+/* ---- request.c: what the handler files share ---- */
 
-extern const struct http_route auth_routes[];
-extern const size_t auth_nroutes;
-
-/* ---- helpers shared by the handler files ---- */
-
-/* Answers the API.md error for a failed batch: 503 when the database is
- * unavailable, 500 otherwise. */
-void auth_reply_db_error(struct http_req *req, const struct db_result *res);
-/* Reads a required string field or answers the error itself. */
+/* Reads a required string field or answers the field error itself. */
 int auth_field(struct http_req *req, json_t *body, const char *field,
     size_t max, const char **out);
-
+/* Answers a failed SMS code check: 503 when Redis is down, else 401
+ * SMS_CODE_INVALID. */
+void auth_reply_sms_refused(struct http_req *req, enum sms_result r);
 /* Builds the session object (account, current identity) from the row of a
  * store_session_view_sql statement; returns a new reference. */
 json_t *auth_session_from_view(const struct db_result *res, int stmt);
 
-/* events.c: consumers of other services' events. */
+/* ---- handlers.c: accounts, sessions, identities, staff; the routes ---- */
+
+extern const struct http_route auth_routes[];
+extern const size_t auth_nroutes;
+/* Makes the dummy password hash for unknown users (once, at start). */
+void auth_handlers_init(void);
+
+/* ---- ca.c: USB-key login and binding ---- */
+
+/* Reads the lock kinds, vendor profiles and vendor roots (fatal when bad). */
+void auth_ca_init(void);
+void auth_ca_challenge(struct http_req *req);
+void auth_ca_login(struct http_req *req);
+void auth_ca_bind(struct http_req *req);
+
+/* ---- events.c: consumers of other services' events ---- */
+
 void auth_events_subscribe(void);
+
+/* ---- store.c: every SQL statement and Redis key of auth ----------------
+ * Batches are db.h batches; statement indexes are documented per function.
+ * The *_sql texts of the consumers run with bus_tx_exec/bus_tx_query. */
+
+void store_account_insert(struct db_batch *b, const char *id, const char *phone,
+    const char *password_hash);
+/* $1 phone → id, phone, password_hash, failed_logins, locked, locked_for */
+extern const char store_account_by_phone_sql[];
+void store_login_failed(struct db_batch *b, const char *account_id,
+    long max_failures, long lockout_seconds);
+void store_login_succeeded(struct db_batch *b, const char *account_id);
+/* A new password for the account of phone, lifting a lockout: one
+ * statement returning the account id (no row: unknown phone). */
+void store_password_reset(struct db_batch *b, const char *phone,
+    const char *password_hash);
+/* $1 account id → id, phone, identity id, type, role, uscc, enterprise name */
+extern const char store_session_view_sql[];
+/* The same view by $1 phone. */
+extern const char store_session_view_by_phone_sql[];
+void store_me(struct db_batch *b, const char *account_id);
+void store_identity_insert(struct db_batch *b, const char *id,
+    const char *account_id, const char *type, const char *enterprise_name,
+    const char *uscc, const char *role);
+void store_identity_make_current(struct db_batch *b, const char *account_id,
+    const char *identity_id, int only_if_none);
+/* $1 username → id, username, password_hash, roles (JSON array text), locked */
+extern const char store_staff_by_username_sql[];
+void store_staff_login_failed(struct db_batch *b, const char *staff_id,
+    long max_failures, long lockout_seconds);
+/* $1 id, $2 username, $3 password hash, $4 roles "a,b" */
+extern const char store_staff_upsert_sql[];
+
+/* CA login: one statement, a row when (issuer, serial) is revoked. */
+void store_cert_revoked(struct db_batch *b, const char *issuer,
+    const char *serial);
+/* CA login: lock_for_cert() finds or creates the lock of a proven
+ * certificate; one row: lock id, account id (NULL: unbound), kind. */
+void store_lock_for_cert(struct db_batch *b, const char *issuer,
+    const char *serial, const char *new_lock_id, const char *kind,
+    const char *holder, const char *enterprise_name, const char *uscc,
+    const char *not_after_epoch);
+/* CA bind: bind_lock() binds the lock to the account of phone (made when
+ * new) with fresh account, identity and event ids; id_hmac and id_masked
+ * (the administrator's ID number) may be NULL; certificate is JSON. One
+ * row: account id, identity id, created. Refuses LOCK_ALREADY_BOUND,
+ * ACCOUNT_HAS_LOCK, ADMIN_EXISTS. */
+void store_bind_lock(struct db_batch *b, const char *lock_id, const char *phone,
+    const char *id_hmac, const char *id_masked, const char *certificate);
+
+/* Consumers: $1 issuer, $2 serial, $3 reason, $4 revoked_at. */
+extern const char store_revoked_insert_sql[];
+/* $1 issuer, $2 serial → the unbound lock holding that certificate. */
+extern const char store_unbound_lock_of_cert_sql[];
+/* $1 issuer, $2 serial, $3 previous issuer, $4 previous serial,
+ * $5 not_after: the renewed certificate joins its predecessor's lock. */
+extern const char store_lock_cert_renewed_sql[];
+/* $1 lock id: deletes it when unbound and holding no certificate. */
+extern const char store_stray_lock_delete_sql[];
+
+/* Redis. The CA login challenge (common/challenge.h). */
+extern const struct challenge_scope store_login_challenge;
+/* "bind:<sha256 of the bind token>" → the proven lock (JSON), with a TTL. */
+void store_bind_key(char *out, size_t size, const char *token_hash);
+/* "sms:code:<purpose>:<phone>" → the code's HMAC and its wrong tries. */
+void store_sms_code_key(char *out, size_t size, const char *phone,
+    const char *purpose);
+/* The SMS keys of (phone, purpose) on day (YYYYMMDD, Asia/Shanghai) from
+ * client address peer: the cooldown marker, the day counters per phone and
+ * per address, and the code's hash. */
+struct store_sms_keys {
+	char last[64], day[64], day_ip[128], code[64];
+};
+void store_sms_keys(struct store_sms_keys *k, const char *phone,
+    const char *purpose, const char *day, const char *peer);
 
 #endif

@@ -8,6 +8,7 @@
  * signature are checked on a worker thread (an SM2 chain costs ~1 ms). */
 #include "auth.h"
 
+#include "challenge.h"
 #include "crypto.h"
 #include "db.h"
 #include "json.h"
@@ -15,7 +16,6 @@
 #include "log.h"
 #include "profile.h"
 #include "session.h"
-#include "store.h"
 #include "util.h"
 #include "validate.h"
 #include "work.h"
@@ -26,7 +26,6 @@
 #include <string.h>
 #include <time.h>
 
-#define NONCE_LEN 32
 #define MAX_KIND_MAP 32
 
 /* OU text → lock kind; the defaults are the profile of API.md plus the
@@ -92,7 +91,6 @@ kind_map_parse(const char *spec)
 	}
 }
 
-void auth_ca_init(void);
 void
 auth_ca_init(void)
 {
@@ -128,14 +126,6 @@ auth_ca_init(void)
 	if (crypto_trust_load(&auth.roots, auth.cfg.vendor_roots) != 0)
 		fatal("bad configuration: CAPLAT_VENDOR_ROOTS: cannot load %s",
 		    auth.cfg.vendor_roots);
-}
-
-static void
-reply_unavailable(struct http_req *req, const char *dep)
-{
-	http_server_dep_error(req->srv, dep);
-	http_reply_error(req, 503, "UNAVAILABLE", NULL,
-	    "服务暂时不可用，请稍后重试");
 }
 
 /* ---- chain cache --------------------------------------------------------
@@ -186,57 +176,24 @@ chain_remember(const struct crypto_cert *cert, time_t now)
 
 /* ---- POST /api/v1/auth/ca/challenge ------------------------------------ */
 
-struct challenge {
-	struct http_req *req;
-	char *id;
-	char *nonce_b64;
-	int64_t expires_ms;
-};
-
 static void
-challenge_free(void *p)
+challenge_on_issued(void *arg, const struct challenge *c)
 {
-	struct challenge *c = p;
+	struct http_req *req = arg;
 
-	free(c->id);
-	free(c->nonce_b64);
-	free(c);
-}
-
-static void
-challenge_on_stored(void *arg, const struct kv_reply *reply)
-{
-	struct challenge *c = arg;
-	char expires[48];
-
-	if (reply == NULL || kv_reply_type(reply) != KV_STATUS) {
-		reply_unavailable(c->req, "redis");
+	if (c == NULL) {
+		http_reply_unavailable(req, "redis");
 		return;
 	}
-	time_rfc3339(c->expires_ms, expires);
-	http_reply_json(c->req, 200,
-	    json_pack("{s:s, s:s, s:s}", "challenge_id", c->id, "nonce",
-	        c->nonce_b64, "expires_at", expires));
+	http_reply_json(req, 200, challenge_json(c));
 }
 
-void auth_ca_challenge(struct http_req *req);
+/* A login challenge binds nothing: whoever answers it proves a key. */
 void
 auth_ca_challenge(struct http_req *req)
 {
-	struct challenge *c = xcalloc(1, sizeof(*c));
-	unsigned char nonce[NONCE_LEN];
-	char key[64], ttl[24];
-
-	c->req = req;
-	http_req_attach(req, c, challenge_free);
-	crypto_random_bytes(nonce, sizeof(nonce));
-	c->nonce_b64 = crypto_base64_encode(nonce, sizeof(nonce));
-	c->id = crypto_random_token(16);
-	c->expires_ms = now_wall_ms() + auth.cfg.challenge_ttl * 1000;
-	snprintf(key, sizeof(key), "chal:%s", c->id);
-	snprintf(ttl, sizeof(ttl), "%ld", auth.cfg.challenge_ttl);
-	const char *argv[] = {"SET", key, c->nonce_b64, "EX", ttl, "NX"};
-	kv_command(auth.svc.kv, challenge_on_stored, c, 6, argv, NULL);
+	challenge_issue(auth.svc.kv, &store_login_challenge,
+	    auth.cfg.challenge_ttl, NULL, challenge_on_issued, req);
 }
 
 /* ---- POST /api/v1/auth/ca/login ---------------------------------------- */
@@ -245,8 +202,7 @@ struct login {
 	struct http_req *req;
 	json_t *body;
 	const char *certificate, *signature;
-	unsigned char *nonce;
-	size_t nonce_len;
+	unsigned char nonce[CHALLENGE_NONCE_LEN];
 	/* Set by the worker: */
 	struct crypto_cert *cert;
 	enum crypto_cert_status status;
@@ -264,7 +220,6 @@ login_free(void *p)
 	struct login *l = p;
 
 	json_decref(l->body);
-	free(l->nonce);
 	crypto_cert_free(l->cert);
 	json_decref(l->session_data);
 	json_decref(l->lock);
@@ -272,7 +227,8 @@ login_free(void *p)
 	free(l);
 }
 
-static void login_on_challenge(void *arg, const struct kv_reply *reply);
+static void login_on_challenge(void *arg, enum challenge_status status,
+    const struct challenge_taken *t);
 static void login_verify_cert(void *arg);
 static void login_on_verified(void *arg);
 static void login_on_db(void *arg, const struct db_result *res);
@@ -280,12 +236,10 @@ static void login_on_session(void *arg, const char *token);
 static void login_on_bind_token(void *arg, const struct kv_reply *reply);
 static void login_on_view(void *arg, const struct db_result *res);
 
-void auth_ca_login(struct http_req *req);
 void
 auth_ca_login(struct http_req *req)
 {
 	const char *challenge_id;
-	char key[80];
 	json_t *body;
 
 	if (http_read_json(req, &body) != 0)
@@ -298,30 +252,26 @@ auth_ca_login(struct http_req *req)
 	    auth_field(req, body, "certificate", 32768, &l->certificate) != 0 ||
 	    auth_field(req, body, "signature", 4096, &l->signature) != 0)
 		return;
-	snprintf(key, sizeof(key), "chal:%s", challenge_id);
-	const char *argv[] = {"GETDEL", key};
-	kv_command(auth.svc.kv, login_on_challenge, l, 2, argv, NULL);
+	challenge_take(auth.svc.kv, &store_login_challenge, challenge_id,
+	    login_on_challenge, l);
 }
 
 static void
-login_on_challenge(void *arg, const struct kv_reply *reply)
+login_on_challenge(void *arg, enum challenge_status status,
+    const struct challenge_taken *t)
 {
 	struct login *l = arg;
-	const char *nonce_b64;
-	size_t len;
 
-	if (reply == NULL) {
-		reply_unavailable(l->req, "redis");
+	if (status == CHALLENGE_UNAVAILABLE) {
+		http_reply_unavailable(l->req, "redis");
 		return;
 	}
-	if (kv_reply_type(reply) != KV_STR ||
-	    (nonce_b64 = kv_reply_str(reply, &len)) == NULL ||
-	    crypto_base64_decode(&l->nonce, &l->nonce_len, nonce_b64, len) !=
-	        0) {
+	if (status != CHALLENGE_OK) {
 		http_reply_error(l->req, 401, "CHALLENGE_INVALID",
 		    "challenge_id", "登录挑战无效或已过期，请重新读取证书");
 		return;
 	}
+	memcpy(l->nonce, t->nonce, sizeof(l->nonce));
 	work_submit(login_verify_cert, login_on_verified, l);
 }
 
@@ -331,8 +281,6 @@ static void
 login_verify_cert(void *arg)
 {
 	struct login *l = arg;
-	unsigned char *sig = NULL;
-	size_t sig_len = 0;
 
 	if (crypto_cert_parse(&l->cert, l->certificate, NULL) != 0) {
 		l->status = CRYPTO_CERT_UNTRUSTED;
@@ -352,17 +300,9 @@ login_verify_cert(void *arg)
 		if (l->status == CRYPTO_CERT_OK)
 			chain_remember(l->cert, now);
 	}
-	if (crypto_base64_decode(&sig, &sig_len, l->signature,
-	        strlen(l->signature)) == 0) {
-		l->sig_ok = crypto_verify_sig(l->cert->key, l->nonce,
-		                l->nonce_len, sig, sig_len) == 0;
-		free(sig);
-	}
+	l->sig_ok =
+	    challenge_signature_ok(l->cert->key, l->nonce, l->signature);
 }
-
-static const char login_lock_sql[] =
-    "SELECT f.lock_id, f.account_id, f.kind FROM lock_for_cert($1, $2, $3, $4, $5, $6, $7,"
-    " to_timestamp($8::bigint)) f";
 
 static void
 login_on_verified(void *arg)
@@ -408,18 +348,14 @@ login_on_verified(void *arg)
 	/* Revocation first (its answer outranks the signature's), and the lock
 	 * only for a proven holder: nothing is written for a bad signature. */
 	struct db_batch *b = db_batch_new();
-	const char *rp[] = {l->cert->issuer_dn, l->cert->serial};
-	db_batch_add(b,
-	    "SELECT 1 FROM revoked_certs WHERE issuer = $1 AND serial = $2", 2,
-	    rp);
+	store_cert_revoked(b, l->cert->issuer_dn, l->cert->serial);
 	if (l->sig_ok) {
 		uuid_v4(new_lock);
 		snprintf(not_after, sizeof(not_after), "%lld",
 		    (long long)l->cert->not_after);
-		const char *lp[] = {l->cert->issuer_dn, l->cert->serial,
+		store_lock_for_cert(b, l->cert->issuer_dn, l->cert->serial,
 		    new_lock, kind, f.holder, f.enterprise_name, f.uscc,
-		    not_after};
-		db_batch_add(b, login_lock_sql, 8, lp);
+		    not_after);
 	}
 	l->lock = json_pack("{s:s, s:s, s:s*, s:s*, s:s, s:s*}", "kind", kind,
 	    "holder", f.holder, "enterprise_name", f.enterprise_name, "uscc",
@@ -435,7 +371,7 @@ login_on_db(void *arg, const struct db_result *res)
 	struct http_req *req = l->req;
 
 	if (res->status != DB_OK) {
-		auth_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	if (db_rows(res, 0) > 0) {
@@ -449,7 +385,7 @@ login_on_db(void *arg, const struct db_result *res)
 		return;
 	}
 	if (db_rows(res, 1) != 1) {
-		reply_unavailable(req, "postgres");
+		http_reply_unavailable(req, "postgres");
 		return;
 	}
 	const char *lock_id = db_value(res, 1, 0, 0);
@@ -478,7 +414,7 @@ login_on_db(void *arg, const struct db_result *res)
 	json_decref(bind);
 	char hash[CRYPTO_SHA256_HEX_SIZE];
 	crypto_sha256_hex(l->bind_token, strlen(l->bind_token), hash);
-	snprintf(key, sizeof(key), "bind:%s", hash);
+	store_bind_key(key, sizeof(key), hash);
 	snprintf(ttl, sizeof(ttl), "%ld", auth.cfg.bind_ttl);
 	const char *argv[] = {"SET", key, text, "EX", ttl};
 	kv_command(auth.svc.kv, login_on_bind_token, l, 5, argv, NULL);
@@ -491,7 +427,7 @@ login_on_bind_token(void *arg, const struct kv_reply *reply)
 	struct login *l = arg;
 
 	if (reply == NULL || kv_reply_type(reply) != KV_STATUS) {
-		reply_unavailable(l->req, "redis");
+		http_reply_unavailable(l->req, "redis");
 		return;
 	}
 	http_reply_json(l->req, 200,
@@ -506,7 +442,7 @@ login_on_session(void *arg, const char *token)
 	json_t *d = l->session_data, *identity = json_null();
 
 	if (token == NULL) {
-		reply_unavailable(l->req, "redis");
+		http_reply_unavailable(l->req, "redis");
 		return;
 	}
 	if (json_object_get(d, "identity_id") != NULL)
@@ -555,7 +491,6 @@ static void bind_on_code(struct http_req *req, enum sms_result r);
 static void bind_on_db(void *arg, const struct db_result *res);
 static void bind_on_session(void *arg, const char *token);
 
-void auth_ca_bind(struct http_req *req);
 void
 auth_ca_bind(struct http_req *req)
 {
@@ -579,7 +514,7 @@ auth_ca_bind(struct http_req *req)
 		return;
 	}
 	crypto_sha256_hex(token, strlen(token), b->token_hash);
-	snprintf(key, sizeof(key), "bind:%s", b->token_hash);
+	store_bind_key(key, sizeof(key), b->token_hash);
 	const char *argv[] = {"GET", key};
 	kv_command(auth.svc.kv, bind_on_token, b, 2, argv, NULL);
 }
@@ -593,7 +528,7 @@ bind_on_token(void *arg, const struct kv_reply *reply)
 	size_t len;
 
 	if (reply == NULL) {
-		reply_unavailable(req, "redis");
+		http_reply_unavailable(req, "redis");
 		return;
 	}
 	if (kv_reply_type(reply) != KV_STR ||
@@ -618,31 +553,17 @@ bind_on_token(void *arg, const struct kv_reply *reply)
 	sms_check(req, b->phone, "bind", b->code, bind_on_code);
 }
 
-static const char bind_sql[] =
-    "SELECT account_id, identity_id, created FROM bind_lock($1, $2, $3, $4, $5, $6, $7,"
-    " $8, $9, $10::jsonb)";
-
 static void
 bind_on_code(struct http_req *req, enum sms_result r)
 {
 	struct bind *b = req->data;
-	char new_account[37], identity[37], ev1[37], ev2[37], ev3[37];
 	char hmac_hex[65] = "", masked[24] = "";
 	const char *hmac = NULL, *mask = NULL;
 
 	if (r != SMS_OK) {
-		if (r == SMS_UNAVAILABLE)
-			reply_unavailable(req, "redis");
-		else
-			http_reply_error(req, 401, "SMS_CODE_INVALID",
-			    "sms_code", "短信验证码错误或已失效");
+		auth_reply_sms_refused(req, r);
 		return;
 	}
-	uuid_v4(new_account);
-	uuid_v4(identity);
-	uuid_v4(ev1);
-	uuid_v4(ev2);
-	uuid_v4(ev3);
 	if (b->id_number[0] != '\0') {
 		/* Kept as a keyed hash (to compare later) and masked (to show). */
 		unsigned char mac[32];
@@ -658,14 +579,35 @@ bind_on_code(struct http_req *req, enum sms_result r)
 	char *cert =
 	    json_dumps(json_object_get(b->lock, "certificate"), JSON_COMPACT);
 	struct db_batch *batch = db_batch_new();
-	const char *p[] = {json_string_value(
-	                       json_object_get(b->lock, "lock_id")),
-	    b->phone, new_account, identity, ev1, ev2, ev3, hmac, mask, cert};
-	db_batch_add(batch, bind_sql, 10, p);
+	store_bind_lock(batch,
+	    json_string_value(json_object_get(b->lock, "lock_id")), b->phone,
+	    hmac, mask, cert);
 	const char *vp[] = {b->phone};
 	db_batch_add(batch, store_session_view_by_phone_sql, 1, vp);
 	free(cert);
 	db_batch_run(auth.svc.db, batch, bind_on_db, b);
+}
+
+/* The refusals of bind_lock() (RAISE EXCEPTION 'RULE'): rule → code,
+ * field, message; all 409. Another rule answers BIND_REFUSED. */
+static const struct {
+	const char *rule, *field, *message;
+} bind_refusals[] = {
+    {"LOCK_ALREADY_BOUND", NULL, "该证书锁已绑定其他账号"},
+    {"ACCOUNT_HAS_LOCK", "phone", "该手机号已绑定其他证书锁"},
+    {"ADMIN_EXISTS", NULL, "该企业已有管理员"},
+};
+
+static void
+bind_refuse(struct http_req *req, const char *rule)
+{
+	for (size_t i = 0; rule != NULL && i < ARRAY_LEN(bind_refusals); i++)
+		if (strcmp(bind_refusals[i].rule, rule) == 0) {
+			http_reply_error(req, 409, rule, bind_refusals[i].field,
+			    bind_refusals[i].message);
+			return;
+		}
+	http_reply_error(req, 409, "BIND_REFUSED", NULL, "绑定失败");
 }
 
 static void
@@ -674,32 +616,19 @@ bind_on_db(void *arg, const struct db_result *res)
 	struct bind *b = arg;
 	struct http_req *req = b->req;
 
-	if (res->status == DB_REFUSED && res->message != NULL) {
-		if (strcmp(res->message, "LOCK_ALREADY_BOUND") == 0)
-			http_reply_error(req, 409, "LOCK_ALREADY_BOUND", NULL,
-			    "该证书锁已绑定其他账号");
-		else if (strcmp(res->message, "ACCOUNT_HAS_LOCK") == 0)
-			http_reply_error(req, 409, "ACCOUNT_HAS_LOCK", "phone",
-			    "该手机号已绑定其他证书锁");
-		else if (strcmp(res->message, "ADMIN_EXISTS") == 0)
-			http_reply_error(req, 409, "ADMIN_EXISTS", NULL,
-			    "该企业已有管理员");
-		else
-			http_reply_error(req, 409, "BIND_REFUSED", NULL,
-			    "绑定失败");
-		return;
-	}
-	if (res->status == DB_CONFLICT) {
-		http_reply_error(req, 409, "ACCOUNT_HAS_LOCK", "phone",
-		    "该手机号已绑定其他证书锁");
+	if (res->status == DB_REFUSED || res->status == DB_CONFLICT) {
+		/* a unique violation is a phone bound meanwhile */
+		bind_refuse(req,
+		    res->status == DB_CONFLICT ? "ACCOUNT_HAS_LOCK"
+		                               : res->message);
 		return;
 	}
 	if (res->status != DB_OK) {
-		auth_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	char key[80];
-	snprintf(key, sizeof(key), "bind:%s", b->token_hash);
+	store_bind_key(key, sizeof(key), b->token_hash);
 	const char *argv[] = {"DEL", key};
 	kv_command(auth.svc.kv, NULL, NULL, 2, argv, NULL); /* expires anyway */
 	snprintf(b->account_id, sizeof(b->account_id), "%s",
@@ -720,7 +649,7 @@ bind_on_session(void *arg, const char *token)
 	struct bind *b = arg;
 
 	if (token == NULL) {
-		reply_unavailable(b->req, "redis");
+		http_reply_unavailable(b->req, "redis");
 		return;
 	}
 	http_reply_json(b->req, 200,
@@ -736,7 +665,7 @@ login_on_view(void *arg, const struct db_result *res)
 	struct login *l = arg;
 
 	if (res->status != DB_OK || db_rows(res, 0) != 1) {
-		auth_reply_db_error(l->req, res);
+		http_reply_db_error(l->req, res);
 		return;
 	}
 	json_decref(l->session_data);

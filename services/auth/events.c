@@ -1,7 +1,15 @@
-/* events — what auth learns from other services: the registry's
- * revocations (checked at CA login) and renewals (a renewed certificate
- * stays on its lock). Handlers run on the bus's consumer threads inside the
- * inbox transaction; they touch only their transaction. */
+/* events — what auth consumes and emits on the bus.
+ *
+ * Consumes: caplat.issuance.cert.revoked (kept to refuse the certificate at
+ *   CA login) and caplat.issuance.cert.renewed (a renewed certificate stays
+ *   on its lock).
+ * Emits (through the outbox, in the same transaction as the change):
+ *   auth.account.registered and auth.identity.added (handlers.c, and
+ *   bind_lock() for a new account), auth.lock.bound (bind_lock(),
+ *   deploy/sql/auth/003_lock_bound_event.sql).
+ *
+ * Handlers run on the bus's consumer threads inside the inbox transaction;
+ * they touch only their transaction. */
 #include "auth.h"
 
 #include "bus.h"
@@ -30,13 +38,7 @@ on_cert_revoked(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 		return -1; /* dead-lettered after max_deliver: visible, not lost */
 	}
 	const char *p[] = {issuer, serial, reason, at ? at : ev->time};
-	return bus_tx_exec(tx,
-	           "INSERT INTO revoked_certs (issuer, serial, reason, revoked_at)"
-	           " VALUES ($1, $2, $3, COALESCE($4::timestamptz, now()))"
-	           " ON CONFLICT (issuer, serial) DO NOTHING",
-	           4, p) < 0
-	    ? -1
-	    : 0;
+	return bus_tx_exec(tx, store_revoked_insert_sql, 4, p) < 0 ? -1 : 0;
 }
 
 /* A renewed certificate joins the lock of the certificate it replaces. The
@@ -65,30 +67,17 @@ on_cert_renewed(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 		return -1;
 	}
 	const char *q[] = {issuer, serial};
-	if (bus_tx_query(tx,
-	        "SELECT c.lock_id FROM lock_certs c JOIN locks l ON l.id = c.lock_id"
-	        " WHERE c.issuer = $1 AND c.serial = $2 AND l.account_id IS NULL",
-	        2, q, &rows) != 0)
+	if (bus_tx_query(tx, store_unbound_lock_of_cert_sql, 2, q, &rows) != 0)
 		return -1;
 	if (bus_rows_count(rows) == 1)
 		stray = xstrdup(bus_rows_value(rows, 0, 0));
 	bus_rows_free(rows);
 	const char *p[] = {issuer, serial, prev_issuer ? prev_issuer : issuer,
 	    prev_serial, not_after};
-	long n = bus_tx_exec(tx,
-	    "INSERT INTO lock_certs (issuer, serial, lock_id, not_after)"
-	    " SELECT $1, $2, lock_id, $5::timestamptz FROM lock_certs"
-	    " WHERE issuer = $3 AND serial = $4"
-	    " ON CONFLICT (issuer, serial) DO UPDATE SET lock_id = EXCLUDED.lock_id"
-	    " WHERE lock_certs.lock_id <> EXCLUDED.lock_id"
-	    " AND (SELECT account_id FROM locks WHERE id = lock_certs.lock_id) IS NULL",
-	    5, p);
+	long n = bus_tx_exec(tx, store_lock_cert_renewed_sql, 5, p);
 	if (n > 0 && stray != NULL) {
 		const char *sp[] = {stray};
-		n = bus_tx_exec(tx,
-		    "DELETE FROM locks l WHERE l.id = $1 AND l.account_id IS NULL"
-		    " AND NOT EXISTS (SELECT 1 FROM lock_certs c WHERE c.lock_id = l.id)",
-		    1, sp);
+		n = bus_tx_exec(tx, store_stray_lock_delete_sql, 1, sp);
 		if (n > 0)
 			log_info(NULL,
 			    "msg=stray_lock_folded lock=%s serial=%s", stray,

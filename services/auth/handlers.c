@@ -11,7 +11,6 @@
 #include "kv.h"
 #include "log.h"
 #include "session.h"
-#include "store.h"
 #include "util.h"
 #include "validate.h"
 #include "work.h"
@@ -22,40 +21,6 @@
 /* The service's state: configuration, connections (svc), trusted roots.
  * Defined here rather than in main.c so unit tests can link the service. */
 struct auth auth;
-
-/* ---- shared helpers ---------------------------------------------------- */
-
-void
-auth_reply_db_error(struct http_req *req, const struct db_result *res)
-{
-	if (res->status == DB_UNAVAILABLE) {
-		http_server_dep_error(req->srv, "postgres");
-		http_reply_error(req, 503, "UNAVAILABLE", NULL,
-		    "服务暂时不可用，请稍后重试");
-		return;
-	}
-	http_reply_error(req, 500, "INTERNAL", NULL, "服务器内部错误");
-}
-
-static void
-reply_field_err(struct http_req *req, const struct json_field_err *err)
-{
-	http_reply_error(req, err->status, err->code, err->field, err->message);
-}
-
-int
-auth_field(struct http_req *req, json_t *body, const char *field, size_t max,
-    const char **out)
-{
-	struct json_field_err err;
-
-	if (json_field_str(body, field, JSON_FIELD_REQUIRED, max, out, &err) !=
-	    0) {
-		reply_field_err(req, &err);
-		return -1;
-	}
-	return 0;
-}
 
 /* Reads and validates "phone" into out, or answers 422 PHONE_INVALID. */
 static int
@@ -89,46 +54,10 @@ password_ok(const char *pw)
 	return n >= 8 && n <= 64 && letter && digit;
 }
 
-static void
-reply_sms_result(struct http_req *req, enum sms_result r)
-{
-	if (r == SMS_UNAVAILABLE)
-		http_reply_error(req, 503, "UNAVAILABLE", NULL,
-		    "服务暂时不可用，请稍后重试");
-	else
-		http_reply_error(req, 401, "SMS_CODE_INVALID", "sms_code",
-		    "短信验证码错误或已失效");
-}
-
 static json_t *
 account_json(const char *id, const char *phone)
 {
 	return json_pack("{s:s, s:s}", "id", id, "phone", phone);
-}
-
-json_t *
-auth_session_from_view(const struct db_result *res, int stmt)
-{
-	json_t *s = json_pack("{s:s, s:s}", "account_id",
-	    db_value(res, stmt, 0, 0), "phone", db_value(res, stmt, 0, 1));
-	const char *identity = db_value(res, stmt, 0, 2);
-
-	if (identity != NULL) {
-		json_object_set_new(s, "identity_id", json_string(identity));
-		json_object_set_new(s, "identity_type",
-		    json_string(db_value(res, stmt, 0, 3)));
-		if (db_value(res, stmt, 0, 4) != NULL) {
-			json_object_set_new(s, "role",
-			    json_string(db_value(res, stmt, 0, 4)));
-			json_object_set_new(s, "enterprise_id",
-			    json_string(db_value(res, stmt, 0, 5)));
-			json_object_set_new(s, "uscc",
-			    json_string(db_value(res, stmt, 0, 5)));
-			json_object_set_new(s, "enterprise_name",
-			    json_string(db_value(res, stmt, 0, 6)));
-		}
-	}
-	return s;
 }
 
 /* Per-request state of the account handlers, freed with the request. */
@@ -180,9 +109,7 @@ on_session_created(void *arg, const char *token)
 	struct http_req *req = st->req;
 
 	if (token == NULL) {
-		http_server_dep_error(req->srv, "redis");
-		http_reply_error(req, 503, "UNAVAILABLE", NULL,
-		    "服务暂时不可用，请稍后重试");
+		http_reply_unavailable(req, "redis");
 		return;
 	}
 	json_object_set_new(st->reply, "token", json_string(token));
@@ -226,8 +153,7 @@ sms_on_sent(struct http_req *req, enum sms_result r, long retry_after)
 		    "今日验证码发送次数已达上限");
 		return;
 	default:
-		http_reply_error(req, 503, "UNAVAILABLE", NULL,
-		    "服务暂时不可用，请稍后重试");
+		http_reply_unavailable(req, "redis");
 	}
 }
 
@@ -246,7 +172,7 @@ auth_sms(struct http_req *req)
 		return;
 	if (json_field_enum(body, "purpose", JSON_FIELD_REQUIRED, sms_purposes,
 	        &purpose, &err) != 0) {
-		reply_field_err(req, &err);
+		http_reply_field_error(req, &err);
 		return;
 	}
 	(void)st;
@@ -274,7 +200,7 @@ on_code_for_password(struct http_req *req, enum sms_result r)
 	struct acct *st = req->data;
 
 	if (r != SMS_OK) {
-		reply_sms_result(req, r);
+		auth_reply_sms_refused(req, r);
 		return;
 	}
 	work_submit(hash_password, st->after_hash, st);
@@ -339,7 +265,7 @@ register_on_inserted(void *arg, const struct db_result *res)
 		return;
 	}
 	if (res->status != DB_OK) {
-		auth_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	st->session_data =
@@ -378,7 +304,7 @@ auth_login(struct http_req *req)
 	        &st->password, &err) != 0 ||
 	    json_field_str(body, "sms_code", JSON_FIELD_OPTIONAL, 16, &code,
 	        &err) != 0) {
-		reply_field_err(req, &err);
+		http_reply_field_error(req, &err);
 		return;
 	}
 	if ((st->password == NULL) == (code == NULL)) {
@@ -417,11 +343,11 @@ login_on_account(void *arg, const struct db_result *res)
 	struct http_req *req = st->req;
 
 	if (res->status != DB_OK) {
-		auth_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	if (db_rows(res, 0) == 1) {
-		if (strcmp(db_value(res, 0, 0, 4), "t") == 0) {
+		if (db_bool(res, 0, 0, 4)) {
 			reply_locked(req, db_value(res, 0, 0, 5));
 			return;
 		}
@@ -474,10 +400,7 @@ static void
 login_on_failure_counted(void *arg, const struct db_result *res)
 {
 	struct acct *st = arg;
-	const char *locked = db_value(res, 0, 0, 0);
-
-	if (res->status == DB_OK && locked != NULL &&
-	    strcmp(locked, "t") == 0) {
+	if (res->status == DB_OK && db_bool(res, 0, 0, 0)) {
 		char secs[24];
 		snprintf(secs, sizeof(secs), "%ld", auth.cfg.lockout_seconds);
 		log_info(st->req->id, "msg=account_locked account=%s", st->id);
@@ -499,7 +422,7 @@ login_on_code(struct http_req *req, enum sms_result r)
 		return;
 	}
 	if (r != SMS_OK) {
-		reply_sms_result(req, r);
+		auth_reply_sms_refused(req, r);
 		return;
 	}
 	const char *p[] = {st->phone};
@@ -513,7 +436,7 @@ login_on_phone(void *arg, const struct db_result *res)
 	struct acct *st = arg;
 
 	if (res->status != DB_OK) {
-		auth_reply_db_error(st->req, res);
+		http_reply_db_error(st->req, res);
 		return;
 	}
 	if (db_rows(res, 0) != 1) {
@@ -521,7 +444,7 @@ login_on_phone(void *arg, const struct db_result *res)
 		    "该手机号尚未注册");
 		return;
 	}
-	if (strcmp(db_value(res, 0, 0, 4), "t") == 0) {
+	if (db_bool(res, 0, 0, 4)) {
 		reply_locked(st->req, db_value(res, 0, 0, 5));
 		return;
 	}
@@ -538,7 +461,7 @@ login_on_view(void *arg, const struct db_result *res)
 	int last = res->nstmts - 1;
 
 	if (res->status != DB_OK) {
-		auth_reply_db_error(st->req, res);
+		http_reply_db_error(st->req, res);
 		return;
 	}
 	st->session_data = auth_session_from_view(res, last);
@@ -566,12 +489,10 @@ static void
 reset_on_hashed(void *arg)
 {
 	struct acct *st = arg;
-	const char *p[] = {st->phone, st->password_hash};
+	struct db_batch *b = db_batch_new();
 
-	db_query(auth.svc.db,
-	    "UPDATE accounts SET password_hash = $2, failed_logins = 0, locked_until = NULL"
-	    " WHERE phone = $1 RETURNING id",
-	    2, p, reset_on_updated, st);
+	store_password_reset(b, st->phone, st->password_hash);
+	db_batch_run(auth.svc.db, b, reset_on_updated, st);
 }
 
 static void
@@ -580,7 +501,7 @@ reset_on_updated(void *arg, const struct db_result *res)
 	struct acct *st = arg;
 
 	if (res->status != DB_OK) {
-		auth_reply_db_error(st->req, res);
+		http_reply_db_error(st->req, res);
 		return;
 	}
 	if (db_rows(res, 0) != 1) {
@@ -682,7 +603,7 @@ me_on_loaded(void *arg, const struct db_result *res)
 	struct http_req *req = arg;
 
 	if (res->status != DB_OK) {
-		auth_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	if (db_rows(res, 0) != 1) {
@@ -707,8 +628,7 @@ logout_done(void *arg, int status)
 	struct http_req *req = arg;
 
 	if (status != 0) {
-		http_reply_error(req, 503, "UNAVAILABLE", NULL,
-		    "服务暂时不可用，请稍后重试");
+		http_reply_unavailable(req, "redis");
 		return;
 	}
 	http_reply_empty(req, 204);
@@ -784,7 +704,7 @@ identity_add(struct http_req *req)
 	http_req_attach(req, st, ident_free);
 	if (json_field_enum(body, "type", JSON_FIELD_REQUIRED, identity_types,
 	        &st->type, &err) != 0) {
-		reply_field_err(req, &err);
+		http_reply_field_error(req, &err);
 		return;
 	}
 	if (strcmp(st->type, "enterprise") == 0) {
@@ -800,7 +720,7 @@ identity_add(struct http_req *req)
 		}
 		if (json_field_enum(body, "role", JSON_FIELD_REQUIRED,
 		        identity_roles, &st->role, &err) != 0) {
-			reply_field_err(req, &err);
+			http_reply_field_error(req, &err);
 			return;
 		}
 	}
@@ -841,7 +761,7 @@ identity_on_added(void *arg, const struct db_result *res)
 		return;
 	}
 	if (res->status != DB_OK) {
-		auth_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	json_t *o = json_pack("{s:s, s:s}", "id", st->id, "type", st->type);
@@ -892,7 +812,7 @@ switch_on_done(void *arg, const struct db_result *res)
 	struct http_req *req = arg;
 
 	if (res->status != DB_OK) {
-		auth_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	if (db_rows(res, 0) != 1) {
@@ -912,8 +832,7 @@ switch_on_session(void *arg, int status)
 	struct http_req *req = arg;
 
 	if (status != 0) {
-		http_reply_error(req, 503, "UNAVAILABLE", NULL,
-		    "服务暂时不可用，请稍后重试");
+		http_reply_unavailable(req, "redis");
 		return;
 	}
 	http_reply_json(req, 200, json_incref(req->data));
@@ -973,11 +892,11 @@ staff_on_loaded(void *arg, const struct db_result *res)
 	struct acct *st = arg;
 
 	if (res->status != DB_OK) {
-		auth_reply_db_error(st->req, res);
+		http_reply_db_error(st->req, res);
 		return;
 	}
 	if (db_rows(res, 0) == 1) {
-		if (strcmp(db_value(res, 0, 0, 4), "t") == 0) {
+		if (db_bool(res, 0, 0, 4)) {
 			reply_locked(st->req, NULL);
 			return;
 		}
@@ -1023,10 +942,6 @@ staff_on_failure_counted(void *arg, const struct db_result *res)
 
 /* ---- the route table --------------------------------------------------- */
 
-void auth_ca_challenge(struct http_req *req);
-void auth_ca_login(struct http_req *req);
-void auth_ca_bind(struct http_req *req);
-
 const struct http_route auth_routes[] = {
     {"POST", "/api/v1/auth/ca/challenge", auth_ca_challenge, 0},
     {"POST", "/api/v1/auth/ca/login", auth_ca_login, 0},
@@ -1045,8 +960,6 @@ const struct http_route auth_routes[] = {
 };
 const size_t auth_nroutes = ARRAY_LEN(auth_routes);
 
-/* Makes the dummy hash used for unknown users (once, at start). */
-void auth_handlers_init(void);
 void
 auth_handlers_init(void)
 {

@@ -15,15 +15,11 @@
 #include "db.h"
 #include "log.h"
 #include "sms.h"
-#include "store.h"
 #include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-void auth_handlers_init(void);
-void auth_ca_init(void);
 
 static void
 auth_load_config(void)

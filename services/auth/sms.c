@@ -95,8 +95,6 @@ sms_on_sent(void *arg, const struct kv_reply *reply)
 		log_mask_id(op->phone, masked, sizeof(masked));
 		log_info(req->id, "msg=sms_sent phone=%s purpose=%s", masked,
 		    op->purpose);
-	} else if (r == SMS_UNAVAILABLE) {
-		http_server_dep_error(req->srv, "redis");
 	}
 	crypto_wipe(op->code, sizeof(op->code));
 	sms_sent_fn cb = op->sent;
@@ -119,7 +117,8 @@ sms_send(struct http_req *req, const char *phone, const char *purpose,
     sms_sent_fn cb)
 {
 	struct sms_op *op = xcalloc(1, sizeof(*op));
-	char hash[65], k_last[64], k_day[64], k_ip[128], k_code[64], day[9];
+	struct store_sms_keys k;
+	char hash[65], day[9];
 	char ttl[24], cooldown[16], cap_phone[16], cap_ip[16];
 	uint32_t x;
 
@@ -133,16 +132,13 @@ sms_send(struct http_req *req, const char *phone, const char *purpose,
 	snprintf(op->code, sizeof(op->code), "%06u", x % 1000000u);
 	sms_code_hash(phone, purpose, op->code, hash);
 	sms_today(day);
-	snprintf(k_last, sizeof(k_last), "sms:last:%s", phone);
-	snprintf(k_day, sizeof(k_day), "sms:day:%s:%s", day, phone);
-	snprintf(k_ip, sizeof(k_ip), "sms:dayip:%s:%s", day, req->peer);
-	snprintf(k_code, sizeof(k_code), "sms:code:%s:%s", purpose, phone);
+	store_sms_keys(&k, phone, purpose, day, req->peer);
 	snprintf(ttl, sizeof(ttl), "%ld", auth.cfg.sms_ttl);
 	snprintf(cooldown, sizeof(cooldown), "%ld", auth.cfg.sms_cooldown);
 	snprintf(cap_phone, sizeof(cap_phone), "%ld", auth.cfg.sms_daily_phone);
 	snprintf(cap_ip, sizeof(cap_ip), "%ld", auth.cfg.sms_daily_ip);
-	const char *argv[] = {"EVAL", sms_send_lua, "4", k_last, k_day, k_ip,
-	    k_code, hash, ttl, cooldown, cap_phone, cap_ip};
+	const char *argv[] = {"EVAL", sms_send_lua, "4", k.last, k.day,
+	    k.day_ip, k.code, hash, ttl, cooldown, cap_phone, cap_ip};
 	kv_command(auth.svc.kv, sms_on_sent, op, (int)ARRAY_LEN(argv), argv,
 	    NULL);
 }
@@ -155,12 +151,10 @@ sms_on_checked(void *arg, const struct kv_reply *reply)
 	sms_checked_fn cb = op->checked;
 	enum sms_result r;
 
-	if (reply == NULL || kv_reply_type(reply) != KV_INT) {
-		http_server_dep_error(req->srv, "redis");
-		r = SMS_UNAVAILABLE;
-	} else {
+	if (reply == NULL || kv_reply_type(reply) != KV_INT)
+		r = SMS_UNAVAILABLE; /* the caller's reply counts the error */
+	else
 		r = kv_reply_int(reply) == 1 ? SMS_OK : SMS_INVALID;
-	}
 	free(op);
 	cb(req, r);
 }
@@ -180,7 +174,7 @@ sms_check(struct http_req *req, const char *phone, const char *purpose,
 	op->req = req;
 	op->checked = cb;
 	sms_code_hash(phone, purpose, code, hash);
-	snprintf(k_code, sizeof(k_code), "sms:code:%s:%s", purpose, phone);
+	store_sms_code_key(k_code, sizeof(k_code), phone, purpose);
 	snprintf(tries, sizeof(tries), "%ld", auth.cfg.sms_max_tries);
 	const char *argv[] = {"EVAL", sms_check_lua, "1", k_code, hash, tries};
 	kv_command(auth.svc.kv, sms_on_checked, op, (int)ARRAY_LEN(argv), argv,

@@ -1,12 +1,14 @@
-/* store — every SQL statement of the auth service. Each function appends
- * its statements to a batch (one transaction, one round trip) or runs one
- * query; the caller's continuation reads the result by statement index. */
-#include "store.h"
+/* store — every SQL statement and Redis key of the auth service. Each
+ * function appends its statements to a batch (one transaction, one round
+ * trip); the caller's continuation reads the result by statement index.
+ * The consumers' statements are texts for bus_tx_exec/bus_tx_query. */
+#include "auth.h"
 
-#include "bus.h"
+#include "challenge.h"
 #include "db.h"
 #include "util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 void
@@ -63,6 +65,18 @@ store_login_succeeded(struct db_batch *b, const char *account_id)
 	db_batch_add(b,
 	    "UPDATE accounts SET failed_logins = 0 WHERE id = $1 AND failed_logins <> 0",
 	    1, p);
+}
+
+void
+store_password_reset(struct db_batch *b, const char *phone,
+    const char *password_hash)
+{
+	const char *p[] = {phone, password_hash};
+
+	db_batch_add(b,
+	    "UPDATE accounts SET password_hash = $2, failed_logins = 0, locked_until = NULL"
+	    " WHERE phone = $1 RETURNING id",
+	    2, p);
 }
 
 /* The session's view of an account: account, current identity (if any).
@@ -153,3 +167,97 @@ const char store_staff_upsert_sql[] =
     " VALUES ($1, $2, $3, string_to_array($4, ','))"
     " ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash,"
     " roles = EXCLUDED.roles, failed_logins = 0, locked_until = NULL";
+
+/* ---- CA locks ------------------------------------------------------------ */
+
+void
+store_cert_revoked(struct db_batch *b, const char *issuer, const char *serial)
+{
+	const char *p[] = {issuer, serial};
+
+	db_batch_add(b,
+	    "SELECT 1 FROM revoked_certs WHERE issuer = $1 AND serial = $2", 2,
+	    p);
+}
+
+void
+store_lock_for_cert(struct db_batch *b, const char *issuer, const char *serial,
+    const char *new_lock_id, const char *kind, const char *holder,
+    const char *enterprise_name, const char *uscc, const char *not_after_epoch)
+{
+	const char *p[] = {issuer, serial, new_lock_id, kind, holder,
+	    enterprise_name, uscc, not_after_epoch};
+
+	db_batch_add(b,
+	    "SELECT f.lock_id, f.account_id, f.kind FROM lock_for_cert($1, $2, $3, $4, $5, $6, $7,"
+	    " to_timestamp($8::bigint)) f",
+	    8, p);
+}
+
+void
+store_bind_lock(struct db_batch *b, const char *lock_id, const char *phone,
+    const char *id_hmac, const char *id_masked, const char *certificate)
+{
+	char account[37], identity[37], ev_registered[37], ev_bound[37],
+	    ev_identity[37];
+
+	uuid_v4(account);
+	uuid_v4(identity);
+	uuid_v4(ev_registered);
+	uuid_v4(ev_bound);
+	uuid_v4(ev_identity);
+	const char *p[] = {lock_id, phone, account, identity, ev_registered,
+	    ev_bound, ev_identity, id_hmac, id_masked, certificate};
+	db_batch_add(b,
+	    "SELECT account_id, identity_id, created FROM bind_lock($1, $2, $3, $4, $5, $6, $7,"
+	    " $8, $9, $10::jsonb)",
+	    10, p);
+}
+
+const char store_revoked_insert_sql[] =
+    "INSERT INTO revoked_certs (issuer, serial, reason, revoked_at)"
+    " VALUES ($1, $2, $3, COALESCE($4::timestamptz, now()))"
+    " ON CONFLICT (issuer, serial) DO NOTHING";
+
+const char store_unbound_lock_of_cert_sql[] =
+    "SELECT c.lock_id FROM lock_certs c JOIN locks l ON l.id = c.lock_id"
+    " WHERE c.issuer = $1 AND c.serial = $2 AND l.account_id IS NULL";
+
+const char store_lock_cert_renewed_sql[] =
+    "INSERT INTO lock_certs (issuer, serial, lock_id, not_after)"
+    " SELECT $1, $2, lock_id, $5::timestamptz FROM lock_certs"
+    " WHERE issuer = $3 AND serial = $4"
+    " ON CONFLICT (issuer, serial) DO UPDATE SET lock_id = EXCLUDED.lock_id"
+    " WHERE lock_certs.lock_id <> EXCLUDED.lock_id"
+    " AND (SELECT account_id FROM locks WHERE id = lock_certs.lock_id) IS NULL";
+
+const char store_stray_lock_delete_sql[] =
+    "DELETE FROM locks l WHERE l.id = $1 AND l.account_id IS NULL"
+    " AND NOT EXISTS (SELECT 1 FROM lock_certs c WHERE c.lock_id = l.id)";
+
+/* ---- Redis keys ---------------------------------------------------------- */
+
+const struct challenge_scope store_login_challenge = {"auth.login", "chal:"};
+
+void
+store_bind_key(char *out, size_t size, const char *token_hash)
+{
+	snprintf(out, size, "bind:%s", token_hash);
+}
+
+void
+store_sms_code_key(char *out, size_t size, const char *phone,
+    const char *purpose)
+{
+	snprintf(out, size, "sms:code:%s:%s", purpose, phone);
+}
+
+void
+store_sms_keys(struct store_sms_keys *k, const char *phone, const char *purpose,
+    const char *day, const char *peer)
+{
+	snprintf(k->last, sizeof(k->last), "sms:last:%s", phone);
+	snprintf(k->day, sizeof(k->day), "sms:day:%s:%s", day, phone);
+	snprintf(k->day_ip, sizeof(k->day_ip), "sms:dayip:%s:%s", day, peer);
+	store_sms_code_key(k->code, sizeof(k->code), phone, purpose);
+}

@@ -1,14 +1,21 @@
-/* events — what issuance learns from the bus: certificates first seen at a
- * login (auth.lock.bound), renewal entitlements (orders.order.paid) and
- * orders awaiting payment (orders.order.created/.cancelled). Handlers run on
- * the bus's consumer threads inside the inbox transaction and touch nothing
- * else; the events issuance emits are written by 002_functions.sql. */
+/* events — what issuance consumes and emits on the bus.
+ *
+ * Consumes: caplat.auth.lock.bound (the certificate on a newly bound key
+ *   joins the registry), caplat.orders.order.paid (renewal entitlements),
+ *   caplat.orders.order.created and .cancelled (orders awaiting payment).
+ * Emits (through the outbox, written by the PL/pgSQL functions of
+ *   deploy/sql/issuance/002_functions.sql in the same transaction as the
+ *   change): issuance.cert.registered (register_certificate),
+ *   issuance.cert.renewed (renewal_complete), issuance.cert.revoked
+ *   (revoke_certificate).
+ *
+ * Handlers run on the bus's consumer threads inside the inbox transaction
+ * and touch nothing else. */
 #include "issuance.h"
 
 #include "bus.h"
 #include "crypto.h"
 #include "log.h"
-#include "store.h"
 #include "util.h"
 
 #include <stdlib.h>

@@ -9,7 +9,6 @@
 #include "json.h"
 #include "log.h"
 #include "session.h"
-#include "store.h"
 #include "util.h"
 #include "vendor.h"
 #include "work.h"
@@ -20,26 +19,6 @@
 
 #define LIST_DEFAULT 20
 #define LIST_MAX 100
-
-void
-issuance_reply_db_error(struct http_req *req, const struct db_result *res)
-{
-	if (res->status == DB_UNAVAILABLE) {
-		http_server_dep_error(req->srv, "postgres");
-		http_reply_error(req, 503, "UNAVAILABLE", NULL,
-		    "服务暂时不可用，请稍后重试");
-		return;
-	}
-	log_error(req->id, "msg=db_error status=%d error=\"%s\"", res->status,
-	    res->message ? res->message : "");
-	http_reply_error(req, 500, "INTERNAL", NULL, "服务器内部错误");
-}
-
-static int
-is_true(const char *v)
-{
-	return v != NULL && strcmp(v, "t") == 0;
-}
 
 static json_t *
 nullable(const char *v)
@@ -154,9 +133,9 @@ static json_t *
 cert_item_json(const struct db_result *res, int i, time_t now)
 {
 	time_t not_after = (time_t)atoll(db_value(res, 0, i, 9));
-	int revoked = is_true(db_value(res, 0, i, 11));
+	int revoked = db_bool(res, 0, i, 11);
 	const char *reason = cert_not_renewable_reason(&issuance.window,
-	    not_after, now, revoked, is_true(db_value(res, 0, i, 12)));
+	    not_after, now, revoked, db_bool(res, 0, i, 12));
 	json_t *platforms = json_loads(db_value(res, 0, i, 10), 0, NULL);
 	json_t *o = json_object();
 
@@ -183,7 +162,7 @@ cert_item_json(const struct db_result *res, int i, time_t now)
 	json_object_set_new(o, "status",
 	    json_string(cert_status_name(not_after, now, revoked)));
 	json_object_set_new(o, "renewal_paid",
-	    json_boolean(is_true(db_value(res, 0, i, 13))));
+	    json_boolean(db_bool(res, 0, i, 13)));
 	json_object_set_new(o, "issuer", json_string(db_value(res, 0, i, 14)));
 	json_object_set_new(o, "account_id", nullable(db_value(res, 0, i, 15)));
 	json_object_set_new(o, "previous_serial",
@@ -201,7 +180,7 @@ list_on_rows(void *arg, const struct db_result *res)
 	int n;
 
 	if (res->status != DB_OK) {
-		issuance_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	n = db_rows(res, 0);
@@ -262,7 +241,7 @@ revoke_start(struct http_req *req)
 	if (session_require_staff(req, "operator") != 0)
 		return;
 	if (!uuid_valid(req->params[0])) {
-		http_reply_error(req, 404, "NOT_FOUND", NULL, "证书不存在");
+		issuance_refuse(req, "CERT_NOT_FOUND");
 		return;
 	}
 	if (http_read_json(req, &body) != 0)
@@ -273,8 +252,7 @@ revoke_start(struct http_req *req)
 	http_req_attach(req, rv, revoke_free);
 	if (json_field_enum(body, "reason", JSON_FIELD_REQUIRED, revoke_reasons,
 	        &rv->reason, &err) != 0) {
-		http_reply_error(req, err.status, err.code, err.field,
-		    err.message);
+		http_reply_field_error(req, &err);
 		return;
 	}
 	uuid_v4(event);
@@ -291,17 +269,8 @@ revoke_on_done(void *arg, const struct db_result *res)
 	struct revoke *rv = arg;
 	struct http_req *req = rv->req;
 
-	if (res->status == DB_REFUSED && res->message != NULL) {
-		if (strcmp(res->message, "CERT_REVOKED") == 0)
-			http_reply_error(req, 409, "CERT_REVOKED", NULL,
-			    "证书已被吊销");
-		else
-			http_reply_error(req, 404, "NOT_FOUND", NULL,
-			    "证书不存在");
-		return;
-	}
 	if (res->status != DB_OK || db_rows(res, 0) != 1) {
-		issuance_reply_db_error(req, res);
+		issuance_reply_batch_error(req, res);
 		return;
 	}
 	log_info(req->id,
@@ -314,7 +283,7 @@ revoke_on_done(void *arg, const struct db_result *res)
 	        req->params[0], "serial", db_value(res, 0, 0, 0), "issuer",
 	        db_value(res, 0, 0, 1), "status", "revoked", "reason",
 	        rv->reason, "revoked_at", time_json(db_value(res, 0, 0, 2)),
-	        "vendor_notified", !is_true(db_value(res, 0, 0, 4))));
+	        "vendor_notified", !db_bool(res, 0, 0, 4)));
 }
 
 static void
@@ -427,7 +396,7 @@ crl_on_entries(void *arg, const struct db_result *res)
 
 	if (res->status != DB_OK) {
 		free(all);
-		issuance_reply_db_error(c->req, res);
+		http_reply_db_error(c->req, res);
 		return;
 	}
 	c->n = (size_t)db_rows(res, 0);
@@ -547,8 +516,7 @@ interop_status(struct http_req *req)
 	free(query_platform);
 	if (n == 0 || n > 64 ||
 	    strspn(req->params[0], "0123456789abcdefABCDEF") != n) {
-		http_reply_error(req, 404, "CERT_NOT_FOUND", NULL,
-		    "证书不存在");
+		issuance_refuse(req, "INTEROP_CERT_NOT_FOUND");
 		return;
 	}
 	for (size_t i = 0; i <= n; i++)
@@ -568,18 +536,17 @@ interop_on_row(void *arg, const struct db_result *res)
 	json_t *platforms;
 
 	if (res->status != DB_OK) {
-		issuance_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	if (db_rows(res, 0) != 1) {
-		http_reply_error(req, 404, "CERT_NOT_FOUND", NULL,
-		    "证书不存在");
+		issuance_refuse(req, "INTEROP_CERT_NOT_FOUND");
 		return;
 	}
 	reason = cert_interop_reason((time_t)atoll(db_value(res, 0, 0, 0)),
 	    (time_t)atoll(db_value(res, 0, 0, 1)), time(NULL),
-	    is_true(db_value(res, 0, 0, 2)), is_true(db_value(res, 0, 0, 3)),
-	    is_true(db_value(res, 0, 0, 5)));
+	    db_bool(res, 0, 0, 2), db_bool(res, 0, 0, 3),
+	    db_bool(res, 0, 0, 5));
 	platforms = json_loads(db_value(res, 0, 0, 4), 0, NULL);
 	http_reply_json(req, 200,
 	    json_pack("{s:b, s:s?, s:o, s:o}", "valid", reason == NULL,

@@ -2,7 +2,7 @@
  * the vendor CAs (local CA by default), revocation and CRLs, and the
  * downstream platforms' interop API. main() is thin: configuration (which
  * opens the local CA), the shared service start-up, adapters, routes,
- * consumers, the resumer, run.
+ * consumers, the sweeps, run.
  *
  *   caplat-issuance [--workers N]   serve
  *   caplat-issuance migrate         apply migrations and exit
@@ -33,10 +33,10 @@ main(int argc, char **argv)
 	    issuance_nroutes);
 	http_server_add_metrics(issuance.svc.http, issuance_metrics, NULL);
 	issuance_events_subscribe();
-	issuance_resume_start();
+	issuance_sweep_start();
 	svc_run(&issuance.svc);
 	/* Loop objects of this service go before the loop itself. */
-	issuance_resume_stop();
+	issuance_sweep_stop();
 	vendor_free_all();
 	svc_free(&issuance.svc);
 	localca_free(issuance.localca);

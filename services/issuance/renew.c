@@ -5,13 +5,12 @@
  * renewal_complete() records what it issued (services/issuance/README.md). */
 #include "issuance.h"
 
+#include "challenge.h"
 #include "crypto.h"
 #include "db.h"
 #include "json.h"
-#include "kv.h"
 #include "log.h"
 #include "session.h"
-#include "store.h"
 #include "util.h"
 #include "vendor.h"
 #include "work.h"
@@ -19,63 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define NONCE_LEN 32
-#define RETRY_CAP_SECONDS 300
-
-/* ---- shared with resume.c ---------------------------------------------- */
-
-long
-cert_retry_seconds(int attempts)
-{
-	long s = issuance.cfg.retry_seconds;
-
-	for (int i = 1; i < attempts && s < RETRY_CAP_SECONDS; i++)
-		s *= 2;
-	return s < RETRY_CAP_SECONDS ? s : RETRY_CAP_SECONDS;
-}
-
-int
-cert_renewal_record(struct db_batch *b, const char *intent,
-    const char *vendor_name, const char *csr_spki, const char *serial,
-    const char *cert_pem, const char *chain, char *err, size_t err_size)
-{
-	struct crypto_cert *cert;
-	char cert_id[37], event_id[37], nb[24], na[24];
-
-	if (cert_pem == NULL || crypto_cert_parse(&cert, cert_pem, NULL) != 0) {
-		snprintf(err, err_size,
-		    "the vendor's certificate does not parse");
-		return -1;
-	}
-	if (strcmp(cert->spki_sha256, csr_spki) != 0) {
-		snprintf(err, err_size,
-		    "the vendor's certificate is not for the CSR's key");
-		crypto_cert_free(cert);
-		return -1;
-	}
-	if (strcmp(vendor_name, issuance.cfg.ca_vendor) == 0 &&
-	    strcmp(cert->serial, serial) != 0) {
-		snprintf(err, err_size,
-		    "the local CA did not use the reserved serial");
-		crypto_cert_free(cert);
-		return -1;
-	}
-	uuid_v4(cert_id);
-	uuid_v4(event_id);
-	snprintf(nb, sizeof(nb), "%lld", (long long)cert->not_before);
-	snprintf(na, sizeof(na), "%lld", (long long)cert->not_after);
-	const char *p[] = {intent, cert_id, event_id, cert->issuer_dn,
-	    cert->serial, vendor_name, cert->subject_dn,
-	    cert->fingerprint_sha256, cert->spki_sha256,
-	    crypto_key_type_name(cert->key_type), nb, na, cert->pem,
-	    chain ? chain : ""};
-	db_batch_add(b, store_renewal_complete_sql, 14, p);
-	const char *q[] = {intent};
-	db_batch_add(b, store_renewal_result_sql, 1, q);
-	crypto_cert_free(cert);
-	return 0;
-}
 
 /* Splits a PEM bundle into a JSON array of PEM certificates. */
 static json_t *
@@ -115,35 +57,10 @@ result_json(const struct db_result *res, int stmt)
 	    "platforms", platforms ? platforms : json_array());
 }
 
-static void
-reply_unavailable(struct http_req *req, const char *dep)
-{
-	http_server_dep_error(req->srv, dep);
-	http_reply_error(req, 503, "UNAVAILABLE", NULL,
-	    "服务暂时不可用，请稍后重试");
-}
-
 /* ---- POST /api/v1/certs/{id}/renewal/challenge ------------------------- */
 
-struct challenge {
-	struct http_req *req;
-	char id[37];
-	char *nonce_b64;
-	char serial[65];
-	int64_t expires_ms;
-};
-
-static void
-challenge_free(void *p)
-{
-	struct challenge *c = p;
-
-	free(c->nonce_b64);
-	free(c);
-}
-
 static void challenge_on_loaded(void *arg, const struct db_result *res);
-static void challenge_on_stored(void *arg, const struct kv_reply *reply);
+static void challenge_on_issued(void *arg, const struct challenge *c);
 
 static void
 challenge_start(struct http_req *req)
@@ -152,12 +69,11 @@ challenge_start(struct http_req *req)
 	char days[24];
 
 	if (req->session->account_id == NULL) {
-		http_reply_error(req, 403, "FORBIDDEN", NULL,
-		    "工作人员账号不能更新证书");
+		issuance_refuse(req, "STAFF_CANNOT_RENEW");
 		return;
 	}
 	if (!uuid_valid(req->params[0])) {
-		http_reply_error(req, 404, "NOT_FOUND", NULL, "证书不存在");
+		issuance_refuse(req, "CERT_NOT_FOUND");
 		return;
 	}
 	snprintf(days, sizeof(days), "%ld", issuance.cfg.replay_days);
@@ -170,97 +86,74 @@ challenge_start(struct http_req *req)
 	db_batch_run(issuance.svc.db, b, challenge_on_loaded, req);
 }
 
-static int
-is_true(const char *v)
-{
-	return v != NULL && strcmp(v, "t") == 0;
-}
-
 static void
 challenge_on_loaded(void *arg, const struct db_result *res)
 {
 	struct http_req *req = arg;
 	const char *account, *target, *serial;
 	int revoked, has_pem, pending, collectable, paid;
-	unsigned char nonce[NONCE_LEN];
-	char key[80], ttl[24];
 
 	if (res->status != DB_OK) {
-		issuance_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	account = db_value(res, 0, 0, 0);
 	if (db_rows(res, 0) != 1 || account == NULL ||
 	    strcmp(account, req->session->account_id) != 0) {
-		http_reply_error(req, 404, "NOT_FOUND", NULL, "证书不存在");
+		issuance_refuse(req, "CERT_NOT_FOUND");
 		return;
 	}
 	pending = db_rows(res, 1) == 1 &&
 	    strcmp(db_value(res, 1, 0, 1), "pending") == 0;
-	collectable = db_rows(res, 1) == 1 && is_true(db_value(res, 1, 0, 3));
+	collectable = db_rows(res, 1) == 1 && db_bool(res, 1, 0, 3);
 	paid = atol(db_value(res, 2, 0, 0)) > 0;
 	/* The certificate on the key: the latest, or the one a pending or
 	 * uncollected renewal replaces. */
 	if (pending || (!paid && collectable)) {
 		target = db_value(res, 1, 0, 2);
 		serial = db_value(res, 1, 0, 4);
-		has_pem = is_true(db_value(res, 1, 0, 5));
-		revoked = is_true(db_value(res, 1, 0, 6));
+		has_pem = db_bool(res, 1, 0, 5);
+		revoked = db_bool(res, 1, 0, 6);
 	} else {
 		target = db_value(res, 0, 0, 1);
 		serial = db_value(res, 0, 0, 4);
-		revoked = is_true(db_value(res, 0, 0, 2));
-		has_pem = is_true(db_value(res, 0, 0, 3));
+		revoked = db_bool(res, 0, 0, 2);
+		has_pem = db_bool(res, 0, 0, 3);
 	}
 	if (revoked) {
-		http_reply_error(req, 409, "CERT_REVOKED", NULL,
-		    "证书已被吊销，不能更新");
+		issuance_refuse(req, "CERT_REVOKED");
 		return;
 	}
 	if (!pending && !paid && !collectable) {
-		http_reply_error(req, 409, "NO_PAID_RENEWAL", NULL,
-		    "该证书没有已支付的延期年检订单，请先下单支付");
+		issuance_refuse(req, "NO_PAID_RENEWAL");
 		return;
 	}
 	if (!has_pem) {
-		http_reply_error(req, 409, "CERT_NOT_RENEWABLE", NULL,
-		    "平台未保存该证书，请重新使用证书锁登录后再试");
+		issuance_refuse(req, "CERT_NOT_RENEWABLE");
 		return;
 	}
-	struct challenge *c = xcalloc(1, sizeof(*c));
-	c->req = req;
-	http_req_attach(req, c, challenge_free);
-	snprintf(c->serial, sizeof(c->serial), "%s", serial);
-	crypto_random_bytes(nonce, sizeof(nonce));
-	c->nonce_b64 = crypto_base64_encode(nonce, sizeof(nonce));
-	uuid_v4(c->id);
-	c->expires_ms = now_wall_ms() + issuance.cfg.challenge_ttl * 1000;
-	json_t *v = json_pack("{s:s, s:s, s:s, s:s}", "cert_id", req->params[0],
-	    "target", target, "account", req->session->account_id, "nonce",
-	    c->nonce_b64);
-	char *text = json_dumps(v, JSON_COMPACT);
-	json_decref(v);
-	snprintf(key, sizeof(key), STORE_CHALLENGE_KEY, c->id);
-	snprintf(ttl, sizeof(ttl), "%ld", issuance.cfg.challenge_ttl);
-	const char *argv[] = {"SET", key, text, "EX", ttl, "NX"};
-	kv_command(issuance.svc.kv, challenge_on_stored, c, 6, argv, NULL);
-	free(text);
+	/* The serial of the certificate to sign with, kept for the answer. */
+	http_req_attach(req, xstrdup(serial), free);
+	json_t *facts = json_pack("{s:s, s:s, s:s}", "cert_id", req->params[0],
+	    "target", target, "account", req->session->account_id);
+	challenge_issue(issuance.svc.kv, &store_renewal_challenge,
+	    issuance.cfg.challenge_ttl, facts, challenge_on_issued, req);
+	json_decref(facts);
 }
 
 static void
-challenge_on_stored(void *arg, const struct kv_reply *reply)
+challenge_on_issued(void *arg, const struct challenge *c)
 {
-	struct challenge *c = arg;
-	char expires[48];
+	struct http_req *req = arg;
+	json_t *o;
 
-	if (reply == NULL || kv_reply_type(reply) != KV_STATUS) {
-		reply_unavailable(c->req, "redis");
+	if (c == NULL) {
+		http_reply_unavailable(req, "redis");
 		return;
 	}
-	time_rfc3339(c->expires_ms, expires);
-	http_reply_json(c->req, 200,
-	    json_pack("{s:s, s:s, s:s, s:s}", "challenge_id", c->id, "nonce",
-	        c->nonce_b64, "expires_at", expires, "serial", c->serial));
+	o = challenge_json(c);
+	json_object_set_new(o, "serial", json_string(req->data));
+	http_reply_json(req, 200, o);
 }
 
 void
@@ -276,8 +169,7 @@ struct renewal {
 	json_t *body;
 	const char *csr_pem, *signature;
 	char target[37];
-	unsigned char *nonce;
-	size_t nonce_len;
+	unsigned char nonce[CHALLENGE_NONCE_LEN];
 	/* loaded */
 	char *target_pem, *target_vendor;
 	char
@@ -302,7 +194,6 @@ renewal_free(void *p)
 	struct renewal *r = p;
 
 	json_decref(r->body);
-	free(r->nonce);
 	free(r->target_pem);
 	free(r->target_vendor);
 	free(r->latest_pem);
@@ -310,7 +201,8 @@ renewal_free(void *p)
 	free(r);
 }
 
-static void renewal_on_challenge(void *arg, const struct kv_reply *reply);
+static void renewal_on_challenge(void *arg, enum challenge_status status,
+    const struct challenge_taken *t);
 static void renewal_on_loaded(void *arg, const struct db_result *res);
 static void renewal_verify(void *arg);
 static void renewal_on_verified(void *arg);
@@ -328,8 +220,7 @@ field(struct http_req *req, json_t *body, const char *name, size_t max,
 
 	if (json_field_str(body, name, JSON_FIELD_REQUIRED, max, out, &err) !=
 	    0) {
-		http_reply_error(req, err.status, err.code, err.field,
-		    err.message);
+		http_reply_field_error(req, &err);
 		return -1;
 	}
 	return 0;
@@ -340,15 +231,13 @@ renewal_start(struct http_req *req)
 {
 	const char *challenge_id;
 	json_t *body;
-	char key[80];
 
 	if (req->session->account_id == NULL) {
-		http_reply_error(req, 403, "FORBIDDEN", NULL,
-		    "工作人员账号不能更新证书");
+		issuance_refuse(req, "STAFF_CANNOT_RENEW");
 		return;
 	}
 	if (!uuid_valid(req->params[0])) {
-		http_reply_error(req, 404, "NOT_FOUND", NULL, "证书不存在");
+		issuance_refuse(req, "CERT_NOT_FOUND");
 		return;
 	}
 	if (http_read_json(req, &body) != 0)
@@ -361,49 +250,40 @@ renewal_start(struct http_req *req)
 	    field(req, body, "csr", 32768, &r->csr_pem) != 0 ||
 	    field(req, body, "signature", 4096, &r->signature) != 0)
 		return;
-	if (!uuid_valid(challenge_id)) {
-		http_reply_error(req, 401, "CHALLENGE_INVALID", "challenge_id",
-		    "更新挑战无效或已过期，请重新读取证书");
-		return;
-	}
-	snprintf(key, sizeof(key), STORE_CHALLENGE_KEY, challenge_id);
-	const char *argv[] = {"GETDEL", key};
-	kv_command(issuance.svc.kv, renewal_on_challenge, r, 2, argv, NULL);
+	challenge_take(issuance.svc.kv, &store_renewal_challenge, challenge_id,
+	    renewal_on_challenge, r);
 }
 
+/* The challenge is spent whatever it says; it counts only for the
+ * certificate and the account it was issued to. */
 static void
-renewal_on_challenge(void *arg, const struct kv_reply *reply)
+renewal_on_challenge(void *arg, enum challenge_status status,
+    const struct challenge_taken *t)
 {
 	struct renewal *r = arg;
 	struct http_req *req = r->req;
-	const char *text, *cert_id, *target, *account, *nonce;
-	json_t *c = NULL;
-	size_t len;
+	const char *cert_id, *target, *account;
 
-	if (reply == NULL) {
-		reply_unavailable(req, "redis");
+	if (status == CHALLENGE_UNAVAILABLE) {
+		http_reply_unavailable(req, "redis");
 		return;
 	}
-	if (kv_reply_type(reply) == KV_STR &&
-	    (text = kv_reply_str(reply, &len)) != NULL)
-		c = json_loadb(text, len, 0, NULL);
-	cert_id = json_string_value(json_object_get(c, "cert_id"));
-	target = json_string_value(json_object_get(c, "target"));
-	account = json_string_value(json_object_get(c, "account"));
-	nonce = json_string_value(json_object_get(c, "nonce"));
+	if (status != CHALLENGE_OK) {
+		issuance_refuse(req, "CHALLENGE_INVALID");
+		return;
+	}
+	cert_id = json_string_value(json_object_get(t->facts, "cert_id"));
+	target = json_string_value(json_object_get(t->facts, "target"));
+	account = json_string_value(json_object_get(t->facts, "account"));
 	if (cert_id == NULL || target == NULL || account == NULL ||
-	    nonce == NULL || strcmp(cert_id, req->params[0]) != 0 ||
+	    strcmp(cert_id, req->params[0]) != 0 ||
 	    strcmp(account, req->session->account_id) != 0 ||
-	    !uuid_valid(target) ||
-	    crypto_base64_decode(&r->nonce, &r->nonce_len, nonce,
-	        strlen(nonce)) != 0) {
-		json_decref(c);
-		http_reply_error(req, 401, "CHALLENGE_INVALID", "challenge_id",
-		    "更新挑战无效或已过期，请重新读取证书");
+	    !uuid_valid(target)) {
+		issuance_refuse(req, "CHALLENGE_INVALID");
 		return;
 	}
+	memcpy(r->nonce, t->nonce, sizeof(r->nonce));
 	snprintf(r->target, sizeof(r->target), "%s", target);
-	json_decref(c);
 	struct db_batch *b = db_batch_new();
 	const char *p[] = {r->target};
 	db_batch_add(b, store_renew_target_sql, 1, p);
@@ -420,22 +300,20 @@ renewal_on_loaded(void *arg, const struct db_result *res)
 	struct http_req *req = r->req;
 
 	if (res->status != DB_OK) {
-		issuance_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
 	if (db_rows(res, 0) != 1 ||
 	    strcmp(db_value(res, 0, 0, 0), req->params[0]) != 0) {
-		http_reply_error(req, 404, "NOT_FOUND", NULL, "证书不存在");
+		issuance_refuse(req, "CERT_NOT_FOUND");
 		return;
 	}
-	if (is_true(db_value(res, 0, 0, 3))) {
-		http_reply_error(req, 409, "CERT_REVOKED", NULL,
-		    "证书已被吊销，不能更新");
+	if (db_bool(res, 0, 0, 3)) {
+		issuance_refuse(req, "CERT_REVOKED");
 		return;
 	}
 	if (db_value(res, 0, 0, 1) == NULL) {
-		http_reply_error(req, 409, "CERT_NOT_RENEWABLE", NULL,
-		    "平台未保存该证书，请重新使用证书锁登录后再试");
+		issuance_refuse(req, "CERT_NOT_RENEWABLE");
 		return;
 	}
 	r->target_pem = xstrdup(db_value(res, 0, 0, 1));
@@ -456,27 +334,18 @@ renewal_verify(void *arg)
 	struct renewal *r = arg;
 	struct crypto_cert *cert = NULL;
 	struct crypto_csr *csr = NULL;
-	unsigned char *sig = NULL;
-	size_t sig_len = 0;
 
 	if (crypto_cert_parse(&cert, r->target_pem, NULL) != 0)
 		return; /* sig_ok stays 0 */
-	if (crypto_base64_decode(&sig, &sig_len, r->signature,
-	        strlen(r->signature)) == 0) {
-		r->sig_ok = crypto_verify_sig(cert->key, r->nonce, r->nonce_len,
-		                sig, sig_len) == 0;
-		/* Signed by the renewed certificate's key: the key already holds
-		 * the new certificate, so this is a new renewal, and unpaid. */
-		if (!r->sig_ok && r->latest_pem != NULL) {
-			struct crypto_cert *latest = NULL;
-			if (crypto_cert_parse(&latest, r->latest_pem, NULL) ==
-			        0 &&
-			    crypto_verify_sig(latest->key, r->nonce,
-			        r->nonce_len, sig, sig_len) == 0)
-				r->signed_by_latest = 1;
-			crypto_cert_free(latest);
-		}
-		free(sig);
+	r->sig_ok = challenge_signature_ok(cert->key, r->nonce, r->signature);
+	/* Signed by the renewed certificate's key: the key already holds the
+	 * new certificate, so this is a new renewal, and unpaid. */
+	if (!r->sig_ok && r->latest_pem != NULL) {
+		struct crypto_cert *latest = NULL;
+		if (crypto_cert_parse(&latest, r->latest_pem, NULL) == 0 &&
+		    challenge_signature_ok(latest->key, r->nonce, r->signature))
+			r->signed_by_latest = 1;
+		crypto_cert_free(latest);
 	}
 	if (crypto_csr_parse_verify(&csr, r->csr_pem) != 0) {
 		r->csr_code = "CSR_INVALID";
@@ -511,8 +380,7 @@ renewal_on_verified(void *arg)
 	struct vendor *v;
 
 	if (r->signed_by_latest) {
-		http_reply_error(req, 409, "NO_PAID_RENEWAL", NULL,
-		    "该证书没有已支付的延期年检订单，请先下单支付");
+		issuance_refuse(req, "NO_PAID_RENEWAL");
 		return;
 	}
 	if (!r->sig_ok) {
@@ -528,20 +396,17 @@ renewal_on_verified(void *arg)
 		enum renewal_window_state w;
 
 		if (r->paid_at == 0) {
-			http_reply_error(req, 409, "NO_PAID_RENEWAL", NULL,
-			    "该证书没有已支付的延期年检订单，请先下单支付");
+			issuance_refuse(req, "NO_PAID_RENEWAL");
 			return;
 		}
 		w = renewal_window_allowed(&issuance.window.window,
 		    r->target_not_after, now, r->paid_at);
 		if (w == RENEWAL_WINDOW_NOT_YET) {
-			http_reply_error(req, 409, "NOT_IN_RENEWAL_WINDOW",
-			    NULL, "未到年检时间");
+			issuance_refuse(req, "NOT_IN_RENEWAL_WINDOW");
 			return;
 		}
 		if (w == RENEWAL_WINDOW_TOO_LATE) {
-			http_reply_error(req, 409, "EXPIRED_TOO_LONG", NULL,
-			    "证书过期时间过长，请重新申请证书");
+			issuance_refuse(req, "EXPIRED_TOO_LONG");
 			return;
 		}
 	}
@@ -561,50 +426,19 @@ renewal_on_verified(void *arg)
 }
 
 static void
-reply_begin_refused(struct http_req *req, const char *rule)
-{
-	if (strcmp(rule, "CERT_NOT_FOUND") == 0)
-		http_reply_error(req, 404, "NOT_FOUND", NULL, "证书不存在");
-	else if (strcmp(rule, "CERT_REVOKED") == 0)
-		http_reply_error(req, 409, "CERT_REVOKED", NULL,
-		    "证书已被吊销，不能更新");
-	else if (strcmp(rule, "CERT_SUPERSEDED") == 0)
-		http_reply_error(req, 409, "CERT_SUPERSEDED", NULL,
-		    "该证书已更新过，请读取证书锁中的最新证书");
-	else if (strcmp(rule, "RENEWAL_PENDING") == 0)
-		http_reply_error(req, 409, "RENEWAL_PENDING", "csr",
-		    "上次证书更新尚未完成，请使用同一证书锁重试");
-	else if (strcmp(rule, "RENEWAL_IN_PROGRESS") == 0) {
-		char secs[24];
-		snprintf(secs, sizeof(secs), "%ld", issuance.cfg.lease_seconds);
-		http_add_header(req, "Retry-After", secs);
-		http_reply_error(req, 409, "RENEWAL_IN_PROGRESS", NULL,
-		    "证书更新正在进行中，请稍后重试");
-	} else if (strcmp(rule, "NO_PAID_RENEWAL") == 0)
-		http_reply_error(req, 409, "NO_PAID_RENEWAL", NULL,
-		    "该证书没有已支付的延期年检订单，请先下单支付");
-	else
-		http_reply_error(req, 500, "INTERNAL", NULL, "服务器内部错误");
-}
-
-static void
 renewal_on_begun(void *arg, const struct db_result *res)
 {
 	struct renewal *r = arg;
 	struct http_req *req = r->req;
 	const char *outcome;
 
-	if (res->status == DB_REFUSED && res->message != NULL) {
-		reply_begin_refused(req, res->message);
-		return;
-	}
 	if (res->status == DB_CONFLICT) {
 		/* a concurrent renewal of the same certificate won the race */
-		reply_begin_refused(req, "RENEWAL_IN_PROGRESS");
+		issuance_refuse(req, "RENEWAL_IN_PROGRESS");
 		return;
 	}
 	if (res->status != DB_OK || db_rows(res, 0) != 1) {
-		issuance_reply_db_error(req, res);
+		issuance_reply_batch_error(req, res);
 		return;
 	}
 	outcome = db_value(res, 0, 0, 0);
@@ -713,10 +547,10 @@ renewal_on_recorded(void *arg, const struct db_result *res)
 		log_error(req->id,
 		    "msg=renewal_record_failed intent=%s status=%d error=\"%s\"",
 		    r->intent, res->status, res->message ? res->message : "");
-		issuance_reply_db_error(req, res);
+		http_reply_db_error(req, res);
 		return;
 	}
-	if (is_true(db_value(res, 0, 0, 1)))
+	if (db_bool(res, 0, 0, 1))
 		issuance_count("renewed");
 	log_info(req->id, "msg=renewed intent=%s cert_id=%s serial=%s",
 	    r->intent, req->params[0], r->serial);
@@ -729,7 +563,7 @@ renewal_on_replay(void *arg, const struct db_result *res)
 	struct renewal *r = arg;
 
 	if (res->status != DB_OK || db_rows(res, 0) != 1) {
-		issuance_reply_db_error(r->req, res);
+		http_reply_db_error(r->req, res);
 		return;
 	}
 	http_reply_json(r->req, 201, result_json(res, 0));

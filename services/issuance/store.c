@@ -1,7 +1,9 @@
-/* store — every SQL statement of the issuance service; store.h documents
- * parameters and columns. The callers run them with db.h batches (handlers,
- * resumer) or bus_tx (consumers). */
-#include "store.h"
+/* store — every SQL statement and Redis key of the issuance service;
+ * issuance.h documents parameters and columns. The callers run them with
+ * db.h batches (handlers, resumer) or bus_tx (consumers). */
+#include "issuance.h"
+
+#include "challenge.h"
 
 #define EPOCH(x) "extract(epoch FROM " x ")::bigint"
 
@@ -128,3 +130,6 @@ const char store_open_order_delete_sql[] =
 const char store_open_order_insert_sql[] =
     "INSERT INTO open_orders (order_id, cert_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 /* clang-format on */
+
+const struct challenge_scope store_renewal_challenge = {"issuance.renewal",
+    "renew:chal:"};

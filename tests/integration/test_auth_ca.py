@@ -12,6 +12,7 @@ def challenge(api):
     r = api.post("/api/v1/auth/ca/challenge", {})
     assert r.status == 200, r
     assert set(r.json) == {"challenge_id", "nonce", "expires_at"}
+    assert str(uuid.UUID(r.json["challenge_id"])) == r.json["challenge_id"], r  # the contract's Uuid
     return r.json
 
 

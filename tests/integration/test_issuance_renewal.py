@@ -290,6 +290,41 @@ def test_issuance_renewal_refusals_change_nothing(suite):
     assert r.status == 201, r
 
 
+def test_issuance_challenges_do_not_cross_services(suite):
+    """A CA login challenge (auth) is refused as a renewal challenge
+    (issuance) and the other way round, and the refused one stays usable
+    where it was issued: one mechanism (common/challenge), two scopes. Both
+    ids are UUIDs, as the contract says."""
+    leaf = make_leaf(suite, "sm2", "agent", days=30)
+    token, account = ca_bind(suite, leaf)
+    cert_id = wait_registered(suite, leaf.serial)
+    pay(suite, cert_id, ["LN_JSGC"], account)
+    _, csr = new_csr(suite, leaf.key, leaf.cert, "sm2")
+    api = Api(suite)
+
+    def login(ch):
+        sig = ukey(suite, "sign", leaf.key, ch["nonce"])
+        return api.post("/api/v1/auth/ca/login", {"challenge_id": ch["challenge_id"],
+                                                   "certificate": leaf.pem, "signature": sig})
+
+    login_ch = api.post("/api/v1/auth/ca/challenge", {}).json
+    assert str(uuid.UUID(login_ch["challenge_id"])) == login_ch["challenge_id"]
+    r = renew(suite, token, cert_id, leaf.key, csr, ch=login_ch)
+    assert r.status == 401 and r.code == "CHALLENGE_INVALID", r
+    r = login(login_ch)
+    assert r.status == 200 and r.json["status"] == "ok", r
+
+    r = challenge(suite, token, cert_id)
+    assert r.status == 200, r
+    renew_ch = r.json
+    assert str(uuid.UUID(renew_ch["challenge_id"])) == renew_ch["challenge_id"]
+    r = login(renew_ch)
+    assert r.status == 401 and r.code == "CHALLENGE_INVALID", r
+    assert suite.psql(f"SELECT count(*) FROM issuance.issuances WHERE cert_id = {q(cert_id)}") == [["0"]]
+    r = renew(suite, token, cert_id, leaf.key, csr, ch=renew_ch)
+    assert r.status == 201, r
+
+
 def test_issuance_window_refuses_early_renewal(suite):
     leaf = make_leaf(suite, "rsa", "agent", days=200)
     token, account = ca_bind(suite, leaf)

@@ -159,6 +159,10 @@ def test_issuance_vendor_failure_resumes_without_double_issue(suite):
             _, other = new_csr(suite, leaf.key, leaf.cert, "rsa")
             r = renew(suite, token, cert_id, leaf.key, other)
             assert r.status == 409 and r.code in ("RENEWAL_PENDING", "RENEWAL_IN_PROGRESS"), r
+            if r.code == "RENEWAL_IN_PROGRESS":  # the refusal table's Retry-After: the lease
+                assert int(r.headers["Retry-After"]) >= 1, r.headers
+            else:
+                assert r.json["error"]["field"] == "csr", r
             assert suite.psql(f"SELECT count(*) FROM issuance.issuances WHERE cert_id = {q(cert_id)}") == [["1"]]
             # the vendor recovers: the resumer finishes it in the background
             sim.control(fail=0)

@@ -1,61 +1,22 @@
-/* resume — finishes in the background what a crash, a vendor failure or a
- * timeout left pending: intents (asked again with the same request id, so
- * never issued twice) and revocations to forward to vendors, each claimed
- * under a lease with SKIP LOCKED, one at a time per process. Also the
- * service's counters on /metrics. */
+/* sweep — the issuance service's timers, one row each in sweeps[]: they
+ * finish in the background what a crash, a vendor failure or a timeout left
+ * pending: renewal intents (asked again with the same request id, so never
+ * issued twice) and revocations to forward to vendors. Each sweep claims one
+ * item at a time under a lease with SKIP LOCKED, goes on while items are
+ * due, then waits for its next tick. */
 #include "issuance.h"
 
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
-#include "store.h"
 #include "util.h"
 #include "vendor.h"
 
 #include <event2/event.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- counters ----------------------------------------------------------- */
-
-static const char *const counter_names[] = {"renewed", "resumed", "vendor_ok",
-    "vendor_unavailable", "vendor_rejected", "vendor_bad_certificate",
-    "revoked", "vendor_revocations"};
-static unsigned long long counters[ARRAY_LEN(counter_names)];
-
-void
-issuance_count(const char *what)
-{
-	for (size_t i = 0; i < ARRAY_LEN(counter_names); i++)
-		if (strcmp(counter_names[i], what) == 0)
-			counters[i]++;
-}
-
-size_t
-issuance_metrics(void *arg, char *buf, size_t size)
-{
-	size_t n = 0;
-	int w;
-
-	w = snprintf(buf, size, "# TYPE caplat_issuance_total counter\n");
-	if (w > 0 && (size_t)w < size)
-		n = (size_t)w;
-	for (size_t i = 0; i < ARRAY_LEN(counter_names); i++) {
-		w = snprintf(buf + n, size - n,
-		    "caplat_issuance_total{what=\"%s\"} %llu\n",
-		    counter_names[i], counters[i]);
-		if (w < 0 || (size_t)w >= size - n)
-			break;
-		n += (size_t)w;
-	}
-	return n;
-}
-
-/* ---- the resumer -------------------------------------------------------- */
-
-static struct event *tick;
-static int busy;
 
 struct resume {
 	char intent[37], serial[65], adapter[32];
@@ -68,12 +29,10 @@ struct resume {
 	char job[37];
 };
 
-static void resume_claim(void);
 static void on_claimed(void *arg, const struct db_result *res);
 static void on_issued(void *arg, const struct vendor_cert_result *res);
 static void on_recorded(void *arg, const struct db_result *res);
 static void on_failed(void *arg, const struct db_result *res);
-static void jobs_claim(void);
 static void on_job_claimed(void *arg, const struct db_result *res);
 static void on_job_sent(void *arg, enum vendor_status status,
     const char *error);
@@ -87,37 +46,88 @@ resume_free(struct resume *r)
 	free(r);
 }
 
-static void
-resume_idle(void)
-{
-	struct timeval tv = {issuance.cfg.resume_interval_ms / 1000,
-	    (issuance.cfg.resume_interval_ms % 1000) * 1000};
+/* ---- the timers ----------------------------------------------------------- */
 
-	busy = 0;
-	/* A claim failed by the pool's shutdown ends here: no timer then. */
-	if (tick != NULL)
-		evtimer_add(tick, &tv);
-}
+enum { SWEEP_INTENTS, SWEEP_VENDOR_JOBS };
+
+/* Each sweep leases one due item at a time (its claim statement, $1 the
+ * lease in seconds) and handles it in on_claimed, which claims again while
+ * items come, and ends in sweep_idle(its row). */
+static const struct sweep {
+	const char *name;
+	const long *interval_ms;
+	const char *claim_sql;
+	db_cb on_claimed;
+} sweeps[] = {
+    [SWEEP_INTENTS] = {"renewal_intents", &issuance.cfg.resume_interval_ms,
+        store_intent_claim_sql, on_claimed},
+    [SWEEP_VENDOR_JOBS] = {"vendor_revocations",
+        &issuance.cfg.resume_interval_ms, store_job_claim_sql, on_job_claimed},
+};
+
+static struct {
+	struct event *tick;
+	int busy;
+} sweep_state[ARRAY_LEN(sweeps)];
 
 static void
-on_tick(evutil_socket_t fd, short what, void *arg)
-{
-	if (busy)
-		return;
-	busy = 1;
-	resume_claim();
-}
-
-static void
-resume_claim(void)
+sweep_claim(size_t i)
 {
 	char lease[24];
 
 	snprintf(lease, sizeof(lease), "%ld", issuance.cfg.lease_seconds);
 	const char *p[] = {lease};
-	db_query(issuance.svc.db, store_intent_claim_sql, 1, p, on_claimed,
-	    NULL);
+	db_query(issuance.svc.db, sweeps[i].claim_sql, 1, p,
+	    sweeps[i].on_claimed, NULL);
 }
+
+/* Nothing (more) is due for sweep i: wait for its next tick. */
+static void
+sweep_idle(size_t i)
+{
+	long ms = *sweeps[i].interval_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	sweep_state[i].busy = 0;
+	/* A claim failed by the pool's shutdown ends here: no timer then. */
+	if (sweep_state[i].tick != NULL)
+		evtimer_add(sweep_state[i].tick, &tv);
+}
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	size_t i = (size_t)(uintptr_t)arg;
+
+	if (sweep_state[i].busy)
+		return;
+	sweep_state[i].busy = 1;
+	sweep_claim(i);
+}
+
+void
+issuance_sweep_start(void)
+{
+	for (size_t i = 0; i < ARRAY_LEN(sweeps); i++) {
+		sweep_state[i].tick = evtimer_new(issuance.svc.base, on_tick,
+		    (void *)(uintptr_t)i);
+		if (sweep_state[i].tick == NULL)
+			fatal("evtimer_new failed for %s", sweeps[i].name);
+		sweep_idle(i);
+	}
+}
+
+void
+issuance_sweep_stop(void)
+{
+	for (size_t i = 0; i < ARRAY_LEN(sweeps); i++) {
+		if (sweep_state[i].tick != NULL)
+			event_free(sweep_state[i].tick);
+		sweep_state[i].tick = NULL;
+	}
+}
+
+/* ---- renewal intents ------------------------------------------------------ */
 
 static void
 on_claimed(void *arg, const struct db_result *res)
@@ -125,12 +135,8 @@ on_claimed(void *arg, const struct db_result *res)
 	struct crypto_csr *csr = NULL;
 	struct resume *r;
 
-	if (res->status != DB_OK) {
-		resume_idle();
-		return;
-	}
-	if (db_rows(res, 0) != 1) {
-		jobs_claim();
+	if (res->status != DB_OK || db_rows(res, 0) != 1) {
+		sweep_idle(SWEEP_INTENTS);
 		return;
 	}
 	r = xcalloc(1, sizeof(*r));
@@ -202,41 +208,29 @@ on_recorded(void *arg, const struct db_result *res)
 	struct resume *r = arg;
 
 	if (res->status == DB_OK) {
-		if (db_rows(res, 0) == 1 &&
-		    strcmp(db_value(res, 0, 0, 1), "t") == 0)
+		if (db_rows(res, 0) == 1 && db_bool(res, 0, 0, 1))
 			issuance_count("renewed");
 		log_info(NULL, "msg=renewed intent=%s serial=%s by=resumer",
 		    r->intent, r->serial);
 		resume_free(r);
-		resume_claim(); /* more may be due */
+		sweep_claim(SWEEP_INTENTS); /* more may be due */
 		return;
 	}
 	log_error(NULL,
 	    "msg=renewal_record_failed intent=%s status=%d error=\"%s\"",
 	    r->intent, res->status, res->message ? res->message : "");
 	resume_free(r);
-	resume_idle();
+	sweep_idle(SWEEP_INTENTS);
 }
 
 static void
 on_failed(void *arg, const struct db_result *res)
 {
 	resume_free(arg);
-	resume_idle();
+	sweep_idle(SWEEP_INTENTS);
 }
 
 /* ---- revocations forwarded to vendors ----------------------------------- */
-
-static void
-jobs_claim(void)
-{
-	char lease[24];
-
-	snprintf(lease, sizeof(lease), "%ld", issuance.cfg.lease_seconds);
-	const char *p[] = {lease};
-	db_query(issuance.svc.db, store_job_claim_sql, 1, p, on_job_claimed,
-	    NULL);
-}
 
 static void
 on_job_claimed(void *arg, const struct db_result *res)
@@ -245,7 +239,7 @@ on_job_claimed(void *arg, const struct db_result *res)
 	struct resume *r;
 
 	if (res->status != DB_OK || db_rows(res, 0) != 1) {
-		resume_idle();
+		sweep_idle(SWEEP_VENDOR_JOBS);
 		return;
 	}
 	r = xcalloc(1, sizeof(*r));
@@ -293,24 +287,7 @@ on_job_updated(void *arg, const struct db_result *res)
 
 	resume_free(r);
 	if (ok)
-		jobs_claim(); /* more may be due */
+		sweep_claim(SWEEP_VENDOR_JOBS); /* more may be due */
 	else
-		resume_idle();
-}
-
-void
-issuance_resume_start(void)
-{
-	tick = evtimer_new(issuance.svc.base, on_tick, NULL);
-	if (tick == NULL)
-		fatal("evtimer_new failed");
-	resume_idle();
-}
-
-void
-issuance_resume_stop(void)
-{
-	if (tick != NULL)
-		event_free(tick);
-	tick = NULL;
+		sweep_idle(SWEEP_VENDOR_JOBS);
 }

@@ -1,6 +1,7 @@
 /* svc — the start-up and shutdown every service shares; see svc.h. */
 #include "svc.h"
 
+#include "audit.h"
 #include "bus.h"
 #include "cfg.h"
 #include "db.h"
@@ -168,6 +169,7 @@ svc_init(struct svc *svc, const char *name, int argc, char **argv)
 		fatal("bad configuration: CAPLAT_REDIS_URL: \"%s\"",
 		    svc->redis_url);
 	session_setup(svc->kv, (int)svc->session_ttl);
+	audit_setup(name);
 	work_init(svc->base, 2);
 	http_server_set_ready(svc->http, svc_ready, svc);
 	http_server_add_metrics(svc->http, db_pool_metrics, svc->db);

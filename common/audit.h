@@ -1,0 +1,48 @@
+/* audit — the producer side of the tamper-evident audit trail: who did what,
+ * to which object, when. A service adds an entry to the same db_batch (one
+ * transaction) as the action it records, as an outbox event of type
+ * "<service>.audit.recorded" (proto/events/audit.recorded.json), so an
+ * action never commits without its entry and a rolled-back action leaves
+ * none. auth consumes every such event once and appends it to one SHA-256
+ * chain (the consumer side: services/auth, deploy/sql/auth). */
+#ifndef CAPLAT_AUDIT_H
+#define CAPLAT_AUDIT_H
+
+#include <jansson.h>
+
+struct db_batch;
+struct bus_tx;
+struct http_req;
+
+/* What happened. Strings are borrowed for the call; before and after are
+ * borrowed JSON (NULL when not useful). Never put secrets, codes or full ID
+ * numbers in them. */
+struct audit_entry {
+	const char *action;      /* stable dotted name: "identity.granted" */
+	const char *object_type; /* "identity", "order", "certificate", … */
+	const char *object_id;   /* the object's id */
+	const char *uscc;        /* the enterprise concerned, or NULL */
+	json_t *before;
+	json_t *after;
+};
+
+/* Names the producing service (the event type's first token). svc_init
+ * calls it; call it yourself only in tools and tests. */
+void audit_setup(const char *service);
+
+/* Returns a new JSON object: the event data for e with the actor taken from
+ * req (its session's account or staff id, identity, role, the client's
+ * address and the request id), or the system actor "system:<service>" when
+ * req is NULL or has no session. Caller decrefs. */
+json_t *audit_event_data(const struct http_req *req,
+    const struct audit_entry *e);
+
+/* Adds the entry's outbox row to b (same transaction as the action). */
+void audit_add(struct db_batch *b, const struct http_req *req,
+    const struct audit_entry *e);
+
+/* The same inside a consumer's transaction (an action caused by an event);
+ * the actor is "system:<service>". Returns 0, or -1 (the handler fails). */
+int audit_tx_emit(struct bus_tx *tx, const struct audit_entry *e);
+
+#endif

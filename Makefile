@@ -37,7 +37,7 @@ UNIT_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(subst /,_,$(UNIT_SRC)))
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/bin/%)
 
-.PHONY: all run stop test unit clean format lint-spec
+.PHONY: all run stop test unit clean format
 # Keep intermediate objects (tools' .o files) so nothing rebuilds needlessly.
 .SECONDARY:
 all: $(SERVICE_BINS) $(UNIT_BINS) $(TOOL_BINS)
@@ -89,6 +89,7 @@ format:
 	clang-format -i common/*.[ch] services/*/*.[ch] tests/tools/*.c
 
 # proto/openapi.yaml lints clean with the Redocly CLI (tests/contract/).
+.PHONY: lint-spec
 lint-spec:
 	bash tests/contract/lint-spec.sh
 

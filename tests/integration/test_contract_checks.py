@@ -63,3 +63,28 @@ def test_client_refuses_answers_outside_the_spec(suite):
     assert "/error/code" in e
     _refused("POST", "/api/v1/auth/logout", 204, "{}", "a body where the spec has none")
     _refused("GET", "/api/v1/nothing/here", 200, "{}", "a path the spec does not have")
+
+
+def test_every_operation_lists_the_answers_any_operation_may_give(suite):
+    """The gateway may refuse any call (413, 429, 503), a staff session may call
+    an account's operation and the reverse (403), a body may hold a wrong type
+    (400 FIELD_TYPE): every operation lists these, so that the check of every
+    answer above does not fail on them."""
+    import yaml
+    doc = yaml.safe_load(open(SPEC, encoding="utf-8"))
+    missing = []
+    for path, item in doc["paths"].items():
+        if not path.startswith("/api/"):
+            continue
+        for method, op in item.items():
+            if method not in ("get", "put", "post", "delete", "patch"):
+                continue
+            need = {"429", "503"}
+            if any("bearerAuth" in s for s in op.get("security", doc["security"])):
+                need |= {"401", "403"}
+            if method in ("post", "put"):
+                need |= {"400", "413"}
+            lacking = need - set(op["responses"])
+            if lacking:
+                missing.append(f"{method.upper()} {path}: {sorted(lacking)}")
+    assert not missing, "; ".join(missing)

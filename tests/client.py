@@ -3,11 +3,13 @@ helpers to read SMS codes and sign with the USB-key simulator.
 
 Every answer `call` (and so `Api`) receives from caplat is checked against
 proto/openapi.yaml: the operation is looked up by method and path template,
-the status must be one the operation documents, and a JSON body must be valid
-against the schema of that status (python3-jsonschema, 2020-12, $refs
-resolved in the spec), with no field the spec's schemas do not name. A mismatch raises ContractError naming the operation,
-the status and the JSON pointer. A path under /api/ or /notify/ that the spec
-does not have must be answered with the router's 404/405 error envelope.
+the status must be one the operation documents, the Content-Type one of its
+media types, and a JSON body must be valid against the schema of that status
+(python3-jsonschema, 2020-12, $refs resolved in the spec) with no field the
+spec's schemas do not name. A mismatch raises ContractError naming the
+operation, the status and the JSON pointer. A path under /api/ or /notify/
+that the spec does not have must be answered with the router's 404/405 error
+envelope.
 
 CAPLAT_CONTRACT_LOG=<file> records each answer that mismatches there (one
 JSON line: the problems, the request line and the whole answer) instead of
@@ -36,7 +38,7 @@ class Reply:
 
     @property
     def code(self):
-        """The API.md error code, or None."""
+        """The error envelope's code, or None."""
         if isinstance(self.json, dict) and isinstance(self.json.get("error"), dict):
             return self.json["error"].get("code")
         return None

@@ -7,7 +7,7 @@ import os
 import subprocess
 import tempfile
 
-from client import ContractError, Reply, check_contract
+from client import ContractError, Reply, check_contract, contract
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LINT = os.path.join(ROOT, "tests", "contract", "lint-spec.sh")
@@ -37,11 +37,9 @@ def test_spec_lints_clean_and_a_broken_copy_fails(suite):
 
 def _refused(method, path, status, body, what):
     raw = body.encode() if isinstance(body, str) else body
-    try:
-        check_contract(method, path, Reply(status, raw, JSON))
-    except ContractError as e:
-        return str(e)
-    raise AssertionError(f"not refused: {what}")
+    problems = contract().problems(method, path, Reply(status, raw, JSON))
+    assert problems, f"not refused: {what}"
+    return "; ".join(problems)
 
 
 def test_client_refuses_answers_outside_the_spec(suite):
@@ -63,6 +61,18 @@ def test_client_refuses_answers_outside_the_spec(suite):
     assert "/error/code" in e
     _refused("POST", "/api/v1/auth/logout", 204, "{}", "a body where the spec has none")
     _refused("GET", "/api/v1/nothing/here", 200, "{}", "a path the spec does not have")
+
+    # and a mismatch raises (unless CAPLAT_CONTRACT_LOG asks to record it)
+    saved = os.environ.pop("CAPLAT_CONTRACT_LOG", None)
+    try:
+        check_contract("GET", "/api/v1/profile", Reply(418, b"{}", JSON))
+    except ContractError as e:
+        assert "GET /api/v1/profile (entGetProfile): status 418" in str(e), e
+    else:
+        raise AssertionError("check_contract did not raise")
+    finally:
+        if saved is not None:
+            os.environ["CAPLAT_CONTRACT_LOG"] = saved
 
 
 def test_every_operation_lists_the_answers_any_operation_may_give(suite):

@@ -101,6 +101,11 @@ stop:
 format:
 	clang-format -i common/*.[ch] services/*/*.[ch] tests/tools/*.c
 
+# proto/openapi.yaml lints clean with the Redocly CLI (tests/contract/).
+.PHONY: lint-spec
+lint-spec:
+	bash tests/contract/lint-spec.sh
+
 clean:
 	rm -rf build
 

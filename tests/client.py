@@ -1,11 +1,28 @@
-"""client — a tiny HTTP/JSON client for the integration and e2e tests
-(standard library only), plus helpers to read SMS codes and sign with the
-USB-key simulator."""
+"""client — a tiny HTTP/JSON client for the integration and e2e tests, plus
+helpers to read SMS codes and sign with the USB-key simulator.
+
+Every answer `call` (and so `Api`) receives from caplat is checked against
+proto/openapi.yaml: the operation is looked up by method and path template,
+the status must be one the operation documents, the Content-Type one of its
+media types, and a JSON body must be valid against the schema of that status
+(python3-jsonschema, 2020-12, $refs resolved in the spec) with no field the
+spec's schemas do not name. A mismatch raises ContractError naming the
+operation, the status and the JSON pointer. A path under /api/ or /notify/
+that the spec does not have must be answered with the router's 404/405 error
+envelope.
+
+CAPLAT_CONTRACT_LOG=<file> records each answer that mismatches there (one
+JSON line: the problems, the request line and the whole answer) instead of
+raising: a way to list every drift of a run at once and to check them again
+after changing the spec (tests/contract/recheck.py)."""
 import json
 import os
+import re
 import subprocess
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 
@@ -21,7 +38,7 @@ class Reply:
 
     @property
     def code(self):
-        """The API.md error code, or None."""
+        """The error envelope's code, or None."""
         if isinstance(self.json, dict) and isinstance(self.json.get("error"), dict):
             return self.json["error"].get("code")
         return None
@@ -41,9 +58,184 @@ def call(base, method, path, body=None, token=None, headers=None, raw=None, time
         req.add_header(k, v)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
-            return Reply(r.status, r.read(), dict(r.headers))
+            reply = Reply(r.status, r.read(), dict(r.headers))
     except urllib.error.HTTPError as e:
-        return Reply(e.code, e.read(), dict(e.headers))
+        reply = Reply(e.code, e.read(), dict(e.headers))
+    check_contract(method, path, reply)
+    return reply
+
+
+# ---------------------------------------------------------- the contract
+
+SPEC_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "proto", "openapi.yaml")
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+
+class ContractError(AssertionError):
+    """An answer that proto/openapi.yaml does not allow."""
+
+
+class Contract:
+    """proto/openapi.yaml as a lookup: (method, concrete path) → operation,
+    (operation, status, media type) → a JSON Schema validator."""
+
+    def __init__(self, path=SPEC_PATH):
+        import yaml
+        with open(path, encoding="utf-8") as f:
+            self.doc = yaml.safe_load(f)
+        self.routes = []
+        for template, item in self.doc["paths"].items():
+            parts = template.strip("/").split("/")
+            rx = "/".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+            literal = sum(1 for p in parts if not p.startswith("{"))
+            self.routes.append((re.compile("^/" + rx + "$"), literal, template, item))
+        # The most literal template wins: /orders/quote before /orders/{id}.
+        self.routes.sort(key=lambda r: -r[1])
+        self.validators = {}
+        self.lock = threading.Lock()
+
+    def deref(self, node):
+        while isinstance(node, dict) and "$ref" in node:
+            node = self.pointer(node["$ref"])
+        return node
+
+    def pointer(self, ref):
+        assert ref.startswith("#/"), f"only local $refs are used: {ref}"
+        node = self.doc
+        for part in ref[2:].split("/"):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+        return node
+
+    def find(self, method, path):
+        """(template, operation) for a concrete path, or (template, None)
+        when the path exists without this method, or (None, None)."""
+        for rx, _, template, item in self.routes:
+            if rx.match(path):
+                op = item.get(method.lower())
+                if op is not None:
+                    return template, op
+                return template, None
+        return None, None
+
+    def strict_components(self):
+        """The components with `unevaluatedProperties: false` on every object
+        schema that lists its properties (but those extended through allOf, the
+        Error and list envelopes), so that a field the spec does not name fails:
+        every field the services answer is in the contract."""
+        import copy
+        if getattr(self, "_strict", None) is not None:
+            return self._strict
+        comps = copy.deepcopy(self.doc["components"])
+        bases = set()
+        for _, node in _walk(self.doc):
+            if isinstance(node, dict) and isinstance(node.get("allOf"), list):
+                bases.update(m["$ref"] for m in node["allOf"] if isinstance(m, dict) and "$ref" in m)
+
+        def tighten(node):
+            if isinstance(node, dict):
+                if ("properties" in node and "additionalProperties" not in node
+                        and "unevaluatedProperties" not in node):
+                    node["unevaluatedProperties"] = False
+                for k, v in node.items():
+                    if k != "allOf":
+                        tighten(v)
+            elif isinstance(node, list):
+                for v in node:
+                    tighten(v)
+        for name, schema in comps["schemas"].items():
+            if "#/components/schemas/" + name not in bases:
+                tighten(schema)
+        self._strict = comps
+        return comps
+
+    def validator(self, key, schema):
+        from jsonschema import Draft202012Validator
+        with self.lock:
+            v = self.validators.get(key)
+            if v is None:
+                root = dict(schema)
+                root["components"] = self.strict_components()
+                v = Draft202012Validator(root, format_checker=Draft202012Validator.FORMAT_CHECKER)
+                self.validators[key] = v
+        return v
+
+    def problems(self, method, path, reply):
+        """What is wrong with reply, as a list of strings (empty: it agrees)."""
+        path = urllib.parse.urlsplit(path).path
+        template, op = self.find(method, path)
+        if op is None:
+            if template is None and not path.startswith(("/api/", "/notify/")):
+                return []  # not caplat's API (a simulator, a fixture server)
+            if reply.status in (404, 405) and reply.code in ("NOT_FOUND", "METHOD_NOT_ALLOWED"):
+                return []
+            return [f"{method} {path}: no such operation in the spec, answered {reply.status}"]
+        name = f"{method} {template} ({op.get('operationId')})"
+        responses = op.get("responses", {})
+        resp = responses.get(str(reply.status))
+        if resp is None:
+            return [f"{name}: status {reply.status} is not documented "
+                    f"(documented: {', '.join(sorted(responses))}); body {reply.raw[:200]!r}"]
+        resp = self.deref(resp)
+        content = resp.get("content") or {}
+        if not content:
+            if reply.raw:
+                return [f"{name} {reply.status}: the spec documents no body, got {reply.raw[:200]!r}"]
+            return []
+        ctype = (reply.headers.get("Content-Type") or reply.headers.get("content-type") or "")
+        media = ctype.split(";")[0].strip().lower()
+        if media not in content and ctype not in content:
+            return [f"{name} {reply.status}: Content-Type {ctype!r} is not one of {sorted(content)}"]
+        entry = content.get(ctype) or content[media]
+        if media != "application/json" or "schema" not in entry:
+            return []
+        if reply.json is None and reply.raw.strip() != b"null":
+            return [f"{name} {reply.status}: the body is not JSON: {reply.raw[:200]!r}"]
+        v = self.validator((template, method, reply.status, media), entry["schema"])
+        out = []
+        from jsonschema.exceptions import best_match
+        for e in sorted(v.iter_errors(reply.json), key=lambda e: list(e.absolute_path))[:5]:
+            if e.context:  # oneOf / anyOf: the branch that came closest
+                e = best_match(e.context)
+            ptr = "".join("/" + str(p).replace("~", "~0").replace("/", "~1")
+                          for p in e.absolute_path)
+            out.append(f"{name} {reply.status} at {ptr or '/'}: {e.message[:300]}")
+        return out
+
+
+def _walk(node):
+    yield None, node
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _walk(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _walk(v)
+
+
+_contract = []
+
+
+def contract():
+    if not _contract:
+        _contract.append(Contract())
+    return _contract[0]
+
+
+def check_contract(method, path, reply):
+    """Raises ContractError unless proto/openapi.yaml allows this answer."""
+    problems = contract().problems(method.upper(), path, reply)
+    if not problems:
+        return
+    log = os.environ.get("CAPLAT_CONTRACT_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"problems": problems, "method": method.upper(), "path": path,
+                                "status": reply.status, "headers": reply.headers,
+                                "body": reply.raw.decode("utf-8", "replace")},
+                               ensure_ascii=False) + "\n")
+        return
+    raise ContractError("answer outside proto/openapi.yaml: " + "; ".join(problems))
 
 
 class Api:

@@ -10,7 +10,21 @@ missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# Node.js and npm run the OpenAPI linter (tests/contract/). A Node.js from
+# elsewhere (its own npm included) does as well as Debian's.
+command -v npm >/dev/null || missing+=(nodejs npm)
+# The linter itself, as pinned in tests/contract/package-lock.json.
+contract_deps() {
+	local dir
+	dir="$(cd "$(dirname "$0")/../../tests/contract" && pwd)"
+	[ -x "$dir/node_modules/.bin/redocly" ] && return 0
+	echo "installing the OpenAPI linter (npm ci in $dir)" >&2
+	(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+}
+if [ ${#missing[@]} -eq 0 ]; then
+	contract_deps
+	exit 0
+fi
 cmd="apt-get install -y --no-install-recommends ${missing[*]}"
 if [ "$(id -u)" -ne 0 ]; then
 	echo "caplat needs these Debian packages; run as root:" >&2
@@ -25,3 +39,4 @@ apt-get update -qq
 printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
 trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+contract_deps

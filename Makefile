@@ -86,6 +86,7 @@ unit: $(UNIT_BINS)
 check: $(COMMON_OBJ) $(foreach s,$(SERVICES),$($(s)_OBJ))
 	$(PYTHON) tests/tools/check.py --self-test
 	$(PYTHON) tests/tools/check.py --build $(BUILD)
+	bash tests/contract/lint-spec.sh
 
 test: all
 	$(PYTHON) tests/run.py --build $(BUILD)

@@ -69,13 +69,5 @@ access_require(struct http_req *req, enum access_area a, enum access_scope min)
 void
 access_mask(const char *s, char *out, unsigned out_size)
 {
-	size_t len = strlen(s);
-
-	if (out_size == 0)
-		return;
-	if (len >= out_size)
-		len = out_size - 1;
-	for (size_t i = 0; i < len; i++)
-		out[i] = (len > 8 && (i < 3 || i + 4 >= len)) ? s[i] : '*';
-	out[len] = '\0';
+	mask_middle(s, out, out_size, 3, 4);
 }

@@ -65,16 +65,5 @@ log_line(enum log_level level, const char *req, const char *fmt, ...)
 void
 log_mask_id(const char *s, char *out, unsigned out_size)
 {
-	size_t len = strlen(s);
-
-	if (out_size == 0)
-		return;
-	if (len >= out_size)
-		len = out_size - 1;
-	for (size_t i = 0; i < len; i++)
-		out[i] = (i < 3 || i + 2 >= len) ? s[i] : '*';
-	if (len <= 5)
-		for (size_t i = 0; i < len; i++)
-			out[i] = '*';
-	out[len] = '\0';
+	mask_middle(s, out, out_size, 3, 2);
 }

@@ -38,11 +38,33 @@ test_rfc3339(void **state)
 	assert_string_equal(out, "2026-11-18T11:06:40.123Z");
 }
 
+/* mask_middle: head and tail kept, the rest starred; short values all
+ * stars; truncated to the buffer. */
+static void
+test_mask_middle(void **state)
+{
+	char out[16];
+
+	mask_middle("13812345678", out, sizeof(out), 3, 4);
+	assert_string_equal(out, "138****5678");
+	mask_middle("13812345678", out, sizeof(out), 3, 2);
+	assert_string_equal(out, "138******78");
+	mask_middle("12345678", out, sizeof(out), 3, 4);
+	assert_string_equal(out, "********");
+	mask_middle("123456789", out, sizeof(out), 3, 4);
+	assert_string_equal(out, "123**6789");
+	mask_middle("13812345678", out, 7, 3, 1);
+	assert_string_equal(out, "138**3");
+	mask_middle("", out, sizeof(out), 3, 4);
+	assert_string_equal(out, "");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_uuid),
+	    cmocka_unit_test(test_mask_middle),
 	    cmocka_unit_test(test_rfc3339),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

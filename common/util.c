@@ -140,3 +140,20 @@ uuid_valid(const char *s)
 	}
 	return s[36] == '\0';
 }
+
+void
+mask_middle(const char *s, char *out, unsigned out_size, unsigned head,
+    unsigned tail)
+{
+	size_t len = strlen(s);
+	int show;
+
+	if (out_size == 0)
+		return;
+	if (len >= out_size)
+		len = out_size - 1;
+	show = len > (size_t)head + tail + 1;
+	for (size_t i = 0; i < len; i++)
+		out[i] = (show && (i < head || i + tail >= len)) ? s[i] : '*';
+	out[len] = '\0';
+}

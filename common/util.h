@@ -34,4 +34,11 @@ void uuid_v4(char out[37]);
 /* 1 when s is a UUID in canonical text form (8-4-4-4-12 hex digits). */
 int uuid_valid(const char *s);
 
+/* Writes s into out (at most out_size-1 bytes) with all but its first head
+ * and last tail characters replaced by '*'; a value of head+tail+1
+ * characters or fewer is all stars. For phones and ID numbers in logs
+ * (log_mask_id) and in lists (access_mask). */
+void mask_middle(const char *s, char *out, unsigned out_size, unsigned head,
+    unsigned tail);
+
 #endif

@@ -237,3 +237,29 @@ def test_access_orders_revocation_audited(suite):
     r = Api(suite).post(f"/api/v1/certs/{cert_id}/revoke", {"reason": "key_compromise"}, token=op)
     assert r.status == 409, r
     assert len(audit_rows(suite, "issuance", "cert.revoked", cert_id)) == 1
+
+
+def test_access_orders_reconciliation_audited(suite):
+    from client import call
+    from test_payments import SHANGHAI, sim_url
+    fin = finance_token(suite)
+    today = datetime.datetime.now(SHANGHAI).strftime("%Y-%m-%d")
+    bill = call(sim_url(suite), "GET", f"/sim/bills/wechat/{today}").raw
+    r = call(suite.gateway, "POST", f"/api/v1/finance/bills/wechat/{today}", raw=bill, token=fin,
+             headers={"Content-Type": "text/csv"})
+    assert r.status == 201, r
+    rows = audit_rows(suite, "payments", "reconciliation.recorded", r.json["id"])
+    assert len(rows) == 1, rows
+    a = rows[0]
+    assert set(a) == AUDIT_KEYS and a["actor"]["type"] == "staff", a
+    assert a["after"]["channel"] == "wechat" and a["after"]["date"] == today
+    assert (a["after"]["matched"], a["after"]["missing_local"], a["after"]["missing_remote"],
+            a["after"]["amount_mismatch"]) == (r.json["matched"], r.json["missing_local"],
+                                               r.json["missing_remote"], r.json["amount_mismatch"])
+    # A refused bill (not this channel's format) leaves no entry.
+    before = len(suite.psql("SELECT 1 FROM payments.outbox WHERE type = 'payments.audit.recorded'"
+                            " AND data->>'action' = 'reconciliation.recorded'"))
+    r = call(suite.gateway, "POST", f"/api/v1/finance/bills/alipay/{today}", raw=bill, token=fin)
+    assert r.status == 422, r
+    assert len(suite.psql("SELECT 1 FROM payments.outbox WHERE type = 'payments.audit.recorded'"
+                          " AND data->>'action' = 'reconciliation.recorded'")) == before

@@ -4,6 +4,7 @@
  * continuations; the last one replies. */
 #include "issuance.h"
 
+#include "audit.h"
 #include "crypto.h"
 #include "db.h"
 #include "json.h"
@@ -258,8 +259,17 @@ revoke_start(struct http_req *req)
 	uuid_v4(event);
 	uuid_v4(job);
 	forward = vendor_forward_names();
-	const char *p[] = {req->params[0], rv->reason, event, job, forward};
-	db_query(issuance.svc.db, store_revoke_sql, 5, p, revoke_on_done, rv);
+	/* The revocation and its audit entry: one statement. */
+	const struct audit_entry e = {.action = "cert.revoked",
+	    .object_type = "certificate",
+	    .object_id = req->params[0]};
+	json_t *audit = audit_event_data(req, &e);
+	char *audit_text = json_dumps(audit, JSON_COMPACT);
+	const char *p[] = {req->params[0], rv->reason, event, job, forward,
+	    audit_text};
+	db_query(issuance.svc.db, store_revoke_sql, 6, p, revoke_on_done, rv);
+	free(audit_text);
+	json_decref(audit);
 	free(forward);
 }
 

@@ -289,8 +289,10 @@ extern const char store_job_done_sql[];
 extern const char store_job_failed_sql[];
 
 /* revoke_certificate($1 cert id, $2 reason, $3 event id, $4 job id,
- * $5 vendors to forward to "{A,B}"). Columns: 0 serial, 1 issuer,
- * 2 revoked_at, 3 vendor, 4 forwarded. */
+ * $5 vendors to forward to "{A,B}") and its audit entry in the same
+ * statement ($6: audit_event_data, completed here with the enterprise and
+ * what changed). Columns: 0 serial, 1 issuer, 2 revoked_at, 3 vendor,
+ * 4 forwarded, 5 the audit event's id. */
 extern const char store_revoke_sql[];
 
 /* The revoked certificates of issuer $1 (for its CRL): 0 serial,

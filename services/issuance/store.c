@@ -102,7 +102,12 @@ const char store_job_failed_sql[] =
     " WHERE id = $1 AND status = 'pending'";
 
 const char store_revoke_sql[] =
-    "SELECT * FROM revoke_certificate($1, $2, $3, $4, $5::text[])";
+    "SELECT r.*, outbox_emit('issuance.audit.recorded', $1::text, $6::jsonb"
+    " || jsonb_build_object('uscc', (SELECT l.uscc FROM lineages l WHERE l.id = $1::uuid),"
+    " 'before', jsonb_build_object('status', 'valid', 'serial', r.o_serial),"
+    " 'after', jsonb_build_object('status', 'revoked', 'serial', r.o_serial,"
+    " 'reason', $2::text, 'vendor', r.o_vendor, 'vendor_forwarded', r.o_forwarded)))"
+    " FROM revoke_certificate($1, $2, $3, $4, $5::text[]) r";
 
 const char store_crl_entries_sql[] =
     "SELECT serial, " EPOCH("revoked_at") ", revocation_reason FROM certificates"

@@ -3,6 +3,7 @@
  * history of /api/v1/platforms/{code}/prices). */
 #include "orders.h"
 
+#include "audit.h"
 #include "db.h"
 #include "eligibility.h"
 #include "json.h"
@@ -183,15 +184,23 @@ price_set(struct http_req *req)
 	snprintf(add_s, sizeof(add_s), "%lld", add);
 	const char *username =
 	    json_string_value(json_object_get(req->session->data, "username"));
-	const char *p[] = {req->params[0], kind, renew_s, add_s, effective,
-	    req->session->staff_id, username, reason};
 	log_info(req->id,
 	    "msg=price_set platform=%s lock_kind=%s renew_fen=%lld add_fen=%lld "
 	    "staff=%s",
 	    req->params[0], kind ? kind : "base", renew, add,
 	    username ? username : "-");
-	db_query(orders.svc.db, store_price_insert_sql, 8, p, price_on_inserted,
+	/* Audited with the new version, in the same statement. */
+	const struct audit_entry e = {.action = "price.set",
+	    .object_type = "platform",
+	    .object_id = req->params[0]};
+	json_t *audit = audit_event_data(req, &e);
+	char *audit_text = json_dumps(audit, JSON_COMPACT);
+	const char *p[] = {req->params[0], kind, renew_s, add_s, effective,
+	    req->session->staff_id, username, reason, audit_text};
+	db_query(orders.svc.db, store_price_insert_sql, 9, p, price_on_inserted,
 	    req);
+	free(audit_text);
+	json_decref(audit);
 }
 
 static void

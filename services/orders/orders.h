@@ -80,11 +80,27 @@ void orders_flagged(struct http_req *req);
 
 /* Replies the domain's refusal err (its field when set). */
 void orders_reply_error(struct http_req *req, const struct order_error *err);
+/* Who the caller may see orders of (the one rule of every route, built on
+ * access_scope(ACCESS_ORDERS)): scope "platform" (staff: any order),
+ * "enterprise" (uscc's administrator: every order placed for uscc or holding
+ * one of its certificates) or "own" (the orders account placed for uscc —
+ * NULL: personal ones — and those holding one of account's certificates of
+ * uscc). Strings borrowed from the session; they are the parameters of the
+ * ORDER_VISIBLE statements of store.c. */
+struct orders_viewer {
+	const char *scope;
+	const char *account;
+	const char *uscc;
+};
+/* Fills v for req's session. Returns 0, or -1 when answered 403 (an area the
+ * caller has no access to at all). */
+int orders_viewer(struct http_req *req, struct orders_viewer *v);
 /* Certificate holders only: a staff session, or an account without a current
  * identity, is answered 403. Returns 0, or -1 when answered. */
 int orders_require_holder(struct http_req *req);
-/* The caller's enterprise when the current identity is its administrator,
- * else NULL. Borrowed from the session. */
+/* The caller's enterprise when the current identity acts on all of its
+ * orders (its administrator, by the access table), else NULL. Borrowed from
+ * the session. */
 const char *orders_admin_uscc(const struct session *s);
 /* A new JSON string of s, or null when s is NULL. */
 json_t *orders_json_str(const char *s);
@@ -172,9 +188,11 @@ void store_catalogue_now(struct db_batch *b);
 void store_catalogue_of_quote(struct db_batch *b, const char *quote_id,
     const char *account_id);
 /* $1 code, $2 lock kind or NULL, $3 renew_fen, $4 add_fen, $5 effective_at
- * or NULL (now), $6 staff id, $7 staff username, $8 reason → the new row:
- * 0 id, 1 platform, 2 lock kind, 3 renew, 4 add, 5 effective_at, 6 staff
- * username, 7 reason, 8 created_at; no row when the platform is unknown. */
+ * or NULL (now), $6 staff id, $7 staff username, $8 reason, $9 the audit
+ * entry's data (audit_event_data; its before/after are set by the statement)
+ * → the new row: 0 id, 1 platform, 2 lock kind, 3 renew, 4 add,
+ * 5 effective_at, 6 staff username, 7 reason, 8 created_at, 9 the audit
+ * event's id; no row (and no audit entry) when the platform is unknown. */
 extern const char store_price_insert_sql[];
 /* $1 code → the platform's price history, newest first: columns 0-8 as
  * store_price_insert_sql's, then 9 in force now (t/f), 10 scheduled (t/f),
@@ -213,20 +231,21 @@ void store_order_insert(struct db_batch *b, const char *id, const char *number,
 void store_order_items_insert(struct db_batch *b, const char *order_id,
     const char *items_json);
 
-/* Orders visible to $1 account (placed by it, or holding one of its
- * certificates, or — $2 when the caller is an enterprise admin — one of that
- * enterprise's certificates), newest first. $3 status or NULL, $4/$5 the
- * cursor (created_at text, id) or NULL, $6 limit, $7 order id or NULL.
- * Columns: see ORDER_COL_* in handlers.c. */
-extern const char store_order_list_sql[];
+/* Appends the orders visible to v (ORDER_VISIBLE in store.c), newest
+ * first: a list (status or NULL, the cursor's created_at text and id or
+ * NULL, limit) or one order (order_id, the others NULL, limit "1"). Columns:
+ * see ORDER_COL_* in handlers.c. */
+void store_order_list(struct db_batch *b, const struct orders_viewer *v,
+    const char *status, const char *cur_time, const char *cur_id,
+    const char *limit, const char *order_id);
 
-/* Cancels $1 order when pending_payment and the caller may ($2 account placed
- * it, or $3 the enterprise admin's uscc): statement 0 returns the order's
- * id when it was cancelled now; its orders.order.cancelled goes out with it.
- * Statement 1: the order as the list shows it; statement 2: whether the
- * caller may cancel it at all (0 allowed t/f). */
+/* Cancels the order when pending_payment, visible to v and v may cancel it
+ * (placed it, or the enterprise scope): statement 0 returns the order's id
+ * when it was cancelled now; its orders.order.cancelled goes out with it.
+ * Statement 1: the order as the list shows it to v; statement 2: whether v
+ * may cancel it at all (0 allowed t/f). */
 void store_order_cancel(struct db_batch *b, const char *order_id,
-    const char *account_id, const char *admin_uscc);
+    const struct orders_viewer *v);
 
 /* $1 limit, $2/$3 cursor (recorded_at text, payment_id) or NULL → payments
  * flagged for refund, newest first: 0 payment_id, 1 order_id, 2 number,

@@ -43,13 +43,29 @@ store_catalogue_of_quote(struct db_batch *b, const char *quote_id,
 	    2, p);
 }
 
+/* The new version and its audit entry ($9: audit_event_data, whose before
+ * and after are filled here: the version in force until now, the new one)
+ * in one statement: no entry when the platform is unknown. */
 const char store_price_insert_sql[] =
-    "INSERT INTO platform_prices (platform, lock_kind, renew_fen, add_fen, effective_at,"
+    "WITH prev AS ("
+    " SELECT jsonb_build_object('id', id, 'lock_kind', lock_kind, 'renew_fen', renew_fen,"
+    "  'add_fen', add_fen, 'effective_at', api_time(effective_at)) AS v"
+    " FROM platform_prices WHERE platform = $1 AND lock_kind IS NOT DISTINCT FROM $2"
+    " AND effective_at <= now() ORDER BY effective_at DESC, id DESC LIMIT 1),"
+    " ins AS ("
+    " INSERT INTO platform_prices (platform, lock_kind, renew_fen, add_fen, effective_at,"
     " staff_id, staff_username, reason)"
     " SELECT code, $2, $3::bigint, $4::bigint, COALESCE($5::timestamptz, now()), $6::uuid, $7, $8"
     " FROM platforms WHERE code = $1"
-    " RETURNING id, platform, lock_kind, renew_fen, add_fen, api_time(effective_at),"
-    " staff_username, reason, api_time(created_at)";
+    " RETURNING id, platform, lock_kind, renew_fen, add_fen, effective_at, staff_username,"
+    " reason, created_at)"
+    " SELECT id, platform, lock_kind, renew_fen, add_fen, api_time(effective_at),"
+    " staff_username, reason, api_time(created_at),"
+    " outbox_emit('orders.audit.recorded', platform, $9::jsonb"
+    "  || jsonb_build_object('before', (SELECT v FROM prev), 'after', jsonb_build_object("
+    "  'id', id, 'lock_kind', lock_kind, 'renew_fen', renew_fen, 'add_fen', add_fen,"
+    "  'effective_at', api_time(effective_at), 'reason', reason)))"
+    " FROM ins";
 
 const char store_price_history_sql[] =
     "WITH cur AS ("
@@ -176,16 +192,38 @@ store_order_items_insert(struct db_batch *b, const char *order_id,
 	"   WHERE p.order_id = o.id AND p.outcome <> 'applied')::text,"                \
 	" to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
-#define ORDER_VISIBLE                                                     \
-	"(o.account_id = $1::uuid OR EXISTS (SELECT 1 FROM order_items v" \
-	" WHERE v.order_id = o.id AND (v.account_id = $1::uuid OR v.uscc = $2)))"
+/* Whether the order o is visible to the viewer (struct orders_viewer, the
+ * one rule): A its account, U its uscc, S its scope. payments' store.c
+ * applies the same predicate to its read model of orders. */
+#define ORDER_VISIBLE(A, U, S)                                                 \
+	"(" S "::text = 'platform'"                                            \
+	" OR (" S "::text = 'enterprise' AND (o.uscc = " U "::text"            \
+	"  OR EXISTS (SELECT 1 FROM order_items v WHERE v.order_id = o.id"     \
+	"   AND v.uscc = " U "::text)))"                                       \
+	" OR (" S "::text = 'own' AND ((o.account_id = " A "::uuid"            \
+	"   AND o.uscc IS NOT DISTINCT FROM " U "::text)"                      \
+	"  OR EXISTS (SELECT 1 FROM order_items v WHERE v.order_id = o.id"     \
+	"   AND v.account_id = " A "::uuid AND v.uscc IS NOT DISTINCT FROM " U \
+	"::text))))"
 
-const char store_order_list_sql[] =
+static const char store_order_list_sql[] =
     "SELECT " ORDER_VIEW_COLUMNS " FROM orders o"
-    " WHERE " ORDER_VISIBLE " AND ($3::text IS NULL OR o.status = $3)"
-    " AND ($4::timestamptz IS NULL OR (o.created_at, o.id) < ($4::timestamptz, $5::uuid))"
-    " AND ($7::uuid IS NULL OR o.id = $7::uuid)"
-    " ORDER BY o.created_at DESC, o.id DESC LIMIT $6::int";
+    " WHERE " ORDER_VISIBLE("$1", "$2",
+        "$8") " AND ($3::text IS NULL OR o.status = $3)"
+              " AND ($4::timestamptz IS NULL OR (o.created_at, o.id) < ($4::timestamptz, $5::uuid))"
+              " AND ($7::uuid IS NULL OR o.id = $7::uuid)"
+              " ORDER BY o.created_at DESC, o.id DESC LIMIT $6::int";
+
+void
+store_order_list(struct db_batch *b, const struct orders_viewer *v,
+    const char *status, const char *cur_time, const char *cur_id,
+    const char *limit, const char *order_id)
+{
+	const char *p[] = {v->account, v->uscc, status, cur_time, cur_id, limit,
+	    order_id, v->scope};
+
+	db_batch_add(b, store_order_list_sql, 8, p);
+}
 
 /* The tail of a statement whose CTE "closed" (RETURNING id, number, status,
  * closed_at) ended orders unpaid: their items free their certificates, and
@@ -203,25 +241,24 @@ const char store_order_list_sql[] =
 
 void
 store_order_cancel(struct db_batch *b, const char *order_id,
-    const char *account_id, const char *admin_uscc)
+    const struct orders_viewer *v)
 {
-	const char *p[] = {order_id, account_id, admin_uscc};
-	const char *v[] = {account_id, admin_uscc, NULL, NULL, NULL, "1",
-	    order_id};
+	const char *p[] = {order_id, v->account, v->uscc, v->scope};
 
 	db_batch_add(b,
 	    "WITH closed AS ("
-	    " UPDATE orders SET status = 'cancelled', closed_at = now()"
-	    " WHERE id = $1::uuid AND status = 'pending_payment'"
-	    " AND (account_id = $2::uuid OR ($3::text IS NOT NULL AND uscc = $3))"
-	    " RETURNING id, number, status, closed_at)," ORDER_CLOSED_TAIL
-	    " SELECT id FROM e WHERE event_id IS NOT NULL",
-	    3, p);
-	db_batch_add(b, store_order_list_sql, 7, v);
+	    " UPDATE orders o SET status = 'cancelled', closed_at = now()"
+	    " WHERE o.id = $1::uuid AND o.status = 'pending_payment'"
+	    " AND " ORDER_VISIBLE("$2", "$3",
+	        "$4") " AND (o.account_id = $2::uuid OR $4::text = 'enterprise')"
+	              " RETURNING o.id, o.number, o.status, o.closed_at)," ORDER_CLOSED_TAIL
+	              " SELECT id FROM e WHERE event_id IS NOT NULL",
+	    4, p);
+	store_order_list(b, v, NULL, NULL, NULL, "1", order_id);
 	db_batch_add(b,
-	    "SELECT account_id = $2::uuid OR ($3::text IS NOT NULL AND uscc = $3)"
-	    " FROM orders WHERE id = $1::uuid",
-	    3, p);
+	    "SELECT o.account_id = $2::uuid OR $3::text = 'enterprise'"
+	    " FROM orders o WHERE o.id = $1::uuid",
+	    3, (const char *[]){order_id, v->account, v->scope});
 }
 
 const char store_flagged_payments_sql[] =

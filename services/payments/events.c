@@ -3,6 +3,7 @@
  * Consumes (read models, on the bus's consumer threads inside the inbox
  * transaction, touching only that transaction):
  *   caplat.orders.order.created        → orders (amount, account, enterprise)
+ *                                        and order_certs (the holders)
  *   caplat.orders.order.cancelled      → the order's end; its pending
  *                                        payments closed
  *   caplat.enterprise.record.approved  → enterprises (the invoice title)
@@ -17,6 +18,7 @@
 #include "log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *
@@ -51,7 +53,18 @@ on_order_created(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	    str(d, "account_id"), str(d, "identity_id"), str(d, "uscc"),
 	    total_text, str(d, "expires_at"),
 	    str(d, "created_at") ? str(d, "created_at") : ev->time};
-	return bus_tx_exec(tx, store_order_upsert_sql, 8, p) < 0 ? -1 : 0;
+	if (bus_tx_exec(tx, store_order_upsert_sql, 8, p) < 0)
+		return -1;
+	/* Its certificates' holders: who else sees its payments and
+	 * invoices (pay_viewer). */
+	json_t *items = json_object_get(d, "items");
+	if (!json_is_array(items))
+		return 0;
+	char *text = json_dumps(items, JSON_COMPACT);
+	const char *pc[] = {str(d, "order_id"), text};
+	int rc = bus_tx_exec(tx, store_order_certs_sql, 2, pc) < 0 ? -1 : 0;
+	free(text);
+	return rc;
 }
 
 static int

@@ -3,6 +3,7 @@
  * invoice) and the daily reconciliation against the providers' bill files. */
 #include "payments.h"
 
+#include "audit.h"
 #include "crypto.h"
 #include "db.h"
 #include "domain.h"
@@ -107,10 +108,14 @@ refund_on_claimed(void *arg, const struct db_result *res)
 		if (st->id[s] != '-')
 			st->out_refund_no[d++] = st->id[s];
 	snprintf(amount, sizeof(amount), "%lld", st->amount_fen);
+	/* The refund and its audit entry: one statement. */
+	char *audit =
+	    pay_audit_text(st->req, "refund.requested", "refund", st->id);
 	const char *p[] = {st->id, st->payment_id, amount, st->reason,
-	    st->req->session->staff_id, st->out_refund_no};
-	db_query(pay.svc.db, store_refund_create_sql, 6, p, refund_on_created,
+	    st->req->session->staff_id, st->out_refund_no, audit};
+	db_query(pay.svc.db, store_refund_create_sql, 7, p, refund_on_created,
 	    st);
+	free(audit);
 }
 
 static void
@@ -168,16 +173,22 @@ refund_on_provider(void *arg, const struct provider_answer *a)
 		return;
 	}
 	struct db_batch *b = db_batch_new();
+	char *audit;
 	if (a->status == PROVIDER_REFUSED) {
-		const char *p[] = {st->id};
-		db_batch_add(b, store_refund_fail_sql, 1, p);
+		audit =
+		    pay_audit_text(st->req, "refund.failed", "refund", st->id);
+		const char *p[] = {st->id, audit};
+		db_batch_add(b, store_refund_fail_sql, 2, p);
 	} else {
 		snprintf(tax, sizeof(tax), "%lld",
 		    (long long)money_vat_tax(st->amount_fen,
 		        pay.cfg.vat_rate_bp));
-		const char *p[] = {st->id, a->trade_no, tax};
-		db_batch_add(b, store_refund_succeed_sql, 3, p);
+		audit = pay_audit_text(st->req, "refund.succeeded", "refund",
+		    st->id);
+		const char *p[] = {st->id, a->trade_no, tax, audit};
+		db_batch_add(b, store_refund_succeed_sql, 4, p);
 	}
+	free(audit);
 	struct refund_done *d = xcalloc(1, sizeof(*d));
 	d->st = st;
 	d->status = a->status == PROVIDER_OK ? "succeeded" : "failed";
@@ -354,7 +365,22 @@ recon_on_local(void *arg, const struct db_result *res)
 	const char *p[] = {st->id, st->wechat ? "wechat" : "alipay", st->date,
 	    counts[0], counts[1], counts[2], counts[3], items, st->sha,
 	    st->req->session->staff_id};
-	db_query(pay.svc.db, store_recon_insert_sql, 10, p, recon_on_saved, st);
+	/* The reconciliation and its audit entry: one transaction. */
+	json_t *after = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i}",
+	    "channel", p[1], "date", st->date, "bill_sha256", st->sha,
+	    "matched", (int)st->counts.matched, "missing_local",
+	    (int)st->counts.missing_local, "missing_remote",
+	    (int)st->counts.missing_remote, "amount_mismatch",
+	    (int)st->counts.amount_mismatch);
+	const struct audit_entry e = {.action = "reconciliation.recorded",
+	    .object_type = "reconciliation",
+	    .object_id = st->id,
+	    .after = after};
+	struct db_batch *b = db_batch_new();
+	db_batch_add(b, store_recon_insert_sql, 10, p);
+	audit_add(b, st->req, &e);
+	db_batch_run(pay.svc.db, b, recon_on_saved, st);
+	json_decref(after);
 	free(items);
 }
 

@@ -134,6 +134,29 @@ struct pay_refusal {
  * NULL or not in the table (fallback must be in it). Borrowed, static. */
 const struct pay_refusal *pay_refusal(const char *rule, const char *fallback);
 
+/* Who sees which order's payments and invoices: the one rule of every
+ * route of the service, the same as orders' (orders_viewer), built on
+ * access_scope(ACCESS_PAYMENTS): scope "platform" (staff the table lets:
+ * any), "enterprise" (uscc's administrator: every order placed for uscc or
+ * holding one of its certificates) or "own" (the orders account placed for
+ * uscc — NULL: personal ones — and those holding one of account's
+ * certificates of uscc). Strings borrowed from the session; they are the
+ * parameters of the ORDER_VISIBLE statements of store.c. */
+struct pay_viewer {
+	const char *scope;
+	const char *account;
+	const char *uscc;
+};
+/* Fills v for req's session. Returns 0, or -1 when answered 403 (an area the
+ * caller has no access to at all). */
+int pay_viewer(struct http_req *req, struct pay_viewer *v);
+
+/* The data of an audit entry (audit_event_data: actor from req, or the
+ * system actor when req is NULL) as JSON text for the statements of store.c
+ * that emit it with their change. Caller frees. */
+char *pay_audit_text(const struct http_req *req, const char *action,
+    const char *object_type, const char *object_id);
+
 /* Idempotency keys of payment creation and refunds: common/idem.h. */
 
 /* ---- the route table (handlers.c) and its handlers --------------------- */
@@ -179,15 +202,17 @@ void pay_events_subscribe(void);
  * deploy/sql/payments/001_payments.sql; statement and column indexes are
  * documented per statement. ---- */
 
-/* $1 order id → 0 account_id, 1 uscc, 2 total_fen, 3 status, 4 expired (t/f),
- * 5 invoice_type, 6 number */
+/* $1 order id, $2 $3 $4 the viewer (account, uscc, scope) → 0 account_id,
+ * 1 uscc, 2 total_fen, 3 status, 4 expired (t/f), 5 invoice_type, 6 number;
+ * no row when the order is unknown or not the viewer's */
 extern const char store_order_get_sql[];
 /* $1 order id → the order's enterprise: 0 taxpayer_type, 1 title,
  * 2 taxpayer_id, 3 address, 4 phone, 5 bank, 6 account */
 extern const char store_order_enterprise_sql[];
 /* payment_create($1 … $10) (deploy/sql/payments/002_idempotency.sql) */
 extern const char store_payment_create_sql[];
-/* $1 payment id → the Payment columns (see store_payment_cols) */
+/* $1 payment id, $2 $3 $4 the viewer → the Payment columns (below); no
+ * row when it is not the viewer's */
 extern const char store_payment_get_sql[];
 /* 0 id, 1 order_id, 2 account_id, 3 channel, 4 status, 5 amount_fen,
  * 6 refunded_fen, 7 qr_code, 8 invoice_type, 9 invoice_email, 10 created_at,
@@ -221,18 +246,21 @@ extern const char store_invoice_number_sql[];
 /* Invoice columns: 0 id, 1 order_id, 2 type, 3 kind, 4 reverses, 5 title,
  * 6 taxpayer_id, 7 amount_fen, 8 tax_fen, 9 status, 10 number, 11 issued_at,
  * 12 payment_id, 13 cursor */
-extern const char
-    store_invoice_get_sql[]; /* $1 id, $2 account or NULL (finance) */
-extern const char
-    store_invoice_list_sql[]; /* $1 account or NULL, $2 order or NULL,
-                                                  $3 cursor or NULL, $4 limit */
+/* $1 id, $2 $3 $4 the viewer (account, uscc, scope) */
+extern const char store_invoice_get_sql[];
+/* $1 the viewer's account, $2 order or NULL, $3 cursor or NULL, $4 limit,
+ * $5 $6 the viewer's uscc and scope */
+extern const char store_invoice_list_sql[];
 
 /* refund_create($1 id, $2 payment, $3 amount, $4 reason, $5 staff, $6 out_refund_no)
- * → 0 channel, 1 out_trade_no, 2 amount_fen, 3 order_id */
+ * and its audit entry ($7: pay_audit_text "refund.requested")
+ * → 0 channel, 1 out_trade_no, 2 amount_fen, 3 order_id, 4 audit event */
 extern const char store_refund_create_sql[];
-/* refund_succeed($1 id, $2 provider no, $3 tax) */
+/* refund_succeed($1 id, $2 provider no, $3 tax) and, when applied, its audit
+ * entry ($4: pay_audit_text "refund.succeeded") → 0 outcome */
 extern const char store_refund_succeed_sql[];
-/* $1 id */
+/* $1 id: failed when pending, with its audit entry ($2: pay_audit_text
+ * "refund.failed") */
 extern const char store_refund_fail_sql[];
 /* Pending refunds to try again: 0 id, 1 channel, 2 out_trade_no,
  * 3 out_refund_no, 4 amount_fen, 5 payment amount, 6 reason */
@@ -248,6 +276,8 @@ extern const char store_recon_get_sql[];
 
 /* Events: orders and enterprises read models (bus thread). */
 extern const char store_order_upsert_sql[];
+/* $1 order, $2 the event's items (cert_id, holder_account_id, cert_uscc) */
+extern const char store_order_certs_sql[];
 extern const char store_order_cancel_sql[];
 extern const char store_order_cancel_payments_sql[];
 extern const char store_order_paid_sql[];

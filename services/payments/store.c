@@ -4,9 +4,31 @@
 #define RFC3339(col) \
 	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
+/* Whether the order o (read model) is visible to the viewer (struct
+ * pay_viewer: A its account, U its uscc, S its scope): the same predicate
+ * as orders' ORDER_VISIBLE (services/orders/store.c), over the read model of
+ * the order's placer and enterprise and its certificates' holders. */
+#define ORDER_VISIBLE(A, U, S)                                             \
+	"(" S "::text = 'platform'"                                        \
+	" OR (" S "::text = 'enterprise' AND (o.uscc = " U "::text"        \
+	"  OR EXISTS (SELECT 1 FROM order_certs v WHERE v.order_id = o.id" \
+	"   AND v.uscc = " U "::text)))"                                   \
+	" OR (" S "::text = 'own' AND ((o.account_id = " A "::uuid"        \
+	"   AND o.uscc IS NOT DISTINCT FROM " U "::text)"                  \
+	"  OR EXISTS (SELECT 1 FROM order_certs v WHERE v.order_id = o.id" \
+	"   AND v.holder_account_id = " A                                  \
+	"::uuid AND v.uscc IS NOT DISTINCT FROM " U "::text))))"
+
+/* A payment's or an invoice's (table T) order is visible: staff with the
+ * platform scope also see those whose order is unknown here. */
+#define OF_VISIBLE_ORDER(T, A, U, S)                                  \
+	"(" S "::text = 'platform' OR EXISTS (SELECT 1 FROM orders o" \
+	" WHERE o.id = " T ".order_id AND " ORDER_VISIBLE(A, U, S) "))"
+
 const char store_order_get_sql[] =
-    "SELECT account_id, uscc, total_fen, status, expires_at <= now(), invoice_type, number"
-    " FROM orders WHERE id = $1";
+    "SELECT o.account_id, o.uscc, o.total_fen, o.status, o.expires_at <= now(), o.invoice_type,"
+    " o.number FROM orders o WHERE o.id = $1 AND " ORDER_VISIBLE("$2", "$3",
+        "$4");
 const char store_order_enterprise_sql[] =
     "SELECT e.taxpayer_type, e.title, e.taxpayer_id, e.invoice_address, e.invoice_phone,"
     " e.bank_name, e.bank_account"
@@ -19,7 +41,8 @@ const char store_payment_create_sql[] =
 	" qr_code, invoice_type, invoice_email, " RFC3339(                     \
 	    "created_at") ", " RFC3339("paid_at")
 const char store_payment_get_sql[] =
-    "SELECT " PAYMENT_COLS " FROM payments WHERE id = $1";
+    "SELECT " PAYMENT_COLS " FROM payments WHERE id = $1"
+    " AND " OF_VISIBLE_ORDER("payments", "$2", "$3", "$4");
 
 const char store_payment_succeed_sql[] =
     "SELECT payment_succeed($1, $2, $3::bigint, $4, $5::timestamptz, $6, $7::bigint)";
@@ -68,22 +91,44 @@ const char store_invoice_number_sql[] =
 	                 " to_char(created_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS') || '_' || id"
 const char store_invoice_get_sql[] =
     "SELECT " INVOICE_COLS " FROM invoices WHERE id = $1"
-    " AND ($2::uuid IS NULL OR account_id = $2::uuid)";
+    " AND " OF_VISIBLE_ORDER("invoices", "$2", "$3", "$4");
 const char store_invoice_list_sql[] =
     "SELECT " INVOICE_COLS " FROM invoices"
-    " WHERE ($1::uuid IS NULL OR account_id = $1::uuid)"
-    " AND ($2::uuid IS NULL OR order_id = $2::uuid)"
-    " AND ($3::text IS NULL OR (to_char(created_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS')"
-    "   || '_' || id) < $3::text)"
-    " ORDER BY created_at DESC, id DESC LIMIT $4::int";
+    " WHERE " OF_VISIBLE_ORDER("invoices", "$1", "$5",
+        "$6") " AND ($2::uuid IS NULL OR order_id = $2::uuid)"
+              " AND ($3::text IS NULL OR (to_char(created_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS')"
+              "   || '_' || id) < $3::text)"
+              " ORDER BY created_at DESC, id DESC LIMIT $4::int";
+
+/* The audit entries of refunds: $N is audit_event_data (pay_audit_text);
+ * the statement adds the enterprise concerned and what changed, and emits
+ * only when the refund was created or changed. */
+#define AUDIT_EMIT(ID, DATA, USCC, AFTER)                                \
+	"outbox_emit('payments.audit.recorded', " ID ", " DATA "::jsonb" \
+	" || jsonb_build_object('uscc', " USCC ", 'after', " AFTER "))"
+#define USCC_OF_PAYMENT(P)                                                                  \
+	"(SELECT o.uscc FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = " P \
+	")"
 
 const char store_refund_create_sql[] =
-    "SELECT channel, out_trade_no, amount_fen, order_id"
-    " FROM refund_create($1, $2, $3::bigint, $4, $5, $6)";
+    "SELECT r.channel, r.out_trade_no, r.amount_fen, r.order_id, " AUDIT_EMIT(
+        "$1::text", "$7",
+        "(SELECT o.uscc FROM orders o WHERE o.id = r.order_id)",
+        "jsonb_build_object('status', 'pending', 'payment_id', $2::uuid,"
+        " 'amount_fen', $3::bigint, 'reason', $4::text)") " FROM refund_create($1, $2, $3::bigint, $4, $5, $6) r";
 const char store_refund_succeed_sql[] =
-    "SELECT refund_succeed($1, $2, $3::bigint)";
+    "WITH r AS (SELECT refund_succeed($1, $2, $3::bigint) AS outcome)"
+    " SELECT r.outcome, CASE WHEN r.outcome = 'APPLIED' THEN " AUDIT_EMIT(
+        "$1::text", "$4", USCC_OF_PAYMENT("f.payment_id"),
+        "jsonb_build_object('status', 'succeeded', 'payment_id', f.payment_id,"
+        " 'amount_fen', f.amount_fen, 'provider_refund_no', $2::text)") " END"
+                                                                        " FROM r LEFT JOIN refunds f ON f.id = $1::uuid";
 const char store_refund_fail_sql[] =
-    "UPDATE refunds SET status = 'failed' WHERE id = $1 AND status = 'pending'";
+    "WITH f AS (UPDATE refunds SET status = 'failed' WHERE id = $1 AND status = 'pending'"
+    " RETURNING id, payment_id, amount_fen)"
+    " SELECT " AUDIT_EMIT("f.id::text", "$2", USCC_OF_PAYMENT("f.payment_id"),
+        "jsonb_build_object('status', 'failed', 'payment_id', f.payment_id,"
+        " 'amount_fen', f.amount_fen)") " FROM f";
 const char store_refunds_due_sql[] =
     "WITH due AS (SELECT id FROM refunds WHERE status = 'pending' AND next_try_at <= now()"
     "   ORDER BY next_try_at LIMIT 16 FOR UPDATE SKIP LOCKED)"
@@ -120,6 +165,12 @@ const char store_order_upsert_sql[] =
     " created_at)"
     " VALUES ($1, $2, $3, $4, $5, $6::bigint, $7::timestamptz, COALESCE($8::timestamptz, now()))"
     " ON CONFLICT (id) DO NOTHING";
+const char store_order_certs_sql[] =
+    "INSERT INTO order_certs (order_id, cert_id, holder_account_id, uscc)"
+    " SELECT $1::uuid, x.cert_id, x.holder_account_id, x.cert_uscc"
+    " FROM jsonb_to_recordset($2::jsonb) AS x(cert_id uuid, holder_account_id uuid,"
+    " cert_uscc text) WHERE x.cert_id IS NOT NULL"
+    " ON CONFLICT (order_id, cert_id) DO NOTHING";
 const char store_order_cancel_sql[] =
     "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status = 'pending_payment'";
 const char store_order_cancel_payments_sql[] =

@@ -255,16 +255,21 @@ on_refund_answer(void *arg, const struct provider_answer *a)
 		return;
 	}
 	if (a->status == PROVIDER_REFUSED) {
-		const char *p[] = {j->id};
-		db_query(pay.svc.db, store_refund_fail_sql, 1, p, on_expired,
+		char *audit =
+		    pay_audit_text(NULL, "refund.failed", "refund", j->id);
+		const char *p[] = {j->id, audit};
+		db_query(pay.svc.db, store_refund_fail_sql, 2, p, on_expired,
 		    j);
+		free(audit);
 		return;
 	}
 	snprintf(tax, sizeof(tax), "%lld",
 	    (long long)money_vat_tax(j->amount_fen, pay.cfg.vat_rate_bp));
-	const char *p[] = {j->id, a->trade_no, tax};
-	db_query(pay.svc.db, store_refund_succeed_sql, 3, p, on_refund_recorded,
+	char *audit = pay_audit_text(NULL, "refund.succeeded", "refund", j->id);
+	const char *p[] = {j->id, a->trade_no, tax, audit};
+	db_query(pay.svc.db, store_refund_succeed_sql, 4, p, on_refund_recorded,
 	    j);
+	free(audit);
 }
 
 static void

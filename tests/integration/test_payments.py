@@ -36,6 +36,18 @@ def register(suite):
     return r.json["token"], r.json["account"]["id"]
 
 
+def act_for(suite, token, uscc=None, role="agent"):
+    """Makes the session's current identity a member of uscc (or, without
+    uscc, the account's personal identity): an enterprise's orders, payments
+    and invoices are seen only as one of its identities (issue 12)."""
+    api = Api(suite)
+    body = ({"type": "enterprise", "enterprise_name": "某某公司", "uscc": uscc, "role": role}
+            if uscc else {"type": "personal"})
+    r = api.post("/api/v1/auth/identities", body, token=token)
+    assert r.status == 201, r
+    assert api.post(f"/api/v1/auth/identities/{r.json['id']}/switch", token=token).status == 200
+
+
 def finance_token(suite):
     r = Api(suite).post("/api/v1/auth/staff/login", {"username": "finance",
                                                       "password": suite.secrets["staff_finance"]})
@@ -195,14 +207,17 @@ def test_payments_wechat_special_invoice_rules(suite):
     token, account = register(suite)
 
     small = new_order(suite, account, 990, SMALL_USCC)
+    act_for(suite, token, SMALL_USCC)
     r = pay(suite, token, small, "wechat", {"type": "paper_special"})
     assert r.status == 422 and r.code == "SPECIAL_INVOICE_NOT_ALLOWED", r
     assert r.json["error"]["field"] == "invoice.type"
     personal = new_order(suite, account, 990)
+    act_for(suite, token)
     r = pay(suite, token, personal, "wechat", {"type": "paper_special"})
     assert r.status == 422 and r.code == "SPECIAL_INVOICE_NOT_ALLOWED", r
 
     order = new_order(suite, account, 99900, GENERAL_USCC)
+    act_for(suite, token, GENERAL_USCC)
     r = pay(suite, token, order, "wechat", {"type": "paper_special"})
     assert r.status == 201, r
     assert r.json["qr_code"].startswith("weixin://wxpay/bizpayurl")

@@ -6,13 +6,20 @@
  *   caplat.auth.account.registered  → accounts (the phone the review SMS
  *                                     goes to, notify.c)
  *   caplat.auth.identity.added      → members (whose uploads an enterprise's
- *                                     admin may read)
+ *                                     admin may read; `source` "lock" marks
+ *                                     a lock-proven admin, which refuses
+ *                                     approving an admin application)
  * Emits (written into the outbox by the SQL functions of
  * deploy/sql/enterprise, in the same statement as the change):
  *   caplat.enterprise.profile.completed   profile_save()
  *   caplat.enterprise.record.submitted    record_submit()
  *   caplat.enterprise.record.approved     record_decide(), approve
- *   caplat.enterprise.record.rejected     record_decide(), reject */
+ *   caplat.enterprise.record.rejected     record_decide(), reject
+ *   caplat.enterprise.admin_application.submitted  admin_application_submit()
+ *   caplat.enterprise.admin_application.approved   admin_application_decide()
+ *   caplat.enterprise.admin_application.rejected   admin_application_decide()
+ *   caplat.enterprise.audit.recorded      audit_add() beside every submission,
+ *                                         decision and staff read of full data */
 #include "enterprise.h"
 
 #include "bus.h"
@@ -53,6 +60,7 @@ on_identity_added(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	const char *account = data_str(ev, "account_id");
 	const char *uscc = data_str(ev, "uscc");
 	const char *role = data_str(ev, "role");
+	const char *source = data_str(ev, "source");
 
 	if (type != NULL && strcmp(type, "personal") == 0)
 		return 0;
@@ -62,8 +70,8 @@ on_identity_added(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 		    ev->id);
 		return -1;
 	}
-	const char *p[] = {identity, account, uscc, role};
-	return bus_tx_exec(tx, store_member_upsert_sql, 4, p) < 0 ? -1 : 0;
+	const char *p[] = {identity, account, uscc, role, source};
+	return bus_tx_exec(tx, store_member_upsert_sql, 5, p) < 0 ? -1 : 0;
 }
 
 void

@@ -168,3 +168,22 @@ def test_personal_identity_or_none_is_refused(suite):
     r = member(suite, uscc).get(f"/api/v1/review/records/{rec['id']}")
     assert r.status == 403 and r.code == "FORBIDDEN", r
     assert Api(suite).get("/api/v1/enterprise").status == 401
+
+
+def test_review_actions_are_audited_with_the_enterprise(suite):
+    uscc, boss, rec = with_record(suite)
+    rid = boss.post("/api/v1/enterprise/submit").json["id"]
+    reviewer = Staff(suite)
+    assert reviewer.post(f"/api/v1/review/records/{rid}/claim").status == 200
+    (claimed,) = audit_rows(suite, "enterprise.record.read_full", rid)
+    assert claimed["uscc"] == uscc and claimed["actor"]["type"] == "staff"
+    r = reviewer.post(f"/api/v1/review/records/{rid}/approve", {"opinion": "资料齐全"})
+    assert r.status == 200 and r.json["status"] == "approved", r
+    (decided,) = audit_rows(suite, "enterprise.record.approved", rid)
+    assert decided["uscc"] == uscc and decided["after"] == {"opinion": "资料齐全"}
+    # A refused action records nothing (its transaction rolled back).
+    r = reviewer.post(f"/api/v1/review/records/{rid}/reject", {"opinion": "再驳回"})
+    assert r.status == 409 and r.code == "RECORD_NOT_PENDING", r
+    assert audit_rows(suite, "enterprise.record.rejected", rid) == []
+    r = reviewer.post("/api/v1/review/records/00000000-0000-4000-8000-000000000000/claim")
+    assert r.status == 404 and r.code == "NOT_FOUND", r

@@ -6,6 +6,7 @@
 #include "enterprise.h"
 
 #include "access.h"
+#include "audit.h"
 #include "db.h"
 #include "log.h"
 #include "rules.h"
@@ -431,6 +432,10 @@ record_submit_on_loaded(void *arg, const struct db_result *res)
 	    req->session->account_id, event_id);
 	store_record_by_id(b, op->record_id);
 	store_history_by_id(b, op->record_id);
+	/* Audited with the submission: both or neither. */
+	const struct audit_entry e = {"enterprise.record.submitted", "record",
+	    op->record_id, req->session->uscc, NULL, NULL};
+	audit_add(b, req, &e);
 	db_batch_run(ent.svc.db, b, record_submit_on_done, op);
 }
 

@@ -173,6 +173,9 @@ def test_personal_identity_or_none_is_refused(suite):
 def test_review_actions_are_audited_with_the_enterprise(suite):
     uscc, boss, rec = with_record(suite)
     rid = boss.post("/api/v1/enterprise/submit").json["id"]
+    (submitted,) = audit_rows(suite, "enterprise.record.submitted", rid)
+    assert submitted["uscc"] == uscc and submitted["actor"]["type"] == "account"
+    assert submitted["actor"]["id"] == boss.account_id and submitted["actor"]["role"] == "admin"
     reviewer = Staff(suite)
     assert reviewer.post(f"/api/v1/review/records/{rid}/claim").status == 200
     (claimed,) = audit_rows(suite, "enterprise.record.read_full", rid)

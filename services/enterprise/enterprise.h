@@ -233,6 +233,8 @@ void store_notifications_done(struct db_batch *b, const char *sent,
 extern const char store_account_upsert_sql[];
 /* $1 identity_id, $2 account_id, $3 uscc, $4 role, $5 source (or NULL) */
 extern const char store_member_upsert_sql[];
+/* $1 identity_id: the identity ended (auth.identity.removed) */
+extern const char store_member_delete_sql[];
 
 /* ---- events.c ---- */
 

@@ -9,6 +9,8 @@
  *                                     admin may read; `source` "lock" marks
  *                                     a lock-proven admin, which refuses
  *                                     approving an admin application)
+ *   caplat.auth.identity.removed    → members (the identity ends: removed,
+ *                                     replaced, superseded, handed over)
  * Emits (written into the outbox by the SQL functions of
  * deploy/sql/enterprise, in the same statement as the change):
  *   caplat.enterprise.profile.completed   profile_save()
@@ -74,6 +76,20 @@ on_identity_added(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	return bus_tx_exec(tx, store_member_upsert_sql, 5, p) < 0 ? -1 : 0;
 }
 
+static int
+on_identity_removed(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	const char *identity = data_str(ev, "identity_id");
+
+	if (identity == NULL || !uuid_valid(identity)) {
+		log_error(NULL, "msg=bad_event type=%s id=%s", ev->type,
+		    ev->id);
+		return -1;
+	}
+	const char *p[] = {identity};
+	return bus_tx_exec(tx, store_member_delete_sql, 1, p) < 0 ? -1 : 0;
+}
+
 void
 ent_events_subscribe(void)
 {
@@ -81,6 +97,10 @@ ent_events_subscribe(void)
 	        "caplat.auth.account.registered", 10, on_account_registered,
 	        NULL) != 0 ||
 	    bus_subscribe(ent.svc.bus, "enterprise-members",
-	        "caplat.auth.identity.added", 10, on_identity_added, NULL) != 0)
+	        "caplat.auth.identity.added", 10, on_identity_added,
+	        NULL) != 0 ||
+	    bus_subscribe(ent.svc.bus, "enterprise-members-removed",
+	        "caplat.auth.identity.removed", 10, on_identity_removed,
+	        NULL) != 0)
 		fatal("bus: cannot subscribe the enterprise consumers");
 }

@@ -371,3 +371,6 @@ const char store_member_upsert_sql[] =
     "INSERT INTO members (identity_id, account_id, uscc, role, source)"
     " VALUES ($1, $2, $3, $4, $5)"
     " ON CONFLICT (identity_id) DO UPDATE SET source = COALESCE(members.source, EXCLUDED.source)";
+
+const char store_member_delete_sql[] =
+    "DELETE FROM members WHERE identity_id = $1";

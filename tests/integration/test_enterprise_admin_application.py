@@ -229,21 +229,51 @@ def test_reviewer_rejects_with_an_opinion(suite):
         assert reviewer.get(f"/api/v1/review/admin-applications/{bad}").status == 404
 
 
+def publish_auth_event(suite, event_type, data):
+    """Publishes an event as auth would (the CloudEvent on its subject), with
+    build/bin/bustool: stands for auth's identities by proof (issue 12)."""
+    import datetime
+    import subprocess
+    import uuid
+    event_id = str(uuid.uuid4())
+    envelope = {"specversion": "1.0", "id": event_id, "source": "/caplat/auth", "type": event_type,
+                "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "subject": data["identity_id"], "datacontenttype": "application/json", "data": data}
+    env = dict(os.environ, CAPLAT_NATS_URL=f"nats://127.0.0.1:{suite.ports['nats']}")
+    subprocess.run([os.path.join(suite.build, "bin", "bustool"), "publish", f"caplat.{event_type}",
+                    event_id, json.dumps(envelope)], env=env, check=True, capture_output=True)
+
+
 def test_lock_proven_admin_refuses_approval(suite):
+    import uuid
     p = applicant(suite)
     body, app = file_application(p)
-    # Stands for auth.identity.added with source "lock" (a master lock whose
-    # certificate names the USCC was bound), as the members read model keeps it.
-    suite.psql("INSERT INTO enterprise.members (identity_id, account_id, uscc, role, source)"
-               f" VALUES (gen_random_uuid(), gen_random_uuid(), '{body['uscc']}', 'admin', 'lock')")
     reviewer = Staff(suite)
-    assert reviewer.get(f"/api/v1/review/admin-applications/{app['id']}").json["lock_admin_exists"] is True
-    r = reviewer.post(f"/api/v1/review/admin-applications/{app['id']}/approve", {})
+    url = f"/api/v1/review/admin-applications/{app['id']}"
+    # Another account binds the enterprise's master lock: auth says so with
+    # auth.identity.added, source "lock".
+    identity = {"identity_id": str(uuid.uuid4()), "account_id": str(uuid.uuid4()), "type": "enterprise",
+                "enterprise_name": body["enterprise_name"], "uscc": body["uscc"], "role": "admin",
+                "source": "lock"}
+    publish_auth_event(suite, "auth.identity.added", identity)
+    wait_until(lambda: reviewer.get(url).json["lock_admin_exists"], timeout=15, what="lock admin known")
+    r = reviewer.post(f"{url}/approve", {})
     assert r.status == 409 and r.code == "ADMIN_EXISTS", r
     assert p.get(PATH).json["items"][0]["status"] == "pending"
     assert events(suite, "enterprise.admin_application.approved", app["id"]) == []
     assert audit_actions(suite, app["id"]) == ["enterprise.admin_application.submitted"]
-    # It can still be rejected.
-    r = reviewer.post(f"/api/v1/review/admin-applications/{app['id']}/reject", {"opinion": "该企业已有管理员"})
-    assert r.status == 200 and r.json["status"] == "rejected", r
+    # An admin granted otherwise (an earlier application) does not block:
+    # auth decides who is replaced. Once the lock holder's identity ends,
+    # approval goes through.
+    other = dict(identity, identity_id=str(uuid.uuid4()), account_id=str(uuid.uuid4()), source="application")
+    publish_auth_event(suite, "auth.identity.added", other)
+    wait_until(lambda: suite.psql("SELECT source FROM enterprise.members"
+                                  f" WHERE identity_id = '{other['identity_id']}'") == [["application"]],
+               timeout=15, what="application admin known")
+    publish_auth_event(suite, "auth.identity.removed",
+                       {"identity_id": identity["identity_id"], "account_id": identity["account_id"],
+                        "uscc": body["uscc"], "role": "admin", "reason": "handover"})
+    wait_until(lambda: not reviewer.get(url).json["lock_admin_exists"], timeout=15, what="lock admin gone")
+    r = reviewer.post(f"{url}/approve", {})
+    assert r.status == 200 and r.json["status"] == "approved", r
     json.dumps(r.json)

@@ -4,6 +4,8 @@
  * into no other file of the service, so that any of them may call it. */
 #include "enterprise.h"
 
+#include "access.h"
+#include "audit.h"
 #include "db.h"
 #include "rules.h"
 #include "session.h"
@@ -43,6 +45,9 @@ static const struct {
     {"RECORD_NOT_EDITABLE", 409, "企业信息正在审核中，请勿重复提交"},
     {"RECORD_NOT_PENDING", 409, "该企业信息不在待审核状态"},
     {"RECORD_CLAIMED", 409, "该企业信息已由其他审核员领取"},
+    {"APPLICATION_PENDING", 409, "您已提交该企业的管理员申请，请等待审核结果"},
+    {"APPLICATION_NOT_PENDING", 409, "该管理员申请不在待审核状态"},
+    {"ADMIN_EXISTS", 409, "该企业已有通过单位主锁认证的管理员"},
 };
 
 int
@@ -92,12 +97,24 @@ ent_require_enterprise(struct http_req *req, int admin)
 		    "请先切换到企业身份");
 		return -1;
 	}
-	if (admin && (s->role == NULL || strcmp(s->role, "admin") != 0)) {
+	if (admin &&
+	    access_scope(s, ACCESS_ENTERPRISE_EDIT) < ACCESS_ENTERPRISE) {
 		http_reply_error(req, 403, "NOT_ENTERPRISE_ADMIN", NULL,
 		    "只有企业管理员可以编辑和提交企业信息");
 		return -1;
 	}
 	return 0;
+}
+
+void
+ent_audit_read(struct db_batch *b, const struct http_req *req,
+    const char *action, const char *object_type, const char *object_id,
+    const char *uscc)
+{
+	const struct audit_entry e = {action, object_type, object_id, uscc,
+	    NULL, NULL};
+
+	audit_add(b, req, &e);
 }
 
 json_t *

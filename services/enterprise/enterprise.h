@@ -15,6 +15,7 @@
 struct blob_store;
 struct db_batch;
 struct db_result;
+struct ent_admin_application;
 struct ent_err;
 struct ent_profile_update;
 struct ent_refs;
@@ -27,6 +28,7 @@ struct ent_config {
 	const char
 	    *blob_store; /* "local:<dir>"; "" = local:$CAPLAT_VAR_DIR/blobs */
 	long claim_ttl;  /* seconds a reviewer's claim holds */
+	const char *id_hash_key; /* HMAC key of applicants' ID numbers */
 };
 
 struct ent {
@@ -55,14 +57,20 @@ int ent_reply_refused(struct http_req *req, const struct db_result *res);
  * (not staff). */
 int ent_require_account(struct http_req *req);
 /* Answers 403 NOT_ENTERPRISE_IDENTITY (current identity not an enterprise
- * one) or, when admin, NOT_ENTERPRISE_ADMIN (role not admin), returning -1;
- * else 0. */
+ * one) or, when admin, NOT_ENTERPRISE_ADMIN (no ACCESS_ENTERPRISE_EDIT on
+ * the enterprise: only its administrator edits), returning -1; else 0. */
 int ent_require_enterprise(struct http_req *req, int admin);
 /* Builds a record answer from a store_record_* statement (rec) and a
  * store_history_* statement (hist) of res; returns a new reference, or NULL
  * when rec has no row. with_claim adds the reviewer's claim fields. */
 json_t *ent_record_json(const struct db_result *res, int rec, int hist,
     int with_claim);
+/* Adds to b (the answer's own transaction) the audit entry of a staff read
+ * of an enterprise's full data: action "enterprise.record.read_full" (or
+ * another read action), object type and id, uscc when known. */
+void ent_audit_read(struct db_batch *b, const struct http_req *req,
+    const char *action, const char *object_type, const char *object_id,
+    const char *uscc);
 
 /* ---- routes ---- */
 
@@ -79,6 +87,12 @@ void ent_review_claim(struct http_req *req);
 void ent_review_release(struct http_req *req);
 void ent_review_approve(struct http_req *req);
 void ent_review_reject(struct http_req *req);
+/* applications.c: 管理员申请, the applicant's side and the reviewers' */
+void ent_application_create(struct http_req *req);
+void ent_application_list(struct http_req *req);
+void ent_review_application(struct http_req *req);
+void ent_review_application_approve(struct http_req *req);
+void ent_review_application_reject(struct http_req *req);
 
 /* ---- store.c: every SQL statement of the service. Functions append
  * statements to a db.h batch; the columns of each statement are listed
@@ -147,14 +161,48 @@ void store_record_decide(struct db_batch *b, const char *id,
     const char *reviewer_id, int approve, const char *opinion,
     const char *event_id);
 
+/* ---- administrator applications: → the APP_* columns ---- */
+enum {
+	APP_ID,
+	APP_ACCOUNT,
+	APP_NAME,
+	APP_USCC,
+	APP_ID_MASKED,
+	APP_ID_MATCHES, /* 't'/'f', NULL when the profile had no ID number */
+	APP_FILE,
+	APP_STATUS,
+	APP_OPINION,
+	APP_REVIEWER,
+	APP_SUBMITTED_AT,
+	APP_DECIDED_AT,
+	APP_LOCK_ADMIN, /* 't' when the enterprise has a lock-proven admin */
+	APP_PHONE,      /* the applicant's phone, NULL when not known yet */
+};
+/* The PL/pgSQL submission: refuses FILE_NOT_FOUND:authorization_file_id,
+ * APPLICATION_PENDING. matches is "t", "f" or NULL. → 0 id. */
+void store_application_submit(struct db_batch *b, const char *id,
+    const char *account_id, const struct ent_admin_application *a,
+    const char *id_hmac, const char *id_masked, const char *matches,
+    const char *event_id);
+void store_application_by_id(struct db_batch *b, const char *id);
+/* The account's applications, newest first (at most 100). */
+void store_applications_by_account(struct db_batch *b, const char *account_id);
+/* Refuses NOT_FOUND, APPLICATION_NOT_PENDING, ADMIN_EXISTS. → 0 status. */
+void store_application_decide(struct db_batch *b, const char *id,
+    const char *reviewer_id, int approve, const char *opinion,
+    const char *event_id);
+
 /* ---- review queue ---- */
-/* Pending records, oldest submission first, limit+1 rows after the cursor
- * (both NULL for the first page): → 0 id, 1 name, 2 uscc, 3 submitted_at,
- * 4 submitted epoch ms, 5 cursor time (µs precision), 6 resubmission,
- * 7 change, 8 seq, 9 claimed_by, 10 claimed_until, 11 waited seconds,
- * 12 now epoch ms. */
+/* Pending records and administrator applications, oldest submission first,
+ * limit+1 rows after the cursor (both NULL for the first page), of one kind
+ * ("record", "admin_application") or both (NULL): → 0 id, 1 name, 2 uscc,
+ * 3 submitted_at, 4 submitted epoch ms, 5 cursor time (µs precision),
+ * 6 resubmission, 7 change, 8 seq, 9 claimed_by, 10 claimed_until,
+ * 11 waited seconds, 12 now epoch ms, 13 kind, 14 legal_rep_id_number,
+ * 15 legal_rep_phone (records; in full: the caller masks them),
+ * 16 the applicant's ID number, masked (applications). */
 void store_queue(struct db_batch *b, int limit, const char *after_time,
-    const char *after_id);
+    const char *after_id, const char *kind);
 /* Calendar exceptions within a year of today: → 0 day (YYYY-MM-DD),
  * 1 workday ('t'/'f'). */
 void store_workday_exceptions(struct db_batch *b);
@@ -172,6 +220,7 @@ enum {
 	NOTE_CHANGE,
 	NOTE_NAME,
 	NOTE_OPINION,
+	NOTE_APPLICATION, /* set (and NOTE_RECORD NULL) for an application */
 };
 void store_notifications_claim(struct db_batch *b, int limit, int lease_s);
 /* Marks the ids of sent ("{1,2}") sent, and makes those of failed due again
@@ -182,8 +231,10 @@ void store_notifications_done(struct db_batch *b, const char *sent,
 /* ---- read models, on the bus's consumer transactions ---- */
 /* $1 account_id, $2 phone */
 extern const char store_account_upsert_sql[];
-/* $1 identity_id, $2 account_id, $3 uscc, $4 role */
+/* $1 identity_id, $2 account_id, $3 uscc, $4 role, $5 source (or NULL) */
 extern const char store_member_upsert_sql[];
+/* $1 identity_id: the identity ended (auth.identity.removed) */
+extern const char store_member_delete_sql[];
 
 /* ---- events.c ---- */
 

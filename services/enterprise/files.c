@@ -1,9 +1,13 @@
 /* files — attachments: upload by raw body (type checked against the bytes,
  * at most 5 MiB, stored by SHA-256 in the blob store) and download by id to
- * the owner, the owner's enterprise admin and reviewers. Hashing and blob
- * I/O run on the work pool (common/work.h), never on the loop. */
+ * the owner, the administrator of an enterprise the owner belongs to, and
+ * the staff who read full records (access.h: reviewers, operators; each
+ * such download audited in the access check's batch). An enterprise's
+ * members do not read its attachments. Hashing and blob I/O run on the
+ * work pool (common/work.h), never on the loop. */
 #include "enterprise.h"
 
+#include "access.h"
 #include "blob.h"
 #include "crypto.h"
 #include "db.h"
@@ -30,6 +34,7 @@ struct file_op {
 	long size;
 	int err_no;          /* the blob store's errno, 0 when fine */
 	int corrupt;         /* download: the bytes do not hash to sha256 */
+	int staff;           /* download: a staff read of any file */
 	unsigned char *data; /* download: the bytes */
 	size_t len;
 };
@@ -165,24 +170,29 @@ static void
 download(struct http_req *req)
 {
 	const struct session *s = req->session;
+	enum access_scope scope = access_scope(s, ACCESS_ENTERPRISE_FULL);
 	const char *admin_uscc = NULL;
+	struct file_op *op;
 	struct db_batch *b;
 
 	if (!uuid_valid(req->params[0])) {
 		reply_file_not_found(req);
 		return;
 	}
-	if (s->account_id == NULL && !session_has_role(s, "reviewer")) {
+	if (s->account_id == NULL && scope < ACCESS_PLATFORM) {
 		reply_file_not_found(req);
 		return;
 	}
-	if (s->identity_type != NULL &&
-	    strcmp(s->identity_type, "enterprise") == 0 && s->role != NULL &&
-	    strcmp(s->role, "admin") == 0)
+	if (scope == ACCESS_ENTERPRISE)
 		admin_uscc = s->uscc;
+	op = file_op_new(req);
+	op->staff = scope == ACCESS_PLATFORM;
 	b = db_batch_new();
 	store_file_access(b, req->params[0], s->account_id, admin_uscc);
-	db_batch_run(ent.svc.db, b, download_on_access, file_op_new(req));
+	if (op->staff)
+		ent_audit_read(b, req, "enterprise.file.read", "file",
+		    req->params[0], NULL);
+	db_batch_run(ent.svc.db, b, download_on_access, op);
 }
 
 static void
@@ -197,9 +207,7 @@ download_on_access(void *arg, const struct db_result *res)
 		return;
 	}
 	/* Not found and not yours answer alike. */
-	if (db_rows(res, 0) != 1 ||
-	    (!db_bool(res, 0, 0, 3) &&
-	        !session_has_role(req->session, "reviewer"))) {
+	if (db_rows(res, 0) != 1 || (!db_bool(res, 0, 0, 3) && !op->staff)) {
 		reply_file_not_found(req);
 		return;
 	}

@@ -5,6 +5,8 @@
  * of named continuations; the last one replies. */
 #include "enterprise.h"
 
+#include "access.h"
+#include "audit.h"
 #include "db.h"
 #include "log.h"
 #include "rules.h"
@@ -120,6 +122,7 @@ struct rec_op {
 	char record_id[37];
 	char version[24];
 	int tries;
+	int public_only; /* GET by a member: the public part only */
 	void (*loaded)(void *arg, const struct db_result *res);
 };
 
@@ -168,9 +171,11 @@ rec_load(struct rec_op *op)
 	db_batch_run(ent.svc.db, b, op->loaded, op);
 }
 
-/* Replies the record of statements rec/hist, or the DB error. */
+/* Replies the record of statements rec/hist (its public part when
+ * public_only), or the DB error. */
 static void
-rec_reply(struct http_req *req, const struct db_result *res, int rec, int hist)
+rec_reply_view(struct http_req *req, const struct db_result *res, int rec,
+    int hist, int public_only)
 {
 	json_t *o;
 
@@ -184,7 +189,18 @@ rec_reply(struct http_req *req, const struct db_result *res, int rec, int hist)
 		http_reply_error(req, 500, "INTERNAL", NULL, "服务器内部错误");
 		return;
 	}
+	if (public_only) {
+		json_t *pub = ent_record_public(o);
+		json_decref(o);
+		o = pub;
+	}
 	http_reply_json(req, 200, o);
+}
+
+static void
+rec_reply(struct http_req *req, const struct db_result *res, int rec, int hist)
+{
+	rec_reply_view(req, res, rec, hist, 0);
 }
 
 /* Keeps the loaded record's id and version; 0, or -1 after replying. */
@@ -215,22 +231,33 @@ reply_changed(struct http_req *req)
 	    "企业信息正在被修改，请刷新后重试");
 }
 
-/* GET /api/v1/enterprise */
+/* GET /api/v1/enterprise: the administrator reads the whole record, the
+ * enterprise's members its public part (access.h, rules.h). */
 
 static void
 record_get_on_loaded(void *arg, const struct db_result *res)
 {
 	struct rec_op *op = arg;
 
-	rec_reply(op->req, res, 1, 2);
+	rec_reply_view(op->req, res, 1, 2, op->public_only);
 }
 
 static void
 record_get(struct http_req *req)
 {
+	int full;
+
 	if (ent_require_enterprise(req, 0) != 0)
 		return;
-	rec_load(rec_op_new(req, record_get_on_loaded));
+	full = access_scope(req->session, ACCESS_ENTERPRISE_FULL) >=
+	    ACCESS_ENTERPRISE;
+	if (!full &&
+	    access_require(req, ACCESS_ENTERPRISE_PUBLIC, ACCESS_ENTERPRISE) ==
+	        ACCESS_NONE)
+		return;
+	struct rec_op *op = rec_op_new(req, record_get_on_loaded);
+	op->public_only = !full;
+	rec_load(op);
 }
 
 static void
@@ -405,6 +432,10 @@ record_submit_on_loaded(void *arg, const struct db_result *res)
 	    req->session->account_id, event_id);
 	store_record_by_id(b, op->record_id);
 	store_history_by_id(b, op->record_id);
+	/* Audited with the submission: both or neither. */
+	const struct audit_entry e = {"enterprise.record.submitted", "record",
+	    op->record_id, req->session->uscc, NULL, NULL};
+	audit_add(b, req, &e);
 	db_batch_run(ent.svc.db, b, record_submit_on_done, op);
 }
 
@@ -484,11 +515,20 @@ const struct http_route ent_routes[] = {
     {"PUT", "/api/v1/enterprise", ent_record_put, 0},
     {"POST", "/api/v1/enterprise/submit", ent_record_submit, 0},
     {"GET", "/api/v1/enterprise/handling-points", ent_handling_points, 0},
+    {"POST", "/api/v1/enterprise/admin-applications", ent_application_create,
+        0},
+    {"GET", "/api/v1/enterprise/admin-applications", ent_application_list, 0},
     {"GET", "/api/v1/review/queue", ent_review_queue, 0},
     {"GET", "/api/v1/review/records/{id}", ent_review_record, 0},
     {"POST", "/api/v1/review/records/{id}/claim", ent_review_claim, 0},
     {"POST", "/api/v1/review/records/{id}/release", ent_review_release, 0},
     {"POST", "/api/v1/review/records/{id}/approve", ent_review_approve, 0},
     {"POST", "/api/v1/review/records/{id}/reject", ent_review_reject, 0},
+    {"GET", "/api/v1/review/admin-applications/{id}", ent_review_application,
+        0},
+    {"POST", "/api/v1/review/admin-applications/{id}/approve",
+        ent_review_application_approve, 0},
+    {"POST", "/api/v1/review/admin-applications/{id}/reject",
+        ent_review_application_reject, 0},
 };
 const size_t ent_nroutes = ARRAY_LEN(ent_routes);

@@ -25,6 +25,8 @@ ent_load_config(void)
 	        "attachment store (local:<dir>; default local:$CAPLAT_VAR_DIR/blobs)"},
 	    {"CAPLAT_REVIEW_CLAIM_TTL", CFG_INT, "1800", 60, 86400,
 	        &c->claim_ttl, "seconds a reviewer's claim holds"},
+	    {"CAPLAT_ID_HASH_KEY", CFG_STR, "", 0, 0, &c->id_hash_key,
+	        "HMAC key of the ID numbers of admin applications (set it in production)"},
 	};
 
 	cfg_load_or_die(vars, ARRAY_LEN(vars));

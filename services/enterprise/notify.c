@@ -1,5 +1,7 @@
-/* notify — texts the admin the review result. record_decide() leaves a row
- * in notifications in the decision's own transaction; this sender, on the
+/* notify — texts the admin the review result, and an applicant the decision
+ * on an administrator application. record_decide() and
+ * admin_application_decide() leave a row in notifications in the
+ * decision's own transaction; this sender, on the
  * loop, claims due rows whose account's phone the accounts read model knows
  * (a lease keeps other processes off them), hands the texts to the SMS
  * provider on the work pool, and marks them sent, or due again later when
@@ -25,7 +27,7 @@
 
 struct notify_msg {
 	char id[24];
-	char record[37];
+	char record[37]; /* the record's id, or the application's */
 	char phone[12];
 	char text[1024];
 	int sent;
@@ -71,17 +73,25 @@ notify_on_claimed(void *arg, const struct db_result *res)
 	for (int i = 0; i < db_rows(res, 0) && i < NOTIFY_BATCH; i++) {
 		struct notify_msg *m = &notify.msgs[notify.n++];
 
+		const char *app = db_value(res, 0, i, NOTE_APPLICATION);
+		int approved =
+		    strcmp(db_value(res, 0, i, NOTE_RESULT), "approved") == 0;
+
 		snprintf(m->id, sizeof(m->id), "%s",
 		    db_value(res, 0, i, NOTE_ID));
 		snprintf(m->record, sizeof(m->record), "%s",
-		    db_value(res, 0, i, NOTE_RECORD));
+		    app != NULL ? app : db_value(res, 0, i, NOTE_RECORD));
 		snprintf(m->phone, sizeof(m->phone), "%s",
 		    db_value(res, 0, i, NOTE_PHONE));
-		ent_review_sms_text(m->text, sizeof(m->text), m->record,
-		    strcmp(db_value(res, 0, i, NOTE_RESULT), "approved") == 0,
-		    db_bool(res, 0, i, NOTE_CHANGE),
-		    db_value(res, 0, i, NOTE_NAME),
-		    db_value(res, 0, i, NOTE_OPINION));
+		if (app != NULL)
+			ent_admin_application_sms_text(m->text, sizeof(m->text),
+			    app, approved, db_value(res, 0, i, NOTE_NAME),
+			    db_value(res, 0, i, NOTE_OPINION));
+		else
+			ent_review_sms_text(m->text, sizeof(m->text), m->record,
+			    approved, db_bool(res, 0, i, NOTE_CHANGE),
+			    db_value(res, 0, i, NOTE_NAME),
+			    db_value(res, 0, i, NOTE_OPINION));
 		m->sent = 0;
 	}
 	if (notify.n == 0) {

@@ -1,11 +1,15 @@
 /* review — the reviewers' side (staff role reviewer): the queue of pending
- * records, oldest first, with the time waited against the one-working-day
- * target; a record in full; claim and release, so that two reviewers never
- * work on (and never decide) the same record; approve, and reject with an
- * opinion. Decisions are record_decide() in the store: status, history and
- * event in one statement. */
+ * records and administrator applications (applications.c), oldest first,
+ * with the time waited against the one-working-day target and the secrets
+ * masked; a record in full (reviewers and operators, each read audited);
+ * claim and release, so that two reviewers never work on (and never decide)
+ * the same record; approve, and reject with an opinion. Decisions are
+ * record_decide() in the store: status, history and event in one statement,
+ * with the decision's audit entry in the same transaction. */
 #include "enterprise.h"
 
+#include "access.h"
+#include "audit.h"
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
@@ -34,10 +38,26 @@ time_seconds(int64_t ms, char out[32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* The queue and the decisions: reviewers (access.h). */
 static int
 require_reviewer(struct http_req *req)
 {
-	return session_require_staff(req, "reviewer");
+	return access_require(req, ACCESS_REVIEW, ACCESS_PLATFORM) ==
+	        ACCESS_NONE
+	    ? -1
+	    : 0;
+}
+
+/* A masked copy of a secret for a list, or JSON null. */
+static json_t *
+masked(const char *s)
+{
+	char out[64];
+
+	if (s == NULL)
+		return json_null();
+	access_mask(s, out, sizeof(out));
+	return json_string(out);
 }
 
 /* ---- GET /api/v1/review/queue ------------------------------------------ */
@@ -116,6 +136,8 @@ queue_on_loaded(void *arg, const struct db_result *res)
 
 		json_object_set_new(item, "id",
 		    json_string(db_value(res, 0, i, 0)));
+		json_object_set_new(item, "kind",
+		    json_string(db_value(res, 0, i, 13)));
 		json_object_set_new(item, "name",
 		    ent_json_str(db_value(res, 0, i, 1)));
 		json_object_set_new(item, "uscc",
@@ -137,6 +159,13 @@ queue_on_loaded(void *arg, const struct db_result *res)
 		    ent_json_str(db_value(res, 0, i, 9)));
 		json_object_set_new(item, "claimed_until",
 		    ent_json_str(db_value(res, 0, i, 10)));
+		/* Secrets appear in lists only masked. */
+		json_object_set_new(item, "legal_rep_id_number",
+		    masked(db_value(res, 0, i, 14)));
+		json_object_set_new(item, "legal_rep_phone",
+		    masked(db_value(res, 0, i, 15)));
+		json_object_set_new(item, "applicant_id_number",
+		    ent_json_str(db_value(res, 0, i, 16)));
 		json_array_append_new(items, item);
 	}
 	if (rows > op->limit) {
@@ -153,7 +182,8 @@ queue_on_loaded(void *arg, const struct db_result *res)
 static void
 queue(struct http_req *req)
 {
-	char *limit_s, *cursor, after[CURSOR_TIME_LEN + 1], id[37];
+	char *limit_s, *cursor, *kind_s, after[CURSOR_TIME_LEN + 1], id[37];
+	const char *kind = NULL;
 	struct queue_op *op;
 	struct db_batch *b;
 	long limit = QUEUE_LIMIT_DEFAULT;
@@ -185,12 +215,25 @@ queue(struct http_req *req)
 		}
 		have_cursor = 1;
 	}
+	kind_s = http_query_param(req, "kind");
+	if (kind_s != NULL) {
+		if (strcmp(kind_s, "record") == 0)
+			kind = "record";
+		else if (strcmp(kind_s, "admin_application") == 0)
+			kind = "admin_application";
+		free(kind_s);
+		if (kind == NULL) {
+			http_reply_error(req, 400, "BAD_REQUEST", "kind",
+			    "kind 应为 record 或 admin_application");
+			return;
+		}
+	}
 	op = xcalloc(1, sizeof(*op));
 	op->limit = (int)limit;
 	http_req_attach(req, op, free);
 	b = db_batch_new();
 	store_queue(b, op->limit, have_cursor ? after : NULL,
-	    have_cursor ? id : NULL);
+	    have_cursor ? id : NULL, kind);
 	store_workday_exceptions(b);
 	db_batch_run(ent.svc.db, b, queue_on_loaded, req);
 }
@@ -228,10 +271,43 @@ reply_record(struct http_req *req, const struct db_result *res, int rec,
 	http_reply_json(req, 200, o);
 }
 
+/* GET: record → record_on_loaded → record_on_audited. Reviewers and
+ * operators read any record in full; each read is audited (with the
+ * enterprise's USCC) in a small write batch before the answer, and no
+ * answer goes out when the audit entry could not be written. */
+
+static void
+record_on_audited(void *arg, const struct db_result *res)
+{
+	struct http_req *req = arg;
+
+	if (res->status != DB_OK) {
+		http_reply_db_error(req, res);
+		return;
+	}
+	http_reply_json(req, 200, json_incref(req->data));
+}
+
 static void
 record_on_loaded(void *arg, const struct db_result *res)
 {
-	reply_record(arg, res, 0, 1);
+	struct http_req *req = arg;
+	json_t *o;
+
+	if (res->status != DB_OK) {
+		http_reply_db_error(req, res);
+		return;
+	}
+	o = ent_record_json(res, 0, 1, 1);
+	if (o == NULL) {
+		reply_not_found(req);
+		return;
+	}
+	http_req_attach(req, o, ent_json_free);
+	struct db_batch *b = db_batch_new();
+	ent_audit_read(b, req, "enterprise.record.read_full", "record",
+	    req->params[0], db_value(res, 0, 0, REC_USCC));
+	db_batch_run(ent.svc.db, b, record_on_audited, req);
 }
 
 static void
@@ -239,7 +315,8 @@ record(struct http_req *req)
 {
 	struct db_batch *b;
 
-	if (require_reviewer(req) != 0)
+	if (access_require(req, ACCESS_ENTERPRISE_FULL, ACCESS_PLATFORM) ==
+	    ACCESS_NONE)
 		return;
 	if (!uuid_valid(req->params[0])) {
 		reply_not_found(req);
@@ -259,6 +336,28 @@ ent_review_record(struct http_req *req)
 
 /* ---- claim, release, approve, reject ----------------------------------- */
 
+/* One action on a record: action_start (checks) → action_on_loaded (the
+ * record's USCC, which never changes, for the audit entry) → the action,
+ * the record, its history and the audit entry in one transaction →
+ * action_on_done. The answer is the full record, so a claim or release is
+ * audited as a full read; approve and reject as the decision. */
+enum review_action { ACT_CLAIM, ACT_RELEASE, ACT_APPROVE, ACT_REJECT };
+
+struct action_op {
+	enum review_action act;
+	json_t *body;        /* approve, reject */
+	const char *opinion; /* borrowed from body */
+};
+
+static void
+action_op_free(void *p)
+{
+	struct action_op *op = p;
+
+	json_decref(op->body);
+	free(op);
+}
+
 /* The action's statement is 0; the record 1, its history 2. */
 static void
 action_on_done(void *arg, const struct db_result *res)
@@ -273,37 +372,90 @@ action_on_done(void *arg, const struct db_result *res)
 	reply_record(req, res, 1, 2);
 }
 
-/* Checks the record id (the caller checked the reviewer), then returns a
- * batch to add the action to; NULL after replying. */
-static struct db_batch *
-action_begin(struct http_req *req)
+static void
+action_on_loaded(void *arg, const struct db_result *res)
 {
+	struct http_req *req = arg;
+	struct action_op *op = req->data;
+	const char *id = req->params[0], *staff = req->session->staff_id;
+	const char *action = "enterprise.record.read_full";
+	char event_id[37];
+
+	if (res->status != DB_OK) {
+		http_reply_db_error(req, res);
+		return;
+	}
+	if (db_rows(res, 0) != 1) {
+		reply_not_found(req);
+		return;
+	}
+	struct db_batch *b = db_batch_new();
+	switch (op->act) {
+	case ACT_CLAIM:
+		store_record_claim(b, id, staff, ent.cfg.claim_ttl);
+		break;
+	case ACT_RELEASE:
+		store_record_release(b, id, staff);
+		break;
+	case ACT_APPROVE:
+	case ACT_REJECT:
+		uuid_v4(event_id);
+		store_record_decide(b, id, staff, op->act == ACT_APPROVE,
+		    op->opinion, event_id);
+		action = op->act == ACT_APPROVE ? "enterprise.record.approved"
+		                                : "enterprise.record.rejected";
+		break;
+	}
+	json_t *after = op->opinion != NULL
+	    ? json_pack("{s:s}", "opinion", op->opinion)
+	    : NULL;
+	const struct audit_entry e = {action, "record", id,
+	    db_value(res, 0, 0, REC_USCC), NULL, after};
+	store_record_by_id(b, id);
+	store_history_by_id(b, id);
+	audit_add(b, req, &e);
+	json_decref(after);
+	db_batch_run(ent.svc.db, b, action_on_done, req);
+}
+
+/* Checks the caller, the record id and (approve, reject) the opinion, then
+ * loads the record. */
+static void
+action_start(struct http_req *req, enum review_action act)
+{
+	struct action_op *op;
+	struct ent_err err;
+	json_t *body = NULL;
+
+	if (require_reviewer(req) != 0)
+		return;
+	if ((act == ACT_APPROVE || act == ACT_REJECT) &&
+	    http_read_json(req, &body) != 0)
+		return;
+	op = xcalloc(1, sizeof(*op));
+	op->act = act;
+	op->body = body;
+	http_req_attach(req, op, action_op_free);
+	if (body != NULL &&
+	    ent_opinion_parse(body, act == ACT_REJECT, &op->opinion, &err) !=
+	        0) {
+		ent_reply_err(req, &err);
+		return;
+	}
 	if (!uuid_valid(req->params[0]) ||
 	    !uuid_valid(req->session->staff_id)) {
 		reply_not_found(req);
-		return NULL;
+		return;
 	}
-	return db_batch_new();
-}
-
-static void
-action_run(struct http_req *req, struct db_batch *b)
-{
+	struct db_batch *b = db_batch_new();
 	store_record_by_id(b, req->params[0]);
-	store_history_by_id(b, req->params[0]);
-	db_batch_run(ent.svc.db, b, action_on_done, req);
+	db_batch_run(ent.svc.db, b, action_on_loaded, req);
 }
 
 static void
 claim(struct http_req *req)
 {
-	struct db_batch *b;
-
-	if (require_reviewer(req) != 0 || (b = action_begin(req)) == NULL)
-		return;
-	store_record_claim(b, req->params[0], req->session->staff_id,
-	    ent.cfg.claim_ttl);
-	action_run(req, b);
+	action_start(req, ACT_CLAIM);
 }
 
 void
@@ -315,12 +467,7 @@ ent_review_claim(struct http_req *req)
 static void
 release(struct http_req *req)
 {
-	struct db_batch *b;
-
-	if (require_reviewer(req) != 0 || (b = action_begin(req)) == NULL)
-		return;
-	store_record_release(b, req->params[0], req->session->staff_id);
-	action_run(req, b);
+	action_start(req, ACT_RELEASE);
 }
 
 void
@@ -332,25 +479,7 @@ ent_review_release(struct http_req *req)
 static void
 decide(struct http_req *req, int approve)
 {
-	struct ent_err err;
-	const char *opinion;
-	char event_id[37];
-	json_t *body;
-
-	if (require_reviewer(req) != 0 || http_read_json(req, &body) != 0)
-		return;
-	http_req_attach(req, body, ent_json_free);
-	if (ent_opinion_parse(body, !approve, &opinion, &err) != 0) {
-		ent_reply_err(req, &err);
-		return;
-	}
-	struct db_batch *b = action_begin(req);
-	if (b == NULL)
-		return;
-	uuid_v4(event_id);
-	store_record_decide(b, req->params[0], req->session->staff_id, approve,
-	    opinion, event_id);
-	action_run(req, b);
+	action_start(req, approve ? ACT_APPROVE : ACT_REJECT);
 }
 
 static void

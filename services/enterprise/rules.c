@@ -920,6 +920,144 @@ ent_review_sms_text(char *out, size_t size, const char *record_id, int approved,
 		    record_id, what, clean_name, clean_opinion);
 }
 
+void
+ent_admin_application_sms_text(char *out, size_t size,
+    const char *application_id, int approved, const char *name,
+    const char *opinion)
+{
+	char clean_name[256], clean_opinion[ENT_SMS_OPINION_MAX + 1];
+
+	sms_clean(name ? name : "", clean_name, sizeof(clean_name));
+	sms_clean(opinion ? opinion : "", clean_opinion, sizeof(clean_opinion));
+	if (approved)
+		snprintf(out, size,
+		    "purpose=admin_application application=%s result=approved "
+		    "【CA互联互通】您提交的%s管理员申请已审核通过，请登录平台切换到企业管理员身份。",
+		    application_id, clean_name);
+	else
+		snprintf(out, size,
+		    "purpose=admin_application application=%s result=rejected "
+		    "【CA互联互通】您提交的%s管理员申请审核不通过，处理意见：%s。",
+		    application_id, clean_name, clean_opinion);
+}
+
+/* ---- least privilege ---------------------------------------------------- */
+
+/* The public part of a record: answer key ← dotted path in the full
+ * answer. Everything else (the legal representative's ID number and phone,
+ * the bank account, the attachments, the history, a change under way) is
+ * the administrator's. */
+static const struct {
+	const char *key;
+	const char *from;
+} ent_public_fields[] = {
+    {"id", "id"},
+    {"uscc", "uscc"},
+    {"status", "status"},
+    {"name", "basic.name"},
+    {"handling_point", "basic.handling_point"},
+    {"invoice_title", "basic.name"},
+    {"taxpayer_id", "uscc"},
+    {"approved_at", "approved_at"},
+};
+
+static json_t *
+dotted_get(json_t *o, const char *path)
+{
+	char key[64];
+
+	while (o != NULL && *path != '\0') {
+		size_t n = strcspn(path, ".");
+		if (n >= sizeof(key))
+			return NULL;
+		memcpy(key, path, n);
+		key[n] = '\0';
+		o = json_object_get(o, key);
+		path += n + (path[n] == '.');
+	}
+	return o;
+}
+
+json_t *
+ent_record_public(json_t *full)
+{
+	json_t *out = json_object();
+
+	for (size_t i = 0; i < ARRAY_LEN(ent_public_fields); i++) {
+		json_t *v = dotted_get(full, ent_public_fields[i].from);
+		json_object_set_new(out, ent_public_fields[i].key,
+		    v != NULL ? json_deep_copy(v) : json_null());
+	}
+	return out;
+}
+
+/* ---- administrator applications ---------------------------------------- */
+
+/* A required string field of an application: 0 with *out set, or -1. */
+static int
+app_str(json_t *body, const char *field, const char **out, struct ent_err *err)
+{
+	json_t *v = json_object_get(body, field);
+
+	*out = NULL;
+	if (v == NULL || json_is_null(v))
+		return ent_fail(err, 422, "FIELD_REQUIRED", field,
+		    "请填写此项");
+	if (!json_is_string(v))
+		return ent_fail(err, 400, "FIELD_TYPE", field,
+		    "字段类型错误，应为字符串");
+	if (json_string_length(v) == 0)
+		return ent_fail(err, 422, "FIELD_REQUIRED", field,
+		    "内容不能为空");
+	if (strlen(json_string_value(v)) != json_string_length(v))
+		return ent_fail(err, 422, "FIELD_INVALID", field,
+		    "含有非法字符");
+	*out = json_string_value(v);
+	return 0;
+}
+
+int
+ent_admin_application_parse(json_t *body, struct ent_admin_application *out,
+    struct ent_err *err)
+{
+	static const char *const known[] = {"enterprise_name", "uscc",
+	    "id_number", "authorization_file_id", NULL};
+	const char *key, *s, *why;
+	json_t *v;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(body))
+		return ent_fail(err, 400, "BAD_JSON", NULL,
+		    "请求体应为 JSON 对象");
+	json_object_foreach(body, key, v)
+	{
+		if (!one_of(key, known))
+			return ent_fail(err, 422, "FIELD_INVALID", key,
+			    "不支持的字段");
+	}
+	if (app_str(body, "enterprise_name", &out->enterprise_name, err) != 0)
+		return -1;
+	if (!text_ok(out->enterprise_name, 200, &why))
+		return ent_fail(err, 422, "FIELD_INVALID", "enterprise_name",
+		    "单位名称%s", why);
+	if (app_str(body, "uscc", &s, err) != 0)
+		return -1;
+	if (validate_uscc(s, out->uscc) != 0)
+		return ent_fail(err, 422, "USCC_INVALID", "uscc",
+		    "统一社会信用代码不正确");
+	if (app_str(body, "id_number", &s, err) != 0)
+		return -1;
+	if (validate_id_number(s, out->id_number) != 0)
+		return ent_fail(err, 422, "ID_NUMBER_INVALID", "id_number",
+		    "身份证号码不正确");
+	if (app_str(body, "authorization_file_id", &s, err) != 0)
+		return -1;
+	if (uuid_normalize(s, out->authorization_file_id) != 0)
+		return ent_fail(err, 422, "FILE_NOT_FOUND",
+		    "authorization_file_id", "授权委托书不存在，请重新上传");
+	return 0;
+}
+
 /* ---- attachments -------------------------------------------------------- */
 
 static const char *const ent_file_types[] = {"image/jpeg", "image/png",

@@ -108,6 +108,41 @@ int ent_opinion_parse(json_t *body, int required, const char **out,
 void ent_review_sms_text(char *out, size_t size, const char *record_id,
     int approved, int change, const char *name, const char *opinion);
 
+/* ---- least privilege ---- */
+
+/* Returns a new object: the public part of a record answer (full, borrowed,
+ * as ent_record_json builds it), what an enterprise's members read — id,
+ * uscc, status, name, handling_point, invoice_title, taxpayer_id and
+ * approved_at, from the data in force. The one list of public fields.
+ * Caller decrefs. */
+json_t *ent_record_public(json_t *full);
+
+/* ---- administrator applications (管理员申请) ---- */
+
+/* A checked AdminApplicationCreate; strings borrowed from the body or held
+ * here. */
+struct ent_admin_application {
+	const char *enterprise_name;
+	char uscc[19];
+	char id_number[19];
+	char authorization_file_id[37];
+};
+
+/* Checks an AdminApplicationCreate body: enterprise_name (text, at most 200
+ * characters), uscc (USCC_INVALID), id_number (ID_NUMBER_INVALID) and
+ * authorization_file_id (FILE_NOT_FOUND unless a UUID), each required
+ * (FIELD_REQUIRED) and a string (FIELD_TYPE). Returns 0, or -1 with err
+ * filled, naming the field. */
+int ent_admin_application_parse(json_t *body, struct ent_admin_application *out,
+    struct ent_err *err);
+
+/* Writes the SMS telling an applicant the decision on an administrator
+ * application into out (as ent_review_sms_text): "purpose=admin_application
+ * application=<id> result=approved|rejected " then the Chinese text. */
+void ent_admin_application_sms_text(char *out, size_t size,
+    const char *application_id, int approved, const char *name,
+    const char *opinion);
+
 /* ---- attachments ---- */
 
 /* Returns the canonical type ("image/jpeg", "image/png", "application/pdf",

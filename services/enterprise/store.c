@@ -212,26 +212,96 @@ store_record_decide(struct db_batch *b, const char *id, const char *reviewer_id,
 
 void
 store_queue(struct db_batch *b, int limit, const char *after_time,
-    const char *after_id)
+    const char *after_id, const char *kind)
 {
 	char lim[16];
-	const char *p[] = {lim, after_time, after_id};
+	const char *p[] = {lim, after_time, after_id, kind};
 
 	snprintf(lim, sizeof(lim), "%d", limit + 1);
 	db_batch_add(b,
-	    "SELECT r.id, r.data->'basic'->>'name', r.uscc, ent_time(r.submitted_at),"
-	    " (EXTRACT(EPOCH FROM r.submitted_at) * 1000)::bigint,"
-	    " to_char(r.submitted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
-	    " EXISTS (SELECT 1 FROM history h WHERE h.record_id = r.id AND h.type = 'rejected'),"
-	    " r.approved_data IS NOT NULL, r.seq,"
-	    " CASE WHEN r.claimed_until > now() THEN r.claimed_by END,"
-	    " CASE WHEN r.claimed_until > now() THEN ent_time(r.claimed_until) END,"
-	    " floor(EXTRACT(EPOCH FROM now() - r.submitted_at))::bigint,"
-	    " (EXTRACT(EPOCH FROM now()) * 1000)::bigint"
-	    " FROM records r WHERE r.work_status = 'pending'"
-	    " AND ($2::timestamptz IS NULL OR (r.submitted_at, r.id) > ($2::timestamptz, $3::uuid))"
-	    " ORDER BY r.submitted_at, r.id LIMIT $1::int",
-	    3, p);
+	    "SELECT q.id, q.name, q.uscc, ent_time(q.at),"
+	    " (EXTRACT(EPOCH FROM q.at) * 1000)::bigint,"
+	    " to_char(q.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+	    " q.resubmission, q.change, q.seq, q.claimed_by, q.claimed_until,"
+	    " floor(EXTRACT(EPOCH FROM now() - q.at))::bigint,"
+	    " (EXTRACT(EPOCH FROM now()) * 1000)::bigint,"
+	    " q.kind, q.legal_rep_id_number, q.legal_rep_phone, q.applicant_id_number"
+	    " FROM ("
+	    "  SELECT r.id, r.data->'basic'->>'name' AS name, r.uscc, r.submitted_at AS at,"
+	    "  EXISTS (SELECT 1 FROM history h WHERE h.record_id = r.id AND h.type = 'rejected') AS resubmission,"
+	    "  r.approved_data IS NOT NULL AS change, r.seq,"
+	    "  CASE WHEN r.claimed_until > now() THEN r.claimed_by END AS claimed_by,"
+	    "  CASE WHEN r.claimed_until > now() THEN ent_time(r.claimed_until) END AS claimed_until,"
+	    "  'record' AS kind, r.data->'basic'->>'legal_rep_id_number' AS legal_rep_id_number,"
+	    "  r.data->'basic'->>'legal_rep_phone' AS legal_rep_phone, NULL::text AS applicant_id_number"
+	    "  FROM records r WHERE r.work_status = 'pending'"
+	    "  UNION ALL"
+	    "  SELECT a.id, a.enterprise_name, a.uscc, a.submitted_at,"
+	    "  EXISTS (SELECT 1 FROM admin_applications o WHERE o.account_id = a.account_id"
+	    "   AND o.uscc = a.uscc AND o.status = 'rejected'),"
+	    "  false, 1, NULL::uuid, NULL::text, 'admin_application', NULL, NULL, a.id_number_masked"
+	    "  FROM admin_applications a WHERE a.status = 'pending'"
+	    " ) q WHERE ($4::text IS NULL OR q.kind = $4)"
+	    " AND ($2::timestamptz IS NULL OR (q.at, q.id) > ($2::timestamptz, $3::uuid))"
+	    " ORDER BY q.at, q.id LIMIT $1::int",
+	    4, p);
+}
+
+#define APP_COLS                                                                      \
+	"a.id, a.account_id, a.enterprise_name, a.uscc, a.id_number_masked,"          \
+	" a.id_matches_profile, a.authorization_file_id, a.status, a.opinion,"        \
+	" a.reviewer_id, ent_time(a.submitted_at), ent_time(a.decided_at),"           \
+	" EXISTS (SELECT 1 FROM members m WHERE m.uscc = a.uscc AND m.role = 'admin'" \
+	" AND m.source = 'lock'),"                                                    \
+	" (SELECT ac.phone FROM accounts ac WHERE ac.account_id = a.account_id)"
+
+void
+store_application_submit(struct db_batch *b, const char *id,
+    const char *account_id, const struct ent_admin_application *a,
+    const char *id_hmac, const char *id_masked, const char *matches,
+    const char *event_id)
+{
+	const char *p[] = {id, account_id, a->enterprise_name, a->uscc, id_hmac,
+	    id_masked, matches, a->authorization_file_id, event_id};
+
+	db_batch_add(b,
+	    "SELECT admin_application_submit($1, $2, $3, $4, $5, $6, $7::boolean, $8, $9)",
+	    9, p);
+}
+
+void
+store_application_by_id(struct db_batch *b, const char *id)
+{
+	const char *p[] = {id};
+
+	db_batch_add(b,
+	    "SELECT " APP_COLS " FROM admin_applications a WHERE a.id = $1", 1,
+	    p);
+}
+
+void
+store_applications_by_account(struct db_batch *b, const char *account_id)
+{
+	const char *p[] = {account_id};
+
+	db_batch_add(b,
+	    "SELECT " APP_COLS
+	    " FROM admin_applications a WHERE a.account_id = $1"
+	    " ORDER BY a.submitted_at DESC, a.id LIMIT 100",
+	    1, p);
+}
+
+void
+store_application_decide(struct db_batch *b, const char *id,
+    const char *reviewer_id, int approve, const char *opinion,
+    const char *event_id)
+{
+	const char *p[] = {id, reviewer_id, approve ? "t" : "f", opinion,
+	    event_id};
+
+	db_batch_add(b,
+	    "SELECT admin_application_decide($1, $2, $3::boolean, $4, $5)", 5,
+	    p);
 }
 
 void
@@ -269,7 +339,8 @@ store_notifications_claim(struct db_batch *b, int limit, int lease_s)
 	    "   JOIN accounts a2 ON a2.account_id = n2.account_id"
 	    "   WHERE n2.sent_at IS NULL AND n2.lease_until <= now()"
 	    "   ORDER BY n2.id LIMIT $1::int FOR UPDATE OF n2 SKIP LOCKED)"
-	    " RETURNING n.id, n.record_id, a.phone, n.result, n.change, n.name, n.opinion",
+	    " RETURNING n.id, n.record_id, a.phone, n.result, n.change, n.name, n.opinion,"
+	    " n.application_id",
 	    2, p);
 }
 
@@ -297,5 +368,9 @@ const char store_account_upsert_sql[] =
     " ON CONFLICT (account_id) DO UPDATE SET phone = EXCLUDED.phone, updated_at = now()";
 
 const char store_member_upsert_sql[] =
-    "INSERT INTO members (identity_id, account_id, uscc, role) VALUES ($1, $2, $3, $4)"
-    " ON CONFLICT (identity_id) DO NOTHING";
+    "INSERT INTO members (identity_id, account_id, uscc, role, source)"
+    " VALUES ($1, $2, $3, $4, $5)"
+    " ON CONFLICT (identity_id) DO UPDATE SET source = COALESCE(members.source, EXCLUDED.source)";
+
+const char store_member_delete_sql[] =
+    "DELETE FROM members WHERE identity_id = $1";

@@ -737,6 +737,116 @@ test_review_sms_text(void **state)
 	assert_true(strlen(text) < sizeof(text) - 1);
 }
 
+/* ---- administrator applications ---- */
+
+static const struct app_case {
+	const char *body;
+	int status; /* 0: accepted */
+	const char *code, *field;
+} app_cases[] = {
+    {"{\"enterprise_name\":\"辽宁演示科技有限公司\",\"uscc\":\"91350100m000100y43\","
+     "\"id_number\":\"11010519491231002x\",\"authorization_file_id\":\"3F2A6C1E-8B7D-4C2A-9E1F-0A1B2C3D4E5F\"}",
+        0, NULL, NULL},
+    {"{\"uscc\":\"" USCC "\",\"id_number\":\"11010519491231002X\","
+     "\"authorization_file_id\":\"" FILE_ID "\"}",
+        422, "FIELD_REQUIRED", "enterprise_name"},
+    {"{\"enterprise_name\":\" 某公司\",\"uscc\":\"" USCC "\","
+     "\"id_number\":\"11010519491231002X\",\"authorization_file_id\":\"" FILE_ID
+     "\"}",
+        422, "FIELD_INVALID", "enterprise_name"},
+    {"{\"enterprise_name\":\"某公司\",\"uscc\":\"91350100M000100Y44\","
+     "\"id_number\":\"11010519491231002X\",\"authorization_file_id\":\"" FILE_ID
+     "\"}",
+        422, "USCC_INVALID", "uscc"},
+    {"{\"enterprise_name\":\"某公司\",\"uscc\":7,"
+     "\"id_number\":\"11010519491231002X\",\"authorization_file_id\":\"" FILE_ID
+     "\"}",
+        400, "FIELD_TYPE", "uscc"},
+    {"{\"enterprise_name\":\"某公司\",\"uscc\":\"" USCC "\","
+     "\"id_number\":\"110105194912310029\",\"authorization_file_id\":\"" FILE_ID
+     "\"}",
+        422, "ID_NUMBER_INVALID", "id_number"},
+    {"{\"enterprise_name\":\"某公司\",\"uscc\":\"" USCC "\","
+     "\"id_number\":\"11010519491231002X\",\"authorization_file_id\":\"x\"}",
+        422, "FILE_NOT_FOUND", "authorization_file_id"},
+    {"{\"enterprise_name\":\"某公司\",\"uscc\":\"" USCC "\","
+     "\"id_number\":\"11010519491231002X\"}",
+        422, "FIELD_REQUIRED", "authorization_file_id"},
+    {"{\"enterprise_name\":\"某公司\",\"uscc\":\"" USCC "\","
+     "\"id_number\":\"11010519491231002X\",\"authorization_file_id\":\"" FILE_ID
+     "\","
+     "\"role\":\"admin\"}",
+        422, "FIELD_INVALID", "role"},
+};
+
+static void
+test_admin_application(void **state)
+{
+	for (size_t i = 0; i < sizeof(app_cases) / sizeof(app_cases[0]); i++) {
+		const struct app_case *c = &app_cases[i];
+		struct ent_admin_application a;
+		struct ent_err err;
+		json_t *body = parse_json(c->body);
+		int rc = ent_admin_application_parse(body, &a, &err);
+
+		if (c->status == 0) {
+			assert_int_equal(rc, 0);
+			assert_string_equal(a.uscc, USCC);
+			assert_string_equal(a.id_number, "11010519491231002X");
+			assert_string_equal(a.authorization_file_id, FILE_ID);
+			assert_string_equal(a.enterprise_name,
+			    "辽宁演示科技有限公司");
+		} else {
+			if (rc != -1 || err.status != c->status ||
+			    strcmp(err.code, c->code) != 0 ||
+			    strcmp(err.field, c->field) != 0)
+				fail_msg("case %zu: %d %s %s", i, err.status,
+				    rc ? err.code : "accepted", err.field);
+		}
+		json_decref(body);
+	}
+}
+
+static void
+test_record_public(void **state)
+{
+	json_t *full = parse_json(
+	    "{\"id\":\"" FILE_ID "\",\"uscc\":\"" USCC
+	    "\",\"status\":\"approved\","
+	    "\"basic\":{\"name\":\"某公司\",\"handling_point\":\"LN_SY\","
+	    "\"legal_rep_id_number\":\"11010519491231002X\",\"files\":{}},"
+	    "\"invoice\":{\"bank_account\":\"3301001234567890123\"},"
+	    "\"history\":[],\"approved_at\":\"2026-01-01T00:00:00Z\"}");
+	json_t *want = parse_json(
+	    "{\"id\":\"" FILE_ID "\",\"uscc\":\"" USCC
+	    "\",\"status\":\"approved\","
+	    "\"name\":\"某公司\",\"handling_point\":\"LN_SY\",\"invoice_title\":\"某公司\","
+	    "\"taxpayer_id\":\"" USCC
+	    "\",\"approved_at\":\"2026-01-01T00:00:00Z\"}");
+	json_t *pub = ent_record_public(full);
+
+	assert_true(json_equal(pub, want));
+	json_decref(pub);
+	json_decref(want);
+	json_decref(full);
+}
+
+static void
+test_admin_application_sms_text(void **state)
+{
+	char text[1024];
+
+	ent_admin_application_sms_text(text, sizeof(text), FILE_ID, 1, "某公司",
+	    NULL);
+	assert_non_null(strstr(text,
+	    "purpose=admin_application application=" FILE_ID
+	    " result=approved "));
+	ent_admin_application_sms_text(text, sizeof(text), FILE_ID, 0, "某公司",
+	    "未盖章\n请重传");
+	assert_non_null(strstr(text, "result=rejected"));
+	assert_non_null(strstr(text, "处理意见：未盖章 请重传"));
+}
+
 int
 main(void)
 {
@@ -750,6 +860,9 @@ main(void)
 	    cmocka_unit_test(test_opinion),
 	    cmocka_unit_test(test_file_types),
 	    cmocka_unit_test(test_review_sms_text),
+	    cmocka_unit_test(test_admin_application),
+	    cmocka_unit_test(test_record_public),
+	    cmocka_unit_test(test_admin_application_sms_text),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

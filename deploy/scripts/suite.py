@@ -125,13 +125,18 @@ class Suite:
 
     def _secrets(self):
         path = self._state_file("secrets.json")
+        s = {}
         if os.path.exists(path):
             with open(path) as f:
-                return json.load(f)
-        s = {f"db_{svc}": secrets.token_hex(16) for svc in ALL_SERVICES}
-        s["db_admin"] = secrets.token_hex(16)
-        s["sms_secret"] = secrets.token_hex(32)
-        s.update({f"staff_{u}": secrets.token_urlsafe(12) for u in STAFF})
+                s = json.load(f)
+        fresh = {f"db_{svc}": secrets.token_hex(16) for svc in ALL_SERVICES}
+        fresh["db_admin"] = secrets.token_hex(16)
+        fresh["sms_secret"] = secrets.token_hex(32)
+        fresh["id_hash_key"] = secrets.token_hex(32)
+        fresh.update({f"staff_{u}": secrets.token_urlsafe(12) for u in STAFF})
+        if all(k in s for k in fresh):
+            return s
+        s = dict(fresh, **s)  # keep what an older var/ already has
         with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             json.dump(s, f)
         return s
@@ -345,7 +350,7 @@ class Suite:
             "auth": lambda: {"CAPLAT_SMS_SECRET": self.secrets["sms_secret"],
                              "CAPLAT_VENDOR_ROOTS": self.vendor_roots_bundle(),
                              "CAPLAT_SMS_DAILY_IP": "100000"},
-            "enterprise": lambda: {},
+            "enterprise": lambda: {"CAPLAT_ID_HASH_KEY": self.secrets["id_hash_key"]},
             "issuance": lambda: self.issuance_env(),
             "orders": lambda: {"CAPLAT_ORDER_SWEEP_SECONDS": "1",
                                "CAPLAT_IDEMPOTENCY_PURGE_SECONDS": "3600" if self.persistent else "1"},

@@ -6,6 +6,8 @@
  *   caplat-enterprise migrate            apply migrations and exit */
 #include "enterprise.h"
 
+#include "log.h"
+
 #include "blob.h"
 #include "cfg.h"
 #include "sms.h"
@@ -55,6 +57,11 @@ main(int argc, char **argv)
 	ent_load_config();
 	/* svc_init clears ent.svc; the config lives beside it. */
 	svc_init(&ent.svc, "enterprise", argc, argv);
+	if (ent.cfg.id_hash_key[0] == '\0')
+		log_warn(NULL,
+		    "msg=config_weak var=CAPLAT_ID_HASH_KEY "
+		    "detail=\"empty: applicants' ID number hashes are "
+		    "unkeyed\"");
 	ent_open_blobs();
 	http_server_routes(ent.svc.http, ent_routes, ent_nroutes);
 	ent_events_subscribe();

@@ -181,6 +181,10 @@ extern const char store_admin_by_application_sql[];
  * kind, 9 certificate serial, 10 its not_after, 11 bound_at, 12 decided_at,
  * 13 opinion, 14 created_at. */
 void store_members(struct db_batch *b, const char *uscc);
+/* One statement: a row when identity_id is the active administrator of
+ * uscc (a session's word is checked against the store). */
+void store_admin_check(struct db_batch *b, const char *identity_id,
+    const char *uscc);
 /* status NULL: every status. */
 void store_member_applications(struct db_batch *b, const char *uscc,
     const char *status);

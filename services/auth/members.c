@@ -34,41 +34,42 @@ members_enterprise(struct http_req *req)
 	return req->session->uscc;
 }
 
-/* A member or application row of the store (see auth.h for the columns). */
+/* A member or application row of statement 1 (see auth.h for the
+ * columns; statement 0 is store_admin_check). */
 static json_t *
 member_json(const struct db_result *res, int row, int application)
 {
 	char masked[24];
-	const char *phone = db_value(res, 0, row, 6);
+	const char *phone = db_value(res, 1, row, 6);
 	json_t *lock = json_null();
 
 	access_mask(phone ? phone : "", masked, sizeof(masked));
-	if (db_value(res, 0, row, 8) != NULL)
+	if (db_value(res, 1, row, 8) != NULL)
 		lock = json_pack("{s:s, s:s?, s:s?, s:s?}", "kind",
-		    db_value(res, 0, row, 8), "serial",
-		    db_value(res, 0, row, 9), "not_after",
-		    db_value(res, 0, row, 10), "bound_at",
-		    db_value(res, 0, row, 11));
+		    db_value(res, 1, row, 8), "serial",
+		    db_value(res, 1, row, 9), "not_after",
+		    db_value(res, 1, row, 10), "bound_at",
+		    db_value(res, 1, row, 11));
 	json_t *o = json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s, s:s, s:o, s:b}",
-	    "identity_id", db_value(res, 0, row, 0), "account_id",
-	    db_value(res, 0, row, 1), "name", db_value(res, 0, row, 7), "role",
-	    db_value(res, 0, row, 2), "phone_masked", masked, "status",
-	    db_value(res, 0, row, 3), "source", db_value(res, 0, row, 4),
-	    "lock", lock, "lock_bound", db_value(res, 0, row, 8) != NULL);
+	    "identity_id", db_value(res, 1, row, 0), "account_id",
+	    db_value(res, 1, row, 1), "name", db_value(res, 1, row, 7), "role",
+	    db_value(res, 1, row, 2), "phone_masked", masked, "status",
+	    db_value(res, 1, row, 3), "source", db_value(res, 1, row, 4),
+	    "lock", lock, "lock_bound", db_value(res, 1, row, 8) != NULL);
 	if (application) {
 		json_object_set_new(o, "applied_at",
-		    json_string(db_value(res, 0, row, 14)));
+		    json_string(db_value(res, 1, row, 14)));
 		json_object_set_new(o, "decided_at",
-		    db_value(res, 0, row, 12)
-		        ? json_string(db_value(res, 0, row, 12))
+		    db_value(res, 1, row, 12)
+		        ? json_string(db_value(res, 1, row, 12))
 		        : json_null());
 		json_object_set_new(o, "opinion",
-		    db_value(res, 0, row, 13)
-		        ? json_string(db_value(res, 0, row, 13))
+		    db_value(res, 1, row, 13)
+		        ? json_string(db_value(res, 1, row, 13))
 		        : json_null());
 	} else {
 		json_object_set_new(o, "since",
-		    json_string(db_value(res, 0, row, 5)));
+		    json_string(db_value(res, 1, row, 5)));
 	}
 	return o;
 }
@@ -81,8 +82,13 @@ on_listed(struct http_req *req, const struct db_result *res, const char *key,
 		http_reply_db_error(req, res);
 		return;
 	}
+	if (db_rows(res, 0) != 1) {
+		http_reply_error(req, 403, "FORBIDDEN", NULL,
+		    "您已不是本单位管理员");
+		return;
+	}
 	json_t *items = json_array();
-	for (int i = 0; i < db_rows(res, 0); i++)
+	for (int i = 0; i < db_rows(res, 1); i++)
 		json_array_append_new(items, member_json(res, i, application));
 	http_reply_json(req, 200, json_pack("{s:o}", key, items));
 }
@@ -103,6 +109,7 @@ members_list(struct http_req *req)
 	if (uscc == NULL)
 		return;
 	struct db_batch *b = db_batch_new();
+	store_admin_check(b, req->session->identity_id, uscc);
 	store_members(b, uscc);
 	db_batch_run(auth.svc.db, b, members_on_loaded, req);
 }
@@ -147,6 +154,7 @@ applications_list(struct http_req *req)
 		status = "pending";
 	}
 	struct db_batch *b = db_batch_new();
+	store_admin_check(b, req->session->identity_id, uscc);
 	store_member_applications(b, uscc,
 	    strcmp(status, "all") == 0 ? NULL : status);
 	db_batch_run(auth.svc.db, b, applications_on_loaded, req);

@@ -278,6 +278,17 @@ const char store_admin_by_application_sql[] =
 	                                                                                                           "   WHERE lock_id = l.id ORDER BY not_after DESC LIMIT 1) c ON true"
 
 void
+store_admin_check(struct db_batch *b, const char *identity_id, const char *uscc)
+{
+	const char *p[] = {identity_id, uscc};
+
+	db_batch_add(b,
+	    "SELECT 1 FROM identities WHERE id = $1 AND uscc = $2"
+	    " AND role = 'admin' AND status = 'active'",
+	    2, p);
+}
+
+void
 store_members(struct db_batch *b, const char *uscc)
 {
 	const char *p[] = {uscc};

@@ -170,13 +170,14 @@ def register_account(suite):
     return phone, r.json["token"], r.json["account"]["id"]
 
 
-def admin_application_approved(suite, account_id, uscc, name):
+def admin_application_approved(suite, account_id, uscc, name, application=None):
     """Publishes enterprise.admin_application.approved for account_id (as the
-    enterprise service does when a reviewer approves the application);
-    returns the application id."""
+    enterprise service does when a reviewer approves the application; a
+    given application id publishes it again as a new event); returns the
+    application id."""
     import datetime
     import uuid
-    application = str(uuid.uuid4())
+    application = application or str(uuid.uuid4())
     data = {"application_id": application, "account_id": account_id, "uscc": uscc,
             "enterprise_name": name,
             "decided_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}

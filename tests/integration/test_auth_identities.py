@@ -10,7 +10,7 @@ import os
 
 from client import (Api, admin_application_approved, grant_admin, issue_cert, join_enterprise,
                     new_phone, new_uscc, register_account, wait_until)
-from test_auth_ca import bind, ca_login
+from test_auth_ca import bind, ca_login, suite_redis_del
 
 NAME = "沈阳某某测绘有限公司"
 REFUSED_ENTERPRISE = ("NOT_ENTERPRISE_IDENTITY", "FORBIDDEN")
@@ -277,6 +277,41 @@ def test_a_later_application_replaces_an_admin_by_application(suite):
     wait_until(lambda: api.get("/api/v1/auth/me", token=token_a).json["current_identity"] is None,
                what="replaced admin's session rewritten")
     assert published(suite, "auth.identity.removed", first)["reason"] == "replaced_by_application"
+
+
+def test_an_approved_application_is_applied_once(suite):
+    uscc = new_uscc()
+    _, token, account = person(suite)
+    grant_admin(suite, token, uscc, NAME)
+    application = suite.psql(f"SELECT application_id FROM auth.identities WHERE account_id = '{account}'")[0][0]
+    # The same application published again (another event id) grants nothing more.
+    admin_application_approved(suite, account, uscc, NAME, application)
+    wait_until(lambda: suite.psql(
+        "SELECT count(*) FROM enterprise.outbox o JOIN auth.inbox i ON i.event_id = o.id"
+        f" WHERE o.data->>'application_id' = '{application}'") == [["2"]],
+        what="second delivery consumed")
+    assert suite.psql(f"SELECT count(*), min(status) FROM auth.identities WHERE uscc = '{uscc}'") == [["1", "active"]]
+
+
+def test_a_member_lock_supersedes_a_pending_claim(suite):
+    api = Api(suite)
+    uscc = new_uscc()
+    name = "沈阳某某先申请后绑锁有限公司"
+    _, boss, _ = person(suite)
+    grant_admin(suite, boss, uscc, name)
+    phone, token, _ = person(suite)
+    cid = claim(suite, token, uscc, "project_lead", name).json["id"]
+    cert = issue_cert(suite, "ec", "agent", "孙代理", name, uscc)
+    r, _ = ca_login(suite, cert)
+    suite_redis_del(suite, f"sms:last:{phone}")  # the register code's cooldown
+    r = bind(suite, r.json["bind_token"], phone)
+    assert r.status == 200, r
+    mine = identities(suite, r.json["token"])
+    assert mine[cid]["status"] == "removed"
+    active = [i for i in mine.values() if i["status"] == "active"]
+    assert [(i["role"], i["source"]) for i in active] == [("agent", "lock")]
+    r = api.get("/api/v1/auth/member-applications?status=pending", token=boss)
+    assert cid not in {a["identity_id"] for a in r.json["applications"]}
 
 
 def test_member_lock_makes_a_member_at_once_and_is_listed(suite):

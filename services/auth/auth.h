@@ -72,6 +72,19 @@ void auth_reply_sms_refused(struct http_req *req, enum sms_result r);
 /* Builds the session object (account, current identity) from the row of a
  * store_session_view_sql statement; returns a new reference. */
 json_t *auth_session_from_view(const struct db_result *res, int stmt);
+/* After a commit that ended identity_id (removal, replacement, handover):
+ * every open session of account_id whose current identity it is loses it
+ * at once, or takes replacement's identity fields (borrowed JSON, NULL:
+ * none), so its next request acts without it. cb gets 0, or -1 when Redis
+ * failed (logged; the sessions keep the identity until they expire). */
+typedef void (*auth_sessions_fn)(void *arg, int status);
+void auth_sessions_drop_identity(const char *account_id,
+    const char *identity_id, json_t *replacement, auth_sessions_fn cb,
+    void *arg);
+/* Builds the audit base (common/audit.h event data: actor, service) for
+ * req and returns it as new JSON text for the SQL functions that write
+ * their own entries (ident_audit in 011_identity_status.sql). free() it. */
+char *auth_audit_base(const struct http_req *req);
 
 /* ---- handlers.c: accounts, sessions, identities, staff; the routes ---- */
 
@@ -87,6 +100,16 @@ void auth_ca_init(void);
 void auth_ca_challenge(struct http_req *req);
 void auth_ca_login(struct http_req *req);
 void auth_ca_bind(struct http_req *req);
+
+/* ---- members.c: 人员管理 (the administrator's members, applications,
+ * decisions, removal, handover) ---- */
+
+void auth_members_list(struct http_req *req);
+void auth_member_applications(struct http_req *req);
+void auth_member_approve(struct http_req *req);
+void auth_member_reject(struct http_req *req);
+void auth_member_remove(struct http_req *req);
+void auth_admin_handover(struct http_req *req);
 
 /* ---- events.c: consumers of other services' events ---- */
 
@@ -112,9 +135,14 @@ extern const char store_session_view_sql[];
 /* The same view by $1 phone. */
 extern const char store_session_view_by_phone_sql[];
 void store_me(struct db_batch *b, const char *account_id);
+/* status "active" (personal) or "pending" (a member claim); source "self"
+ * or "approval". */
 void store_identity_insert(struct db_batch *b, const char *id,
     const char *account_id, const char *type, const char *enterprise_name,
-    const char *uscc, const char *role);
+    const char *uscc, const char *role, const char *status, const char *source);
+/* One statement: the status of the account's identity (no row: not its). */
+void store_identity_status(struct db_batch *b, const char *account_id,
+    const char *identity_id);
 void store_identity_make_current(struct db_batch *b, const char *account_id,
     const char *identity_id, int only_if_none);
 /* $1 username → id, username, password_hash, roles (JSON array text), locked */
@@ -135,11 +163,44 @@ void store_lock_for_cert(struct db_batch *b, const char *issuer,
     const char *not_after_epoch);
 /* CA bind: bind_lock() binds the lock to the account of phone (made when
  * new) with fresh account, identity and event ids; id_hmac and id_masked
- * (the administrator's ID number) may be NULL; certificate is JSON. One
- * row: account id, identity id, created. Refuses LOCK_ALREADY_BOUND,
- * ACCOUNT_HAS_LOCK, ADMIN_EXISTS. */
+ * (the administrator's ID number) may be NULL; certificate and audit (the
+ * audit base, auth_audit_base) are JSON. One row: account id, identity id,
+ * created, replaced administrator's account and phone (NULL: none),
+ * enterprise name, replaced administrator's identity. Refuses LOCK_ALREADY_BOUND, ACCOUNT_HAS_LOCK. */
 void store_bind_lock(struct db_batch *b, const char *lock_id, const char *phone,
-    const char *id_hmac, const char *id_masked, const char *certificate);
+    const char *id_hmac, const char *id_masked, const char *certificate,
+    const char *audit);
+/* Consumer: $1 application id, $2 account id, $3 uscc, $4 enterprise name,
+ * $5 new identity id, $6 event id, $7 audit base → outcome (granted,
+ * lock_admin_exists, duplicate, unknown_account), identity id, phone,
+ * replaced account, replaced phone, replaced identity. */
+extern const char store_admin_by_application_sql[];
+
+/* 人员管理. Rows of members and applications: 0 identity id, 1 account id,
+ * 2 role, 3 status, 4 source, 5 since, 6 phone, 7 lock holder, 8 lock
+ * kind, 9 certificate serial, 10 its not_after, 11 bound_at, 12 decided_at,
+ * 13 opinion, 14 created_at. */
+void store_members(struct db_batch *b, const char *uscc);
+/* One statement: a row when identity_id is the active administrator of
+ * uscc (a session's word is checked against the store). */
+void store_admin_check(struct db_batch *b, const char *identity_id,
+    const char *uscc);
+/* status NULL: every status. */
+void store_member_applications(struct db_batch *b, const char *uscc,
+    const char *status);
+/* One row: account id, phone, role, new status. Refuses NOT_ADMIN,
+ * NOT_FOUND. */
+void store_member_decide(struct db_batch *b, const char *identity_id,
+    const char *uscc, int approve, const char *opinion, const char *decider);
+/* One row: account id, role. Refuses NOT_ADMIN, NOT_FOUND,
+ * CANNOT_REMOVE_ADMIN. */
+void store_member_remove(struct db_batch *b, const char *identity_id,
+    const char *uscc, const char *admin_identity, const char *audit);
+/* One row: new admin's account and phone, old admin's account and phone.
+ * Refuses NOT_ADMIN, NOT_FOUND. */
+void store_admin_handover(struct db_batch *b, const char *admin_identity,
+    const char *target, const char *uscc, const char *new_admin,
+    const char *new_member, const char *audit);
 
 /* Consumers: $1 issuer, $2 serial, $3 reason, $4 revoked_at. */
 extern const char store_revoked_insert_sql[];
@@ -151,7 +212,11 @@ extern const char store_lock_cert_renewed_sql[];
 /* $1 lock id: deletes it when unbound and holding no certificate. */
 extern const char store_stray_lock_delete_sql[];
 
-/* Redis. The CA login challenge (common/challenge.h). */
+/* Redis. "sessions:<account>": the account's session hashes (session.h). */
+void store_sessions_key(char *out, size_t size, const char *account_id);
+/* The script of auth_sessions_drop_identity (see store.c). */
+extern const char store_session_identity_lua[];
+/* The CA login challenge (common/challenge.h). */
 extern const struct challenge_scope store_login_challenge;
 /* "bind:<sha256 of the bind token>" → the proven lock (JSON), with a TTL. */
 void store_bind_key(char *out, size_t size, const char *token_hash);

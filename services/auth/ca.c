@@ -578,13 +578,15 @@ bind_on_code(struct http_req *req, enum sms_result r)
 	}
 	char *cert =
 	    json_dumps(json_object_get(b->lock, "certificate"), JSON_COMPACT);
+	char *audit = auth_audit_base(req);
 	struct db_batch *batch = db_batch_new();
 	store_bind_lock(batch,
 	    json_string_value(json_object_get(b->lock, "lock_id")), b->phone,
-	    hmac, mask, cert);
+	    hmac, mask, cert, audit);
 	const char *vp[] = {b->phone};
 	db_batch_add(batch, store_session_view_by_phone_sql, 1, vp);
 	free(cert);
+	free(audit);
 	db_batch_run(auth.svc.db, batch, bind_on_db, b);
 }
 
@@ -610,6 +612,35 @@ bind_refuse(struct http_req *req, const char *rule)
 	http_reply_error(req, 409, "BIND_REFUSED", NULL, "绑定失败");
 }
 
+/* A master lock replaced an administrator (granted by application or an
+ * earlier lock): both are told by SMS, and the replaced one's open sessions
+ * lose the identity at once (before this request's own session exists). */
+static void
+bind_replaced_admin(struct http_req *req, struct bind *b,
+    const struct db_result *res)
+{
+	const char *name = db_value(res, 0, 0, 5);
+	const char *old_phone = db_value(res, 0, 0, 4);
+	char text[512];
+
+	log_info(req->id,
+	    "msg=admin_replaced_by_master_lock old_account=%s "
+	    "new_account=%s",
+	    db_value(res, 0, 0, 3), b->account_id);
+	auth_sessions_drop_identity(db_value(res, 0, 0, 3),
+	    db_value(res, 0, 0, 6), NULL, NULL, NULL);
+	snprintf(text, sizeof(text),
+	    "【CA平台】%s 的单位主锁持有人已绑定主锁，您的单位管理员身份已被取代。"
+	    "如有疑问请联系单位。",
+	    name ? name : "");
+	if (old_phone != NULL)
+		sms_notify(old_phone, text);
+	snprintf(text, sizeof(text),
+	    "【CA平台】您已凭单位主锁成为 %s 的单位管理员，原经申请取得的管理员身份已被取代。",
+	    name ? name : "");
+	sms_notify(b->phone, text);
+}
+
 static void
 bind_on_db(void *arg, const struct db_result *res)
 {
@@ -633,6 +664,8 @@ bind_on_db(void *arg, const struct db_result *res)
 	kv_command(auth.svc.kv, NULL, NULL, 2, argv, NULL); /* expires anyway */
 	snprintf(b->account_id, sizeof(b->account_id), "%s",
 	    db_value(res, 0, 0, 0));
+	if (db_value(res, 0, 0, 3) != NULL)
+		bind_replaced_admin(req, b, res);
 	b->session_data = auth_session_from_view(res, 1);
 	{
 		char masked[16];

@@ -1,20 +1,25 @@
 /* events — what auth consumes and emits on the bus.
  *
  * Consumes: caplat.issuance.cert.revoked (kept to refuse the certificate at
- *   CA login) and caplat.issuance.cert.renewed (a renewed certificate stays
- *   on its lock).
+ *   CA login), caplat.issuance.cert.renewed (a renewed certificate stays
+ *   on its lock) and caplat.enterprise.admin_application.approved (the
+ *   applicant becomes administrator unless a lock-proven one exists).
  * Emits (through the outbox, in the same transaction as the change):
  *   auth.account.registered and auth.identity.added (handlers.c, and
  *   bind_lock() for a new account), auth.lock.bound (bind_lock(),
- *   deploy/sql/auth/003_lock_bound_event.sql).
+ *   deploy/sql/auth/011_identity_status.sql), auth.identity.removed and the
+ *   auth.audit.recorded entries (011's functions, handlers.c, members.c).
  *
  * Handlers run on the bus's consumer threads inside the inbox transaction;
  * they touch only their transaction. */
 #include "auth.h"
 
+#include "audit.h"
 #include "bus.h"
 #include "log.h"
 #include "util.h"
+#include "validate.h"
+#include "work.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +92,98 @@ on_cert_renewed(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	return n < 0 ? -1 : 0;
 }
 
+/* What the loop does after an application replaced an administrator: the
+ * replaced identity leaves its open sessions (Redis belongs to the loop,
+ * so the consumer hands this over through the work queue). */
+struct replaced {
+	char account[37], identity[37];
+};
+
+static void
+replaced_nothing(void *arg)
+{
+	(void)arg;
+}
+
+static void
+replaced_on_loop(void *arg)
+{
+	struct replaced *r = arg;
+
+	auth_sessions_drop_identity(r->account, r->identity, NULL, NULL, NULL);
+	free(r);
+}
+
+/* enterprise.admin_application.approved: {application_id, account_id,
+ * uscc, enterprise_name, decided_at}. Idempotent twice over: the inbox, and
+ * the application id kept on the identity. */
+static int
+on_admin_application_approved(struct bus_tx *tx, const struct bus_event *ev,
+    void *arg)
+{
+	json_t *d = ev->data;
+	const char *application =
+	    json_string_value(json_object_get(d, "application_id"));
+	const char *account =
+	    json_string_value(json_object_get(d, "account_id"));
+	const char *uscc_in = json_string_value(json_object_get(d, "uscc"));
+	const char *name =
+	    json_string_value(json_object_get(d, "enterprise_name"));
+	struct bus_rows *rows = NULL;
+	char uscc[19], identity[37], event_id[37];
+
+	if (application == NULL || account == NULL || uscc_in == NULL ||
+	    name == NULL || !uuid_valid(application) || !uuid_valid(account) ||
+	    validate_uscc(uscc_in, uscc) != 0) {
+		log_error(NULL, "msg=bad_event type=%s id=%s", ev->type,
+		    ev->id);
+		return -1;
+	}
+	const struct audit_entry base = {"", "", "", NULL, NULL, NULL};
+	json_t *audit = audit_event_data(NULL, &base);
+	char *audit_text = json_dumps(audit, JSON_COMPACT);
+	json_decref(audit);
+	uuid_v4(identity);
+	uuid_v4(event_id);
+	const char *p[] = {application, account, uscc, name, identity, event_id,
+	    audit_text};
+	int rc = bus_tx_query(tx, store_admin_by_application_sql, 7, p, &rows);
+	free(audit_text);
+	if (rc != 0 || bus_rows_count(rows) != 1) {
+		bus_rows_free(rows);
+		return -1;
+	}
+	const char *outcome = bus_rows_value(rows, 0, 0);
+	log_info(NULL,
+	    "msg=admin_application outcome=%s application=%s account=%s "
+	    "uscc=%s",
+	    outcome, application, account, uscc);
+	if (strcmp(outcome, "granted") == 0) {
+		char text[400];
+		const char *phone = bus_rows_value(rows, 0, 2);
+		snprintf(text, sizeof(text),
+		    "【CA平台】您的管理员申请已通过，您现为 %s 的单位管理员。",
+		    name);
+		if (phone != NULL)
+			sms_notify(phone, text);
+		if (bus_rows_value(rows, 0, 3) != NULL) {
+			struct replaced *r = xcalloc(1, sizeof(*r));
+			snprintf(text, sizeof(text),
+			    "【CA平台】%s 的单位管理员已由经审核的管理员申请人取代。",
+			    name);
+			if (bus_rows_value(rows, 0, 4) != NULL)
+				sms_notify(bus_rows_value(rows, 0, 4), text);
+			snprintf(r->account, sizeof(r->account), "%s",
+			    bus_rows_value(rows, 0, 3));
+			snprintf(r->identity, sizeof(r->identity), "%s",
+			    bus_rows_value(rows, 0, 5));
+			work_submit(replaced_nothing, replaced_on_loop, r);
+		}
+	}
+	bus_rows_free(rows);
+	return 0;
+}
+
 void
 auth_events_subscribe(void)
 {
@@ -94,6 +191,10 @@ auth_events_subscribe(void)
 	        "caplat.issuance.cert.revoked", 5, on_cert_revoked,
 	        NULL) != 0 ||
 	    bus_subscribe(auth.svc.bus, "auth-cert-renewed",
-	        "caplat.issuance.cert.renewed", 5, on_cert_renewed, NULL) != 0)
+	        "caplat.issuance.cert.renewed", 5, on_cert_renewed,
+	        NULL) != 0 ||
+	    bus_subscribe(auth.svc.bus, "auth-admin-application-approved",
+	        "caplat.enterprise.admin_application.approved", 5,
+	        on_admin_application_approved, NULL) != 0)
 		log_error(NULL, "msg=subscribe_failed");
 }

@@ -4,6 +4,7 @@
  * chain of named continuations; the last one replies. */
 #include "auth.h"
 
+#include "audit.h"
 #include "bus.h"
 #include "crypto.h"
 #include "db.h"
@@ -530,12 +531,24 @@ reset_on_sessions_gone(void *arg, int status)
 
 static void me_on_loaded(void *arg, const struct db_result *res);
 
+/* An identity row of store_me: with its status and source, and for a
+ * decided claim the 审批时间 (decided_at) and opinion. */
 static json_t *
 identity_json(const struct db_result *res, int stmt, int row)
 {
-	json_t *o = json_pack("{s:s, s:s, s:s?}", "id",
+	json_t *o = json_pack("{s:s, s:s, s:s?, s:s, s:s}", "id",
 	    db_value(res, stmt, row, 0), "type", db_value(res, stmt, row, 1),
-	    "created_at", db_value(res, stmt, row, 5));
+	    "created_at", db_value(res, stmt, row, 5), "status",
+	    db_value(res, stmt, row, 6), "source", db_value(res, stmt, row, 7));
+
+	if (db_value(res, stmt, row, 8) != NULL) {
+		json_object_set_new(o, "decided_at",
+		    json_string(db_value(res, stmt, row, 8)));
+		json_object_set_new(o, "opinion",
+		    db_value(res, stmt, row, 9)
+		        ? json_string(db_value(res, stmt, row, 9))
+		        : json_null());
+	}
 
 	if (db_value(res, stmt, row, 3) != NULL) {
 		json_object_set_new(o, "enterprise_name",
@@ -664,7 +677,7 @@ auth_logout_all(struct http_req *req)
 
 static const char *const identity_types[] = {"enterprise", "personal", NULL};
 static const char *const identity_roles[] = {"admin", "project_lead", "agent",
-    NULL};
+    "cost_engineer", NULL};
 
 struct ident {
 	struct http_req *req;
@@ -724,23 +737,45 @@ identity_add(struct http_req *req)
 			return;
 		}
 	}
+	int enterprise = strcmp(st->type, "enterprise") == 0;
+	if (enterprise && strcmp(st->role, "admin") == 0) {
+		http_reply_error(req, 403, "ADMIN_PROOF_REQUIRED", "role",
+		    "管理员身份须凭证明取得：绑定载有本单位统一社会信用代码的"
+		    "单位主锁，或提交管理员申请（授权委托书）经审核通过");
+		return;
+	}
 	uuid_v4(st->id);
 	struct db_batch *b = db_batch_new();
-	int enterprise = strcmp(st->type, "enterprise") == 0;
-	store_identity_insert(b, st->id, req->session->account_id, st->type,
-	    enterprise ? st->name : NULL, enterprise ? st->uscc : NULL,
-	    enterprise ? st->role : NULL);
-	store_identity_make_current(b, req->session->account_id, st->id, 1);
-	json_t *ev = json_pack("{s:s, s:s, s:s}", "identity_id", st->id,
-	    "account_id", req->session->account_id, "type", st->type);
+	json_t *after;
 	if (enterprise) {
-		json_object_set_new(ev, "enterprise_name",
-		    json_string(st->name));
-		json_object_set_new(ev, "uscc", json_string(st->uscc));
-		json_object_set_new(ev, "role", json_string(st->role));
+		/* A member claim without a lock is an application the
+		 * enterprise's administrator decides (人员管理). */
+		store_identity_insert(b, st->id, req->session->account_id,
+		    st->type, st->name, st->uscc, st->role, "pending",
+		    "approval");
+		after = json_pack("{s:s, s:s, s:s, s:s}", "role", st->role,
+		    "enterprise_name", st->name, "status", "pending", "source",
+		    "approval");
+		const struct audit_entry e = {"identity.applied", "identity",
+		    st->id, st->uscc, NULL, after};
+		audit_add(b, req, &e);
+	} else {
+		store_identity_insert(b, st->id, req->session->account_id,
+		    st->type, NULL, NULL, NULL, "active", "self");
+		store_identity_make_current(b, req->session->account_id, st->id,
+		    1);
+		json_t *ev = json_pack("{s:s, s:s, s:s, s:s}", "identity_id",
+		    st->id, "account_id", req->session->account_id, "type",
+		    st->type, "source", "self");
+		bus_outbox_add(b, "auth.identity.added", st->id, ev);
+		json_decref(ev);
+		after = json_pack("{s:s, s:s, s:s}", "type", "personal",
+		    "status", "active", "source", "self");
+		const struct audit_entry e = {"identity.granted", "identity",
+		    st->id, NULL, NULL, after};
+		audit_add(b, req, &e);
 	}
-	bus_outbox_add(b, "auth.identity.added", st->id, ev);
-	json_decref(ev);
+	json_decref(after);
 	db_batch_run(auth.svc.db, b, identity_on_added, st);
 }
 
@@ -751,27 +786,26 @@ identity_on_added(void *arg, const struct db_result *res)
 	struct http_req *req = st->req;
 
 	if (res->status == DB_CONFLICT) {
-		if (res->constraint &&
-		    strcmp(res->constraint, "identities_one_admin") == 0)
-			http_reply_error(req, 409, "ADMIN_EXISTS", "role",
-			    "该企业已有管理员");
-		else
-			http_reply_error(req, 409, "IDENTITY_EXISTS", NULL,
-			    "该身份已存在");
+		http_reply_error(req, 409, "IDENTITY_EXISTS", NULL,
+		    "该身份已存在或正在审批中");
 		return;
 	}
 	if (res->status != DB_OK) {
 		http_reply_db_error(req, res);
 		return;
 	}
-	json_t *o = json_pack("{s:s, s:s}", "id", st->id, "type", st->type);
-	if (strcmp(st->type, "enterprise") == 0) {
+	int enterprise = strcmp(st->type, "enterprise") == 0;
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "id", st->id, "type",
+	    st->type, "status", enterprise ? "pending" : "active", "source",
+	    enterprise ? "approval" : "self");
+	if (enterprise) {
 		json_object_set_new(o, "enterprise_name",
 		    json_string(st->name));
 		json_object_set_new(o, "uscc", json_string(st->uscc));
 		json_object_set_new(o, "role", json_string(st->role));
 	}
-	http_reply_json(req, 201, o);
+	/* 202: a member claim is pending until the administrator decides. */
+	http_reply_json(req, enterprise ? 202 : 201, o);
 }
 
 static void
@@ -798,6 +832,7 @@ identity_switch(struct http_req *req)
 		return;
 	}
 	b = db_batch_new();
+	store_identity_status(b, req->session->account_id, req->params[0]);
 	store_identity_make_current(b, req->session->account_id, req->params[0],
 	    0);
 	const char *p[] = {req->session->account_id};
@@ -819,8 +854,17 @@ switch_on_done(void *arg, const struct db_result *res)
 		http_reply_error(req, 404, "NOT_FOUND", NULL, "身份不存在");
 		return;
 	}
-	json_t *data = auth_session_from_view(res, 1);
-	json_t *me = me_json(res, 2);
+	if (db_rows(res, 1) != 1) {
+		/* Only an active identity can be current: a claim pending or
+		 * rejected, or a removed identity, grants nothing. */
+		http_reply_error(req, 403, "IDENTITY_NOT_ACTIVE", NULL,
+		    strcmp(db_value(res, 0, 0, 0), "pending") == 0
+		        ? "该身份正在等待单位管理员审批，暂不可使用"
+		        : "该身份未生效或已被移除");
+		return;
+	}
+	json_t *data = auth_session_from_view(res, 2);
+	json_t *me = me_json(res, 3);
 	http_req_attach(req, me, (void (*)(void *))json_decref);
 	session_update(req->session->token_hash, data, switch_on_session, req);
 	json_decref(data);
@@ -957,6 +1001,14 @@ const struct http_route auth_routes[] = {
     {"POST", "/api/v1/auth/identities", auth_identity_add, 0},
     {"POST", "/api/v1/auth/identities/{id}/switch", auth_identity_switch, 0},
     {"POST", "/api/v1/auth/staff/login", auth_staff_login, 0},
+    {"GET", "/api/v1/auth/members", auth_members_list, 0},
+    {"DELETE", "/api/v1/auth/members/{id}", auth_member_remove, 0},
+    {"GET", "/api/v1/auth/member-applications", auth_member_applications, 0},
+    {"POST", "/api/v1/auth/member-applications/{id}/approve",
+        auth_member_approve, 0},
+    {"POST", "/api/v1/auth/member-applications/{id}/reject", auth_member_reject,
+        0},
+    {"POST", "/api/v1/auth/admin/handover", auth_admin_handover, 0},
 };
 const size_t auth_nroutes = ARRAY_LEN(auth_routes);
 

@@ -86,17 +86,22 @@ const char store_session_view_sql[] =
     "SELECT a.id, a.phone, i.id, i.type, i.role, i.uscc, i.enterprise_name"
     " FROM accounts a"
     " LEFT JOIN current_identity c ON c.account_id = a.id"
-    " LEFT JOIN identities i ON i.id = c.identity_id"
+    " LEFT JOIN identities i ON i.id = c.identity_id AND i.status = 'active'"
     " WHERE a.id = $1";
 
 const char store_session_view_by_phone_sql[] =
     "SELECT a.id, a.phone, i.id, i.type, i.role, i.uscc, i.enterprise_name"
     " FROM accounts a"
     " LEFT JOIN current_identity c ON c.account_id = a.id"
-    " LEFT JOIN identities i ON i.id = c.identity_id"
+    " LEFT JOIN identities i ON i.id = c.identity_id AND i.status = 'active'"
     " WHERE a.phone = $1";
 
-/* The "me" answer: account and lock (statement 0), identities (statement 1). */
+#define UTC_TEXT(col) \
+	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+/* The "me" answer: account and lock (statement 0), identities (statement 1:
+ * every identity of the account with its status, source, 审批时间 and
+ * opinion; pending, rejected and removed ones are the applicant's history). */
 void
 store_me(struct db_batch *b, const char *account_id)
 {
@@ -110,23 +115,39 @@ store_me(struct db_batch *b, const char *account_id)
 	    " WHERE a.id = $1",
 	    1, p);
 	db_batch_add(b,
-	    "SELECT id, type, enterprise_name, uscc, role,"
-	    " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-	    " FROM identities WHERE account_id = $1 ORDER BY created_at, id",
+	    "SELECT id, type, enterprise_name, uscc, role, " UTC_TEXT(
+	        "created_at") ", status, source, " UTC_TEXT("decided_at") ","
+	                                                                  " opinion"
+	                                                                  " FROM identities WHERE account_id = $1"
+	                                                                  " ORDER BY created_at, id",
 	    1, p);
 }
 
 void
 store_identity_insert(struct db_batch *b, const char *id,
     const char *account_id, const char *type, const char *enterprise_name,
-    const char *uscc, const char *role)
+    const char *uscc, const char *role, const char *status, const char *source)
 {
-	const char *p[] = {id, account_id, type, enterprise_name, uscc, role};
+	const char *p[] = {id, account_id, type, enterprise_name, uscc, role,
+	    status, source};
 
 	db_batch_add(b,
-	    "INSERT INTO identities (id, account_id, type, enterprise_name, uscc, role)"
-	    " VALUES ($1, $2, $3, $4, $5, $6)",
-	    6, p);
+	    "INSERT INTO identities (id, account_id, type, enterprise_name, uscc, role,"
+	    " status, source, activated_at)"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
+	    " CASE WHEN $7 = 'active' THEN now() END)",
+	    8, p);
+}
+
+void
+store_identity_status(struct db_batch *b, const char *account_id,
+    const char *identity_id)
+{
+	const char *p[] = {account_id, identity_id};
+
+	db_batch_add(b,
+	    "SELECT status FROM identities WHERE account_id = $1 AND id = $2",
+	    2, p);
 }
 
 void
@@ -144,6 +165,7 @@ store_identity_make_current(struct db_batch *b, const char *account_id,
 		db_batch_add(b,
 		    "INSERT INTO current_identity (account_id, identity_id)"
 		    " SELECT $1, id FROM identities WHERE id = $2 AND account_id = $1"
+		    " AND status = 'active'"
 		    " ON CONFLICT (account_id) DO UPDATE SET identity_id = EXCLUDED.identity_id"
 		    " RETURNING identity_id",
 		    2, p);
@@ -196,7 +218,8 @@ store_lock_for_cert(struct db_batch *b, const char *issuer, const char *serial,
 
 void
 store_bind_lock(struct db_batch *b, const char *lock_id, const char *phone,
-    const char *id_hmac, const char *id_masked, const char *certificate)
+    const char *id_hmac, const char *id_masked, const char *certificate,
+    const char *audit)
 {
 	char account[37], identity[37], ev_registered[37], ev_bound[37],
 	    ev_identity[37];
@@ -207,11 +230,12 @@ store_bind_lock(struct db_batch *b, const char *lock_id, const char *phone,
 	uuid_v4(ev_bound);
 	uuid_v4(ev_identity);
 	const char *p[] = {lock_id, phone, account, identity, ev_registered,
-	    ev_bound, ev_identity, id_hmac, id_masked, certificate};
+	    ev_bound, ev_identity, id_hmac, id_masked, certificate, audit};
 	db_batch_add(b,
-	    "SELECT account_id, identity_id, created FROM bind_lock($1, $2, $3, $4, $5, $6, $7,"
-	    " $8, $9, $10::jsonb)",
-	    10, p);
+	    "SELECT account_id, identity_id, created, replaced_account, replaced_phone,"
+	    " enterprise_name, replaced_identity FROM bind_lock($1, $2, $3, $4, $5, $6, $7,"
+	    " $8, $9, $10::jsonb, $11::jsonb)",
+	    11, p);
 }
 
 const char store_revoked_insert_sql[] =
@@ -234,6 +258,102 @@ const char store_lock_cert_renewed_sql[] =
 const char store_stray_lock_delete_sql[] =
     "DELETE FROM locks l WHERE l.id = $1 AND l.account_id IS NULL"
     " AND NOT EXISTS (SELECT 1 FROM lock_certs c WHERE c.lock_id = l.id)";
+
+const char store_admin_by_application_sql[] =
+    "SELECT outcome, identity_id, phone, replaced_account, replaced_phone,"
+    " replaced_identity FROM admin_by_application($1, $2, $3, $4, $5, $6, $7::jsonb)";
+
+/* ---- 人员管理 ----------------------------------------------------------- */
+
+/* Columns: 0 identity id, 1 account id, 2 role, 3 status, 4 source,
+ * 5 since, 6 phone, 7 lock holder, 8 lock kind, 9 serial, 10 not_after,
+ * 11 bound_at, 12 decided_at, 13 opinion, 14 created_at. */
+#define MEMBER_COLUMNS                                                                                                                                                            \
+	"SELECT i.id, i.account_id, i.role, i.status, i.source, " UTC_TEXT(                                                                                                       \
+	    "COALESCE(i.activated_at, i.created_at)") ", a.phone, l.holder, "                                                                                                     \
+	                                              "l.kind, c.serial, " UTC_TEXT("c.not_after") ", " UTC_TEXT("l.bound_at") ", " UTC_TEXT(                                     \
+	                                                  "i.decided_at") ", i.opinion, " UTC_TEXT("i.created_at") " FROM identities i JOIN accounts a ON a.id = i.account_id"    \
+	                                                                                                           " LEFT JOIN locks l ON l.account_id = i.account_id"            \
+	                                                                                                           " LEFT JOIN LATERAL (SELECT serial, not_after FROM lock_certs" \
+	                                                                                                           "   WHERE lock_id = l.id ORDER BY not_after DESC LIMIT 1) c ON true"
+
+void
+store_admin_check(struct db_batch *b, const char *identity_id, const char *uscc)
+{
+	const char *p[] = {identity_id, uscc};
+
+	db_batch_add(b,
+	    "SELECT 1 FROM identities WHERE id = $1 AND uscc = $2"
+	    " AND role = 'admin' AND status = 'active'",
+	    2, p);
+}
+
+void
+store_members(struct db_batch *b, const char *uscc)
+{
+	const char *p[] = {uscc};
+
+	db_batch_add(b,
+	    MEMBER_COLUMNS " WHERE i.uscc = $1 AND i.status = 'active'"
+	                   " ORDER BY i.role <> 'admin', i.activated_at, i.id",
+	    1, p);
+}
+
+void
+store_member_applications(struct db_batch *b, const char *uscc,
+    const char *status)
+{
+	const char *p[] = {uscc, status};
+
+	db_batch_add(b,
+	    MEMBER_COLUMNS " WHERE i.uscc = $1 AND i.source = 'approval'"
+	                   " AND ($2::text IS NULL OR i.status = $2)"
+	                   " ORDER BY i.created_at DESC, i.id LIMIT 500",
+	    2, p);
+}
+
+void
+store_member_decide(struct db_batch *b, const char *identity_id,
+    const char *uscc, int approve, const char *opinion, const char *decider)
+{
+	char ev[37];
+
+	uuid_v4(ev);
+	const char *p[] = {identity_id, uscc, approve ? "true" : "false",
+	    opinion, decider, ev};
+	db_batch_add(b,
+	    "SELECT account_id, phone, role, status"
+	    " FROM member_decide($1, $2, $3::boolean, $4, $5, $6)",
+	    6, p);
+}
+
+void
+store_member_remove(struct db_batch *b, const char *identity_id,
+    const char *uscc, const char *admin_identity, const char *audit)
+{
+	const char *p[] = {identity_id, uscc, admin_identity, audit};
+
+	db_batch_add(b,
+	    "SELECT account_id, role FROM member_remove($1, $2, $3, $4::jsonb)",
+	    4, p);
+}
+
+void
+store_admin_handover(struct db_batch *b, const char *admin_identity,
+    const char *target, const char *uscc, const char *new_admin,
+    const char *new_member, const char *audit)
+{
+	char ev_admin[37], ev_member[37];
+
+	uuid_v4(ev_admin);
+	uuid_v4(ev_member);
+	const char *p[] = {admin_identity, target, uscc, new_admin, new_member,
+	    ev_admin, ev_member, audit};
+	db_batch_add(b,
+	    "SELECT admin_account, admin_phone, member_account, member_phone"
+	    " FROM admin_handover($1, $2, $3, $4, $5, $6, $7, $8::jsonb)",
+	    8, p);
+}
 
 /* ---- Redis keys ---------------------------------------------------------- */
 
@@ -261,3 +381,33 @@ store_sms_keys(struct store_sms_keys *k, const char *phone, const char *purpose,
 	snprintf(k->day_ip, sizeof(k->day_ip), "sms:dayip:%s:%s", day, peer);
 	store_sms_code_key(k->code, sizeof(k->code), phone, purpose);
 }
+
+void
+store_sessions_key(char *out, size_t size, const char *account_id)
+{
+	snprintf(out, size, "sessions:%s", account_id);
+}
+
+/* KEYS[1] "sessions:<account>"; ARGV[1] the identity id; ARGV[2] "" or a
+ * JSON object of the replacement identity fields. Every live session of the
+ * account whose current identity is ARGV[1] loses its identity fields (and
+ * takes the replacement's), keeping its TTL. Returns how many changed. */
+const char store_session_identity_lua[] =
+    "local n = 0 "
+    "for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
+    " local k = 'sess:' .. h "
+    " local v = redis.call('GET', k) "
+    " if v then "
+    "  local ok, s = pcall(cjson.decode, v) "
+    "  if ok and type(s) == 'table' and s['identity_id'] == ARGV[1] then "
+    "   for _, f in ipairs({'identity_id', 'identity_type', 'role',"
+    "     'enterprise_id', 'uscc', 'enterprise_name'}) do s[f] = nil end "
+    "   if ARGV[2] ~= '' then "
+    "    for f, x in pairs(cjson.decode(ARGV[2])) do s[f] = x end "
+    "   end "
+    "   redis.call('SET', k, cjson.encode(s), 'KEEPTTL') "
+    "   n = n + 1 "
+    "  end "
+    " end "
+    "end "
+    "return n";

@@ -3,7 +3,7 @@ lockout, sessions, identities, staff — through nginx, against the real
 PostgreSQL, Redis and NATS the runner started."""
 import time
 
-from client import Api, call, new_phone, sms_code, wait_until
+from client import Api, call, new_phone, new_uscc, sms_code, wait_until
 
 
 def register(suite, phone=None, password="abc12345"):
@@ -202,6 +202,10 @@ def test_unknown_phone_is_bad_credentials(suite):
 
 
 def test_identities_add_switch_and_admin_unique(suite):
+    # Issue 12 changed this: an enterprise identity is no longer
+    # self-service (the administrator needs proof, a member claim waits for
+    # the administrator); personal identities still are.
+    from client import grant_admin
     api = Api(suite)
     _, token, account_id = register(suite)
     r = api.post("/api/v1/auth/identities", {"type": "enterprise", "enterprise_name": "某某公司",
@@ -212,19 +216,21 @@ def test_identities_add_switch_and_admin_unique(suite):
     assert r.status == 422 and r.json["error"]["field"] == "role"
     r = api.post("/api/v1/auth/identities", {"type": "enterprise", "enterprise_name": "某某科技有限公司",
                                               "uscc": "91110108551385082q", "role": "admin"}, token=token)
-    assert r.status == 201, r
-    admin_identity = r.json
-    assert admin_identity["uscc"] == "91110108551385082Q"
+    assert r.status == 403 and r.code == "ADMIN_PROOF_REQUIRED", r
     r = api.post("/api/v1/auth/identities", {"type": "personal"}, token=token)
     assert r.status == 201
     personal = r.json
     r = api.post("/api/v1/auth/identities", {"type": "personal"}, token=token)
     assert r.status == 409 and r.code == "IDENTITY_EXISTS"
+    uscc = new_uscc()
+    admin_identity = grant_admin(suite, token, uscc, "某某科技有限公司", switch=False)
 
     me = api.get("/api/v1/auth/me", token=token).json
     assert len(me["identities"]) == 2
-    assert me["current_identity"]["id"] == admin_identity["id"]  # the first becomes current
+    assert me["current_identity"]["id"] == personal["id"]  # the first becomes current
 
+    r = api.post(f"/api/v1/auth/identities/{admin_identity}/switch", token=token)
+    assert r.status == 200 and r.json["current_identity"]["id"] == admin_identity, r
     r = api.post(f"/api/v1/auth/identities/{personal['id']}/switch", token=token)
     assert r.status == 200 and r.json["current_identity"]["id"] == personal["id"], r
     r = api.post("/api/v1/auth/identities/00000000-0000-4000-8000-000000000000/switch", token=token)
@@ -232,20 +238,21 @@ def test_identities_add_switch_and_admin_unique(suite):
     r = api.post("/api/v1/auth/identities/not-a-uuid/switch", token=token)
     assert r.status == 404
 
-    # Another account cannot become admin of the same enterprise.
+    # Another account cannot become admin of the same enterprise by asking.
     _, token2, _ = register(suite)
     r = api.post("/api/v1/auth/identities", {"type": "enterprise", "enterprise_name": "某某科技有限公司",
-                                              "uscc": "91110108551385082Q", "role": "admin"}, token=token2)
-    assert r.status == 409 and r.code == "ADMIN_EXISTS", r
+                                              "uscc": uscc, "role": "admin"}, token=token2)
+    assert r.status == 403 and r.code == "ADMIN_PROOF_REQUIRED", r
     # ... nor switch to someone else's identity.
-    r = api.post(f"/api/v1/auth/identities/{admin_identity['id']}/switch", token=token2)
+    r = api.post(f"/api/v1/auth/identities/{admin_identity}/switch", token=token2)
     assert r.status == 404
-    # A project lead of it, yes; and the event goes out.
+    # A project lead of it is an application (202, pending), no event yet.
     r = api.post("/api/v1/auth/identities", {"type": "enterprise", "enterprise_name": "某某科技有限公司",
-                                              "uscc": "91110108551385082Q", "role": "project_lead"}, token=token2)
-    assert r.status == 201
+                                              "uscc": uscc, "role": "project_lead"}, token=token2)
+    assert r.status == 202 and r.json["status"] == "pending", r
+    # The admin's identity event went out.
     wait_until(lambda: suite.psql(
-        f"SELECT 1 FROM auth.outbox WHERE type = 'auth.identity.added' AND subject = '{r.json['id']}'"
+        f"SELECT 1 FROM auth.outbox WHERE type = 'auth.identity.added' AND subject = '{admin_identity}'"
         " AND published_at IS NOT NULL"), what="identity event")
 
 

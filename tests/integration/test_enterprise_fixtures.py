@@ -15,7 +15,7 @@ import yaml
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_auth_accounts import register  # noqa: E402
 
-from client import Api, wait_until  # noqa: E402
+from client import Api, join_enterprise, wait_until  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _rng = random.SystemRandom()
@@ -63,13 +63,10 @@ class Person:
         return self.api.post(path, body, token=self.token, **kw)
 
     def join(self, uscc, role="admin", name="辽宁演示科技有限公司"):
-        """Adds an enterprise identity and makes it the session's current one."""
-        r = self.post("/api/v1/auth/identities", {"type": "enterprise", "enterprise_name": name,
-                                                   "uscc": uscc, "role": role})
-        assert r.status == 201, r
-        self.identity_id = r.json["id"]
-        r = self.post(f"/api/v1/auth/identities/{self.identity_id}/switch")
-        assert r.status == 200, r
+        """Obtains an enterprise identity by proof (client.join_enterprise: an
+        administrator by an approved application, a member approved by the
+        administrator; issue 12) and makes it the session's current one."""
+        self.identity_id = join_enterprise(self.suite, self.token, uscc, role, name)
         self.uscc = uscc
         return self
 

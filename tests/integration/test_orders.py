@@ -13,7 +13,7 @@ import json
 import secrets
 import uuid
 
-from client import Api, call, new_phone, new_uscc, sms_code, wait_until
+from client import Api, call, join_enterprise, new_phone, new_uscc, sms_code, wait_until
 
 ISSUER = "CN=CFCA TEST OCA1,O=China Financial Certification Authority,C=CN"
 CATALOGUE = ["LN_JSGC", "LN_ZTB", "LN_ZFCG", "LN_GGZY", "SY_GGZY", "DL_GGZY", "DL_ZFCG",
@@ -46,12 +46,14 @@ def register(suite):
 
 
 def use_identity(suite, token, uscc=None, role="admin", name="沈阳某某建设有限公司"):
-    """Adds an enterprise (or, without uscc, a personal) identity and makes it
-    the session's current one."""
+    """Gives the account an enterprise identity by proof (client.join_enterprise:
+    an administrator by an approved application, a member approved by the
+    administrator; issue 12) or, without uscc, a personal identity, and makes
+    it the session's current one."""
     api = Api(suite)
-    body = ({"type": "enterprise", "enterprise_name": name, "uscc": uscc, "role": role}
-            if uscc else {"type": "personal"})
-    r = api.post("/api/v1/auth/identities", body, token=token)
+    if uscc:
+        return join_enterprise(suite, token, uscc, role, name)
+    r = api.post("/api/v1/auth/identities", {"type": "personal"}, token=token)
     assert r.status == 201, r
     s = api.post(f"/api/v1/auth/identities/{r.json['id']}/switch", token=token)
     assert s.status == 200, s

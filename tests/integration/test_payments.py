@@ -13,7 +13,7 @@ import time
 import urllib.parse
 import uuid
 
-from client import Api, call, new_phone, sms_code, wait_until
+from client import Api, call, join_enterprise, new_phone, sms_code, wait_until
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "paysim"))
 import ossl  # noqa: E402
@@ -40,10 +40,11 @@ def act_for(suite, token, uscc=None, role="agent"):
     """Makes the session's current identity a member of uscc (or, without
     uscc, the account's personal identity): an enterprise's orders, payments
     and invoices are seen only as one of its identities (issue 12)."""
+    if uscc:
+        join_enterprise(suite, token, uscc, role, name="某某公司")
+        return
     api = Api(suite)
-    body = ({"type": "enterprise", "enterprise_name": "某某公司", "uscc": uscc, "role": role}
-            if uscc else {"type": "personal"})
-    r = api.post("/api/v1/auth/identities", body, token=token)
+    r = api.post("/api/v1/auth/identities", {"type": "personal"}, token=token)
     assert r.status == 201, r
     assert api.post(f"/api/v1/auth/identities/{r.json['id']}/switch", token=token).status == 200
 

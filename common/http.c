@@ -606,7 +606,13 @@ http_params_invalid(struct http_req *req, char *field, size_t field_size)
 		return NULL; /* malformed: http_query_param finds nothing */
 	TAILQ_FOREACH(kv, &q, next)
 	{
-		if (!http_text_valid(kv->key, strlen(kv->key))) {
+		/* libevent decodes the values, not the names */
+		size_t klen = 0;
+		char *key = evhttp_uridecode(kv->key, 1, &klen);
+		int key_ok = key != NULL && strlen(key) == klen &&
+		    http_text_valid(key, klen);
+		free(key);
+		if (!key_ok) {
 			bad = "query";
 			break;
 		}

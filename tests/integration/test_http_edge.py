@@ -269,3 +269,17 @@ def test_edge_notifications_verified_before_stored(suite):
     time.sleep(5)  # 20 failed calls at once, 5 a second: the bucket is full again
     r = call(suite.gateway, "POST", "/notify/wechat", raw=b"{}", headers=wechat)
     assert r.status == 401, r
+
+
+def test_edge_replay_script(suite):
+    """tests/edge_replay.py replays every finding of part 4 against the suite:
+    each gets the right answer."""
+    import subprocess
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "edge_replay.py"),
+                        "--gateway", suite.gateway, "--payments", suite.service_url("payments"),
+                        "--db", suite.admin_db_url],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    marks = [line.split(" ", 1)[0] for line in r.stdout.splitlines() if line.startswith(("ok", "FAIL", "skip"))]
+    assert len(marks) >= 25 and set(marks) == {"ok"}, r.stdout
+    time.sleep(1)  # the failed-call bucket of 127.0.0.1 refills (5 calls used)

@@ -591,9 +591,8 @@ http_param_name(const char *pattern, int i, char *buf, size_t size)
 static const char *
 http_params_invalid(struct http_req *req, char *field, size_t field_size)
 {
-	struct evkeyvalq q;
-	struct evkeyval *kv;
 	const char *bad = NULL;
+	char *copy, *save = NULL;
 
 	for (int i = 0; i < HTTP_MAX_PARAMS && req->params[i] != NULL; i++)
 		if (!http_text_valid(req->params[i], strlen(req->params[i])))
@@ -601,28 +600,31 @@ http_params_invalid(struct http_req *req, char *field, size_t field_size)
 			    field_size);
 	if (req->query == NULL)
 		return NULL;
-	TAILQ_INIT(&q);
-	if (evhttp_parse_query_str(req->query, &q) != 0)
-		return NULL; /* malformed: http_query_param finds nothing */
-	TAILQ_FOREACH(kv, &q, next)
-	{
-		/* libevent decodes the values, not the names */
-		size_t klen = 0;
-		char *key = evhttp_uridecode(kv->key, 1, &klen);
-		int key_ok = key != NULL && strlen(key) == klen &&
-		    http_text_valid(key, klen);
-		free(key);
-		if (!key_ok) {
+	/* Each name=value pair decoded as http_query_param() would see it; a
+	 * decoded %00 counts (libevent's own parse would cut the value). */
+	copy = xstrdup(req->query);
+	for (char *pair = strtok_r(copy, "&", &save); pair != NULL && !bad;
+	     pair = strtok_r(NULL, "&", &save)) {
+		char *eq = strchr(pair, '=');
+		size_t klen = 0, vlen = 0;
+		char *key, *value;
+
+		if (eq != NULL)
+			*eq = '\0';
+		key = evhttp_uridecode(pair, 1, &klen);
+		value = evhttp_uridecode(eq ? eq + 1 : "", 1, &vlen);
+		if (key == NULL || value == NULL)
+			fatal("out of memory (uridecode)");
+		if (!http_text_valid(key, klen)) {
 			bad = "query";
-			break;
-		}
-		if (!http_text_valid(kv->value, strlen(kv->value))) {
-			snprintf(field, field_size, "%s", kv->key);
+		} else if (!http_text_valid(value, vlen)) {
+			snprintf(field, field_size, "%s", key);
 			bad = field;
-			break;
 		}
+		free(key);
+		free(value);
 	}
-	evhttp_clear_headers(&q);
+	free(copy);
 	return bad;
 }
 

@@ -141,6 +141,43 @@ test_allow_list(void **state)
 	assert_string_equal(allow, "POST, PUT");
 }
 
+static void
+test_params_invalid(void **state)
+{
+	static const struct http_route route = {"GET", "/p/{code}/x/{item}",
+	    NULL, 0};
+	struct http_req req = {.route = &route};
+	char field[64];
+	char p0[] = "ok", p1[] = "\xff\xfe";
+
+	req.params[0] = p0;
+	assert_null(http_params_invalid(&req, field, sizeof(field)));
+	req.params[1] = p1;
+	assert_string_equal(http_params_invalid(&req, field, sizeof(field)),
+	    "item");
+	req.params[1] = NULL;
+	static const struct {
+		const char *query, *field;
+	} q[] = {
+	    {"a=1&lock_kind=%E4%B8%AD", NULL},
+	    {"a=1&lock_kind=%ff", "lock_kind"},
+	    {"cursor=%c0%af", "cursor"},
+	    {"id=ab%00cd", "id"},
+	    {"%ff=1", "query"},
+	    {"a%00b=1", "query"},
+	    {"a=%e4%b8", "a"},
+	};
+	for (size_t i = 0; i < sizeof(q) / sizeof(*q); i++) {
+		req.query = (char *)(uintptr_t)q[i].query;
+		const char *got =
+		    http_params_invalid(&req, field, sizeof(field));
+		if (q[i].field == NULL)
+			assert_null(got);
+		else
+			assert_string_equal(got, q[i].field);
+	}
+}
+
 int
 main(void)
 {
@@ -151,6 +188,7 @@ main(void)
 	    cmocka_unit_test(test_route_params_not_text),
 	    cmocka_unit_test(test_param_name),
 	    cmocka_unit_test(test_allow_list),
+	    cmocka_unit_test(test_params_invalid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

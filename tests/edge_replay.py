@@ -134,7 +134,8 @@ def main():
                         ("/api/v1/platforms/%c0%af/prices", "code"),
                         ("/api/v1/orders/%ed%a0%80", "id"),
                         ("/api/v1/platforms?lock_kind=%ff", "lock_kind"),
-                        ("/api/v1/certs?cursor=%fe%ff", "cursor")):
+                        ("/api/v1/certs?cursor=%fe%ff", "cursor"),
+                        ("/api/v1/certs?cursor=ab%00cd", "cursor")):
         s, h, d = request(gw, "GET", path)
         check(3, f"GET {path} → 400 INVALID_UTF8 field={field}",
               envelope_problem(s, h, d, 400, "INVALID_UTF8", field))

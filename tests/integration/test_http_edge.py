@@ -168,6 +168,7 @@ def test_edge_invalid_utf8_is_400_with_the_field(suite):
     envelope(api.get("/api/v1/platforms?%ff=1"), 400, "INVALID_UTF8", "query")
     envelope(api.get("/api/v1/orders/%ff"), 400, "INVALID_UTF8", "id")
     envelope(call(suite.gateway, "GET", "/api/v1/certs?cursor=%fe"), 400, "INVALID_UTF8", "cursor")
+    envelope(call(suite.gateway, "GET", "/api/v1/certs?cursor=ab%00cd"), 400, "INVALID_UTF8", "cursor")
     # a JSON body: raw bytes that are not UTF-8, and a lone surrogate escape
     r = call(suite.gateway, "POST", "/api/v1/auth/login", raw=b'{"phone":"\xff\xfe","password":"x"}',
              headers={"Content-Type": "application/json"})
@@ -283,3 +284,43 @@ def test_edge_replay_script(suite):
     marks = [line.split(" ", 1)[0] for line in r.stdout.splitlines() if line.startswith(("ok", "FAIL", "skip"))]
     assert len(marks) >= 25 and set(marks) == {"ok"}, r.stdout
     time.sleep(1)  # the failed-call bucket of 127.0.0.1 refills (5 calls used)
+
+
+def _operations():
+    doc = yaml.safe_load(open(os.path.join(ROOT, "proto", "openapi.yaml"), encoding="utf-8"))
+    for path, item in doc["paths"].items():
+        if not path.startswith(("/api/", "/notify/")):
+            continue
+        methods = {m.upper() for m in item if m in ("get", "put", "post", "delete", "patch")}
+        yield path, methods
+
+
+def test_edge_every_operation_sweep(suite):
+    """Every path of the spec: PATCH and OPTIONS answer 405 with (at least) the
+    path's methods in Allow; every parameter of every path set to bytes that
+    are not UTF-8, and a query parameter likewise, answer 400 INVALID_UTF8
+    naming it — never a 500, never a handler."""
+    swept = 0
+    for path, methods in _operations():
+        concrete = re.sub(r"\{[^}]+\}", "00000000-0000-4000-8000-000000000000", path)
+        if "PATCH" not in methods:
+            for m in ("PATCH", "OPTIONS"):
+                r = call(suite.gateway, m, concrete)
+                envelope(r, 405, "METHOD_NOT_ALLOWED")
+                allow = {x.strip() for x in r.headers.get("Allow", "").split(",")}
+                want = methods | ({"HEAD"} if "GET" in methods else set())
+                assert want <= allow, (m, path, allow)
+        names = re.findall(r"\{([^}]+)\}", path)
+        for i, name in enumerate(names):
+            bad = path
+            for j, other in enumerate(names):
+                bad = bad.replace("{" + other + "}", "%ff%fe" if i == j else "00000000-0000-4000-8000-000000000000")
+            for m in methods:
+                envelope(call(suite.gateway, m, bad, body={} if m in ("POST", "PUT") else None),
+                         400, "INVALID_UTF8", name)
+                swept += 1
+        for m in methods:
+            r = call(suite.gateway, m, concrete + "?q=%c0%af", body={} if m in ("POST", "PUT") else None)
+            envelope(r, 400, "INVALID_UTF8", "q")
+            swept += 1
+    assert swept > 60, swept

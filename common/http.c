@@ -83,9 +83,10 @@ http_server_new(struct event_base *base, const char *service)
 	evhttp_set_max_body_size(srv->http, HTTP_ABS_MAX_BODY);
 	evhttp_set_max_headers_size(srv->http, 16 * 1024);
 	evhttp_set_timeout(srv->http, 60);
-	evhttp_set_allowed_methods(srv->http,
-	    EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-	        EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
+	/* Every method reaches the router (unknown ones too: libevent types
+	 * them as an unknown bit inside the 16), which answers 405 with Allow
+	 * instead of libevent's HTML 501. */
+	evhttp_set_allowed_methods(srv->http, 0xffff);
 	evhttp_set_gencb(srv->http, http_dispatch, srv);
 	return srv;
 }
@@ -225,6 +226,14 @@ http_method_name(enum evhttp_cmd_type cmd)
 		return "DELETE";
 	case EVHTTP_REQ_HEAD:
 		return "HEAD";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	case EVHTTP_REQ_TRACE:
+		return "TRACE";
+	case EVHTTP_REQ_CONNECT:
+		return "CONNECT";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
 	default:
 		return "OTHER";
 	}
@@ -291,6 +300,8 @@ static const char *
 http_reason(int status)
 {
 	switch (status) {
+	case 405:
+		return "Method Not Allowed";
 	case 409:
 		return "Conflict";
 	case 413:
@@ -316,6 +327,15 @@ http_finish(struct http_req *req, int status, struct evbuffer *body)
 	assert(req->ev != NULL);
 	evhttp_add_header(evhttp_request_get_output_headers(req->ev),
 	    "X-Request-Id", req->id);
+	if (body != NULL && strcmp(req->method, "HEAD") == 0) {
+		/* HEAD answers GET's headers, Content-Length included, and no
+		 * body (libevent 2.1 would send it). */
+		char len[24];
+		snprintf(len, sizeof(len), "%zu", evbuffer_get_length(body));
+		evhttp_add_header(evhttp_request_get_output_headers(req->ev),
+		    "Content-Length", len);
+		body = NULL;
+	}
 	evhttp_send_reply(req->ev, status, http_reason(status), body);
 	req->ev = NULL;
 	http_observe(req, status);
@@ -479,6 +499,10 @@ http_read_json(struct http_req *req, json_t **out)
 		*out = json_object();
 		return 0;
 	}
+	if (!http_text_valid(req->body, req->body_len)) {
+		http_reply_invalid_utf8(req, "body");
+		return -1;
+	}
 	v = json_loadb((const char *)req->body, req->body_len,
 	    JSON_REJECT_DUPLICATES, &jerr);
 	if (v == NULL || !json_is_object(v)) {
@@ -489,6 +513,119 @@ http_read_json(struct http_req *req, json_t **out)
 	}
 	*out = v;
 	return 0;
+}
+
+/* ---- text checks ------------------------------------------------------- */
+
+int
+http_text_valid(const void *data, size_t len)
+{
+	const unsigned char *s = data;
+
+	for (size_t i = 0; i < len;) {
+		unsigned c = s[i];
+		size_t n;
+		unsigned cp, min;
+
+		if (c == 0)
+			return 0;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0) {
+			n = 2, cp = c & 0x1f, min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			n = 3, cp = c & 0x0f, min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			n = 4, cp = c & 0x07, min = 0x10000;
+		} else {
+			return 0;
+		}
+		if (i + n > len)
+			return 0;
+		for (size_t k = 1; k < n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		/* overlong forms, UTF-16 surrogates, beyond U+10FFFF */
+		if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return 0;
+		i += n;
+	}
+	return 1;
+}
+
+void
+http_reply_invalid_utf8(struct http_req *req, const char *field)
+{
+	http_reply_error(req, 400, "INVALID_UTF8", field,
+	    "请求中含有无效的 UTF-8 文本");
+}
+
+/* Copies the name of the i-th {parameter} of pattern into buf; returns buf
+ * ("path" when there is none). */
+static const char *
+http_param_name(const char *pattern, int i, char *buf, size_t size)
+{
+	const char *p = pattern;
+
+	snprintf(buf, size, "path");
+	while ((p = strchr(p, '{')) != NULL) {
+		const char *e = strchr(p, '}');
+		if (e == NULL)
+			break;
+		if (i-- == 0) {
+			snprintf(buf, size, "%.*s", (int)(e - p - 1), p + 1);
+			break;
+		}
+		p = e;
+	}
+	return buf;
+}
+
+/* Returns NULL when every path parameter and every query parameter (name
+ * and decoded value) is valid text, else the field at fault: the query
+ * parameter's name, "query" when the name itself is not text, or "path". */
+static const char *
+http_params_invalid(struct http_req *req, char *field, size_t field_size)
+{
+	const char *bad = NULL;
+	char *copy, *save = NULL;
+
+	for (int i = 0; i < HTTP_MAX_PARAMS && req->params[i] != NULL; i++)
+		if (!http_text_valid(req->params[i], strlen(req->params[i])))
+			return http_param_name(req->route->pattern, i, field,
+			    field_size);
+	if (req->query == NULL)
+		return NULL;
+	/* Each name=value pair decoded as http_query_param() would see it; a
+	 * decoded %00 counts (libevent's own parse would cut the value). */
+	copy = xstrdup(req->query);
+	for (char *pair = strtok_r(copy, "&", &save); pair != NULL && !bad;
+	     pair = strtok_r(NULL, "&", &save)) {
+		char *eq = strchr(pair, '=');
+		size_t klen = 0, vlen = 0;
+		char *key, *value;
+
+		if (eq != NULL)
+			*eq = '\0';
+		key = evhttp_uridecode(pair, 1, &klen);
+		value = evhttp_uridecode(eq ? eq + 1 : "", 1, &vlen);
+		if (key == NULL || value == NULL)
+			fatal("out of memory (uridecode)");
+		if (!http_text_valid(key, klen)) {
+			bad = "query";
+		} else if (!http_text_valid(value, vlen)) {
+			snprintf(field, field_size, "%s", key);
+			bad = field;
+		}
+		free(key);
+		free(value);
+	}
+	free(copy);
+	return bad;
 }
 
 /* ---- routing ----------------------------------------------------------- */
@@ -509,10 +646,16 @@ http_route_match(const char *pattern, const char *path,
 			if (pe == NULL || len == 0 || n == HTTP_MAX_PARAMS)
 				goto nomatch;
 			char *raw = xstrndup(s, len);
-			params[n] = evhttp_uridecode(raw, 0, NULL);
+			size_t dlen = 0;
+			params[n] = evhttp_uridecode(raw, 0, &dlen);
 			free(raw);
 			if (params[n] == NULL)
 				fatal("out of memory (uridecode)");
+			/* A decoded %00 would cut the value short: make it an
+			 * invalid byte instead, so the text check refuses it. */
+			for (size_t k = 0; k < dlen; k++)
+				if (params[n][k] == '\0')
+					params[n][k] = (char)0xff;
 			n++;
 			p = pe + 1;
 			s += len;
@@ -637,6 +780,32 @@ static const struct http_route http_ops_routes[] = {
 
 /* ---- dispatch ---------------------------------------------------------- */
 
+/* Adds method (and HEAD after GET) to the Allow list in buf, once. */
+static void
+http_allow_add(char *buf, size_t size, const char *method)
+{
+	size_t used = strlen(buf);
+	const char *p = buf;
+	size_t mlen = strlen(method);
+
+	while ((p = strstr(p, method)) != NULL) {
+		if ((p == buf || p[-1] == ' ') && (p[mlen] == ',' || !p[mlen]))
+			return;
+		p += mlen;
+	}
+	snprintf(buf + used, size - used, "%s%s%s", used ? ", " : "", method,
+	    strcmp(method, "GET") == 0 ? ", HEAD" : "");
+}
+
+/* Replies 405 METHOD_NOT_ALLOWED with the path's methods in Allow. */
+static void
+http_reply_not_allowed(struct http_req *req, const char *allow)
+{
+	http_add_header(req, "Allow", allow);
+	http_reply_error(req, 405, "METHOD_NOT_ALLOWED", NULL,
+	    "不支持该请求方法");
+}
+
 static void
 http_set_ids(struct http_req *req)
 {
@@ -673,7 +842,7 @@ http_dispatch(struct evhttp_request *ev, void *arg)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
 	const char *raw_path = uri ? evhttp_uri_get_path(uri) : NULL;
 	const char *raw_query = uri ? evhttp_uri_get_query(uri) : NULL;
-	int path_matched = 0;
+	char allow[64] = "";
 
 	req->ev = ev;
 	req->srv = srv;
@@ -691,16 +860,24 @@ http_dispatch(struct evhttp_request *ev, void *arg)
 
 	for (size_t i = 0; i < ARRAY_LEN(http_ops_routes); i++) {
 		if (strcmp(req->path, http_ops_routes[i].pattern) == 0) {
+			if (strcmp(req->method, "GET") != 0 &&
+			    strcmp(req->method, "HEAD") != 0) {
+				http_reply_not_allowed(req, "GET, HEAD");
+				return;
+			}
 			http_ops_routes[i].handler(req);
 			return;
 		}
 	}
+	/* HEAD is served by the GET route (without the body, http_finish). */
+	const char *want =
+	    strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
 	for (size_t i = 0; i < srv->nroutes; i++) {
 		const struct http_route *r = srv->routes[i];
 		if (!http_route_match(r->pattern, req->path, req->params))
 			continue;
-		path_matched = 1;
-		if (strcmp(r->method, req->method) != 0) {
+		if (strcmp(r->method, want) != 0) {
+			http_allow_add(allow, sizeof(allow), r->method);
 			for (int k = 0; k < HTTP_MAX_PARAMS; k++) {
 				free(req->params[k]);
 				req->params[k] = NULL;
@@ -711,12 +888,17 @@ http_dispatch(struct evhttp_request *ev, void *arg)
 		break;
 	}
 	if (req->route == NULL) {
-		if (path_matched)
-			http_reply_error(req, 405, "METHOD_NOT_ALLOWED", NULL,
-			    "不支持该请求方法");
+		if (allow[0] != '\0')
+			http_reply_not_allowed(req, allow);
 		else
 			http_reply_error(req, 404, "NOT_FOUND", NULL,
 			    "请求的资源不存在");
+		return;
+	}
+	char field[64];
+	const char *bad = http_params_invalid(req, field, sizeof(field));
+	if (bad != NULL) {
+		http_reply_invalid_utf8(req, bad);
 		return;
 	}
 

@@ -27,7 +27,8 @@ struct json_field_err;
 typedef void (*http_handler_fn)(struct http_req *req);
 
 struct http_route {
-	const char *method;  /* "GET", "POST", "PUT", "DELETE" */
+	const char
+	    *method; /* "GET", "POST", "PUT", "DELETE" (GET serves HEAD) */
 	const char *pattern; /* "/api/v1/auth/identities/{id}/switch" */
 	http_handler_fn handler;
 	size_t max_body; /* bytes; 0 means the server default (64 KiB) */
@@ -123,6 +124,11 @@ void http_reply_raw(struct http_req *req, int status, const char *content_type,
     const void *data, size_t len);
 /* Replies with no body (204, 202). */
 void http_reply_empty(struct http_req *req, int status);
+/* Replies 400 INVALID_UTF8 naming field (a parameter's name, "body"). The
+ * router already refuses path and query parameters that are not valid
+ * UTF-8 text, and http_read_json such a body: handlers call it for the raw
+ * bodies they read themselves. */
+void http_reply_invalid_utf8(struct http_req *req, const char *field);
 /* Adds a response header before the reply (e.g. Retry-After). */
 void http_add_header(struct http_req *req, const char *name, const char *value);
 
@@ -133,9 +139,15 @@ const char *http_header(struct http_req *req, const char *name);
 /* Looks up a query parameter; returns a new string (caller frees) or NULL. */
 char *http_query_param(struct http_req *req, const char *name);
 /* Parses the body as a JSON object into *out (new reference, caller
- * decrefs). On error replies 400 BAD_JSON and returns -1. An empty body
+ * decrefs). On error replies 400 BAD_JSON (400 INVALID_UTF8, field "body",
+ * when the body is not UTF-8 text) and returns -1. An empty body
  * parses as {}. */
 int http_read_json(struct http_req *req, json_t **out);
+
+/* Returns 1 when len bytes are valid UTF-8 text (shortest forms, no UTF-16
+ * surrogates, nothing beyond U+10FFFF) without a NUL — what a PostgreSQL
+ * text value accepts — else 0. */
+int http_text_valid(const void *data, size_t len);
 
 /* Attaches handler state freed with the request. */
 void http_req_attach(struct http_req *req, void *data,

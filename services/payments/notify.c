@@ -1,8 +1,12 @@
 /* notify — the providers' asynchronous notifications (DOMAIN.md §3, §4):
- * verified before anything in them is believed, checked against our ids and
+ * verified before anything in them is believed or stored (an unverified
+ * call is answered and counted, never written), checked against our ids and
  * the payment's amount, recorded raw, and applied once however often the
  * provider retries (payment_succeed() is idempotent, pay_succeed() in
- * sweep.c). */
+ * sweep.c). Bad input (bytes that are not UTF-8 text, a form that does not
+ * decode) is the caller's fault: a 4xx in the provider's format, never a
+ * dependency error. Calls that fail before verification are rate-limited
+ * per client address (notify_throttled). */
 #include "payments.h"
 
 #include "db.h"
@@ -18,9 +22,9 @@
 
 /* ---- counters ---------------------------------------------------------- */
 
-enum { N_APPLIED, N_DUPLICATE, N_IGNORED, N_REJECTED, N_OUTCOMES };
+enum { N_APPLIED, N_DUPLICATE, N_IGNORED, N_REJECTED, N_THROTTLED, N_OUTCOMES };
 static const char *const outcome_names[N_OUTCOMES] = {"applied", "duplicate",
-    "ignored", "rejected"};
+    "ignored", "rejected", "throttled"};
 static atomic_long counters[2][N_OUTCOMES];
 
 static void
@@ -53,17 +57,74 @@ pay_notify_init(void)
 	http_server_add_metrics(pay.svc.http, notify_metrics, NULL);
 }
 
-/* ---- replies ----------------------------------------------------------- */
+/* ---- failed calls per client address ------------------------------------ */
+
+/* A token bucket per client address (X-Real-IP from the gateway) for the
+ * calls refused before their signature verified: NOTIFY_FAIL_BURST of them
+ * at once, then NOTIFY_FAIL_PER_SEC a second; past that every call from the
+ * address answers 429 without being looked at, until the bucket refills.
+ * A provider's genuine notifications never fail verification, so they never
+ * drain it. Per process, a fixed table: an address hashed onto a slot held
+ * by another one takes it over with a full bucket. */
+#define NOTIFY_FAIL_SLOTS 256
+#define NOTIFY_FAIL_BURST 20.0
+#define NOTIFY_FAIL_PER_SEC 5.0
+
+static struct {
+	char peer[64];
+	double tokens;
+	int64_t at_us;
+} fail_slots[NOTIFY_FAIL_SLOTS];
+
+static double *
+fail_bucket(const char *peer)
+{
+	uint32_t h = 2166136261u;
+	int64_t now = now_mono_us();
+
+	for (const char *p = peer; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	h %= NOTIFY_FAIL_SLOTS;
+	if (strcmp(fail_slots[h].peer, peer) != 0) {
+		snprintf(fail_slots[h].peer, sizeof(fail_slots[h].peer), "%s",
+		    peer);
+		fail_slots[h].tokens = NOTIFY_FAIL_BURST;
+	} else {
+		fail_slots[h].tokens += (double)(now - fail_slots[h].at_us) /
+		    1e6 * NOTIFY_FAIL_PER_SEC;
+		if (fail_slots[h].tokens > NOTIFY_FAIL_BURST)
+			fail_slots[h].tokens = NOTIFY_FAIL_BURST;
+	}
+	fail_slots[h].at_us = now;
+	return &fail_slots[h].tokens;
+}
+
+/* Returns 1 when the address has no failed calls left for now. */
+static int
+notify_throttled(const char *peer)
+{
+	return *fail_bucket(peer) < 1.0;
+}
 
 static void
-alipay_reply(struct http_req *req, int ok)
+notify_failed(const char *peer)
 {
-	if (ok)
+	*fail_bucket(peer) -= 1.0;
+}
+
+/* ---- replies ----------------------------------------------------------- */
+
+/* Alipay reads the body: "success" stops its retries, anything else
+ * ("failure") makes it retry. */
+static void
+alipay_reply(struct http_req *req, int status)
+{
+	if (status == 200)
 		http_reply_raw(req, 200, "text/plain; charset=utf-8", "success",
 		    7);
 	else
-		http_reply_raw(req, 400, "text/plain; charset=utf-8", "failure",
-		    7);
+		http_reply_raw(req, status == 429 ? 429 : 400,
+		    "text/plain; charset=utf-8", "failure", 7);
 }
 
 static void
@@ -115,7 +176,31 @@ note_reply(struct note *n)
 	if (n->wechat)
 		wechat_reply(n->req, n->status);
 	else
-		alipay_reply(n->req, n->status == 200);
+		alipay_reply(n->req, n->status);
+}
+
+/* Answers a call refused before it verified: nothing is stored, and the
+ * address's failed-call bucket is drawn on. */
+static void
+note_refuse(struct note *n, int status, const char *reason)
+{
+	notify_failed(n->req->peer);
+	n->status = status;
+	n->outcome = N_REJECTED;
+	n->reason = xstrdup(reason);
+	note_reply(n);
+}
+
+/* Answers 429 when the caller has failed too often; returns 1 then. */
+static int
+note_throttle(struct note *n)
+{
+	if (!notify_throttled(n->req->peer))
+		return 0;
+	n->status = 429;
+	n->outcome = N_THROTTLED;
+	note_reply(n);
+	return 1;
 }
 
 /* Adds the raw record of the notification to b. */
@@ -134,8 +219,10 @@ on_recorded(void *arg, const struct db_result *res)
 	struct note *n = arg;
 
 	if (res->status != DB_OK) {
-		http_server_dep_error(n->req->srv, "postgres");
-		n->status = 503;
+		const char *code, *message;
+		/* counts postgres only when it is down; anything else is logged
+		 * and answers 500 */
+		http_db_error_answer(n->req, res, &n->status, &code, &message);
 		n->outcome = N_REJECTED;
 	}
 	note_reply(n);
@@ -212,16 +299,30 @@ pay_notify_alipay(struct http_req *req)
 	int64_t fen;
 	char *paid_at = NULL;
 
+	if (note_throttle(n))
+		return;
 	if (!pay.alipay_ready) {
-		note_finish(n, 400, N_REJECTED, "not_configured",
-		    "alipay is not configured");
+		note_refuse(n, 400, "alipay is not configured");
+		return;
+	}
+	if (!http_text_valid(req->body, req->body_len)) {
+		note_refuse(n, 400, "body is not UTF-8 text");
 		return;
 	}
 	if (alipay_form_parse(&f, (const char *)req->body, req->body_len) !=
 	    0) {
-		note_finish(n, 400, N_REJECTED, "malformed",
-		    "form does not decode");
+		note_refuse(n, 400, "form does not decode");
 		return;
+	}
+	for (size_t i = 0; i < f.n; i++) {
+		if (!http_text_valid(f.params[i].key,
+		        strlen(f.params[i].key)) ||
+		    !http_text_valid(f.params[i].value,
+		        strlen(f.params[i].value))) {
+			alipay_form_clear(&f);
+			note_refuse(n, 400, "a parameter is not UTF-8 text");
+			return;
+		}
 	}
 	n->notify_id = alipay_form_get(&f, "notify_id")
 	    ? xstrdup(alipay_form_get(&f, "notify_id"))
@@ -232,7 +333,7 @@ pay_notify_alipay(struct http_req *req)
 	v = alipay_verify(&f, pay.alipay_public);
 	if (v != ALIPAY_VERIFY_OK) {
 		alipay_form_clear(&f);
-		note_finish(n, 400, N_REJECTED, "bad_signature",
+		note_refuse(n, 400,
 		    v == ALIPAY_VERIFY_BAD_SIGN_TYPE
 		        ? "sign_type is not RSA2"
 		        : "signature does not verify");
@@ -304,39 +405,46 @@ pay_notify_wechat(struct http_req *req)
 	char *plain;
 	size_t plain_len;
 
-	json_t *h = json_pack("{s:s?, s:s?, s:s?, s:s?}", "Wechatpay-Timestamp",
-	    ts, "Wechatpay-Nonce", nonce, "Wechatpay-Serial", serial,
-	    "Wechatpay-Signature-Type",
-	    http_header(req, "Wechatpay-Signature-Type"));
-	n->headers = json_dumps(h, JSON_COMPACT);
-	json_decref(h);
+	const char *sig_type = http_header(req, "Wechatpay-Signature-Type");
+
+	if (note_throttle(n))
+		return;
 	if (!pay.wechat_ready) {
-		note_finish(n, 503, N_REJECTED, "not_configured",
-		    "wechat is not configured");
+		note_refuse(n, 503, "wechat is not configured");
 		return;
 	}
 	if (ts == NULL || nonce == NULL || sig == NULL || serial == NULL) {
-		note_finish(n, 401, N_REJECTED, "bad_signature",
-		    "signature headers missing");
+		note_refuse(n, 401, "signature headers missing");
+		return;
+	}
+	if (!http_text_valid(ts, strlen(ts)) ||
+	    !http_text_valid(nonce, strlen(nonce)) ||
+	    !http_text_valid(serial, strlen(serial)) ||
+	    (sig_type != NULL &&
+	        !http_text_valid(sig_type, strlen(sig_type))) ||
+	    !http_text_valid(req->body, req->body_len)) {
+		note_refuse(n, 400, "a header or the body is not UTF-8 text");
 		return;
 	}
 	key = wechat_platform_key(pay.wechat_platform, serial);
 	if (key == NULL) {
-		note_finish(n, 401, N_REJECTED, "bad_signature",
-		    "unknown Wechatpay-Serial");
+		note_refuse(n, 401, "unknown Wechatpay-Serial");
 		return;
 	}
 	if (!wechat_timestamp_fresh(ts, time(NULL))) {
-		note_finish(n, 401, N_REJECTED, "stale",
-		    "timestamp outside 300 s");
+		note_refuse(n, 401, "timestamp outside 300 s");
 		return;
 	}
 	if (wechat_verify(key, ts, nonce, (const char *)req->body,
 	        req->body_len, sig) != 0) {
-		note_finish(n, 401, N_REJECTED, "bad_signature",
-		    "signature does not verify");
+		note_refuse(n, 401, "signature does not verify");
 		return;
 	}
+	json_t *h = json_pack("{s:s, s:s, s:s, s:s?}", "Wechatpay-Timestamp",
+	    ts, "Wechatpay-Nonce", nonce, "Wechatpay-Serial", serial,
+	    "Wechatpay-Signature-Type", sig_type);
+	n->headers = json_dumps(h, JSON_COMPACT);
+	json_decref(h);
 	body = json_loadb((const char *)req->body, req->body_len, 0, NULL);
 	const char *id = json_string_value(json_object_get(body, "id"));
 	n->notify_id = id ? xstrdup(id) : NULL;

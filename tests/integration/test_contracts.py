@@ -694,6 +694,16 @@ def test_gateway_routes_like_api_md(suite):
             assert status == 404, f"{path}: {status}"
             assert json.loads(raw)["error"]["code"] == "NOT_FOUND", path
 
+        # the errors nginx meets reading the request line, and TRACE (issue 15)
+        for method, path, want, code in [("GET", "/api/v1/files/%00", 400, "BAD_REQUEST"),
+                                         ("GET", "/api/../../etc/passwd", 400, "BAD_REQUEST"),
+                                         ("GET", "/api/v1/files?q=" + "a" * 20000, 414, "URI_TOO_LONG"),
+                                         ("TRACE", "/api/v1/files", 405, "METHOD_NOT_ALLOWED")]:
+            status, headers, raw = _request(port, method, path)
+            assert status == want and headers["content-type"].startswith("application/json"), \
+                f"{method} {path[:40]}: {status} {headers.get('content-type')} {raw[:80]!r}"
+            assert json.loads(raw)["error"]["code"] == code, path[:40]
+
         # bodies over 6 MiB stop at the gateway
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         conn.putrequest("POST", "/api/v1/files")

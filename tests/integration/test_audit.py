@@ -116,6 +116,14 @@ def test_filters_and_cursor_pages(suite):
     r = audit(suite, op, uscc=uscc)
     assert r.status == 200 and r.json["next_cursor"] is None, r
     got = r.json["items"]
+    # the answer is what proto/openapi.yaml says
+    from test_contracts import assert_valid, load_openapi, schema_validator
+    doc = load_openapi()
+    assert_valid(schema_validator(doc, "#/paths/~1api~1v1~1audit/get/responses/200/content/application~1json/schema"),
+                 r.json, "GET /api/v1/audit")
+    r422 = audit(suite, op, limit=0)
+    assert_valid(schema_validator(doc, "#/components/responses/AuditInvalid/content/application~1json/schema"),
+                 r422.json, "422")
     assert {e["event_id"] for e in got} == set(ids)
     assert [e["seq"] for e in got] == sorted((e["seq"] for e in got), reverse=True), "newest first"
     assert got[-1]["after"] == {"i": 0, "名": "示例"}

@@ -239,16 +239,49 @@ static void export_fetch(struct http_req *req);
 static void export_on_page(void *arg, const struct db_result *res);
 static void export_finish(struct http_req *req);
 
+static void export_on_audited(void *arg, const struct db_result *res);
+
+/* An export takes the trail out of the platform: it is itself audited
+ * (action audit.exported, with its format and filters) before the first
+ * byte is sent. */
 static void
 export_start(struct http_req *req)
 {
+	static const char *const names[] = {"uscc", "actor", "action",
+	    "service", "object_id", "from", "to"};
 	struct audit_req *st;
-	char disposition[96];
+	struct db_batch *b;
 
 	if (access_require(req, ACCESS_AUDIT, ACCESS_PLATFORM) == ACCESS_NONE)
 		return;
 	if ((st = audit_read_query(req, 1)) == NULL)
 		return;
+	json_t *filters = json_object();
+	for (size_t i = 0; i < ARRAY_LEN(names); i++)
+		if (st->values[i] != NULL)
+			json_object_set_new(filters, names[i],
+			    json_string(st->values[i]));
+	json_t *after = json_pack("{s:s, s:o}", "format",
+	    st->csv ? "csv" : "jsonl", "filters", filters);
+	const struct audit_entry e = {"audit.exported", "audit_export", req->id,
+	    NULL, NULL, after};
+	b = db_batch_new();
+	audit_add(b, req, &e);
+	json_decref(after);
+	db_batch_run(auth.svc.db, b, export_on_audited, st);
+}
+
+static void
+export_on_audited(void *arg, const struct db_result *res)
+{
+	struct audit_req *st = arg;
+	struct http_req *req = st->req;
+	char disposition[96];
+
+	if (res->status != DB_OK) {
+		http_reply_db_error(req, res);
+		return;
+	}
 	snprintf(disposition, sizeof(disposition),
 	    "attachment; filename=\"caplat-audit.%s\"",
 	    st->csv ? "csv" : "jsonl");

@@ -222,6 +222,21 @@ def test_export_csv_and_jsonl(suite):
     lines = r.raw.decode("utf-8").splitlines()
     assert [json.loads(line) for line in lines] == listed
 
+    # each export is itself audited: who, which format, which filters
+    rid = "exp-" + uuid.uuid4().hex[:12]
+    r = call(suite.gateway, "GET", f"/api/v1/audit/export?format=jsonl&uscc={uscc}&service=orders", token=op,
+             headers={"X-Request-Id": rid})
+    assert r.status == 200 and len(r.raw.decode().splitlines()) == 1
+    _, op_id = staff_login(suite, "operator")
+
+    def exported():
+        items = audit(suite, op, action="audit.exported", object_id=rid).json["items"]
+        return items
+    e = wait_until(exported, timeout=15, what="the export's own entry")[0]
+    assert e["actor"]["type"] == "staff" and e["actor"]["id"] == op_id and e["actor"]["request_id"] == rid
+    assert e["object_type"] == "audit_export"
+    assert e["after"] == {"format": "jsonl", "filters": {"uscc": uscc, "service": "orders"}}
+
     # nothing matches: the CSV header alone, an empty JSONL
     r = call(suite.gateway, "GET", f"/api/v1/audit/export?format=csv&uscc={new_uscc()}", token=op)
     assert r.status == 200 and r.raw.decode().count("\n") == 1

@@ -116,19 +116,23 @@ bus_service_valid(const char *s)
 }
 
 /* A consumer filter: "caplat." then tokens, where '*' and a final '>' are
- * allowed, but never one that can match the dead-letter subjects. */
+ * allowed, but never one that can match the dead-letter subjects
+ * (caplat.dlq.<durable>, two tokens after "caplat."): a '*' first token
+ * only with at least three tokens and no '>' ("caplat.*.audit.recorded"). */
 bool
 bus_filter_valid(const char *f)
 {
 	const char *rest;
-	size_t first;
+	size_t first, tokens = 0;
+	bool star_first, wide = false;
 
 	if (f == NULL ||
 	    strncmp(f, BUS_SUBJECT_PREFIX, strlen(BUS_SUBJECT_PREFIX)))
 		return false;
 	rest = f + strlen(BUS_SUBJECT_PREFIX);
 	first = strcspn(rest, ".");
-	if (first == 0 || (first == 1 && (rest[0] == '*' || rest[0] == '>')) ||
+	star_first = first == 1 && rest[0] == '*';
+	if (first == 0 || (first == 1 && rest[0] == '>') ||
 	    (first == 3 && strncmp(rest, "dlq", 3) == 0))
 		return false;
 	for (const char *p = rest; *p != '\0';) {
@@ -136,9 +140,11 @@ bus_filter_valid(const char *f)
 
 		if (len == 0)
 			return false;
+		tokens++;
 		if (len == 1 && (*p == '*' || *p == '>')) {
 			if (*p == '>' && p[1] != '\0')
 				return false;
+			wide = wide || *p == '>';
 		} else {
 			for (size_t i = 0; i < len; i++)
 				if (!bus_token_char(p[i]))
@@ -151,7 +157,7 @@ bus_filter_valid(const char *f)
 				return false;
 		}
 	}
-	return true;
+	return !star_first || (tokens >= 3 && !wide);
 }
 
 /* Returns a new NUL-terminated copy of len bytes that is valid UTF-8 with no

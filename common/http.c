@@ -11,6 +11,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -319,6 +320,8 @@ http_reason(int status)
 	}
 }
 
+static void http_done(struct http_req *req, int status);
+
 /* The one place a request ends: send (unless the client is gone), count,
  * log, free. */
 static void
@@ -337,6 +340,13 @@ http_finish(struct http_req *req, int status, struct evbuffer *body)
 		body = NULL;
 	}
 	evhttp_send_reply(req->ev, status, http_reason(status), body);
+	http_done(req, status);
+}
+
+/* Counts, logs and frees a request whose reply has been sent. */
+static void
+http_done(struct http_req *req, int status)
+{
 	req->ev = NULL;
 	http_observe(req, status);
 	int64_t us = now_mono_us() - req->start_us;
@@ -346,6 +356,98 @@ http_finish(struct http_req *req, int status, struct evbuffer *body)
 		    req->path ? req->path : "-", status, (long long)us);
 	req->srv->inflight--;
 	http_req_free(req);
+}
+
+/* ---- streamed replies ------------------------------------------------- */
+
+/* The connection closed (client gone, write error, timeout): libevent has
+ * detached the request from it. A continuation waiting for a drain would
+ * never run: run it now, it sees http_stream_gone(). */
+static void
+http_stream_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct http_req *req = arg;
+	http_stream_fn next = req->stream_next;
+
+	req->stream_gone = 1;
+	req->stream_next = NULL;
+	if (next != NULL)
+		next(req);
+}
+
+static void
+http_stream_drained(struct evhttp_connection *evcon, void *arg)
+{
+	struct http_req *req = arg;
+	http_stream_fn next = req->stream_next;
+
+	req->stream_next = NULL;
+	if (next != NULL)
+		next(req);
+}
+
+void
+http_stream_start(struct http_req *req, int status, const char *content_type)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req->ev);
+	struct evhttp_connection *evcon =
+	    evhttp_request_get_connection(req->ev);
+
+	assert(req->ev != NULL && req->stream_status == 0);
+	req->stream_status = status;
+	evhttp_add_header(out, "X-Request-Id", req->id);
+	if (content_type != NULL)
+		evhttp_add_header(out, "Content-Type", content_type);
+	if (evcon == NULL) {
+		req->stream_gone = 1;
+		return;
+	}
+	evhttp_connection_set_closecb(evcon, http_stream_closed, req);
+	evhttp_send_reply_start(req->ev, status, http_reason(status));
+}
+
+void
+http_stream_chunk(struct http_req *req, struct evbuffer *buf,
+    http_stream_fn next)
+{
+	assert(req->stream_status != 0 && req->stream_next == NULL);
+	if (req->stream_gone) {
+		evbuffer_drain(buf, evbuffer_get_length(buf));
+		next(req);
+		return;
+	}
+	req->stream_next = next;
+	evhttp_send_reply_chunk_with_cb(req->ev, buf, http_stream_drained, req);
+}
+
+int
+http_stream_gone(const struct http_req *req)
+{
+	return req->stream_gone;
+}
+
+void
+http_stream_end(struct http_req *req, int complete)
+{
+	struct evhttp_connection *evcon =
+	    evhttp_request_get_connection(req->ev);
+
+	assert(req->stream_status != 0 && req->stream_next == NULL);
+	if (evcon != NULL && !req->stream_gone) {
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+		if (!complete) {
+			/* The last chunk's write now fails: libevent frees
+			 * the connection and the request with it. */
+			struct bufferevent *bev =
+			    evhttp_connection_get_bufferevent(evcon);
+			shutdown(bufferevent_getfd(bev), SHUT_RDWR);
+		}
+	}
+	if (!complete || req->stream_gone)
+		log_warn(req->id, "msg=stream_cut gone=%d", req->stream_gone);
+	/* With the connection gone this only frees the evhttp request. */
+	evhttp_send_reply_end(req->ev);
+	http_done(req, req->stream_status);
 }
 
 void

@@ -55,6 +55,11 @@ struct http_req {
 	void (*session_free)(struct session *);
 	void *data; /* handler state, freed by data_free */
 	void (*data_free)(void *);
+	/* A streamed reply (http_stream_*): its status once started, whether
+	 * the client went away, and the continuation waiting for a drain. */
+	int stream_status;
+	int stream_gone;
+	void (*stream_next)(struct http_req *req);
 };
 
 /* Returns a new server on base. Caller frees with http_server_free(). */
@@ -131,6 +136,35 @@ void http_reply_empty(struct http_req *req, int status);
 void http_reply_invalid_utf8(struct http_req *req, const char *field);
 /* Adds a response header before the reply (e.g. Retry-After). */
 void http_add_header(struct http_req *req, const char *name, const char *value);
+
+/* --- streamed replies (Transfer-Encoding: chunked) ----------------------
+ * For bodies too large to hold: the handler sends the status, then one
+ * chunk at a time, producing the next only when the previous one has been
+ * written to the client (so memory stays bounded by one chunk whatever the
+ * client's speed), then ends. A client that goes away ends nothing by
+ * itself: the handler's next continuation runs and sees http_stream_gone(),
+ * and the handler calls http_stream_end, the one place the request is
+ * freed. */
+
+struct evbuffer;
+typedef void (*http_stream_fn)(struct http_req *req);
+
+/* Sends status and the headers added so far (with content_type); the body
+ * follows with http_stream_chunk. */
+void http_stream_start(struct http_req *req, int status,
+    const char *content_type);
+/* Sends buf's contents (drained from buf) as one chunk; calls next(req)
+ * once the chunk is written to the socket, or at once when the client has
+ * gone. Call again only from next or later. */
+void http_stream_chunk(struct http_req *req, struct evbuffer *buf,
+    http_stream_fn next);
+/* Returns 1 when the client has gone away: end the stream. */
+int http_stream_gone(const struct http_req *req);
+/* Ends the stream and frees req. complete = 0 aborts it (a failure after
+ * the status was sent): the connection is closed without the last chunk,
+ * so the client sees a truncated body, never a short one that looks
+ * whole. */
+void http_stream_end(struct http_req *req, int complete);
 
 /* --- reading ------------------------------------------------------------ */
 

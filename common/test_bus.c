@@ -231,6 +231,10 @@ test_names(void **state)
 	    {"caplat.issuance.*.revoked", true},
 	    {"caplat.>", false},   /* would take the dead letters too */
 	    {"caplat.*.x", false}, /* idem */
+	    {"caplat.*.audit.recorded", true}, /* 3 tokens: never a dlq */
+	    {"caplat.*.audit.>", false},
+	    {"caplat.*.*", false},
+	    {"caplat.*", false},
 	    {"caplat.dlq.x", false},
 	    {"caplat.dlq.>", false},
 	    {"caplat.", false},

@@ -111,6 +111,18 @@ void auth_member_reject(struct http_req *req);
 void auth_member_remove(struct http_req *req);
 void auth_admin_handover(struct http_req *req);
 
+/* ---- audit.c: the audit trail's API (the chain: events.c, 010_audit.sql) */
+
+/* GET /api/v1/audit and /api/v1/audit/export (operators). */
+void auth_audit_list(struct http_req *req);
+void auth_audit_export(struct http_req *req);
+/* audit_add (common/audit.h) for an action whose actor has no session yet
+ * (a login): the entry names actor_type ("staff", "account") and
+ * actor_id instead of the request's session. */
+struct audit_entry;
+void auth_audit_add_as(struct db_batch *b, const struct http_req *req,
+    const char *actor_type, const char *actor_id, const struct audit_entry *e);
+
 /* ---- events.c: consumers of other services' events ---- */
 
 void auth_events_subscribe(void);
@@ -211,6 +223,34 @@ extern const char store_unbound_lock_of_cert_sql[];
 extern const char store_lock_cert_renewed_sql[];
 /* $1 lock id: deletes it when unbound and holding no certificate. */
 extern const char store_stray_lock_delete_sql[];
+
+/* The audit trail. Consumer: $1 event id, $2 service, $3 action,
+ * $4 actor type, $5 actor id, $6 identity id, $7 role, $8 ip,
+ * $9 request id, $10 object type, $11 object id, $12 uscc, $13 before and
+ * $14 after (JSON text), $15 occurred at → the new seq (NULL: a replay). */
+extern const char store_audit_append_sql[];
+
+/* What an operator asks of the trail (audit.c); NULL fields mean any. The
+ * strings are borrowed. */
+struct audit_filter {
+	const char *uscc, *actor, *action, *service, *object_id;
+	const char *from, *to; /* RFC 3339, on occurred_at: [from, to) */
+};
+enum audit_page_kind {
+	AUDIT_PAGE_NEWEST,  /* seq < after_seq (NULL: from the newest),
+	                       newest first; columns: seq, entry JSON */
+	AUDIT_PAGE_JSON,    /* seq > after_seq (NULL: 0), oldest first;
+	                       columns: seq, entry JSON */
+	AUDIT_PAGE_COLUMNS, /* the same with one column per field: seq,
+	                       event_id, service, action, actor_type, actor_id,
+	                       identity_id, role, ip, request_id, object_type,
+	                       object_id, uscc, before, after, occurred_at,
+	                       recorded_at, hash */
+};
+/* One statement: up to limit entries matching f. */
+void store_audit_page(struct db_batch *b, const struct audit_filter *f,
+    enum audit_page_kind kind, const char *after_seq, int limit);
+
 
 /* Redis. "sessions:<account>": the account's session hashes (session.h). */
 void store_sessions_key(char *out, size_t size, const char *account_id);

@@ -4,6 +4,8 @@
  *   CA login), caplat.issuance.cert.renewed (a renewed certificate stays
  *   on its lock) and caplat.enterprise.admin_application.approved (the
  *   applicant becomes administrator unless a lock-proven one exists).
+ * Consumes caplat.*.audit.recorded (every service's audit entries,
+ *   common/audit.h): appends each to the one audit chain (010_audit.sql).
  * Emits (through the outbox, in the same transaction as the change):
  *   auth.account.registered and auth.identity.added (handlers.c, and
  *   bind_lock() for a new account), auth.lock.bound (bind_lock(),
@@ -21,6 +23,7 @@
 #include "validate.h"
 #include "work.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -184,9 +187,62 @@ on_admin_application_approved(struct bus_tx *tx, const struct bus_event *ev,
 	return 0;
 }
 
+static const char *
+data_str(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+/* One audited action of any service (common/audit.h): appended to the one
+ * chain (audit_append() serialises, numbers and hashes). The service is the
+ * event type's first token, not a claim of the data; the time is the
+ * event's, i.e. when the action committed. A replayed event appends
+ * nothing (the inbox, and audit_log's unique event_id). */
+static int
+on_audit_recorded(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data, *actor = json_object_get(d, "actor");
+	const char *dot = strchr(ev->type, '.');
+	char service[32], *before = NULL, *after = NULL;
+	long n;
+
+	if (dot == NULL || (size_t)(dot - ev->type) >= sizeof(service) ||
+	    data_str(d, "action") == NULL || data_str(actor, "type") == NULL ||
+	    data_str(actor, "id") == NULL) {
+		log_error(NULL, "msg=bad_event type=%s id=%s", ev->type,
+		    ev->id);
+		return -1; /* dead-lettered after max_deliver */
+	}
+	snprintf(service, sizeof(service), "%.*s", (int)(dot - ev->type),
+	    ev->type);
+	if (!json_is_null(json_object_get(d, "before")) &&
+	    json_object_get(d, "before") != NULL)
+		before = json_dumps(json_object_get(d, "before"),
+		    JSON_COMPACT | JSON_ENCODE_ANY);
+	if (!json_is_null(json_object_get(d, "after")) &&
+	    json_object_get(d, "after") != NULL)
+		after = json_dumps(json_object_get(d, "after"),
+		    JSON_COMPACT | JSON_ENCODE_ANY);
+	const char *p[] = {ev->id, service, data_str(d, "action"),
+	    data_str(actor, "type"), data_str(actor, "id"),
+	    data_str(actor, "identity_id"), data_str(actor, "role"),
+	    data_str(actor, "ip"), data_str(actor, "request_id"),
+	    data_str(d, "object_type"), data_str(d, "object_id"),
+	    data_str(d, "uscc"), before, after, ev->time};
+	n = bus_tx_exec(tx, store_audit_append_sql, 15, p);
+	free(before);
+	free(after);
+	return n < 0 ? -1 : 0;
+}
+
 void
 auth_events_subscribe(void)
 {
+	/* Every service's audit entries, one consumer: caplat.*.audit.recorded
+	 * has three tokens after "caplat.", so it never takes dead letters. */
+	if (bus_subscribe(auth.svc.bus, "auth-audit", "caplat.*.audit.recorded",
+	        5, on_audit_recorded, NULL) != 0)
+		log_error(NULL, "msg=subscribe_failed consumer=auth-audit");
 	if (bus_subscribe(auth.svc.bus, "auth-cert-revoked",
 	        "caplat.issuance.cert.revoked", 5, on_cert_revoked,
 	        NULL) != 0 ||

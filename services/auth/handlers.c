@@ -953,6 +953,38 @@ staff_on_loaded(void *arg, const struct db_result *res)
 	work_submit(login_verify, staff_on_verified, st);
 }
 
+static void staff_on_audited(void *arg, const struct db_result *res);
+
+/* A staff login is audited (issue 12) before the session exists: no
+ * session without its entry. */
+static void
+staff_audit_login(struct acct *st)
+{
+	struct db_batch *b = db_batch_new();
+	json_t *after = json_pack("{s:O}", "roles",
+	    json_object_get(st->session_data, "roles"));
+	const struct audit_entry e = {"staff.login", "staff", st->id, NULL,
+	    NULL, after};
+
+	auth_audit_add_as(b, st->req, "staff", st->id, &e);
+	json_decref(after);
+	db_batch_run(auth.svc.db, b, staff_on_audited, st);
+}
+
+static void
+staff_on_audited(void *arg, const struct db_result *res)
+{
+	struct acct *st = arg;
+
+	if (res->status != DB_OK) {
+		http_reply_db_error(st->req, res);
+		return;
+	}
+	start_session(st, 200,
+	    json_pack("{s:O}", "roles",
+	        json_object_get(st->session_data, "roles")));
+}
+
 static void
 staff_on_verified(void *arg)
 {
@@ -970,9 +1002,7 @@ staff_on_verified(void *arg)
 		db_batch_run(auth.svc.db, b, staff_on_failure_counted, st);
 		return;
 	}
-	start_session(st, 200,
-	    json_pack("{s:O}", "roles",
-	        json_object_get(st->session_data, "roles")));
+	staff_audit_login(st);
 }
 
 static void
@@ -1009,6 +1039,8 @@ const struct http_route auth_routes[] = {
     {"POST", "/api/v1/auth/member-applications/{id}/reject", auth_member_reject,
         0},
     {"POST", "/api/v1/auth/admin/handover", auth_admin_handover, 0},
+    {"GET", "/api/v1/audit", auth_audit_list, 0},
+    {"GET", "/api/v1/audit/export", auth_audit_export, 0},
 };
 const size_t auth_nroutes = ARRAY_LEN(auth_routes);
 

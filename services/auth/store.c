@@ -411,3 +411,68 @@ const char store_session_identity_lua[] =
     " end "
     "end "
     "return n";
+
+/* ---- the audit trail (deploy/sql/auth/010_audit.sql) --------------------- */
+
+const char store_audit_append_sql[] =
+    "SELECT audit_append($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+    " $12, $13::jsonb, $14::jsonb, COALESCE($15::timestamptz, now()))";
+
+/* The operators' filters: $1 uscc, $2 actor id, $3 action, $4 service,
+ * $5 object id, $6 from (inclusive), $7 to (exclusive) on occurred_at; NULL
+ * means any. */
+#define AUDIT_WHERE                                                        \
+	" WHERE ($1::text IS NULL OR uscc = $1)"                           \
+	" AND ($2::text IS NULL OR actor_id = $2)"                         \
+	" AND ($3::text IS NULL OR action = $3)"                           \
+	" AND ($4::text IS NULL OR service = $4)"                          \
+	" AND ($5::text IS NULL OR object_id = $5)"                        \
+	" AND ($6::timestamptz IS NULL OR occurred_at >= $6::timestamptz)" \
+	" AND ($7::timestamptz IS NULL OR occurred_at < $7::timestamptz)"
+
+/* One entry as the API's JSON object (text). */
+#define AUDIT_ITEM_JSON                                                           \
+	"json_build_object('seq', seq, 'event_id', event_id, 'service', service," \
+	" 'action', action, 'actor', json_build_object('type', actor_type,"       \
+	" 'id', actor_id, 'identity_id', identity_id, 'role', role, 'ip', ip,"    \
+	" 'request_id', request_id), 'object_type', object_type,"                 \
+	" 'object_id', object_id, 'uscc', uscc, 'before', before,"                \
+	" 'after', after, 'occurred_at', audit_time(occurred_at),"                \
+	" 'recorded_at', audit_time(recorded_at), 'hash', hash)::text"
+
+void
+store_audit_page(struct db_batch *b, const struct audit_filter *f,
+    enum audit_page_kind kind, const char *after_seq, int limit)
+{
+	char lim[16];
+	const char *p[] = {f->uscc, f->actor, f->action, f->service,
+	    f->object_id, f->from, f->to, after_seq, lim};
+
+	snprintf(lim, sizeof(lim), "%d", limit);
+	switch (kind) {
+	case AUDIT_PAGE_NEWEST:
+		db_batch_add(b,
+		    "SELECT seq, " AUDIT_ITEM_JSON " FROM audit_log" AUDIT_WHERE
+		    " AND ($8::bigint IS NULL OR seq < $8::bigint)"
+		    " ORDER BY seq DESC LIMIT $9::int",
+		    9, p);
+		break;
+	case AUDIT_PAGE_JSON:
+		db_batch_add(b,
+		    "SELECT seq, " AUDIT_ITEM_JSON " FROM audit_log" AUDIT_WHERE
+		    " AND seq > COALESCE($8::bigint, 0)"
+		    " ORDER BY seq LIMIT $9::int",
+		    9, p);
+		break;
+	case AUDIT_PAGE_COLUMNS:
+		db_batch_add(b,
+		    "SELECT seq, event_id, service, action, actor_type, actor_id,"
+		    " identity_id, role, ip, request_id, object_type, object_id,"
+		    " uscc, before::text, after::text, audit_time(occurred_at),"
+		    " audit_time(recorded_at), hash FROM audit_log" AUDIT_WHERE
+		    " AND seq > COALESCE($8::bigint, 0)"
+		    " ORDER BY seq LIMIT $9::int",
+		    9, p);
+		break;
+	}
+}

@@ -44,6 +44,8 @@ API_MD = [
     ("POST", "/api/v1/auth/identities", "auth"),
     ("POST", "/api/v1/auth/identities/{id}/switch", "auth"),
     ("POST", "/api/v1/auth/staff/login", "auth"),
+    ("GET", "/api/v1/audit", "auth"),
+    ("GET", "/api/v1/audit/export", "auth"),
     ("POST", "/api/v1/files", "enterprise"),
     ("GET", "/api/v1/files/{id}", "enterprise"),
     ("GET", "/api/v1/profile", "enterprise"),

@@ -5,18 +5,22 @@ import glob
 import json
 import os
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, RefResolver
 
 PHASE = "events"  # tests/run.py: after the normal tests, before the faults
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _validators():
+    schemas = {os.path.basename(path)[:-5]: json.load(open(path))
+               for path in glob.glob(os.path.join(ROOT, "proto", "events", "*.json"))}
+    # A schema may $ref a sibling file (the five <svc>.audit.recorded refer
+    # to audit.recorded.json): resolve those from the directory, by $id.
+    store = {s["$id"]: s for s in schemas.values() if "$id" in s}
     out = {}
-    for path in glob.glob(os.path.join(ROOT, "proto", "events", "*.json")):
-        name = os.path.basename(path)[:-5]
+    for name, schema in schemas.items():
         if name != "envelope":
-            out[name] = Draft202012Validator(json.load(open(path)),
+            out[name] = Draft202012Validator(schema, resolver=RefResolver.from_schema(schema, store=store),
                                              format_checker=Draft202012Validator.FORMAT_CHECKER)
     return out
 

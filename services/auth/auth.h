@@ -251,7 +251,6 @@ enum audit_page_kind {
 void store_audit_page(struct db_batch *b, const struct audit_filter *f,
     enum audit_page_kind kind, const char *after_seq, int limit);
 
-
 /* Redis. "sessions:<account>": the account's session hashes (session.h). */
 void store_sessions_key(char *out, size_t size, const char *account_id);
 /* The script of auth_sessions_drop_identity (see store.c). */

@@ -116,6 +116,7 @@ struct issuance_config {
 	long lease_seconds;      /* one attempt holds an intent this long */
 	long resume_interval_ms; /* the resumer's period */
 	long retry_seconds;      /* first backoff after a vendor failure */
+	long sync_interval_ms;   /* vendor directory sync period, 0: off */
 	const char *default_platforms; /* of certificates first seen at login */
 	const char *vendor_names;      /* "issuer-DN-part=VENDOR,…" */
 	const char *var_dir;
@@ -208,6 +209,16 @@ void issuance_refuse(struct http_req *req, const char *rule);
  * anything else as http_reply_db_error(). */
 void issuance_reply_batch_error(struct http_req *req,
     const struct db_result *res);
+
+/* ---- desk.c: `caplat-issuance ca-issue` (after issuance_config_load) ---- */
+
+int issuance_ca_issue(int argc, char **argv);
+
+/* ---- sync.c: the vendor directory sync ---- */
+
+/* Reads every adapter's directory from its cursor into the registry, then
+ * calls done() (on the loop thread, exactly once). */
+void cert_sync_run(void (*done)(void));
 
 /* ---- sweep.c: the timers that finish pending intents and vendor jobs -- */
 
@@ -346,5 +357,18 @@ extern const char store_entitlement_insert_sql[];
 extern const char store_open_order_delete_sql[];
 /* $1 order, $2 cert id. */
 extern const char store_open_order_insert_sql[];
+
+/* The vendor directory sync (sync.c). The cursor of vendor $1: 0 cursor.
+ * Set: $1 vendor, $2 cursor, $3 certificates recorded. Failed: $1 vendor,
+ * $2 error. sync_certificate($1 lineage, $2 certificate id, $3 event id,
+ * $4 issuer, $5 serial, $6 vendor, $7 subject, $8 fingerprint, $9 spki,
+ * $10 key type, $11 not_before, $12 not_after (RFC 3339), $13 pem, $14 type,
+ * $15 lock kind, $16 holder, $17 enterprise, $18 uscc, $19 platforms
+ * "{A,B}", $20 key serial, $21 key vendor, $22 first application (RFC 3339)
+ * or NULL). Columns: 0 cert id, 1 new. */
+extern const char store_sync_cursor_sql[];
+extern const char store_sync_cursor_set_sql[];
+extern const char store_sync_failed_sql[];
+extern const char store_sync_certificate_sql[];
 
 #endif

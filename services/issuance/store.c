@@ -161,6 +161,22 @@ const char store_open_order_delete_sql[] =
 
 const char store_open_order_insert_sql[] =
     "INSERT INTO open_orders (order_id, cert_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+const char store_sync_cursor_sql[] =
+    "SELECT cursor FROM vendor_sync WHERE vendor = $1";
+
+const char store_sync_cursor_set_sql[] =
+    "INSERT INTO vendor_sync (vendor, cursor, synced_at, certs) VALUES ($1, $2, now(), $3::bigint)"
+    " ON CONFLICT (vendor) DO UPDATE SET cursor = EXCLUDED.cursor, synced_at = now(),"
+    " last_error = NULL, certs = vendor_sync.certs + EXCLUDED.certs";
+
+const char store_sync_failed_sql[] =
+    "INSERT INTO vendor_sync (vendor, last_error) VALUES ($1, $2)"
+    " ON CONFLICT (vendor) DO UPDATE SET last_error = EXCLUDED.last_error";
+
+const char store_sync_certificate_sql[] =
+    "SELECT o_cert_id, o_created FROM sync_certificate($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+    " $10, $11::timestamptz, $12::timestamptz, $13, $14, $15, $16, $17, $18, $19::text[],"
+    " $20, $21, $22::timestamptz)";
 /* clang-format on */
 
 const char store_interop_nonce_prefix[] = "interop:nonce:";

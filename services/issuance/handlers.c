@@ -303,16 +303,16 @@ cert_item_json(const struct db_result *res, int i, time_t now)
 	return o;
 }
 
-/* Appends one CSV field (RFC 4180 quoting; a leading = + - @ is written
- * after a ' so that spreadsheets show it as text). */
+/* Appends one CSV field (RFC 4180 quoting; in text, a leading = + - @ is
+ * written after a ' so that spreadsheets show it as text, not a formula). */
 static void
-csv_field(struct evbuffer *out, const char *v, int last)
+csv_field(struct evbuffer *out, const char *v, int text, int last)
 {
 	int quote = v != NULL && strpbrk(v, ",\"\r\n") != NULL;
 
 	if (quote)
 		evbuffer_add(out, "\"", 1);
-	if (v != NULL && strchr("=+-@", v[0]) != NULL && v[0] != '\0')
+	if (text && v != NULL && v[0] != '\0' && strchr("=+-@", v[0]) != NULL)
 		evbuffer_add(out, "'", 1);
 	for (const char *p = v; p != NULL && *p; p++) {
 		if (*p == '"')
@@ -362,7 +362,8 @@ csv_row(struct evbuffer *out, json_t *o)
 			}
 			text = joined;
 		}
-		csv_field(out, text, k + 1 == ARRAY_LEN(csv_columns));
+		csv_field(out, text, json_is_string(v),
+		    k + 1 == ARRAY_LEN(csv_columns));
 		free(joined);
 	}
 }
@@ -403,7 +404,7 @@ list_on_rows(void *arg, const struct db_result *res)
 		evbuffer_add(out, "\xef\xbb\xbf",
 		    3); /* BOM: Excel reads UTF-8 */
 		for (size_t k = 0; k < ARRAY_LEN(csv_columns); k++)
-			csv_field(out, csv_columns[k],
+			csv_field(out, csv_columns[k], 1,
 			    k + 1 == ARRAY_LEN(csv_columns));
 		json_array_foreach(items, i, o) csv_row(out, o);
 		if (json_is_string(next))

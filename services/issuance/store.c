@@ -27,8 +27,9 @@
 	" WHERE c.replaced_by IS NULL"                                                       \
 	" AND ($1::text IS NULL OR l.uscc = $1)"                                             \
 	" AND ($2::uuid IS NULL OR l.account_id = $2)"                                       \
-	" AND ($3::text IS NULL OR $3 = CASE WHEN c.revoked_at IS NOT NULL THEN 'revoked'"   \
-	"  WHEN c.not_after <= now() THEN 'expired' ELSE 'valid' END)"                       \
+	" AND ($3::text IS NULL OR ($3 = 'revoked' AND c.revoked_at IS NOT NULL)"            \
+	"  OR ($3 = 'expired' AND c.revoked_at IS NULL AND c.not_after <= now())"             \
+	"  OR ($3 = 'valid' AND c.revoked_at IS NULL AND c.not_after > now()))"               \
 	" AND ($4::bigint IS NULL OR c.not_after >= to_timestamp($4::bigint))"              \
 	" AND ($5::bigint IS NULL OR c.not_after < to_timestamp($5::bigint))"               \
 	" AND ($6::text IS NULL OR position($6 IN l.holder) > 0)"                            \

@@ -189,11 +189,18 @@ def test_ca_manage_filters_sort_pages_and_csv(suite):
     ra = next(row for row in rows if row["cert_id"] == a[0])
     assert ra["holder"] == "赵一" and ra["key_serial"] == "FT-0001" and ra["platforms"] == "LN_JSGC;DL_GGZY"
     assert ra["bound"] == "false" and ra["renewal_state"] == "renewable" and ra["days_left"] == "20", ra
+    rc = next(row for row in rows if row["cert_id"] == c[0])
+    assert rc["days_left"] == "-10" and rc["status"] == "expired", rc
     r = certs(suite, t, format="csv", vendor="GDCA")
     assert [row["cert_id"] for row in csv.DictReader(io.StringIO(r.raw.decode("utf-8-sig")))] == [b[0]]
     r = certs(suite, t, format="csv", limit=2)
     assert len(list(csv.DictReader(io.StringIO(r.raw.decode("utf-8-sig"))))) == 2
     assert r.headers.get("X-Next-Cursor"), r.headers
+    # a holder name a spreadsheet would run as a formula is written as text
+    f = unbound_cert(suite, uscc, "=HYPERLINK(\"x\")", vendor="GDCA")
+    r = certs(suite, t, format="csv", holder="=HYPERLINK")
+    rows = list(csv.DictReader(io.StringIO(r.raw.decode("utf-8-sig"))))
+    assert [(row["cert_id"], row["holder"]) for row in rows] == [(f[0], "'=HYPERLINK(\"x\")")], rows
 
 
 def test_ca_manage_member_sees_own_and_other_admin_sees_nothing(suite):

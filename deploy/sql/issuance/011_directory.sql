@@ -16,6 +16,7 @@ ALTER TABLE certificates ADD CONSTRAINT certificates_source_check
 
 -- CA管理's sorts and filters within one enterprise.
 CREATE INDEX IF NOT EXISTS lineages_uscc_holder ON lineages (uscc, holder, id);
+CREATE INDEX IF NOT EXISTS lineages_uscc_applied ON lineages (uscc, (COALESCE(applied_at, created_at)), id);
 CREATE INDEX IF NOT EXISTS certificates_replaced_by ON certificates (replaced_by);
 
 -- The cursor of each vendor's directory ("changed since"), opaque to us.

@@ -10,7 +10,8 @@
 /* clang-format off */
 
 /* CA管理: one statement per sort key and direction, the keyset condition
- * on (key, lineage id). */
+ * on (key, lineage id); each key has an index on lineages per enterprise
+ * (lineages.not_after is the latest certificate's, 011_directory.sql). */
 #define CERT_LIST_SQL(KEY, CAST, CMP, DIR)                                       \
 	"SELECT l.id, c.serial, l.type, l.holder, c.vendor, l.lock_kind,"                    \
 	" l.enterprise_name, l.uscc, " EPOCH("c.not_before") ", " EPOCH("c.not_after") ","  \
@@ -30,8 +31,8 @@
 	" AND ($3::text IS NULL OR ($3 = 'revoked' AND c.revoked_at IS NOT NULL)"            \
 	"  OR ($3 = 'expired' AND c.revoked_at IS NULL AND c.not_after <= now())"             \
 	"  OR ($3 = 'valid' AND c.revoked_at IS NULL AND c.not_after > now()))"               \
-	" AND ($4::bigint IS NULL OR c.not_after >= to_timestamp($4::bigint))"              \
-	" AND ($5::bigint IS NULL OR c.not_after < to_timestamp($5::bigint))"               \
+	" AND ($4::bigint IS NULL OR l.not_after >= to_timestamp($4::bigint))"              \
+	" AND ($5::bigint IS NULL OR l.not_after < to_timestamp($5::bigint))"               \
 	" AND ($6::text IS NULL OR position($6 IN l.holder) > 0)"                            \
 	" AND ($7::text IS NULL OR c.vendor = $7)"                                           \
 	" AND ($8::text IS NULL OR l.lock_kind = $8)"                                        \
@@ -42,8 +43,8 @@
 #define APPLIED "COALESCE(l.applied_at, l.created_at)"
 
 const char *const store_cert_list_sql[CERT_SORTS * 2] = {
-    CERT_LIST_SQL("c.not_after", "timestamptz", ">", "ASC"),
-    CERT_LIST_SQL("c.not_after", "timestamptz", "<", "DESC"),
+    CERT_LIST_SQL("l.not_after", "timestamptz", ">", "ASC"),
+    CERT_LIST_SQL("l.not_after", "timestamptz", "<", "DESC"),
     CERT_LIST_SQL("l.holder", "text", ">", "ASC"),
     CERT_LIST_SQL("l.holder", "text", "<", "DESC"),
     CERT_LIST_SQL(APPLIED, "timestamptz", ">", "ASC"),

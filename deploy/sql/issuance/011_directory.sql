@@ -14,7 +14,29 @@ ALTER TABLE certificates DROP CONSTRAINT IF EXISTS certificates_source_check;
 ALTER TABLE certificates ADD CONSTRAINT certificates_source_check
 	CHECK (source IN ('login', 'renewal', 'sync', 'import'));
 
--- CA管理's sorts and filters within one enterprise.
+-- CA管理 pages an enterprise's keys in notAfter order: the latest
+-- certificate's notAfter is kept on its lineage (a trigger on certificates,
+-- whoever writes them), so a page reads its rows from one index.
+ALTER TABLE lineages ADD COLUMN IF NOT EXISTS not_after timestamptz;
+UPDATE lineages l SET not_after = c.not_after FROM certificates c
+	WHERE c.cert_id = l.id AND c.replaced_by IS NULL;
+
+CREATE FUNCTION lineage_latest_not_after() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	UPDATE lineages SET not_after = NEW.not_after
+		WHERE id = NEW.cert_id AND not_after IS DISTINCT FROM NEW.not_after;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER certificates_latest_not_after AFTER INSERT OR UPDATE OF not_after, replaced_by
+	ON certificates FOR EACH ROW WHEN (NEW.replaced_by IS NULL)
+	EXECUTE FUNCTION lineage_latest_not_after();
+
+CREATE INDEX IF NOT EXISTS lineages_uscc_not_after ON lineages (uscc, not_after, id);
+CREATE INDEX IF NOT EXISTS lineages_account_not_after ON lineages (account_id, not_after, id);
+
+-- CA管理's other sorts within one enterprise.
 CREATE INDEX IF NOT EXISTS lineages_uscc_holder ON lineages (uscc, holder, id);
 CREATE INDEX IF NOT EXISTS lineages_uscc_applied ON lineages (uscc, (COALESCE(applied_at, created_at)), id);
 CREATE INDEX IF NOT EXISTS certificates_replaced_by ON certificates (replaced_by);

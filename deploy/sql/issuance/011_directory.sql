@@ -21,8 +21,9 @@ ALTER TABLE lineages ADD COLUMN IF NOT EXISTS not_after timestamptz;
 UPDATE lineages l SET not_after = c.not_after FROM certificates c
 	WHERE c.cert_id = l.id AND c.replaced_by IS NULL;
 
+-- (search_path FROM CURRENT: the schema it was made in, whoever writes.)
 CREATE FUNCTION lineage_latest_not_after() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
 	UPDATE lineages SET not_after = NEW.not_after
 		WHERE id = NEW.cert_id AND not_after IS DISTINCT FROM NEW.not_after;

@@ -258,8 +258,9 @@ cert_item_json(const struct db_result *res, int i, time_t now)
 {
 	time_t not_after = (time_t)atoll(db_value(res, 0, i, 9));
 	int revoked = db_bool(res, 0, i, 11);
+	int open_order = db_bool(res, 0, i, 12), paid = db_bool(res, 0, i, 13);
 	const char *reason = cert_not_renewable_reason(&issuance.window,
-	    not_after, now, revoked, db_bool(res, 0, i, 12));
+	    not_after, now, revoked, open_order || paid);
 	json_t *platforms = json_loads(db_value(res, 0, i, 10), 0, NULL);
 	json_t *o = json_object();
 
@@ -285,8 +286,7 @@ cert_item_json(const struct db_result *res, int i, time_t now)
 	    platforms ? platforms : json_array());
 	json_object_set_new(o, "status",
 	    json_string(cert_status_name(not_after, now, revoked)));
-	json_object_set_new(o, "renewal_paid",
-	    json_boolean(db_bool(res, 0, i, 13)));
+	json_object_set_new(o, "renewal_paid", json_boolean(paid));
 	json_object_set_new(o, "issuer", json_string(db_value(res, 0, i, 14)));
 	json_object_set_new(o, "account_id", nullable(db_value(res, 0, i, 15)));
 	json_object_set_new(o, "previous_serial",
@@ -298,8 +298,8 @@ cert_item_json(const struct db_result *res, int i, time_t now)
 	json_object_set_new(o, "bound",
 	    json_boolean(db_value(res, 0, i, 15) != NULL));
 	json_object_set_new(o, "renewal_state",
-	    json_string(cert_renewal_state(reason, db_bool(res, 0, i, 21),
-	        db_bool(res, 0, i, 13), db_bool(res, 0, i, 20))));
+	    json_string(cert_renewal_state(reason, open_order, paid,
+	        db_bool(res, 0, i, 20))));
 	return o;
 }
 
@@ -388,7 +388,7 @@ list_on_rows(void *arg, const struct db_result *res)
 	if (n > l->limit) {
 		int last = (int)l->limit - 1;
 		char *raw = xasprintf("%s.%s", db_value(res, 0, last, 0),
-		    db_value(res, 0, last, 22));
+		    db_value(res, 0, last, 21));
 		char *cursor = crypto_base64url_encode(raw, strlen(raw));
 
 		json_decref(next);

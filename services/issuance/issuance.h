@@ -252,13 +252,13 @@ struct challenge_scope;
  * $1 uscc or NULL, $2 account id or NULL (both NULL: all), $3 status
  * ("valid", "expired", "revoked") or NULL, $4 / $5 notAfter at least / before
  * (s) or NULL, $6 holder name part or NULL, $7 vendor or NULL, $8 lock kind
- * or NULL, $9 bound ("true"/"false") or NULL, $10 cursor key (column 22 of
+ * or NULL, $9 bound ("true"/"false") or NULL, $10 cursor key (column 21 of
  * the last row) or NULL, $11 cursor cert id, $12 limit. Columns: 0 cert id,
  * 1 serial, 2 type, 3 holder, 4 vendor, 5 lock kind, 6 enterprise name,
  * 7 uscc, 8 not_before, 9 not_after, 10 platforms, 11 revoked, 12 in an
- * open order or paid, 13 renewal paid, 14 issuer, 15 account id,
+ * open order, 13 renewal paid (not yet used), 14 issuer, 15 account id,
  * 16 previous serial, 17 key serial, 18 key vendor, 19 first application
- * (s), 20 issued by a renewal, 21 in an open order, 22 the sort key. */
+ * (s), 20 issued by a renewal, 21 the sort key. */
 enum cert_sort {
 	CERT_SORT_NOT_AFTER,
 	CERT_SORT_HOLDER,

@@ -16,13 +16,12 @@
 	"SELECT l.id, c.serial, l.type, l.holder, c.vendor, l.lock_kind,"                    \
 	" l.enterprise_name, l.uscc, " EPOCH("c.not_before") ", " EPOCH("c.not_after") ","  \
 	" array_to_json(c.platforms)::text, c.revoked_at IS NOT NULL,"                       \
-	" EXISTS (SELECT 1 FROM open_orders o WHERE o.cert_id = l.id)"                       \
-	"  OR EXISTS (SELECT 1 FROM entitlements e WHERE e.cert_id = l.id AND e.status <> 'used'),"  \
+	" EXISTS (SELECT 1 FROM open_orders o WHERE o.cert_id = l.id),"                      \
 	" EXISTS (SELECT 1 FROM entitlements e WHERE e.cert_id = l.id AND e.status <> 'used')," \
 	" c.issuer, l.account_id,"                                                           \
 	" (SELECT p.serial FROM certificates p WHERE p.id = c.replaces),"                    \
 	" l.key_serial, l.key_vendor, " EPOCH("COALESCE(l.applied_at, l.created_at)") ","    \
-	" c.source = 'renewal', EXISTS (SELECT 1 FROM open_orders o WHERE o.cert_id = l.id)," \
+	" c.source = 'renewal',"                                                             \
 	" (" KEY ")::text"                                                                   \
 	" FROM certificates c JOIN lineages l ON l.id = c.cert_id"                           \
 	" WHERE c.replaced_by IS NULL"                                                       \

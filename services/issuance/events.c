@@ -5,7 +5,8 @@
  *   caplat.orders.order.created and .cancelled (orders awaiting payment).
  * Emits (through the outbox, written by the PL/pgSQL functions of
  *   deploy/sql/issuance/002_functions.sql in the same transaction as the
- *   change): issuance.cert.registered (register_certificate),
+ *   change): issuance.cert.registered (register_certificate, and
+ *   sync_certificate for a certificate a vendor directory lists, sync.c),
  *   issuance.cert.renewed (renewal_complete), issuance.cert.revoked
  *   (revoke_certificate).
  *

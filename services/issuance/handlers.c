@@ -4,16 +4,19 @@
  * continuations; the last one replies. */
 #include "issuance.h"
 
+#include "access.h"
 #include "audit.h"
 #include "crypto.h"
 #include "db.h"
 #include "json.h"
+#include "kv.h"
 #include "log.h"
 #include "session.h"
 #include "util.h"
 #include "vendor.h"
 #include "work.h"
 
+#include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,11 +39,19 @@ time_json(const char *epoch)
 	return json_string(buf);
 }
 
-/* ---- GET /api/v1/certs ------------------------------------------------- */
+/* ---- GET /api/v1/certs (CA管理) ------------------------------------------
+ * Filters, sort and keyset pages on the latest certificate of each key in
+ * the caller's scope (common/access.h ACCESS_CERTS: the administrator the
+ * whole enterprise, bound or not; a member or a person their own; staff
+ * with the area the whole registry); format=csv exports the same rows. */
+
+#define CSV_DEFAULT 10000
+#define CSV_MAX 10000
 
 struct list {
 	struct http_req *req;
 	long limit;
+	int csv;
 };
 
 static void
@@ -51,82 +62,195 @@ list_free(void *p)
 
 static void list_on_rows(void *arg, const struct db_result *res);
 
-/* The cursor is base64url("<notAfter seconds>.<cert id>"). */
+/* The cursor is base64url("<cert id>.<sort key>"). */
 static int
-cursor_decode(const char *cursor, char epoch[24], char id[37])
+cursor_decode(const char *cursor, char id[37], char **key)
 {
 	unsigned char *raw;
 	size_t len;
-	char *dot;
 	int rc = -1;
 
 	if (crypto_base64url_decode(&raw, &len, cursor, strlen(cursor)) != 0)
 		return -1;
 	raw = xrealloc(raw, len + 1);
 	raw[len] = '\0';
-	dot = strchr((char *)raw, '.');
-	if (dot != NULL && dot - (char *)raw > 0 && dot - (char *)raw < 20 &&
-	    strspn((char *)raw, "0123456789") == (size_t)(dot - (char *)raw) &&
-	    uuid_valid(dot + 1)) {
-		snprintf(epoch, 24, "%.*s", (int)(dot - (char *)raw),
-		    (char *)raw);
-		snprintf(id, 37, "%s", dot + 1);
-		rc = 0;
+	if (len > 37 && raw[36] == '.' && strlen((char *)raw) == len) {
+		snprintf(id, 37, "%.36s", (char *)raw);
+		if (uuid_valid(id)) {
+			*key = xstrdup((char *)raw + 37);
+			rc = 0;
+		}
 	}
 	free(raw);
 	return rc;
+}
+
+static const char *const list_sorts[] = {"not_after", "holder", "applied_at"};
+static const char *const list_statuses[] = {"valid", "expired", "revoked",
+    NULL};
+static const char *const list_lock_kinds[] = {"master", "project_lead", "agent",
+    "cost_engineer", "personal", NULL};
+
+static int
+one_of(const char *v, const char *const *set)
+{
+	for (size_t i = 0; set[i] != NULL; i++)
+		if (strcmp(v, set[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* A query parameter as an integer in [min, max]: 0 (absent: *set 0), or -1
+ * after answering 400. */
+static int
+int_param(struct http_req *req, const char *name, long min, long max, long *out,
+    int *set)
+{
+	char *text = http_query_param(req, name), *end;
+	int ok;
+
+	*set = text != NULL;
+	if (text == NULL)
+		return 0;
+	*out = strtol(text, &end, 10);
+	ok = *text && *end == '\0' && *out >= min && *out <= max;
+	free(text);
+	if (!ok) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "%s 须为 %ld 至 %ld 的整数", name,
+		    min, max);
+		http_reply_error(req, 400, "BAD_REQUEST", name, msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Every query parameter the list reads, owned until the query is sent. */
+struct list_query {
+	char *cursor, *sort, *status, *holder, *vendor, *lock_kind, *bound,
+	    *format, *key;
+};
+
+static void
+list_query_free(struct list_query *q)
+{
+	free(q->cursor);
+	free(q->sort);
+	free(q->status);
+	free(q->holder);
+	free(q->vendor);
+	free(q->lock_kind);
+	free(q->bound);
+	free(q->format);
+	free(q->key);
+}
+
+static int
+list_bad(struct http_req *req, const char *field, const char *message)
+{
+	http_reply_error(req, 400, "BAD_REQUEST", field, message);
+	return -1;
+}
+
+/* Reads and checks the filters; -1 after answering 400. */
+static int
+list_read_query(struct http_req *req, struct list_query *q)
+{
+	q->cursor = http_query_param(req, "cursor");
+	q->sort = http_query_param(req, "sort");
+	q->status = http_query_param(req, "status");
+	q->holder = http_query_param(req, "holder");
+	q->vendor = http_query_param(req, "vendor");
+	q->lock_kind = http_query_param(req, "lock_kind");
+	q->bound = http_query_param(req, "bound");
+	q->format = http_query_param(req, "format");
+	if (q->format != NULL && strcmp(q->format, "json") != 0 &&
+	    strcmp(q->format, "csv") != 0)
+		return list_bad(req, "format", "format 须为 json 或 csv");
+	if (q->status != NULL && !one_of(q->status, list_statuses))
+		return list_bad(req, "status",
+		    "status 须为 valid、expired 或 revoked");
+	if (q->lock_kind != NULL && !one_of(q->lock_kind, list_lock_kinds))
+		return list_bad(req, "lock_kind", "lock_kind 无效");
+	if (q->bound != NULL && strcmp(q->bound, "true") != 0 &&
+	    strcmp(q->bound, "false") != 0)
+		return list_bad(req, "bound", "bound 须为 true 或 false");
+	if ((q->holder != NULL && (!*q->holder || strlen(q->holder) > 64)) ||
+	    (q->vendor != NULL && (!*q->vendor || strlen(q->vendor) > 64)))
+		return list_bad(req,
+		    q->holder && strlen(q->holder) > 64 ? "holder" : "vendor",
+		    "holder / vendor 须为 1 至 64 个字符");
+	return 0;
 }
 
 static void
 list_start(struct http_req *req)
 {
 	const struct session *s = req->session;
+	enum access_scope scope = access_scope(s, ACCESS_CERTS);
 	const char *uscc = NULL, *account = NULL;
-	char *limit_text = http_query_param(req, "limit");
-	char *cursor = http_query_param(req, "cursor");
-	char epoch[24], id[37], limit[24];
+	struct list_query q = {0};
+	char id[37], limit[24], min_at[24], max_at[24];
+	long n, dmin = 0, dmax = 0;
+	int has_limit, has_min, has_max, sort = CERT_SORT_NOT_AFTER, desc = 0;
+	time_t now = time(NULL);
 	struct list *l = xcalloc(1, sizeof(*l));
-	int ok = 1;
 
 	l->req = req;
-	l->limit = LIST_DEFAULT;
 	http_req_attach(req, l, list_free);
-	if (limit_text != NULL) {
-		char *end;
-		l->limit = strtol(limit_text, &end, 10);
-		ok = *limit_text && *end == '\0' && l->limit >= 1 &&
-		    l->limit <= LIST_MAX;
-	}
-	free(limit_text);
-	if (!ok) {
-		free(cursor);
-		http_reply_error(req, 400, "BAD_REQUEST", "limit",
-		    "limit 须为 1 至 100 的整数");
+	if (s->staff_id != NULL && scope < ACCESS_PLATFORM) {
+		http_reply_error(req, 403, "FORBIDDEN", NULL, "无权进行此操作");
 		return;
 	}
-	if (cursor != NULL && cursor_decode(cursor, epoch, id) != 0) {
-		free(cursor);
-		http_reply_error(req, 400, "BAD_REQUEST", "cursor",
-		    "cursor 无效");
-		return;
-	}
-	if (s->staff_id != NULL) {
-		/* Operators see the whole registry (to find what to revoke). */
-		if (session_require_staff(req, "operator") != 0) {
-			free(cursor);
-			return;
+	if (list_read_query(req, &q) != 0)
+		goto out;
+	l->csv = q.format != NULL && strcmp(q.format, "csv") == 0;
+	if (int_param(req, "limit", 1, l->csv ? CSV_MAX : LIST_MAX, &n,
+	        &has_limit) != 0 ||
+	    int_param(req, "days_left_min", -36500, 36500, &dmin, &has_min) !=
+	        0 ||
+	    int_param(req, "days_left_max", -36500, 36500, &dmax, &has_max) !=
+	        0)
+		goto out;
+	l->limit = has_limit ? n : l->csv ? CSV_DEFAULT : LIST_DEFAULT;
+	if (q.sort != NULL) {
+		const char *name = q.sort[0] == '-' ? q.sort + 1 : q.sort;
+
+		desc = q.sort[0] == '-';
+		sort = -1;
+		for (size_t i = 0; i < ARRAY_LEN(list_sorts); i++)
+			if (strcmp(name, list_sorts[i]) == 0)
+				sort = (int)i;
+		if (sort < 0) {
+			list_bad(req, "sort",
+			    "sort 须为 not_after、holder、applied_at（前加 - 为倒序）");
+			goto out;
 		}
-	} else if (s->role != NULL && strcmp(s->role, "admin") == 0 &&
-	    s->uscc != NULL) {
-		uscc = s->uscc; /* the enterprise's certificates */
-	} else {
-		account = s->account_id; /* one's own */
 	}
+	if (q.cursor != NULL && cursor_decode(q.cursor, id, &q.key) != 0) {
+		list_bad(req, "cursor", "cursor 无效");
+		goto out;
+	}
+	if (scope >= ACCESS_PLATFORM)
+		; /* staff: the whole registry */
+	else if (scope == ACCESS_ENTERPRISE)
+		uscc =
+		    s->uscc; /* the enterprise's certificates, bound or not */
+	else
+		account = s->account_id; /* one's own */
+	/* days_left = floor((notAfter - now) / day) */
+	snprintf(min_at, sizeof(min_at), "%lld",
+	    (long long)now + (long long)dmin * DAY_SECONDS);
+	snprintf(max_at, sizeof(max_at), "%lld",
+	    (long long)now + (long long)(dmax + 1) * DAY_SECONDS);
 	snprintf(limit, sizeof(limit), "%ld", l->limit + 1);
-	const char *p[] = {uscc, account, cursor ? epoch : NULL,
-	    cursor ? id : NULL, limit};
-	free(cursor);
-	db_query(issuance.svc.db, store_cert_list_sql, 5, p, list_on_rows, l);
+	const char *p[] = {uscc, account, q.status, has_min ? min_at : NULL,
+	    has_max ? max_at : NULL, q.holder, q.vendor, q.lock_kind, q.bound,
+	    q.key, q.key ? id : NULL, limit};
+	db_query(issuance.svc.db, store_cert_list_sql[sort * 2 + desc], 12, p,
+	    list_on_rows, l);
+out:
+	list_query_free(&q);
 }
 
 /* One item of the list from row i of store_cert_list_sql. */
@@ -135,8 +259,9 @@ cert_item_json(const struct db_result *res, int i, time_t now)
 {
 	time_t not_after = (time_t)atoll(db_value(res, 0, i, 9));
 	int revoked = db_bool(res, 0, i, 11);
+	int open_order = db_bool(res, 0, i, 12), paid = db_bool(res, 0, i, 13);
 	const char *reason = cert_not_renewable_reason(&issuance.window,
-	    not_after, now, revoked, db_bool(res, 0, i, 12));
+	    not_after, now, revoked, open_order || paid);
 	json_t *platforms = json_loads(db_value(res, 0, i, 10), 0, NULL);
 	json_t *o = json_object();
 
@@ -162,13 +287,86 @@ cert_item_json(const struct db_result *res, int i, time_t now)
 	    platforms ? platforms : json_array());
 	json_object_set_new(o, "status",
 	    json_string(cert_status_name(not_after, now, revoked)));
-	json_object_set_new(o, "renewal_paid",
-	    json_boolean(db_bool(res, 0, i, 13)));
+	json_object_set_new(o, "renewal_paid", json_boolean(paid));
 	json_object_set_new(o, "issuer", json_string(db_value(res, 0, i, 14)));
 	json_object_set_new(o, "account_id", nullable(db_value(res, 0, i, 15)));
 	json_object_set_new(o, "previous_serial",
 	    nullable(db_value(res, 0, i, 16)));
+	json_object_set_new(o, "key_serial", nullable(db_value(res, 0, i, 17)));
+	json_object_set_new(o, "key_vendor", nullable(db_value(res, 0, i, 18)));
+	json_object_set_new(o, "applied_at",
+	    time_json(db_value(res, 0, i, 19)));
+	json_object_set_new(o, "bound",
+	    json_boolean(db_value(res, 0, i, 15) != NULL));
+	json_object_set_new(o, "renewal_state",
+	    json_string(cert_renewal_state(reason, open_order, paid,
+	        db_bool(res, 0, i, 20))));
 	return o;
+}
+
+/* Appends one CSV field (RFC 4180 quoting; in text, a leading = + - @ is
+ * written after a ' so that spreadsheets show it as text, not a formula). */
+static void
+csv_field(struct evbuffer *out, const char *v, int text, int last)
+{
+	int quote = v != NULL && strpbrk(v, ",\"\r\n") != NULL;
+
+	if (quote)
+		evbuffer_add(out, "\"", 1);
+	if (text && v != NULL && v[0] != '\0' && strchr("=+-@", v[0]) != NULL)
+		evbuffer_add(out, "'", 1);
+	for (const char *p = v; p != NULL && *p; p++) {
+		if (*p == '"')
+			evbuffer_add(out, "\"", 1);
+		evbuffer_add(out, p, 1);
+	}
+	if (quote)
+		evbuffer_add(out, "\"", 1);
+	evbuffer_add(out, last ? "\r\n" : ",", last ? 2 : 1);
+}
+
+static const char *const csv_columns[] = {"cert_id", "serial", "holder",
+    "lock_kind", "vendor", "key_vendor", "key_serial", "applied_at",
+    "not_before", "not_after", "days_left", "platforms", "bound",
+    "renewal_state", "status", "enterprise_name", "uscc", "issuer"};
+
+static void
+csv_row(struct evbuffer *out, json_t *o)
+{
+	for (size_t k = 0; k < ARRAY_LEN(csv_columns); k++) {
+		const char *name = strcmp(csv_columns[k], "cert_id") == 0
+		    ? "id"
+		    : csv_columns[k];
+		json_t *v = json_object_get(o, name);
+		char buf[32];
+		const char *text = NULL;
+		char *joined = NULL;
+
+		if (json_is_string(v))
+			text = json_string_value(v);
+		else if (json_is_integer(v)) {
+			snprintf(buf, sizeof(buf), "%lld",
+			    (long long)json_integer_value(v));
+			text = buf;
+		} else if (json_is_boolean(v))
+			text = json_is_true(v) ? "true" : "false";
+		else if (json_is_array(v)) {
+			json_t *e;
+			size_t i;
+			joined = xstrdup("");
+			json_array_foreach(v, i, e)
+			{
+				char *more = xasprintf("%s%s%s", joined,
+				    i ? ";" : "", json_string_value(e));
+				free(joined);
+				joined = more;
+			}
+			text = joined;
+		}
+		csv_field(out, text, json_is_string(v),
+		    k + 1 == ARRAY_LEN(csv_columns));
+		free(joined);
+	}
 }
 
 static void
@@ -190,14 +388,37 @@ list_on_rows(void *arg, const struct db_result *res)
 		json_array_append_new(items, cert_item_json(res, i, now));
 	if (n > l->limit) {
 		int last = (int)l->limit - 1;
-		char *raw = xasprintf("%s.%s", db_value(res, 0, last, 9),
-		    db_value(res, 0, last, 0));
+		char *raw = xasprintf("%s.%s", db_value(res, 0, last, 0),
+		    db_value(res, 0, last, 21));
 		char *cursor = crypto_base64url_encode(raw, strlen(raw));
 
 		json_decref(next);
 		next = json_string(cursor);
 		free(raw);
 		free(cursor);
+	}
+	if (l->csv) {
+		struct evbuffer *out = evbuffer_new();
+		json_t *o;
+		size_t i;
+
+		evbuffer_add(out, "\xef\xbb\xbf",
+		    3); /* BOM: Excel reads UTF-8 */
+		for (size_t k = 0; k < ARRAY_LEN(csv_columns); k++)
+			csv_field(out, csv_columns[k], 1,
+			    k + 1 == ARRAY_LEN(csv_columns));
+		json_array_foreach(items, i, o) csv_row(out, o);
+		if (json_is_string(next))
+			http_add_header(req, "X-Next-Cursor",
+			    json_string_value(next));
+		http_add_header(req, "Content-Disposition",
+		    "attachment; filename=\"certs.csv\"");
+		http_reply_raw(req, 200, "text/csv; charset=utf-8",
+		    evbuffer_pullup(out, -1), evbuffer_get_length(out));
+		evbuffer_free(out);
+		json_decref(items);
+		json_decref(next);
+		return;
 	}
 	http_reply_json(req, 200,
 	    json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
@@ -470,19 +691,45 @@ crl_on_signed(void *arg)
 	http_reply_raw(c->req, 200, "application/pkix-crl", c->der, c->len);
 }
 
-/* ---- GET /api/v1/interop/certs/{serial}/status -------------------------- */
+/* ---- GET /api/v1/interop/certs/{serial}/status,
+ *      GET /api/v1/interop/cert-ids/{cert_id}/status ---------------------
+ * Signed (X-Platform, X-Timestamp, X-Nonce, X-Signature); a nonce is kept
+ * in Redis for twice the timestamp window, so a replay inside the window is
+ * refused. A serial two issuers share answers 409 SERIAL_AMBIGUOUS unless
+ * the caller names the issuer (issuer=) or asks by cert id. */
 
-static void interop_on_row(void *arg, const struct db_result *res);
+struct interop {
+	struct http_req *req;
+	char platform[40];
+	char serial[65];
+	char *issuer;  /* issuer= or NULL */
+	char *cert_id; /* by cert id, or NULL */
+};
 
 static void
-interop_status(struct http_req *req)
+interop_free(void *p)
+{
+	struct interop *in = p;
+
+	free(in->issuer);
+	free(in->cert_id);
+	free(in);
+}
+
+static void interop_on_nonce(void *arg, const struct kv_reply *reply);
+static void interop_on_rows(void *arg, const struct db_result *res);
+
+/* Checks the signed headers and the platform= parameter; answers and
+ * returns -1 on a failure. */
+static int
+interop_authenticate(struct http_req *req, const char **platform_out)
 {
 	const char *platform = http_header(req, "X-Platform");
 	const char *ts = http_header(req, "X-Timestamp");
+	const char *nonce = http_header(req, "X-Nonce");
 	const char *sig = http_header(req, "X-Signature");
 	const char *secret;
-	char serial[65], *canonical, *query_platform;
-	size_t n = strlen(req->params[0]);
+	char *canonical, *query_platform;
 	int sig_ok;
 
 	if (ts == NULL ||
@@ -490,17 +737,22 @@ interop_status(struct http_req *req)
 	        issuance.cfg.interop_skew) != 0) {
 		http_reply_error(req, 401, "TIMESTAMP_INVALID", NULL,
 		    "X-Timestamp 缺失或与服务器时间相差过大");
-		return;
+		return -1;
 	}
 	if (platform == NULL ||
 	    (secret = cert_platform_secret(issuance.secrets, issuance.nsecrets,
 	         platform)) == NULL) {
 		http_reply_error(req, 401, "PLATFORM_UNKNOWN", NULL,
 		    "未知的平台");
-		return;
+		return -1;
 	}
-	canonical =
-	    cert_interop_canonical(req->method, req->path, req->query, ts);
+	if (!cert_interop_nonce_ok(nonce)) {
+		http_reply_error(req, 401, "NONCE_INVALID", NULL,
+		    "X-Nonce 缺失或格式错误（16 至 64 位字母、数字、- 或 _）");
+		return -1;
+	}
+	canonical = cert_interop_canonical(req->method, req->path, req->query,
+	    ts, nonce);
 	sig_ok = sig != NULL &&
 	    cert_interop_signature_ok(secret, canonical, sig) == 0;
 	free(canonical);
@@ -509,48 +761,162 @@ interop_status(struct http_req *req)
 		    platform);
 		http_reply_error(req, 401, "BAD_SIGNATURE", NULL,
 		    "签名验证失败");
-		return;
+		return -1;
 	}
 	query_platform = http_query_param(req, "platform");
 	if (query_platform == NULL) {
 		http_reply_error(req, 400, "BAD_REQUEST", "platform",
 		    "缺少 platform 参数");
-		return;
+		return -1;
 	}
 	if (strcmp(query_platform, platform) != 0) {
 		free(query_platform);
 		http_reply_error(req, 403, "PLATFORM_MISMATCH", "platform",
 		    "platform 参数与 X-Platform 不一致");
-		return;
+		return -1;
 	}
 	free(query_platform);
+	*platform_out = platform;
+	return 0;
+}
+
+/* Takes the nonce (SET NX EX), then asks the registry. */
+static void
+interop_take_nonce(struct interop *in)
+{
+	struct http_req *req = in->req;
+	char *key = xasprintf("%s%s:%s", store_interop_nonce_prefix,
+	    in->platform, http_header(req, "X-Nonce"));
+	char ttl[24];
+
+	snprintf(ttl, sizeof(ttl), "%ld", 2 * issuance.cfg.interop_skew);
+	const char *argv[] = {"SET", key, "1", "NX", "EX", ttl};
+	kv_command(issuance.svc.kv, interop_on_nonce, in, 6, argv, NULL);
+	free(key);
+}
+
+static void
+interop_status(struct http_req *req)
+{
+	const char *platform;
+	size_t n = strlen(req->params[0]);
+	struct interop *in;
+
+	if (interop_authenticate(req, &platform) != 0)
+		return;
+	in = xcalloc(1, sizeof(*in));
+	in->req = req;
+	snprintf(in->platform, sizeof(in->platform), "%s", platform);
+	http_req_attach(req, in, interop_free);
+	in->issuer = http_query_param(req, "issuer");
+	if (in->issuer != NULL &&
+	    (in->issuer[0] == '\0' || strlen(in->issuer) > 1024)) {
+		http_reply_error(req, 400, "BAD_REQUEST", "issuer",
+		    "issuer 须为签发者 DN");
+		return;
+	}
 	if (n == 0 || n > 64 ||
 	    strspn(req->params[0], "0123456789abcdefABCDEF") != n) {
 		issuance_refuse(req, "INTEROP_CERT_NOT_FOUND");
 		return;
 	}
 	for (size_t i = 0; i <= n; i++)
-		serial[i] =
+		in->serial[i] =
 		    (char)(req->params[0][i] >= 'a' && req->params[0][i] <= 'f'
 		            ? req->params[0][i] - 'a' + 'A'
 		            : req->params[0][i]);
-	const char *p[] = {serial, platform};
-	db_query(issuance.svc.db, store_interop_sql, 2, p, interop_on_row, req);
+	interop_take_nonce(in);
 }
 
 static void
-interop_on_row(void *arg, const struct db_result *res)
+interop_status_by_id(struct http_req *req)
 {
-	struct http_req *req = arg;
+	const char *platform;
+	struct interop *in;
+
+	if (interop_authenticate(req, &platform) != 0)
+		return;
+	in = xcalloc(1, sizeof(*in));
+	in->req = req;
+	snprintf(in->platform, sizeof(in->platform), "%s", platform);
+	http_req_attach(req, in, interop_free);
+	if (!uuid_valid(req->params[0])) {
+		issuance_refuse(req, "INTEROP_CERT_NOT_FOUND");
+		return;
+	}
+	in->cert_id = xstrdup(req->params[0]);
+	interop_take_nonce(in);
+}
+
+static void
+interop_on_nonce(void *arg, const struct kv_reply *reply)
+{
+	struct interop *in = arg;
+	struct http_req *req = in->req;
+
+	if (reply == NULL || kv_reply_type(reply) == KV_ERROR) {
+		http_reply_unavailable(req, "redis");
+		return;
+	}
+	if (kv_reply_type(reply) == KV_NIL) {
+		log_info(req->id, "msg=interop_replay platform=%s",
+		    in->platform);
+		http_reply_error(req, 401, "NONCE_REPLAYED", NULL,
+		    "该请求已处理过（X-Nonce 重复），请使用新的 X-Nonce");
+		return;
+	}
+	if (in->cert_id != NULL) {
+		const char *p[] = {in->cert_id, in->platform};
+		db_query(issuance.svc.db, store_interop_by_id_sql, 2, p,
+		    interop_on_rows, in);
+		return;
+	}
+	const char *p[] = {in->serial, in->platform, in->issuer};
+	db_query(issuance.svc.db, store_interop_sql, 3, p, interop_on_rows, in);
+}
+
+/* Two or more issuers share the serial asked without issuer=. */
+static int
+interop_ambiguous(const struct db_result *res)
+{
+	int n = db_rows(res, 0);
+
+	for (int i = 1; i < n; i++)
+		if (strcmp(db_value(res, 0, i, 8), db_value(res, 0, 0, 8)) != 0)
+			return 1;
+	return 0;
+}
+
+static void
+interop_on_rows(void *arg, const struct db_result *res)
+{
+	struct interop *in = arg;
+	struct http_req *req = in->req;
 	const char *reason;
-	json_t *platforms;
+	json_t *platforms, *body;
 
 	if (res->status != DB_OK) {
 		http_reply_db_error(req, res);
 		return;
 	}
-	if (db_rows(res, 0) != 1) {
+	if (db_rows(res, 0) < 1) {
 		issuance_refuse(req, "INTEROP_CERT_NOT_FOUND");
+		return;
+	}
+	if (interop_ambiguous(res)) {
+		json_t *candidates = json_array();
+
+		for (int i = 0; i < db_rows(res, 0); i++)
+			json_array_append_new(candidates,
+			    json_pack("{s:s, s:s, s:s}", "issuer",
+			        db_value(res, 0, i, 8), "serial",
+			        db_value(res, 0, i, 9), "cert_id",
+			        db_value(res, 0, i, 6)));
+		http_reply_json(req, 409,
+		    json_pack("{s:{s:s, s:s, s:o}}", "error", "code",
+		        "SERIAL_AMBIGUOUS", "message",
+		        "多个签发者使用了该序列号，请同时提供 issuer 或按证书 ID 查询",
+		        "candidates", candidates));
 		return;
 	}
 	reason = cert_interop_reason((time_t)atoll(db_value(res, 0, 0, 0)),
@@ -558,11 +924,18 @@ interop_on_row(void *arg, const struct db_result *res)
 	    db_bool(res, 0, 0, 2), db_bool(res, 0, 0, 3),
 	    db_bool(res, 0, 0, 5));
 	platforms = json_loads(db_value(res, 0, 0, 4), 0, NULL);
-	http_reply_json(req, 200,
-	    json_pack("{s:b, s:s?, s:o, s:o}", "valid", reason == NULL,
-	        "reason", reason, "not_after",
-	        time_json(db_value(res, 0, 0, 1)), "platforms",
-	        platforms ? platforms : json_array()));
+	body = json_pack("{s:b, s:s?, s:o, s:o}", "valid", reason == NULL,
+	    "reason", reason, "not_after", time_json(db_value(res, 0, 0, 1)),
+	    "platforms", platforms ? platforms : json_array());
+	json_object_set_new(body, "cert_id",
+	    json_string(db_value(res, 0, 0, 6)));
+	json_object_set_new(body, "issuer",
+	    json_string(db_value(res, 0, 0, 8)));
+	json_object_set_new(body, "serial",
+	    json_string(db_value(res, 0, 0, 9)));
+	json_object_set_new(body, "successor_serial",
+	    nullable(db_value(res, 0, 0, 7)));
+	http_reply_json(req, 200, body);
 }
 
 /* ---- the route table --------------------------------------------------- */
@@ -574,5 +947,6 @@ const struct http_route issuance_routes[] = {
     {"POST", "/api/v1/certs/{id}/renewal", cert_renewal, 64 * 1024},
     {"POST", "/api/v1/certs/{id}/revoke", cert_revoke, 0},
     {"GET", "/api/v1/interop/certs/{serial}/status", interop_status, 0},
+    {"GET", "/api/v1/interop/cert-ids/{id}/status", interop_status_by_id, 0},
 };
 const size_t issuance_nroutes = ARRAY_LEN(issuance_routes);

@@ -87,10 +87,23 @@ cert_platform_secret(const struct cert_platform_secret *s, size_t n,
 
 char *
 cert_interop_canonical(const char *method, const char *path, const char *query,
-    const char *timestamp)
+    const char *timestamp, const char *nonce)
 {
-	return xasprintf("%s\n%s\n%s\n%s", method, path, query ? query : "",
-	    timestamp);
+	return xasprintf("%s\n%s\n%s\n%s\n%s", method, path, query ? query : "",
+	    timestamp, nonce);
+}
+
+int
+cert_interop_nonce_ok(const char *nonce)
+{
+	size_t n = nonce ? strlen(nonce) : 0;
+
+	return n >= 16 && n <= 64 &&
+	        strspn(nonce,
+	            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	            "0123456789-_") == n
+	    ? 1
+	    : 0;
 }
 
 int

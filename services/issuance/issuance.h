@@ -54,6 +54,14 @@ time_t cert_add_months(time_t t, long months);
 void cert_renewal_validity(const struct cert_window *w, time_t old_not_after,
     time_t now, time_t *not_before, time_t *not_after);
 
+/* CA管理's renewal state of a certificate (static strings): "paid" (a paid
+ * renewal waits for the holder to update the key), "in_order" (in an order
+ * awaiting payment), "renewable", "renewed" (renewed by the platform and
+ * not yet due again), else "not_due" (outside the window, or not renewable:
+ * see the reason). reason is cert_not_renewable_reason()'s. */
+const char *cert_renewal_state(const char *reason, int in_open_order,
+    int renewal_paid, int renewed);
+
 /* "revoked", "expired" or "valid" (static strings). */
 const char *cert_status_name(time_t not_after, time_t now, int revoked);
 
@@ -78,10 +86,12 @@ void cert_platform_secrets_free(struct cert_platform_secret *s, size_t n);
 const char *cert_platform_secret(const struct cert_platform_secret *s, size_t n,
     const char *code);
 
-/* Returns a new string METHOD "\n" path "\n" query "\n" timestamp (query ""
- * when absent); caller frees. */
+/* Returns a new string METHOD "\n" path "\n" query "\n" timestamp "\n"
+ * nonce (query "" when absent); caller frees. */
 char *cert_interop_canonical(const char *method, const char *path,
-    const char *query, const char *timestamp);
+    const char *query, const char *timestamp, const char *nonce);
+/* 1 when nonce (X-Nonce) is 16-64 characters of [A-Za-z0-9_-], else 0. */
+int cert_interop_nonce_ok(const char *nonce);
 /* 0 when ts is 1-12 decimal digits within skew seconds of now, else -1. */
 int cert_interop_timestamp_ok(const char *ts, time_t now, long skew);
 /* 0 when sig_hex is the lower-case hex HMAC-SHA256 of canonical under
@@ -106,6 +116,7 @@ struct issuance_config {
 	long lease_seconds;      /* one attempt holds an intent this long */
 	long resume_interval_ms; /* the resumer's period */
 	long retry_seconds;      /* first backoff after a vendor failure */
+	long sync_interval_ms;   /* vendor directory sync period, 0: off */
 	const char *default_platforms; /* of certificates first seen at login */
 	const char *vendor_names;      /* "issuer-DN-part=VENDOR,…" */
 	const char *var_dir;
@@ -199,6 +210,16 @@ void issuance_refuse(struct http_req *req, const char *rule);
 void issuance_reply_batch_error(struct http_req *req,
     const struct db_result *res);
 
+/* ---- desk.c: `caplat-issuance ca-issue` (after issuance_config_load) ---- */
+
+int issuance_ca_issue(int argc, char **argv);
+
+/* ---- sync.c: the vendor directory sync ---- */
+
+/* Reads every adapter's directory from its cursor into the registry, then
+ * calls done() (on the loop thread, exactly once). */
+void cert_sync_run(void (*done)(void));
+
 /* ---- sweep.c: the timers that finish pending intents and vendor jobs -- */
 
 /* Arms every sweep's timer (after svc_init). */
@@ -226,14 +247,25 @@ void issuance_events_subscribe(void);
 
 struct challenge_scope;
 
-/* GET /certs, the latest certificate of each lineage in scope, soonest
- * notAfter first. $1 uscc or NULL, $2 account id or NULL (both NULL: all),
- * $3 cursor notAfter (s) or NULL, $4 cursor cert id, $5 limit. Columns:
- * 0 cert id, 1 serial, 2 type, 3 holder, 4 vendor, 5 lock kind,
- * 6 enterprise name, 7 uscc, 8 not_before, 9 not_after, 10 platforms,
- * 11 revoked, 12 in an open order, 13 renewal paid, 14 issuer,
- * 15 account id, 16 previous serial. */
-extern const char store_cert_list_sql[];
+/* GET /certs (CA管理), the latest certificate of each lineage in scope,
+ * store_cert_list_sql[sort * 2 + descending], sort an enum cert_sort.
+ * $1 uscc or NULL, $2 account id or NULL (both NULL: all), $3 status
+ * ("valid", "expired", "revoked") or NULL, $4 / $5 notAfter at least / before
+ * (s) or NULL, $6 holder name part or NULL, $7 vendor or NULL, $8 lock kind
+ * or NULL, $9 bound ("true"/"false") or NULL, $10 cursor key (column 21 of
+ * the last row) or NULL, $11 cursor cert id, $12 limit. Columns: 0 cert id,
+ * 1 serial, 2 type, 3 holder, 4 vendor, 5 lock kind, 6 enterprise name,
+ * 7 uscc, 8 not_before, 9 not_after, 10 platforms, 11 revoked, 12 in an
+ * open order, 13 renewal paid (not yet used), 14 issuer, 15 account id,
+ * 16 previous serial, 17 key serial, 18 key vendor, 19 first application
+ * (s), 20 issued by a renewal, 21 the sort key. */
+enum cert_sort {
+	CERT_SORT_NOT_AFTER,
+	CERT_SORT_HOLDER,
+	CERT_SORT_APPLIED,
+	CERT_SORTS
+};
+extern const char *const store_cert_list_sql[CERT_SORTS * 2];
 
 /* The renewal challenge's view of lineage $1, replay window $2 days.
  * Statement 0 (lineage and latest certificate): 0 account, 1 latest id,
@@ -299,10 +331,19 @@ extern const char store_revoke_sql[];
  * 1 revoked_at, 2 reason. */
 extern const char store_crl_entries_sql[];
 
-/* The interop view of serial $1 for platform $2: 0 not_before, 1 not_after,
- * 2 revoked, 3 superseded, 4 platforms, 5 associated. The latest
- * certificate wins when two issuers share the serial. */
+/* The interop view of serial $1 (leading zeros ignored) for platform $2,
+ * of issuer $3 or any (NULL): at most 16 candidates, the latest
+ * certificate first. Columns: 0 not_before, 1 not_after, 2 revoked,
+ * 3 superseded, 4 platforms, 5 associated, 6 cert id (lineage),
+ * 7 successor serial (the certificate that replaced it) or NULL, 8 issuer,
+ * 9 serial. store_interop_by_id_sql: the same columns for the latest
+ * certificate of lineage $1. */
 extern const char store_interop_sql[];
+extern const char store_interop_by_id_sql[];
+
+/* Redis: a signed interop request's X-Nonce, SET NX EX for twice the
+ * timestamp window: "interop:nonce:<platform>:<nonce>". */
+extern const char store_interop_nonce_prefix[];
 
 /* Redis: the renewal challenge (common/challenge.h), bound to the facts
  * {cert_id, target, account}. */
@@ -318,5 +359,18 @@ extern const char store_entitlement_insert_sql[];
 extern const char store_open_order_delete_sql[];
 /* $1 order, $2 cert id. */
 extern const char store_open_order_insert_sql[];
+
+/* The vendor directory sync (sync.c). The cursor of vendor $1: 0 cursor.
+ * Set: $1 vendor, $2 cursor, $3 certificates recorded. Failed: $1 vendor,
+ * $2 error. sync_certificate($1 lineage, $2 certificate id, $3 event id,
+ * $4 issuer, $5 serial, $6 vendor, $7 subject, $8 fingerprint, $9 spki,
+ * $10 key type, $11 not_before, $12 not_after (RFC 3339), $13 pem, $14 type,
+ * $15 lock kind, $16 holder, $17 enterprise, $18 uscc, $19 platforms
+ * "{A,B}", $20 key serial, $21 key vendor, $22 first application (RFC 3339)
+ * or NULL). Columns: 0 cert id, 1 new. */
+extern const char store_sync_cursor_sql[];
+extern const char store_sync_cursor_set_sql[];
+extern const char store_sync_failed_sql[];
+extern const char store_sync_certificate_sql[];
 
 #endif

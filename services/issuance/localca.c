@@ -348,3 +348,90 @@ localca_crl(const struct localca_ca *c, const struct crypto_crl_entry *entries,
 	return crypto_crl_create(der, len, c->ca, c->key, entries, n, now,
 	    now + (time_t)hours * 3600, (long)now);
 }
+
+/* ---- the directory of what the local CA issued at its desk ---- */
+
+int
+localca_directory_add(const struct localca *lca, const char *cert_pem,
+    const char *uscc, json_t *meta, char *err, size_t err_size)
+{
+	char *path = xasprintf("%s/issued.jsonl", lca->dir), *line, buf[4096];
+	long seq = 0;
+	int fd, rc = -1;
+	FILE *f;
+
+	fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0 || flock(fd, LOCK_EX) != 0 ||
+	    (f = fdopen(fd, "r+")) == NULL) {
+		snprintf(err, err_size, "%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		free(path);
+		return -1;
+	}
+	while (fgets(buf, sizeof(buf), f) != NULL)
+		if (strchr(buf, '\n') != NULL)
+			seq++;
+	json_object_set_new(meta, "seq", json_integer(seq + 1));
+	json_object_set_new(meta, "uscc",
+	    uscc ? json_string(uscc) : json_null());
+	json_object_set_new(meta, "certificate", json_string(cert_pem));
+	line = json_dumps(meta, JSON_COMPACT);
+	if (line != NULL && fprintf(f, "%s\n", line) > 0 && fflush(f) == 0 &&
+	    fsync(fd) == 0)
+		rc = 0;
+	else
+		snprintf(err, err_size, "%s: %s", path, strerror(errno));
+	free(line);
+	fclose(f); /* closes fd, releases the lock */
+	free(path);
+	return rc;
+}
+
+int
+localca_directory(const struct localca *lca,
+    const struct vendor_list_request *r, json_t **items, char **next, int *more,
+    char *err, size_t err_size)
+{
+	char *path = xasprintf("%s/issued.jsonl", lca->dir);
+	long since = r->since ? atol(r->since) : 0, last = 0;
+	json_t *out = json_array();
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+
+	*more = 0;
+	if (f == NULL && errno != ENOENT) {
+		snprintf(err, err_size, "%s: %s", path, strerror(errno));
+		json_decref(out);
+		free(path);
+		return -1;
+	}
+	while (f != NULL && getline(&line, &cap, f) > 0) {
+		json_t *e = json_loads(line, 0, NULL);
+		long seq = (long)json_integer_value(json_object_get(e, "seq"));
+		const char *uscc =
+		    json_string_value(json_object_get(e, "uscc"));
+
+		if (e == NULL || (r->uscc == NULL && seq <= since) ||
+		    (r->uscc != NULL &&
+		        (uscc == NULL || strcmp(uscc, r->uscc) != 0))) {
+			json_decref(e);
+			continue;
+		}
+		if ((long)json_array_size(out) == r->limit) {
+			*more = 1;
+			json_decref(e);
+			break;
+		}
+		last = seq;
+		json_array_append_new(out, e);
+	}
+	free(line);
+	if (f != NULL)
+		fclose(f);
+	free(path);
+	*items = out;
+	*next = last > 0 ? xasprintf("%ld", last) : NULL;
+	return 0;
+}

@@ -7,7 +7,9 @@
  *   caplat-issuance [--workers N]   serve
  *   caplat-issuance migrate         apply migrations and exit
  *   caplat-issuance ca-init         create the local CA if missing and print
- *                                   the path of its roots bundle */
+ *                                   the path of its roots bundle
+ *   caplat-issuance ca-issue …      a first application at the local CA
+ *                                   (desk.c), listed by its directory */
 #include "issuance.h"
 
 #include "vendor.h"
@@ -25,6 +27,10 @@ main(int argc, char **argv)
 		else
 			printf("%s/ca/roots.pem\n", issuance.cfg.var_dir);
 		return 0;
+	}
+	if (argc >= 2 && strcmp(argv[1], "ca-issue") == 0) {
+		issuance_config_load();
+		return issuance_ca_issue(argc, argv);
 	}
 	issuance_config_load();
 	svc_init(&issuance.svc, "issuance", argc, argv);

@@ -9,21 +9,46 @@
 
 /* clang-format off */
 
-const char store_cert_list_sql[] =
-    "SELECT l.id, c.serial, l.type, l.holder, c.vendor, l.lock_kind,"
-    " l.enterprise_name, l.uscc, " EPOCH("c.not_before") ", " EPOCH("c.not_after") ","
-    " array_to_json(c.platforms)::text, c.revoked_at IS NOT NULL,"
-    " EXISTS (SELECT 1 FROM open_orders o WHERE o.cert_id = l.id)"
-    "  OR EXISTS (SELECT 1 FROM entitlements e WHERE e.cert_id = l.id AND e.status <> 'used'),"
-    " EXISTS (SELECT 1 FROM entitlements e WHERE e.cert_id = l.id AND e.status <> 'used'),"
-    " c.issuer, l.account_id,"
-    " (SELECT p.serial FROM certificates p WHERE p.id = c.replaces)"
-    " FROM certificates c JOIN lineages l ON l.id = c.cert_id"
-    " WHERE c.replaced_by IS NULL"
-    " AND ($1::text IS NULL OR l.uscc = $1)"
-    " AND ($2::uuid IS NULL OR l.account_id = $2)"
-    " AND ($3::bigint IS NULL OR (c.not_after, l.id) > (to_timestamp($3::bigint), $4::uuid))"
-    " ORDER BY c.not_after, l.id LIMIT $5::int";
+/* CA管理: one statement per sort key and direction, the keyset condition
+ * on (key, lineage id); each key has an index on lineages per enterprise
+ * (lineages.not_after is the latest certificate's, 011_directory.sql). */
+#define CERT_LIST_SQL(KEY, CAST, CMP, DIR)                                       \
+	"SELECT l.id, c.serial, l.type, l.holder, c.vendor, l.lock_kind,"                    \
+	" l.enterprise_name, l.uscc, " EPOCH("c.not_before") ", " EPOCH("c.not_after") ","  \
+	" array_to_json(c.platforms)::text, c.revoked_at IS NOT NULL,"                       \
+	" EXISTS (SELECT 1 FROM open_orders o WHERE o.cert_id = l.id),"                      \
+	" EXISTS (SELECT 1 FROM entitlements e WHERE e.cert_id = l.id AND e.status <> 'used')," \
+	" c.issuer, l.account_id,"                                                           \
+	" (SELECT p.serial FROM certificates p WHERE p.id = c.replaces),"                    \
+	" l.key_serial, l.key_vendor, " EPOCH("COALESCE(l.applied_at, l.created_at)") ","    \
+	" c.source = 'renewal',"                                                             \
+	" (" KEY ")::text"                                                                   \
+	" FROM certificates c JOIN lineages l ON l.id = c.cert_id"                           \
+	" WHERE c.replaced_by IS NULL"                                                       \
+	" AND ($1::text IS NULL OR l.uscc = $1)"                                             \
+	" AND ($2::uuid IS NULL OR l.account_id = $2)"                                       \
+	" AND ($3::text IS NULL OR ($3 = 'revoked' AND c.revoked_at IS NOT NULL)"            \
+	"  OR ($3 = 'expired' AND c.revoked_at IS NULL AND c.not_after <= now())"             \
+	"  OR ($3 = 'valid' AND c.revoked_at IS NULL AND c.not_after > now()))"               \
+	" AND ($4::bigint IS NULL OR l.not_after >= to_timestamp($4::bigint))"              \
+	" AND ($5::bigint IS NULL OR l.not_after < to_timestamp($5::bigint))"               \
+	" AND ($6::text IS NULL OR position($6 IN l.holder) > 0)"                            \
+	" AND ($7::text IS NULL OR c.vendor = $7)"                                           \
+	" AND ($8::text IS NULL OR l.lock_kind = $8)"                                        \
+	" AND ($9::boolean IS NULL OR (l.account_id IS NOT NULL) = $9)"                      \
+	" AND ($10::text IS NULL OR ((" KEY "), l.id) " CMP " ($10::text::" CAST ", $11::uuid))" \
+	" ORDER BY " KEY " " DIR ", l.id " DIR " LIMIT $12::int"
+
+#define APPLIED "COALESCE(l.applied_at, l.created_at)"
+
+const char *const store_cert_list_sql[CERT_SORTS * 2] = {
+    CERT_LIST_SQL("l.not_after", "timestamptz", ">", "ASC"),
+    CERT_LIST_SQL("l.not_after", "timestamptz", "<", "DESC"),
+    CERT_LIST_SQL("l.holder", "text", ">", "ASC"),
+    CERT_LIST_SQL("l.holder", "text", "<", "DESC"),
+    CERT_LIST_SQL(APPLIED, "timestamptz", ">", "ASC"),
+    CERT_LIST_SQL(APPLIED, "timestamptz", "<", "DESC"),
+};
 
 const char store_challenge_lineage_sql[] =
     "SELECT l.account_id, c.id, c.revoked_at IS NOT NULL, c.pem IS NOT NULL, c.serial"
@@ -113,11 +138,19 @@ const char store_crl_entries_sql[] =
     "SELECT serial, " EPOCH("revoked_at") ", revocation_reason FROM certificates"
     " WHERE issuer = $1 AND revoked_at IS NOT NULL ORDER BY revoked_at, serial";
 
+#define INTEROP_COLUMNS                                                          \
+	"SELECT " EPOCH("c.not_before") ", " EPOCH("c.not_after") ", c.revoked_at IS NOT NULL,"      \
+	" c.replaced_by IS NOT NULL, array_to_json(c.platforms)::text, $2 = ANY (c.platforms),"     \
+	" c.cert_id, (SELECT n.serial FROM certificates n WHERE n.id = c.replaced_by),"          \
+	" c.issuer, c.serial FROM certificates c"
+
 const char store_interop_sql[] =
-    "SELECT " EPOCH("c.not_before") ", " EPOCH("c.not_after") ", c.revoked_at IS NOT NULL,"
-    " c.replaced_by IS NOT NULL, array_to_json(c.platforms)::text, $2 = ANY (c.platforms)"
-    " FROM certificates c WHERE ltrim(c.serial, '0') = ltrim($1, '0')"
-    " ORDER BY c.replaced_by IS NULL DESC, c.registered_at DESC LIMIT 1";
+    INTEROP_COLUMNS " WHERE ltrim(c.serial, '0') = ltrim($1, '0')"
+    " AND ($3::text IS NULL OR c.issuer = $3)"
+    " ORDER BY c.replaced_by IS NULL DESC, c.registered_at DESC LIMIT 16";
+
+const char store_interop_by_id_sql[] =
+    INTEROP_COLUMNS " WHERE c.cert_id = $1::uuid AND c.replaced_by IS NULL";
 
 const char store_register_sql[] =
     "SELECT o_cert_id, o_created FROM register_certificate($1, $2, $3, $4, $5, $6, $7,"
@@ -134,7 +167,25 @@ const char store_open_order_delete_sql[] =
 
 const char store_open_order_insert_sql[] =
     "INSERT INTO open_orders (order_id, cert_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+const char store_sync_cursor_sql[] =
+    "SELECT cursor FROM vendor_sync WHERE vendor = $1";
+
+const char store_sync_cursor_set_sql[] =
+    "INSERT INTO vendor_sync (vendor, cursor, synced_at, certs) VALUES ($1, $2, now(), $3::bigint)"
+    " ON CONFLICT (vendor) DO UPDATE SET cursor = EXCLUDED.cursor, synced_at = now(),"
+    " last_error = NULL, certs = vendor_sync.certs + EXCLUDED.certs";
+
+const char store_sync_failed_sql[] =
+    "INSERT INTO vendor_sync (vendor, last_error) VALUES ($1, $2)"
+    " ON CONFLICT (vendor) DO UPDATE SET last_error = EXCLUDED.last_error";
+
+const char store_sync_certificate_sql[] =
+    "SELECT o_cert_id, o_created FROM sync_certificate($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+    " $10, $11::timestamptz, $12::timestamptz, $13, $14, $15, $16, $17, $18, $19::text[],"
+    " $20, $21, $22::timestamptz)";
 /* clang-format on */
+
+const char store_interop_nonce_prefix[] = "interop:nonce:";
 
 const struct challenge_scope store_renewal_challenge = {"issuance.renewal",
     "renew:chal:"};

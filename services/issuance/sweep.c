@@ -48,21 +48,28 @@ resume_free(struct resume *r)
 
 /* ---- the timers ----------------------------------------------------------- */
 
-enum { SWEEP_INTENTS, SWEEP_VENDOR_JOBS };
+enum { SWEEP_INTENTS, SWEEP_VENDOR_JOBS, SWEEP_DIRECTORY };
+
+static void sync_start(size_t i);
+static void on_synced(void);
 
 /* Each sweep leases one due item at a time (its claim statement, $1 the
  * lease in seconds) and handles it in on_claimed, which claims again while
- * items come, and ends in sweep_idle(its row). */
+ * items come, and ends in sweep_idle(its row); or, with start, runs start
+ * instead, which ends in sweep_idle(its row). An interval of 0 is off. */
 static const struct sweep {
 	const char *name;
 	const long *interval_ms;
 	const char *claim_sql;
 	db_cb on_claimed;
+	void (*start)(size_t i);
 } sweeps[] = {
     [SWEEP_INTENTS] = {"renewal_intents", &issuance.cfg.resume_interval_ms,
         store_intent_claim_sql, on_claimed},
     [SWEEP_VENDOR_JOBS] = {"vendor_revocations",
         &issuance.cfg.resume_interval_ms, store_job_claim_sql, on_job_claimed},
+    [SWEEP_DIRECTORY] = {"vendor_directory", &issuance.cfg.sync_interval_ms,
+        NULL, NULL, sync_start},
 };
 
 static struct {
@@ -102,13 +109,18 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	if (sweep_state[i].busy)
 		return;
 	sweep_state[i].busy = 1;
-	sweep_claim(i);
+	if (sweeps[i].start != NULL)
+		sweeps[i].start(i);
+	else
+		sweep_claim(i);
 }
 
 void
 issuance_sweep_start(void)
 {
 	for (size_t i = 0; i < ARRAY_LEN(sweeps); i++) {
+		if (*sweeps[i].interval_ms == 0)
+			continue; /* off */
 		sweep_state[i].tick = evtimer_new(issuance.svc.base, on_tick,
 		    (void *)(uintptr_t)i);
 		if (sweep_state[i].tick == NULL)
@@ -290,4 +302,18 @@ on_job_updated(void *arg, const struct db_result *res)
 		sweep_claim(SWEEP_VENDOR_JOBS); /* more may be due */
 	else
 		sweep_idle(SWEEP_VENDOR_JOBS);
+}
+
+/* ---- the vendor directory sync (sync.c) --------------------------------- */
+
+static void
+sync_start(size_t i)
+{
+	cert_sync_run(on_synced);
+}
+
+static void
+on_synced(void)
+{
+	sweep_idle(SWEEP_DIRECTORY);
 }

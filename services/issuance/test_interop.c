@@ -13,17 +13,18 @@
 
 #define NOW ((time_t)1714550400)
 #define SECRET "0123456789abcdef0123456789abcdef"
-#define CANONICAL \
-	"GET\n/api/v1/interop/certs/1A2B3C/status\nplatform=LN_JSGC\n1714550400"
+#define CANONICAL                                                                  \
+	"GET\n/api/v1/interop/certs/1A2B3C/status\nplatform=LN_JSGC\n1714550400\n" \
+	"0f3c9a7e-5b1d-4c2a"
 /* python3: hmac.new(SECRET, CANONICAL, sha256).hexdigest() */
-#define SIG "b61e1698d9786fea6c2ab88f59ed4345789064e5ba67924926d569b007945e80"
+#define SIG "1959f1f3f261607471282cf1210d32a8da161d3689961160c89f70cc632b7a8c"
 
 static void
 test_canonical_and_signature(void **state)
 {
 	char *c =
 	    cert_interop_canonical("GET", "/api/v1/interop/certs/1A2B3C/status",
-	        "platform=LN_JSGC", "1714550400");
+	        "platform=LN_JSGC", "1714550400", "0f3c9a7e-5b1d-4c2a");
 	char *bad = xstrdup(SIG), *upper = xstrdup(SIG);
 
 	assert_string_equal(c, CANONICAL);
@@ -38,8 +39,15 @@ test_canonical_and_signature(void **state)
 	assert_int_equal(cert_interop_signature_ok(SECRET "x", c, SIG), -1);
 	free(c);
 	/* no query: an empty line */
-	c = cert_interop_canonical("GET", "/p", NULL, "1");
-	assert_string_equal(c, "GET\n/p\n\n1");
+	c = cert_interop_canonical("GET", "/p", NULL, "1", "n");
+	assert_string_equal(c, "GET\n/p\n\n1\nn");
+	free(c);
+	/* nonces */
+	assert_int_equal(cert_interop_nonce_ok("0f3c9a7e-5b1d-4c2a"), 1);
+	assert_int_equal(cert_interop_nonce_ok("short"), 0);
+	assert_int_equal(cert_interop_nonce_ok(NULL), 0);
+	assert_int_equal(cert_interop_nonce_ok("0f3c9a7e 5b1d-4c2a"), 0);
+	c = xstrdup("");
 	free(c);
 	free(bad);
 	free(upper);

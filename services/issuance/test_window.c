@@ -172,6 +172,27 @@ test_reason_messages(void **state)
 	assert_null(cert_reason_message("NOPE"));
 }
 
+static void
+test_renewal_states(void **state)
+{
+	assert_string_equal(cert_renewal_state(NULL, 0, 0, 0), "renewable");
+	assert_string_equal(cert_renewal_state(NULL, 0, 0, 1), "renewable");
+	assert_string_equal(cert_renewal_state("CERT_IN_OPEN_ORDER", 1, 0, 0),
+	    "in_order");
+	assert_string_equal(cert_renewal_state("CERT_IN_OPEN_ORDER", 1, 1, 0),
+	    "paid");
+	assert_string_equal(cert_renewal_state("NOT_IN_RENEWAL_WINDOW", 0, 0,
+	                        1),
+	    "renewed");
+	assert_string_equal(cert_renewal_state("NOT_IN_RENEWAL_WINDOW", 0, 0,
+	                        0),
+	    "not_due");
+	assert_string_equal(cert_renewal_state("CERT_REVOKED", 0, 0, 1),
+	    "not_due");
+	assert_string_equal(cert_renewal_state("EXPIRED_TOO_LONG", 0, 0, 0),
+	    "not_due");
+}
+
 int
 main(void)
 {
@@ -181,6 +202,7 @@ main(void)
 	    cmocka_unit_test(test_renewal_validity),
 	    cmocka_unit_test(test_reasons_and_status),
 	    cmocka_unit_test(test_reason_messages),
+	    cmocka_unit_test(test_renewal_states),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

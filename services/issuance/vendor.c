@@ -39,6 +39,25 @@ vendor_revoke(struct vendor *v, const struct vendor_revoke_request *r,
 }
 
 void
+vendor_list(struct vendor *v, const struct vendor_list_request *r,
+    vendor_list_fn cb, void *arg)
+{
+	if (v->ops->list == NULL) {
+		const struct vendor_list_result none = {VENDOR_REJECTED, NULL,
+		    NULL, 0, "this adapter has no directory"};
+		cb(arg, &none);
+		return;
+	}
+	v->ops->list(v, r, cb, arg);
+}
+
+struct vendor *
+vendor_at(size_t i)
+{
+	return i < nadapters ? adapters[i] : NULL;
+}
+
+void
 vendor_register(struct vendor *v)
 {
 	if (nadapters == MAX_ADAPTERS)
@@ -206,6 +225,63 @@ local_revoke(struct vendor *v, const struct vendor_revoke_request *r,
 	cb(arg, VENDOR_OK, "");
 }
 
+/* The local CA's directory, read on the work pool. */
+struct local_list {
+	struct localca *ca;
+	char *uscc, *since;
+	long limit;
+	json_t *items;
+	char *next;
+	int more, rc;
+	char error[256];
+	vendor_list_fn cb;
+	void *arg;
+};
+
+static void
+local_read(void *p)
+{
+	struct local_list *j = p;
+	const struct vendor_list_request r = {j->uscc, j->since, j->limit};
+
+	j->rc = localca_directory(j->ca, &r, &j->items, &j->next, &j->more,
+	    j->error, sizeof(j->error));
+}
+
+static void
+local_read_done(void *p)
+{
+	struct local_list *j = p;
+	struct vendor_list_result res = {VENDOR_OK, j->items, j->next, j->more,
+	    ""};
+
+	if (j->rc != 0) {
+		res.status = VENDOR_UNAVAILABLE;
+		res.error = j->error;
+	}
+	j->cb(j->arg, &res);
+	json_decref(j->items);
+	free(j->next);
+	free(j->uscc);
+	free(j->since);
+	free(j);
+}
+
+static void
+local_list(struct vendor *v, const struct vendor_list_request *r,
+    vendor_list_fn cb, void *arg)
+{
+	struct local_list *j = xcalloc(1, sizeof(*j));
+
+	j->ca = v->impl;
+	j->uscc = r->uscc ? xstrdup(r->uscc) : NULL;
+	j->since = r->since ? xstrdup(r->since) : NULL;
+	j->limit = r->limit;
+	j->cb = cb;
+	j->arg = arg;
+	work_submit(local_read, local_read_done, j);
+}
+
 static void
 local_free(struct vendor *v)
 {
@@ -215,6 +291,7 @@ static const struct vendor_ops local_ops = {
     .create = local_issue,
     .renew = local_issue,
     .revoke = local_revoke,
+    .list = local_list,
     .free = local_free,
 };
 

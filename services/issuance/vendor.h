@@ -1,11 +1,13 @@
 /* vendor — the vendor CAs behind one interface in the style of step-ca's
- * CertificateAuthorityService: create, renew, revoke, each answering once on
- * the loop thread. Every call carries the intent's id as request id: a
+ * CertificateAuthorityService: create, renew, revoke and list (the vendor's
+ * directory: its certificates for a USCC, or changed since a cursor), each
+ * answering once on the loop thread. Every call carries the intent's id as request id: a
  * repeated id must give the first answer again, never a second certificate
  * (README.md). Adapters: "local" (localca.c, the default) and "remote". */
 #ifndef CAPLAT_ISSUANCE_VENDOR_H
 #define CAPLAT_ISSUANCE_VENDOR_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -46,7 +48,29 @@ struct vendor_revoke_request {
 	time_t revoked_at;
 };
 
+/* A directory page: the certificates of uscc (when not NULL), else those
+ * issued or changed after the cursor since (NULL: from the start). */
+struct vendor_list_request {
+	const char *uscc;
+	const char *since;
+	long limit;
+};
+
+/* A directory answer. Borrowed: valid during the callback only. items is a
+ * JSON array of {certificate (PEM), holder, lock_kind, key_serial,
+ * key_vendor, applied_at (RFC 3339), platforms: [code, …]} (all but
+ * certificate may be absent or null); next_cursor is the cursor to ask from
+ * next time (NULL when the page is empty); more: another page is ready. */
+struct vendor_list_result {
+	enum vendor_status status;
+	json_t *items;
+	const char *next_cursor;
+	int more;
+	const char *error;
+};
+
 typedef void (*vendor_cert_fn)(void *arg, const struct vendor_cert_result *res);
+typedef void (*vendor_list_fn)(void *arg, const struct vendor_list_result *res);
 typedef void (
     *vendor_done_fn)(void *arg, enum vendor_status status, const char *error);
 
@@ -57,6 +81,8 @@ struct vendor_ops {
 	    vendor_cert_fn cb, void *arg);
 	void (*revoke)(struct vendor *v, const struct vendor_revoke_request *r,
 	    vendor_done_fn cb, void *arg);
+	void (*list)(struct vendor *v, const struct vendor_list_request *r,
+	    vendor_list_fn cb, void *arg);
 	void (*free)(struct vendor *v);
 };
 
@@ -77,7 +103,14 @@ void vendor_renew(struct vendor *v, const struct vendor_cert_request *r,
 void vendor_revoke(struct vendor *v, const struct vendor_revoke_request *r,
     vendor_done_fn cb, void *arg);
 
+/* Reads a page of the vendor's directory. */
+void vendor_list(struct vendor *v, const struct vendor_list_request *r,
+    vendor_list_fn cb, void *arg);
+
 /* ---- the adapters of this process ---- */
+
+/* The i-th adapter of this process, or NULL past the last. */
+struct vendor *vendor_at(size_t i);
 
 /* Registers an adapter (steals v). At most 8. */
 void vendor_register(struct vendor *v);
@@ -135,6 +168,20 @@ int localca_issues(const struct localca *ca, const char *issuer_dn);
  * error writes the reason into err and returns -1. */
 int localca_issue(const struct localca *ca, const struct vendor_cert_request *r,
     char **cert_pem, char **chain_pem, char *err, size_t err_size);
+/* The local CA's directory, <dir>/issued.jsonl: one line per certificate
+ * issued at its desk (caplat-issuance ca-issue), {seq, uscc, certificate,
+ * holder, lock_kind, key_serial, key_vendor, applied_at, platforms}.
+ * localca_directory_add appends meta (borrowed, a JSON object completed with
+ * seq, uscc and certificate) under the directory's lock. localca_directory
+ * reads the page of vendor_list_request r (the cursor is the last seq
+ * read): on success sets *items (a new array), *next (a new string or
+ * NULL) and *more, returns 0. Both synchronous (off the loop). */
+int localca_directory_add(const struct localca *ca, const char *cert_pem,
+    const char *uscc, json_t *meta, char *err, size_t err_size);
+int localca_directory(const struct localca *ca,
+    const struct vendor_list_request *r, json_t **items, char **next, int *more,
+    char *err, size_t err_size);
+
 /* Makes the DER CRL of issuing CA c (synchronous). */
 struct crypto_crl_entry;
 int localca_crl(const struct localca_ca *c,

@@ -33,15 +33,51 @@ struct remote_call {
 	struct remote *rm;
 	vendor_cert_fn cert_cb;
 	vendor_done_fn done_cb;
+	vendor_list_fn list_cb;
 	void *arg;
 	char what[16];
 	char request_id[64];
 };
 
+/* Answers a directory call from body (status VENDOR_OK) or with error. */
+static void
+list_answer(struct remote_call *c, enum vendor_status status, const char *body,
+    size_t len, const char *error)
+{
+	struct vendor_list_result res = {status, NULL, NULL, 0,
+	    error ? error : ""};
+	json_t *root =
+	    status == VENDOR_OK ? json_loadb(body, len, 0, NULL) : NULL;
+
+	if (status == VENDOR_OK) {
+		json_t *next = json_object_get(root, "next_cursor");
+		res.items = json_object_get(root, "items");
+		if (!json_is_array(res.items) ||
+		    (next != NULL && !json_is_null(next) &&
+		        !json_is_string(next))) {
+			log_warn(NULL,
+			    "msg=vendor_bad_answer adapter=remote call=list");
+			res.status = VENDOR_UNAVAILABLE;
+			res.items = NULL;
+			res.error = "malformed answer";
+		} else {
+			res.next_cursor = json_string_value(next);
+			res.more = json_is_true(json_object_get(root, "more"));
+		}
+	}
+	c->list_cb(c->arg, &res);
+	json_decref(root);
+	free(c);
+}
+
 static void
 call_answer(struct remote_call *c, enum vendor_status status, const char *cert,
     const char *chain, const char *error)
 {
+	if (c->list_cb != NULL) {
+		list_answer(c, status, NULL, 0, error);
+		return;
+	}
 	if (c->cert_cb != NULL) {
 		struct vendor_cert_result res = {status, cert, chain,
 		    error ? error : ""};
@@ -107,7 +143,9 @@ on_response(struct evhttp_request *req, void *arg)
 		evbuffer_copyout(in, body, len);
 	body[len] = '\0';
 	if (code == 200 || code == 201) {
-		if (c->cert_cb == NULL) {
+		if (c->list_cb != NULL) {
+			list_answer(c, VENDOR_OK, body, len, NULL);
+		} else if (c->cert_cb == NULL) {
 			call_answer(c, VENDOR_OK, NULL, NULL, NULL);
 		} else if (parse_cert_answer(body, len, &cert, &chain) == 0) {
 			call_answer(c, VENDOR_OK, cert, chain, NULL);
@@ -150,9 +188,11 @@ on_unsent(evutil_socket_t fd, short what, void *arg)
 	    "cannot send the request");
 }
 
-/* POSTs body (stolen) to prefix + path; answers through c. */
+/* Sends method to prefix + path with body (stolen; NULL for none);
+ * answers through c. */
 static void
-remote_post(struct remote_call *c, const char *path, json_t *body)
+remote_send(struct remote_call *c, enum evhttp_cmd_type method,
+    const char *path, json_t *body)
 {
 	struct remote *rm = c->rm;
 	struct evhttp_connection *conn;
@@ -161,8 +201,8 @@ remote_post(struct remote_call *c, const char *path, json_t *body)
 	struct timeval tv = {rm->timeout_ms / 1000,
 	    (rm->timeout_ms % 1000) * 1000};
 	struct timeval now = {0, 0};
-	char *text = json_dumps(body, JSON_COMPACT), *full, host[300],
-	     auth[600];
+	char *text = body ? json_dumps(body, JSON_COMPACT) : xstrdup(""), *full,
+	     host[300], auth[600];
 
 	json_decref(body);
 	if (text == NULL)
@@ -184,17 +224,19 @@ remote_post(struct remote_call *c, const char *path, json_t *body)
 	h = evhttp_request_get_output_headers(req);
 	snprintf(host, sizeof(host), "%s:%d", rm->host, rm->port);
 	evhttp_add_header(h, "Host", host);
-	evhttp_add_header(h, "Content-Type", "application/json");
+	if (method == EVHTTP_REQ_POST)
+		evhttp_add_header(h, "Content-Type", "application/json");
 	/* One connection per call, closed after it: freed on completion. */
 	evhttp_add_header(h, "Connection", "close");
-	evhttp_add_header(h, "Idempotency-Key", c->request_id);
+	if (method == EVHTTP_REQ_POST)
+		evhttp_add_header(h, "Idempotency-Key", c->request_id);
 	if (rm->token[0] != '\0') {
 		snprintf(auth, sizeof(auth), "Bearer %s", rm->token);
 		evhttp_add_header(h, "Authorization", auth);
 	}
 	evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
 	free(text);
-	if (evhttp_make_request(conn, req, EVHTTP_REQ_POST, full) != 0) {
+	if (evhttp_make_request(conn, req, method, full) != 0) {
 		/* libevent 2.1 has then freed the request, not the connection. */
 		evhttp_connection_free(conn);
 		free(full);
@@ -240,7 +282,7 @@ remote_create(struct vendor *v, const struct vendor_cert_request *r,
 
 	c->cert_cb = cb;
 	c->arg = arg;
-	remote_post(c, "/v1/certificates", cert_body(r));
+	remote_send(c, EVHTTP_REQ_POST, "/v1/certificates", cert_body(r));
 }
 
 static void
@@ -251,7 +293,7 @@ remote_renew(struct vendor *v, const struct vendor_cert_request *r,
 
 	c->cert_cb = cb;
 	c->arg = arg;
-	remote_post(c, "/v1/certificates/renew", cert_body(r));
+	remote_send(c, EVHTTP_REQ_POST, "/v1/certificates/renew", cert_body(r));
 }
 
 static void
@@ -264,10 +306,30 @@ remote_revoke(struct vendor *v, const struct vendor_revoke_request *r,
 	c->done_cb = cb;
 	c->arg = arg;
 	time_rfc3339((int64_t)r->revoked_at * 1000, at);
-	remote_post(c, "/v1/revocations",
+	remote_send(c, EVHTTP_REQ_POST, "/v1/revocations",
 	    json_pack("{s:s, s:s, s:s, s:s, s:s}", "request_id", r->request_id,
 	        "serial", r->serial, "issuer", r->issuer, "reason", r->reason,
 	        "revoked_at", at));
+}
+
+/* GET <url>/v1/directory?uscc=&since=&limit= */
+static void
+remote_list(struct vendor *v, const struct vendor_list_request *r,
+    vendor_list_fn cb, void *arg)
+{
+	struct remote_call *c = call_new(v, "list", "-");
+	char *uscc = r->uscc ? evhttp_encode_uri(r->uscc) : NULL;
+	char *since = r->since ? evhttp_encode_uri(r->since) : NULL;
+	char *path = xasprintf("/v1/directory?limit=%ld%s%s%s%s", r->limit,
+	    uscc ? "&uscc=" : "", uscc ? uscc : "", since ? "&since=" : "",
+	    since ? since : "");
+
+	c->list_cb = cb;
+	c->arg = arg;
+	remote_send(c, EVHTTP_REQ_GET, path, NULL);
+	free(path);
+	free(uscc);
+	free(since);
 }
 
 static void
@@ -287,6 +349,7 @@ static const struct vendor_ops remote_ops = {
     .create = remote_create,
     .renew = remote_renew,
     .revoke = remote_revoke,
+    .list = remote_list,
     .free = remote_free,
 };
 

@@ -103,3 +103,18 @@ cert_status_name(time_t not_after, time_t now, int revoked)
 		return "revoked";
 	return now >= not_after ? "expired" : "valid";
 }
+
+const char *
+cert_renewal_state(const char *reason, int in_open_order, int renewal_paid,
+    int renewed)
+{
+	if (renewal_paid)
+		return "paid";
+	if (in_open_order)
+		return "in_order";
+	if (reason == NULL)
+		return "renewable";
+	if (renewed && strcmp(reason, "NOT_IN_RENEWAL_WINDOW") == 0)
+		return "renewed";
+	return "not_due";
+}

@@ -274,15 +274,26 @@ def platform_secret(suite, code):
 
 
 def interop(suite, serial, platform, header_platform=None, secret=None, ts=None, query=None,
-            method="GET", tamper=False):
-    path = f"/api/v1/interop/certs/{serial}/status"
-    query = query if query is not None else f"platform={platform}"
+            method="GET", tamper=False, nonce=None, issuer=None, cert_id=None):
+    """A signed interop request: X-Signature = HMAC-SHA256 over method, path,
+    query, timestamp and X-Nonce (a fresh nonce each call unless given;
+    nonce="" sends none). By serial (issuer= added when given) or, with
+    cert_id, by cert id."""
+    path = (f"/api/v1/interop/cert-ids/{cert_id}/status" if cert_id
+            else f"/api/v1/interop/certs/{serial}/status")
+    if query is None:
+        query = f"platform={platform}"
+        if issuer is not None:
+            query += "&issuer=" + urllib.parse.quote(issuer, safe="")
     ts = str(int(time.time())) if ts is None else ts
+    nonce = uuid.uuid4().hex if nonce is None else nonce
     header_platform = header_platform or platform
     secret = secret or platform_secret(suite, header_platform)
-    canonical = f"{method}\n{path}\n{query}\n{ts}"
+    canonical = f"{method}\n{path}\n{query}\n{ts}\n{nonce}"
     sig = hmac.new(secret.encode(), canonical.encode(), hashlib.sha256).hexdigest()
     if tamper:
         sig = ("0" if sig[0] != "0" else "1") + sig[1:]
-    return call(suite.gateway, method, path + ("?" + query if query else ""),
-                headers={"X-Platform": header_platform, "X-Timestamp": ts, "X-Signature": sig})
+    headers = {"X-Platform": header_platform, "X-Timestamp": ts, "X-Signature": sig}
+    if nonce:
+        headers["X-Nonce"] = nonce
+    return call(suite.gateway, method, path + ("?" + query if query else ""), headers=headers)

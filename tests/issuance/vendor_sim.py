@@ -6,6 +6,15 @@ test PKI's scripts (tests/ukey/ca.sh, issue.sh), that can be made slow or failin
   POST /v1/certificates          {request_id, serial, csr, not_before, not_after}
   POST /v1/certificates/renew    {…, certificate}   → 201 {certificate, chain, serial}
   POST /v1/revocations           {request_id, serial, issuer, reason, revoked_at} → 200
+  GET  /v1/directory?uscc=&since=&limit=
+                                 the vendor's directory (issue 13): {items: [{certificate,
+                                 holder, lock_kind, key_serial, key_vendor, applied_at,
+                                 platforms}], next_cursor, more} — the certificates of a
+                                 USCC, or those issued after the cursor (a sequence number)
+  POST /control/issue            {holder, enterprise, uscc, lock_kind, key_serial, key_vendor,
+                                 applied_at, platforms, days, alg} a first application at this
+                                 vendor: a new key and certificate, entered in the directory
+                                 → {certificate, key, serial}
   POST /control                  {"fail": N, "delay": S, "reject": bool}
                                  fail the next N certificate requests with 503; answer
                                  after S seconds (the certificate is issued and recorded
@@ -30,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 
 UKEY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ukey")
 
@@ -49,6 +59,7 @@ class Sim:
         self.signed = {}
         self.answers = {}
         self.revocations = []
+        self.directory = []                 # [{seq, uscc, certificate, …}]
         self.requests = 0
         self.fail = 0
         self.delay = 0.0
@@ -94,6 +105,36 @@ class Sim:
                     "serial": body["serial"]}
 
 
+    def first_application(self, body):
+        """A new key and certificate under this vendor's CA, in the directory."""
+        alg = body.get("alg", "rsa")
+        kind = body.get("lock_kind", "agent")
+        uscc = body.get("uscc") or ""
+        with self.sign_lock, tempfile.TemporaryDirectory(dir=self.dir) as out:
+            run("bash", os.path.join(UKEY, "issue.sh"), "--out", out, self.dir, "leaf", alg, kind,
+                body["holder"], body.get("enterprise") or "", uscc, str(int(body.get("days", 365))))
+            cert = open(os.path.join(out, "leaf.cert.pem")).read()
+            key = open(os.path.join(out, "leaf.key.pem")).read()
+        with self.lock:
+            entry = {"seq": len(self.directory) + 1, "uscc": uscc or None, "certificate": cert,
+                     "holder": body["holder"], "lock_kind": kind,
+                     "key_serial": body.get("key_serial"), "key_vendor": body.get("key_vendor"),
+                     "applied_at": body.get("applied_at"), "platforms": body.get("platforms")}
+            self.directory.append(entry)
+        return {"certificate": cert, "key": key, "seq": entry["seq"]}
+
+    def list_directory(self, uscc, since, limit):
+        with self.lock:
+            if uscc:
+                rows = [e for e in self.directory if e["uscc"] == uscc]
+            else:
+                rows = [e for e in self.directory if e["seq"] > since]
+            page, more = rows[:limit], len(rows) > limit
+        items = [{k: e[k] for k in ("certificate", "holder", "lock_kind", "key_serial", "key_vendor",
+                                    "applied_at", "platforms")} for e in page]
+        return {"items": items, "next_cursor": str(page[-1]["seq"]) if page else None, "more": more}
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     sim = None
@@ -121,6 +162,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                  "revocations": sim.revocations, "requests": sim.requests,
                                  "fail": sim.fail, "delay": sim.delay})
             return
+        url = urllib.parse.urlsplit(self.path)
+        if url.path == "/v1/directory":
+            if sim.token and self.headers.get("Authorization") != f"Bearer {sim.token}":
+                self.reply(401, {"error": "bad token"})
+                return
+            qs = urllib.parse.parse_qs(url.query)
+            try:
+                since = int((qs.get("since") or ["0"])[0])
+                limit = max(1, min(500, int((qs.get("limit") or ["100"])[0])))
+            except ValueError:
+                self.reply(400, {"error": "bad since or limit"})
+                return
+            with sim.lock:
+                sim.requests += 1
+                failing = sim.fail > 0
+                if failing:
+                    sim.fail -= 1
+            if failing:
+                self.reply(503, {"error": "temporarily failing"})
+                return
+            self.reply(200, sim.list_directory((qs.get("uscc") or [None])[0], since, limit))
+            return
         self.reply(404, {"error": "not found"})
 
     def do_POST(self):
@@ -129,6 +192,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = self.body()
         except ValueError:
             self.reply(400, {"error": "bad json"})
+            return
+        if self.path == "/control/issue":
+            try:
+                self.reply(201, sim.first_application(body))
+            except (KeyError, subprocess.CalledProcessError) as e:
+                self.reply(400, {"error": f"cannot issue: {e}"})
             return
         if self.path == "/control":
             with sim.lock:

@@ -1,0 +1,254 @@
+/* sync — the vendor directory sync: every adapter of this process with a
+ * directory (vendor.h list) is read from its cursor, page by page, and each
+ * certificate listed enters the registry by sync_certificate()
+ * (deploy/sql/issuance/011_directory.sql): a new key gets a lineage and
+ * issuance.cert.registered, the same event a binding gives, with no account
+ * yet, so orders and auth learn it; a known one gets its key's facts
+ * (证书锁序列号, 介质服务商, first application date). A page and its new cursor
+ * are one transaction: a crash reads the page again, which changes nothing.
+ * The vendor calls are asynchronous (the adapters answer on the loop); the
+ * certificates of a page (at most SYNC_PAGE) are parsed on the loop. The
+ * timer is sweep.c's row "vendor_directory"; the holder's later binding
+ * finds the certificate known (register_certificate fills in the account). */
+#include "issuance.h"
+
+#include "crypto.h"
+#include "db.h"
+#include "log.h"
+#include "util.h"
+#include "vendor.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SYNC_PAGE 200
+
+struct sync_run {
+	size_t adapter; /* vendor_at() index */
+	struct vendor *v;
+	char *cursor;
+	long certs;
+	int more; /* the vendor has another page after the one being recorded */
+	void (*done)(void);
+};
+
+static void sync_next_adapter(struct sync_run *s);
+static void sync_on_cursor(void *arg, const struct db_result *res);
+static void sync_on_page(void *arg, const struct vendor_list_result *res);
+static void sync_on_applied(void *arg, const struct db_result *res);
+static void sync_on_logged(void *arg, const struct db_result *res);
+
+static int
+lock_kind_ok(const char *kind)
+{
+	static const char *const kinds[] = {"master", "project_lead", "agent",
+	    "cost_engineer", "personal"};
+
+	for (size_t i = 0; kind && i < ARRAY_LEN(kinds); i++)
+		if (strcmp(kind, kinds[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static const char *
+item_str(json_t *item, const char *key)
+{
+	const char *v = json_string_value(json_object_get(item, key));
+
+	return v && *v ? v : NULL;
+}
+
+/* "{A,B}" of a JSON array of platform codes, "{}" when absent; NULL when
+ * malformed. */
+static char *
+platforms_literal(json_t *arr)
+{
+	char *out = xstrdup("{");
+	json_t *v;
+	size_t i;
+
+	if (arr != NULL && !json_is_null(arr) && !json_is_array(arr)) {
+		free(out);
+		return NULL;
+	}
+	json_array_foreach(arr, i, v)
+	{
+		const char *code = json_string_value(v);
+		if (code == NULL || !cert_platform_code_ok(code)) {
+			free(out);
+			return NULL;
+		}
+		char *more = xasprintf("%s%s%s", out, i ? "," : "", code);
+		free(out);
+		out = more;
+	}
+	char *done = xasprintf("%s}", out);
+	free(out);
+	return done;
+}
+
+void
+cert_sync_run(void (*done)(void))
+{
+	struct sync_run *s = xcalloc(1, sizeof(*s));
+
+	s->done = done;
+	s->adapter = (size_t)-1;
+	sync_next_adapter(s);
+}
+
+static void
+sync_next_adapter(struct sync_run *s)
+{
+	s->adapter++;
+	s->v = vendor_at(s->adapter);
+	free(s->cursor);
+	s->cursor = NULL;
+	if (s->v == NULL) {
+		void (*done)(void) = s->done;
+		free(s);
+		done();
+		return;
+	}
+	const char *p[] = {s->v->name};
+	db_query(issuance.svc.db, store_sync_cursor_sql, 1, p, sync_on_cursor,
+	    s);
+}
+
+static void
+sync_ask(struct sync_run *s)
+{
+	const struct vendor_list_request r = {NULL, s->cursor, SYNC_PAGE};
+
+	vendor_list(s->v, &r, sync_on_page, s);
+}
+
+static void
+sync_on_cursor(void *arg, const struct db_result *res)
+{
+	struct sync_run *s = arg;
+
+	if (res->status != DB_OK) {
+		void (*done)(void) = s->done;
+		free(s->cursor);
+		free(s);
+		done(); /* the database is away: next tick */
+		return;
+	}
+	if (db_rows(res, 0) == 1 && db_value(res, 0, 0, 0) != NULL)
+		s->cursor = xstrdup(db_value(res, 0, 0, 0));
+	sync_ask(s);
+}
+
+/* Adds sync_certificate() for one listed item to b; -1 when malformed. */
+static int
+sync_add_item(struct db_batch *b, const struct vendor *v, json_t *item)
+{
+	const char *pem = item_str(item, "certificate"), *kind, *holder, *uscc;
+	char nb[48], na[48], lineage[37], cert_id[37], event_id[37];
+	struct crypto_cert *cert = NULL;
+	char *platforms;
+
+	if (pem == NULL || crypto_cert_parse(&cert, pem, NULL) != 0)
+		return -1;
+	kind = item_str(item, "lock_kind") ? item_str(item, "lock_kind")
+	                                   : cert->subject.ou;
+	holder = item_str(item, "holder") ? item_str(item, "holder")
+	                                  : cert->subject.cn;
+	uscc = cert->subject.org_id;
+	platforms = platforms_literal(json_object_get(item, "platforms"));
+	if (!lock_kind_ok(kind) || holder == NULL || platforms == NULL) {
+		free(platforms);
+		crypto_cert_free(cert);
+		return -1;
+	}
+	if (strcmp(kind, "personal") == 0)
+		uscc = NULL;
+	time_rfc3339((int64_t)cert->not_before * 1000, nb);
+	time_rfc3339((int64_t)cert->not_after * 1000, na);
+	uuid_v4(lineage);
+	uuid_v4(cert_id);
+	uuid_v4(event_id);
+	const char *p[] = {lineage, cert_id, event_id, cert->issuer_dn,
+	    cert->serial, v->name, cert->subject_dn, cert->fingerprint_sha256,
+	    cert->spki_sha256, crypto_key_type_name(cert->key_type), nb, na,
+	    cert->pem, uscc ? "enterprise" : "personal", kind, holder,
+	    uscc ? cert->subject.o : NULL, uscc, platforms,
+	    item_str(item, "key_serial"), item_str(item, "key_vendor"),
+	    item_str(item, "applied_at")};
+	db_batch_add(b, store_sync_certificate_sql, 22, p);
+	free(platforms);
+	crypto_cert_free(cert);
+	return 0;
+}
+
+static void
+sync_on_page(void *arg, const struct vendor_list_result *res)
+{
+	struct sync_run *s = arg;
+	struct db_batch *b;
+	json_t *item;
+	size_t i, bad = 0;
+	char n[24];
+
+	if (res->status != VENDOR_OK) {
+		if (res->status == VENDOR_UNAVAILABLE)
+			log_warn(NULL,
+			    "msg=vendor_sync_failed vendor=%s error=\"%s\"",
+			    s->v->name, res->error);
+		const char *p[] = {s->v->name, res->error};
+		db_query(issuance.svc.db, store_sync_failed_sql, 2, p,
+		    sync_on_logged, s);
+		return;
+	}
+	b = db_batch_new();
+	json_array_foreach(res->items, i, item)
+	{
+		if (sync_add_item(b, s->v, item) != 0)
+			bad++;
+	}
+	if (bad > 0)
+		log_warn(NULL, "msg=vendor_sync_skipped vendor=%s items=%zu",
+		    s->v->name, bad);
+	snprintf(n, sizeof(n), "%zu", json_array_size(res->items) - bad);
+	s->certs += (long)(json_array_size(res->items) - bad);
+	const char *p[] = {s->v->name,
+	    res->next_cursor ? res->next_cursor : s->cursor, n};
+	db_batch_add(b, store_sync_cursor_set_sql, 3, p);
+	if (res->next_cursor != NULL) {
+		free(s->cursor);
+		s->cursor = xstrdup(res->next_cursor);
+	}
+	s->more = res->more && json_array_size(res->items) > 0;
+	db_batch_run(issuance.svc.db, b, sync_on_applied, s);
+}
+
+static void
+sync_on_applied(void *arg, const struct db_result *res)
+{
+	struct sync_run *s = arg;
+
+	if (res->status != DB_OK) {
+		log_error(NULL,
+		    "msg=vendor_sync_record_failed vendor=%s error=\"%s\"",
+		    s->v->name, res->message ? res->message : "");
+		sync_next_adapter(s);
+		return;
+	}
+	if (s->more) {
+		sync_ask(s);
+		return;
+	}
+	if (s->certs > 0)
+		log_info(NULL, "msg=vendor_synced vendor=%s certs=%ld",
+		    s->v->name, s->certs);
+	s->certs = 0;
+	sync_next_adapter(s);
+}
+
+static void
+sync_on_logged(void *arg, const struct db_result *res)
+{
+	sync_next_adapter(arg);
+}

@@ -1,0 +1,233 @@
+"""CA管理 (issue 13) through nginx: the enterprise administrator lists every
+certificate of the enterprise, bound or not, with every column (holder, lock
+kind, vendor, key serial and vendor, first application, validity, days
+left, platforms, bound, renewal state), filters, sorts, keyset pages and a
+CSV export; a member sees only their own; another enterprise's
+administrator sees none of them; the administrator orders the renewal of a
+certificate whose holder never logged in, and the renewal state follows the
+order (in an order, paid and waiting for the holder)."""
+import csv
+import datetime
+import importlib.util
+import io
+import os
+import sys
+import urllib.parse
+import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "issuance"))
+from kit import ca_bind, make_leaf, new_uscc, pay, q, wait_registered  # noqa: E402
+from client import Api, wait_until  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_spec = importlib.util.spec_from_file_location("orders_tests", os.path.join(HERE, "test_orders.py"))
+_orders = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_orders)
+
+COLUMNS = {"id", "serial", "type", "holder", "vendor", "lock_kind", "enterprise_name", "uscc",
+           "not_before", "not_after", "days_left", "renewable", "not_renewable_reason",
+           "not_renewable_message", "platforms", "status", "renewal_paid", "issuer", "account_id",
+           "previous_serial", "key_serial", "key_vendor", "applied_at", "bound", "renewal_state"}
+
+
+def join_enterprise(suite, token, uscc, role):
+    """Makes the session `token` act as `role` (admin, project_lead, agent,
+    cost_engineer) of the enterprise `uscc`. Today identities are self-service
+    in auth (a key's binding may already have added it); when membership
+    needs the administrator's approval, change this function only."""
+    api = Api(suite)
+    r = api.post("/api/v1/auth/identities", {"type": "enterprise", "enterprise_name": "沈阳某某建设有限公司",
+                                             "uscc": uscc, "role": role}, token=token)
+    if r.status == 409 and r.code == "IDENTITY_EXISTS":
+        me = api.get("/api/v1/auth/me", token=token)
+        identity = next(i["id"] for i in me.json["identities"] if i.get("uscc") == uscc)
+    else:
+        assert r.status == 201, r
+        identity = r.json["id"]
+    s = api.post(f"/api/v1/auth/identities/{identity}/switch", token=token)
+    assert s.status == 200, s
+    return identity
+
+
+def enterprise_admin(suite, uscc):
+    """An account acting as the enterprise's administrator, its personal info
+    complete and the enterprise approved (what ordering needs)."""
+    return _orders.enterprise_admin(suite, uscc=uscc)
+
+
+def iso(dt):
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def unbound_cert(suite, uscc, holder, kind="agent", vendor="CFCA", days_left=30, key_serial=None,
+                 key_vendor=None, applied_at="2018-04-01T00:00:00Z", platforms=("LN_JSGC",)):
+    """A certificate the registry knows before its holder ever logged in, as
+    the vendor directory sync enters it (sync_certificate(): the lineage,
+    the certificate and issuance.cert.registered)."""
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    lineage, cert = str(uuid.uuid4()), str(uuid.uuid4())
+    serial = uuid.uuid4().hex[:16].upper()
+    issuer = f"CN={vendor} CA,O={vendor},C=CN"
+    arr = "{" + ",".join(platforms) + "}"
+    suite.psql(
+        "SET search_path TO issuance, public; SELECT * FROM sync_certificate("
+        f"'{lineage}', '{cert}', '{uuid.uuid4()}', {q(issuer)}, '{serial}', {q(vendor)}, NULL, NULL,"
+        f" NULL, NULL, '{iso(now - datetime.timedelta(days=300))}',"
+        f" '{iso(now + datetime.timedelta(days=days_left, hours=1))}', NULL, 'enterprise', {q(kind)},"
+        f" {q(holder)}, '沈阳某某建设有限公司', {q(uscc)}, '{arr}', "
+        f"{q(key_serial) if key_serial else 'NULL'}, {q(key_vendor) if key_vendor else 'NULL'},"
+        f" '{applied_at}')")
+    return lineage, serial
+
+
+def certs(suite, token, **params):
+    path = "/api/v1/certs" + ("?" + urllib.parse.urlencode(params) if params else "")
+    return Api(suite).get(path, token=token)
+
+
+def ids(r):
+    assert r.status == 200, r
+    return [i["id"] for i in r.json["items"]]
+
+
+def all_pages(suite, token, limit, **params):
+    seen, cursor = [], None
+    while True:
+        extra = dict(params, limit=limit)
+        if cursor:
+            extra["cursor"] = cursor
+        r = certs(suite, token, **extra)
+        assert r.status == 200 and len(r.json["items"]) <= limit, r
+        seen += [i["id"] for i in r.json["items"]]
+        cursor = r.json["next_cursor"]
+        if cursor is None:
+            return seen
+
+
+def setup_enterprise(suite):
+    uscc = new_uscc()
+    admin = enterprise_admin(suite, uscc)
+    a = unbound_cert(suite, uscc, "赵一", kind="agent", vendor="CFCA", days_left=20,
+                     key_serial="FT-0001", key_vendor="飞天诚信", applied_at="2018-04-01T00:00:00Z",
+                     platforms=("LN_JSGC", "DL_GGZY"))
+    b = unbound_cert(suite, uscc, "钱二", kind="project_lead", vendor="GDCA", days_left=200,
+                     key_serial="WQ-0002", key_vendor="握奇", applied_at="2016-01-01T00:00:00Z")
+    c = unbound_cert(suite, uscc, "孙三", kind="master", vendor="CFCA", days_left=-10,
+                     applied_at="2020-09-09T00:00:00Z")
+    # a member whose own key is bound
+    leaf = make_leaf(suite, "rsa", "project_lead", days=60, uscc=uscc, holder="李四")
+    token, account = ca_bind(suite, leaf)
+    bound_id = wait_registered(suite, leaf.serial)
+    join_enterprise(suite, token, uscc, "project_lead")
+    return uscc, admin, a, b, c, (bound_id, leaf, token, account)
+
+
+def test_ca_manage_admin_lists_bound_and_unbound_with_every_column(suite):
+    uscc, admin, a, b, c, (bound_id, leaf, member_token, account) = setup_enterprise(suite)
+    r = certs(suite, admin.token)
+    assert r.status == 200, r
+    items = {i["id"]: i for i in r.json["items"]}
+    assert set(items) == {a[0], b[0], c[0], bound_id}, items.keys()
+    for i in items.values():
+        assert set(i) == COLUMNS, set(i) ^ COLUMNS
+    ia = items[a[0]]
+    assert ia["holder"] == "赵一" and ia["lock_kind"] == "agent" and ia["vendor"] == "CFCA", ia
+    assert ia["key_serial"] == "FT-0001" and ia["key_vendor"] == "飞天诚信", ia
+    assert ia["applied_at"] == "2018-04-01T00:00:00.000Z" and ia["days_left"] == 20, ia
+    assert ia["platforms"] == ["LN_JSGC", "DL_GGZY"] and ia["bound"] is False, ia
+    assert ia["account_id"] is None and ia["renewal_state"] == "renewable" and ia["status"] == "valid", ia
+    assert items[b[0]]["renewal_state"] == "not_due" and items[b[0]]["days_left"] == 200
+    assert items[c[0]]["status"] == "expired" and items[c[0]]["renewal_state"] == "renewable"
+    ib = items[bound_id]
+    assert ib["bound"] is True and ib["account_id"] == account and ib["holder"] == "李四", ib
+    # default order: soonest notAfter first
+    assert ids(r) == [c[0], a[0], bound_id, b[0]]
+
+
+def test_ca_manage_filters_sort_pages_and_csv(suite):
+    uscc, admin, a, b, c, (bound_id, leaf, _, _) = setup_enterprise(suite)
+    t = admin.token
+    assert ids(certs(suite, t, status="expired")) == [c[0]]
+    assert ids(certs(suite, t, status="valid")) == [a[0], bound_id, b[0]]
+    assert ids(certs(suite, t, status="revoked")) == []
+    assert ids(certs(suite, t, days_left_min=0, days_left_max=90)) == [a[0], bound_id]
+    assert ids(certs(suite, t, days_left_max=20)) == [c[0], a[0]]
+    assert ids(certs(suite, t, days_left_min=21)) == [bound_id, b[0]]
+    assert ids(certs(suite, t, holder="钱")) == [b[0]]
+    assert ids(certs(suite, t, vendor="GDCA")) == [b[0]]
+    assert ids(certs(suite, t, lock_kind="master")) == [c[0]]
+    assert ids(certs(suite, t, bound="false")) == [c[0], a[0], b[0]]
+    assert ids(certs(suite, t, bound="true")) == [bound_id]
+    assert ids(certs(suite, t, vendor="CFCA", status="valid")) == [a[0]]
+    # sorts
+    assert ids(certs(suite, t, sort="-not_after")) == [b[0], bound_id, a[0], c[0]]
+    holders = [i["holder"] for i in certs(suite, t, sort="holder").json["items"]]
+    assert holders == sorted(holders) and len(holders) == 4
+    desc = [i["holder"] for i in certs(suite, t, sort="-holder").json["items"]]
+    assert desc == holders[::-1]
+    applied = [i["applied_at"] for i in certs(suite, t, sort="applied_at").json["items"]]
+    assert applied[:3] == ["2016-01-01T00:00:00.000Z", "2018-04-01T00:00:00.000Z",
+                          "2020-09-09T00:00:00.000Z"], applied
+    # keyset pages: every certificate once, in order, for every sort
+    for sort in ("not_after", "-not_after", "holder", "-holder", "applied_at", "-applied_at"):
+        full = ids(certs(suite, t, sort=sort))
+        assert all_pages(suite, t, 1, sort=sort) == full, sort
+        assert all_pages(suite, t, 3, sort=sort) == full, sort
+    # bad parameters change nothing and say which
+    for bad, field in ((dict(sort="price"), "sort"), (dict(status="x"), "status"),
+                       (dict(days_left_min="a"), "days_left_min"), (dict(lock_kind="boss"), "lock_kind"),
+                       (dict(bound="yes"), "bound"), (dict(cursor="!!"), "cursor"),
+                       (dict(limit=0), "limit"), (dict(format="xml"), "format")):
+        r = certs(suite, t, **bad)
+        assert r.status == 400 and r.code == "BAD_REQUEST" and r.json["error"]["field"] == field, (bad, r)
+    # CSV export: the same rows and filters, a header line
+    r = certs(suite, t, format="csv")
+    assert r.status == 200 and r.headers["Content-Type"].startswith("text/csv"), r
+    text = r.raw.decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [row["cert_id"] for row in rows] == [c[0], a[0], bound_id, b[0]], rows
+    ra = next(row for row in rows if row["cert_id"] == a[0])
+    assert ra["holder"] == "赵一" and ra["key_serial"] == "FT-0001" and ra["platforms"] == "LN_JSGC;DL_GGZY"
+    assert ra["bound"] == "false" and ra["renewal_state"] == "renewable" and ra["days_left"] == "20", ra
+    rc = next(row for row in rows if row["cert_id"] == c[0])
+    assert rc["days_left"] == "-10" and rc["status"] == "expired", rc
+    r = certs(suite, t, format="csv", vendor="GDCA")
+    assert [row["cert_id"] for row in csv.DictReader(io.StringIO(r.raw.decode("utf-8-sig")))] == [b[0]]
+    r = certs(suite, t, format="csv", limit=2)
+    assert len(list(csv.DictReader(io.StringIO(r.raw.decode("utf-8-sig"))))) == 2
+    assert r.headers.get("X-Next-Cursor"), r.headers
+    # a holder name a spreadsheet would run as a formula is written as text
+    f = unbound_cert(suite, uscc, "=HYPERLINK(\"x\")", vendor="GDCA")
+    r = certs(suite, t, format="csv", holder="=HYPERLINK")
+    rows = list(csv.DictReader(io.StringIO(r.raw.decode("utf-8-sig"))))
+    assert [(row["cert_id"], row["holder"]) for row in rows] == [(f[0], "'=HYPERLINK(\"x\")")], rows
+
+
+def test_ca_manage_member_sees_own_and_other_admin_sees_nothing(suite):
+    uscc, admin, a, b, c, (bound_id, leaf, member_token, _) = setup_enterprise(suite)
+    assert ids(certs(suite, member_token)) == [bound_id]
+    assert ids(certs(suite, member_token, bound="false")) == []
+    other = enterprise_admin(suite, new_uscc())
+    assert ids(certs(suite, other.token)) == []
+    assert ids(certs(suite, other.token, holder="赵一")) == []
+    r = certs(suite, other.token, format="csv")
+    assert r.status == 200 and len(list(csv.DictReader(io.StringIO(r.raw.decode("utf-8-sig"))))) == 0
+
+
+def test_ca_manage_admin_orders_renewal_for_never_logged_in_holder(suite):
+    uscc, admin, a, b, c, _ = setup_enterprise(suite)
+    cert_id = a[0]
+    wait_until(lambda: suite.psql(f"SELECT 1 FROM orders.certs WHERE cert_id = {q(cert_id)}"),
+               what="orders learned the unbound certificate")
+    r = _orders.quote(suite, admin, _orders.items((cert_id, ["LN_JSGC"])))
+    assert r.status == 200, r
+    r = _orders.place(suite, admin, _orders.items((cert_id, ["LN_JSGC"])))
+    assert r.status == 201, r
+    wait_until(lambda: certs(suite, admin.token, holder="赵一").json["items"][0]["renewal_state"] == "in_order",
+               what="the open order shows in CA管理")
+    item = certs(suite, admin.token, holder="赵一").json["items"][0]
+    assert item["bound"] is False and item["renewable"] is False, item
+    # paid: waiting for the holder to bind and update the key
+    pay(suite, cert_id, ["LN_JSGC"], admin.account)
+    item = certs(suite, admin.token, holder="赵一").json["items"][0]
+    assert item["renewal_state"] == "paid" and item["renewal_paid"] is True, item

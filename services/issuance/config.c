@@ -106,6 +106,7 @@ issuance_config_load(void)
 		{"CAPLAT_CA_REMOTE_TOKEN", CFG_STR, "", 0, 0, &c->remote_token, "bearer token for the remote CA"},
 		{"CAPLAT_CA_REMOTE_TIMEOUT_MS", CFG_INT, "10000", 100, 120000, &c->remote_timeout_ms, "remote CA request timeout (ms)"},
 		{"CAPLAT_INTEROP_SECRETS", CFG_STR, "", 0, 0, &c->interop_secrets, "CODE=secret,… of the downstream platforms"},
+		{"CAPLAT_VENDOR_ROOTS", CFG_STR, "", 0, 0, &c->vendor_roots, "trusted vendor roots (PEM bundle) imported certificates chain to (default: the local CA's)"},
 		{"CAPLAT_INTEROP_SKEW", CFG_INT, "300", 10, 3600, &c->interop_skew, "accepted X-Timestamp skew (s)"},
 	};
 	/* clang-format on */

@@ -560,6 +560,8 @@ interop_on_row(void *arg, const struct db_result *res)
 const struct http_route issuance_routes[] = {
     {"GET", "/api/v1/certs", cert_list, 0},
     {"GET", "/api/v1/certs/crl/{ca}", cert_crl, 0},
+    {"POST", "/api/v1/certs/imports", cert_import, ISSUANCE_IMPORT_MAX_BODY},
+    {"GET", "/api/v1/certs/imports/{id}", cert_import_get, 0},
     {"POST", "/api/v1/certs/{id}/renewal/challenge", cert_renewal_challenge, 0},
     {"POST", "/api/v1/certs/{id}/renewal", cert_renewal, 64 * 1024},
     {"POST", "/api/v1/certs/{id}/revoke", cert_revoke, 0},

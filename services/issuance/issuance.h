@@ -121,6 +121,7 @@ struct issuance_config {
 	long remote_timeout_ms;
 	const char *interop_secrets;
 	long interop_skew;
+	const char *vendor_roots; /* imports chain to these (PEM bundle) */
 };
 
 #define ISSUANCE_MAX_VENDOR_NAMES 16
@@ -167,6 +168,18 @@ char *issuance_vendor_of(const char *issuer_dn);
 
 extern const struct http_route issuance_routes[];
 extern const size_t issuance_nroutes;
+
+/* ---- import.c: the operator's bulk import of certificate records ---- */
+
+/* The largest file: 10^5 rows with their PEM certificates. The gateway's
+ * client_max_body_size for the route matches it. */
+#define ISSUANCE_IMPORT_MAX_BODY ((size_t)256 * 1024 * 1024)
+
+void cert_import(struct http_req *req);
+void cert_import_get(struct http_req *req);
+/* Loads the trusted vendor roots (CAPLAT_VENDOR_ROOTS, else the local CA's
+ * roots) the imported certificates must chain to. After the local CA. */
+void issuance_import_init(void);
 
 /* ---- renew.c: the holder's renewal calls ---- */
 
@@ -316,5 +329,40 @@ extern const char store_entitlement_insert_sql[];
 extern const char store_open_order_delete_sql[];
 /* $1 order, $2 cert id. */
 extern const char store_open_order_insert_sql[];
+
+/* Consumer: the catalogue read model. $1 code, $2 name, $3 active. */
+extern const char store_platform_listed_sql[];
+
+/* ---- the bulk import (import.c) ---- */
+
+/* Records an accepted import: $1 id, $2 staff id, $3 format, $4 dry run,
+ * $5 bytes. No row when a commit is asked while another commit runs. */
+extern const char store_import_insert_sql[];
+/* $1 id. Columns: 0 id, 1 format, 2 dry_run, 3 status (with
+ * 'interrupted'), 4 bytes, 5 rows_total, 6 rows_done, 7 inserted,
+ * 8 updated, 9 unchanged, 10 error_count, 11 errors (JSON), 12 error,
+ * 13 created_at, 14 finished_at. */
+extern const char store_import_get_sql[];
+/* The worker's own connection (db_sync): the transaction, the exclusive
+ * advisory locks ($1 import id; one boolean), the COPY into the staging
+ * table, the file-wide checks ($1 limit, $2 import; duplicates: 0 line,
+ * 1 first line;
+ * platforms: 0 line, 1 code), the merge ($1 import, $2 audit template:
+ * 0 inserted, 1 updated, 2 unchanged) and the import's status in the same
+ * transaction ($1 id, $2 rows, $3-$5 counts). */
+extern const char store_import_begin_sql[];
+extern const char store_import_commit_sql[];
+extern const char store_import_rollback_sql[];
+extern const char store_import_lock_sql[];
+extern const char store_import_copy_sql[];
+extern const char store_import_duplicates_sql[];
+extern const char store_import_unknown_platforms_sql[];
+extern const char store_import_merge_sql[];
+extern const char store_import_done_sql[];
+/* The worker's progress connection (autocommit): $1 id, $2 total, $3 done;
+ * the end of an import not committed: $1 id, $2 status, $3 total, $4 done,
+ * $5-$7 counts or NULL, $8 error count, $9 errors (JSON), $10 error. */
+extern const char store_import_progress_sql[];
+extern const char store_import_finish_sql[];
 
 #endif

@@ -129,6 +129,66 @@ const char store_open_order_delete_sql[] =
 
 const char store_open_order_insert_sql[] =
     "INSERT INTO open_orders (order_id, cert_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+const char store_platform_listed_sql[] =
+    "INSERT INTO platform_catalogue (code, name, active) VALUES ($1, $2, $3::boolean)"
+    " ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, active = EXCLUDED.active,"
+    " updated_at = now()";
+
+const char store_import_insert_sql[] =
+    "INSERT INTO imports (id, staff_id, format, dry_run, bytes)"
+    " SELECT $1::uuid, $2::uuid, $3, $4::boolean, $5::bigint"
+    " WHERE $4::boolean OR NOT EXISTS (SELECT 1 FROM import_status"
+    "  WHERE live_status = 'running' AND NOT dry_run)"
+    " RETURNING id";
+
+const char store_import_get_sql[] =
+    "SELECT id, format, dry_run, live_status, bytes, rows_total, rows_done, inserted,"
+    " updated, unchanged, error_count, errors::text,"
+    " CASE WHEN live_status = 'interrupted' THEN 'INTERRUPTED' ELSE error END,"
+    " " EPOCH("created_at") ", " EPOCH("finished_at")
+    " FROM import_status WHERE id = $1";
+
+const char store_import_begin_sql[] = "BEGIN";
+const char store_import_commit_sql[] = "COMMIT";
+const char store_import_rollback_sql[] = "ROLLBACK";
+
+const char store_import_lock_sql[] =
+    "SELECT pg_try_advisory_xact_lock(7013, 0)"
+    " AND pg_try_advisory_xact_lock(7013, import_lock_key($1::uuid))";
+
+const char store_import_copy_sql[] =
+    "COPY import_rows (import_id, line, issuer, serial, vendor, subject, fingerprint_sha256,"
+    " spki_sha256, key_type, not_before, not_after, pem, type, lock_kind, holder,"
+    " enterprise_name, uscc, key_vendor, key_serial, first_applied_on, platforms)"
+    " FROM STDIN";
+
+const char store_import_duplicates_sql[] =
+    "SELECT line, first FROM (SELECT line, min(line) OVER (PARTITION BY issuer, serial) AS first"
+    " FROM import_rows WHERE import_id = $2::uuid) d WHERE line <> first ORDER BY line LIMIT $1::int";
+
+const char store_import_unknown_platforms_sql[] =
+    "SELECT s.line, p.code FROM import_rows s CROSS JOIN LATERAL unnest(s.platforms) AS p(code)"
+    " WHERE s.import_id = $2::uuid"
+    " AND NOT EXISTS (SELECT 1 FROM platform_catalogue c WHERE c.code = p.code AND c.active)"
+    " ORDER BY s.line LIMIT $1::int";
+
+const char store_import_merge_sql[] =
+    "SELECT o_inserted, o_updated, o_unchanged FROM import_merge($1::uuid, $2::jsonb)";
+
+const char store_import_done_sql[] =
+    "UPDATE imports SET status = 'done', rows_total = $2::int, rows_done = $2::int,"
+    " inserted = $3::int, updated = $4::int, unchanged = $5::int, finished_at = now(),"
+    " heartbeat_at = now() WHERE id = $1::uuid";
+
+const char store_import_progress_sql[] =
+    "UPDATE imports SET rows_total = $2::int, rows_done = $3::int, heartbeat_at = now()"
+    " WHERE id = $1::uuid AND status = 'running'";
+
+const char store_import_finish_sql[] =
+    "UPDATE imports SET status = $2, rows_total = $3::int, rows_done = $4::int,"
+    " inserted = $5::int, updated = $6::int, unchanged = $7::int, error_count = $8::int,"
+    " errors = $9::jsonb, error = $10, finished_at = now(), heartbeat_at = now()"
+    " WHERE id = $1::uuid AND status = 'running'";
 /* clang-format on */
 
 const struct challenge_scope store_renewal_challenge = {"issuance.renewal",

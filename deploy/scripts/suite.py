@@ -369,8 +369,6 @@ class Suite:
         secrets_ = ",".join(f"{c}={hashlib.sha256(f'interop:{c}:{seed}'.encode()).hexdigest()[:32]}"
                             for c in codes)
         return {"CAPLAT_INTEROP_SECRETS": secrets_,
-                # what the certificates of the old platform carry when first seen
-                "CAPLAT_ISSUANCE_DEFAULT_PLATFORMS": "LN_JSGC,LN_ZFCG,SY_GGZY",
                 "CAPLAT_CA_CRL_BASE_URL": self.gateway + "/api/v1/certs/crl/",
                 "CAPLAT_ISSUANCE_RESUME_MS": "1000" if self.persistent else "200",
                 "CAPLAT_ISSUANCE_RETRY_SECONDS": "5" if self.persistent else "1"}

@@ -129,7 +129,7 @@ on_lock_bound(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	    cert ? crypto_key_type_name(cert->key_type) : NULL, nb, na,
 	    cert ? cert->pem : NULL, uscc ? "enterprise" : "personal", kind,
 	    holder, enterprise, uscc, lock, account,
-	    issuance.default_platforms_sql};
+	    NULL}; /* platforms: unknown until an import or a renewal */
 	rc = bus_tx_query(tx, store_register_sql, 21, p, &rows);
 	if (rc == 0 && bus_rows_count(rows) == 1 &&
 	    strcmp(bus_rows_value(rows, 0, 1), "t") == 0)

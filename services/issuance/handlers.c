@@ -136,7 +136,10 @@ cert_item_json(const struct db_result *res, int i, time_t now)
 	int revoked = db_bool(res, 0, i, 11);
 	const char *reason = cert_not_renewable_reason(&issuance.window,
 	    not_after, now, revoked, db_bool(res, 0, i, 12));
-	json_t *platforms = json_loads(db_value(res, 0, i, 10), 0, NULL);
+	/* NULL: the associations are unknown (first seen at a login). */
+	const char *platforms_text = db_value(res, 0, i, 10);
+	json_t *platforms =
+	    platforms_text ? json_loads(platforms_text, 0, NULL) : NULL;
 	json_t *o = json_object();
 
 	json_object_set_new(o, "id", json_string(db_value(res, 0, i, 0)));
@@ -158,7 +161,10 @@ cert_item_json(const struct db_result *res, int i, time_t now)
 	json_object_set_new(o, "not_renewable_message",
 	    nullable(cert_reason_message(reason)));
 	json_object_set_new(o, "platforms",
-	    platforms ? platforms : json_array());
+	    platforms_text == NULL ? json_null()
+	                           : (platforms ? platforms : json_array()));
+	json_object_set_new(o, "platforms_known",
+	    json_boolean(platforms_text != NULL));
 	json_object_set_new(o, "status",
 	    json_string(cert_status_name(not_after, now, revoked)));
 	json_object_set_new(o, "renewal_paid",

@@ -101,13 +101,12 @@ struct issuance_config {
 	long window_before_days;
 	long window_after_days;
 	long term_months;
-	long challenge_ttl;      /* renewal challenge lifetime (s) */
-	long replay_days;        /* an issued renewal can be collected again */
-	long lease_seconds;      /* one attempt holds an intent this long */
-	long resume_interval_ms; /* the resumer's period */
-	long retry_seconds;      /* first backoff after a vendor failure */
-	const char *default_platforms; /* of certificates first seen at login */
-	const char *vendor_names;      /* "issuer-DN-part=VENDOR,…" */
+	long challenge_ttl;       /* renewal challenge lifetime (s) */
+	long replay_days;         /* an issued renewal can be collected again */
+	long lease_seconds;       /* one attempt holds an intent this long */
+	long resume_interval_ms;  /* the resumer's period */
+	long retry_seconds;       /* first backoff after a vendor failure */
+	const char *vendor_names; /* "issuer-DN-part=VENDOR,…" */
 	const char *var_dir;
 	const char *ca_dir;       /* local CA: keys and certificates */
 	const char *ca_vendor;    /* the local CA's vendor name */
@@ -133,7 +132,6 @@ struct issuance {
 	struct localca *localca;
 	struct cert_platform_secret *secrets;
 	size_t nsecrets;
-	char *default_platforms_sql; /* "{A,B}" */
 	struct {
 		char *part; /* substring of the issuer DN */
 		char *vendor;
@@ -243,7 +241,8 @@ struct challenge_scope;
  * notAfter first. $1 uscc or NULL, $2 account id or NULL (both NULL: all),
  * $3 cursor notAfter (s) or NULL, $4 cursor cert id, $5 limit. Columns:
  * 0 cert id, 1 serial, 2 type, 3 holder, 4 vendor, 5 lock kind,
- * 6 enterprise name, 7 uscc, 8 not_before, 9 not_after, 10 platforms,
+ * 6 enterprise name, 7 uscc, 8 not_before, 9 not_after, 10 platforms
+ * (NULL when unknown: first seen at a login, never imported),
  * 11 revoked, 12 in an open order, 13 renewal paid, 14 issuer,
  * 15 account id, 16 previous serial. */
 extern const char store_cert_list_sql[];

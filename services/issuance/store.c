@@ -12,7 +12,8 @@
 const char store_cert_list_sql[] =
     "SELECT l.id, c.serial, l.type, l.holder, c.vendor, l.lock_kind,"
     " l.enterprise_name, l.uscc, " EPOCH("c.not_before") ", " EPOCH("c.not_after") ","
-    " array_to_json(c.platforms)::text, c.revoked_at IS NOT NULL,"
+    " CASE WHEN c.platforms_known THEN array_to_json(c.platforms)::text END,"
+    " c.revoked_at IS NOT NULL,"
     " EXISTS (SELECT 1 FROM open_orders o WHERE o.cert_id = l.id)"
     "  OR EXISTS (SELECT 1 FROM entitlements e WHERE e.cert_id = l.id AND e.status <> 'used'),"
     " EXISTS (SELECT 1 FROM entitlements e WHERE e.cert_id = l.id AND e.status <> 'used'),"
@@ -110,7 +111,8 @@ const char store_crl_entries_sql[] =
 
 const char store_interop_sql[] =
     "SELECT " EPOCH("c.not_before") ", " EPOCH("c.not_after") ", c.revoked_at IS NOT NULL,"
-    " c.replaced_by IS NOT NULL, array_to_json(c.platforms)::text, $2 = ANY (c.platforms)"
+    " c.replaced_by IS NOT NULL, array_to_json(c.platforms)::text,"
+    " c.platforms_known AND $2 = ANY (c.platforms)"
     " FROM certificates c WHERE ltrim(c.serial, '0') = ltrim($1, '0')"
     " ORDER BY c.replaced_by IS NULL DESC, c.registered_at DESC LIMIT 1";
 

@@ -363,3 +363,46 @@ def test_issuance_import_kill9_midway_leaves_nothing_and_reruns(suite):
     assert (done["status"], done["inserted"], done["rows_total"]) == ("done", n, n), done
     assert int(suite.psql(f"SELECT count(*) FROM issuance.certificates WHERE serial LIKE {q(base + '%')}")[0][0]) == n
     print(f"import of {n} rows after the crash: {time.monotonic() - t0:.1f} s")
+
+
+# ---------------------------------------------------------------- unknown associations
+
+def test_issuance_first_seen_at_login_has_unknown_platforms_and_quote_asks_to_confirm(suite):
+    from test_orders import enterprise_admin, quote
+    catalogue_ready(suite)
+    admin = enterprise_admin(suite)
+    leaf = make_leaf(suite, "ec", "project_lead", uscc=admin.uscc, days=20)
+    token, _ = ca_bind(suite, leaf)
+    cert_id = wait_until(lambda: (cert_rows(suite, [leaf.serial]) or [[None]])[0][0], timeout=20,
+                         what="registered at the binding")
+    r = Api(suite).get("/api/v1/certs", token=token)
+    mine = [i for i in r.json["items"] if i["id"] == cert_id]
+    assert mine and mine[0]["platforms"] is None and mine[0]["platforms_known"] is False, r
+    wait_until(lambda: suite.psql(f"SELECT 1 FROM orders.certs WHERE cert_id = {q(cert_id)}"
+                                  " AND platforms IS NULL"), timeout=20, what="orders learned it, unknown")
+
+    # A quote does not price every platform as new: it asks for the current set.
+    r = quote(suite, admin, {"items": [{"cert_id": cert_id, "platforms": ["LN_JSGC", "LN_ZTB"]}]})
+    assert (r.status, r.code, r.json["error"]["field"]) == \
+        (409, "PLATFORMS_UNCONFIRMED", "items[0].current_platforms"), r
+    # The administrator confirms it: kept ones renew, the rest are new.
+    r = quote(suite, admin, {"items": [{"cert_id": cert_id, "platforms": ["LN_JSGC", "LN_ZTB"],
+                                        "current_platforms": ["LN_JSGC", "SY_GGZY"]}]})
+    assert r.status == 200, r
+    item = r.json["items"][0]
+    assert {l["platform"]: l["kind"] for l in item["lines"]} == {"LN_JSGC": "renew", "LN_ZTB": "add"}, r
+    assert item["dropped"] == ["SY_GGZY"], r
+
+    # An import then says the associations: known from now on, no confirmation.
+    op = staff_token(suite)
+    done = run_import(suite, op, to_csv([row_of(leaf, ("LN_JSGC", "LN_ZTB"))]))
+    assert (done["status"], done["inserted"], done["updated"]) == ("done", 0, 1), done
+    r = Api(suite).get("/api/v1/certs", token=token)
+    mine = [i for i in r.json["items"] if i["id"] == cert_id]
+    assert mine[0]["platforms"] == ["LN_JSGC", "LN_ZTB"] and mine[0]["platforms_known"] is True, r
+    wait_until(lambda: suite.psql(f"SELECT 1 FROM orders.certs WHERE cert_id = {q(cert_id)}"
+                                  " AND platforms IS NOT NULL"), timeout=20, what="orders learned the set")
+    r = quote(suite, admin, {"items": [{"cert_id": cert_id, "platforms": ["LN_JSGC", "LN_ZTB"]}]})
+    assert r.status == 200, r
+    assert {l["platform"]: l["kind"] for l in r.json["items"][0]["lines"]} == {"LN_JSGC": "renew",
+                                                                                 "LN_ZTB": "renew"}, r

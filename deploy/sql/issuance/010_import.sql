@@ -11,6 +11,13 @@ ALTER TABLE lineages ADD COLUMN key_vendor text;
 ALTER TABLE lineages ADD COLUMN key_serial text;
 ALTER TABLE lineages ADD COLUMN first_applied_on date;
 
+-- Platforms per certificate from data, never a default: a certificate
+-- first seen at a login has unknown associations (platforms_known false,
+-- platforms '{}') until an import says them; a renewal carries the set the
+-- order paid for. Certificates registered before this migration keep the set
+-- they were given.
+ALTER TABLE certificates ADD COLUMN platforms_known boolean NOT NULL DEFAULT true;
+
 ALTER TABLE certificates DROP CONSTRAINT certificates_source_check;
 ALTER TABLE certificates ADD CONSTRAINT certificates_source_check
 	CHECK (source IN ('login', 'renewal', 'import'));
@@ -138,19 +145,20 @@ BEGIN
 	UPDATE import_rows s SET changed = true,
 		before = jsonb_build_object('holder', l.holder, 'lock_kind', l.lock_kind,
 			'uscc', l.uscc, 'key_vendor', l.key_vendor, 'key_serial', l.key_serial,
-			'first_applied_on', l.first_applied_on, 'platforms', to_jsonb(c.platforms))
+			'first_applied_on', l.first_applied_on,
+			'platforms', CASE WHEN c.platforms_known THEN to_jsonb(c.platforms) END)
 		FROM certificates c JOIN lineages l ON l.id = c.cert_id
 		WHERE s.import_id = p_import AND NOT s.is_new AND c.id = s.cert_row
 		AND (l.holder, l.lock_kind, l.uscc, l.key_vendor, l.key_serial,
-			l.first_applied_on, c.platforms)
+			l.first_applied_on, c.platforms, c.platforms_known)
 		IS DISTINCT FROM (s.holder, s.lock_kind, s.uscc, s.key_vendor, s.key_serial,
-			s.first_applied_on, s.platforms);
+			s.first_applied_on, s.platforms, true);
 	UPDATE lineages l SET holder = s.holder, lock_kind = s.lock_kind, type = s.type,
 		uscc = s.uscc, enterprise_name = COALESCE(s.enterprise_name, l.enterprise_name),
 		key_vendor = s.key_vendor, key_serial = s.key_serial,
 		first_applied_on = s.first_applied_on
 		FROM import_rows s WHERE s.import_id = p_import AND s.changed AND l.id = s.lineage;
-	UPDATE certificates c SET platforms = s.platforms
+	UPDATE certificates c SET platforms = s.platforms, platforms_known = true
 		FROM import_rows s WHERE s.import_id = p_import AND s.changed AND c.id = s.cert_row;
 	GET DIAGNOSTICS v_upd = ROW_COUNT;
 	SELECT count(*) INTO v_all FROM import_rows WHERE import_id = p_import;
@@ -174,7 +182,9 @@ BEGIN
 			'enterprise_name', l.enterprise_name, 'uscc', l.uscc,
 			'lock_kind', l.lock_kind, 'lock_id', l.lock_id, 'vendor', c.vendor,
 			'account_id', l.account_id, 'not_before', rfc3339(c.not_before),
-			'not_after', rfc3339(c.not_after), 'platforms', to_jsonb(c.platforms),
+			'not_after', rfc3339(c.not_after),
+			'platforms', CASE WHEN c.platforms_known THEN to_jsonb(c.platforms) END,
+			'platforms_known', c.platforms_known,
 			'fingerprint_sha256', c.fingerprint_sha256,
 			'registered_at', rfc3339(c.registered_at)))
 		FROM import_rows s JOIN certificates c ON c.id = s.cert_row
@@ -196,7 +206,9 @@ $$;
 
 -- A holder's binding of a certificate the registry already knows (an
 -- import) now tells orders the account too: the registered event again
--- when the lineage gains its account. Otherwise as in 002_functions.sql.
+-- when the lineage gains its account. p_platforms NULL (a first sight at a
+-- login) registers the associations as unknown. Otherwise as in
+-- 002_functions.sql.
 CREATE OR REPLACE FUNCTION register_certificate(p_lineage uuid, p_cert uuid, p_event uuid,
 	p_issuer text, p_serial text, p_vendor text, p_subject text, p_fingerprint text,
 	p_spki text, p_key_type text, p_not_before timestamptz, p_not_after timestamptz,
@@ -228,7 +240,9 @@ BEGIN
 				'enterprise_name', l.enterprise_name, 'uscc', l.uscc,
 				'lock_kind', l.lock_kind, 'lock_id', l.lock_id, 'vendor', c.vendor,
 				'account_id', l.account_id, 'not_before', rfc3339(c.not_before),
-				'not_after', rfc3339(c.not_after), 'platforms', to_jsonb(c.platforms),
+				'not_after', rfc3339(c.not_after),
+			'platforms', CASE WHEN c.platforms_known THEN to_jsonb(c.platforms) END,
+			'platforms_known', c.platforms_known,
 				'fingerprint_sha256', c.fingerprint_sha256,
 				'registered_at', rfc3339(c.registered_at)), p_event)
 				FROM certificates c JOIN lineages l ON l.id = c.cert_id
@@ -240,16 +254,17 @@ BEGIN
 	INSERT INTO lineages (id, type, lock_kind, holder, enterprise_name, uscc, lock_id, account_id)
 		VALUES (p_lineage, p_type, p_lock_kind, p_holder, p_enterprise, p_uscc, p_lock_id, p_account);
 	INSERT INTO certificates (id, cert_id, issuer, serial, vendor, subject, fingerprint_sha256,
-			spki_sha256, key_type, not_before, not_after, platforms, pem, source)
+			spki_sha256, key_type, not_before, not_after, platforms, platforms_known, pem, source)
 		VALUES (p_cert, p_lineage, p_issuer, p_serial, p_vendor, p_subject, p_fingerprint,
-			p_spki, p_key_type, p_not_before, p_not_after, p_platforms, p_pem, 'login');
+			p_spki, p_key_type, p_not_before, p_not_after, COALESCE(p_platforms, '{}'),
+			p_platforms IS NOT NULL, p_pem, 'login');
 	PERFORM outbox_emit('issuance.cert.registered', p_lineage::text, jsonb_build_object('cert_id', p_lineage, 'serial', p_serial,
 			'issuer', p_issuer, 'type', p_type, 'holder', p_holder,
 			'enterprise_name', p_enterprise, 'uscc', p_uscc, 'lock_kind', p_lock_kind,
 			'lock_id', p_lock_id, 'vendor', p_vendor, 'account_id', p_account,
 			'not_before', rfc3339(p_not_before), 'not_after', rfc3339(p_not_after),
-			'platforms', to_jsonb(p_platforms), 'fingerprint_sha256', p_fingerprint,
-			'registered_at', rfc3339(now())), p_event);
+			'platforms', to_jsonb(p_platforms), 'platforms_known', p_platforms IS NOT NULL,
+			'fingerprint_sha256', p_fingerprint, 'registered_at', rfc3339(now())), p_event);
 	RETURN QUERY SELECT p_lineage, true;
 END
 $$;

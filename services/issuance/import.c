@@ -126,8 +126,7 @@ struct import_job {
 	char error[256];
 	/* Worker state. */
 	struct db_sync *tx, *progress;
-	char *copy;
-	size_t copy_len;
+	struct importfile_buf copy;
 	int copy_failed;
 };
 
@@ -141,7 +140,7 @@ job_free(void *p)
 	free(j->body);
 	free(j->audit);
 	json_decref(j->errors);
-	free(j->copy);
+	free(j->copy.data);
 	free(j);
 }
 
@@ -158,188 +157,21 @@ row_error(struct import_job *j, long line, const char *field, const char *code,
 
 /* ---- reading the file ----------------------------------------------------- */
 
-/* Returns 0 when s[0..n) is valid UTF-8 (no overlongs, surrogates or code
- * points above U+10FFFF), else -1 with *bad the offset of the first bad
- * byte. */
-static int
-utf8_check(const unsigned char *s, size_t n, size_t *bad)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char c = s[i];
-		size_t k;
-		unsigned cp;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xC2 && c <= 0xDF)
-			k = 1, cp = c & 0x1F;
-		else if (c >= 0xE0 && c <= 0xEF)
-			k = 2, cp = c & 0x0F;
-		else if (c >= 0xF0 && c <= 0xF4)
-			k = 3, cp = c & 0x07;
-		else
-			goto fail;
-		for (size_t m = 1; m <= k; m++) {
-			if (i + m >= n || (s[i + m] & 0xC0) != 0x80)
-				goto fail;
-			cp = (cp << 6) | (s[i + m] & 0x3F);
-		}
-		if ((k == 2 &&
-		        (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-		    (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-			goto fail;
-		i += k + 1;
-	}
-	return 0;
-fail:
-	*bad = i;
-	return -1;
-}
-
-static long
-line_of(const unsigned char *s, size_t off)
-{
-	long line = 1;
-
-	for (size_t i = 0; i < off; i++)
-		line += s[i] == '\n';
-	return line;
-}
-
-/* One record of the file: its fields (CSV) or its object (JSONL). */
-struct record {
-	long line; /* where it starts */
-	char **fields;
-	size_t n, cap;
-	json_t *obj;
-};
-
-static void
-record_clear(struct record *r)
-{
-	for (size_t i = 0; i < r->n; i++)
-		free(r->fields[i]);
-	r->n = 0;
-	json_decref(r->obj);
-	r->obj = NULL;
-}
-
-struct reader {
-	const char *p, *end;
-	long line;
-};
-
-/* Reads the next CSV record (RFC 4180: "," separated, '"' quoted with ""
- * inside, CRLF or LF). Returns 1 with r filled, 0 at the end, -1 on an
- * unterminated quote. Blank lines are skipped. */
-static int
-csv_next(struct reader *rd, struct record *r)
-{
-	record_clear(r);
-	while (rd->p < rd->end && (*rd->p == '\n' || *rd->p == '\r')) {
-		rd->line += *rd->p == '\n';
-		rd->p++;
-	}
-	if (rd->p >= rd->end)
-		return 0;
-	r->line = rd->line;
-	for (;;) {
-		size_t cap = 64, len = 0;
-		char *f = xmalloc(cap);
-
-		if (rd->p < rd->end && *rd->p == '"') {
-			rd->p++;
-			for (;;) {
-				if (rd->p >= rd->end) {
-					free(f);
-					return -1;
-				}
-				if (*rd->p == '"') {
-					if (rd->p + 1 < rd->end &&
-					    rd->p[1] == '"') {
-						rd->p++;
-					} else {
-						rd->p++;
-						break;
-					}
-				}
-				if (*rd->p == '\n')
-					rd->line++;
-				if (len + 2 > cap)
-					f = xrealloc(f, cap *= 2);
-				f[len++] = *rd->p++;
-			}
-		}
-		while (rd->p < rd->end && *rd->p != ',' && *rd->p != '\n') {
-			if (len + 2 > cap)
-				f = xrealloc(f, cap *= 2);
-			f[len++] = *rd->p++;
-		}
-		if (len > 0 && f[len - 1] == '\r' &&
-		    (rd->p >= rd->end || *rd->p == '\n'))
-			len--;
-		f[len] = '\0';
-		if (r->n == r->cap) {
-			r->cap = r->cap ? r->cap * 2 : 16;
-			r->fields =
-			    xrealloc(r->fields, r->cap * sizeof(*r->fields));
-		}
-		r->fields[r->n++] = f;
-		if (rd->p >= rd->end)
-			return 1;
-		if (*rd->p++ == '\n') {
-			rd->line++;
-			return 1;
-		}
-	}
-}
-
-/* Reads the next JSON Lines record. Returns 1 with r->obj (NULL when the
- * line is not a JSON object), 0 at the end. */
-static int
-jsonl_next(struct reader *rd, struct record *r)
-{
-	record_clear(r);
-	for (;;) {
-		const char *nl;
-		size_t n;
-
-		if (rd->p >= rd->end)
-			return 0;
-		nl = memchr(rd->p, '\n', (size_t)(rd->end - rd->p));
-		n = (size_t)((nl ? nl : rd->end) - rd->p);
-		r->line = rd->line++;
-		const char *start = rd->p;
-		rd->p = nl ? nl + 1 : rd->end;
-		if (strspn(start, " \t\r") >= n)
-			continue;
-		r->obj = json_loadb(start, n, JSON_REJECT_DUPLICATES, NULL);
-		if (r->obj != NULL && !json_is_object(r->obj)) {
-			json_decref(r->obj);
-			r->obj = NULL;
-		}
-		return 1;
-	}
-}
-
 /* Counts the records (rows, without the CSV header) for the progress. */
 static long
 count_records(const struct import_job *j)
 {
-	struct reader rd = {(const char *)j->body,
+	struct importfile_reader rd = {(const char *)j->body,
 	    (const char *)j->body + j->len, 1};
-	struct record r = {0};
+	struct importfile_record r = {0};
 	long n = 0;
 	int rc;
 
-	while ((rc = j->format == IMPORT_CSV ? csv_next(&rd, &r)
-	                                     : jsonl_next(&rd, &r)) == 1)
+	while ((rc = j->format == IMPORT_CSV
+	               ? importfile_csv_next(&rd, &r)
+	               : importfile_jsonl_next(&rd, &r)) == 1)
 		n++;
-	record_clear(&r);
+	importfile_record_clear(&r);
 	free(r.fields);
 	if (j->format == IMPORT_CSV && n > 0)
 		n--;
@@ -398,7 +230,8 @@ static const struct {
 
 /* CSV: the header's column index per enum col, -1 when absent. */
 static int
-csv_header(struct import_job *j, const struct record *r, int idx[NCOLS])
+csv_header(struct import_job *j, const struct importfile_record *r,
+    int idx[NCOLS])
 {
 	int missing = 0;
 
@@ -440,132 +273,16 @@ val(const struct row *r, enum col c)
 	return r->v[c] != NULL && r->v[c][0] != '\0' ? r->v[c] : NULL;
 }
 
-/* "YYYY-MM-DD" (midnight UTC) or "YYYY-MM-DDTHH:MM:SSZ". */
-static int
-parse_time(const char *s, time_t *out, int date_only)
-{
-	struct tm tm = {0};
-	int y, mo, d, h = 0, mi = 0, se = 0, n = 0;
-	size_t len = strlen(s);
-
-	if (len == 10) {
-		if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
-			return -1;
-	} else if (!date_only && len == 20 && s[10] == 'T' && s[19] == 'Z') {
-		if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &y, &mo, &d, &h,
-		        &mi, &se, &n) != 6 ||
-		    n != 20)
-			return -1;
-	} else {
-		return -1;
-	}
-	if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 ||
-	    h > 23 || mi > 59 || se > 59)
-		return -1;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = se;
-	*out = timegm(&tm);
-	gmtime_r(out, &tm);
-	if (tm.tm_mday != d) /* 31 February */
-		return -1;
-	return 0;
-}
-
-static void
-pg_time(time_t t, char out[32])
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(out, 32, "%Y-%m-%d %H:%M:%S+00", &tm);
-}
-
-/* "{A,B}" from codes separated by ',', ';', '|' or blanks: sorted, without
- * repeats. Returns NULL (and reports) when a code is malformed. */
-static char *
-platforms_literal(struct import_job *j, long line, const char *s)
-{
-	char *copy = xstrdup(s), *save = NULL, *tok, *out;
-	char *codes[64];
-	size_t n = 0;
-
-	for (tok = strtok_r(copy, ",;| \t", &save); tok != NULL;
-	     tok = strtok_r(NULL, ",;| \t", &save)) {
-		size_t i;
-
-		if (!cert_platform_code_ok(tok) || n == ARRAY_LEN(codes)) {
-			row_error(j, line, "platforms", "PLATFORM_UNKNOWN",
-			    "平台代码不存在");
-			free(copy);
-			return NULL;
-		}
-		for (i = 0; i < n && strcmp(codes[i], tok) < 0; i++)
-			;
-		if (i < n && strcmp(codes[i], tok) == 0)
-			continue;
-		memmove(codes + i + 1, codes + i, (n - i) * sizeof(*codes));
-		codes[i] = tok;
-		n++;
-	}
-	out = xstrdup("{");
-	for (size_t i = 0; i < n; i++) {
-		char *more = xasprintf("%s%s%s", out, i ? "," : "", codes[i]);
-		free(out);
-		out = more;
-	}
-	char *done = xasprintf("%s}", out);
-	free(out);
-	free(copy);
-	return done;
-}
-
-/* Appends s as one COPY text field (NULL as \N) and a tab or newline. */
-static void
-copy_field(struct import_job *j, const char *s, int last)
-{
-	size_t need = s ? strlen(s) * 2 + 4 : 4;
-
-	j->copy = xrealloc(j->copy, j->copy_len + need + 1);
-	if (s == NULL) {
-		memcpy(j->copy + j->copy_len, "\\N", 2);
-		j->copy_len += 2;
-	} else {
-		for (; *s; s++) {
-			char c = *s, e = 0;
-
-			if (c == '\\')
-				e = '\\';
-			else if (c == '\n')
-				e = 'n';
-			else if (c == '\r')
-				e = 'r';
-			else if (c == '\t')
-				e = 't';
-			if (e) {
-				j->copy[j->copy_len++] = '\\';
-				j->copy[j->copy_len++] = e;
-			} else {
-				j->copy[j->copy_len++] = c;
-			}
-		}
-	}
-	j->copy[j->copy_len++] = last ? '\n' : '\t';
-}
-
 static void
 copy_flush(struct import_job *j, int force)
 {
-	if (j->copy_len == 0 || (!force && j->copy_len < IMPORT_COPY_CHUNK))
+	if (j->copy.len == 0 || (!force && j->copy.len < IMPORT_COPY_CHUNK))
 		return;
 	if (!j->copy_failed &&
-	    db_copy_put(j->tx, j->copy, j->copy_len, j->error,
+	    db_copy_put(j->tx, j->copy.data, j->copy.len, j->error,
 	        sizeof(j->error)) != 0)
 		j->copy_failed = 1;
-	j->copy_len = 0;
+	j->copy.len = 0;
 }
 
 static const char *
@@ -630,11 +347,12 @@ row_check(struct import_job *j, long line, const struct row *r)
 			row_error(j, line, "serial", "SERIAL_INVALID",
 			    "证书序列号应为大写十六进制");
 		if (val(r, COL_NOT_AFTER) == NULL ||
-		    parse_time(val(r, COL_NOT_AFTER), &not_after, 0) != 0)
+		    importfile_time(val(r, COL_NOT_AFTER), &not_after, 0) != 0)
 			row_error(j, line, "not_after", "DATE_INVALID",
 			    "到期时间格式应为 YYYY-MM-DD");
 		if (val(r, COL_NOT_BEFORE) != NULL &&
-		    parse_time(val(r, COL_NOT_BEFORE), &not_before, 0) != 0)
+		    importfile_time(val(r, COL_NOT_BEFORE), &not_before, 0) !=
+		        0)
 			row_error(j, line, "not_before", "DATE_INVALID",
 			    "生效时间格式应为 YYYY-MM-DD");
 	}
@@ -657,7 +375,7 @@ row_check(struct import_job *j, long line, const struct row *r)
 		    "统一社会信用代码与证书不一致");
 	}
 	if (val(r, COL_FIRST_APPLIED) != NULL &&
-	    parse_time(val(r, COL_FIRST_APPLIED), &applied, 1) != 0)
+	    importfile_time(val(r, COL_FIRST_APPLIED), &applied, 1) != 0)
 		row_error(j, line, "first_applied_on", "DATE_INVALID",
 		    "首次申请时间格式应为 YYYY-MM-DD");
 	if (val(r, COL_HOLDER) != NULL && strlen(val(r, COL_HOLDER)) > 128)
@@ -666,41 +384,46 @@ row_check(struct import_job *j, long line, const struct row *r)
 	    strlen(val(r, COL_KEY_SERIAL)) > 64)
 		row_error(j, line, "key_serial", "FIELD_INVALID",
 		    "证书锁序列号过长");
-	platforms = platforms_literal(j, line,
+	platforms = importfile_platforms(
 	    val(r, COL_PLATFORMS) ? val(r, COL_PLATFORMS) : "");
+	if (platforms == NULL)
+		row_error(j, line, "platforms", "PLATFORM_UNKNOWN",
+		    "平台代码不存在");
 	if (j->nerrors > before || platforms == NULL)
 		goto done;
 	if (val(r, COL_NOT_BEFORE) == NULL && cert == NULL)
-		parse_time(val(r, COL_FIRST_APPLIED), &not_before, 1);
+		importfile_time(val(r, COL_FIRST_APPLIED), &not_before, 1);
 	enterprise = val(r, COL_ENTERPRISE) ? val(r, COL_ENTERPRISE)
 	                                    : (cert ? cert->subject.o : NULL);
 	if (strcmp(kind, "personal") == 0)
 		enterprise = NULL;
 	vendor = issuance_vendor_of(issuer);
 	snprintf(line_s, sizeof(line_s), "%ld", line);
-	pg_time(not_before, nb);
-	pg_time(not_after, na);
-	copy_field(j, j->id, 0);
-	copy_field(j, line_s, 0);
-	copy_field(j, issuer, 0);
-	copy_field(j, serial, 0);
-	copy_field(j, vendor, 0);
-	copy_field(j, cert ? cert->subject_dn : NULL, 0);
-	copy_field(j, cert ? cert->fingerprint_sha256 : NULL, 0);
-	copy_field(j, cert ? cert->spki_sha256 : NULL, 0);
-	copy_field(j, cert ? crypto_key_type_name(cert->key_type) : NULL, 0);
-	copy_field(j, nb, 0);
-	copy_field(j, na, 0);
-	copy_field(j, cert ? cert->pem : NULL, 0);
-	copy_field(j, uscc[0] ? "enterprise" : "personal", 0);
-	copy_field(j, kind, 0);
-	copy_field(j, val(r, COL_HOLDER), 0);
-	copy_field(j, enterprise, 0);
-	copy_field(j, uscc[0] ? uscc : NULL, 0);
-	copy_field(j, val(r, COL_KEY_VENDOR), 0);
-	copy_field(j, val(r, COL_KEY_SERIAL), 0);
-	copy_field(j, val(r, COL_FIRST_APPLIED), 0);
-	copy_field(j, platforms, 1);
+	importfile_pg_time(not_before, nb);
+	importfile_pg_time(not_after, na);
+	importfile_copy_field(&j->copy, j->id, 0);
+	importfile_copy_field(&j->copy, line_s, 0);
+	importfile_copy_field(&j->copy, issuer, 0);
+	importfile_copy_field(&j->copy, serial, 0);
+	importfile_copy_field(&j->copy, vendor, 0);
+	importfile_copy_field(&j->copy, cert ? cert->subject_dn : NULL, 0);
+	importfile_copy_field(&j->copy, cert ? cert->fingerprint_sha256 : NULL,
+	    0);
+	importfile_copy_field(&j->copy, cert ? cert->spki_sha256 : NULL, 0);
+	importfile_copy_field(&j->copy,
+	    cert ? crypto_key_type_name(cert->key_type) : NULL, 0);
+	importfile_copy_field(&j->copy, nb, 0);
+	importfile_copy_field(&j->copy, na, 0);
+	importfile_copy_field(&j->copy, cert ? cert->pem : NULL, 0);
+	importfile_copy_field(&j->copy, uscc[0] ? "enterprise" : "personal", 0);
+	importfile_copy_field(&j->copy, kind, 0);
+	importfile_copy_field(&j->copy, val(r, COL_HOLDER), 0);
+	importfile_copy_field(&j->copy, enterprise, 0);
+	importfile_copy_field(&j->copy, uscc[0] ? uscc : NULL, 0);
+	importfile_copy_field(&j->copy, val(r, COL_KEY_VENDOR), 0);
+	importfile_copy_field(&j->copy, val(r, COL_KEY_SERIAL), 0);
+	importfile_copy_field(&j->copy, val(r, COL_FIRST_APPLIED), 0);
+	importfile_copy_field(&j->copy, platforms, 1);
 	copy_flush(j, 0);
 done:
 	free(platforms);
@@ -756,14 +479,14 @@ progress(struct import_job *j)
 static void
 read_rows(struct import_job *j)
 {
-	struct reader rd = {(const char *)j->body,
+	struct importfile_reader rd = {(const char *)j->body,
 	    (const char *)j->body + j->len, 1};
-	struct record rec = {0};
+	struct importfile_record rec = {0};
 	int idx[NCOLS], rc;
 	size_t ncols = 0;
 
 	if (j->format == IMPORT_CSV) {
-		if ((rc = csv_next(&rd, &rec)) != 1) {
+		if ((rc = importfile_csv_next(&rd, &rec)) != 1) {
 			row_error(j, 1, NULL, "FILE_EMPTY", "文件没有表头");
 			goto out;
 		}
@@ -774,8 +497,8 @@ read_rows(struct import_job *j)
 	for (;;) {
 		struct row r = {{0}, NULL};
 
-		rc = j->format == IMPORT_CSV ? csv_next(&rd, &rec)
-		                             : jsonl_next(&rd, &rec);
+		rc = j->format == IMPORT_CSV ? importfile_csv_next(&rd, &rec)
+		                             : importfile_jsonl_next(&rd, &rec);
 		if (rc == 0)
 			break;
 		if (rc < 0) {
@@ -807,7 +530,7 @@ read_rows(struct import_job *j)
 			progress(j);
 	}
 out:
-	record_clear(&rec);
+	importfile_record_clear(&rec);
 	free(rec.fields);
 }
 
@@ -896,9 +619,9 @@ import_steps(struct import_job *j)
 		j->status = "failed";
 		return;
 	}
-	if (utf8_check(j->body, j->len, &bad) != 0) {
-		row_error(j, line_of(j->body, bad), NULL, "ENCODING_INVALID",
-		    "文件不是 UTF-8 编码");
+	if (importfile_utf8_check(j->body, j->len, &bad) != 0) {
+		row_error(j, importfile_line_of(j->body, bad), NULL,
+		    "ENCODING_INVALID", "文件不是 UTF-8 编码");
 		j->status = "refused";
 		return;
 	}

@@ -179,6 +179,62 @@ void cert_import_get(struct http_req *req);
  * roots) the imported certificates must chain to. After the local CA. */
 void issuance_import_init(void);
 
+/* ---- importfile.c: reading an import file, pure ---- */
+
+/* Returns 0 when s[0..n) is valid UTF-8 (no overlongs, surrogates or code
+ * points above U+10FFFF), else -1 with *bad the offset of the first bad
+ * byte. */
+int importfile_utf8_check(const unsigned char *s, size_t n, size_t *bad);
+/* The line (from 1) of byte off of s. */
+long importfile_line_of(const unsigned char *s, size_t off);
+
+/* One record of a file: its fields (CSV, owned) or its object (JSONL, a
+ * new reference, NULL when the line is not a JSON object). Zero it before
+ * the first read; importfile_record_clear() then free(fields) at the end. */
+struct importfile_record {
+	long line; /* where it starts */
+	char **fields;
+	size_t n, cap;
+	json_t *obj;
+};
+void importfile_record_clear(struct importfile_record *r);
+
+/* The file being read: [p, end), and the current line (start at 1). */
+struct importfile_reader {
+	const char *p, *end;
+	long line;
+};
+/* The next CSV record (RFC 4180: "," separated, '"' quoted with "" inside,
+ * CRLF or LF; blank lines skipped). Returns 1 with r filled, 0 at the end,
+ * -1 on an unterminated quote. */
+int importfile_csv_next(struct importfile_reader *rd,
+    struct importfile_record *r);
+/* The next non-blank JSON Lines record: 1 with r->obj (or NULL), 0 at the
+ * end. */
+int importfile_jsonl_next(struct importfile_reader *rd,
+    struct importfile_record *r);
+
+/* "YYYY-MM-DD" (midnight UTC) or, unless date_only,
+ * "YYYY-MM-DDTHH:MM:SSZ" into *out. Returns 0, or -1 (malformed, or not a
+ * real date). */
+int importfile_time(const char *s, time_t *out, int date_only);
+/* "2026-01-31 00:00:00+00", PostgreSQL's input. */
+void importfile_pg_time(time_t t, char out[32]);
+
+/* "{A,B}" from platform codes separated by ',', ';', '|' or blanks: sorted,
+ * without repeats ("" gives "{}"). Returns a new string, or NULL when a
+ * code is malformed or there are more than 64. */
+char *importfile_platforms(const char *s);
+
+/* COPY text data being built. */
+struct importfile_buf {
+	char *data;
+	size_t len, cap;
+};
+/* Appends s as one COPY text field (NULL as \N; backslash, newline, CR and
+ * tab escaped) and a tab, or a newline when last. */
+void importfile_copy_field(struct importfile_buf *b, const char *s, int last);
+
 /* ---- renew.c: the holder's renewal calls ---- */
 
 void cert_renewal_challenge(struct http_req *req);

@@ -48,7 +48,7 @@ def main():
     subprocess.run(["make", "-s", "all"], cwd=ROOT, check=True)
     base = tempfile.mkdtemp(prefix="caplat-bench-import.")
     os.chmod(base, 0o755)
-    s = suite_mod.Suite(base, persistent=True)
+    s = suite_mod.Suite(base, persistent=False)
     try:
         s.start_all()
         wait_until(lambda: s.psql("SELECT 1 FROM issuance.platform_catalogue WHERE code = 'SF_JSXM'"),

@@ -76,7 +76,8 @@ CREATE VIEW import_status AS
 
 -- The rows of the import in progress: written and emptied inside the
 -- import's one transaction, so never visible to anyone else. Unlogged: a
--- crash loses nothing that was ever committed.
+-- crash loses nothing that was ever committed. No index: the merge reads
+-- it whole.
 CREATE UNLOGGED TABLE import_rows (
 	import_id          uuid NOT NULL,
 	line               int NOT NULL,
@@ -98,23 +99,19 @@ CREATE UNLOGGED TABLE import_rows (
 	key_vendor         text,
 	key_serial         text,
 	first_applied_on   date,
-	platforms          text[] NOT NULL,
-	cert_row           uuid,
-	lineage            uuid,
-	is_new             boolean,
-	changed            boolean NOT NULL DEFAULT false,
-	before             jsonb
+	platforms          text[] NOT NULL
 );
-CREATE INDEX import_rows_key ON import_rows (import_id, issuer, serial);
 
--- The merge of the staged rows (import_rows) into the registry, set-based:
--- rows whose (issuer, serial) is unknown become a lineage and its
--- certificate (source 'import') and an issuance.cert.registered event; known
--- rows whose data differ update the lineage and the certificate's platforms,
--- with one audit entry each (p_audit: audit_event_data() of the operator's
--- request, object fields filled in here) and the registered event again so
--- that orders learns the new set; equal rows change nothing. One summary
--- audit entry per import that changed something. Returns the counts.
+-- The merge of the staged rows into the registry, set-based (one statement
+-- for the new rows, one for the changed ones; events written straight into
+-- the outbox as outbox_emit() would): rows whose (issuer, serial) is unknown
+-- become a lineage and its certificate (source 'import') and an
+-- issuance.cert.registered event; known rows whose data differ update the
+-- lineage and the certificate's platforms, with one audit entry each
+-- (p_audit: audit_event_data() of the operator's request, object fields
+-- filled in here) and the registered event again so that orders learns the
+-- new set; equal rows change nothing. One summary audit entry per import
+-- that changed something. Empties the staging rows. Returns the counts.
 CREATE FUNCTION import_merge(p_import uuid, p_audit jsonb)
 RETURNS TABLE (o_inserted int, o_updated int, o_unchanged int)
 LANGUAGE plpgsql AS $$
@@ -123,73 +120,83 @@ DECLARE
 	v_upd int;
 	v_all int;
 BEGIN
-	UPDATE import_rows s SET cert_row = c.id, lineage = c.cert_id, is_new = false
-		FROM certificates c WHERE s.import_id = p_import
-		AND c.issuer = s.issuer AND c.serial = s.serial;
-	UPDATE import_rows SET cert_row = gen_random_uuid(), lineage = gen_random_uuid(),
-		is_new = true WHERE import_id = p_import AND cert_row IS NULL;
+	SELECT count(*) INTO v_all FROM import_rows WHERE import_id = p_import;
 
-	INSERT INTO lineages (id, type, lock_kind, holder, enterprise_name, uscc,
+	WITH fresh AS MATERIALIZED (
+		SELECT gen_random_uuid() AS lineage, gen_random_uuid() AS cert_row, s.*
+		FROM import_rows s
+		WHERE s.import_id = p_import AND NOT EXISTS (SELECT 1 FROM certificates c
+			WHERE c.issuer = s.issuer AND c.serial = s.serial)),
+	l AS (INSERT INTO lineages (id, type, lock_kind, holder, enterprise_name, uscc,
 			key_vendor, key_serial, first_applied_on)
 		SELECT lineage, type, lock_kind, holder, enterprise_name, uscc,
-			key_vendor, key_serial, first_applied_on
-		FROM import_rows WHERE import_id = p_import AND is_new;
-	INSERT INTO certificates (id, cert_id, issuer, serial, vendor, subject,
+			key_vendor, key_serial, first_applied_on FROM fresh),
+	c AS (INSERT INTO certificates (id, cert_id, issuer, serial, vendor, subject,
 			fingerprint_sha256, spki_sha256, key_type, not_before, not_after,
 			platforms, pem, source)
 		SELECT cert_row, lineage, issuer, serial, vendor, subject, fingerprint_sha256,
 			spki_sha256, key_type, not_before, not_after, platforms, pem, 'import'
-		FROM import_rows WHERE import_id = p_import AND is_new;
-	GET DIAGNOSTICS v_ins = ROW_COUNT;
+		FROM fresh),
+	e AS (INSERT INTO outbox (id, type, subject, data)
+		SELECT gen_random_uuid(), 'issuance.cert.registered', f.lineage::text,
+			jsonb_build_object('cert_id', f.lineage, 'serial', f.serial,
+			'issuer', f.issuer, 'type', f.type, 'holder', f.holder,
+			'enterprise_name', f.enterprise_name, 'uscc', f.uscc,
+			'lock_kind', f.lock_kind, 'lock_id', NULL, 'vendor', f.vendor,
+			'account_id', NULL, 'not_before', rfc3339(f.not_before),
+			'not_after', rfc3339(f.not_after), 'platforms', to_jsonb(f.platforms),
+			'platforms_known', true, 'fingerprint_sha256', f.fingerprint_sha256,
+			'registered_at', rfc3339(now()))
+		FROM fresh f)
+	SELECT count(*) INTO v_ins FROM fresh;
 
-	UPDATE import_rows s SET changed = true,
-		before = jsonb_build_object('holder', l.holder, 'lock_kind', l.lock_kind,
-			'uscc', l.uscc, 'key_vendor', l.key_vendor, 'key_serial', l.key_serial,
-			'first_applied_on', l.first_applied_on,
-			'platforms', CASE WHEN c.platforms_known THEN to_jsonb(c.platforms) END)
-		FROM certificates c JOIN lineages l ON l.id = c.cert_id
-		WHERE s.import_id = p_import AND NOT s.is_new AND c.id = s.cert_row
+	WITH chg AS MATERIALIZED (
+		SELECT s.*, c.id AS cert_row, l.id AS lineage, l.lock_id, l.account_id,
+			COALESCE(s.enterprise_name, l.enterprise_name) AS enterprise,
+			c.fingerprint_sha256 AS fingerprint, c.registered_at, c.vendor AS cert_vendor,
+			c.not_before AS cert_not_before, c.not_after AS cert_not_after,
+			jsonb_build_object('holder', l.holder, 'lock_kind', l.lock_kind,
+				'uscc', l.uscc, 'key_vendor', l.key_vendor, 'key_serial', l.key_serial,
+				'first_applied_on', l.first_applied_on,
+				'platforms', CASE WHEN c.platforms_known THEN to_jsonb(c.platforms) END)
+				AS before
+		FROM import_rows s
+		JOIN certificates c ON c.issuer = s.issuer AND c.serial = s.serial
+		JOIN lineages l ON l.id = c.cert_id
+		WHERE s.import_id = p_import
 		AND (l.holder, l.lock_kind, l.uscc, l.key_vendor, l.key_serial,
 			l.first_applied_on, c.platforms, c.platforms_known)
 		IS DISTINCT FROM (s.holder, s.lock_kind, s.uscc, s.key_vendor, s.key_serial,
-			s.first_applied_on, s.platforms, true);
-	UPDATE lineages l SET holder = s.holder, lock_kind = s.lock_kind, type = s.type,
-		uscc = s.uscc, enterprise_name = COALESCE(s.enterprise_name, l.enterprise_name),
-		key_vendor = s.key_vendor, key_serial = s.key_serial,
-		first_applied_on = s.first_applied_on
-		FROM import_rows s WHERE s.import_id = p_import AND s.changed AND l.id = s.lineage;
-	UPDATE certificates c SET platforms = s.platforms, platforms_known = true
-		FROM import_rows s WHERE s.import_id = p_import AND s.changed AND c.id = s.cert_row;
-	GET DIAGNOSTICS v_upd = ROW_COUNT;
-	SELECT count(*) INTO v_all FROM import_rows WHERE import_id = p_import;
-
-	PERFORM outbox_emit('issuance.audit.recorded', s.lineage::text,
+			s.first_applied_on, s.platforms, true)),
+	ul AS (UPDATE lineages l SET holder = x.holder, lock_kind = x.lock_kind, type = x.type,
+			uscc = x.uscc, enterprise_name = x.enterprise, key_vendor = x.key_vendor,
+			key_serial = x.key_serial, first_applied_on = x.first_applied_on
+		FROM chg x WHERE l.id = x.lineage),
+	uc AS (UPDATE certificates c SET platforms = x.platforms, platforms_known = true
+		FROM chg x WHERE c.id = x.cert_row),
+	au AS (INSERT INTO outbox (id, type, subject, data)
+		SELECT gen_random_uuid(), 'issuance.audit.recorded', x.lineage::text,
 			p_audit || jsonb_build_object('action', 'certificate.imported',
-				'object_type', 'certificate', 'object_id', s.lineage::text,
-				'uscc', s.uscc, 'before', s.before,
-				'after', jsonb_build_object('holder', s.holder,
-					'lock_kind', s.lock_kind, 'uscc', s.uscc,
-					'key_vendor', s.key_vendor, 'key_serial', s.key_serial,
-					'first_applied_on', s.first_applied_on,
-					'platforms', to_jsonb(s.platforms), 'import_id', p_import)))
-		FROM import_rows s WHERE s.import_id = p_import AND s.changed;
-
-	-- The registry's event for new rows and changed ones (orders keeps the
-	-- holder and platforms of each certificate).
-	PERFORM outbox_emit('issuance.cert.registered', s.lineage::text,
-			jsonb_build_object('cert_id', s.lineage, 'serial', c.serial,
-			'issuer', c.issuer, 'type', l.type, 'holder', l.holder,
-			'enterprise_name', l.enterprise_name, 'uscc', l.uscc,
-			'lock_kind', l.lock_kind, 'lock_id', l.lock_id, 'vendor', c.vendor,
-			'account_id', l.account_id, 'not_before', rfc3339(c.not_before),
-			'not_after', rfc3339(c.not_after),
-			'platforms', CASE WHEN c.platforms_known THEN to_jsonb(c.platforms) END,
-			'platforms_known', c.platforms_known,
-			'fingerprint_sha256', c.fingerprint_sha256,
-			'registered_at', rfc3339(c.registered_at)))
-		FROM import_rows s JOIN certificates c ON c.id = s.cert_row
-		JOIN lineages l ON l.id = c.cert_id
-		WHERE s.import_id = p_import AND (s.is_new OR s.changed);
+				'object_type', 'certificate', 'object_id', x.lineage::text,
+				'uscc', x.uscc, 'before', x.before,
+				'after', jsonb_build_object('holder', x.holder,
+					'lock_kind', x.lock_kind, 'uscc', x.uscc,
+					'key_vendor', x.key_vendor, 'key_serial', x.key_serial,
+					'first_applied_on', x.first_applied_on,
+					'platforms', to_jsonb(x.platforms), 'import_id', p_import))
+		FROM chg x),
+	ev AS (INSERT INTO outbox (id, type, subject, data)
+		SELECT gen_random_uuid(), 'issuance.cert.registered', x.lineage::text,
+			jsonb_build_object('cert_id', x.lineage, 'serial', x.serial,
+			'issuer', x.issuer, 'type', x.type, 'holder', x.holder,
+			'enterprise_name', x.enterprise, 'uscc', x.uscc,
+			'lock_kind', x.lock_kind, 'lock_id', x.lock_id, 'vendor', x.cert_vendor,
+			'account_id', x.account_id, 'not_before', rfc3339(x.cert_not_before),
+			'not_after', rfc3339(x.cert_not_after), 'platforms', to_jsonb(x.platforms),
+			'platforms_known', true, 'fingerprint_sha256', x.fingerprint,
+			'registered_at', rfc3339(x.registered_at))
+		FROM chg x)
+	SELECT count(*) INTO v_upd FROM chg;
 
 	IF v_ins + v_upd > 0 THEN
 		PERFORM outbox_emit('issuance.audit.recorded', p_import::text,

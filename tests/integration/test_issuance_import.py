@@ -365,6 +365,12 @@ def test_issuance_import_kill9_midway_leaves_nothing_and_reruns(suite):
     assert (done["status"], done["inserted"], done["rows_total"]) == ("done", n, n), done
     assert int(suite.psql(f"SELECT count(*) FROM issuance.certificates WHERE serial LIKE {q(base + '%')}")[0][0]) == n
     print(f"import of {n} rows after the crash: {time.monotonic() - t0:.1f} s")
+    # Every row is an issuance.cert.registered event: let orders apply them
+    # all before the next test, which may wait on orders' events itself.
+    wait_until(lambda: int(suite.psql("SELECT count(*) FROM orders.certs c JOIN issuance.certificates i"
+                                      " ON i.cert_id = c.cert_id"
+                                      f" WHERE i.serial LIKE {q(base + '%')}")[0][0]) == n,
+               timeout=600, interval=1, what="orders applied the imported certificates")
 
 
 # ---------------------------------------------------------------- unknown associations

@@ -122,6 +122,7 @@ struct import_job {
 	/* Results, written by the worker. */
 	const char *status; /* checked, done, refused, failed */
 	long total, done, inserted, updated, unchanged, nerrors;
+	long read_ms, check_ms, merge_ms; /* for the log */
 	json_t *errors;
 	char error[256];
 	/* Worker state. */
@@ -632,6 +633,7 @@ import_steps(struct import_job *j)
 		j->status = "failed";
 		return;
 	}
+	int64_t t0 = now_mono_us();
 	read_rows(j);
 	copy_flush(j, 1);
 	if (db_copy_end(j->tx, NULL, j->copy_failed ? NULL : j->error,
@@ -641,6 +643,8 @@ import_steps(struct import_job *j)
 		return;
 	}
 	progress(j);
+	j->read_ms = (long)((now_mono_us() - t0) / 1000);
+	t0 = now_mono_us();
 	if (file_checks(j) != 0) {
 		j->status = "failed";
 		return;
@@ -649,10 +653,13 @@ import_steps(struct import_job *j)
 		j->status = "refused";
 		return;
 	}
+	j->check_ms = (long)((now_mono_us() - t0) / 1000);
+	t0 = now_mono_us();
 	if (merge(j) != 0) {
 		j->status = "failed";
 		return;
 	}
+	j->merge_ms = (long)((now_mono_us() - t0) / 1000);
 	j->status = j->dry_run ? "checked" : "done";
 }
 
@@ -718,8 +725,9 @@ import_done(void *arg)
 		    j->error);
 	log_info(j->req ? j->req->id : NULL,
 	    "msg=import_finished import=%s status=%s rows=%ld inserted=%ld"
-	    " updated=%ld errors=%ld",
-	    j->id, j->status, j->total, j->inserted, j->updated, j->nerrors);
+	    " updated=%ld errors=%ld read_ms=%ld check_ms=%ld merge_ms=%ld",
+	    j->id, j->status, j->total, j->inserted, j->updated, j->nerrors,
+	    j->read_ms, j->check_ms, j->merge_ms);
 	if (j->req == NULL) {
 		job_free(j);
 		return;

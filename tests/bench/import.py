@@ -44,7 +44,7 @@ def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100000
     os.environ["CAPLAT_GATEWAY_RATE"] = "1000000"
     os.environ["CAPLAT_GATEWAY_BURST"] = "1000000"
-    os.environ["CAPLAT_LOG_LEVEL"] = "warn"
+    os.environ["CAPLAT_LOG_LEVEL"] = "info"  # the import's phases are in its log line
     subprocess.run(["make", "-s", "all"], cwd=ROOT, check=True)
     base = tempfile.mkdtemp(prefix="caplat-bench-import.")
     os.chmod(base, 0o755)
@@ -82,6 +82,11 @@ def main():
         print(f"import (POST + parse + COPY + merge + commit): {t_import:.2f} s, {n / t_import:.0f} rows/s")
         print(f"psql \\copy into a bare table:               {t_copy:.2f} s, {n / t_copy:.0f} rows/s")
         print(f"ratio: {t_copy / t_import:.2f}x of \\copy")
+        with open(os.path.join(s.log_dir, "issuance.log"), encoding="utf-8") as f:
+            phases = [line.strip() for line in f if "msg=import_finished" in line]
+        if phases:
+            print("phases (ms):", " ".join(kv for kv in phases[-1].split() if kv.split("=")[0] in
+                                           ("read_ms", "check_ms", "merge_ms")))
     finally:
         s.stop_all()
 

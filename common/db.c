@@ -874,3 +874,136 @@ db_exec_sync(const char *conninfo, const char *sql, int nparams,
 	PQfinish(pg);
 	return rc;
 }
+
+/* ---- blocking connections for worker threads --------------------------- */
+
+struct db_sync {
+	PGconn *pg;
+};
+
+int
+db_sync_open(struct db_sync **out, const char *conninfo, char *err,
+    size_t err_size)
+{
+	PGconn *pg = PQconnectdb(conninfo);
+
+	if (PQstatus(pg) != CONNECTION_OK) {
+		snprintf(err, err_size, "connect: %s", PQerrorMessage(pg));
+		PQfinish(pg);
+		return -1;
+	}
+	*out = xcalloc(1, sizeof(**out));
+	(*out)->pg = pg;
+	return 0;
+}
+
+void
+db_sync_close(struct db_sync *c)
+{
+	if (c == NULL)
+		return;
+	PQfinish(c->pg);
+	free(c);
+}
+
+static void
+sync_error(const PGresult *r, PGconn *pg, char *err, size_t err_size)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg =
+	    r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+	if (state != NULL && strcmp(state, "P0001") == 0 && msg != NULL)
+		snprintf(err, err_size, "%s", msg);
+	else if (msg != NULL)
+		snprintf(err, err_size, "%s: %s", state ? state : "?", msg);
+	else
+		snprintf(err, err_size, "%s", PQerrorMessage(pg));
+}
+
+int
+db_sync_exec(struct db_sync *c, const char *sql, int nparams,
+    const char *const *params, struct db_result **out, char *err,
+    size_t err_size)
+{
+	PGresult *r =
+	    PQexecParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(r);
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		sync_error(r, c->pg, err, err_size);
+		PQclear(r);
+		return -1;
+	}
+	if (out == NULL) {
+		PQclear(r);
+		return 0;
+	}
+	*out = xcalloc(1, sizeof(**out));
+	(*out)->status = DB_OK;
+	(*out)->failed_stmt = -1;
+	(*out)->nstmts = 1;
+	(*out)->res = xcalloc(1, sizeof(void *));
+	(*out)->res[0] = r;
+	return 0;
+}
+
+void
+db_result_free(struct db_result *r)
+{
+	if (r == NULL)
+		return;
+	for (int i = 0; i < r->nstmts; i++)
+		PQclear(r->res[i]);
+	free(r->res);
+	free(r);
+}
+
+int
+db_copy_begin(struct db_sync *c, const char *copy_sql, char *err,
+    size_t err_size)
+{
+	PGresult *r = PQexec(c->pg, copy_sql);
+	int rc = PQresultStatus(r) == PGRES_COPY_IN ? 0 : -1;
+
+	if (rc != 0)
+		sync_error(r, c->pg, err, err_size);
+	PQclear(r);
+	return rc;
+}
+
+int
+db_copy_put(struct db_sync *c, const void *data, size_t len, char *err,
+    size_t err_size)
+{
+	if (len == 0)
+		return 0;
+	if (PQputCopyData(c->pg, data, (int)len) != 1) {
+		snprintf(err, err_size, "copy: %s", PQerrorMessage(c->pg));
+		return -1;
+	}
+	return 0;
+}
+
+int
+db_copy_end(struct db_sync *c, long *rows, char *err, size_t err_size)
+{
+	PGresult *r;
+	int rc = 0;
+
+	if (PQputCopyEnd(c->pg, NULL) != 1) {
+		snprintf(err, err_size, "copy end: %s", PQerrorMessage(c->pg));
+		rc = -1;
+	}
+	while ((r = PQgetResult(c->pg)) != NULL) {
+		if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+			if (rows != NULL)
+				*rows = strtol(PQcmdTuples(r), NULL, 10);
+		} else if (rc == 0) {
+			sync_error(r, c->pg, err, err_size);
+			rc = -1;
+		}
+		PQclear(r);
+	}
+	return rc;
+}

@@ -107,4 +107,36 @@ int db_migrate(const char *conninfo, const char *schema, const char *common_dir,
 int db_exec_sync(const char *conninfo, const char *sql, int nparams,
     const char *const *params, char *err, size_t err_size);
 
+/* ---- blocking connections, for a job on a worker thread (work.h) -------
+ * A long job (a bulk import) holds its own connection and transaction on a
+ * worker thread, never a loop connection: the loop stays free, and the
+ * COPY protocol streams without pipeline-mode bookkeeping. */
+
+struct db_sync;
+
+/* Opens a blocking connection. Returns 0 and sets *out (caller closes with
+ * db_sync_close(), which accepts NULL), or -1 with the reason in err. */
+int db_sync_open(struct db_sync **out, const char *conninfo, char *err,
+    size_t err_size);
+void db_sync_close(struct db_sync *c);
+
+/* Runs one statement (parameters as db_batch_add). Returns 0 and, when out
+ * is not NULL, sets *out to a new result of one statement (db_rows,
+ * db_value, …; caller frees with db_result_free()); on error returns -1
+ * with the reason in err: for DB_REFUSED the rule's name alone. */
+int db_sync_exec(struct db_sync *c, const char *sql, int nparams,
+    const char *const *params, struct db_result **out, char *err,
+    size_t err_size);
+void db_result_free(struct db_result *r);
+
+/* COPY … FROM STDIN: db_copy_begin runs copy_sql; db_copy_put sends len
+ * bytes of COPY text data (any split: rows may straddle calls); db_copy_end
+ * finishes, sets *rows (may be NULL) to the rows copied and returns 0, or
+ * -1 with the reason in err. After a failed put, call db_copy_end anyway. */
+int db_copy_begin(struct db_sync *c, const char *copy_sql, char *err,
+    size_t err_size);
+int db_copy_put(struct db_sync *c, const void *data, size_t len, char *err,
+    size_t err_size);
+int db_copy_end(struct db_sync *c, long *rows, char *err, size_t err_size);
+
 #endif

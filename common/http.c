@@ -109,6 +109,10 @@ http_server_routes(struct http_server *srv, const struct http_route *routes,
 		if (srv->nroutes == HTTP_MAX_ROUTES)
 			fatal("too many routes");
 		srv->routes[srv->nroutes++] = &routes[i];
+		/* A route with a larger limit (a bulk import) lifts evhttp's. */
+		if (routes[i].max_body > HTTP_ABS_MAX_BODY)
+			evhttp_set_max_body_size(srv->http,
+			    (ev_ssize_t)routes[i].max_body);
 	}
 }
 

@@ -32,8 +32,12 @@ ALL_SERVICES = {
     "enterprise": (18082, ["/api/v1/files", "/api/v1/profile", "/api/v1/enterprise", "/api/v1/review/"]),
     "orders": (18083, ["/api/v1/platforms", "/api/v1/orders"]),
     "payments": (18084, ["/api/v1/payments", "/api/v1/invoices", "/api/v1/finance/", "/notify/"]),
-    "issuance": (18085, ["/api/v1/certs", "/api/v1/interop/"]),
+    "issuance": (18085, ["/api/v1/certs", "/api/v1/cert-imports", "/api/v1/interop/"]),
 }
+# Directives of a location beyond proxy_pass: the certificate import takes
+# files of 10^5 rows (issuance's ISSUANCE_IMPORT_MAX_BODY) and a dry run
+# answers when it is done.
+LOCATION_EXTRA = {"/api/v1/cert-imports": "client_max_body_size 256m; proxy_read_timeout 600s; "}
 SERVICES = {name: port for name, (port, _) in ALL_SERVICES.items()
             if os.path.isdir(os.path.join(ROOT, "services", name))}
 # CAPLAT_SERVICES=auth,orders limits a local run to some services.
@@ -351,7 +355,8 @@ class Suite:
                              "CAPLAT_VENDOR_ROOTS": self.vendor_roots_bundle(),
                              "CAPLAT_SMS_DAILY_IP": "100000"},
             "enterprise": lambda: {"CAPLAT_ID_HASH_KEY": self.secrets["id_hash_key"]},
-            "issuance": lambda: self.issuance_env(),
+            "issuance": lambda: dict(self.issuance_env(),
+                                     CAPLAT_VENDOR_ROOTS=self.vendor_roots_bundle()),
             "orders": lambda: {"CAPLAT_ORDER_SWEEP_SECONDS": "1",
                                "CAPLAT_IDEMPOTENCY_PURGE_SECONDS": "3600" if self.persistent else "1"},
             "payments": lambda: self.start_paysim(),
@@ -369,8 +374,6 @@ class Suite:
         secrets_ = ",".join(f"{c}={hashlib.sha256(f'interop:{c}:{seed}'.encode()).hexdigest()[:32]}"
                             for c in codes)
         return {"CAPLAT_INTEROP_SECRETS": secrets_,
-                # what the certificates of the old platform carry when first seen
-                "CAPLAT_ISSUANCE_DEFAULT_PLATFORMS": "LN_JSGC,LN_ZFCG,SY_GGZY",
                 "CAPLAT_CA_CRL_BASE_URL": self.gateway + "/api/v1/certs/crl/",
                 "CAPLAT_ISSUANCE_RESUME_MS": "1000" if self.persistent else "200",
                 "CAPLAT_ISSUANCE_RETRY_SECONDS": "5" if self.persistent else "1"}
@@ -463,7 +466,7 @@ class Suite:
                 continue
             upstreams.append(f"\tupstream {svc} {{ server 127.0.0.1:{self.ports[svc]}; keepalive 64; }}")
             for loc in ALL_SERVICES[svc][1]:
-                locations.append(f"\t\tlocation {loc} {{ proxy_pass http://{svc}; }}")
+                locations.append(f"\t\tlocation {loc} {{ {LOCATION_EXTRA.get(loc, '')}proxy_pass http://{svc}; }}")
         subst = {"GATEWAY_PORT": self.ports["gateway"], "PREFIX": d,
                  "UPSTREAMS": "\n".join(upstreams), "LOCATIONS": "\n".join(locations),
                  "RATE": os.environ.get("CAPLAT_GATEWAY_RATE", "200"),

@@ -14,33 +14,6 @@
 
 struct issuance issuance;
 
-/* "{A,B}" from "A,B" after checking every code; "" gives "{}". */
-static char *
-platforms_sql(const char *list)
-{
-	char *out = xstrdup("{");
-	const char *p = list;
-
-	while (*p) {
-		const char *comma = strchr(p, ',');
-		const char *end = comma ? comma : p + strlen(p);
-		char *code = xstrndup(p, (size_t)(end - p));
-
-		if (!cert_platform_code_ok(code))
-			fatal(
-			    "bad configuration: CAPLAT_ISSUANCE_DEFAULT_PLATFORMS: \"%s\"",
-			    code);
-		char *more = xasprintf("%s%s%s", out, out[1] ? "," : "", code);
-		free(out);
-		free(code);
-		out = more;
-		p = comma ? comma + 1 : end;
-	}
-	char *done = xasprintf("%s}", out);
-	free(out);
-	return done;
-}
-
 static void
 vendor_names_parse(const char *spec)
 {
@@ -93,7 +66,6 @@ issuance_config_load(void)
 		{"CAPLAT_ISSUANCE_RESUME_MS", CFG_INT, "1000", 50, 600000, &c->resume_interval_ms, "period of the resumer (ms)"},
 		{"CAPLAT_ISSUANCE_RETRY_SECONDS", CFG_INT, "5", 1, 3600, &c->retry_seconds, "first backoff after a vendor failure (doubles, at most 300 s)"},
 		{"CAPLAT_ISSUANCE_SYNC_MS", CFG_INT, "300000", 0, 86400000, &c->sync_interval_ms, "vendor directory sync period (ms), 0: off"},
-		{"CAPLAT_ISSUANCE_DEFAULT_PLATFORMS", CFG_STR, "", 0, 0, &c->default_platforms, "platforms of certificates first seen at login (A,B)"},
 		{"CAPLAT_ISSUANCE_VENDOR_NAMES", CFG_STR, "", 0, 0, &c->vendor_names, "issuer-DN-part=VENDOR,… names the vendors"},
 		{"CAPLAT_VAR_DIR", CFG_STR, "var", 0, 0, &c->var_dir, "state directory"},
 		{"CAPLAT_CA_DIR", CFG_STR, "", 0, 0, &c->ca_dir, "local CA directory (default $CAPLAT_VAR_DIR/ca)"},
@@ -107,6 +79,7 @@ issuance_config_load(void)
 		{"CAPLAT_CA_REMOTE_TOKEN", CFG_STR, "", 0, 0, &c->remote_token, "bearer token for the remote CA"},
 		{"CAPLAT_CA_REMOTE_TIMEOUT_MS", CFG_INT, "10000", 100, 120000, &c->remote_timeout_ms, "remote CA request timeout (ms)"},
 		{"CAPLAT_INTEROP_SECRETS", CFG_STR, "", 0, 0, &c->interop_secrets, "CODE=secret,… of the downstream platforms"},
+		{"CAPLAT_VENDOR_ROOTS", CFG_STR, "", 0, 0, &c->vendor_roots, "trusted vendor roots (PEM bundle) imported certificates chain to (default: the local CA's)"},
 		{"CAPLAT_INTEROP_SKEW", CFG_INT, "300", 10, 3600, &c->interop_skew, "accepted X-Timestamp skew (s)"},
 	};
 	/* clang-format on */
@@ -121,7 +94,6 @@ issuance_config_load(void)
 	        &issuance.nsecrets) != 0)
 		fatal(
 		    "bad configuration: CAPLAT_INTEROP_SECRETS: CODE=secret (16+ characters),…");
-	issuance.default_platforms_sql = platforms_sql(c->default_platforms);
 	vendor_names_parse(c->vendor_names);
 	/* Leases outlast a remote call, so the resumer never overlaps it. */
 	if (c->remote_url[0] != '\0' &&

@@ -2,13 +2,16 @@
  *
  * Consumes: caplat.auth.lock.bound (the certificate on a newly bound key
  *   joins the registry), caplat.orders.order.paid (renewal entitlements),
- *   caplat.orders.order.created and .cancelled (orders awaiting payment).
+ *   caplat.orders.order.created and .cancelled (orders awaiting payment),
+ *   caplat.orders.platform.listed (the platform catalogue's codes, which an
+ *   import may name: a read model).
  * Emits (through the outbox, written by the PL/pgSQL functions of
  *   deploy/sql/issuance/002_functions.sql in the same transaction as the
  *   change): issuance.cert.registered (register_certificate, and
  *   sync_certificate for a certificate a vendor directory lists, sync.c),
  *   issuance.cert.renewed (renewal_complete), issuance.cert.revoked
- *   (revoke_certificate).
+ *   (revoke_certificate); import_merge (deploy/sql/issuance/010_import.sql)
+ *   emits issuance.cert.registered and issuance.audit.recorded.
  *
  * Handlers run on the bus's consumer threads inside the inbox transaction
  * and touch nothing else. */
@@ -127,7 +130,7 @@ on_lock_bound(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	    cert ? crypto_key_type_name(cert->key_type) : NULL, nb, na,
 	    cert ? cert->pem : NULL, uscc ? "enterprise" : "personal", kind,
 	    holder, enterprise, uscc, lock, account,
-	    issuance.default_platforms_sql};
+	    NULL}; /* platforms: unknown until an import or a renewal */
 	rc = bus_tx_query(tx, store_register_sql, 21, p, &rows);
 	if (rc == 0 && bus_rows_count(rows) == 1 &&
 	    strcmp(bus_rows_value(rows, 0, 1), "t") == 0)
@@ -244,6 +247,22 @@ on_order_cancelled(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	return bus_tx_exec(tx, store_open_order_delete_sql, 1, p) < 0 ? -1 : 0;
 }
 
+/* orders.platform.listed: a platform of the catalogue, its code and
+ * whether it is active. */
+static int
+on_platform_listed(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	const char *code = str(ev->data, "code"), *name = str(ev->data, "name");
+	json_t *active = json_object_get(ev->data, "active");
+
+	if (code == NULL || !cert_platform_code_ok(code) || name == NULL ||
+	    !json_is_boolean(active))
+		return bad_event(ev,
+		    "missing or malformed code, name or active");
+	const char *p[] = {code, name, json_is_true(active) ? "t" : "f"};
+	return bus_tx_exec(tx, store_platform_listed_sql, 3, p) < 0 ? -1 : 0;
+}
+
 void
 issuance_events_subscribe(void)
 {
@@ -257,6 +276,8 @@ issuance_events_subscribe(void)
 	        on_order_created},
 	    {"issuance-order-cancelled", "caplat.orders.order.cancelled",
 	        on_order_cancelled},
+	    {"issuance-platform-listed", "caplat.orders.platform.listed",
+	        on_platform_listed},
 	};
 
 	for (size_t i = 0; i < ARRAY_LEN(subs); i++)

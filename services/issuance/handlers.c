@@ -262,7 +262,10 @@ cert_item_json(const struct db_result *res, int i, time_t now)
 	int open_order = db_bool(res, 0, i, 12), paid = db_bool(res, 0, i, 13);
 	const char *reason = cert_not_renewable_reason(&issuance.window,
 	    not_after, now, revoked, open_order || paid);
-	json_t *platforms = json_loads(db_value(res, 0, i, 10), 0, NULL);
+	/* NULL: the associations are unknown (first seen at a login). */
+	const char *platforms_text = db_value(res, 0, i, 10);
+	json_t *platforms =
+	    platforms_text ? json_loads(platforms_text, 0, NULL) : NULL;
 	json_t *o = json_object();
 
 	json_object_set_new(o, "id", json_string(db_value(res, 0, i, 0)));
@@ -284,7 +287,10 @@ cert_item_json(const struct db_result *res, int i, time_t now)
 	json_object_set_new(o, "not_renewable_message",
 	    nullable(cert_reason_message(reason)));
 	json_object_set_new(o, "platforms",
-	    platforms ? platforms : json_array());
+	    platforms_text == NULL ? json_null()
+	                           : (platforms ? platforms : json_array()));
+	json_object_set_new(o, "platforms_known",
+	    json_boolean(platforms_text != NULL));
 	json_object_set_new(o, "status",
 	    json_string(cert_status_name(not_after, now, revoked)));
 	json_object_set_new(o, "renewal_paid", json_boolean(paid));
@@ -943,6 +949,8 @@ interop_on_rows(void *arg, const struct db_result *res)
 const struct http_route issuance_routes[] = {
     {"GET", "/api/v1/certs", cert_list, 0},
     {"GET", "/api/v1/certs/crl/{ca}", cert_crl, 0},
+    {"POST", "/api/v1/cert-imports", cert_import, ISSUANCE_IMPORT_MAX_BODY},
+    {"GET", "/api/v1/cert-imports/{id}", cert_import_get, 0},
     {"POST", "/api/v1/certs/{id}/renewal/challenge", cert_renewal_challenge, 0},
     {"POST", "/api/v1/certs/{id}/renewal", cert_renewal, 64 * 1024},
     {"POST", "/api/v1/certs/{id}/revoke", cert_revoke, 0},

@@ -111,14 +111,13 @@ struct issuance_config {
 	long window_before_days;
 	long window_after_days;
 	long term_months;
-	long challenge_ttl;      /* renewal challenge lifetime (s) */
-	long replay_days;        /* an issued renewal can be collected again */
-	long lease_seconds;      /* one attempt holds an intent this long */
-	long resume_interval_ms; /* the resumer's period */
-	long retry_seconds;      /* first backoff after a vendor failure */
-	long sync_interval_ms;   /* vendor directory sync period, 0: off */
-	const char *default_platforms; /* of certificates first seen at login */
-	const char *vendor_names;      /* "issuer-DN-part=VENDOR,…" */
+	long challenge_ttl;       /* renewal challenge lifetime (s) */
+	long replay_days;         /* an issued renewal can be collected again */
+	long lease_seconds;       /* one attempt holds an intent this long */
+	long resume_interval_ms;  /* the resumer's period */
+	long retry_seconds;       /* first backoff after a vendor failure */
+	long sync_interval_ms;    /* vendor directory sync period, 0: off */
+	const char *vendor_names; /* "issuer-DN-part=VENDOR,…" */
 	const char *var_dir;
 	const char *ca_dir;       /* local CA: keys and certificates */
 	const char *ca_vendor;    /* the local CA's vendor name */
@@ -132,6 +131,7 @@ struct issuance_config {
 	long remote_timeout_ms;
 	const char *interop_secrets;
 	long interop_skew;
+	const char *vendor_roots; /* imports chain to these (PEM bundle) */
 };
 
 #define ISSUANCE_MAX_VENDOR_NAMES 16
@@ -143,7 +143,6 @@ struct issuance {
 	struct localca *localca;
 	struct cert_platform_secret *secrets;
 	size_t nsecrets;
-	char *default_platforms_sql; /* "{A,B}" */
 	struct {
 		char *part; /* substring of the issuer DN */
 		char *vendor;
@@ -178,6 +177,74 @@ char *issuance_vendor_of(const char *issuer_dn);
 
 extern const struct http_route issuance_routes[];
 extern const size_t issuance_nroutes;
+
+/* ---- import.c: the operator's bulk import of certificate records ---- */
+
+/* The largest file: 10^5 rows with their PEM certificates. The gateway's
+ * client_max_body_size for the route matches it. */
+#define ISSUANCE_IMPORT_MAX_BODY ((size_t)256 * 1024 * 1024)
+
+void cert_import(struct http_req *req);
+void cert_import_get(struct http_req *req);
+/* Loads the trusted vendor roots (CAPLAT_VENDOR_ROOTS, else the local CA's
+ * roots) the imported certificates must chain to. After the local CA. */
+void issuance_import_init(void);
+
+/* ---- importfile.c: reading an import file, pure ---- */
+
+/* Returns 0 when s[0..n) is valid UTF-8 (no overlongs, surrogates or code
+ * points above U+10FFFF), else -1 with *bad the offset of the first bad
+ * byte. */
+int importfile_utf8_check(const unsigned char *s, size_t n, size_t *bad);
+/* The line (from 1) of byte off of s. */
+long importfile_line_of(const unsigned char *s, size_t off);
+
+/* One record of a file: its fields (CSV, owned) or its object (JSONL, a
+ * new reference, NULL when the line is not a JSON object). Zero it before
+ * the first read; importfile_record_clear() then free(fields) at the end. */
+struct importfile_record {
+	long line; /* where it starts */
+	char **fields;
+	size_t n, cap;
+	json_t *obj;
+};
+void importfile_record_clear(struct importfile_record *r);
+
+/* The file being read: [p, end), and the current line (start at 1). */
+struct importfile_reader {
+	const char *p, *end;
+	long line;
+};
+/* The next CSV record (RFC 4180: "," separated, '"' quoted with "" inside,
+ * CRLF or LF; blank lines skipped). Returns 1 with r filled, 0 at the end,
+ * -1 on an unterminated quote. */
+int importfile_csv_next(struct importfile_reader *rd,
+    struct importfile_record *r);
+/* The next non-blank JSON Lines record: 1 with r->obj (or NULL), 0 at the
+ * end. */
+int importfile_jsonl_next(struct importfile_reader *rd,
+    struct importfile_record *r);
+
+/* "YYYY-MM-DD" (midnight UTC) or, unless date_only,
+ * "YYYY-MM-DDTHH:MM:SSZ" into *out. Returns 0, or -1 (malformed, or not a
+ * real date). */
+int importfile_time(const char *s, time_t *out, int date_only);
+/* "2026-01-31 00:00:00+00", PostgreSQL's input. */
+void importfile_pg_time(time_t t, char out[32]);
+
+/* "{A,B}" from platform codes separated by ',', ';', '|' or blanks: sorted,
+ * without repeats ("" gives "{}"). Returns a new string, or NULL when a
+ * code is malformed or there are more than 64. */
+char *importfile_platforms(const char *s);
+
+/* COPY text data being built. */
+struct importfile_buf {
+	char *data;
+	size_t len, cap;
+};
+/* Appends s as one COPY text field (NULL as \N; backslash, newline, CR and
+ * tab escaped) and a tab, or a newline when last. */
+void importfile_copy_field(struct importfile_buf *b, const char *s, int last);
 
 /* ---- renew.c: the holder's renewal calls ---- */
 
@@ -255,7 +322,8 @@ struct challenge_scope;
  * or NULL, $9 bound ("true"/"false") or NULL, $10 cursor key (column 21 of
  * the last row) or NULL, $11 cursor cert id, $12 limit. Columns: 0 cert id,
  * 1 serial, 2 type, 3 holder, 4 vendor, 5 lock kind, 6 enterprise name,
- * 7 uscc, 8 not_before, 9 not_after, 10 platforms, 11 revoked, 12 in an
+ * 7 uscc, 8 not_before, 9 not_after, 10 platforms (NULL when unknown: first seen at a login, never
+ * imported), 11 revoked, 12 in an
  * open order, 13 renewal paid (not yet used), 14 issuer, 15 account id,
  * 16 previous serial, 17 key serial, 18 key vendor, 19 first application
  * (s), 20 issued by a renewal, 21 the sort key. */
@@ -372,5 +440,40 @@ extern const char store_sync_cursor_sql[];
 extern const char store_sync_cursor_set_sql[];
 extern const char store_sync_failed_sql[];
 extern const char store_sync_certificate_sql[];
+
+/* Consumer: the catalogue read model. $1 code, $2 name, $3 active. */
+extern const char store_platform_listed_sql[];
+
+/* ---- the bulk import (import.c) ---- */
+
+/* Records an accepted import: $1 id, $2 staff id, $3 format, $4 dry run,
+ * $5 bytes. No row when a commit is asked while another commit runs. */
+extern const char store_import_insert_sql[];
+/* $1 id. Columns: 0 id, 1 format, 2 dry_run, 3 status (with
+ * 'interrupted'), 4 bytes, 5 rows_total, 6 rows_done, 7 inserted,
+ * 8 updated, 9 unchanged, 10 error_count, 11 errors (JSON), 12 error,
+ * 13 created_at, 14 finished_at. */
+extern const char store_import_get_sql[];
+/* The worker's own connection (db_sync): the transaction, the exclusive
+ * advisory locks ($1 import id; one boolean), the COPY into the staging
+ * table, the file-wide checks ($1 limit, $2 import; duplicates: 0 line,
+ * 1 first line;
+ * platforms: 0 line, 1 code), the merge ($1 import, $2 audit template:
+ * 0 inserted, 1 updated, 2 unchanged) and the import's status in the same
+ * transaction ($1 id, $2 rows, $3-$5 counts). */
+extern const char store_import_begin_sql[];
+extern const char store_import_commit_sql[];
+extern const char store_import_rollback_sql[];
+extern const char store_import_lock_sql[];
+extern const char store_import_copy_sql[];
+extern const char store_import_duplicates_sql[];
+extern const char store_import_unknown_platforms_sql[];
+extern const char store_import_merge_sql[];
+extern const char store_import_done_sql[];
+/* The worker's progress connection (autocommit): $1 id, $2 total, $3 done;
+ * the end of an import not committed: $1 id, $2 status, $3 total, $4 done,
+ * $5-$7 counts or NULL, $8 error count, $9 errors (JSON), $10 error. */
+extern const char store_import_progress_sql[];
+extern const char store_import_finish_sql[];
 
 #endif

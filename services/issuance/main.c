@@ -35,6 +35,7 @@ main(int argc, char **argv)
 	issuance_config_load();
 	svc_init(&issuance.svc, "issuance", argc, argv);
 	issuance_adapters_init();
+	issuance_import_init();
 	http_server_routes(issuance.svc.http, issuance_routes,
 	    issuance_nroutes);
 	http_server_add_metrics(issuance.svc.http, issuance_metrics, NULL);

@@ -15,7 +15,8 @@
 #define CERT_LIST_SQL(KEY, CAST, CMP, DIR)                                       \
 	"SELECT l.id, c.serial, l.type, l.holder, c.vendor, l.lock_kind,"                    \
 	" l.enterprise_name, l.uscc, " EPOCH("c.not_before") ", " EPOCH("c.not_after") ","  \
-	" array_to_json(c.platforms)::text, c.revoked_at IS NOT NULL,"                       \
+	" CASE WHEN c.platforms_known THEN array_to_json(c.platforms)::text END,"      \
+	" c.revoked_at IS NOT NULL,"                                                   \
 	" EXISTS (SELECT 1 FROM open_orders o WHERE o.cert_id = l.id),"                      \
 	" EXISTS (SELECT 1 FROM entitlements e WHERE e.cert_id = l.id AND e.status <> 'used')," \
 	" c.issuer, l.account_id,"                                                           \
@@ -140,7 +141,8 @@ const char store_crl_entries_sql[] =
 
 #define INTEROP_COLUMNS                                                          \
 	"SELECT " EPOCH("c.not_before") ", " EPOCH("c.not_after") ", c.revoked_at IS NOT NULL,"      \
-	" c.replaced_by IS NOT NULL, array_to_json(c.platforms)::text, $2 = ANY (c.platforms),"     \
+	" c.replaced_by IS NOT NULL, array_to_json(c.platforms)::text,"               \
+	" c.platforms_known AND $2 = ANY (c.platforms),"     \
 	" c.cert_id, (SELECT n.serial FROM certificates n WHERE n.id = c.replaced_by),"          \
 	" c.issuer, c.serial FROM certificates c"
 
@@ -183,6 +185,67 @@ const char store_sync_certificate_sql[] =
     "SELECT o_cert_id, o_created FROM sync_certificate($1, $2, $3, $4, $5, $6, $7, $8, $9,"
     " $10, $11::timestamptz, $12::timestamptz, $13, $14, $15, $16, $17, $18, $19::text[],"
     " $20, $21, $22::timestamptz)";
+
+const char store_platform_listed_sql[] =
+    "INSERT INTO platform_catalogue (code, name, active) VALUES ($1, $2, $3::boolean)"
+    " ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, active = EXCLUDED.active,"
+    " updated_at = now()";
+
+const char store_import_insert_sql[] =
+    "INSERT INTO imports (id, staff_id, format, dry_run, bytes)"
+    " SELECT $1::uuid, $2::uuid, $3, $4::boolean, $5::bigint"
+    " WHERE $4::boolean OR NOT EXISTS (SELECT 1 FROM import_status"
+    "  WHERE live_status = 'running' AND NOT dry_run)"
+    " RETURNING id";
+
+const char store_import_get_sql[] =
+    "SELECT id, format, dry_run, live_status, bytes, rows_total, rows_done, inserted,"
+    " updated, unchanged, error_count, errors::text,"
+    " CASE WHEN live_status = 'interrupted' THEN 'INTERRUPTED' ELSE error END,"
+    " " EPOCH("created_at") ", " EPOCH("finished_at")
+    " FROM import_status WHERE id = $1";
+
+const char store_import_begin_sql[] = "BEGIN";
+const char store_import_commit_sql[] = "COMMIT";
+const char store_import_rollback_sql[] = "ROLLBACK";
+
+const char store_import_lock_sql[] =
+    "SELECT pg_try_advisory_xact_lock(7013, 0)"
+    " AND pg_try_advisory_xact_lock(7013, import_lock_key($1::uuid))";
+
+const char store_import_copy_sql[] =
+    "COPY import_rows (import_id, line, issuer, serial, vendor, subject, fingerprint_sha256,"
+    " spki_sha256, key_type, not_before, not_after, pem, type, lock_kind, holder,"
+    " enterprise_name, uscc, key_vendor, key_serial, first_applied_on, platforms)"
+    " FROM STDIN";
+
+const char store_import_duplicates_sql[] =
+    "SELECT line, first FROM (SELECT line, min(line) OVER (PARTITION BY issuer, serial) AS first"
+    " FROM import_rows WHERE import_id = $2::uuid) d WHERE line <> first ORDER BY line LIMIT $1::int";
+
+const char store_import_unknown_platforms_sql[] =
+    "SELECT s.line, p.code FROM import_rows s CROSS JOIN LATERAL unnest(s.platforms) AS p(code)"
+    " WHERE s.import_id = $2::uuid"
+    " AND NOT EXISTS (SELECT 1 FROM platform_catalogue c WHERE c.code = p.code AND c.active)"
+    " ORDER BY s.line LIMIT $1::int";
+
+const char store_import_merge_sql[] =
+    "SELECT o_inserted, o_updated, o_unchanged FROM import_merge($1::uuid, $2::jsonb)";
+
+const char store_import_done_sql[] =
+    "UPDATE imports SET status = 'done', rows_total = $2::int, rows_done = $2::int,"
+    " inserted = $3::int, updated = $4::int, unchanged = $5::int, finished_at = now(),"
+    " heartbeat_at = now() WHERE id = $1::uuid";
+
+const char store_import_progress_sql[] =
+    "UPDATE imports SET rows_total = $2::int, rows_done = $3::int, heartbeat_at = now()"
+    " WHERE id = $1::uuid AND status = 'running'";
+
+const char store_import_finish_sql[] =
+    "UPDATE imports SET status = $2, rows_total = $3::int, rows_done = $4::int,"
+    " inserted = $5::int, updated = $6::int, unchanged = $7::int, error_count = $8::int,"
+    " errors = $9::jsonb, error = $10, finished_at = now(), heartbeat_at = now()"
+    " WHERE id = $1::uuid AND status = 'running'";
 /* clang-format on */
 
 const char store_interop_nonce_prefix[] = "interop:nonce:";

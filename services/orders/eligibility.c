@@ -25,8 +25,10 @@ order_error_set(struct order_error *err, int status, const char *code,
 void
 order_request_clear(struct order_request *rq)
 {
-	for (size_t i = 0; i < rq->nitems; i++)
+	for (size_t i = 0; i < rq->nitems; i++) {
 		free(rq->items[i].platforms);
+		free(rq->items[i].current);
+	}
 	free(rq->items);
 	memset(rq, 0, sizeof(*rq));
 }
@@ -98,6 +100,39 @@ parse_platforms(struct order_item_req *it, json_t *item, size_t i,
 	return 0;
 }
 
+/* Reads the optional items[i].current_platforms (may be empty). */
+static int
+parse_current(struct order_item_req *it, json_t *item, size_t i,
+    struct order_error *err)
+{
+	json_t *list = json_object_get(item, "current_platforms");
+	char field[64];
+
+	snprintf(field, sizeof(field), "items[%d].current_platforms", (int)i);
+	if (list == NULL || json_is_null(list))
+		return 0;
+	if (!json_is_array(list) ||
+	    json_array_size(list) > ORDER_MAX_PLATFORMS) {
+		order_error_set(err, 400, "FIELD_TYPE", field,
+		    "当前关联平台须为列表");
+		return -1;
+	}
+	it->current = xcalloc(json_array_size(list) + 1, sizeof(*it->current));
+	for (size_t k = 0; k < json_array_size(list); k++) {
+		const char *code = json_string_value(json_array_get(list, k));
+
+		if (code == NULL || !order_platform_code_valid(code)) {
+			snprintf(field, sizeof(field),
+			    "items[%d].current_platforms[%d]", (int)i, (int)k);
+			order_error_set(err, 422, "PLATFORM_UNKNOWN", field,
+			    "未知的应用平台");
+			return -1;
+		}
+		it->current[it->ncurrent++] = code;
+	}
+	return 0;
+}
+
 static int
 parse_item(struct order_request *rq, json_t *item, size_t i,
     struct order_error *err)
@@ -138,7 +173,9 @@ parse_item(struct order_request *rq, json_t *item, size_t i,
 		}
 	}
 	rq->nitems++; /* counted now so that clear frees its platforms */
-	return parse_platforms(it, item, i, err);
+	if (parse_platforms(it, item, i, err) != 0)
+		return -1;
+	return parse_current(it, item, i, err);
 }
 
 int

@@ -26,6 +26,11 @@ struct order_item_req {
 	char cert_id[37];       /* lower case */
 	const char **platforms; /* borrowed from the request body */
 	size_t nplatforms;
+	/* current_platforms: the administrator's confirmation of the set a
+	 * certificate with unknown associations has today (issue 13); NULL
+	 * when absent. */
+	const char **current;
+	size_t ncurrent;
 };
 
 struct order_request {

@@ -164,10 +164,10 @@ order_price_item(struct order_ctx *st, const struct order_catalogue *cat,
     size_t i, const struct db_result *res, int stmt, int r)
 {
 	const struct order_item_req *it = &st->rq.items[i];
-	json_t *current =
-	    json_loads(db_value(res, stmt, r, CERT_COL_PLATFORMS), 0, NULL);
-	size_t ncur = json_array_size(current), bad = 0, k;
-	const char **cur = xcalloc(ncur ? ncur : 1, sizeof(*cur));
+	const char *known = db_value(res, stmt, r, CERT_COL_PLATFORMS);
+	json_t *current;
+	size_t ncur, bad = 0, k;
+	const char **cur;
 	json_t *lines, *dropped, *chosen, *item, *row;
 	enum order_lock_kind kind = LOCK_PERSONAL;
 	enum order_price_status ps;
@@ -175,6 +175,25 @@ order_price_item(struct order_ctx *st, const struct order_catalogue *cat,
 	char field[64];
 	int rc = -1;
 
+	/* Unknown associations (first seen at a login, never imported): the
+	 * administrator confirms the current set, never priced as all new. */
+	if (known == NULL && it->current == NULL) {
+		snprintf(field, sizeof(field), "items[%zu].current_platforms",
+		    i);
+		order_error_set(&st->err, 409, "PLATFORMS_UNCONFIRMED", field,
+		    "该证书当前关联的平台未知，请确认其当前关联的平台");
+		return -1;
+	}
+	if (known != NULL) {
+		current = json_loads(known, 0, NULL);
+	} else {
+		current = json_array();
+		for (k = 0; k < it->ncurrent; k++)
+			json_array_append_new(current,
+			    json_string(it->current[k]));
+	}
+	ncur = json_array_size(current);
+	cur = xcalloc(ncur ? ncur : 1, sizeof(*cur));
 	for (k = 0; k < ncur; k++) {
 		const char *code =
 		    json_string_value(json_array_get(current, k));

@@ -126,12 +126,14 @@ on_cert_registered(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 {
 	json_t *d = ev->data;
 	char *platforms = array_text(d, "platforms");
+	/* platforms null: the associations are unknown (issue 13). */
+	int unknown = json_is_null(json_object_get(d, "platforms"));
 	long n;
 
 	if (str(d, "cert_id") == NULL || str(d, "serial") == NULL ||
 	    str(d, "type") == NULL || str(d, "lock_kind") == NULL ||
 	    str(d, "not_before") == NULL || str(d, "not_after") == NULL ||
-	    platforms == NULL) {
+	    (platforms == NULL && !unknown)) {
 		free(platforms);
 		return bad_event(ev,
 		    "cert_id/serial/type/lock_kind/validity/platforms");

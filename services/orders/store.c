@@ -325,7 +325,7 @@ const char store_cert_registered_sql[] =
     "INSERT INTO certs (cert_id, serial, type, holder, enterprise_name, uscc, lock_kind, vendor,"
     " account_id, not_before, not_after, platforms)"
     " VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9::uuid, $10::timestamptz, $11::timestamptz,"
-    " ARRAY(SELECT jsonb_array_elements_text($12::jsonb)))"
+    " CASE WHEN $12::jsonb IS NOT NULL THEN ARRAY(SELECT jsonb_array_elements_text($12::jsonb)) END)"
     " ON CONFLICT (cert_id) DO UPDATE SET type = EXCLUDED.type, holder = EXCLUDED.holder,"
     " enterprise_name = EXCLUDED.enterprise_name, uscc = EXCLUDED.uscc,"
     " lock_kind = EXCLUDED.lock_kind, vendor = EXCLUDED.vendor," CERT_VALIDITY_UPDATE;

@@ -13,7 +13,7 @@ import uuid
 import jsonschema
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "issuance"))
-from kit import (ca_bind, cert_item, certs, default_platforms, inject, make_leaf, new_uscc, not_after_of, now_utc,  # noqa: E402
+from kit import (ca_bind, cert_item, certs, inject, make_leaf, new_uscc, not_after_of, now_utc,  # noqa: E402
                  pay, q, register_account, wait_registered)
 from client import Api, wait_until  # noqa: E402
 
@@ -49,7 +49,8 @@ def test_issuance_bound_key_enters_registry_and_list(suite):
     assert item["vendor"] == "caplat test"  # the issuer's O
     assert item["days_left"] in (29, 30), item
     assert item["renewable"] is True and item["not_renewable_reason"] is None
-    assert item["status"] == "valid" and item["platforms"] == default_platforms(suite)
+    # First seen at a login: the associations are unknown, never a default.
+    assert item["status"] == "valid" and item["platforms"] is None and item["platforms_known"] is False
     assert item["not_after"] == not_after_of(leaf.cert).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     assert item["account_id"] == account and item["renewal_paid"] is False
     # registered once, with the event in the same transaction
@@ -62,6 +63,7 @@ def test_issuance_bound_key_enters_registry_and_list(suite):
     assert not errors, errors
     assert data["serial"] == leaf.serial and data["account_id"] == account
     assert data["issuer"] == leaf.issuer and data["lock_kind"] == "agent"
+    assert data["platforms"] is None and data["platforms_known"] is False
     # the registry keeps the certificate itself and its key's identity
     row = suite.psql(f"SELECT source, key_type, length(pem) > 100, replaced_by IS NULL"
                      f" FROM issuance.certificates WHERE cert_id = {q(cert_id)}")

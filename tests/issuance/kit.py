@@ -253,12 +253,6 @@ def auth_trusts_local_ca(suite):
     open(marker, "w").close()
 
 
-def default_platforms(suite):
-    """The platforms suite.py gives certificates first seen at login."""
-    v = suite.extra_env("issuance").get("CAPLAT_ISSUANCE_DEFAULT_PLATFORMS", "")
-    return [p for p in v.split(",") if p]
-
-
 def restart_issuance(suite, env=None):
     """Restarts issuance (a graceful stop) with extra configuration (None:
     its own again)."""

@@ -27,7 +27,8 @@ _spec.loader.exec_module(_orders)
 COLUMNS = {"id", "serial", "type", "holder", "vendor", "lock_kind", "enterprise_name", "uscc",
            "not_before", "not_after", "days_left", "renewable", "not_renewable_reason",
            "not_renewable_message", "platforms", "status", "renewal_paid", "issuer", "account_id",
-           "previous_serial", "key_serial", "key_vendor", "applied_at", "bound", "renewal_state"}
+           "previous_serial", "key_serial", "key_vendor", "applied_at", "bound", "renewal_state",
+           "platforms_known"}
 
 
 def join_enterprise(suite, token, uscc, role):

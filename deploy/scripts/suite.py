@@ -241,6 +241,13 @@ class Suite:
                 self._save_cmd(name, argv, env, port, user)
                 self._mark_up(name)
                 return
+        if port and wait:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    raise SuiteError(f"{name}: port {port} is already taken by another process "
+                                     f"(ss -ltnp 'sport = :{port}' names it); not starting {' '.join(argv)}")
+            except OSError:
+                pass
         p = self._popen(name, argv, env, user)
         self.procs[name] = p
         self._save_cmd(name, argv, env, port, user)

@@ -20,6 +20,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 for p in ("deploy/scripts", "tests"):
@@ -28,7 +30,18 @@ import suite as suite_mod  # noqa: E402
 from client import Api, call, new_phone, sms_code  # noqa: E402
 
 PATHS = {"auth": "/api/v1/auth/me", "enterprise": "/api/v1/enterprise", "orders": "/api/v1/platforms",
-         "payments": "/api/v1/payments?limit=1", "issuance": "/api/v1/certs"}
+         "payments": "/api/v1/payments", "issuance": "/api/v1/certs"}
+
+
+def get(url, token):
+    """The status of a GET (no contract check: a load loop counts answers)."""
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            r.read()
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 def ready(s, svc):
@@ -55,7 +68,7 @@ class Load:
             svc = svcs[n % len(svcs)]
             n += 1
             try:
-                st = call(self.s.gateway, "GET", PATHS[svc], token=self.token, timeout=5).status
+                st = get(self.s.gateway + PATHS[svc], self.token)
             except OSError:
                 st = "conn"
             with self.lock:
@@ -128,7 +141,7 @@ def main():
         t0 = time.time()
         while time.time() - t0 < 30:
             try:
-                if call(s.gateway, "GET", "/api/v1/auth/me", token=tokens[0], timeout=1).status == 200:
+                if get(s.gateway + "/api/v1/auth/me", tokens[0]) == 200:
                     break
             except OSError:
                 pass

@@ -43,9 +43,10 @@ import urllib.request
 SUPERVISED_BACKOFF = (0.0, 0.5, 30.0, 10.0)  # first delay, second, cap, seconds up to reset
 
 
-class SuiteError(Exception):
+class SuiteError(RuntimeError):
     """A step of the suite failed: the message names the command and holds
-    its own error output."""
+    its own error output. A RuntimeError, as psql failures always were (tests
+    catch them)."""
 
 
 def run_step(argv, what=None, **kw):

@@ -160,7 +160,9 @@ class Suite:
 
     @staticmethod
     def _reachable_by(user, path):
-        r = subprocess.run(["test", "-w", path, "-a", "-x", path], cwd="/",
+        # root creates <suite>/pgdata and hands it over: postgres only needs
+        # to get through every directory on the way (search permission)
+        r = subprocess.run(["test", "-x", path], cwd="/",
                            preexec_fn=lambda: (os.setgid(user.pw_gid), os.setuid(user.pw_uid)))
         return r.returncode == 0
 
@@ -243,12 +245,7 @@ class Suite:
                 self._mark_up(name)
                 return
         if port and wait:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    raise SuiteError(f"{name}: port {port} is already taken by another process "
-                                     f"(ss -ltnp 'sport = :{port}' names it); not starting {' '.join(argv)}")
-            except OSError:
-                pass
+            self._wait_port_free(name, port, argv)
         p = self._popen(name, argv, env, user)
         self.procs[name] = p
         self._save_cmd(name, argv, env, port, user)
@@ -259,6 +256,23 @@ class Suite:
             except SuiteError as e:
                 log = os.path.join(self.log_dir, f"{name}.log")
                 raise SuiteError(f"{e}: {' '.join(argv)}\n--- {log}:\n{log_tail(log)}") from None
+
+    @staticmethod
+    def _wait_port_free(name, port, argv, timeout=3.0):
+        """A port someone else listens on is an error naming it. A process
+        just killed may hold its socket a moment after its pid looks dead
+        (its other threads still exiting): that one gets a few seconds."""
+        deadline = time.time() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    pass
+            except OSError:
+                return
+            if time.time() > deadline:
+                raise SuiteError(f"{name}: port {port} is already taken by another process "
+                                 f"(ss -ltnp 'sport = :{port}' names it); not starting {' '.join(argv)}")
+            time.sleep(0.05)
 
     def _popen(self, name, argv, env, user):
         """Starts one process of the suite, detached, output to log/<name>.log,

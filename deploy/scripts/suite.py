@@ -89,6 +89,9 @@ if os.environ.get("CAPLAT_SERVICES"):
     SERVICES = {n: p for n, p in SERVICES.items() if n in os.environ["CAPLAT_SERVICES"].split(",")}
 # Staff accounts `make run` seeds: username -> roles.
 STAFF = {"reviewer": "reviewer", "finance": "finance", "operator": "operator"}
+# What `make run` always sets for a service, whatever the environment says.
+WIRING = {"CAPLAT_HTTP_PORT", "CAPLAT_DB_URL", "CAPLAT_DB_SCHEMA", "CAPLAT_REDIS_URL",
+          "CAPLAT_NATS_URL", "CAPLAT_MIGRATIONS_DIR", "CAPLAT_VAR_DIR"}
 FIXED_PORTS = {"gateway": 8080, "postgres": 55432, "redis": 56379,
                "nats": 54222, "nats_monitor": 58222, "paysim": 18094}
 
@@ -644,11 +647,12 @@ class Suite:
             run_step([binary, "staff-add", user, roles], what="seeding staff", env=env)
 
     def start_service(self, svc, extra_env=None):
-        env = self.service_env(svc)
-        for k, v in self.extra_env(svc).items():
-            # make run's defaults yield to what the operator set (the
-            # service_env wiring — ports, URLs, schema — does not)
-            if self.persistent and k in os.environ:
+        env = {}
+        for k, v in dict(self.service_env(svc), **self.extra_env(svc)).items():
+            # make run's defaults yield to what the operator set; the wiring
+            # (each service's port, database, Redis, NATS, migrations, var
+            # directory) does not
+            if self.persistent and k in os.environ and k not in WIRING:
                 if os.environ[k] != v:
                     print(f"{svc}: {k} from the environment", file=sys.stderr)
                 continue

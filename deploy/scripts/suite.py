@@ -155,11 +155,14 @@ class Suite:
         link = os.path.join(self.base, "pgdata")
         if os.path.islink(link):
             return os.path.realpath(link)
-        user = self._pg_user()
-        if user is None or self._reachable_by(user, self.base):
-            return link
-        h = hashlib.sha256(self.base.encode()).hexdigest()[:16]
-        return os.path.join("/var/lib/caplat", h, "pgdata")
+        if getattr(self, "_pg_data", None) is None:
+            user = self._pg_user()
+            if user is None or self._reachable_by(user, self.base):
+                self._pg_data = link
+            else:
+                h = hashlib.sha256(self.base.encode()).hexdigest()[:16]
+                self._pg_data = os.path.join("/var/lib/caplat", h, "pgdata")
+        return self._pg_data
 
     @staticmethod
     def _reachable_by(user, path):

@@ -1,7 +1,8 @@
 # caplat — one Makefile for the whole suite.
 #   make            build everything under build/
 #   make run        install what is missing, start the suite on loopback
-#   make stop       stop what `make run` started
+#   make stop       stop what `make run` started (the supervisor first)
+#   make status     each process of `make run`: pid, up/down, restarts
 #   make check      the tree's rules: clang-format clean, SQL only in store files,
 #                   no import circles, no duplicate symbols (tests/tools/check.py)
 #   make test       unit tests, then integration/e2e against real servers
@@ -39,7 +40,7 @@ UNIT_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(subst /,_,$(UNIT_SRC)))
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/bin/%)
 
-.PHONY: all run stop test unit check clean format
+.PHONY: all run stop status test unit check clean format
 # Keep intermediate objects (tools' .o files) so nothing rebuilds needlessly.
 .SECONDARY:
 all: $(SERVICE_BINS) $(UNIT_BINS) $(TOOL_BINS)
@@ -91,13 +92,17 @@ check: $(COMMON_OBJ) $(foreach s,$(SERVICES),$($(s)_OBJ))
 test: all
 	$(PYTHON) tests/run.py --build $(BUILD)
 
-run: 
+# make run starts a supervisor that outlives it and restarts what dies.
+run:
 	bash deploy/scripts/install-deps.sh
 	$(MAKE) all
 	$(PYTHON) deploy/scripts/suite.py run
 
 stop:
 	$(PYTHON) deploy/scripts/suite.py stop
+
+status:
+	@$(PYTHON) deploy/scripts/suite.py status
 
 format:
 	clang-format -i common/*.[ch] services/*/*.[ch] tests/tools/*.c

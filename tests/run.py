@@ -20,7 +20,6 @@ import glob
 import importlib.util
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -95,6 +94,12 @@ def main():
         suite = suite_mod.Suite(base, persistent=False, build=args.build)
         try:
             suite.start_all()
+        except suite_mod.SuiteError as e:  # names the command and its own error output
+            print(f"suite start-up failed: {e}")
+            suite.stop_all()
+            suite.destroy()
+            print(f"{passed} passed, {failed + len(cases)} failed")
+            sys.exit(1)
         except Exception:
             traceback.print_exc()
             for log in glob.glob(os.path.join(suite.log_dir, "*.log")):
@@ -127,7 +132,7 @@ def main():
                         print(f"--- tail of {log}")
                         print(text[-2000:])
             if not args.keep:
-                shutil.rmtree(base, ignore_errors=True)
+                suite.destroy()
             else:
                 print(f"suite directory kept: {base}")
     print(f"{passed} passed, {failed} failed")

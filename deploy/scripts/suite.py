@@ -9,8 +9,25 @@ One piece of code for both uses:
     restart any process through Suite.kill()/Suite.restart().
 
 PostgreSQL refuses to run as root, so as root its processes run as the
-`postgres` system user that Debian's package creates.
+`postgres` system user that Debian's package creates. That user cannot reach
+a checkout under a private directory (/root, `mktemp -d`): then the data
+directory lives in /var/lib/caplat/<hash of the suite directory>/ (owned by
+postgres, mode 0700) and <suite>/pgdata is a symlink to it. As another user
+PostgreSQL runs as that user, in <suite>/pgdata.
+
+`make run` also starts a supervisor (`suite.py supervise`, a detached
+process with its pid in var/run/supervisor.pid): it restarts any process of
+the suite that dies, with exponential backoff (0 s, then 0.5 s doubling up
+to 30 s; back to 0 after 10 s up), logs each restart to var/log/supervisor.log
+and keeps var/run/status.json for `make status`. A process stopped on
+purpose (Suite.kill, `make stop`) carries a <name>.down marker and is left
+alone. The test harness runs without a supervisor unless a test starts one
+(Suite.start_supervisor).
+
+A failing step raises SuiteError, which names the command and carries its
+own error output; `suite.py run` prints it (no traceback) and exits 1.
 """
+import hashlib
 import json
 import os
 import pwd
@@ -22,6 +39,37 @@ import subprocess
 import sys
 import time
 import urllib.request
+
+SUPERVISED_BACKOFF = (0.0, 0.5, 30.0, 10.0)  # first delay, second, cap, seconds up to reset
+
+
+class SuiteError(RuntimeError):
+    """A step of the suite failed: the message names the command and holds
+    its own error output. A RuntimeError, as psql failures always were (tests
+    catch them)."""
+
+
+def run_step(argv, what=None, **kw):
+    """subprocess.run with its output captured; a failure raises SuiteError
+    with the command line and what it printed."""
+    kw.setdefault("stdout", subprocess.PIPE)
+    kw.setdefault("stderr", subprocess.PIPE)
+    try:
+        r = subprocess.run(argv, text=True, **kw)
+    except OSError as e:
+        raise SuiteError(f"{what or argv[0]} failed: {' '.join(argv)}\n{e}") from None
+    if r.returncode != 0:
+        out = "\n".join(x.strip() for x in (r.stderr, r.stdout) if x and x.strip())
+        raise SuiteError(f"{what or argv[0]} failed (exit {r.returncode}): {' '.join(argv)}\n{out}")
+    return r
+
+
+def log_tail(path, n=30):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return ""
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PG_BIN = "/usr/lib/postgresql/15/bin"
@@ -45,6 +93,9 @@ if os.environ.get("CAPLAT_SERVICES"):
     SERVICES = {n: p for n, p in SERVICES.items() if n in os.environ["CAPLAT_SERVICES"].split(",")}
 # Staff accounts `make run` seeds: username -> roles.
 STAFF = {"reviewer": "reviewer", "finance": "finance", "operator": "operator"}
+# What `make run` always sets for a service, whatever the environment says.
+WIRING = {"CAPLAT_HTTP_PORT", "CAPLAT_DB_URL", "CAPLAT_DB_SCHEMA", "CAPLAT_REDIS_URL",
+          "CAPLAT_NATS_URL", "CAPLAT_MIGRATIONS_DIR", "CAPLAT_VAR_DIR"}
 FIXED_PORTS = {"gateway": 8080, "postgres": 55432, "redis": 56379,
                "nats": 54222, "nats_monitor": 58222, "paysim": 18094}
 
@@ -59,13 +110,13 @@ def wait_port(port, timeout=20.0, proc=None, name=""):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with {proc.returncode} before listening on {port}")
+            raise SuiteError(f"{name} exited with {proc.returncode} before listening on {port}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError(f"{name} did not listen on port {port} within {timeout}s")
+    raise SuiteError(f"{name} did not listen on port {port} within {timeout}s")
 
 
 def pid_alive(pid):
@@ -83,9 +134,11 @@ def pid_alive(pid):
 
 
 class Suite:
-    def __init__(self, base, persistent=False, build="build"):
+    def __init__(self, base, persistent=False, build="build", fixed_ports=None):
         self.base = os.path.abspath(base)
         self.persistent = persistent
+        # make run: the documented fixed ports; tests and benchmarks: free ones
+        self.fixed_ports = persistent if fixed_ports is None else fixed_ports
         self.build = os.path.join(ROOT, build) if not os.path.isabs(build) else build
         self.procs = {}      # name -> Popen (this process's children)
         self.cmds = {}       # name -> (argv, env, port, log path, user)
@@ -97,8 +150,39 @@ class Suite:
     # ---- layout -------------------------------------------------------
     run_dir = property(lambda self: os.path.join(self.base, "run"))
     log_dir = property(lambda self: os.path.join(self.base, "log"))
-    pg_data = property(lambda self: os.path.join(self.base, "pgdata"))
     sms_dir = property(lambda self: os.path.join(self.base, "sms"))
+
+    @property
+    def pg_data(self):
+        """<suite>/pgdata, or — as root when postgres cannot reach the suite
+        directory — /var/lib/caplat/<hash>/pgdata (symlinked from <suite>/pgdata)."""
+        link = os.path.join(self.base, "pgdata")
+        if os.path.islink(link):
+            return os.path.realpath(link)
+        if getattr(self, "_pg_data", None) is None:
+            user = self._pg_user()
+            if user is None or self._reachable_by(user, self.base):
+                self._pg_data = link
+            else:
+                h = hashlib.sha256(self.base.encode()).hexdigest()[:16]
+                self._pg_data = os.path.join("/var/lib/caplat", h, "pgdata")
+        return self._pg_data
+
+    @staticmethod
+    def _reachable_by(user, path):
+        # root creates <suite>/pgdata and hands it over: postgres only needs
+        # to get through every directory on the way (search permission)
+        r = subprocess.run(["test", "-x", path], cwd="/",
+                           preexec_fn=lambda: (os.setgid(user.pw_gid), os.setuid(user.pw_uid)))
+        return r.returncode == 0
+
+    def destroy(self):
+        """Removes the suite directory and a data directory kept outside it
+        (the test harness, after stop_all)."""
+        data = self.pg_data
+        if not data.startswith(self.base + os.sep):
+            shutil.rmtree(os.path.dirname(data), ignore_errors=True)
+        shutil.rmtree(self.base, ignore_errors=True)
 
     def _state_file(self, name):
         return os.path.join(self.base, name)
@@ -108,7 +192,7 @@ class Suite:
         if os.path.exists(path):
             with open(path) as f:
                 return json.load(f)
-        if self.persistent:
+        if self.fixed_ports:
             ports = dict(FIXED_PORTS)
             ports.update(SERVICES)
         else:
@@ -172,7 +256,42 @@ class Suite:
         if self.persistent and os.path.exists(pidfile):
             pid = int(open(pidfile).read().strip() or 0)
             if pid and pid_alive(pid):
+                self._save_cmd(name, argv, env, port, user)
+                self._mark_up(name)
                 return
+        if port and wait:
+            self._wait_port_free(name, port, argv)
+        p = self._popen(name, argv, env, user)
+        self.procs[name] = p
+        self._save_cmd(name, argv, env, port, user)
+        self._mark_up(name)
+        if wait and port:
+            try:
+                wait_port(port, proc=p, name=name)
+            except SuiteError as e:
+                log = os.path.join(self.log_dir, f"{name}.log")
+                raise SuiteError(f"{e}: {' '.join(argv)}\n--- {log}:\n{log_tail(log)}") from None
+
+    @staticmethod
+    def _wait_port_free(name, port, argv, timeout=3.0):
+        """A port someone else listens on is an error naming it. A process
+        just killed may hold its socket a moment after its pid looks dead
+        (its other threads still exiting): that one gets a few seconds."""
+        deadline = time.time() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    pass
+            except OSError:
+                return
+            if time.time() > deadline:
+                raise SuiteError(f"{name}: port {port} is already taken by another process "
+                                 f"(ss -ltnp 'sport = :{port}' names it); not starting {' '.join(argv)}")
+            time.sleep(0.05)
+
+    def _popen(self, name, argv, env, user):
+        """Starts one process of the suite, detached, output to log/<name>.log,
+        and writes its pidfile. Also the supervisor's way to restart it."""
         log = open(os.path.join(self.log_dir, f"{name}.log"), "ab")
         full_env = dict(os.environ)
         full_env.update(env or {})
@@ -181,16 +300,37 @@ class Suite:
             def preexec(uid=user.pw_uid, gid=user.pw_gid):
                 os.setgid(gid)
                 os.setuid(uid)
-        p = subprocess.Popen(argv, env=full_env, stdout=log, stderr=log,
-                             stdin=subprocess.DEVNULL, start_new_session=True,
-                             preexec_fn=preexec, cwd=ROOT)
-        log.close()
-        self.procs[name] = p
-        self.cmds[name] = (argv, env, port, user)
-        with open(pidfile, "w") as f:
+        try:
+            # another user's process starts in / (it may not reach the checkout)
+            p = subprocess.Popen(argv, env=full_env, stdout=log, stderr=log,
+                                 stdin=subprocess.DEVNULL, start_new_session=True,
+                                 preexec_fn=preexec, cwd="/" if user is not None else ROOT)
+        except OSError as e:
+            raise SuiteError(f"{name} could not start: {' '.join(argv)}\n{e}") from None
+        finally:
+            log.close()
+        with open(os.path.join(self.run_dir, f"{name}.pid"), "w") as f:
             f.write(str(p.pid))
-        if wait and port:
-            wait_port(port, proc=p, name=name)
+        return p
+
+    def _save_cmd(self, name, argv, env, port, user):
+        """What it takes to start `name` again (for restart() and the
+        supervisor): run/<name>.cmd.json, mode 0600 (the env holds secrets)."""
+        self.cmds[name] = (argv, env, port, user)
+        path = os.path.join(self.run_dir, f"{name}.cmd.json")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            json.dump({"argv": argv, "env": env or {}, "port": port,
+                       "user": user.pw_name if user else None}, f)
+
+    def _mark_down(self, name):
+        """Stopped on purpose: the supervisor leaves it alone."""
+        open(os.path.join(self.run_dir, f"{name}.down"), "w").close()
+
+    def _mark_up(self, name):
+        try:
+            os.unlink(os.path.join(self.run_dir, f"{name}.down"))
+        except FileNotFoundError:
+            pass
 
     def pid(self, name):
         try:
@@ -199,17 +339,19 @@ class Suite:
             return None
 
     def kill(self, name, sig=signal.SIGKILL):
-        """Sends sig to the process `name` and waits for it to exit."""
+        """Sends sig to the process `name` and waits for it to exit. It stays
+        down (a supervisor does not restart it) until _spawn/restart."""
         pid = self.pid(name)
         if not pid:
             return
+        self._mark_down(name)
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
             pass
         deadline = time.time() + 15
         while pid_alive(pid) and time.time() < deadline:
-            if name in self.procs:
+            if name in self.procs and self.procs[name].pid == pid:
                 try:
                     self.procs[name].wait(timeout=0.1)
                 except subprocess.TimeoutExpired:
@@ -218,36 +360,112 @@ class Suite:
                 time.sleep(0.05)
         if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
-        os.unlink(os.path.join(self.run_dir, f"{name}.pid"))
+        try:
+            os.unlink(os.path.join(self.run_dir, f"{name}.pid"))
+        except FileNotFoundError:
+            pass
 
     def restart(self, name):
         """Starts `name` again with the command line it was first started with."""
         argv, env, port, user = self.cmds[name]
         self._spawn(name, argv, env, port, user)
 
+    # ---- supervision ----------------------------------------------------
+    @property
+    def supervisor_pidfile(self):
+        return os.path.join(self.run_dir, "supervisor.pid")
+
+    def start_supervisor(self):
+        """Starts the supervisor of this suite (a detached process) unless
+        one runs already."""
+        pid = self.pid("supervisor")
+        if pid and pid_alive(pid):
+            return pid
+        log = open(os.path.join(self.log_dir, "supervisor.log"), "ab")
+        p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "supervise", self.base],
+                             stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                             start_new_session=True, cwd=ROOT)
+        log.close()
+        self.procs["supervisor"] = p
+        with open(self.supervisor_pidfile, "w") as f:
+            f.write(str(p.pid))
+        return p.pid
+
+    def stop_supervisor(self):
+        pid = self.pid("supervisor")
+        if not pid:
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.time() + 5
+        while pid_alive(pid) and time.time() < deadline:
+            p = self.procs.get("supervisor")
+            if p is not None and p.pid == pid:
+                try:
+                    p.wait(timeout=0.1)
+                except subprocess.TimeoutExpired:
+                    pass
+            else:
+                time.sleep(0.05)
+        try:
+            os.unlink(self.supervisor_pidfile)
+        except FileNotFoundError:
+            pass
+
+    def status(self):
+        """[(name, pid, up, restarts, since)] of every process of the suite."""
+        try:
+            with open(os.path.join(self.run_dir, "status.json")) as f:
+                sup = json.load(f)
+        except (OSError, ValueError):
+            sup = {}
+        rows = []
+        names = sorted(f[:-len(".cmd.json")] for f in os.listdir(self.run_dir) if f.endswith(".cmd.json"))
+        order = ["postgres", "redis", "nats"] + list(ALL_SERVICES) + ["paysim", "nginx"]
+        names.sort(key=lambda n: order.index(n) if n in order else len(order))
+        for name in names:
+            pid = self.pid(name)
+            up = bool(pid and pid_alive(pid))
+            st = sup.get(name, {})
+            state = "up" if up else ("stopped" if os.path.exists(os.path.join(self.run_dir, f"{name}.down"))
+                                     else "down")
+            rows.append((name, pid if up else None, state, st.get("restarts", 0), st.get("last_restart")))
+        return rows
+
     # ---- the parts ----------------------------------------------------
     def start_postgres(self):
         user = self._pg_user()
-        fresh = not os.path.exists(os.path.join(self.pg_data, "PG_VERSION"))
+        data = self.pg_data
+        fresh = not os.path.exists(os.path.join(data, "PG_VERSION"))
         if fresh:
-            os.makedirs(self.pg_data, exist_ok=True)
-            pwfile = os.path.join(self.base, "pg.pw")
-            with open(pwfile, "w") as f:
+            link = os.path.join(self.base, "pgdata")
+            if data != link:
+                # postgres cannot reach the suite directory: its own 0700
+                # directory under /var/lib/caplat, <suite>/pgdata points there
+                os.makedirs(os.path.dirname(data), mode=0o700, exist_ok=True)
+                os.chown(os.path.dirname(data), user.pw_uid, user.pw_gid)
+                if not os.path.islink(link):
+                    os.symlink(data, link)
+            os.makedirs(data, mode=0o700, exist_ok=True)
+            pwfile = os.path.join(os.path.dirname(data), "pg.pw")
+            with open(os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
                 f.write(self.secrets["db_admin"])
             if user:
-                for d in (self.pg_data,):
-                    os.chown(d, user.pw_uid, user.pw_gid)
+                os.chown(data, user.pw_uid, user.pw_gid)
                 os.chown(pwfile, user.pw_uid, user.pw_gid)
-            subprocess.run(
-                [f"{PG_BIN}/initdb", "-D", self.pg_data, "-U", "admin", "-E", "UTF8",
-                 "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256",
-                 f"--pwfile={pwfile}"],
-                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                preexec_fn=(lambda: (os.setgid(user.pw_gid), os.setuid(user.pw_uid))) if user else None)
-            os.unlink(pwfile)
+            try:
+                run_step([f"{PG_BIN}/initdb", "-D", data, "-U", "admin", "-E", "UTF8",
+                          "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256",
+                          f"--pwfile={pwfile}"], what="initdb" + (f" (as {user.pw_name})" if user else ""),
+                         cwd="/" if user else None,
+                         preexec_fn=(lambda: (os.setgid(user.pw_gid), os.setuid(user.pw_uid))) if user else None)
+            finally:
+                os.unlink(pwfile)
         self._spawn("postgres", [
-            f"{PG_BIN}/postgres", "-D", self.pg_data, "-p", str(self.ports["postgres"]),
-            "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.pg_data}",
+            f"{PG_BIN}/postgres", "-D", data, "-p", str(self.ports["postgres"]),
+            "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={data}",
             "-c", "max_connections=200", "-c", "shared_buffers=128MB",
             "-c", "log_min_messages=warning"],
             port=self.ports["postgres"], user=user)
@@ -264,7 +482,8 @@ class Suite:
             if r.returncode == 0:
                 return
             time.sleep(0.1)
-        raise RuntimeError("postgres not ready")
+        raise SuiteError(f"postgres not ready within {timeout}s\n--- {self.log_dir}/postgres.log:\n"
+                         + log_tail(os.path.join(self.log_dir, "postgres.log")))
 
     def psql(self, sql, db="caplat", role="admin"):
         """Runs SQL as `role` and returns the output rows (tab-separated)."""
@@ -274,7 +493,7 @@ class Suite:
                             "-U", role, "-d", db, "-F", "\t", "-c", sql],
                            env=env, capture_output=True, text=True)
         if r.returncode != 0:
-            raise RuntimeError(f"psql failed: {r.stderr.strip()}")
+            raise SuiteError(f"psql failed: {r.stderr.strip()}")
         return [line.split("\t") for line in r.stdout.splitlines() if line]
 
     def _bootstrap_roles(self):
@@ -297,9 +516,12 @@ class Suite:
     def start_redis(self):
         d = os.path.join(self.base, "redis")
         os.makedirs(d, exist_ok=True)
+        # Sessions must survive a Redis restart: an append-only file, fsync
+        # once a second (at most the last second of writes is lost).
         self._spawn("redis", ["redis-server", "--port", str(self.ports["redis"]),
                               "--bind", "127.0.0.1", "--dir", d, "--save", "",
-                              "--appendonly", "no", "--protected-mode", "yes"],
+                              "--appendonly", "yes", "--appendfsync", "everysec",
+                              "--protected-mode", "yes"],
                     port=self.ports["redis"])
 
     def start_nats(self):
@@ -320,7 +542,8 @@ class Suite:
             except OSError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError("nats JetStream not ready")
+        raise SuiteError("nats JetStream not ready within 20s\n--- nats.log:\n"
+                         + log_tail(os.path.join(self.log_dir, "nats.log")))
 
     def service_env(self, svc):
         return {
@@ -342,8 +565,8 @@ class Suite:
     def make_pki(self):
         """The demo/test vendor PKI (tests/ukey/mkpki.sh): roots and USB-key
         certificates for RSA, ECDSA P-256 and SM2."""
-        subprocess.run(["bash", os.path.join(ROOT, "tests", "ukey", "mkpki.sh"), self.pki_dir],
-                       check=True, stdout=subprocess.DEVNULL)
+        run_step(["bash", os.path.join(ROOT, "tests", "ukey", "mkpki.sh"), self.pki_dir],
+                 what="the demo PKI")
 
     def extra_env(self, svc):
         """The service's own configuration beyond service_env()."""
@@ -383,8 +606,8 @@ class Suite:
         and returns the path of its roots bundle ($CAPLAT_VAR_DIR/ca/roots.pem),
         for auth's CAPLAT_VENDOR_ROOTS: certificates it renews must log in."""
         env = dict(os.environ, **self.service_env("issuance"), **self.issuance_env())
-        out = subprocess.run([os.path.join(self.build, "bin", "caplat-issuance"), "ca-init"],
-                             env=env, check=True, capture_output=True, text=True, cwd=ROOT)
+        out = run_step([os.path.join(self.build, "bin", "caplat-issuance"), "ca-init"],
+                       what="issuance's local CA", env=env, cwd=ROOT)
         return out.stdout.strip()
 
     def vendor_roots_bundle(self):
@@ -432,12 +655,19 @@ class Suite:
         for user, roles in STAFF.items():
             env = dict(os.environ, **self.service_env("auth"),
                        CAPLAT_STAFF_PASSWORD=self.secrets[f"staff_{user}"])
-            subprocess.run([binary, "staff-add", user, roles], env=env, check=True,
-                           stdout=subprocess.DEVNULL)
+            run_step([binary, "staff-add", user, roles], what="seeding staff", env=env)
 
     def start_service(self, svc, extra_env=None):
-        env = self.service_env(svc)
-        env.update(self.extra_env(svc))
+        env = {}
+        for k, v in dict(self.service_env(svc), **self.extra_env(svc)).items():
+            # make run's defaults yield to what the operator set; the wiring
+            # (each service's port, database, Redis, NATS, migrations, var
+            # directory) does not
+            if self.persistent and k in os.environ and k not in WIRING:
+                if os.environ[k] != v:
+                    print(f"{svc}: {k} from the environment", file=sys.stderr)
+                continue
+            env[k] = v
         env.update(extra_env or {})
         binary = os.path.join(self.build, "bin", f"caplat-{svc}")
         self._spawn(svc, [binary], env=env, port=self.ports[svc])
@@ -453,7 +683,8 @@ class Suite:
             except OSError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError(f"{svc} not ready within {timeout}s")
+        raise SuiteError(f"{svc} not ready within {timeout}s (GET /readyz)\n--- {svc}.log:\n"
+                         + log_tail(os.path.join(self.log_dir, f"{svc}.log")))
 
     def start_nginx(self):
         d = os.path.join(self.base, "nginx")
@@ -492,28 +723,140 @@ class Suite:
         self.start_nginx()
 
     def stop_all(self):
+        self.stop_supervisor()
         for name in ["nginx"] + list(SERVICES) + ["paysim", "nats", "redis"]:
             self.kill(name, signal.SIGTERM)
         # postgres: fast shutdown on SIGINT
         self.kill("postgres", signal.SIGINT)
 
 
+class Supervisor:
+    """Restarts any process of the suite at `base` that dies: polls the
+    pidfiles every 0.1 s; a dead process's group is killed (nginx workers,
+    PostgreSQL backends, service workers left behind) and it is started
+    again with its saved command (run/<name>.cmd.json) after a backoff —
+    0 s for the first death, then 0.5 s doubling up to 30 s, back to 0 once
+    it has stayed up 10 s. Each death and restart is a line on stdout
+    (log/supervisor.log); run/status.json holds restarts per process."""
+
+    def __init__(self, base):
+        self.suite = Suite(base, persistent=True)
+        self.state = {}     # name -> {"restarts", "fails", "next_try", "started", "last_restart"}
+        self.children = []  # Popen of what we restarted (reaped here)
+        self.stopping = False
+
+    def log(self, msg):
+        print(time.strftime("%Y-%m-%dT%H:%M:%S") + f" supervisor: {msg}", flush=True)
+
+    def _down(self, name):
+        return os.path.exists(os.path.join(self.suite.run_dir, f"{name}.down"))
+
+    def tick(self):
+        run_dir = self.suite.run_dir
+        now = time.time()
+        first, second, cap, reset = SUPERVISED_BACKOFF
+        for f in sorted(os.listdir(run_dir)):
+            if not f.endswith(".cmd.json"):
+                continue
+            name = f[:-len(".cmd.json")]
+            st = self.state.setdefault(name, {"restarts": 0, "fails": 0, "next_try": None,
+                                              "started": None, "last_restart": None})
+            if self._down(name):
+                st["next_try"] = None
+                continue
+            pid = self.suite.pid(name)
+            if pid and pid_alive(pid):
+                if st["started"] and now - st["started"] > reset:
+                    st["fails"], st["started"] = 0, None
+                continue
+            if st["next_try"] is None:
+                delay = first if st["fails"] == 0 else min(cap, second * 2 ** (st["fails"] - 1))
+                st["next_try"] = now + delay
+                self.log(f"{name} (pid {pid}) is down; restart in {delay:.1f}s")
+                if pid:
+                    try:
+                        os.killpg(pid, signal.SIGKILL)  # what it left behind
+                    except (ProcessLookupError, PermissionError):
+                        pass
+            if now < st["next_try"] or self._down(name):
+                continue
+            try:
+                with open(os.path.join(run_dir, f)) as fh:
+                    cmd = json.load(fh)
+                user = pwd.getpwnam(cmd["user"]) if cmd.get("user") else None
+                p = self.suite._popen(name, cmd["argv"], cmd["env"], user)
+                self.children.append(p)
+                st["restarts"] += 1
+                st["fails"] += 1
+                st["started"] = now
+                st["last_restart"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+                self.log(f"{name} restarted as pid {p.pid} (restart {st['restarts']})")
+            except Exception as e:  # noqa: BLE001 — logged, retried after the backoff
+                st["fails"] += 1
+                self.log(f"{name} could not be restarted: {e}")
+            st["next_try"] = None
+        self.children = [p for p in self.children if p.poll() is None]
+        tmp = os.path.join(run_dir, "status.json.tmp")
+        with open(tmp, "w") as fh:
+            json.dump({n: {"restarts": v["restarts"], "last_restart": v["last_restart"]}
+                       for n, v in self.state.items()}, fh)
+        os.replace(tmp, os.path.join(run_dir, "status.json"))
+
+    def run(self):
+        def stop(*_):
+            self.stopping = True
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        self.log(f"watching {self.suite.base} (pid {os.getpid()})")
+        while not self.stopping:
+            self.tick()
+            time.sleep(0.1)
+        self.log("stopped")
+
+
+def print_status(s):
+    rows = s.status()
+    sup = s.pid("supervisor")
+    print(f"supervisor: {'up, pid ' + str(sup) if sup and pid_alive(sup) else 'down'}")
+    print(f"{'process':12} {'pid':>8}  {'state':8} {'restarts':>8}  last restart")
+    for name, pid, state, restarts, last in rows:
+        print(f"{name:12} {pid or '-':>8}  {state:8} {restarts:>8}  {last or '-'}")
+
+
 def main():
     cmd = sys.argv[1] if len(sys.argv) > 1 else "run"
     base = os.path.join(ROOT, "var")
+    if cmd == "supervise":
+        Supervisor(sys.argv[2] if len(sys.argv) > 2 else base).run()
+        return
     if cmd == "stop":
         if os.path.exists(os.path.join(base, "ports.json")):
-            Suite(base, persistent=True).stop_all()
+            s = Suite(base, persistent=True)
+            s.stop_supervisor()
+            s.stop_all()
         print("caplat stopped")
         return
-    s = Suite(base, persistent=True)
-    s.start_all()
+    if cmd == "status":
+        if not os.path.exists(os.path.join(base, "ports.json")):
+            print("caplat is not running here (no var/ports.json): make run")
+            return
+        print_status(Suite(base, persistent=True))
+        return
+    try:
+        s = Suite(base, persistent=True)
+        s.stop_supervisor()  # a running one would fight the start-up
+        s.start_all()
+        s.start_supervisor()
+    except SuiteError as e:
+        print(f"make run: {e}", file=sys.stderr)
+        print("make run: what started is still running; make stop stops it", file=sys.stderr)
+        sys.exit(1)
     print(f"caplat is up: gateway {s.gateway}")
     print(f"  try:   curl -s -X POST {s.gateway}/api/v1/auth/ca/challenge -d '{{}}'")
     print(f"  staff: " + ", ".join(f"{u} / {s.secrets['staff_' + u]}" for u in STAFF))
     print(f"  demo USB keys (certificates and keys): {s.pki_dir}")
     print(f"  SMS codes (local provider): {s.sms_dir}/<phone>.log")
-    print(f"  logs: {s.log_dir}   stop: make stop")
+    print(f"  logs: {s.log_dir}   supervised (restarts on death): make status   stop: make stop")
 
 
 if __name__ == "__main__":

@@ -20,10 +20,12 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 make -s all
 STATE=$(mktemp -d /tmp/caplat-bench.XXXXXX)
 chmod 755 "$STATE"
+# Whatever happens from here on (a failed start included), stop what was
+# started and remove the directory.
+trap '$PY tests/bench/suite_up.py down "$STATE" >/dev/null 2>&1; rm -rf "$STATE"' EXIT
 $PY tests/bench/suite_up.py up "$STATE" > "$STATE/env"
 # shellcheck disable=SC1091
 . "$STATE/env"
-trap '$PY tests/bench/suite_up.py down "$STATE" >/dev/null' EXIT
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "wrk: ${DUR}s, ${CONN} connections, 2 threads, load generator on the same cores"
 run() {

@@ -46,8 +46,14 @@ def main():
     os.environ.setdefault("CAPLAT_LOG_LEVEL", "warn")
     base = tempfile.mkdtemp(prefix="caplat-bench-")
     os.chmod(base, 0o755)
-    suite = suite_mod.Suite(base)
-    suite.start_all()
+    suite = suite_mod.Suite(base)  # free ports, a temporary directory
+    try:
+        suite.start_all()
+    except BaseException as e:
+        print(f"journeys: suite start-up failed: {e}", file=sys.stderr)
+        suite.stop_all()
+        suite.destroy()
+        sys.exit(1)
     lock = threading.Lock()
     step_times = collections.defaultdict(list)
     results = {"ok": 0, "failed": 0, "errors": collections.Counter()}
@@ -84,6 +90,7 @@ def main():
         elapsed = time.time() - started
     finally:
         suite.stop_all()
+        suite.destroy()
     print(f"\nmachine: {os.cpu_count()} cores; load generator and suite on the same cores")
     print(f"journeys: {results['ok']} ok, {results['failed']} failed in {elapsed:.0f}s "
           f"= {results['ok'] / elapsed:.2f} journeys/s (rate {args.rate}/s, concurrency {args.concurrency})")

@@ -10,10 +10,12 @@ PY=/usr/bin/python3
 make -s all
 STATE=$(mktemp -d /tmp/caplat-bench.XXXXXX)
 chmod 755 "$STATE"
+# Whatever happens from here on (a failed start included), stop what was
+# started and remove the directory.
+trap '$PY tests/bench/suite_up.py down "$STATE" >/dev/null 2>&1; rm -rf "$STATE"' EXIT
 $PY tests/bench/suite_up.py up "$STATE" --bind > "$STATE/env"
 # shellcheck disable=SC1091
 . "$STATE/env"
-trap '$PY tests/bench/suite_up.py down "$STATE" >/dev/null' EXIT
 echo "machine: $(nproc) cores; $THREADS client threads on the same cores; ${DUR}s each"
 for alg in sm2 rsa; do
 	key=LOCK_${alg^^}

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""suite_up — starts a throw-away suite for a benchmark and prints shell
-variables (GATEWAY, AUTH_PORT, TOKEN of a registered account); `down`
-stops it. The gateway's rate limit is lifted for the run."""
+"""suite_up — starts a throw-away suite for a benchmark on free ports (never
+make run's fixed ones) and prints shell variables (GATEWAY, AUTH_PORT, TOKEN
+of a registered account); `down` stops it and removes its directory. A
+failed start stops whatever it started before exiting 1. The gateway's rate
+limit is lifted for the run."""
 import os
 import sys
 
@@ -15,13 +17,21 @@ from client import Api, new_phone, sms_code  # noqa: E402
 def main():
     cmd, base = sys.argv[1], sys.argv[2]
     if cmd == "down":
-        suite_mod.Suite(base, persistent=True).stop_all()
+        if os.path.exists(os.path.join(base, "ports.json")):
+            s = suite_mod.Suite(base, persistent=True)
+            s.stop_all()
+            s.destroy()
         return
     os.environ["CAPLAT_GATEWAY_RATE"] = "1000000"
     os.environ["CAPLAT_GATEWAY_BURST"] = "1000000"
     os.environ["CAPLAT_LOG_LEVEL"] = "warn"
-    s = suite_mod.Suite(base, persistent=True)
-    s.start_all()
+    s = suite_mod.Suite(base, persistent=True, fixed_ports=False)
+    try:
+        s.start_all()
+    except suite_mod.SuiteError as e:
+        print(f"suite_up: {e}", file=sys.stderr)
+        s.stop_all()
+        sys.exit(1)
     api = Api(s)
     phone = new_phone()
     api.post("/api/v1/auth/sms", {"phone": phone, "purpose": "register"})

@@ -66,6 +66,34 @@ access_require(struct http_req *req, enum access_area a, enum access_scope min)
 	return s;
 }
 
+int
+access_viewer(struct http_req *req, enum access_area area,
+    struct access_viewer *v)
+{
+	const struct session *s = req->session;
+	enum access_scope scope;
+
+	memset(v, 0, sizeof(*v));
+	if (s->staff_id != NULL || s->account_id == NULL) {
+		if (access_require(req, area, ACCESS_PLATFORM) == ACCESS_NONE)
+			return -1;
+		v->scope = "platform";
+		return 0;
+	}
+	v->account = s->account_id;
+	if (s->identity_type == NULL ||
+	    strcmp(s->identity_type, "enterprise") != 0) {
+		v->scope = "own"; /* personal orders and certificates */
+		return 0;
+	}
+	scope = access_require(req, area, ACCESS_OWN);
+	if (scope == ACCESS_NONE)
+		return -1;
+	v->uscc = s->uscc;
+	v->scope = scope >= ACCESS_ENTERPRISE ? "enterprise" : "own";
+	return 0;
+}
+
 void
 access_mask(const char *s, char *out, unsigned out_size)
 {

@@ -48,6 +48,26 @@ enum access_scope access_scope(const struct session *s, enum access_area a);
 enum access_scope access_require(struct http_req *req, enum access_area a,
     enum access_scope min);
 
+/* Who sees which order, payment and invoice (orders and payments use it for
+ * every route): scope "platform" (staff the table lets: any), "enterprise"
+ * (uscc's administrator: every order placed for uscc or holding one of its
+ * certificates) or "own" (the orders account placed for uscc — NULL:
+ * personal ones — and those holding one of account's certificates of uscc).
+ * A personal identity, or an account with none, sees its own personal
+ * orders. Strings borrowed from the session; they are the parameters of the
+ * services' ORDER_VISIBLE statements. */
+struct access_viewer {
+	const char *scope;
+	const char *account;
+	const char *uscc;
+};
+
+/* Fills v for req's session on area (ACCESS_ORDERS or ACCESS_PAYMENTS).
+ * Returns 0, or -1 when answered 403 (an area the caller has no access to
+ * at all). */
+int access_viewer(struct http_req *req, enum access_area area,
+    struct access_viewer *v);
+
 /* Writes a masked copy of a phone or ID number for lists and members' views:
  * the first 3 and last 4 characters kept (138****5678,
  * 210**********1234); a value of 8 characters or fewer is all stars. */

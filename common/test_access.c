@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "access.h"
+#include "http.h"
 #include "session.h"
 
 static struct session
@@ -113,6 +114,43 @@ test_mask(void **state)
 	assert_string_equal(out, "");
 }
 
+/* access_viewer: the scope and parameters of who sees which order (the
+ * refusals answer through the HTTP server and are proved end to end). */
+static void
+test_viewer(void **state)
+{
+	struct session admin = member("admin");
+	struct session lead = member("project_lead");
+	struct session personal = {.account_id = "acc",
+	    .identity_id = "idn",
+	    .identity_type = "personal"};
+	json_t *d =
+	    json_pack("{s:s, s:[s]}", "staff_id", "st", "roles", "finance");
+	struct session fin = {.staff_id = "st", .data = d};
+	struct http_req req = {0};
+	struct access_viewer v;
+
+	req.session = &admin;
+	assert_int_equal(access_viewer(&req, ACCESS_ORDERS, &v), 0);
+	assert_string_equal(v.scope, "enterprise");
+	assert_string_equal(v.uscc, "91210000MA0000000X");
+	assert_string_equal(v.account, "acc");
+	req.session = &lead;
+	assert_int_equal(access_viewer(&req, ACCESS_PAYMENTS, &v), 0);
+	assert_string_equal(v.scope, "own");
+	assert_string_equal(v.uscc, "91210000MA0000000X");
+	req.session = &personal;
+	assert_int_equal(access_viewer(&req, ACCESS_ORDERS, &v), 0);
+	assert_string_equal(v.scope, "own");
+	assert_null(v.uscc);
+	assert_string_equal(v.account, "acc");
+	req.session = &fin;
+	assert_int_equal(access_viewer(&req, ACCESS_PAYMENTS, &v), 0);
+	assert_string_equal(v.scope, "platform");
+	assert_null(v.account);
+	json_decref(d);
+}
+
 int
 main(void)
 {
@@ -121,6 +159,7 @@ main(void)
 	    cmocka_unit_test(test_no_enterprise_identity),
 	    cmocka_unit_test(test_staff_roles),
 	    cmocka_unit_test(test_mask),
+	    cmocka_unit_test(test_viewer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -363,9 +363,9 @@ list_start(struct http_req *req)
 	char *status;
 	int n;
 
-	struct orders_viewer v;
+	struct access_viewer v;
 
-	if (orders_viewer(req, &v) != 0)
+	if (access_viewer(req, ACCESS_ORDERS, &v) != 0)
 		return;
 	if (orders_read_limit(req, &n) != 0 ||
 	    orders_read_cursor(req, cur_time, cur_id) != 0)
@@ -428,10 +428,10 @@ static void get_on_loaded(void *arg, const struct db_result *res);
 static void
 get_start(struct http_req *req)
 {
-	struct orders_viewer v;
+	struct access_viewer v;
 	struct db_batch *b;
 
-	if (orders_viewer(req, &v) != 0)
+	if (access_viewer(req, ACCESS_ORDERS, &v) != 0)
 		return;
 	if (!uuid_valid(req->params[0])) {
 		http_reply_error(req, 404, "NOT_FOUND", NULL, "订单不存在");
@@ -471,10 +471,10 @@ static void cancel_on_done(void *arg, const struct db_result *res);
 static void
 cancel_start(struct http_req *req)
 {
-	struct orders_viewer v;
+	struct access_viewer v;
 	struct db_batch *b;
 
-	if (orders_viewer(req, &v) != 0)
+	if (access_viewer(req, ACCESS_ORDERS, &v) != 0)
 		return;
 	if (!uuid_valid(req->params[0])) {
 		http_reply_error(req, 404, "NOT_FOUND", NULL, "订单不存在");

@@ -9,6 +9,7 @@
 #define CAPLAT_ORDERS_H
 
 #include "eligibility.h"
+#include "access.h"
 #include "http.h"
 #include "idem.h"
 #include "pricing.h"
@@ -80,21 +81,8 @@ void orders_flagged(struct http_req *req);
 
 /* Replies the domain's refusal err (its field when set). */
 void orders_reply_error(struct http_req *req, const struct order_error *err);
-/* Who the caller may see orders of (the one rule of every route, built on
- * access_scope(ACCESS_ORDERS)): scope "platform" (staff: any order),
- * "enterprise" (uscc's administrator: every order placed for uscc or holding
- * one of its certificates) or "own" (the orders account placed for uscc —
- * NULL: personal ones — and those holding one of account's certificates of
- * uscc). Strings borrowed from the session; they are the parameters of the
- * ORDER_VISIBLE statements of store.c. */
-struct orders_viewer {
-	const char *scope;
-	const char *account;
-	const char *uscc;
-};
-/* Fills v for req's session. Returns 0, or -1 when answered 403 (an area the
- * caller has no access to at all). */
-int orders_viewer(struct http_req *req, struct orders_viewer *v);
+/* Who sees which order: access_viewer(req, ACCESS_ORDERS, &v)
+ * (common/access.h), the same rule as payments'. */
 /* Certificate holders only: a staff session, or an account without a current
  * identity, is answered 403. Returns 0, or -1 when answered. */
 int orders_require_holder(struct http_req *req);
@@ -235,7 +223,7 @@ void store_order_items_insert(struct db_batch *b, const char *order_id,
  * first: a list (status or NULL, the cursor's created_at text and id or
  * NULL, limit) or one order (order_id, the others NULL, limit "1"). Columns:
  * see ORDER_COL_* in handlers.c. */
-void store_order_list(struct db_batch *b, const struct orders_viewer *v,
+void store_order_list(struct db_batch *b, const struct access_viewer *v,
     const char *status, const char *cur_time, const char *cur_id,
     const char *limit, const char *order_id);
 
@@ -245,7 +233,7 @@ void store_order_list(struct db_batch *b, const struct orders_viewer *v,
  * Statement 1: the order as the list shows it to v; statement 2: whether v
  * may cancel it at all (0 allowed t/f). */
 void store_order_cancel(struct db_batch *b, const char *order_id,
-    const struct orders_viewer *v);
+    const struct access_viewer *v);
 
 /* $1 limit, $2/$3 cursor (recorded_at text, payment_id) or NULL → payments
  * flagged for refund, newest first: 0 payment_id, 1 order_id, 2 number,

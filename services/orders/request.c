@@ -23,50 +23,13 @@ orders_reply_error(struct http_req *req, const struct order_error *err)
 	    err->field[0] ? err->field : NULL, err->message);
 }
 
-/* The one rule of who sees which order, used by every route of the service
- * (and, the same, by payments for payments and invoices): from the session's
- * scope on ACCESS_ORDERS (common/access.h). Staff see any order when the
- * table lets them; an enterprise's administrator sees every order of the
- * enterprise (placed for it, or holding one of its certificates); a member
- * (项目负责人, 授权委托人, 造价师) sees the orders they placed for the
- * enterprise and those holding one of their own certificates of it; a
- * personal identity (or an account with none) the same for personal orders
- * and certificates. Anything else is answered 403 here. */
-int
-orders_viewer(struct http_req *req, struct orders_viewer *v)
-{
-	const struct session *s = req->session;
-	enum access_scope scope;
-
-	memset(v, 0, sizeof(*v));
-	if (s->staff_id != NULL || s->account_id == NULL) {
-		if (access_require(req, ACCESS_ORDERS, ACCESS_PLATFORM) ==
-		    ACCESS_NONE)
-			return -1;
-		v->scope = "platform";
-		return 0;
-	}
-	v->account = s->account_id;
-	if (s->identity_type == NULL ||
-	    strcmp(s->identity_type, "enterprise") != 0) {
-		v->scope = "own"; /* personal orders and certificates */
-		return 0;
-	}
-	scope = access_require(req, ACCESS_ORDERS, ACCESS_OWN);
-	if (scope == ACCESS_NONE)
-		return -1;
-	v->uscc = s->uscc;
-	v->scope = scope >= ACCESS_ENTERPRISE ? "enterprise" : "own";
-	return 0;
-}
-
 /* Certificate holders only: a staff session, or an account without a current
  * identity, is answered 403 here; so is an identity the access table gives no
  * orders. */
 int
 orders_require_holder(struct http_req *req)
 {
-	struct orders_viewer v;
+	struct access_viewer v;
 
 	if (req->session->account_id == NULL) {
 		http_reply_error(req, 403, "FORBIDDEN", NULL,
@@ -78,7 +41,7 @@ orders_require_holder(struct http_req *req)
 		    "请先添加并切换到企业或个人身份");
 		return -1;
 	}
-	return orders_viewer(req, &v);
+	return access_viewer(req, ACCESS_ORDERS, &v);
 }
 
 /* The caller's enterprise when the current identity acts on all of its

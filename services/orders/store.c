@@ -192,7 +192,7 @@ store_order_items_insert(struct db_batch *b, const char *order_id,
 	"   WHERE p.order_id = o.id AND p.outcome <> 'applied')::text,"                \
 	" to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
-/* Whether the order o is visible to the viewer (struct orders_viewer, the
+/* Whether the order o is visible to the viewer (struct access_viewer, the
  * one rule): A its account, U its uscc, S its scope. payments' store.c
  * applies the same predicate to its read model of orders. */
 #define ORDER_VISIBLE(A, U, S)                                                 \
@@ -215,7 +215,7 @@ static const char store_order_list_sql[] =
               " ORDER BY o.created_at DESC, o.id DESC LIMIT $6::int";
 
 void
-store_order_list(struct db_batch *b, const struct orders_viewer *v,
+store_order_list(struct db_batch *b, const struct access_viewer *v,
     const char *status, const char *cur_time, const char *cur_id,
     const char *limit, const char *order_id)
 {
@@ -241,7 +241,7 @@ store_order_list(struct db_batch *b, const struct orders_viewer *v,
 
 void
 store_order_cancel(struct db_batch *b, const char *order_id,
-    const struct orders_viewer *v)
+    const struct access_viewer *v)
 {
 	const char *p[] = {order_id, v->account, v->uscc, v->scope};
 

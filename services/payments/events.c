@@ -56,7 +56,7 @@ on_order_created(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	if (bus_tx_exec(tx, store_order_upsert_sql, 8, p) < 0)
 		return -1;
 	/* Its certificates' holders: who else sees its payments and
-	 * invoices (pay_viewer). */
+	 * invoices (access_viewer). */
 	json_t *items = json_object_get(d, "items");
 	if (!json_is_array(items))
 		return 0;

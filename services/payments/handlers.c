@@ -67,7 +67,7 @@ static void
 pay_create(struct http_req *req)
 {
 	struct json_field_err err;
-	struct pay_viewer v;
+	struct access_viewer v;
 	json_t *body, *invoice;
 
 	if (req->session->account_id == NULL) {
@@ -75,7 +75,7 @@ pay_create(struct http_req *req)
 		    "工作人员账号不能支付订单");
 		return;
 	}
-	if (pay_viewer(req, &v) != 0)
+	if (access_viewer(req, ACCESS_PAYMENTS, &v) != 0)
 		return;
 	if (http_read_json(req, &body) != 0)
 		return;
@@ -316,9 +316,9 @@ pay_get_on_loaded(void *arg, const struct db_result *res)
 static void
 pay_get(struct http_req *req)
 {
-	struct pay_viewer v;
+	struct access_viewer v;
 
-	if (pay_viewer(req, &v) != 0)
+	if (access_viewer(req, ACCESS_PAYMENTS, &v) != 0)
 		return;
 	if (!uuid_valid(req->params[0])) {
 		http_reply_error(req, 404, "NOT_FOUND", NULL, "支付记录不存在");
@@ -375,9 +375,9 @@ invoice_get_on_loaded(void *arg, const struct db_result *res)
 static void
 invoice_get(struct http_req *req)
 {
-	struct pay_viewer v;
+	struct access_viewer v;
 
-	if (pay_viewer(req, &v) != 0)
+	if (access_viewer(req, ACCESS_PAYMENTS, &v) != 0)
 		return;
 	if (!uuid_valid(req->params[0])) {
 		http_reply_error(req, 404, "NOT_FOUND", NULL, "发票不存在");
@@ -429,11 +429,11 @@ static void
 invoice_list(struct http_req *req)
 {
 	struct ilist *st = xcalloc(1, sizeof(*st));
-	struct pay_viewer v;
+	struct access_viewer v;
 	char *limit;
 
 	http_req_attach(req, st, ilist_free);
-	if (pay_viewer(req, &v) != 0)
+	if (access_viewer(req, ACCESS_PAYMENTS, &v) != 0)
 		return;
 	st->limit = 20;
 	limit = http_query_param(req, "limit");

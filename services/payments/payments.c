@@ -1,6 +1,6 @@
 /* payments — the service's one state (struct payments) and the helpers the
  * handler files share: the error envelope, the answers to the refusals
- * of the SQL functions, who sees which payment and invoice (pay_viewer) and
+ * of the SQL functions, who sees which payment and invoice (access_viewer, common/access.h) and
  * the data of audit entries. A leaf: it calls into no other file of the service,
  * so that any of them may call it. */
 #include "payments.h"
@@ -48,34 +48,6 @@ pay_refusal(const char *rule, const char *fallback)
 			found = &refusals[i];
 	}
 	return found;
-}
-
-int
-pay_viewer(struct http_req *req, struct pay_viewer *v)
-{
-	const struct session *s = req->session;
-	enum access_scope scope;
-
-	memset(v, 0, sizeof(*v));
-	if (s->staff_id != NULL || s->account_id == NULL) {
-		if (access_require(req, ACCESS_PAYMENTS, ACCESS_PLATFORM) ==
-		    ACCESS_NONE)
-			return -1;
-		v->scope = "platform";
-		return 0;
-	}
-	v->account = s->account_id;
-	if (s->identity_type == NULL ||
-	    strcmp(s->identity_type, "enterprise") != 0) {
-		v->scope = "own"; /* personal orders and certificates */
-		return 0;
-	}
-	scope = access_require(req, ACCESS_PAYMENTS, ACCESS_OWN);
-	if (scope == ACCESS_NONE)
-		return -1;
-	v->uscc = s->uscc;
-	v->scope = scope >= ACCESS_ENTERPRISE ? "enterprise" : "own";
-	return 0;
 }
 
 char *

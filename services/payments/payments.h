@@ -8,6 +8,7 @@
 #define CAPLAT_PAYMENTS_H
 
 #include "crypto.h"
+#include "access.h"
 #include "http.h"
 #include "idem.h"
 #include "svc.h"
@@ -134,22 +135,8 @@ struct pay_refusal {
  * NULL or not in the table (fallback must be in it). Borrowed, static. */
 const struct pay_refusal *pay_refusal(const char *rule, const char *fallback);
 
-/* Who sees which order's payments and invoices: the one rule of every
- * route of the service, the same as orders' (orders_viewer), built on
- * access_scope(ACCESS_PAYMENTS): scope "platform" (staff the table lets:
- * any), "enterprise" (uscc's administrator: every order placed for uscc or
- * holding one of its certificates) or "own" (the orders account placed for
- * uscc — NULL: personal ones — and those holding one of account's
- * certificates of uscc). Strings borrowed from the session; they are the
- * parameters of the ORDER_VISIBLE statements of store.c. */
-struct pay_viewer {
-	const char *scope;
-	const char *account;
-	const char *uscc;
-};
-/* Fills v for req's session. Returns 0, or -1 when answered 403 (an area the
- * caller has no access to at all). */
-int pay_viewer(struct http_req *req, struct pay_viewer *v);
+/* Who sees which order's payments and invoices: access_viewer(req,
+ * ACCESS_PAYMENTS, &v) (common/access.h), the same rule as orders'. */
 
 /* The data of an audit entry (audit_event_data: actor from req, or the
  * system actor when req is NULL) as JSON text for the statements of store.c

@@ -5,7 +5,7 @@
 	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 /* Whether the order o (read model) is visible to the viewer (struct
- * pay_viewer: A its account, U its uscc, S its scope): the same predicate
+ * access_viewer: A its account, U its uscc, S its scope): the same predicate
  * as orders' ORDER_VISIBLE (services/orders/store.c), over the read model of
  * the order's placer and enterprise and its certificates' holders. */
 #define ORDER_VISIBLE(A, U, S)                                             \

@@ -146,34 +146,6 @@ on_lock_bound(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	return rc == 0 ? 0 : -1;
 }
 
-/* Writes "{A,B}" of a JSON array of platform codes into a new string, or
- * returns NULL when it is not one. */
-static char *
-platforms_literal(json_t *arr)
-{
-	char *out;
-	json_t *v;
-	size_t i;
-
-	if (!json_is_array(arr))
-		return NULL;
-	out = xstrdup("{");
-	json_array_foreach(arr, i, v)
-	{
-		const char *code = json_string_value(v);
-		if (code == NULL || !cert_platform_code_ok(code)) {
-			free(out);
-			return NULL;
-		}
-		char *more = xasprintf("%s%s%s", out, i ? "," : "", code);
-		free(out);
-		out = more;
-	}
-	char *done = xasprintf("%s}", out);
-	free(out);
-	return done;
-}
-
 /* orders.order.paid: one renewal entitlement per item, with its platforms. */
 static int
 on_order_paid(struct bus_tx *tx, const struct bus_event *ev, void *arg)
@@ -192,7 +164,7 @@ on_order_paid(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	{
 		const char *cert = str(item, "cert_id");
 		char *platforms =
-		    platforms_literal(json_object_get(item, "platforms"));
+		    cert_platforms_literal(json_object_get(item, "platforms"));
 
 		if (cert == NULL || !uuid_valid(cert) || platforms == NULL) {
 			free(platforms);

@@ -26,6 +26,34 @@ cert_platform_code_ok(const char *code)
 	return 1;
 }
 
+/* Writes "{A,B}" of a JSON array of platform codes into a new string, or
+ * returns NULL when it is not one. */
+char *
+cert_platforms_literal(json_t *arr)
+{
+	char *out;
+	json_t *v;
+	size_t i;
+
+	if (!json_is_array(arr))
+		return NULL;
+	out = xstrdup("{");
+	json_array_foreach(arr, i, v)
+	{
+		const char *code = json_string_value(v);
+		if (code == NULL || !cert_platform_code_ok(code)) {
+			free(out);
+			return NULL;
+		}
+		char *more = xasprintf("%s%s%s", out, i ? "," : "", code);
+		free(out);
+		out = more;
+	}
+	char *done = xasprintf("%s}", out);
+	free(out);
+	return done;
+}
+
 void
 cert_platform_secrets_free(struct cert_platform_secret *s, size_t n)
 {

@@ -74,6 +74,9 @@ struct cert_platform_secret {
 
 /* 1 when code is a platform code (^[A-Z][A-Z0-9_]{1,31}$), else 0. */
 int cert_platform_code_ok(const char *code);
+/* Returns "{A,B}" (a PostgreSQL text[] literal) of a JSON array of platform
+ * codes as a new string (caller frees), or NULL when arr is not one. */
+char *cert_platforms_literal(json_t *arr);
 
 /* Parses "CODE=secret,CODE=secret" (secrets of at least 16 characters, no
  * ','). On success sets *out to a new array of *n entries (free with

@@ -64,28 +64,9 @@ item_str(json_t *item, const char *key)
 static char *
 platforms_literal(json_t *arr)
 {
-	char *out = xstrdup("{");
-	json_t *v;
-	size_t i;
-
-	if (arr != NULL && !json_is_null(arr) && !json_is_array(arr)) {
-		free(out);
-		return NULL;
-	}
-	json_array_foreach(arr, i, v)
-	{
-		const char *code = json_string_value(v);
-		if (code == NULL || !cert_platform_code_ok(code)) {
-			free(out);
-			return NULL;
-		}
-		char *more = xasprintf("%s%s%s", out, i ? "," : "", code);
-		free(out);
-		out = more;
-	}
-	char *done = xasprintf("%s}", out);
-	free(out);
-	return done;
+	if (arr == NULL || json_is_null(arr))
+		return xstrdup("{}");
+	return cert_platforms_literal(arr);
 }
 
 void

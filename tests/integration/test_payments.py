@@ -81,6 +81,15 @@ def new_order(suite, account_id, total_fen, uscc=None):
     return order_id
 
 
+def named(suite, account, name="赵六"):
+    """The account's verified personal info (enterprise.profile.completed):
+    a personal invoice is titled with the name and waits for it (issue 18;
+    orders are placed only once it is complete)."""
+    inject(suite, "enterprise.profile.completed", account,
+           {"account_id": account, "name": name,
+            "completed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+
 def approve(suite, uscc, name, taxpayer_type, full=True):
     record_id = str(uuid.uuid4())
     inject(suite, "enterprise.record.approved", record_id, {
@@ -148,9 +157,7 @@ def test_payments_alipay_paid_by_notification_once_with_invoice(suite):
     once, emits one payments.payment.succeeded, and the 电子普票 is issued with
     the VAT of DOMAIN.md §5 and delivered to the e-mail."""
     token, account = register(suite)
-    # A personal invoice is titled with the verified name (issue 18).
-    inject(suite, "enterprise.profile.completed", account,
-           {"account_id": account, "name": "赵六", "completed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    named(suite, account)   # a personal invoice is titled with the verified name (issue 18)
     order = new_order(suite, account, 10000)
     key = str(uuid.uuid4())
     invoice = {"type": "e_normal", "email": "buyer@example.com"}
@@ -387,6 +394,7 @@ def test_payments_refunds_and_red_invoices(suite):
     payments.payment.refunded is emitted each time, each refund gets a red-letter
     invoice of its amount, and the payment ends `refunded`."""
     token, account = register(suite)
+    named(suite, account)
     fin = finance_token(suite)
     api = Api(suite)
     for channel in ("wechat", "alipay"):

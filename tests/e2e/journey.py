@@ -336,12 +336,16 @@ class Journey:
     def interop(self, serial, platform):
         path = f"/api/v1/interop/certs/{serial}/status"
         query = urllib.parse.urlencode({"platform": platform})
-        ts = str(int(time.time()))
         secret = interop_secret(self.suite, platform)
-        sig = hmac.new(secret.encode(), f"GET\n{path}\n{query}\n{ts}".encode(), hashlib.sha256).hexdigest()
-        return retry(lambda: call(self.suite.gateway, "GET", f"{path}?{query}",
-                                  headers={"X-Platform": platform, "X-Timestamp": ts, "X-Signature": sig}),
-                     "interop")
+
+        def signed():   # a fresh nonce per attempt (issue 13: X-Nonce, single use)
+            ts, nonce = str(int(time.time())), uuid.uuid4().hex
+            sig = hmac.new(secret.encode(), f"GET\n{path}\n{query}\n{ts}\n{nonce}".encode(),
+                           hashlib.sha256).hexdigest()
+            return call(self.suite.gateway, "GET", f"{path}?{query}",
+                        headers={"X-Platform": platform, "X-Timestamp": ts, "X-Nonce": nonce,
+                                 "X-Signature": sig})
+        return retry(signed, "interop")
 
     def interop_answers(self):
         for cert_id, renewal in self.renewed.items():

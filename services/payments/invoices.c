@@ -346,7 +346,8 @@ struct change {
 	int status; /* of the answer when done */
 	char id[37];
 	char amount[24], tax[24], days[24];
-	const char *type, *email;
+	char *uscc; /* the invoice's enterprise (audit), once read */
+	const char *type, *email, *company, *tracking;
 	struct pay_postal postal;
 };
 
@@ -356,6 +357,7 @@ change_free(void *p)
 	struct change *st = p;
 
 	json_decref(st->body);
+	free(st->uscc);
 	free(st);
 }
 
@@ -408,7 +410,7 @@ change_run(struct change *st, struct db_batch *b, const char *action,
 	const struct audit_entry e = {.action = action,
 	    .object_type = "invoice",
 	    .object_id = st->id,
-	    .uscc = st->v.uscc,
+	    .uscc = st->uscc ? st->uscc : st->v.uscc,
 	    .after = after};
 	const char *p[] = {st->id, st->v.account, st->v.uscc, st->v.scope};
 
@@ -416,6 +418,48 @@ change_run(struct change *st, struct db_batch *b, const char *action,
 	json_decref(after);
 	db_batch_add(b, store_invoice_get_sql, 4, p);
 	db_batch_run(pay.svc.db, b, change_on_done, st);
+}
+
+/* Posted and received read the invoice first (404 when it is not the
+ * caller's), so that the audit entry names its enterprise; then run. */
+typedef void (*change_next_fn)(struct change *st);
+
+struct change_read {
+	struct change *st;
+	change_next_fn next;
+};
+
+static void
+change_on_read(void *arg, const struct db_result *res)
+{
+	struct change_read *cr = arg;
+	struct change *st = cr->st;
+	change_next_fn next = cr->next;
+
+	free(cr);
+	if (res->status != DB_OK) {
+		http_reply_db_error(st->req, res);
+		return;
+	}
+	if (db_rows(res, 0) != 1) {
+		http_reply_error(st->req, 404, "INVOICE_NOT_FOUND", NULL,
+		    "发票不存在");
+		return;
+	}
+	if (db_value(res, 0, 0, 25) != NULL)
+		st->uscc = xstrdup(db_value(res, 0, 0, 25));
+	next(st);
+}
+
+static void
+change_read(struct change *st, change_next_fn next)
+{
+	struct change_read *cr = xcalloc(1, sizeof(*cr));
+	const char *p[] = {st->id, st->v.account, st->v.uscc, st->v.scope};
+
+	cr->st = st;
+	cr->next = next;
+	db_query(pay.svc.db, store_invoice_get_sql, 4, p, change_on_read, cr);
 }
 
 /* ---- POST /api/v1/payments/{id}/invoice (补开) ----------------------------- */
@@ -519,10 +563,22 @@ pay_invoice_late(struct http_req *req)
 /* ---- POST /api/v1/finance/invoices/{id}/posted (已邮寄) --------------------- */
 
 static void
+posted_run(struct change *st)
+{
+	const char *p[] = {st->id, st->company, st->tracking};
+	struct db_batch *b = db_batch_new();
+
+	db_batch_add(b, store_invoice_post_sql, 3, p);
+	change_run(st, b, "invoice.posted",
+	    json_pack("{s:s, s:s, s:s}", "post_status", "posted",
+	        "express_company", st->company, "tracking_number",
+	        st->tracking));
+}
+
+static void
 posted_start(struct http_req *req)
 {
 	struct json_field_err err;
-	const char *company, *tracking;
 	json_t *body;
 
 	if (session_require_staff(req, "finance") != 0)
@@ -532,9 +588,9 @@ posted_start(struct http_req *req)
 	struct change *st = change_new(req, body, 200);
 	st->v.scope = "platform";
 	if (json_field_str(body, "express_company", JSON_FIELD_REQUIRED, 64,
-	        &company, &err) != 0 ||
+	        &st->company, &err) != 0 ||
 	    json_field_str(body, "tracking_number", JSON_FIELD_REQUIRED, 64,
-	        &tracking, &err) != 0) {
+	        &st->tracking, &err) != 0) {
 		http_reply_field_error(req, &err);
 		return;
 	}
@@ -544,12 +600,7 @@ posted_start(struct http_req *req)
 		return;
 	}
 	snprintf(st->id, sizeof(st->id), "%s", req->params[0]);
-	const char *p[] = {st->id, company, tracking};
-	struct db_batch *b = db_batch_new();
-	db_batch_add(b, store_invoice_post_sql, 3, p);
-	change_run(st, b, "invoice.posted",
-	    json_pack("{s:s, s:s, s:s}", "post_status", "posted",
-	        "express_company", company, "tracking_number", tracking));
+	change_read(st, posted_run);
 }
 
 void
@@ -559,6 +610,17 @@ pay_finance_invoice_posted(struct http_req *req)
 }
 
 /* ---- POST /api/v1/invoices/{id}/received (已签收) --------------------------- */
+
+static void
+received_run(struct change *st)
+{
+	const char *p[] = {st->id, st->v.account, st->v.uscc, st->v.scope};
+	struct db_batch *b = db_batch_new();
+
+	db_batch_add(b, store_invoice_receive_sql, 4, p);
+	change_run(st, b, "invoice.received",
+	    json_pack("{s:s}", "post_status", "received"));
+}
 
 static void
 received_start(struct http_req *req)
@@ -583,11 +645,7 @@ received_start(struct http_req *req)
 		return;
 	}
 	snprintf(st->id, sizeof(st->id), "%s", req->params[0]);
-	const char *p[] = {st->id, v.account, v.uscc, v.scope};
-	struct db_batch *b = db_batch_new();
-	db_batch_add(b, store_invoice_receive_sql, 4, p);
-	change_run(st, b, "invoice.received",
-	    json_pack("{s:s}", "post_status", "received"));
+	change_read(st, received_run);
 }
 
 void

@@ -271,7 +271,8 @@ extern const char store_invoice_number_sql[];
  * 12 payment_id, 13 cursor, 14 recipient, 15 recipient_phone,
  * 16 postal_address, 17 state (pending|issued|failed|posted|received),
  * 18 express_company, 19 tracking_number, 20 posted_at, 21 received_at,
- * 22 late (t/f), 23 order_number, 24 created_at */
+ * 22 late (t/f), 23 order_number, 24 created_at, 25 uscc (the enterprise
+ * concerned, for audit entries) */
 /* $1 id, $2 $3 $4 the viewer (account, uscc, scope) */
 extern const char store_invoice_get_sql[];
 /* $1 the viewer's account, $2 order or NULL, $3 cursor or NULL, $4 limit,

@@ -84,16 +84,24 @@ const char store_invoice_number_sql[] =
     "SELECT to_char(now() AT TIME ZONE 'Asia/Shanghai', 'YY') || '21'"
     " || lpad(nextval('invoice_numbers')::text, 16, '0')";
 
-#define INVOICE_COLS                                                                                                                                \
-	"id, order_id, type, kind, reverses_invoice_id, title, taxpayer_id,"                                                                        \
-	" amount_fen, tax_fen, status, number, " RFC3339(                                                                                           \
-	    "issued_at") ", payment_id,"                                                                                                            \
-	                 " to_char(created_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS') || '_' || id,"                                              \
-	                 " recipient, recipient_phone, postal_address,"                                                                             \
-	                 " COALESCE(post_status, status), express_company, tracking_number, " RFC3339(                                              \
-	                     "posted_at") ", " RFC3339("received_at") ", late,"                                                                     \
-	                                                              " (SELECT number FROM orders WHERE orders.id = invoices.order_id), " RFC3339( \
-	                                                                  "created_at")
+/* The invoice's columns (payments.h): the keyset cursor, then the post of a
+ * paper invoice and what the list and the audit entries need. */
+#define INVOICE_CURSOR \
+	"to_char(created_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS') || '_' || id"
+#define INVOICE_ISSUED RFC3339("issued_at")
+#define INVOICE_POSTED RFC3339("posted_at")
+#define INVOICE_RECEIVED RFC3339("received_at")
+#define INVOICE_CREATED RFC3339("created_at")
+#define INVOICE_ORDER_NUMBER \
+	"(SELECT number FROM orders WHERE orders.id = invoices.order_id)"
+#define INVOICE_COLS                                                                        \
+	"id, order_id, type, kind, reverses_invoice_id, title, taxpayer_id,"                \
+	" amount_fen, tax_fen, status, number, " INVOICE_ISSUED                             \
+	", payment_id, " INVOICE_CURSOR                                                     \
+	", recipient, recipient_phone, postal_address,"                                     \
+	" COALESCE(post_status, status), express_company, tracking_number, " INVOICE_POSTED \
+	", " INVOICE_RECEIVED ", late, " INVOICE_ORDER_NUMBER                               \
+	", " INVOICE_CREATED ", uscc"
 const char store_invoice_get_sql[] =
     "SELECT " INVOICE_COLS " FROM invoices WHERE id = $1"
     " AND " OF_VISIBLE_ORDER("invoices", "$2", "$3", "$4");

@@ -286,7 +286,9 @@ def test_invoices_paper_special_postal_data_and_post_states(suite):
           409, "INVOICE_STATE")
     ev = [json.loads(d) for (d,) in outbox(suite, "payments.invoice.posted", inv["id"])]
     assert len(ev) == 1 and ev[0]["tracking_number"] == "SF1234567890" and ev[0]["number"] == inv["number"]
-    assert len(audit(suite, "invoice.posted", inv["id"])) == 1
+    entries = audit(suite, "invoice.posted", inv["id"])
+    assert len(entries) == 1 and entries[0]["uscc"] == uscc, entries
+    assert entries[0]["after"]["tracking_number"] == "SF1234567890"
 
     # The administrator sees the state and the tracking number.
     got = api.get(f"/api/v1/invoices/{inv['id']}", token=token).json
@@ -300,7 +302,8 @@ def test_invoices_paper_special_postal_data_and_post_states(suite):
     r = api.post(received, token=token)
     assert r.status == 200 and r.json["post"]["status"] == "received" and r.json["post"]["received_at"], r
     error(api.post(received, token=fin), 409, "INVOICE_STATE")
-    assert len(audit(suite, "invoice.received", inv["id"])) == 1
+    entries = audit(suite, "invoice.received", inv["id"])
+    assert len(entries) == 1 and entries[0]["uscc"] == uscc, entries
 
     # An e-invoice has no post.
     other = new_order(suite, account, 1000, uscc)

@@ -167,14 +167,17 @@ one_of(const char *s, const char *const *allowed)
 	return 0;
 }
 
-/* One CSV field, quoted; text a spreadsheet would take for a formula is
- * prefixed with an apostrophe. */
+/* One CSV field: a number as it is; text quoted, and text that a
+ * spreadsheet would take for a formula prefixed with an apostrophe. NULL is
+ * an empty field. */
 static void
-csv_field(struct evbuffer *out, const char *s, int last)
+csv_field(struct evbuffer *out, const char *s, int numeric, int last)
 {
-	if (s != NULL) {
+	if (s != NULL && numeric) {
+		evbuffer_add(out, s, strlen(s));
+	} else if (s != NULL) {
 		evbuffer_add(out, "\"", 1);
-		if (strchr("=+-@", s[0]) != NULL && s[0] != '\0')
+		if (s[0] != '\0' && strchr("=+-@", s[0]) != NULL)
 			evbuffer_add(out, "'", 1);
 		for (const char *c = s; *c; c++)
 			evbuffer_add(out, c, 1 + (*c == '"'));
@@ -199,10 +202,11 @@ csv_reply(struct http_req *req, const struct db_result *res, int n)
 	size_t ncols = ARRAY_LEN(cols);
 
 	for (size_t c = 0; c < ncols; c++)
-		csv_field(out, cols[c].name, c + 1 == ncols);
+		csv_field(out, cols[c].name, 0, c + 1 == ncols);
 	for (int row = 0; row < n; row++)
 		for (size_t c = 0; c < ncols; c++)
 			csv_field(out, db_value(res, 0, row, cols[c].col),
+			    cols[c].col == 7 || cols[c].col == 8,
 			    c + 1 == ncols);
 	size_t len = evbuffer_get_length(out);
 	const void *data = evbuffer_pullup(out, -1);

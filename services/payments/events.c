@@ -7,11 +7,14 @@
  *   caplat.orders.order.cancelled      → the order's end; its pending
  *                                        payments closed
  *   caplat.enterprise.record.approved  → enterprises (the invoice title)
+ *   caplat.enterprise.profile.completed → persons (a personal invoice's
+ *                                        title: the verified name)
  * Emits (written into the outbox by the SQL functions of
  * deploy/sql/payments, in the same statement as the change):
  *   caplat.payments.payment.succeeded  payment_succeed()
  *   caplat.payments.payment.refunded   refund_succeed()
- *   caplat.payments.invoice.issued     invoice_issue() */
+ *   caplat.payments.invoice.issued     invoice_issue()
+ *   caplat.payments.invoice.posted     invoice_post() (011_invoice_post.sql) */
 #include "payments.h"
 
 #include "bus.h"
@@ -105,6 +108,18 @@ on_record_approved(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	return bus_tx_exec(tx, store_enterprise_upsert_sql, 12, p) < 0 ? -1 : 0;
 }
 
+static int
+on_profile_completed(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data;
+
+	if (str(d, "account_id") == NULL || str(d, "name") == NULL)
+		return bad_event(ev, "account_id/name");
+	const char *p[] = {str(d, "account_id"), str(d, "name"),
+	    str(d, "completed_at") ? str(d, "completed_at") : ev->time};
+	return bus_tx_exec(tx, store_person_upsert_sql, 3, p) < 0 ? -1 : 0;
+}
+
 void
 pay_events_subscribe(void)
 {
@@ -116,6 +131,9 @@ pay_events_subscribe(void)
 	        NULL) != 0 ||
 	    bus_subscribe(pay.svc.bus, "payments-record-approved",
 	        "caplat.enterprise.record.approved", 5, on_record_approved,
+	        NULL) != 0 ||
+	    bus_subscribe(pay.svc.bus, "payments-profile-completed",
+	        "caplat.enterprise.profile.completed", 5, on_profile_completed,
 	        NULL) != 0)
 		log_error(NULL, "msg=subscribe_failed");
 }

@@ -1,5 +1,5 @@
-/* handlers — payments (create with Idempotency-Key, get), invoices (list,
- * get) and the route table (Idempotency-Key: common/idem.h); the providers'
+/* handlers — payments (create with Idempotency-Key, get) and the route
+ * table (the invoices' handlers live in invoices.c) (Idempotency-Key: common/idem.h); the providers'
  * notifications live in notify.c, the finance staff's side in finance.c,
  * what they share in payments.c.
  * Each handler is a chain of named continuations; the last one replies. */
@@ -27,6 +27,7 @@ struct pcreate {
 	json_t *body;
 	struct idem idem;
 	const char *order_id, *channel, *invoice_type, *email;
+	struct pay_postal postal; /* paper_special only */
 	char id[37], out_trade_no[33], created[48], order_number[64];
 	int64_t amount_fen;
 	json_t *answer;
@@ -40,23 +41,6 @@ pcreate_free(void *p)
 	json_decref(st->body);
 	json_decref(st->answer);
 	free(st);
-}
-
-/* A plausible address: local@domain.tld, printable, at most 254 bytes. */
-static int
-email_ok(const char *s)
-{
-	const char *at = strchr(s, '@'), *dot;
-
-	if (strlen(s) > 254 || at == NULL || at == s ||
-	    strchr(at + 1, '@') != NULL)
-		return 0;
-	for (const char *p = s; *p; p++)
-		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == ',' ||
-		    *p == ';' || *p == '<' || *p == '>')
-			return 0;
-	dot = strrchr(at, '.');
-	return dot != NULL && dot > at + 1 && dot[1] != '\0';
 }
 
 static void pcreate_on_claimed(void *arg, const struct db_result *res);
@@ -123,9 +107,15 @@ pay_create(struct http_req *req)
 		    "电子发票须填写接收邮箱");
 		return;
 	}
-	if (st->email != NULL && !email_ok(st->email)) {
+	if (st->email != NULL && !pay_email_ok(st->email)) {
 		http_reply_error(req, 422, "EMAIL_INVALID", "invoice.email",
 		    "邮箱格式不正确");
+		return;
+	}
+	/* A paper special invoice is posted: to whom, where (issue 18). */
+	if (strcmp(st->invoice_type, "paper_special") == 0 &&
+	    pay_postal_read(invoice, 1, 1, &st->postal, &err) != 0) {
+		http_reply_field_error(req, &err);
 		return;
 	}
 	struct db_batch *b = db_batch_new();
@@ -240,6 +230,11 @@ pcreate_on_provider(void *arg, const struct provider_answer *a)
 	/* The payment and its stored first response: one transaction. */
 	struct db_batch *b = db_batch_new();
 	db_batch_add(b, store_payment_create_sql, 10, p);
+	if (st->postal.address != NULL) {
+		const char *pp[] = {st->id, st->postal.recipient,
+		    st->postal.phone, st->postal.address};
+		db_batch_add(b, store_payment_postal_sql, 4, pp);
+	}
 	idem_save_add(b, &st->idem, 201, text);
 	db_batch_run(pay.svc.db, b, pcreate_on_saved, st);
 	free(text);
@@ -335,155 +330,17 @@ pay_get_route(struct http_req *req)
 	session_require(req, pay_get);
 }
 
-/* ---- invoices ---------------------------------------------------------- */
-
-static json_t *
-invoice_json(const struct db_result *res, int stmt, int row)
-{
-	return json_pack(
-	    "{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:I, s:I, s:s, s:s?, s:s?, s:s}",
-	    "id", db_value(res, stmt, row, 0), "order_id",
-	    db_value(res, stmt, row, 1), "type", db_value(res, stmt, row, 2),
-	    "kind", db_value(res, stmt, row, 3), "reverses_invoice_id",
-	    db_value(res, stmt, row, 4), "title", db_value(res, stmt, row, 5),
-	    "taxpayer_id", db_value(res, stmt, row, 6), "amount_fen",
-	    (json_int_t)strtoll(db_value(res, stmt, row, 7), NULL, 10),
-	    "tax_fen",
-	    (json_int_t)strtoll(db_value(res, stmt, row, 8), NULL, 10),
-	    "status", db_value(res, stmt, row, 9), "number",
-	    db_value(res, stmt, row, 10), "issued_at",
-	    db_value(res, stmt, row, 11), "payment_id",
-	    db_value(res, stmt, row, 12));
-}
-
-static void
-invoice_get_on_loaded(void *arg, const struct db_result *res)
-{
-	struct http_req *req = arg;
-
-	if (res->status != DB_OK) {
-		http_reply_db_error(req, res);
-		return;
-	}
-	if (db_rows(res, 0) != 1) {
-		http_reply_error(req, 404, "NOT_FOUND", NULL, "发票不存在");
-		return;
-	}
-	http_reply_json(req, 200, invoice_json(res, 0, 0));
-}
-
-static void
-invoice_get(struct http_req *req)
-{
-	struct access_viewer v;
-
-	if (access_viewer(req, ACCESS_PAYMENTS, &v) != 0)
-		return;
-	if (!uuid_valid(req->params[0])) {
-		http_reply_error(req, 404, "NOT_FOUND", NULL, "发票不存在");
-		return;
-	}
-	const char *p[] = {req->params[0], v.account, v.uscc, v.scope};
-	db_query(pay.svc.db, store_invoice_get_sql, 4, p, invoice_get_on_loaded,
-	    req);
-}
-
-struct ilist {
-	long limit;
-	char *order_id, *cursor, *limit_text;
-};
-
-static void
-ilist_free(void *p)
-{
-	struct ilist *st = p;
-
-	free(st->order_id);
-	free(st->cursor);
-	free(st->limit_text);
-	free(st);
-}
-
-static void
-invoice_list_on_loaded(void *arg, const struct db_result *res)
-{
-	struct http_req *req = arg;
-	struct ilist *st = req->data;
-	json_t *items = json_array(), *next = json_null();
-	int n = db_rows(res, 0);
-
-	if (res->status != DB_OK) {
-		json_decref(items);
-		http_reply_db_error(req, res);
-		return;
-	}
-	for (int row = 0; row < n && row < st->limit; row++)
-		json_array_append_new(items, invoice_json(res, 0, row));
-	if (n > st->limit)
-		next = json_string(db_value(res, 0, (int)st->limit - 1, 13));
-	http_reply_json(req, 200,
-	    json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
-}
-
-static void
-invoice_list(struct http_req *req)
-{
-	struct ilist *st = xcalloc(1, sizeof(*st));
-	struct access_viewer v;
-	char *limit;
-
-	http_req_attach(req, st, ilist_free);
-	if (access_viewer(req, ACCESS_PAYMENTS, &v) != 0)
-		return;
-	st->limit = 20;
-	limit = http_query_param(req, "limit");
-	if (limit != NULL) {
-		char *end;
-		st->limit = strtol(limit, &end, 10);
-		int bad = *limit == '\0' || *end != '\0' || st->limit < 1 ||
-		    st->limit > 100;
-		free(limit);
-		if (bad) {
-			http_reply_error(req, 400, "BAD_REQUEST", NULL,
-			    "limit 须为 1 至 100");
-			return;
-		}
-	}
-	st->order_id = http_query_param(req, "order_id");
-	st->cursor = http_query_param(req, "cursor");
-	if ((st->order_id != NULL && !uuid_valid(st->order_id)) ||
-	    (st->cursor != NULL &&
-	        (strlen(st->cursor) > 128 || strlen(st->cursor) < 10))) {
-		http_reply_error(req, 400, "BAD_REQUEST", NULL,
-		    "查询参数不正确");
-		return;
-	}
-	st->limit_text = xasprintf("%ld", st->limit + 1);
-	const char *p[] = {v.account, st->order_id, st->cursor, st->limit_text,
-	    v.uscc, v.scope};
-	db_query(pay.svc.db, store_invoice_list_sql, 6, p,
-	    invoice_list_on_loaded, req);
-}
-
-static void
-invoice_get_route(struct http_req *req)
-{
-	session_require(req, invoice_get);
-}
-
-static void
-invoice_list_route(struct http_req *req)
-{
-	session_require(req, invoice_list);
-}
-
 /* ---- routes ------------------------------------------------------------ */
 
 static const struct http_route routes[] = {
     {"POST", "/api/v1/payments", pay_create_route, 0},
     {"GET", "/api/v1/payments/{id}", pay_get_route, 0},
-    {"GET", "/api/v1/invoices", invoice_list_route, 0},
-    {"GET", "/api/v1/invoices/{id}", invoice_get_route, 0},
+    {"POST", "/api/v1/payments/{id}/invoice", pay_invoice_late, 0},
+    {"GET", "/api/v1/invoices", pay_invoice_list, 0},
+    {"GET", "/api/v1/invoices/{id}", pay_invoice_get, 0},
+    {"POST", "/api/v1/invoices/{id}/received", pay_invoice_received, 0},
+    {"POST", "/api/v1/finance/invoices/{id}/posted", pay_finance_invoice_posted,
+        0},
     {"POST", "/notify/alipay", pay_notify_alipay, 0},
     {"POST", "/notify/wechat", pay_notify_wechat, 0},
     {"POST", "/api/v1/finance/refunds", pay_finance_refund, 0},

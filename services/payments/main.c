@@ -29,6 +29,10 @@ pay_load_config(void)
 	        "sweeper period (ms)"},
 	    {"CAPLAT_PAY_PROVIDER_TIMEOUT", CFG_INT, "10", 1, 120,
 	        &c->provider_timeout, "seconds per provider request"},
+	    {"CAPLAT_INVOICE_LATE_DAYS", CFG_INT, "90", 1, 3650,
+	        &c->invoice_late_days,
+	        "days after payment within which an invoice may be requested "
+	        "for an order paid without one (补开)"},
 	    {"CAPLAT_ALIPAY_GATEWAY", CFG_STR, "", 0, 0, &c->alipay_gateway,
 	        "Alipay gateway URL (…/gateway.do); empty disables Alipay"},
 	    {"CAPLAT_ALIPAY_APP_ID", CFG_STR, "", 0, 0, &c->alipay_app_id,

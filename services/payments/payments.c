@@ -7,6 +7,7 @@
 
 #include "access.h"
 #include "audit.h"
+#include "json.h"
 #include "session.h"
 #include "util.h"
 
@@ -34,6 +35,14 @@ static const struct pay_refusal refusals[] = {
     {"PAYMENT_NOT_FOUND", 404, "payment_id", "支付记录不存在"},
     {"PAYMENT_NOT_REFUNDABLE", 409, "payment_id", "该支付未成功或已全额退款"},
     {"REFUND_AMOUNT_INVALID", 422, "amount_fen", "退款金额超过可退金额"},
+    {"INVOICE_ALREADY_REQUESTED", 409, NULL, "该支付已申请过补开发票"},
+    {"PAYMENT_NOT_INVOICEABLE", 409, NULL,
+        "该支付未成功、已退款或金额已变化，不能补开发票"},
+    {"INVOICE_PERIOD_EXPIRED", 422, NULL, "已超过补开发票的期限"},
+    {"SPECIAL_INVOICE_NOT_ALLOWED", 422, "type",
+        "仅一般纳税人且开票信息完整的企业可开具纸质专票"},
+    {"INVOICE_NOT_FOUND", 404, NULL, "发票不存在"},
+    {"INVOICE_STATE", 409, NULL, "发票当前状态不允许此操作"},
 };
 
 const struct pay_refusal *
@@ -48,6 +57,49 @@ pay_refusal(const char *rule, const char *fallback)
 			found = &refusals[i];
 	}
 	return found;
+}
+
+/* A plausible address: local@domain.tld, printable, at most 254 bytes. */
+int
+pay_email_ok(const char *s)
+{
+	const char *at = strchr(s, '@'), *dot;
+
+	if (strlen(s) > 254 || at == NULL || at == s ||
+	    strchr(at + 1, '@') != NULL)
+		return 0;
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == ',' ||
+		    *p == ';' || *p == '<' || *p == '>')
+			return 0;
+	dot = strrchr(at, '.');
+	return dot != NULL && dot > at + 1 && dot[1] != '\0';
+}
+
+int
+pay_postal_read(json_t *obj, int required, int nested, struct pay_postal *out,
+    struct json_field_err *err)
+{
+	static const struct {
+		const char *name, *nested;
+		size_t max;
+	} fields[] = {
+	    {"recipient", "invoice.recipient", 64},
+	    {"phone", "invoice.phone", 32},
+	    {"address", "invoice.address", 256},
+	};
+	const char **to[] = {&out->recipient, &out->phone, &out->address};
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < ARRAY_LEN(fields); i++)
+		if (json_field_str(obj, fields[i].name,
+		        required ? JSON_FIELD_REQUIRED : JSON_FIELD_OPTIONAL,
+		        fields[i].max, to[i], err) != 0) {
+			if (nested)
+				err->field = fields[i].nested;
+			return -1;
+		}
+	return 0;
 }
 
 char *

@@ -19,6 +19,7 @@
 struct crypto_key;
 struct db_batch;
 struct db_result;
+struct json_field_err;
 struct wechat_platform_certs;
 
 struct pay_config {
@@ -31,6 +32,7 @@ struct pay_config {
 	long provider_timeout;   /* s per provider request */
 	struct idem_config idem; /* CAPLAT_IDEMPOTENCY_* */
 	long idem_purge_ms;      /* idem.purge_seconds, for the sweep table */
+	long invoice_late_days; /* 补开: days after payment it may be asked */
 	/* Alipay */
 	const char *alipay_gateway; /* http(s)://host[:port]/gateway.do */
 	const char *alipay_app_id;
@@ -144,6 +146,20 @@ const struct pay_refusal *pay_refusal(const char *rule, const char *fallback);
 char *pay_audit_text(const struct http_req *req, const char *action,
     const char *object_type, const char *object_id);
 
+/* Returns 1 when s is a plausible e-mail address (local@domain.tld). */
+int pay_email_ok(const char *s);
+
+/* The postal data of a paper special invoice (纸质专票): recipient, phone,
+ * address, borrowed from the JSON object they were read from. */
+struct pay_postal {
+	const char *recipient, *phone, *address;
+};
+/* Reads obj's "recipient", "phone" and "address" (each required when
+ * required); nested names the fields "invoice.<name>" in errors. Returns 0,
+ * or -1 with err filled. */
+int pay_postal_read(json_t *obj, int required, int nested,
+    struct pay_postal *out, struct json_field_err *err);
+
 /* Idempotency keys of payment creation and refunds: common/idem.h. */
 
 /* ---- the route table (handlers.c) and its handlers --------------------- */
@@ -155,6 +171,13 @@ void pay_routes_add(void);
 void pay_notify_init(void);
 void pay_notify_alipay(struct http_req *req);
 void pay_notify_wechat(struct http_req *req);
+/* invoices.c: the invoice API (list with filters, pages and CSV, get,
+ * 补开, 已邮寄 by finance, 已签收) */
+void pay_invoice_list(struct http_req *req);
+void pay_invoice_get(struct http_req *req);
+void pay_invoice_late(struct http_req *req);
+void pay_invoice_received(struct http_req *req);
+void pay_finance_invoice_posted(struct http_req *req);
 /* finance.c */
 void pay_finance_refund(struct http_req *req);
 void pay_finance_bill(struct http_req *req);
@@ -232,12 +255,33 @@ extern const char store_invoice_unclaim_sql[];
 extern const char store_invoice_number_sql[];
 /* Invoice columns: 0 id, 1 order_id, 2 type, 3 kind, 4 reverses, 5 title,
  * 6 taxpayer_id, 7 amount_fen, 8 tax_fen, 9 status, 10 number, 11 issued_at,
- * 12 payment_id, 13 cursor */
+ * 12 payment_id, 13 cursor, 14 recipient, 15 recipient_phone,
+ * 16 postal_address, 17 state (pending|issued|failed|posted|received),
+ * 18 express_company, 19 tracking_number, 20 posted_at, 21 received_at,
+ * 22 late (t/f), 23 order_number, 24 created_at, 25 uscc (the enterprise
+ * concerned, for audit entries) */
 /* $1 id, $2 $3 $4 the viewer (account, uscc, scope) */
 extern const char store_invoice_get_sql[];
 /* $1 the viewer's account, $2 order or NULL, $3 cursor or NULL, $4 limit,
- * $5 $6 the viewer's uscc and scope */
+ * $5 $6 the viewer's uscc and scope, $7 status, $8 type, $9 issued from
+ * (date, Asia/Shanghai), $10 issued to (date, inclusive), $11 order number
+ * (each NULL: any) */
 extern const char store_invoice_list_sql[];
+/* Titles pending personal invoices with the payer's name once known. */
+extern const char store_invoices_fill_names_sql[];
+/* $1 payment, $2 recipient, $3 phone, $4 postal address (纸质专票) */
+extern const char store_payment_postal_sql[];
+/* 补开: invoice_request_late($1 new id, $2 payment, $3 type, $4 email,
+ * $5 recipient, $6 phone, $7 address, $8 days, $9 amount, $10 tax); a
+ * payment not visible to the viewer $11 $12 $13 raises PAYMENT_NOT_FOUND */
+extern const char store_invoice_late_sql[];
+/* invoice_post($1 id, $2 express company, $3 tracking number) */
+extern const char store_invoice_post_sql[];
+/* invoice_receive($1 id); an invoice not visible to the viewer $2 $3 $4
+ * raises INVOICE_NOT_FOUND */
+extern const char store_invoice_receive_sql[];
+/* enterprise.profile.completed: $1 account, $2 name, $3 completed_at */
+extern const char store_person_upsert_sql[];
 
 /* refund_create($1 id, $2 payment, $3 amount, $4 reason, $5 staff, $6 out_refund_no)
  * and its audit entry ($7: pay_audit_text "refund.requested")

@@ -84,11 +84,24 @@ const char store_invoice_number_sql[] =
     "SELECT to_char(now() AT TIME ZONE 'Asia/Shanghai', 'YY') || '21'"
     " || lpad(nextval('invoice_numbers')::text, 16, '0')";
 
-#define INVOICE_COLS                                                         \
-	"id, order_id, type, kind, reverses_invoice_id, title, taxpayer_id," \
-	" amount_fen, tax_fen, status, number, " RFC3339(                    \
-	    "issued_at") ", payment_id,"                                     \
-	                 " to_char(created_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS') || '_' || id"
+/* The invoice's columns (payments.h): the keyset cursor, then the post of a
+ * paper invoice and what the list and the audit entries need. */
+#define INVOICE_CURSOR \
+	"to_char(created_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS') || '_' || id"
+#define INVOICE_ISSUED RFC3339("issued_at")
+#define INVOICE_POSTED RFC3339("posted_at")
+#define INVOICE_RECEIVED RFC3339("received_at")
+#define INVOICE_CREATED RFC3339("created_at")
+#define INVOICE_ORDER_NUMBER \
+	"(SELECT number FROM orders WHERE orders.id = invoices.order_id)"
+#define INVOICE_COLS                                                                        \
+	"id, order_id, type, kind, reverses_invoice_id, title, taxpayer_id,"                \
+	" amount_fen, tax_fen, status, number, " INVOICE_ISSUED                             \
+	", payment_id, " INVOICE_CURSOR                                                     \
+	", recipient, recipient_phone, postal_address,"                                     \
+	" COALESCE(post_status, status), express_company, tracking_number, " INVOICE_POSTED \
+	", " INVOICE_RECEIVED ", late, " INVOICE_ORDER_NUMBER                               \
+	", " INVOICE_CREATED ", uscc"
 const char store_invoice_get_sql[] =
     "SELECT " INVOICE_COLS " FROM invoices WHERE id = $1"
     " AND " OF_VISIBLE_ORDER("invoices", "$2", "$3", "$4");
@@ -98,7 +111,33 @@ const char store_invoice_list_sql[] =
         "$6") " AND ($2::uuid IS NULL OR order_id = $2::uuid)"
               " AND ($3::text IS NULL OR (to_char(created_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS')"
               "   || '_' || id) < $3::text)"
+              " AND ($7::text IS NULL OR status = $7::text)"
+              " AND ($8::text IS NULL OR type = $8::text)"
+              " AND ($9::date IS NULL OR issued_at >= ($9::date::timestamp AT TIME ZONE 'Asia/Shanghai'))"
+              " AND ($10::date IS NULL OR issued_at < (($10::date + 1)::timestamp AT TIME ZONE 'Asia/Shanghai'))"
+              " AND ($11::text IS NULL OR order_id IN (SELECT o.id FROM orders o WHERE o.number = $11::text))"
               " ORDER BY created_at DESC, id DESC LIMIT $4::int";
+const char store_invoices_fill_names_sql[] =
+    "UPDATE invoices i SET title = p.name FROM persons p"
+    " WHERE i.status = 'pending' AND i.title IS NULL AND i.uscc IS NULL"
+    " AND p.account_id = i.account_id";
+const char store_payment_postal_sql[] =
+    "UPDATE payments SET invoice_recipient = $2, invoice_recipient_phone = $3,"
+    " invoice_postal_address = $4 WHERE id = $1";
+const char store_invoice_late_sql[] =
+    "SELECT invoice_request_late($1::uuid, (SELECT id FROM payments WHERE id = $2::uuid"
+    " AND " OF_VISIBLE_ORDER("payments", "$11", "$12",
+        "$13") "), $3, $4, $5, $6, $7, $8::int, $9::bigint, $10::bigint)";
+const char store_invoice_post_sql[] = "SELECT invoice_post($1, $2, $3)";
+const char store_invoice_receive_sql[] =
+    "SELECT invoice_receive((SELECT id FROM invoices WHERE id = $1::uuid"
+    " AND " OF_VISIBLE_ORDER("invoices", "$2", "$3", "$4") "))";
+const char store_person_upsert_sql[] =
+    "INSERT INTO persons (account_id, name, completed_at)"
+    " VALUES ($1::uuid, $2, COALESCE($3::timestamptz, now()))"
+    " ON CONFLICT (account_id) DO UPDATE SET name = EXCLUDED.name,"
+    " completed_at = EXCLUDED.completed_at"
+    " WHERE persons.completed_at <= EXCLUDED.completed_at";
 
 /* The audit entries of refunds: $N is audit_event_data (pay_audit_text);
  * the statement adds the enterprise concerned and what changed, and emits

@@ -231,6 +231,7 @@ invoices_round(struct sweep *s)
 	struct db_batch *b = db_batch_new();
 
 	db_batch_add(b, store_invoices_fill_titles_sql, 0, NULL);
+	db_batch_add(b, store_invoices_fill_names_sql, 0, NULL);
 	db_batch_add(b, store_invoices_due_sql, 0, NULL);
 	db_batch_run(pay.svc.db, b, on_invoices_due, s);
 }

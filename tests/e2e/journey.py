@@ -289,6 +289,9 @@ class Journey:
         key = str(uuid.uuid4())
         body = {"order_id": self.order["id"], "channel": self.channel,
                 "invoice": {"type": self.invoice_type, "email": f"{self.admin.phone}@example.com"}}
+        if self.invoice_type == "paper_special":   # posted: to whom, where (issue 18)
+            body["invoice"].update(recipient="张三", phone="13800000000",
+                                   address="沈阳市和平区南京北街1号")
         # Payments learns the order from orders.order.created: until then
         # ORDER_NOT_FOUND (the key is freed for the retry).
         r = retry(lambda: self.api.post("/api/v1/payments", body, token=self.admin.token,

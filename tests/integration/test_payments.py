@@ -81,6 +81,15 @@ def new_order(suite, account_id, total_fen, uscc=None):
     return order_id
 
 
+def named(suite, account, name="赵六"):
+    """The account's verified personal info (enterprise.profile.completed):
+    a personal invoice is titled with the name and waits for it (issue 18;
+    orders are placed only once it is complete)."""
+    inject(suite, "enterprise.profile.completed", account,
+           {"account_id": account, "name": name,
+            "completed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+
 def approve(suite, uscc, name, taxpayer_type, full=True):
     record_id = str(uuid.uuid4())
     inject(suite, "enterprise.record.approved", record_id, {
@@ -148,6 +157,7 @@ def test_payments_alipay_paid_by_notification_once_with_invoice(suite):
     once, emits one payments.payment.succeeded, and the 电子普票 is issued with
     the VAT of DOMAIN.md §5 and delivered to the e-mail."""
     token, account = register(suite)
+    named(suite, account)   # a personal invoice is titled with the verified name (issue 18)
     order = new_order(suite, account, 10000)
     key = str(uuid.uuid4())
     invoice = {"type": "e_normal", "email": "buyer@example.com"}
@@ -183,7 +193,7 @@ def test_payments_alipay_paid_by_notification_once_with_invoice(suite):
     items = wait_until(issued, what="invoice issued")
     inv = items[0]
     assert inv["type"] == "e_normal" and inv["kind"] == "blue" and inv["amount_fen"] == 10000
-    assert inv["tax_fen"] == 566 and inv["title"] == "个人" and inv["taxpayer_id"] is None
+    assert inv["tax_fen"] == 566 and inv["title"] == "赵六" and inv["taxpayer_id"] is None
     assert len(inv["number"]) == 20
     assert Api(suite).get(f"/api/v1/invoices/{inv['id']}", token=token).json == inv
     assert suite.psql(f"SELECT email FROM payments.invoice_deliveries WHERE invoice_id = '{inv['id']}'") == \
@@ -206,26 +216,30 @@ def test_payments_wechat_special_invoice_rules(suite):
     approve(suite, GENERAL_USCC, "深圳某某科技有限公司", "general")
     approve(suite, SMALL_USCC, "北京某某咨询有限公司", "small_scale")
     token, account = register(suite)
+    # Posted: to whom, where (issue 18).
+    postal = {"recipient": "张三", "phone": "13800000000", "address": "深圳市南山区科技园1号"}
 
     small = new_order(suite, account, 990, SMALL_USCC)
     act_for(suite, token, SMALL_USCC)
-    r = pay(suite, token, small, "wechat", {"type": "paper_special"})
+    r = pay(suite, token, small, "wechat", dict(postal, type="paper_special"))
     assert r.status == 422 and r.code == "SPECIAL_INVOICE_NOT_ALLOWED", r
     assert r.json["error"]["field"] == "invoice.type"
     personal = new_order(suite, account, 990)
     act_for(suite, token)
-    r = pay(suite, token, personal, "wechat", {"type": "paper_special"})
+    r = pay(suite, token, personal, "wechat", dict(postal, type="paper_special"))
     assert r.status == 422 and r.code == "SPECIAL_INVOICE_NOT_ALLOWED", r
 
     order = new_order(suite, account, 99900, GENERAL_USCC)
     act_for(suite, token, GENERAL_USCC)
     r = pay(suite, token, order, "wechat", {"type": "paper_special"})
+    assert r.status == 422 and r.code == "FIELD_REQUIRED" and r.json["error"]["field"] == "invoice.recipient", r
+    r = pay(suite, token, order, "wechat", dict(postal, type="paper_special"))
     assert r.status == 201, r
     assert r.json["qr_code"].startswith("weixin://wxpay/bizpayurl")
     r2 = pay(suite, token, order, "alipay", {"type": "e_normal", "email": "a@example.com"})
     assert r2.status == 409 and r2.code == "INVOICE_TYPE_LOCKED", r2
     # A second payment with the same type supersedes the first.
-    r3 = pay(suite, token, order, "wechat", {"type": "paper_special"})
+    r3 = pay(suite, token, order, "wechat", dict(postal, type="paper_special"))
     assert r3.status == 201, r3
     assert payment(suite, token, r.json["id"])["status"] == "closed"
 
@@ -380,6 +394,7 @@ def test_payments_refunds_and_red_invoices(suite):
     payments.payment.refunded is emitted each time, each refund gets a red-letter
     invoice of its amount, and the payment ends `refunded`."""
     token, account = register(suite)
+    named(suite, account)
     fin = finance_token(suite)
     api = Api(suite)
     for channel in ("wechat", "alipay"):

@@ -195,6 +195,8 @@ png_check(const unsigned char *p, size_t len, uint64_t max_pixels,
 
 /* ---- JPEG --------------------------------------------------------------- */
 
+#define JPEG_MAX_IMAGES 8 /* a primary image and its MPF companions */
+
 static int
 jpeg_is_sof(unsigned m)
 {
@@ -224,9 +226,10 @@ jpeg_skip_scan(const unsigned char *p, size_t len, size_t pos)
 	return len;
 }
 
+/* One image from SOI to EOI; *end gets the position after its EOI. */
 static enum filetype_reason
-jpeg_check(const unsigned char *p, size_t len, uint64_t max_pixels,
-    struct filetype_info *info)
+jpeg_image(const unsigned char *p, size_t len, uint64_t max_pixels,
+    struct filetype_info *info, size_t *end)
 {
 	size_t pos = 2;
 	int seen_sof = 0, seen_sos = 0;
@@ -291,13 +294,38 @@ jpeg_check(const unsigned char *p, size_t len, uint64_t max_pixels,
 		}
 		pos += n;
 	}
-	if (pos != len)
-		return FILETYPE_TRAILING_DATA;
+	*end = pos;
 	if (info) {
 		info->width = width;
 		info->height = height;
 	}
 	return FILETYPE_OK;
+}
+
+/* The first image, then the images phones append after its EOI (CIPA
+ * DC-007 Multi-Picture Format: previews, depth and gain maps), each a whole
+ * JPEG of its own; anything else after an EOI is refused. */
+static enum filetype_reason
+jpeg_check(const unsigned char *p, size_t len, uint64_t max_pixels,
+    struct filetype_info *info)
+{
+	size_t pos = 0, end;
+	enum filetype_reason r;
+
+	for (int image = 0; pos < len; image++) {
+		if (image > 0 &&
+		    (len - pos < 3 || p[pos] != 0xFF || p[pos + 1] != 0xD8 ||
+		        p[pos + 2] != 0xFF))
+			return FILETYPE_TRAILING_DATA;
+		if (image == JPEG_MAX_IMAGES)
+			return FILETYPE_TRAILING_DATA;
+		r = jpeg_image(p + pos, len - pos, max_pixels,
+		    image == 0 ? info : NULL, &end);
+		if (r != FILETYPE_OK)
+			return r;
+		pos += end;
+	}
+	return pos == 0 ? FILETYPE_BAD_SIGNATURE : FILETYPE_OK;
 }
 
 /* ---- PDF ---------------------------------------------------------------- */

@@ -17,7 +17,9 @@
  *       height and width and 1..4 components of the stated length; SOS only
  *       after SOF with 1..4 components; entropy-coded data scanned to the
  *       next marker (stuffed bytes, RST0-7 and fill bytes skipped); no
- *       unknown or reserved marker; EOI last, nothing after it.
+ *       unknown or reserved marker; EOI last, nothing after it but up to 7
+ *       further whole JPEGs (the Multi-Picture Format images phones append:
+ *       previews, depth and gain maps), each checked the same way.
  *  PDF  a header "%PDF-1.0".."%PDF-1.7" or "%PDF-2.0" and an end of line;
  *       "%%EOF" last (only white space may follow); "startxref" with an
  *       offset before it that points at a cross-reference section: an "xref"

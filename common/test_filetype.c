@@ -423,6 +423,24 @@ test_jpeg_refusals(void **state)
 	memcpy(b, jpeg_min, n);
 	memcpy(b + JPEG_SOF + 5, "\xFF\xFF\xFF\xFF", 4);
 	assert_int_equal(jpeg(b, n), FILETYPE_TOO_MANY_PIXELS);
+	/* further whole images after EOI (Multi-Picture Format) */
+	unsigned char two[3 * sizeof(jpeg_min)];
+	memcpy(two, jpeg_min, n);
+	memcpy(two + n, jpeg_min, n);
+	assert_int_equal(jpeg(two, 2 * n), FILETYPE_OK);
+	assert_int_equal(jpeg(two, 2 * n - 1), FILETYPE_TRUNCATED);
+	assert_int_not_equal(jpeg(two, n + 2), FILETYPE_OK);
+	memcpy(two + 2 * n, "\xFF\xD8", 2);
+	assert_int_equal(jpeg(two, 2 * n + 2), FILETYPE_TRAILING_DATA);
+	memcpy(b, jpeg_min, n);
+	memcpy(b + JPEG_SOF + 5, "\xFF\xFF\xFF\xFF", 4);
+	memcpy(two + n, b, n);
+	assert_int_equal(jpeg(two, 2 * n), FILETYPE_TOO_MANY_PIXELS);
+	static unsigned char nine[9 * sizeof(jpeg_min)];
+	for (int i = 0; i < 9; i++)
+		memcpy(nine + i * n, jpeg_min, n);
+	assert_int_equal(jpeg(nine, 8 * n), FILETYPE_OK);
+	assert_int_equal(jpeg(nine, 9 * n), FILETYPE_TRAILING_DATA);
 	/* EOI with no scan */
 	memcpy(b, jpeg_min, 20);
 	memcpy(b + 20, "\xFF\xD9", 2);

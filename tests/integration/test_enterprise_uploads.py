@@ -68,6 +68,10 @@ def test_real_files_are_stored(suite):
     for data, ctype in [(png_bytes(text=os.urandom(6).hex()), "image/png"),
                         (png_gradient(), "image/png"),
                         (jpeg_bytes(), "image/jpeg"),
+                        # a second whole image after EOI, as phones append
+                        # them (Multi-Picture Format); unique by its comment
+                        (jpeg_bytes() + jpeg_bytes()[:2] + b"\xff\xfe\x00\x0a" + os.urandom(8) +
+                         jpeg_bytes()[2:], "image/jpeg"),
                         (pdf_bytes(os.urandom(6).hex()), "application/pdf"),
                         (pdf_xref_stream(), "application/pdf"),
                         # white space after %%EOF is allowed
@@ -122,6 +126,7 @@ def forged_cases():
          "image/jpeg", "FILE_TYPE_INVALID"),
         ("jpeg: no SOF", jpeg[:sof] + jpeg[sof + 13:], "image/jpeg", "FILE_TYPE_INVALID"),
         ("jpeg: data after EOI", jpeg + b"PK\x03\x04", "image/jpeg", "FILE_TYPE_INVALID"),
+        ("jpeg: truncated second image", jpeg + jpeg[:-2], "image/jpeg", "FILE_TYPE_INVALID"),
         # PDF
         ("pdf: header only", b"%PDF-1.4\n", "application/pdf", "FILE_TYPE_INVALID"),
         ("pdf: truncated (no %%EOF)", pdf[:len(pdf) // 2], "application/pdf", "FILE_TYPE_INVALID"),

@@ -1,12 +1,12 @@
-/* files — attachments: upload by raw body (type checked against the bytes:
- * the magic number against Content-Type, then the whole file's structure
- * and pixel count by common/filetype.h; at most 5 MiB, stored by SHA-256 in
- * the blob store) and download by id to
- * the owner, the administrator of an enterprise the owner belongs to, and
- * the staff who read full records (access.h: reviewers, operators; each
- * such download audited in the access check's batch). An enterprise's
- * members do not read its attachments. Hashing and blob I/O run on the
- * work pool (common/work.h), never on the loop. */
+/* files — attachments: upload by raw body (the magic number checked against
+ * Content-Type, then the whole file's structure and pixel count by
+ * common/filetype.h on the work pool, before anything is stored; at most
+ * 5 MiB, stored by SHA-256 in the blob store) and download by id to the
+ * owner, the administrator of an enterprise the owner belongs to, and the
+ * staff who read full records (access.h: reviewers, operators; each such
+ * download audited in the access check's batch). An enterprise's members do
+ * not read its attachments. Hashing, checking and blob I/O run on the work
+ * pool (common/work.h), never on the loop. */
 #include "enterprise.h"
 
 #include "access.h"

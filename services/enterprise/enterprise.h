@@ -28,6 +28,7 @@ struct ent_config {
 	const char
 	    *blob_store; /* "local:<dir>"; "" = local:$CAPLAT_VAR_DIR/blobs */
 	long claim_ttl;  /* seconds a reviewer's claim holds */
+	long upload_max_pixels;  /* width x height of an uploaded image */
 	const char *id_hash_key; /* HMAC key of applicants' ID numbers */
 };
 

@@ -130,23 +130,29 @@ class Staff:
 
 # ------------------------------------------------------------ attachments
 
-def png_bytes(seed=None):
-    """A real 1x1 PNG; seed varies one pixel so that files differ."""
-    def chunk(kind, data):
-        return (struct.pack(">I", len(data)) + kind + data +
-                struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+def png_chunk(kind, data):
+    """One PNG chunk: length, type, data, CRC-32 of type and data."""
+    return (struct.pack(">I", len(data)) + kind + data +
+            struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+
+def png_bytes(seed=None, text=None):
+    """A real 1x1 PNG; seed varies one pixel so that files differ, text adds
+    a tEXt chunk (Comment) to make the bytes unique."""
     pixel = seed if seed is not None else _rng.randrange(256)
     raw = b"\x00" + bytes([pixel & 0xFF, 0x80, 0x40])
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)) +
-            chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    extra = png_chunk(b"tEXt", b"Comment\x00" + text.encode()) if text else b""
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)) +
+            extra + png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b""))
 
 
-# A 1x1 JPEG (baseline header, arithmetic-coded scan), the classic minimal file.
+# The classic minimal 1x1 JPEG (JFIF APP0, DQT, SOF9 arithmetic-coded, DAC,
+# SOS, two bytes of scan, EOI): 125 bytes, every segment length exact.
 JPEG_BYTES = bytes.fromhex(
     "ffd8ffe000104a46494600010101004800480000"
     "ffdb004300030202020202030202020303030304060404040404080606050609080a0a090809090a0c0f0c0a0b0e0b09090d110d0e0f101011100a0c12131210130f101010"
     "ffc9000b080001000101011100ffcc000600101005"
-    "0cffda0008010100003f00d2cf20ffd9")
+    "ffda0008010100003f00d2cf20ffd9")
 
 
 def jpeg_bytes():
@@ -154,10 +160,20 @@ def jpeg_bytes():
 
 
 def pdf_bytes(text="caplat"):
-    return (b"%PDF-1.4\n1 0 obj <</Type/Catalog/Pages 2 0 R>> endobj\n"
-            b"2 0 obj <</Type/Pages/Kids[3 0 R]/Count 1>> endobj\n"
-            b"3 0 obj <</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>> endobj\n"
-            b"% " + text.encode() + b"\ntrailer <</Root 1 0 R>>\n%%EOF\n")
+    """A minimal real PDF: catalog, pages, one page, a comment with text, an
+    xref table with the objects' true offsets, trailer /Root, startxref."""
+    objs = [b"1 0 obj <</Type/Catalog/Pages 2 0 R>> endobj\n",
+            b"2 0 obj <</Type/Pages/Kids[3 0 R]/Count 1>> endobj\n",
+            b"3 0 obj <</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>> endobj\n"]
+    out = b"%PDF-1.4\n% " + text.encode() + b"\n"
+    offsets = []
+    for o in objs:
+        offsets.append(len(out))
+        out += o
+    xref = len(out)
+    out += b"xref\n0 4\n0000000000 65535 f \n"
+    out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
+    return out + b"trailer <</Size 4/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % xref
 
 
 # ------------------------------------------------------------ the record

@@ -16,6 +16,8 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -119,13 +121,187 @@ struct hconn {
 	struct hconn *next; /* in hc->idle */
 };
 
+struct tlisten;
+
 struct httpc {
 	struct event_base *base;
 	struct evdns_base *dns;
 	SSL_CTX *ctx;
 	struct hconn *idle;
 	int busy, dying;
+	struct httpc_url proxy; /* CAPLAT_EGRESS_PROXY; host "" when none */
+	struct tlisten *tunnels;
 };
+
+/* ---- the egress proxy ------------------------------------------------------
+ * evhttp (libevent 2.1) connects its sockets itself, so the CONNECT step
+ * cannot happen on its connection: evhttp connects instead to a loopback
+ * listener of ours per target host, which opens the proxy connection, asks
+ * for `CONNECT host:port`, and then pipes bytes both ways. TLS runs inside,
+ * end to end, verified against the real host. */
+
+struct tlisten {
+	struct httpc *hc;
+	char host[HTTPC_HOST_MAX];
+	int port, local_port;
+	struct evconnlistener *l;
+	struct tlisten *next;
+};
+
+struct tunnel {
+	struct tlisten *tl;
+	struct bufferevent *client, *proxy;
+	int open;
+};
+
+static void
+tunnel_free(struct tunnel *t)
+{
+	if (t->client != NULL)
+		bufferevent_free(t->client);
+	if (t->proxy != NULL)
+		bufferevent_free(t->proxy);
+	free(t);
+}
+
+static void
+tunnel_pipe_read(struct bufferevent *from, void *arg)
+{
+	struct tunnel *t = arg;
+	struct bufferevent *to = from == t->client ? t->proxy : t->client;
+
+	evbuffer_add_buffer(bufferevent_get_output(to),
+	    bufferevent_get_input(from));
+}
+
+static void
+tunnel_drained(struct bufferevent *bev, void *arg)
+{
+	tunnel_free(arg);
+}
+
+static void
+tunnel_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct tunnel *t = arg;
+	struct bufferevent *other = bev == t->client ? t->proxy : t->client;
+
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if (!t->open)
+		log_warn(NULL,
+		    "msg=httpc_no_answer host=%s port=%d error=\"egress proxy "
+		    "%s:%d unreachable or closed\"",
+		    t->tl->host, t->tl->port, t->tl->hc->proxy.host,
+		    t->tl->hc->proxy.port);
+	/* one side is done: let the other's pending bytes out, then end */
+	if (t->open && evbuffer_get_length(bufferevent_get_output(other))) {
+		bufferevent_disable(bev, EV_READ);
+		bufferevent_setcb(other, NULL, tunnel_drained, NULL, t);
+		return;
+	}
+	tunnel_free(t);
+}
+
+static void
+tunnel_proxy_answer(struct bufferevent *bev, void *arg)
+{
+	struct tunnel *t = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	char status[64] = "";
+
+	if (end.pos < 0) {
+		if (evbuffer_get_length(in) > 8192)
+			tunnel_event(bev, BEV_EVENT_ERROR, t);
+		return;
+	}
+	evbuffer_copyout(in, status, sizeof(status) - 1);
+	if (strncmp(status, "HTTP/1.", 7) != 0 ||
+	    strncmp(status + 8, " 200", 4) != 0) {
+		char *sp = strchr(status, '\r');
+		if (sp != NULL)
+			*sp = '\0';
+		log_warn(NULL,
+		    "msg=httpc_no_answer host=%s port=%d error=\"egress proxy "
+		    "refused CONNECT: %s\"",
+		    t->tl->host, t->tl->port, status);
+		tunnel_free(t);
+		return;
+	}
+	evbuffer_drain(in, end.pos + 4);
+	t->open = 1;
+	bufferevent_setcb(t->proxy, tunnel_pipe_read, NULL, tunnel_event, t);
+	bufferevent_setcb(t->client, tunnel_pipe_read, NULL, tunnel_event, t);
+	bufferevent_enable(t->client, EV_READ | EV_WRITE);
+	if (evbuffer_get_length(in) > 0)
+		tunnel_pipe_read(t->proxy, t);
+}
+
+static void
+tunnel_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct tlisten *tl = arg;
+	struct httpc *hc = tl->hc;
+	struct tunnel *t = xcalloc(1, sizeof(*t));
+	char target[HTTPC_HOST_MAX + 16];
+
+	t->tl = tl;
+	t->client = bufferevent_socket_new(hc->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	t->proxy = bufferevent_socket_new(hc->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (t->client == NULL || t->proxy == NULL) {
+		if (t->client == NULL)
+			evutil_closesocket(fd);
+		tunnel_free(t);
+		return;
+	}
+	/* the client waits in the kernel until the tunnel stands */
+	bufferevent_disable(t->client, EV_READ);
+	bufferevent_setcb(t->client, NULL, NULL, tunnel_event, t);
+	bufferevent_setcb(t->proxy, tunnel_proxy_answer, NULL, tunnel_event, t);
+	bufferevent_enable(t->proxy, EV_READ | EV_WRITE);
+	snprintf(target, sizeof(target),
+	    strchr(tl->host, ':') ? "[%s]:%d" : "%s:%d", tl->host, tl->port);
+	evbuffer_add_printf(bufferevent_get_output(t->proxy),
+	    "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target);
+	if (bufferevent_socket_connect_hostname(t->proxy, hc->dns, AF_UNSPEC,
+	        hc->proxy.host, hc->proxy.port) != 0)
+		tunnel_event(t->proxy, BEV_EVENT_ERROR, t);
+}
+
+/* The loopback port tunnelling to host:port through the proxy; 0: none. */
+static int
+tunnel_port(struct httpc *hc, const struct httpc_url *to)
+{
+	struct tlisten *tl;
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sin);
+
+	for (tl = hc->tunnels; tl != NULL; tl = tl->next)
+		if (tl->port == to->port && strcasecmp(tl->host, to->host) == 0)
+			return tl->local_port;
+	tl = xcalloc(1, sizeof(*tl));
+	tl->hc = hc;
+	snprintf(tl->host, sizeof(tl->host), "%s", to->host);
+	tl->port = to->port;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	tl->l = evconnlistener_new_bind(hc->base, tunnel_accept, tl,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
+	    (struct sockaddr *)&sin, sizeof(sin));
+	if (tl->l == NULL ||
+	    getsockname(evconnlistener_get_fd(tl->l), (struct sockaddr *)&sin,
+	        &len) != 0) {
+		if (tl->l != NULL)
+			evconnlistener_free(tl->l);
+		free(tl);
+		return 0;
+	}
+	tl->local_port = ntohs(sin.sin_port);
+	tl->next = hc->tunnels;
+	hc->tunnels = tl;
+	return tl->local_port;
+}
 
 struct hcall {
 	struct httpc *hc;
@@ -163,6 +339,7 @@ httpc_new(struct event_base *base)
 {
 	struct httpc *hc = xcalloc(1, sizeof(*hc));
 	const char *ca = getenv("CAPLAT_TLS_CA_FILE");
+	const char *proxy = getenv("CAPLAT_EGRESS_PROXY");
 
 	hc->base = base;
 	hc->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
@@ -183,6 +360,15 @@ httpc_new(struct event_base *base)
 		fatal("bad configuration: CAPLAT_TLS_CA_FILE: cannot load PEM "
 		      "certificates from %s",
 		    ca);
+	if (proxy != NULL && proxy[0] != '\0') {
+		enum httpc_url_result r = httpc_url_parse(proxy, &hc->proxy);
+		/* the proxy itself is spoken to in plain http: only CONNECT */
+		if (r == HTTPC_URL_MALFORMED || hc->proxy.tls ||
+		    (hc->proxy.path[0] && strcmp(hc->proxy.path, "/") != 0))
+			fatal("bad configuration: CAPLAT_EGRESS_PROXY: \"%s\" "
+			      "(http://host:port)",
+			    proxy);
+	}
 	return hc;
 }
 
@@ -238,6 +424,12 @@ httpc_really_free(struct httpc *hc)
 		evhttp_connection_set_closecb(h->conn, NULL, NULL);
 		evhttp_connection_free(h->conn);
 		free(h);
+	}
+	while (hc->tunnels != NULL) {
+		struct tlisten *tl = hc->tunnels;
+		hc->tunnels = tl->next;
+		evconnlistener_free(tl->l);
+		free(tl);
 	}
 	if (hc->dns != NULL)
 		evdns_base_free(hc->dns, 0);
@@ -317,8 +509,18 @@ hconn_new(struct httpc *hc, const struct httpc_url *to)
 		}
 		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	}
-	h->conn = evhttp_connection_base_bufferevent_new(hc->base, hc->dns, bev,
-	    to->host, (unsigned short)to->port);
+	/* https goes through the egress proxy when there is one; http is
+	 * loopback only and never does */
+	if (to->tls && hc->proxy.host[0] != '\0') {
+		int local = tunnel_port(hc, to);
+		h->conn = local
+		    ? evhttp_connection_base_bufferevent_new(hc->base, NULL,
+		          bev, "127.0.0.1", (unsigned short)local)
+		    : NULL;
+	} else {
+		h->conn = evhttp_connection_base_bufferevent_new(hc->base,
+		    hc->dns, bev, to->host, (unsigned short)to->port);
+	}
 	if (h->conn == NULL) {
 		if (bev != NULL)
 			bufferevent_free(bev);

@@ -173,3 +173,96 @@ def test_https_client_plain_http_outside_loopback_refuses_to_start(suite):
     out = start_fails(suite, CAPLAT_TLS_CA_FILE="/nonexistent/ca.pem")
     assert "CAPLAT_TLS_CA_FILE" in out, out
     assert suite.service_env("payments") is not None and suite.gateway.startswith("http://127.0.0.1:")
+
+
+@contextlib.contextmanager
+def connect_proxy(refuse=False):
+    """A tiny HTTP CONNECT proxy on 127.0.0.1 recording its targets
+    (refuse: answers 403). Yields (port, targets)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    srv.settimeout(0.2)
+    stop, targets = threading.Event(), []
+
+    def pipe(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def handle(conn):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = conn.recv(4096)
+            if not chunk:
+                conn.close()
+                return
+            head += chunk
+        line = head.split(b"\r\n")[0].decode()
+        targets.append(line)
+        method, target, _ = line.split(" ", 2)
+        if refuse or method != "CONNECT":
+            conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+            conn.close()
+            return
+        host, port = target.rsplit(":", 1)
+        up = socket.create_connection((host.strip("[]"), int(port)), timeout=5)
+        up.settimeout(None)
+        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        rest = head.split(b"\r\n\r\n", 1)[1]
+        if rest:
+            up.sendall(rest)
+        threading.Thread(target=pipe, args=(conn, up), daemon=True).start()
+        threading.Thread(target=pipe, args=(up, conn), daemon=True).start()
+
+    def loop():
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            conn.settimeout(None)
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    try:
+        yield srv.getsockname()[1], targets
+    finally:
+        stop.set()
+        t.join(timeout=5)
+        srv.close()
+
+
+def test_https_client_egress_proxy(suite):
+    """With CAPLAT_EGRESS_PROXY every https call is tunnelled with CONNECT
+    to the real host (TLS inside, still verified); a proxy that refuses the
+    tunnel gives the usual 503 and a log line naming the proxy."""
+    sim_port = suite.ports["paysim"]
+    try:
+        with connect_proxy() as (port, targets):
+            restart_payments(suite, {"CAPLAT_EGRESS_PROXY": f"http://127.0.0.1:{port}"})
+            for channel in ("wechat", "alipay", "wechat"):
+                r = new_payment(suite, channel)
+                assert r.status == 201, (channel, r)
+            assert targets and all(t == f"CONNECT 127.0.0.1:{sim_port} HTTP/1.1" for t in targets), targets
+        with connect_proxy(refuse=True) as (port, targets):
+            restart_payments(suite, {"CAPLAT_EGRESS_PROXY": f"http://127.0.0.1:{port}"})
+            before = len(log_text(suite))
+            r = new_payment(suite, "wechat")
+            assert r.status == 503 and r.code == "PROVIDER_UNAVAILABLE", r
+            assert targets == [f"CONNECT 127.0.0.1:{sim_port} HTTP/1.1"], targets
+            wait_until(lambda: "egress proxy refused CONNECT: HTTP/1.1 403" in log_text(suite)[before:],
+                       what="proxy refusal logged")
+    finally:
+        restart_payments(suite)

@@ -131,6 +131,7 @@ struct httpc {
 	int busy, dying;
 	struct httpc_url proxy; /* CAPLAT_EGRESS_PROXY; host "" when none */
 	struct tlisten *tunnels;
+	struct tunnel *open; /* every tunnel, freed with the client */
 };
 
 /* ---- the egress proxy ------------------------------------------------------
@@ -152,11 +153,18 @@ struct tunnel {
 	struct tlisten *tl;
 	struct bufferevent *client, *proxy;
 	int open;
+	struct tunnel *prev, *next; /* in hc->open */
 };
 
 static void
 tunnel_free(struct tunnel *t)
 {
+	if (t->prev != NULL)
+		t->prev->next = t->next;
+	else
+		t->tl->hc->open = t->next;
+	if (t->next != NULL)
+		t->next->prev = t->prev;
 	if (t->client != NULL)
 		bufferevent_free(t->client);
 	if (t->proxy != NULL)
@@ -248,6 +256,10 @@ tunnel_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	char target[HTTPC_HOST_MAX + 16];
 
 	t->tl = tl;
+	t->next = hc->open;
+	if (hc->open != NULL)
+		hc->open->prev = t;
+	hc->open = t;
 	t->client = bufferevent_socket_new(hc->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	t->proxy = bufferevent_socket_new(hc->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (t->client == NULL || t->proxy == NULL) {
@@ -425,6 +437,8 @@ httpc_really_free(struct httpc *hc)
 		evhttp_connection_free(h->conn);
 		free(h);
 	}
+	while (hc->open != NULL)
+		tunnel_free(hc->open);
 	while (hc->tunnels != NULL) {
 		struct tlisten *tl = hc->tunnels;
 		hc->tunnels = tl->next;

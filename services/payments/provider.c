@@ -215,6 +215,13 @@ provider_init(void)
 	}
 }
 
+void
+provider_free(void)
+{
+	httpc_free(hc);
+	hc = NULL;
+}
+
 /* ---- signing (worker thread) -------------------------------------------- */
 
 /* "yyyy-MM-dd HH:mm:ss" in Asia/Shanghai (UTC+8, no DST). */

@@ -11,7 +11,7 @@
 CC ?= cc
 PYTHON ?= /usr/bin/python3
 OPTIMIZATION ?= -O2
-PKGS := libevent libevent_pthreads hiredis libpq openssl jansson libnats
+PKGS := libevent libevent_pthreads libevent_openssl hiredis libpq openssl jansson libnats
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

@@ -598,6 +598,7 @@ class Suite:
                             for c in codes)
         return {"CAPLAT_INTEROP_SECRETS": secrets_,
                 "CAPLAT_CA_CRL_BASE_URL": self.gateway + "/api/v1/certs/crl/",
+                "CAPLAT_TLS_CA_FILE": os.path.join(self.tls_ca(), "ca.pem"),
                 "CAPLAT_ISSUANCE_RESUME_MS": "1000" if self.persistent else "200",
                 "CAPLAT_ISSUANCE_RETRY_SECONDS": "5" if self.persistent else "1"}
 
@@ -622,6 +623,14 @@ class Suite:
                 f.write(open(part).read())
         return path
 
+    def tls_ca(self):
+        """The test TLS PKI (tests/paysim/tlspki.py): the CA the services
+        trust (CAPLAT_TLS_CA_FILE) and the simulators' server certificate
+        for 127.0.0.1; returns its directory."""
+        sys.path.insert(0, os.path.join(ROOT, "tests", "paysim"))
+        import tlspki
+        return tlspki.make(os.path.join(self.base, "tls"))
+
     def start_paysim(self):
         """The Alipay / WeChat Pay simulator (tests/paysim/) as the default
         provider of payments; returns payments' provider configuration."""
@@ -632,10 +641,13 @@ class Suite:
             self._spawn("paysim", [sys.executable, os.path.join(ROOT, "tests", "paysim", "paysim.py"),
                                    "--dir", d, "--port", str(port),
                                    "--time-scale", "1" if self.persistent else "0.002",
-                                   "--watch-pidfile", os.path.join(self.run_dir, "payments.pid")],
+                                   "--watch-pidfile", os.path.join(self.run_dir, "payments.pid"),
+                                   "--tls-cert", os.path.join(self.tls_ca(), "server.pem"),
+                                   "--tls-key", os.path.join(self.tls_ca(), "server.key")],
                         port=port)
-        sim = f"http://127.0.0.1:{port}"
+        sim = f"https://127.0.0.1:{port}"
         return {"CAPLAT_PAY_NOTIFY_BASE": self.gateway,
+                "CAPLAT_TLS_CA_FILE": os.path.join(self.tls_ca(), "ca.pem"),
                 "CAPLAT_PAY_QUERY_DELAY": "60" if self.persistent else "3",
                 "CAPLAT_PAY_SWEEP_MS": "2000" if self.persistent else "300",
                 "CAPLAT_IDEMPOTENCY_PURGE_SECONDS": "3600" if self.persistent else "1",

@@ -120,7 +120,7 @@ issuance_adapters_init(void)
 		    c->remote_timeout_ms);
 		if (v == NULL)
 			fatal(
-			    "bad configuration: CAPLAT_CA_REMOTE_URL: \"%s\" (http://host:port/…)",
+			    "bad configuration: CAPLAT_CA_REMOTE_URL: \"%s\" (https://host:port/…; http:// on loopback only)",
 			    c->remote_url);
 		vendor_register(v);
 	}

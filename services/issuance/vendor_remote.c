@@ -1,28 +1,25 @@
 /* vendor_remote — a vendor CA's HTTP API as an adapter (vendor.h) on the
- * loop, with libevent's non-blocking client and resolver. Protocol (also
+ * loop, through common/httpc (https with certificate and hostname checks;
+ * http:// only to loopback; every call is idempotent — POSTs carry their
+ * Idempotency-Key — so transport failures are retried with backoff). Protocol (also
  * what tests/issuance/vendor_sim.py serves): services/issuance/README.md.
  * Timeouts, refused connections, 408/425/429/5xx: VENDOR_UNAVAILABLE (ask
  * again, same id); another 4xx: VENDOR_REJECTED. */
 #include "vendor.h"
 
+#include "httpc.h"
 #include "log.h"
 #include "util.h"
 
-#include <event2/buffer.h>
-#include <event2/dns.h>
-#include <event2/event.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct remote {
-	struct event_base *base;
-	struct evdns_base *dns;
-	char *host;
-	int port;
+	struct httpc *hc;
+	struct httpc_url to;
 	char *prefix; /* path before /v1, without a trailing '/' */
 	char *token;
 	long timeout_ms;
@@ -130,17 +127,16 @@ parse_cert_answer(const char *body, size_t len, char **cert, char **chain)
 }
 
 static void
-on_response(struct evhttp_request *req, void *arg)
+on_response(void *arg, const struct httpc_answer *r)
 {
 	struct remote_call *c = arg;
-	int code = req ? evhttp_request_get_response_code(req) : 0;
-	struct evbuffer *in = req ? evhttp_request_get_input_buffer(req) : NULL;
-	size_t len = in ? evbuffer_get_length(in) : 0;
-	char *body = xmalloc(len + 1), error[256];
+	int code = r->status;
+	size_t len = r->body_len;
+	char *body = xmalloc(len + 1), error[320];
 	char *cert = NULL, *chain = NULL;
 
 	if (len > 0)
-		evbuffer_copyout(in, body, len);
+		memcpy(body, r->body, len);
 	body[len] = '\0';
 	if (code == 200 || code == 201) {
 		if (c->list_cb != NULL) {
@@ -158,8 +154,11 @@ on_response(struct evhttp_request *req, void *arg)
 		}
 	} else if (code == 0 || code == 408 || code == 425 || code == 429 ||
 	    code >= 500) {
-		snprintf(error, sizeof(error),
-		    code ? "HTTP %d" : "no answer (timeout or refused)", code);
+		if (code)
+			snprintf(error, sizeof(error), "HTTP %d", code);
+		else
+			snprintf(error, sizeof(error), "no answer: %s",
+			    r->error ? r->error : "");
 		log_warn(NULL,
 		    "msg=vendor_unavailable adapter=remote call=%s request=%s error=\"%s\"",
 		    c->what, c->request_id, error);
@@ -181,69 +180,45 @@ on_response(struct evhttp_request *req, void *arg)
 	free(body);
 }
 
-static void
-on_unsent(evutil_socket_t fd, short what, void *arg)
-{
-	call_answer(arg, VENDOR_UNAVAILABLE, NULL, NULL,
-	    "cannot send the request");
-}
-
 /* Sends method to prefix + path with body (stolen; NULL for none);
  * answers through c. */
 static void
-remote_send(struct remote_call *c, enum evhttp_cmd_type method,
-    const char *path, json_t *body)
+remote_send(struct remote_call *c, const char *method, const char *path,
+    json_t *body)
 {
 	struct remote *rm = c->rm;
-	struct evhttp_connection *conn;
-	struct evhttp_request *req;
-	struct evkeyvalq *h;
-	struct timeval tv = {rm->timeout_ms / 1000,
-	    (rm->timeout_ms % 1000) * 1000};
-	struct timeval now = {0, 0};
+	int post = strcmp(method, "POST") == 0;
 	char *text = body ? json_dumps(body, JSON_COMPACT) : xstrdup(""), *full,
-	     host[300], auth[600];
+	     auth[600];
+	const char *h[9];
+	size_t n = 0;
 
 	json_decref(body);
 	if (text == NULL)
 		fatal("json_dumps failed");
 	full = xasprintf("%s%s", rm->prefix, path);
-	conn = evhttp_connection_base_new(rm->base, rm->dns, rm->host,
-	    (unsigned short)rm->port);
-	req = conn ? evhttp_request_new(on_response, c) : NULL;
-	if (conn == NULL || req == NULL) {
-		if (conn != NULL)
-			evhttp_connection_free(conn);
-		free(text);
-		free(full);
-		event_base_once(rm->base, -1, EV_TIMEOUT, on_unsent, c, &now);
-		return;
+	if (post) {
+		h[n++] = "Content-Type";
+		h[n++] = "application/json";
+		h[n++] = "Idempotency-Key";
+		h[n++] = c->request_id;
 	}
-	evhttp_connection_set_timeout_tv(conn, &tv);
-	evhttp_connection_set_retries(conn, 0);
-	h = evhttp_request_get_output_headers(req);
-	snprintf(host, sizeof(host), "%s:%d", rm->host, rm->port);
-	evhttp_add_header(h, "Host", host);
-	if (method == EVHTTP_REQ_POST)
-		evhttp_add_header(h, "Content-Type", "application/json");
-	/* One connection per call, closed after it: freed on completion. */
-	evhttp_add_header(h, "Connection", "close");
-	if (method == EVHTTP_REQ_POST)
-		evhttp_add_header(h, "Idempotency-Key", c->request_id);
 	if (rm->token[0] != '\0') {
 		snprintf(auth, sizeof(auth), "Bearer %s", rm->token);
-		evhttp_add_header(h, "Authorization", auth);
+		h[n++] = "Authorization";
+		h[n++] = auth;
 	}
-	evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
+	h[n] = NULL;
+	struct httpc_call call = {.to = &rm->to,
+	    .method = method,
+	    .path = full,
+	    .headers = h,
+	    .body = post ? text : NULL,
+	    .body_len = post ? strlen(text) : 0,
+	    .timeout_ms = rm->timeout_ms,
+	    .idempotent = 1};
+	httpc_send(rm->hc, &call, on_response, c);
 	free(text);
-	if (evhttp_make_request(conn, req, method, full) != 0) {
-		/* libevent 2.1 has then freed the request, not the connection. */
-		evhttp_connection_free(conn);
-		free(full);
-		event_base_once(rm->base, -1, EV_TIMEOUT, on_unsent, c, &now);
-		return;
-	}
-	evhttp_connection_free_on_completion(conn);
 	free(full);
 }
 
@@ -282,7 +257,7 @@ remote_create(struct vendor *v, const struct vendor_cert_request *r,
 
 	c->cert_cb = cb;
 	c->arg = arg;
-	remote_send(c, EVHTTP_REQ_POST, "/v1/certificates", cert_body(r));
+	remote_send(c, "POST", "/v1/certificates", cert_body(r));
 }
 
 static void
@@ -293,7 +268,7 @@ remote_renew(struct vendor *v, const struct vendor_cert_request *r,
 
 	c->cert_cb = cb;
 	c->arg = arg;
-	remote_send(c, EVHTTP_REQ_POST, "/v1/certificates/renew", cert_body(r));
+	remote_send(c, "POST", "/v1/certificates/renew", cert_body(r));
 }
 
 static void
@@ -306,7 +281,7 @@ remote_revoke(struct vendor *v, const struct vendor_revoke_request *r,
 	c->done_cb = cb;
 	c->arg = arg;
 	time_rfc3339((int64_t)r->revoked_at * 1000, at);
-	remote_send(c, EVHTTP_REQ_POST, "/v1/revocations",
+	remote_send(c, "POST", "/v1/revocations",
 	    json_pack("{s:s, s:s, s:s, s:s, s:s}", "request_id", r->request_id,
 	        "serial", r->serial, "issuer", r->issuer, "reason", r->reason,
 	        "revoked_at", at));
@@ -326,7 +301,7 @@ remote_list(struct vendor *v, const struct vendor_list_request *r,
 
 	c->list_cb = cb;
 	c->arg = arg;
-	remote_send(c, EVHTTP_REQ_GET, path, NULL);
+	remote_send(c, "GET", path, NULL);
 	free(path);
 	free(uscc);
 	free(since);
@@ -337,9 +312,7 @@ remote_free(struct vendor *v)
 {
 	struct remote *rm = v->impl;
 
-	if (rm->dns != NULL)
-		evdns_base_free(rm->dns, 0);
-	free(rm->host);
+	httpc_free(rm->hc);
 	free(rm->prefix);
 	free(rm->token);
 	free(rm);
@@ -357,33 +330,20 @@ struct vendor *
 vendor_remote_new(struct event_base *base, const char *url, const char *name,
     const char *token, long timeout_ms)
 {
-	struct evhttp_uri *uri = evhttp_uri_parse(url);
-	const char *scheme, *host, *path;
-	struct remote *rm;
+	struct remote *rm = xcalloc(1, sizeof(*rm));
 	struct vendor *v;
 
-	if (uri == NULL)
-		return NULL;
-	scheme = evhttp_uri_get_scheme(uri);
-	host = evhttp_uri_get_host(uri);
-	path = evhttp_uri_get_path(uri);
-	if (scheme == NULL || strcmp(scheme, "http") != 0 || host == NULL ||
-	    *host == '\0') {
-		evhttp_uri_free(uri);
+	/* https://, or http:// to a loopback host; anything else: NULL */
+	if (httpc_url_parse(url, &rm->to) != HTTPC_URL_OK) {
+		free(rm);
 		return NULL;
 	}
-	rm = xcalloc(1, sizeof(*rm));
-	rm->base = base;
-	rm->host = xstrdup(host);
-	rm->port = evhttp_uri_get_port(uri) > 0 ? evhttp_uri_get_port(uri) : 80;
-	rm->prefix = xstrdup(path ? path : "");
+	rm->prefix = xstrdup(rm->to.path);
 	while (rm->prefix[0] && rm->prefix[strlen(rm->prefix) - 1] == '/')
 		rm->prefix[strlen(rm->prefix) - 1] = '\0';
 	rm->token = xstrdup(token ? token : "");
 	rm->timeout_ms = timeout_ms;
-	/* Names resolve on the loop, never with a blocking getaddrinfo(). */
-	rm->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-	evhttp_uri_free(uri);
+	rm->hc = httpc_new(base);
 	v = xcalloc(1, sizeof(*v));
 	v->ops = &remote_ops;
 	v->adapter = xstrdup("remote");

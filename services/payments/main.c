@@ -76,6 +76,7 @@ main(int argc, char **argv)
 	pay_events_subscribe();
 	sweep_start();
 	svc_run(&pay.svc);
+	provider_free();
 	svc_free(&pay.svc);
 	return 0;
 }

@@ -97,6 +97,7 @@ void provider_refund(const char *channel, const char *out_trade_no,
 /* Loads keys and certificates (fatal on a bad file); a channel without
  * configuration is disabled (its calls answer PROVIDER_UNAVAILABLE). */
 void provider_init(void);
+void provider_free(void); /* at exit: the outgoing client (httpc) */
 
 /* ---- invoice.c: the invoice provider ----------------------------------- */
 

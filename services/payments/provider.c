@@ -4,21 +4,20 @@
  * worker thread, sent with libevent's async evhttp client on the loop, and
  * the answers' signatures are verified before anything in them is believed.
  *
- * The client speaks plain HTTP: production points the base URLs at a TLS
- * egress proxy (the providers' https endpoints), see the report. */
+ * The transport is common/httpc (TLS with certificate and hostname checks,
+ * kept-alive connections; queries are idempotent and retried). Answers are
+ * checked as strictly as notifications: a WeChat Pay answer signed more
+ * than 300 s from now is refused like a stale notification. */
 #include "payments.h"
 
 #include "crypto.h"
 #include "domain.h"
+#include "httpc.h"
 #include "log.h"
 #include "util.h"
 #include "work.h"
 
-#include <event2/buffer.h>
-#include <event2/dns.h>
-#include <event2/event.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,14 +27,9 @@
 
 enum provider_op { OP_CREATE, OP_QUERY, OP_REFUND };
 
-struct endpoint {
-	char *host;
-	int port;
-	char *path; /* Alipay: the gateway's path; WeChat: "" or a prefix */
-};
-
-static struct endpoint alipay_ep, wechat_ep;
-static struct evdns_base *dns; /* resolves provider hosts without blocking */
+/* path: Alipay: the gateway's path; WeChat: "" or a prefix */
+static struct httpc_url alipay_ep, wechat_ep;
+static struct httpc *hc;
 
 /* One request in flight, owned by itself until cb has been called. */
 struct preq {
@@ -57,7 +51,6 @@ struct preq {
 	char *authorization;
 	int sign_failed;
 	/* The answer */
-	struct evhttp_connection *conn;
 	int status;
 	char *answer;
 	size_t answer_len;
@@ -104,28 +97,43 @@ answer_status(struct preq *p, enum provider_status s, const char *message)
 
 /* ---- configuration ----------------------------------------------------- */
 
-static int
-endpoint_parse(struct endpoint *ep, const char *url, const char *what)
+/* The providers' endpoints: https://, or http:// to a loopback host
+ * (tests); anything else stops the service, naming the variable. */
+static void
+endpoint_parse(struct httpc_url *ep, const char *url, const char *var)
 {
-	struct evhttp_uri *u = evhttp_uri_parse(url);
-	const char *scheme;
-
-	if (u == NULL || evhttp_uri_get_host(u) == NULL)
-		fatal("bad configuration: %s: \"%s\"", what, url);
-	scheme = evhttp_uri_get_scheme(u);
-	if (scheme == NULL || strcmp(scheme, "http") != 0) {
-		log_error(NULL,
-		    "msg=provider_disabled channel=%s detail=\"only http:// (a TLS egress proxy in front of the provider)\"",
-		    what);
-		evhttp_uri_free(u);
-		return -1;
+	switch (httpc_url_parse(url, ep)) {
+	case HTTPC_URL_OK:
+		return;
+	case HTTPC_URL_PLAIN_HTTP:
+		fatal("bad configuration: %s: \"%s\" must be https:// (http:// "
+		      "only to a loopback host)",
+		    var, url);
+	default:
+		fatal("bad configuration: %s: \"%s\" is not a URL", var, url);
 	}
-	ep->host = xstrdup(evhttp_uri_get_host(u));
-	ep->port = evhttp_uri_get_port(u) > 0 ? evhttp_uri_get_port(u) : 80;
-	ep->path =
-	    xstrdup(evhttp_uri_get_path(u) ? evhttp_uri_get_path(u) : "");
-	evhttp_uri_free(u);
-	return 0;
+}
+
+/* The notify URLs we hand the providers: WeChat Pay refuses plain http,
+ * so must we (loopback excepted, for tests). */
+static void
+notify_base_check(const char *url)
+{
+	struct httpc_url u;
+
+	switch (httpc_url_parse(url, &u)) {
+	case HTTPC_URL_OK:
+		return;
+	case HTTPC_URL_PLAIN_HTTP:
+		fatal("bad configuration: CAPLAT_PAY_NOTIFY_BASE: \"%s\" must "
+		      "be https:// (the providers refuse plain http notify "
+		      "URLs; http:// only to a loopback host)",
+		    url);
+	default:
+		fatal("bad configuration: CAPLAT_PAY_NOTIFY_BASE: \"%s\" is "
+		      "not a URL",
+		    url);
+	}
 }
 
 static void
@@ -142,9 +150,8 @@ provider_init(void)
 {
 	const struct pay_config *c = &pay.cfg;
 
-	dns = evdns_base_new(pay.svc.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-	if (dns == NULL)
-		dns = evdns_base_new(pay.svc.base, 0);
+	hc = httpc_new(pay.svc.base);
+	notify_base_check(c->notify_base);
 	if (c->alipay_gateway[0] != '\0') {
 		if (!c->alipay_app_id[0] || !c->alipay_seller_id[0] ||
 		    !c->alipay_private_key[0] || !c->alipay_public_key[0])
@@ -154,8 +161,9 @@ provider_init(void)
 		    "CAPLAT_ALIPAY_PRIVATE_KEY");
 		load_key(&pay.alipay_public, c->alipay_public_key,
 		    "CAPLAT_ALIPAY_PUBLIC_KEY");
-		pay.alipay_ready = endpoint_parse(&alipay_ep, c->alipay_gateway,
-		                       "alipay") == 0;
+		endpoint_parse(&alipay_ep, c->alipay_gateway,
+		    "CAPLAT_ALIPAY_GATEWAY");
+		pay.alipay_ready = 1;
 	} else {
 		log_warn(NULL,
 		    "msg=provider_disabled channel=alipay detail=\"CAPLAT_ALIPAY_GATEWAY unset\"");
@@ -199,12 +207,19 @@ provider_init(void)
 		if (n != 32)
 			fatal(
 			    "bad configuration: CAPLAT_WECHAT_APIV3_KEY_FILE: the APIv3 key is 32 bytes");
-		pay.wechat_ready =
-		    endpoint_parse(&wechat_ep, c->wechat_api, "wechat") == 0;
+		endpoint_parse(&wechat_ep, c->wechat_api, "CAPLAT_WECHAT_API");
+		pay.wechat_ready = 1;
 	} else {
 		log_warn(NULL,
 		    "msg=provider_disabled channel=wechat detail=\"CAPLAT_WECHAT_API unset\"");
 	}
+}
+
+void
+provider_free(void)
+{
+	httpc_free(hc);
+	hc = NULL;
 }
 
 /* ---- signing (worker thread) -------------------------------------------- */
@@ -252,12 +267,6 @@ preq_sign(void *arg)
 
 static void interpret(struct preq *p);
 
-static void
-conn_free_later(evutil_socket_t fd, short what, void *arg)
-{
-	evhttp_connection_free(arg);
-}
-
 static char *
 header_dup(struct evkeyvalq *h, const char *name)
 {
@@ -267,36 +276,26 @@ header_dup(struct evkeyvalq *h, const char *name)
 }
 
 static void
-on_http_done(struct evhttp_request *r, void *arg)
+on_http_done(void *arg, const struct httpc_answer *r)
 {
 	struct preq *p = arg;
-	struct timeval zero = {0, 0};
 
-	/* The connection cannot be freed inside its own callback. */
-	event_base_once(pay.svc.base, -1, EV_TIMEOUT, conn_free_later, p->conn,
-	    &zero);
-	p->conn = NULL;
-	if (r == NULL || evhttp_request_get_response_code(r) == 0) {
-		answer_status(p, PROVIDER_UNAVAILABLE, "no answer");
+	if (r->status == 0) {
+		char why[300];
+		snprintf(why, sizeof(why), "no answer: %s", r->error);
+		answer_status(p, PROVIDER_UNAVAILABLE, why);
 		return;
 	}
-	struct evbuffer *in = evhttp_request_get_input_buffer(r);
-	struct evkeyvalq *h = evhttp_request_get_input_headers(r);
-	size_t n = evbuffer_get_length(in);
-	if (n > MAX_ANSWER) {
-		answer_status(p, PROVIDER_UNAVAILABLE, "answer too large");
-		return;
-	}
-	p->status = evhttp_request_get_response_code(r);
-	p->answer = xmalloc(n + 1);
-	evbuffer_remove(in, p->answer, n);
-	p->answer[n] = '\0';
-	p->answer_len = n;
+	p->status = r->status;
+	p->answer = xmalloc(r->body_len + 1);
+	memcpy(p->answer, r->body, r->body_len);
+	p->answer[r->body_len] = '\0';
+	p->answer_len = r->body_len;
 	if (p->wechat) {
-		p->wx_ts = header_dup(h, "Wechatpay-Timestamp");
-		p->wx_nonce = header_dup(h, "Wechatpay-Nonce");
-		p->wx_sig = header_dup(h, "Wechatpay-Signature");
-		p->wx_serial = header_dup(h, "Wechatpay-Serial");
+		p->wx_ts = header_dup(r->headers, "Wechatpay-Timestamp");
+		p->wx_nonce = header_dup(r->headers, "Wechatpay-Nonce");
+		p->wx_sig = header_dup(r->headers, "Wechatpay-Signature");
+		p->wx_serial = header_dup(r->headers, "Wechatpay-Serial");
 	}
 	interpret(p);
 }
@@ -305,56 +304,40 @@ static void
 preq_send(void *arg)
 {
 	struct preq *p = arg;
-	const struct endpoint *ep = p->wechat ? &wechat_ep : &alipay_ep;
-	struct evhttp_request *r;
-	struct evkeyvalq *h;
+	const struct httpc_url *ep = p->wechat ? &wechat_ep : &alipay_ep;
+	struct httpc_call call = {.to = ep,
+	    .timeout_ms = pay.cfg.provider_timeout * 1000L,
+	    .idempotent = p->op == OP_QUERY};
 	char *path;
 
 	if (p->sign_failed) {
 		answer_status(p, PROVIDER_UNAVAILABLE, "signing failed");
 		return;
 	}
-	p->conn = evhttp_connection_base_new(pay.svc.base, dns, ep->host,
-	    (unsigned short)ep->port);
-	if (p->conn == NULL) {
-		answer_status(p, PROVIDER_UNAVAILABLE, "no connection");
-		return;
-	}
-	evhttp_connection_set_timeout(p->conn, (int)pay.cfg.provider_timeout);
-	evhttp_connection_set_retries(p->conn, 0);
-	r = evhttp_request_new(on_http_done, p);
-	h = evhttp_request_get_output_headers(r);
-	evhttp_add_header(h, "Host", ep->host);
-	evhttp_add_header(h, "Accept", "application/json");
-	evhttp_add_header(h, "User-Agent", "caplat-payments/1.0");
 	if (p->wechat) {
-		evhttp_add_header(h, "Authorization", p->authorization);
-		if (strcmp(p->http_method, "POST") == 0) {
-			evhttp_add_header(h, "Content-Type",
-			    "application/json");
-			evbuffer_add(evhttp_request_get_output_buffer(r),
-			    p->json, strlen(p->json));
-		}
+		int post = strcmp(p->http_method, "POST") == 0;
+		const char *h[] = {"Accept", "application/json", "User-Agent",
+		    "caplat-payments/1.0", "Authorization", p->authorization,
+		    post ? "Content-Type" : NULL, "application/json", NULL};
 		path = xasprintf("%s%s",
 		    ep->path[0] == '/' && ep->path[1] ? ep->path : "", p->url);
+		call.method = post ? "POST" : "GET";
+		call.path = path;
+		call.headers = h;
+		call.body = post ? p->json : NULL;
+		call.body_len = post ? strlen(p->json) : 0;
+		httpc_send(hc, &call, on_http_done, p);
 	} else {
-		evhttp_add_header(h, "Content-Type",
-		    "application/x-www-form-urlencoded;charset=utf-8");
-		evbuffer_add(evhttp_request_get_output_buffer(r), p->body,
-		    strlen(p->body));
+		const char *h[] = {"Accept", "application/json", "User-Agent",
+		    "caplat-payments/1.0", "Content-Type",
+		    "application/x-www-form-urlencoded;charset=utf-8", NULL};
 		path = xstrdup(ep->path[0] ? ep->path : "/");
-	}
-	if (evhttp_make_request(p->conn, r,
-	        p->wechat && strcmp(p->http_method, "GET") == 0
-	            ? EVHTTP_REQ_GET
-	            : EVHTTP_REQ_POST,
-	        path) != 0) {
-		/* evhttp_make_request frees r on failure */
-		evhttp_connection_free(p->conn);
-		p->conn = NULL;
-		free(path);
-		answer_status(p, PROVIDER_UNAVAILABLE, "request not sent");
-		return;
+		call.method = "POST";
+		call.path = path;
+		call.headers = h;
+		call.body = p->body;
+		call.body_len = strlen(p->body);
+		httpc_send(hc, &call, on_http_done, p);
 	}
 	free(path);
 }
@@ -578,6 +561,13 @@ interpret_wechat(struct preq *p)
 	        p->wx_sig) != 0) {
 		answer_status(p, PROVIDER_UNAVAILABLE,
 		    "answer signature does not verify");
+		return;
+	}
+	/* A replayed or delayed answer is refused like a stale notification:
+	 * a query could otherwise mark a payment succeeded from an old one. */
+	if (!wechat_timestamp_fresh(p->wx_ts, time(NULL))) {
+		answer_status(p, PROVIDER_UNAVAILABLE,
+		    "answer timestamp outside 300 s");
 		return;
 	}
 	root = json_loadb(p->answer, p->answer_len, 0, NULL);

@@ -28,7 +28,8 @@ TOKEN = "sim-token-0123456789"
 
 class Sim:
     def __init__(self, port):
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://127.0.0.1:{port}"  # the tests' control calls
+        self.tls_url = f"https://127.0.0.1:{port}"  # what issuance calls
 
     def control(self, **kw):
         req = urllib.request.Request(self.url + "/control", data=json.dumps(kw).encode(), method="POST")
@@ -47,7 +48,9 @@ def vendor_sim(suite):
         port = s.getsockname()[1]
     log = open(os.path.join(suite.log_dir, "vendor_sim.log"), "ab")
     p = subprocess.Popen([sys.executable, SIM, "--dir", os.path.join(suite.base, "vendor-sim"),
-                          "--port", str(port), "--token", TOKEN], stdout=log, stderr=log)
+                          "--port", str(port), "--token", TOKEN,
+                          "--tls-cert", os.path.join(suite.tls_ca(), "server.pem"),
+                          "--tls-key", os.path.join(suite.tls_ca(), "server.key")], stdout=log, stderr=log)
     try:
         deadline = time.time() + 30
         while True:
@@ -65,7 +68,7 @@ def vendor_sim(suite):
 
 
 def remote_env(sim, **extra):
-    env = {"CAPLAT_CA_DEFAULT_ADAPTER": "remote", "CAPLAT_CA_REMOTE_URL": sim.url,
+    env = {"CAPLAT_CA_DEFAULT_ADAPTER": "remote", "CAPLAT_CA_REMOTE_URL": sim.tls_url,
            "CAPLAT_CA_REMOTE_VENDOR": "SIMCA", "CAPLAT_CA_REMOTE_TOKEN": TOKEN,
            "CAPLAT_CA_REMOTE_TIMEOUT_MS": "1500", "CAPLAT_ISSUANCE_LEASE_SECONDS": "3"}
     env.update(extra)

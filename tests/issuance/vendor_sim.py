@@ -276,10 +276,17 @@ def main():
     ap.add_argument("--dir", required=True)
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--token", default="")
+    ap.add_argument("--tls-cert", default=None, help="serve TLS with this certificate (and --tls-key); "
+                    "plain HTTP is still answered for the tests' control calls")
+    ap.add_argument("--tls-key", default=None)
     args = ap.parse_args()
     Handler.sim = Sim(args.dir, args.token)
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     srv.daemon_threads = True
+    if args.tls_cert:
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "paysim"))
+        import tlspki
+        tlspki.serve_tls(srv, args.tls_cert, args.tls_key)
     print(f"vendor_sim on 127.0.0.1:{args.port}", flush=True)
     try:
         srv.serve_forever()

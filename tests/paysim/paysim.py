@@ -13,7 +13,10 @@ libcrypto, tests/paysim/ossl.py):
   * Notifications are retried until answered `success` / 2xx, on a (shortened)
     provider schedule; on demand duplicated and late.
   * Daily bills in each provider's CSV format: GET /sim/bills/{alipay|wechat}/{date}.
-  * Test control: POST /sim/pay {out_trade_no, notify, duplicates, delay},
+  * TLS with --tls-cert/--tls-key (plain HTTP still answered for the tests'
+    control calls: the first byte of a connection decides).
+  * Test control: POST /sim/answer-skew {seconds} (WeChat answers signed with
+    a timestamp that far off), POST /sim/pay {out_trade_no, notify, duplicates, delay},
     GET /sim/trades/{out_trade_no}, GET /qr/{channel}/{no} (a "scan" that pays).
 
   paysim.py --dir DIR --port PORT [--watch-pidfile F]   serve (keys made in DIR)
@@ -120,8 +123,13 @@ def alipay_notification(key, trade, status="TRADE_SUCCESS", notify_id=None, extr
     return urllib.parse.urlencode(p).encode()
 
 
-def wechat_sign_headers(key, body):
-    ts, nonce = str(int(time.time())), secrets.token_hex(16)
+# Seconds added to the timestamp of WeChat Pay answers (POST /sim/answer-skew):
+# a stale but correctly signed answer, which payments must refuse.
+ANSWER_SKEW = [0]
+
+
+def wechat_sign_headers(key, body, skew=0):
+    ts, nonce = str(int(time.time()) + skew), secrets.token_hex(16)
     msg = f"{ts}\n{nonce}\n".encode() + body + b"\n"
     return {"Wechatpay-Timestamp": ts, "Wechatpay-Nonce": nonce,
             "Wechatpay-Signature": base64.b64encode(key.sign(msg)).decode(),
@@ -382,7 +390,7 @@ def make_handler(sim):
         # -- WeChat Pay: every answer signed like a notification
         def wechat_answer(self, status, obj):
             body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() if obj is not None else b""
-            self.send(status, body, headers=wechat_sign_headers(sim.platform, body))
+            self.send(status, body, headers=wechat_sign_headers(sim.platform, body, ANSWER_SKEW[0]))
 
         def wechat_authorized(self, body):
             auth = self.headers.get("Authorization") or ""
@@ -468,6 +476,9 @@ def make_handler(sim):
                 return self.wechat_answer(200, {"refund_id": r["refund_id"], "out_refund_no": r["out_refund_no"],
                                                 "transaction_id": r["trade_no"], "out_trade_no": r["out_trade_no"],
                                                 "status": "SUCCESS", "amount": {"refund": r["amount"]}})
+            if path == "/sim/answer-skew":
+                ANSWER_SKEW[0] = int(json.loads(body or b"{}").get("seconds", 0))
+                return self.send_json(200, {"seconds": ANSWER_SKEW[0]})
             if path == "/sim/pay":
                 req = json.loads(body or b"{}")
                 t = sim.pay(req["out_trade_no"], req.get("notify", True), int(req.get("duplicates", 0)),
@@ -555,6 +566,8 @@ def main():
     ap.add_argument("--time-scale", type=float, default=1.0,
                     help="multiplies the providers' retry intervals (0.001 in tests)")
     ap.add_argument("--watch-pidfile", default=None)
+    ap.add_argument("--tls-cert", default=None, help="serve TLS with this certificate (and --tls-key)")
+    ap.add_argument("--tls-key", default=None)
     ap.add_argument("cmd", nargs="?", default="serve")
     args = ap.parse_args()
     if args.cmd == "keys":
@@ -563,6 +576,9 @@ def main():
     sim = Sim(args.dir, args.port, args.time_scale)
     srv = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(sim))
     srv.daemon_threads = True
+    if args.tls_cert:
+        import tlspki
+        tlspki.serve_tls(srv, args.tls_cert, args.tls_key)
     if args.watch_pidfile:
         threading.Thread(target=watchdog, args=(args.watch_pidfile, args.dir), daemon=True).start()
     sim.say(f"listening port={args.port}")

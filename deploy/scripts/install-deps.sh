@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(build-essential pkg-config python3 curl openssl ca-certificates
 	libevent-dev libhiredis-dev libpq-dev libssl-dev libjansson-dev
-	libnats-dev libcmocka-dev python3-yaml python3-jsonschema
+	libnats-dev libcmocka-dev python3-yaml python3-jsonschema python3-cryptography
 	postgresql redis-server nats-server nginx docker-compose wrk)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # run.sh BUILD SECONDS TARGET… — runs each libFuzzer harness BUILD/fuzz/fuzz_TARGET
 # for SECONDS on its seed corpus tests/fuzz/corpus/TARGET plus what earlier
-# runs found (BUILD/fuzz/corpus/TARGET; the seeds in git stay as they are),
+# runs found (BUILD/corpus/TARGET; the seeds in git stay as they are),
 # and prints its executions. A crash, leak or timeout leaves the input in
-# BUILD/fuzz/artifacts/TARGET/, prints the end of the log and fails the run.
+# BUILD/artifacts/TARGET/, prints the end of the log and fails the run.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 build=$1 secs=$2
 shift 2
 fail=0
 for t in "$@"; do
-	bin=$build/fuzz/fuzz_$t log=$build/fuzz/fuzz_$t.log
-	work=$build/fuzz/corpus/$t art=$build/fuzz/artifacts/$t/
+	bin=$build/fuzz/fuzz_$t log=$build/fuzz_$t.log
+	work=$build/corpus/$t art=$build/artifacts/$t/
 	mkdir -p "$work" "$art"
 	"$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
 		-print_final_stats=1 -artifact_prefix="$art" \

@@ -7,6 +7,8 @@
 #                   no import circles, no duplicate symbols (tests/tools/check.py)
 #   make test       unit tests, then integration/e2e against real servers
 #   make DEBUG=1 …  AddressSanitizer + UBSan build
+#   make fuzz       libFuzzer harnesses (tests/fuzz) built with clang under
+#                   build/fuzz, each run FUZZ_SECONDS (60); make fuzz-ci: 10 s
 
 CC ?= cc
 PYTHON ?= /usr/bin/python3
@@ -111,6 +113,48 @@ format:
 .PHONY: lint-spec
 lint-spec:
 	bash tests/contract/lint-spec.sh
+
+# ---- fuzzing (tests/fuzz) ---------------------------------------------------
+# Each tests/fuzz/fuzz_<target>.c is a libFuzzer harness, built by clang with
+# ASan and UBSan into build/fuzz (its own objects and libcaplat, apart from
+# the gcc build) and linked with the objects of the service whose header it
+# includes (but main.o). `make fuzz` runs each for FUZZ_SECONDS on a copy of
+# its seed corpus tests/fuzz/corpus/<target>; FUZZ_TARGETS picks some.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_TARGETS ?= $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	-fno-omit-frame-pointer
+FUZZ_BUILD := build/fuzz
+# clang warns of `{"a", "b"}` leaving later fields to zero; gcc does not.
+FUZZ_WARN := -Wno-missing-field-initializers
+.PHONY: fuzz fuzz-ci fuzz-build fuzz-bins
+fuzz-build:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang \
+	    CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN) $(FUZZ_WARN)" fuzz-bins
+fuzz: fuzz-build
+	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+fuzz-ci:
+	$(MAKE) fuzz FUZZ_SECONDS=10
+
+fuzz-bins: $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+
+# Every route pattern of the services, for fuzz_http.
+$(BUILD)/tests/fuzz/fuzz_routes.inc: $(filter-out services/%/test_%.c,$(wildcard services/*/*.c))
+	@mkdir -p $(dir $@)
+	grep -ohE '"/api/v1/[^" ]*"' $^ | sort -u | sed 's/$$/,/' > $@
+
+$(BUILD)/tests/fuzz/%.o: tests/fuzz/%.c $(BUILD)/tests/fuzz/fuzz_routes.inc
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -I$(BUILD)/tests/fuzz -c $< -o $@
+
+fuzz_service = $(shell sed -n 's|^\#include "\.\./\.\./services/\([a-z]*\)/.*|\1|p' $(1) | head -1)
+define fuzz_rule
+$(BUILD)/fuzz/$(notdir $(1:%.c=%)): $(BUILD)/$(1:%.c=%.o) $$(filter-out %/main.o,$$($(call fuzz_service,$(1))_OBJ)) $(LIBCAPLAT)
+	@mkdir -p $$(dir $$@)
+	$(CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $$@ $$^ $(LIBS)
+endef
+$(foreach t,$(FUZZ_SRC),$(eval $(call fuzz_rule,$(t))))
 
 clean:
 	rm -rf build

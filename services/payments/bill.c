@@ -215,8 +215,9 @@ alipay_line(void *arg, long lineno, const char *s, const char *e)
 	int refund = cell_is(type, "退款");
 	if (!refund && !cell_is(type, "交易"))
 		return 0; /* other business types are not ours to match */
+	/* Money moved: a payment is positive, a refund negative, never 0. */
 	if (money_yuan_to_fen(amt->s, amt->len, 1, &amount) != 0 ||
-	    (refund ? amount > 0 : amount < 0)) {
+	    (refund ? amount >= 0 : amount <= 0)) {
 		fail(st->err, st->err_size, "第%ld行：金额“%.*s”不正确", lineno,
 		    (int)amt->len, amt->s);
 		return -1;
@@ -339,7 +340,8 @@ wechat_line(void *arg, long lineno, const char *s, const char *e)
 		return 0; /* REVOKED, NOTPAY …: no money moved */
 	const struct cell *amt =
 	    &cells[refund ? st->c_refund_amt : st->c_total];
-	if (money_yuan_to_fen(amt->s, amt->len, 0, &amount) != 0) {
+	if (money_yuan_to_fen(amt->s, amt->len, 0, &amount) != 0 ||
+	    amount == 0) {
 		fail(st->err, st->err_size, "第%ld行：金额“%.*s”不正确", lineno,
 		    (int)amt->len, amt->s);
 		return -1;

@@ -119,11 +119,15 @@ test_alipay_bill_invalid(void **state)
 	gbk = to_gbk("#支付宝业务明细查询\n#导出时间\n", &len);
 	assert_int_equal(bill_parse_alipay(&b, gbk, len, err, sizeof(err)), -1);
 	free(gbk);
-	/* A float-looking amount, a short row, a positive refund. */
+	/* A float-looking amount, a short row, a positive refund; a payment
+	 * and a refund of 0.00 (found by tests/fuzz/fuzz_bill: a line's amount
+	 * is positive, bill_line promises). */
 	static const char *const rows[] = {
 	    "T9,P9,交易,x,,,,,,,,1.5,1.5,0,0,0,0,0,,0,0,,0,0,",
 	    "T9,P9,交易,x,,,,,,,,1.50",
 	    "T9,P9,退款,x,,,,,,,,1.50,1.50,0.00,0.00,0.00,0.00,0.00,,0.00,0.00,R9,0.00,0.00,",
+	    "T9,P9,交易,x,,,,,,,,0.00,0.00,0.00,0.00,0.00,0.00,0.00,,0.00,0.00,,0.00,0.00,",
+	    "T9,P9,退款,x,,,,,,,,0.00,0.00,0.00,0.00,0.00,0.00,0.00,,0.00,0.00,R9,0.00,0.00,",
 	};
 	for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
 		text = xasprintf("#c\n" ALIPAY_HEADER "\n%s\n", rows[i]);
@@ -210,6 +214,25 @@ test_wechat_bill_invalid(void **state)
 	                     sizeof(err)),
 	    -1);
 	assert_non_null(strstr(err, "第2行"));
+	free(text);
+	/* A payment and a refund of 0.00 (found by tests/fuzz/fuzz_bill) */
+	text = xstrdup(wechat_bill);
+	at = strstr(text, "`650.00,`0.00,`\r\n");
+	memcpy(at, "`000.00", 7);
+	memmove(at + 1, at + 3, strlen(at + 3) + 1);
+	assert_int_equal(bill_parse_wechat(&b, text, strlen(text), err,
+	                     sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "第2行"));
+	free(text);
+	text = xstrdup(wechat_bill);
+	at = strstr(text, "`100.00,`0.00,`ORIGINAL");
+	memcpy(at, "`000.00", 7);
+	memmove(at + 1, at + 3, strlen(at + 3) + 1);
+	assert_int_equal(bill_parse_wechat(&b, text, strlen(text), err,
+	                     sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "第3行"));
 	free(text);
 }
 

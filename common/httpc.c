@@ -509,8 +509,13 @@ hconn_new(struct httpc *hc, const struct httpc_url *to)
 		} else {
 			X509_VERIFY_PARAM_set_hostflags(vp,
 			    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+			/* SSL_set_tlsext_host_name is a macro that casts its
+			 * argument to void *: give it a copy, not const. */
+			char sni[HTTPC_HOST_MAX];
+
+			snprintf(sni, sizeof(sni), "%s", to->host);
 			ok = SSL_set1_host(ssl, to->host) == 1 &&
-			    SSL_set_tlsext_host_name(ssl, to->host) == 1;
+			    SSL_set_tlsext_host_name(ssl, sni) == 1;
 		}
 		bev = ok ? bufferevent_openssl_socket_new(hc->base, -1, ssl,
 		               BUFFEREVENT_SSL_CONNECTING,

@@ -993,27 +993,19 @@ ent_record_public(json_t *full)
 
 /* ---- administrator applications ---------------------------------------- */
 
-/* A required string field of an application: 0 with *out set, or -1. */
+/* A required string field of an application: 0 with *out set, or -1. The
+ * same rules as profile_str, but absent or null is FIELD_REQUIRED. */
 static int
 app_str(json_t *body, const char *field, const char **out, struct ent_err *err)
 {
 	json_t *v = json_object_get(body, field);
 
-	*out = NULL;
-	if (v == NULL || json_is_null(v))
+	if (v == NULL || json_is_null(v)) {
+		*out = NULL;
 		return ent_fail(err, 422, "FIELD_REQUIRED", field,
 		    "请填写此项");
-	if (!json_is_string(v))
-		return ent_fail(err, 400, "FIELD_TYPE", field,
-		    "字段类型错误，应为字符串");
-	if (json_string_length(v) == 0)
-		return ent_fail(err, 422, "FIELD_REQUIRED", field,
-		    "内容不能为空");
-	if (strlen(json_string_value(v)) != json_string_length(v))
-		return ent_fail(err, 422, "FIELD_INVALID", field,
-		    "含有非法字符");
-	*out = json_string_value(v);
-	return 0;
+	}
+	return profile_str(body, field, out, err);
 }
 
 int

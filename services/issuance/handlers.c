@@ -954,6 +954,7 @@ const struct http_route issuance_routes[] = {
     {"POST", "/api/v1/certs/{id}/renewal/challenge", cert_renewal_challenge, 0},
     {"POST", "/api/v1/certs/{id}/renewal", cert_renewal, 64 * 1024},
     {"POST", "/api/v1/certs/{id}/revoke", cert_revoke, 0},
+    {"POST", "/api/v1/certs/{id}/cancel", cert_cancel, 0},
     {"GET", "/api/v1/interop/certs/{serial}/status", interop_status, 0},
     {"GET", "/api/v1/interop/cert-ids/{cert_id}/status", interop_status_by_id,
         0},

@@ -479,4 +479,17 @@ extern const char store_import_done_sql[];
 extern const char store_import_progress_sql[];
 extern const char store_import_finish_sql[];
 
+/* ---- cancel.c: 注销 (issue 19) ---- */
+
+/* POST /api/v1/certs/{id}/cancel: the holder, or the enterprise's
+ * administrator for a certificate of the enterprise. */
+void cert_cancel(struct http_req *req);
+
+/* cancel_certificate($1 cert id, $2 the administrator's USCC or NULL,
+ * $3 the caller's account, $4 revoked event id, $5 job id, $6 vendors to
+ * forward to "{A,B}", $7 cancelled event id, $8 audit_event_data). Columns:
+ * 0 serial, 1 issuer, 2 revoked_at (s), 3 vendor, 4 forwarded, 5 by
+ * ("holder" or "administrator"). Refuses CERT_NOT_FOUND, CERT_REVOKED. */
+extern const char store_cancel_sql[];
+
 #endif

@@ -252,3 +252,10 @@ const char store_interop_nonce_prefix[] = "interop:nonce:";
 
 const struct challenge_scope store_renewal_challenge = {"issuance.renewal",
     "renew:chal:"};
+
+/* clang-format off */
+const char store_cancel_sql[] =
+    "SELECT o_serial, o_issuer, o_revoked_at, o_vendor, o_forwarded, o_by"
+    " FROM cancel_certificate($1::uuid, $2, $3::uuid, $4::uuid, $5::uuid, $6::text[],"
+    " $7::uuid, $8::jsonb)";
+/* clang-format on */

@@ -27,8 +27,7 @@ static const struct newcert_refusal {
 	const char *field;
 	const char *message;
 } newcert_refusals[] = {
-    {"NOT_ADMIN", 403, "NOT_ADMIN", NULL,
-        "只有单位管理员可以为他人申请证书锁"},
+    {"NOT_ADMIN", 403, "NOT_ADMIN", NULL, "只有单位管理员可以为他人申请证书锁"},
     {"MEMBER_NOT_FOUND", 404, "NOT_FOUND", "member_identity_id",
         "该人员不是本单位的成员"},
     {"ENTERPRISE_NOT_APPROVED", 409, "ENTERPRISE_NOT_APPROVED", NULL,
@@ -118,8 +117,9 @@ newcert_start(struct http_req *req)
 			return;
 		}
 		for (size_t j = 0; j < i; j++)
-			if (strcmp(code, json_string_value(json_array_get(
-			                     platforms, j))) == 0) {
+			if (strcmp(code,
+			        json_string_value(
+			            json_array_get(platforms, j))) == 0) {
 				http_reply_error(req, 422, "FIELD_INVALID",
 				    "platforms", "平台不能重复");
 				return;
@@ -139,8 +139,7 @@ newcert_start(struct http_req *req)
 	uuid_v4(app);
 	snprintf(ttl, sizeof(ttl), "%ld", orders.cfg.order_ttl);
 	const char *params[] = {order, app, s->account_id, s->identity_id,
-	    s->identity_type, s->role, s->uscc, member, literal, ttl,
-	    replaces};
+	    s->identity_type, s->role, s->uscc, member, literal, ttl, replaces};
 	db_query(orders.svc.db, store_new_cert_order_sql, 11, params,
 	    newcert_on_done, req);
 	free(literal);

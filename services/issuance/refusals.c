@@ -40,6 +40,13 @@ static const struct refusal {
         "上次证书更新尚未完成，请使用同一证书锁重试", 0},
     {"RENEWAL_IN_PROGRESS", 409, "RENEWAL_IN_PROGRESS", NULL,
         "证书更新正在进行中，请稍后重试", 1},
+    {"APPLICATION_NOT_FOUND", 404, "NOT_FOUND", NULL, "证书申请不存在", 0},
+    {"APPLICATION_NOT_PAID", 409, "APPLICATION_NOT_PAID", NULL,
+        "该证书申请尚未支付，请先支付订单", 0},
+    {"APPLICATION_ISSUED", 409, "APPLICATION_ISSUED", "csr",
+        "该申请的证书已为另一密钥签发", 0},
+    {"APPLICATION_PENDING", 409, "APPLICATION_PENDING", "csr",
+        "该申请的证书尚未签发完成，请使用同一证书请求重试", 0},
 };
 
 void

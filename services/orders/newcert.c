@@ -27,12 +27,13 @@ static const struct newcert_refusal {
 	const char *field;
 	const char *message;
 } newcert_refusals[] = {
-    {"NOT_ADMIN", 403, "NOT_ADMIN", NULL, "只有单位管理员可以为他人申请证书锁"},
+    {"NOT_ADMIN", 403, "NOT_ENTERPRISE_ADMIN", NULL,
+        "只有单位管理员可以为他人申请证书锁"},
     {"MEMBER_NOT_FOUND", 404, "NOT_FOUND", "member_identity_id",
         "该人员不是本单位的成员"},
-    {"ENTERPRISE_NOT_APPROVED", 409, "ENTERPRISE_NOT_APPROVED", NULL,
+    {"ENTERPRISE_NOT_APPROVED", 403, "ENTERPRISE_NOT_APPROVED", NULL,
         "单位信息尚未审核通过，不能申请证书"},
-    {"PROFILE_INCOMPLETE", 409, "PROFILE_INCOMPLETE", NULL,
+    {"PROFILE_INCOMPLETE", 403, "PROFILE_INCOMPLETE", NULL,
         "持锁人尚未完善个人信息，不能申请证书"},
     {"PLATFORM_UNKNOWN", 422, "PLATFORM_UNKNOWN", "platforms",
         "平台不存在或已停用"},

@@ -49,6 +49,25 @@ static const struct refusal {
         "该申请的证书尚未签发完成，请使用同一证书请求重试", 0},
 };
 
+/* EXPIRED_TOO_LONG on a certificate's route (issue 19): not a dead end —
+ * the answer points to a new application for the same holder and lock kind,
+ * whose platforms orders carries over from the certificate. */
+static int
+refuse_expired_too_long(struct http_req *req, const struct refusal *r)
+{
+	if (strcmp(r->rule, "EXPIRED_TOO_LONG") != 0 ||
+	    req->params[0] == NULL || !uuid_valid(req->params[0]))
+		return -1;
+	http_reply_json(req, r->status,
+	    json_pack("{s:{s:s, s:s, s:{s:s, s:s, s:{s:s}}}}", "error", "code",
+	        r->code, "message",
+	        "证书过期时间过长，不能延期：请重新申请证书（已为您预填）",
+	        "new_application", "method", "POST", "path",
+	        "/api/v1/orders/new-certificate", "body", "replaces_cert_id",
+	        req->params[0]));
+	return 0;
+}
+
 void
 issuance_refuse(struct http_req *req, const char *rule)
 {
@@ -58,6 +77,8 @@ issuance_refuse(struct http_req *req, const char *rule)
 
 		if (strcmp(r->rule, rule) != 0)
 			continue;
+		if (refuse_expired_too_long(req, r) == 0)
+			return;
 		if (r->retry_after_lease) {
 			snprintf(secs, sizeof(secs), "%ld",
 			    issuance.cfg.lease_seconds);

@@ -39,6 +39,9 @@ static const struct newcert_refusal {
         "平台不存在或已停用"},
     {"PLATFORMS_EMPTY", 422, "FIELD_REQUIRED", "platforms",
         "请至少选择一个平台"},
+    {"CERT_NOT_FOUND", 404, "CERT_NOT_FOUND", "replaces_cert_id", "证书不存在"},
+    {"CERT_STILL_RENEWABLE", 409, "CERT_STILL_RENEWABLE", "replaces_cert_id",
+        "该证书仍可延期年检，请办理证书延期"},
 };
 
 static void
@@ -81,7 +84,7 @@ newcert_start(struct http_req *req)
 	struct json_field_err err;
 	const char *member = NULL, *replaces = NULL;
 	json_t *body, *platforms = NULL, *v;
-	char order[37], app[37], ttl[24], *literal, *p;
+	char order[37], app[37], ttl[24], after[24], *literal, *p;
 	size_t i, len = 2;
 
 	if (orders_require_holder(req) != 0)
@@ -89,12 +92,18 @@ newcert_start(struct http_req *req)
 	if (http_read_json(req, &body) != 0)
 		return;
 	http_req_attach(req, body, (void (*)(void *))json_decref);
-	if (json_field_str_array(body, "platforms", JSON_FIELD_REQUIRED,
+	if (json_field_str(body, "replaces_cert_id", JSON_FIELD_OPTIONAL, 36,
+	        &replaces, &err) != 0) {
+		http_reply_field_error(req, &err);
+		return;
+	}
+	/* Applying again for a long-expired certificate: its platforms are
+	 * the default. */
+	if (json_field_str_array(body, "platforms",
+	        replaces ? JSON_FIELD_OPTIONAL : JSON_FIELD_REQUIRED,
 	        NEWCERT_MAX_PLATFORMS, NULL, &platforms, &err) != 0 ||
 	    json_field_str(body, "member_identity_id", JSON_FIELD_OPTIONAL, 36,
-	        &member, &err) != 0 ||
-	    json_field_str(body, "replaces_cert_id", JSON_FIELD_OPTIONAL, 36,
-	        &replaces, &err) != 0) {
+	        &member, &err) != 0) {
 		http_reply_field_error(req, &err);
 		return;
 	}
@@ -139,9 +148,11 @@ newcert_start(struct http_req *req)
 	uuid_v4(order);
 	uuid_v4(app);
 	snprintf(ttl, sizeof(ttl), "%ld", orders.cfg.order_ttl);
+	snprintf(after, sizeof(after), "%ld", orders.cfg.window.after_days);
 	const char *params[] = {order, app, s->account_id, s->identity_id,
-	    s->identity_type, s->role, s->uscc, member, literal, ttl, replaces};
-	db_query(orders.svc.db, store_new_cert_order_sql, 11, params,
+	    s->identity_type, s->role, s->uscc, member, literal, ttl, replaces,
+	    after};
+	db_query(orders.svc.db, store_new_cert_order_sql, 12, params,
 	    newcert_on_done, req);
 	free(literal);
 }

@@ -280,8 +280,9 @@ extern const char store_order_refunded_sql[];
 void orders_new_certificate(struct http_req *req);
 /* new_cert_order($1 order, $2 new cert id, $3 account, $4 identity,
  * $5 identity type, $6 role, $7 uscc, $8 member identity or NULL,
- * $9 platforms "{A,B}", $10 ttl seconds, $11 replaced cert or NULL) →
- * 0 the order (JSON). Refuses NOT_ADMIN, MEMBER_NOT_FOUND,
+ * $9 platforms "{A,B}", $10 ttl seconds, $11 replaced cert or NULL,
+ * $12 the renewal window's days after notAfter) → 0 the order (JSON).
+ * Refuses NOT_ADMIN, MEMBER_NOT_FOUND, CERT_NOT_FOUND, CERT_STILL_RENEWABLE,
  * ENTERPRISE_NOT_APPROVED, PROFILE_INCOMPLETE, PLATFORM_UNKNOWN,
  * PLATFORMS_EMPTY. */
 extern const char store_new_cert_order_sql[];

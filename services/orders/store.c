@@ -387,4 +387,4 @@ const char store_order_refunded_sql[] =
 
 const char store_new_cert_order_sql[] =
     "SELECT new_cert_order($1::uuid, $2::uuid, $3::uuid, $4::uuid, $5, $6, $7,"
-    " $8::uuid, $9::text[], $10::int, $11::uuid)::text";
+    " $8::uuid, $9::text[], $10::int, $11::uuid, $12::int)::text";

@@ -231,3 +231,49 @@ def test_issuance_person_applies_for_personal_lock_sm2_and_survives_a_crash(suit
     ukey_dir(suite, "install", name, leaf)
     r = bind_with_key(suite, name, p.token)
     assert r.status == 200 and r.json["status"] == "binding_required", r
+
+
+def test_issuance_long_expired_points_to_a_prefilled_new_application(suite):
+    from kit import inject, make_leaf, new_csr, not_after_of, now_utc, pay, renew, wait_registered
+    from test_orders import register_cert
+    import datetime
+    p = person(suite)
+    now = now_utc()
+    leaf = make_leaf(suite, "sm2", "personal", not_before=now - datetime.timedelta(days=800),
+                     not_after=now - datetime.timedelta(days=400))
+    inject(suite, "auth.lock.bound", p.account, {
+        "account_id": p.account, "phone": new_phone(), "lock_id": str(uuid.uuid4()),
+        "lock_kind": "personal", "holder": leaf.holder, "serial": leaf.serial, "issuer": leaf.issuer,
+        "not_after": not_after_of(leaf.cert).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "certificate_pem": leaf.pem})
+    cert_id = wait_registered(suite, leaf.serial)
+    pay(suite, cert_id, ["LN_JSGC"], p.account)
+    _, csr = new_csr(suite, leaf.key, leaf.cert, "sm2")
+    r = renew(suite, p.token, cert_id, leaf.key, csr)
+    assert r.status == 409 and r.code == "EXPIRED_TOO_LONG", r
+    pointer = r.json["error"]["new_application"]
+    assert pointer == {"method": "POST", "path": "/api/v1/orders/new-certificate",
+                       "body": {"replaces_cert_id": cert_id}}, pointer
+    # the pointer's body is an application for the same holder and lock kind
+    wait_until(lambda: suite.psql(f"SELECT 1 FROM orders.certs WHERE cert_id = {q(cert_id)}"),
+               what="orders knows the certificate")
+    r = Api(suite).post(pointer["path"], dict(pointer["body"], platforms=["LN_JSGC"]), token=p.token)
+    assert r.status == 201, r
+    app = r.json["items"][0]["application"]
+    assert app["lock_kind"] == "personal" and app["holder"] == "王五" and app["replaces_cert_id"] == cert_id
+
+    # the platform associations carry over when none are chosen
+    old, _ = register_cert(suite, account=p.account, kind="personal", platforms=("LN_JSGC", "DL_ZFCG"),
+                           expires_in=-400, holder="王五")
+    r = Api(suite).post(pointer["path"], {"replaces_cert_id": old}, token=p.token)
+    assert r.status == 201, r
+    item = r.json["items"][0]
+    assert item["platforms"] == ["LN_JSGC", "DL_ZFCG"] and r.json["total_fen"] == 20000 * 2
+    assert [line["kind"] for line in item["lines"]] == ["add", "add"]
+    # refusals: still renewable; another person's certificate
+    fresh, _ = register_cert(suite, account=p.account, kind="personal", expires_in=-10, holder="王五")
+    r = Api(suite).post(pointer["path"], {"replaces_cert_id": fresh}, token=p.token)
+    assert r.status == 409 and r.code == "CERT_STILL_RENEWABLE", r
+    other = person(suite)
+    r = Api(suite).post(pointer["path"], {"replaces_cert_id": old}, token=other.token)
+    assert r.status == 404 and r.code == "CERT_NOT_FOUND", r

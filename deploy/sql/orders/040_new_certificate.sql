@@ -17,13 +17,16 @@ ALTER TABLE order_items ADD COLUMN product text NOT NULL DEFAULT 'renewal'
 -- Places the application order. p_role / p_uscc / p_type: the caller's
 -- session (auth's word); p_member: the member the administrator applies for
 -- (NULL: for oneself — the master lock, or a person's personal lock);
--- p_replaces: a long-expired certificate whose holder applies again (its
--- platforms are the default). Refuses NOT_ADMIN, MEMBER_NOT_FOUND,
+-- p_replaces: a certificate expired beyond the renewal window
+-- (p_after_days after its notAfter: EXPIRED_TOO_LONG) applied for again: the
+-- same holder and lock kind, and its platforms unless others are chosen; the
+-- caller must be its holder, or the administrator of its enterprise.
+-- Refuses NOT_ADMIN, MEMBER_NOT_FOUND, CERT_NOT_FOUND, CERT_STILL_RENEWABLE,
 -- ENTERPRISE_NOT_APPROVED, PROFILE_INCOMPLETE, PLATFORM_UNKNOWN,
 -- PLATFORMS_EMPTY. Returns the order as GET /orders/{id} answers it.
 CREATE FUNCTION new_cert_order(p_order uuid, p_app uuid, p_account uuid, p_identity uuid,
 	p_type text, p_role text, p_uscc text, p_member uuid, p_platforms text[],
-	p_ttl_secs int, p_replaces uuid)
+	p_ttl_secs int, p_replaces uuid, p_after_days int)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -44,7 +47,31 @@ DECLARE
 	v_item jsonb;
 	v_app jsonb;
 	v_platforms text[];
+	v_old certs%ROWTYPE;
 BEGIN
+	IF p_replaces IS NOT NULL THEN
+		SELECT * INTO v_old FROM certs c WHERE c.cert_id = p_replaces;
+		IF NOT FOUND OR p_member IS NOT NULL
+			OR (v_old.uscc IS NULL AND v_old.account_id IS DISTINCT FROM p_account)
+			OR (v_old.uscc IS NOT NULL AND (p_type <> 'enterprise' OR v_old.uscc <> p_uscc)) THEN
+			RAISE EXCEPTION 'CERT_NOT_FOUND';
+		END IF;
+		IF v_old.not_after + make_interval(days => p_after_days) >= now() THEN
+			RAISE EXCEPTION 'CERT_STILL_RENEWABLE';
+		END IF;
+		IF v_old.lock_kind IN ('project_lead', 'agent', 'cost_engineer') THEN
+			-- the member holding it, as the administrator would name them
+			SELECT i.identity_id INTO p_member FROM identities i
+				WHERE i.account_id = v_old.account_id AND i.uscc = v_old.uscc
+				AND i.role = v_old.lock_kind ORDER BY i.added_at DESC LIMIT 1;
+			IF p_member IS NULL THEN
+				RAISE EXCEPTION 'MEMBER_NOT_FOUND';
+			END IF;
+		END IF;
+		IF p_platforms IS NULL OR cardinality(p_platforms) = 0 THEN
+			p_platforms := v_old.platforms;
+		END IF;
+	END IF;
 	IF p_type = 'enterprise' THEN
 		IF p_role IS DISTINCT FROM 'admin' THEN
 			RAISE EXCEPTION 'NOT_ADMIN';

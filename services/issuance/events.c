@@ -5,7 +5,9 @@
  *   caplat.orders.order.created and .cancelled (orders awaiting payment;
  *   an item carrying `application` is a new certificate's application,
  *   issue 19: recorded in applications for newcert.c),
- *   caplat.orders.platform.listed (the platform catalogue's codes, which an
+ *   caplat.enterprise.record.approved (the approved name, for 自主变更:
+ *   enterprise_records), caplat.orders.platform.listed (the platform
+ *   catalogue's codes, which an
  *   import may name: a read model).
  * Emits (through the outbox, written by the PL/pgSQL functions of
  *   deploy/sql/issuance/002_functions.sql in the same transaction as the
@@ -26,6 +28,7 @@
 #include "log.h"
 #include "util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -220,6 +223,25 @@ on_order_created(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	return 0;
 }
 
+/* enterprise.record.approved (issue 19): the enterprise's approved name,
+ * the subject a 自主变更 re-issue must carry (change.c). */
+static int
+on_record_approved(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data, *seq = json_object_get(d, "seq");
+	const char *uscc = str(d, "uscc"), *record = str(d, "record_id"),
+	           *name = str(d, "name");
+	char seq_s[24];
+
+	if (uscc == NULL || record == NULL || !uuid_valid(record) ||
+	    name == NULL || !json_is_integer(seq))
+		return bad_event(ev, "uscc/record_id/name/seq");
+	snprintf(seq_s, sizeof(seq_s), "%lld",
+	    (long long)json_integer_value(seq));
+	const char *p[] = {uscc, record, seq_s, name, str(d, "approved_at")};
+	return bus_tx_exec(tx, store_enterprise_record_sql, 5, p) < 0 ? -1 : 0;
+}
+
 /* The application of a new certificate (an orders.order.created item's
  * `application`, issue 19): recorded once, to be issued after payment. */
 static int
@@ -296,6 +318,8 @@ issuance_events_subscribe(void)
 	        on_order_cancelled},
 	    {"issuance-platform-listed", "caplat.orders.platform.listed",
 	        on_platform_listed},
+	    {"issuance-record-approved", "caplat.enterprise.record.approved",
+	        on_record_approved},
 	};
 
 	for (size_t i = 0; i < ARRAY_LEN(subs); i++)

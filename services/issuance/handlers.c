@@ -957,6 +957,7 @@ const struct http_route issuance_routes[] = {
     {"POST", "/api/v1/certs/{id}/cancel", cert_cancel, 0},
     {"POST", "/api/v1/certs/{id}/issue/challenge", cert_issue_challenge, 0},
     {"POST", "/api/v1/certs/{id}/issue", cert_issue, 64 * 1024},
+    {"POST", "/api/v1/certs/{id}/change", cert_change, 0},
     {"GET", "/api/v1/interop/certs/{serial}/status", interop_status, 0},
     {"GET", "/api/v1/interop/cert-ids/{cert_id}/status", interop_status_by_id,
         0},

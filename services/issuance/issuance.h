@@ -522,7 +522,7 @@ json_t *cert_issued_json(const struct db_result *res, int stmt);
 extern const char store_application_insert_sql[];
 /* The challenge's view of application $1: 0 holder account, 1 status,
  * 2 subject (JSON), 3 paid (an entitlement paid or reserved), 4 lock kind,
- * 5 platforms (JSON). */
+ * 5 platforms (JSON), 6 kind ("new" or "change": not paid for). */
 extern const char store_application_get_sql[];
 /* application_begin($1 app, $2 account, $3 spki, $4 csr, $5 serial,
  * $6 adapter, $7 not_before (s), $8 not_after (s), $9 lease seconds).
@@ -543,5 +543,22 @@ extern const char store_application_failed_sql[];
 extern const char store_application_claim_sql[];
 /* Redis: the issue challenge, bound to {app, account}. */
 extern const struct challenge_scope store_application_challenge;
+
+/* ---- change.c: 自主变更 (issue 19) ---- */
+
+/* POST /api/v1/certs/{id}/change: the holder's change application of a
+ * certificate whose subject names the enterprise's old name. */
+void cert_change(struct http_req *req);
+
+/* Consumer (enterprise.record.approved): $1 uscc, $2 record, $3 seq,
+ * $4 name, $5 approved_at. */
+extern const char store_enterprise_record_sql[];
+/* change_application($1 cert id, $2 account, $3 new application id):
+ * 0 application id, 1 subject (JSON), 2 status, 3 the name it replaces.
+ * Refuses CERT_NOT_FOUND, CERT_REVOKED, NO_CHANGE. */
+extern const char store_change_application_sql[];
+/* change_collected($1 application, $2 event id): the replaced certificate
+ * revoked (affiliation_changed) once the change is collected. */
+extern const char store_change_collected_sql[];
 
 #endif

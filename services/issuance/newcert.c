@@ -84,6 +84,7 @@ issue_challenge_on_loaded(void *arg, const struct db_result *res)
 		return;
 	}
 	if (strcmp(db_value(res, 0, 0, 1), "issued") != 0 &&
+	    strcmp(db_value(res, 0, 0, 6), "change") != 0 &&
 	    !db_bool(res, 0, 0, 3)) {
 		issuance_refuse(req, "APPLICATION_NOT_PAID");
 		return;
@@ -164,6 +165,19 @@ static void issue_on_issued(void *arg, const struct vendor_cert_result *res);
 static void issue_on_recorded(void *arg, const struct db_result *res);
 static void issue_on_failed(void *arg, const struct db_result *res);
 static void issue_on_replay(void *arg, const struct db_result *res);
+
+/* The holder is answered the certificate: for a change (自主变更) the
+ * certificate it replaces is revoked now (change_collected; nothing for a
+ * new certificate). Added to the batch that reads the answer. */
+static void
+issue_collected_add(struct db_batch *b, const char *app)
+{
+	char event[37];
+
+	uuid_v4(event);
+	const char *p[] = {app, event};
+	db_batch_add(b, store_change_collected_sql, 2, p);
+}
 
 static void
 issue_start(struct http_req *req)
@@ -353,9 +367,11 @@ issue_on_begun(void *arg, const struct db_result *res)
 	if (strcmp(outcome, "replay") == 0) {
 		log_info(req->id, "msg=issue_replayed app=%s serial=%s",
 		    req->params[0], is->serial);
+		struct db_batch *b = db_batch_new();
 		const char *p[] = {req->params[0]};
-		db_query(issuance.svc.db, store_application_result_sql, 1, p,
-		    issue_on_replay, is);
+		db_batch_add(b, store_application_result_sql, 1, p);
+		issue_collected_add(b, req->params[0]);
+		db_batch_run(issuance.svc.db, b, issue_on_replay, is);
 		return;
 	}
 	log_info(req->id, "msg=issue_%s app=%s serial=%s adapter=%s attempt=%d",
@@ -394,6 +410,7 @@ issue_on_issued(void *arg, const struct vendor_cert_result *res)
 		if (cert_application_record(b, req->params[0], is->vendor->name,
 		        is->csr_spki, is->serial, res->certificate, res->chain,
 		        err, sizeof(err)) == 0) {
+			issue_collected_add(b, req->params[0]);
 			db_batch_run(issuance.svc.db, b, issue_on_recorded, is);
 			return;
 		}

@@ -40,6 +40,8 @@ static const struct refusal {
         "上次证书更新尚未完成，请使用同一证书锁重试", 0},
     {"RENEWAL_IN_PROGRESS", 409, "RENEWAL_IN_PROGRESS", NULL,
         "证书更新正在进行中，请稍后重试", 1},
+    {"NO_CHANGE", 409, "NO_CHANGE", NULL,
+        "证书信息与审核通过的单位信息一致，无需变更", 0},
     {"APPLICATION_NOT_FOUND", 404, "NOT_FOUND", NULL, "证书申请不存在", 0},
     {"APPLICATION_NOT_PAID", 409, "APPLICATION_NOT_PAID", NULL,
         "该证书申请尚未支付，请先支付订单", 0},

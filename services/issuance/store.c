@@ -271,7 +271,7 @@ const char store_application_get_sql[] =
     "SELECT a.account_id, a.status, a.subject::text,"
     " EXISTS (SELECT 1 FROM entitlements e WHERE e.cert_id = a.id"
     "  AND e.status IN ('paid', 'reserved')),"
-    " a.lock_kind, array_to_json(a.platforms)::text"
+    " a.lock_kind, array_to_json(a.platforms)::text, a.kind"
     " FROM applications a WHERE a.id = $1::uuid";
 
 const char store_application_begin_sql[] =
@@ -303,3 +303,19 @@ const char store_application_claim_sql[] =
 
 const struct challenge_scope store_application_challenge =
     {"issuance.application", "apply:chal:"};
+
+/* clang-format off */
+const char store_enterprise_record_sql[] =
+    "INSERT INTO enterprise_records (uscc, record_id, seq, name, approved_at)"
+    " VALUES ($1, $2::uuid, $3::int, $4, COALESCE($5::timestamptz, now()))"
+    " ON CONFLICT (uscc) DO UPDATE SET record_id = EXCLUDED.record_id, seq = EXCLUDED.seq,"
+    " name = EXCLUDED.name, approved_at = EXCLUDED.approved_at"
+    " WHERE enterprise_records.approved_at <= EXCLUDED.approved_at";
+
+const char store_change_application_sql[] =
+    "SELECT o_app, o_subject, o_status, o_previous_name"
+    " FROM change_application($1::uuid, $2::uuid, $3::uuid)";
+
+const char store_change_collected_sql[] =
+    "SELECT change_collected($1::uuid, $2::uuid)";
+/* clang-format on */

@@ -29,6 +29,8 @@ CREATE TABLE applications (
 	subject           jsonb NOT NULL,    -- {c, o, ou, cn, organization_identifier}
 	platforms         text[] NOT NULL,
 	replaces_cert_id  uuid,              -- a long-expired certificate applied for again
+	kind              text NOT NULL DEFAULT 'new' CHECK (kind IN ('new', 'change')),
+	lineage_id        uuid REFERENCES lineages (id), -- a change: the lineage it re-issues
 	status            text NOT NULL DEFAULT 'open'
 		CHECK (status IN ('open', 'pending', 'issued', 'failed')),
 	adapter           text,
@@ -91,17 +93,22 @@ BEGIN
 			extract(epoch FROM v.not_after)::bigint, v.adapter, v.attempts + 1, v.csr_pem;
 		RETURN;
 	END IF;
-	SELECT * INTO v_ent FROM entitlements WHERE cert_id = p_app AND status = 'paid'
-		ORDER BY paid_at, id LIMIT 1 FOR UPDATE;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'APPLICATION_NOT_PAID';
+	-- A change (自主变更, 040_change.sql) is not paid for.
+	IF v.kind = 'new' THEN
+		SELECT * INTO v_ent FROM entitlements WHERE cert_id = p_app AND status = 'paid'
+			ORDER BY paid_at, id LIMIT 1 FOR UPDATE;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'APPLICATION_NOT_PAID';
+		END IF;
 	END IF;
 	UPDATE applications SET status = 'pending', adapter = p_adapter, serial = p_serial,
 		csr_pem = p_csr, csr_spki = p_spki, not_before = p_not_before,
 		not_after = p_not_after, attempts = 1, last_error = NULL,
 		lease_until = now() + make_interval(secs => p_lease_secs)
 		WHERE id = p_app;
-	UPDATE entitlements SET status = 'reserved', issuance_id = p_app WHERE id = v_ent.id;
+	IF v_ent.id IS NOT NULL THEN
+		UPDATE entitlements SET status = 'reserved', issuance_id = p_app WHERE id = v_ent.id;
+	END IF;
 	RETURN QUERY SELECT 'new'::text, p_serial, extract(epoch FROM p_not_before)::bigint,
 		extract(epoch FROM p_not_after)::bigint, p_adapter, 1, p_csr;
 END
@@ -131,6 +138,12 @@ BEGIN
 	END IF;
 	IF v.status <> 'pending' THEN
 		RAISE EXCEPTION 'INTENT_NOT_PENDING';
+	END IF;
+	IF v.kind = 'change' THEN
+		RETURN QUERY SELECT * FROM change_complete(p_app, p_cert, p_event, p_issuer, p_serial,
+			p_vendor, p_subject, p_fingerprint, p_spki, p_key_type, p_not_before,
+			p_not_after, p_pem, p_chain);
+		RETURN;
 	END IF;
 	INSERT INTO lineages (id, type, lock_kind, holder, enterprise_name, uscc, account_id,
 			applied_at)

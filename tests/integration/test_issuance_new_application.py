@@ -277,3 +277,74 @@ def test_issuance_long_expired_points_to_a_prefilled_new_application(suite):
     other = person(suite)
     r = Api(suite).post(pointer["path"], {"replaces_cert_id": old}, token=other.token)
     assert r.status == 404 and r.code == "CERT_NOT_FOUND", r
+
+
+def test_issuance_subject_change_after_approved_record_change_rsa(suite):
+    """自主变更: the enterprise's approved record changes its name; the member's
+    certificate is re-issued with the new subject on a new key, joins the
+    lineage, logs in to the same account, and the old one is revoked with
+    affiliation_changed once the new one is collected."""
+    from kit import ca_bind, ca_login, make_leaf, wait_registered
+    from test_orders import applied, record_approved
+    auth_trusts_local_ca(suite)
+    admin = enterprise_admin(suite)
+    leaf = make_leaf(suite, "rsa", "agent", days=200, uscc=admin.uscc, holder="赵六",
+                     enterprise="沈阳某某建设有限公司")
+    token, account = ca_bind(suite, leaf)
+    cert_id = wait_registered(suite, leaf.serial)
+    wait_until(lambda: suite.psql(f"SELECT 1 FROM issuance.enterprise_records WHERE uscc = {q(admin.uscc)}"),
+               timeout=15, what="issuance knows the approved record")
+    r = Api(suite).post(f"/api/v1/certs/{cert_id}/change", {}, token=token)
+    assert r.status == 409 and r.code == "NO_CHANGE", r
+
+    # the approved change of the record (a new version with a new name)
+    applied(suite, record_approved(suite, admin.uscc, name="沈阳新名建设有限公司", seq=2))
+    wait_until(lambda: suite.psql(f"SELECT 1 FROM issuance.enterprise_records WHERE uscc = {q(admin.uscc)}"
+                                  " AND name = '沈阳新名建设有限公司'"), timeout=15, what="the change reached issuance")
+    r = Api(suite).post(f"/api/v1/certs/{cert_id}/change", {}, token=admin.token)
+    assert r.status == 404, r  # not the holder's
+    r = Api(suite).post(f"/api/v1/certs/{cert_id}/change", {}, token=token)
+    assert r.status == 200, r
+    change = r.json
+    assert change["subject"] == {"c": "CN", "o": "沈阳新名建设有限公司", "ou": "agent", "cn": "赵六",
+                                 "organization_identifier": admin.uscc}
+    assert change["previous_enterprise_name"] == "沈阳某某建设有限公司" and change["status"] == "open"
+    assert Api(suite).post(f"/api/v1/certs/{cert_id}/change", {}, token=token).json["application_id"] == \
+        change["application_id"]
+    app = change["application_id"]
+
+    name = f"chg-{uuid.uuid4().hex[:8]}"
+    ukey_dir(suite, "keygen", name, "rsa")
+    old_subject = dict(change["subject"], o="沈阳某某建设有限公司")
+    r = issue(suite, token, app, name, ukey_dir(suite, "request", name, json.dumps(old_subject, ensure_ascii=False)))
+    assert r.status == 422 and r.code == "CSR_SUBJECT_MISMATCH", r
+    csr = ukey_dir(suite, "request", name, json.dumps(change["subject"], ensure_ascii=False))
+    r = issue(suite, token, app, name, csr)
+    assert r.status == 201, r
+    body = r.json
+    assert body["cert_id"] == cert_id  # the lineage keeps them together
+    new_leaf = verify_chain(suite, "rsa", body)
+    assert subject_of(new_leaf) == (f"organizationIdentifier={admin.uscc},CN=赵六,OU=agent,"
+                                    "O=沈阳新名建设有限公司,C=CN")
+    assert suite.psql(f"SELECT c.serial, p.serial, p.revocation_reason FROM issuance.certificates c"
+                      f" JOIN issuance.certificates p ON p.id = c.replaces"
+                      f" WHERE c.cert_id = {q(cert_id)} AND c.replaced_by IS NULL") == \
+        [[body["serial"], leaf.serial, "affiliation_changed"]]
+    # interop: the new serial answers, the old one is revoked
+    assert interop(suite, body["serial"], "LN_JSGC").json["reason"] in (None, "PLATFORM_NOT_ASSOCIATED")
+    assert interop(suite, leaf.serial, "LN_JSGC").json["reason"] == "CERT_REVOKED"
+    assert interop(suite, None, "LN_JSGC", cert_id=cert_id).json["serial"] == body["serial"]
+    # the key logs in with the new certificate to the same account; the old one is refused
+    ukey_dir(suite, "install", name, new_leaf)
+
+    def login():
+        api = Api(suite)
+        ch = api.post("/api/v1/auth/ca/challenge", {}).json
+        r = api.post("/api/v1/auth/ca/login", {"challenge_id": ch["challenge_id"],
+                                                "certificate": ukey_dir(suite, "cert", name),
+                                                "signature": ukey_dir(suite, "sign", name, ch["nonce"])})
+        return r if r.status == 200 and r.json.get("status") == "ok" else None
+    r = wait_until(login, timeout=15, what="the changed certificate logs in")
+    assert r.json["account"]["id"] == account
+    wait_until(lambda: ca_login(suite, leaf).status == 401, timeout=15, what="old certificate refused")
+    assert ca_login(suite, leaf).code == "CERT_REVOKED"

@@ -279,16 +279,16 @@ def test_issuance_long_expired_points_to_a_prefilled_new_application(suite):
     assert r.status == 404 and r.code == "CERT_NOT_FOUND", r
 
 
-def test_issuance_subject_change_after_approved_record_change_rsa(suite):
-    """自主变更: the enterprise's approved record changes its name; the member's
-    certificate is re-issued with the new subject on a new key, joins the
-    lineage, logs in to the same account, and the old one is revoked with
+def subject_change(suite, alg, kind):
+    """自主变更: the enterprise's approved record changes its name; the
+    holder's certificate is re-issued with the new subject on a new key, joins
+    the lineage, logs in to the same account, and the old one is revoked with
     affiliation_changed once the new one is collected."""
     from kit import ca_bind, ca_login, make_leaf, wait_registered
     from test_orders import applied, record_approved
     auth_trusts_local_ca(suite)
     admin = enterprise_admin(suite)
-    leaf = make_leaf(suite, "rsa", "agent", days=200, uscc=admin.uscc, holder="赵六",
+    leaf = make_leaf(suite, alg, kind, days=200, uscc=admin.uscc, holder="赵六",
                      enterprise="沈阳某某建设有限公司")
     token, account = ca_bind(suite, leaf)
     cert_id = wait_registered(suite, leaf.serial)
@@ -306,7 +306,7 @@ def test_issuance_subject_change_after_approved_record_change_rsa(suite):
     r = Api(suite).post(f"/api/v1/certs/{cert_id}/change", {}, token=token)
     assert r.status == 200, r
     change = r.json
-    assert change["subject"] == {"c": "CN", "o": "沈阳新名建设有限公司", "ou": "agent", "cn": "赵六",
+    assert change["subject"] == {"c": "CN", "o": "沈阳新名建设有限公司", "ou": kind, "cn": "赵六",
                                  "organization_identifier": admin.uscc}
     assert change["previous_enterprise_name"] == "沈阳某某建设有限公司" and change["status"] == "open"
     assert Api(suite).post(f"/api/v1/certs/{cert_id}/change", {}, token=token).json["application_id"] == \
@@ -314,7 +314,7 @@ def test_issuance_subject_change_after_approved_record_change_rsa(suite):
     app = change["application_id"]
 
     name = f"chg-{uuid.uuid4().hex[:8]}"
-    ukey_dir(suite, "keygen", name, "rsa")
+    ukey_dir(suite, "keygen", name, alg)
     old_subject = dict(change["subject"], o="沈阳某某建设有限公司")
     r = issue(suite, token, app, name, ukey_dir(suite, "request", name, json.dumps(old_subject, ensure_ascii=False)))
     assert r.status == 422 and r.code == "CSR_SUBJECT_MISMATCH", r
@@ -323,8 +323,8 @@ def test_issuance_subject_change_after_approved_record_change_rsa(suite):
     assert r.status == 201, r
     body = r.json
     assert body["cert_id"] == cert_id  # the lineage keeps them together
-    new_leaf = verify_chain(suite, "rsa", body)
-    assert subject_of(new_leaf) == (f"organizationIdentifier={admin.uscc},CN=赵六,OU=agent,"
+    new_leaf = verify_chain(suite, alg, body)
+    assert subject_of(new_leaf) == (f"organizationIdentifier={admin.uscc},CN=赵六,OU={kind},"
                                     "O=沈阳新名建设有限公司,C=CN")
     assert suite.psql(f"SELECT c.serial, p.serial, p.revocation_reason FROM issuance.certificates c"
                       f" JOIN issuance.certificates p ON p.id = c.replaces"
@@ -348,3 +348,11 @@ def test_issuance_subject_change_after_approved_record_change_rsa(suite):
     assert r.json["account"]["id"] == account
     wait_until(lambda: ca_login(suite, leaf).status == 401, timeout=15, what="old certificate refused")
     assert ca_login(suite, leaf).code == "CERT_REVOKED"
+
+
+def test_issuance_subject_change_rsa_member_lock(suite):
+    subject_change(suite, "rsa", "agent")
+
+
+def test_issuance_subject_change_sm2_master_lock(suite):
+    subject_change(suite, "sm2", "master")

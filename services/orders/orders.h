@@ -286,5 +286,8 @@ void orders_new_certificate(struct http_req *req);
  * ENTERPRISE_NOT_APPROVED, PROFILE_INCOMPLETE, PLATFORM_UNKNOWN,
  * PLATFORMS_EMPTY. */
 extern const char store_new_cert_order_sql[];
+/* $1 cert id → 0 the paid order whose new-certificate item it is (not yet
+ * issued). */
+extern const char store_new_cert_item_sql[];
 
 #endif

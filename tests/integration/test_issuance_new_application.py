@@ -178,6 +178,11 @@ def test_issuance_admin_applies_for_member_staff_lock_rsa(suite):
         "SELECT data::text FROM issuance.outbox WHERE type = 'issuance.cert.registered'"
         f" AND subject = {q(cert_id)}"), what="registered event")
     assert json.loads(ev[0][0])["account_id"] == mem.account
+    # the order is fulfilled by the issue (its one item done)
+    got = wait_until(lambda: (lambda o: o if o.json["status"] == "fulfilled" else None)(
+        Api(suite).get(f"/api/v1/orders/{order['id']}", token=admin.token)), timeout=15, what="order fulfilled")
+    assert got.json["items"][0]["renewed_serial"] == body["serial"]
+    assert got.json["items"][0]["application"]["subject"] == app["subject"]
 
     # written to the key; the usual CA login binds it to the member's account
     ukey_dir(suite, "install", name, leaf)

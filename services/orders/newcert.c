@@ -78,6 +78,12 @@ newcert_on_done(void *arg, const struct db_result *res)
 }
 
 static void
+newcert_body_free(void *p)
+{
+	json_decref(p);
+}
+
+static void
 newcert_start(struct http_req *req)
 {
 	const struct session *s = req->session;
@@ -91,7 +97,7 @@ newcert_start(struct http_req *req)
 		return;
 	if (http_read_json(req, &body) != 0)
 		return;
-	http_req_attach(req, body, (void (*)(void *))json_decref);
+	http_req_attach(req, body, newcert_body_free);
 	if (json_field_str(body, "replaces_cert_id", JSON_FIELD_OPTIONAL, 36,
 	        &replaces, &err) != 0) {
 		http_reply_field_error(req, &err);

@@ -44,14 +44,24 @@ BEGIN
 	IF v_cert.revoked_at IS NOT NULL THEN
 		RAISE EXCEPTION 'CERT_REVOKED';
 	END IF;
+	SELECT * INTO v_rec FROM enterprise_records r WHERE r.uscc = v_lin.uscc;
 	SELECT * INTO v FROM applications a WHERE a.lineage_id = p_cert_id AND a.kind = 'change'
-		AND a.status IN ('open', 'pending', 'issued') ORDER BY a.created_at DESC LIMIT 1;
-	IF FOUND AND (v.status <> 'issued' OR v.certificate_id = v_cert.id) THEN
-		RETURN QUERY SELECT v.id, v.subject::text, v.status, v_lin.enterprise_name;
+		AND a.status IN ('open', 'pending', 'issued') ORDER BY a.created_at DESC LIMIT 1
+		FOR UPDATE;
+	IF FOUND AND v.status = 'open' AND v_rec.uscc IS NOT NULL
+		AND v.subject->>'o' IS DISTINCT FROM v_rec.name THEN
+		-- renamed again before the change was issued: the latest name
+		UPDATE applications SET enterprise_name = v_rec.name,
+			subject = subject || jsonb_build_object('o', v_rec.name) WHERE id = v.id;
+		SELECT * INTO v FROM applications a WHERE a.id = v.id;
+	END IF;
+	IF FOUND AND (v.status = 'pending' OR v.status = 'open'
+		OR (v.certificate_id = v_cert.id AND v.subject->>'o' = v_lin.enterprise_name)) THEN
+		RETURN QUERY SELECT v.id, v.subject::text, v.status,
+			CASE WHEN v.status = 'issued' THEN NULL ELSE v_lin.enterprise_name END;
 		RETURN;
 	END IF;
-	SELECT * INTO v_rec FROM enterprise_records r WHERE r.uscc = v_lin.uscc;
-	IF NOT FOUND OR v_rec.name = v_lin.enterprise_name THEN
+	IF v_rec.uscc IS NULL OR v_rec.name = v_lin.enterprise_name THEN
 		RAISE EXCEPTION 'NO_CHANGE';
 	END IF;
 	INSERT INTO applications (id, order_id, applicant_account, account_id, type, lock_kind,

@@ -21,6 +21,7 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "issuance"))
 from kit import auth_trusts_local_ca, interop, q, restart_issuance, save_pem  # noqa: E402
 from client import Api, new_phone, sms_code, ukey, wait_until  # noqa: E402
+from test_auth_ca import suite_redis_del  # noqa: E402
 from test_orders import enterprise_admin, member, person  # noqa: E402
 from test_payments import pay as pay_order  # noqa: E402
 from test_payments import payment, sim_pay  # noqa: E402
@@ -188,6 +189,14 @@ def test_issuance_admin_applies_for_member_staff_lock_rsa(suite):
     ukey_dir(suite, "install", name, leaf)
     r = bind_with_key(suite, name, mem.token)
     assert r.status == 200 and r.json["status"] == "binding_required", r
+    phone = suite.psql(f"SELECT phone FROM auth.accounts WHERE id = {q(mem.account)}")[0][0]
+    suite_redis_del(suite, f"sms:last:{phone}")  # the registration's code was just sent
+    assert Api(suite).post("/api/v1/auth/sms", {"phone": phone, "purpose": "bind"}).status == 202
+    r = Api(suite).post("/api/v1/auth/ca/bind", {"bind_token": r.json["bind_token"], "phone": phone,
+                                                 "sms_code": sms_code(suite, phone, "bind")})
+    assert r.status == 200 and r.json["account"]["id"] == mem.account, r  # the applicant's account
+    wait_until(lambda: suite.psql(f"SELECT 1 FROM issuance.lineages WHERE id = {q(cert_id)}"
+                                  " AND lock_id IS NOT NULL"), timeout=15, what="one lineage, now with its lock")
     assert interop(suite, body["serial"], "SY_GGZY").json["valid"] is True
     assert interop(suite, body["serial"], "DL_GGZY").json["reason"] == "PLATFORM_NOT_ASSOCIATED"
     # CA管理: the member sees the new certificate as theirs

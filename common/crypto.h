@@ -243,6 +243,12 @@ void crypto_csr_free(struct crypto_csr *csr);
 int crypto_csr_create(char **out_pem, const struct crypto_key *key,
     const struct crypto_cert *subject_from);
 
+/* The same with the subject given field by field (C, O, OU, CN,
+ * organizationIdentifier in that order; NULL fields left out): a first
+ * application's CSR, whose subject the platform dictates (issue 19). */
+int crypto_csr_create_subject(char **out_pem, const struct crypto_key *key,
+    const struct crypto_subject *subject);
+
 /* ---- Keys under a passphrase (the USB-key simulator's PIN) ---- */
 
 /* Returns a new PEM string of the private key as encrypted PKCS#8

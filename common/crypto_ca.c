@@ -346,3 +346,41 @@ out:
 	X509_CRL_free(crl);
 	return ok ? 0 : crypto_fail();
 }
+
+int
+crypto_csr_create_subject(char **out_pem, const struct crypto_key *key,
+    const struct crypto_subject *subject)
+{
+	X509_REQ *req;
+	X509_NAME *name;
+	EVP_MD_CTX *mdctx;
+	BIO *bio;
+	char *pem = NULL;
+
+	if (!key->has_private || key->type == CRYPTO_KEY_OTHER)
+		return -1;
+	if ((name = issue_name(subject)) == NULL)
+		return crypto_fail();
+	req = X509_REQ_new();
+	if (req == NULL)
+		fatal("out of memory (X509_REQ)");
+	mdctx = crypto_md_ctx_new();
+	if (X509_REQ_set_version(req, X509_REQ_VERSION_1) != 1 ||
+	    X509_REQ_set_subject_name(req, name) != 1 ||
+	    X509_REQ_set_pubkey(req, key->pkey) != 1 ||
+	    crypto_digest_init(mdctx, key, 1) != 0 ||
+	    X509_REQ_sign_ctx(req, mdctx) <= 0)
+		goto out;
+	bio = crypto_bio_new();
+	if (PEM_write_bio_X509_REQ(bio, req) == 1)
+		pem = crypto_bio_string(bio);
+	BIO_free(bio);
+out:
+	EVP_MD_CTX_free(mdctx);
+	X509_REQ_free(req);
+	X509_NAME_free(name);
+	if (pem == NULL)
+		return crypto_fail();
+	*out_pem = pem;
+	return 0;
+}

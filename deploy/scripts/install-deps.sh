@@ -9,6 +9,9 @@ PKGS=(build-essential pkg-config python3 curl openssl ca-certificates
 	clang libclang-rt-dev)
 # clang and its runtimes (libFuzzer, ASan, UBSan; only a Recommends of clang)
 # build the fuzz harnesses of tests/fuzz (make fuzz).
+# gnutls-bin: certtool, the second independent verifier of the certificate
+# chains the local CA issues (tests/integration/test_issuance_new_application.py).
+PKGS+=(gnutls-bin)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

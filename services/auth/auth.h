@@ -218,6 +218,11 @@ void store_admin_handover(struct db_batch *b, const char *admin_identity,
 extern const char store_revoked_insert_sql[];
 /* $1 issuer, $2 serial → the unbound lock holding that certificate. */
 extern const char store_unbound_lock_of_cert_sql[];
+/* issuance.cert.cancelled (issue 19): lock_cancel($1 issuer, $2 serial,
+ * $3 revoked_at, $4 account, $5 uscc, $6 audit base): revoked, unbound,
+ * the key's enterprise identity removed (040_cert_cancelled.sql). Columns:
+ * 0 account or NULL, 1 identity removed or NULL. */
+extern const char store_lock_cancel_sql[];
 /* $1 issuer, $2 serial, $3 previous issuer, $4 previous serial,
  * $5 not_after: the renewed certificate joins its predecessor's lock. */
 extern const char store_lock_cert_renewed_sql[];

@@ -4,6 +4,9 @@
  *   CA login), caplat.issuance.cert.renewed (a renewed certificate stays
  *   on its lock) and caplat.enterprise.admin_application.approved (the
  *   applicant becomes administrator unless a lock-proven one exists).
+ * Consumes caplat.issuance.cert.cancelled (注销, issue 19): the key is
+ *   unbound and the enterprise identity it gave removed (lock_cancel(),
+ *   040_cert_cancelled.sql); the account's sessions lose that identity.
  * Consumes caplat.*.audit.recorded (every service's audit entries,
  *   common/audit.h): appends each to the one audit chain (010_audit.sql).
  * Emits (through the outbox, in the same transaction as the change):
@@ -187,6 +190,53 @@ on_admin_application_approved(struct bus_tx *tx, const struct bus_event *ev,
 	return 0;
 }
 
+/* issuance.cert.cancelled: {cert_id, serial, issuer, account_id, uscc,
+ * cancelled_by, cancelled_at}. Idempotent (the inbox; lock_cancel()
+ * changes nothing twice). */
+static int
+on_cert_cancelled(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data;
+	const char *issuer = json_string_value(json_object_get(d, "issuer"));
+	const char *serial = json_string_value(json_object_get(d, "serial"));
+	const char *account =
+	    json_string_value(json_object_get(d, "account_id"));
+	struct bus_rows *rows = NULL;
+
+	if (issuer == NULL || serial == NULL ||
+	    (account != NULL && !uuid_valid(account))) {
+		log_error(NULL, "msg=bad_event type=%s id=%s", ev->type,
+		    ev->id);
+		return -1;
+	}
+	const struct audit_entry base = {"", "", "", NULL, NULL, NULL};
+	json_t *audit = audit_event_data(NULL, &base);
+	char *audit_text = json_dumps(audit, JSON_COMPACT);
+	json_decref(audit);
+	const char *p[] = {issuer, serial,
+	    json_string_value(json_object_get(d, "cancelled_at")), account,
+	    json_string_value(json_object_get(d, "uscc")), audit_text};
+	int rc = bus_tx_query(tx, store_lock_cancel_sql, 6, p, &rows);
+	free(audit_text);
+	if (rc != 0 || bus_rows_count(rows) != 1) {
+		bus_rows_free(rows);
+		return -1;
+	}
+	log_info(NULL, "msg=cert_cancelled serial=%s identity_removed=%s",
+	    serial, bus_rows_value(rows, 0, 1) ? "yes" : "no");
+	if (bus_rows_value(rows, 0, 0) != NULL &&
+	    bus_rows_value(rows, 0, 1) != NULL) {
+		struct replaced *r = xcalloc(1, sizeof(*r));
+		snprintf(r->account, sizeof(r->account), "%s",
+		    bus_rows_value(rows, 0, 0));
+		snprintf(r->identity, sizeof(r->identity), "%s",
+		    bus_rows_value(rows, 0, 1));
+		work_submit(replaced_nothing, replaced_on_loop, r);
+	}
+	bus_rows_free(rows);
+	return 0;
+}
+
 static const char *
 data_str(json_t *o, const char *key)
 {
@@ -248,6 +298,9 @@ auth_events_subscribe(void)
 	        NULL) != 0 ||
 	    bus_subscribe(auth.svc.bus, "auth-cert-renewed",
 	        "caplat.issuance.cert.renewed", 5, on_cert_renewed,
+	        NULL) != 0 ||
+	    bus_subscribe(auth.svc.bus, "auth-cert-cancelled",
+	        "caplat.issuance.cert.cancelled", 5, on_cert_cancelled,
 	        NULL) != 0 ||
 	    bus_subscribe(auth.svc.bus, "auth-admin-application-approved",
 	        "caplat.enterprise.admin_application.approved", 5,

@@ -243,6 +243,10 @@ const char store_revoked_insert_sql[] =
     " VALUES ($1, $2, $3, COALESCE($4::timestamptz, now()))"
     " ON CONFLICT (issuer, serial) DO NOTHING";
 
+const char store_lock_cancel_sql[] =
+    "SELECT account_id, identity_id FROM lock_cancel($1, $2, $3::timestamptz,"
+    " $4::uuid, $5, $6::jsonb)";
+
 const char store_unbound_lock_of_cert_sql[] =
     "SELECT c.lock_id FROM lock_certs c JOIN locks l ON l.id = c.lock_id"
     " WHERE c.issuer = $1 AND c.serial = $2 AND l.account_id IS NULL";

@@ -2,15 +2,21 @@
  *
  * Consumes: caplat.auth.lock.bound (the certificate on a newly bound key
  *   joins the registry), caplat.orders.order.paid (renewal entitlements),
- *   caplat.orders.order.created and .cancelled (orders awaiting payment),
- *   caplat.orders.platform.listed (the platform catalogue's codes, which an
+ *   caplat.orders.order.created and .cancelled (orders awaiting payment;
+ *   an item carrying `application` is a new certificate's application,
+ *   issue 19: recorded in applications for newcert.c),
+ *   caplat.enterprise.record.approved (the approved name, for 自主变更:
+ *   enterprise_records), caplat.orders.platform.listed (the platform
+ *   catalogue's codes, which an
  *   import may name: a read model).
  * Emits (through the outbox, written by the PL/pgSQL functions of
  *   deploy/sql/issuance/002_functions.sql in the same transaction as the
  *   change): issuance.cert.registered (register_certificate, and
  *   sync_certificate for a certificate a vendor directory lists, sync.c),
  *   issuance.cert.renewed (renewal_complete), issuance.cert.revoked
- *   (revoke_certificate); import_merge (deploy/sql/issuance/010_import.sql)
+ *   (revoke_certificate), issuance.cert.cancelled (cancel_certificate,
+ *   040_cancel.sql), issuance.cert.registered for a new certificate
+ *   (application_complete, 040_new_application.sql); import_merge (deploy/sql/issuance/010_import.sql)
  *   emits issuance.cert.registered and issuance.audit.recorded.
  *
  * Handlers run on the bus's consumer threads inside the inbox transaction
@@ -22,6 +28,7 @@
 #include "log.h"
 #include "util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,6 +193,9 @@ on_order_paid(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	return 0;
 }
 
+static int application_record(struct bus_tx *tx, const char *order,
+    const char *placer, const char *cert, json_t *app, json_t *platforms);
+
 static int
 on_order_created(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 {
@@ -204,8 +214,66 @@ on_order_created(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 		const char *p[] = {order, cert};
 		if (bus_tx_exec(tx, store_open_order_insert_sql, 2, p) < 0)
 			return -1;
+		if (json_is_object(json_object_get(item, "application")) &&
+		    application_record(tx, order, str(d, "account_id"), cert,
+		        json_object_get(item, "application"),
+		        json_object_get(item, "platforms")) != 0)
+			return -1;
 	}
 	return 0;
+}
+
+/* enterprise.record.approved (issue 19): the enterprise's approved name,
+ * the subject a 自主变更 re-issue must carry (change.c). */
+static int
+on_record_approved(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data, *seq = json_object_get(d, "seq");
+	const char *uscc = str(d, "uscc"), *record = str(d, "record_id"),
+	           *name = str(d, "name");
+	char seq_s[24];
+
+	if (uscc == NULL || record == NULL || !uuid_valid(record) ||
+	    name == NULL || !json_is_integer(seq))
+		return bad_event(ev, "uscc/record_id/name/seq");
+	snprintf(seq_s, sizeof(seq_s), "%lld",
+	    (long long)json_integer_value(seq));
+	const char *p[] = {uscc, record, seq_s, name, str(d, "approved_at")};
+	return bus_tx_exec(tx, store_enterprise_record_sql, 5, p) < 0 ? -1 : 0;
+}
+
+/* The application of a new certificate (an orders.order.created item's
+ * `application`, issue 19): recorded once, to be issued after payment. */
+static int
+application_record(struct bus_tx *tx, const char *order, const char *placer,
+    const char *cert, json_t *app, json_t *platforms)
+{
+	json_t *subject = json_object_get(app, "subject");
+	const char *holder_account = str(app, "holder_account_id");
+	const char *replaces = str(app, "replaces_cert_id");
+	char *subject_text, *literal;
+	int rc;
+
+	if (!json_is_object(subject) || holder_account == NULL ||
+	    !uuid_valid(holder_account) ||
+	    !lock_kind_ok(str(app, "lock_kind")) ||
+	    str(app, "holder") == NULL || str(app, "type") == NULL ||
+	    placer == NULL || !uuid_valid(placer) ||
+	    (replaces != NULL && !uuid_valid(replaces)) ||
+	    (literal = cert_platforms_literal(platforms)) == NULL) {
+		log_error(NULL, "msg=bad_application order=%s cert_id=%s",
+		    order, cert);
+		return -1;
+	}
+	subject_text = json_dumps(subject, JSON_COMPACT);
+	const char *p[] = {cert, order, placer, holder_account,
+	    str(app, "type"), str(app, "lock_kind"), str(app, "holder"),
+	    str(app, "enterprise_name"), str(app, "uscc"), subject_text,
+	    literal, replaces};
+	rc = bus_tx_exec(tx, store_application_insert_sql, 12, p) < 0 ? -1 : 0;
+	free(subject_text);
+	free(literal);
+	return rc;
 }
 
 static int
@@ -250,6 +318,8 @@ issuance_events_subscribe(void)
 	        on_order_cancelled},
 	    {"issuance-platform-listed", "caplat.orders.platform.listed",
 	        on_platform_listed},
+	    {"issuance-record-approved", "caplat.enterprise.record.approved",
+	        on_record_approved},
 	};
 
 	for (size_t i = 0; i < ARRAY_LEN(subs); i++)

@@ -479,4 +479,86 @@ extern const char store_import_done_sql[];
 extern const char store_import_progress_sql[];
 extern const char store_import_finish_sql[];
 
+/* ---- cancel.c: 注销 (issue 19) ---- */
+
+/* POST /api/v1/certs/{id}/cancel: the holder, or the enterprise's
+ * administrator for a certificate of the enterprise. */
+void cert_cancel(struct http_req *req);
+
+/* cancel_certificate($1 cert id, $2 the administrator's USCC or NULL,
+ * $3 the caller's account, $4 revoked event id, $5 job id, $6 vendors to
+ * forward to "{A,B}", $7 cancelled event id, $8 audit_event_data). Columns:
+ * 0 serial, 1 issuer, 2 revoked_at (s), 3 vendor, 4 forwarded, 5 by
+ * ("holder" or "administrator"). Refuses CERT_NOT_FOUND, CERT_REVOKED. */
+extern const char store_cancel_sql[];
+
+/* ---- newcert.c: a new certificate's issue (issue 19) ---- */
+
+/* POST /api/v1/certs/{id}/issue/challenge and /issue: the holder of a paid
+ * application (id = the application's, the new certificate's cert_id)
+ * gets a challenge and the subject the CSR must carry, then sends the CSR
+ * made on the key and the challenge signed by its key. */
+void cert_issue_challenge(struct http_req *req);
+void cert_issue(struct http_req *req);
+
+/* ---- application.c: what newcert.c and sweep.c share, a leaf ---- */
+
+/* Adds application_complete() and the result query (statements 0 and 1)
+ * for the certificate a vendor issued for application app to b, after
+ * checking it is for the CSR's key and, from the local CA, the reserved
+ * serial. Returns 0, or -1 with the reason in err and nothing added. */
+int cert_application_record(struct db_batch *b, const char *app,
+    const char *vendor_name, const char *csr_spki, const char *serial,
+    const char *cert_pem, const char *chain, char *err, size_t err_size);
+/* The 201 answer {cert_id, certificate, chain, serial, not_before,
+ * not_after, platforms} from a store_application_result_sql row of
+ * statement stmt; returns a new reference. */
+json_t *cert_issued_json(const struct db_result *res, int stmt);
+
+/* Consumer (orders.order.created, an item's application): $1 id, $2 order,
+ * $3 applicant account, $4 holder account, $5 type, $6 lock kind,
+ * $7 holder, $8 enterprise, $9 uscc, $10 subject (JSON), $11 platforms
+ * "{A,B}", $12 replaced cert or NULL. Once per id. */
+extern const char store_application_insert_sql[];
+/* The challenge's view of application $1: 0 holder account, 1 status,
+ * 2 subject (JSON), 3 paid (an entitlement paid or reserved), 4 lock kind,
+ * 5 platforms (JSON), 6 kind ("new" or "change": not paid for). */
+extern const char store_application_get_sql[];
+/* application_begin($1 app, $2 account, $3 spki, $4 csr, $5 serial,
+ * $6 adapter, $7 not_before (s), $8 not_after (s), $9 lease seconds).
+ * Columns: 0 outcome, 1 serial, 2 not_before, 3 not_after, 4 adapter,
+ * 5 attempts, 6 the application's CSR. */
+extern const char store_application_begin_sql[];
+/* application_complete($1 app, $2 certificate id, $3 event id, $4 issuer,
+ * $5 serial, $6 vendor, $7 subject, $8 fingerprint, $9 spki, $10 key type,
+ * $11 not_before (s), $12 not_after (s), $13 pem, $14 chain). Columns:
+ * 0 certificate id, 1 new. */
+extern const char store_application_complete_sql[];
+/* The issued certificate of application $1, as store_renewal_result_sql. */
+extern const char store_application_result_sql[];
+/* application_failed($1 app, $2 error, $3 retry seconds, $4 final). */
+extern const char store_application_failed_sql[];
+/* The resumer's next due application, leased for $1 seconds: 0 id,
+ * 1 adapter, 2 serial, 3 csr pem, 4 not_before, 5 not_after, 6 attempts. */
+extern const char store_application_claim_sql[];
+/* Redis: the issue challenge, bound to {app, account}. */
+extern const struct challenge_scope store_application_challenge;
+
+/* ---- change.c: 自主变更 (issue 19) ---- */
+
+/* POST /api/v1/certs/{id}/change: the holder's change application of a
+ * certificate whose subject names the enterprise's old name. */
+void cert_change(struct http_req *req);
+
+/* Consumer (enterprise.record.approved): $1 uscc, $2 record, $3 seq,
+ * $4 name, $5 approved_at. */
+extern const char store_enterprise_record_sql[];
+/* change_application($1 cert id, $2 account, $3 new application id):
+ * 0 application id, 1 subject (JSON), 2 status, 3 the name it replaces.
+ * Refuses CERT_NOT_FOUND, CERT_REVOKED, NO_CHANGE. */
+extern const char store_change_application_sql[];
+/* change_collected($1 application, $2 event id): the replaced certificate
+ * revoked (affiliation_changed) once the change is collected. */
+extern const char store_change_collected_sql[];
+
 #endif

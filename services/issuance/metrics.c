@@ -10,7 +10,7 @@
 
 static const char *const counter_names[] = {"renewed", "resumed", "vendor_ok",
     "vendor_unavailable", "vendor_rejected", "vendor_bad_certificate",
-    "revoked", "vendor_revocations"};
+    "revoked", "vendor_revocations", "issued"};
 static unsigned long long counters[ARRAY_LEN(counter_names)];
 
 void

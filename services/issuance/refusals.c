@@ -40,7 +40,35 @@ static const struct refusal {
         "上次证书更新尚未完成，请使用同一证书锁重试", 0},
     {"RENEWAL_IN_PROGRESS", 409, "RENEWAL_IN_PROGRESS", NULL,
         "证书更新正在进行中，请稍后重试", 1},
+    {"NO_CHANGE", 409, "NO_CHANGE", NULL,
+        "证书信息与审核通过的单位信息一致，无需变更", 0},
+    {"APPLICATION_NOT_FOUND", 404, "NOT_FOUND", NULL, "证书申请不存在", 0},
+    {"APPLICATION_NOT_PAID", 409, "APPLICATION_NOT_PAID", NULL,
+        "该证书申请尚未支付，请先支付订单", 0},
+    {"APPLICATION_ISSUED", 409, "APPLICATION_ISSUED", "csr",
+        "该申请的证书已为另一密钥签发", 0},
+    {"APPLICATION_PENDING", 409, "APPLICATION_PENDING", "csr",
+        "该申请的证书尚未签发完成，请使用同一证书请求重试", 0},
 };
+
+/* EXPIRED_TOO_LONG on a certificate's route (issue 19): not a dead end —
+ * the answer points to a new application for the same holder and lock kind,
+ * whose platforms orders carries over from the certificate. */
+static int
+refuse_expired_too_long(struct http_req *req, const struct refusal *r)
+{
+	if (strcmp(r->rule, "EXPIRED_TOO_LONG") != 0 ||
+	    req->params[0] == NULL || !uuid_valid(req->params[0]))
+		return -1;
+	http_reply_json(req, r->status,
+	    json_pack("{s:{s:s, s:s, s:{s:s, s:s, s:{s:s}}}}", "error", "code",
+	        r->code, "message",
+	        "证书过期时间过长，不能延期：请重新申请证书（已为您预填）",
+	        "new_application", "method", "POST", "path",
+	        "/api/v1/orders/new-certificate", "body", "replaces_cert_id",
+	        req->params[0]));
+	return 0;
+}
 
 void
 issuance_refuse(struct http_req *req, const char *rule)
@@ -51,6 +79,8 @@ issuance_refuse(struct http_req *req, const char *rule)
 
 		if (strcmp(r->rule, rule) != 0)
 			continue;
+		if (refuse_expired_too_long(req, r) == 0)
+			return;
 		if (r->retry_after_lease) {
 			snprintf(secs, sizeof(secs), "%ld",
 			    issuance.cfg.lease_seconds);

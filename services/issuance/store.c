@@ -252,3 +252,70 @@ const char store_interop_nonce_prefix[] = "interop:nonce:";
 
 const struct challenge_scope store_renewal_challenge = {"issuance.renewal",
     "renew:chal:"};
+
+/* clang-format off */
+const char store_cancel_sql[] =
+    "SELECT o_serial, o_issuer, o_revoked_at, o_vendor, o_forwarded, o_by"
+    " FROM cancel_certificate($1::uuid, $2, $3::uuid, $4::uuid, $5::uuid, $6::text[],"
+    " $7::uuid, $8::jsonb)";
+/* clang-format on */
+
+/* clang-format off */
+const char store_application_insert_sql[] =
+    "INSERT INTO applications (id, order_id, applicant_account, account_id, type, lock_kind,"
+    " holder, enterprise_name, uscc, subject, platforms, replaces_cert_id)"
+    " VALUES ($1::uuid, $2::uuid, $3::uuid, $4::uuid, $5, $6, $7, $8, $9, $10::jsonb,"
+    " $11::text[], $12::uuid) ON CONFLICT (id) DO NOTHING";
+
+const char store_application_get_sql[] =
+    "SELECT a.account_id, a.status, a.subject::text,"
+    " EXISTS (SELECT 1 FROM entitlements e WHERE e.cert_id = a.id"
+    "  AND e.status IN ('paid', 'reserved')),"
+    " a.lock_kind, array_to_json(a.platforms)::text, a.kind"
+    " FROM applications a WHERE a.id = $1::uuid";
+
+const char store_application_begin_sql[] =
+    "SELECT * FROM application_begin($1::uuid, $2::uuid, $3, $4, $5, $6,"
+    " to_timestamp($7::bigint), to_timestamp($8::bigint), $9::int)";
+
+const char store_application_complete_sql[] =
+    "SELECT * FROM application_complete($1::uuid, $2::uuid, $3::uuid, $4, $5, $6, $7, $8,"
+    " $9, $10, to_timestamp($11::bigint), to_timestamp($12::bigint), $13, $14)";
+
+const char store_application_result_sql[] =
+    "SELECT c.pem, c.chain, c.serial, " EPOCH("c.not_before") ", " EPOCH("c.not_after") ","
+    " array_to_json(c.platforms)::text, c.cert_id"
+    " FROM applications a JOIN certificates c ON c.id = a.certificate_id"
+    " WHERE a.id = $1::uuid";
+
+const char store_application_failed_sql[] =
+    "SELECT application_failed($1::uuid, $2, $3::int, $4::boolean)";
+
+const char store_application_claim_sql[] =
+    "UPDATE applications a SET lease_until = now() + make_interval(secs => $1::int),"
+    " attempts = a.attempts + 1"
+    " WHERE a.id = (SELECT d.id FROM applications d WHERE d.status = 'pending'"
+    "  AND d.next_attempt_at <= now() AND (d.lease_until IS NULL OR d.lease_until < now())"
+    "  ORDER BY d.next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)"
+    " RETURNING a.id, a.adapter, a.serial, a.csr_pem,"
+    " " EPOCH("a.not_before") ", " EPOCH("a.not_after") ", a.attempts";
+/* clang-format on */
+
+const struct challenge_scope store_application_challenge =
+    {"issuance.application", "apply:chal:"};
+
+/* clang-format off */
+const char store_enterprise_record_sql[] =
+    "INSERT INTO enterprise_records (uscc, record_id, seq, name, approved_at)"
+    " VALUES ($1, $2::uuid, $3::int, $4, COALESCE($5::timestamptz, now()))"
+    " ON CONFLICT (uscc) DO UPDATE SET record_id = EXCLUDED.record_id, seq = EXCLUDED.seq,"
+    " name = EXCLUDED.name, approved_at = EXCLUDED.approved_at"
+    " WHERE enterprise_records.approved_at <= EXCLUDED.approved_at";
+
+const char store_change_application_sql[] =
+    "SELECT o_app, o_subject, o_status, o_previous_name"
+    " FROM change_application($1::uuid, $2::uuid, $3::uuid)";
+
+const char store_change_collected_sql[] =
+    "SELECT change_collected($1::uuid, $2::uuid)";
+/* clang-format on */

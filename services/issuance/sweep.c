@@ -37,6 +37,7 @@ static void on_job_claimed(void *arg, const struct db_result *res);
 static void on_job_sent(void *arg, enum vendor_status status,
     const char *error);
 static void on_job_updated(void *arg, const struct db_result *res);
+static void on_app_claimed(void *arg, const struct db_result *res);
 
 static void
 resume_free(struct resume *r)
@@ -48,7 +49,7 @@ resume_free(struct resume *r)
 
 /* ---- the timers ----------------------------------------------------------- */
 
-enum { SWEEP_INTENTS, SWEEP_VENDOR_JOBS, SWEEP_DIRECTORY };
+enum { SWEEP_INTENTS, SWEEP_VENDOR_JOBS, SWEEP_DIRECTORY, SWEEP_APPLICATIONS };
 
 static void sync_start(size_t i);
 static void on_synced(void);
@@ -70,6 +71,9 @@ static const struct sweep {
         &issuance.cfg.resume_interval_ms, store_job_claim_sql, on_job_claimed},
     [SWEEP_DIRECTORY] = {"vendor_directory", &issuance.cfg.sync_interval_ms,
         NULL, NULL, sync_start},
+    [SWEEP_APPLICATIONS] = {"application_intents",
+        &issuance.cfg.resume_interval_ms, store_application_claim_sql,
+        on_app_claimed},
 };
 
 static struct {
@@ -316,4 +320,95 @@ static void
 on_synced(void)
 {
 	sweep_idle(SWEEP_DIRECTORY);
+}
+
+/* ---- new certificates' intents (issue 19, newcert.c) --------------------
+ * A paid application whose CSR was recorded but whose certificate was not
+ * (a crash, the vendor down): asked again with the application's id as
+ * request id, recorded once (application_complete). */
+
+static void on_app_issued(void *arg, const struct vendor_cert_result *res);
+static void on_app_done(void *arg, const struct db_result *res);
+
+static void
+on_app_claimed(void *arg, const struct db_result *res)
+{
+	struct crypto_csr *csr = NULL;
+	struct resume *r;
+
+	if (res->status != DB_OK || db_rows(res, 0) != 1) {
+		sweep_idle(SWEEP_APPLICATIONS);
+		return;
+	}
+	r = xcalloc(1, sizeof(*r));
+	snprintf(r->intent, sizeof(r->intent), "%s", db_value(res, 0, 0, 0));
+	snprintf(r->adapter, sizeof(r->adapter), "%s", db_value(res, 0, 0, 1));
+	snprintf(r->serial, sizeof(r->serial), "%s", db_value(res, 0, 0, 2));
+	r->csr_pem = xstrdup(db_value(res, 0, 0, 3));
+	r->not_before = (time_t)atoll(db_value(res, 0, 0, 4));
+	r->not_after = (time_t)atoll(db_value(res, 0, 0, 5));
+	r->attempts = atoi(db_value(res, 0, 0, 6));
+	r->vendor = vendor_by_adapter(r->adapter);
+	issuance_count("resumed");
+	log_info(NULL, "msg=issue_resumed app=%s serial=%s attempt=%d",
+	    r->intent, r->serial, r->attempts);
+	if (crypto_csr_parse_verify(&csr, r->csr_pem) == 0)
+		snprintf(r->spki, sizeof(r->spki), "%s", csr->spki_sha256);
+	crypto_csr_free(csr);
+	if (r->vendor == NULL) {
+		const struct vendor_cert_result none = {VENDOR_UNAVAILABLE,
+		    NULL, NULL, "adapter not configured in this process"};
+		on_app_issued(r, &none);
+		return;
+	}
+	const struct vendor_cert_request vr = {r->intent, r->serial, r->csr_pem,
+	    NULL, r->not_before, r->not_after};
+	vendor_create(r->vendor, &vr, on_app_issued, r);
+}
+
+static void
+on_app_issued(void *arg, const struct vendor_cert_result *res)
+{
+	struct resume *r = arg;
+	const char *error = res->error;
+	char err[256], retry[24];
+	int final = res->status == VENDOR_REJECTED;
+
+	if (res->status == VENDOR_OK) {
+		struct db_batch *b = db_batch_new();
+
+		issuance_fault_point(ISSUANCE_FAULT_CRASH_AFTER_VENDOR);
+		if (cert_application_record(b, r->intent, r->vendor->name,
+		        r->spki, r->serial, res->certificate, res->chain, err,
+		        sizeof(err)) == 0) {
+			db_batch_run(issuance.svc.db, b, on_app_done, r);
+			return;
+		}
+		db_batch_free(b);
+		error = err;
+		final = 0;
+	}
+	log_warn(NULL,
+	    "msg=issue_vendor_failed app=%s adapter=%s final=%d error=\"%s\"",
+	    r->intent, r->adapter, final, error);
+	snprintf(retry, sizeof(retry), "%ld", cert_retry_seconds(r->attempts));
+	const char *p[] = {r->intent, error, retry, final ? "true" : "false"};
+	db_query(issuance.svc.db, store_application_failed_sql, 4, p,
+	    on_app_done, r);
+}
+
+static void
+on_app_done(void *arg, const struct db_result *res)
+{
+	struct resume *r = arg;
+	int ok = res->status == DB_OK;
+
+	if (ok)
+		log_info(NULL, "msg=issue_resumer_done app=%s serial=%s",
+		    r->intent, r->serial);
+	resume_free(r);
+	if (ok)
+		sweep_claim(SWEEP_APPLICATIONS); /* more may be due */
+	else
+		sweep_idle(SWEEP_APPLICATIONS);
 }

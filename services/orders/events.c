@@ -121,6 +121,40 @@ on_record_approved(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	return exec_sql(tx, store_enterprise_approved_sql, 5, p);
 }
 
+static int order_maybe_fulfil(struct bus_tx *tx, const char *order_id);
+
+/* A new certificate's application (issue 19) is done when its certificate
+ * is registered: its item (cert_id = the new certificate's) is marked like a
+ * renewed one and the order fulfilled when all its items are. */
+static int
+new_cert_issued(struct bus_tx *tx, const struct bus_event *ev)
+{
+	const char *cert = str(ev->data, "cert_id");
+	const char *serial = str(ev->data, "serial");
+	struct bus_rows *rows = NULL, *locked = NULL;
+	char order[37];
+	long n;
+
+	const char *p[] = {cert};
+	if (bus_tx_query(tx, store_new_cert_item_sql, 1, p, &rows) != 0)
+		return -1;
+	if (bus_rows_count(rows) == 0) {
+		bus_rows_free(rows);
+		return 0;
+	}
+	snprintf(order, sizeof(order), "%s", bus_rows_value(rows, 0, 0));
+	bus_rows_free(rows);
+	const char *po[] = {order};
+	if (bus_tx_query(tx, store_order_lock_sql, 1, po, &locked) != 0)
+		return -1;
+	bus_rows_free(locked);
+	const char *pi[] = {order, cert, event_time(ev, "registered_at"),
+	    serial};
+	if ((n = bus_tx_exec(tx, store_item_renewed_sql, 4, pi)) <= 0)
+		return n < 0 ? -1 : 0;
+	return order_maybe_fulfil(tx, order);
+}
+
 static int
 on_cert_registered(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 {
@@ -144,7 +178,9 @@ on_cert_registered(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	    str(d, "not_before"), str(d, "not_after"), platforms};
 	n = bus_tx_exec(tx, store_cert_registered_sql, 12, p);
 	free(platforms);
-	return n < 0 ? -1 : 0;
+	if (n < 0)
+		return -1;
+	return new_cert_issued(tx, ev);
 }
 
 static int

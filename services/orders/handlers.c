@@ -561,6 +561,8 @@ const struct http_route orders_routes[] = {
     {"GET", "/api/v1/platforms/{code}/prices", orders_price_history, 0},
     {"POST", "/api/v1/platforms/{code}/prices", orders_price_set, 0},
     {"POST", "/api/v1/orders/quote", orders_quote, ORDER_MAX_BODY},
+    {"POST", "/api/v1/orders/new-certificate", orders_new_certificate,
+        ORDER_MAX_BODY},
     {"GET", "/api/v1/orders/late-payments", orders_flagged, 0},
     {"POST", "/api/v1/orders", orders_create, ORDER_MAX_BODY},
     {"GET", "/api/v1/orders", orders_list, 0},

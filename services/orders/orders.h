@@ -274,4 +274,20 @@ extern const char store_payment_refunded_sql[];
 /* $1 order, $2 payment → a row when the order became refunded. */
 extern const char store_order_refunded_sql[];
 
+/* ---- newcert.c: the product "new certificate" (issue 19) ---- */
+
+/* POST /api/v1/orders/new-certificate. */
+void orders_new_certificate(struct http_req *req);
+/* new_cert_order($1 order, $2 new cert id, $3 account, $4 identity,
+ * $5 identity type, $6 role, $7 uscc, $8 member identity or NULL,
+ * $9 platforms "{A,B}", $10 ttl seconds, $11 replaced cert or NULL,
+ * $12 the renewal window's days after notAfter) → 0 the order (JSON).
+ * Refuses NOT_ADMIN, MEMBER_NOT_FOUND, CERT_NOT_FOUND, CERT_STILL_RENEWABLE,
+ * ENTERPRISE_NOT_APPROVED, PROFILE_INCOMPLETE, PLATFORM_UNKNOWN,
+ * PLATFORMS_EMPTY. */
+extern const char store_new_cert_order_sql[];
+/* $1 cert id → 0 the paid order whose new-certificate item it is (not yet
+ * issued). */
+extern const char store_new_cert_item_sql[];
+
 #endif

@@ -384,3 +384,12 @@ const char store_order_refunded_sql[] =
     " RETURNING id)"
     " UPDATE order_items SET open = false WHERE order_id IN (SELECT id FROM r)"
     " RETURNING 1";
+
+const char store_new_cert_order_sql[] =
+    "SELECT new_cert_order($1::uuid, $2::uuid, $3::uuid, $4::uuid, $5, $6, $7,"
+    " $8::uuid, $9::text[], $10::int, $11::uuid, $12::int)::text";
+
+const char store_new_cert_item_sql[] =
+    "SELECT i.order_id FROM order_items i JOIN orders o ON o.id = i.order_id"
+    " WHERE i.cert_id = $1::uuid AND i.product = 'new_certificate'"
+    " AND i.renewed_at IS NULL AND o.status = 'paid'";

@@ -5,6 +5,8 @@
 #include "crypto.h"
 #include "util.h"
 
+#include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +28,11 @@ static const char usage[] =
     "       ukey -d DIR sign NAME NONCE_BASE64        sign a challenge (needs the PIN)\n"
     "       ukey -d DIR csr NAME                      make a new key pair on the key, print its CSR\n"
     "       ukey -d DIR install NAME CERT.pem         install the renewed certificate (for the new key)\n"
-    "       ukey -d DIR pin NAME NEW_PIN              change the PIN\n";
+    "       ukey -d DIR pin NAME NEW_PIN              change the PIN\n"
+    "       ukey -d DIR keygen NAME rsa|sm2           generate a key pair on a blank key\n"
+    "                                                 (under the PIN; it never leaves)\n"
+    "       ukey -d DIR request NAME SUBJECT_JSON     print a CSR of the key's key for\n"
+    "                                                 {c, o, ou, cn, organization_identifier}\n";
 
 /* Reads a whole (PEM) file into a new string, or dies. */
 static char *
@@ -337,6 +343,66 @@ cmd_pin(const char *dir, const char *name, const char *new_pin)
 	return 0;
 }
 
+/* On-device key generation for a first application (issue 19): a blank
+ * key (no key pair yet) makes an RSA-2048 or SM2 key pair and keeps the
+ * private key under the PIN in its folder; nothing but the CSR leaves. */
+static int
+cmd_keygen(const char *dir, const char *name, const char *alg)
+{
+	enum crypto_key_type type;
+	struct crypto_key *key;
+	char *folder = xasprintf("%s/%s", dir, name);
+	char *path = key_path(dir, name, "key.pem");
+
+	if (strcmp(alg, "rsa") == 0)
+		type = CRYPTO_KEY_RSA;
+	else if (strcmp(alg, "sm2") == 0)
+		type = CRYPTO_KEY_SM2;
+	else
+		fatal("the algorithm is rsa or sm2");
+	if (access(path, F_OK) == 0)
+		fatal("%s already holds a key pair", name);
+	if (crypto_key_generate(&key, type) != 0)
+		fatal("cannot generate a key");
+	mkdir(dir, 0700);
+	mkdir(folder, 0700);
+	store_key(dir, name, "key.pem", key);
+	crypto_key_free(key);
+	free(path);
+	free(folder);
+	return 0;
+}
+
+/* The CSR of the key's key pair (needs the PIN) for the subject the
+ * platform dictates: {c, o, ou, cn, organization_identifier}. */
+static int
+cmd_request(const char *dir, const char *name, const char *subject_json)
+{
+	json_error_t jerr;
+	json_t *j = json_loads(subject_json, 0, &jerr);
+	struct crypto_key *key;
+	char *csr;
+
+	if (!json_is_object(j))
+		fatal("SUBJECT_JSON is not a JSON object");
+	const struct crypto_subject subject = {
+	    (char *)(uintptr_t)json_string_value(json_object_get(j, "c")),
+	    (char *)(uintptr_t)json_string_value(json_object_get(j, "o")),
+	    (char *)(uintptr_t)json_string_value(json_object_get(j, "ou")),
+	    (char *)(uintptr_t)json_string_value(json_object_get(j, "cn")),
+	    (char *)(uintptr_t)json_string_value(
+	        json_object_get(j, "organization_identifier")),
+	};
+	key = unlock(dir, name, "key.pem");
+	if (crypto_csr_create_subject(&csr, key, &subject) != 0)
+		fatal("cannot make the CSR");
+	fputs(csr, stdout);
+	free(csr);
+	crypto_key_free(key);
+	json_decref(j);
+	return 0;
+}
+
 static int
 key_main(int argc, char **argv)
 {
@@ -354,6 +420,10 @@ key_main(int argc, char **argv)
 		return cmd_install(dir, argv[4], argv[5]);
 	if (argc == 6 && strcmp(cmd, "pin") == 0)
 		return cmd_pin(dir, argv[4], argv[5]);
+	if (argc == 6 && strcmp(cmd, "keygen") == 0)
+		return cmd_keygen(dir, argv[4], argv[5]);
+	if (argc == 6 && strcmp(cmd, "request") == 0)
+		return cmd_request(dir, argv[4], argv[5]);
 	fputs(usage, stderr);
 	return 2;
 }

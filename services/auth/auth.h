@@ -320,7 +320,8 @@ void auth_sweep_start(void);
 /* ---- store.c: notices (020_notices.sql) ---- */
 
 /* $1 notice id, $2 kind, $3 source, $4 recipient (JSON), $5 title, $6 body,
- * $7 params (JSON), $8 SMS params (JSON), $9 inbox, $10 sms → outcome,
+ * $7 params (JSON), $8 SMS params (JSON), $9 SMS text, $10 inbox, $11 sms
+ * → outcome,
  * account, reason. */
 extern const char store_notice_accept_sql[];
 /* $1 notice id, $2 kind, $3 source, $4 recipient (JSON), $5 reason. */

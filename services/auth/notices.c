@@ -111,10 +111,11 @@ auth_notice_accept(struct bus_tx *tx, const char *source,
 	char *sptext = json_dumps(sp, JSON_COMPACT);
 	int sms = channel_on(channels, "sms");
 	const char *p[] = {notice, kind, source, rtext, t->title, t->body,
-	    ptext, sptext, channel_on(channels, "inbox") ? "true" : "false",
+	    ptext, sptext, t->sms,
+	    channel_on(channels, "inbox") ? "true" : "false",
 	    sms ? "true" : "false"};
 	struct bus_rows *rows = NULL;
-	if (bus_tx_query(tx, store_notice_accept_sql, 10, p, &rows) != 0 ||
+	if (bus_tx_query(tx, store_notice_accept_sql, 11, p, &rows) != 0 ||
 	    bus_rows_count(rows) != 1) {
 		rc = -1;
 	} else {

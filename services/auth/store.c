@@ -481,7 +481,7 @@ store_audit_page(struct db_batch *b, const struct audit_filter *f,
 
 const char store_notice_accept_sql[] =
     "SELECT outcome, account, reason FROM notice_accept($1, $2, $3,"
-    " $4::jsonb, $5, $6, $7::jsonb, $8::jsonb, $9::boolean, $10::boolean)";
+    " $4::jsonb, $5, $6, $7::jsonb, $8::jsonb, $9, $10::boolean, $11::boolean)";
 
 const char store_notice_undeliverable_sql[] =
     "INSERT INTO notices (notice_id, kind, source, recipient, status, reason)"

@@ -95,7 +95,7 @@ test_missing_and_unknown(void **state)
 
 	assert_int_equal(notice_render("cert.expiring", "n", p, &t, &missing),
 	    -1);
-	assert_string_equal(missing, "not_after");
+	assert_string_equal(missing, "days_left");
 	assert_int_equal(notice_render("nope", "n", p, &t, &missing), -1);
 	assert_string_equal(missing, "kind");
 	json_decref(p);
@@ -122,7 +122,9 @@ test_cleaned_and_cut(void **state)
 	    "意意意意意意意意意意意意意意意意意意意"));
 	json_decref(p);
 	p = json_pack("{s:s, s:s, s:s}", "record_id", "r\n1", "result",
-	    "approved", "name", "A\x01B");
+	    "approved", "name",
+	    "A\x01"
+	    "B");
 	assert_int_equal(notice_render("review.decided", "n", p, &t, &missing),
 	    0);
 	assert_non_null(strstr(t.body, "（AB）"));
@@ -148,6 +150,22 @@ test_sms_params(void **state)
 	json_decref(p);
 }
 
+static void
+test_backoff(void **state)
+{
+	/* attempt 1: [base/2, base); doubling; capped */
+	for (unsigned r = 0; r < 1000; r += 37) {
+		long d1 = notice_backoff_ms(1, 1000, 60000, r);
+		long d3 = notice_backoff_ms(3, 1000, 60000, r);
+		long d20 = notice_backoff_ms(20, 1000, 60000, r);
+		assert_true(d1 >= 500 && d1 < 1000);
+		assert_true(d3 >= 2000 && d3 < 4000);
+		assert_true(d20 >= 30000 && d20 < 60000);
+	}
+	assert_int_not_equal(notice_backoff_ms(2, 1000, 60000, 1),
+	    notice_backoff_ms(2, 1000, 60000, 700));
+}
+
 int
 main(void)
 {
@@ -156,6 +174,7 @@ main(void)
 	    cmocka_unit_test(test_missing_and_unknown),
 	    cmocka_unit_test(test_cleaned_and_cut),
 	    cmocka_unit_test(test_sms_params),
+	    cmocka_unit_test(test_backoff),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -76,7 +76,7 @@ CREATE INDEX sms_deliveries_dead ON sms_deliveries (seq DESC) WHERE status = 'de
 -- reason. p_recipient is the event's recipient object.
 CREATE FUNCTION notice_accept(p_notice text, p_kind text, p_source text,
 	p_recipient jsonb, p_title text, p_body text, p_params jsonb,
-	p_sms_params jsonb, p_inbox boolean, p_sms boolean,
+	p_sms_params jsonb, p_sms_text text, p_inbox boolean, p_sms boolean,
 	OUT outcome text, OUT account uuid, OUT reason text)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -123,7 +123,7 @@ BEGIN
 	IF p_sms THEN
 		SELECT a.phone INTO v_phone FROM accounts a WHERE a.id = account;
 		INSERT INTO sms_deliveries (notice_id, account_id, phone, template, params, text)
-			VALUES (p_notice, account, v_phone, p_kind, p_sms_params, p_title || '：' || p_body);
+			VALUES (p_notice, account, v_phone, p_kind, p_sms_params, p_sms_text);
 	END IF;
 	outcome := 'delivered';
 END $$;

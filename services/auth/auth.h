@@ -328,6 +328,10 @@ extern const char store_notice_accept_sql[];
 extern const char store_notice_undeliverable_sql[];
 /* $1 cert id, $2 issuer, $3 serial, $4 account id (or NULL). */
 extern const char store_notice_cert_sql[];
+/* $1 order id, $2 account id, $3 order number. */
+extern const char store_notice_order_upsert_sql[];
+/* $1 order id → account id, order number. */
+extern const char store_notice_order_sql[];
 /* In the member decision's batch: emits auth.notice.requested to the
  * applicant. */
 void store_member_notice(struct db_batch *b, const char *identity_id,

@@ -494,6 +494,13 @@ const char store_notice_cert_sql[] =
     " issuer = EXCLUDED.issuer, serial = EXCLUDED.serial,"
     " account_id = COALESCE(EXCLUDED.account_id, notice_certs.account_id)";
 
+const char store_notice_order_upsert_sql[] =
+    "INSERT INTO notice_orders (order_id, account_id, number)"
+    " VALUES ($1, $2, $3) ON CONFLICT (order_id) DO NOTHING";
+
+const char store_notice_order_sql[] =
+    "SELECT account_id, number FROM notice_orders WHERE order_id = $1::uuid";
+
 const char store_member_notice_sql[] =
     "SELECT outbox_emit('auth.notice.requested', i.id::text,"
     " jsonb_build_object('notice_id', 'member_application:' || i.id::text,"

@@ -384,3 +384,28 @@ def test_aliyun_provider_retries_dead_letters_and_crash(suite):
             assert d["status"] == "pending" and d["attempts"] == "0" and sim.sent(out_id=later) == [], d
         finally:
             restart_auth(suite)
+
+
+def test_payment_and_invoice_are_told_to_who_placed_the_order(suite):
+    from test_payments import named, new_order, pay, payment, sim_pay  # noqa: E402
+    phone, token, account = register_account(suite)
+    named(suite, account)
+    order = new_order(suite, account, 10000)
+    r = pay(suite, token, order, "alipay", {"type": "e_normal", "email": "buyer@example.com"})
+    assert r.status == 201, r
+    pid = r.json["id"]
+    sim_pay(suite, pid, duplicates=1)
+    wait_until(lambda: payment(suite, token, pid)["status"] == "succeeded", what="payment succeeded")
+
+    def told():
+        got = {m["kind"]: m for m in all_messages(suite, token)}
+        return got if {"payment.succeeded", "invoice.issued"} <= set(got) else None
+    got = wait_until(told, timeout=20, what="payment and invoice messages")
+    assert got["payment.succeeded"]["notice_id"] == f"payment.succeeded:{pid}"
+    assert "100.00 元" in got["payment.succeeded"]["body"] and "PL" in got["payment.succeeded"]["body"]
+    assert "100.00 元" in got["invoice.issued"]["body"]
+    assert len(all_messages(suite, token)) == 2
+    for kind in ("payment.succeeded", "invoice.issued"):
+        notice = got[kind]["notice_id"]
+        wait_until(lambda: sms_lines(suite, phone, f"notice={notice} "), timeout=10, what=f"SMS of {kind}")
+        assert len(sms_lines(suite, phone, f"notice={notice} ")) == 1

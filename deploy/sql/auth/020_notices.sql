@@ -13,6 +13,15 @@ CREATE TABLE notice_certs (
 	account_id uuid
 );
 
+-- order_id → who placed it and its number, from orders.order.created: the
+-- payments' events (payment.succeeded, invoice.issued/posted) name the order
+-- only.
+CREATE TABLE notice_orders (
+	order_id   uuid PRIMARY KEY,
+	account_id uuid NOT NULL,
+	number     text NOT NULL
+);
+
 -- Every notice asked for, delivered or not (reason says why not).
 CREATE TABLE notices (
 	notice_id  text PRIMARY KEY,

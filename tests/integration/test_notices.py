@@ -176,6 +176,21 @@ def test_recipients_admin_cert_and_undeliverable(suite):
     assert to_admin in got and inbox_only in got and bad not in got
 
 
+def test_cert_recipient_is_the_account_the_key_is_bound_to(suite):
+    sys.path.insert(0, os.path.join(ROOT, "tests", "issuance"))
+    from kit import ca_bind, make_leaf, wait_registered  # noqa: E402
+    leaf = make_leaf(suite, "rsa", "agent", days=30)
+    token, account = ca_bind(suite, leaf)
+    cert_id = wait_registered(suite, leaf.serial)
+    notice = nid("holder")
+    emit(suite, notice, "cert.expiring", {"cert_id": cert_id},
+         dict(KINDS["cert.expiring"], serial=leaf.serial, days_left=7))
+    m = wait_until(lambda: [x for x in all_messages(suite, token) if x["notice_id"] == notice], timeout=20,
+                   what="the holder's message")
+    assert leaf.serial in m[0]["body"] and "还剩 7 天" in m[0]["body"], m
+    assert suite.psql(f"SELECT account_id FROM auth.notices WHERE notice_id = {q(notice)}") == [[account]]
+
+
 def test_member_application_decided_is_told_once(suite):
     _, admin, _ = register_account(suite)
     uscc = new_uscc()
@@ -248,7 +263,7 @@ def aliyun_env(suite, sim, **extra):
            "CAPLAT_SMS_ACCESS_KEY_SECRET": SECRET, "CAPLAT_SMS_SIGN_NAME": SIGN,
            "CAPLAT_SMS_TEMPLATES": "otp=SMS_100001,notice=SMS_100002",
            "CAPLAT_TLS_CA_FILE": os.path.join(suite.tls_ca(), "ca.pem"),
-           "CAPLAT_SMS_TIMEOUT_MS": "1000", "CAPLAT_SMS_LEASE_SECONDS": "3",
+           "CAPLAT_SMS_TIMEOUT_MS": "800", "CAPLAT_SMS_LEASE_SECONDS": "2",
            "CAPLAT_SMS_RETRY_BASE_MS": "200", "CAPLAT_SMS_THROTTLE_MS": "300",
            "CAPLAT_SMS_DELIVERY_MS": "100", "CAPLAT_SMS_NUMBER_HOURLY": "1000"}
     env.update(extra)
@@ -309,7 +324,7 @@ def test_aliyun_provider_retries_dead_letters_and_crash(suite):
             assert "还剩 30 天" in sim.sent(out_id=ids["cert.expiring"])[0]["text"]
 
             # the provider times out after sending: tried again, the OutId keeps it one SMS
-            sim.control(delay=2.5, delay_count=1)
+            sim.control(delay=1.5, delay_count=1)
             slow = nid("slow")
             emit(suite, slow, "renewal.ready", {"account_id": account}, KINDS["renewal.ready"])
             wait_until(lambda: (delivery(suite, slow) or {}).get("status") == "sent", timeout=15, what="slow sent")

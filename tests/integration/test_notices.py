@@ -371,7 +371,8 @@ def test_aliyun_provider_retries_dead_letters_and_crash(suite):
             emit(suite, crash, "payment.succeeded", {"account_id": account}, KINDS["payment.succeeded"])
             wait_until(lambda: os.path.exists(once) and len(sim.sent(out_id=crash)) == 1, timeout=15,
                        what="sent, then auth died")
-            # auth's master starts the worker again (the once-file keeps it up)
+            assert delivery(suite, crash)["status"] == "sending"
+            restart_auth(suite, aliyun_env(suite, sim))
             wait_until(lambda: (delivery(suite, crash) or {}).get("status") == "sent", timeout=15,
                        what="crashed SMS recorded after the lease")
             assert len(sim.sent(out_id=crash)) == 1 and int(delivery(suite, crash)["attempts"]) == 2
@@ -383,6 +384,7 @@ def test_aliyun_provider_retries_dead_letters_and_crash(suite):
             wait_until(lambda: os.path.exists(once2) and (delivery(suite, claim) or {}).get("status") == "sending",
                        timeout=15, what="claimed, then auth died")
             assert sim.sent(out_id=claim) == []
+            restart_auth(suite, aliyun_env(suite, sim))
             wait_until(lambda: (delivery(suite, claim) or {}).get("status") == "sent", timeout=15,
                        what="claimed SMS sent after the lease")
             assert len(sim.sent(out_id=claim)) == 1

@@ -134,13 +134,17 @@ static void
 r_expiry_digest(struct render_ctx *c, struct notice_text *t, char *tag,
     size_t ts)
 {
-	json_t *certs = json_object_get(c->params, "certs");
-	char quote[64], yuan[32], list[900];
-	size_t len = 0, n = json_array_size(certs);
+	json_t *certs = json_object_get(c->params, "certificates");
+	char quote[64], yuan[32], list[900], until[64];
+	size_t len = 0, n;
 
+	if (!json_is_array(certs)) /* the name of the first drafts */
+		certs = json_object_get(c->params, "certs");
 	if (!json_is_array(certs) && c->missing == NULL)
-		c->missing = "certs";
+		c->missing = "certificates";
+	n = json_array_size(certs);
 	p_str(c, "quote_id", 0, quote, sizeof(quote));
+	p_str(c, "valid_until", 0, until, sizeof(until));
 	notice_yuan(p_int(c, "total_fen", 0, 0), yuan, sizeof(yuan));
 	list[0] = '\0';
 	for (size_t i = 0; i < n && i < 5; i++) {
@@ -160,8 +164,9 @@ r_expiry_digest(struct render_ctx *c, struct notice_text *t, char *tag,
 	if (quote[0])
 		snprintf(t->body, sizeof(t->body),
 		    "贵单位有 %zu 张数字证书即将到期或已过期：%s%s。已为您生成续期报价（报价号 "
-		    "%s，合计 %s 元），登录平台即可按此报价一次办理延期。",
-		    n, list, n > 5 ? " 等" : "", quote, yuan);
+		    "%s，合计 %s 元%s%.10s），登录平台即可按此报价一次办理延期。",
+		    n, list, n > 5 ? " 等" : "", quote, yuan,
+		    until[0] ? "，有效期至 " : "", until);
 	else
 		snprintf(t->body, sizeof(t->body),
 		    "贵单位有 %zu 张数字证书即将到期或已过期：%s%s。请登录平台办理延期。",
@@ -175,7 +180,11 @@ r_renewal(struct render_ctx *c, struct notice_text *t, char *tag, size_t ts,
     int reminder)
 {
 	char holder[256], serial[256];
-	long long days = p_int(c, "days_since", 0, 0);
+	long long days =
+	    p_int(c, "days_since_paid", 0, p_int(c, "days_since", 0, 0));
+	char order[128];
+
+	p_str(c, "order_number", 0, order, sizeof(order));
 
 	p_str(c, "holder_name", 0, holder, sizeof(holder));
 	p_str(c, "serial", 1, serial, sizeof(serial));
@@ -189,9 +198,10 @@ r_renewal(struct render_ctx *c, struct notice_text *t, char *tag, size_t ts,
 		    days);
 	else
 		snprintf(t->body, sizeof(t->body),
-		    "%s%s的数字证书（序列号 %s）已付款延期，请插入 USB Key "
+		    "%s%s的数字证书（序列号 %s）已付款延期%s%s%s，请插入 USB Key "
 		    "登录平台，在“CA管理”中点击“更新数字证书”完成更新。",
-		    holder[0] ? holder : "您", holder[0] ? " " : "", serial);
+		    holder[0] ? holder : "您", holder[0] ? " " : "", serial,
+		    order[0] ? "（订单 " : "", order, order[0] ? "）" : "");
 	snprintf(tag, ts, "purpose=notice kind=%s serial=%s",
 	    reminder ? "renewal.unused" : "renewal.ready", serial);
 }

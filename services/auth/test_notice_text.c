@@ -27,13 +27,16 @@ static const struct {
         "{\"serial\":\"0A1B\",\"not_after\":\"2027-01-31\",\"days_left\":-30}",
         "已过期", "过期 30 天", "serial=0A1B"},
     {"cert.expiry_digest",
-        "{\"quote_id\":\"q-1\",\"total_fen\":12345,\"certs\":[{\"holder_name\":"
+        "{\"quote_id\":\"q-1\",\"total_fen\":12345,\"valid_until\":"
+        "\"2027-01-08T00:00:00Z\",\"certificates\":[{\"holder_name\":"
         "\"张三\",\"not_after\":\"2027-01-31\"},{\"holder_name\":\"李四\","
         "\"not_after\":\"2027-02-01\"}]}",
-        "到期提醒", "2 张", "quote=q-1"},
-    {"renewal.ready", "{\"serial\":\"77\",\"holder_name\":\"张三\"}", "请更新",
-        "更新数字证书", "kind=renewal.ready"},
-    {"renewal.unused", "{\"serial\":\"77\",\"days_since\":3}", "尚未更新",
+        "到期提醒", "有效期至 2027-01-08", "quote=q-1"},
+    {"renewal.ready",
+        "{\"serial\":\"77\",\"holder_name\":\"张三\",\"order_number\":"
+        "\"PL1\",\"platforms\":[\"LN_JSGC\"]}",
+        "请更新", "（订单 PL1）", "kind=renewal.ready"},
+    {"renewal.unused", "{\"serial\":\"77\",\"days_since_paid\":3}", "尚未更新",
         "3 天", "kind=renewal.unused"},
     {"order.expiring",
         "{\"order_number\":\"CO2027\",\"total_fen\":50000,\"expires_at\":"

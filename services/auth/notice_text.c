@@ -179,28 +179,29 @@ static void
 r_renewal(struct render_ctx *c, struct notice_text *t, char *tag, size_t ts,
     int reminder)
 {
-	char holder[256], serial[256];
+	char holder[256], serial[256], cert[300], order[128];
 	long long days =
 	    p_int(c, "days_since_paid", 0, p_int(c, "days_since", 0, 0));
-	char order[128];
 
+	/* the serial is shown when the producer knows it (it may not yet) */
 	p_str(c, "order_number", 0, order, sizeof(order));
-
 	p_str(c, "holder_name", 0, holder, sizeof(holder));
-	p_str(c, "serial", 1, serial, sizeof(serial));
+	p_str(c, "serial", 0, serial, sizeof(serial));
+	snprintf(cert, sizeof(cert), "%s%s%s", serial[0] ? "（序列号 " : "",
+	    serial, serial[0] ? "）" : "");
 	snprintf(t->title, sizeof(t->title),
 	    reminder ? "证书延期尚未更新" : "请更新数字证书");
 	if (reminder && days > 0)
 		snprintf(t->body, sizeof(t->body),
-		    "%s%s的数字证书（序列号 %s）已付款延期 %lld 天，仍未更新到 USB "
+		    "%s%s的数字证书%s已付款延期 %lld 天，仍未更新到 USB "
 		    "Key。请插入 USB Key 登录平台，在“CA管理”中点击“更新数字证书”。",
-		    holder[0] ? holder : "您", holder[0] ? " " : "", serial,
+		    holder[0] ? holder : "您", holder[0] ? " " : "", cert,
 		    days);
 	else
 		snprintf(t->body, sizeof(t->body),
-		    "%s%s的数字证书（序列号 %s）已付款延期%s%s%s，请插入 USB Key "
+		    "%s%s的数字证书%s已付款延期%s%s%s，请插入 USB Key "
 		    "登录平台，在“CA管理”中点击“更新数字证书”完成更新。",
-		    holder[0] ? holder : "您", holder[0] ? " " : "", serial,
+		    holder[0] ? holder : "您", holder[0] ? " " : "", cert,
 		    order[0] ? "（订单 " : "", order, order[0] ? "）" : "");
 	snprintf(tag, ts, "purpose=notice kind=%s serial=%s",
 	    reminder ? "renewal.unused" : "renewal.ready", serial);

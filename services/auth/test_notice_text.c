@@ -36,6 +36,8 @@ static const struct {
         "{\"serial\":\"77\",\"holder_name\":\"张三\",\"order_number\":"
         "\"PL1\",\"platforms\":[\"LN_JSGC\"]}",
         "请更新", "（订单 PL1）", "kind=renewal.ready"},
+    {"renewal.ready", "{\"order_number\":\"PL2\"}", "请更新",
+        "您的数字证书已付款延期（订单 PL2）", "kind=renewal.ready"},
     {"renewal.unused", "{\"serial\":\"77\",\"days_since_paid\":3}", "尚未更新",
         "3 天", "kind=renewal.unused"},
     {"order.expiring",

@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define SIGNATURE "【CA互联互通】"
 #define VALUE_MAX 200
@@ -57,6 +58,47 @@ p_str(struct render_ctx *c, const char *key, int required, char *buf,
 	return buf;
 }
 
+void
+notice_china_time(const char *in, int with_time, char *out, size_t size)
+{
+	struct tm tm;
+	const char *rest;
+	long off = 0;
+
+	memset(&tm, 0, sizeof(tm));
+	rest = strptime(in, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (rest == NULL) {
+		/* a date alone, or something else: shown as given */
+		snprintf(out, size, "%.*s", with_time ? 16 : 10, in);
+		return;
+	}
+	while (*rest == '.' || (*rest >= '0' && *rest <= '9'))
+		rest++;
+	if ((rest[0] == '+' || rest[0] == '-') && strlen(rest) >= 6)
+		off = (rest[0] == '-' ? -1 : 1) *
+		    ((rest[1] - '0') * 36000L + (rest[2] - '0') * 3600L +
+		        (rest[4] - '0') * 600L + (rest[5] - '0') * 60L);
+	time_t t = timegm(&tm) - off + 8 * 3600; /* Asia/Shanghai */
+	gmtime_r(&t, &tm);
+	strftime(out, size, with_time ? "%Y-%m-%d %H:%M" : "%Y-%m-%d", &tm);
+}
+
+/* A time param shown in China time (a date, or with_time a minute). */
+static const char *
+p_time(struct render_ctx *c, const char *key, int required, int with_time,
+    char *buf, size_t size)
+{
+	char raw[64];
+
+	if (p_str(c, key, required, raw, sizeof(raw)) == NULL ||
+	    raw[0] == '\0') {
+		snprintf(buf, size, "%s", "");
+		return required ? NULL : buf;
+	}
+	notice_china_time(raw, with_time, buf, size);
+	return buf;
+}
+
 static long long
 p_int(struct render_ctx *c, const char *key, int required, long long dflt)
 {
@@ -104,27 +146,24 @@ r_cert_expiring(struct render_ctx *c, struct notice_text *t, char *tag,
 
 	p_str(c, "holder_name", 0, holder, sizeof(holder));
 	p_str(c, "serial", 1, serial, sizeof(serial));
-	p_str(c, "not_after", 1, not_after, sizeof(not_after));
+	p_time(c, "not_after", 1, 0, not_after, sizeof(not_after));
 	if (days > 0) {
 		snprintf(t->title, sizeof(t->title), "数字证书即将到期");
 		snprintf(t->body, sizeof(t->body),
-		    "%s%s的数字证书（序列号 %s）将于 %.10s 到期，还剩 %lld "
+		    "%s%s的数字证书（序列号 %s）将于 %s 到期，还剩 %lld "
 		    "天。请及时办理证书延期，到期后将无法登录各交易平台。",
-		    holder[0] ? holder : "您", holder[0] ? " " : "", serial,
-		    not_after, days);
+		    holder[0] ? holder : "您", "", serial, not_after, days);
 	} else if (days == 0) {
 		snprintf(t->title, sizeof(t->title), "数字证书今天到期");
 		snprintf(t->body, sizeof(t->body),
-		    "%s%s的数字证书（序列号 %s）今天（%.10s）到期。请尽快办理证书延期。",
-		    holder[0] ? holder : "您", holder[0] ? " " : "", serial,
-		    not_after);
+		    "%s%s的数字证书（序列号 %s）今天（%s）到期。请尽快办理证书延期。",
+		    holder[0] ? holder : "您", "", serial, not_after);
 	} else {
 		snprintf(t->title, sizeof(t->title), "数字证书已过期");
 		snprintf(t->body, sizeof(t->body),
-		    "%s%s的数字证书（序列号 %s）已于 %.10s 过期 %lld "
+		    "%s%s的数字证书（序列号 %s）已于 %s 过期 %lld "
 		    "天，无法再登录各交易平台。请尽快办理证书延期。",
-		    holder[0] ? holder : "您", holder[0] ? " " : "", serial,
-		    not_after, -days);
+		    holder[0] ? holder : "您", "", serial, not_after, -days);
 	}
 	snprintf(tag, ts, "purpose=notice kind=cert.expiring serial=%s",
 	    serial);
@@ -144,7 +183,7 @@ r_expiry_digest(struct render_ctx *c, struct notice_text *t, char *tag,
 		c->missing = "certificates";
 	n = json_array_size(certs);
 	p_str(c, "quote_id", 0, quote, sizeof(quote));
-	p_str(c, "valid_until", 0, until, sizeof(until));
+	p_time(c, "valid_until", 0, 0, until, sizeof(until));
 	notice_yuan(p_int(c, "total_fen", 0, 0), yuan, sizeof(yuan));
 	list[0] = '\0';
 	for (size_t i = 0; i < n && i < 5; i++) {
@@ -152,10 +191,9 @@ r_expiry_digest(struct render_ctx *c, struct notice_text *t, char *tag,
 		struct render_ctx ec = {e, NULL};
 		char holder[128], na[64];
 		p_str(&ec, "holder_name", 0, holder, sizeof(holder));
-		p_str(&ec, "not_after", 0, na, sizeof(na));
-		int w =
-		    snprintf(list + len, sizeof(list) - len, "%s%s（%.10s）",
-		        i ? "、" : "", holder[0] ? holder : "证书", na);
+		p_time(&ec, "not_after", 0, 0, na, sizeof(na));
+		int w = snprintf(list + len, sizeof(list) - len, "%s%s（%s）",
+		    i ? "、" : "", holder[0] ? holder : "证书", na);
 		if (w < 0 || (size_t)w >= sizeof(list) - len)
 			break;
 		len += (size_t)w;
@@ -164,7 +202,7 @@ r_expiry_digest(struct render_ctx *c, struct notice_text *t, char *tag,
 	if (quote[0])
 		snprintf(t->body, sizeof(t->body),
 		    "贵单位有 %zu 张数字证书即将到期或已过期：%s%s。已为您生成续期报价（报价号 "
-		    "%s，合计 %s 元%s%.10s），登录平台即可按此报价一次办理延期。",
+		    "%s，合计 %s 元%s%s），登录平台即可按此报价一次办理延期。",
 		    n, list, n > 5 ? " 等" : "", quote, yuan,
 		    until[0] ? "，有效期至 " : "", until);
 	else
@@ -195,13 +233,12 @@ r_renewal(struct render_ctx *c, struct notice_text *t, char *tag, size_t ts,
 		snprintf(t->body, sizeof(t->body),
 		    "%s%s的数字证书%s已付款延期 %lld 天，仍未更新到 USB "
 		    "Key。请插入 USB Key 登录平台，在“CA管理”中点击“更新数字证书”。",
-		    holder[0] ? holder : "您", holder[0] ? " " : "", cert,
-		    days);
+		    holder[0] ? holder : "您", "", cert, days);
 	else
 		snprintf(t->body, sizeof(t->body),
 		    "%s%s的数字证书%s已付款延期%s%s%s，请插入 USB Key "
 		    "登录平台，在“CA管理”中点击“更新数字证书”完成更新。",
-		    holder[0] ? holder : "您", holder[0] ? " " : "", cert,
+		    holder[0] ? holder : "您", "", cert,
 		    order[0] ? "（订单 " : "", order, order[0] ? "）" : "");
 	snprintf(tag, ts, "purpose=notice kind=%s serial=%s",
 	    reminder ? "renewal.unused" : "renewal.ready", serial);
@@ -228,11 +265,11 @@ r_order_expiring(struct render_ctx *c, struct notice_text *t, char *tag,
 	char order[128], expires[64], yuan[32];
 
 	p_str(c, "order_number", 1, order, sizeof(order));
-	p_str(c, "expires_at", 0, expires, sizeof(expires));
+	p_time(c, "expires_at", 0, 1, expires, sizeof(expires));
 	notice_yuan(p_int(c, "total_fen", 0, 0), yuan, sizeof(yuan));
 	snprintf(t->title, sizeof(t->title), "订单即将失效");
 	snprintf(t->body, sizeof(t->body),
-	    "您的订单 %s（金额 %s 元）尚未支付，将于 %.16s 失效。请及时支付，失效后需重新下单。",
+	    "您的订单 %s（金额 %s 元）尚未支付，将于 %s 失效。请及时支付，失效后需重新下单。",
 	    order, yuan, expires[0] ? expires : "近期");
 	snprintf(tag, ts, "purpose=notice kind=order.expiring order=%s", order);
 }
@@ -364,10 +401,10 @@ r_cert_issued(struct render_ctx *c, struct notice_text *t, char *tag, size_t ts)
 	char serial[256], not_after[64];
 
 	p_str(c, "serial", 1, serial, sizeof(serial));
-	p_str(c, "not_after", 0, not_after, sizeof(not_after));
+	p_time(c, "not_after", 0, 0, not_after, sizeof(not_after));
 	snprintf(t->title, sizeof(t->title), "数字证书已更新");
 	snprintf(t->body, sizeof(t->body),
-	    "您的数字证书已更新（新序列号 %s%s%.10s）。", serial,
+	    "您的数字证书已更新（新序列号 %s%s%s）。", serial,
 	    not_after[0] ? "，有效期至 " : "", not_after);
 	snprintf(tag, ts, "purpose=notice kind=cert.issued serial=%s", serial);
 }

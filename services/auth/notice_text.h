@@ -32,6 +32,10 @@ json_t *notice_sms_params(json_t *params, const struct notice_text *t);
 /* "123.45" for 12345 fen (negative amounts keep their sign). */
 void notice_yuan(long long fen, char *out, size_t size);
 
+/* An RFC 3339 time as users read it: in Asia/Shanghai, "2027-01-31" or
+ * with_time "2027-01-31 08:00"; anything unparsable is shown as given. */
+void notice_china_time(const char *in, int with_time, char *out, size_t size);
+
 /* The wait before the next try after the attempt-th failed one (1, 2, …):
  * base doubling, at most cap, with jitter: a value in [d/2, d) chosen by
  * r (any random number). */

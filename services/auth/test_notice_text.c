@@ -156,6 +156,25 @@ test_sms_params(void **state)
 }
 
 static void
+test_china_time(void **state)
+{
+	char out[32];
+
+	notice_china_time("2027-01-31T16:30:00Z", 1, out, sizeof(out));
+	assert_string_equal(out, "2027-02-01 00:30");
+	notice_china_time("2027-01-31T16:30:00.123456Z", 0, out, sizeof(out));
+	assert_string_equal(out, "2027-02-01");
+	notice_china_time("2027-01-31T16:30:00+08:00", 1, out, sizeof(out));
+	assert_string_equal(out, "2027-01-31 16:30");
+	notice_china_time("2027-01-31T01:00:00-05:30", 1, out, sizeof(out));
+	assert_string_equal(out, "2027-01-31 14:30");
+	notice_china_time("2027-01-31", 0, out, sizeof(out));
+	assert_string_equal(out, "2027-01-31");
+	notice_china_time("soon", 1, out, sizeof(out));
+	assert_string_equal(out, "soon");
+}
+
+static void
 test_backoff(void **state)
 {
 	/* attempt 1: [base/2, base); doubling; capped */
@@ -180,6 +199,7 @@ main(void)
 	    cmocka_unit_test(test_cleaned_and_cut),
 	    cmocka_unit_test(test_sms_params),
 	    cmocka_unit_test(test_backoff),
+	    cmocka_unit_test(test_china_time),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

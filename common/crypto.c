@@ -306,6 +306,18 @@ crypto_hmac_sha256(const void *key, size_t key_len, const void *data,
 		fatal("HMAC-SHA256 failed");
 }
 
+void
+crypto_hmac_sha1(const void *key, size_t key_len, const void *data, size_t len,
+    unsigned char out[20])
+{
+	size_t out_len = 0;
+
+	if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA1", NULL, key ? key : "", key_len,
+	        data, len, out, 20, &out_len) == NULL ||
+	    out_len != 20)
+		fatal("HMAC-SHA1 failed");
+}
+
 int
 crypto_ct_equal(const void *a, const void *b, size_t n)
 {

@@ -61,6 +61,10 @@ void crypto_sha256_hex(const void *data, size_t len,
 
 void crypto_hmac_sha256(const void *key, size_t key_len, const void *data,
     size_t len, unsigned char out[CRYPTO_SHA256_LEN]);
+/* HMAC-SHA1 (20 bytes): only for peers whose protocol fixes it (Alibaba
+ * Cloud's RPC signature, common/sms_alibaba.c). */
+void crypto_hmac_sha1(const void *key, size_t key_len, const void *data,
+    size_t len, unsigned char out[20]);
 
 /* Returns 1 when the n bytes at a and b are equal and 0 otherwise, in time
  * that depends on n only. For comparing MACs, tokens and hashes. */

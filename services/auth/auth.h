@@ -27,6 +27,16 @@ struct auth_config {
 	long challenge_ttl;       /* CA login challenge lifetime (120) */
 	long bind_ttl;            /* bind token lifetime */
 	const char *vendor_roots; /* PEM bundle of trusted vendor roots */
+	/* SMS delivery of notices (deliver.c) */
+	long sms_delivery_ms;   /* how often the sender looks for due SMS */
+	long sms_lease_s;       /* a claim's lease: > the provider timeout */
+	long sms_retry_base_ms; /* first backoff after a provider error */
+	long sms_retry_max_ms;  /* the backoff's cap */
+	long sms_throttle_ms;   /* first backoff after the provider's limit */
+	long sms_max_attempts;  /* then the SMS is dead-lettered */
+	long sms_number_hourly; /* notice SMS per number per hour (our side) */
+	long notice_max_age_s;  /* older events tell nobody (a new consumer
+	                           replaying the stream) */
 };
 
 struct auth {
@@ -275,5 +285,88 @@ struct store_sms_keys {
 };
 void store_sms_keys(struct store_sms_keys *k, const char *phone,
     const char *purpose, const char *day, const char *peer);
+
+/* ---- notices.c: the inbox and the operators' dead letters ---- */
+
+/* GET /api/v1/messages, POST /api/v1/messages/{id}/read,
+ * POST /api/v1/messages/read-all. */
+void auth_messages_list(struct http_req *req);
+void auth_message_read(struct http_req *req);
+void auth_messages_read_all(struct http_req *req);
+/* GET /api/v1/sms/dead-letters, POST /api/v1/sms/dead-letters/{id}/resend
+ * (operator). */
+void auth_sms_dead_list(struct http_req *req);
+void auth_sms_dead_resend(struct http_req *req);
+struct bus_tx;
+/* Inside a consumer's transaction: accepts the notice (data as in
+ * proto/events/notice.requested.json, borrowed) from event type source —
+ * renders it, resolves the recipient, writes the inbox message and the SMS
+ * row once per notice_id; an event older than notice_max_age_s
+ * (event_time, RFC 3339, may be NULL) is recorded as stale. Returns 0 (also for a duplicate or an
+ * undeliverable notice, recorded with its reason), -1 on an SQL error. */
+int auth_notice_accept(struct bus_tx *tx, const char *source,
+    const char *event_time, json_t *data);
+
+/* ---- deliver.c: the SMS sender ---- */
+
+/* One round: claims due SMS rows (a lease), sends them, records the
+ * results. Loop thread; a round still busy skips. */
+void auth_deliver_round(void);
+/* Asks for a round soon, from any thread (a consumer accepted an SMS). */
+void auth_deliver_kick(void);
+/* Arms the crash points (CAPLAT_FAULT: auth_sms_crash_after_claim,
+ * auth_sms_crash_after_send). */
+void auth_deliver_init(void);
+
+/* ---- sweep.c: the timers ---- */
+
+void auth_sweep_start(void);
+
+/* ---- store.c: notices (020_notices.sql) ---- */
+
+/* $1 notice id, $2 kind, $3 source, $4 recipient (JSON), $5 title, $6 body,
+ * $7 params (JSON), $8 SMS params (JSON), $9 SMS text, $10 inbox, $11 sms
+ * → outcome,
+ * account, reason. */
+extern const char store_notice_accept_sql[];
+/* $1 notice id, $2 kind, $3 source, $4 recipient (JSON), $5 reason. */
+extern const char store_notice_undeliverable_sql[];
+/* $1 cert id, $2 issuer, $3 serial, $4 account id (or NULL). */
+extern const char store_notice_cert_sql[];
+/* $1 order id, $2 account id, $3 order number. */
+extern const char store_notice_order_upsert_sql[];
+/* $1 order id → account id, order number. */
+extern const char store_notice_order_sql[];
+/* In the member decision's batch: emits auth.notice.requested to the
+ * applicant. */
+void store_member_notice(struct db_batch *b, const char *identity_id,
+    int approve, const char *opinion);
+/* Claims up to limit due rows: id, notice id, phone, template, params,
+ * text, attempt (the claim's token for the updates below). */
+void store_sms_claim(struct db_batch *b, int limit, long lease_s);
+void store_sms_sent(struct db_batch *b, const char *id, const char *attempt,
+    const char *biz_id);
+/* Back to pending after delay_ms; count_attempt 0 gives the attempt back
+ * (our own rate limit). */
+void store_sms_retry(struct db_batch *b, const char *id, const char *attempt,
+    long delay_ms, const char *error, int count_attempt);
+void store_sms_dead(struct db_batch *b, const char *id, const char *attempt,
+    const char *error);
+/* Dead letters, newest first: seq, item JSON. */
+void store_sms_dead_page(struct db_batch *b, const char *before_seq, int limit);
+/* One row (item JSON) when id was dead and is pending again. */
+void store_sms_resend(struct db_batch *b, const char *id);
+/* The account's messages, newest first: seq, item JSON. */
+void store_messages_page(struct db_batch *b, const char *account_id,
+    const char *before_seq, int limit, int unread_only);
+/* One row: the number of unread messages. */
+void store_messages_unread(struct db_batch *b, const char *account_id);
+/* One row (item JSON) when the message is the account's. */
+void store_message_read(struct db_batch *b, const char *account_id,
+    const char *message_id);
+void store_messages_read_all(struct db_batch *b, const char *account_id);
+/* "sms:notice:<phone>:<YYYYMMDDHH>": notice SMS to a number in an hour. */
+void store_sms_rate_key(char *out, size_t size, const char *phone,
+    const char *hour);
 
 #endif

@@ -9,6 +9,16 @@
  *   040_cert_cancelled.sql); the account's sessions lose that identity.
  * Consumes caplat.*.audit.recorded (every service's audit entries,
  *   common/audit.h): appends each to the one audit chain (010_audit.sql).
+ * Consumes the notices (issue 17, notices.c and deliver.c):
+ *   caplat.*.notice.requested (any service asks for a notice),
+ *   caplat.enterprise.record.approved / .rejected (review.decided),
+ *   caplat.enterprise.admin_application.approved / .rejected
+ *   (admin_application.decided), caplat.payments.payment.succeeded and
+ *   caplat.payments.invoice.* (issued, posted: to the account that placed
+ *   the order), caplat.orders.order.created (who placed an order) and
+ *   caplat.issuance.cert.registered (which certificate a cert_id is, for
+ *   recipients given by cert_id).
+ * Emits auth.notice.requested (member_application.decided, members.c).
  * Emits (through the outbox, in the same transaction as the change):
  *   auth.account.registered and auth.identity.added (handlers.c, and
  *   bind_lock() for a new account), auth.lock.bound (bind_lock(),
@@ -285,6 +295,197 @@ on_audit_recorded(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	return n < 0 ? -1 : 0;
 }
 
+/* <svc>.notice.requested: one notice, accepted once per notice_id. */
+static int
+on_notice_requested(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	return auth_notice_accept(tx, ev->type, ev->time, ev->data);
+}
+
+static int
+type_ends(const char *type, const char *suffix)
+{
+	size_t n = strlen(type), m = strlen(suffix);
+
+	return n >= m && strcmp(type + n - m, suffix) == 0;
+}
+
+/* Builds the notice of a domain event and accepts it (steals params). */
+static int
+accept_built(struct bus_tx *tx, const struct bus_event *ev,
+    const char *notice_id, const char *kind, json_t *recipient, json_t *params)
+{
+	json_t *d = json_pack("{s:s, s:s, s:o, s:o}", "notice_id", notice_id,
+	    "kind", kind, "recipient", recipient, "params", params);
+	int rc = auth_notice_accept(tx, ev->type, ev->time, d);
+
+	json_decref(d);
+	return rc;
+}
+
+/* enterprise.record.approved / .rejected: the review result to the
+ * administrator who submitted (or the enterprise's administrator). */
+static int
+on_record_decided(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data;
+	int approved = type_ends(ev->type, ".approved");
+	const char *record = data_str(d, "record_id");
+	const char *admin = data_str(d, "admin_account_id");
+	const char *uscc = data_str(d, "uscc");
+	char notice[128];
+
+	if (!approved && !type_ends(ev->type, ".rejected"))
+		return 0; /* submitted: nothing to tell */
+	if (record == NULL || (admin == NULL && uscc == NULL))
+		return 0;
+	snprintf(notice, sizeof(notice), "review:%s:%lld", record,
+	    (long long)json_integer_value(json_object_get(d, "seq")));
+	json_t *to = admin
+	    ? json_pack("{s:s}", "account_id", admin)
+	    : json_pack("{s:s, s:s}", "uscc", uscc, "role", "admin");
+	json_t *params = json_pack("{s:s, s:s, s:s, s:b}", "record_id", record,
+	    "result", approved ? "approved" : "rejected", "name",
+	    data_str(d, "name") ? data_str(d, "name") : "", "change",
+	    json_is_true(json_object_get(d, "change")));
+	if (data_str(d, "opinion") != NULL)
+		json_object_set(params, "opinion",
+		    json_object_get(d, "opinion"));
+	return accept_built(tx, ev, notice, "review.decided", to, params);
+}
+
+/* enterprise.admin_application.approved / .rejected: the decision to the
+ * applicant. */
+static int
+on_admin_application_decided(struct bus_tx *tx, const struct bus_event *ev,
+    void *arg)
+{
+	json_t *d = ev->data;
+	int approved = type_ends(ev->type, ".approved");
+	const char *app = data_str(d, "application_id");
+	const char *account = data_str(d, "account_id");
+	char notice[128];
+
+	if (!approved && !type_ends(ev->type, ".rejected"))
+		return 0;
+	if (app == NULL || account == NULL)
+		return 0;
+	snprintf(notice, sizeof(notice), "admin_application:%s", app);
+	json_t *params = json_pack("{s:s, s:s}", "application_id", app,
+	    "result", approved ? "approved" : "rejected");
+	if (data_str(d, "enterprise_name") != NULL)
+		json_object_set(params, "name",
+		    json_object_get(d, "enterprise_name"));
+	if (data_str(d, "opinion") != NULL)
+		json_object_set(params, "opinion",
+		    json_object_get(d, "opinion"));
+	return accept_built(tx, ev, notice, "admin_application.decided",
+	    json_pack("{s:s}", "account_id", account), params);
+}
+
+/* issuance.cert.registered: which certificate a cert_id is. */
+static int
+on_cert_registered(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data;
+	const char *cert = data_str(d, "cert_id");
+	const char *issuer = data_str(d, "issuer");
+	const char *serial = data_str(d, "serial");
+
+	if (cert == NULL || issuer == NULL || serial == NULL ||
+	    !uuid_valid(cert))
+		return 0;
+	const char *p[] = {cert, issuer, serial, data_str(d, "account_id")};
+	return bus_tx_exec(tx, store_notice_cert_sql, 4, p) < 0 ? -1 : 0;
+}
+
+/* orders.order.created: who placed the order (for the payments' notices). */
+static int
+on_order_created(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data;
+	const char *order = data_str(d, "order_id");
+	const char *account = data_str(d, "account_id");
+	const char *number = data_str(d, "number");
+
+	if (order == NULL || account == NULL || number == NULL ||
+	    !uuid_valid(order) || !uuid_valid(account))
+		return 0;
+	const char *p[] = {order, account, number};
+	return bus_tx_exec(tx, store_notice_order_upsert_sql, 3, p) < 0 ? -1
+	                                                                : 0;
+}
+
+/* payments.payment.succeeded, payments.invoice.issued / .posted: told to
+ * the account that placed the order. An order not known yet (its
+ * orders.order.created not consumed) is tried again later; at the last
+ * delivery the notice is recorded as undeliverable. */
+static int
+on_payment_event(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data, *params;
+	const char *order = data_str(d, "order_id");
+	const char *kind, *id;
+	struct bus_rows *rows = NULL;
+	char notice[128], account[37], number[64];
+
+	if (strcmp(ev->type, "payments.payment.succeeded") == 0) {
+		kind = "payment.succeeded";
+		id = data_str(d, "payment_id");
+	} else if (strcmp(ev->type, "payments.invoice.issued") == 0) {
+		kind = "invoice.issued";
+		id = data_str(d, "invoice_id");
+	} else if (strcmp(ev->type, "payments.invoice.posted") == 0) {
+		kind = "invoice.posted";
+		id = data_str(d, "invoice_id");
+	} else {
+		return 0;
+	}
+	if (order == NULL || id == NULL || !uuid_valid(order))
+		return 0;
+	const char *p[] = {order};
+	if (bus_tx_query(tx, store_notice_order_sql, 1, p, &rows) != 0)
+		return -1;
+	if (bus_rows_count(rows) != 1) {
+		bus_rows_free(rows);
+		if (ev->deliveries < 5)
+			return -1; /* the order's creation is on its way */
+		account[0] = '\0';
+	} else {
+		snprintf(account, sizeof(account), "%s",
+		    bus_rows_value(rows, 0, 0));
+		snprintf(number, sizeof(number), "%s",
+		    bus_rows_value(rows, 0, 1));
+		bus_rows_free(rows);
+	}
+	snprintf(notice, sizeof(notice), "%s:%s", kind, id);
+	if (account[0] == '\0') {
+		const char *u[] = {notice, kind, ev->type, "{}", "no_order"};
+		return bus_tx_exec(tx, store_notice_undeliverable_sql, 5, u) < 0
+		    ? -1
+		    : 0;
+	}
+	params =
+	    json_pack("{s:s, s:s}", "order_id", order, "order_number", number);
+	if (json_is_integer(json_object_get(d, "amount_fen")))
+		json_object_set(params, "amount_fen",
+		    json_object_get(d, "amount_fen"));
+	if (data_str(d, "number") != NULL)
+		json_object_set(params, "invoice_number",
+		    json_object_get(d, "number"));
+	if (data_str(d, "express_company") != NULL)
+		json_object_set(params, "express_company",
+		    json_object_get(d, "express_company"));
+	if (data_str(d, "tracking_number") != NULL)
+		json_object_set(params, "tracking_number",
+		    json_object_get(d, "tracking_number"));
+	if (data_str(d, "channel") != NULL)
+		json_object_set(params, "channel",
+		    json_object_get(d, "channel"));
+	return accept_built(tx, ev, notice, kind,
+	    json_pack("{s:s}", "account_id", account), params);
+}
+
 void
 auth_events_subscribe(void)
 {
@@ -306,4 +507,25 @@ auth_events_subscribe(void)
 	        "caplat.enterprise.admin_application.approved", 5,
 	        on_admin_application_approved, NULL) != 0)
 		log_error(NULL, "msg=subscribe_failed");
+	if (bus_subscribe(auth.svc.bus, "auth-notices",
+	        "caplat.*.notice.requested", 5, on_notice_requested,
+	        NULL) != 0 ||
+	    bus_subscribe(auth.svc.bus, "auth-notice-review",
+	        "caplat.enterprise.record.*", 5, on_record_decided,
+	        NULL) != 0 ||
+	    bus_subscribe(auth.svc.bus, "auth-notice-admin-application",
+	        "caplat.enterprise.admin_application.*", 5,
+	        on_admin_application_decided, NULL) != 0 ||
+	    bus_subscribe(auth.svc.bus, "auth-notice-orders",
+	        "caplat.orders.order.created", 5, on_order_created,
+	        NULL) != 0 ||
+	    bus_subscribe(auth.svc.bus, "auth-notice-payments",
+	        "caplat.payments.payment.succeeded", 5, on_payment_event,
+	        NULL) != 0 ||
+	    bus_subscribe(auth.svc.bus, "auth-notice-invoices",
+	        "caplat.payments.invoice.*", 5, on_payment_event, NULL) != 0 ||
+	    bus_subscribe(auth.svc.bus, "auth-notice-certs",
+	        "caplat.issuance.cert.registered", 5, on_cert_registered,
+	        NULL) != 0)
+		log_error(NULL, "msg=subscribe_failed consumer=auth-notices");
 }

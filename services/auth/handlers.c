@@ -1041,6 +1041,11 @@ const struct http_route auth_routes[] = {
     {"POST", "/api/v1/auth/admin/handover", auth_admin_handover, 0},
     {"GET", "/api/v1/audit", auth_audit_list, 0},
     {"GET", "/api/v1/audit/export", auth_audit_export, 0},
+    {"GET", "/api/v1/messages", auth_messages_list, 0},
+    {"POST", "/api/v1/messages/read-all", auth_messages_read_all, 0},
+    {"POST", "/api/v1/messages/{id}/read", auth_message_read, 0},
+    {"GET", "/api/v1/sms/dead-letters", auth_sms_dead_list, 0},
+    {"POST", "/api/v1/sms/dead-letters/{id}/resend", auth_sms_dead_resend, 0},
 };
 const size_t auth_nroutes = ARRAY_LEN(auth_routes);
 

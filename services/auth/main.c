@@ -29,7 +29,7 @@ auth_load_config(void)
 	    {"CAPLAT_SMS_SECRET", CFG_STR, NULL, 0, 0, &c->sms_secret,
 	        "HMAC key for SMS code hashes"},
 	    {"CAPLAT_SMS_PROVIDER", CFG_STR, "local:var/sms", 0, 0,
-	        &c->sms_provider, "SMS provider (local:<dir>)"},
+	        &c->sms_provider, "SMS provider (local:<dir> or aliyun:<url>)"},
 	    {"CAPLAT_SMS_TTL", CFG_INT, "300", 60, 3600, &c->sms_ttl,
 	        "SMS code lifetime (s)"},
 	    {"CAPLAT_SMS_COOLDOWN", CFG_INT, "60", 1, 3600, &c->sms_cooldown,
@@ -50,6 +50,26 @@ auth_load_config(void)
 	        "bind token lifetime (s)"},
 	    {"CAPLAT_VENDOR_ROOTS", CFG_STR, "", 0, 0, &c->vendor_roots,
 	        "PEM bundle of trusted vendor roots"},
+	    {"CAPLAT_SMS_DELIVERY_MS", CFG_INT, "1000", 20, 60000,
+	        &c->sms_delivery_ms, "how often due notice SMS are sent (ms)"},
+	    {"CAPLAT_SMS_LEASE_SECONDS", CFG_INT, "60", 1, 3600,
+	        &c->sms_lease_s,
+	        "a claimed SMS's lease (s): more than the provider timeout"},
+	    {"CAPLAT_SMS_RETRY_BASE_MS", CFG_INT, "30000", 10, 86400000,
+	        &c->sms_retry_base_ms, "first backoff after a provider error"},
+	    {"CAPLAT_SMS_RETRY_MAX_MS", CFG_INT, "3600000", 10, 86400000,
+	        &c->sms_retry_max_ms, "longest backoff"},
+	    {"CAPLAT_SMS_THROTTLE_MS", CFG_INT, "60000", 10, 86400000,
+	        &c->sms_throttle_ms,
+	        "first backoff after the provider's rate limit"},
+	    {"CAPLAT_SMS_MAX_ATTEMPTS", CFG_INT, "10", 1, 100,
+	        &c->sms_max_attempts,
+	        "attempts before an SMS is dead-lettered"},
+	    {"CAPLAT_SMS_NUMBER_HOURLY", CFG_INT, "20", 1, 100000,
+	        &c->sms_number_hourly, "notice SMS per phone number per hour"},
+	    {"CAPLAT_NOTICE_MAX_AGE_SECONDS", CFG_INT, "86400", 60, 31536000,
+	        &c->notice_max_age_s,
+	        "events older than this tell nobody (stream replays)"},
 	};
 
 	cfg_load_or_die(vars, ARRAY_LEN(vars));
@@ -102,10 +122,13 @@ main(int argc, char **argv)
 		return staff_add(argv[2], argv[3]);
 	auth_load_config();
 	svc_init(&auth.svc, "auth", argc, argv);
+	sms_provider_start(auth.svc.base);
+	auth_deliver_init();
 	auth_handlers_init();
 	auth_ca_init();
 	http_server_routes(auth.svc.http, auth_routes, auth_nroutes);
 	auth_events_subscribe();
+	auth_sweep_start();
 	svc_run(&auth.svc);
 	svc_free(&auth.svc);
 	return 0;

@@ -214,20 +214,11 @@ decide_on_done(void *arg, const struct db_result *res)
 {
 	struct decide *d = arg;
 	struct http_req *req = d->req;
-	char text[600];
 
 	if (res->status != DB_OK) {
 		reply_refused(req, res);
 		return;
 	}
-	const char *phone = db_value(res, 0, 0, 1);
-	const char *name = json_string_value(
-	    json_object_get(req->session->data, "enterprise_name"));
-	snprintf(text, sizeof(text), "【CA平台】您在 %s 的身份申请%s%s%s",
-	    name ? name : "", d->approve ? "已通过" : "未通过",
-	    d->opinion ? "，意见：" : "。", d->opinion ? d->opinion : "");
-	if (phone != NULL)
-		sms_notify(phone, text);
 	log_info(req->id, "msg=member_%s identity=%s",
 	    d->approve ? "approved" : "rejected", req->params[0]);
 	http_reply_json(req, 200,
@@ -272,6 +263,8 @@ member_decide(struct http_req *req, int approve)
 	struct db_batch *b = db_batch_new();
 	store_member_decide(b, req->params[0], uscc, approve, d->opinion,
 	    req->session->identity_id);
+	/* the applicant's notice commits with the decision (issue 17) */
+	store_member_notice(b, req->params[0], approve, d->opinion);
 	json_t *after = json_pack("{s:s, s:s?}", "status",
 	    approve ? "active" : "rejected", "opinion", d->opinion);
 	const struct audit_entry e = {approve ? "member.approved"

@@ -71,6 +71,13 @@ sms_notify(const char *phone, const char *text)
 }
 
 static void
+sms_code_on_delivered(void *arg, const struct sms_status *st)
+{
+	if (st->outcome != SMS_SENT)
+		log_warn(NULL, "msg=sms_code_not_delivered code=%s", st->code);
+}
+
+static void
 sms_on_sent(void *arg, const struct kv_reply *reply)
 {
 	struct sms_op *op = arg;
@@ -87,10 +94,15 @@ sms_on_sent(void *arg, const struct kv_reply *reply)
 		                  : SMS_DAILY_CAP;
 	}
 	if (r == SMS_OK) {
-		char text[96];
+		char text[96], params[48];
 		snprintf(text, sizeof(text), "purpose=%s code=%s", op->purpose,
 		    op->code);
-		sms_provider_send(op->phone, text);
+		snprintf(params, sizeof(params), "{\"code\":\"%s\"}", op->code);
+		const struct sms_message m = {op->phone, "otp", params, text,
+		    NULL};
+		sms_deliver(&m, sms_code_on_delivered, NULL);
+		crypto_wipe(text, sizeof(text));
+		crypto_wipe(params, sizeof(params));
 		char masked[16];
 		log_mask_id(op->phone, masked, sizeof(masked));
 		log_info(req->id, "msg=sms_sent phone=%s purpose=%s", masked,

@@ -480,3 +480,217 @@ store_audit_page(struct db_batch *b, const struct audit_filter *f,
 		break;
 	}
 }
+
+/* ---- notices, the inbox and the SMS deliveries (020_notices.sql) ---- */
+
+const char store_notice_accept_sql[] =
+    "SELECT outcome, account, reason FROM notice_accept($1, $2, $3,"
+    " $4::jsonb, $5, $6, $7::jsonb, $8::jsonb, $9, $10::boolean, $11::boolean)";
+
+const char store_notice_undeliverable_sql[] =
+    "INSERT INTO notices (notice_id, kind, source, recipient, status, reason)"
+    " VALUES ($1, $2, $3, $4::jsonb, 'undeliverable', $5)"
+    " ON CONFLICT (notice_id) DO NOTHING";
+
+const char store_notice_cert_sql[] =
+    "INSERT INTO notice_certs (cert_id, issuer, serial, account_id)"
+    " VALUES ($1, $2, $3, $4) ON CONFLICT (cert_id) DO UPDATE SET"
+    " issuer = EXCLUDED.issuer, serial = EXCLUDED.serial,"
+    " account_id = COALESCE(EXCLUDED.account_id, notice_certs.account_id)";
+
+const char store_notice_order_upsert_sql[] =
+    "INSERT INTO notice_orders (order_id, account_id, number)"
+    " VALUES ($1, $2, $3) ON CONFLICT (order_id) DO NOTHING";
+
+const char store_notice_order_sql[] =
+    "SELECT account_id, number FROM notice_orders WHERE order_id = $1::uuid";
+
+const char store_member_notice_sql[] =
+    "SELECT outbox_emit('auth.notice.requested', i.id::text,"
+    " jsonb_build_object('notice_id', 'member_application:' || i.id::text,"
+    " 'kind', 'member_application.decided',"
+    " 'recipient', jsonb_build_object('account_id', i.account_id),"
+    " 'params', jsonb_strip_nulls(jsonb_build_object('identity_id', i.id,"
+    " 'enterprise_name', i.enterprise_name, 'role', i.role, 'result',"
+    " CASE WHEN $2::boolean THEN 'approved' ELSE 'rejected' END,"
+    " 'opinion', $3::text))))"
+    " FROM identities i WHERE i.id = $1::uuid";
+
+void
+store_member_notice(struct db_batch *b, const char *identity_id, int approve,
+    const char *opinion)
+{
+	const char *p[] = {identity_id, approve ? "true" : "false", opinion};
+
+	db_batch_add(b, store_member_notice_sql, 3, p);
+}
+
+#define SMS_COLUMNS                                                        \
+	" d.id, d.notice_id, d.phone, d.template, d.params::text, d.text," \
+	" d.attempts"
+
+void
+store_sms_claim(struct db_batch *b, int limit, long lease_s)
+{
+	char lim[16], lease[24];
+	const char *p[] = {lim, lease};
+
+	snprintf(lim, sizeof(lim), "%d", limit);
+	snprintf(lease, sizeof(lease), "%ld", lease_s);
+	db_batch_add(b,
+	    "UPDATE sms_deliveries d SET status = 'sending',"
+	    " attempts = d.attempts + 1,"
+	    " lease_until = now() + make_interval(secs => $2::int)"
+	    " FROM (SELECT id FROM sms_deliveries"
+	    "  WHERE (status = 'pending' AND next_at <= now())"
+	    "  OR (status = 'sending' AND lease_until <= now())"
+	    "  ORDER BY next_at LIMIT $1::int FOR UPDATE SKIP LOCKED) c"
+	    " WHERE d.id = c.id RETURNING" SMS_COLUMNS,
+	    2, p);
+}
+
+void
+store_sms_sent(struct db_batch *b, const char *id, const char *attempt,
+    const char *biz_id)
+{
+	const char *p[] = {id, attempt, biz_id};
+
+	db_batch_add(b,
+	    "UPDATE sms_deliveries SET status = 'sent', sent_at = now(),"
+	    " provider_id = $3, lease_until = NULL, last_error = NULL"
+	    " WHERE id = $1 AND status = 'sending' AND attempts = $2::int",
+	    3, p);
+}
+
+void
+store_sms_retry(struct db_batch *b, const char *id, const char *attempt,
+    long delay_ms, const char *error, int count_attempt)
+{
+	char delay[24];
+	const char *p[] = {id, attempt, delay, error,
+	    count_attempt ? "0" : "1"};
+
+	snprintf(delay, sizeof(delay), "%ld", delay_ms);
+	db_batch_add(b,
+	    "UPDATE sms_deliveries SET status = 'pending',"
+	    " attempts = attempts - $5::int,"
+	    " next_at = now() + make_interval(secs => $3::double precision / 1000),"
+	    " lease_until = NULL, last_error = $4"
+	    " WHERE id = $1 AND status = 'sending' AND attempts = $2::int",
+	    5, p);
+}
+
+void
+store_sms_dead(struct db_batch *b, const char *id, const char *attempt,
+    const char *error)
+{
+	const char *p[] = {id, attempt, error};
+
+	db_batch_add(b,
+	    "UPDATE sms_deliveries SET status = 'dead', dead_at = now(),"
+	    " lease_until = NULL, last_error = $3"
+	    " WHERE id = $1 AND status = 'sending' AND attempts = $2::int",
+	    3, p);
+}
+
+#define SMS_DEAD_JSON                                                      \
+	"json_build_object('id', d.id, 'notice_id', d.notice_id,"          \
+	" 'account_id', d.account_id, 'phone', overlay(d.phone placing"    \
+	" '****' from 4 for 4), 'kind', d.template, 'status', d.status,"   \
+	" 'attempts', d.attempts, 'last_error', d.last_error,"             \
+	" 'created_at', to_char(d.created_at AT TIME ZONE 'UTC',"          \
+	" 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'dead_at', to_char(d.dead_at" \
+	" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))::text"
+
+void
+store_sms_dead_page(struct db_batch *b, const char *before_seq, int limit)
+{
+	char lim[16];
+	const char *p[] = {before_seq, lim};
+
+	snprintf(lim, sizeof(lim), "%d", limit);
+	db_batch_add(b,
+	    "SELECT d.seq, " SMS_DEAD_JSON " FROM sms_deliveries d"
+	    " WHERE d.status = 'dead' AND ($1::bigint IS NULL OR d.seq < $1::bigint)"
+	    " ORDER BY d.seq DESC LIMIT $2::int",
+	    2, p);
+}
+
+void
+store_sms_resend(struct db_batch *b, const char *id)
+{
+	const char *p[] = {id};
+
+	db_batch_add(b,
+	    "UPDATE sms_deliveries d SET status = 'pending', next_at = now(),"
+	    " attempts = 0, dead_at = NULL"
+	    " WHERE d.id = $1::uuid AND d.status = 'dead'"
+	    " RETURNING " SMS_DEAD_JSON,
+	    1, p);
+}
+
+#define MESSAGE_JSON                                                       \
+	"json_build_object('id', m.id, 'notice_id', m.notice_id, 'kind',"  \
+	" m.kind, 'title', m.title, 'body', m.body, 'params', m.params,"   \
+	" 'created_at', to_char(m.created_at AT TIME ZONE 'UTC',"          \
+	" 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'read_at', to_char(m.read_at" \
+	" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))::text"
+
+void
+store_messages_page(struct db_batch *b, const char *account_id,
+    const char *before_seq, int limit, int unread_only)
+{
+	char lim[16];
+	const char *p[] = {account_id, before_seq, lim,
+	    unread_only ? "true" : "false"};
+
+	snprintf(lim, sizeof(lim), "%d", limit);
+	db_batch_add(b,
+	    "SELECT m.seq, " MESSAGE_JSON " FROM messages m"
+	    " WHERE m.account_id = $1::uuid"
+	    " AND ($2::bigint IS NULL OR m.seq < $2::bigint)"
+	    " AND (NOT $4::boolean OR m.read_at IS NULL)"
+	    " ORDER BY m.seq DESC LIMIT $3::int",
+	    4, p);
+}
+
+void
+store_messages_unread(struct db_batch *b, const char *account_id)
+{
+	const char *p[] = {account_id};
+
+	db_batch_add(b,
+	    "SELECT count(*) FROM messages WHERE account_id = $1::uuid"
+	    " AND read_at IS NULL",
+	    1, p);
+}
+
+void
+store_message_read(struct db_batch *b, const char *account_id,
+    const char *message_id)
+{
+	const char *p[] = {account_id, message_id};
+
+	db_batch_add(b,
+	    "UPDATE messages m SET read_at = COALESCE(m.read_at, now())"
+	    " WHERE m.id = $2::uuid AND m.account_id = $1::uuid"
+	    " RETURNING " MESSAGE_JSON,
+	    2, p);
+}
+
+void
+store_messages_read_all(struct db_batch *b, const char *account_id)
+{
+	const char *p[] = {account_id};
+
+	db_batch_add(b,
+	    "UPDATE messages SET read_at = now() WHERE account_id = $1::uuid"
+	    " AND read_at IS NULL",
+	    1, p);
+}
+
+void
+store_sms_rate_key(char *out, size_t size, const char *phone, const char *hour)
+{
+	snprintf(out, size, "sms:notice:%s:%s", phone, hour);
+}

@@ -210,25 +210,6 @@ void store_workday_exceptions(struct db_batch *b);
 /* → 0 code, 1 name, 2 region, active ones by code. */
 void store_handling_points(struct db_batch *b);
 
-/* ---- review SMS (notify.c) ---- */
-/* Claims up to limit unsent notifications whose account's phone is known,
- * leasing them for lease_s seconds: → the NOTE_* columns. */
-enum {
-	NOTE_ID,
-	NOTE_RECORD,
-	NOTE_PHONE,
-	NOTE_RESULT,
-	NOTE_CHANGE,
-	NOTE_NAME,
-	NOTE_OPINION,
-	NOTE_APPLICATION, /* set (and NOTE_RECORD NULL) for an application */
-};
-void store_notifications_claim(struct db_batch *b, int limit, int lease_s);
-/* Marks the ids of sent ("{1,2}") sent, and makes those of failed due again
- * in retry_s seconds. */
-void store_notifications_done(struct db_batch *b, const char *sent,
-    const char *failed, int retry_s);
-
 /* ---- read models, on the bus's consumer transactions ---- */
 /* $1 account_id, $2 phone */
 extern const char store_account_upsert_sql[];
@@ -241,12 +222,6 @@ extern const char store_member_delete_sql[];
 
 /* Starts the consumers of the accounts and members read models. */
 void ent_events_subscribe(void);
-
-/* ---- notify.c ---- */
-
-/* One round of the review SMS sender: claims due texts, sends them on the
- * work pool, marks them. A round still running makes this a no-op. */
-void ent_notify_round(void);
 
 /* ---- sweep.c ---- */
 

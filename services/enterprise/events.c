@@ -3,8 +3,8 @@
  * Consumes (read models, on the bus's consumer threads inside the inbox
  * transaction, touching only that transaction and never loop objects; both
  * idempotent upserts):
- *   caplat.auth.account.registered  → accounts (the phone the review SMS
- *                                     goes to, notify.c)
+ *   caplat.auth.account.registered  → accounts (phones; the review SMS
+ *                                     is auth's notice since issue 17)
  *   caplat.auth.identity.added      → members (whose uploads an enterprise's
  *                                     admin may read; `source` "lock" marks
  *                                     a lock-proven admin, which refuses

@@ -322,47 +322,6 @@ store_handling_points(struct db_batch *b)
 	    0, NULL);
 }
 
-void
-store_notifications_claim(struct db_batch *b, int limit, int lease_s)
-{
-	char lim[16], lease[16];
-	const char *p[] = {lim, lease};
-
-	snprintf(lim, sizeof(lim), "%d", limit);
-	snprintf(lease, sizeof(lease), "%d", lease_s);
-	db_batch_add(b,
-	    "UPDATE notifications n SET attempts = n.attempts + 1,"
-	    " lease_until = now() + make_interval(secs => $2::int)"
-	    " FROM accounts a"
-	    " WHERE a.account_id = n.account_id AND n.id IN ("
-	    "   SELECT n2.id FROM notifications n2"
-	    "   JOIN accounts a2 ON a2.account_id = n2.account_id"
-	    "   WHERE n2.sent_at IS NULL AND n2.lease_until <= now()"
-	    "   ORDER BY n2.id LIMIT $1::int FOR UPDATE OF n2 SKIP LOCKED)"
-	    " RETURNING n.id, n.record_id, a.phone, n.result, n.change, n.name, n.opinion,"
-	    " n.application_id",
-	    2, p);
-}
-
-void
-store_notifications_done(struct db_batch *b, const char *sent,
-    const char *failed, int retry_s)
-{
-	char retry[16];
-	const char *ps[] = {sent};
-	const char *pf[] = {failed, retry};
-
-	snprintf(retry, sizeof(retry), "%d", retry_s);
-	db_batch_add(b,
-	    "UPDATE notifications SET sent_at = now()"
-	    " WHERE id = ANY($1::bigint[])",
-	    1, ps);
-	db_batch_add(b,
-	    "UPDATE notifications SET lease_until = now() + make_interval(secs => $2::int)"
-	    " WHERE id = ANY($1::bigint[])",
-	    2, pf);
-}
-
 const char store_account_upsert_sql[] =
     "INSERT INTO accounts (account_id, phone) VALUES ($1, $2)"
     " ON CONFLICT (account_id) DO UPDATE SET phone = EXCLUDED.phone, updated_at = now()";

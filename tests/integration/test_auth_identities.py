@@ -288,7 +288,8 @@ def test_an_approved_application_is_applied_once(suite):
     admin_application_approved(suite, account, uscc, NAME, application)
     wait_until(lambda: suite.psql(
         "SELECT count(*) FROM enterprise.outbox o JOIN auth.inbox i ON i.event_id = o.id"
-        f" WHERE o.data->>'application_id' = '{application}'") == [["2"]],
+        f" WHERE o.data->>'application_id' = '{application}'"
+        " AND i.consumer = 'auth-admin-application-approved'") == [["2"]],
         what="second delivery consumed")
     assert suite.psql(f"SELECT count(*), min(status) FROM auth.identities WHERE uscc = '{uscc}'") == [["1", "active"]]
 

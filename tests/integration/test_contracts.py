@@ -378,7 +378,7 @@ def test_event_schemas_are_valid_2020_12(suite):
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema", name
         if name != "envelope":
             assert schema["title"] == name and schema["type"] == "object", name
-            for prop in schema["properties"]:
+            for prop in schema.get("properties", {}):
                 if prop.endswith("_fen"):
                     assert "fen" in json.dumps(schema["properties"][prop]), (name, prop)
     with open(os.path.join(EVENTS_DIR, "README.md"), encoding="utf-8") as f:

@@ -30,6 +30,17 @@ store_catalogue_now(struct db_batch *b)
 }
 
 void
+store_catalogue_next_change(struct db_batch *b)
+{
+	/* Milliseconds until the next scheduled version comes into force,
+	 * NULL when none is scheduled. */
+	db_batch_add(b,
+	    "SELECT ceil(extract(epoch FROM min(effective_at) - now()) * 1000)::bigint"
+	    " FROM platform_prices WHERE effective_at > now()",
+	    0, NULL);
+}
+
+void
 store_catalogue_of_quote(struct db_batch *b, const char *quote_id,
     const char *account_id)
 {

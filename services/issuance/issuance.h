@@ -190,6 +190,9 @@ extern const size_t issuance_nroutes;
 
 void cert_import(struct http_req *req);
 void cert_import_get(struct http_req *req);
+/* /metrics: caplat_vendor_root_not_after_seconds{subject} of each trusted
+ * vendor root (http_metrics_fn shape). */
+size_t issuance_roots_metrics(void *arg, char *buf, size_t size);
 /* Loads the trusted vendor roots (CAPLAT_VENDOR_ROOTS, else the local CA's
  * roots) the imported certificates must chain to. After the local CA. */
 void issuance_import_init(void);

@@ -119,16 +119,16 @@ const char store_job_claim_sql[] =
 
 /* When the next pending intent / vendor job falls due (its retry time or
  * the end of a lease another request holds), in milliseconds from now
- * (0 when overdue), NULL when none is pending: the partial index of the
- * pending rows. */
+ * (negative when overdue), NULL when none is pending (greatest() would skip
+ * the NULL: not used on it): the partial index of the pending rows. */
 const char store_intent_due_sql[] =
-    "SELECT greatest(0, ceil(extract(epoch FROM min(greatest(next_attempt_at,"
-    " coalesce(lease_until, next_attempt_at))) - now()) * 1000))::bigint"
+    "SELECT ceil(extract(epoch FROM min(greatest(next_attempt_at,"
+    " coalesce(lease_until, next_attempt_at))) - now()) * 1000)::bigint"
     " FROM issuances WHERE status = 'pending'";
 
 const char store_job_due_sql[] =
-    "SELECT greatest(0, ceil(extract(epoch FROM min(greatest(next_attempt_at,"
-    " coalesce(lease_until, next_attempt_at))) - now()) * 1000))::bigint"
+    "SELECT ceil(extract(epoch FROM min(greatest(next_attempt_at,"
+    " coalesce(lease_until, next_attempt_at))) - now()) * 1000)::bigint"
     " FROM vendor_jobs WHERE status = 'pending'";
 
 const char store_job_done_sql[] =

@@ -593,7 +593,10 @@ class Suite:
             "enterprise": lambda: {"CAPLAT_ID_HASH_KEY": self.secrets["id_hash_key"]},
             "issuance": lambda: dict(self.issuance_env(),
                                      CAPLAT_VENDOR_ROOTS=self.vendor_roots_bundle()),
+            # tests move expires_at behind the service's back: it looks
+            # every second there (its own orders bring the sweep forward)
             "orders": lambda: {"CAPLAT_ORDER_SWEEP_SECONDS": "1",
+                               "CAPLAT_ORDER_SWEEP_IDLE_SECONDS": "60" if self.persistent else "1",
                                "CAPLAT_IDEMPOTENCY_PURGE_SECONDS": "3600" if self.persistent else "1"},
             "payments": lambda: self.start_paysim(),
         }

@@ -27,6 +27,7 @@ struct session;
 struct orders_config {
 	long order_ttl; /* seconds an unpaid order waits for payment (1800) */
 	long sweep_seconds;      /* period of the expiry sweep */
+	long sweep_idle_seconds; /* its longest rest when nothing is due */
 	long catalogue_cache_ms; /* GET /platforms' cached answer, at most */
 	long quote_ttl;          /* seconds a quote keeps its prices */
 	struct idem_config idem; /* CAPLAT_IDEMPOTENCY_* */
@@ -163,6 +164,9 @@ void orders_events_subscribe(void);
 
 void order_sweep_start(void);
 void order_sweep_stop(void);
+/* An order created here expires in `seconds`: the expiry sweep runs by then
+ * (it may be resting until CAPLAT_ORDER_SWEEP_IDLE_SECONDS). */
+void order_sweep_kick(long seconds);
 
 /* ==== store.c: every SQL statement of the service. The functions append
  * statements to a db.h batch; the comments give each statement's columns.
@@ -253,6 +257,9 @@ extern const char store_flagged_payments_sql[];
 /* Expires up to $1 unpaid orders past expires_at and emits their
  * orders.order.cancelled (status expired) → 0 the number expired. */
 extern const char store_sweep_expire_sql[];
+/* Seconds until the next unpaid order expires (negative when overdue), NULL
+ * when none is unpaid. */
+extern const char store_sweep_next_expiry_sql[];
 /* Drops quotes a day past their expiry. */
 void store_housekeeping(struct db_batch *b);
 

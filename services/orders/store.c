@@ -283,6 +283,10 @@ const char store_flagged_payments_sql[] =
 
 /* ---- the sweep ---------------------------------------------------------- */
 
+const char store_sweep_next_expiry_sql[] =
+    "SELECT ceil(extract(epoch FROM min(expires_at) - now()))::bigint"
+    " FROM orders WHERE status = 'pending_payment'";
+
 const char store_sweep_expire_sql[] =
     "WITH due AS ("
     " SELECT id FROM orders WHERE status = 'pending_payment' AND expires_at <= now()"

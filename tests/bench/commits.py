@@ -61,6 +61,9 @@ def settle(s, quiet=2.0, limit=30.0):
     time.sleep(quiet)
 
 
+# PostgreSQL 15 backends hold their statistics up to 10 s while idle
+# (PGSTAT_IDLE_INTERVAL) before pg_stat_database sees them: xact_commit
+# lags by that much; the transaction ids (txid_current) do not.
 def measure_idle(s, seconds):
     time.sleep(1.2)  # let the last statistics flush
     c0, w0 = snapshot(s)

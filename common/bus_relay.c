@@ -3,7 +3,13 @@
  * message id, so the stream drops duplicates), marks the acknowledged rows
  * published, wakes on the outbox trigger's NOTIFY, and trims old rows.
  * While the outbox is empty it waits on the NOTIFY alone and sends
- * PostgreSQL no statement at all (no periodic transaction). */
+ * PostgreSQL no statement at all (no periodic transaction). A notification
+ * is not lost while the connection lives (PostgreSQL queues it for the
+ * listener); after a reconnect the relay runs a pass before it waits, so
+ * the every-second sweep 001_bus.sql's comment mentions is gone. The
+ * trimming of old outbox and inbox rows runs after a pass that published
+ * something, at most every RELAY_CLEANUP_EVERY_MS: an idle service has
+ * nothing new to trim. */
 #include "bus_int.h"
 
 #include "log.h"

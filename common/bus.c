@@ -300,6 +300,8 @@ bus_metrics_text(struct bus *bus, char *buf, size_t size)
 	        offsetof(struct bus_consumer, dead_letters)},
 	};
 	struct bus_textbuf t = {buf, size, 0};
+	long long oldest = atomic_load(&bus->backlog_oldest);
+	long long now = (long long)time(NULL);
 
 	if (size > 0)
 		buf[0] = '\0';
@@ -316,12 +318,18 @@ bus_metrics_text(struct bus *bus, char *buf, size_t size)
 	    "count.\n"
 	    "# TYPE caplat_bus_outbox_backlog gauge\n"
 	    "caplat_bus_outbox_backlog %lld\n"
+	    "# HELP caplat_bus_outbox_oldest_age_seconds Age of the oldest "
+	    "unpublished outbox row (0 when none).\n"
+	    "# TYPE caplat_bus_outbox_oldest_age_seconds gauge\n"
+	    "caplat_bus_outbox_oldest_age_seconds %lld\n"
 	    "# HELP caplat_bus_nats_connected 1 when the NATS connection is "
 	    "up.\n"
 	    "# TYPE caplat_bus_nats_connected gauge\n"
 	    "caplat_bus_nats_connected %d\n",
 	    atomic_load(&bus->published), atomic_load(&bus->publish_errors),
-	    atomic_load(&bus->backlog), bus->nc ? bus_ready(bus) : 0);
+	    atomic_load(&bus->backlog),
+	    oldest > 0 && now > oldest ? now - oldest : 0,
+	    bus->nc ? bus_ready(bus) : 0);
 	pthread_mutex_lock(&bus->mu);
 	for (size_t m = 0; m < ARRAY_LEN(per_consumer); m++) {
 		if (bus->consumers == NULL)
@@ -338,6 +346,15 @@ bus_metrics_text(struct bus *bus, char *buf, size_t size)
 			    per_consumer[m].name, c->durable, atomic_load(v));
 		}
 	}
+	if (bus->consumers != NULL)
+		bus_textbuf_printf(&t,
+		    "# HELP caplat_bus_consumer_lag Stream messages after the "
+		    "last one the consumer fetched.\n"
+		    "# TYPE caplat_bus_consumer_lag gauge\n");
+	for (struct bus_consumer *c = bus->consumers; c != NULL; c = c->next)
+		bus_textbuf_printf(&t,
+		    "caplat_bus_consumer_lag{consumer=\"%s\"} %llu\n",
+		    c->durable, atomic_load(&c->lag));
 	pthread_mutex_unlock(&bus->mu);
 	return t.len;
 }

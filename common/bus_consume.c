@@ -563,6 +563,26 @@ consumer_drain_advisories(struct consumer_run *run)
 	}
 }
 
+/* The consumer's lag for /metrics: the stream's messages after the last
+ * one fetched (JetStream's metadata, no extra request); a fetch that timed
+ * out empty means none is waiting. */
+static void
+consumer_note_lag(struct bus_consumer *c, natsMsgList *list, natsStatus s)
+{
+	jsMsgMetaData *meta = NULL;
+
+	if (list->Count == 0) {
+		if (s == NATS_TIMEOUT)
+			atomic_store(&c->lag, 0);
+		return;
+	}
+	if (natsMsg_GetMetaData(&meta, list->Msgs[list->Count - 1]) ==
+	    NATS_OK) {
+		atomic_store(&c->lag, (unsigned long long)meta->NumPending);
+		jsMsgMetaData_Destroy(meta);
+	}
+}
+
 static void
 consumer_unsubscribe(struct consumer_run *run)
 {
@@ -605,6 +625,7 @@ bus_consume_main(void *arg)
 		s = natsSubscription_Fetch(&list, run.sub,
 		    run.want ? run.want : FETCH_BATCH, FETCH_WAIT_MS, NULL);
 		run.want = list.Count > 0 ? FETCH_BATCH : 1;
+		consumer_note_lag(run.c, &list, s);
 		if (list.Count > 0) {
 			bus_link_nats(&run.link, true, NATS_OK);
 			run.fetch_errors = 0;

@@ -74,6 +74,7 @@ struct bus_consumer {
 	atomic_ullong duplicates;
 	atomic_ullong handler_errors;
 	atomic_ullong dead_letters;
+	atomic_ullong lag; /* messages after the last one fetched */
 	struct bus_consumer *next;
 };
 
@@ -105,6 +106,7 @@ struct bus {
 	atomic_ullong published;
 	atomic_ullong publish_errors;
 	atomic_llong backlog;
+	atomic_llong backlog_oldest; /* Unix seconds of the oldest, or 0 */
 };
 
 struct bus_tx {
@@ -209,8 +211,9 @@ int bus_store_commit(struct bus_tx *tx);
 PGresult *bus_store_outbox_claim(PGconn *pg);
 /* Marks the rows of seqs (a bigint[] literal "{1,2}") published. */
 int bus_store_outbox_mark(PGconn *pg, const char *seqs);
-/* Counts the unpublished rows into *out. Returns 0, or -1. */
-int bus_store_outbox_backlog(PGconn *pg, long long *out);
+/* Counts the unpublished rows into *out and the oldest one's creation time
+ * (Unix seconds, 0 when none) into *oldest. Returns 0, or -1. */
+int bus_store_outbox_backlog(PGconn *pg, long long *out, long long *oldest);
 /* Deletes rows published over a day ago among the RELAY_CLEANUP_CHUNK
  * oldest; returns how many (0 on error). */
 long bus_store_outbox_cleanup(PGconn *pg);

@@ -1,7 +1,15 @@
 /* bus_relay — the outbox relay thread: claims unpublished outbox rows,
  * publishes them to JetStream as CloudEvents (the event id is the NATS
  * message id, so the stream drops duplicates), marks the acknowledged rows
- * published, wakes on the outbox trigger's NOTIFY, and trims old rows. */
+ * published, wakes on the outbox trigger's NOTIFY, and trims old rows.
+ * While the outbox is empty it waits on the NOTIFY alone and sends
+ * PostgreSQL no statement at all (no periodic transaction). A notification
+ * is not lost while the connection lives (PostgreSQL queues it for the
+ * listener); after a reconnect the relay runs a pass before it waits, so
+ * the every-second sweep 001_bus.sql's comment mentions is gone. The
+ * trimming of old outbox and inbox rows runs after a pass that published
+ * something, at most every RELAY_CLEANUP_EVERY_MS: an idle service has
+ * nothing new to trim. */
 #include "bus_int.h"
 
 #include "log.h"
@@ -233,19 +241,27 @@ relay_pass(struct bus *bus, PGconn *pg, jsCtx *js, struct relay_result *r)
 	return 0;
 }
 
-/* Counts the backlog and, now and then, deletes rows published over a day
- * ago, a bounded range of the oldest rows at a time. */
+/* Counts the backlog (rows and the oldest one's creation time) for
+ * /metrics. Called only when a pass may have left rows behind, never while
+ * idle: an idle relay sends PostgreSQL nothing. */
+static void
+relay_count_backlog(struct bus *bus, PGconn *pg)
+{
+	long long backlog, oldest;
+
+	if (bus_store_outbox_backlog(pg, &backlog, &oldest) == 0) {
+		atomic_store(&bus->backlog, backlog);
+		atomic_store(&bus->backlog_oldest, backlog > 0 ? oldest : 0);
+	}
+}
+
+/* After a pass that did work, now and then, deletes rows published over a
+ * day ago, a bounded range of the oldest rows at a time (an idle relay has
+ * nothing new to delete, so it does not run then). */
 static void
 relay_housekeeping(struct bus *bus, PGconn *pg, int64_t now_ms,
-    int64_t *next_count, int64_t *next_cleanup)
+    int64_t *next_cleanup)
 {
-	long long backlog;
-
-	if (now_ms >= *next_count) {
-		*next_count = now_ms + RELAY_SWEEP_MS;
-		if (bus_store_outbox_backlog(pg, &backlog) == 0)
-			atomic_store(&bus->backlog, backlog);
-	}
 	if (now_ms >= *next_cleanup) {
 		long total = 0, n;
 
@@ -280,8 +296,8 @@ relay_notified(struct bus *bus, PGconn *pg)
 	return mine;
 }
 
-/* Waits until this schema's outbox is notified, timeout_ms pass or bus_close.
- * Returns -1 when the connection broke. */
+/* Waits until this schema's outbox is notified, timeout_ms pass (-1: no
+ * timeout) or bus_close. Returns -1 when the connection broke. */
 static int
 relay_wait(struct bus *bus, PGconn *pg, int timeout_ms)
 {
@@ -295,9 +311,11 @@ relay_wait(struct bus *bus, PGconn *pg, int timeout_ms)
 		fds[1].fd = PQsocket(pg);
 	}
 	for (;;) {
-		int64_t left = deadline - now_mono_us() / 1000;
+		int64_t left =
+		    timeout_ms < 0 ? -1 : deadline - now_mono_us() / 1000;
 
-		if (left <= 0 || poll(fds, pg != NULL ? 2 : 1, (int)left) <= 0)
+		if ((timeout_ms >= 0 && left <= 0) ||
+		    poll(fds, pg != NULL ? 2 : 1, (int)left) <= 0)
 			return 0;
 		if (fds[0].revents & POLLIN) {
 			char drain[64];
@@ -320,7 +338,7 @@ bus_relay_main(void *arg)
 {
 	struct bus *bus = arg;
 	struct bus_link link = {.who = "relay"};
-	int64_t next_count = 0, next_cleanup = 0;
+	int64_t next_cleanup = 0;
 	PGconn *pg = NULL;
 	jsCtx *js = NULL;
 	jsOptions jo;
@@ -345,9 +363,13 @@ bus_relay_main(void *arg)
 				    bus_backoff(&link, BACKOFF_MAX_MS));
 				continue;
 			}
+			/* Rows written while nobody listened: one pass. */
 		}
 		if (!bus_nats_up(bus) ||
 		    bus_ensure_stream(bus, js, &link) != 0) {
+			/* An outage, not idleness: keep the backlog gauges
+			 * true while the rows wait. */
+			relay_count_backlog(bus, pg);
 			if (relay_wait(bus, pg,
 			        (int)bus_backoff(&link, RELAY_SWEEP_MS)) != 0)
 				bus_store_check(&pg, &link);
@@ -365,16 +387,26 @@ bus_relay_main(void *arg)
 		if (r.failed > 0) {
 			/* Maybe the stream is gone: create it again. */
 			atomic_store(&bus->stream_ready, 0);
+			relay_count_backlog(bus, pg);
 			bus_sleep(bus, bus_backoff(&link, BACKOFF_MAX_MS));
 			continue;
 		}
 		link.backoff_ms = 0;
 		bus_link_nats(&link, true, NATS_OK);
-		relay_housekeeping(bus, pg, now_mono_us() / 1000, &next_count,
-		    &next_cleanup);
-		if (r.claimed == RELAY_BATCH)
+		if (r.claimed == RELAY_BATCH) {
+			relay_count_backlog(bus, pg);
 			continue;
-		if (relay_wait(bus, pg, RELAY_SWEEP_MS) != 0)
+		}
+		/* Everything claimed was published: no backlog but what a
+		 * notification (already queued or coming) brings. */
+		atomic_store(&bus->backlog, 0);
+		atomic_store(&bus->backlog_oldest, 0);
+		if (r.claimed > 0)
+			relay_housekeeping(bus, pg, now_mono_us() / 1000,
+			    &next_cleanup);
+		/* Idle: no statement until the outbox trigger's NOTIFY (sent
+		 * at the commit of the transaction that wrote the row). */
+		if (relay_wait(bus, pg, -1) != 0)
 			bus_store_check(&pg, &link);
 	}
 	/* Publishes still in flight are dropped with the context; their rows

@@ -247,14 +247,16 @@ bus_store_outbox_mark(PGconn *pg, const char *seqs)
 }
 
 int
-bus_store_outbox_backlog(PGconn *pg, long long *out)
+bus_store_outbox_backlog(PGconn *pg, long long *out, long long *oldest)
 {
 	PGresult *res = PQexec(pg,
-	    "SELECT count(*) FROM outbox WHERE published_at IS NULL");
+	    "SELECT count(*), coalesce(extract(epoch FROM min(created_at)),"
+	    " 0)::bigint FROM outbox WHERE published_at IS NULL");
 	int rc = -1;
 
 	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
 		*out = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		*oldest = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 		rc = 0;
 	}
 	PQclear(res);

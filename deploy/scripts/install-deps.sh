@@ -6,9 +6,11 @@ PKGS=(build-essential pkg-config python3 curl openssl ca-certificates
 	libevent-dev libhiredis-dev libpq-dev libssl-dev libjansson-dev
 	libnats-dev libcmocka-dev python3-yaml python3-jsonschema python3-cryptography
 	postgresql redis-server nats-server nginx docker-compose wrk
-	clang libclang-rt-dev)
+	clang libclang-rt-dev
+	prometheus)
 # clang and its runtimes (libFuzzer, ASan, UBSan; only a Recommends of clang)
-# build the fuzz harnesses of tests/fuzz (make fuzz).
+# build the fuzz harnesses of tests/fuzz (make fuzz). prometheus brings
+# promtool: tests/integration/test_monitoring.py checks deploy/monitoring.
 # gnutls-bin: certtool, the second independent verifier of the certificate
 # chains the local CA issues (tests/integration/test_issuance_new_application.py).
 PKGS+=(gnutls-bin)

@@ -91,6 +91,19 @@ SERVICES = {name: port for name, (port, _) in ALL_SERVICES.items()
 # CAPLAT_SERVICES=auth,orders limits a local run to some services.
 if os.environ.get("CAPLAT_SERVICES"):
     SERVICES = {n: p for n, p in SERVICES.items() if n in os.environ["CAPLAT_SERVICES"].split(",")}
+# CAPLAT_INSTANCES=orders=3,auth=2 runs that many processes of a service,
+# each on its own port ("orders.2", "orders.3" in ports.json) behind the
+# same nginx upstream, the way several pods sit behind a Service
+# (docs/SCALING.md); 1 when not named.
+INSTANCES = {k: int(v) for k, v in (x.split("=") for x in
+             os.environ.get("CAPLAT_INSTANCES", "").split(",") if "=" in x)}
+
+
+def instance_names(svc):
+    """The extra processes of svc beyond the first: ["orders.2", …]."""
+    return [f"{svc}.{i}" for i in range(2, INSTANCES.get(svc, 1) + 1)]
+
+
 # Staff accounts `make run` seeds: username -> roles.
 STAFF = {"reviewer": "reviewer", "finance": "finance", "operator": "operator"}
 # What `make run` always sets for a service, whatever the environment says.
@@ -582,7 +595,10 @@ class Suite:
             "enterprise": lambda: {"CAPLAT_ID_HASH_KEY": self.secrets["id_hash_key"]},
             "issuance": lambda: dict(self.issuance_env(),
                                      CAPLAT_VENDOR_ROOTS=self.vendor_roots_bundle()),
+            # tests move expires_at behind the service's back: it looks
+            # every second there (its own orders bring the sweep forward)
             "orders": lambda: {"CAPLAT_ORDER_SWEEP_SECONDS": "1",
+                               "CAPLAT_ORDER_SWEEP_IDLE_SECONDS": "60" if self.persistent else "1",
                                "CAPLAT_IDEMPOTENCY_PURGE_SECONDS": "3600" if self.persistent else "1"},
             "payments": lambda: self.start_paysim(),
         }
@@ -686,6 +702,13 @@ class Suite:
         binary = os.path.join(self.build, "bin", f"caplat-{svc}")
         self._spawn(svc, [binary], env=env, port=self.ports[svc])
         self.wait_ready(svc)
+        for name in instance_names(svc):
+            if name not in self.ports:
+                self.ports[name] = free_port()
+                with open(self._state_file("ports.json"), "w") as f:
+                    json.dump(self.ports, f)
+            self._spawn(name, [binary], env=dict(env, CAPLAT_HTTP_PORT=str(self.ports[name])),
+                        port=self.ports[name])
 
     def wait_ready(self, svc, timeout=20):
         deadline = time.time() + timeout
@@ -709,7 +732,8 @@ class Suite:
         for svc in SERVICES:
             if svc == "auth":
                 continue
-            upstreams.append(f"\tupstream {svc} {{ server 127.0.0.1:{self.ports[svc]}; keepalive 64; }}")
+            servers = " ".join(f"server 127.0.0.1:{self.ports[n]};" for n in [svc] + instance_names(svc))
+            upstreams.append(f"\tupstream {svc} {{ {servers} keepalive 64; }}")
             for loc in ALL_SERVICES[svc][1]:
                 locations.append(f"\t\tlocation {loc} {{ {LOCATION_EXTRA.get(loc, '')}proxy_pass http://{svc}; }}")
         subst = {"GATEWAY_PORT": self.ports["gateway"], "PREFIX": d,
@@ -719,6 +743,10 @@ class Suite:
         subst.update({f"{svc.upper()}_PORT": self.ports[svc] for svc in SERVICES})
         for k, v in subst.items():
             conf = conf.replace("@" + k + "@", str(v))
+        if instance_names("auth"):
+            conf = conf.replace(f"server 127.0.0.1:{self.ports['auth']};",
+                                " ".join(f"server 127.0.0.1:{self.ports[n]};"
+                                         for n in ["auth"] + instance_names("auth")), 1)
         path = os.path.join(d, "nginx.conf")
         with open(path, "w") as f:
             f.write(conf)
@@ -738,7 +766,8 @@ class Suite:
 
     def stop_all(self):
         self.stop_supervisor()
-        for name in ["nginx"] + list(SERVICES) + ["paysim", "nats", "redis"]:
+        extra = [n for n in self.ports if "." in n and n.split(".")[0] in SERVICES]
+        for name in ["nginx"] + list(SERVICES) + extra + ["paysim", "nats", "redis"]:
             self.kill(name, signal.SIGTERM)
         # postgres: fast shutdown on SIGINT
         self.kill("postgres", signal.SIGINT)

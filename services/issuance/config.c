@@ -64,6 +64,7 @@ issuance_config_load(void)
 		{"CAPLAT_RENEWAL_REPLAY_DAYS", CFG_INT, "30", 0, 365, &c->replay_days, "days an issued renewal can be collected again"},
 		{"CAPLAT_ISSUANCE_LEASE_SECONDS", CFG_INT, "30", 1, 3600, &c->lease_seconds, "one attempt holds an issuance intent this long"},
 		{"CAPLAT_ISSUANCE_RESUME_MS", CFG_INT, "1000", 50, 600000, &c->resume_interval_ms, "period of the resumer (ms)"},
+		{"CAPLAT_ISSUANCE_IDLE_MS", CFG_INT, "60000", 50, 3600000, &c->idle_interval_ms, "the resumer's look when nothing is pending (ms)"},
 		{"CAPLAT_ISSUANCE_RETRY_SECONDS", CFG_INT, "5", 1, 3600, &c->retry_seconds, "first backoff after a vendor failure (doubles, at most 300 s)"},
 		{"CAPLAT_ISSUANCE_SYNC_MS", CFG_INT, "300000", 0, 86400000, &c->sync_interval_ms, "vendor directory sync period (ms), 0: off"},
 		{"CAPLAT_ISSUANCE_VENDOR_NAMES", CFG_STR, "", 0, 0, &c->vendor_names, "issuer-DN-part=VENDOR,… names the vendors"},

@@ -515,6 +515,7 @@ revoke_on_done(void *arg, const struct db_result *res)
 	    req->params[0], db_value(res, 0, 0, 0), rv->reason,
 	    req->session->staff_id);
 	issuance_count("revoked");
+	issuance_sweep_kick(); /* a vendor job may be pending */
 	http_reply_json(req, 200,
 	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:b}", "cert_id",
 	        req->params[0], "serial", db_value(res, 0, 0, 0), "issuer",

@@ -43,6 +43,7 @@ static struct crypto_trust *import_trust;
 /* Subject DNs of every CA certificate in the bundle: the issuers a row
  * given as issuer DN + serial may name. */
 static char **import_issuers;
+static time_t *import_not_after; /* each root's notAfter, as import_issuers */
 static size_t import_nissuers;
 
 static int
@@ -64,6 +65,42 @@ read_all(const char *path, char **out)
 	buf[len] = '\0';
 	*out = buf;
 	return 0;
+}
+
+size_t
+issuance_roots_metrics(void *arg, char *buf, size_t size)
+{
+	size_t n = 0;
+	int w;
+
+	w = snprintf(buf, size,
+	    "# HELP caplat_vendor_root_not_after_seconds When each trusted "
+	    "vendor root (CAPLAT_VENDOR_ROOTS) expires, Unix seconds.\n"
+	    "# TYPE caplat_vendor_root_not_after_seconds gauge\n");
+	if (w < 0 || (size_t)w >= size)
+		return 0;
+	n = (size_t)w;
+	for (size_t i = 0; i < import_nissuers; i++) {
+		char label[256];
+		size_t k = 0;
+
+		/* A label value: backslash, quote and newline escaped. */
+		for (const char *s = import_issuers[i];
+		     *s && k + 3 < sizeof(label); s++) {
+			if (*s == '\\' || *s == '"')
+				label[k++] = '\\';
+			label[k++] = *s == '\n' ? ' ' : *s;
+		}
+		label[k] = '\0';
+		w = snprintf(buf + n, size - n,
+		    "caplat_vendor_root_not_after_seconds{subject=\"%s\"} "
+		    "%lld\n",
+		    label, (long long)import_not_after[i]);
+		if (w < 0 || (size_t)w >= size - n)
+			break;
+		n += (size_t)w;
+	}
+	return n;
 }
 
 void
@@ -91,6 +128,9 @@ issuance_import_init(void)
 			continue;
 		import_issuers = xrealloc(import_issuers,
 		    (import_nissuers + 1) * sizeof(*import_issuers));
+		import_not_after = xrealloc(import_not_after,
+		    (import_nissuers + 1) * sizeof(*import_not_after));
+		import_not_after[import_nissuers] = ca->not_after;
 		import_issuers[import_nissuers++] = xstrdup(ca->subject_dn);
 		crypto_cert_free(ca);
 	}

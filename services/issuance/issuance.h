@@ -114,12 +114,13 @@ struct issuance_config {
 	long window_before_days;
 	long window_after_days;
 	long term_months;
-	long challenge_ttl;       /* renewal challenge lifetime (s) */
-	long replay_days;         /* an issued renewal can be collected again */
-	long lease_seconds;       /* one attempt holds an intent this long */
-	long resume_interval_ms;  /* the resumer's period */
-	long retry_seconds;       /* first backoff after a vendor failure */
-	long sync_interval_ms;    /* vendor directory sync period, 0: off */
+	long challenge_ttl;      /* renewal challenge lifetime (s) */
+	long replay_days;        /* an issued renewal can be collected again */
+	long lease_seconds;      /* one attempt holds an intent this long */
+	long resume_interval_ms; /* the resumer's period */
+	long idle_interval_ms; /* the resumer's look when nothing is pending */
+	long retry_seconds;    /* first backoff after a vendor failure */
+	long sync_interval_ms; /* vendor directory sync period, 0: off */
 	const char *vendor_names; /* "issuer-DN-part=VENDOR,…" */
 	const char *var_dir;
 	const char *ca_dir;       /* local CA: keys and certificates */
@@ -189,6 +190,9 @@ extern const size_t issuance_nroutes;
 
 void cert_import(struct http_req *req);
 void cert_import_get(struct http_req *req);
+/* /metrics: caplat_vendor_root_not_after_seconds{subject} of each trusted
+ * vendor root (http_metrics_fn shape). */
+size_t issuance_roots_metrics(void *arg, char *buf, size_t size);
 /* Loads the trusted vendor roots (CAPLAT_VENDOR_ROOTS, else the local CA's
  * roots) the imported certificates must chain to. After the local CA. */
 void issuance_import_init(void);
@@ -296,6 +300,10 @@ void cert_sync_run(void (*done)(void));
 void issuance_sweep_start(void);
 /* Frees the timers (before the loop goes). */
 void issuance_sweep_stop(void);
+/* This process left an intent or a vendor job pending (a failed vendor
+ * call, a revocation to forward): the resumer looks again at its next
+ * interval instead of its idle period. */
+void issuance_sweep_kick(void);
 
 /* ---- metrics.c: the counters on /metrics ---- */
 
@@ -386,6 +394,8 @@ extern const char store_intent_claim_sql[];
 /* The next due vendor job, leased for $1 seconds: 0 id, 1 vendor,
  * 2 serial, 3 issuer, 4 reason, 5 revoked_at, 6 attempts. */
 extern const char store_job_claim_sql[];
+extern const char store_intent_due_sql[];
+extern const char store_job_due_sql[];
 /* $1 id. */
 extern const char store_job_done_sql[];
 /* $1 id, $2 error, $3 retry seconds, $4 final. */
@@ -541,6 +551,7 @@ extern const char store_application_failed_sql[];
 /* The resumer's next due application, leased for $1 seconds: 0 id,
  * 1 adapter, 2 serial, 3 csr pem, 4 not_before, 5 not_after, 6 attempts. */
 extern const char store_application_claim_sql[];
+extern const char store_application_due_sql[];
 /* Redis: the issue challenge, bound to {app, account}. */
 extern const struct challenge_scope store_application_challenge;
 

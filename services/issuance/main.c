@@ -39,6 +39,8 @@ main(int argc, char **argv)
 	http_server_routes(issuance.svc.http, issuance_routes,
 	    issuance_nroutes);
 	http_server_add_metrics(issuance.svc.http, issuance_metrics, NULL);
+	http_server_add_metrics(issuance.svc.http, issuance_roots_metrics,
+	    NULL);
 	issuance_events_subscribe();
 	issuance_sweep_start();
 	svc_run(&issuance.svc);

@@ -434,6 +434,8 @@ issue_on_issued(void *arg, const struct vendor_cert_result *res)
 	is->csr_code = final ? "CSR_REJECTED" : NULL;
 	db_query(issuance.svc.db, store_application_failed_sql, 4, p,
 	    issue_on_failed, is);
+	if (!final)
+		issuance_sweep_kick(); /* the application stays pending */
 }
 
 static void
@@ -464,6 +466,7 @@ issue_on_recorded(void *arg, const struct db_result *res)
 		    "msg=issue_record_failed app=%s status=%d error=\"%s\"",
 		    req->params[0], res->status,
 		    res->message ? res->message : "");
+		issuance_sweep_kick();
 		http_reply_db_error(req, res);
 		return;
 	}

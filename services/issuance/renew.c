@@ -517,6 +517,8 @@ renewal_on_issued(void *arg, const struct vendor_cert_result *res)
 	r->csr_code = final ? "CSR_REJECTED" : NULL;
 	db_query(issuance.svc.db, store_renewal_failed_sql, 4, p,
 	    renewal_on_failed, r);
+	if (!final)
+		issuance_sweep_kick(); /* the intent stays pending */
 }
 
 static void

@@ -117,6 +117,20 @@ const char store_job_claim_sql[] =
     " RETURNING j.id, j.vendor, j.serial, j.issuer, j.reason, " EPOCH("j.revoked_at") ","
     " j.attempts";
 
+/* When the next pending intent / vendor job falls due (its retry time or
+ * the end of a lease another request holds), in milliseconds from now
+ * (negative when overdue), NULL when none is pending (greatest() would skip
+ * the NULL: not used on it): the partial index of the pending rows. */
+const char store_intent_due_sql[] =
+    "SELECT ceil(extract(epoch FROM min(greatest(next_attempt_at,"
+    " coalesce(lease_until, next_attempt_at))) - now()) * 1000)::bigint"
+    " FROM issuances WHERE status = 'pending'";
+
+const char store_job_due_sql[] =
+    "SELECT ceil(extract(epoch FROM min(greatest(next_attempt_at,"
+    " coalesce(lease_until, next_attempt_at))) - now()) * 1000)::bigint"
+    " FROM vendor_jobs WHERE status = 'pending'";
+
 const char store_job_done_sql[] =
     "UPDATE vendor_jobs SET status = 'done', done_at = now(), lease_until = NULL,"
     " last_error = NULL WHERE id = $1 AND status = 'pending'";
@@ -299,6 +313,13 @@ const char store_application_claim_sql[] =
     "  ORDER BY d.next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)"
     " RETURNING a.id, a.adapter, a.serial, a.csr_pem,"
     " " EPOCH("a.not_before") ", " EPOCH("a.not_after") ", a.attempts";
+/* clang-format on */
+
+/* clang-format off */
+const char store_application_due_sql[] =
+    "SELECT ceil(extract(epoch FROM min(greatest(next_attempt_at,"
+    " coalesce(lease_until, next_attempt_at))) - now()) * 1000)::bigint"
+    " FROM applications WHERE status = 'pending'";
 /* clang-format on */
 
 const struct challenge_scope store_application_challenge =

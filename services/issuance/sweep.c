@@ -3,7 +3,12 @@
  * pending: renewal intents (asked again with the same request id, so never
  * issued twice) and revocations to forward to vendors. Each sweep claims one
  * item at a time under a lease with SKIP LOCKED, goes on while items are
- * due, then waits for its next tick. */
+ * due, then waits: until the next pending item falls due (the claim's batch
+ * also reads when that is), at least its interval, at most
+ * CAPLAT_ISSUANCE_IDLE_MS when nothing is pending at all, so an idle
+ * service sends PostgreSQL nothing between those rare looks. This process
+ * kicks the sweep when it leaves an item pending (issuance_sweep_kick); the
+ * idle look finds what another process left behind (a crash). */
 #include "issuance.h"
 
 #include "crypto.h"
@@ -55,25 +60,28 @@ static void sync_start(size_t i);
 static void on_synced(void);
 
 /* Each sweep leases one due item at a time (its claim statement, $1 the
- * lease in seconds) and handles it in on_claimed, which claims again while
+ * lease in seconds; then its due statement, when the next pending item
+ * falls due) and handles it in on_claimed, which claims again while
  * items come, and ends in sweep_idle(its row); or, with start, runs start
  * instead, which ends in sweep_idle(its row). An interval of 0 is off. */
 static const struct sweep {
 	const char *name;
 	const long *interval_ms;
 	const char *claim_sql;
+	const char *due_sql;
 	db_cb on_claimed;
 	void (*start)(size_t i);
 } sweeps[] = {
     [SWEEP_INTENTS] = {"renewal_intents", &issuance.cfg.resume_interval_ms,
-        store_intent_claim_sql, on_claimed},
+        store_intent_claim_sql, store_intent_due_sql, on_claimed},
     [SWEEP_VENDOR_JOBS] = {"vendor_revocations",
-        &issuance.cfg.resume_interval_ms, store_job_claim_sql, on_job_claimed},
+        &issuance.cfg.resume_interval_ms, store_job_claim_sql,
+        store_job_due_sql, on_job_claimed},
     [SWEEP_DIRECTORY] = {"vendor_directory", &issuance.cfg.sync_interval_ms,
-        NULL, NULL, sync_start},
+        NULL, NULL, NULL, sync_start},
     [SWEEP_APPLICATIONS] = {"application_intents",
         &issuance.cfg.resume_interval_ms, store_application_claim_sql,
-        on_app_claimed},
+        store_application_due_sql, on_app_claimed},
 };
 
 static struct {
@@ -88,21 +96,62 @@ sweep_claim(size_t i)
 
 	snprintf(lease, sizeof(lease), "%ld", issuance.cfg.lease_seconds);
 	const char *p[] = {lease};
-	db_query(issuance.svc.db, sweeps[i].claim_sql, 1, p,
-	    sweeps[i].on_claimed, NULL);
+	struct db_batch *b = db_batch_new();
+
+	db_batch_add(b, sweeps[i].claim_sql, 1, p);
+	db_batch_add(b, sweeps[i].due_sql, 0, NULL);
+	db_batch_run(issuance.svc.db, b, sweeps[i].on_claimed, NULL);
 }
 
-/* Nothing (more) is due for sweep i: wait for its next tick. */
+/* Sweep i waits ms (its interval at least), then claims again. */
 static void
-sweep_idle(size_t i)
+sweep_wait(size_t i, long ms)
 {
-	long ms = *sweeps[i].interval_ms;
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	struct timeval tv;
 
+	if (ms < *sweeps[i].interval_ms)
+		ms = *sweeps[i].interval_ms;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
 	sweep_state[i].busy = 0;
 	/* A claim failed by the pool's shutdown ends here: no timer then. */
 	if (sweep_state[i].tick != NULL)
 		evtimer_add(sweep_state[i].tick, &tv);
+}
+
+/* Nothing (more) could be done for sweep i now: wait for its next tick. */
+static void
+sweep_idle(size_t i)
+{
+	sweep_wait(i, *sweeps[i].interval_ms);
+}
+
+/* The claim of sweep i found nothing due: wait until the next pending item
+ * falls due (its batch's second statement: milliseconds, NULL when none is
+ * pending), at most the idle period. */
+static void
+sweep_rest(size_t i, const struct db_result *res)
+{
+	long ms = issuance.cfg.idle_interval_ms;
+	const char *due;
+
+	if (res->status == DB_OK && res->nstmts > 1 &&
+	    (due = db_value(res, 1, 0, 0)) != NULL && atol(due) < ms)
+		ms = atol(due);
+	sweep_wait(i, ms);
+}
+
+void
+issuance_sweep_kick(void)
+{
+	static const size_t kicked[] = {SWEEP_INTENTS, SWEEP_VENDOR_JOBS};
+
+	for (size_t k = 0; k < ARRAY_LEN(kicked); k++) {
+		size_t i = kicked[k];
+
+		if (sweep_state[i].tick != NULL && !sweep_state[i].busy)
+			sweep_wait(i, *sweeps[i].interval_ms);
+	}
 }
 
 static void
@@ -152,7 +201,7 @@ on_claimed(void *arg, const struct db_result *res)
 	struct resume *r;
 
 	if (res->status != DB_OK || db_rows(res, 0) != 1) {
-		sweep_idle(SWEEP_INTENTS);
+		sweep_rest(SWEEP_INTENTS, res);
 		return;
 	}
 	r = xcalloc(1, sizeof(*r));
@@ -255,7 +304,7 @@ on_job_claimed(void *arg, const struct db_result *res)
 	struct resume *r;
 
 	if (res->status != DB_OK || db_rows(res, 0) != 1) {
-		sweep_idle(SWEEP_VENDOR_JOBS);
+		sweep_rest(SWEEP_VENDOR_JOBS, res);
 		return;
 	}
 	r = xcalloc(1, sizeof(*r));

@@ -1,6 +1,14 @@
 /* catalogue — the platforms and their prices: the catalogue a holder orders
  * from (GET /api/v1/platforms), and the operator's price versions (set and
- * history of /api/v1/platforms/{code}/prices). */
+ * history of /api/v1/platforms/{code}/prices).
+ *
+ * GET /api/v1/platforms answers from a per-process cache of its serialized
+ * bodies (one per ?lock_kind=), each with a strong ETag (If-None-Match:
+ * 304). An entry holds until the first of: a price version set here
+ * (orders_catalogue_invalidate), a scheduled version coming into force
+ * (the load reads when), CAPLAT_ORDER_CATALOGUE_CACHE_MS (what another
+ * process of the service changed). The session is still checked on every
+ * request; nothing is read from PostgreSQL while the entry holds. */
 #include "orders.h"
 
 #include "audit.h"
@@ -28,7 +36,67 @@ static void platforms_on_loaded(void *arg, const struct db_result *res);
 struct platforms_list {
 	int by_kind; /* ?lock_kind= given */
 	enum order_lock_kind kind;
+	unsigned long long generation; /* of the cache when the load began */
 };
+
+/* The cached bodies: [0] without ?lock_kind=, [1 + kind] with it. */
+static struct {
+	char *body[1 + LOCK_KINDS];
+	size_t len[1 + LOCK_KINDS];
+	char etag[1 + LOCK_KINDS][24];
+	int64_t until_ms[1 + LOCK_KINDS]; /* monotonic */
+	unsigned long long generation;
+} catalogue_cache;
+
+void
+orders_catalogue_invalidate(void)
+{
+	for (size_t i = 0; i < ARRAY_LEN(catalogue_cache.body); i++) {
+		free(catalogue_cache.body[i]);
+		catalogue_cache.body[i] = NULL;
+	}
+	catalogue_cache.generation++;
+}
+
+static size_t
+cache_slot(const struct platforms_list *st)
+{
+	return st->by_kind ? 1 + (size_t)st->kind : 0;
+}
+
+/* Answers from the cache entry of slot (304 when the client has it). */
+static void
+platforms_reply_cached(struct http_req *req, size_t slot)
+{
+	const char *match = http_header(req, "If-None-Match");
+
+	http_add_header(req, "ETag", catalogue_cache.etag[slot]);
+	http_add_header(req, "Cache-Control", "private, no-cache");
+	if (match != NULL &&
+	    strstr(match, catalogue_cache.etag[slot]) != NULL) {
+		http_reply_empty(req, 304);
+		return;
+	}
+	http_reply_raw(req, 200, "application/json; charset=utf-8",
+	    catalogue_cache.body[slot], catalogue_cache.len[slot]);
+}
+
+/* Keeps text (stolen) as slot's entry until ttl_ms from now. */
+static void
+cache_store(size_t slot, char *text, int64_t ttl_ms)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a 64 */
+	size_t len = strlen(text);
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)text[i]) * 1099511628211ULL;
+	free(catalogue_cache.body[slot]);
+	catalogue_cache.body[slot] = text;
+	catalogue_cache.len[slot] = len;
+	snprintf(catalogue_cache.etag[slot], sizeof(catalogue_cache.etag[slot]),
+	    "\"%016llx\"", (unsigned long long)h);
+	catalogue_cache.until_ms[slot] = now_mono_us() / 1000 + ttl_ms;
+}
 
 static void
 platforms_list(struct http_req *req)
@@ -48,8 +116,15 @@ platforms_list(struct http_req *req)
 		}
 		st->by_kind = 1;
 	}
+	if (catalogue_cache.body[cache_slot(st)] != NULL &&
+	    now_mono_us() / 1000 < catalogue_cache.until_ms[cache_slot(st)]) {
+		platforms_reply_cached(req, cache_slot(st));
+		return;
+	}
+	st->generation = catalogue_cache.generation;
 	b = db_batch_new();
 	store_catalogue_now(b);
+	store_catalogue_next_change(b);
 	db_batch_run(orders.svc.db, b, platforms_on_loaded, req);
 }
 
@@ -59,7 +134,10 @@ platforms_on_loaded(void *arg, const struct db_result *res)
 	struct http_req *req = arg;
 	struct platforms_list *st = req->data;
 	struct order_catalogue cat;
-	json_t *items;
+	json_t *items, *body;
+	int64_t ttl_ms = orders.cfg.catalogue_cache_ms;
+	const char *next;
+	char *text;
 
 	if (res->status != DB_OK) {
 		http_reply_db_error(req, res);
@@ -96,8 +174,24 @@ platforms_on_loaded(void *arg, const struct db_result *res)
 		        (json_int_t)top->add_fen, "by_lock_kind", by));
 	}
 	order_catalogue_clear(&cat);
-	http_reply_json(req, 200,
-	    json_pack("{s:o, s:n}", "items", items, "next_cursor"));
+	body = json_pack("{s:o, s:n}", "items", items, "next_cursor");
+	text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (text == NULL)
+		fatal("json_dumps failed");
+	/* A version scheduled to come into force ends the entry then. */
+	next = db_value(res, 1, 0, 0);
+	if (next != NULL && atoll(next) < ttl_ms)
+		ttl_ms = atoll(next);
+	/* Not when a price was set while this load ran: it may predate it. */
+	if (ttl_ms > 0 && st->generation == catalogue_cache.generation) {
+		cache_store(cache_slot(st), text, ttl_ms);
+		platforms_reply_cached(req, cache_slot(st));
+		return;
+	}
+	http_reply_raw(req, 200, "application/json; charset=utf-8", text,
+	    strlen(text));
+	free(text);
 }
 
 void
@@ -217,6 +311,7 @@ price_on_inserted(void *arg, const struct db_result *res)
 		    "未知的应用平台");
 		return;
 	}
+	orders_catalogue_invalidate();
 	http_reply_json(req, 201, price_row_json(res, 0));
 }
 

@@ -219,6 +219,7 @@ create_on_inserted(void *arg, const struct db_result *res)
 		return;
 	}
 	atomic_fetch_add(&orders.n.created, 1);
+	order_sweep_kick(orders.cfg.order_ttl);
 	log_info(st->req->id,
 	    "msg=order_created order=%s number=%s items=%zu total_fen=%" PRId64,
 	    st->id, st->number, st->rq.nitems, st->total_fen);

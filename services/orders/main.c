@@ -21,6 +21,13 @@ orders_load_config(void)
 	        "seconds an unpaid order waits for payment"},
 	    {"CAPLAT_ORDER_SWEEP_SECONDS", CFG_INT, "10", 1, 3600,
 	        &c->sweep_seconds, "period of the expiry sweep (s)"},
+	    {"CAPLAT_ORDER_SWEEP_IDLE_SECONDS", CFG_INT, "60", 1, 86400,
+	        &c->sweep_idle_seconds,
+	        "the expiry sweep's longest rest while no order is due (s)"},
+	    {"CAPLAT_ORDER_CATALOGUE_CACHE_MS", CFG_INT, "2000", 0, 3600000,
+	        &c->catalogue_cache_ms,
+	        "GET /platforms answers from memory this long at most (0: "
+	        "off); a price set here ends it at once"},
 	    {"CAPLAT_QUOTE_TTL", CFG_INT, "1800", 10, 7 * 86400, &c->quote_ttl,
 	        "seconds a quote keeps its prices"},
 	    {"CAPLAT_RENEWAL_WINDOW_BEFORE_DAYS", CFG_INT, "90", 0, 3650,

@@ -27,6 +27,8 @@ struct session;
 struct orders_config {
 	long order_ttl; /* seconds an unpaid order waits for payment (1800) */
 	long sweep_seconds;      /* period of the expiry sweep */
+	long sweep_idle_seconds; /* its longest rest when nothing is due */
+	long catalogue_cache_ms; /* GET /platforms' cached answer, at most */
 	long quote_ttl;          /* seconds a quote keeps its prices */
 	struct idem_config idem; /* CAPLAT_IDEMPOTENCY_* */
 	struct renewal_window window;
@@ -70,6 +72,9 @@ size_t orders_metrics(void *arg, char *buf, size_t size);
 /* catalogue.c: GET /api/v1/platforms; GET and POST
  * /api/v1/platforms/{code}/prices. */
 void orders_platforms(struct http_req *req);
+/* Drops the cached answers of GET /api/v1/platforms (a price was set, the
+ * catalogue changed). Loop thread. */
+void orders_catalogue_invalidate(void);
 void orders_price_history(struct http_req *req);
 void orders_price_set(struct http_req *req);
 /* quotes.c: POST /api/v1/orders/quote. */
@@ -159,6 +164,9 @@ void orders_events_subscribe(void);
 
 void order_sweep_start(void);
 void order_sweep_stop(void);
+/* An order created here expires in `seconds`: the expiry sweep runs by then
+ * (it may be resting until CAPLAT_ORDER_SWEEP_IDLE_SECONDS). */
+void order_sweep_kick(long seconds);
 
 /* ==== store.c: every SQL statement of the service. The functions append
  * statements to a db.h batch; the comments give each statement's columns.
@@ -171,6 +179,9 @@ void order_sweep_stop(void);
  * ordered by the platform's sort: 0 code, 1 name, 2 sort, 3 lock kind ("" for
  * the base), 4 renew_fen, 5 add_fen, 6 price id, 7 effective_at. */
 void store_catalogue_now(struct db_batch *b);
+/* 0: milliseconds until the next scheduled price version comes into force,
+ * NULL when none is. */
+void store_catalogue_next_change(struct db_batch *b);
 /* The same columns for the versions a quote ($1 quote id, $2 account) was
  * made with. */
 void store_catalogue_of_quote(struct db_batch *b, const char *quote_id,
@@ -246,6 +257,9 @@ extern const char store_flagged_payments_sql[];
 /* Expires up to $1 unpaid orders past expires_at and emits their
  * orders.order.cancelled (status expired) → 0 the number expired. */
 extern const char store_sweep_expire_sql[];
+/* Seconds until the next unpaid order expires (negative when overdue), NULL
+ * when none is unpaid. */
+extern const char store_sweep_next_expiry_sql[];
 /* Drops quotes a day past their expiry. */
 void store_housekeeping(struct db_batch *b);
 

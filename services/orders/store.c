@@ -30,6 +30,17 @@ store_catalogue_now(struct db_batch *b)
 }
 
 void
+store_catalogue_next_change(struct db_batch *b)
+{
+	/* Milliseconds until the next scheduled version comes into force,
+	 * NULL when none is scheduled. */
+	db_batch_add(b,
+	    "SELECT ceil(extract(epoch FROM min(effective_at) - now()) * 1000)::bigint"
+	    " FROM platform_prices WHERE effective_at > now()",
+	    0, NULL);
+}
+
+void
 store_catalogue_of_quote(struct db_batch *b, const char *quote_id,
     const char *account_id)
 {
@@ -271,6 +282,10 @@ const char store_flagged_payments_sql[] =
     " ORDER BY p.recorded_at DESC, p.payment_id DESC LIMIT $1::int";
 
 /* ---- the sweep ---------------------------------------------------------- */
+
+const char store_sweep_next_expiry_sql[] =
+    "SELECT ceil(extract(epoch FROM min(expires_at) - now()))::bigint"
+    " FROM orders WHERE status = 'pending_payment'";
 
 const char store_sweep_expire_sql[] =
     "WITH due AS ("

@@ -1,10 +1,14 @@
 /* sweep — the service's timers on the loop, one row each in sweep_jobs[]:
- *   expire        every CAPLAT_ORDER_SWEEP_SECONDS: one conditional UPDATE
- *                 (pending_payment and past expires_at, rows locked with
- *                 SKIP LOCKED so several processes never expire one order
- *                 twice) that also writes each order's orders.order.cancelled
- *                 (status expired) to the outbox; a full batch runs again at
- *                 once;
+ *   expire        one conditional UPDATE (pending_payment and past
+ *                 expires_at, rows locked with SKIP LOCKED so several
+ *                 processes never expire one order twice) that also writes
+ *                 each order's orders.order.cancelled (status expired) to the
+ *                 outbox; a full batch runs again at once; otherwise it waits
+ *                 until the next unpaid order expires (read in the same
+ *                 batch), at least CAPLAT_ORDER_SWEEP_SECONDS, at most
+ *                 CAPLAT_ORDER_SWEEP_IDLE_SECONDS (what another process
+ *                 created), and an order created here brings it forward
+ *                 (order_sweep_kick): an idle service sends nothing between;
  *   housekeeping  hourly: drops expired quotes;
  *   idem_purge    every CAPLAT_IDEMPOTENCY_PURGE_SECONDS: drops the
  *                 Idempotency-Keys past CAPLAT_IDEMPOTENCY_RETENTION_HOURS
@@ -29,6 +33,8 @@ struct sweep_job {
 	/* Starts one run; its continuation calls sweep_schedule(). */
 	void (*run)(struct sweep_job *job);
 	struct event *timer;
+	int running;
+	long kicked; /* seconds: an order created during the run expires then */
 };
 
 static void sweep_expire(struct sweep_job *job);
@@ -38,9 +44,10 @@ static void sweep_idem_purge(struct sweep_job *job);
 static const long housekeeping_seconds = 3600;
 
 static struct sweep_job sweep_jobs[] = {
-    {"expire", &orders.cfg.sweep_seconds, sweep_expire, NULL},
-    {"housekeeping", &housekeeping_seconds, sweep_housekeeping, NULL},
-    {"idem_purge", &orders.cfg.idem.purge_seconds, sweep_idem_purge, NULL},
+    {"expire", &orders.cfg.sweep_seconds, sweep_expire, NULL, 0, 0},
+    {"housekeeping", &housekeeping_seconds, sweep_housekeeping, NULL, 0, 0},
+    {"idem_purge", &orders.cfg.idem.purge_seconds, sweep_idem_purge, NULL, 0,
+        0},
 };
 
 static void
@@ -48,6 +55,7 @@ sweep_schedule(struct sweep_job *job, long seconds)
 {
 	struct timeval tv = {seconds, 0};
 
+	job->running = 0;
 	evtimer_add(job->timer, &tv);
 }
 
@@ -65,7 +73,31 @@ sweep_fire(evutil_socket_t fd, short what, void *arg)
 {
 	struct sweep_job *job = arg;
 
+	job->running = 1;
+	job->kicked = 0;
 	job->run(job);
+}
+
+void
+order_sweep_kick(long seconds)
+{
+	struct sweep_job *job = &sweep_jobs[0]; /* expire */
+	struct timeval at, now;
+
+	if (job->timer == NULL)
+		return;
+	if (seconds < *job->every)
+		seconds = *job->every;
+	if (job->running) {
+		if (job->kicked == 0 || seconds < job->kicked)
+			job->kicked = seconds;
+		return;
+	}
+	if (evtimer_pending(job->timer, &at) &&
+	    event_base_gettimeofday_cached(orders.svc.base, &now) == 0 &&
+	    at.tv_sec - now.tv_sec <= seconds)
+		return; /* it runs before the new order expires */
+	sweep_schedule(job, seconds);
 }
 
 /* ---- expire ------------------------------------------------------------- */
@@ -74,7 +106,8 @@ static void
 expire_on_done(void *arg, const struct db_result *res)
 {
 	struct sweep_job *job = arg;
-	long expired;
+	long expired, wait;
+	const char *next;
 
 	if (res->status != DB_OK) {
 		sweep_failed(job, res);
@@ -86,7 +119,18 @@ expire_on_done(void *arg, const struct db_result *res)
 		log_info(NULL, "msg=orders_expired count=%ld", expired);
 	}
 	/* A full batch means more are due: go on at once. */
-	sweep_schedule(job, expired >= SWEEP_BATCH ? 0 : *job->every);
+	if (expired >= SWEEP_BATCH) {
+		sweep_schedule(job, 0);
+		return;
+	}
+	/* Else until the next unpaid order expires, within the bounds. */
+	wait = orders.cfg.sweep_idle_seconds;
+	next = db_value(res, 1, 0, 0);
+	if (next != NULL && atol(next) < wait)
+		wait = atol(next);
+	if (job->kicked > 0 && job->kicked < wait)
+		wait = job->kicked;
+	sweep_schedule(job, wait > *job->every ? wait : *job->every);
 }
 
 static void
@@ -94,10 +138,12 @@ sweep_expire(struct sweep_job *job)
 {
 	char limit[16];
 	const char *p[] = {limit};
+	struct db_batch *b = db_batch_new();
 
 	snprintf(limit, sizeof(limit), "%d", SWEEP_BATCH);
-	db_query(orders.svc.db, store_sweep_expire_sql, 1, p, expire_on_done,
-	    job);
+	db_batch_add(b, store_sweep_expire_sql, 1, p);
+	db_batch_add(b, store_sweep_next_expiry_sql, 0, NULL);
+	db_batch_run(orders.svc.db, b, expire_on_done, job);
 }
 
 /* ---- housekeeping ------------------------------------------------------- */

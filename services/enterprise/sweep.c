@@ -16,6 +16,7 @@ struct sweep {
 
 static struct sweep sweeps[] = {
     {"review_sms", 1000, ent_notify_round, NULL},
+    {"licence_ocr", 2000, ent_ocr_round, NULL},
 };
 
 static void

@@ -14,6 +14,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "filetype.h"
+#include "licence.h"
 #include "log.h"
 #include "rules.h"
 #include "session.h"
@@ -203,11 +204,16 @@ upload_on_inserted(void *arg, const struct db_result *res)
 	json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "file_id", op->id,
 	    "sha256", op->sha256, "size", (json_int_t)op->size, "content_type",
 	    op->content_type);
-	if (op->licence) {
+	if (op->licence && is_pdf(op))
 		json_object_set_new(o, "recognition",
-		    json_string(is_pdf(op) ? "failed" : "pending"));
-		if (!is_pdf(op))
-			ent_ocr_round(); /* now, not at the next tick */
+		    json_pack("{s:s, s:s, s:s}", "status", "failed", "reason",
+		        "unsupported_type", "message",
+		        lic_reason_text("unsupported_type")));
+	else if (op->licence) {
+		json_object_set_new(o, "recognition",
+		    json_pack("{s:s, s:n, s:n}", "status", "pending", "reason",
+		        "message"));
+		ent_ocr_round(); /* now, not at the next tick */
 	}
 	http_reply_json(op->req, 201, o);
 }

@@ -153,6 +153,25 @@ def draw(fields, width=1100, height=1500):
     return img.convert("RGB")
 
 
+def draw_other(seed, width=1100, height=800):
+    """Not a licence: a notice of plain paragraphs (text, but none of a
+    licence's labels), as PNG bytes."""
+    rng = random.Random(seed)
+    img = Image.new("RGB", (width, height), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    d.text((width / 2, 80), "会议通知", font=font(SANS_BOLD, 56), fill=(0, 0, 0), anchor="mm")
+    words = ["各部门：", "根据工作安排，定于下周三上午九点在三楼会议室召开季度工作会议，",
+             "请各部门负责人准时参加，并提前准备本部门工作总结材料。",
+             "会议内容包括上季度工作回顾、下季度工作计划以及其他事项。",
+             "请于本周五前将参会人员名单报送办公室。", "特此通知。", "办公室"]
+    rng.shuffle(words)
+    for i, w in enumerate(words):
+        d.text((90, 180 + i * 70), w, font=font(SANS, 30), fill=(0, 0, 0))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
 def degrade(img, variant, rng):
     """clean | rotated | blurred | jpeg | noise | degraded (some of each) |
     photo (strong blur and small: meant to be unreadable)."""

@@ -152,9 +152,9 @@ lic_norm_text(const char *s, char *out, size_t size)
 			continue;
 		if (c >= 0xFF01 && c <= 0xFF5E)
 			c -= 0xFEE0;
-		else if (c == 0x3008 || c == 0x3014) /* 〈 〔 read for （ */
-			c = '(';
-		else if (c == 0x3009 || c == 0x3015)
+		else if (c == 0x3008 || c == 0x300A || c == 0x3014)
+			c = '('; /* 〈 《 〔 read for （ */
+		else if (c == 0x3009 || c == 0x300B || c == 0x3015)
 			c = ')';
 		if (c >= 'a' && c <= 'z')
 			c -= 'a' - 'A';
@@ -548,6 +548,28 @@ lic_extract(const struct lic_line *lines, size_t n, struct lic_read *out)
 	for (size_t f = 0; f < LIC_NFIELDS; f++)
 		if (out->confidence[f] < 0)
 			out->confidence[f] = 0;
+}
+
+void
+lic_uscc_read(struct lic_read *r, const char *text, int confidence)
+{
+	char t[LIC_VALUE_MAX], code[19];
+
+	if (lic_norm_text(text, t, sizeof(t)) != 0 || read_uscc(t, code) != 0)
+		return;
+	if (r->value[LIC_USCC][0] != '\0' &&
+	    strcmp(r->value[LIC_USCC], code) != 0) {
+		r->value[LIC_USCC][0] = '\0';
+		r->confidence[LIC_USCC] = 0;
+		r->uscc_conflict = 1;
+		return;
+	}
+	if (r->uscc_conflict)
+		return;
+	snprintf(r->value[LIC_USCC], LIC_VALUE_MAX, "%s", code);
+	if (confidence > r->confidence[LIC_USCC])
+		r->confidence[LIC_USCC] = confidence > 0 ? confidence : 1;
+	r->uscc_invalid = 0;
 }
 
 const char *

@@ -33,7 +33,7 @@ const char *lic_field_record_path(enum lic_field f);
 
 /* Below this line confidence (0-100) a read value is unreadable: a doubtful
  * read is never shown as a mismatch. */
-#define LIC_MIN_CONFIDENCE 60
+#define LIC_MIN_CONFIDENCE 50
 
 /* One text line as the recogniser returned it (UTF-8) and its confidence. */
 struct lic_line {
@@ -45,10 +45,11 @@ struct lic_line {
 struct lic_read {
 	char value[LIC_NFIELDS][LIC_VALUE_MAX]; /* "" when not read */
 	int confidence[LIC_NFIELDS];            /* 0 when not read */
-	int labels;       /* how many field labels were found */
-	int title;        /* the title 营业执照 was seen */
-	int text_chars;   /* characters read with confidence ≥ 50 */
-	int uscc_invalid; /* a USCC was read but failed its check character */
+	int labels;        /* how many field labels were found */
+	int title;         /* the title 营业执照 was seen */
+	int text_chars;    /* characters read with confidence ≥ 50 */
+	int uscc_invalid;  /* a USCC was read but failed its check character */
+	int uscc_conflict; /* two reads, both valid, disagreed: left unread */
 };
 
 /* Reads the fields from lines ("label value" layout; spaces, stray quotes
@@ -56,6 +57,13 @@ struct lic_read {
  * GB 32100 check character holds (O→0, I→1 read as digits first); else
  * uscc_invalid is set and the field stays unread. */
 void lic_extract(const struct lic_line *lines, size_t n, struct lic_read *out);
+
+/* A second read of the USCC alone (a model for its alphabet): text is
+ * taken when its check character holds and the first read had none, or
+ * agreed; a valid second read that contradicts a valid first one leaves the
+ * field unread (two readings, one of them wrong: never guess). An invalid
+ * second read changes nothing. */
+void lic_uscc_read(struct lic_read *r, const char *text, int confidence);
 
 /* Why a recognition yields no fields: NULL when it does (a licence), else
  * "unreadable" (hardly any text: blurred, dark, too small) or

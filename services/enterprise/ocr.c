@@ -50,8 +50,12 @@
 
 struct ocr_engine {
 	TessBaseAPI *api;
-	int failed; /* Init failed: every job fails alike */
+	TessBaseAPI *code; /* eng, the USCC's alphabet only: its second read */
+	int failed;        /* Init failed: every job fails alike */
 };
+
+/* The symbols of a USCC (GB 32100): what the second read may return. */
+#define USCC_ALPHABET "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
 static double
 now_s(void)
@@ -79,6 +83,21 @@ engine_open(struct ocr_engine *e, const char *lang)
 	TessBaseAPISetVariable(e->api, "preserve_interword_spaces", "0");
 	/* no second pass over each doubtful line as white-on-black text */
 	TessBaseAPISetVariable(e->api, "tessedit_do_invert", "0");
+	/* chi_sim reads Latin letters poorly (8 as S, stray I and L): the
+	 * code's box is read again by the English model, its alphabet only.
+	 * Without eng the first read stands. */
+	e->code = TessBaseAPICreate();
+	if (TessBaseAPIInit3(e->code, NULL, "eng") != 0) {
+		TessBaseAPIDelete(e->code);
+		e->code = NULL;
+		return 0;
+	}
+	TessBaseAPISetPageSegMode(e->code, PSM_SINGLE_LINE);
+	TessBaseAPISetVariable(e->code, "tessedit_char_whitelist",
+	    USCC_ALPHABET);
+	TessBaseAPISetVariable(e->code, "tessedit_do_invert", "0");
+	TessBaseAPISetVariable(e->code, "load_system_dawg", "0");
+	TessBaseAPISetVariable(e->code, "load_freq_dawg", "0");
 	return 0;
 }
 
@@ -89,7 +108,75 @@ engine_close(struct ocr_engine *e)
 		TessBaseAPIEnd(e->api);
 		TessBaseAPIDelete(e->api);
 	}
-	e->api = NULL;
+	if (e->code != NULL) {
+		TessBaseAPIEnd(e->code);
+		TessBaseAPIDelete(e->code);
+	}
+	e->api = e->code = NULL;
+}
+
+/* Whether a word (UTF-8) is mostly a run of at least 10 ASCII letters and
+ * digits: the USCC (a stray quote read beside it allowed; the dates and
+ * numbers of a licence are shorter or Chinese). */
+static int
+code_like(const char *w)
+{
+	int alnum = 0, other = 0;
+
+	for (; *w != '\0'; w++) {
+		if ((*w >= '0' && *w <= '9') || (*w >= 'A' && *w <= 'Z') ||
+		    (*w >= 'a' && *w <= 'z'))
+			alnum++;
+		else if (((unsigned char)*w & 0xC0) != 0x80)
+			other++;
+	}
+	return alnum >= 10 && other <= 2;
+}
+
+/* Reads the USCC's box again with the code model, into r (lic_uscc_read). */
+static void
+read_code_again(struct ocr_engine *e, PIX *pix, struct lic_read *r)
+{
+	TessResultIterator *it = TessBaseAPIGetIterator(e->api);
+	int best = 0, x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+
+	if (it == NULL || e->code == NULL) {
+		if (it != NULL)
+			TessResultIteratorDelete(it);
+		return;
+	}
+	TessPageIterator *pi = TessResultIteratorGetPageIterator(it);
+	do {
+		char *w = TessResultIteratorGetUTF8Text(it, RIL_WORD);
+		int l, t, rt, b;
+
+		if (w != NULL && code_like(w) && (int)strlen(w) > best &&
+		    TessPageIteratorBoundingBox(pi, RIL_WORD, &l, &t, &rt,
+		        &b)) {
+			best = (int)strlen(w);
+			x0 = l, y0 = t, x1 = rt, y1 = b;
+		}
+		TessDeleteText(w);
+	} while (TessPageIteratorNext(pi, RIL_WORD));
+	TessResultIteratorDelete(it);
+	if (best == 0)
+		return;
+	/* a margin of a third of the height round the box */
+	int pad = (y1 - y0) / 3 + 2;
+	x0 = x0 > pad ? x0 - pad : 0;
+	y0 = y0 > pad ? y0 - pad : 0;
+	x1 = x1 + pad < pixGetWidth(pix) ? x1 + pad : pixGetWidth(pix);
+	y1 = y1 + pad < pixGetHeight(pix) ? y1 + pad : pixGetHeight(pix);
+	TessBaseAPISetImage2(e->code, pix);
+	TessBaseAPISetRectangle(e->code, x0, y0, x1 - x0, y1 - y0);
+	char *text = TessBaseAPIGetUTF8Text(e->code);
+	if (text != NULL && getenv("CAPLAT_OCR_DEBUG_LINES") != NULL &&
+	    ent.svc.base == NULL)
+		fprintf(stderr, "code| %s", text);
+	if (text != NULL)
+		lic_uscc_read(r, text, TessBaseAPIMeanTextConf(e->code));
+	TessDeleteText(text);
+	TessBaseAPIClear(e->code);
 }
 
 /* Grey from the red channel (the red seal fades into the paper), deskewed,
@@ -192,9 +279,15 @@ ent_ocr_recognise(struct ocr_engine *e, const char *lang,
 		    TessPageIteratorNext(pi, RIL_TEXTLINE));
 		TessResultIteratorDelete(it);
 	}
+	if (getenv("CAPLAT_OCR_DEBUG_LINES") != NULL && ent.svc.base == NULL)
+		for (size_t i = 0; i < n; i++) /* the ocr command only */
+			fprintf(stderr, "%3d| %s", lines[i].confidence,
+			    lines[i].text);
 	lic_extract(lines, n, out);
 	for (size_t i = 0; i < n; i++)
 		TessDeleteText(texts[i]);
+	if (out->labels >= 2)
+		read_code_again(e, pix, out);
 	TessBaseAPIClear(e->api);
 	pixDestroy(&pix);
 	*reason = lic_verdict(out);

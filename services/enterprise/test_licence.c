@@ -126,7 +126,7 @@ static const struct lic_line clean[] = {
     {"(副 本)", 88},
     {"统一社会信用代码 ”911101055YY7AP2TTQ", 91},
     {"名    称 福州星河建设工程有限公司", 93},
-    {"类    型”其他有限责任公司", 90},
+    {"类    型”其他有限责任公司《国有独资〉", 90},
     {"住    所 “北京市朝阳区铜盘路244号科技园", 89},
     {"法定代表人 陈敏红", 92},
     {"注册资本   50万元人民币", 94},
@@ -146,7 +146,7 @@ test_extract_clean(void **state)
 	assert_int_equal(r.labels, 8);
 	assert_string_equal(r.value[LIC_NAME], "福州星河建设工程有限公司");
 	assert_string_equal(r.value[LIC_USCC], "911101055YY7AP2TTQ");
-	assert_string_equal(r.value[LIC_TYPE], "其他有限责任公司");
+	assert_string_equal(r.value[LIC_TYPE], "其他有限责任公司(国有独资)");
 	assert_string_equal(r.value[LIC_LEGAL_REP], "陈敏红");
 	assert_string_equal(r.value[LIC_CAPITAL], "50万元人民币");
 	assert_string_equal(r.value[LIC_FOUNDED], "2020年10月06日");
@@ -180,6 +180,37 @@ test_extract_uscc(void **state)
 	lic_extract(shortc, 2, &r);
 	assert_string_equal(r.value[LIC_USCC], "");
 	assert_int_equal(r.uscc_invalid, 1);
+}
+
+static void
+test_uscc_second_read(void **state)
+{
+	struct lic_read r;
+	/* chi_sim's 8 read as S fails the check; the code model's read holds */
+	struct lic_line first[] = {{"统一社会信用代码 ”91350102RASWYWNKWJ", 86},
+	    {"名称 某公司", 80}};
+	struct lic_line good[] = {{"统一社会信用代码 911101055YY7AP2TTQ", 90},
+	    {"名称 某公司", 80}};
+
+	lic_extract(first, 2, &r);
+	assert_string_equal(r.value[LIC_USCC], "");
+	lic_uscc_read(&r, "91350102RA8WYWNKWJ\n", 91);
+	assert_string_equal(r.value[LIC_USCC], "91350102RA8WYWNKWJ");
+	assert_int_equal(r.confidence[LIC_USCC], 91);
+	assert_int_equal(r.uscc_invalid, 0);
+	/* an invalid second read changes nothing */
+	lic_extract(good, 2, &r);
+	lic_uscc_read(&r, "911101055YY7AP2TTR", 95);
+	assert_string_equal(r.value[LIC_USCC], "911101055YY7AP2TTQ");
+	/* agreeing reads stand */
+	lic_uscc_read(&r, "911101055YY7AP2TTQ", 95);
+	assert_string_equal(r.value[LIC_USCC], "911101055YY7AP2TTQ");
+	/* two valid reads that disagree: unread, never a guess */
+	lic_uscc_read(&r, "91350102RA8WYWNKWJ", 95);
+	assert_string_equal(r.value[LIC_USCC], "");
+	assert_int_equal(r.uscc_conflict, 1);
+	lic_uscc_read(&r, "91350102RA8WYWNKWJ", 95);
+	assert_string_equal(r.value[LIC_USCC], "");
 }
 
 static void
@@ -308,6 +339,7 @@ main(void)
 	    cmocka_unit_test(test_norm_capital),
 	    cmocka_unit_test(test_extract_clean),
 	    cmocka_unit_test(test_extract_uscc),
+	    cmocka_unit_test(test_uscc_second_read),
 	    cmocka_unit_test(test_verdicts),
 	    cmocka_unit_test(test_compare),
 	};

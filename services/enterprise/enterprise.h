@@ -244,6 +244,9 @@ void store_notifications_done(struct db_batch *b, const char *sent,
  * with reason (a PDF: unsupported_type). */
 void store_licence_ocr_insert(struct db_batch *b, const char *file_id,
     const char *status, const char *reason);
+/* Queues the recognition of an image file (JPEG, PNG) unless it has one:
+ * a licence uploaded without the purpose, named by a record. */
+void store_licence_ocr_ensure(struct db_batch *b, const char *file_id);
 /* Fails (interrupted) the rows claimed attempts times whose lease ran out. */
 void store_licence_ocr_expire(struct db_batch *b, int attempts);
 /* Claims up to limit pending rows (or leases run out) for lease_s seconds:

@@ -45,6 +45,7 @@
 #define OCR_ATTEMPTS 3
 #define OCR_MAX_THREADS 8
 #define OCR_MAX_LINES 256
+#define OCR_MIN_SIDE 200 /* pixels: smaller images are unreadable */
 
 /* ---- the engine: one per thread ---- */
 
@@ -184,7 +185,7 @@ read_code_again(struct ocr_engine *e, PIX *pix, struct lic_read *r)
  * binarised (Sauvola, for uneven scan lighting). NULL when the bytes do not
  * decode. */
 static PIX *
-prepare(const unsigned char *data, size_t len)
+prepare(const unsigned char *data, size_t len, int *too_small)
 {
 	PIX *pix = pixReadMem(data, len), *grey, *t;
 	l_int32 w;
@@ -192,6 +193,14 @@ prepare(const unsigned char *data, size_t len)
 
 	if (pix == NULL)
 		return NULL;
+	/* A licence photo has hundreds of pixels each way; a thumbnail or an
+	 * icon is not read (nor blown up 1000 times). */
+	if (pixGetWidth(pix) < OCR_MIN_SIDE ||
+	    pixGetHeight(pix) < OCR_MIN_SIDE) {
+		*too_small = 1;
+		pixDestroy(&pix);
+		return NULL;
+	}
 	if (pixGetColormap(pix) != NULL) {
 		t = pixRemoveColormap(pix, REMOVE_CMAP_BASED_ON_SRC);
 		pixDestroy(&pix);
@@ -239,6 +248,7 @@ ent_ocr_recognise(struct ocr_engine *e, const char *lang,
 	struct lic_line lines[OCR_MAX_LINES];
 	char *texts[OCR_MAX_LINES];
 	size_t n = 0;
+	int too_small = 0;
 	PIX *pix;
 	TessResultIterator *it;
 
@@ -248,8 +258,8 @@ ent_ocr_recognise(struct ocr_engine *e, const char *lang,
 		*reason = "engine_failed";
 		return -1;
 	}
-	if ((pix = prepare(data, len)) == NULL) {
-		*reason = "decode_failed";
+	if ((pix = prepare(data, len, &too_small)) == NULL) {
+		*reason = too_small ? "unreadable" : "decode_failed";
 		return -1;
 	}
 	TessBaseAPISetImage2(e->api, pix);

@@ -401,6 +401,19 @@ store_licence_ocr_insert(struct db_batch *b, const char *file_id,
 }
 
 void
+store_licence_ocr_ensure(struct db_batch *b, const char *file_id)
+{
+	const char *p[] = {file_id};
+
+	db_batch_add(b,
+	    "INSERT INTO licence_ocr (file_id)"
+	    " SELECT f.id::text FROM files f WHERE f.id = $1::uuid"
+	    " AND f.content_type IN ('image/jpeg', 'image/png')"
+	    " ON CONFLICT (file_id) DO NOTHING",
+	    1, p);
+}
+
+void
 store_licence_ocr_expire(struct db_batch *b, int attempts)
 {
 	char n[16];

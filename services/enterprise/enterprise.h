@@ -1,9 +1,10 @@
 /* enterprise — the service's internal interfaces: configuration, the
  * helpers the handler files share (enterprise.c), the route table and the
  * handlers of each area, the store (every SQL statement, store.c), the event
- * consumers, the review SMS sender and the timers. The pure modules keep
- * their own headers: the domain rules (rules.h), the working-day calendar
- * (workday.h) and the blob store (blob.h). */
+ * consumers, the review SMS sender, the licence recognition (ocr.c) and the
+ * timers. The pure modules keep their own headers: the domain rules
+ * (rules.h), the working-day calendar (workday.h), the blob store (blob.h)
+ * and the licence fields (licence.h). */
 #ifndef CAPLAT_ENTERPRISE_H
 #define CAPLAT_ENTERPRISE_H
 

@@ -289,9 +289,10 @@ void ent_ocr_stop(void);
 /* One round: claims as many pending recognitions as threads are idle and
  * runs them; records each result. A round still claiming is a no-op. */
 void ent_ocr_round(void);
-/* Limits Tesseract's OpenMP to one thread per recognition (before the
- * first engine loads; CAPLAT_OCR_THREADS is the parallelism). */
-void ent_ocr_one_core(void);
+/* Limits Tesseract's OpenMP to one thread per recognition: first thing in
+ * main(), re-executes the program with OMP_THREAD_LIMIT=1 unless it is set
+ * (libgomp reads it before main). */
+void ent_ocr_one_core(char **argv);
 /* A recogniser for one thread (its TessBaseAPI loads on first use). */
 struct ocr_engine *ent_ocr_engine_new(void);
 void ent_ocr_engine_free(struct ocr_engine *e);

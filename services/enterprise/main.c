@@ -86,10 +86,7 @@ read_file(const char *path, unsigned char **data, size_t *len)
 static int
 ocr_files(int argc, char **argv)
 {
-	struct ocr_engine *e;
-
-	ent_ocr_one_core();
-	e = ent_ocr_engine_new();
+	struct ocr_engine *e = ent_ocr_engine_new();
 
 	for (int i = 2; i < argc; i++) {
 		unsigned char *data = NULL;
@@ -132,6 +129,7 @@ ocr_files(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
+	ent_ocr_one_core(argv);
 	ent_load_config();
 	if (argc >= 2 && strcmp(argv[1], "ocr") == 0)
 		return ocr_files(argc, argv);

@@ -305,11 +305,18 @@ ent_ocr_recognise(struct ocr_engine *e, const char *lang,
 }
 
 void
-ent_ocr_one_core(void)
+ent_ocr_one_core(char **argv)
 {
-	/* Debian's Tesseract is built with OpenMP: without a limit one
-	 * recognition would take every core. The pool bounds the CPU. */
-	setenv("OMP_THREAD_LIMIT", "1", 0);
+	/* Debian's Tesseract is built with OpenMP, whose libgomp reads
+	 * OMP_THREAD_LIMIT once, before main(): without it one recognition
+	 * would spin threads on every core, un-niced. So the process starts
+	 * again with the limit set (same pid); CAPLAT_OCR_THREADS is the
+	 * parallelism. If the exec fails it carries on as it is. */
+	if (getenv("OMP_THREAD_LIMIT") != NULL)
+		return;
+	setenv("OMP_THREAD_LIMIT", "1", 1);
+	execv("/proc/self/exe", argv);
+	log_warn(NULL, "msg=ocr_reexec_failed error=\"%s\"", strerror(errno));
 }
 
 struct ocr_engine *
@@ -425,7 +432,6 @@ ocr_submit(struct ocr_job *job)
 void
 ent_ocr_start(void)
 {
-	ent_ocr_one_core();
 	pool.nthreads = (int)ent.cfg.ocr_threads;
 	if (pool.nthreads > OCR_MAX_THREADS)
 		pool.nthreads = OCR_MAX_THREADS;

@@ -28,6 +28,9 @@ BUILD ?= build
 endif
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Icommon $(PKG_CFLAGS) -MMD -MP
 LIBS := $(PKG_LIBS) -lpthread -lm
+# Libraries one service links beyond LIBS: enterprise reads business licences
+# with Tesseract and Leptonica (issue 20).
+enterprise_LIBS := $(shell pkg-config --libs tesseract lept 2>/dev/null)
 
 COMMON_SRC := $(filter-out common/test_%.c,$(wildcard common/*.c))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
@@ -60,7 +63,7 @@ define service_rule
 $(1)_OBJ := $$(patsubst %.c,$(BUILD)/%.o,$$(filter-out services/$(1)/test_%.c,$$(wildcard services/$(1)/*.c)))
 $(BUILD)/bin/caplat-$(1): $$($(1)_OBJ) $(LIBCAPLAT)
 	@mkdir -p $$(dir $$@)
-	$(CC) $(LDFLAGS) -o $$@ $$($(1)_OBJ) $(LIBCAPLAT) $(LIBS)
+	$(CC) $(LDFLAGS) -o $$@ $$($(1)_OBJ) $(LIBCAPLAT) $(LIBS) $$($(1)_LIBS)
 endef
 $(foreach s,$(SERVICES),$(eval $(call service_rule,$(s))))
 
@@ -73,7 +76,7 @@ included_obj = $(patsubst %,$(BUILD)/$(dir $(1))%,$(patsubst %.c,%.o,$(shell sed
 define unit_rule
 $(BUILD)/tests/$(subst /,_,$(1:%.c=%)): $(BUILD)/$(1:%.c=%.o) $$(filter-out %/main.o $(call included_obj,$(1)),$$(if $$(filter services/%,$(1)),$$($(word 2,$(subst /, ,$(1)))_OBJ))) $(LIBCAPLAT)
 	@mkdir -p $$(dir $$@)
-	$(CC) $(LDFLAGS) -o $$@ $$^ $(LIBS) -lcmocka
+	$(CC) $(LDFLAGS) -o $$@ $$^ $(LIBS) $$(if $$(filter services/%,$(1)),$$($(word 2,$(subst /, ,$(1)))_LIBS)) -lcmocka
 endef
 $(foreach t,$(UNIT_SRC),$(eval $(call unit_rule,$(t))))
 

@@ -7,7 +7,12 @@ PKGS=(build-essential pkg-config python3 curl openssl ca-certificates
 	libnats-dev libcmocka-dev python3-yaml python3-jsonschema python3-cryptography
 	postgresql redis-server nats-server nginx docker-compose wrk
 	clang libclang-rt-dev
-	prometheus)
+	prometheus
+	libtesseract-dev libleptonica-dev tesseract-ocr-chi-sim tesseract-ocr-eng
+	fonts-noto-cjk python3-pil)
+# Tesseract (C API) with its Chinese and English models and Leptonica read
+# business licences in enterprise (issue 20); the Noto CJK fonts and PIL
+# draw the synthetic licences of the tests (tests/tools/licence_gen.py).
 # clang and its runtimes (libFuzzer, ASan, UBSan; only a Recommends of clang)
 # build the fuzz harnesses of tests/fuzz (make fuzz). prometheus brings
 # promtool: tests/integration/test_monitoring.py checks deploy/monitoring.

@@ -7,6 +7,7 @@
 #include "access.h"
 #include "audit.h"
 #include "db.h"
+#include "licence.h"
 #include "rules.h"
 #include "session.h"
 #include "util.h"
@@ -159,6 +160,23 @@ set_parts(json_t *o, json_t *data)
 }
 
 json_t *
+ent_licence_check(const char *licence, json_t *data)
+{
+	json_t *l = licence != NULL ? json_loads(licence, 0, NULL) : NULL;
+	const char *status = json_string_value(json_object_get(l, "status"));
+	json_t *check;
+
+	/* running is the queue's business: the caller sees pending */
+	if (status != NULL && strcmp(status, "running") == 0)
+		status = "pending";
+	check =
+	    lic_compare(status, json_string_value(json_object_get(l, "reason")),
+	        json_object_get(l, "fields"), data);
+	json_decref(l);
+	return check;
+}
+
+json_t *
 ent_record_json(const struct db_result *res, int rec, int hist, int with_claim)
 {
 	if (db_rows(res, rec) != 1)
@@ -189,6 +207,8 @@ ent_record_json(const struct db_result *res, int rec, int hist, int with_claim)
 		json_object_set_new(o, "change", json_null());
 	}
 	json_object_set_new(o, "history", history_json(res, hist));
+	json_object_set_new(o, "licence_check",
+	    ent_licence_check(db_value(res, rec, 0, REC_LICENCE), data));
 	json_object_set_new(o, "updated_at",
 	    json_string(db_value(res, rec, 0, REC_UPDATED_AT)));
 	json_object_set_new(o, "approved_at",

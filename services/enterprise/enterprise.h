@@ -1,9 +1,10 @@
 /* enterprise — the service's internal interfaces: configuration, the
  * helpers the handler files share (enterprise.c), the route table and the
  * handlers of each area, the store (every SQL statement, store.c), the event
- * consumers, the review SMS sender and the timers. The pure modules keep
- * their own headers: the domain rules (rules.h), the working-day calendar
- * (workday.h) and the blob store (blob.h). */
+ * consumers, the review SMS sender, the licence recognition (ocr.c) and the
+ * timers. The pure modules keep their own headers: the domain rules
+ * (rules.h), the working-day calendar (workday.h), the blob store (blob.h)
+ * and the licence fields (licence.h). */
 #ifndef CAPLAT_ENTERPRISE_H
 #define CAPLAT_ENTERPRISE_H
 
@@ -30,6 +31,8 @@ struct ent_config {
 	long claim_ttl;  /* seconds a reviewer's claim holds */
 	long upload_max_pixels;  /* width x height of an uploaded image */
 	const char *id_hash_key; /* HMAC key of applicants' ID numbers */
+	long ocr_threads;        /* licence recognition threads, 0 = none */
+	const char *ocr_lang;    /* Tesseract languages ("chi_sim") */
 };
 
 struct ent {
@@ -61,6 +64,10 @@ int ent_require_account(struct http_req *req);
  * one) or, when admin, NOT_ENTERPRISE_ADMIN (no ACCESS_ENTERPRISE_EDIT on
  * the enterprise: only its administrator edits), returning -1; else 0. */
 int ent_require_enterprise(struct http_req *req, int admin);
+/* Returns a new LicenceCheck (licence.h lic_compare): licence is the
+ * REC_LICENCE text (NULL when the record names no recognised licence),
+ * data the record's body (borrowed). */
+json_t *ent_licence_check(const char *licence, json_t *data);
 /* Builds a record answer from a store_record_* statement (rec) and a
  * store_history_* statement (hist) of res; returns a new reference, or NULL
  * when rec has no row. with_claim adds the reviewer's claim fields. */
@@ -118,7 +125,8 @@ void store_profile_save(struct db_batch *b, const char *account_id,
 
 /* ---- records: → 0 id, 1 uscc, 2 work_status, 3 version, 4 data,
  * 5 approved_data, 6 approved_at, 7 submitted_at, 8 updated_at,
- * 9 claimed_by, 10 claimed_until (both NULL unless a claim runs), 11 seq ---- */
+ * 9 claimed_by, 10 claimed_until (both NULL unless a claim runs), 11 seq,
+ * 12 the licence recognition ---- */
 enum {
 	REC_ID,
 	REC_USCC,
@@ -132,6 +140,8 @@ enum {
 	REC_CLAIMED_BY,
 	REC_CLAIMED_UNTIL,
 	REC_SEQ,
+	REC_LICENCE, /* {status, reason, fields} JSON text of the licence's
+	              * recognition (licence_ocr), NULL when none */
 };
 /* Creates the enterprise's record (id, data JSON text) unless it exists. */
 void store_record_ensure(struct db_batch *b, const char *id, const char *uscc,
@@ -201,7 +211,8 @@ void store_application_decide(struct db_batch *b, const char *id,
  * 6 resubmission, 7 change, 8 seq, 9 claimed_by, 10 claimed_until,
  * 11 waited seconds, 12 now epoch ms, 13 kind, 14 legal_rep_id_number,
  * 15 legal_rep_phone (records; in full: the caller masks them),
- * 16 the applicant's ID number, masked (applications). */
+ * 16 the applicant's ID number, masked (applications), 17 the licence's
+ * recognition as REC_LICENCE, 18 the record's data (records). */
 void store_queue(struct db_batch *b, int limit, const char *after_time,
     const char *after_id, const char *kind);
 /* Calendar exceptions within a year of today: → 0 day (YYYY-MM-DD),
@@ -209,6 +220,25 @@ void store_queue(struct db_batch *b, int limit, const char *after_time,
 void store_workday_exceptions(struct db_batch *b);
 /* → 0 code, 1 name, 2 region, active ones by code. */
 void store_handling_points(struct db_batch *b);
+
+/* ---- licence recognition (licence_ocr) ---- */
+/* The recognition of an uploaded licence: status "pending", or "failed"
+ * with reason (a PDF: unsupported_type). */
+void store_licence_ocr_insert(struct db_batch *b, const char *file_id,
+    const char *status, const char *reason);
+/* Queues the recognition of an image file (JPEG, PNG) unless it has one:
+ * a licence uploaded without the purpose, named by a record. */
+void store_licence_ocr_ensure(struct db_batch *b, const char *file_id);
+/* Fails (interrupted) the rows claimed attempts times whose lease ran out. */
+void store_licence_ocr_expire(struct db_batch *b, int attempts);
+/* Claims up to limit pending rows (or leases run out) for lease_s seconds:
+ * → 0 file_id, 1 sha256. limit 0 claims nothing. */
+void store_licence_ocr_claim(struct db_batch *b, int limit, int lease_s,
+    int attempts);
+/* Records a result: status "done" with fields (JSON text) or "failed" with
+ * reason. */
+void store_licence_ocr_finish(struct db_batch *b, const char *file_id,
+    const char *status, const char *reason, const char *fields, long ms);
 
 /* ---- read models, on the bus's consumer transactions ---- */
 /* $1 account_id, $2 phone */
@@ -222,6 +252,32 @@ extern const char store_member_delete_sql[];
 
 /* Starts the consumers of the accounts and members read models. */
 void ent_events_subscribe(void);
+
+/* ---- licence recognition (ocr.c; the pure half is licence.h) ---- */
+
+struct lic_read;
+struct ocr_engine;
+
+/* Starts / stops the recognition threads (CAPLAT_OCR_THREADS). */
+void ent_ocr_start(void);
+void ent_ocr_stop(void);
+/* One round: claims as many pending recognitions as threads are idle and
+ * runs them; records each result. A round still claiming is a no-op. */
+void ent_ocr_round(void);
+/* Limits Tesseract's OpenMP to one thread per recognition: first thing in
+ * main(), re-executes the program with OMP_THREAD_LIMIT=1 unless it is set
+ * (libgomp reads it before main). */
+void ent_ocr_one_core(char **argv);
+/* A recogniser for one thread (its TessBaseAPI loads on first use). */
+struct ocr_engine *ent_ocr_engine_new(void);
+void ent_ocr_engine_free(struct ocr_engine *e);
+/* Recognises a licence image (JPEG or PNG bytes): 0 with out filled, or -1
+ * with *reason "decode_failed", "unreadable", "not_a_licence" or
+ * "engine_failed" (out still filled as far as read). Blocking: a pool
+ * thread or the ocr command, never the loop. */
+int ent_ocr_recognise(struct ocr_engine *e, const char *lang,
+    const unsigned char *data, size_t len, struct lic_read *out,
+    const char **reason);
 
 /* ---- sweep.c ---- */
 

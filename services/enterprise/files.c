@@ -14,6 +14,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "filetype.h"
+#include "licence.h"
 #include "log.h"
 #include "rules.h"
 #include "session.h"
@@ -37,8 +38,9 @@ struct file_op {
 	long size;
 	int err_no;                   /* the blob store's errno, 0 when fine */
 	enum filetype_reason refused; /* upload: why the bytes are not a file */
-	int corrupt;         /* download: the bytes do not hash to sha256 */
-	int staff;           /* download: a staff read of any file */
+	int corrupt; /* download: the bytes do not hash to sha256 */
+	int staff;   /* download: a staff read of any file */
+	int licence; /* upload: ?purpose=business_license, recognised (ocr.c) */
 	unsigned char *data; /* download: the bytes */
 	size_t len;
 };
@@ -62,6 +64,12 @@ file_op_new(struct http_req *req)
 	return op;
 }
 
+static int
+is_pdf(const struct file_op *op)
+{
+	return strcmp(op->content_type, "application/pdf") == 0;
+}
+
 static void
 reply_store_failed(struct http_req *req, const char *what, int err_no)
 {
@@ -81,9 +89,20 @@ static void
 upload(struct http_req *req)
 {
 	const char *type, *sniffed;
+	char *purpose;
+	int licence = 0;
 
 	if (ent_require_account(req) != 0)
 		return;
+	if ((purpose = http_query_param(req, "purpose")) != NULL) {
+		licence = strcmp(purpose, "business_license") == 0;
+		free(purpose);
+		if (!licence) {
+			http_reply_error(req, 422, "FIELD_INVALID", "purpose",
+			    "上传用途只能是 business_license（营业执照）");
+			return;
+		}
+	}
 	type = ent_file_content_type(http_header(req, "Content-Type"));
 	if (type == NULL) {
 		http_reply_error(req, 422, "FILE_TYPE_UNSUPPORTED", NULL,
@@ -103,6 +122,7 @@ upload(struct http_req *req)
 	struct file_op *op = file_op_new(req);
 	op->content_type = type;
 	op->size = (long)req->body_len;
+	op->licence = licence;
 	work_submit(upload_store, upload_on_stored, op);
 }
 
@@ -161,6 +181,12 @@ upload_on_stored(void *arg)
 	b = db_batch_new();
 	store_file_insert(b, op->id, op->req->session->account_id, op->sha256,
 	    op->size, op->content_type);
+	/* A licence's recognition is queued with the upload; a PDF is not an
+	 * image the recogniser reads: it fails now, with its reason. */
+	if (op->licence)
+		store_licence_ocr_insert(b, op->id,
+		    is_pdf(op) ? "failed" : "pending",
+		    is_pdf(op) ? "unsupported_type" : NULL);
 	db_batch_run(ent.svc.db, b, upload_on_inserted, op);
 }
 
@@ -175,10 +201,21 @@ upload_on_inserted(void *arg, const struct db_result *res)
 	}
 	log_info(op->req->id, "msg=file_stored file=%s size=%ld type=%s",
 	    op->id, op->size, op->content_type);
-	http_reply_json(op->req, 201,
-	    json_pack("{s:s, s:s, s:I, s:s}", "file_id", op->id, "sha256",
-	        op->sha256, "size", (json_int_t)op->size, "content_type",
-	        op->content_type));
+	json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "file_id", op->id,
+	    "sha256", op->sha256, "size", (json_int_t)op->size, "content_type",
+	    op->content_type);
+	if (op->licence && is_pdf(op))
+		json_object_set_new(o, "recognition",
+		    json_pack("{s:s, s:s, s:s}", "status", "failed", "reason",
+		        "unsupported_type", "message",
+		        lic_reason_text("unsupported_type")));
+	else if (op->licence) {
+		json_object_set_new(o, "recognition",
+		    json_pack("{s:s, s:n, s:n}", "status", "pending", "reason",
+		        "message"));
+		ent_ocr_round(); /* now, not at the next tick */
+	}
+	http_reply_json(op->req, 201, o);
 }
 
 void

@@ -122,7 +122,8 @@ struct rec_op {
 	char record_id[37];
 	char version[24];
 	int tries;
-	int public_only; /* GET by a member: the public part only */
+	int public_only;   /* GET by a member: the public part only */
+	int licence_named; /* PUT: the update names the business licence */
 	void (*loaded)(void *arg, const struct db_result *res);
 };
 
@@ -350,6 +351,15 @@ record_put_on_loaded(void *arg, const struct db_result *res)
 	store_record_update(b, op->record_id, op->version, text);
 	store_record_by_id(b, op->record_id);
 	store_history_by_id(b, op->record_id);
+	/* A licence uploaded without ?purpose=business_license is queued for
+	 * recognition when the record names it (statement 3, after those the
+	 * answer reads). */
+	for (size_t i = 0; i < op->refs.nfiles; i++)
+		if (strcmp(op->refs.files[i].path,
+		        "basic.files.business_license") == 0) {
+			store_licence_ocr_ensure(b, op->refs.files[i].id);
+			op->licence_named = 1;
+		}
 	free(text);
 	db_batch_run(ent.svc.db, b, record_put_on_saved, op);
 }
@@ -367,6 +377,9 @@ record_put_on_saved(void *arg, const struct db_result *res)
 			reply_changed(op->req);
 		return;
 	}
+	if (res->status == DB_OK && op->licence_named &&
+	    db_affected(res, 3) > 0)
+		ent_ocr_round(); /* a recognition was queued: start it now */
 	rec_reply(op->req, res, 1, 2);
 }
 

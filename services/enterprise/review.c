@@ -105,6 +105,20 @@ int_at(const struct db_result *res, int row, int col)
 	return strtoll(db_value(res, 0, row, col), NULL, 10);
 }
 
+/* The licence comparison of a record row, null for an application. */
+static json_t *
+licence_check_at(const struct db_result *res, int i)
+{
+	json_t *data, *check;
+
+	if (db_value(res, 0, i, 18) == NULL)
+		return json_null();
+	data = json_loads(db_value(res, 0, i, 18), 0, NULL);
+	check = ent_licence_check(db_value(res, 0, i, 17), data);
+	json_decref(data);
+	return check;
+}
+
 static void
 queue_on_loaded(void *arg, const struct db_result *res)
 {
@@ -166,6 +180,8 @@ queue_on_loaded(void *arg, const struct db_result *res)
 		    masked(db_value(res, 0, i, 15)));
 		json_object_set_new(item, "applicant_id_number",
 		    ent_json_str(db_value(res, 0, i, 16)));
+		json_object_set_new(item, "licence_check",
+		    licence_check_at(res, i));
 		json_array_append_new(items, item);
 	}
 	if (rows > op->limit) {

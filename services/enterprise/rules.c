@@ -101,7 +101,8 @@ static const char *const ent_parts[] = {"basic", "invoice", "seal", NULL};
 
 /* Keys of the record's answer a client may send back unchanged. */
 static const char *const ent_read_only[] = {"id", "uscc", "status", "history",
-    "updated_at", "approved_at", "submitted_at", "change", NULL};
+    "updated_at", "approved_at", "submitted_at", "change", "licence_check",
+    NULL};
 
 static const char *const ent_id_types[] = {"resident_id_card", "passport",
     "hk_macao_permit", "taiwan_permit", "foreign_permanent_residence", NULL};

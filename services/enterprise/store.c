@@ -71,11 +71,19 @@ store_profile_save(struct db_batch *b, const char *account_id,
 	    7, p);
 }
 
-#define RECORD_COLS                                                                    \
-	"r.id, r.uscc, r.work_status, r.version, r.data::text, r.approved_data::text," \
-	" ent_time(r.approved_at), ent_time(r.submitted_at), ent_time(r.updated_at),"  \
-	" CASE WHEN r.claimed_until > now() THEN r.claimed_by END,"                    \
-	" CASE WHEN r.claimed_until > now() THEN ent_time(r.claimed_until) END, r.seq"
+/* The recognition of the licence a record's data names, as JSON text
+ * {status, reason, fields}, NULL when none (licence_ocr). */
+#define LICENCE_OF_RECORD                                                   \
+	"(SELECT json_build_object('status', o.status, 'reason', o.reason," \
+	" 'fields', o.fields)::text FROM licence_ocr o"                     \
+	" WHERE o.file_id = r.data#>>'{basic,files,business_license}')"
+
+#define RECORD_COLS                                                                     \
+	"r.id, r.uscc, r.work_status, r.version, r.data::text, r.approved_data::text,"  \
+	" ent_time(r.approved_at), ent_time(r.submitted_at), ent_time(r.updated_at),"   \
+	" CASE WHEN r.claimed_until > now() THEN r.claimed_by END,"                     \
+	" CASE WHEN r.claimed_until > now() THEN ent_time(r.claimed_until) END, r.seq," \
+	" " LICENCE_OF_RECORD
 
 #define HISTORY_COLS \
 	"h.seq, ent_time(h.at), h.status, h.opinion, h.type, h.change"
@@ -225,7 +233,8 @@ store_queue(struct db_batch *b, int limit, const char *after_time,
 	    " q.resubmission, q.change, q.seq, q.claimed_by, q.claimed_until,"
 	    " floor(EXTRACT(EPOCH FROM now() - q.at))::bigint,"
 	    " (EXTRACT(EPOCH FROM now()) * 1000)::bigint,"
-	    " q.kind, q.legal_rep_id_number, q.legal_rep_phone, q.applicant_id_number"
+	    " q.kind, q.legal_rep_id_number, q.legal_rep_phone, q.applicant_id_number,"
+	    " q.licence, q.data"
 	    " FROM ("
 	    "  SELECT r.id, r.data->'basic'->>'name' AS name, r.uscc, r.submitted_at AS at,"
 	    "  EXISTS (SELECT 1 FROM history h WHERE h.record_id = r.id AND h.type = 'rejected') AS resubmission,"
@@ -233,13 +242,15 @@ store_queue(struct db_batch *b, int limit, const char *after_time,
 	    "  CASE WHEN r.claimed_until > now() THEN r.claimed_by END AS claimed_by,"
 	    "  CASE WHEN r.claimed_until > now() THEN ent_time(r.claimed_until) END AS claimed_until,"
 	    "  'record' AS kind, r.data->'basic'->>'legal_rep_id_number' AS legal_rep_id_number,"
-	    "  r.data->'basic'->>'legal_rep_phone' AS legal_rep_phone, NULL::text AS applicant_id_number"
+	    "  r.data->'basic'->>'legal_rep_phone' AS legal_rep_phone, NULL::text AS applicant_id_number,"
+	    "  " LICENCE_OF_RECORD " AS licence, r.data::text AS data"
 	    "  FROM records r WHERE r.work_status = 'pending'"
 	    "  UNION ALL"
 	    "  SELECT a.id, a.enterprise_name, a.uscc, a.submitted_at,"
 	    "  EXISTS (SELECT 1 FROM admin_applications o WHERE o.account_id = a.account_id"
 	    "   AND o.uscc = a.uscc AND o.status = 'rejected'),"
-	    "  false, 1, NULL::uuid, NULL::text, 'admin_application', NULL, NULL, a.id_number_masked"
+	    "  false, 1, NULL::uuid, NULL::text, 'admin_application', NULL, NULL, a.id_number_masked,"
+	    "  NULL, NULL"
 	    "  FROM admin_applications a WHERE a.status = 'pending'"
 	    " ) q WHERE ($4::text IS NULL OR q.kind = $4)"
 	    " AND ($2::timestamptz IS NULL OR (q.at, q.id) > ($2::timestamptz, $3::uuid))"
@@ -333,3 +344,81 @@ const char store_member_upsert_sql[] =
 
 const char store_member_delete_sql[] =
     "DELETE FROM members WHERE identity_id = $1";
+
+/* ---- licence recognition ---- */
+
+void
+store_licence_ocr_insert(struct db_batch *b, const char *file_id,
+    const char *status, const char *reason)
+{
+	const char *p[] = {file_id, status, reason};
+
+	db_batch_add(b,
+	    "INSERT INTO licence_ocr (file_id, status, reason, finished_at)"
+	    " VALUES ($1, $2, $3, CASE WHEN $2 = 'failed' THEN now() END)",
+	    3, p);
+}
+
+void
+store_licence_ocr_ensure(struct db_batch *b, const char *file_id)
+{
+	const char *p[] = {file_id};
+
+	db_batch_add(b,
+	    "INSERT INTO licence_ocr (file_id)"
+	    " SELECT f.id::text FROM files f WHERE f.id = $1::uuid"
+	    " AND f.content_type IN ('image/jpeg', 'image/png')"
+	    " ON CONFLICT (file_id) DO NOTHING",
+	    1, p);
+}
+
+void
+store_licence_ocr_expire(struct db_batch *b, int attempts)
+{
+	char n[16];
+	const char *p[] = {n};
+
+	snprintf(n, sizeof(n), "%d", attempts);
+	db_batch_add(b,
+	    "UPDATE licence_ocr SET status = 'failed', reason = 'interrupted',"
+	    " finished_at = now(), leased_until = NULL"
+	    " WHERE status = 'running' AND leased_until < now() AND attempts >= $1::int",
+	    1, p);
+}
+
+void
+store_licence_ocr_claim(struct db_batch *b, int limit, int lease_s,
+    int attempts)
+{
+	char lim[16], lease[16], n[16];
+	const char *p[] = {lim, lease, n};
+
+	snprintf(lim, sizeof(lim), "%d", limit > 0 ? limit : 0);
+	snprintf(lease, sizeof(lease), "%d", lease_s);
+	snprintf(n, sizeof(n), "%d", attempts);
+	db_batch_add(b,
+	    "UPDATE licence_ocr o SET status = 'running', attempts = o.attempts + 1,"
+	    " leased_until = now() + make_interval(secs => $2::int)"
+	    " FROM files f WHERE f.id::text = o.file_id AND o.file_id IN ("
+	    "  SELECT file_id FROM licence_ocr"
+	    "  WHERE status IN ('pending', 'running') AND attempts < $3::int"
+	    "  AND (leased_until IS NULL OR leased_until < now())"
+	    "  ORDER BY created_at LIMIT $1::int FOR UPDATE SKIP LOCKED)"
+	    " RETURNING o.file_id, f.sha256",
+	    3, p);
+}
+
+void
+store_licence_ocr_finish(struct db_batch *b, const char *file_id,
+    const char *status, const char *reason, const char *fields, long ms)
+{
+	char elapsed[24];
+	const char *p[] = {file_id, status, reason, fields, elapsed};
+
+	snprintf(elapsed, sizeof(elapsed), "%ld", ms);
+	db_batch_add(b,
+	    "UPDATE licence_ocr SET status = $2, reason = $3, fields = $4::jsonb,"
+	    " elapsed_ms = $5::int, finished_at = now(), leased_until = NULL"
+	    " WHERE file_id = $1",
+	    5, p);
+}

@@ -14,10 +14,9 @@ struct sweep {
 	struct event *timer;
 };
 
-/* The review SMS moved to auth's notices (issue 17); the table keeps an
- * empty row (round NULL) until the service has a timer again. */
+/* The review SMS moved to auth's notices (issue 17). */
 static struct sweep sweeps[] = {
-    {"none", 1000, NULL, NULL},
+    {"licence_ocr", 2000, ent_ocr_round, NULL},
 };
 
 static void

@@ -600,7 +600,11 @@ class Suite:
                 "CAPLAT_CA_CRL_BASE_URL": self.gateway + "/api/v1/certs/crl/",
                 "CAPLAT_TLS_CA_FILE": os.path.join(self.tls_ca(), "ca.pem"),
                 "CAPLAT_ISSUANCE_RESUME_MS": "1000" if self.persistent else "200",
-                "CAPLAT_ISSUANCE_RETRY_SECONDS": "5" if self.persistent else "1"}
+                "CAPLAT_ISSUANCE_RETRY_SECONDS": "5" if self.persistent else "1",
+                # tests move the reminder pass's clock by writing this file
+                **({} if self.persistent else {
+                    "CAPLAT_TEST_CLOCK_FILE": os.path.join(self.base, "test_clock"),
+                    "CAPLAT_REMINDER_PASS_MS": "300"})}
 
     def local_ca_roots(self):
         """Creates issuance's local CA if missing (caplat-issuance ca-init)

@@ -10,7 +10,10 @@
  *   change): issuance.cert.registered (register_certificate, and
  *   sync_certificate for a certificate a vendor directory lists, sync.c),
  *   issuance.cert.renewed (renewal_complete), issuance.cert.revoked
- *   (revoke_certificate); import_merge (deploy/sql/issuance/010_import.sql)
+ *   (revoke_certificate); issuance.notice.requested (renewal.ready with
+ *   the entitlements of a paid order, renewal_ready; cert.expiring and
+ *   renewal.unused from the reminder pass, sweep.c) and
+ *   issuance.cert.expiring (reminder_claim, 020_reminders.sql); import_merge (deploy/sql/issuance/010_import.sql)
  *   emits issuance.cert.registered and issuance.audit.recorded.
  *
  * Handlers run on the bus's consumer threads inside the inbox transaction
@@ -180,6 +183,9 @@ on_order_paid(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	}
 	const char *p[] = {order};
 	if (bus_tx_exec(tx, store_open_order_delete_sql, 1, p) < 0)
+		return -1;
+	/* Each holder is told which certificate to update on the key. */
+	if (bus_tx_exec(tx, store_renewal_ready_sql, 1, p) < 0)
 		return -1;
 	log_info(NULL, "msg=renewals_paid order=%s items=%zu", order,
 	    json_array_size(items));

@@ -135,6 +135,12 @@ struct issuance_config {
 	const char *interop_secrets;
 	long interop_skew;
 	const char *vendor_roots; /* imports chain to these (PEM bundle) */
+	/* reminders (issue 17) */
+	const char *reminder_stages; /* "90,30,7,0,-30" days before notAfter */
+	const char *renewal_reminder_days; /* "3,10" days after payment */
+	long reminder_pass_ms;       /* period of the reminder pass, 0: off */
+	long reminder_batch;         /* stages claimed per transaction */
+	const char *test_clock_file; /* tests only: clock offset (clock.h) */
 };
 
 #define ISSUANCE_MAX_VENDOR_NAMES 16
@@ -151,7 +157,9 @@ struct issuance {
 		char *vendor;
 	} vendor_names[ISSUANCE_MAX_VENDOR_NAMES];
 	size_t nvendor_names;
-	struct fault fault; /* at an enum issuance_fault point */
+	struct fault fault;          /* at an enum issuance_fault point */
+	char *reminder_stages;       /* "{90,30,7,0,-30}" */
+	char *renewal_reminder_days; /* "{3,10}" */
 };
 
 extern struct issuance issuance;
@@ -162,6 +170,7 @@ enum issuance_fault {
 	ISSUANCE_FAULT_NONE,
 	ISSUANCE_FAULT_CRASH_BEFORE_VENDOR, /* intent recorded, vendor not asked */
 	ISSUANCE_FAULT_CRASH_AFTER_VENDOR, /* vendor issued, nothing recorded */
+	ISSUANCE_FAULT_CRASH_AFTER_REMINDERS, /* a batch of stages committed */
 };
 
 /* config.c: reads the configuration table (fatal on a bad value), opens the
@@ -296,6 +305,14 @@ void cert_sync_run(void (*done)(void));
 void issuance_sweep_start(void);
 /* Frees the timers (before the loop goes). */
 void issuance_sweep_stop(void);
+
+/* ---- reminders.c: which stages, pure ---- */
+
+/* Parses a list of day counts ("90,30,7,0,-30"; each within -3650..3650,
+ * at most 16, no repeats; min_count: at least that many) into a new
+ * PostgreSQL array literal "{90,30,7,0,-30}" (caller frees). Returns it, or
+ * NULL when malformed. */
+char *cert_days_literal(const char *spec, size_t min_count);
 
 /* ---- metrics.c: the counters on /metrics ---- */
 
@@ -446,6 +463,16 @@ extern const char store_sync_certificate_sql[];
 
 /* Consumer: the catalogue read model. $1 code, $2 name, $3 active. */
 extern const char store_platform_listed_sql[];
+
+/* ---- reminders (deploy/sql/issuance/020_reminders.sql) ---- */
+
+/* One pass round at $1 (Unix seconds): reminder_claim($2 stages "{90,…}",
+ * $3 limit) and renewal_unused_claim($4 days "{3,10}", $3 limit), each
+ * claiming and writing its notices in this one transaction. Columns:
+ * 0 expiry stages claimed, 1 renewal reminders claimed. */
+extern const char store_reminder_pass_sql[];
+/* Consumer (bus_tx): renewal.ready for the entitlements of order $1. */
+extern const char store_renewal_ready_sql[];
 
 /* ---- the bulk import (import.c) ---- */
 

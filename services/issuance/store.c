@@ -169,6 +169,12 @@ const char store_open_order_delete_sql[] =
 
 const char store_open_order_insert_sql[] =
     "INSERT INTO open_orders (order_id, cert_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+const char store_reminder_pass_sql[] =
+    "SELECT reminder_claim(to_timestamp($1::bigint), $2::int[], $3::int),"
+    " renewal_unused_claim(to_timestamp($1::bigint), $4::int[], $3::int)";
+
+const char store_renewal_ready_sql[] = "SELECT renewal_ready($1::uuid)";
+
 const char store_sync_cursor_sql[] =
     "SELECT cursor FROM vendor_sync WHERE vendor = $1";
 

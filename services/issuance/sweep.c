@@ -3,9 +3,11 @@
  * pending: renewal intents (asked again with the same request id, so never
  * issued twice) and revocations to forward to vendors. Each sweep claims one
  * item at a time under a lease with SKIP LOCKED, goes on while items are
- * due, then waits for its next tick. */
+ * due, then waits for its next tick. The reminder pass claims its due
+ * stages set-based instead, a batch per transaction (020_reminders.sql). */
 #include "issuance.h"
 
+#include "clock.h"
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
@@ -48,10 +50,11 @@ resume_free(struct resume *r)
 
 /* ---- the timers ----------------------------------------------------------- */
 
-enum { SWEEP_INTENTS, SWEEP_VENDOR_JOBS, SWEEP_DIRECTORY };
+enum { SWEEP_INTENTS, SWEEP_VENDOR_JOBS, SWEEP_DIRECTORY, SWEEP_REMINDERS };
 
 static void sync_start(size_t i);
 static void on_synced(void);
+static void reminders_start(size_t i);
 
 /* Each sweep leases one due item at a time (its claim statement, $1 the
  * lease in seconds) and handles it in on_claimed, which claims again while
@@ -70,6 +73,8 @@ static const struct sweep {
         &issuance.cfg.resume_interval_ms, store_job_claim_sql, on_job_claimed},
     [SWEEP_DIRECTORY] = {"vendor_directory", &issuance.cfg.sync_interval_ms,
         NULL, NULL, sync_start},
+    [SWEEP_REMINDERS] = {"reminders", &issuance.cfg.reminder_pass_ms, NULL,
+        NULL, reminders_start},
 };
 
 static struct {
@@ -316,4 +321,46 @@ static void
 on_synced(void)
 {
 	sweep_idle(SWEEP_DIRECTORY);
+}
+
+/* ---- the reminder pass (expiry stages, unused paid renewals) ------------ */
+
+static void
+on_reminders_claimed(void *arg, const struct db_result *res)
+{
+	long expiry, unused;
+
+	if (res->status != DB_OK || db_rows(res, 0) != 1) {
+		log_warn(NULL,
+		    "msg=reminder_pass_failed status=%d error=\"%s\"",
+		    res->status, res->message ? res->message : "");
+		sweep_idle(SWEEP_REMINDERS);
+		return;
+	}
+	expiry = atol(db_value(res, 0, 0, 0));
+	unused = atol(db_value(res, 0, 0, 1));
+	if (expiry + unused > 0) {
+		log_info(NULL, "msg=reminders_claimed expiry=%ld unused=%ld",
+		    expiry, unused);
+		issuance_fault_point(ISSUANCE_FAULT_CRASH_AFTER_REMINDERS);
+	}
+	/* A full batch: more may be due, go on at once. */
+	if (expiry >= issuance.cfg.reminder_batch ||
+	    unused >= issuance.cfg.reminder_batch)
+		reminders_start(SWEEP_REMINDERS);
+	else
+		sweep_idle(SWEEP_REMINDERS);
+}
+
+static void
+reminders_start(size_t i)
+{
+	char now[24], limit[24];
+
+	snprintf(now, sizeof(now), "%lld", (long long)clock_now());
+	snprintf(limit, sizeof(limit), "%ld", issuance.cfg.reminder_batch);
+	const char *p[] = {now, issuance.reminder_stages, limit,
+	    issuance.renewal_reminder_days};
+	db_query(issuance.svc.db, store_reminder_pass_sql, 4, p,
+	    on_reminders_claimed, NULL);
 }

@@ -1,0 +1,219 @@
+"""Reminders, the producer side (issue 17): the expiry stages of each
+certificate (CAPLAT_REMINDER_STAGES) claimed exactly once by issuance's
+reminder pass with their issuance.notice.requested rows (holder, and the
+enterprise's administrator) and issuance.cert.expiring in the same
+transaction; none after renewal, revocation or a paid renewal; a kill -9
+right after a batch committed neither loses nor doubles a stage; a paid
+renewal tells each holder (renewal.ready) and reminds after 3 and 10 days
+while unused (renewal.unused). The clock of the pass is moved with the
+test-only offset file (CAPLAT_TEST_CLOCK_FILE). What these tests assert
+are the outbox rows; delivering them (SMS, inbox) is auth's."""
+import datetime
+import json
+import os
+import sys
+import threading
+import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "issuance"))
+from kit import new_uscc, pay, q, restart_issuance  # noqa: E402
+from client import wait_until  # noqa: E402
+
+DAY = 86400
+STAGES = [90, 30, 7, 0, -30]
+
+
+def set_clock(suite, seconds):
+    path = os.path.join(suite.base, "test_clock")
+    with open(path + ".tmp", "w") as f:
+        f.write(str(int(seconds)))
+    os.replace(path + ".tmp", path)
+
+
+def iso(dt):
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sync_cert(suite, uscc, holder, days_left, kind="agent", platforms=("LN_JSGC",)):
+    """A certificate as the vendor directory sync enters it, notAfter
+    days_left days (and an hour) from now. Returns (cert_id, serial,
+    certificate id)."""
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    lineage, cert = str(uuid.uuid4()), str(uuid.uuid4())
+    serial = uuid.uuid4().hex[:16].upper()
+    arr = "{" + ",".join(platforms) + "}"
+    typ = "enterprise" if uscc else "personal"
+    suite.psql(
+        "SET search_path TO issuance, public; SELECT * FROM sync_certificate("
+        f"'{lineage}', '{cert}', '{uuid.uuid4()}', 'CN=CFCA CA,O=CFCA,C=CN', '{serial}', 'CFCA',"
+        f" NULL, NULL, NULL, NULL, '{iso(now - datetime.timedelta(days=300))}',"
+        f" '{iso(now + datetime.timedelta(days=days_left, hours=1))}', NULL, '{typ}',"
+        f" {q(kind if uscc else 'personal')}, {q(holder)}, {q('沈阳某某建设有限公司') if uscc else 'NULL'},"
+        f" {q(uscc) if uscc else 'NULL'}, '{arr}', NULL, NULL, NULL)")
+    return lineage, serial, cert
+
+
+def notices(suite, cert_id, kind=None):
+    """The issuance.notice.requested data about cert_id, oldest first."""
+    rows = suite.psql(
+        "SELECT data::text FROM issuance.outbox WHERE type = 'issuance.notice.requested'"
+        f" AND data->'params'->>'cert_id' = {q(cert_id)}"
+        + (f" AND data->>'kind' = {q(kind)}" if kind else "") + " ORDER BY seq")
+    return [json.loads(r[0]) for r in rows]
+
+
+def expiring_events(suite, cert_id):
+    rows = suite.psql("SELECT data::text FROM issuance.outbox WHERE type = 'issuance.cert.expiring'"
+                      f" AND subject = {q(cert_id)} ORDER BY seq")
+    return [json.loads(r[0]) for r in rows]
+
+
+def stage_count(suite, cert_id, stage):
+    return len([n for n in notices(suite, cert_id, "cert.expiring") if n["params"]["stage"] == stage])
+
+
+def renew_in_registry(suite, cert_id):
+    """The lineage's current certificate is replaced (what renewal_complete
+    records): a new certificate a year later, the old one replaced_by it."""
+    new = str(uuid.uuid4())
+    suite.psql(
+        "BEGIN; SET search_path TO issuance, public;"
+        f" CREATE TEMP TABLE old ON COMMIT DROP AS SELECT * FROM certificates"
+        f"  WHERE cert_id = {q(cert_id)} AND replaced_by IS NULL;"
+        f" UPDATE certificates SET replaced_by = {q(new)} WHERE id = (SELECT id FROM old);"
+        " INSERT INTO certificates (id, cert_id, issuer, serial, vendor, not_before, not_after, platforms,"
+        "  source, replaces)"
+        f" SELECT {q(new)}, cert_id, issuer, '{uuid.uuid4().hex[:16].upper()}', vendor, now(),"
+        "  not_after + interval '365 days', platforms, 'renewal', id FROM old; COMMIT")
+
+
+def revoke_in_registry(suite, cert_id):
+    """The current certificate revoked (as revoke_certificate records it)."""
+    suite.psql("UPDATE issuance.certificates SET revoked_at = now(),"
+               f" revocation_reason = 'cessation_of_operation' WHERE cert_id = {q(cert_id)}"
+               " AND replaced_by IS NULL")
+
+
+def offset_for(stage, days_left=95):
+    """The clock offset at which a certificate made with days_left has just
+    entered stage (its notAfter is days_left days and an hour away)."""
+    return (days_left - stage) * DAY + 2 * 3600
+
+
+def test_reminders_every_stage_once_none_after_renewal_revocation_or_payment(suite):
+    uscc = new_uscc()
+    a, a_serial, a_cert = sync_cert(suite, uscc, "赵一", 95)
+    paid, _, _ = sync_cert(suite, uscc, "钱二", 95)
+    revoked, _, _ = sync_cert(suite, uscc, "孙三", 95)
+    renewed, _, _ = sync_cert(suite, uscc, "周四", 95)
+    personal, _, _ = sync_cert(suite, None, "吴五", 95)
+    pay(suite, paid, ["LN_JSGC"])
+    revoke_in_registry(suite, revoked)
+    renew_in_registry(suite, renewed)
+    try:
+        for stage in STAGES:
+            set_clock(suite, offset_for(stage))
+            wait_until(lambda: stage_count(suite, a, stage) == 2 and stage_count(suite, personal, stage) == 1,
+                       timeout=15, what=f"stage {stage} claimed")
+        # One more certificate entering a stage proves the pass ran again
+        # after the last stage: nothing was sent twice meanwhile.
+        late, _, _ = sync_cert(suite, uscc, "郑六", 95 + 30 + 60)
+        wait_until(lambda: stage_count(suite, late, 90) == 2, timeout=15, what="a later certificate's stage")
+    finally:
+        set_clock(suite, 0)
+    got = notices(suite, a, "cert.expiring")
+    assert sorted((n["params"]["stage"], json.dumps(n["recipient"], sort_keys=True)) for n in got) == sorted(
+        [(s, json.dumps({"cert_id": a})) for s in STAGES]
+        + [(s, json.dumps({"role": "admin", "uscc": uscc}, sort_keys=True)) for s in STAGES])
+    holder = [n for n in got if "cert_id" in n["recipient"]]
+    assert [n["notice_id"] for n in holder] == [f"expiry:{a}:{a_cert}:d{s}:holder" for s in STAGES]
+    assert all("channels" not in n for n in holder)  # SMS and inbox
+    admin = [n for n in got if "uscc" in n["recipient"]]
+    assert all(n["channels"] == ["inbox"] for n in admin)  # the SMS is orders' digest
+    p = holder[0]["params"]
+    assert p["serial"] == a_serial and p["holder_name"] == "赵一" and p["stage"] == 90
+    assert p["days_left"] == 89 and p["not_after"].endswith("Z")  # 89 days 23 hours: whole days, as in CA管理
+    assert [e["stage"] for e in expiring_events(suite, a)] == STAGES
+    e = expiring_events(suite, a)[0]
+    assert e["uscc"] == uscc and e["serial"] == a_serial and e["platforms"] == ["LN_JSGC"]
+    assert e["certificate_id"] == a_cert and e["lock_kind"] == "agent"
+    # a personal certificate: the holder only, no domain event for a digest
+    assert [n["recipient"] for n in notices(suite, personal, "cert.expiring")] == [{"cert_id": personal}] * 5
+    assert expiring_events(suite, personal) == []
+    for other in (paid, revoked, renewed):
+        assert notices(suite, other, "cert.expiring") == [], other
+        assert expiring_events(suite, other) == []
+    rows = suite.psql(f"SELECT stage FROM issuance.reminder_stages WHERE cert_id = {q(a)} ORDER BY stage DESC")
+    assert [int(r[0]) for r in rows] == STAGES
+
+
+def test_reminders_kill_9_after_a_batch_neither_loses_nor_doubles(suite):
+    uscc = new_uscc()
+    certs = [sync_cert(suite, uscc, f"持有人{i}", 95)[0] for i in range(5)]
+    once = os.path.join(suite.base, f"fault-{uuid.uuid4().hex[:6]}")
+    try:
+        set_clock(suite, offset_for(90))
+        restart_issuance(suite, {"CAPLAT_FAULT": "issuance_crash_after_reminders",
+                                 "CAPLAT_FAULT_ONCE": once, "CAPLAT_REMINDER_BATCH": "2"})
+        wait_until(lambda: os.path.exists(once), timeout=15, what="issuance crashed after a batch")
+        # Two more claimers at the same instant (another process would do
+        # the same): the unique key lets each stage through once.
+        now = suite.psql("SELECT extract(epoch FROM now())::bigint")[0][0]
+        at = int(now) + offset_for(90)
+        threads = [threading.Thread(target=suite.psql, args=(
+            "SET search_path TO issuance, public; SELECT reminder_claim("
+            f"to_timestamp({at}), '{{90,30,7,0,-30}}', 3)",)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        restart_issuance(suite, {"CAPLAT_REMINDER_BATCH": "2"})
+        wait_until(lambda: all(stage_count(suite, c, 90) == 2 for c in certs), timeout=20,
+                   what="every stage claimed after the restart")
+        late, _, _ = sync_cert(suite, uscc, "后来者", 60)
+        wait_until(lambda: stage_count(suite, late, 90) == 2, timeout=15, what="the pass ran again")
+    finally:
+        set_clock(suite, 0)
+        restart_issuance(suite)
+    for c in certs:
+        got = notices(suite, c, "cert.expiring")
+        assert len(got) == 2 and len({n["notice_id"] for n in got}) == 2, got
+        assert [e["stage"] for e in expiring_events(suite, c)] == [90]
+
+
+def test_reminders_renewal_ready_then_unused_after_3_and_10_days(suite):
+    uscc = new_uscc()
+    a, a_serial, _ = sync_cert(suite, uscc, "王一", 200, platforms=("LN_JSGC", "DL_GGZY"))
+    b, _, _ = sync_cert(suite, uscc, "王二", 200)
+    order = pay(suite, a, ["LN_JSGC"])
+    pay(suite, b, ["LN_JSGC"])
+    ent_a = suite.psql(f"SELECT id FROM issuance.entitlements WHERE cert_id = {q(a)}")[0][0]
+    ent_b = suite.psql(f"SELECT id FROM issuance.entitlements WHERE cert_id = {q(b)}")[0][0]
+    wait_until(lambda: notices(suite, a, "renewal.ready") and notices(suite, b, "renewal.ready"),
+               timeout=15, what="renewal.ready")
+    ready = notices(suite, a, "renewal.ready")
+    assert len(ready) == 1 and ready[0]["notice_id"] == f"renewal:{ent_a}:ready", ready
+    assert ready[0]["recipient"] == {"cert_id": a}
+    p = ready[0]["params"]
+    assert p["serial"] == a_serial and p["holder_name"] == "王一" and p["platforms"] == ["LN_JSGC"]
+    assert p["order_number"].startswith("PL")
+    # b's holder updates the key: no reminder for b after that
+    suite.psql("UPDATE issuance.entitlements SET status = 'used', issuance_id = gen_random_uuid(),"
+               f" used_at = now() WHERE id = {q(ent_b)}")
+    try:
+        set_clock(suite, 3 * DAY + 3600)
+        wait_until(lambda: len(notices(suite, a, "renewal.unused")) == 1, timeout=15, what="renewal.unused d3")
+        set_clock(suite, 10 * DAY + 3600)
+        wait_until(lambda: len(notices(suite, a, "renewal.unused")) == 2, timeout=15, what="renewal.unused d10")
+        late, _, _ = sync_cert(suite, uscc, "王三", 200)
+        pay(suite, late, ["LN_JSGC"])
+        wait_until(lambda: notices(suite, late, "renewal.ready"), timeout=15, what="the pass ran again")
+    finally:
+        set_clock(suite, 0)
+    unused = notices(suite, a, "renewal.unused")
+    assert [n["notice_id"] for n in unused] == [f"renewal:{ent_a}:d3", f"renewal:{ent_a}:d10"]
+    assert [n["params"]["days_since_paid"] for n in unused] == [3, 10]
+    assert all(n["recipient"] == {"cert_id": a} for n in unused)
+    assert notices(suite, b, "renewal.unused") == []
+    assert len(notices(suite, a, "renewal.ready")) == 1
+    assert order

@@ -581,6 +581,7 @@ class Suite:
             "issuance": lambda: dict(self.issuance_env(),
                                      CAPLAT_VENDOR_ROOTS=self.vendor_roots_bundle()),
             "orders": lambda: {"CAPLAT_ORDER_SWEEP_SECONDS": "1",
+                               "CAPLAT_DIGEST_GATHER_SECONDS": "600" if self.persistent else "1",
                                "CAPLAT_IDEMPOTENCY_PURGE_SECONDS": "3600" if self.persistent else "1"},
             "payments": lambda: self.start_paysim(),
         }

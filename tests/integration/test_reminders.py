@@ -34,22 +34,28 @@ def iso(dt):
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def sync_cert(suite, uscc, holder, days_left, kind="agent", platforms=("LN_JSGC",)):
+def sync_cert_sql(uscc, holder, days_left, kind="agent", platforms=("LN_JSGC",)):
     """A certificate as the vendor directory sync enters it, notAfter
-    days_left days (and an hour) from now. Returns (cert_id, serial,
+    days_left days (and an hour) from now: (SQL, cert_id, serial,
     certificate id)."""
     now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     lineage, cert = str(uuid.uuid4()), str(uuid.uuid4())
     serial = uuid.uuid4().hex[:16].upper()
     arr = "{" + ",".join(platforms) + "}"
     typ = "enterprise" if uscc else "personal"
-    suite.psql(
-        "SET search_path TO issuance, public; SELECT * FROM sync_certificate("
-        f"'{lineage}', '{cert}', '{uuid.uuid4()}', 'CN=CFCA CA,O=CFCA,C=CN', '{serial}', 'CFCA',"
-        f" NULL, NULL, NULL, NULL, '{iso(now - datetime.timedelta(days=300))}',"
-        f" '{iso(now + datetime.timedelta(days=days_left, hours=1))}', NULL, '{typ}',"
-        f" {q(kind if uscc else 'personal')}, {q(holder)}, {q('沈阳某某建设有限公司') if uscc else 'NULL'},"
-        f" {q(uscc) if uscc else 'NULL'}, '{arr}', NULL, NULL, NULL)")
+    sql = ("SELECT * FROM sync_certificate("
+           f"'{lineage}', '{cert}', '{uuid.uuid4()}', 'CN=CFCA CA,O=CFCA,C=CN', '{serial}', 'CFCA',"
+           f" NULL, NULL, NULL, NULL, '{iso(now - datetime.timedelta(days=300))}',"
+           f" '{iso(now + datetime.timedelta(days=days_left, hours=1))}', NULL, '{typ}',"
+           f" {q(kind if uscc else 'personal')}, {q(holder)}, {q('沈阳某某建设有限公司') if uscc else 'NULL'},"
+           f" {q(uscc) if uscc else 'NULL'}, '{arr}', NULL, NULL, NULL);")
+    return sql, lineage, serial, cert
+
+
+def sync_cert(suite, uscc, holder, days_left, kind="agent", platforms=("LN_JSGC",)):
+    """sync_cert_sql's certificate entered: (cert_id, serial, certificate id)."""
+    sql, lineage, serial, cert = sync_cert_sql(uscc, holder, days_left, kind, platforms)
+    suite.psql("SET search_path TO issuance, public; " + sql)
     return lineage, serial, cert
 
 
@@ -217,3 +223,91 @@ def test_reminders_renewal_ready_then_unused_after_3_and_10_days(suite):
     assert notices(suite, b, "renewal.unused") == []
     assert len(notices(suite, a, "renewal.ready")) == 1
     assert order
+
+
+# ---- orders: the administrator's daily digest, order.expiring -------------
+
+def _orders_module():
+    import importlib.util
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = importlib.util.spec_from_file_location("orders_tests", os.path.join(here, "test_orders.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def orders_notices(suite, subject_like):
+    rows = suite.psql("SELECT data::text FROM orders.outbox WHERE type = 'orders.notice.requested'"
+                      f" AND subject LIKE {q(subject_like)} ORDER BY seq")
+    return [json.loads(r[0]) for r in rows]
+
+
+def test_reminders_digest_quote_prices_exactly_those_certificates(suite):
+    """Two certificates enter stage 90 (89 days left: inside the renewal
+    window now, so no clock offset is needed): one digest today, with a
+    quote an order is created from."""
+    o = _orders_module()
+    uscc = new_uscc()
+    admin = o.enterprise_admin(suite, uscc=uscc)
+    later, _, _ = sync_cert(suite, uscc, "孙三", 200, kind="agent")
+    wait_until(lambda: suite.psql(f"SELECT 1 FROM orders.certs WHERE cert_id = {q(later)}"),
+               what="the certificate reached orders")
+    sa, a, a_serial, _ = sync_cert_sql(uscc, "赵一", 89, kind="project_lead", platforms=("DL_GGZY", "LN_JSGC"))
+    sb, b, b_serial, _ = sync_cert_sql(uscc, "钱二", 88, kind="agent", platforms=("LN_JSGC",))
+    suite.psql("BEGIN; SET LOCAL search_path TO issuance, public; " + sa + sb + " COMMIT")  # one pass sees both
+    digest = wait_until(lambda: orders_notices(suite, f"digest:{uscc}:%"), timeout=20,
+                        what="the administrator's digest")
+    late, _, _ = sync_cert(suite, uscc, "李四", 60)
+    wait_until(lambda: suite.psql(
+        f"SELECT 1 FROM orders.expiring_certs WHERE cert_id = {q(late)}"), what="a later stage gathered")
+    assert len(digest) == 1, digest
+    d = digest[0]
+    day = suite.psql("SELECT to_char((now() AT TIME ZONE 'Asia/Shanghai')::date, 'YYYY-MM-DD')")[0][0]
+    assert d["notice_id"] == f"digest:{uscc}:{day}" and d["kind"] == "cert.expiry_digest"
+    assert d["recipient"] == {"uscc": uscc, "role": "admin"}
+    p = d["params"]
+    assert sorted((c["cert_id"], c["serial"], c["stage"]) for c in p["certificates"]) == sorted(
+        [(a, a_serial, 90), (b, b_serial, 90)])
+    assert {c["holder_name"] for c in p["certificates"]} == {"赵一", "钱二"}
+    assert p["quote_id"] and p["valid_until"].endswith("Z") and p["day"] == day
+    # The certificate entering a stage after today's digest waits for
+    # tomorrow's: no second digest today.
+    assert len(orders_notices(suite, f"digest:{uscc}:%")) == 1
+    # The administrator orders exactly those renewals from the quote, with
+    # their current platforms, at the quoted total.
+    body = o.items(*sorted([(a, ["DL_GGZY", "LN_JSGC"]), (b, ["LN_JSGC"])]))
+    body["quote_id"] = p["quote_id"]
+    r = o.place(suite, admin, body)
+    assert r.status == 201, r
+    assert r.json["total_fen"] == p["total_fen"] and r.json["quote_id"] == p["quote_id"]
+    assert sorted(i["cert_id"] for i in r.json["items"]) == sorted([a, b])
+    # Another set of certificates does not match the quote.
+    body = o.items((a, ["DL_GGZY", "LN_JSGC"]))
+    body["quote_id"] = p["quote_id"]
+    r = o.place(suite, admin, body)
+    assert r.status == 422 and r.code == "QUOTE_MISMATCH", r
+
+
+def test_reminders_unpaid_order_about_to_expire_told_once(suite):
+    o = _orders_module()
+    admin = o.enterprise_admin(suite)
+    c1, _ = o.register_cert(suite, admin.uscc, None, "agent", ["LN_JSGC"])
+    c2, _ = o.register_cert(suite, admin.uscc, None, "agent", ["LN_JSGC"])
+    r1 = o.place(suite, admin, o.items((c1, ["LN_JSGC"])))
+    r2 = o.place(suite, admin, o.items((c2, ["LN_JSGC"])))
+    assert r1.status == 201 and r2.status == 201, (r1, r2)
+    first, second = r1.json["id"], r2.json["id"]
+    # Within the notice period (CAPLAT_ORDER_EXPIRING_NOTICE_SECONDS, 10
+    # minutes; a new order has 30): told.
+    assert orders_notices(suite, f"order:{first}:expiring") == []
+    suite.psql(f"UPDATE orders.orders SET expires_at = now() + interval '5 minutes' WHERE id = {q(first)}")
+    wait_until(lambda: orders_notices(suite, f"order:{first}:expiring"), timeout=10, what="order.expiring")
+    suite.psql(f"UPDATE orders.orders SET expires_at = now() + interval '5 minutes' WHERE id = {q(second)}")
+    wait_until(lambda: orders_notices(suite, f"order:{second}:expiring"), timeout=10,
+               what="the sweep ran again")
+    got = orders_notices(suite, f"order:{first}:expiring")
+    assert len(got) == 1, got
+    n = got[0]
+    assert n["kind"] == "order.expiring" and n["recipient"] == {"account_id": admin.account}
+    assert n["params"]["order_id"] == first and n["params"]["order_number"] == r1.json["number"]
+    assert n["params"]["total_fen"] == r1.json["total_fen"] and 1 <= n["params"]["minutes_left"] <= 5

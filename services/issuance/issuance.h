@@ -340,7 +340,8 @@ struct challenge_scope;
  * ("valid", "expired", "revoked") or NULL, $4 / $5 notAfter at least / before
  * (s) or NULL, $6 holder name part or NULL, $7 vendor or NULL, $8 lock kind
  * or NULL, $9 bound ("true"/"false") or NULL, $10 cursor key (column 21 of
- * the last row) or NULL, $11 cursor cert id, $12 limit. Columns: 0 cert id,
+ * the last row) or NULL, $11 cursor cert id, $12 limit, $13 a paid renewal
+ * not yet done on the key ("true"/"false") or NULL. Columns: 0 cert id,
  * 1 serial, 2 type, 3 holder, 4 vendor, 5 lock kind, 6 enterprise name,
  * 7 uscc, 8 not_before, 9 not_after, 10 platforms (NULL when unknown: first seen at a login, never
  * imported), 11 revoked, 12 in an

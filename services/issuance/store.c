@@ -37,6 +37,8 @@
 	" AND ($7::text IS NULL OR c.vendor = $7)"                                           \
 	" AND ($8::text IS NULL OR l.lock_kind = $8)"                                        \
 	" AND ($9::boolean IS NULL OR (l.account_id IS NOT NULL) = $9)"                      \
+	" AND ($13::boolean IS NULL OR EXISTS (SELECT 1 FROM entitlements e"                 \
+	"  WHERE e.cert_id = l.id AND e.status <> 'used') = $13)"                            \
 	" AND ($10::text IS NULL OR ((" KEY "), l.id) " CMP " ($10::text::" CAST ", $11::uuid))" \
 	" ORDER BY " KEY " " DIR ", l.id " DIR " LIMIT $12::int"
 

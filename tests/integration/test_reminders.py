@@ -311,3 +311,32 @@ def test_reminders_unpaid_order_about_to_expire_told_once(suite):
     assert n["kind"] == "order.expiring" and n["recipient"] == {"account_id": admin.account}
     assert n["params"]["order_id"] == first and n["params"]["order_number"] == r1.json["number"]
     assert n["params"]["total_fen"] == r1.json["total_fen"] and 1 <= n["params"]["minutes_left"] <= 5
+
+
+def test_reminders_admin_sees_who_has_not_updated_yet(suite):
+    """CA管理 with renewal_paid=true: the enterprise's certificates whose paid
+    renewal still waits for the holder to update the key; a member sees only
+    their own (none here); a bad value is 400."""
+    from client import Api
+    o = _orders_module()
+    uscc = new_uscc()
+    admin = o.enterprise_admin(suite, uscc=uscc)
+    a, _, _ = sync_cert(suite, uscc, "周一", 40)
+    b, _, _ = sync_cert(suite, uscc, "周二", 40)
+    c, _, _ = sync_cert(suite, uscc, "周三", 40)
+    pay(suite, a, ["LN_JSGC"])
+    pay(suite, b, ["LN_JSGC"])
+    suite.psql("UPDATE issuance.entitlements SET status = 'used', issuance_id = gen_random_uuid(),"
+               f" used_at = now() WHERE cert_id = {q(b)}")
+    api = Api(suite)
+    r = api.get("/api/v1/certs?renewal_paid=true", token=admin.token)
+    assert r.status == 200, r
+    assert [i["id"] for i in r.json["items"]] == [a]
+    assert r.json["items"][0]["holder"] == "周一" and r.json["items"][0]["renewal_state"] == "paid"
+    r = api.get("/api/v1/certs?renewal_paid=false", token=admin.token)
+    assert r.status == 200 and sorted(i["id"] for i in r.json["items"]) == sorted([b, c]), r
+    m = o.member(suite, uscc)
+    r = api.get("/api/v1/certs?renewal_paid=true", token=m.token)
+    assert r.status == 200 and r.json["items"] == [], r
+    r = api.get("/api/v1/certs?renewal_paid=yes", token=admin.token)
+    assert r.status == 400 and r.code == "BAD_REQUEST" and r.json["error"]["field"] == "renewal_paid", r

@@ -467,10 +467,13 @@ extern const char store_platform_listed_sql[];
 
 /* ---- reminders (deploy/sql/issuance/020_reminders.sql) ---- */
 
-/* One pass round at $1 (Unix seconds): reminder_claim($2 stages "{90,…}",
- * $3 limit) and renewal_unused_claim($4 days "{3,10}", $3 limit), each
- * claiming and writing its notices in this one transaction. Columns:
- * 0 expiry stages claimed, 1 renewal reminders claimed. */
+/* One round of a reminder pass at $1 (Unix seconds, the same for every
+ * round of a pass): reminder_claim($2 stages "{90,…}", $3 limit, from the
+ * previous round's $5 stage, $6 not_after, $7 id, all NULL for the first)
+ * and renewal_unused_claim($4 days "{3,10}", $3 limit), each claiming and
+ * writing its notices in this one transaction. Columns: 0 expiry stages
+ * claimed, 1-3 where the round stopped (stage, not_after, id; NULL when
+ * the pass is through every stage), 4 renewal reminders claimed. */
 extern const char store_reminder_pass_sql[];
 /* Consumer (bus_tx): renewal.ready for the entitlements of order $1. */
 extern const char store_renewal_ready_sql[];

@@ -172,8 +172,10 @@ const char store_open_order_delete_sql[] =
 const char store_open_order_insert_sql[] =
     "INSERT INTO open_orders (order_id, cert_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 const char store_reminder_pass_sql[] =
-    "SELECT reminder_claim(to_timestamp($1::bigint), $2::int[], $3::int),"
-    " renewal_unused_claim(to_timestamp($1::bigint), $4::int[], $3::int)";
+    "SELECT r.o_claimed, r.o_stage, r.o_after::text, r.o_after_id,"
+    " renewal_unused_claim(to_timestamp($1::bigint), $4::int[], $3::int)"
+    " FROM reminder_claim(to_timestamp($1::bigint), $2::int[], $3::int, $5::int,"
+    " $6::timestamptz, $7::uuid) r";
 
 const char store_renewal_ready_sql[] = "SELECT renewal_ready($1::uuid)";
 

@@ -325,10 +325,20 @@ on_synced(void)
 
 /* ---- the reminder pass (expiry stages, unused paid renewals) ------------ */
 
+/* The pass under way: its instant and where its last round stopped (each
+ * stage's window is walked once per pass, 020_reminders.sql). */
+static struct {
+	char now[24];
+	char stage[16], after[64], after_id[37]; /* "" before the first round */
+} reminder_pass;
+
+static void reminders_round(void);
+
 static void
 on_reminders_claimed(void *arg, const struct db_result *res)
 {
 	long expiry, unused;
+	int more;
 
 	if (res->status != DB_OK || db_rows(res, 0) != 1) {
 		log_warn(NULL,
@@ -338,29 +348,50 @@ on_reminders_claimed(void *arg, const struct db_result *res)
 		return;
 	}
 	expiry = atol(db_value(res, 0, 0, 0));
-	unused = atol(db_value(res, 0, 0, 1));
+	unused = atol(db_value(res, 0, 0, 4));
 	if (expiry + unused > 0) {
 		log_info(NULL, "msg=reminders_claimed expiry=%ld unused=%ld",
 		    expiry, unused);
 		issuance_fault_point(ISSUANCE_FAULT_CRASH_AFTER_REMINDERS);
 	}
-	/* A full batch: more may be due, go on at once. */
-	if (expiry >= issuance.cfg.reminder_batch ||
-	    unused >= issuance.cfg.reminder_batch)
-		reminders_start(SWEEP_REMINDERS);
+	more = db_value(res, 0, 0, 1) != NULL;
+	if (more) {
+		snprintf(reminder_pass.stage, sizeof(reminder_pass.stage), "%s",
+		    db_value(res, 0, 0, 1));
+		snprintf(reminder_pass.after, sizeof(reminder_pass.after), "%s",
+		    db_value(res, 0, 0, 2));
+		snprintf(reminder_pass.after_id, sizeof(reminder_pass.after_id),
+		    "%s", db_value(res, 0, 0, 3));
+	} else {
+		reminder_pass.stage[0] = '\0';
+	}
+	/* A full round: more may be due, go on at once. */
+	if (more || unused >= issuance.cfg.reminder_batch)
+		reminders_round();
 	else
 		sweep_idle(SWEEP_REMINDERS);
 }
 
 static void
+reminders_round(void)
+{
+	char limit[24];
+	int first = reminder_pass.stage[0] == '\0';
+
+	snprintf(limit, sizeof(limit), "%ld", issuance.cfg.reminder_batch);
+	const char *p[] = {reminder_pass.now, issuance.reminder_stages, limit,
+	    issuance.renewal_reminder_days, first ? NULL : reminder_pass.stage,
+	    first ? NULL : reminder_pass.after,
+	    first ? NULL : reminder_pass.after_id};
+	db_query(issuance.svc.db, store_reminder_pass_sql, 7, p,
+	    on_reminders_claimed, NULL);
+}
+
+static void
 reminders_start(size_t i)
 {
-	char now[24], limit[24];
-
-	snprintf(now, sizeof(now), "%lld", (long long)clock_now());
-	snprintf(limit, sizeof(limit), "%ld", issuance.cfg.reminder_batch);
-	const char *p[] = {now, issuance.reminder_stages, limit,
-	    issuance.renewal_reminder_days};
-	db_query(issuance.svc.db, store_reminder_pass_sql, 4, p,
-	    on_reminders_claimed, NULL);
+	snprintf(reminder_pass.now, sizeof(reminder_pass.now), "%lld",
+	    (long long)clock_now());
+	reminder_pass.stage[0] = '\0';
+	reminders_round();
 }

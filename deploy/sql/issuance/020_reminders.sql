@@ -17,9 +17,10 @@ CREATE TABLE reminder_stages (
 	PRIMARY KEY (certificate_id, stage)
 );
 
--- The pass reads each stage's window of notAfter from this index alone:
--- current (not replaced), unrevoked certificates.
-CREATE INDEX certificates_reminder_due ON certificates (not_after)
+-- The pass reads each stage's window of notAfter from this index alone, in
+-- (not_after, id) order from where its last round stopped: current (not
+-- replaced), unrevoked certificates.
+CREATE INDEX certificates_reminder_due ON certificates (not_after, id)
 	WHERE replaced_by IS NULL AND revoked_at IS NULL;
 
 -- Notices of a paid renewal: stage 0 "ready" (sent by the order.paid
@@ -45,34 +46,52 @@ $$;
 -- is due for stage s while s is the latest stage it has reached: notAfter in
 -- (p_now + next smaller stage, p_now + s] (the last stage: 30 days long).
 -- Skipped: replaced (renewed), revoked, or with an unused paid renewal.
--- Returns the number of stages claimed (p_limit: more may be due).
-CREATE FUNCTION reminder_claim(p_now timestamptz, p_stages int[], p_limit int)
-RETURNS int
+-- One pass walks each stage's window once, in (not_after, id) order: a
+-- round starts where the previous round of the pass stopped (p_stage,
+-- p_after, p_after_id; all NULL for the first round) and returns where it
+-- stopped (o_stage NULL when the pass is done) with the number claimed.
+CREATE FUNCTION reminder_claim(p_now timestamptz, p_stages int[], p_limit int,
+    p_stage int DEFAULT NULL, p_after timestamptz DEFAULT NULL, p_after_id uuid DEFAULT NULL)
+RETURNS TABLE (o_claimed int, o_stage int, o_after timestamptz, o_after_id uuid)
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
 	v_stages int[];
 	v_total int := 0;
+	v_seen int;
 	v_n int;
 	v_lo timestamptz;
 	v_hi timestamptz;
 	v_stage int;
+	v_after timestamptz;
+	v_after_id uuid;
+	v_last timestamptz;
+	v_last_id uuid;
 BEGIN
 	SELECT array_agg(DISTINCT s ORDER BY s DESC) INTO v_stages FROM unnest(p_stages) s;
 	FOR i IN 1 .. coalesce(array_length(v_stages, 1), 0) LOOP
-		EXIT WHEN v_total >= p_limit;
 		v_stage := v_stages[i];
+		-- stages the pass is done with
+		CONTINUE WHEN p_stage IS NOT NULL AND v_stage > p_stage;
+		IF v_stage = p_stage THEN
+			v_after := p_after;
+			v_after_id := p_after_id;
+		ELSE
+			v_after := NULL;
+			v_after_id := NULL;
+		END IF;
 		v_hi := p_now + make_interval(days => v_stage);
 		v_lo := p_now + make_interval(days => CASE WHEN i < array_length(v_stages, 1)
 			THEN v_stages[i + 1] ELSE v_stage - 30 END);
-		WITH due AS (
-			SELECT c.id, c.cert_id FROM certificates c
+		WITH due AS MATERIALIZED (
+			SELECT c.id, c.cert_id, c.not_after FROM certificates c
 			WHERE c.replaced_by IS NULL AND c.revoked_at IS NULL
 			  AND c.not_after > v_lo AND c.not_after <= v_hi
+			  AND (v_after IS NULL OR (c.not_after, c.id) > (v_after, v_after_id))
 			  AND NOT EXISTS (SELECT 1 FROM reminder_stages r
 				WHERE r.certificate_id = c.id AND r.stage = v_stage)
 			  AND NOT EXISTS (SELECT 1 FROM entitlements e
 				WHERE e.cert_id = c.cert_id AND e.status <> 'used')
-			ORDER BY c.not_after
+			ORDER BY c.not_after, c.id
 			LIMIT p_limit - v_total
 		), claimed AS (
 			INSERT INTO reminder_stages (certificate_id, stage, cert_id, claimed_at)
@@ -115,10 +134,20 @@ BEGIN
 			FROM facts f WHERE f.uscc IS NOT NULL
 			RETURNING 1
 		)
-		SELECT count(*) INTO v_n FROM facts;
+		SELECT (SELECT count(*) FROM facts), (SELECT count(*) FROM due),
+			d.not_after, d.id
+			INTO v_n, v_seen, v_last, v_last_id
+			FROM (SELECT 1) one
+			LEFT JOIN LATERAL (SELECT not_after, id FROM due
+				ORDER BY not_after DESC, id DESC LIMIT 1) d ON true;
 		v_total := v_total + v_n;
+		IF v_seen >= p_limit - (v_total - v_n) THEN
+			-- the round is full within this stage: go on from here
+			RETURN QUERY SELECT v_total, v_stage, v_last, v_last_id;
+			RETURN;
+		END IF;
 	END LOOP;
-	RETURN v_total;
+	RETURN QUERY SELECT v_total, NULL::int, NULL::timestamptz, NULL::uuid;
 END
 $$;
 

@@ -599,6 +599,7 @@ class Suite:
             # every second there (its own orders bring the sweep forward)
             "orders": lambda: {"CAPLAT_ORDER_SWEEP_SECONDS": "1",
                                "CAPLAT_ORDER_SWEEP_IDLE_SECONDS": "60" if self.persistent else "1",
+                               "CAPLAT_DIGEST_GATHER_SECONDS": "600" if self.persistent else "1",
                                "CAPLAT_IDEMPOTENCY_PURGE_SECONDS": "3600" if self.persistent else "1"},
             "payments": lambda: self.start_paysim(),
         }
@@ -618,7 +619,14 @@ class Suite:
                 "CAPLAT_CA_CRL_BASE_URL": self.gateway + "/api/v1/certs/crl/",
                 "CAPLAT_TLS_CA_FILE": os.path.join(self.tls_ca(), "ca.pem"),
                 "CAPLAT_ISSUANCE_RESUME_MS": "1000" if self.persistent else "200",
-                "CAPLAT_ISSUANCE_RETRY_SECONDS": "5" if self.persistent else "1"}
+                "CAPLAT_ISSUANCE_RETRY_SECONDS": "5" if self.persistent else "1",
+                # tests move the reminder pass's clock by writing this file;
+                # the pass is off but in the tests that turn it on
+                # (tests/integration/test_reminders.py), so that it never
+                # adds outbox rows under another test's feet
+                **({} if self.persistent else {
+                    "CAPLAT_TEST_CLOCK_FILE": os.path.join(self.base, "test_clock"),
+                    "CAPLAT_REMINDER_PASS_MS": "0"})}
 
     def local_ca_roots(self):
         """Creates issuance's local CA if missing (caplat-issuance ca-init)

@@ -4,6 +4,7 @@
 #include "issuance.h"
 
 #include "cfg.h"
+#include "clock.h"
 #include "crypto.h"
 #include "log.h"
 #include "util.h"
@@ -42,6 +43,7 @@ vendor_names_parse(const char *spec)
 static const char *const issuance_fault_names[] = {
     "issuance_crash_before_vendor",
     "issuance_crash_after_vendor",
+    "issuance_crash_after_reminders",
     NULL,
 };
 
@@ -82,6 +84,11 @@ issuance_config_load(void)
 		{"CAPLAT_INTEROP_SECRETS", CFG_STR, "", 0, 0, &c->interop_secrets, "CODE=secret,… of the downstream platforms"},
 		{"CAPLAT_VENDOR_ROOTS", CFG_STR, "", 0, 0, &c->vendor_roots, "trusted vendor roots (PEM bundle) imported certificates chain to (default: the local CA's)"},
 		{"CAPLAT_INTEROP_SKEW", CFG_INT, "300", 10, 3600, &c->interop_skew, "accepted X-Timestamp skew (s)"},
+		{"CAPLAT_REMINDER_STAGES", CFG_STR, "90,30,7,0,-30", 0, 0, &c->reminder_stages, "expiry reminder stages, days before notAfter (negative: after)"},
+		{"CAPLAT_RENEWAL_REMINDER_DAYS", CFG_STR, "3,10", 0, 0, &c->renewal_reminder_days, "days after payment a still unused renewal is reminded"},
+		{"CAPLAT_REMINDER_PASS_MS", CFG_INT, "3600000", 0, 86400000, &c->reminder_pass_ms, "period of the reminder pass (ms), 0: off"},
+		{"CAPLAT_REMINDER_BATCH", CFG_INT, "5000", 1, 100000, &c->reminder_batch, "reminder stages claimed per transaction"},
+		{"CAPLAT_TEST_CLOCK_FILE", CFG_STR, "", 0, 0, &c->test_clock_file, "tests only: a file holding a clock offset (s) for the reminder pass"},
 	};
 	/* clang-format on */
 	char err[512];
@@ -96,6 +103,18 @@ issuance_config_load(void)
 		fatal(
 		    "bad configuration: CAPLAT_INTEROP_SECRETS: CODE=secret (16+ characters),…");
 	vendor_names_parse(c->vendor_names);
+	issuance.reminder_stages = cert_days_literal(c->reminder_stages, 1);
+	if (issuance.reminder_stages == NULL)
+		fatal(
+		    "bad configuration: CAPLAT_REMINDER_STAGES: \"%s\" (days, e.g. 90,30,7,0,-30)",
+		    c->reminder_stages);
+	issuance.renewal_reminder_days =
+	    cert_days_literal(c->renewal_reminder_days, 0);
+	if (issuance.renewal_reminder_days == NULL)
+		fatal(
+		    "bad configuration: CAPLAT_RENEWAL_REMINDER_DAYS: \"%s\" (days, e.g. 3,10)",
+		    c->renewal_reminder_days);
+	clock_init(c->test_clock_file);
 	/* Leases outlast a remote call, so the resumer never overlaps it. */
 	if (c->remote_url[0] != '\0' &&
 	    c->lease_seconds * 1000 < c->remote_timeout_ms + 1000)

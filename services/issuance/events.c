@@ -16,7 +16,11 @@
  *   issuance.cert.renewed (renewal_complete), issuance.cert.revoked
  *   (revoke_certificate), issuance.cert.cancelled (cancel_certificate,
  *   040_cancel.sql), issuance.cert.registered for a new certificate
- *   (application_complete, 040_new_application.sql); import_merge (deploy/sql/issuance/010_import.sql)
+ *   (application_complete, 040_new_application.sql);
+ *   issuance.notice.requested (renewal.ready with
+ *   the entitlements of a paid order, renewal_ready; cert.expiring and
+ *   renewal.unused from the reminder pass, sweep.c) and
+ *   issuance.cert.expiring (reminder_claim, 020_reminders.sql); import_merge (deploy/sql/issuance/010_import.sql)
  *   emits issuance.cert.registered and issuance.audit.recorded.
  *
  * Handlers run on the bus's consumer threads inside the inbox transaction
@@ -187,6 +191,9 @@ on_order_paid(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	}
 	const char *p[] = {order};
 	if (bus_tx_exec(tx, store_open_order_delete_sql, 1, p) < 0)
+		return -1;
+	/* Each holder is told which certificate to update on the key. */
+	if (bus_tx_exec(tx, store_renewal_ready_sql, 1, p) < 0)
 		return -1;
 	log_info(NULL, "msg=renewals_paid order=%s items=%zu", order,
 	    json_array_size(items));

@@ -128,7 +128,7 @@ int_param(struct http_req *req, const char *name, long min, long max, long *out,
 /* Every query parameter the list reads, owned until the query is sent. */
 struct list_query {
 	char *cursor, *sort, *status, *holder, *vendor, *lock_kind, *bound,
-	    *format, *key;
+	    *format, *key, *renewal_paid;
 };
 
 static void
@@ -143,6 +143,7 @@ list_query_free(struct list_query *q)
 	free(q->bound);
 	free(q->format);
 	free(q->key);
+	free(q->renewal_paid);
 }
 
 static int
@@ -164,6 +165,13 @@ list_read_query(struct http_req *req, struct list_query *q)
 	q->lock_kind = http_query_param(req, "lock_kind");
 	q->bound = http_query_param(req, "bound");
 	q->format = http_query_param(req, "format");
+	/* renewal_paid=true: paid renewals the holder has not yet done on the
+	 * key (who has not updated yet, issue 17). */
+	q->renewal_paid = http_query_param(req, "renewal_paid");
+	if (q->renewal_paid != NULL && strcmp(q->renewal_paid, "true") != 0 &&
+	    strcmp(q->renewal_paid, "false") != 0)
+		return list_bad(req, "renewal_paid",
+		    "renewal_paid 须为 true 或 false");
 	if (q->format != NULL && strcmp(q->format, "json") != 0 &&
 	    strcmp(q->format, "csv") != 0)
 		return list_bad(req, "format", "format 须为 json 或 csv");
@@ -246,8 +254,8 @@ list_start(struct http_req *req)
 	snprintf(limit, sizeof(limit), "%ld", l->limit + 1);
 	const char *p[] = {uscc, account, q.status, has_min ? min_at : NULL,
 	    has_max ? max_at : NULL, q.holder, q.vendor, q.lock_kind, q.bound,
-	    q.key, q.key ? id : NULL, limit};
-	db_query(issuance.svc.db, store_cert_list_sql[sort * 2 + desc], 12, p,
+	    q.key, q.key ? id : NULL, limit, q.renewal_paid};
+	db_query(issuance.svc.db, store_cert_list_sql[sort * 2 + desc], 13, p,
 	    list_on_rows, l);
 out:
 	list_query_free(&q);

@@ -136,6 +136,12 @@ struct issuance_config {
 	const char *interop_secrets;
 	long interop_skew;
 	const char *vendor_roots; /* imports chain to these (PEM bundle) */
+	/* reminders (issue 17) */
+	const char *reminder_stages; /* "90,30,7,0,-30" days before notAfter */
+	const char *renewal_reminder_days; /* "3,10" days after payment */
+	long reminder_pass_ms;       /* period of the reminder pass, 0: off */
+	long reminder_batch;         /* stages claimed per transaction */
+	const char *test_clock_file; /* tests only: clock offset (clock.h) */
 };
 
 #define ISSUANCE_MAX_VENDOR_NAMES 16
@@ -152,7 +158,9 @@ struct issuance {
 		char *vendor;
 	} vendor_names[ISSUANCE_MAX_VENDOR_NAMES];
 	size_t nvendor_names;
-	struct fault fault; /* at an enum issuance_fault point */
+	struct fault fault;          /* at an enum issuance_fault point */
+	char *reminder_stages;       /* "{90,30,7,0,-30}" */
+	char *renewal_reminder_days; /* "{3,10}" */
 };
 
 extern struct issuance issuance;
@@ -163,6 +171,7 @@ enum issuance_fault {
 	ISSUANCE_FAULT_NONE,
 	ISSUANCE_FAULT_CRASH_BEFORE_VENDOR, /* intent recorded, vendor not asked */
 	ISSUANCE_FAULT_CRASH_AFTER_VENDOR, /* vendor issued, nothing recorded */
+	ISSUANCE_FAULT_CRASH_AFTER_REMINDERS, /* a batch of stages committed */
 };
 
 /* config.c: reads the configuration table (fatal on a bad value), opens the
@@ -305,6 +314,14 @@ void issuance_sweep_stop(void);
  * interval instead of its idle period. */
 void issuance_sweep_kick(void);
 
+/* ---- reminders.c: which stages, pure ---- */
+
+/* Parses a list of day counts ("90,30,7,0,-30"; each within -3650..3650,
+ * at most 16, no repeats; min_count: at least that many) into a new
+ * PostgreSQL array literal "{90,30,7,0,-30}" (caller frees). Returns it, or
+ * NULL when malformed. */
+char *cert_days_literal(const char *spec, size_t min_count);
+
 /* ---- metrics.c: the counters on /metrics ---- */
 
 size_t issuance_metrics(void *arg, char *buf, size_t size);
@@ -331,7 +348,8 @@ struct challenge_scope;
  * ("valid", "expired", "revoked") or NULL, $4 / $5 notAfter at least / before
  * (s) or NULL, $6 holder name part or NULL, $7 vendor or NULL, $8 lock kind
  * or NULL, $9 bound ("true"/"false") or NULL, $10 cursor key (column 21 of
- * the last row) or NULL, $11 cursor cert id, $12 limit. Columns: 0 cert id,
+ * the last row) or NULL, $11 cursor cert id, $12 limit, $13 a paid renewal
+ * not yet done on the key ("true"/"false") or NULL. Columns: 0 cert id,
  * 1 serial, 2 type, 3 holder, 4 vendor, 5 lock kind, 6 enterprise name,
  * 7 uscc, 8 not_before, 9 not_after, 10 platforms (NULL when unknown: first seen at a login, never
  * imported), 11 revoked, 12 in an
@@ -456,6 +474,19 @@ extern const char store_sync_certificate_sql[];
 
 /* Consumer: the catalogue read model. $1 code, $2 name, $3 active. */
 extern const char store_platform_listed_sql[];
+
+/* ---- reminders (deploy/sql/issuance/020_reminders.sql) ---- */
+
+/* One round of a reminder pass at $1 (Unix seconds, the same for every
+ * round of a pass): reminder_claim($2 stages "{90,…}", $3 limit, from the
+ * previous round's $5 stage, $6 not_after, $7 id, all NULL for the first)
+ * and renewal_unused_claim($4 days "{3,10}", $3 limit), each claiming and
+ * writing its notices in this one transaction. Columns: 0 expiry stages
+ * claimed, 1-3 where the round stopped (stage, not_after, id; NULL when
+ * the pass is through every stage), 4 renewal reminders claimed. */
+extern const char store_reminder_pass_sql[];
+/* Consumer (bus_tx): renewal.ready for the entitlements of order $1. */
+extern const char store_renewal_ready_sql[];
 
 /* ---- the bulk import (import.c) ---- */
 

@@ -37,6 +37,8 @@
 	" AND ($7::text IS NULL OR c.vendor = $7)"                                           \
 	" AND ($8::text IS NULL OR l.lock_kind = $8)"                                        \
 	" AND ($9::boolean IS NULL OR (l.account_id IS NOT NULL) = $9)"                      \
+	" AND ($13::boolean IS NULL OR EXISTS (SELECT 1 FROM entitlements e"                 \
+	"  WHERE e.cert_id = l.id AND e.status <> 'used') = $13)"                            \
 	" AND ($10::text IS NULL OR ((" KEY "), l.id) " CMP " ($10::text::" CAST ", $11::uuid))" \
 	" ORDER BY " KEY " " DIR ", l.id " DIR " LIMIT $12::int"
 
@@ -183,6 +185,14 @@ const char store_open_order_delete_sql[] =
 
 const char store_open_order_insert_sql[] =
     "INSERT INTO open_orders (order_id, cert_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+const char store_reminder_pass_sql[] =
+    "SELECT r.o_claimed, r.o_stage, r.o_after::text, r.o_after_id,"
+    " renewal_unused_claim(to_timestamp($1::bigint), $4::int[], $3::int)"
+    " FROM reminder_claim(to_timestamp($1::bigint), $2::int[], $3::int, $5::int,"
+    " $6::timestamptz, $7::uuid) r";
+
+const char store_renewal_ready_sql[] = "SELECT renewal_ready($1::uuid)";
+
 const char store_sync_cursor_sql[] =
     "SELECT cursor FROM vendor_sync WHERE vendor = $1";
 

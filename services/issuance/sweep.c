@@ -8,9 +8,12 @@
  * CAPLAT_ISSUANCE_IDLE_MS when nothing is pending at all, so an idle
  * service sends PostgreSQL nothing between those rare looks. This process
  * kicks the sweep when it leaves an item pending (issuance_sweep_kick); the
- * idle look finds what another process left behind (a crash). */
+ * idle look finds what another process left behind (a crash). The reminder
+ * pass claims its due stages set-based instead, a batch per transaction
+ * (020_reminders.sql). */
 #include "issuance.h"
 
+#include "clock.h"
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
@@ -54,10 +57,17 @@ resume_free(struct resume *r)
 
 /* ---- the timers ----------------------------------------------------------- */
 
-enum { SWEEP_INTENTS, SWEEP_VENDOR_JOBS, SWEEP_DIRECTORY, SWEEP_APPLICATIONS };
+enum {
+	SWEEP_INTENTS,
+	SWEEP_VENDOR_JOBS,
+	SWEEP_DIRECTORY,
+	SWEEP_APPLICATIONS,
+	SWEEP_REMINDERS
+};
 
 static void sync_start(size_t i);
 static void on_synced(void);
+static void reminders_start(size_t i);
 
 /* Each sweep leases one due item at a time (its claim statement, $1 the
  * lease in seconds; then its due statement, when the next pending item
@@ -82,6 +92,8 @@ static const struct sweep {
     [SWEEP_APPLICATIONS] = {"application_intents",
         &issuance.cfg.resume_interval_ms, store_application_claim_sql,
         store_application_due_sql, on_app_claimed},
+    [SWEEP_REMINDERS] = {"reminders", &issuance.cfg.reminder_pass_ms, NULL,
+        NULL, NULL, reminders_start},
 };
 
 static struct {
@@ -460,4 +472,77 @@ on_app_done(void *arg, const struct db_result *res)
 		sweep_claim(SWEEP_APPLICATIONS); /* more may be due */
 	else
 		sweep_idle(SWEEP_APPLICATIONS);
+}
+
+/* ---- the reminder pass (expiry stages, unused paid renewals) ------------ */
+
+/* The pass under way: its instant and where its last round stopped (each
+ * stage's window is walked once per pass, 020_reminders.sql). */
+static struct {
+	char now[24];
+	char stage[16], after[64], after_id[37]; /* "" before the first round */
+} reminder_pass;
+
+static void reminders_round(void);
+
+static void
+on_reminders_claimed(void *arg, const struct db_result *res)
+{
+	long expiry, unused;
+	int more;
+
+	if (res->status != DB_OK || db_rows(res, 0) != 1) {
+		log_warn(NULL,
+		    "msg=reminder_pass_failed status=%d error=\"%s\"",
+		    res->status, res->message ? res->message : "");
+		sweep_idle(SWEEP_REMINDERS);
+		return;
+	}
+	expiry = atol(db_value(res, 0, 0, 0));
+	unused = atol(db_value(res, 0, 0, 4));
+	if (expiry + unused > 0) {
+		log_info(NULL, "msg=reminders_claimed expiry=%ld unused=%ld",
+		    expiry, unused);
+		issuance_fault_point(ISSUANCE_FAULT_CRASH_AFTER_REMINDERS);
+	}
+	more = db_value(res, 0, 0, 1) != NULL;
+	if (more) {
+		snprintf(reminder_pass.stage, sizeof(reminder_pass.stage), "%s",
+		    db_value(res, 0, 0, 1));
+		snprintf(reminder_pass.after, sizeof(reminder_pass.after), "%s",
+		    db_value(res, 0, 0, 2));
+		snprintf(reminder_pass.after_id, sizeof(reminder_pass.after_id),
+		    "%s", db_value(res, 0, 0, 3));
+	} else {
+		reminder_pass.stage[0] = '\0';
+	}
+	/* A full round: more may be due, go on at once. */
+	if (more || unused >= issuance.cfg.reminder_batch)
+		reminders_round();
+	else
+		sweep_idle(SWEEP_REMINDERS);
+}
+
+static void
+reminders_round(void)
+{
+	char limit[24];
+	int first = reminder_pass.stage[0] == '\0';
+
+	snprintf(limit, sizeof(limit), "%ld", issuance.cfg.reminder_batch);
+	const char *p[] = {reminder_pass.now, issuance.reminder_stages, limit,
+	    issuance.renewal_reminder_days, first ? NULL : reminder_pass.stage,
+	    first ? NULL : reminder_pass.after,
+	    first ? NULL : reminder_pass.after_id};
+	db_query(issuance.svc.db, store_reminder_pass_sql, 7, p,
+	    on_reminders_claimed, NULL);
+}
+
+static void
+reminders_start(size_t i)
+{
+	snprintf(reminder_pass.now, sizeof(reminder_pass.now), "%lld",
+	    (long long)clock_now());
+	reminder_pass.stage[0] = '\0';
+	reminders_round();
 }

@@ -38,11 +38,15 @@ orders_catalogue_from_rows(struct order_catalogue *cat,
 	return 0;
 }
 
-static void
+void
 order_ctx_free(void *p)
 {
 	struct order_ctx *st = p;
 
+	if (st == NULL)
+		return;
+	free(st->as_account);
+	free(st->as_uscc);
 	order_request_clear(&st->rq);
 	json_decref(st->body);
 	json_decref(st->items);
@@ -66,22 +70,42 @@ cert_ids_literal(const struct order_request *rq)
 	return s;
 }
 
+/* Who the evaluation is for (account, enterprise, admin; the facts are
+ * left 0): the request's session, or the digest's administrator. */
+static void
+order_caller_of(const struct order_ctx *st, struct order_caller *c)
+{
+	const struct session *s;
+	int enterprise;
+
+	memset(c, 0, sizeof(*c));
+	if (st->req == NULL) {
+		c->account_id = st->as_account;
+		c->uscc = st->as_uscc;
+		c->admin = 1;
+		return;
+	}
+	s = st->req->session;
+	enterprise =
+	    s->identity_type && strcmp(s->identity_type, "enterprise") == 0;
+	c->account_id = s->account_id;
+	c->uscc = enterprise ? s->uscc : NULL;
+	c->admin = enterprise && orders_admin_uscc(s) != NULL;
+}
+
 /* The statements every evaluation needs, appended to b: facts (3) and the
  * catalogue (1), now or of the quote. */
 void
 order_load(struct order_ctx *st, struct db_batch *b)
 {
-	struct session *s = st->req->session;
+	struct order_caller c;
 	char *ids = cert_ids_literal(&st->rq);
 
-	store_facts(b, s->account_id,
-	    s->identity_type && strcmp(s->identity_type, "enterprise") == 0
-	        ? s->uscc
-	        : NULL,
-	    ids);
+	order_caller_of(st, &c);
+	store_facts(b, c.account_id, c.uscc, ids);
 	free(ids);
 	if (st->rq.quote_id[0] != '\0')
-		store_catalogue_of_quote(b, st->rq.quote_id, s->account_id);
+		store_catalogue_of_quote(b, st->rq.quote_id, c.account_id);
 	else
 		store_catalogue_now(b);
 }
@@ -268,23 +292,16 @@ out:
 int
 order_evaluate(struct order_ctx *st, const struct db_result *res, int first)
 {
-	struct session *s = st->req->session;
-	int enterprise =
-	    s->identity_type && strcmp(s->identity_type, "enterprise") == 0;
-	const char *admin = orders_admin_uscc(s);
-	struct order_caller caller = {
-	    .account_id = s->account_id,
-	    .uscc = enterprise ? s->uscc : NULL,
-	    .admin = enterprise && admin != NULL,
-	    .profile_complete = db_rows(res, first) > 0,
-	    .enterprise_approved = db_rows(res, first + 1) > 0,
-	};
+	struct order_caller caller;
 	const int certs = first + 2;
 	struct order_catalogue cat;
 	enum order_refusal refusal;
 	char field[64];
 	int rc = -1;
 
+	order_caller_of(st, &caller);
+	caller.profile_complete = db_rows(res, first) > 0;
+	caller.enterprise_approved = db_rows(res, first + 1) > 0;
 	if (orders_catalogue_from_rows(&cat, res, first + 3) != 0) {
 		order_error_set(&st->err, 500, "INTERNAL", NULL,
 		    "服务器内部错误");
@@ -368,6 +385,27 @@ order_read_request(struct order_ctx *st)
 		orders_reply_error(st->req, &st->err);
 		return -1;
 	}
+	order_items_hash(st);
+	return 0;
+}
+
+struct order_ctx *
+order_ctx_new_for_admin(const char *account_id, const char *uscc)
+{
+	struct order_ctx *st = xcalloc(1, sizeof(*st));
+
+	st->as_account = xstrdup(account_id);
+	st->as_uscc = xstrdup(uscc);
+	return st;
+}
+
+int
+order_set_request(struct order_ctx *st, json_t *body)
+{
+	json_decref(st->body);
+	st->body = body;
+	if (order_request_parse(&st->rq, st->body, &st->err) != 0)
+		return -1;
 	order_items_hash(st);
 	return 0;
 }

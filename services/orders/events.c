@@ -4,6 +4,8 @@
  *   auth.identity.added, enterprise.profile.completed,
  *   enterprise.record.approved, issuance.cert.registered,
  *   issuance.cert.revoked  → the read models eligibility is checked against;
+ *   issuance.cert.expiring → gathered for the enterprise's daily expiry
+ *                            digest (digest.c);
  *   issuance.cert.renewed  → the item is renewed; the last one fulfils the
  *                            order;
  *   payments.payment.succeeded → the order is paid, or the payment is
@@ -17,7 +19,10 @@
  *                            holder's cancel (status cancelled) and the
  *                            sweep's expiry (status expired);
  *   orders.order.paid      — here, when a payment pays the order;
- *   orders.order.fulfilled — here, when the last item is renewed.
+ *   orders.order.fulfilled — here, when the last item is renewed;
+ *   orders.notice.requested — in SQL (deploy/sql/orders/020_notices.sql):
+ *                            the expiry digest (digest.c) and order.expiring
+ *                            (sweep.c).
  * Handlers run on the bus's consumer threads inside the inbox transaction
  * and touch only that transaction (bus.h); events they emit are outbox rows
  * of the same transaction (bus_tx_emit). */
@@ -193,6 +198,31 @@ on_cert_revoked(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	const char *p[] = {cert, str(ev->data, "serial"),
 	    str(ev->data, "reason"), event_time(ev, "revoked_at")};
 	return exec_sql(tx, store_cert_revoked_sql, 4, p);
+}
+
+/* issuance.cert.expiring: an enterprise certificate entered a reminder
+ * stage; the digest (digest.c) picks it up. */
+static int
+on_cert_expiring(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data, *stage = json_object_get(d, "stage");
+	json_t *platforms = json_object_get(d, "platforms");
+	char stage_s[24], *plat = NULL;
+	int rc;
+
+	if (str(d, "cert_id") == NULL || str(d, "uscc") == NULL ||
+	    str(d, "serial") == NULL || str(d, "not_after") == NULL ||
+	    !json_is_integer(stage))
+		return bad_event(ev, "cert_id, uscc, serial, not_after, stage");
+	snprintf(stage_s, sizeof(stage_s), "%" JSON_INTEGER_FORMAT,
+	    json_integer_value(stage));
+	if (json_is_array(platforms))
+		plat = json_dumps(platforms, JSON_COMPACT);
+	const char *p[] = {str(d, "cert_id"), stage_s, str(d, "uscc"),
+	    str(d, "serial"), str(d, "holder_name"), str(d, "not_after"), plat};
+	rc = exec_sql(tx, store_expiring_insert_sql, 7, p);
+	free(plat);
+	return rc;
 }
 
 /* ---- renewals: items done, orders fulfilled ---------------------------- */
@@ -465,6 +495,8 @@ orders_events_subscribe(void)
 	        on_cert_renewed},
 	    {"orders-cert-revoked", "caplat.issuance.cert.revoked",
 	        on_cert_revoked},
+	    {"orders-cert-expiring", "caplat.issuance.cert.expiring",
+	        on_cert_expiring},
 	    {"orders-payment-succeeded", "caplat.payments.payment.succeeded",
 	        on_payment_succeeded},
 	    {"orders-payment-refunded", "caplat.payments.payment.refunded",

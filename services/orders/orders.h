@@ -26,11 +26,15 @@ struct session;
 
 struct orders_config {
 	long order_ttl; /* seconds an unpaid order waits for payment (1800) */
-	long sweep_seconds;      /* period of the expiry sweep */
-	long sweep_idle_seconds; /* its longest rest when nothing is due */
-	long catalogue_cache_ms; /* GET /platforms' cached answer, at most */
-	long quote_ttl;          /* seconds a quote keeps its prices */
-	struct idem_config idem; /* CAPLAT_IDEMPOTENCY_* */
+	long sweep_seconds;         /* period of the expiry sweep */
+	long sweep_idle_seconds;    /* its longest rest when nothing is due */
+	long catalogue_cache_ms;    /* GET /platforms' cached answer, at most */
+	long quote_ttl;             /* seconds a quote keeps its prices */
+	long digest_quote_ttl;      /* the same for an expiry digest's quote */
+	long digest_gather_seconds; /* a digest waits for the rest of a pass */
+	long
+	    order_expiring_notice_seconds; /* order.expiring this early, 0 off */
+	struct idem_config idem;           /* CAPLAT_IDEMPOTENCY_* */
 	struct renewal_window window;
 };
 
@@ -126,6 +130,8 @@ struct order_ctx {
 	json_t *price_ids; /* the price versions used */
 	int64_t total_fen;
 	int dropped_any;
+	/* Without a request: the administrator it is priced for. */
+	char *as_account, *as_uscc;
 	/* The new order: */
 	char id[37];
 	char number[40];
@@ -135,6 +141,15 @@ struct order_ctx {
 /* A new context for req (a quote, or create set: an order creation), freed
  * with the request. */
 struct order_ctx *order_ctx_new(struct http_req *req, int create);
+/* A new context without a request: a quote priced for the administrator
+ * account_id of enterprise uscc (the expiry digest, digest.c). Both strings
+ * are copied. Free with order_ctx_free(). */
+struct order_ctx *order_ctx_new_for_admin(const char *account_id,
+    const char *uscc);
+void order_ctx_free(void *st);
+/* Reads body (steals it) as a request into st->rq and its items hash.
+ * Returns 0, or -1 with st->err. */
+int order_set_request(struct order_ctx *st, json_t *body);
 /* Reads and checks the body into st->rq and its items hash. Returns 0, or -1
  * when answered. */
 int order_read_request(struct order_ctx *st);
@@ -163,6 +178,13 @@ void orders_events_subscribe(void);
  * quotes and Idempotency-Keys) on the loop; start once after svc_init ---- */
 
 void order_sweep_start(void);
+
+/* ---- digest.c: the administrator's daily expiry digest ---- */
+
+/* Saves the next due enterprise's digest (its quote and
+ * orders.notice.requested), then calls done(arg, 1), or done(arg, 0) when
+ * none is due or a step failed. On the loop. */
+void order_digest_run(void (*done)(void *arg, int more), void *arg);
 void order_sweep_stop(void);
 /* An order created here expires in `seconds`: the expiry sweep runs by then
  * (it may be resting until CAPLAT_ORDER_SWEEP_IDLE_SECONDS). */
@@ -262,6 +284,16 @@ extern const char store_sweep_expire_sql[];
 extern const char store_sweep_next_expiry_sql[];
 /* Drops quotes a day past their expiry. */
 void store_housekeeping(struct db_batch *b);
+/* order_expiring_claim($1 seconds before expiry, $2 limit) → 0 claimed. */
+extern const char store_order_expiring_sql[];
+/* The next enterprise whose expiry digest is due ($1 gather seconds): 0 uscc,
+ * 1 its administrator's account or NULL, 2 the quote's items (JSON
+ * [{cert_id, platforms}], certificates with known platforms) or NULL, 3 every
+ * gathered certificate id "{…}". No row when none is due. */
+extern const char store_digest_due_sql[];
+/* digest_save($1 id, $2 uscc, $3 account, $4 cert ids "{…}", $5 quote or
+ * NULL, $6 valid until or NULL, $7 total fen or NULL) → 0 certificates. */
+extern const char store_digest_save_sql[];
 
 /* ---- the consumers (bus transaction) ---- */
 
@@ -271,6 +303,9 @@ extern const char store_enterprise_approved_sql[];
 extern const char store_cert_registered_sql[];
 extern const char store_cert_renewed_sql[];
 extern const char store_cert_revoked_sql[];
+/* issuance.cert.expiring: $1 cert, $2 stage, $3 uscc, $4 serial, $5 holder,
+ * $6 not_after, $7 platforms (JSON) or NULL. */
+extern const char store_expiring_insert_sql[];
 /* $1 order → 0 status, 1 total_fen, 2 number, 3 account_id, 4 payment_id;
  * locks the row for the rest of the transaction. */
 extern const char store_order_lock_sql[];

@@ -287,6 +287,37 @@ const char store_sweep_next_expiry_sql[] =
     "SELECT ceil(extract(epoch FROM min(expires_at) - now()))::bigint"
     " FROM orders WHERE status = 'pending_payment'";
 
+const char store_order_expiring_sql[] =
+    "SELECT order_expiring_claim($1::int, $2::int)";
+
+const char store_digest_due_sql[] =
+    "SELECT x.uscc,"
+    " (SELECT i.account_id FROM identities i WHERE i.uscc = x.uscc AND i.role = 'admin'"
+    "  ORDER BY i.added_at DESC LIMIT 1),"
+    " (SELECT json_agg(json_build_object('cert_id', p.cert_id, 'platforms', p.platforms)"
+    "   ORDER BY p.cert_id)::text"
+    "  FROM (SELECT DISTINCT e.cert_id, COALESCE(c.platforms, e.platforms) AS platforms"
+    "   FROM expiring_certs e LEFT JOIN certs c ON c.cert_id = e.cert_id"
+    "   WHERE e.uscc = x.uscc AND e.digest_id IS NULL) p"
+    "  WHERE cardinality(p.platforms) > 0),"
+    " (SELECT array_agg(DISTINCT e.cert_id) FROM expiring_certs e"
+    "  WHERE e.uscc = x.uscc AND e.digest_id IS NULL)::text"
+    " FROM (SELECT uscc FROM expiring_certs WHERE digest_id IS NULL GROUP BY uscc"
+    "  HAVING min(received_at) <= now() - make_interval(secs => $1::int)) x"
+    " WHERE NOT EXISTS (SELECT 1 FROM expiry_digests d"
+    "  WHERE d.uscc = x.uscc AND d.day = digest_day(now()))"
+    " LIMIT 1";
+
+const char store_digest_save_sql[] =
+    "SELECT digest_save($1::uuid, $2, $3::uuid, $4::uuid[], $5::uuid, $6::timestamptz,"
+    " $7::bigint)";
+
+const char store_expiring_insert_sql[] =
+    "INSERT INTO expiring_certs (cert_id, stage, uscc, serial, holder, not_after, platforms)"
+    " VALUES ($1::uuid, $2::int, $3, $4, $5, $6::timestamptz,"
+    " CASE WHEN $7::jsonb IS NOT NULL THEN ARRAY(SELECT jsonb_array_elements_text($7::jsonb)) END)"
+    " ON CONFLICT DO NOTHING";
+
 const char store_sweep_expire_sql[] =
     "WITH due AS ("
     " SELECT id FROM orders WHERE status = 'pending_payment' AND expires_at <= now()"

@@ -12,7 +12,12 @@
  *   housekeeping  hourly: drops expired quotes;
  *   idem_purge    every CAPLAT_IDEMPOTENCY_PURGE_SECONDS: drops the
  *                 Idempotency-Keys past CAPLAT_IDEMPOTENCY_RETENTION_HOURS
- *                 (common/idem.h).
+ *                 (common/idem.h);
+ *   expiring      every CAPLAT_ORDER_SWEEP_SECONDS: order.expiring to whoever
+ *                 placed an unpaid order expiring within
+ *                 CAPLAT_ORDER_EXPIRING_NOTICE_SECONDS, once (order_notices);
+ *   digest        every CAPLAT_ORDER_SWEEP_SECONDS: the enterprises' daily
+ *                 expiry digests due (digest.c), one after another.
  * A job's continuation schedules its next run, so runs of one job never
  * overlap. */
 #include "orders.h"
@@ -40,6 +45,8 @@ struct sweep_job {
 static void sweep_expire(struct sweep_job *job);
 static void sweep_housekeeping(struct sweep_job *job);
 static void sweep_idem_purge(struct sweep_job *job);
+static void sweep_expiring(struct sweep_job *job);
+static void sweep_digest(struct sweep_job *job);
 
 static const long housekeeping_seconds = 3600;
 
@@ -48,6 +55,8 @@ static struct sweep_job sweep_jobs[] = {
     {"housekeeping", &housekeeping_seconds, sweep_housekeeping, NULL, 0, 0},
     {"idem_purge", &orders.cfg.idem.purge_seconds, sweep_idem_purge, NULL, 0,
         0},
+    {"expiring", &orders.cfg.sweep_seconds, sweep_expiring, NULL, 0, 0},
+    {"digest", &orders.cfg.sweep_seconds, sweep_digest, NULL, 0, 0},
 };
 
 static void
@@ -177,6 +186,58 @@ sweep_idem_purge(struct sweep_job *job)
 {
 	idem_purge(orders.svc.db, orders.cfg.idem.retention_hours,
 	    housekeeping_on_done, job);
+}
+
+/* ---- expiring: unpaid orders about to expire ---------------------------- */
+
+static void
+expiring_on_done(void *arg, const struct db_result *res)
+{
+	struct sweep_job *job = arg;
+	long told;
+
+	if (res->status != DB_OK) {
+		sweep_failed(job, res);
+		return;
+	}
+	told = strtol(db_value(res, 0, 0, 0), NULL, 10);
+	if (told > 0)
+		log_info(NULL, "msg=orders_expiring_told count=%ld", told);
+	sweep_schedule(job, told >= SWEEP_BATCH ? 0 : *job->every);
+}
+
+static void
+sweep_expiring(struct sweep_job *job)
+{
+	char before[24], limit[16];
+	const char *p[] = {before, limit};
+
+	if (orders.cfg.order_expiring_notice_seconds == 0) {
+		sweep_schedule(job, *job->every); /* off */
+		return;
+	}
+	snprintf(before, sizeof(before), "%ld",
+	    orders.cfg.order_expiring_notice_seconds);
+	snprintf(limit, sizeof(limit), "%d", SWEEP_BATCH);
+	db_query(orders.svc.db, store_order_expiring_sql, 2, p,
+	    expiring_on_done, job);
+}
+
+/* ---- digest: the daily expiry digests ---------------------------------- */
+
+static void
+digest_on_done(void *arg, int more)
+{
+	struct sweep_job *job = arg;
+
+	/* One enterprise saved: the next may be due at once. */
+	sweep_schedule(job, more ? 0 : *job->every);
+}
+
+static void
+sweep_digest(struct sweep_job *job)
+{
+	order_digest_run(digest_on_done, job);
 }
 
 /* ---- start and stop ----------------------------------------------------- */

@@ -155,7 +155,7 @@ fuzz_service = $(shell sed -n 's|^\#include "\.\./\.\./services/\([a-z]*\)/.*|\1
 define fuzz_rule
 $(BUILD)/fuzz/$(notdir $(1:%.c=%)): $(BUILD)/$(1:%.c=%.o) $$(filter-out %/main.o,$$($(call fuzz_service,$(1))_OBJ)) $(LIBCAPLAT)
 	@mkdir -p $$(dir $$@)
-	$(CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $$@ $$^ $(LIBS)
+	$(CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $$@ $$^ $(LIBS) $($(call fuzz_service,$(1))_LIBS)
 endef
 $(foreach t,$(FUZZ_SRC),$(eval $(call fuzz_rule,$(t))))
 

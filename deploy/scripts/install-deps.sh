@@ -6,7 +6,10 @@ PKGS=(build-essential pkg-config python3 curl openssl ca-certificates
 	libevent-dev libhiredis-dev libpq-dev libssl-dev libjansson-dev
 	libnats-dev libcmocka-dev python3-yaml python3-jsonschema python3-cryptography
 	postgresql redis-server nats-server nginx docker-compose wrk
-	clang libclang-rt-dev)
+	clang libclang-rt-dev
+	python3-aiosmtpd)
+# python3-aiosmtpd: the tests' SMTP server (tests/smtpsink/, issue 18's
+# invoice e-mails).
 # clang and its runtimes (libFuzzer, ASan, UBSan; only a Recommends of clang)
 # build the fuzz harnesses of tests/fuzz (make fuzz).
 missing=()

@@ -582,7 +582,7 @@ class Suite:
                                      CAPLAT_VENDOR_ROOTS=self.vendor_roots_bundle()),
             "orders": lambda: {"CAPLAT_ORDER_SWEEP_SECONDS": "1",
                                "CAPLAT_IDEMPOTENCY_PURGE_SECONDS": "3600" if self.persistent else "1"},
-            "payments": lambda: self.start_paysim(),
+            "payments": lambda: dict(self.start_paysim(), **self.start_taxsim()),
         }
         return env[svc]()
 
@@ -662,6 +662,41 @@ class Suite:
                 "CAPLAT_WECHAT_PLATFORM_CERTS": os.path.join(d, "wechat_platform.pem"),
                 "CAPLAT_WECHAT_APIV3_KEY_FILE": os.path.join(d, "wechat_apiv3.key")}
 
+    def start_taxsim(self):
+        """Tests only (`make run` keeps payments' local invoice provider):
+        the 数电票 platform simulator (tests/taxsim/) and the SMTP sink
+        (tests/smtpsink/, python3-aiosmtpd); returns payments' tax platform
+        and e-mail configuration (issue 18)."""
+        if self.persistent:
+            return {}
+        d = os.path.join(self.base, "taxsim")
+        os.makedirs(d, exist_ok=True)
+        key = os.path.join(d, "api.key")
+        if not os.path.exists(key):
+            with open(key, "w") as f:
+                f.write(self.secrets["db_admin"][:16] + "taxsim\n")
+        port = self.ports.setdefault("taxsim", free_port())
+        p = self.procs.get("taxsim")
+        if p is None or p.poll() is not None:
+            self._spawn("taxsim", [sys.executable, os.path.join(ROOT, "tests", "taxsim", "taxsim.py"),
+                                   "--port", str(port), "--key-file", key, "--dir", d,
+                                   "--watch-pidfile", os.path.join(self.run_dir, "payments.pid"),
+                                   "--tls-cert", os.path.join(self.tls_ca(), "server.pem"),
+                                   "--tls-key", os.path.join(self.tls_ca(), "server.key")],
+                        port=port)
+        self.smtp_dir = os.path.join(self.base, "smtpsink")
+        smtp_port = self.ports.setdefault("smtpsink", free_port())
+        p = self.procs.get("smtpsink")
+        if p is None or p.poll() is not None:
+            self._spawn("smtpsink", [sys.executable, os.path.join(ROOT, "tests", "smtpsink", "smtpsink.py"),
+                                     "--dir", self.smtp_dir, "--port", str(smtp_port),
+                                     "--watch-pidfile", os.path.join(self.run_dir, "payments.pid")],
+                        port=smtp_port)
+        return {"CAPLAT_TAXPLAT_URL": f"https://127.0.0.1:{port}", "CAPLAT_TAXPLAT_KEY": key,
+                "CAPLAT_INVOICE_RETRY_SECONDS": "1",
+                "CAPLAT_SMTP_HOST": "127.0.0.1", "CAPLAT_SMTP_PORT": str(smtp_port),
+                "CAPLAT_EMAIL_RETRY_SECONDS": "1", "CAPLAT_EMAIL_MAX_ATTEMPTS": "3"}
+
     def seed_staff(self):
         binary = os.path.join(self.build, "bin", "caplat-auth")
         for user, roles in STAFF.items():
@@ -736,7 +771,7 @@ class Suite:
 
     def stop_all(self):
         self.stop_supervisor()
-        for name in ["nginx"] + list(SERVICES) + ["paysim", "nats", "redis"]:
+        for name in ["nginx"] + list(SERVICES) + ["paysim", "taxsim", "smtpsink", "nats", "redis"]:
             self.kill(name, signal.SIGTERM)
         # postgres: fast shutdown on SIGINT
         self.kill("postgres", signal.SIGINT)

@@ -35,6 +35,18 @@ void money_fen_to_yuan(int64_t fen, char out[32]);
  * of its absolute value. rate_bp in [0, 10000]. */
 int64_t money_vat_tax(int64_t gross_fen, long rate_bp);
 
+/* One invoice line's split: gross (tax-inclusive), its VAT, net = gross −
+ * tax. */
+struct money_split {
+	int64_t gross, tax, net;
+};
+
+/* An invoice's lines per DOMAIN.md §5: each line's tax is
+ * money_vat_tax(its gross), net the rest; *total holds the sums of the
+ * lines (not the tax of the summed gross). out may be NULL. */
+void money_lines_vat(const int64_t *gross, size_t n, long rate_bp,
+    struct money_split *out, struct money_split *total);
+
 /* ---- alipay.c --------------------------------------------------------- */
 
 struct alipay_param {

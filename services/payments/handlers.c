@@ -339,6 +339,8 @@ static const struct http_route routes[] = {
     {"GET", "/api/v1/invoices", pay_invoice_list, 0},
     {"GET", "/api/v1/invoices/{id}", pay_invoice_get, 0},
     {"POST", "/api/v1/invoices/{id}/received", pay_invoice_received, 0},
+    {"POST", "/api/v1/invoices/{id}/reissue", pay_invoice_reissue, 0},
+    {"GET", "/api/v1/invoices/{id}/file", pay_invoice_file, 0},
     {"POST", "/api/v1/finance/invoices/{id}/posted", pay_finance_invoice_posted,
         0},
     {"POST", "/notify/alipay", pay_notify_alipay, 0},

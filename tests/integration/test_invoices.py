@@ -213,8 +213,10 @@ def test_invoices_late_once_not_twice_not_too_late(suite):
     assert inv["type"] == "e_normal" and inv["kind"] == "blue"
     got = issued(suite, token, inv["id"])
     assert len(got["number"]) == 20
-    assert suite.psql(f"SELECT email FROM payments.invoice_deliveries WHERE invoice_id = '{inv['id']}'") == \
-        [["sun@example.com"]]
+    # Delivered: the e-mail with the PDF reached the SMTP server (part 7).
+    wait_until(lambda: suite.psql(f"SELECT email FROM payments.invoice_deliveries"
+                                  f" WHERE invoice_id = '{inv['id']}'") == [["sun@example.com"]],
+               what="the invoice e-mailed")
     assert len(outbox(suite, "payments.invoice.issued", inv["id"])) == 1
     entries = audit(suite, "invoice.requested_late", inv["id"])
     assert len(entries) == 1 and entries[0]["after"]["payment_id"] == p, entries

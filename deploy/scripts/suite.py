@@ -79,13 +79,15 @@ ALL_SERVICES = {
     "auth": (18081, ["/api/v1/auth/"]),
     "enterprise": (18082, ["/api/v1/files", "/api/v1/profile", "/api/v1/enterprise", "/api/v1/review/"]),
     "orders": (18083, ["/api/v1/platforms", "/api/v1/orders"]),
-    "payments": (18084, ["/api/v1/payments", "/api/v1/invoices", "/api/v1/finance/", "/notify/"]),
+    "payments": (18084, ["/api/v1/payments", "/api/v1/invoices", "/api/v1/finance/", "/notify/",
+                         "/api/v1/finance/bills/"]),
     "issuance": (18085, ["/api/v1/certs", "/api/v1/cert-imports", "/api/v1/interop/"]),
 }
 # Directives of a location beyond proxy_pass: the certificate import takes
 # files of 10^5 rows (issuance's ISSUANCE_IMPORT_MAX_BODY) and a dry run
 # answers when it is done.
-LOCATION_EXTRA = {"/api/v1/cert-imports": "client_max_body_size 256m; proxy_read_timeout 600s; "}
+LOCATION_EXTRA = {"/api/v1/finance/bills/": "client_max_body_size 512m; proxy_read_timeout 600s; ",
+                  "/api/v1/cert-imports": "client_max_body_size 256m; proxy_read_timeout 600s; "}
 SERVICES = {name: port for name, (port, _) in ALL_SERVICES.items()
             if os.path.isdir(os.path.join(ROOT, "services", name))}
 # CAPLAT_SERVICES=auth,orders limits a local run to some services.

@@ -254,6 +254,7 @@ void pay_invoice_reissue(struct http_req *req);
 void pay_finance_refund(struct http_req *req);
 void pay_finance_bill(struct http_req *req);
 void pay_finance_reconciliation(struct http_req *req);
+void pay_finance_reconciliation_items(struct http_req *req);
 
 /* ---- sweep.c ----------------------------------------------------------- */
 
@@ -389,13 +390,21 @@ extern const char store_refund_fail_sql[];
  * 3 out_refund_no, 4 amount_fen, 5 payment amount, 6 reason */
 extern const char store_refunds_due_sql[];
 
-/* Reconciliation: $1 channel, $2 date, $3 JSON array of our numbers in the
- * bill → 0 kind (payment|refund), 1 out_no, 2 provider_no, 3 amount_fen */
-extern const char store_recon_local_sql[];
-/* $1 id, $2 channel, $3 date, $4..$7 counts, $8 items, $9 sha256, $10 staff */
-extern const char store_recon_insert_sql[];
-/* $1 id → 0 id, 1 channel, 2 date, 3..6 counts, 7 items, 8 created_at */
+/* Reconciliation (issue 18 part 8): COPY of the bill's lines into
+ * bill_staging (recon_id, seq, kind, out_no, provider_no, amount_fen) */
+extern const char store_recon_copy_sql[];
+/* recon_run($1 id, $2 channel, $3 date, $4 sha256, $5 staff, $6 lines,
+ * $7 inline items, $8 audit data) → 0 matched, 1 missing_local,
+ * 2 missing_remote, 3 amount_mismatch, 4 items_total, 5 created_at */
+extern const char store_recon_run_sql[];
+/* $1 id → 0 id, 1 channel, 2 date, 3..6 counts, 7 items, 8 created_at,
+ * 9 items_total */
 extern const char store_recon_get_sql[];
+/* $1 id → 0 the number of differences; no row when unknown */
+extern const char store_recon_total_sql[];
+/* $1 id, $2 after seq, $3 limit → 0 seq, 1 kind, 2 type, 3 out_no,
+ * 4 provider_no, 5 local_amount_fen, 6 remote_amount_fen */
+extern const char store_recon_items_sql[];
 
 /* Events: orders and enterprises read models (bus thread). */
 extern const char store_order_upsert_sql[];

@@ -220,29 +220,20 @@ const char store_refunds_due_sql[] =
     " RETURNING r.id, p.channel, p.out_trade_no, r.out_refund_no, r.amount_fen,"
     "   p.amount_fen, r.reason";
 
-const char store_recon_local_sql[] =
-    "WITH bill AS (SELECT jsonb_array_elements_text($3::jsonb) AS no),"
-    " day AS (SELECT ($2::date::timestamp AT TIME ZONE 'Asia/Shanghai') AS t0)"
-    " SELECT 'payment', p.out_trade_no, p.provider_trade_no, p.amount_fen"
-    " FROM payments p, day WHERE p.channel = $1 AND p.paid_at IS NOT NULL"
-    " AND ((p.paid_at >= day.t0 AND p.paid_at < day.t0 + interval '1 day')"
-    "   OR p.out_trade_no IN (SELECT no FROM bill))"
-    " UNION ALL"
-    " SELECT 'refund', r.out_refund_no, r.provider_refund_no, r.amount_fen"
-    " FROM refunds r JOIN payments p ON p.id = r.payment_id, day"
-    " WHERE p.channel = $1 AND r.status = 'succeeded'"
-    " AND ((r.succeeded_at >= day.t0 AND r.succeeded_at < day.t0 + interval '1 day')"
-    "   OR r.out_refund_no IN (SELECT no FROM bill))";
-const char store_recon_insert_sql[] =
-    "INSERT INTO reconciliations (id, channel, bill_date, matched, missing_local,"
-    " missing_remote, amount_mismatch, items, bill_sha256, staff_id)"
-    " VALUES ($1, $2, $3::date, $4::int, $5::int, $6::int, $7::int, $8::jsonb, $9, $10)"
-    " RETURNING " RFC3339("created_at");
+const char store_recon_copy_sql[] =
+    "COPY bill_staging (recon_id, seq, kind, out_no, provider_no, amount_fen) FROM STDIN";
+const char store_recon_run_sql[] =
+    "SELECT * FROM recon_run($1::uuid, $2, $3::date, $4, $5, $6::bigint, $7::int, $8::jsonb)";
 const char store_recon_get_sql[] =
     "SELECT id, channel, to_char(bill_date, 'YYYY-MM-DD'), matched, missing_local,"
     " missing_remote, amount_mismatch, items::text, " RFC3339(
-        "created_at") " FROM reconciliations WHERE id = $1";
-
+        "created_at") ", items_total FROM reconciliations WHERE id = $1";
+const char store_recon_total_sql[] =
+    "SELECT COALESCE(items_total, jsonb_array_length(items)) FROM reconciliations WHERE id = $1::uuid";
+const char store_recon_items_sql[] =
+    "SELECT seq, kind, type, out_no, provider_no, local_amount_fen, remote_amount_fen"
+    " FROM reconciliation_items WHERE recon_id = $1::uuid AND seq > $2::bigint"
+    " ORDER BY seq LIMIT $3::int";
 const char store_order_upsert_sql[] =
     "INSERT INTO orders (id, number, account_id, identity_id, uscc, total_fen, expires_at,"
     " created_at)"

@@ -126,6 +126,9 @@ def main():
         stop.set()
         th.join()
         del body
+        if r.status != 201:
+            log = os.path.join(s.log_dir, "payments.log")
+            print("".join(ln for ln in open(log, errors="replace") if "lvl=warn" in ln or "lvl=error" in ln)[-3000:])
         assert r.status == 201, r
         rep = r.json
         print(f"reconciliation: {t_recon:.1f}s through nginx — matched {rep['matched']}, amount_mismatch "

@@ -136,6 +136,13 @@ def main():
               f"{rep['missing_remote']}, items_total {rep['items_total']} ({len(rep['items'])} inline)")
         assert rep["amount_mismatch"] == PLANTED and rep["missing_local"] == PLANTED
         assert rep["missing_remote"] == PLANTED and rep["matched"] == n - 2 * PLANTED
+        log = os.path.join(s.log_dir, "payments.log")
+        phases = [ln for ln in open(log, errors="replace") if "msg=reconciled" in ln][-1:]
+        if phases:
+            kv = dict(f.split("=", 1) for f in phases[0].split() if "=" in f)
+            print(f"  in the service: hash + stream parse + COPY {int(kv['stream_ms']) / 1000:.1f}s, "
+                  f"set-based compare + items + audit {int(kv['compare_ms']) / 1000:.1f}s "
+                  f"(the rest: upload through nginx, the answer)")
         print(f"payments memory: RSS {rss0 / 1024:.0f} MB before, {peak[0] / 1024:.0f} MB peak sampled "
               f"(VmHWM {hwm0 / 1024:.0f} → {rss_kb(pid, 'VmHWM') / 1024:.0f} MB); the body "
               f"({size / 1e6:.0f} MB) is held by the HTTP layer, parsing and COPY stream 256 KiB at a time")

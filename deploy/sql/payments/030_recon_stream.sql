@@ -14,19 +14,6 @@ CREATE UNLOGGED TABLE bill_staging (
 	amount_fen  bigint NOT NULL
 );
 
--- recon_run()'s joined rows while it runs (no temporary tables for the
--- service's role): one reconciliation's rows, deleted before it returns.
-CREATE UNLOGGED TABLE recon_work (
-	recon_id    uuid NOT NULL,
-	kind        text,
-	type        text NOT NULL,
-	out_no      text,
-	provider_no text,
-	la          bigint,
-	ra          bigint,
-	seq         bigint
-);
-CREATE INDEX recon_work_recon ON recon_work (recon_id);
 CREATE INDEX bill_staging_recon ON bill_staging (recon_id);
 
 CREATE TABLE reconciliation_items (
@@ -69,7 +56,6 @@ BEGIN
 	INSERT INTO reconciliations (id, channel, bill_date, matched, missing_local, missing_remote,
 		amount_mismatch, items, bill_sha256, staff_id, bill_lines)
 	VALUES (p_id, p_channel, p_date, 0, 0, 0, 0, '[]', p_sha, p_staff, p_lines);
-	INSERT INTO recon_work (recon_id, kind, type, out_no, provider_no, la, ra, seq)
 	WITH b AS (
 		SELECT s.kind, s.out_no, s.provider_no, s.amount_fen, s.seq,
 			row_number() OVER (PARTITION BY s.kind, s.out_no ORDER BY s.seq) AS n
@@ -92,23 +78,25 @@ BEGIN
 			l.amount_fen AS la, b.amount_fen AS ra, b.seq
 		FROM (SELECT * FROM b WHERE n = 1) b FULL JOIN l ON l.kind = b.kind AND l.out_no = b.out_no
 		UNION ALL
-		SELECT kind, out_no, provider_no, NULL, amount_fen, seq FROM b WHERE n > 1)
-	SELECT p_id, CASE WHEN ra IS NOT NULL AND la IS NULL THEN 'missing_local'
-			WHEN ra IS NULL THEN 'missing_remote'
-			WHEN la <> ra THEN 'amount_mismatch' END,
-		type, out_no, provider_no, la, ra, seq
-	FROM j;
-	INSERT INTO reconciliation_items (recon_id, seq, kind, type, out_no, provider_no,
-		local_amount_fen, remote_amount_fen)
-	SELECT p_id, row_number() OVER (ORDER BY seq IS NULL, seq, type, out_no COLLATE "C"),
-		kind, type, out_no, provider_no, la, ra
-	FROM recon_work WHERE recon_id = p_id AND kind IS NOT NULL;
+		SELECT kind, out_no, provider_no, NULL, amount_fen, seq FROM b WHERE n > 1),
+	k AS MATERIALIZED (
+		SELECT CASE WHEN ra IS NOT NULL AND la IS NULL THEN 'missing_local'
+				WHEN ra IS NULL THEN 'missing_remote'
+				WHEN la <> ra THEN 'amount_mismatch' END AS kind,
+			type, out_no, provider_no, la, ra, seq
+		FROM j),
+	ins AS (
+		INSERT INTO reconciliation_items (recon_id, seq, kind, type, out_no, provider_no,
+			local_amount_fen, remote_amount_fen)
+		SELECT p_id, row_number() OVER (ORDER BY seq IS NULL, seq, type, out_no COLLATE "C"),
+			kind, type, out_no, provider_no, la, ra
+		FROM k WHERE kind IS NOT NULL
+		RETURNING 1)
 	SELECT count(*) FILTER (WHERE kind IS NULL) AS m,
 		count(*) FILTER (WHERE kind = 'missing_local') AS ml,
 		count(*) FILTER (WHERE kind = 'missing_remote') AS mr,
 		count(*) FILTER (WHERE kind = 'amount_mismatch') AS am
-	INTO c FROM recon_work WHERE recon_id = p_id;
-	DELETE FROM recon_work WHERE recon_id = p_id;
+	INTO c FROM k;
 	UPDATE reconciliations SET matched = c.m, missing_local = c.ml, missing_remote = c.mr,
 		amount_mismatch = c.am, items_total = c.ml + c.mr + c.am,
 		items = (SELECT COALESCE(jsonb_agg(jsonb_build_object('kind', i.kind, 'type', i.type,

@@ -9,10 +9,13 @@ PKGS=(build-essential pkg-config python3 curl openssl ca-certificates
 	clang libclang-rt-dev
 	prometheus
 	libtesseract-dev libleptonica-dev tesseract-ocr-chi-sim tesseract-ocr-eng
-	fonts-noto-cjk python3-pil)
+	fonts-noto-cjk python3-pil
+	python3-aiosmtpd)
 # Tesseract (C API) with its Chinese and English models and Leptonica read
 # business licences in enterprise (issue 20); the Noto CJK fonts and PIL
 # draw the synthetic licences of the tests (tests/tools/licence_gen.py).
+# python3-aiosmtpd: the tests' SMTP server (tests/smtpsink/, issue 18's
+# invoice e-mails).
 # clang and its runtimes (libFuzzer, ASan, UBSan; only a Recommends of clang)
 # build the fuzz harnesses of tests/fuzz (make fuzz). prometheus brings
 # promtool: tests/integration/test_monitoring.py checks deploy/monitoring.

@@ -79,13 +79,15 @@ ALL_SERVICES = {
     "auth": (18081, ["/api/v1/auth/"]),
     "enterprise": (18082, ["/api/v1/files", "/api/v1/profile", "/api/v1/enterprise", "/api/v1/review/"]),
     "orders": (18083, ["/api/v1/platforms", "/api/v1/orders"]),
-    "payments": (18084, ["/api/v1/payments", "/api/v1/invoices", "/api/v1/finance/", "/notify/"]),
+    "payments": (18084, ["/api/v1/payments", "/api/v1/invoices", "/api/v1/finance/", "/notify/",
+                         "/api/v1/finance/bills/"]),
     "issuance": (18085, ["/api/v1/certs", "/api/v1/cert-imports", "/api/v1/interop/"]),
 }
 # Directives of a location beyond proxy_pass: the certificate import takes
 # files of 10^5 rows (issuance's ISSUANCE_IMPORT_MAX_BODY) and a dry run
 # answers when it is done.
-LOCATION_EXTRA = {"/api/v1/cert-imports": "client_max_body_size 256m; proxy_read_timeout 600s; "}
+LOCATION_EXTRA = {"/api/v1/finance/bills/": "client_max_body_size 512m; proxy_read_timeout 600s; ",
+                  "/api/v1/cert-imports": "client_max_body_size 256m; proxy_read_timeout 600s; "}
 SERVICES = {name: port for name, (port, _) in ALL_SERVICES.items()
             if os.path.isdir(os.path.join(ROOT, "services", name))}
 # CAPLAT_SERVICES=auth,orders limits a local run to some services.
@@ -601,7 +603,7 @@ class Suite:
                                "CAPLAT_ORDER_SWEEP_IDLE_SECONDS": "60" if self.persistent else "1",
                                "CAPLAT_DIGEST_GATHER_SECONDS": "600" if self.persistent else "1",
                                "CAPLAT_IDEMPOTENCY_PURGE_SECONDS": "3600" if self.persistent else "1"},
-            "payments": lambda: self.start_paysim(),
+            "payments": lambda: dict(self.start_paysim(), **self.start_taxsim()),
         }
         return env[svc]()
 
@@ -687,6 +689,41 @@ class Suite:
                 "CAPLAT_WECHAT_PRIVATE_KEY": os.path.join(d, "wechat_merchant.key"),
                 "CAPLAT_WECHAT_PLATFORM_CERTS": os.path.join(d, "wechat_platform.pem"),
                 "CAPLAT_WECHAT_APIV3_KEY_FILE": os.path.join(d, "wechat_apiv3.key")}
+
+    def start_taxsim(self):
+        """Tests only (`make run` keeps payments' local invoice provider):
+        the 数电票 platform simulator (tests/taxsim/) and the SMTP sink
+        (tests/smtpsink/, python3-aiosmtpd); returns payments' tax platform
+        and e-mail configuration (issue 18)."""
+        if self.persistent:
+            return {}
+        d = os.path.join(self.base, "taxsim")
+        os.makedirs(d, exist_ok=True)
+        key = os.path.join(d, "api.key")
+        if not os.path.exists(key):
+            with open(key, "w") as f:
+                f.write(self.secrets["db_admin"][:16] + "taxsim\n")
+        port = self.ports.setdefault("taxsim", free_port())
+        p = self.procs.get("taxsim")
+        if p is None or p.poll() is not None:
+            self._spawn("taxsim", [sys.executable, os.path.join(ROOT, "tests", "taxsim", "taxsim.py"),
+                                   "--port", str(port), "--key-file", key, "--dir", d,
+                                   "--watch-pidfile", os.path.join(self.run_dir, "payments.pid"),
+                                   "--tls-cert", os.path.join(self.tls_ca(), "server.pem"),
+                                   "--tls-key", os.path.join(self.tls_ca(), "server.key")],
+                        port=port)
+        self.smtp_dir = os.path.join(self.base, "smtpsink")
+        smtp_port = self.ports.setdefault("smtpsink", free_port())
+        p = self.procs.get("smtpsink")
+        if p is None or p.poll() is not None:
+            self._spawn("smtpsink", [sys.executable, os.path.join(ROOT, "tests", "smtpsink", "smtpsink.py"),
+                                     "--dir", self.smtp_dir, "--port", str(smtp_port),
+                                     "--watch-pidfile", os.path.join(self.run_dir, "payments.pid")],
+                        port=smtp_port)
+        return {"CAPLAT_TAXPLAT_URL": f"https://127.0.0.1:{port}", "CAPLAT_TAXPLAT_KEY": key,
+                "CAPLAT_INVOICE_RETRY_SECONDS": "1",
+                "CAPLAT_SMTP_HOST": "127.0.0.1", "CAPLAT_SMTP_PORT": str(smtp_port),
+                "CAPLAT_EMAIL_RETRY_SECONDS": "1", "CAPLAT_EMAIL_MAX_ATTEMPTS": "3"}
 
     def seed_staff(self):
         binary = os.path.join(self.build, "bin", "caplat-auth")
@@ -775,7 +812,7 @@ class Suite:
     def stop_all(self):
         self.stop_supervisor()
         extra = [n for n in self.ports if "." in n and n.split(".")[0] in SERVICES]
-        for name in ["nginx"] + list(SERVICES) + extra + ["paysim", "nats", "redis"]:
+        for name in ["nginx"] + list(SERVICES) + extra + ["paysim", "taxsim", "smtpsink", "nats", "redis"]:
             self.kill(name, signal.SIGTERM)
         # postgres: fast shutdown on SIGINT
         self.kill("postgres", signal.SIGINT)

@@ -19,7 +19,7 @@
 void
 bill_clear(struct bill *b)
 {
-	for (size_t i = 0; i < b->n; i++) {
+	for (size_t i = 0; b->lines != NULL && i < b->n; i++) {
 		free(b->lines[i].out_trade_no);
 		free(b->lines[i].out_refund_no);
 		free(b->lines[i].provider_no);
@@ -42,27 +42,33 @@ fail(char *err, size_t err_size, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* GBK (read as GB18030, its superset) to UTF-8; NULL when not valid. */
-static char *
-gbk_to_utf8(const char *data, size_t len, size_t *out_len)
-{
-	iconv_t cd = iconv_open("UTF-8", "GB18030");
-	size_t cap = len * 2 + 16, in_left = len, out_left = cap;
-	char *out, *in = (char *)(uintptr_t)data, *o;
+/* GBK (read as GB18030, its superset) to UTF-8, one line at a time (a
+ * newline byte is never part of a GB18030 character): the converter and a
+ * buffer reused from line to line. */
+struct gbk {
+	iconv_t cd;
+	char *buf;
+	size_t cap;
+};
 
-	if (cd == (iconv_t)-1)
-		return NULL;
-	out = xmalloc(cap + 1);
-	o = out;
-	if (iconv(cd, &in, &in_left, &o, &out_left) == (size_t)-1) {
-		iconv_close(cd);
-		free(out);
-		return NULL;
+/* Converts [s, e) into g->buf; returns its length, or -1 when not valid. */
+static long
+gbk_line(struct gbk *g, const char *s, const char *e)
+{
+	size_t len = (size_t)(e - s), in_left = len, out_left;
+	char *in = (char *)(uintptr_t)s, *o;
+
+	if (g->cap < len * 2 + 16) {
+		g->cap = len * 2 + 16;
+		g->buf = xrealloc(g->buf, g->cap + 1);
 	}
-	iconv_close(cd);
+	o = g->buf;
+	out_left = g->cap;
+	iconv(g->cd, NULL, NULL, NULL, NULL);
+	if (iconv(g->cd, &in, &in_left, &o, &out_left) == (size_t)-1)
+		return -1;
 	*o = '\0';
-	*out_len = (size_t)(o - out);
-	return out;
+	return (long)(o - g->buf);
 }
 
 /* Trims spaces and TABs at both ends of [*s, *e). */
@@ -128,19 +134,35 @@ cell_dup(const struct cell *c)
 	return c->len ? xstrndup(c->s, c->len) : NULL;
 }
 
-static void
+/* Stores the line, or hands it to b->emit; returns emit's answer (0). */
+static int
 add_line(struct bill *b, enum bill_kind kind, const struct cell *out_trade,
     const struct cell *out_refund, const struct cell *provider, int64_t amount)
 {
-	struct bill_line *l;
+	struct bill_line *l, one;
+	int rc = 0;
 
-	b->lines = xrealloc(b->lines, (b->n + 1) * sizeof(*b->lines));
-	l = &b->lines[b->n++];
+	if (b->emit != NULL) {
+		l = &one;
+	} else {
+		if ((b->n & (b->n - 1)) == 0) /* capacity doubles at 2^k */
+			b->lines = xrealloc(b->lines,
+			    (b->n ? 2 * b->n : 1) * sizeof(*b->lines));
+		l = &b->lines[b->n];
+	}
 	l->kind = kind;
 	l->out_trade_no = cell_dup(out_trade);
 	l->out_refund_no = out_refund ? cell_dup(out_refund) : NULL;
 	l->provider_no = cell_dup(provider);
 	l->amount_fen = amount;
+	b->n++;
+	if (b->emit != NULL) {
+		rc = b->emit(b->emit_arg, l);
+		free(one.out_trade_no);
+		free(one.out_refund_no);
+		free(one.provider_no);
+	}
+	return rc;
 }
 
 /* Calls fn for each line of [data, data+len) with its 1-based number, CR
@@ -228,30 +250,75 @@ alipay_line(void *arg, long lineno, const char *s, const char *e)
 		    lineno);
 		return -1;
 	}
-	add_line(st->b, refund ? BILL_REFUND : BILL_PAYMENT, &cells[st->c_out],
-	    refund ? &cells[st->c_refund_no] : NULL, &cells[st->c_trade],
-	    amount < 0 ? -amount : amount);
-	return 0;
+	return add_line(st->b, refund ? BILL_REFUND : BILL_PAYMENT,
+	    &cells[st->c_out], refund ? &cells[st->c_refund_no] : NULL,
+	    &cells[st->c_trade], amount < 0 ? -amount : amount);
 }
+
+struct alipay_gbk {
+	struct gbk g;
+	struct alipay_state *st;
+	int bad_encoding;
+};
+
+static int
+alipay_gbk_line(void *arg, long lineno, const char *s, const char *e)
+{
+	struct alipay_gbk *a = arg;
+	long n = gbk_line(&a->g, s, e);
+
+	if (n < 0) {
+		a->bad_encoding = 1;
+		return -1;
+	}
+	return alipay_line(a->st, lineno, a->g.buf, a->g.buf + n);
+}
+
+static int parse_alipay(struct bill *out, const char *data, size_t len,
+    char *err, size_t err_size);
 
 int
 bill_parse_alipay(struct bill *out, const char *data, size_t len, char *err,
     size_t err_size)
 {
+	out->emit = NULL;
+	out->emit_arg = NULL;
+	return parse_alipay(out, data, len, err, err_size);
+}
+
+int
+bill_stream_alipay(const char *data, size_t len, bill_emit_fn emit, void *arg,
+    size_t *count, char *err, size_t err_size)
+{
+	struct bill b = {.emit = emit, .emit_arg = arg};
+	int rc = parse_alipay(&b, data, len, err, err_size);
+
+	*count = b.n;
+	return rc;
+}
+
+static int
+parse_alipay(struct bill *out, const char *data, size_t len, char *err,
+    size_t err_size)
+{
 	struct alipay_state st = {.b = out, .err = err, .err_size = err_size};
-	size_t ulen;
-	char *utf8;
+	struct alipay_gbk a = {.st = &st};
 	int rc;
 
 	out->lines = NULL;
 	out->n = 0;
-	utf8 = gbk_to_utf8(data, len, &ulen);
-	if (utf8 == NULL) {
+	a.g.cd = iconv_open("UTF-8", "GB18030");
+	if (a.g.cd == (iconv_t)-1) {
 		fail(err, err_size, "文件不是 GBK 编码");
 		return -1;
 	}
-	rc = each_line(utf8, ulen, alipay_line, &st);
-	free(utf8);
+	rc = each_line(data, len, alipay_gbk_line, &a);
+	iconv_close(a.g.cd);
+	free(a.g.buf);
+	if (a.bad_encoding) {
+		fail(err, err_size, "文件不是 GBK 编码");
+		rc = -1;
+	}
 	if (rc == 0 && !st.have_header) {
 		fail(err, err_size, "缺少支付宝业务明细的表头");
 		rc = -1;
@@ -352,14 +419,36 @@ wechat_line(void *arg, long lineno, const char *s, const char *e)
 		fail(st->err, st->err_size, "第%ld行：缺少订单号", lineno);
 		return -1;
 	}
-	add_line(st->b, refund ? BILL_REFUND : BILL_PAYMENT, &cells[st->c_out],
-	    refund ? &cells[st->c_refund_no] : NULL,
+	return add_line(st->b, refund ? BILL_REFUND : BILL_PAYMENT,
+	    &cells[st->c_out], refund ? &cells[st->c_refund_no] : NULL,
 	    &cells[refund ? st->c_refund_id : st->c_txn], amount);
-	return 0;
 }
+
+static int parse_wechat(struct bill *out, const char *data, size_t len,
+    char *err, size_t err_size);
 
 int
 bill_parse_wechat(struct bill *out, const char *data, size_t len, char *err,
+    size_t err_size)
+{
+	out->emit = NULL;
+	out->emit_arg = NULL;
+	return parse_wechat(out, data, len, err, err_size);
+}
+
+int
+bill_stream_wechat(const char *data, size_t len, bill_emit_fn emit, void *arg,
+    size_t *count, char *err, size_t err_size)
+{
+	struct bill b = {.emit = emit, .emit_arg = arg};
+	int rc = parse_wechat(&b, data, len, err, err_size);
+
+	*count = b.n;
+	return rc;
+}
+
+static int
+parse_wechat(struct bill *out, const char *data, size_t len, char *err,
     size_t err_size)
 {
 	struct wechat_state st = {.b = out, .err = err, .err_size = err_size};

@@ -35,6 +35,18 @@ void money_fen_to_yuan(int64_t fen, char out[32]);
  * of its absolute value. rate_bp in [0, 10000]. */
 int64_t money_vat_tax(int64_t gross_fen, long rate_bp);
 
+/* One invoice line's split: gross (tax-inclusive), its VAT, net = gross −
+ * tax. */
+struct money_split {
+	int64_t gross, tax, net;
+};
+
+/* An invoice's lines per DOMAIN.md §5: each line's tax is
+ * money_vat_tax(its gross), net the rest; *total holds the sums of the
+ * lines (not the tax of the summed gross). out may be NULL. */
+void money_lines_vat(const int64_t *gross, size_t n, long rate_bp,
+    struct money_split *out, struct money_split *total);
+
 /* ---- alipay.c --------------------------------------------------------- */
 
 struct alipay_param {
@@ -153,12 +165,21 @@ struct bill_line {
 	int64_t amount_fen; /* positive, for payments and refunds alike */
 };
 
+/* A line handed to bill.emit: borrowed for the call. Returns 0 to go on,
+ * anything else stops the parse (with err as the emitter left it). */
+typedef int (*bill_emit_fn)(void *arg, const struct bill_line *l);
+
 struct bill {
 	struct bill_line *lines;
-	size_t n;
+	size_t n; /* lines parsed (stored, or emitted) */
+	/* When emit is set, each line goes to emit as it is parsed and none is
+	 * stored: a bill of any size in memory of one line (reconciliation at
+	 * 10⁶ lines, finance.c). */
+	bill_emit_fn emit;
+	void *emit_arg;
 };
 
-/* Parses an Alipay 业务明细 bill (GBK, '#' comments, 25-column header, cells
+/* Parses an Alipay 业务明细 bill (GBK, converted line by line, '#' comments, 25-column header, cells
  * trimmed of spaces and TABs; 业务类型 交易 or 退款, refund amounts negative).
  * Returns 0, or -1 with the reason (naming the line) in err. */
 int bill_parse_alipay(struct bill *out, const char *data, size_t len, char *err,
@@ -168,6 +189,12 @@ int bill_parse_alipay(struct bill *out, const char *data, size_t len, char *err,
 int bill_parse_wechat(struct bill *out, const char *data, size_t len, char *err,
     size_t err_size);
 void bill_clear(struct bill *b);
+/* The same parses, each line handed to emit as it is parsed, none stored
+ * (memory of one line whatever the bill's size); *count: the lines. */
+int bill_stream_alipay(const char *data, size_t len, bill_emit_fn emit,
+    void *arg, size_t *count, char *err, size_t err_size);
+int bill_stream_wechat(const char *data, size_t len, bill_emit_fn emit,
+    void *arg, size_t *count, char *err, size_t err_size);
 
 /* A local record of the day: a succeeded payment or refund. */
 struct recon_local {

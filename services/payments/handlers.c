@@ -339,15 +339,19 @@ static const struct http_route routes[] = {
     {"GET", "/api/v1/invoices", pay_invoice_list, 0},
     {"GET", "/api/v1/invoices/{id}", pay_invoice_get, 0},
     {"POST", "/api/v1/invoices/{id}/received", pay_invoice_received, 0},
+    {"POST", "/api/v1/invoices/{id}/reissue", pay_invoice_reissue, 0},
+    {"GET", "/api/v1/invoices/{id}/file", pay_invoice_file, 0},
     {"POST", "/api/v1/finance/invoices/{id}/posted", pay_finance_invoice_posted,
         0},
     {"POST", "/notify/alipay", pay_notify_alipay, 0},
     {"POST", "/notify/wechat", pay_notify_wechat, 0},
     {"POST", "/api/v1/finance/refunds", pay_finance_refund, 0},
     {"POST", "/api/v1/finance/bills/{channel}/{date}", pay_finance_bill,
-        16 * 1024 * 1024},
+        512 * 1024 * 1024},
     {"GET", "/api/v1/finance/reconciliations/{id}", pay_finance_reconciliation,
         0},
+    {"GET", "/api/v1/finance/reconciliations/{id}/items",
+        pay_finance_reconciliation_items, 0},
 };
 
 void

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "session.h"
 #include "util.h"
+#include "validate.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -28,6 +29,50 @@ static json_int_t
 fen(const struct db_result *res, int stmt, int row, int col)
 {
 	return (json_int_t)strtoll(db_value(res, stmt, row, col), NULL, 10);
+}
+
+static json_t *
+str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+/* Issue 18 parts 6, 3, 7: the platform's answer (check code, issue date,
+ * the reason of 开具失败 and the attempts), the reissue links, whether the
+ * file is there, the e-mail's delivery. */
+static void
+invoice_platform_json(json_t *o, const struct db_result *res, int stmt, int row)
+{
+	const char *email_status = db_value(res, stmt, row, 34);
+
+	json_object_set_new(o, "original_id",
+	    str_or_null(db_value(res, stmt, row, 26)));
+	json_object_set_new(o, "reversal_id",
+	    str_or_null(db_value(res, stmt, row, 27)));
+	json_object_set_new(o, "replacement_id",
+	    str_or_null(db_value(res, stmt, row, 28)));
+	json_object_set_new(o, "reissue_reason",
+	    str_or_null(db_value(res, stmt, row, 38)));
+	json_object_set_new(o, "check_code",
+	    str_or_null(db_value(res, stmt, row, 29)));
+	json_object_set_new(o, "issue_date",
+	    str_or_null(db_value(res, stmt, row, 30)));
+	json_object_set_new(o, "failure_reason",
+	    str_or_null(db_value(res, stmt, row, 31)));
+	json_object_set_new(o, "attempts",
+	    json_integer(atoi(db_value(res, stmt, row, 32))));
+	json_object_set_new(o, "file",
+	    json_boolean(db_bool(res, stmt, row, 33)));
+	if (email_status == NULL) {
+		json_object_set_new(o, "email_delivery", json_null());
+		return;
+	}
+	json_object_set_new(o, "email_delivery",
+	    json_pack("{s:s?, s:s, s:i, s:s?, s:s?}", "to",
+	        db_value(res, stmt, row, 39), "status", email_status,
+	        "attempts", atoi(db_value(res, stmt, row, 37)), "error",
+	        db_value(res, stmt, row, 35), "sent_at",
+	        db_value(res, stmt, row, 36)));
 }
 
 static json_t *
@@ -52,6 +97,7 @@ invoice_json(const struct db_result *res, int stmt, int row)
 	    json_boolean(strcmp(db_value(res, stmt, row, 22), "t") == 0));
 	json_object_set_new(o, "created_at",
 	    json_string(db_value(res, stmt, row, 24)));
+	invoice_platform_json(o, res, stmt, row);
 	if (strcmp(db_value(res, stmt, row, 2), "paper_special") != 0 ||
 	    strcmp(db_value(res, stmt, row, 3), "blue") != 0) {
 		json_object_set_new(o, "post", json_null());
@@ -656,4 +702,228 @@ void
 pay_invoice_received(struct http_req *req)
 {
 	session_require(req, received_start);
+}
+
+/* ---- POST /api/v1/invoices/{id}/reissue (红冲重开) --------------------------- */
+
+struct reissue_ids {
+	char red[37], blue[37];
+};
+
+static void
+reissue_run(struct change *st)
+{
+	char max[24];
+	char original[37];
+	struct reissue_ids *ids = xcalloc(1, sizeof(*ids));
+	const char *title =
+	    json_string_value(json_object_get(st->body, "title"));
+	const char *taxpayer_id =
+	    json_string_value(json_object_get(st->body, "taxpayer_id"));
+	const char *reason =
+	    json_string_value(json_object_get(st->body, "reason"));
+
+	uuid_v4(ids->red);
+	uuid_v4(ids->blue);
+	snprintf(original, sizeof(original), "%s", st->id);
+	snprintf(max, sizeof(max), "%ld", pay.cfg.reissue_max);
+	snprintf(st->days, sizeof(st->days), "%ld", pay.cfg.reissue_days);
+	const char *p[] = {original, ids->red, ids->blue, title, st->company,
+	    reason, max, st->days, st->v.account, st->v.uscc, st->v.scope};
+	struct db_batch *b = db_batch_new();
+	db_batch_add(b, store_invoice_reissue_sql, 11, p);
+	const struct audit_entry e = {.action = "invoice.reissued",
+	    .object_type = "invoice",
+	    .object_id = original,
+	    .uscc = st->uscc ? st->uscc : st->v.uscc,
+	    .after = json_pack("{s:s, s:s, s:s, s:s?, s:s}", "reversal_id",
+	        ids->red, "replacement_id", ids->blue, "title", title,
+	        "taxpayer_id", taxpayer_id, "reason", reason)};
+	audit_add(b, st->req, &e);
+	json_decref(e.after);
+	/* The answer is the new blue invoice. */
+	snprintf(st->id, sizeof(st->id), "%s", ids->blue);
+	const char *g[] = {st->id, st->v.account, st->v.uscc, st->v.scope};
+	db_batch_add(b, store_invoice_get_sql, 4, g);
+	log_info(st->req->id, "msg=invoice_reissue original=%s red=%s blue=%s",
+	    original, ids->red, ids->blue);
+	free(ids);
+	db_batch_run(pay.svc.db, b, change_on_done, st);
+}
+
+static void
+reissue_start(struct http_req *req)
+{
+	struct json_field_err err;
+	struct access_viewer v;
+	const char *title, *taxpayer_id, *reason;
+	char uscc[19];
+	json_t *body;
+
+	if (access_viewer(req, ACCESS_PAYMENTS, &v) != 0)
+		return;
+	/* The payer's side (their own or the enterprise's) or finance. */
+	if (strcmp(v.scope, "platform") == 0 &&
+	    access_scope(req->session, ACCESS_FINANCE) < ACCESS_PLATFORM) {
+		http_reply_error(req, 403, "FORBIDDEN", NULL,
+		    "仅付款方或财务人员可申请重开发票");
+		return;
+	}
+	if (http_read_json(req, &body) != 0)
+		return;
+	struct change *st = change_new(req, body, 201);
+	st->v = v;
+	if (json_field_str(body, "title", JSON_FIELD_REQUIRED, 100, &title,
+	        &err) != 0 ||
+	    json_field_str(body, "taxpayer_id", JSON_FIELD_OPTIONAL, 32,
+	        &taxpayer_id, &err) != 0 ||
+	    json_field_str(body, "reason", JSON_FIELD_REQUIRED, 200, &reason,
+	        &err) != 0) {
+		http_reply_field_error(req, &err);
+		return;
+	}
+	if (taxpayer_id != NULL) {
+		if (validate_uscc(taxpayer_id, uscc) != 0) {
+			http_reply_error(req, 422, "TAXPAYER_ID_INVALID",
+			    "taxpayer_id",
+			    "纳税人识别号须为有效的统一社会信用代码");
+			return;
+		}
+		json_object_set_new(body, "taxpayer_id", json_string(uscc));
+		st->company =
+		    json_string_value(json_object_get(body, "taxpayer_id"));
+	}
+	if (!uuid_valid(req->params[0])) {
+		http_reply_error(req, 404, "INVOICE_NOT_FOUND", NULL,
+		    "发票不存在");
+		return;
+	}
+	snprintf(st->id, sizeof(st->id), "%s", req->params[0]);
+	change_read(st, reissue_run);
+}
+
+void
+pay_invoice_reissue(struct http_req *req)
+{
+	session_require(req, reissue_start);
+}
+
+/* ---- GET /api/v1/invoices/{id}/file (the PDF, streamed) --------------------
+ * Whoever sees the invoice; the file leaves the database 64 KiB at a time,
+ * each chunk read when the previous one has reached the socket. */
+
+#define FILE_CHUNK 65536
+
+struct fdl {
+	char id[37];
+	long len, off; /* off: the next byte, from 1 */
+};
+
+static void file_next(struct http_req *req);
+
+static void
+file_on_chunk(void *arg, const struct db_result *res)
+{
+	struct http_req *req = arg;
+	struct fdl *st = req->data;
+	const char *hex;
+	size_t n;
+
+	if (http_stream_gone(req) || res->status != DB_OK ||
+	    db_rows(res, 0) != 1 || (hex = db_value(res, 0, 0, 0)) == NULL ||
+	    (n = strlen(hex) / 2) == 0) {
+		http_stream_end(req, 0);
+		return;
+	}
+	struct evbuffer *buf = evbuffer_new();
+	unsigned char *dst = xmalloc(n);
+	for (size_t i = 0; i < n; i++) {
+		unsigned hi =
+		    (unsigned)(hex[2 * i] <= '9' ? hex[2 * i] - '0'
+		                                 : hex[2 * i] - 'a' + 10);
+		unsigned lo = (unsigned)(hex[2 * i + 1] <= '9'
+		        ? hex[2 * i + 1] - '0'
+		        : hex[2 * i + 1] - 'a' + 10);
+		dst[i] = (unsigned char)(hi << 4 | lo);
+	}
+	evbuffer_add(buf, dst, n);
+	free(dst);
+	st->off += (long)n;
+	http_stream_chunk(req, buf, file_next);
+	evbuffer_free(buf);
+}
+
+static void
+file_next(struct http_req *req)
+{
+	struct fdl *st = req->data;
+	char off[24], len[24];
+
+	if (http_stream_gone(req)) {
+		http_stream_end(req, 0);
+		return;
+	}
+	if (st->off > st->len) {
+		http_stream_end(req, 1);
+		return;
+	}
+	snprintf(off, sizeof(off), "%ld", st->off);
+	snprintf(len, sizeof(len), "%d", FILE_CHUNK);
+	const char *p[] = {st->id, off, len};
+	db_query(pay.svc.db, store_invoice_file_chunk_sql, 3, p, file_on_chunk,
+	    req);
+}
+
+static void
+file_on_head(void *arg, const struct db_result *res)
+{
+	struct http_req *req = arg;
+	struct fdl *st = req->data;
+
+	if (res->status != DB_OK) {
+		http_reply_db_error(req, res);
+		return;
+	}
+	if (db_rows(res, 0) != 1) {
+		http_reply_error(req, 404, "INVOICE_FILE_NOT_FOUND", NULL,
+		    "发票文件不存在（发票未开具或不可见）");
+		return;
+	}
+	st->len = strtol(db_value(res, 0, 0, 0), NULL, 10);
+	st->off = 1;
+	char *disp = xasprintf("attachment; filename=\"%s.pdf\"",
+	    db_value(res, 0, 0, 2));
+	char *etag = xasprintf("\"%s\"", db_value(res, 0, 0, 1));
+	http_add_header(req, "Content-Disposition", disp);
+	http_add_header(req, "ETag", etag);
+	free(disp);
+	free(etag);
+	http_stream_start(req, 200, db_value(res, 0, 0, 3));
+	file_next(req);
+}
+
+static void
+file_start(struct http_req *req)
+{
+	struct access_viewer v;
+
+	if (access_viewer(req, ACCESS_PAYMENTS, &v) != 0)
+		return;
+	if (!uuid_valid(req->params[0])) {
+		http_reply_error(req, 404, "INVOICE_FILE_NOT_FOUND", NULL,
+		    "发票文件不存在（发票未开具或不可见）");
+		return;
+	}
+	struct fdl *st = xcalloc(1, sizeof(*st));
+	snprintf(st->id, sizeof(st->id), "%s", req->params[0]);
+	http_req_attach(req, st, free);
+	const char *p[] = {st->id, v.account, v.uscc, v.scope};
+	db_query(pay.svc.db, store_invoice_file_head_sql, 4, p, file_on_head,
+	    req);
+}
+
+void
+pay_invoice_file(struct http_req *req)
+{
+	session_require(req, file_start);
 }

@@ -33,6 +33,42 @@ pay_load_config(void)
 	        &c->invoice_late_days,
 	        "days after payment within which an invoice may be requested "
 	        "for an order paid without one (补开)"},
+	    {"CAPLAT_TAXPLAT_URL", CFG_STR, "", 0, 0, &c->taxplat_url,
+	        "数电票 tax platform API base URL; empty: the local provider "
+	        "(numbers only, no file)"},
+	    {"CAPLAT_TAXPLAT_KEY", CFG_STR, "", 0, 0, &c->taxplat_key,
+	        "file holding the tax platform's API key"},
+	    {"CAPLAT_TAXPLAT_TIMEOUT", CFG_INT, "15", 1, 120,
+	        &c->taxplat_timeout, "seconds per tax platform request"},
+	    {"CAPLAT_INVOICE_RETRY_SECONDS", CFG_INT, "60", 1, 3600,
+	        &c->invoice_retry_s,
+	        "backoff base of invoice issuance retries (doubling, at most "
+	        "an hour)"},
+	    {"CAPLAT_INVOICE_MAX_ATTEMPTS", CFG_INT, "12", 1, 1000,
+	        &c->invoice_max_attempts,
+	        "issuance attempts before an invoice stays 开具失败"},
+	    {"CAPLAT_INVOICE_REISSUE_MAX", CFG_INT, "2", 0, 100,
+	        &c->reissue_max, "reissues (red + new blue) per payment"},
+	    {"CAPLAT_INVOICE_REISSUE_DAYS", CFG_INT, "365", 1, 3650,
+	        &c->reissue_days,
+	        "days after the first invoice within which it may be "
+	        "reissued"},
+	    {"CAPLAT_SMTP_HOST", CFG_STR, "", 0, 0, &c->smtp_host,
+	        "SMTP relay for invoice e-mails (IP or name); empty: no "
+	        "e-mail"},
+	    {"CAPLAT_SMTP_PORT", CFG_INT, "25", 1, 65535, &c->smtp_port,
+	        "SMTP relay port"},
+	    {"CAPLAT_SMTP_FROM", CFG_STR, "invoice@caplat.invalid", 0, 0,
+	        &c->smtp_from, "envelope and header sender of invoice e-mails"},
+	    {"CAPLAT_SMTP_HELO", CFG_STR, "caplat.invalid", 0, 0, &c->smtp_helo,
+	        "the name we give in EHLO"},
+	    {"CAPLAT_SMTP_TIMEOUT", CFG_INT, "30", 1, 600, &c->smtp_timeout,
+	        "seconds an SMTP conversation may take"},
+	    {"CAPLAT_EMAIL_RETRY_SECONDS", CFG_INT, "60", 1, 3600,
+	        &c->email_retry_s, "backoff base of e-mail retries"},
+	    {"CAPLAT_EMAIL_MAX_ATTEMPTS", CFG_INT, "8", 1, 100,
+	        &c->email_max_attempts,
+	        "e-mail attempts before the delivery is failed"},
 	    {"CAPLAT_ALIPAY_GATEWAY", CFG_STR, "", 0, 0, &c->alipay_gateway,
 	        "Alipay gateway URL (…/gateway.do); empty disables Alipay"},
 	    {"CAPLAT_ALIPAY_APP_ID", CFG_STR, "", 0, 0, &c->alipay_app_id,
@@ -72,11 +108,13 @@ main(int argc, char **argv)
 	pay_load_config();
 	svc_init(&pay.svc, "payments", argc, argv);
 	provider_init();
+	invoice_provider(); /* a bad CAPLAT_TAXPLAT_URL stops here */
 	pay_routes_add();
 	pay_events_subscribe();
 	sweep_start();
 	svc_run(&pay.svc);
 	provider_free();
+	taxplat_free();
 	svc_free(&pay.svc);
 	return 0;
 }

@@ -61,3 +61,21 @@ money_vat_tax(int64_t gross_fen, long rate_bp)
 	den = 10000 + (__int128)rate_bp;
 	return (int64_t)((2 * num + den) / (2 * den));
 }
+
+void
+money_lines_vat(const int64_t *gross, size_t n, long rate_bp,
+    struct money_split *out, struct money_split *total)
+{
+	total->gross = total->tax = total->net = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct money_split l = {gross[i],
+		    money_vat_tax(gross[i], rate_bp), 0};
+
+		l.net = l.gross - l.tax;
+		if (out != NULL)
+			out[i] = l;
+		total->gross += l.gross;
+		total->tax += l.tax;
+		total->net += l.net;
+	}
+}

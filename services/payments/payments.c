@@ -43,6 +43,11 @@ static const struct pay_refusal refusals[] = {
         "仅一般纳税人且开票信息完整的企业可开具纸质专票"},
     {"INVOICE_NOT_FOUND", 404, NULL, "发票不存在"},
     {"INVOICE_STATE", 409, NULL, "发票当前状态不允许此操作"},
+    {"INVOICE_REISSUE_LIMIT", 409, NULL, "该发票已达重开次数上限"},
+    {"INVOICE_REISSUE_PERIOD", 422, NULL, "已超过发票重开的期限"},
+    {"INVOICE_UNCHANGED", 422, "title", "抬头与税号均未变更，无需重开"},
+    {"TAXPAYER_ID_NOT_ALLOWED", 422, "taxpayer_id",
+        "个人发票不填写纳税人识别号"},
 };
 
 const struct pay_refusal *

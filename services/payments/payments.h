@@ -33,6 +33,21 @@ struct pay_config {
 	struct idem_config idem; /* CAPLAT_IDEMPOTENCY_* */
 	long idem_purge_ms;      /* idem.purge_seconds, for the sweep table */
 	long invoice_late_days; /* 补开: days after payment it may be asked */
+	/* issue 18 parts 6, 3, 7 */
+	const char *taxplat_url; /* 数电票 platform base URL; "" = local */
+	const char *taxplat_key; /* its API key (file) */
+	long taxplat_timeout;    /* s per platform request */
+	long invoice_retry_s;    /* backoff base of issuance retries */
+	long invoice_max_attempts;
+	long reissue_max;      /* reissues per payment */
+	long reissue_days;     /* within days of the first invoice */
+	const char *smtp_host; /* "" = no e-mail delivery */
+	long smtp_port;
+	const char *smtp_from;
+	const char *smtp_helo;
+	long smtp_timeout;
+	long email_retry_s;
+	long email_max_attempts;
 	/* Alipay */
 	const char *alipay_gateway; /* http(s)://host[:port]/gateway.do */
 	const char *alipay_app_id;
@@ -99,26 +114,80 @@ void provider_refund(const char *channel, const char *out_trade_no,
 void provider_init(void);
 void provider_free(void); /* at exit: the outgoing client (httpc) */
 
-/* ---- invoice.c: the invoice provider ----------------------------------- */
+/* ---- invoice.c / taxplat.c: the invoice provider ------------------------
+ * The interface every tax platform implements (issue, red-reverse, query,
+ * download). invoice.c holds the local provider (numbers from a sequence,
+ * no file: `make run` without a platform) and picks the configured one;
+ * taxplat.c speaks a 数电票 platform's JSON API over common/httpc. */
 
-struct invoice_request {
-	const char *id, *type, *kind, *title, *taxpayer_id, *email;
-	int64_t amount_fen, tax_fen;
+struct invoice_line {
+	const char *name;
+	int64_t amount_fen, tax_fen; /* tax-inclusive gross and its VAT */
 };
 
-/* number: the issued invoice's number (borrowed), or NULL on failure;
- * delivered_to: where it was sent, or NULL. */
-typedef void (*invoice_issued_fn)(void *arg, const char *number,
-    const char *delivered_to);
+struct invoice_request {
+	const char *id; /* our invoice id: the platform's request id (dedup) */
+	const char *type, *title, *taxpayer_id;
+	const char *original_number; /* red: the blue invoice's number */
+	const char *reason;          /* red: why */
+	int64_t amount_fen, tax_fen;
+	const struct invoice_line *lines;
+	int nlines;
+	long rate_bp;
+};
+
+enum invoice_outcome {
+	INVOICE_OK,
+	INVOICE_REFUSED,     /* a business answer: reason says why */
+	INVOICE_UNKNOWN,     /* query: the platform has no such request */
+	INVOICE_UNAVAILABLE, /* not reached, timeout, bad answer */
+};
+
+/* One answer; every pointer is borrowed for the callback only. */
+struct invoice_answer {
+	enum invoice_outcome outcome;
+	const char *number, *issue_date, *check_code; /* issue, query */
+	const char *reason;                           /* refused, unavailable */
+	const char *file; /* download: the PDF, or NULL when none */
+	size_t file_len;
+};
+
+typedef void (*invoice_fn)(void *arg, const struct invoice_answer *a);
 
 struct invoice_provider {
 	const char *name;
-	void (*issue)(const struct invoice_request *req, invoice_issued_fn cb,
+	void (*issue)(const struct invoice_request *req, invoice_fn cb,
 	    void *arg);
+	void (*red_reverse)(const struct invoice_request *req, invoice_fn cb,
+	    void *arg);
+	void (*query)(const char *request_id, invoice_fn cb, void *arg);
+	void (*download)(const char *number, invoice_fn cb, void *arg);
 };
 
-/* The configured provider (the local one by default). */
+/* The configured provider (the local one when CAPLAT_TAXPLAT_URL is
+ * empty); each call answers cb exactly once, from the loop. */
 const struct invoice_provider *invoice_provider(void);
+/* taxplat.c: the 数电票 platform client; NULL when not configured. */
+const struct invoice_provider *taxplat_provider(void);
+void taxplat_free(void);
+
+/* ---- smtp.c: a small asynchronous SMTP client on libevent --------------- */
+
+struct smtp_mail {
+	const char *from, *to, *subject; /* subject: UTF-8 */
+	const char *text;                /* the body, UTF-8 */
+	const char *attachment_name;     /* ASCII file name */
+	const void *attachment;          /* application/pdf */
+	size_t attachment_len;
+};
+
+/* error: NULL when the server accepted the message, else why not. */
+typedef void (*smtp_fn)(void *arg, const char *error);
+
+/* Sends m through CAPLAT_SMTP_HOST:PORT (EHLO, MAIL FROM, RCPT TO, DATA
+ * with a MIME multipart body and the base64 attachment, QUIT); cb once,
+ * from the loop (at once when no socket can be made). */
+void smtp_send(const struct smtp_mail *m, smtp_fn cb, void *arg);
 
 /* ---- payments.c: the state and the helpers the handler files share ---- */
 
@@ -179,10 +248,13 @@ void pay_invoice_get(struct http_req *req);
 void pay_invoice_late(struct http_req *req);
 void pay_invoice_received(struct http_req *req);
 void pay_finance_invoice_posted(struct http_req *req);
+void pay_invoice_file(struct http_req *req);
+void pay_invoice_reissue(struct http_req *req);
 /* finance.c */
 void pay_finance_refund(struct http_req *req);
 void pay_finance_bill(struct http_req *req);
 void pay_finance_reconciliation(struct http_req *req);
+void pay_finance_reconciliation_items(struct http_req *req);
 
 /* ---- sweep.c ----------------------------------------------------------- */
 
@@ -245,13 +317,16 @@ extern const char store_payments_due_sql[];
 extern const char store_payment_expire_sql[];
 /* Fills the titles of pending invoices whose enterprise is now known. */
 extern const char store_invoices_fill_titles_sql[];
-/* Pending invoices to issue: 0 id, 1 type, 2 kind, 3 title, 4 taxpayer_id,
- * 5 email, 6 amount_fen, 7 tax_fen */
+/* $1 max attempts → invoices due to issue (claimed): 0 id, 1 type,
+ * 2 kind, 3 title, 4 taxpayer_id, 5 email, 6 amount_fen, 7 tax_fen,
+ * 8 attempts (this one included), 9 the reversed invoice's number (red),
+ * 10 the red invoice's reason */
 extern const char store_invoices_due_sql[];
-/* invoice_issue($1 id, $2 number, $3 delivered_to) */
-extern const char store_invoice_issue_sql[];
-/* Releases a claim after a provider failure: $1 id */
-extern const char store_invoice_unclaim_sql[];
+/* invoice_issued($1 id, $2 number, $3 issue date, $4 check code,
+ * $5 provider, $6 file hex or NULL, $7 its sha256) → APPLIED|DUPLICATE */
+extern const char store_invoice_issued_sql[];
+/* invoice_try_failed($1 id, $2 refused t/f, $3 reason, $4 backoff base s) */
+extern const char store_invoice_try_failed_sql[];
 /* Local invoice numbers: → one text value */
 extern const char store_invoice_number_sql[];
 /* Invoice columns: 0 id, 1 order_id, 2 type, 3 kind, 4 reverses, 5 title,
@@ -260,7 +335,10 @@ extern const char store_invoice_number_sql[];
  * 16 postal_address, 17 state (pending|issued|failed|posted|received),
  * 18 express_company, 19 tracking_number, 20 posted_at, 21 received_at,
  * 22 late (t/f), 23 order_number, 24 created_at, 25 uscc (the enterprise
- * concerned, for audit entries) */
+ * concerned, for audit entries), 26 original_id, 27 reversal_id,
+ * 28 replacement_id, 29 check_code, 30 issue_date, 31 failure_reason,
+ * 32 attempts, 33 has a file (t/f), 34 email_status, 35 email_error,
+ * 36 emailed_at, 37 email_attempts, 38 reissue_reason, 39 email */
 /* $1 id, $2 $3 $4 the viewer (account, uscc, scope) */
 extern const char store_invoice_get_sql[];
 /* $1 the viewer's account, $2 order or NULL, $3 cursor or NULL, $4 limit,
@@ -281,6 +359,20 @@ extern const char store_invoice_post_sql[];
 /* invoice_receive($1 id); an invoice not visible to the viewer $2 $3 $4
  * raises INVOICE_NOT_FOUND */
 extern const char store_invoice_receive_sql[];
+/* The file of an invoice the viewer ($2 $3 $4) sees: 0 length, 1 sha256,
+ * 2 number, 3 content type; no row when none */
+extern const char store_invoice_file_head_sql[];
+/* $1 invoice, $2 offset (from 1), $3 length → 0 the bytes in hex */
+extern const char store_invoice_file_chunk_sql[];
+/* invoice_reissue($1 original, $2 red id, $3 blue id, $4 title,
+ * $5 taxpayer id, $6 reason, $7 max, $8 days); an original not visible to
+ * the viewer $9 $10 $11 raises INVOICE_NOT_FOUND */
+extern const char store_invoice_reissue_sql[];
+/* E-mails due (claimed): 0 id, 1 email, 2 number, 3 title, 4 amount_fen,
+ * 5 tax_fen, 6 kind, 7 the file in hex */
+extern const char store_invoice_emails_due_sql[];
+/* invoice_email_done($1 id, $2 error or NULL, $3 backoff base s, $4 max) */
+extern const char store_invoice_email_done_sql[];
 /* enterprise.profile.completed: $1 account, $2 name, $3 completed_at */
 extern const char store_person_upsert_sql[];
 
@@ -298,13 +390,21 @@ extern const char store_refund_fail_sql[];
  * 3 out_refund_no, 4 amount_fen, 5 payment amount, 6 reason */
 extern const char store_refunds_due_sql[];
 
-/* Reconciliation: $1 channel, $2 date, $3 JSON array of our numbers in the
- * bill → 0 kind (payment|refund), 1 out_no, 2 provider_no, 3 amount_fen */
-extern const char store_recon_local_sql[];
-/* $1 id, $2 channel, $3 date, $4..$7 counts, $8 items, $9 sha256, $10 staff */
-extern const char store_recon_insert_sql[];
-/* $1 id → 0 id, 1 channel, 2 date, 3..6 counts, 7 items, 8 created_at */
+/* Reconciliation (issue 18 part 8): COPY of the bill's lines into
+ * bill_staging (recon_id, seq, kind, out_no, provider_no, amount_fen) */
+extern const char store_recon_copy_sql[];
+/* recon_run($1 id, $2 channel, $3 date, $4 sha256, $5 staff, $6 lines,
+ * $7 inline items, $8 audit data) → 0 matched, 1 missing_local,
+ * 2 missing_remote, 3 amount_mismatch, 4 items_total, 5 created_at */
+extern const char store_recon_run_sql[];
+/* $1 id → 0 id, 1 channel, 2 date, 3..6 counts, 7 items, 8 created_at,
+ * 9 items_total */
 extern const char store_recon_get_sql[];
+/* $1 id → 0 the number of differences; no row when unknown */
+extern const char store_recon_total_sql[];
+/* $1 id, $2 after seq, $3 limit → 0 seq, 1 kind, 2 type, 3 out_no,
+ * 4 provider_no, 5 local_amount_fen, 6 remote_amount_fen */
+extern const char store_recon_items_sql[];
 
 /* Events: orders and enterprises read models (bus thread). */
 extern const char store_order_upsert_sql[];

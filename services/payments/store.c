@@ -70,16 +70,31 @@ const char store_invoices_fill_titles_sql[] =
     " bank_account = NULLIF(concat_ws(' ', e.bank_name, e.bank_account), '')"
     " FROM enterprises e"
     " WHERE i.status = 'pending' AND i.title IS NULL AND e.uscc = i.uscc";
+/* Due: pending or failed (开具失败) invoices whose next try is due, titled;
+ * a red one once the invoice it reverses is issued, a reissue's blue one
+ * once the original's reversal is issued. The claim is the next try's time
+ * (two minutes on), so that a crashed process's claim lapses. */
 const char store_invoices_due_sql[] =
-    "WITH due AS (SELECT id FROM invoices WHERE status = 'pending' AND title IS NOT NULL"
-    "   AND (claimed_until IS NULL OR claimed_until < now())"
-    "   ORDER BY created_at LIMIT 32 FOR UPDATE SKIP LOCKED)"
-    " UPDATE invoices i SET claimed_until = now() + interval '60 seconds' FROM due"
+    "WITH due AS (SELECT i.id FROM invoices i WHERE i.status IN ('pending', 'failed')"
+    "   AND i.title IS NOT NULL AND (i.next_try_at IS NULL OR i.next_try_at <= now())"
+    "   AND i.attempts < $1::int"
+    "   AND (i.reverses_invoice_id IS NULL OR EXISTS (SELECT 1 FROM invoices b"
+    "     WHERE b.id = i.reverses_invoice_id AND b.status = 'issued'))"
+    "   AND (i.original_id IS NULL OR EXISTS (SELECT 1 FROM invoices b JOIN invoices r"
+    "     ON r.id = b.reversal_id WHERE b.id = i.original_id AND r.status = 'issued'))"
+    "   ORDER BY i.created_at LIMIT 32 FOR UPDATE SKIP LOCKED)"
+    " UPDATE invoices i SET next_try_at = now() + interval '120 seconds',"
+    "   attempts = i.attempts + 1 FROM due"
     " WHERE i.id = due.id"
-    " RETURNING i.id, i.type, i.kind, i.title, i.taxpayer_id, i.email, i.amount_fen, i.tax_fen";
-const char store_invoice_issue_sql[] = "SELECT invoice_issue($1, $2, $3)";
-const char store_invoice_unclaim_sql[] =
-    "UPDATE invoices SET claimed_until = now() + interval '30 seconds' WHERE id = $1";
+    " RETURNING i.id, i.type, i.kind, i.title, i.taxpayer_id, i.email, i.amount_fen, i.tax_fen,"
+    "   i.attempts, (SELECT b.number FROM invoices b WHERE b.id = i.reverses_invoice_id),"
+    "   COALESCE(i.reissue_reason, (SELECT f.reason FROM refunds f WHERE f.id = i.refund_id))";
+/* invoice_issued($1 id, $2 number, $3 issue date, $4 check code,
+ * $5 provider, $6 file hex, $7 sha256) */
+const char store_invoice_issued_sql[] =
+    "SELECT invoice_issued($1::uuid, $2, $3::date, $4, $5, $6, $7)";
+const char store_invoice_try_failed_sql[] =
+    "SELECT invoice_try_failed($1::uuid, $2::boolean, $3, $4::int)";
 const char store_invoice_number_sql[] =
     "SELECT to_char(now() AT TIME ZONE 'Asia/Shanghai', 'YY') || '21'"
     " || lpad(nextval('invoice_numbers')::text, 16, '0')";
@@ -94,6 +109,15 @@ const char store_invoice_number_sql[] =
 #define INVOICE_CREATED RFC3339("created_at")
 #define INVOICE_ORDER_NUMBER \
 	"(SELECT number FROM orders WHERE orders.id = invoices.order_id)"
+/* Issue 18 parts 6, 3, 7: the platform's answer, the reissue links, the
+ * file and the e-mail (columns 26 … 39, payments.h). */
+#define INVOICE_PLATFORM_COLS                                                       \
+	"original_id, reversal_id, replacement_id, check_code,"                     \
+	" to_char(issue_date, 'YYYY-MM-DD'), failure_reason, attempts,"             \
+	" EXISTS (SELECT 1 FROM invoice_files f WHERE f.invoice_id = invoices.id)," \
+	" email_status, email_error, " RFC3339(                                     \
+	    "emailed_at") ", email_attempts,"                                       \
+	                  " reissue_reason, email"
 #define INVOICE_COLS                                                                        \
 	"id, order_id, type, kind, reverses_invoice_id, title, taxpayer_id,"                \
 	" amount_fen, tax_fen, status, number, " INVOICE_ISSUED                             \
@@ -101,7 +125,7 @@ const char store_invoice_number_sql[] =
 	", recipient, recipient_phone, postal_address,"                                     \
 	" COALESCE(post_status, status), express_company, tracking_number, " INVOICE_POSTED \
 	", " INVOICE_RECEIVED ", late, " INVOICE_ORDER_NUMBER                               \
-	", " INVOICE_CREATED ", uscc"
+	", " INVOICE_CREATED ", uscc, " INVOICE_PLATFORM_COLS
 const char store_invoice_get_sql[] =
     "SELECT " INVOICE_COLS " FROM invoices WHERE id = $1"
     " AND " OF_VISIBLE_ORDER("invoices", "$2", "$3", "$4");
@@ -132,6 +156,26 @@ const char store_invoice_post_sql[] = "SELECT invoice_post($1, $2, $3)";
 const char store_invoice_receive_sql[] =
     "SELECT invoice_receive((SELECT id FROM invoices WHERE id = $1::uuid"
     " AND " OF_VISIBLE_ORDER("invoices", "$2", "$3", "$4") "))";
+const char store_invoice_file_head_sql[] =
+    "SELECT length(f.data), f.sha256, i.number, f.content_type"
+    " FROM invoices i JOIN invoice_files f ON f.invoice_id = i.id WHERE i.id = $1::uuid"
+    " AND " OF_VISIBLE_ORDER("i", "$2", "$3", "$4");
+const char store_invoice_file_chunk_sql[] =
+    "SELECT encode(substring(data FROM $2::int FOR $3::int), 'hex')"
+    " FROM invoice_files WHERE invoice_id = $1::uuid";
+const char store_invoice_reissue_sql[] =
+    "SELECT invoice_reissue((SELECT id FROM invoices WHERE id = $1::uuid"
+    " AND " OF_VISIBLE_ORDER("invoices", "$9", "$10",
+        "$11") "), $2::uuid, $3::uuid, $4, $5, $6, $7::int, $8::int)";
+const char store_invoice_emails_due_sql[] =
+    "WITH due AS (SELECT id FROM invoices WHERE email_status = 'pending'"
+    "   AND email_next_at <= now() ORDER BY email_next_at LIMIT 8 FOR UPDATE SKIP LOCKED)"
+    " UPDATE invoices i SET email_next_at = now() + interval '120 seconds',"
+    "   email_attempts = i.email_attempts + 1 FROM due WHERE i.id = due.id"
+    " RETURNING i.id, i.email, i.number, i.title, i.amount_fen, i.tax_fen, i.kind,"
+    "   (SELECT encode(f.data, 'hex') FROM invoice_files f WHERE f.invoice_id = i.id)";
+const char store_invoice_email_done_sql[] =
+    "SELECT invoice_email_done($1::uuid, $2, $3::int, $4::int)";
 const char store_person_upsert_sql[] =
     "INSERT INTO persons (account_id, name, completed_at)"
     " VALUES ($1::uuid, $2, COALESCE($3::timestamptz, now()))"
@@ -176,29 +220,20 @@ const char store_refunds_due_sql[] =
     " RETURNING r.id, p.channel, p.out_trade_no, r.out_refund_no, r.amount_fen,"
     "   p.amount_fen, r.reason";
 
-const char store_recon_local_sql[] =
-    "WITH bill AS (SELECT jsonb_array_elements_text($3::jsonb) AS no),"
-    " day AS (SELECT ($2::date::timestamp AT TIME ZONE 'Asia/Shanghai') AS t0)"
-    " SELECT 'payment', p.out_trade_no, p.provider_trade_no, p.amount_fen"
-    " FROM payments p, day WHERE p.channel = $1 AND p.paid_at IS NOT NULL"
-    " AND ((p.paid_at >= day.t0 AND p.paid_at < day.t0 + interval '1 day')"
-    "   OR p.out_trade_no IN (SELECT no FROM bill))"
-    " UNION ALL"
-    " SELECT 'refund', r.out_refund_no, r.provider_refund_no, r.amount_fen"
-    " FROM refunds r JOIN payments p ON p.id = r.payment_id, day"
-    " WHERE p.channel = $1 AND r.status = 'succeeded'"
-    " AND ((r.succeeded_at >= day.t0 AND r.succeeded_at < day.t0 + interval '1 day')"
-    "   OR r.out_refund_no IN (SELECT no FROM bill))";
-const char store_recon_insert_sql[] =
-    "INSERT INTO reconciliations (id, channel, bill_date, matched, missing_local,"
-    " missing_remote, amount_mismatch, items, bill_sha256, staff_id)"
-    " VALUES ($1, $2, $3::date, $4::int, $5::int, $6::int, $7::int, $8::jsonb, $9, $10)"
-    " RETURNING " RFC3339("created_at");
+const char store_recon_copy_sql[] =
+    "COPY bill_staging (recon_id, seq, kind, out_no, provider_no, amount_fen) FROM STDIN";
+const char store_recon_run_sql[] =
+    "SELECT * FROM recon_run($1::uuid, $2, $3::date, $4, $5, $6::bigint, $7::int, $8::jsonb)";
 const char store_recon_get_sql[] =
     "SELECT id, channel, to_char(bill_date, 'YYYY-MM-DD'), matched, missing_local,"
     " missing_remote, amount_mismatch, items::text, " RFC3339(
-        "created_at") " FROM reconciliations WHERE id = $1";
-
+        "created_at") ", items_total FROM reconciliations WHERE id = $1";
+const char store_recon_total_sql[] =
+    "SELECT COALESCE(items_total, jsonb_array_length(items)) FROM reconciliations WHERE id = $1::uuid";
+const char store_recon_items_sql[] =
+    "SELECT seq, kind, type, out_no, provider_no, local_amount_fen, remote_amount_fen"
+    " FROM reconciliation_items WHERE recon_id = $1::uuid AND seq > $2::bigint"
+    " ORDER BY seq LIMIT $3::int";
 const char store_order_upsert_sql[] =
     "INSERT INTO orders (id, number, account_id, identity_id, uscc, total_fen, expires_at,"
     " created_at)"

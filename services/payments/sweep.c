@@ -10,6 +10,7 @@
  * trade queries here), which kicks the sweep. */
 #include "payments.h"
 
+#include "crypto.h"
 #include "db.h"
 #include "domain.h"
 #include "log.h"
@@ -167,35 +168,159 @@ payments_round(struct sweep *s)
 	db_query(pay.svc.db, store_payments_due_sql, 2, p, on_payments_due, s);
 }
 
-/* ---- invoices ---------------------------------------------------------- */
+/* ---- invoices: the issuance state machine ------------------------------
+ * A due invoice (store_invoices_due_sql: pending or 开具失败, its next try
+ * due; the claim counts the attempt) goes to the provider with its id as
+ * the request id. A retry first asks what became of the request (query), so
+ * that an answer lost on the way is picked up instead of asking again; then
+ * issue (blue) or red-reverse (red), then download the file, then one
+ * statement records number, date, check code and file (invoice_issued()).
+ * A refusal is 开具失败 with the platform's reason, an unreachable platform
+ * keeps the state; both try again after CAPLAT_INVOICE_RETRY_SECONDS ·
+ * 2^(attempts−1), at most an hour, until CAPLAT_INVOICE_MAX_ATTEMPTS. */
 
-static void
-on_invoice_recorded(void *arg, const struct db_result *res)
+struct ijob {
+	char *id, *type, *kind, *title, *taxpayer_id, *original_number, *reason;
+	char *number, *issue_date, *check_code;
+	int64_t amount_fen, tax_fen;
+	int attempts;
+};
+
+static char *
+dup_or_null(const char *s)
 {
-	struct job *j = arg;
-
-	if (res->status == DB_OK &&
-	    strcmp(db_value(res, 0, 0, 0), "APPLIED") == 0)
-		log_info(NULL, "msg=invoice_issued invoice=%s provider=%s",
-		    j->id, invoice_provider()->name);
-	job_free(j);
+	return s ? xstrdup(s) : NULL;
 }
 
 static void
-on_invoice_issued(void *arg, const char *number, const char *delivered_to)
+ijob_free(struct ijob *j)
 {
-	struct job *j = arg;
+	free(j->id);
+	free(j->type);
+	free(j->kind);
+	free(j->title);
+	free(j->taxpayer_id);
+	free(j->original_number);
+	free(j->reason);
+	free(j->number);
+	free(j->issue_date);
+	free(j->check_code);
+	free(j);
+}
 
-	if (number == NULL) {
-		const char *p[] = {j->id};
-		log_warn(NULL, "msg=invoice_not_issued invoice=%s", j->id);
-		db_query(pay.svc.db, store_invoice_unclaim_sql, 1, p,
-		    on_expired, j);
+static void
+on_ijob_done(void *arg, const struct db_result *res)
+{
+	struct ijob *j = arg;
+
+	if (res->status == DB_OK && db_value(res, 0, 0, 0) != NULL &&
+	    strcmp(db_value(res, 0, 0, 0), "APPLIED") == 0) {
+		log_info(NULL,
+		    "msg=invoice_issued invoice=%s kind=%s number=%s provider=%s",
+		    j->id, j->kind, j->number, invoice_provider()->name);
+		sweep_kick(); /* its e-mail, a red or blue one waiting on it */
+	}
+	ijob_free(j);
+}
+
+static void
+ijob_failed(struct ijob *j, int refused, const char *reason)
+{
+	char base[24];
+
+	snprintf(base, sizeof(base), "%ld", pay.cfg.invoice_retry_s);
+	log_warn(NULL,
+	    "msg=invoice_not_issued invoice=%s attempt=%d refused=%d", j->id,
+	    j->attempts, refused);
+	const char *p[] = {j->id, refused ? "true" : "false", reason, base};
+	db_query(pay.svc.db, store_invoice_try_failed_sql, 4, p, on_ijob_done,
+	    j);
+}
+
+static void
+on_ijob_file(void *arg, const struct invoice_answer *a)
+{
+	struct ijob *j = arg;
+	char sha[CRYPTO_SHA256_HEX_SIZE];
+	char *hex = NULL;
+
+	if (a->outcome != INVOICE_OK) {
+		ijob_failed(j, 0, a->reason ? a->reason : "发票文件下载失败");
 		return;
 	}
-	const char *p[] = {j->id, number, delivered_to};
-	db_query(pay.svc.db, store_invoice_issue_sql, 3, p, on_invoice_recorded,
-	    j);
+	if (a->file != NULL) {
+		static const char digits[] = "0123456789abcdef";
+		hex = xmalloc(a->file_len * 2 + 1);
+		for (size_t i = 0; i < a->file_len; i++) {
+			hex[2 * i] = digits[(unsigned char)a->file[i] >> 4];
+			hex[2 * i + 1] = digits[(unsigned char)a->file[i] & 15];
+		}
+		hex[a->file_len * 2] = '\0';
+		crypto_sha256_hex(a->file, a->file_len, sha);
+	}
+	const char *p[] = {j->id, j->number, j->issue_date, j->check_code,
+	    invoice_provider()->name, hex, hex ? sha : NULL};
+	db_query(pay.svc.db, store_invoice_issued_sql, 7, p, on_ijob_done, j);
+	free(hex);
+}
+
+static void
+on_ijob_issued(void *arg, const struct invoice_answer *a)
+{
+	struct ijob *j = arg;
+
+	if (a->outcome != INVOICE_OK) {
+		ijob_failed(j, a->outcome == INVOICE_REFUSED,
+		    a->reason ? a->reason : "开具失败");
+		return;
+	}
+	j->number = xstrdup(a->number);
+	j->issue_date = dup_or_null(a->issue_date);
+	j->check_code = dup_or_null(a->check_code);
+	invoice_provider()->download(j->number, on_ijob_file, j);
+}
+
+static void
+ijob_issue(struct ijob *j)
+{
+	struct money_split line, total;
+	struct invoice_line l = {"*信息技术服务*数字证书服务", 0, 0};
+
+	/* One line, split per DOMAIN.md §5; the request's totals are the
+	 * lines' sums (equal to the stored amount and tax). */
+	money_lines_vat(&j->amount_fen, 1, pay.cfg.vat_rate_bp, &line, &total);
+	l.amount_fen = line.gross;
+	l.tax_fen = line.tax;
+	struct invoice_request r = {.id = j->id,
+	    .type = j->type,
+	    .title = j->title,
+	    .taxpayer_id = j->taxpayer_id,
+	    .original_number = j->original_number,
+	    .reason = j->reason,
+	    .amount_fen = total.gross,
+	    .tax_fen = total.tax,
+	    .lines = &l,
+	    .nlines = 1,
+	    .rate_bp = pay.cfg.vat_rate_bp};
+	if (total.tax != j->tax_fen)
+		log_warn(NULL, "msg=invoice_tax_differs invoice=%s stored=%lld",
+		    j->id, (long long)j->tax_fen);
+	if (strcmp(j->kind, "red") == 0)
+		invoice_provider()->red_reverse(&r, on_ijob_issued, j);
+	else
+		invoice_provider()->issue(&r, on_ijob_issued, j);
+}
+
+static void
+on_ijob_queried(void *arg, const struct invoice_answer *a)
+{
+	struct ijob *j = arg;
+
+	if (a->outcome == INVOICE_UNKNOWN) {
+		ijob_issue(j);
+		return;
+	}
+	on_ijob_issued(j, a); /* issued already, or refused, or unreachable */
 }
 
 static void
@@ -205,21 +330,25 @@ on_invoices_due(void *arg, const struct db_result *res)
 
 	if (res->status == DB_OK) {
 		for (int i = 0; i < db_rows(res, stmt); i++) {
-			struct job *j = xcalloc(1, sizeof(*j));
-			struct invoice_request r = {
-			    .id = db_value(res, stmt, i, 0),
-			    .type = db_value(res, stmt, i, 1),
-			    .kind = db_value(res, stmt, i, 2),
-			    .title = db_value(res, stmt, i, 3),
-			    .taxpayer_id = db_value(res, stmt, i, 4),
-			    .email = db_value(res, stmt, i, 5),
-			    .amount_fen =
-			        strtoll(db_value(res, stmt, i, 6), NULL, 10),
-			    .tax_fen =
-			        strtoll(db_value(res, stmt, i, 7), NULL, 10),
-			};
-			j->id = xstrdup(r.id);
-			invoice_provider()->issue(&r, on_invoice_issued, j);
+			struct ijob *j = xcalloc(1, sizeof(*j));
+			j->id = xstrdup(db_value(res, stmt, i, 0));
+			j->type = xstrdup(db_value(res, stmt, i, 1));
+			j->kind = xstrdup(db_value(res, stmt, i, 2));
+			j->title = xstrdup(db_value(res, stmt, i, 3));
+			j->taxpayer_id = dup_or_null(db_value(res, stmt, i, 4));
+			j->amount_fen =
+			    strtoll(db_value(res, stmt, i, 6), NULL, 10);
+			j->tax_fen =
+			    strtoll(db_value(res, stmt, i, 7), NULL, 10);
+			j->attempts = atoi(db_value(res, stmt, i, 8));
+			j->original_number =
+			    dup_or_null(db_value(res, stmt, i, 9));
+			j->reason = dup_or_null(db_value(res, stmt, i, 10));
+			if (j->attempts > 1)
+				invoice_provider()->query(j->id,
+				    on_ijob_queried, j);
+			else
+				ijob_issue(j);
 		}
 	}
 	round_done(arg);
@@ -229,11 +358,113 @@ static void
 invoices_round(struct sweep *s)
 {
 	struct db_batch *b = db_batch_new();
+	char max[24];
 
+	snprintf(max, sizeof(max), "%ld", pay.cfg.invoice_max_attempts);
+	const char *p[] = {max};
 	db_batch_add(b, store_invoices_fill_titles_sql, 0, NULL);
 	db_batch_add(b, store_invoices_fill_names_sql, 0, NULL);
-	db_batch_add(b, store_invoices_due_sql, 0, NULL);
+	db_batch_add(b, store_invoices_due_sql, 1, p);
 	db_batch_run(pay.svc.db, b, on_invoices_due, s);
+}
+
+/* ---- invoice e-mails ----------------------------------------------------
+ * An issued invoice with an address and a file (email_status pending, due)
+ * is sent by smtp.c; accepted → sent, else tried again after
+ * CAPLAT_EMAIL_RETRY_SECONDS · 2^(attempts−1) until
+ * CAPLAT_EMAIL_MAX_ATTEMPTS, then failed with the server's answer. */
+
+struct ejob {
+	char id[37];
+};
+
+static void
+on_email_recorded(void *arg, const struct db_result *res)
+{
+	free(arg);
+}
+
+static void
+on_email_sent(void *arg, const char *error)
+{
+	struct ejob *j = arg;
+	char base[24], max[24];
+
+	snprintf(base, sizeof(base), "%ld", pay.cfg.email_retry_s);
+	snprintf(max, sizeof(max), "%ld", pay.cfg.email_max_attempts);
+	if (error != NULL)
+		log_warn(NULL, "msg=invoice_email_failed invoice=%s", j->id);
+	else
+		log_info(NULL, "msg=invoice_emailed invoice=%s", j->id);
+	const char *p[] = {j->id, error, base, max};
+	db_query(pay.svc.db, store_invoice_email_done_sql, 4, p,
+	    on_email_recorded, j);
+}
+
+static int
+hexval(char c)
+{
+	return c <= '9' ? c - '0' : c - 'a' + 10;
+}
+
+static void
+on_emails_due(void *arg, const struct db_result *res)
+{
+	if (res->status == DB_OK) {
+		for (int i = 0; i < db_rows(res, 0); i++) {
+			struct ejob *j = xcalloc(1, sizeof(*j));
+			const char *hex = db_value(res, 0, i, 7);
+			const char *number = db_value(res, 0, i, 2);
+			char yuan[32];
+			snprintf(j->id, sizeof(j->id), "%s",
+			    db_value(res, 0, i, 0));
+			if (hex == NULL) {
+				on_email_sent(j, "no file");
+				continue;
+			}
+			size_t n = strlen(hex) / 2;
+			char *pdf = xmalloc(n + 1);
+			for (size_t k = 0; k < n; k++)
+				pdf[k] = (char)(hexval(hex[2 * k]) << 4 |
+				    hexval(hex[2 * k + 1]));
+			money_fen_to_yuan(strtoll(db_value(res, 0, i, 4), NULL,
+			                      10),
+			    yuan);
+			int red = strcmp(db_value(res, 0, i, 6), "red") == 0;
+			char *subject = xasprintf("%s %s",
+			    red ? "红字电子发票" : "电子发票", number);
+			char *text = xasprintf(
+			    "您好：\r\n\r\n附件是您的%s（发票号码 %s，抬头 %s，"
+			    "价税合计 ¥%s），请查收。\r\n\r\ncaplat\r\n",
+			    red ? "红字电子发票" : "电子发票", number,
+			    db_value(res, 0, i, 3), yuan);
+			char *name = xasprintf("%s.pdf", number);
+			struct smtp_mail m = {.from = pay.cfg.smtp_from,
+			    .to = db_value(res, 0, i, 1),
+			    .subject = subject,
+			    .text = text,
+			    .attachment_name = name,
+			    .attachment = pdf,
+			    .attachment_len = n};
+			smtp_send(&m, on_email_sent, j);
+			free(subject);
+			free(text);
+			free(name);
+			free(pdf);
+		}
+	}
+	round_done(arg);
+}
+
+static void
+emails_round(struct sweep *s)
+{
+	if (pay.cfg.smtp_host[0] == '\0') {
+		round_done(s);
+		return;
+	}
+	db_query(pay.svc.db, store_invoice_emails_due_sql, 0, NULL,
+	    on_emails_due, s);
 }
 
 /* ---- refund retries ---------------------------------------------------- */
@@ -319,6 +550,7 @@ idem_purge_round(struct sweep *s)
 static struct sweep sweeps[] = {
     {"payment_queries", &pay.cfg.sweep_ms, payments_round, NULL, 0},
     {"invoices", &pay.cfg.sweep_ms, invoices_round, NULL, 0},
+    {"invoice_emails", &pay.cfg.sweep_ms, emails_round, NULL, 0},
     {"refund_retries", &pay.cfg.sweep_ms, refunds_round, NULL, 0},
     {"idem_purge", &pay.cfg.idem_purge_ms, idem_purge_round, NULL, 0},
 };

@@ -149,6 +149,41 @@ test_vat_rounding_and_rates(void **state)
 	}
 }
 
+/* Invoice lines: each line split by DOMAIN.md's vectors, the total the sum
+ * of the lines (two 0.09 lines: 1 + 1 fen, where 0.18 alone gives 1). */
+static void
+test_lines_vat(void **state)
+{
+	static const int64_t gross[] = {10000, 990, 99900, 17, 1, 106};
+	static const int64_t tax[] = {566, 56, 5655, 1, 0, 6};
+	static const int64_t net[] = {9434, 934, 94245, 16, 1, 100};
+	struct money_split out[ARRAY_LEN(gross)], total;
+
+	money_lines_vat(gross, ARRAY_LEN(gross), 600, out, &total);
+	for (size_t i = 0; i < ARRAY_LEN(gross); i++) {
+		assert_int_equal(out[i].gross, gross[i]);
+		assert_int_equal(out[i].tax, tax[i]);
+		assert_int_equal(out[i].net, net[i]);
+	}
+	assert_int_equal(total.gross, 111014);
+	assert_int_equal(total.tax, 6284);
+	assert_int_equal(total.net, 104730);
+
+	static const int64_t nines[] = {9, 9};
+	money_lines_vat(nines, 2, 600, NULL, &total);
+	assert_int_equal(total.tax, 2);
+	assert_int_equal(total.net, 16);
+	assert_int_equal(money_vat_tax(18, 600), 1);
+
+	/* A red invoice: the lines negated, the totals exactly opposite. */
+	static const int64_t red[] = {-10000, -990};
+	money_lines_vat(red, 2, 600, out, &total);
+	assert_int_equal(out[0].tax, -566);
+	assert_int_equal(out[1].net, -934);
+	assert_int_equal(total.tax, -622);
+	assert_int_equal(total.net, -10368);
+}
+
 int
 main(void)
 {
@@ -158,6 +193,7 @@ main(void)
 	    cmocka_unit_test(test_fen_to_yuan),
 	    cmocka_unit_test(test_vat_domain_vectors),
 	    cmocka_unit_test(test_vat_rounding_and_rates),
+	    cmocka_unit_test(test_lines_vat),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
  * under a passphrase. Certificates live in crypto_x509.c, issuing in
  * crypto_ca.c, AES-GCM in crypto_aead.c. */
 #include "crypto_int.h"
+#include "hist.h"
 
 #include "util.h"
 
@@ -775,10 +776,12 @@ crypto_verify_sig(const struct crypto_key *key, const void *msg, size_t msg_len,
 
 	if (key == NULL || sig_len == 0)
 		return -1;
+	int64_t t0 = hist_now();
 	mdctx = crypto_md_ctx_new();
 	if (crypto_digest_init(mdctx, key, 0) == 0)
 		ok = EVP_DigestVerify(mdctx, sig, sig_len, msg, msg_len) == 1;
 	EVP_MD_CTX_free(mdctx);
+	hist_step(STEP_SIG_VERIFY, t0);
 	return ok ? 0 : crypto_fail();
 }
 

@@ -3,6 +3,7 @@
  * of DOMAIN.md §1: CRYPTO_SM2_DISTID on every SM2-signed certificate and
  * CSR, so their signatures verify. */
 #include "crypto_int.h"
+#include "hist.h"
 
 #include "util.h"
 
@@ -401,6 +402,7 @@ crypto_cert_verify_explain(const struct crypto_trust *trust,
 	enum crypto_cert_status status = CRYPTO_CERT_UNTRUSTED;
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
 	STACK_OF(X509) *untrusted = sk_X509_new_null();
+	int64_t t0 = hist_now();
 	int rc, i;
 
 	if (why_size > 0)
@@ -450,6 +452,7 @@ out:
 	ERR_clear_error();
 	X509_STORE_CTX_free(ctx);
 	sk_X509_free(untrusted);
+	hist_step(STEP_CHAIN_VERIFY, t0);
 	return status;
 }
 
@@ -467,6 +470,7 @@ crypto_csr_parse_verify(struct crypto_csr **out, const char *csr_pem)
 {
 	struct crypto_csr *csr = xcalloc(1, sizeof(*csr));
 	BIO *bio = crypto_bio_reader(csr_pem);
+	int64_t t0 = hist_now();
 	X509_REQ *req;
 	EVP_PKEY *pkey;
 
@@ -495,9 +499,11 @@ crypto_csr_parse_verify(struct crypto_csr **out, const char *csr_pem)
 	if (csr->pem == NULL)
 		goto err;
 	*out = csr;
+	hist_step(STEP_CSR_VERIFY, t0);
 	return 0;
 err:
 	crypto_csr_free(csr);
+	hist_step(STEP_CSR_VERIFY, t0);
 	return crypto_fail();
 }
 

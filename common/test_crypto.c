@@ -810,6 +810,56 @@ test_sm2_distid_required(void **state)
 	    0);
 }
 
+/* A key used again signs and checks from a prepared context (issue 16):
+ * the same rules as a fresh one, SM2 ID included, for every key type; the
+ * SPKI hash is the same worked out once or again. */
+static void
+test_prepared_contexts_keep_the_rules(void **state)
+{
+	for (int c = 0; c < 3; c++) {
+		const struct crypto_key *key = chains[c].leaf_key;
+		char *pem = crypto_key_public_pem(key);
+		char spki1[CRYPTO_SHA256_HEX_SIZE],
+		    spki2[CRYPTO_SHA256_HEX_SIZE];
+		struct crypto_key *pub;
+		unsigned char *sig, raw[80];
+		size_t sig_len;
+
+		assert_int_equal(crypto_key_load_pem(&pub, pem), 0);
+		for (int i = 0; i < 5; i++) {
+			/* pub checks each time: fresh, then prepared */
+			assert_int_equal(crypto_sign(key, "msg", 3, &sig,
+			                     &sig_len),
+			    0);
+			assert_int_equal(crypto_verify_sig(pub, "msg", 3, sig,
+			                     sig_len),
+			    0);
+			assert_int_equal(crypto_verify_sig(pub, "msh", 3, sig,
+			                     sig_len),
+			    -1);
+			free(sig);
+		}
+		assert_non_null(pub->cache->prepared[0]);
+		if (key->type == CRYPTO_KEY_SM2) {
+			size_t n = raw_sm2_sign(key->pkey, "msg", 0, raw);
+			assert_int_equal(crypto_verify_sig(pub, "msg", 3, raw,
+			                     n),
+			    -1);
+			n = raw_sm2_sign(key->pkey, "msg", 1, raw);
+			assert_int_equal(crypto_verify_sig(pub, "msg", 3, raw,
+			                     n),
+			    0);
+		}
+		crypto_key_spki_sha256_hex(pub, spki1);
+		crypto_key_spki_sha256_hex(pub, spki2);
+		assert_string_equal(spki1, spki2);
+		crypto_key_spki_sha256_hex(key, spki2);
+		assert_string_equal(spki1, spki2);
+		crypto_key_free(pub);
+		free(pem);
+	}
+}
+
 /* An "EC" key on the SM2 curve must still sign and verify as SM2, as a
  * key pair and as a public key. */
 static void
@@ -1958,6 +2008,7 @@ main(void)
 	    cmocka_unit_test(test_key_load_bad),
 	    cmocka_unit_test(test_sign_verify),
 	    cmocka_unit_test(test_sm2_distid_required),
+	    cmocka_unit_test(test_prepared_contexts_keep_the_rules),
 	    cmocka_unit_test(test_sm2_key_typed_ec),
 	    cmocka_unit_test(test_cert_parse_fields),
 	    cmocka_unit_test(test_cert_parse_absent_fields_and_chain),

@@ -9,6 +9,9 @@ PKGS=(build-essential pkg-config python3 curl openssl ca-certificates
 	clang libclang-rt-dev)
 # clang and its runtimes (libFuzzer, ASan, UBSan; only a Recommends of clang)
 # build the fuzz harnesses of tests/fuzz (make fuzz).
+# Benchmark-only, deliberately not installed here (nor in CI): golang-cfssl
+# (the same-run reference signer) and linux-perf (PERF=dir profiles), which
+# tests/bench/renewals installs itself when missing.
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

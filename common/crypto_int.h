@@ -38,6 +38,8 @@ struct crypto_key {
 struct crypto_x509 {
 	X509 *cert;
 	STACK_OF(X509) * chain; /* carried intermediates, may be empty */
+	int cached;             /* went into crypto_cert_parse_cached's cache */
+	int refs; /* holders beyond the first, under the cache's lock */
 };
 
 struct crypto_x509_req {

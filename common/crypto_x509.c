@@ -14,9 +14,11 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- Certificates ---- */
 
@@ -252,11 +254,68 @@ crypto_cert_parse(struct crypto_cert **out, const char *pem,
 	return 0;
 }
 
+/* The parsed-certificate cache: direct-mapped on the PEM's SHA-256. */
+#define CERT_CACHE_SLOTS 256
+static struct {
+	unsigned char sha[CRYPTO_SHA256_LEN];
+	struct crypto_cert *cert; /* holds one reference */
+	time_t until;
+} cert_cache[CERT_CACHE_SLOTS];
+static pthread_mutex_t cert_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int
+crypto_cert_parse_cached(struct crypto_cert **out, const char *pem)
+{
+	unsigned char sha[CRYPTO_SHA256_LEN];
+	struct crypto_cert *cert = NULL, *old = NULL;
+	time_t now = time(NULL);
+	unsigned i;
+
+	crypto_sha256(pem, strlen(pem), sha);
+	i = ((unsigned)sha[0] | (unsigned)sha[1] << 8) % CERT_CACHE_SLOTS;
+	pthread_mutex_lock(&cert_cache_mu);
+	if (cert_cache[i].cert != NULL && cert_cache[i].until > now &&
+	    memcmp(cert_cache[i].sha, sha, sizeof(sha)) == 0) {
+		cert = cert_cache[i].cert;
+		cert->x509->refs++;
+	}
+	pthread_mutex_unlock(&cert_cache_mu);
+	if (cert != NULL) {
+		*out = cert;
+		return 0;
+	}
+	if (crypto_cert_parse(&cert, pem, NULL) != 0)
+		return -1;
+	cert->x509->cached = 1;
+	pthread_mutex_lock(&cert_cache_mu);
+	old = cert_cache[i].cert;
+	memcpy(cert_cache[i].sha, sha, sizeof(sha));
+	cert_cache[i].cert = cert;
+	cert_cache[i].until = now + CRYPTO_CERT_CACHE_SECONDS;
+	cert->x509->refs++; /* the caller's, beside the cache's */
+	pthread_mutex_unlock(&cert_cache_mu);
+	crypto_cert_free(old);
+	*out = cert;
+	return 0;
+}
+
 void
 crypto_cert_free(struct crypto_cert *cert)
 {
+	int shared;
+
 	if (cert == NULL)
 		return;
+	/* Only a cert that went into the cache is ever shared. */
+	if (cert->x509 != NULL && cert->x509->cached) {
+		pthread_mutex_lock(&cert_cache_mu);
+		shared = cert->x509->refs > 0;
+		if (shared)
+			cert->x509->refs--;
+		pthread_mutex_unlock(&cert_cache_mu);
+		if (shared)
+			return;
+	}
 	free(cert->serial);
 	free(cert->issuer_dn);
 	free(cert->subject_dn);

@@ -860,6 +860,52 @@ test_prepared_contexts_keep_the_rules(void **state)
 	}
 }
 
+/* The parsed-certificate cache: the same text gives the same read-only
+ * cert, freed by each holder; other text another; bad text fails; a cached
+ * key checks signatures as a fresh one does. */
+static void
+test_cert_parse_cached(void **state)
+{
+	struct crypto_cert *a, *b, *c, *fresh;
+	unsigned char *sig;
+	size_t sig_len;
+
+	assert_int_equal(crypto_cert_parse_cached(&a, chains[2].leaf), 0);
+	assert_int_equal(crypto_cert_parse_cached(&b, chains[2].leaf), 0);
+	assert_ptr_equal(a, b);
+	assert_int_equal(crypto_cert_parse(&fresh, chains[2].leaf, NULL), 0);
+	assert_ptr_not_equal(a, fresh);
+	assert_string_equal(a->fingerprint_sha256, fresh->fingerprint_sha256);
+	assert_string_equal(a->spki_sha256, fresh->spki_sha256);
+	assert_string_equal(a->subject_dn, fresh->subject_dn);
+	assert_int_equal(crypto_cert_parse_cached(&c, chains[0].leaf), 0);
+	assert_ptr_not_equal(a, c);
+	assert_int_equal(crypto_cert_parse_cached(&c, "not a certificate"), -1);
+	crypto_cert_free(c);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(crypto_sign(chains[2].leaf_key, "n", 1, &sig,
+		                     &sig_len),
+		    0);
+		assert_int_equal(crypto_verify_sig(a->key, "n", 1, sig,
+		                     sig_len),
+		    0);
+		assert_int_equal(crypto_verify_sig(b->key, "m", 1, sig,
+		                     sig_len),
+		    -1);
+		free(sig);
+	}
+	crypto_cert_free(a);
+	/* b (the same object) is still whole */
+	assert_string_equal(b->fingerprint_sha256, fresh->fingerprint_sha256);
+	crypto_cert_free(b);
+	assert_int_equal(crypto_cert_parse_cached(&b, chains[2].leaf), 0);
+	assert_string_equal(b->fingerprint_sha256, fresh->fingerprint_sha256);
+	crypto_cert_free(b);
+	crypto_cert_free(fresh);
+	assert_int_equal(crypto_cert_parse_cached(&c, chains[0].leaf), 0);
+	crypto_cert_free(c);
+}
+
 /* An "EC" key on the SM2 curve must still sign and verify as SM2, as a
  * key pair and as a public key. */
 static void
@@ -2009,6 +2055,7 @@ main(void)
 	    cmocka_unit_test(test_sign_verify),
 	    cmocka_unit_test(test_sm2_distid_required),
 	    cmocka_unit_test(test_prepared_contexts_keep_the_rules),
+	    cmocka_unit_test(test_cert_parse_cached),
 	    cmocka_unit_test(test_sm2_key_typed_ec),
 	    cmocka_unit_test(test_cert_parse_fields),
 	    cmocka_unit_test(test_cert_parse_absent_fields_and_chain),

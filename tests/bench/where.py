@@ -7,6 +7,8 @@ benchmark run on a suite started by suite_up.py:
                                        PostgreSQL backends, nginx workers)
                                        and each service's caplat_step_*
                                        histograms from its /metrics
+  where.py settle SUITE_DIR             waits until the suite is idle (at
+                                       most 30 s), before a snapshot
   where.py diff BEFORE.json AFTER.json OPS [LABEL]
                                        CPU ms per operation by process, and
                                        per step: calls and ms per operation
@@ -70,6 +72,23 @@ def snap(base, out):
     json.dump({"cpu": cpu, "steps": steps}, open(out, "w"))
 
 
+def settle(base, max_s=30.0, idle=0.15):
+    """Waits (at most max_s) until the suite's processes used less than idle
+    CPU seconds over one second: the set-up's events have been handled."""
+    import time
+    s = suite_mod.Suite(base, persistent=True)
+    deadline = time.time() + max_s
+
+    def total():
+        kids = children()
+        return sum(cpu_of(s.pid(n), kids) for n in PROCS if s.pid(n))
+    while time.time() < deadline:
+        a = total()
+        time.sleep(1.0)
+        if total() - a < idle:
+            return
+
+
 def diff(a_path, b_path, ops, label):
     a, b = json.load(open(a_path)), json.load(open(b_path))
     ops = max(1, int(ops))
@@ -94,5 +113,7 @@ def diff(a_path, b_path, ops, label):
 if __name__ == "__main__":
     if sys.argv[1] == "snap":
         snap(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "settle":
+        settle(sys.argv[2])
     else:
         diff(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] if len(sys.argv) > 5 else "operation")

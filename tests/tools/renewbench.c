@@ -17,6 +17,8 @@
  * /api/v1/cfssl/sign for SECONDS. Both print one line:
  *   RESULT <mode> <alg> n=<ok> rate=<per s> p50=<ms> p99=<ms> p999=<ms>
  *   errors=<n> secs=<elapsed> client_us=<client crypto per op>
+ * RENEWBENCH_BEFORE and RENEWBENCH_AFTER, when set, are shell commands run
+ * once the CSRs are made, just before the clock starts, and when it stops.
  * Reports; never fails on time. */
 #include "crypto.h"
 #include "util.h"
@@ -311,6 +313,17 @@ load_items(const char *list)
 	return alg;
 }
 
+/* Runs the shell command in the environment variable name, if set: the
+ * benchmark's snapshots just before the clock starts and right after. */
+static void
+run_hook(const char *name)
+{
+	const char *cmd = getenv(name);
+
+	if (cmd != NULL && *cmd && system(cmd) != 0)
+		fprintf(stderr, "renewbench: %s failed\n", name);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -326,6 +339,7 @@ main(int argc, char **argv)
 	double secs = atof(argv[6]);
 
 	samples = xcalloc(cfssl_mode ? 4000000 : nitems, sizeof(int64_t));
+	run_hook("RENEWBENCH_BEFORE");
 	deadline_us = now_mono_us() + (int64_t)(secs * 1e6);
 	pthread_t *t = xcalloc((size_t)threads, sizeof(pthread_t));
 	int64_t start = now_mono_us();
@@ -334,6 +348,7 @@ main(int argc, char **argv)
 	for (int i = 0; i < threads; i++)
 		pthread_join(t[i], NULL);
 	double elapsed = (double)(now_mono_us() - start) / 1e6;
+	run_hook("RENEWBENCH_AFTER");
 	qsort(samples, nsamples, sizeof(int64_t), cmp64);
 #define PCT(q)                                                               \
 	(nsamples ? (double)samples[(size_t)((double)nsamples * (q))] / 1000 \

@@ -54,6 +54,8 @@ static size_t nsamples;
 static long errors, client_us_total, client_ops;
 static char first_error[256];
 
+static __thread int conn_closing; /* the server said Connection: close */
+
 static int
 connect_to(void)
 {
@@ -72,7 +74,8 @@ connect_to(void)
  * answer parsed (new ref, NULL when not JSON) and its status in *status,
  * 0 when the connection broke. */
 static json_t *
-post(int fd, const char *path, const char *token, const char *body, int *status)
+post(int *fdp, const char *path, const char *token, const char *body,
+    int *status)
 {
 	char head[1024], auth[600] = "";
 	static __thread char buf[262144];
@@ -88,6 +91,12 @@ post(int fd, const char *path, const char *token, const char *body, int *status)
 	    "POST %s HTTP/1.1\r\nHost: bench\r\n%s"
 	    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
 	    path, auth, blen);
+	if (conn_closing) {
+		close(*fdp);
+		*fdp = connect_to();
+		conn_closing = 0;
+	}
+	int fd = *fdp;
 	if (write(fd, head, (size_t)n) != n ||
 	    write(fd, body, blen) != (ssize_t)blen)
 		return NULL;
@@ -112,6 +121,11 @@ post(int fd, const char *path, const char *token, const char *body, int *status)
 	}
 	buf[need] = '\0';
 	*status = atoi(buf + 9);
+	/* nginx closes a keep-alive connection after keepalive_requests
+	 * (1000): the worker reconnects instead of writing into it. */
+	if (strcasestr(buf, "\r\nConnection: close") != NULL &&
+	    strcasestr(buf, "\r\nConnection: close") < end)
+		conn_closing = 1;
 	return json_loads(end + 4, 0, NULL);
 }
 
@@ -131,7 +145,7 @@ note_error(const char *what, int status, json_t *answer)
 
 /* One caplat renewal: challenge, signature, renewal. Returns 1 when ok. */
 static int
-renew_one(int fd, const struct item *it)
+renew_one(int *fdp, const struct item *it)
 {
 	char path[256];
 	int status, ok = 0;
@@ -142,7 +156,7 @@ renew_one(int fd, const struct item *it)
 
 	snprintf(path, sizeof(path), "/api/v1/certs/%s/renewal/challenge",
 	    it->cert_id);
-	ch = post(fd, path, it->token, "{}", &status);
+	ch = post(fdp, path, it->token, "{}", &status);
 	nonce64 = json_string_value(json_object_get(ch, "nonce"));
 	id = json_string_value(json_object_get(ch, "challenge_id"));
 	if (status != 200 || !nonce64 || !id ||
@@ -161,7 +175,7 @@ renew_one(int fd, const struct item *it)
 	    "{\"challenge_id\":\"%s\",\"csr\":%s,\"signature\":\"%s\"}", id,
 	    it->csr_json, sig64);
 	snprintf(path, sizeof(path), "/api/v1/certs/%s/renewal", it->cert_id);
-	r = post(fd, path, it->token, body, &status);
+	r = post(fdp, path, it->token, body, &status);
 	ok = status == 201 &&
 	    json_string_value(json_object_get(r, "certificate")) != NULL;
 	if (!ok)
@@ -181,11 +195,11 @@ renew_one(int fd, const struct item *it)
 
 /* One cfssl signature of a CSR. Returns 1 when ok. */
 static int
-cfssl_one(int fd, const struct item *it)
+cfssl_one(int *fdp, const struct item *it)
 {
 	char *body = xasprintf("{\"certificate_request\":%s}", it->csr_json);
 	int status;
-	json_t *r = post(fd, "/api/v1/cfssl/sign", NULL, body, &status);
+	json_t *r = post(fdp, "/api/v1/cfssl/sign", NULL, body, &status);
 	int ok = status == 200 && json_is_true(json_object_get(r, "success"));
 
 	if (!ok)
@@ -209,8 +223,8 @@ worker(void *unused)
 			i %= nitems;
 		else if (i >= nitems)
 			break;
-		ok = cfssl_mode ? cfssl_one(fd, &items[i])
-		                : renew_one(fd, &items[i]);
+		ok = cfssl_mode ? cfssl_one(&fd, &items[i])
+		                : renew_one(&fd, &items[i]);
 		pthread_mutex_lock(&mu);
 		if (ok)
 			samples[nsamples++] = now_mono_us() - t0;

@@ -4,6 +4,7 @@
  * under a passphrase. Certificates live in crypto_x509.c, issuing in
  * crypto_ca.c, AES-GCM in crypto_aead.c. */
 #include "crypto_int.h"
+#include "hist.h"
 
 #include "util.h"
 
@@ -17,6 +18,7 @@
 
 #include <assert.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -532,6 +534,7 @@ crypto_key_wrap(EVP_PKEY *pkey, int has_private)
 	key->pkey = pkey;
 	key->type = type;
 	key->has_private = has_private;
+	key->cache = xcalloc(1, sizeof(*key->cache));
 	return key;
 }
 
@@ -680,13 +683,27 @@ void
 crypto_key_spki_sha256_hex(const struct crypto_key *key,
     char out[CRYPTO_SHA256_HEX_SIZE])
 {
+	struct crypto_key_cache *c = key->cache;
 	unsigned char *der = NULL;
-	int n = i2d_PUBKEY(key->pkey, &der);
+	int n;
 
+	/* Encoding a provider key's SPKI looks its encoder up every time:
+	 * once per key is enough. Racing threads write the same bytes. */
+	if (__atomic_load_n(&c->spki_set, __ATOMIC_ACQUIRE) == 1) {
+		memcpy(out, c->spki_sha256, CRYPTO_SHA256_HEX_SIZE);
+		return;
+	}
+	n = i2d_PUBKEY(key->pkey, &der);
 	if (n <= 0)
 		fatal("i2d_PUBKEY failed");
 	crypto_sha256_hex(der, (size_t)n, out);
 	OPENSSL_free(der);
+	int unset = 0; /* 0 unset, 2 being written, 1 set */
+	if (__atomic_compare_exchange_n(&c->spki_set, &unset, 2, 0,
+	        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		memcpy(c->spki_sha256, out, CRYPTO_SHA256_HEX_SIZE);
+		__atomic_store_n(&c->spki_set, 1, __ATOMIC_RELEASE);
+	}
 }
 
 void
@@ -695,36 +712,60 @@ crypto_key_free(struct crypto_key *key)
 	if (key == NULL)
 		return;
 	EVP_PKEY_free(key->pkey);
+	EVP_MD_CTX_free(key->cache->prepared[0]);
+	EVP_MD_CTX_free(key->cache->prepared[1]);
+	free(key->cache);
 	free(key);
 }
 
 /* Starts a DigestSign or DigestVerify with the rules of the key's type and
  * returns 0, or -1 for a key that may not sign. The EVP_PKEY_CTX belongs to
  * mdctx. */
-int
-crypto_digest_init(EVP_MD_CTX *mdctx, const struct crypto_key *key, int signing)
+static EVP_MD *fetched_mds[2];
+static pthread_once_t fetched_mds_once = PTHREAD_ONCE_INIT;
+
+static void
+fetch_mds(void)
+{
+	fetched_mds[CRYPTO_MD_SHA256] = EVP_MD_fetch(NULL, "SHA256", NULL);
+	fetched_mds[CRYPTO_MD_SM3] = EVP_MD_fetch(NULL, "SM3", NULL);
+	if (fetched_mds[CRYPTO_MD_SHA256] == NULL ||
+	    fetched_mds[CRYPTO_MD_SM3] == NULL)
+		fatal("OpenSSL has no SHA256 or SM3 digest");
+}
+
+const EVP_MD *
+crypto_md(enum crypto_md which)
+{
+	pthread_once(&fetched_mds_once, fetch_mds);
+	return fetched_mds[which];
+}
+
+static int
+digest_init_fresh(EVP_MD_CTX *mdctx, const struct crypto_key *key, int signing)
 {
 	EVP_PKEY_CTX *pctx = NULL;
-	const char *md;
+	const EVP_MD *md;
 	int rc;
 
 	switch (key->type) {
 	case CRYPTO_KEY_RSA:
 	case CRYPTO_KEY_EC_P256:
-		md = "SHA256";
+		md = crypto_md(CRYPTO_MD_SHA256);
 		break;
 	case CRYPTO_KEY_SM2:
-		md = "SM3";
+		md = crypto_md(CRYPTO_MD_SM3);
 		break;
 	default:
 		return -1;
 	}
+	/* The digest fetched once per process (crypto_md); the signature
+	 * algorithm is still looked up per init, hence the prepared contexts
+	 * below for keys used again. */
 	if (signing)
-		rc = EVP_DigestSignInit_ex(mdctx, &pctx, md, NULL, NULL,
-		    key->pkey, NULL);
+		rc = EVP_DigestSignInit(mdctx, &pctx, md, NULL, key->pkey);
 	else
-		rc = EVP_DigestVerifyInit_ex(mdctx, &pctx, md, NULL, NULL,
-		    key->pkey, NULL);
+		rc = EVP_DigestVerifyInit(mdctx, &pctx, md, NULL, key->pkey);
 	if (rc != 1)
 		return crypto_fail();
 	if (key->type == CRYPTO_KEY_RSA &&
@@ -734,6 +775,43 @@ crypto_digest_init(EVP_MD_CTX *mdctx, const struct crypto_key *key, int signing)
 	if (key->type == CRYPTO_KEY_SM2 &&
 	    EVP_PKEY_CTX_set1_id(pctx, CRYPTO_SM2_DISTID,
 	        (int)strlen(CRYPTO_SM2_DISTID)) <= 0)
+		return crypto_fail();
+	return 0;
+}
+
+/* A fresh init fetches the digest and the signature algorithm and sets the
+ * key up in the provider each time (method-store look-ups under a lock). A
+ * key used a second time gets a prepared context, made once, which every
+ * later use copies: the copy carries the algorithms, the padding, SM3 and
+ * the SM2 ID (the Z digest is still computed per message). A key used once
+ * (a certificate's key checked for one login) pays for no preparation. */
+int
+crypto_digest_init(EVP_MD_CTX *mdctx, const struct crypto_key *key, int signing)
+{
+	struct crypto_key_cache *c = key->cache;
+	EVP_MD_CTX *prep;
+
+	signing = signing ? 1 : 0;
+	prep = __atomic_load_n(&c->prepared[signing], __ATOMIC_ACQUIRE);
+	if (prep == NULL &&
+	    __atomic_add_fetch(&c->uses[signing], 1, __ATOMIC_RELAXED) >= 2) {
+		EVP_MD_CTX *fresh = crypto_md_ctx_new(), *none = NULL;
+
+		if (digest_init_fresh(fresh, key, signing) != 0) {
+			EVP_MD_CTX_free(fresh);
+			return -1;
+		}
+		if (__atomic_compare_exchange_n(&c->prepared[signing], &none,
+		        fresh, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			prep = fresh;
+		else {
+			EVP_MD_CTX_free(fresh); /* another thread's won */
+			prep = none;
+		}
+	}
+	if (prep == NULL)
+		return digest_init_fresh(mdctx, key, signing);
+	if (EVP_MD_CTX_copy_ex(mdctx, prep) != 1)
 		return crypto_fail();
 	return 0;
 }
@@ -787,10 +865,12 @@ crypto_verify_sig(const struct crypto_key *key, const void *msg, size_t msg_len,
 
 	if (key == NULL || sig_len == 0)
 		return -1;
+	int64_t t0 = hist_now();
 	mdctx = crypto_md_ctx_new();
 	if (crypto_digest_init(mdctx, key, 0) == 0)
 		ok = EVP_DigestVerify(mdctx, sig, sig_len, msg, msg_len) == 1;
 	EVP_MD_CTX_free(mdctx);
+	hist_step(STEP_SIG_VERIFY, t0);
 	return ok ? 0 : crypto_fail();
 }
 

@@ -179,6 +179,15 @@ struct crypto_cert {
 int crypto_cert_parse(struct crypto_cert **out, const char *pem,
     const char *extra_chain_pem);
 
+/* crypto_cert_parse(out, pem, NULL) through a small per-process cache keyed
+ * by the SHA-256 of pem (256 entries, each kept CRYPTO_CERT_CACHE_SECONDS):
+ * the same certificate text parsed again (a holder logging in again) gives
+ * the same read-only cert, shared between threads, whose key keeps its
+ * prepared verify context. Free it with crypto_cert_free() as usual. Parsing
+ * depends on the text alone, so a cached answer is the answer. */
+#define CRYPTO_CERT_CACHE_SECONDS 600
+int crypto_cert_parse_cached(struct crypto_cert **out, const char *pem);
+
 void crypto_cert_free(struct crypto_cert *cert);
 
 /* The trusted roots, and intermediates to build chains with. */

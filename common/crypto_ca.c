@@ -2,6 +2,7 @@
  * random serials, X.509 v3 certificates for a key or a checked CSR, and v2
  * CRLs with their verification (SM2: SM3 and CRYPTO_SM2_DISTID). */
 #include "crypto_int.h"
+#include "hist.h"
 
 #include "util.h"
 
@@ -119,6 +120,7 @@ issue_cert(char **out_pem, EVP_PKEY *pub, const X509_NAME *name,
 	EVP_MD_CTX *mdctx = NULL;
 	X509 *x = NULL, *signer;
 	char bc[64], *pem = NULL, *cdp = NULL;
+	int64_t t0 = hist_now();
 	int ok = 0;
 
 	if (!issuer_key->has_private || issuer_key->type == CRYPTO_KEY_OTHER ||
@@ -181,6 +183,7 @@ out:
 	EVP_MD_CTX_free(mdctx);
 	ASN1_INTEGER_free(serial);
 	X509_free(x);
+	hist_step(STEP_CA_SIGN, t0);
 	if (!ok)
 		return crypto_fail();
 	*out_pem = pem;

@@ -15,15 +15,31 @@
 #define MAX_PEM_FILE (1024 * 1024)
 #define MAX_CARRIED_CHAIN 8
 
+/* What a key keeps once worked out (crypto.c), so that a key used again (a
+ * CA key, a vendor's) does it once: the SHA-256 of its SubjectPublicKeyInfo,
+ * and from its second signature or check on, a prepared DigestSign and
+ * DigestVerify context (algorithms fetched, SM3 and the SM2 ID set) that
+ * each use copies (EVP_MD_CTX_copy_ex). Filled lock-free (atomics): the
+ * key itself is read-only and may be shared between threads. */
+struct crypto_key_cache {
+	char spki_sha256[CRYPTO_SHA256_HEX_SIZE]; /* valid when spki_set */
+	int spki_set;
+	unsigned uses[2];        /* [signing] inits so far */
+	EVP_MD_CTX *prepared[2]; /* [signing], from the second use */
+};
+
 struct crypto_key {
 	EVP_PKEY *pkey;
 	enum crypto_key_type type;
 	int has_private;
+	struct crypto_key_cache *cache; /* never NULL */
 };
 
 struct crypto_x509 {
 	X509 *cert;
 	STACK_OF(X509) * chain; /* carried intermediates, may be empty */
+	int cached;             /* went into crypto_cert_parse_cached's cache */
+	int refs; /* holders beyond the first, under the cache's lock */
 };
 
 struct crypto_x509_req {
@@ -67,6 +83,9 @@ struct crypto_key *crypto_key_wrap_public(EVP_PKEY *pkey);
  * its type (SHA-256, or SM3 with CRYPTO_SM2_DISTID). Returns 0 or -1. */
 int crypto_digest_init(EVP_MD_CTX *mdctx, const struct crypto_key *key,
     int signing);
+/* The digests of caplat's signatures, fetched once per process. */
+enum crypto_md { CRYPTO_MD_SHA256, CRYPTO_MD_SM3 };
+const EVP_MD *crypto_md(enum crypto_md which);
 /* A new digest context; out of memory is fatal. */
 EVP_MD_CTX *crypto_md_ctx_new(void);
 

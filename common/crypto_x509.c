@@ -3,6 +3,7 @@
  * of DOMAIN.md §1: CRYPTO_SM2_DISTID on every SM2-signed certificate and
  * CSR, so their signatures verify. */
 #include "crypto_int.h"
+#include "hist.h"
 
 #include "util.h"
 
@@ -13,9 +14,11 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- Certificates ---- */
 
@@ -251,11 +254,68 @@ crypto_cert_parse(struct crypto_cert **out, const char *pem,
 	return 0;
 }
 
+/* The parsed-certificate cache: direct-mapped on the PEM's SHA-256. */
+#define CERT_CACHE_SLOTS 256
+static struct {
+	unsigned char sha[CRYPTO_SHA256_LEN];
+	struct crypto_cert *cert; /* holds one reference */
+	time_t until;
+} cert_cache[CERT_CACHE_SLOTS];
+static pthread_mutex_t cert_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int
+crypto_cert_parse_cached(struct crypto_cert **out, const char *pem)
+{
+	unsigned char sha[CRYPTO_SHA256_LEN];
+	struct crypto_cert *cert = NULL, *old = NULL;
+	time_t now = time(NULL);
+	unsigned i;
+
+	crypto_sha256(pem, strlen(pem), sha);
+	i = ((unsigned)sha[0] | (unsigned)sha[1] << 8) % CERT_CACHE_SLOTS;
+	pthread_mutex_lock(&cert_cache_mu);
+	if (cert_cache[i].cert != NULL && cert_cache[i].until > now &&
+	    memcmp(cert_cache[i].sha, sha, sizeof(sha)) == 0) {
+		cert = cert_cache[i].cert;
+		cert->x509->refs++;
+	}
+	pthread_mutex_unlock(&cert_cache_mu);
+	if (cert != NULL) {
+		*out = cert;
+		return 0;
+	}
+	if (crypto_cert_parse(&cert, pem, NULL) != 0)
+		return -1;
+	cert->x509->cached = 1;
+	pthread_mutex_lock(&cert_cache_mu);
+	old = cert_cache[i].cert;
+	memcpy(cert_cache[i].sha, sha, sizeof(sha));
+	cert_cache[i].cert = cert;
+	cert_cache[i].until = now + CRYPTO_CERT_CACHE_SECONDS;
+	cert->x509->refs++; /* the caller's, beside the cache's */
+	pthread_mutex_unlock(&cert_cache_mu);
+	crypto_cert_free(old);
+	*out = cert;
+	return 0;
+}
+
 void
 crypto_cert_free(struct crypto_cert *cert)
 {
+	int shared;
+
 	if (cert == NULL)
 		return;
+	/* Only a cert that went into the cache is ever shared. */
+	if (cert->x509 != NULL && cert->x509->cached) {
+		pthread_mutex_lock(&cert_cache_mu);
+		shared = cert->x509->refs > 0;
+		if (shared)
+			cert->x509->refs--;
+		pthread_mutex_unlock(&cert_cache_mu);
+		if (shared)
+			return;
+	}
 	free(cert->serial);
 	free(cert->issuer_dn);
 	free(cert->subject_dn);
@@ -401,6 +461,7 @@ crypto_cert_verify_explain(const struct crypto_trust *trust,
 	enum crypto_cert_status status = CRYPTO_CERT_UNTRUSTED;
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
 	STACK_OF(X509) *untrusted = sk_X509_new_null();
+	int64_t t0 = hist_now();
 	int rc, i;
 
 	if (why_size > 0)
@@ -450,6 +511,7 @@ out:
 	ERR_clear_error();
 	X509_STORE_CTX_free(ctx);
 	sk_X509_free(untrusted);
+	hist_step(STEP_CHAIN_VERIFY, t0);
 	return status;
 }
 
@@ -467,6 +529,7 @@ crypto_csr_parse_verify(struct crypto_csr **out, const char *csr_pem)
 {
 	struct crypto_csr *csr = xcalloc(1, sizeof(*csr));
 	BIO *bio = crypto_bio_reader(csr_pem);
+	int64_t t0 = hist_now();
 	X509_REQ *req;
 	EVP_PKEY *pkey;
 
@@ -495,9 +558,11 @@ crypto_csr_parse_verify(struct crypto_csr **out, const char *csr_pem)
 	if (csr->pem == NULL)
 		goto err;
 	*out = csr;
+	hist_step(STEP_CSR_VERIFY, t0);
 	return 0;
 err:
 	crypto_csr_free(csr);
+	hist_step(STEP_CSR_VERIFY, t0);
 	return crypto_fail();
 }
 

@@ -2,6 +2,7 @@
  * and the operational endpoints. See http.h for the request lifetime. */
 #include "http.h"
 #include "db.h"
+#include "hist.h"
 #include "json.h"
 
 #include "log.h"
@@ -486,10 +487,12 @@ http_reply_json(struct http_req *req, int status, json_t *body)
 		http_reply_empty(req, status);
 		return;
 	}
+	int64_t t0 = hist_now();
 	text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	if (text == NULL)
 		fatal("json_dumps failed");
+	hist_step(STEP_JSON_BUILD, t0);
 	http_reply_raw(req, status, "application/json; charset=utf-8", text,
 	    strlen(text));
 	free(text);

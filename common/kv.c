@@ -1,6 +1,7 @@
 /* kv — async hiredis client with per-command timeouts and reconnection. */
 #include "kv.h"
 
+#include "hist.h"
 #include "log.h"
 #include "util.h"
 
@@ -25,6 +26,7 @@ struct kv {
 };
 
 struct kv_req {
+	int64_t t0; /* hist_now() when sent: the redis step */
 	struct kv *kv;
 	kv_cb cb;
 	void *arg;
@@ -176,6 +178,7 @@ kv_on_reply(redisAsyncContext *ctx, void *reply, void *privdata)
 
 	if (!r->done) {
 		r->done = 1;
+		hist_step(STEP_REDIS, r->t0);
 		if (reply == NULL)
 			r->kv->failures++;
 		if (r->cb != NULL)
@@ -221,6 +224,7 @@ kv_command(struct kv *kv, kv_cb cb, void *arg, int argc,
 	r->cb = cb;
 	r->arg = arg;
 	r->timer = evtimer_new(kv->base, kv_on_timeout, r);
+	r->t0 = hist_now();
 	if (lens == NULL) {
 		l = xmalloc((size_t)argc * sizeof(size_t));
 		for (int i = 0; i < argc; i++)

@@ -5,6 +5,7 @@
 #include "bus.h"
 #include "cfg.h"
 #include "db.h"
+#include "hist.h"
 #include "http.h"
 #include "kv.h"
 #include "log.h"
@@ -18,6 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The service name the step histograms carry on /metrics. */
+static char svc_step_name[32];
 
 static int
 svc_ready(void *arg, char *why, size_t why_size)
@@ -174,6 +178,8 @@ svc_init(struct svc *svc, const char *name, int argc, char **argv)
 	http_server_set_ready(svc->http, svc_ready, svc);
 	http_server_add_metrics(svc->http, db_pool_metrics, svc->db);
 	http_server_add_metrics(svc->http, kv_metrics, svc->kv);
+	snprintf(svc_step_name, sizeof(svc_step_name), "%s", name);
+	http_server_add_metrics(svc->http, hist_steps_metrics, svc_step_name);
 	const struct bus_config busc = {
 	    .nats_url = svc->nats_url,
 	    .db_url = svc->db_url,

@@ -810,6 +810,102 @@ test_sm2_distid_required(void **state)
 	    0);
 }
 
+/* A key used again signs and checks from a prepared context (issue 16):
+ * the same rules as a fresh one, SM2 ID included, for every key type; the
+ * SPKI hash is the same worked out once or again. */
+static void
+test_prepared_contexts_keep_the_rules(void **state)
+{
+	for (int c = 0; c < 3; c++) {
+		const struct crypto_key *key = chains[c].leaf_key;
+		char *pem = crypto_key_public_pem(key);
+		char spki1[CRYPTO_SHA256_HEX_SIZE],
+		    spki2[CRYPTO_SHA256_HEX_SIZE];
+		struct crypto_key *pub;
+		unsigned char *sig, raw[80];
+		size_t sig_len;
+
+		assert_int_equal(crypto_key_load_pem(&pub, pem), 0);
+		for (int i = 0; i < 5; i++) {
+			/* pub checks each time: fresh, then prepared */
+			assert_int_equal(crypto_sign(key, "msg", 3, &sig,
+			                     &sig_len),
+			    0);
+			assert_int_equal(crypto_verify_sig(pub, "msg", 3, sig,
+			                     sig_len),
+			    0);
+			assert_int_equal(crypto_verify_sig(pub, "msh", 3, sig,
+			                     sig_len),
+			    -1);
+			free(sig);
+		}
+		assert_non_null(pub->cache->prepared[0]);
+		if (key->type == CRYPTO_KEY_SM2) {
+			size_t n = raw_sm2_sign(key->pkey, "msg", 0, raw);
+			assert_int_equal(crypto_verify_sig(pub, "msg", 3, raw,
+			                     n),
+			    -1);
+			n = raw_sm2_sign(key->pkey, "msg", 1, raw);
+			assert_int_equal(crypto_verify_sig(pub, "msg", 3, raw,
+			                     n),
+			    0);
+		}
+		crypto_key_spki_sha256_hex(pub, spki1);
+		crypto_key_spki_sha256_hex(pub, spki2);
+		assert_string_equal(spki1, spki2);
+		crypto_key_spki_sha256_hex(key, spki2);
+		assert_string_equal(spki1, spki2);
+		crypto_key_free(pub);
+		free(pem);
+	}
+}
+
+/* The parsed-certificate cache: the same text gives the same read-only
+ * cert, freed by each holder; other text another; bad text fails; a cached
+ * key checks signatures as a fresh one does. */
+static void
+test_cert_parse_cached(void **state)
+{
+	struct crypto_cert *a, *b, *c, *fresh;
+	unsigned char *sig;
+	size_t sig_len;
+
+	assert_int_equal(crypto_cert_parse_cached(&a, chains[2].leaf), 0);
+	assert_int_equal(crypto_cert_parse_cached(&b, chains[2].leaf), 0);
+	assert_ptr_equal(a, b);
+	assert_int_equal(crypto_cert_parse(&fresh, chains[2].leaf, NULL), 0);
+	assert_ptr_not_equal(a, fresh);
+	assert_string_equal(a->fingerprint_sha256, fresh->fingerprint_sha256);
+	assert_string_equal(a->spki_sha256, fresh->spki_sha256);
+	assert_string_equal(a->subject_dn, fresh->subject_dn);
+	assert_int_equal(crypto_cert_parse_cached(&c, chains[0].leaf), 0);
+	assert_ptr_not_equal(a, c);
+	assert_int_equal(crypto_cert_parse_cached(&c, "not a certificate"), -1);
+	crypto_cert_free(c);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(crypto_sign(chains[2].leaf_key, "n", 1, &sig,
+		                     &sig_len),
+		    0);
+		assert_int_equal(crypto_verify_sig(a->key, "n", 1, sig,
+		                     sig_len),
+		    0);
+		assert_int_equal(crypto_verify_sig(b->key, "m", 1, sig,
+		                     sig_len),
+		    -1);
+		free(sig);
+	}
+	crypto_cert_free(a);
+	/* b (the same object) is still whole */
+	assert_string_equal(b->fingerprint_sha256, fresh->fingerprint_sha256);
+	crypto_cert_free(b);
+	assert_int_equal(crypto_cert_parse_cached(&b, chains[2].leaf), 0);
+	assert_string_equal(b->fingerprint_sha256, fresh->fingerprint_sha256);
+	crypto_cert_free(b);
+	crypto_cert_free(fresh);
+	assert_int_equal(crypto_cert_parse_cached(&c, chains[0].leaf), 0);
+	crypto_cert_free(c);
+}
+
 /* An "EC" key on the SM2 curve must still sign and verify as SM2, as a
  * key pair and as a public key. */
 static void
@@ -1958,6 +2054,8 @@ main(void)
 	    cmocka_unit_test(test_key_load_bad),
 	    cmocka_unit_test(test_sign_verify),
 	    cmocka_unit_test(test_sm2_distid_required),
+	    cmocka_unit_test(test_prepared_contexts_keep_the_rules),
+	    cmocka_unit_test(test_cert_parse_cached),
 	    cmocka_unit_test(test_sm2_key_typed_ec),
 	    cmocka_unit_test(test_cert_parse_fields),
 	    cmocka_unit_test(test_cert_parse_absent_fields_and_chain),

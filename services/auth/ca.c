@@ -282,7 +282,9 @@ login_verify_cert(void *arg)
 {
 	struct login *l = arg;
 
-	if (crypto_cert_parse(&l->cert, l->certificate, NULL) != 0) {
+	/* The same key logging in again reuses its parsed certificate (and
+	 * the key's prepared verify context): crypto_cert_parse_cached. */
+	if (crypto_cert_parse_cached(&l->cert, l->certificate) != 0) {
 		l->status = CRYPTO_CERT_UNTRUSTED;
 		snprintf(l->why, sizeof(l->why), "unparsable certificate");
 		return;

@@ -5,6 +5,7 @@
 #include "vendor.h"
 
 #include "crypto.h"
+#include "hist.h"
 #include "log.h"
 #include "util.h"
 #include "work.h"
@@ -17,18 +18,46 @@
 static struct vendor *adapters[MAX_ADAPTERS];
 static size_t nadapters;
 
+/* A vendor call timed as the vendor_call step (hist.h). */
+struct vendor_timed {
+	vendor_cert_fn cb;
+	void *arg;
+	int64_t t0;
+};
+
+static void
+vendor_timed_done(void *p, const struct vendor_cert_result *res)
+{
+	struct vendor_timed *t = p;
+
+	hist_step(STEP_VENDOR_CALL, t->t0);
+	t->cb(t->arg, res);
+	free(t);
+}
+
+static struct vendor_timed *
+vendor_timed_new(vendor_cert_fn cb, void *arg)
+{
+	struct vendor_timed *t = xmalloc(sizeof(*t));
+
+	t->cb = cb;
+	t->arg = arg;
+	t->t0 = hist_now();
+	return t;
+}
+
 void
 vendor_create(struct vendor *v, const struct vendor_cert_request *r,
     vendor_cert_fn cb, void *arg)
 {
-	v->ops->create(v, r, cb, arg);
+	v->ops->create(v, r, vendor_timed_done, vendor_timed_new(cb, arg));
 }
 
 void
 vendor_renew(struct vendor *v, const struct vendor_cert_request *r,
     vendor_cert_fn cb, void *arg)
 {
-	v->ops->renew(v, r, cb, arg);
+	v->ops->renew(v, r, vendor_timed_done, vendor_timed_new(cb, arg));
 }
 
 void

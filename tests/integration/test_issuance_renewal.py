@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from kit import (auth_trusts_local_ca, ca_bind, ca_login, cert_item, challenge, inject,  # noqa: E402
                  interop, make_leaf, new_csr, not_after_of, now_utc, pay, q, register_account,
                  renew, restart_issuance, save_pem, serial_of, staff_token, wait_registered)
-from client import Api, ukey, wait_until  # noqa: E402
+from client import Api, call, ukey, wait_until  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DISTID = "1234567812345678"
@@ -55,6 +55,16 @@ def ukey_dir(suite, *args):
     return ukey(suite, "-d", d, *args)
 
 
+def issuance_steps(suite):
+    """{step: count} of issuance's caplat_step_duration_seconds."""
+    text = call(suite.service_url("issuance"), "GET", "/metrics").raw.decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith('caplat_step_duration_seconds_count{svc="issuance",step="'):
+            out[line.split('step="')[1].split('"')[0]] = int(line.rsplit(" ", 1)[1])
+    return out
+
+
 def renewed_event(suite, serial):
     rows = wait_until(lambda: suite.psql(
         "SELECT data::text FROM issuance.outbox WHERE type = 'issuance.cert.renewed'"
@@ -79,10 +89,15 @@ def end_to_end(suite, alg, kind):
     assert r.status == 200 and r.json["serial"] == leaf.serial, r
     sig = ukey_dir(suite, "sign", name, r.json["nonce"])
     csr = ukey_dir(suite, "csr", name)
+    steps_before = issuance_steps(suite)
     got = Api(suite).post(f"/api/v1/certs/{cert_id}/renewal",
                           {"challenge_id": r.json["challenge_id"], "csr": csr, "signature": sig},
                           token=token)
     assert got.status == 201, got
+    # /metrics times the renewal's steps (issue 16): each at least once
+    steps_after = issuance_steps(suite)
+    for step in ("sig_verify", "csr_verify", "ca_sign", "vendor_call", "json_build", "redis"):
+        assert steps_after.get(step, 0) > steps_before.get(step, 0), step
     body = got.json
     assert set(body) >= {"certificate", "chain", "serial", "not_after", "platforms", "cert_id"}
     assert body["cert_id"] == cert_id and body["platforms"] == ["LN_JSGC", "SY_GGZY"]

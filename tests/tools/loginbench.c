@@ -30,6 +30,9 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int64_t *samples;
 static size_t nsamples;
 static long errors, sign_us_total, signs;
+static char first_error[256];
+
+static __thread int conn_closing; /* the server said Connection: close */
 
 static int
 connect_to(void)
@@ -48,7 +51,7 @@ connect_to(void)
 /* POSTs body to path; returns the response body parsed (new ref) or NULL,
  * and the status in *status. */
 static json_t *
-post(int fd, const char *path, const char *body, int *status)
+post(int *fdp, const char *path, const char *body, int *status)
 {
 	char head[512], buf[65536];
 	size_t have = 0, need;
@@ -58,6 +61,12 @@ post(int fd, const char *path, const char *body, int *status)
 	    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
 	    path, strlen(body));
 
+	if (conn_closing) {
+		close(*fdp);
+		*fdp = connect_to();
+		conn_closing = 0;
+	}
+	int fd = *fdp;
 	if (write(fd, head, (size_t)n) != n ||
 	    write(fd, body, strlen(body)) != (ssize_t)strlen(body))
 		return NULL;
@@ -71,6 +80,11 @@ post(int fd, const char *path, const char *body, int *status)
 			break;
 	}
 	*status = atoi(buf + 9);
+	/* nginx closes a keep-alive connection after keepalive_requests
+	 * (1000): the worker reconnects instead of writing into it. */
+	if (strcasestr(buf, "\r\nConnection: close") != NULL &&
+	    strcasestr(buf, "\r\nConnection: close") < end)
+		conn_closing = 1;
 	cl = strcasestr(buf, "Content-Length:");
 	need = (size_t)(end + 4 - buf) + (cl ? (size_t)atol(cl + 15) : 0);
 	while (have < need) {
@@ -86,13 +100,13 @@ post(int fd, const char *path, const char *body, int *status)
 static void *
 worker(void *unused)
 {
-	int fd = connect_to();
+	int fd = connect_to(), *fdp = &fd;
 
 	while (now_mono_us() < deadline_us) {
 		int64_t t0 = now_mono_us();
 		int status = 0, ok = 0;
 		json_t *ch =
-		    post(fd, "/api/v1/auth/ca/challenge", "{}", &status);
+		    post(fdp, "/api/v1/auth/ca/challenge", "{}", &status);
 		const char *nonce64 =
 		    json_string_value(json_object_get(ch, "nonce"));
 		const char *id =
@@ -113,10 +127,22 @@ worker(void *unused)
 			    "{\"challenge_id\":\"%s\",\"certificate\":%s,\"signature\":\"%s\"}",
 			    id, cert_json, sig64);
 			json_t *r =
-			    post(fd, "/api/v1/auth/ca/login", body, &status);
+			    post(fdp, "/api/v1/auth/ca/login", body, &status);
 			const char *st =
 			    json_string_value(json_object_get(r, "status"));
 			ok = status == 200 && st && strcmp(st, "ok") == 0;
+			if (!ok) {
+				char *txt =
+				    r ? json_dumps(r, JSON_COMPACT) : NULL;
+				pthread_mutex_lock(&mu);
+				if (first_error[0] == '\0')
+					snprintf(first_error,
+					    sizeof(first_error),
+					    "login: %d %.200s", status,
+					    txt ? txt : "");
+				pthread_mutex_unlock(&mu);
+				free(txt);
+			}
 			json_decref(r);
 			free(body);
 			free(sig64);
@@ -125,6 +151,13 @@ worker(void *unused)
 			pthread_mutex_lock(&mu);
 			sign_us_total += s1 - s0;
 			signs++;
+			pthread_mutex_unlock(&mu);
+		}
+		if (status != 200 && nonce64 == NULL) {
+			pthread_mutex_lock(&mu);
+			if (first_error[0] == '\0')
+				snprintf(first_error, sizeof(first_error),
+				    "challenge: %d", status);
 			pthread_mutex_unlock(&mu);
 		}
 		json_decref(ch);
@@ -190,5 +223,7 @@ main(int argc, char **argv)
 	    nsamples ? (double)samples[nsamples / 2] / 1000 : 0,
 	    nsamples ? (double)samples[nsamples * 99 / 100] / 1000 : 0, errors,
 	    signs ? (double)sign_us_total / (double)signs : 0);
+	if (first_error[0])
+		printf("first error: %s\n", first_error);
 	return 0;
 }

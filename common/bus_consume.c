@@ -5,6 +5,7 @@
  * growing delay, or dead-lettered. */
 #include "bus_int.h"
 
+#include "hist.h"
 #include "log.h"
 #include "util.h"
 
@@ -154,11 +155,13 @@ consumer_apply(struct consumer_run *run, struct consumer_item *item, char *err,
 		item->state = ITEM_DUPLICATE;
 		return 0;
 	}
+	int64_t h0 = hist_now(); /* the bus_consume step: the handler */
 	if (c->handler(&tx, &item->ev, c->arg) != 0) {
 		snprintf(err, err_size, "%s",
 		    tx.error[0] ? tx.error : "handler failed");
 		return -1;
 	}
+	hist_step(STEP_BUS_CONSUME, h0);
 	if (PQtransactionStatus(run->pg) != PQTRANS_INTRANS) {
 		snprintf(err, err_size,
 		    "handler ended or aborted the transaction: %s",

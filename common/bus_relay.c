@@ -12,6 +12,7 @@
  * nothing new to trim. */
 #include "bus_int.h"
 
+#include "hist.h"
 #include "log.h"
 #include "util.h"
 
@@ -156,6 +157,7 @@ relay_pass(struct bus *bus, PGconn *pg, jsCtx *js, struct relay_result *r)
 		return bus_store_commit(&tx);
 	}
 	t_claim = now_mono_us();
+	int64_t h0 = hist_now(); /* the bus_publish step: sent to acked */
 
 	pthread_mutex_lock(&b->mu);
 	b->count = n;
@@ -189,6 +191,7 @@ relay_pass(struct bus *bus, PGconn *pg, jsCtx *js, struct relay_result *r)
 	if (js_PublishAsyncComplete(js, &wait) != NATS_OK)
 		relay_reclaim_pending(bus, js);
 	t_acked = now_mono_us();
+	hist_step(STEP_BUS_PUBLISH, h0);
 
 	/* The acknowledged rows, as a bigint[] literal "{1,2,3}". */
 	seqs = xmalloc((size_t)n * 21 + 3);

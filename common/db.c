@@ -2,6 +2,7 @@
  * blocking migration runner used at start. See db.h for the model. */
 #include "db.h"
 
+#include "hist.h"
 #include "log.h"
 #include "util.h"
 
@@ -28,6 +29,7 @@ struct db_batch {
 	db_cb cb;
 	void *arg;
 	int64_t deadline_us;
+	int64_t t0; /* hist_now() when run: the db_batch step */
 	TAILQ_ENTRY(db_batch) link;
 };
 
@@ -416,6 +418,7 @@ conn_complete(struct db_conn *c)
 	c->slots = NULL;
 	c->nslots = c->cursor = 0;
 	c->state = CONN_IDLE;
+	hist_step(STEP_DB_BATCH, b->t0);
 	b->cb(b->arg, &res);
 	for (int i = 0; i < b->n; i++)
 		PQclear(res.res[i]);
@@ -647,6 +650,7 @@ db_batch_run(struct db_pool *pool, struct db_batch *b, db_cb cb, void *arg)
 	b->cb = cb;
 	b->arg = arg;
 	b->deadline_us = now_mono_us() + (int64_t)pool->timeout_ms * 1000;
+	b->t0 = hist_now();
 	if (db_pool_up(pool) == 0 || pool->queued >= pool->max_queue) {
 		pool->unavailable++;
 		batch_fail(b, DB_UNAVAILABLE, "database unavailable");

@@ -6,16 +6,16 @@ side — csr_verify, ca_sign, vendor_call in issuance — is asserted in
 test_issuance_renewal.py.)"""
 import re
 
-from client import call, issue_cert
+from client import call, issue_cert, register_account, wait_until
 from test_auth_ca import ca_login
 
-LINE = re.compile(r'^caplat_step_duration_seconds_(bucket|sum|count)\{svc="auth",step="([a-z_]+)"'
+LINE = re.compile(r'^caplat_step_duration_seconds_(bucket|sum|count)\{svc="[a-z]+",step="([a-z_]+)"'
                   r'(?:,le="([^"]+)")?\} (\S+)$')
 
 
-def steps(suite):
-    """{step: {"count": n, "sum": s, "buckets": [(le, n), …]}} of auth."""
-    text = call(suite.service_url("auth"), "GET", "/metrics").raw.decode()
+def steps(suite, svc="auth"):
+    """{step: {"count": n, "sum": s, "buckets": [(le, n), …]}} of svc."""
+    text = call(suite.service_url(svc), "GET", "/metrics").raw.decode()
     assert "# TYPE caplat_step_duration_seconds histogram" in text
     out = {}
     for line in text.splitlines():
@@ -48,3 +48,16 @@ def test_login_steps_are_timed(suite):
         assert s["buckets"][-1] == ("+Inf", s["count"]), step
         assert s["sum"] >= 0
     assert after["sig_verify"]["sum"] > before.get("sig_verify", {}).get("sum", 0.0)
+
+
+def test_database_and_bus_steps_are_timed(suite):
+    """A registration is a database batch in auth, an auth.account.registered
+    published by auth's relay and applied by enterprise's consumer: each of
+    those steps is counted where it happens."""
+    def count(svc, step):
+        return steps(suite, svc).get(step, {}).get("count", 0)
+    before = {(s, st): count(s, st) for s, st in
+              [("auth", "db_batch"), ("auth", "bus_publish"), ("enterprise", "bus_consume")]}
+    register_account(suite)
+    for key, n in before.items():
+        wait_until(lambda: count(*key) > n, timeout=10, what=f"{key} counted")

@@ -1,7 +1,8 @@
 /* events — what orders consumes from the other services and what it emits.
  *
  * Consumes (durable consumers, subscribed by orders_events_subscribe):
- *   auth.identity.added, enterprise.profile.completed,
+ *   auth.identity.added, auth.identity.removed (045: the identity leaves
+ *   identities, kept in removed_identities), enterprise.profile.completed,
  *   enterprise.record.approved, issuance.cert.registered,
  *   issuance.cert.revoked  → the read models eligibility is checked against;
  *   issuance.cert.renewed  → the item is renewed; the last one fulfils the
@@ -85,9 +86,31 @@ on_identity_added(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 
 	if (id == NULL || account == NULL || type == NULL)
 		return bad_event(ev, "identity_id/account_id/type");
+	const char *pl[] = {id};
+	if (exec_sql(tx, store_identity_lock_sql, 1, pl) != 0)
+		return -1;
 	const char *p[] = {id, account, type, str(d, "enterprise_name"),
 	    str(d, "uscc"), str(d, "role"), event_time(ev, "added_at")};
 	return exec_sql(tx, store_identity_upsert_sql, 7, p);
+}
+
+/* auth.identity.removed: the identity grants nothing from now on; an
+ * application for that member is refused (MEMBER_NOT_FOUND). */
+static int
+on_identity_removed(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data;
+	const char *id = str(d, "identity_id"), *account = str(d, "account_id");
+	const char *reason = str(d, "reason");
+
+	if (id == NULL || account == NULL || reason == NULL)
+		return bad_event(ev, "identity_id/account_id/reason");
+	const char *pl[] = {id};
+	if (exec_sql(tx, store_identity_lock_sql, 1, pl) != 0)
+		return -1;
+	const char *p[] = {id, account, str(d, "uscc"), str(d, "role"), reason,
+	    event_time(ev, "removed_at")};
+	return exec_sql(tx, store_identity_removed_sql, 6, p);
 }
 
 static int
@@ -455,6 +478,8 @@ orders_events_subscribe(void)
 	} subs[] = {
 	    {"orders-identity-added", "caplat.auth.identity.added",
 	        on_identity_added},
+	    {"orders-identity-removed", "caplat.auth.identity.removed",
+	        on_identity_removed},
 	    {"orders-profile-completed", "caplat.enterprise.profile.completed",
 	        on_profile_completed},
 	    {"orders-record-approved", "caplat.enterprise.record.approved",

@@ -19,6 +19,8 @@
  *                            sweep's expiry (status expired);
  *   orders.order.paid      — here, when a payment pays the order;
  *   orders.order.fulfilled — here, when the last item is renewed.
+ *   orders.order.refunded  — here, when a full refund of the applied payment
+ *                            refunds a paid or fulfilled order (045).
  * Handlers run on the bus's consumer threads inside the inbox transaction
  * and touch only that transaction (bus.h); events they emit are outbox rows
  * of the same transaction (bus_tx_emit). */
@@ -425,6 +427,33 @@ out:
 	return rc;
 }
 
+/* Emits orders.order.refunded with the order's certificates: issuance
+ * closes a new certificate's application not yet sent to the vendor. */
+static int
+emit_refunded(struct bus_tx *tx, const char *order_id, const char *payment_id,
+    const char *total_fen, const char *refunded_at)
+{
+	const char *p[] = {order_id};
+	struct bus_rows *items = NULL;
+	json_t *list, *data;
+	int rc;
+
+	if (bus_tx_query(tx, store_order_items_sql, 1, p, &items) != 0)
+		return -1;
+	list = json_array();
+	for (int r = 0; r < bus_rows_count(items); r++)
+		json_array_append_new(list,
+		    json_pack("{s:s}", "cert_id", bus_rows_value(items, r, 0)));
+	bus_rows_free(items);
+	data = json_pack("{s:s, s:s, s:I, s:o, s:s}", "order_id", order_id,
+	    "payment_id", payment_id, "refunded_fen",
+	    (json_int_t)strtoll(total_fen, NULL, 10), "items", list,
+	    "refunded_at", refunded_at);
+	rc = bus_tx_emit(tx, "orders.order.refunded", order_id, data);
+	json_decref(data);
+	return rc;
+}
+
 static int
 on_payment_refunded(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 {
@@ -459,12 +488,13 @@ on_payment_refunded(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	const char *po[] = {order, payment};
 	if ((n = bus_tx_exec(tx, store_order_refunded_sql, 2, po)) < 0)
 		return -1;
-	if (n > 0) {
-		atomic_fetch_add(&orders.n.refunded, 1);
-		log_info(NULL, "msg=order_refunded order=%s payment=%s", order,
-		    payment);
-	}
-	return 0;
+	if (n == 0)
+		return 0;
+	atomic_fetch_add(&orders.n.refunded, 1);
+	log_info(NULL, "msg=order_refunded order=%s payment=%s", order,
+	    payment);
+	return emit_refunded(tx, order, payment, total_s,
+	    event_time(ev, "refunded_at"));
 }
 
 /* ---- subscriptions ----------------------------------------------------- */

@@ -5,12 +5,14 @@ was cancelled, or refunded before the issue, is closed in issuance and its
 issue refused with APPLICATION_CLOSED."""
 import os
 import sys
+import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "issuance"))
 from kit import q  # noqa: E402
 from client import Api, wait_until  # noqa: E402
-from test_orders import enterprise_admin, member  # noqa: E402
-from test_issuance_new_application import apply, application_recorded  # noqa: E402
+from test_orders import applied, enterprise_admin, inject, iso, member, now  # noqa: E402
+from test_orders_lifecycle import pay  # noqa: E402
+from test_issuance_new_application import apply, application_recorded, challenge  # noqa: E402
 
 
 def test_issuance_new_application_refused_for_a_removed_member(suite):
@@ -29,3 +31,54 @@ def test_issuance_new_application_refused_for_a_removed_member(suite):
     # the administrator's own application is unaffected
     r = apply(suite, admin.token, ["LN_JSGC"])
     assert r.status == 201 and r.json["items"][0]["application"]["lock_kind"] == "master", r
+
+
+def app_status(suite, cert_id):
+    return suite.psql(f"SELECT status, closed_reason FROM issuance.applications WHERE id = {q(cert_id)}")
+
+
+def test_issuance_new_application_closed_when_its_order_is_cancelled(suite):
+    admin = enterprise_admin(suite)
+    r = apply(suite, admin.token, ["LN_JSGC"])
+    assert r.status == 201, r
+    order, cert_id = r.json["id"], r.json["items"][0]["cert_id"]
+    application_recorded(suite, cert_id)
+    r = challenge(suite, admin.token, cert_id)
+    assert r.status == 409 and r.code == "APPLICATION_NOT_PAID", r
+    r = Api(suite).post(f"/api/v1/orders/{order}/cancel", token=admin.token)
+    assert r.status == 200 and r.json["status"] == "cancelled", r
+    wait_until(lambda: app_status(suite, cert_id) == [["closed", "order_cancelled"]], timeout=15,
+               what="issuance closed the application")
+    r = challenge(suite, admin.token, cert_id)
+    assert r.status == 409 and r.code == "APPLICATION_CLOSED", r
+
+
+def test_issuance_new_application_closed_when_refunded_before_the_issue(suite):
+    """A full refund of the paid application before the holder sent the CSR
+    closes it (orders.order.refunded); a refund after the issue revokes
+    nothing (the administrator cancels the certificate: 注销)."""
+    admin = enterprise_admin(suite)
+    r = apply(suite, admin.token, ["LN_JSGC"])
+    assert r.status == 201, r
+    order = r.json
+    cert_id = order["items"][0]["cert_id"]
+    application_recorded(suite, cert_id)
+    payment = pay(suite, order)
+    wait_until(lambda: suite.psql(
+        f"SELECT 1 FROM issuance.entitlements WHERE cert_id = {q(cert_id)}"), timeout=15,
+        what="the paid application reached issuance")
+    r = challenge(suite, admin.token, cert_id)
+    assert r.status == 200, r
+    applied(suite, inject(suite, "payments.payment.refunded", payment, {
+        "refund_id": str(uuid.uuid4()), "payment_id": payment, "order_id": order["id"],
+        "amount_fen": order["total_fen"], "refunded_total_fen": order["total_fen"], "full": True,
+        "reason": "客户申请退款", "refunded_at": iso(now())}))
+    r = Api(suite).get(f"/api/v1/orders/{order['id']}", token=admin.token)
+    assert r.status == 200 and r.json["status"] == "refunded", r
+    assert suite.psql(f"SELECT data->>'refunded_fen', data->'items'->0->>'cert_id' FROM orders.outbox"
+                      f" WHERE type = 'orders.order.refunded' AND subject = {q(order['id'])}") == \
+        [[str(order["total_fen"]), cert_id]]
+    wait_until(lambda: app_status(suite, cert_id) == [["closed", "order_refunded"]], timeout=15,
+               what="issuance closed the refunded application")
+    r = challenge(suite, admin.token, cert_id)
+    assert r.status == 409 and r.code == "APPLICATION_CLOSED", r

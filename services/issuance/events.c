@@ -6,7 +6,8 @@
  *   an item carrying `application` is a new certificate's application,
  *   issue 19: recorded in applications for newcert.c; cancelled closes it,
  *   045), caplat.orders.order.refunded (an application not yet sent to the
- *   vendor closes, 045),
+ *   vendor closes, 045), caplat.auth.identity.removed (the holder's open
+ *   application for that enterprise's lock closes, 045),
  *   caplat.enterprise.record.approved (the approved name, for 自主变更:
  *   enterprise_records), caplat.orders.platform.listed (the platform
  *   catalogue's codes, which an
@@ -310,6 +311,25 @@ on_order_refunded(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	return bus_tx_exec(tx, store_application_close_sql, 2, p) < 0 ? -1 : 0;
 }
 
+/* auth.identity.removed: the holder no longer acts for the enterprise in
+ * that role; their application for its lock closes (045). A personal
+ * identity (no USCC) closes nothing. */
+static int
+on_identity_removed(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	const char *account = str(ev->data, "account_id");
+	const char *uscc = str(ev->data, "uscc"), *role = str(ev->data, "role");
+
+	if (account == NULL || !uuid_valid(account))
+		return bad_event(ev, "missing or malformed account_id");
+	if (uscc == NULL || role == NULL)
+		return 0;
+	const char *p[] = {account, uscc, role};
+	return bus_tx_exec(tx, store_application_close_for_holder_sql, 3, p) < 0
+	    ? -1
+	    : 0;
+}
+
 /* orders.platform.listed: a platform of the catalogue, its code and
  * whether it is active. */
 static int
@@ -341,6 +361,8 @@ issuance_events_subscribe(void)
 	        on_order_cancelled},
 	    {"issuance-order-refunded", "caplat.orders.order.refunded",
 	        on_order_refunded},
+	    {"issuance-identity-removed", "caplat.auth.identity.removed",
+	        on_identity_removed},
 	    {"issuance-platform-listed", "caplat.orders.platform.listed",
 	        on_platform_listed},
 	    {"issuance-record-approved", "caplat.enterprise.record.approved",

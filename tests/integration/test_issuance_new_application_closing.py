@@ -1,6 +1,7 @@
 """What ends a new certificate's application (issue 19) before it is issued,
 through nginx: a member removed by the administrator (auth.identity.removed
-reaches orders) can no longer be applied for; an application whose order
+reaches orders and issuance) can no longer be applied for, and the
+application placed for them before closes; an application whose order
 was cancelled, or refunded before the issue, is closed in issuance and its
 issue refused with APPLICATION_CLOSED."""
 import os
@@ -15,13 +16,26 @@ from test_orders_lifecycle import pay  # noqa: E402
 from test_issuance_new_application import apply, application_recorded, challenge  # noqa: E402
 
 
+def app_status(suite, cert_id):
+    return suite.psql(f"SELECT status, closed_reason FROM issuance.applications WHERE id = {q(cert_id)}")
+
+
 def test_issuance_new_application_refused_for_a_removed_member(suite):
     admin = enterprise_admin(suite)
     mem = member(suite, admin.uscc, "agent")
     wait_until(lambda: suite.psql(
         f"SELECT 1 FROM orders.identities WHERE identity_id = {q(mem.identity)}"), what="member known to orders")
+    r = apply(suite, admin.token, ["LN_JSGC"], mem.identity)
+    assert r.status == 201, r
+    before = r.json["items"][0]["cert_id"]
+    application_recorded(suite, before)
     r = Api(suite).delete(f"/api/v1/auth/members/{mem.identity}", token=admin.token)
     assert r.status == 204, r
+    # the application placed before the removal closes in issuance
+    wait_until(lambda: app_status(suite, before) == [["closed", "holder_removed"]], timeout=15,
+               what="issuance closed the removed member's application")
+    r = challenge(suite, mem.token, before)
+    assert r.status == 409 and r.code == "APPLICATION_CLOSED", r
     wait_until(lambda: suite.psql(
         f"SELECT reason FROM orders.removed_identities WHERE identity_id = {q(mem.identity)}")
         == [["removed_by_admin"]], what="auth.identity.removed reached orders")
@@ -31,10 +45,6 @@ def test_issuance_new_application_refused_for_a_removed_member(suite):
     # the administrator's own application is unaffected
     r = apply(suite, admin.token, ["LN_JSGC"])
     assert r.status == 201 and r.json["items"][0]["application"]["lock_kind"] == "master", r
-
-
-def app_status(suite, cert_id):
-    return suite.psql(f"SELECT status, closed_reason FROM issuance.applications WHERE id = {q(cert_id)}")
 
 
 def test_issuance_new_application_closed_when_its_order_is_cancelled(suite):

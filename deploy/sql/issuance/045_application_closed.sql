@@ -1,14 +1,17 @@
 -- issuance 045 (issue 19): an application ends before its issue. Its
 -- order cancelled or expired (orders.order.cancelled), or refunded in full
 -- before the holder sent the CSR (orders.order.refunded): the application is
--- closed and its issue refused (APPLICATION_CLOSED). An application already
+-- closed and its issue refused (APPLICATION_CLOSED). So is one whose holder
+-- no longer acts for the enterprise in the lock's role (auth.identity.removed:
+-- removed by the administrator, certificate cancelled, replaced, handed over). An application already
 -- pending at the vendor, or issued, is not closed by a refund: the vendor
 -- may complete it, and an issued certificate is not revoked automatically —
 -- the administrator cancels it (注销, 040_cancel.sql) when it must end.
 
 ALTER TABLE applications ADD COLUMN closed_at timestamptz,
 	ADD COLUMN closed_reason text
-		CHECK (closed_reason IN ('order_cancelled', 'order_expired', 'order_refunded'));
+		CHECK (closed_reason IN ('order_cancelled', 'order_expired', 'order_refunded',
+			'holder_removed'));
 
 -- the status 'closed'; a closed application may hold a CSR (a failed one,
 -- refunded) or not (an open one)
@@ -45,6 +48,26 @@ BEGIN
 	UPDATE applications SET status = 'closed', closed_at = now(), closed_reason = p_reason,
 		lease_until = NULL
 		WHERE order_id = p_order AND kind = 'new' AND status IN ('open', 'failed');
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+
+-- Closes the open (or failed) applications of the holder p_account for the
+-- lock kind of role p_role of enterprise p_uscc (admin: master): the
+-- identity ended, the holder may no longer get that enterprise's lock.
+-- The money of a paid one is refunded by finance (the order stays paid).
+CREATE FUNCTION application_close_for_holder(p_account uuid, p_uscc text, p_role text)
+RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+	n int;
+BEGIN
+	UPDATE applications SET status = 'closed', closed_at = now(),
+		closed_reason = 'holder_removed', lease_until = NULL
+		WHERE account_id = p_account AND uscc = p_uscc AND kind = 'new'
+		AND lock_kind = CASE p_role WHEN 'admin' THEN 'master' ELSE p_role END
+		AND status IN ('open', 'failed');
 	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n;
 END

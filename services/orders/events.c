@@ -15,8 +15,9 @@
  * Emits (outbox rows in the transaction of the change):
  *   orders.order.created   — handlers.c, with the new order (bus_outbox_add);
  *   orders.order.cancelled — store.c, in SQL through outbox_emit(): the
- *                            holder's cancel (status cancelled) and the
- *                            sweep's expiry (status expired);
+ *                            holder's cancel (status cancelled), the
+ *                            sweep's expiry (status expired), and here the
+ *                            unpaid applications of a removed identity;
  *   orders.order.paid      — here, when a payment pays the order;
  *   orders.order.fulfilled — here, when the last item is renewed.
  *   orders.order.refunded  — here, when a full refund of the applied payment
@@ -97,7 +98,8 @@ on_identity_added(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 }
 
 /* auth.identity.removed: the identity grants nothing from now on; an
- * application for that member is refused (MEMBER_NOT_FOUND). */
+ * application for that member is refused (MEMBER_NOT_FOUND), and their
+ * unpaid applications for that enterprise's lock are cancelled. */
 static int
 on_identity_removed(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 {
@@ -112,7 +114,12 @@ on_identity_removed(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 		return -1;
 	const char *p[] = {id, account, str(d, "uscc"), str(d, "role"), reason,
 	    event_time(ev, "removed_at")};
-	return exec_sql(tx, store_identity_removed_sql, 6, p);
+	if (exec_sql(tx, store_identity_removed_sql, 6, p) != 0)
+		return -1;
+	if (str(d, "uscc") == NULL || str(d, "role") == NULL)
+		return 0; /* a personal identity: the person may still apply */
+	const char *pc[] = {account, str(d, "uscc"), str(d, "role")};
+	return exec_sql(tx, store_identity_orders_cancel_sql, 3, pc);
 }
 
 static int

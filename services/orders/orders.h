@@ -291,5 +291,6 @@ extern const char store_new_cert_order_sql[];
 extern const char store_new_cert_item_sql[];
 extern const char store_identity_lock_sql[];
 extern const char store_identity_removed_sql[];
+extern const char store_identity_orders_cancel_sql[];
 
 #endif

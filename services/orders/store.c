@@ -405,3 +405,17 @@ const char store_identity_removed_sql[] =
     " removed_at) VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6::timestamptz)"
     " ON CONFLICT (identity_id) DO NOTHING)"
     " DELETE FROM identities WHERE identity_id = $1::uuid";
+
+/* The removed identity's unpaid applications (new certificates for that
+ * holder, enterprise and lock kind; admin: master) are cancelled, as the
+ * holder's cancel would: orders.order.cancelled for payments and issuance. */
+const char store_identity_orders_cancel_sql[] =
+    "WITH closed AS ("
+    " UPDATE orders o SET status = 'cancelled', closed_at = now()"
+    " WHERE o.status = 'pending_payment' AND o.id IN (SELECT it.order_id"
+    "  FROM order_items it WHERE it.product = 'new_certificate'"
+    "  AND it.account_id = $1::uuid AND it.uscc = $2::text AND it.open"
+    "  AND it.detail->>'lock_kind' ="
+    "   CASE $3::text WHEN 'admin' THEN 'master' ELSE $3::text END)"
+    " RETURNING o.id, o.number, o.status, o.closed_at)," ORDER_CLOSED_TAIL
+    " SELECT count(*) FROM e WHERE event_id IS NOT NULL";

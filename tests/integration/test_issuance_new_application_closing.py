@@ -27,13 +27,19 @@ def test_issuance_new_application_refused_for_a_removed_member(suite):
         f"SELECT 1 FROM orders.identities WHERE identity_id = {q(mem.identity)}"), what="member known to orders")
     r = apply(suite, admin.token, ["LN_JSGC"], mem.identity)
     assert r.status == 201, r
-    before = r.json["items"][0]["cert_id"]
+    order, before = r.json["id"], r.json["items"][0]["cert_id"]
     application_recorded(suite, before)
     r = Api(suite).delete(f"/api/v1/auth/members/{mem.identity}", token=admin.token)
     assert r.status == 204, r
-    # the application placed before the removal closes in issuance
-    wait_until(lambda: app_status(suite, before) == [["closed", "holder_removed"]], timeout=15,
+    # the unpaid application placed before the removal is cancelled in
+    # orders and closed in issuance (by whichever event comes first)
+    wait_until(lambda: suite.psql(f"SELECT status FROM orders.orders WHERE id = {q(order)}")
+               == [["cancelled"]], timeout=15, what="orders cancelled the removed member's application")
+    wait_until(lambda: app_status(suite, before)[0][0] == "closed", timeout=15,
                what="issuance closed the removed member's application")
+    assert app_status(suite, before)[0][1] in ("holder_removed", "order_cancelled")
+    r = Api(suite).get(f"/api/v1/orders/{order}", token=admin.token)
+    assert r.status == 200 and r.json["status"] == "cancelled" and r.json["closed_at"], r
     r = challenge(suite, mem.token, before)
     assert r.status == 409 and r.code == "APPLICATION_CLOSED", r
     wait_until(lambda: suite.psql(

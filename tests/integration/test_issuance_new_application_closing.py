@@ -3,7 +3,8 @@ through nginx: a member removed by the administrator (auth.identity.removed
 reaches orders and issuance) can no longer be applied for, and the
 application placed for them before closes; an application whose order
 was cancelled, or refunded before the issue, is closed in issuance and its
-issue refused with APPLICATION_CLOSED."""
+issue refused with APPLICATION_CLOSED; one refunded while pending at the
+vendor closes if the vendor then refuses it for good."""
 import os
 import sys
 import uuid
@@ -96,5 +97,37 @@ def test_issuance_new_application_closed_when_refunded_before_the_issue(suite):
         [[str(order["total_fen"]), cert_id]]
     wait_until(lambda: app_status(suite, cert_id) == [["closed", "order_refunded"]], timeout=15,
                what="issuance closed the refunded application")
+    r = challenge(suite, admin.token, cert_id)
+    assert r.status == 409 and r.code == "APPLICATION_CLOSED", r
+
+
+def test_issuance_new_application_refunded_while_pending_closes_if_the_vendor_refuses(suite):
+    """Refunded while pending at the vendor: not closed (the vendor may still
+    issue it) but marked; a final refusal by the vendor then closes it
+    instead of giving the entitlement back."""
+    admin = enterprise_admin(suite)
+    r = apply(suite, admin.token, ["LN_JSGC"])
+    assert r.status == 201, r
+    order = r.json
+    cert_id = order["items"][0]["cert_id"]
+    application_recorded(suite, cert_id)
+    payment = pay(suite, order)
+    wait_until(lambda: suite.psql(
+        f"SELECT 1 FROM issuance.entitlements WHERE cert_id = {q(cert_id)}"), timeout=15,
+        what="the paid application reached issuance")
+    # the holder's CSR was sent: pending at the vendor, under a long lease
+    serial = uuid.uuid4().hex[:16].upper()
+    suite.psql(f"SET search_path = issuance; SELECT application_begin({q(cert_id)}, {q(admin.account)}, 'spki', 'csr',"
+               f" {q(serial)}, 'cfca', now(), now() + interval '1 year', 600)")
+    applied(suite, inject(suite, "payments.payment.refunded", payment, {
+        "refund_id": str(uuid.uuid4()), "payment_id": payment, "order_id": order["id"],
+        "amount_fen": order["total_fen"], "refunded_total_fen": order["total_fen"], "full": True,
+        "reason": "客户申请退款", "refunded_at": iso(now())}))
+    wait_until(lambda: suite.psql(f"SELECT status FROM issuance.applications WHERE id = {q(cert_id)}"
+                                  " AND order_refunded_at IS NOT NULL") == [["pending"]], timeout=15,
+               what="issuance marked the pending application refunded")
+    suite.psql(f"SET search_path = issuance; SELECT application_failed({q(cert_id)}, 'refused', 1, true)")
+    assert app_status(suite, cert_id) == [["closed", "order_refunded"]]
+    assert suite.psql(f"SELECT status FROM issuance.entitlements WHERE cert_id = {q(cert_id)}") == [["reserved"]]
     r = challenge(suite, admin.token, cert_id)
     assert r.status == 409 and r.code == "APPLICATION_CLOSED", r

@@ -4,7 +4,10 @@
  *   joins the registry), caplat.orders.order.paid (renewal entitlements),
  *   caplat.orders.order.created and .cancelled (orders awaiting payment;
  *   an item carrying `application` is a new certificate's application,
- *   issue 19: recorded in applications for newcert.c),
+ *   issue 19: recorded in applications for newcert.c; cancelled closes it,
+ *   045), caplat.orders.order.refunded (an application not yet sent to the
+ *   vendor closes, 045), caplat.auth.identity.removed (the holder's open
+ *   application for that enterprise's lock closes, 045),
  *   caplat.enterprise.record.approved (the approved name, for 自主变更:
  *   enterprise_records), caplat.orders.platform.listed (the platform
  *   catalogue's codes, which an
@@ -291,7 +294,47 @@ on_order_cancelled(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	if (order == NULL || !uuid_valid(order))
 		return bad_event(ev, "missing or malformed order_id");
 	const char *p[] = {order};
-	return bus_tx_exec(tx, store_open_order_delete_sql, 1, p) < 0 ? -1 : 0;
+	if (bus_tx_exec(tx, store_open_order_delete_sql, 1, p) < 0)
+		return -1;
+	/* a new certificate's application of that order closes (045) */
+	const char *status = str(ev->data, "status");
+	const char *pc[] = {order,
+	    status && strcmp(status, "expired") == 0 ? "order_expired"
+	                                             : "order_cancelled"};
+	return bus_tx_exec(tx, store_application_close_sql, 2, pc) < 0 ? -1 : 0;
+}
+
+/* orders.order.refunded: refunded in full before the holder sent the CSR,
+ * the application closes; pending at the vendor or issued, it stays (an
+ * issued certificate is not revoked by a refund: 注销 ends it). */
+static int
+on_order_refunded(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	const char *order = str(ev->data, "order_id");
+
+	if (order == NULL || !uuid_valid(order))
+		return bad_event(ev, "missing or malformed order_id");
+	const char *p[] = {order, "order_refunded"};
+	return bus_tx_exec(tx, store_application_close_sql, 2, p) < 0 ? -1 : 0;
+}
+
+/* auth.identity.removed: the holder no longer acts for the enterprise in
+ * that role; their application for its lock closes (045). A personal
+ * identity (no USCC) closes nothing. */
+static int
+on_identity_removed(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	const char *account = str(ev->data, "account_id");
+	const char *uscc = str(ev->data, "uscc"), *role = str(ev->data, "role");
+
+	if (account == NULL || !uuid_valid(account))
+		return bad_event(ev, "missing or malformed account_id");
+	if (uscc == NULL || role == NULL)
+		return 0;
+	const char *p[] = {account, uscc, role};
+	return bus_tx_exec(tx, store_application_close_for_holder_sql, 3, p) < 0
+	    ? -1
+	    : 0;
 }
 
 /* orders.platform.listed: a platform of the catalogue, its code and
@@ -323,6 +366,10 @@ issuance_events_subscribe(void)
 	        on_order_created},
 	    {"issuance-order-cancelled", "caplat.orders.order.cancelled",
 	        on_order_cancelled},
+	    {"issuance-order-refunded", "caplat.orders.order.refunded",
+	        on_order_refunded},
+	    {"issuance-identity-removed", "caplat.auth.identity.removed",
+	        on_identity_removed},
 	    {"issuance-platform-listed", "caplat.orders.platform.listed",
 	        on_platform_listed},
 	    {"issuance-record-approved", "caplat.enterprise.record.approved",

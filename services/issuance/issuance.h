@@ -456,6 +456,8 @@ extern const char store_register_sql[];
 extern const char store_entitlement_insert_sql[];
 /* $1 order. */
 extern const char store_open_order_delete_sql[];
+extern const char store_application_close_sql[];
+extern const char store_application_close_for_holder_sql[];
 /* $1 order, $2 cert id. */
 extern const char store_open_order_insert_sql[];
 

@@ -83,6 +83,10 @@ issue_challenge_on_loaded(void *arg, const struct db_result *res)
 		issuance_refuse(req, "APPLICATION_NOT_FOUND");
 		return;
 	}
+	if (strcmp(db_value(res, 0, 0, 1), "closed") == 0) {
+		issuance_refuse(req, "APPLICATION_CLOSED");
+		return;
+	}
 	if (strcmp(db_value(res, 0, 0, 1), "issued") != 0 &&
 	    strcmp(db_value(res, 0, 0, 6), "change") != 0 &&
 	    !db_bool(res, 0, 0, 3)) {

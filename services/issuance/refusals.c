@@ -49,6 +49,8 @@ static const struct refusal {
         "该申请的证书已为另一密钥签发", 0},
     {"APPLICATION_PENDING", 409, "APPLICATION_PENDING", "csr",
         "该申请的证书尚未签发完成，请使用同一证书请求重试", 0},
+    {"APPLICATION_CLOSED", 409, "APPLICATION_CLOSED", NULL,
+        "该证书申请已关闭（订单已取消、过期或已退款），请重新申请", 0},
 };
 
 /* EXPIRED_TOO_LONG on a certificate's route (issue 19): not a dead end —

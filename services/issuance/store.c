@@ -350,3 +350,11 @@ const char store_change_application_sql[] =
 const char store_change_collected_sql[] =
     "SELECT change_collected($1::uuid, $2::uuid)";
 /* clang-format on */
+
+/* An application's order cancelled, expired or refunded (045). */
+const char store_application_close_sql[] =
+    "SELECT application_close($1::uuid, $2)";
+
+/* The holder's identity ended (auth.identity.removed, 045). */
+const char store_application_close_for_holder_sql[] =
+    "SELECT application_close_for_holder($1::uuid, $2, $3)";

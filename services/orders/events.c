@@ -1,7 +1,8 @@
 /* events — what orders consumes from the other services and what it emits.
  *
  * Consumes (durable consumers, subscribed by orders_events_subscribe):
- *   auth.identity.added, enterprise.profile.completed,
+ *   auth.identity.added, auth.identity.removed (045: the identity leaves
+ *   identities, kept in removed_identities), enterprise.profile.completed,
  *   enterprise.record.approved, issuance.cert.registered,
  *   issuance.cert.revoked  → the read models eligibility is checked against;
  *   issuance.cert.expiring → gathered for the enterprise's daily expiry
@@ -16,10 +17,13 @@
  * Emits (outbox rows in the transaction of the change):
  *   orders.order.created   — handlers.c, with the new order (bus_outbox_add);
  *   orders.order.cancelled — store.c, in SQL through outbox_emit(): the
- *                            holder's cancel (status cancelled) and the
- *                            sweep's expiry (status expired);
+ *                            holder's cancel (status cancelled), the
+ *                            sweep's expiry (status expired), and here the
+ *                            unpaid applications of a removed identity;
  *   orders.order.paid      — here, when a payment pays the order;
  *   orders.order.fulfilled — here, when the last item is renewed;
+ *   orders.order.refunded  — here, when a full refund of the applied payment
+ *                            refunds a paid or fulfilled order (045);
  *   orders.notice.requested — in SQL (deploy/sql/orders/020_notices.sql):
  *                            the expiry digest (digest.c) and order.expiring
  *                            (sweep.c).
@@ -90,9 +94,37 @@ on_identity_added(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 
 	if (id == NULL || account == NULL || type == NULL)
 		return bad_event(ev, "identity_id/account_id/type");
+	const char *pl[] = {id};
+	if (exec_sql(tx, store_identity_lock_sql, 1, pl) != 0)
+		return -1;
 	const char *p[] = {id, account, type, str(d, "enterprise_name"),
 	    str(d, "uscc"), str(d, "role"), event_time(ev, "added_at")};
 	return exec_sql(tx, store_identity_upsert_sql, 7, p);
+}
+
+/* auth.identity.removed: the identity grants nothing from now on; an
+ * application for that member is refused (MEMBER_NOT_FOUND), and their
+ * unpaid applications for that enterprise's lock are cancelled. */
+static int
+on_identity_removed(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *d = ev->data;
+	const char *id = str(d, "identity_id"), *account = str(d, "account_id");
+	const char *reason = str(d, "reason");
+
+	if (id == NULL || account == NULL || reason == NULL)
+		return bad_event(ev, "identity_id/account_id/reason");
+	const char *pl[] = {id};
+	if (exec_sql(tx, store_identity_lock_sql, 1, pl) != 0)
+		return -1;
+	const char *p[] = {id, account, str(d, "uscc"), str(d, "role"), reason,
+	    event_time(ev, "removed_at")};
+	if (exec_sql(tx, store_identity_removed_sql, 6, p) != 0)
+		return -1;
+	if (str(d, "uscc") == NULL || str(d, "role") == NULL)
+		return 0; /* a personal identity: the person may still apply */
+	const char *pc[] = {account, str(d, "uscc"), str(d, "role")};
+	return exec_sql(tx, store_identity_orders_cancel_sql, 3, pc);
 }
 
 static int
@@ -432,6 +464,33 @@ out:
 	return rc;
 }
 
+/* Emits orders.order.refunded with the order's certificates: issuance
+ * closes a new certificate's application not yet sent to the vendor. */
+static int
+emit_refunded(struct bus_tx *tx, const char *order_id, const char *payment_id,
+    const char *total_fen, const char *refunded_at)
+{
+	const char *p[] = {order_id};
+	struct bus_rows *items = NULL;
+	json_t *list, *data;
+	int rc;
+
+	if (bus_tx_query(tx, store_order_items_sql, 1, p, &items) != 0)
+		return -1;
+	list = json_array();
+	for (int r = 0; r < bus_rows_count(items); r++)
+		json_array_append_new(list,
+		    json_pack("{s:s}", "cert_id", bus_rows_value(items, r, 0)));
+	bus_rows_free(items);
+	data = json_pack("{s:s, s:s, s:I, s:o, s:s}", "order_id", order_id,
+	    "payment_id", payment_id, "refunded_fen",
+	    (json_int_t)strtoll(total_fen, NULL, 10), "items", list,
+	    "refunded_at", refunded_at);
+	rc = bus_tx_emit(tx, "orders.order.refunded", order_id, data);
+	json_decref(data);
+	return rc;
+}
+
 static int
 on_payment_refunded(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 {
@@ -466,12 +525,13 @@ on_payment_refunded(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	const char *po[] = {order, payment};
 	if ((n = bus_tx_exec(tx, store_order_refunded_sql, 2, po)) < 0)
 		return -1;
-	if (n > 0) {
-		atomic_fetch_add(&orders.n.refunded, 1);
-		log_info(NULL, "msg=order_refunded order=%s payment=%s", order,
-		    payment);
-	}
-	return 0;
+	if (n == 0)
+		return 0;
+	atomic_fetch_add(&orders.n.refunded, 1);
+	log_info(NULL, "msg=order_refunded order=%s payment=%s", order,
+	    payment);
+	return emit_refunded(tx, order, payment, total_s,
+	    event_time(ev, "refunded_at"));
 }
 
 /* ---- subscriptions ----------------------------------------------------- */
@@ -485,6 +545,8 @@ orders_events_subscribe(void)
 	} subs[] = {
 	    {"orders-identity-added", "caplat.auth.identity.added",
 	        on_identity_added},
+	    {"orders-identity-removed", "caplat.auth.identity.removed",
+	        on_identity_removed},
 	    {"orders-profile-completed", "caplat.enterprise.profile.completed",
 	        on_profile_completed},
 	    {"orders-record-approved", "caplat.enterprise.record.approved",

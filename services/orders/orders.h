@@ -338,5 +338,8 @@ extern const char store_new_cert_order_sql[];
 /* $1 cert id → 0 the paid order whose new-certificate item it is (not yet
  * issued). */
 extern const char store_new_cert_item_sql[];
+extern const char store_identity_lock_sql[];
+extern const char store_identity_removed_sql[];
+extern const char store_identity_orders_cancel_sql[];
 
 #endif

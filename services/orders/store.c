@@ -339,7 +339,8 @@ store_housekeeping(struct db_batch *b)
 
 const char store_identity_upsert_sql[] =
     "INSERT INTO identities (identity_id, account_id, type, enterprise_name, uscc, role, added_at)"
-    " VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7::timestamptz)"
+    " SELECT $1::uuid, $2::uuid, $3, $4, $5, $6, $7::timestamptz"
+    " WHERE NOT EXISTS (SELECT 1 FROM removed_identities WHERE identity_id = $1::uuid)"
     " ON CONFLICT (identity_id) DO NOTHING";
 
 const char store_profile_upsert_sql[] =
@@ -439,3 +440,28 @@ const char store_new_cert_item_sql[] =
     "SELECT i.order_id FROM order_items i JOIN orders o ON o.id = i.order_id"
     " WHERE i.cert_id = $1::uuid AND i.product = 'new_certificate'"
     " AND i.renewed_at IS NULL AND o.status = 'paid'";
+
+/* auth.identity.added and .removed of one identity, one at a time (two
+ * consumers): whichever commits second sees the other (045). */
+const char store_identity_lock_sql[] =
+    "SELECT pg_advisory_xact_lock(hashtext('caplat.orders.identity'), hashtext($1))";
+
+const char store_identity_removed_sql[] =
+    "WITH r AS (INSERT INTO removed_identities (identity_id, account_id, uscc, role, reason,"
+    " removed_at) VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6::timestamptz)"
+    " ON CONFLICT (identity_id) DO NOTHING)"
+    " DELETE FROM identities WHERE identity_id = $1::uuid";
+
+/* The removed identity's unpaid applications (new certificates for that
+ * holder, enterprise and lock kind; admin: master) are cancelled, as the
+ * holder's cancel would: orders.order.cancelled for payments and issuance. */
+const char store_identity_orders_cancel_sql[] =
+    "WITH closed AS ("
+    " UPDATE orders o SET status = 'cancelled', closed_at = now()"
+    " WHERE o.status = 'pending_payment' AND o.id IN (SELECT it.order_id"
+    "  FROM order_items it WHERE it.product = 'new_certificate'"
+    "  AND it.account_id = $1::uuid AND it.uscc = $2::text AND it.open"
+    "  AND it.detail->>'lock_kind' ="
+    "   CASE $3::text WHEN 'admin' THEN 'master' ELSE $3::text END)"
+    " RETURNING o.id, o.number, o.status, o.closed_at)," ORDER_CLOSED_TAIL
+    " SELECT count(*) FROM e WHERE event_id IS NOT NULL";

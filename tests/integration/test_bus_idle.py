@@ -18,7 +18,10 @@ def test_bus_relay_idle_sends_nothing_and_wakes_on_notify(suite):
         # one relay per service, each idle on its LISTEN for over 2.5 s
         return len(rows) >= len(suite_mod.SERVICES) and \
             all(float(age) > 2.5 for _, age in rows) and rows
-    wait_until(quiet, timeout=20, interval=0.5, what="every relay idle for 2.5 s")
+    try:
+        wait_until(quiet, timeout=20, interval=0.5, what="every relay idle for 2.5 s")
+    except AssertionError:
+        raise AssertionError(f"relays not idle: {suite.psql(RELAYS)}")
 
     # a row written now is published at once: the NOTIFY woke the relay
     subject = str(uuid.uuid4())

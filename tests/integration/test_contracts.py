@@ -460,7 +460,8 @@ def sample_events():
         "payments.invoice.issued": {
             "invoice_id": inv, "order_id": order, "payment_id": pay, "type": "e_normal",
             "kind": "blue", "title": "示例科技有限公司", "taxpayer_id": "91350100M000100Y43",
-            "amount_fen": 30000, "tax_fen": 1698, "number": "24212000000000000001"},
+            "amount_fen": 30000, "tax_fen": 1698, "number": "24212000000000000001",
+            "account_id": str(uuid.uuid4()), "order_number": "PL20240501000001"},
     }
 
 

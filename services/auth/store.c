@@ -418,6 +418,10 @@ const char store_audit_append_sql[] =
     "SELECT audit_append($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
     " $12, $13::jsonb, $14::jsonb, COALESCE($15::timestamptz, now()))";
 
+/* $1 the "entries" array of a <svc>.audit.batch event (050_audit_batch). */
+const char store_audit_append_batch_sql[] =
+    "SELECT audit_append_batch($1::jsonb)";
+
 /* The operators' filters: $1 uscc, $2 actor id, $3 action, $4 service,
  * $5 object id, $6 from (inclusive), $7 to (exclusive) on occurred_at; NULL
  * means any. */

@@ -254,6 +254,12 @@ void store_audit_page(struct db_batch *b, const struct audit_filter *f,
 
 /* Redis. "sessions:<account>": the account's session hashes (session.h). */
 void store_sessions_key(char *out, size_t size, const char *account_id);
+/* The rate limit of audited failed staff logins with an unknown username:
+ * "audit:staff_failed:ip:<address>" and "audit:staff_failed:all", and the
+ * script taking one (see store.c). */
+void store_staff_failed_keys(char *ip_key, char *all_key, size_t size,
+    const char *peer);
+extern const char store_staff_failed_lua[];
 /* The script of auth_sessions_drop_identity (see store.c). */
 extern const char store_session_identity_lua[];
 /* The CA login challenge (common/challenge.h). */

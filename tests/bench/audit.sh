@@ -16,6 +16,8 @@
 #       so no other service consumes it), with auth's relay publishing to
 #       JetStream and auth's consumer chaining every audit row meanwhile, on
 #       the same cores and disk — what an audited request costs the machine.
+#       The audit row is held in the outbox and sent with up to 199 others
+#       as one auth.audit.batch event (deploy/sql/common/050_audit_batch.sql).
 #    Rounds alternate A, B, A, B… (5 each) and the median is kept, so the
 #    other load of a shared machine hits both alike. The added latency is
 #    set against a whole audited write request through nginx, estimated as
@@ -123,6 +125,17 @@ t0=$(date +%s.%N)
 t1=$(date +%s.%N)
 total=$("${PSQL[@]}" -c "SELECT count(*) FROM auth.audit_log")
 printf "  appended %s in %.1f s: %.0f entries/s (one transaction, one session)\n" "$ROWS" "$(echo "$t1 - $t0" | bc -l)" "$(echo "$ROWS / ($t1 - $t0)" | bc -l)"
+# The same entries as batches of 200 (what auth's consumer appends per
+# <svc>.audit.batch event: audit_append_batch(), deploy/sql/auth/050).
+t0=$(date +%s.%N)
+"${PSQL[@]}" -c "SET search_path TO auth; SELECT sum(audit_append_batch(b)) FROM (SELECT jsonb_agg(jsonb_build_object('id', gen_random_uuid(),
+	'type', 'orders.audit.recorded', 'time', now(), 'data', jsonb_build_object('actor', jsonb_build_object('type', 'account', 'id', md5(g::text),
+	'identity_id', md5(g::text || 'i'), 'role', 'admin', 'ip', '203.0.113.7', 'request_id', md5(g::text || 'r')), 'service', 'orders',
+	'action', 'bench.synthetic', 'object_type', 'order', 'object_id', md5(g::text || 'o'), 'uscc', '91350100M000100Y43', 'before', NULL,
+	'after', jsonb_build_object('status', 'paid', 'total_fen', g))) ORDER BY g) b FROM generate_series(1, $ROWS) g GROUP BY g / 200) x" >/dev/null
+t1=$(date +%s.%N)
+printf "  appended %s more in batches of 200 (audit_append_batch) in %.1f s: %.0f entries/s\n" "$ROWS" "$(echo "$t1 - $t0" | bc -l)" "$(echo "$ROWS / ($t1 - $t0)" | bc -l)"
+total=$("${PSQL[@]}" -c "SELECT count(*) FROM auth.audit_log")
 AUTH_PID=$(cat "$STATE/run/auth.pid")
 hwm() { awk '/VmHWM/ {print $2 " " $3}' "/proc/$AUTH_PID/status"; }
 echo "  auth peak memory before the exports: $(hwm)"

@@ -51,3 +51,8 @@ BEGIN
 	RETURN n;
 END
 $$;
+
+-- The service filter drives its own index too (services/auth/store.c picks
+-- the most selective filter given and writes it as a plain condition, so
+-- each page statement's generic plan walks one (column, seq) index).
+CREATE INDEX audit_log_service ON audit_log (service, seq);

@@ -12,9 +12,9 @@
 -- - the staging table is analysed before the merge, the merge runs with
 --   nested loops off (hash joins over the whole staged set, whatever the
 --   statistics) and work_mem 64MB for its hashes;
--- - lineages_uscc and lineages_account are dropped: lineages_uscc_not_after
---   and lineages_account_not_after (011) lead with the same column, so they
---   served the same lookups, and each cost every insert an index entry.
+-- (Dropping the redundant lineages_uscc / lineages_account was tried and
+-- undone: on a never-analysed lineages table the foreign-key check's plan
+-- then walked a whole (uscc, not_after, id) index per inserted row.)
 
 DROP TRIGGER certificates_latest_not_after ON certificates;
 CREATE TRIGGER certificates_latest_not_after_ins AFTER INSERT ON certificates
@@ -24,8 +24,6 @@ CREATE TRIGGER certificates_latest_not_after_upd AFTER UPDATE OF not_after, repl
 	ON certificates FOR EACH ROW WHEN (NEW.replaced_by IS NULL)
 	EXECUTE FUNCTION lineage_latest_not_after();
 
-DROP INDEX IF EXISTS lineages_uscc;
-DROP INDEX IF EXISTS lineages_account;
 
 CREATE OR REPLACE FUNCTION import_merge(p_import uuid, p_audit jsonb)
 RETURNS TABLE (o_inserted int, o_updated int, o_unchanged int)

@@ -13,8 +13,8 @@
 --   nested loops off (hash joins over the whole staged set, whatever the
 --   statistics) and work_mem 64MB for its hashes;
 -- (Dropping the redundant lineages_uscc / lineages_account was tried and
--- undone: on a never-analysed lineages table the foreign-key check's plan
--- then walked a whole (uscc, not_after, id) index per inserted row.)
+-- undone: no gain could be shown on this noisy machine, and one slow run
+-- spent its time in the foreign-key checks' index scans; not understood.)
 
 DROP TRIGGER certificates_latest_not_after ON certificates;
 CREATE TRIGGER certificates_latest_not_after_ins AFTER INSERT ON certificates
@@ -34,8 +34,9 @@ DECLARE
 	v_upd int;
 	v_all int;
 BEGIN
-	-- The staged rows were never analysed (the planner took 10^5 rows for
-	-- one and chose a nested loop over a whole index per row: 27 s).
+	-- The staged rows were never analysed: in profiling, with dead rows of
+	-- earlier imports in the table, the planner took 10^5 rows for one and
+	-- chose a nested loop over a whole index per row (27 s).
 	ANALYZE import_rows;
 	SELECT count(*) INTO v_all FROM import_rows WHERE import_id = p_import;
 

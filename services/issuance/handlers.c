@@ -247,13 +247,7 @@ list_start(struct http_req *req)
 	const char *p[] = {uscc, account, q.status, has_min ? min_at : NULL,
 	    has_max ? max_at : NULL, q.holder, q.vendor, q.lock_kind, q.bound,
 	    q.key, q.key ? id : NULL, limit};
-	/* From the scope, not the values: a NULL uscc or account matches
-	 * nothing, it never widens the list to the whole registry. */
-	enum cert_scope cs = scope >= ACCESS_PLATFORM ? CERT_SCOPE_ALL
-	    : scope == ACCESS_ENTERPRISE              ? CERT_SCOPE_USCC
-	                                              : CERT_SCOPE_ACCOUNT;
-	db_query(issuance.svc.db,
-	    store_cert_list_sql[cs][q.key != NULL][sort * 2 + desc], 12, p,
+	db_query(issuance.svc.db, store_cert_list_sql[sort * 2 + desc], 12, p,
 	    list_on_rows, l);
 out:
 	list_query_free(&q);

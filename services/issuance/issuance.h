@@ -318,10 +318,8 @@ void issuance_events_subscribe(void);
 struct challenge_scope;
 
 /* GET /certs (CA管理), the latest certificate of each lineage in scope,
- * store_cert_list_sql[scope][cursor given][sort * 2 + descending], scope an
- * enum cert_scope, sort an enum cert_sort (one prepared statement each, so
- * each keeps a stable generic plan that walks its index: see store.c).
- * $1 uscc (CERT_SCOPE_USCC), $2 account id (CERT_SCOPE_ACCOUNT), $3 status
+ * store_cert_list_sql[sort * 2 + descending], sort an enum cert_sort.
+ * $1 uscc or NULL, $2 account id or NULL (both NULL: all), $3 status
  * ("valid", "expired", "revoked") or NULL, $4 / $5 notAfter at least / before
  * (s) or NULL, $6 holder name part or NULL, $7 vendor or NULL, $8 lock kind
  * or NULL, $9 bound ("true"/"false") or NULL, $10 cursor key (column 21 of
@@ -338,13 +336,7 @@ enum cert_sort {
 	CERT_SORT_APPLIED,
 	CERT_SORTS
 };
-enum cert_scope {
-	CERT_SCOPE_ALL,
-	CERT_SCOPE_USCC,
-	CERT_SCOPE_ACCOUNT,
-	CERT_SCOPES
-};
-extern const char *const store_cert_list_sql[CERT_SCOPES][2][CERT_SORTS * 2];
+extern const char *const store_cert_list_sql[CERT_SORTS * 2];
 
 /* The renewal challenge's view of lineage $1, replay window $2 days.
  * Statement 0 (lineage and latest certificate): 0 account, 1 latest id,

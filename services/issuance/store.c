@@ -9,18 +9,10 @@
 
 /* clang-format off */
 
-/* CA管理: one statement per scope, cursor or not, sort key and direction.
- * Every statement is prepared (common/db.c) and must keep one stable
- * generic plan (issue 13: re-planning this statement per request made the
- * list's p99 80-110 ms at 64 connections): the scope is a plain condition
- * (the enterprise's uscc = $1, one's own account_id = $2, or the whole
- * registry for staff) and the keyset a plain row comparison, so the generic
- * plan walks the scope's (key, id) index on lineages from the cursor in
- * order and stops at the limit; the other filters stay optional. Each key
- * has an index per enterprise (lineages.not_after is the latest
- * certificate's, 011_directory.sql). $1 and $2 are always sent; the
- * statement of a scope ignores the other one. */
-#define CERT_LIST_SQL(SCOPE, KEYSET, KEY, CAST, CMP, DIR)                                   \
+/* CA管理: one statement per sort key and direction, the keyset condition
+ * on (key, lineage id); each key has an index on lineages per enterprise
+ * (lineages.not_after is the latest certificate's, 011_directory.sql). */
+#define CERT_LIST_SQL(KEY, CAST, CMP, DIR)                                       \
 	"SELECT l.id, c.serial, l.type, l.holder, c.vendor, l.lock_kind,"                    \
 	" l.enterprise_name, l.uscc, " EPOCH("c.not_before") ", " EPOCH("c.not_after") ","  \
 	" CASE WHEN c.platforms_known THEN array_to_json(c.platforms)::text END,"      \
@@ -34,8 +26,8 @@
 	" (" KEY ")::text"                                                                   \
 	" FROM certificates c JOIN lineages l ON l.id = c.cert_id"                           \
 	" WHERE c.replaced_by IS NULL"                                                       \
-	SCOPE                                                                                \
-	" AND $1::text IS NOT DISTINCT FROM $1 AND $2::uuid IS NOT DISTINCT FROM $2"         \
+	" AND ($1::text IS NULL OR l.uscc = $1)"                                             \
+	" AND ($2::uuid IS NULL OR l.account_id = $2)"                                       \
 	" AND ($3::text IS NULL OR ($3 = 'revoked' AND c.revoked_at IS NOT NULL)"            \
 	"  OR ($3 = 'expired' AND c.revoked_at IS NULL AND c.not_after <= now())"             \
 	"  OR ($3 = 'valid' AND c.revoked_at IS NULL AND c.not_after > now()))"               \
@@ -45,30 +37,18 @@
 	" AND ($7::text IS NULL OR c.vendor = $7)"                                           \
 	" AND ($8::text IS NULL OR l.lock_kind = $8)"                                        \
 	" AND ($9::boolean IS NULL OR (l.account_id IS NOT NULL) = $9)"                      \
-	" AND $10::text IS NOT DISTINCT FROM $10 AND $11::uuid IS NOT DISTINCT FROM $11"     \
-	KEYSET(KEY, CAST, CMP)                                                               \
+	" AND ($10::text IS NULL OR ((" KEY "), l.id) " CMP " ($10::text::" CAST ", $11::uuid))" \
 	" ORDER BY " KEY " " DIR ", l.id " DIR " LIMIT $12::int"
 
 #define APPLIED "COALESCE(l.applied_at, l.created_at)"
-#define NO_KEYSET(KEY, CAST, CMP) ""
-#define KEYSET(KEY, CAST, CMP) " AND ((" KEY "), l.id) " CMP " ($10::text::" CAST ", $11::uuid)"
 
-#define CERT_LIST_SORTS(SCOPE, KS)                                   \
-	CERT_LIST_SQL(SCOPE, KS, "l.not_after", "timestamptz", ">", "ASC"), \
-	CERT_LIST_SQL(SCOPE, KS, "l.not_after", "timestamptz", "<", "DESC"), \
-	CERT_LIST_SQL(SCOPE, KS, "l.holder", "text", ">", "ASC"),           \
-	CERT_LIST_SQL(SCOPE, KS, "l.holder", "text", "<", "DESC"),          \
-	CERT_LIST_SQL(SCOPE, KS, APPLIED, "timestamptz", ">", "ASC"),       \
-	CERT_LIST_SQL(SCOPE, KS, APPLIED, "timestamptz", "<", "DESC")
-
-#define SCOPE_ALL ""
-#define SCOPE_USCC " AND l.uscc = $1"
-#define SCOPE_ACCOUNT " AND l.account_id = $2"
-
-const char *const store_cert_list_sql[CERT_SCOPES][2][CERT_SORTS * 2] = {
-    {{CERT_LIST_SORTS(SCOPE_ALL, NO_KEYSET)}, {CERT_LIST_SORTS(SCOPE_ALL, KEYSET)}},
-    {{CERT_LIST_SORTS(SCOPE_USCC, NO_KEYSET)}, {CERT_LIST_SORTS(SCOPE_USCC, KEYSET)}},
-    {{CERT_LIST_SORTS(SCOPE_ACCOUNT, NO_KEYSET)}, {CERT_LIST_SORTS(SCOPE_ACCOUNT, KEYSET)}},
+const char *const store_cert_list_sql[CERT_SORTS * 2] = {
+    CERT_LIST_SQL("l.not_after", "timestamptz", ">", "ASC"),
+    CERT_LIST_SQL("l.not_after", "timestamptz", "<", "DESC"),
+    CERT_LIST_SQL("l.holder", "text", ">", "ASC"),
+    CERT_LIST_SQL("l.holder", "text", "<", "DESC"),
+    CERT_LIST_SQL(APPLIED, "timestamptz", ">", "ASC"),
+    CERT_LIST_SQL(APPLIED, "timestamptz", "<", "DESC"),
 };
 
 const char store_challenge_lineage_sql[] =

@@ -3,13 +3,30 @@
 #include "audit.h"
 
 #include "bus.h"
+#include "db.h"
 #include "http.h"
+#include "log.h"
 #include "session.h"
 #include "util.h"
 
+#include <event2/event.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static char service_name[32] = "unknown";
+
+/* The flush timer (one per process). dirty: an entry was added since the
+ * last flush (set by consumer threads too). */
+static struct {
+	struct event *timer;
+	struct db_pool *db;
+	long every_ms;
+	int64_t last_us;
+	int busy; /* a flush is running */
+	int more; /* the last flush was full */
+	atomic_int dirty;
+} flush;
 
 void
 audit_setup(const char *service)
@@ -75,6 +92,7 @@ audit_add(struct db_batch *b, const struct http_req *req,
 	audit_type(type, sizeof(type));
 	bus_outbox_add(b, type, e->object_id, d);
 	json_decref(d);
+	atomic_store(&flush.dirty, 1);
 }
 
 int
@@ -87,5 +105,70 @@ audit_tx_emit(struct bus_tx *tx, const struct audit_entry *e)
 	audit_type(type, sizeof(type));
 	rc = bus_tx_emit(tx, type, e->object_id, d);
 	json_decref(d);
+	atomic_store(&flush.dirty, 1);
 	return rc;
+}
+
+static void
+flush_schedule(long ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	evtimer_add(flush.timer, &tv);
+}
+
+static void
+flush_done(void *arg, const struct db_result *res)
+{
+	const char *n;
+
+	(void)arg;
+	flush.busy = 0;
+	if (res->status != DB_OK && flush.timer != NULL) {
+		log_warn(NULL, "msg=audit_flush_failed status=%d error=\"%s\"",
+		    (int)res->status, res->message ? res->message : "-");
+		flush.more = 0;
+		return;
+	}
+	n = db_value(res, 0, 0, 0);
+	flush.more = n != NULL && atol(n) >= AUDIT_FLUSH_ROWS;
+	if (flush.more && flush.timer != NULL)
+		flush_schedule(0);
+}
+
+static void
+flush_tick(evutil_socket_t fd, short what, void *arg)
+{
+	int64_t now = now_mono_us();
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (!flush.busy &&
+	    (flush.more || atomic_load(&flush.dirty) ||
+	        now - flush.last_us >= 1000000)) {
+		atomic_store(&flush.dirty, 0);
+		flush.busy = 1;
+		flush.last_us = now;
+		db_query(flush.db, audit_flush_sql, 0, NULL, flush_done, NULL);
+	}
+	if (!evtimer_pending(flush.timer, NULL))
+		flush_schedule(flush.every_ms);
+}
+
+void
+audit_flush_start(struct event_base *base, struct db_pool *db, long every_ms)
+{
+	flush.db = db;
+	flush.every_ms = every_ms;
+	flush.timer = evtimer_new(base, flush_tick, NULL);
+	flush_schedule(every_ms);
+}
+
+void
+audit_flush_stop(void)
+{
+	if (flush.timer != NULL)
+		event_free(flush.timer);
+	flush.timer = NULL;
 }

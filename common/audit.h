@@ -45,4 +45,18 @@ void audit_add(struct db_batch *b, const struct http_req *req,
  * the actor is "system:<service>". Returns 0, or -1 (the handler fails). */
 int audit_tx_emit(struct bus_tx *tx, const struct audit_entry *e);
 
+/* ---- the flush (deploy/sql/common/050_audit_batch.sql) ----
+ * An entry's outbox row is held, not published on its own; every process
+ * flushes held rows of its schema as "<svc>.audit.batch" events of up to
+ * AUDIT_FLUSH_ROWS entries: every every_ms while there is work (or this
+ * process added an entry), at least once a second otherwise. */
+#define AUDIT_FLUSH_ROWS 200
+struct event_base;
+struct db_pool;
+extern const char audit_flush_sql[]; /* audit_store.c */
+void audit_flush_start(struct event_base *base, struct db_pool *db,
+    long every_ms);
+/* Stops the timer (before the pool is freed). */
+void audit_flush_stop(void);
+
 #endif

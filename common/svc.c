@@ -126,6 +126,9 @@ svc_init(struct svc *svc, const char *name, int argc, char **argv)
 	        "debug|info|warn|error"},
 	    {"CAPLAT_SESSION_TTL", CFG_INT, "1800", 60, 86400 * 30,
 	        &svc->session_ttl, "session idle seconds"},
+	    {"CAPLAT_AUDIT_FLUSH_MS", CFG_INT, "200", 10, 60000,
+	        &svc->audit_flush_ms,
+	        "how often held audit entries go to the chain as one batch event"},
 	};
 
 	memset(svc, 0, sizeof(*svc));
@@ -174,6 +177,7 @@ svc_init(struct svc *svc, const char *name, int argc, char **argv)
 		    svc->redis_url);
 	session_setup(svc->kv, (int)svc->session_ttl);
 	audit_setup(name);
+	audit_flush_start(svc->base, svc->db, svc->audit_flush_ms);
 	work_init(svc->base, 2);
 	http_server_set_ready(svc->http, svc_ready, svc);
 	http_server_add_metrics(svc->http, db_pool_metrics, svc->db);
@@ -214,6 +218,7 @@ svc_free(struct svc *svc)
 {
 	bus_close(svc->bus);
 	http_server_free(svc->http);
+	audit_flush_stop();
 	db_pool_free(svc->db);
 	kv_free(svc->kv);
 	work_shutdown();

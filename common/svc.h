@@ -27,6 +27,7 @@ struct svc {
 	long workers;
 	long db_pool_size;
 	long session_ttl;
+	long audit_flush_ms;
 	const char *db_url;
 	const char *db_schema;
 	const char *redis_url;

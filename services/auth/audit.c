@@ -322,17 +322,27 @@ export_fetch(struct http_req *req)
 }
 
 /* RFC 4180: a field with a comma, quote or line break is quoted, quotes
- * doubled; NULL is an empty field. */
+ * doubled; NULL is an empty field. A field starting with = + - @, a tab or
+ * a carriage return is written after a ' so that a spreadsheet shows it as
+ * text and never runs it as a formula (an actor's request id, an object id
+ * or a value in before/after may come from outside). */
 static void
 csv_field(struct evbuffer *out, const char *v)
 {
+	int guard;
+
 	if (v == NULL)
 		return;
+	guard = v[0] != '\0' && strchr("=+-@\t\r", v[0]) != NULL;
 	if (strpbrk(v, ",\"\r\n") == NULL) {
+		if (guard)
+			evbuffer_add(out, "'", 1);
 		evbuffer_add(out, v, strlen(v));
 		return;
 	}
 	evbuffer_add(out, "\"", 1);
+	if (guard)
+		evbuffer_add(out, "'", 1);
 	for (const char *q; (q = strchr(v, '"')) != NULL; v = q + 1) {
 		evbuffer_add(out, v, (size_t)(q - v));
 		evbuffer_add(out, "\"\"", 2);

@@ -244,6 +244,7 @@ extern const char store_stray_lock_delete_sql[];
  * $9 request id, $10 object type, $11 object id, $12 uscc, $13 before and
  * $14 after (JSON text), $15 occurred at → the new seq (NULL: a replay). */
 extern const char store_audit_append_sql[];
+extern const char store_audit_append_batch_sql[];
 
 /* What an operator asks of the trail (audit.c); NULL fields mean any. The
  * strings are borrowed. */
@@ -268,6 +269,12 @@ void store_audit_page(struct db_batch *b, const struct audit_filter *f,
 
 /* Redis. "sessions:<account>": the account's session hashes (session.h). */
 void store_sessions_key(char *out, size_t size, const char *account_id);
+/* The rate limit of audited failed staff logins with an unknown username:
+ * "audit:staff_failed:ip:<address>" and "audit:staff_failed:all", and the
+ * script taking one (see store.c). */
+void store_staff_failed_keys(char *ip_key, char *all_key, size_t size,
+    const char *peer);
+extern const char store_staff_failed_lua[];
 /* The script of auth_sessions_drop_identity (see store.c). */
 extern const char store_session_identity_lua[];
 /* The CA login challenge (common/challenge.h). */

@@ -8,7 +8,10 @@
  *   unbound and the enterprise identity it gave removed (lock_cancel(),
  *   040_cert_cancelled.sql); the account's sessions lose that identity.
  * Consumes caplat.*.audit.recorded (every service's audit entries,
- *   common/audit.h): appends each to the one audit chain (010_audit.sql).
+ *   common/audit.h): appends each to the one audit chain (010_audit.sql);
+ *   and caplat.*.audit.batch (the same entries, held in the producer's
+ *   outbox and sent many per event: common 050_audit_batch.sql), appended
+ *   in one call (auth 050_audit_batch.sql).
  * Consumes the notices (issue 17, notices.c and deliver.c):
  *   caplat.*.notice.requested (any service asks for a notice),
  *   caplat.enterprise.record.approved / .rejected (review.decided),
@@ -486,6 +489,30 @@ on_payment_event(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	    json_pack("{s:s}", "account_id", account), params);
 }
 
+/* A batch of one service's audit entries (common 050_audit_batch.sql):
+ * appended in one call, in the batch's order, each exactly as
+ * on_audit_recorded would (audit_append_batch() in auth 050). */
+static int
+on_audit_batch(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *entries = json_object_get(ev->data, "entries");
+	char *text;
+	long n;
+
+	if (!json_is_array(entries)) {
+		log_error(NULL, "msg=bad_event type=%s id=%s", ev->type,
+		    ev->id);
+		return -1; /* dead-lettered after max_deliver */
+	}
+	text = json_dumps(entries, JSON_COMPACT);
+	if (text == NULL)
+		return -1;
+	const char *p[] = {text};
+	n = bus_tx_exec(tx, store_audit_append_batch_sql, 1, p);
+	free(text);
+	return n < 0 ? -1 : 0;
+}
+
 void
 auth_events_subscribe(void)
 {
@@ -494,6 +521,10 @@ auth_events_subscribe(void)
 	if (bus_subscribe(auth.svc.bus, "auth-audit", "caplat.*.audit.recorded",
 	        5, on_audit_recorded, NULL) != 0)
 		log_error(NULL, "msg=subscribe_failed consumer=auth-audit");
+	if (bus_subscribe(auth.svc.bus, "auth-audit-batch",
+	        "caplat.*.audit.batch", 5, on_audit_batch, NULL) != 0)
+		log_error(NULL,
+		    "msg=subscribe_failed consumer=auth-audit-batch");
 	if (bus_subscribe(auth.svc.bus, "auth-cert-revoked",
 	        "caplat.issuance.cert.revoked", 5, on_cert_revoked,
 	        NULL) != 0 ||

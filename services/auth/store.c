@@ -392,6 +392,27 @@ store_sessions_key(char *out, size_t size, const char *account_id)
 	snprintf(out, size, "sessions:%s", account_id);
 }
 
+void
+store_staff_failed_keys(char *ip_key, char *all_key, size_t size,
+    const char *peer)
+{
+	snprintf(ip_key, size, "audit:staff_failed:ip:%s", peer);
+	snprintf(all_key, size, "audit:staff_failed:all");
+}
+
+/* KEYS[1] "audit:staff_failed:ip:<address>", KEYS[2]
+ * "audit:staff_failed:all"; ARGV[1] the window (s), ARGV[2] the entries
+ * allowed per window for all addresses together. Returns 1 when this failed
+ * staff login with an unknown username may be audited: the first of its
+ * address in the window, and one of the first ARGV[2] of all addresses. */
+const char store_staff_failed_lua[] =
+    "if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then"
+    " return 0 end "
+    "local n = redis.call('INCR', KEYS[2]) "
+    "if n == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end "
+    "if n > tonumber(ARGV[2]) then return 0 end "
+    "return 1";
+
 /* KEYS[1] "sessions:<account>"; ARGV[1] the identity id; ARGV[2] "" or a
  * JSON object of the replacement identity fields. Every live session of the
  * account whose current identity is ARGV[1] loses its identity fields (and
@@ -422,17 +443,48 @@ const char store_audit_append_sql[] =
     "SELECT audit_append($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
     " $12, $13::jsonb, $14::jsonb, COALESCE($15::timestamptz, now()))";
 
+/* $1 the "entries" array of a <svc>.audit.batch event (050_audit_batch). */
+const char store_audit_append_batch_sql[] =
+    "SELECT audit_append_batch($1::jsonb)";
+
 /* The operators' filters: $1 uscc, $2 actor id, $3 action, $4 service,
  * $5 object id, $6 from (inclusive), $7 to (exclusive) on occurred_at; NULL
- * means any. */
-#define AUDIT_WHERE                                                        \
-	" WHERE ($1::text IS NULL OR uscc = $1)"                           \
+ * means any. Every statement is prepared (common/db.c) and soon runs on a
+ * generic plan, where "($1 IS NULL OR uscc = $1)" can use no index: so each
+ * page statement comes in one variant per DRIVING filter, the most
+ * selective one given (object, actor, uscc, action, service, time, none),
+ * written as a plain condition that its (column, seq) index serves in
+ * seq order; the other filters stay optional (issue 12: filtered queries
+ * index-driven, 010_audit.sql and 050_audit_batch.sql's indexes). */
+#define AUDIT_OPTS                                                         \
+	" AND ($1::text IS NULL OR uscc = $1)"                             \
 	" AND ($2::text IS NULL OR actor_id = $2)"                         \
 	" AND ($3::text IS NULL OR action = $3)"                           \
 	" AND ($4::text IS NULL OR service = $4)"                          \
 	" AND ($5::text IS NULL OR object_id = $5)"                        \
 	" AND ($6::timestamptz IS NULL OR occurred_at >= $6::timestamptz)" \
 	" AND ($7::timestamptz IS NULL OR occurred_at < $7::timestamptz)"
+
+enum audit_driver {
+	AUDIT_BY_OBJECT,
+	AUDIT_BY_ACTOR,
+	AUDIT_BY_USCC,
+	AUDIT_BY_ACTION,
+	AUDIT_BY_SERVICE,
+	AUDIT_BY_TIME,
+	AUDIT_BY_NONE,
+	AUDIT_DRIVERS
+};
+
+#define AUDIT_DRIVER_CONDS(X)                                            \
+	X(" WHERE object_id = $5")                                       \
+	X(" WHERE actor_id = $2")                                        \
+	X(" WHERE uscc = $1")                                            \
+	X(" WHERE action = $3")                                          \
+	X(" WHERE service = $4")                                         \
+	X(" WHERE occurred_at >= COALESCE($6::timestamptz, '-infinity')" \
+	  " AND occurred_at < COALESCE($7::timestamptz, 'infinity')")    \
+	X(" WHERE true")
 
 /* One entry as the API's JSON object (text). */
 #define AUDIT_ITEM_JSON                                                           \
@@ -444,6 +496,47 @@ const char store_audit_append_sql[] =
 	" 'after', after, 'occurred_at', audit_time(occurred_at),"                \
 	" 'recorded_at', audit_time(recorded_at), 'hash', hash)::text"
 
+#define AUDIT_NEWEST_SQL(cond)                                           \
+	"SELECT seq, " AUDIT_ITEM_JSON " FROM audit_log" cond AUDIT_OPTS \
+	" AND ($8::bigint IS NULL OR seq < $8::bigint)"                  \
+	" ORDER BY seq DESC LIMIT $9::int",
+#define AUDIT_JSON_SQL(cond)                                             \
+	"SELECT seq, " AUDIT_ITEM_JSON " FROM audit_log" cond AUDIT_OPTS \
+	" AND seq > COALESCE($8::bigint, 0)"                             \
+	" ORDER BY seq LIMIT $9::int",
+#define AUDIT_COLUMNS_SQL(cond)                                         \
+	"SELECT seq, event_id, service, action, actor_type, actor_id,"  \
+	" identity_id, role, ip, request_id, object_type, object_id,"   \
+	" uscc, before::text, after::text, audit_time(occurred_at),"    \
+	" audit_time(recorded_at), hash FROM audit_log" cond AUDIT_OPTS \
+	" AND seq > COALESCE($8::bigint, 0)"                            \
+	" ORDER BY seq LIMIT $9::int",
+
+static const char *const audit_newest_sql[AUDIT_DRIVERS] = {
+    AUDIT_DRIVER_CONDS(AUDIT_NEWEST_SQL)};
+static const char *const audit_json_sql[AUDIT_DRIVERS] = {
+    AUDIT_DRIVER_CONDS(AUDIT_JSON_SQL)};
+static const char *const audit_columns_sql[AUDIT_DRIVERS] = {
+    AUDIT_DRIVER_CONDS(AUDIT_COLUMNS_SQL)};
+
+static enum audit_driver
+audit_driver(const struct audit_filter *f)
+{
+	if (f->object_id != NULL)
+		return AUDIT_BY_OBJECT;
+	if (f->actor != NULL)
+		return AUDIT_BY_ACTOR;
+	if (f->uscc != NULL)
+		return AUDIT_BY_USCC;
+	if (f->action != NULL)
+		return AUDIT_BY_ACTION;
+	if (f->service != NULL)
+		return AUDIT_BY_SERVICE;
+	if (f->from != NULL || f->to != NULL)
+		return AUDIT_BY_TIME;
+	return AUDIT_BY_NONE;
+}
+
 void
 store_audit_page(struct db_batch *b, const struct audit_filter *f,
     enum audit_page_kind kind, const char *after_seq, int limit)
@@ -451,32 +544,18 @@ store_audit_page(struct db_batch *b, const struct audit_filter *f,
 	char lim[16];
 	const char *p[] = {f->uscc, f->actor, f->action, f->service,
 	    f->object_id, f->from, f->to, after_seq, lim};
+	enum audit_driver d = audit_driver(f);
 
 	snprintf(lim, sizeof(lim), "%d", limit);
 	switch (kind) {
 	case AUDIT_PAGE_NEWEST:
-		db_batch_add(b,
-		    "SELECT seq, " AUDIT_ITEM_JSON " FROM audit_log" AUDIT_WHERE
-		    " AND ($8::bigint IS NULL OR seq < $8::bigint)"
-		    " ORDER BY seq DESC LIMIT $9::int",
-		    9, p);
+		db_batch_add(b, audit_newest_sql[d], 9, p);
 		break;
 	case AUDIT_PAGE_JSON:
-		db_batch_add(b,
-		    "SELECT seq, " AUDIT_ITEM_JSON " FROM audit_log" AUDIT_WHERE
-		    " AND seq > COALESCE($8::bigint, 0)"
-		    " ORDER BY seq LIMIT $9::int",
-		    9, p);
+		db_batch_add(b, audit_json_sql[d], 9, p);
 		break;
 	case AUDIT_PAGE_COLUMNS:
-		db_batch_add(b,
-		    "SELECT seq, event_id, service, action, actor_type, actor_id,"
-		    " identity_id, role, ip, request_id, object_type, object_id,"
-		    " uscc, before::text, after::text, audit_time(occurred_at),"
-		    " audit_time(recorded_at), hash FROM audit_log" AUDIT_WHERE
-		    " AND seq > COALESCE($8::bigint, 0)"
-		    " ORDER BY seq LIMIT $9::int",
-		    9, p);
+		db_batch_add(b, audit_columns_sql[d], 9, p);
 		break;
 	}
 }

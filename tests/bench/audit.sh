@@ -16,11 +16,14 @@
 #       so no other service consumes it), with auth's relay publishing to
 #       JetStream and auth's consumer chaining every audit row meanwhile, on
 #       the same cores and disk — what an audited request costs the machine.
+#       The audit row is held in the outbox and sent with up to 199 others
+#       as one auth.audit.batch event (deploy/sql/common/050_audit_batch.sql).
 #    Rounds alternate A, B, A, B… (5 each) and the median is kept, so the
 #    other load of a shared machine hits both alike. The added latency is
 #    set against a whole audited write request through nginx, estimated as
 #    GET /api/v1/auth/me (session + one read batch) plus batch A (the write
 #    and its commit).
+# (AB=0 skips 1a, 1b and the estimate; CPU_TX sets the size of 1d.)
 # 2. The chain: audit_append() rate filling ROWS synthetic entries (default
 #    10^6), then the export rate (rows/s) through nginx for CSV and JSON
 #    Lines, auth's peak memory (VmHWM) before and after, and the verifier's
@@ -85,10 +88,73 @@ ab() { # label a-script b-script
 }
 echo
 echo "== 1. per audited request: the action's batch without (A) and with (B) its audit row, ${DUR}s rounds"
-ab "a. the request's transaction alone" "$STATE/a1.sql" "$STATE/b1.sql"
-ab "b. the whole system (relay, JetStream, chaining)" "$STATE/a.sql" "$STATE/b.sql"
+if [ "${AB:-1}" = 1 ]; then
+	ab "a. the request's transaction alone" "$STATE/a1.sql" "$STATE/b1.sql"
+	ab "b. the whole system (relay, JetStream, chaining)" "$STATE/a.sql" "$STATE/b.sql"
+fi
 sleep 2
 echo "  (chain meanwhile: $("${PSQL[@]}" -c "SELECT count(*) FROM auth.audit_log") entries appended by auth's consumer; outbox rows not yet published: $("${PSQL[@]}" -c "SELECT count(*) FROM auth.outbox WHERE published_at IS NULL"))"
+# d. CPU, not latency: what an audited request costs the machine is the CPU
+#    the suite's processes spend on it, and CPU time hardly moves when other
+#    work shares the cores (wall-clock latency does). A fixed count of
+#    transactions (8 clients x CPU_TX), then a wait until every event is
+#    published and every audit entry chained; the CPU ticks spent meanwhile
+#    by PostgreSQL (with its exited backends), NATS and auth, per request:
+#    A without audit, B with it as now (held, batched), and B1 with it sent
+#    the old way, one JetStream message per entry (the hold trigger
+#    disabled for that round). Rounds alternate A, B, B1 (3 each), medians.
+CPU_TX=${CPU_TX:-300}
+tree() { echo "$1"; for c in $(pgrep -P "$1"); do tree "$c"; done; }
+ticks() { # names of run/*.pid → CPU ticks of those processes and their descendants (exited ones too)
+	local total=0 p n
+	for n in "$@"; do
+		for p in $(tree "$(cat "$STATE/run/$n.pid")"); do
+			[ -r "/proc/$p/stat" ] && total=$((total + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13 + $14 + $15}')))
+		done
+	done
+	echo "$total"
+}
+HZ=$(getconf CLK_TCK)
+drained() { # chain count to reach
+	for _ in $(seq 1 600); do
+		[ "$("${PSQL[@]}" -c "SELECT count(*) FROM auth.outbox WHERE published_at IS NULL OR published_at = 'infinity'")" = 0 ] &&
+			[ "$("${PSQL[@]}" -c "SELECT count(*) FROM auth.audit_log")" -ge "$1" ] && return 0
+		sleep 0.1
+	done
+	echo "  (not drained)"
+}
+cpu_run() { # script → CPU microseconds per transaction
+	local c0 t0 t1 n
+	c0=$("${PSQL[@]}" -c "SELECT count(*) FROM auth.audit_log")
+	n=$((8 * CPU_TX))
+	t0=$(ticks postgres nats auth)
+	pgbench -n -M prepared -h 127.0.0.1 -p "$PG_PORT" -U admin -c 8 -j 2 -t "$CPU_TX" -f "$1" caplat >/dev/null 2>&1
+	if grep -q audit.recorded "$1"; then drained $((c0 + n)); else drained "$c0"; fi
+	sleep 0.5
+	t1=$(ticks postgres nats auth)
+	echo "($t1 - $t0) * 1000000 / $HZ / $n" | bc -l
+}
+echo "-- d. CPU per request of PostgreSQL + NATS + auth (8 clients x $CPU_TX transactions, until drained)"
+: > "$STATE/cpu_a"; : > "$STATE/cpu_b"; : > "$STATE/cpu_b1"
+for round in 1 2 3; do
+	cpu_run "$STATE/a.sql" >> "$STATE/cpu_a"
+	cpu_run "$STATE/b.sql" >> "$STATE/cpu_b"
+	"${PSQL[@]}" -c "ALTER TABLE auth.outbox DISABLE TRIGGER outbox_audit_hold"
+	cpu_run "$STATE/b.sql" >> "$STATE/cpu_b1"
+	"${PSQL[@]}" -c "ALTER TABLE auth.outbox ENABLE TRIGGER outbox_audit_hold"
+done
+ca=$(median < "$STATE/cpu_a"); cb=$(median < "$STATE/cpu_b"); cb1=$(median < "$STATE/cpu_b1")
+# the rest of a whole audited request: GET /me through nginx (nginx, auth, Redis, PostgreSQL)
+t0=$(ticks postgres redis auth nginx)
+nme=$(wrk -t1 -c8 -d"${DUR}s" -H "Authorization: Bearer $TOKEN" "$GATEWAY/api/v1/auth/me" | awk '/requests in/ {print $1}')
+t1=$(ticks postgres redis auth nginx)
+cme=$(echo "($t1 - $t0) * 1000000 / $HZ / $nme" | bc -l)
+whole=$(echo "$cme + $ca" | bc -l)
+printf "  A (no audit) %.0f us; B (audited, batched) %.0f us; B1 (audited, one message per entry) %.0f us  [rounds A: %s; B: %s; B1: %s]\n" \
+	"$ca" "$cb" "$cb1" "$(xargs printf '%.0f ' < "$STATE/cpu_a")" "$(xargs printf '%.0f ' < "$STATE/cpu_b")" "$(xargs printf '%.0f ' < "$STATE/cpu_b1")"
+printf "  a whole audited request ~ GET /me through nginx %.0f us (%s requests) + A = %.0f us of CPU\n" "$cme" "$nme" "$whole"
+printf "  the audit costs: batched +%.0f us = %.1f%% of it; one message per entry +%.0f us = %.1f%%\n" \
+	"$(echo "$cb - $ca" | bc -l)" "$(echo "($cb - $ca) / $whole * 100" | bc -l)" "$(echo "$cb1 - $ca" | bc -l)" "$(echo "($cb1 - $ca) / $whole * 100" | bc -l)"
 # c. the audit row's INSERT alone, executed by the server 20000 times in one
 #    transaction (no network, no commit): the floor of a. without the noise.
 us=$("${PSQL[@]}" -c "DO \$\$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN
@@ -103,6 +169,7 @@ END \$\$" 2>&1 | sed -n 's/.*us=//p')
 echo "-- c. the audit row's INSERT alone, server side (20000 in one transaction): $us us each"
 "${PSQL[@]}" -c "DROP TABLE public.bench_outbox"
 echo
+if [ "${AB:-1}" = 1 ]; then
 echo "== a whole audited write request, estimated: GET /api/v1/auth/me through nginx (session + one read batch) + batch A"
 for c in 1 8; do
 	lat=$(wrk -t1 -c"$c" -d"${DUR}s" --latency -H "Authorization: Bearer $TOKEN" "$GATEWAY/api/v1/auth/me" |
@@ -115,6 +182,8 @@ for c in 1 8; do
 done
 
 echo
+fi
+echo
 echo "== 2. the chain: $ROWS synthetic entries appended by audit_append()"
 t0=$(date +%s.%N)
 "${PSQL[@]}" -c "SET search_path TO auth; SELECT count(audit_append(gen_random_uuid(), 'orders', 'bench.synthetic',
@@ -123,6 +192,17 @@ t0=$(date +%s.%N)
 t1=$(date +%s.%N)
 total=$("${PSQL[@]}" -c "SELECT count(*) FROM auth.audit_log")
 printf "  appended %s in %.1f s: %.0f entries/s (one transaction, one session)\n" "$ROWS" "$(echo "$t1 - $t0" | bc -l)" "$(echo "$ROWS / ($t1 - $t0)" | bc -l)"
+# The same entries as batches of 200 (what auth's consumer appends per
+# <svc>.audit.batch event: audit_append_batch(), deploy/sql/auth/050).
+t0=$(date +%s.%N)
+"${PSQL[@]}" -c "SET search_path TO auth; SELECT sum(audit_append_batch(b)) FROM (SELECT jsonb_agg(jsonb_build_object('id', gen_random_uuid(),
+	'type', 'orders.audit.recorded', 'time', now(), 'data', jsonb_build_object('actor', jsonb_build_object('type', 'account', 'id', md5(g::text),
+	'identity_id', md5(g::text || 'i'), 'role', 'admin', 'ip', '203.0.113.7', 'request_id', md5(g::text || 'r')), 'service', 'orders',
+	'action', 'bench.synthetic', 'object_type', 'order', 'object_id', md5(g::text || 'o'), 'uscc', '91350100M000100Y43', 'before', NULL,
+	'after', jsonb_build_object('status', 'paid', 'total_fen', g))) ORDER BY g) b FROM generate_series(1, $ROWS) g GROUP BY g / 200) x" >/dev/null
+t1=$(date +%s.%N)
+printf "  appended %s more in batches of 200 (audit_append_batch) in %.1f s: %.0f entries/s\n" "$ROWS" "$(echo "$t1 - $t0" | bc -l)" "$(echo "$ROWS / ($t1 - $t0)" | bc -l)"
+total=$("${PSQL[@]}" -c "SELECT count(*) FROM auth.audit_log")
 AUTH_PID=$(cat "$STATE/run/auth.pid")
 hwm() { awk '/VmHWM/ {print $2 " " $3}' "/proc/$AUTH_PID/status"; }
 echo "  auth peak memory before the exports: $(hwm)"

@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(ROOT, "deploy", "scripts"))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "issuance"))
 import suite as suite_mod  # noqa: E402
-from client import Api  # noqa: E402
+from client import grant_admin  # noqa: E402
 from kit import new_uscc  # noqa: E402
 
 
@@ -23,11 +23,8 @@ def main():
     ent = int(sys.argv[4]) if len(sys.argv) > 4 else 5000
     s = suite_mod.Suite(base, persistent=True)
     uscc = new_uscc()
-    api = Api(s)
-    r = api.post("/api/v1/auth/identities", {"type": "enterprise", "enterprise_name": "压测企业",
-                                             "uscc": uscc, "role": "admin"}, token=token)
-    assert r.status == 201, r
-    assert api.post(f"/api/v1/auth/identities/{r.json['id']}/switch", token=token).status == 200
+    # an administrator only by proof (issue 12): an approved administrator application
+    grant_admin(s, token, uscc, name="压测企业")
     # lineage i: the admin's enterprise for i <= ent, else enterprise 'B<i/200>'
     s.psql(f"""
         INSERT INTO issuance.lineages (id, type, lock_kind, holder, enterprise_name, uscc, account_id,

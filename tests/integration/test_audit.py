@@ -126,10 +126,15 @@ def test_filters_and_cursor_pages(suite):
                  r422.json, "422")
     assert {e["event_id"] for e in got} == set(ids)
     assert [e["seq"] for e in got] == sorted((e["seq"] for e in got), reverse=True), "newest first"
-    assert got[-1]["after"] == {"i": 0, "名": "示例"}
-    assert got[-1]["actor"] == {"type": "account", "id": actor, "identity_id": got[-1]["actor"]["identity_id"],
-                                "role": "admin", "ip": "10.1.2.3",
-                                "request_id": got[-1]["actor"]["request_id"]}
+    # entries of one service keep their order; services' batches may
+    # interleave in the chain (deploy/sql/common/050_audit_batch.sql)
+    first = next(e for e in got if e["event_id"] == ids[0])
+    assert first["after"] == {"i": 0, "名": "示例"}
+    assert first["actor"] == {"type": "account", "id": actor, "identity_id": first["actor"]["identity_id"],
+                              "role": "admin", "ip": "10.1.2.3",
+                              "request_id": first["actor"]["request_id"]}
+    orders = [e["event_id"] for e in got if e["service"] == "orders"][::-1]
+    assert orders == [ids[0], ids[4], ids[6]], "one service's entries in their order"
 
     # each filter alone and together
     assert {e["event_id"] for e in audit(suite, op, uscc=uscc, service="orders").json["items"]} == \
@@ -137,8 +142,8 @@ def test_filters_and_cursor_pages(suite):
     assert {e["event_id"] for e in audit(suite, op, actor=actor).json["items"]} == {ids[0], ids[2], ids[4], ids[6]}
     assert [e["event_id"] for e in audit(suite, op, action="test.step3", uscc=uscc).json["items"]] == [ids[3]]
     assert [e["event_id"] for e in audit(suite, op, object_id=lone_data["object_id"]).json["items"]] == [lone]
-    newest = got[0]["occurred_at"]
-    oldest = got[-1]["occurred_at"]
+    newest = max(e["occurred_at"] for e in got)
+    oldest = min(e["occurred_at"] for e in got)
     assert {e["event_id"] for e in audit(suite, op, uscc=uscc, **{"from": oldest}).json["items"]} == set(ids)
     assert audit(suite, op, uscc=uscc, to=oldest).json["items"] == []
     assert audit(suite, op, uscc=uscc, **{"from": "2999-01-01T00:00:00+08:00"}).json["items"] == []
@@ -211,7 +216,8 @@ def test_export_csv_and_jsonl(suite):
                        "role", "ip", "request_id", "object_type", "object_id", "uscc", "before", "after",
                        "occurred_at", "recorded_at", "hash"]
     body = [dict(zip(rows[0], row)) for row in rows[1:]]
-    assert [b["event_id"] for b in body] == ids == [e["event_id"] for e in listed]
+    # chain order: services' batches may interleave, so the ids as a set
+    assert [b["event_id"] for b in body] == [e["event_id"] for e in listed] and set(ids) == {b["event_id"] for b in body}
     for b, e in zip(body, listed):
         assert int(b["seq"]) == e["seq"] and b["hash"] == e["hash"] and b["uscc"] == uscc
         assert json.loads(b["after"]) == e["after"] and b["before"] == ""
@@ -354,3 +360,90 @@ def test_verify_passes_and_detects_tampering(suite):
     # the real chain was never touched
     rc, out = verify(suite)
     assert rc == 0, out
+
+
+def test_failed_staff_logins_are_audited_and_rate_limited(suite):
+    """A wrong password of a staff account is audited each time (the lockout
+    bounds it); an unknown username only once per client address a minute,
+    and the username itself is never recorded."""
+    cli = ["redis-cli", "-p", str(suite.ports["redis"])]
+    subprocess.run(cli + ["DEL", "audit:staff_failed:ip:127.0.0.1", "audit:staff_failed:all"],
+                   check=True, stdout=subprocess.DEVNULL)
+    ghost = "ghost-" + uuid.uuid4().hex[:10]
+    rids = ["fail-" + uuid.uuid4().hex[:16] for _ in range(3)]
+    for rid in rids[:2]:
+        r = Api(suite).post("/api/v1/auth/staff/login", {"username": ghost, "password": "x-1"},
+                            headers={"X-Request-Id": rid})
+        assert r.status == 401 and r.code == "BAD_CREDENTIALS", r
+    # a staff account of its own, so the lockout of the shared ones is not touched
+    username = "auditfail" + uuid.uuid4().hex[:8]
+    password = suite.secrets["staff_reviewer"] + "-f"
+    env = dict(os.environ, **suite.service_env("auth"), CAPLAT_STAFF_PASSWORD=password)
+    subprocess.run([os.path.join(suite.build, "bin", "caplat-auth"), "staff-add", username, "reviewer"],
+                   env=env, check=True, stdout=subprocess.DEVNULL)
+    r = Api(suite).post("/api/v1/auth/staff/login", {"username": username, "password": "wrong-1"},
+                        headers={"X-Request-Id": rids[2]})
+    assert r.status == 401 and r.code == "BAD_CREDENTIALS", r
+    r = Api(suite).post("/api/v1/auth/staff/login", {"username": username, "password": password})
+    assert r.status == 200, r
+    staff_id = Api(suite).get("/api/v1/auth/me", token=r.json["token"]).json["staff"]["id"]
+    op, _ = staff_login(suite, "operator")
+
+    def entries():
+        r = audit(suite, op, action="staff.login_failed", limit=200)
+        assert r.status == 200, r
+        got = {e["actor"]["request_id"]: e for e in r.json["items"] if e["actor"]["request_id"] in rids}
+        return got if rids[0] in got and rids[2] in got else None
+    got = wait_until(entries, timeout=15, what="the failed staff logins in the audit trail")
+    unknown, wrong = got[rids[0]], got[rids[2]]
+    assert unknown["service"] == "auth" and unknown["object_type"] == "staff"
+    assert unknown["object_id"] is None and unknown["after"] == {"reason": "unknown_username"}
+    assert unknown["actor"]["type"] == "system" and unknown["actor"]["ip"] == "127.0.0.1"
+    assert ghost not in json.dumps(unknown)
+    assert wrong["object_id"] == staff_id and wrong["after"] == {"reason": "bad_password"}
+    assert wrong["actor"]["type"] == "system"
+    # the second unknown username from the same address within the minute: no entry
+    assert rids[1] not in got
+
+
+def test_csv_export_neutralises_formulas(suite):
+    """A cell a spreadsheet would run as a formula (= + - @ first) is written
+    after a ' in the CSV export; the JSON Lines export keeps the value."""
+    op, _ = staff_login(suite, "operator")
+    uscc = new_uscc()
+    evil = ['=HYPERLINK("http://x.invalid","a")', "+1+1", "-2+3", "@SUM(1,2)"]
+    ids = [emit(suite, "orders", "test.formula", uscc=uscc, object_id=v, actor_id=v)[0] for v in evil]
+    wait_until(lambda: chain_has(suite, ids), timeout=20, what="entries in the chain")
+    r = call(suite.gateway, "GET", f"/api/v1/audit/export?format=csv&uscc={uscc}", token=op)
+    assert r.status == 200, r
+    rows = list(csv.reader(io.StringIO(r.raw.decode("utf-8"), newline="")))
+    body = [dict(zip(rows[0], row)) for row in rows[1:]]
+    assert [b["object_id"] for b in body] == ["'" + v for v in evil]
+    assert [b["actor_id"] for b in body] == ["'" + v for v in evil]
+    assert all(b["uscc"] == uscc and b["after"] == "" for b in body)  # plain cells unchanged
+    r = call(suite.gateway, "GET", f"/api/v1/audit/export?format=jsonl&uscc={uscc}", token=op)
+    assert [json.loads(line)["object_id"] for line in r.raw.decode("utf-8").splitlines()] == evil
+
+
+def test_filtered_queries_walk_their_index(suite):
+    """Each filter drives its own (column, seq) index, also once the page
+    statement runs on a generic plan (after 5 executions of a prepared
+    statement): the index's scan counter grows, the table is not scanned."""
+    op, _ = staff_login(suite, "operator")
+    uscc, actor, obj = new_uscc(), str(uuid.uuid4()), str(uuid.uuid4())
+    ev, _ = emit(suite, "orders", "test.indexed", uscc=uscc, object_id=obj, actor_id=actor)
+    wait_until(lambda: chain_has(suite, [ev]), timeout=20, what="the entry in the chain")
+
+    def scans(index):
+        return int(suite.psql("SELECT idx_scan FROM pg_stat_user_indexes"
+                              f" WHERE schemaname = 'auth' AND indexrelname = '{index}'")[0][0])
+    for index, params in [("audit_log_object", {"object_id": obj}), ("audit_log_actor", {"actor": actor}),
+                          ("audit_log_uscc", {"uscc": uscc}), ("audit_log_action", {"action": "test.indexed"}),
+                          ("audit_log_service", {"service": "orders", "limit": 1})]:
+        before = scans(index)
+        for _ in range(48):  # past the custom plans on each of the pool's connections
+            r = audit(suite, op, **params)
+            assert r.status == 200 and r.json["items"], (index, r)
+            assert "service" in params or r.json["items"][0]["event_id"] == ev, (index, r)
+        # PostgreSQL reports a backend's counters when it has been idle a while
+        wait_until(lambda: scans(index) >= before + 48, timeout=30, interval=0.5, what=f"{index} scans")

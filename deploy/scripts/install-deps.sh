@@ -22,6 +22,9 @@ PKGS=(build-essential pkg-config python3 curl openssl ca-certificates
 # gnutls-bin: certtool, the second independent verifier of the certificate
 # chains the local CA issues (tests/integration/test_issuance_new_application.py).
 PKGS+=(gnutls-bin)
+# libcurl4-openssl-dev: payments sends the invoice e-mails with libcurl's SMTP
+# client (issue 18).
+PKGS+=(libcurl4-openssl-dev)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -171,7 +171,7 @@ const struct invoice_provider *invoice_provider(void);
 const struct invoice_provider *taxplat_provider(void);
 void taxplat_free(void);
 
-/* ---- smtp.c: a small asynchronous SMTP client on libevent --------------- */
+/* ---- smtp.c: libcurl's SMTP client on the libevent loop ------------------ */
 
 struct smtp_mail {
 	const char *from, *to, *subject; /* subject: UTF-8 */
@@ -184,9 +184,9 @@ struct smtp_mail {
 /* error: NULL when the server accepted the message, else why not. */
 typedef void (*smtp_fn)(void *arg, const char *error);
 
-/* Sends m through CAPLAT_SMTP_HOST:PORT (EHLO, MAIL FROM, RCPT TO, DATA
- * with a MIME multipart body and the base64 attachment, QUIT); cb once,
- * from the loop (at once when no socket can be made). */
+/* Sends m through CAPLAT_SMTP_HOST:PORT with libcurl (a MIME multipart
+ * body, the base64 attachment); cb once, from the loop (at once when no
+ * transfer can be started). */
 void smtp_send(const struct smtp_mail *m, smtp_fn cb, void *arg);
 
 /* ---- payments.c: the state and the helpers the handler files share ---- */

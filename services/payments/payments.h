@@ -255,6 +255,7 @@ void pay_finance_refund(struct http_req *req);
 void pay_finance_bill(struct http_req *req);
 void pay_finance_reconciliation(struct http_req *req);
 void pay_finance_reconciliation_items(struct http_req *req);
+void pay_finance_reconciliation_decision(struct http_req *req);
 
 /* ---- sweep.c ----------------------------------------------------------- */
 
@@ -403,8 +404,13 @@ extern const char store_recon_get_sql[];
 /* $1 id → 0 the number of differences; no row when unknown */
 extern const char store_recon_total_sql[];
 /* $1 id, $2 after seq, $3 limit → 0 seq, 1 kind, 2 type, 3 out_no,
- * 4 provider_no, 5 local_amount_fen, 6 remote_amount_fen */
+ * 4 provider_no, 5 local_amount_fen, 6 remote_amount_fen, 7 decision,
+ * 8 decision_note, 9 decided_by, 10 decided_at (7..10 NULL: undecided) */
 extern const char store_recon_items_sql[];
+/* $1 id, $2 seq, $3 decision, $4 note, $5 staff: records the decision
+ * (DB_REFUSED "ITEM_NOT_FOUND") → the columns of store_recon_items_sql,
+ * then 11 the decision it replaced (NULL: the first) */
+extern const char store_recon_decide_sql[];
 
 /* Events: orders and enterprises read models (bus thread). */
 extern const char store_order_upsert_sql[];

@@ -31,6 +31,8 @@ LIBS := $(PKG_LIBS) -lpthread -lm
 # Libraries one service links beyond LIBS: enterprise reads business licences
 # with Tesseract and Leptonica (issue 20).
 enterprise_LIBS := $(shell pkg-config --libs tesseract lept 2>/dev/null)
+# payments sends invoice e-mails with libcurl's SMTP client (issue 18).
+payments_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
 
 COMMON_SRC := $(filter-out common/test_%.c,$(wildcard common/*.c))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)

@@ -22,6 +22,9 @@ PKGS=(build-essential pkg-config python3 curl openssl ca-certificates
 # gnutls-bin: certtool, the second independent verifier of the certificate
 # chains the local CA issues (tests/integration/test_issuance_new_application.py).
 PKGS+=(gnutls-bin)
+# libcurl4-openssl-dev: payments sends the invoice e-mails with libcurl's SMTP
+# client (issue 18).
+PKGS+=(libcurl4-openssl-dev)
 # Benchmark-only, deliberately not installed here (nor in CI): golang-cfssl
 # (the same-run reference signer) and linux-perf (PERF=dir profiles), which
 # tests/bench/renewals installs itself when missing.

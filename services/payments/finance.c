@@ -523,6 +523,31 @@ pay_finance_bill(struct http_req *req)
  * Every difference, in pages (?after=<seq>&limit=, at most 1000) or as CSV
  * (?format=csv: 10000 a page, X-Next-Cursor). */
 
+/* One difference as the API shows it (the columns of store_recon_items_sql
+ * at row i of statement stmt): decision null while finance has not
+ * decided. */
+static json_t *
+item_json(const struct db_result *res, int stmt, int i)
+{
+	const char *la = db_value(res, stmt, i, 5),
+	           *ra = db_value(res, stmt, i, 6);
+	const char *d = db_value(res, stmt, i, 7);
+	json_t *decision = d == NULL
+	    ? json_null()
+	    : json_pack("{s:s, s:s?, s:s?, s:s}", "decision", d, "note",
+	          db_value(res, stmt, i, 8), "decided_by",
+	          db_value(res, stmt, i, 9), "decided_at",
+	          db_value(res, stmt, i, 10));
+
+	return json_pack("{s:I, s:s, s:s, s:s?, s:s?, s:o, s:o, s:o}", "seq",
+	    (json_int_t)atoll(db_value(res, stmt, i, 0)), "kind",
+	    db_value(res, stmt, i, 1), "type", db_value(res, stmt, i, 2),
+	    "out_trade_no", db_value(res, stmt, i, 3), "provider_trade_no",
+	    db_value(res, stmt, i, 4), "local_amount_fen",
+	    la ? json_integer(atoll(la)) : json_null(), "remote_amount_fen",
+	    ra ? json_integer(atoll(ra)) : json_null(), "decision", decision);
+}
+
 static void
 items_on_loaded(void *arg, const struct db_result *res)
 {
@@ -550,11 +575,13 @@ items_on_loaded(void *arg, const struct db_result *res)
 		struct evbuffer *out = evbuffer_new();
 		evbuffer_add_printf(out,
 		    "seq,kind,type,out_trade_no,provider_trade_no,"
-		    "local_amount_fen,remote_amount_fen\r\n");
+		    "local_amount_fen,remote_amount_fen,decision,"
+		    "decision_note,decided_by,decided_at\r\n");
 		for (int i = 0; i < n; i++) {
-			for (int c = 0; c < 7; c++) {
+			for (int c = 0; c < 11; c++) {
 				const char *v = db_value(res, 1, i, c);
-				int text = c >= 3 && c <= 4;
+				int text =
+				    (c >= 3 && c <= 4) || c == 8 || c == 9;
 				if (v != NULL && text) {
 					evbuffer_add(out, "\"", 1);
 					if (v[0] && strchr("=+-@", v[0]))
@@ -566,8 +593,8 @@ items_on_loaded(void *arg, const struct db_result *res)
 				} else if (v != NULL) {
 					evbuffer_add(out, v, strlen(v));
 				}
-				evbuffer_add(out, c == 6 ? "\r\n" : ",",
-				    c == 6 ? 2 : 1);
+				evbuffer_add(out, c == 10 ? "\r\n" : ",",
+				    c == 10 ? 2 : 1);
 			}
 		}
 		if (next != NULL)
@@ -580,20 +607,8 @@ items_on_loaded(void *arg, const struct db_result *res)
 		return;
 	}
 	json_t *items = json_array();
-	for (int i = 0; i < n; i++) {
-		const char *la = db_value(res, 1, i, 5),
-		           *ra = db_value(res, 1, i, 6);
-		json_array_append_new(items,
-		    json_pack("{s:I, s:s, s:s, s:s?, s:s?, s:o, s:o}", "seq",
-		        (json_int_t)atoll(db_value(res, 1, i, 0)), "kind",
-		        db_value(res, 1, i, 1), "type", db_value(res, 1, i, 2),
-		        "out_trade_no", db_value(res, 1, i, 3),
-		        "provider_trade_no", db_value(res, 1, i, 4),
-		        "local_amount_fen",
-		        la ? json_integer(atoll(la)) : json_null(),
-		        "remote_amount_fen",
-		        ra ? json_integer(atoll(ra)) : json_null()));
-	}
+	for (int i = 0; i < n; i++)
+		json_array_append_new(items, item_json(res, 1, i));
 	http_reply_json(req, 200,
 	    json_pack("{s:o, s:o, s:I}", "items", items, "next_cursor",
 	        next ? json_string(next) : json_null(), "total",
@@ -669,6 +684,101 @@ void
 pay_finance_reconciliation_items(struct http_req *req)
 {
 	session_require(req, items_start);
+}
+
+/* ---- POST /api/v1/finance/reconciliations/{id}/items/{seq}/decision -----
+ * Finance's decision on one difference, with a note; a later decision
+ * replaces the earlier one (both stay in the audit trail). */
+
+static const char *const decisions[] = {"refund_payer", "write_off",
+    "provider_claim", "ignore"};
+
+static void
+decision_on_saved(void *arg, const struct db_result *res)
+{
+	struct http_req *req = arg;
+
+	if (res->status == DB_REFUSED) {
+		http_reply_error(req, 404, "NOT_FOUND", NULL, "对账差异不存在");
+		return;
+	}
+	if (res->status != DB_OK) {
+		http_reply_db_error(req, res);
+		return;
+	}
+	if (db_rows(res, 0) != 1) {
+		http_reply_unavailable(req, "postgres");
+		return;
+	}
+	log_info(req->id, "msg=recon_decided recon=%s seq=%s decision=%s",
+	    req->params[0], req->params[1], db_value(res, 0, 0, 7));
+	json_t *item = item_json(res, 0, 0);
+	const char *prev = db_value(res, 0, 0, 11);
+	json_object_set_new(item, "replaced",
+	    prev ? json_string(prev) : json_null());
+	http_reply_json(req, 200, item);
+}
+
+static void
+decision_start(struct http_req *req)
+{
+	struct json_field_err err;
+	const char *decision = NULL, *note = NULL;
+	json_t *body;
+	char *end, object[80];
+	int known = 0;
+
+	if (session_require_staff(req, "finance") != 0)
+		return;
+	if (http_read_json(req, &body) != 0)
+		return;
+	if (json_field_str(body, "decision", JSON_FIELD_REQUIRED, 32, &decision,
+	        &err) != 0 ||
+	    json_field_str(body, "note", JSON_FIELD_OPTIONAL, 500, &note,
+	        &err) != 0) {
+		http_reply_field_error(req, &err);
+		json_decref(body);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(decisions) / sizeof(decisions[0]); i++)
+		known |= strcmp(decision, decisions[i]) == 0;
+	if (!known) {
+		http_reply_error(req, 422, "FIELD_INVALID", "decision",
+		    "decision 须为 refund_payer、write_off、provider_claim "
+		    "或 ignore");
+		json_decref(body);
+		return;
+	}
+	long long seq = strtoll(req->params[1], &end, 10);
+	if (!uuid_valid(req->params[0]) || req->params[1][0] == '\0' ||
+	    *end != '\0' || seq < 1) {
+		http_reply_error(req, 404, "NOT_FOUND", NULL, "对账差异不存在");
+		json_decref(body);
+		return;
+	}
+	snprintf(object, sizeof(object), "%s/%lld", req->params[0], seq);
+	char seq_s[24];
+	snprintf(seq_s, sizeof(seq_s), "%lld", seq);
+	const char *p[] = {req->params[0], seq_s, decision, note,
+	    req->session->staff_id};
+	json_t *after =
+	    json_pack("{s:s, s:s?}", "decision", decision, "note", note);
+	const struct audit_entry e = {.action = "reconciliation.decided",
+	    .object_type = "reconciliation_item",
+	    .object_id = object,
+	    .after = after};
+	struct db_batch *b = db_batch_new();
+	db_batch_add(b, store_recon_decide_sql, 5, p);
+	audit_add(b, req, &e);
+	db_batch_run(pay.svc.db, b, decision_on_saved, req);
+	json_decref(after);
+	json_decref(body);
+}
+
+void
+pay_finance_reconciliation_decision(struct http_req *req)
+{
+	session_require(req, decision_start);
 }
 
 /* ---- GET /api/v1/finance/reconciliations/{id} --------------------------- */

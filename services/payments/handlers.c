@@ -352,6 +352,8 @@ static const struct http_route routes[] = {
         0},
     {"GET", "/api/v1/finance/reconciliations/{id}/items",
         pay_finance_reconciliation_items, 0},
+    {"POST", "/api/v1/finance/reconciliations/{id}/items/{seq}/decision",
+        pay_finance_reconciliation_decision, 0},
 };
 
 void

@@ -171,7 +171,7 @@ const struct invoice_provider *invoice_provider(void);
 const struct invoice_provider *taxplat_provider(void);
 void taxplat_free(void);
 
-/* ---- smtp.c: a small asynchronous SMTP client on libevent --------------- */
+/* ---- smtp.c: libcurl's SMTP client on the libevent loop ------------------ */
 
 struct smtp_mail {
 	const char *from, *to, *subject; /* subject: UTF-8 */
@@ -184,9 +184,9 @@ struct smtp_mail {
 /* error: NULL when the server accepted the message, else why not. */
 typedef void (*smtp_fn)(void *arg, const char *error);
 
-/* Sends m through CAPLAT_SMTP_HOST:PORT (EHLO, MAIL FROM, RCPT TO, DATA
- * with a MIME multipart body and the base64 attachment, QUIT); cb once,
- * from the loop (at once when no socket can be made). */
+/* Sends m through CAPLAT_SMTP_HOST:PORT with libcurl (a MIME multipart
+ * body, the base64 attachment); cb once, from the loop (at once when no
+ * transfer can be started). */
 void smtp_send(const struct smtp_mail *m, smtp_fn cb, void *arg);
 
 /* ---- payments.c: the state and the helpers the handler files share ---- */
@@ -255,6 +255,7 @@ void pay_finance_refund(struct http_req *req);
 void pay_finance_bill(struct http_req *req);
 void pay_finance_reconciliation(struct http_req *req);
 void pay_finance_reconciliation_items(struct http_req *req);
+void pay_finance_reconciliation_decision(struct http_req *req);
 
 /* ---- sweep.c ----------------------------------------------------------- */
 
@@ -403,8 +404,13 @@ extern const char store_recon_get_sql[];
 /* $1 id → 0 the number of differences; no row when unknown */
 extern const char store_recon_total_sql[];
 /* $1 id, $2 after seq, $3 limit → 0 seq, 1 kind, 2 type, 3 out_no,
- * 4 provider_no, 5 local_amount_fen, 6 remote_amount_fen */
+ * 4 provider_no, 5 local_amount_fen, 6 remote_amount_fen, 7 decision,
+ * 8 decision_note, 9 decided_by, 10 decided_at (7..10 NULL: undecided) */
 extern const char store_recon_items_sql[];
+/* $1 id, $2 seq, $3 decision, $4 note, $5 staff: records the decision
+ * (DB_REFUSED "ITEM_NOT_FOUND") → the columns of store_recon_items_sql,
+ * then 11 the decision it replaced (NULL: the first) */
+extern const char store_recon_decide_sql[];
 
 /* Events: orders and enterprises read models (bus thread). */
 extern const char store_order_upsert_sql[];

@@ -1,274 +1,283 @@
-/* smtp — a small SMTP client on the service's libevent loop (never
- * blocking), for invoice e-mails: one connection per message to
- * CAPLAT_SMTP_HOST:CAPLAT_SMTP_PORT (names resolved by evdns), the plain
- * dialogue of RFC 5321: the 220 greeting, EHLO, MAIL FROM, RCPT TO, DATA
- * (354), the message dot-stuffed and ended by ".", QUIT. Each reply
- * (multi-line "250-…" included) is checked against the code the step
- * expects; anything else ends the dialogue with the server's reply as the
- * error. The message is MIME: multipart/mixed with a UTF-8 text part and
- * the PDF attachment, both base64 (lines of 76), the subject RFC 2047
- * encoded. No STARTTLS and no AUTH: the relay is local (a sidecar or the
- * site's relay on a trusted network). CAPLAT_SMTP_TIMEOUT bounds the
- * whole conversation's reads and writes. */
+/* smtp — invoice e-mails through libcurl's SMTP client (Debian's
+ * libcurl4-openssl-dev), driven by the service's libevent loop without
+ * blocking it: the curl multi interface tells us which sockets it waits on
+ * (CURLMOPT_SOCKETFUNCTION, one event per socket) and when it wants a
+ * timeout (CURLMOPT_TIMERFUNCTION, one loop timer), and we hand every
+ * readiness back with curl_multi_socket_action (the pattern of libcurl's
+ * multi-event.c example). Names are resolved by curl's threaded resolver.
+ *
+ * One transfer per message to smtp://CAPLAT_SMTP_HOST:CAPLAT_SMTP_PORT/
+ * with EHLO CAPLAT_SMTP_HELO. The message is curl_mime: multipart/mixed
+ * with a UTF-8 text part and the PDF attachment, both base64-encoded by
+ * curl; the subject RFC 2047 encoded; curl dot-stuffs the body. No
+ * STARTTLS and no AUTH: the relay is local (a sidecar or the site's relay
+ * on a trusted network). CAPLAT_SMTP_TIMEOUT bounds the whole transfer.
+ * The connection is not kept (CURLOPT_FORBID_REUSE): after an accepted
+ * message curl sends QUIT and waits for its reply while closing, bounded
+ * by the same timeout (CURLOPT_SERVER_RESPONSE_TIMEOUT); on an error it
+ * closes without QUIT.
+ *
+ * The error text keeps the form the invoices show: "SMTP <step>: <the
+ * server's reply>" for a refusal (the step is the last command curl sent,
+ * read from its debug callback), else "SMTP: <curl's reason>". */
 #include "payments.h"
 
 #include "crypto.h"
 #include "log.h"
 #include "util.h"
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/dns.h>
+#include <curl/curl.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
-enum step {
-	S_GREETING,
-	S_EHLO,
-	S_MAIL,
-	S_RCPT,
-	S_DATA,
-	S_DOT,
-	S_QUIT,
-};
-
-static const struct {
-	const char *name;
-	int expect; /* the reply code's first digit class: 2 or 3 */
-} steps[] = {{"greeting", 220}, {"EHLO", 250}, {"MAIL FROM", 250},
-    {"RCPT TO", 250}, {"DATA", 354}, {"message", 250}, {"QUIT", 221}};
-
 struct smtp_conn {
-	struct bufferevent *bev;
-	enum step step;
-	char *from, *to;
-	struct evbuffer *message; /* dot-stuffed, ending "\r\n.\r\n" */
-	char *error;              /* the first failure; NULL: delivered */
-	int delivered;
+	CURL *easy;
+	curl_mime *mime;
+	struct curl_slist *rcpt, *headers;
+	char step[16];     /* the last command sent, for the error */
+	char refusal[300]; /* the first 4xx/5xx reply, "" if none */
+	char errbuf[CURL_ERROR_SIZE];
 	smtp_fn cb;
 	void *arg;
 };
 
-static struct evdns_base *dns;
+static CURLM *multi;
+static struct event *timer;
+
+/* ---- the multi handle on the loop --------------------------------------- */
 
 static void
-conn_finish(struct smtp_conn *c, const char *error)
+conn_free(struct smtp_conn *c)
 {
-	if (error != NULL && c->error == NULL)
-		c->error = xstrdup(error);
-	if (c->bev != NULL)
-		bufferevent_free(c->bev);
-	/* A message accepted before a failed QUIT is delivered. */
-	c->cb(c->arg, c->delivered ? NULL : c->error ? c->error : "no answer");
-	evbuffer_free(c->message);
-	free(c->from);
-	free(c->to);
-	free(c->error);
+	curl_easy_cleanup(c->easy);
+	curl_mime_free(c->mime);
+	curl_slist_free_all(c->rcpt);
+	curl_slist_free_all(c->headers);
 	free(c);
 }
 
+/* Calls back every finished transfer. */
 static void
-conn_send(struct smtp_conn *c, enum step next, const char *fmt, const char *arg)
+check_done(void)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	CURLMsg *msg;
+	int left;
 
-	evbuffer_add_printf(out, fmt, arg);
-	c->step = next;
+	while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		struct smtp_conn *c = NULL;
+		CURLcode rc = msg->data.result;
+		char why[400];
+
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &c);
+		curl_multi_remove_handle(multi, msg->easy_handle);
+		if (rc == CURLE_OK) {
+			c->cb(c->arg, NULL);
+		} else {
+			if (c->refusal[0] != '\0')
+				snprintf(why, sizeof(why), "SMTP %s: %s",
+				    c->step, c->refusal);
+			else
+				snprintf(why, sizeof(why), "SMTP: %s",
+				    c->errbuf[0] != '\0'
+				        ? c->errbuf
+				        : curl_easy_strerror(rc));
+			c->cb(c->arg, why);
+		}
+		conn_free(c);
+	}
 }
 
-/* One complete reply (its last line, "NNN text") for the current step. */
-static int
-conn_reply(struct smtp_conn *c, int code, const char *line)
+static void
+on_socket(evutil_socket_t fd, short what, void *arg)
 {
-	char why[300];
+	int running;
+	int action = ((what & EV_READ) ? CURL_CSELECT_IN : 0) |
+	    ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
 
-	if (code != steps[c->step].expect &&
-	    !(c->step == S_RCPT && code == 251)) {
-		snprintf(why, sizeof(why), "SMTP %s: %s", steps[c->step].name,
-		    line);
-		if (c->error == NULL)
-			c->error = xstrdup(why);
-		if (c->step == S_QUIT || c->step == S_GREETING)
-			return -1;
-		conn_send(c, S_QUIT, "QUIT\r\n%s", "");
-		return 0;
+	curl_multi_socket_action(multi, fd, action, &running);
+	check_done();
+}
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	int running;
+
+	curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done();
+}
+
+/* CURLMOPT_SOCKETFUNCTION: one persistent event per socket curl uses. */
+static int
+socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct event *ev = socketp;
+
+	if (ev != NULL) {
+		event_free(ev);
+		ev = NULL;
 	}
-	switch (c->step) {
-	case S_GREETING:
-		conn_send(c, S_EHLO, "EHLO %s\r\n", pay.cfg.smtp_helo);
-		break;
-	case S_EHLO:
-		conn_send(c, S_MAIL, "MAIL FROM:<%s>\r\n", c->from);
-		break;
-	case S_MAIL:
-		conn_send(c, S_RCPT, "RCPT TO:<%s>\r\n", c->to);
-		break;
-	case S_RCPT:
-		conn_send(c, S_DATA, "DATA\r\n%s", "");
-		break;
-	case S_DATA:
-		bufferevent_write_buffer(c->bev, c->message);
-		c->step = S_DOT;
-		break;
-	case S_DOT:
-		c->delivered = 1;
-		conn_send(c, S_QUIT, "QUIT\r\n%s", "");
-		break;
-	case S_QUIT:
-		return -1; /* done */
+	if (what != CURL_POLL_REMOVE) {
+		short kind = EV_PERSIST |
+		    ((what & CURL_POLL_IN) ? EV_READ : 0) |
+		    ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
+		ev = event_new(pay.svc.base, s, kind, on_socket, NULL);
+		event_add(ev, NULL);
+	}
+	curl_multi_assign(multi, s, ev);
+	return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: the one timer curl asks for (-1: none). */
+static int
+timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+	if (timeout_ms < 0) {
+		evtimer_del(timer);
+	} else {
+		struct timeval tv = {timeout_ms / 1000,
+		    (timeout_ms % 1000) * 1000};
+		evtimer_add(timer, &tv);
 	}
 	return 0;
 }
 
 static void
-on_read(struct bufferevent *bev, void *arg)
+multi_open(void)
 {
-	struct smtp_conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t n;
-	char *line;
-
-	while ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF)) != NULL) {
-		int bad = n < 3 || line[0] < '2' || line[0] > '5' ||
-		    line[1] < '0' || line[1] > '9' || line[2] < '0' ||
-		    line[2] > '9' ||
-		    (n > 3 && line[3] != ' ' && line[3] != '-');
-		if (bad) {
-			free(line);
-			conn_finish(c, "SMTP: malformed reply");
-			return;
-		}
-		if (n > 3 && line[3] == '-') { /* a continued reply */
-			free(line);
-			continue;
-		}
-		int code = atoi(line);
-		int done = conn_reply(c, code, line);
-		free(line);
-		if (done) {
-			conn_finish(c, NULL);
-			return;
-		}
-	}
-	if (evbuffer_get_length(in) > 4096)
-		conn_finish(c, "SMTP: reply line too long");
-}
-
-static void
-on_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct smtp_conn *c = arg;
-	char why[200];
-
-	if (what & BEV_EVENT_CONNECTED)
+	if (multi != NULL)
 		return;
-	if (what & BEV_EVENT_TIMEOUT)
-		snprintf(why, sizeof(why), "SMTP %s: timeout",
-		    steps[c->step].name);
-	else if (what & BEV_EVENT_EOF)
-		snprintf(why, sizeof(why), "SMTP %s: connection closed",
-		    steps[c->step].name);
-	else
-		snprintf(why, sizeof(why), "SMTP %s: connection failed",
-		    steps[c->step].name);
-	conn_finish(c, why);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	multi = curl_multi_init();
+	timer = evtimer_new(pay.svc.base, on_timer, NULL);
+	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_cb);
 }
 
-/* base64 of data in lines of 76 characters, CRLF-ended. */
-static void
-add_base64(struct evbuffer *out, const void *data, size_t len)
-{
-	char *b64 = crypto_base64_encode(data, len);
-	size_t n = strlen(b64);
+/* ---- one message ---------------------------------------------------------- */
 
-	for (size_t i = 0; i < n; i += 76) {
-		evbuffer_add(out, b64 + i, n - i < 76 ? n - i : 76);
-		evbuffer_add(out, "\r\n", 2);
+/* CURLOPT_DEBUGFUNCTION: notes the command sent last and the first reply
+ * that refuses (4xx or 5xx), for the error the invoice shows. */
+static int
+debug_cb(CURL *easy, curl_infotype type, char *data, size_t size, void *arg)
+{
+	struct smtp_conn *c = arg;
+	static const char *const cmds[] = {"EHLO", "HELO", "MAIL FROM",
+	    "RCPT TO", "DATA", "QUIT"};
+
+	if (c->refusal[0] != '\0')
+		return 0; /* the step that was refused stays */
+	if (type == CURLINFO_HEADER_OUT) {
+		for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+			if (size >= strlen(cmds[i]) &&
+			    strncasecmp(data, cmds[i], strlen(cmds[i])) == 0)
+				snprintf(c->step, sizeof(c->step), "%s",
+				    cmds[i]);
+	} else if (type == CURLINFO_DATA_OUT) {
+		snprintf(c->step, sizeof(c->step), "message");
+	} else if (type == CURLINFO_HEADER_IN && c->refusal[0] == '\0' &&
+	    size >= 4 && (data[0] == '4' || data[0] == '5') && data[3] == ' ') {
+		size_t n = size;
+		while (n > 0 && (data[n - 1] == '\r' || data[n - 1] == '\n'))
+			n--;
+		if (n >= sizeof(c->refusal))
+			n = sizeof(c->refusal) - 1;
+		memcpy(c->refusal, data, n);
+		c->refusal[n] = '\0';
 	}
-	free(b64);
+	return 0;
 }
 
-/* The message (headers and MIME body), dot-stuffed, with the final ".". */
-static struct evbuffer *
-build_message(const struct smtp_mail *m)
+static void
+build_mime(struct smtp_conn *c, const struct smtp_mail *m)
 {
-	struct evbuffer *msg = evbuffer_new();
-	struct evbuffer *out = evbuffer_new();
-	char date[64], boundary[64], id[37];
+	curl_mimepart *part;
+	char date[64], id[37], *subject, *h;
 	time_t now = time(NULL);
 	struct tm tm;
-	char *subject = crypto_base64_encode(m->subject, strlen(m->subject));
+
+	c->mime = curl_mime_init(c->easy);
+	part = curl_mime_addpart(c->mime);
+	curl_mime_data(part, m->text, CURL_ZERO_TERMINATED);
+	curl_mime_type(part, "text/plain; charset=UTF-8");
+	curl_mime_encoder(part, "base64");
+	part = curl_mime_addpart(c->mime);
+	curl_mime_data(part, m->attachment, m->attachment_len);
+	curl_mime_type(part, "application/pdf");
+	curl_mime_filename(part, m->attachment_name);
+	curl_mime_encoder(part, "base64");
 
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	uuid_v4(id);
-	snprintf(boundary, sizeof(boundary), "=_caplat_%s", id);
-	evbuffer_add_printf(msg,
-	    "From: <%s>\r\nTo: <%s>\r\nSubject: =?UTF-8?B?%s?=\r\n"
-	    "Date: %s\r\nMessage-ID: <%s@%s>\r\nMIME-Version: 1.0\r\n"
-	    "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n"
-	    "This is a MIME message.\r\n--%s\r\n"
-	    "Content-Type: text/plain; charset=UTF-8\r\n"
-	    "Content-Transfer-Encoding: base64\r\n\r\n",
-	    m->from, m->to, subject, date, id, pay.cfg.smtp_helo, boundary,
-	    boundary);
+	subject = crypto_base64_encode(m->subject, strlen(m->subject));
+	h = xasprintf("From: <%s>", m->from);
+	c->headers = curl_slist_append(c->headers, h);
+	free(h);
+	h = xasprintf("To: <%s>", m->to);
+	c->headers = curl_slist_append(c->headers, h);
+	free(h);
+	h = xasprintf("Subject: =?UTF-8?B?%s?=", subject);
+	c->headers = curl_slist_append(c->headers, h);
+	free(h);
 	free(subject);
-	add_base64(msg, m->text, strlen(m->text));
-	evbuffer_add_printf(msg,
-	    "--%s\r\nContent-Type: application/pdf; name=\"%s\"\r\n"
-	    "Content-Transfer-Encoding: base64\r\n"
-	    "Content-Disposition: attachment; filename=\"%s\"\r\n\r\n",
-	    boundary, m->attachment_name, m->attachment_name);
-	add_base64(msg, m->attachment, m->attachment_len);
-	evbuffer_add_printf(msg, "--%s--\r\n", boundary);
-
-	/* Dot-stuffing (RFC 5321 §4.5.2), then the end of the data. */
-	size_t n;
-	char *line;
-	while ((line = evbuffer_readln(msg, &n, EVBUFFER_EOL_CRLF_STRICT)) !=
-	    NULL) {
-		if (line[0] == '.')
-			evbuffer_add(out, ".", 1);
-		evbuffer_add(out, line, n);
-		evbuffer_add(out, "\r\n", 2);
-		free(line);
-	}
-	evbuffer_add(out, ".\r\n", 3);
-	evbuffer_free(msg);
-	return out;
+	h = xasprintf("Date: %s", date);
+	c->headers = curl_slist_append(c->headers, h);
+	free(h);
+	h = xasprintf("Message-ID: <%s@%s>", id, pay.cfg.smtp_helo);
+	c->headers = curl_slist_append(c->headers, h);
+	free(h);
 }
 
 void
 smtp_send(const struct smtp_mail *m, smtp_fn cb, void *arg)
 {
 	struct smtp_conn *c = xcalloc(1, sizeof(*c));
-	struct timeval tv = {pay.cfg.smtp_timeout, 0};
+	const char *host = pay.cfg.smtp_host;
+	int v6 = strchr(host, ':') != NULL;
+	char *url, *from;
 
+	multi_open();
 	c->cb = cb;
 	c->arg = arg;
-	c->from = xstrdup(m->from);
-	c->to = xstrdup(m->to);
-	c->message = build_message(m);
-	if (dns == NULL) {
-		dns = evdns_base_new(pay.svc.base,
-		    EVDNS_BASE_INITIALIZE_NAMESERVERS);
-		if (dns == NULL)
-			dns = evdns_base_new(pay.svc.base, 0);
-	}
-	c->bev = bufferevent_socket_new(pay.svc.base, -1,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (c->bev == NULL) {
-		conn_finish(c, "SMTP: cannot create a socket");
+	snprintf(c->step, sizeof(c->step), "greeting");
+	c->easy = curl_easy_init();
+	if (c->easy == NULL) {
+		cb(arg, "SMTP: cannot start a transfer");
+		free(c);
 		return;
 	}
-	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
-	bufferevent_set_timeouts(c->bev, &tv, &tv);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	if (bufferevent_socket_connect_hostname(c->bev, dns, AF_UNSPEC,
-	        pay.cfg.smtp_host, (int)pay.cfg.smtp_port) != 0)
-		conn_finish(c, "SMTP: cannot connect");
+	/* The URL's path is the EHLO name. */
+	url = xasprintf("smtp://%s%s%s:%ld/%s", v6 ? "[" : "", host,
+	    v6 ? "]" : "", pay.cfg.smtp_port, pay.cfg.smtp_helo);
+	from = xasprintf("<%s>", m->from);
+	c->rcpt = curl_slist_append(NULL, m->to);
+	build_mime(c, m);
+	curl_easy_setopt(c->easy, CURLOPT_URL, url);
+	curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "smtp");
+	curl_easy_setopt(c->easy, CURLOPT_MAIL_FROM, from);
+	curl_easy_setopt(c->easy, CURLOPT_MAIL_RCPT, c->rcpt);
+	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
+	curl_easy_setopt(c->easy, CURLOPT_MIMEPOST, c->mime);
+	curl_easy_setopt(c->easy, CURLOPT_TIMEOUT, pay.cfg.smtp_timeout);
+	curl_easy_setopt(c->easy, CURLOPT_SERVER_RESPONSE_TIMEOUT,
+	    pay.cfg.smtp_timeout);
+	curl_easy_setopt(c->easy, CURLOPT_FORBID_REUSE, 1L);
+	curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->errbuf);
+	curl_easy_setopt(c->easy, CURLOPT_VERBOSE, 1L);
+	curl_easy_setopt(c->easy, CURLOPT_DEBUGFUNCTION, debug_cb);
+	curl_easy_setopt(c->easy, CURLOPT_DEBUGDATA, c);
+	curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
+	free(url);
+	free(from);
+	if (curl_multi_add_handle(multi, c->easy) != CURLM_OK) {
+		cb(arg, "SMTP: cannot start a transfer");
+		conn_free(c);
+	}
 }

@@ -231,9 +231,13 @@ const char store_recon_get_sql[] =
 const char store_recon_total_sql[] =
     "SELECT COALESCE(items_total, jsonb_array_length(items)) FROM reconciliations WHERE id = $1::uuid";
 const char store_recon_items_sql[] =
-    "SELECT seq, kind, type, out_no, provider_no, local_amount_fen, remote_amount_fen"
-    " FROM reconciliation_items WHERE recon_id = $1::uuid AND seq > $2::bigint"
-    " ORDER BY seq LIMIT $3::int";
+    "SELECT seq, kind, type, out_no, provider_no, local_amount_fen, remote_amount_fen,"
+    " decision, decision_note, decided_by, " RFC3339(
+        "decided_at") ""
+                      " FROM reconciliation_items WHERE recon_id = $1::uuid AND seq > $2::bigint"
+                      " ORDER BY seq LIMIT $3::int";
+const char store_recon_decide_sql[] =
+    "SELECT * FROM recon_decide($1::uuid, $2::bigint, $3, $4, $5)";
 const char store_order_upsert_sql[] =
     "INSERT INTO orders (id, number, account_id, identity_id, uscc, total_fen, expires_at,"
     " created_at)"

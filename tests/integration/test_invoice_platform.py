@@ -390,11 +390,13 @@ def test_reconciliation_differences_paged_and_exported(suite):
     assert [i["seq"] for i in seen] == list(range(1, rep["items_total"] + 1))
     ours = [i["out_trade_no"] for i in seen if i["kind"] == "missing_local" and i["out_trade_no"].startswith("FOREIGN")]
     assert ours == [f"FOREIGN{i:06d}" for i in range(1500)]
-    assert {k: v for k, v in seen[0].items() if k != "seq"} == rep["items"][0]
+    assert {k: v for k, v in seen[0].items() if k not in ("seq", "decision")} == rep["items"][0]
+    assert all(i["decision"] is None for i in seen)
     r = api.get(f"/api/v1/finance/reconciliations/{rep['id']}/items?format=csv&limit=600", token=fin)
     assert r.status == 200 and r.headers["X-Next-Cursor"] == "600", r
     csv_lines = r.raw.decode().split("\r\n")
-    assert csv_lines[0] == "seq,kind,type,out_trade_no,provider_trade_no,local_amount_fen,remote_amount_fen"
+    assert csv_lines[0] == ("seq,kind,type,out_trade_no,provider_trade_no,local_amount_fen,remote_amount_fen,"
+                            "decision,decision_note,decided_by,decided_at")
     assert len(csv_lines) == 602 and csv_lines[1].startswith("1,missing_local,payment,")
     assert suite.psql(f"SELECT count(*) FROM payments.bill_staging WHERE recon_id = '{rep['id']}'") == [["0"]]
     error(api.get(f"/api/v1/finance/reconciliations/{rep['id']}/items", token=staff_token(suite, "operator")),
@@ -402,3 +404,73 @@ def test_reconciliation_differences_paged_and_exported(suite):
     error(api.get(f"/api/v1/finance/reconciliations/{uuid.uuid4()}/items", token=fin), 404, "NOT_FOUND")
     error(api.get(f"/api/v1/finance/reconciliations/{rep['id']}/items?cursor=x", token=fin),
           400, "BAD_REQUEST", "cursor")
+
+
+def test_reconciliation_decision_per_difference_audited(suite):
+    """Finance records a decision on a difference (with a note): stored with
+    who and when, shown on the item in the paged list and the CSV, audited;
+    a second decision replaces the first (both audited). Refusals: not
+    finance 403, unknown item 404, a decision outside the list 422 (field),
+    no decision 422, nothing changed by any of them."""
+    import csv
+    import datetime
+    import io
+    from test_payments import SHANGHAI, sim_url
+    api = Api(suite)
+    fin = finance_token(suite)
+    today = datetime.datetime.now(SHANGHAI).strftime("%Y-%m-%d")
+    bill = call(sim_url(suite), "GET", f"/sim/bills/wechat/{today}").raw.decode()
+    lines = bill.split("\r\n")
+    tag = uuid.uuid4().hex[:8].upper()
+    foreign = [",".join("`" + c for c in [
+        f"{today} 11:00:00", "wx8888888888888888", "1900000001", "0", "", f"43{tag}{i:02d}",
+        f"DECIDE{tag}{i}", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", "NATIVE", "SUCCESS", "OTHERS", "CNY",
+        "2.00", "0.00", "0", "0", "0.00", "0.00", "", "", "证书续期", "", "0.01200", "0.60%",
+        "2.00", "0.00", ""]) for i in range(2)]
+    body = "\r\n".join([lines[0]] + lines[1:-3] + foreign + lines[-3:])
+    r = call(suite.gateway, "POST", f"/api/v1/finance/bills/wechat/{today}", raw=body.encode(), token=fin,
+             headers={"Content-Type": "text/csv"})
+    assert r.status == 201, r
+    rid = r.json["id"]
+    items = api.get(f"/api/v1/finance/reconciliations/{rid}/items?limit=1000", token=fin).json["items"]
+    ours = [i for i in items if (i["out_trade_no"] or "").startswith(f"DECIDE{tag}")]
+    assert len(ours) == 2 and all(i["decision"] is None for i in ours), ours
+    seq, other = ours[0]["seq"], ours[1]["seq"]
+    path = f"/api/v1/finance/reconciliations/{rid}/items/{seq}/decision"
+
+    # Refusals first: nothing is recorded by any of them.
+    error(api.post(path, {"decision": "write_off"}, token=staff_token(suite, "operator")), 403, "FORBIDDEN")
+    assert api.post(path, {"decision": "write_off"}).status == 401
+    error(api.post(path, {"decision": "burn_it"}, token=fin), 422, "FIELD_INVALID", "decision")
+    error(api.post(path, {"note": "x"}, token=fin), 422, "FIELD_REQUIRED", "decision")
+    error(api.post(f"/api/v1/finance/reconciliations/{rid}/items/999999/decision", {"decision": "ignore"},
+                   token=fin), 404, "NOT_FOUND")
+    error(api.post(f"/api/v1/finance/reconciliations/{uuid.uuid4()}/items/{seq}/decision",
+                   {"decision": "ignore"}, token=fin), 404, "NOT_FOUND")
+    error(api.post(f"/api/v1/finance/reconciliations/{rid}/items/x/decision", {"decision": "ignore"},
+                   token=fin), 404, "NOT_FOUND")
+    assert suite.psql(f"SELECT count(*) FROM payments.reconciliation_items WHERE recon_id = '{rid}'"
+                      " AND decision IS NOT NULL") == [["0"]]
+    assert audit(suite, "reconciliation.decided", f"{rid}/{seq}") == []
+
+    r = api.post(path, {"decision": "provider_claim", "note": "向微信支付申诉"}, token=fin)
+    assert r.status == 200, r
+    d = r.json["decision"]
+    assert r.json["seq"] == seq and r.json["out_trade_no"] == f"DECIDE{tag}0" and r.json["replaced"] is None
+    assert d["decision"] == "provider_claim" and d["note"] == "向微信支付申诉" and d["decided_by"] and d["decided_at"]
+    r2 = api.post(path, {"decision": "write_off"}, token=fin)
+    assert r2.status == 200 and r2.json["replaced"] == "provider_claim", r2
+    assert r2.json["decision"]["decision"] == "write_off" and r2.json["decision"]["note"] is None
+
+    items = api.get(f"/api/v1/finance/reconciliations/{rid}/items?limit=1000", token=fin).json["items"]
+    by_seq = {i["seq"]: i for i in items}
+    assert by_seq[seq]["decision"] == r2.json["decision"] and by_seq[other]["decision"] is None
+    rows = list(csv.DictReader(io.StringIO(
+        api.get(f"/api/v1/finance/reconciliations/{rid}/items?format=csv", token=fin).raw.decode())))
+    row = next(x for x in rows if x["seq"] == str(seq))
+    assert row["decision"] == "write_off" and row["decision_note"] == "" and row["decided_by"] == d["decided_by"]
+    assert row["decided_at"] == r2.json["decision"]["decided_at"]
+    assert next(x for x in rows if x["seq"] == str(other))["decision"] == ""
+    entries = audit(suite, "reconciliation.decided", f"{rid}/{seq}")
+    assert sorted(e["after"]["decision"] for e in entries) == ["provider_claim", "write_off"], entries
+    assert all(e["object_type"] == "reconciliation_item" for e in entries)

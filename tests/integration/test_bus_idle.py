@@ -21,7 +21,18 @@ def test_bus_relay_idle_sends_nothing_and_wakes_on_notify(suite):
     try:
         wait_until(quiet, timeout=20, interval=0.5, what="every relay idle for 2.5 s")
     except AssertionError:
-        raise AssertionError(f"relays not idle: {suite.psql(RELAYS)}")
+        recent = {svc: suite.psql("SELECT type, published_at, now() - created_at FROM outbox"
+                                  " ORDER BY seq DESC LIMIT 3", role=svc)
+                  for svc in suite_mod.SERVICES}
+        raise AssertionError(f"relays not idle: {suite.psql(RELAYS)}; latest outbox rows: {recent}")
+
+    # an INSERT that leaves no unpublished row (nothing selected; or an
+    # audit entry held for its batch) wakes nobody (060_outbox_notify_rows)
+    suite.psql("INSERT INTO outbox (type, subject, data)"
+               " SELECT type, subject, data FROM outbox WHERE false", role="orders")
+    time.sleep(1.0)
+    age = dict(suite.psql(RELAYS))["caplat-orders-bus-relay"]
+    assert float(age) > 3.4, f"an empty INSERT woke the orders relay ({age} s)"
 
     # a row written now is published at once: the NOTIFY woke the relay
     subject = str(uuid.uuid4())

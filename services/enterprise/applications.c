@@ -2,8 +2,9 @@
  * logged-in account files one (enterprise name, USCC, the applicant's ID
  * number, an uploaded 授权委托书 bearing the company seal) and lists its
  * own with their status, decision time and opinion; a reviewer reads one
- * from the review queue (review.c lists them beside the records) and
- * approves or rejects it with an opinion. The ID number is kept only as a
+ * from the review queue (review.c lists them beside the records), claims
+ * it (so that no other reviewer decides it while the claim runs, as with
+ * records) and approves or rejects it with an opinion. The ID number is kept only as a
  * keyed hash and a masked copy; it must be the applicant's own when the
  * personal info names one. A pending or rejected application grants
  * nothing: auth grants the admin identity on
@@ -104,6 +105,10 @@ app_json(const struct db_result *res, int stmt, int row, int staff)
 	    ent_json_str(db_value(res, stmt, row, APP_REVIEWER)));
 	json_object_set_new(o, "lock_admin_exists",
 	    json_boolean(db_bool(res, stmt, row, APP_LOCK_ADMIN)));
+	json_object_set_new(o, "claimed_by",
+	    ent_json_str(db_value(res, stmt, row, APP_CLAIMED_BY)));
+	json_object_set_new(o, "claimed_until",
+	    ent_json_str(db_value(res, stmt, row, APP_CLAIMED_UNTIL)));
 	return o;
 }
 
@@ -401,4 +406,104 @@ void
 ent_review_application_reject(struct http_req *req)
 {
 	session_require(req, reject);
+}
+
+/* POST …/claim, …/release: claim_start → claim_on_loaded (the USCC the
+ * audit entry names) → the claim or release, the application and the audit
+ * entry (enterprise.admin_application.claimed / .released) in one
+ * transaction → claim_on_done. Like records (review.c), the claim holds
+ * CAPLAT_REVIEW_CLAIM_TTL seconds; another reviewer's running claim is
+ * refused with RECORD_CLAIMED. */
+
+static void
+claim_on_done(void *arg, const struct db_result *res)
+{
+	struct app_op *op = arg;
+	struct http_req *req = op->req;
+
+	if (res->status == DB_REFUSED && res->message != NULL &&
+	    strcmp(res->message, "NOT_FOUND") == 0) {
+		reply_not_found(req);
+		return;
+	}
+	if (ent_reply_refused(req, res))
+		return;
+	if (res->status != DB_OK) {
+		http_reply_db_error(req, res);
+		return;
+	}
+	if (db_rows(res, 1) != 1) {
+		reply_not_found(req);
+		return;
+	}
+	log_info(req->id, "msg=admin_application_%s application=%s staff=%s",
+	    op->approve ? "claimed" : "released", req->params[0],
+	    req->session->staff_id);
+	http_reply_json(req, 200, app_json(res, 1, 0, 1));
+}
+
+static void
+claim_on_loaded(void *arg, const struct db_result *res)
+{
+	struct app_op *op = arg;
+	struct http_req *req = op->req;
+
+	if (res->status != DB_OK) {
+		http_reply_db_error(req, res);
+		return;
+	}
+	if (db_rows(res, 0) != 1) {
+		reply_not_found(req);
+		return;
+	}
+	struct db_batch *b = db_batch_new();
+	if (op->approve)
+		store_application_claim(b, req->params[0],
+		    req->session->staff_id, ent.cfg.claim_ttl);
+	else
+		store_application_release(b, req->params[0],
+		    req->session->staff_id);
+	store_application_by_id(b, req->params[0]);
+	audit_application(b, req,
+	    op->approve ? "enterprise.admin_application.claimed"
+	                : "enterprise.admin_application.released",
+	    req->params[0], db_value(res, 0, 0, APP_USCC), NULL);
+	db_batch_run(ent.svc.db, b, claim_on_done, op);
+}
+
+/* claim: 1 claims, 0 releases (kept in op->approve). */
+static void
+claim_start(struct http_req *req, int claim)
+{
+	if (require_reviewer(req) != 0)
+		return;
+	struct app_op *op = app_op_new(req, NULL);
+	op->approve = claim;
+	struct db_batch *b = db_batch_new();
+	store_application_by_id(b, req->params[0]);
+	db_batch_run(ent.svc.db, b, claim_on_loaded, op);
+}
+
+static void
+claim(struct http_req *req)
+{
+	claim_start(req, 1);
+}
+
+void
+ent_review_application_claim(struct http_req *req)
+{
+	session_require(req, claim);
+}
+
+static void
+release(struct http_req *req)
+{
+	claim_start(req, 0);
+}
+
+void
+ent_review_application_release(struct http_req *req)
+{
+	session_require(req, release);
 }

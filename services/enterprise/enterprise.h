@@ -101,6 +101,8 @@ void ent_application_list(struct http_req *req);
 void ent_review_application(struct http_req *req);
 void ent_review_application_approve(struct http_req *req);
 void ent_review_application_reject(struct http_req *req);
+void ent_review_application_claim(struct http_req *req);
+void ent_review_application_release(struct http_req *req);
 
 /* ---- store.c: every SQL statement of the service. Functions append
  * statements to a db.h batch; the columns of each statement are listed
@@ -188,6 +190,8 @@ enum {
 	APP_DECIDED_AT,
 	APP_LOCK_ADMIN, /* 't' when the enterprise has a lock-proven admin */
 	APP_PHONE,      /* the applicant's phone, NULL when not known yet */
+	APP_CLAIMED_BY, /* the claiming reviewer while the claim runs */
+	APP_CLAIMED_UNTIL,
 };
 /* The PL/pgSQL submission: refuses FILE_NOT_FOUND:authorization_file_id,
  * APPLICATION_PENDING. matches is "t", "f" or NULL. → 0 id. */
@@ -198,10 +202,17 @@ void store_application_submit(struct db_batch *b, const char *id,
 void store_application_by_id(struct db_batch *b, const char *id);
 /* The account's applications, newest first (at most 100). */
 void store_applications_by_account(struct db_batch *b, const char *account_id);
-/* Refuses NOT_FOUND, APPLICATION_NOT_PENDING, ADMIN_EXISTS. → 0 status. */
+/* Refuses NOT_FOUND, APPLICATION_NOT_PENDING, RECORD_CLAIMED, ADMIN_EXISTS.
+ * → 0 status. */
 void store_application_decide(struct db_batch *b, const char *id,
     const char *reviewer_id, int approve, const char *opinion,
     const char *event_id);
+/* Claim for ttl seconds (→ 0 claimed_until) and release; both refuse
+ * NOT_FOUND, APPLICATION_NOT_PENDING, RECORD_CLAIMED. */
+void store_application_claim(struct db_batch *b, const char *id,
+    const char *reviewer_id, long ttl_seconds);
+void store_application_release(struct db_batch *b, const char *id,
+    const char *reviewer_id);
 
 /* ---- review queue ---- */
 /* Pending records and administrator applications, oldest submission first,

@@ -543,5 +543,9 @@ const struct http_route ent_routes[] = {
         ent_review_application_approve, 0},
     {"POST", "/api/v1/review/admin-applications/{id}/reject",
         ent_review_application_reject, 0},
+    {"POST", "/api/v1/review/admin-applications/{id}/claim",
+        ent_review_application_claim, 0},
+    {"POST", "/api/v1/review/admin-applications/{id}/release",
+        ent_review_application_release, 0},
 };
 const size_t ent_nroutes = ARRAY_LEN(ent_routes);

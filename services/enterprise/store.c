@@ -249,7 +249,9 @@ store_queue(struct db_batch *b, int limit, const char *after_time,
 	    "  SELECT a.id, a.enterprise_name, a.uscc, a.submitted_at,"
 	    "  EXISTS (SELECT 1 FROM admin_applications o WHERE o.account_id = a.account_id"
 	    "   AND o.uscc = a.uscc AND o.status = 'rejected'),"
-	    "  false, 1, NULL::uuid, NULL::text, 'admin_application', NULL, NULL, a.id_number_masked,"
+	    "  false, 1, CASE WHEN a.claimed_until > now() THEN a.claimed_by END,"
+	    "  CASE WHEN a.claimed_until > now() THEN ent_time(a.claimed_until) END,"
+	    "  'admin_application', NULL, NULL, a.id_number_masked,"
 	    "  NULL, NULL"
 	    "  FROM admin_applications a WHERE a.status = 'pending'"
 	    " ) q WHERE ($4::text IS NULL OR q.kind = $4)"
@@ -264,7 +266,9 @@ store_queue(struct db_batch *b, int limit, const char *after_time,
 	" a.reviewer_id, ent_time(a.submitted_at), ent_time(a.decided_at),"           \
 	" EXISTS (SELECT 1 FROM members m WHERE m.uscc = a.uscc AND m.role = 'admin'" \
 	" AND m.source = 'lock'),"                                                    \
-	" (SELECT ac.phone FROM accounts ac WHERE ac.account_id = a.account_id)"
+	" (SELECT ac.phone FROM accounts ac WHERE ac.account_id = a.account_id),"     \
+	" CASE WHEN a.claimed_until > now() THEN a.claimed_by END,"                   \
+	" CASE WHEN a.claimed_until > now() THEN ent_time(a.claimed_until) END"
 
 void
 store_application_submit(struct db_batch *b, const char *id,
@@ -313,6 +317,27 @@ store_application_decide(struct db_batch *b, const char *id,
 	db_batch_add(b,
 	    "SELECT admin_application_decide($1, $2, $3::boolean, $4, $5)", 5,
 	    p);
+}
+
+void
+store_application_claim(struct db_batch *b, const char *id,
+    const char *reviewer_id, long ttl_seconds)
+{
+	char ttl[24];
+	const char *p[] = {id, reviewer_id, ttl};
+
+	snprintf(ttl, sizeof(ttl), "%ld", ttl_seconds);
+	db_batch_add(b,
+	    "SELECT ent_time(admin_application_claim($1, $2, $3::int))", 3, p);
+}
+
+void
+store_application_release(struct db_batch *b, const char *id,
+    const char *reviewer_id)
+{
+	const char *p[] = {id, reviewer_id};
+
+	db_batch_add(b, "SELECT admin_application_release($1, $2)", 2, p);
 }
 
 void

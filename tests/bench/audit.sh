@@ -25,9 +25,10 @@
 #    and its commit).
 # (AB=0 skips 1a, 1b and the estimate; CPU_TX sets the size of 1d.)
 # 2. The chain: audit_append() rate filling ROWS synthetic entries (default
-#    10^6), then the export rate (rows/s) through nginx for CSV and JSON
-#    Lines, auth's peak memory (VmHWM) before and after, and the verifier's
-#    rate on the whole chain.
+#    10^6), the same in batches of 200 (audit_append_batch(), the sets of
+#    055 against the loop of 050 as same-run reference), then the export
+#    rate (rows/s) through nginx for CSV and JSON Lines, auth's peak memory
+#    (VmHWM) before and after, and the verifier's rate on the whole chain.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DUR=${1:-10}
@@ -202,6 +203,46 @@ t0=$(date +%s.%N)
 	'after', jsonb_build_object('status', 'paid', 'total_fen', g))) ORDER BY g) b FROM generate_series(1, $ROWS) g GROUP BY g / 200) x" >/dev/null
 t1=$(date +%s.%N)
 printf "  appended %s more in batches of 200 (audit_append_batch) in %.1f s: %.0f entries/s\n" "$ROWS" "$(echo "$t1 - $t0" | bc -l)" "$(echo "$ROWS / ($t1 - $t0)" | bc -l)"
+# Same-run reference for audit_append_batch() as sets (055_audit_batch_set):
+# the loop of 050_audit_batch.sql, loaded as audit_append_batch_050, on the
+# same entries, alternating rounds of ROWS/10 (the chain grows under both
+# alike); wall rate and the CPU of the PostgreSQL backend per entry.
+sed -n '/^CREATE FUNCTION audit_append_batch(/,/^\$\$;/p' deploy/sql/auth/050_audit_batch.sql |
+	sed 's/FUNCTION audit_append_batch(/FUNCTION audit_append_batch_050(/' | "${PSQL[@]}" -c "SET search_path TO auth" -f -
+batch_round() { # function rows → "seconds cpu_ticks"
+	"${PSQL[@]}" -c "SET client_min_messages TO warning" -c "DROP TABLE IF EXISTS public.bench_batches" -c "CREATE TABLE public.bench_batches AS SELECT jsonb_agg(jsonb_build_object('id', gen_random_uuid(),
+	'type', 'orders.audit.recorded', 'time', now(), 'data', jsonb_build_object('actor', jsonb_build_object('type', 'account', 'id', md5(g::text),
+	'identity_id', md5(g::text || 'i'), 'role', 'admin', 'ip', '203.0.113.7', 'request_id', md5(g::text || 'r')), 'service', 'orders',
+	'action', 'bench.synthetic', 'object_type', 'order', 'object_id', md5(g::text || 'o'), 'uscc', '91350100M000100Y43', 'before', NULL,
+	'after', jsonb_build_object('status', 'paid', 'total_fen', g))) ORDER BY g) b FROM generate_series(1, $2) g GROUP BY g / 200"
+	$PY - "$1" "$PG_PORT" <<'PY'
+import os, subprocess, sys, time
+p = subprocess.Popen(["psql", "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", sys.argv[2], "-U", "admin", "-d", "caplat"],
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+def ticks(pid):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
+p.stdin.write("SET search_path TO auth;\nSELECT pg_backend_pid();\n"); p.stdin.flush()
+pid = int(p.stdout.readline())
+t0, w0 = ticks(pid), time.time()
+p.stdin.write(f"SELECT sum({sys.argv[1]}(b)) FROM public.bench_batches;\n"); p.stdin.flush()
+p.stdout.readline()
+w1, t1 = time.time(), ticks(pid)
+p.stdin.close(); p.wait()
+print(w1 - w0, t1 - t0)
+PY
+}
+: > "$STATE/batch_new"; : > "$STATE/batch_050"
+n10=$((ROWS / 10))
+for round in 1 2 3 4 5; do
+	batch_round audit_append_batch "$n10" >> "$STATE/batch_new"
+	batch_round audit_append_batch_050 "$n10" >> "$STATE/batch_050"
+done
+for v in new 050; do
+	awk -v n="$((n10 * 5))" -v hz="$HZ" -v v="$v" '{w += $1; c += $2} END {printf "  audit_append_batch %s: %.0f entries/s, %.1f us of backend CPU per entry (%d entries in 5 alternating rounds)\n",
+		(v == "new" ? "(055, sets)" : "(050, loop; same-run reference)"), n / w, c * 1000000 / hz / n, n}' "$STATE/batch_$v"
+done
+"${PSQL[@]}" -c "DROP TABLE public.bench_batches" -c "DROP FUNCTION auth.audit_append_batch_050(jsonb)"
 total=$("${PSQL[@]}" -c "SELECT count(*) FROM auth.audit_log")
 AUTH_PID=$(cat "$STATE/run/auth.pid")
 hwm() { awk '/VmHWM/ {print $2 " " $3}' "/proc/$AUTH_PID/status"; }

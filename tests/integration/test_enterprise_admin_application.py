@@ -277,3 +277,81 @@ def test_lock_proven_admin_refuses_approval(suite):
     r = reviewer.post(f"{url}/approve", {})
     assert r.status == 200 and r.json["status"] == "approved", r
     json.dumps(r.json)
+
+
+def test_claims_keep_reviewers_apart_on_applications(suite):
+    """Claim and release of an application, as of a record: the claimer is
+    shown in the queue and the application; another reviewer can neither
+    claim, release nor decide it (RECORD_CLAIMED); release or the lease's
+    expiry frees it; each claim and release is audited."""
+    from test_enterprise_fixtures import second_reviewer
+    p = applicant(suite)
+    _, app = file_application(p)
+    aid = app["id"]
+    base = f"/api/v1/review/admin-applications/{aid}"
+    one, two = Staff(suite), second_reviewer(suite)
+    one_id = suite.psql("SELECT id FROM auth.staff WHERE username = 'reviewer'")[0][0]
+    two_id = suite.psql("SELECT id FROM auth.staff WHERE username = 'reviewer2'")[0][0]
+    r = one.get(base)
+    assert r.status == 200 and r.json["claimed_by"] is None and r.json["claimed_until"] is None, r
+    r = one.post(f"{base}/claim")
+    assert r.status == 200, r
+    assert_schema("AdminApplicationReview", r.json)
+    until = r.json["claimed_until"]
+    assert r.json["claimed_by"] == one_id and until and r.json["status"] == "pending"
+    item = queue_item(two, aid)
+    assert item["claimed_by"] == one_id and item["claimed_until"] == until
+    assert two.get(base).json["claimed_by"] == one_id
+    # While the claim runs, the other reviewer can neither take nor decide it.
+    for action, body in [("claim", None), ("approve", {}), ("reject", {"opinion": "不行"}),
+                         ("release", None)]:
+        r = two.post(f"{base}/{action}", body)
+        assert r.status == 409 and r.code == "RECORD_CLAIMED", (action, r)
+    assert p.get(PATH).json["items"][0]["status"] == "pending"
+    # Claiming again extends one's own claim; releasing frees it.
+    assert one.post(f"{base}/claim").status == 200
+    r = one.post(f"{base}/release")
+    assert r.status == 200 and r.json["claimed_by"] is None and r.json["claimed_until"] is None, r
+    assert_schema("AdminApplicationReview", r.json)
+    assert queue_item(one, aid)["claimed_by"] is None
+    r = two.post(f"{base}/claim")
+    assert r.status == 200 and r.json["claimed_by"] == two_id, r
+    r = one.post(f"{base}/approve", {})
+    assert r.status == 409 and r.code == "RECORD_CLAIMED", r
+    # An expired claim no longer holds (the lease ends behind the service's back).
+    suite.psql(f"UPDATE enterprise.admin_applications SET claimed_until = now() - interval '1 s' WHERE id = '{aid}'")
+    assert one.get(base).json["claimed_by"] is None
+    assert queue_item(one, aid)["claimed_by"] is None
+    # The claimer decides; the decision clears the claim; then nothing moves.
+    assert one.post(f"{base}/claim").status == 200
+    r = one.post(f"{base}/reject", {"opinion": "授权委托书不清晰"})
+    assert r.status == 200 and r.json["status"] == "rejected" and r.json["claimed_by"] is None, r
+    assert r.json["reviewer_id"] == one_id
+    for action in ("claim", "release"):
+        r = one.post(f"{base}/{action}")
+        assert r.status == 409 and r.code == "APPLICATION_NOT_PENDING", (action, r)
+    # Unknown ids, and people who are not reviewers.
+    for bad in ("not-a-uuid", "00000000-0000-4000-8000-000000000000"):
+        r = one.post(f"/api/v1/review/admin-applications/{bad}/claim")
+        assert r.status == 404 and r.code == "NOT_FOUND", r
+    for who in (p, Staff(suite, "finance")):
+        r = who.post(f"{base}/claim")
+        assert r.status == 403 and r.code == "FORBIDDEN", r
+    assert audit_actions(suite, aid) == [
+        "enterprise.admin_application.submitted",
+        "enterprise.admin_application.claimed", "enterprise.admin_application.claimed",
+        "enterprise.admin_application.released", "enterprise.admin_application.claimed",
+        "enterprise.admin_application.claimed", "enterprise.admin_application.rejected"]
+
+
+def test_claimer_approves_application(suite):
+    p = applicant(suite)
+    _, app = file_application(p)
+    base = f"/api/v1/review/admin-applications/{app['id']}"
+    reviewer = Staff(suite)
+    r = reviewer.post(f"{base}/claim")
+    assert r.status == 200 and r.json["claimed_by"], r
+    r = reviewer.post(f"{base}/approve", {"opinion": "授权委托书有效"})
+    assert r.status == 200 and r.json["status"] == "approved", r
+    assert r.json["claimed_by"] is None and r.json["claimed_until"] is None
+    assert queue_item(reviewer, app["id"]) is None

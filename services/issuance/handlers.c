@@ -8,6 +8,7 @@
 #include "audit.h"
 #include "crypto.h"
 #include "db.h"
+#include "hist.h"
 #include "json.h"
 #include "kv.h"
 #include "log.h"
@@ -438,13 +439,24 @@ jw_str(struct evbuffer *out, const char *v)
 		evbuffer_add(out, esc, strlen(esc));
 		run = p + 1;
 	}
-	evbuffer_add_printf(out, "%s\"", run);
+	evbuffer_add(out, run, strlen(run));
+	evbuffer_add(out, "\"", 1);
 }
 
 static void
 jw_key(struct evbuffer *out, const char *key, int first)
 {
-	evbuffer_add_printf(out, first ? "\"%s\":" : ",\"%s\":", key);
+	char buf[64];
+	size_t n = strlen(key);
+
+	if (n + 4 > sizeof(buf))
+		fatal("jw_key: key too long");
+	buf[0] = ',';
+	buf[1] = '"';
+	memcpy(buf + 2, key, n);
+	buf[n + 2] = '"';
+	buf[n + 3] = ':';
+	evbuffer_add(out, first ? buf + 1 : buf, first ? n + 3 : n + 4);
 }
 
 static void
@@ -533,6 +545,7 @@ list_write_json(struct http_req *req, const struct db_result *res, int n,
 {
 	struct evbuffer *out = evbuffer_new();
 	time_t now = time(NULL);
+	int64_t t0 = hist_now();
 
 	evbuffer_add(out, "{\"items\":[", 10);
 	for (int i = 0; i < n && i < limit; i++) {
@@ -543,6 +556,7 @@ list_write_json(struct http_req *req, const struct db_result *res, int n,
 	evbuffer_add(out, "],\"next_cursor\":", 16);
 	jw_str(out, cursor);
 	evbuffer_add(out, "}", 1);
+	hist_step(STEP_JSON_BUILD, t0);
 	http_reply_raw(req, 200, "application/json; charset=utf-8",
 	    evbuffer_pullup(out, -1), evbuffer_get_length(out));
 	evbuffer_free(out);

@@ -342,8 +342,12 @@ void issuance_events_subscribe(void);
 
 struct challenge_scope;
 
-/* GET /certs (CA管理), the latest certificate of each lineage in scope,
- * store_cert_list_sql[sort * 2 + descending], sort an enum cert_sort.
+/* GET /certs (CA管理), the latest certificate of each lineage in scope:
+ * store_cert_list_build(sort, descending, p, out, &nout), sort an enum
+ * cert_sort, p[0..12] the filters below ($1..$13, NULL: absent), returns the
+ * statement (to free after its batch) for the present ones only, and its
+ * parameters out[0..nout-1]; run it after store_generic_plans_sql in the
+ * same batch (its result is then statement 1).
  * $1 uscc or NULL, $2 account id or NULL (both NULL: all), $3 status
  * ("valid", "expired", "revoked") or NULL, $4 / $5 notAfter at least / before
  * (s) or NULL, $6 holder name part or NULL, $7 vendor or NULL, $8 lock kind
@@ -362,7 +366,10 @@ enum cert_sort {
 	CERT_SORT_APPLIED,
 	CERT_SORTS
 };
-extern const char *const store_cert_list_sql[CERT_SORTS * 2];
+char *store_cert_list_build(int sort, int desc, const char *const p[13],
+    const char *out[13], int *nout);
+/* Makes the rest of the batch (its transaction) use generic plans. */
+extern const char store_generic_plans_sql[];
 
 /* The renewal challenge's view of lineage $1, replay window $2 days.
  * Statement 0 (lineage and latest certificate): 0 account, 1 latest id,

@@ -41,10 +41,36 @@ $PY tests/bench/ca_manage.py "$STATE" "$TOKEN" "$TOTAL" "$ENT" > "$STATE/fill"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "registry: $BENCH_CERTS certificates; the administrator's enterprise: $BENCH_ENT"
 echo "wrk: ${DUR}s, ${CONN} connections, 2 threads, load generator on the same cores"
+# issuance's own view of each run (its /metrics before and after): mean
+# time of the list inside the service, of its database batch (the wait for
+# one of the pool's connections included) and of json_dumps, per request.
+ISSUANCE_METRICS="http://127.0.0.1:$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["issuance"])' "$STATE/ports.json")/metrics"
+scrape() {
+	curl -s "$ISSUANCE_METRICS" | grep -E '^caplat_(step_duration_seconds_(sum|count)\{svc="issuance",step="(db_batch|json_build)"|http_request_duration_seconds_(sum|count)\{svc="issuance",method="GET",route="/api/v1/certs"\})' || true
+}
+steps() {
+	$PY - "$1" "$2" <<'PYEOF'
+import sys
+def rd(text):
+    return {k: float(v) for k, v in (l.rsplit(" ", 1) for l in text.splitlines() if l)}
+a, b = rd(sys.argv[1]), rd(sys.argv[2])
+out = []
+for name, key in (("list in issuance", 'caplat_http_request_duration_seconds_%s{svc="issuance",method="GET",route="/api/v1/certs"}'),
+                  ("db_batch", 'caplat_step_duration_seconds_%s{svc="issuance",step="db_batch"}'),
+                  ("json_build", 'caplat_step_duration_seconds_%s{svc="issuance",step="json_build"}')):
+    n = b.get(key % "count", 0) - a.get(key % "count", 0)
+    if n > 0:
+        out.append("%s %.2f ms" % (name, 1000 * (b[key % "sum"] - a.get(key % "sum", 0)) / n))
+if out:
+    print("    issuance means per request: " + ", ".join(out))
+PYEOF
+}
 run() {
 	echo; echo "== $1"; shift
+	local before; before=$(scrape)
 	wrk -t2 -c"$CONN" -d"${DUR}s" --latency -H "Authorization: Bearer $ADMIN_TOKEN" "$@" |
 		grep -E "Requests/sec|Latency|50%|90%|99%|Non-2xx|Socket errors"
+	steps "$before" "$(scrape)"
 }
 run "baseline: GET /api/v1/auth/me (nginx -> auth -> Redis + PostgreSQL)" "$GATEWAY/api/v1/auth/me"
 run "GET /api/v1/certs (first page of 20, soonest notAfter first)" "$GATEWAY/api/v1/certs"

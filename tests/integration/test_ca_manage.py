@@ -232,3 +232,19 @@ def test_ca_manage_admin_orders_renewal_for_never_logged_in_holder(suite):
     pay(suite, cert_id, ["LN_JSGC"], admin.account)
     item = certs(suite, admin.token, holder="赵一").json["items"][0]
     assert item["renewal_state"] == "paid" and item["renewal_paid"] is True, item
+
+
+def test_ca_manage_json_page_escapes_text_and_names_empty_platforms(suite):
+    """The JSON page is written straight from the rows (issue 13's list
+    latency): a holder with a quote, a backslash, a tab and a newline comes
+    back exactly, and an empty platform set is [] (known), not null."""
+    uscc = new_uscc()
+    admin = enterprise_admin(suite, uscc)
+    holder = '王"五\\六\t七\n八'
+    lineage, _ = unbound_cert(suite, uscc, holder, platforms=())
+    r = certs(suite, admin.token, holder='"五\\')
+    assert r.status == 200, r
+    [item] = r.json["items"]
+    assert item["id"] == lineage and item["holder"] == holder, item
+    assert item["platforms"] == [] and item["platforms_known"] is True, item
+    assert set(item) == COLUMNS and r.json["next_cursor"] is None, item

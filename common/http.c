@@ -611,6 +611,7 @@ http_read_json(struct http_req *req, json_t **out)
 		*out = json_object();
 		return 0;
 	}
+	assert(req->body != NULL); /* not on an HTTP_BODY_STREAM route */
 	if (!http_text_valid(req->body, req->body_len)) {
 		http_reply_invalid_utf8(req, "body");
 		return -1;

@@ -295,6 +295,35 @@ crypto_sha256_hex(const void *data, size_t len,
 	hex_lower(md, sizeof(md), out);
 }
 
+struct crypto_sha256_ctx *
+crypto_sha256_begin(void)
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+	if (c == NULL || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1)
+		fatal("SHA-256 failed");
+	return (struct crypto_sha256_ctx *)c;
+}
+
+void
+crypto_sha256_update(struct crypto_sha256_ctx *c, const void *data, size_t len)
+{
+	if (EVP_DigestUpdate((EVP_MD_CTX *)c, data, len) != 1)
+		fatal("SHA-256 failed");
+}
+
+void
+crypto_sha256_end_hex(struct crypto_sha256_ctx *c,
+    char out[CRYPTO_SHA256_HEX_SIZE])
+{
+	unsigned char md[CRYPTO_SHA256_LEN];
+
+	if (EVP_DigestFinal_ex((EVP_MD_CTX *)c, md, NULL) != 1)
+		fatal("SHA-256 failed");
+	EVP_MD_CTX_free((EVP_MD_CTX *)c);
+	hex_lower(md, sizeof(md), out);
+}
+
 void
 crypto_hmac_sha256(const void *key, size_t key_len, const void *data,
     size_t len, unsigned char out[CRYPTO_SHA256_LEN])

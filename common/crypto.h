@@ -58,6 +58,14 @@ void crypto_sha256(const void *data, size_t len,
 /* Writes the SHA-256 of data as 64 lower-case hex digits and a NUL. */
 void crypto_sha256_hex(const void *data, size_t len,
     char out[CRYPTO_SHA256_HEX_SIZE]);
+/* The same over data given in pieces: begin, update for each piece, then
+ * end_hex (which frees the context). */
+struct crypto_sha256_ctx;
+struct crypto_sha256_ctx *crypto_sha256_begin(void);
+void crypto_sha256_update(struct crypto_sha256_ctx *c, const void *data,
+    size_t len);
+void crypto_sha256_end_hex(struct crypto_sha256_ctx *c,
+    char out[CRYPTO_SHA256_HEX_SIZE]);
 
 void crypto_hmac_sha256(const void *key, size_t key_len, const void *data,
     size_t len, unsigned char out[CRYPTO_SHA256_LEN]);

@@ -68,6 +68,7 @@ struct http_server {
 		uint64_t count;
 	} deps[HTTP_MAX_DEPS];
 	unsigned inflight;
+	uint64_t streamed; /* bodies handed over as an evbuffer */
 };
 
 static void http_dispatch(struct evhttp_request *ev, void *arg);
@@ -111,9 +112,9 @@ http_server_routes(struct http_server *srv, const struct http_route *routes,
 			fatal("too many routes");
 		srv->routes[srv->nroutes++] = &routes[i];
 		/* A route with a larger limit (a bulk import) lifts evhttp's. */
-		if (routes[i].max_body > HTTP_ABS_MAX_BODY)
-			evhttp_set_max_body_size(srv->http,
-			    (ev_ssize_t)routes[i].max_body);
+		size_t max = routes[i].max_body & ~HTTP_BODY_STREAM;
+		if (max > HTTP_ABS_MAX_BODY)
+			evhttp_set_max_body_size(srv->http, (ev_ssize_t)max);
 	}
 }
 
@@ -257,6 +258,8 @@ http_req_free(struct http_req *req)
 	free(req->path);
 	free(req->query);
 	free(req->body);
+	if (req->body_buf != NULL)
+		evbuffer_free(req->body_buf);
 	free(req);
 }
 
@@ -608,6 +611,7 @@ http_read_json(struct http_req *req, json_t **out)
 		*out = json_object();
 		return 0;
 	}
+	assert(req->body != NULL); /* not on an HTTP_BODY_STREAM route */
 	if (!http_text_valid(req->body, req->body_len)) {
 		http_reply_invalid_utf8(req, "body");
 		return -1;
@@ -870,6 +874,10 @@ http_metrics(struct http_req *req)
 		    (unsigned long long)srv->deps[i].count);
 	evbuffer_add_printf(out, "caplat_http_inflight{svc=\"%s\"} %u\n",
 	    srv->service, srv->inflight - 1);
+	evbuffer_add_printf(out,
+	    "# TYPE caplat_http_body_streamed_total counter\n"
+	    "caplat_http_body_streamed_total{svc=\"%s\"} %llu\n",
+	    srv->service, (unsigned long long)srv->streamed);
 	for (size_t i = 0; i < srv->nwriters; i++) {
 		size_t n = srv->writers[i].fn(srv->writers[i].arg, buf, 65536);
 		evbuffer_add(out, buf, n);
@@ -1013,16 +1021,28 @@ http_dispatch(struct evhttp_request *ev, void *arg)
 
 	struct evbuffer *in = evhttp_request_get_input_buffer(ev);
 	size_t len = evbuffer_get_length(in);
-	size_t max =
-	    req->route->max_body ? req->route->max_body : HTTP_DEFAULT_MAX_BODY;
+	size_t max = req->route->max_body & ~HTTP_BODY_STREAM;
+	if (max == 0)
+		max = HTTP_DEFAULT_MAX_BODY;
 	if (len > max) {
 		http_reply_error(req, 413, "BODY_TOO_LARGE", NULL,
 		    "请求体过大");
 		return;
 	}
+	req->body_len = len;
+	if (req->route->max_body & HTTP_BODY_STREAM) {
+		/* Moves libevent's chains, copies no byte. */
+		req->body_buf = evbuffer_new();
+		if (req->body_buf == NULL ||
+		    evbuffer_add_buffer(req->body_buf, in) != 0)
+			fatal("out of memory (evbuffer)");
+		srv->streamed++;
+		log_info(req->id, "msg=body_streamed bytes=%zu", len);
+		req->route->handler(req);
+		return;
+	}
 	req->body = xmalloc(len + 1);
 	evbuffer_copyout(in, req->body, len);
 	req->body[len] = '\0';
-	req->body_len = len;
 	req->route->handler(req);
 }

@@ -170,24 +170,95 @@ add_line(struct bill *b, enum bill_kind kind, const struct cell *out_trade,
 typedef int (*line_fn)(void *arg, long lineno, const char *s, const char *e);
 
 static int
-each_line(const char *data, size_t len, line_fn fn, void *arg)
+each_line(const char *data, size_t len, long *lineno, line_fn fn, void *arg)
 {
 	const char *p = data, *end = data + len;
-	long lineno = 0;
 
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *e = nl ? nl : end;
 		int rc;
 
-		lineno++;
+		(*lineno)++;
 		if (e > p && e[-1] == '\r')
 			e--;
-		if ((rc = fn(arg, lineno, p, e)) != 0)
+		if ((rc = fn(arg, *lineno, p, e)) != 0)
 			return rc;
 		p = nl ? nl + 1 : end;
 	}
 	return 0;
+}
+
+/* Where a bill's bytes come from: memory, or a reader (rd set). */
+struct src {
+	const char *data;
+	size_t len;
+	bill_read_fn rd;
+	void *rd_arg;
+};
+
+#define BILL_PIECE (256 * 1024)
+#define BILL_MAX_LINE (1024 * 1024)
+
+/* each_line over src: a reader's bytes a piece at a time (a line cut
+ * between pieces carried over), so memory is one piece whatever the bill's
+ * size. no_nul: a NUL byte fails with nul_msg. */
+static int
+src_lines(const struct src *src, line_fn fn, void *arg, int no_nul,
+    const char *nul_msg, char *err, size_t err_size)
+{
+	size_t cap = BILL_PIECE, used = 0;
+	long lineno = 0;
+	char *buf;
+	int rc = 0;
+
+	if (src->rd == NULL) {
+		if (no_nul && memchr(src->data, '\0', src->len) != NULL) {
+			fail(err, err_size, "%s", nul_msg);
+			return -1;
+		}
+		return each_line(src->data, src->len, &lineno, fn, arg);
+	}
+	buf = xmalloc(cap);
+	for (;;) {
+		if (used == cap) {
+			if (cap >= BILL_MAX_LINE) {
+				fail(err, err_size, "第 %ld 行过长",
+				    lineno + 1);
+				rc = -1;
+				break;
+			}
+			cap *= 2;
+			buf = xrealloc(buf, cap);
+		}
+		long n = src->rd(src->rd_arg, buf + used, cap - used);
+		if (n < 0) {
+			fail(err, err_size, "读取账单失败");
+			rc = -1;
+			break;
+		}
+		if (n == 0) {
+			if (used > 0)
+				rc = each_line(buf, used, &lineno, fn, arg);
+			break;
+		}
+		if (no_nul && memchr(buf + used, '\0', (size_t)n) != NULL) {
+			fail(err, err_size, "%s", nul_msg);
+			rc = -1;
+			break;
+		}
+		used += (size_t)n;
+		const char *last = memrchr(buf, '\n', used);
+		if (last == NULL)
+			continue;
+		size_t take = (size_t)(last + 1 - buf);
+		if ((rc = each_line(buf, take, &lineno, fn, arg)) != 0)
+			break;
+		memmove(buf, buf + take, used - take);
+		used -= take;
+	}
+	free(buf);
+	return rc;
 }
 
 /* ---- Alipay 业务明细 ----------------------------------------------------- */
@@ -274,8 +345,8 @@ alipay_gbk_line(void *arg, long lineno, const char *s, const char *e)
 	return alipay_line(a->st, lineno, a->g.buf, a->g.buf + n);
 }
 
-static int parse_alipay(struct bill *out, const char *data, size_t len,
-    char *err, size_t err_size);
+static int parse_alipay(struct bill *out, const struct src *src, char *err,
+    size_t err_size);
 
 int
 bill_parse_alipay(struct bill *out, const char *data, size_t len, char *err,
@@ -283,7 +354,9 @@ bill_parse_alipay(struct bill *out, const char *data, size_t len, char *err,
 {
 	out->emit = NULL;
 	out->emit_arg = NULL;
-	return parse_alipay(out, data, len, err, err_size);
+	struct src src = {.data = data, .len = len};
+
+	return parse_alipay(out, &src, err, err_size);
 }
 
 int
@@ -291,14 +364,27 @@ bill_stream_alipay(const char *data, size_t len, bill_emit_fn emit, void *arg,
     size_t *count, char *err, size_t err_size)
 {
 	struct bill b = {.emit = emit, .emit_arg = arg};
-	int rc = parse_alipay(&b, data, len, err, err_size);
+	struct src src = {.data = data, .len = len};
+	int rc = parse_alipay(&b, &src, err, err_size);
+
+	*count = b.n;
+	return rc;
+}
+
+int
+bill_read_alipay(bill_read_fn rd, void *rd_arg, bill_emit_fn emit, void *arg,
+    size_t *count, char *err, size_t err_size)
+{
+	struct bill b = {.emit = emit, .emit_arg = arg};
+	struct src src = {.rd = rd, .rd_arg = rd_arg};
+	int rc = parse_alipay(&b, &src, err, err_size);
 
 	*count = b.n;
 	return rc;
 }
 
 static int
-parse_alipay(struct bill *out, const char *data, size_t len, char *err,
+parse_alipay(struct bill *out, const struct src *src, char *err,
     size_t err_size)
 {
 	struct alipay_state st = {.b = out, .err = err, .err_size = err_size};
@@ -312,7 +398,7 @@ parse_alipay(struct bill *out, const char *data, size_t len, char *err,
 		fail(err, err_size, "文件不是 GBK 编码");
 		return -1;
 	}
-	rc = each_line(data, len, alipay_gbk_line, &a);
+	rc = src_lines(src, alipay_gbk_line, &a, 0, NULL, err, err_size);
 	iconv_close(a.g.cd);
 	free(a.g.buf);
 	if (a.bad_encoding) {
@@ -424,8 +510,8 @@ wechat_line(void *arg, long lineno, const char *s, const char *e)
 	    &cells[refund ? st->c_refund_id : st->c_txn], amount);
 }
 
-static int parse_wechat(struct bill *out, const char *data, size_t len,
-    char *err, size_t err_size);
+static int parse_wechat(struct bill *out, const struct src *src, char *err,
+    size_t err_size);
 
 int
 bill_parse_wechat(struct bill *out, const char *data, size_t len, char *err,
@@ -433,7 +519,9 @@ bill_parse_wechat(struct bill *out, const char *data, size_t len, char *err,
 {
 	out->emit = NULL;
 	out->emit_arg = NULL;
-	return parse_wechat(out, data, len, err, err_size);
+	struct src src = {.data = data, .len = len};
+
+	return parse_wechat(out, &src, err, err_size);
 }
 
 int
@@ -441,14 +529,27 @@ bill_stream_wechat(const char *data, size_t len, bill_emit_fn emit, void *arg,
     size_t *count, char *err, size_t err_size)
 {
 	struct bill b = {.emit = emit, .emit_arg = arg};
-	int rc = parse_wechat(&b, data, len, err, err_size);
+	struct src src = {.data = data, .len = len};
+	int rc = parse_wechat(&b, &src, err, err_size);
+
+	*count = b.n;
+	return rc;
+}
+
+int
+bill_read_wechat(bill_read_fn rd, void *rd_arg, bill_emit_fn emit, void *arg,
+    size_t *count, char *err, size_t err_size)
+{
+	struct bill b = {.emit = emit, .emit_arg = arg};
+	struct src src = {.rd = rd, .rd_arg = rd_arg};
+	int rc = parse_wechat(&b, &src, err, err_size);
 
 	*count = b.n;
 	return rc;
 }
 
 static int
-parse_wechat(struct bill *out, const char *data, size_t len, char *err,
+parse_wechat(struct bill *out, const struct src *src, char *err,
     size_t err_size)
 {
 	struct wechat_state st = {.b = out, .err = err, .err_size = err_size};
@@ -456,11 +557,8 @@ parse_wechat(struct bill *out, const char *data, size_t len, char *err,
 
 	out->lines = NULL;
 	out->n = 0;
-	if (memchr(data, '\0', len) != NULL) {
-		fail(err, err_size, "文件不是 UTF-8 文本");
-		return -1;
-	}
-	rc = each_line(data, len, wechat_line, &st);
+	rc = src_lines(src, wechat_line, &st, 1, "文件不是 UTF-8 文本", err,
+	    err_size);
 	if (rc == 0 && !st.have_header) {
 		fail(err, err_size, "缺少微信支付交易账单的表头");
 		rc = -1;

@@ -195,6 +195,14 @@ int bill_stream_alipay(const char *data, size_t len, bill_emit_fn emit,
     void *arg, size_t *count, char *err, size_t err_size);
 int bill_stream_wechat(const char *data, size_t len, bill_emit_fn emit,
     void *arg, size_t *count, char *err, size_t err_size);
+/* Reads up to size bytes into buf; returns how many (0 at the end), or -1. */
+typedef long (*bill_read_fn)(void *arg, char *buf, size_t size);
+/* The same streamed parses with the bytes from rd, a piece (256 KiB) at a
+ * time: the bill itself is never whole in memory. */
+int bill_read_alipay(bill_read_fn rd, void *rd_arg, bill_emit_fn emit,
+    void *arg, size_t *count, char *err, size_t err_size);
+int bill_read_wechat(bill_read_fn rd, void *rd_arg, bill_emit_fn emit,
+    void *arg, size_t *count, char *err, size_t err_size);
 
 /* A local record of the day: a succeeded payment or refund. */
 struct recon_local {

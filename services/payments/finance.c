@@ -249,6 +249,7 @@ struct recon {
 	int parse_rc, db_failed;
 	char err[256];
 	char sha[CRYPTO_SHA256_HEX_SIZE];
+	struct crypto_sha256_ctx *hash; /* the worker's, over the body read */
 	char id[37];
 	size_t lines;
 	long stream_ms, compare_ms; /* hash + parse + COPY; recon_run */
@@ -267,6 +268,8 @@ recon_free(void *p)
 {
 	struct recon *st = p;
 
+	if (st->hash != NULL)
+		crypto_sha256_end_hex(st->hash, st->sha);
 	free(st->buf);
 	free(st->audit);
 	free(st);
@@ -387,18 +390,30 @@ recon_emit(void *arg, const struct bill_line *l)
 	return 0;
 }
 
-/* The worker: hash, parse as a stream, COPY into bill_staging. */
+/* bill_read_fn: the next piece of the body (the route's HTTP_BODY_STREAM
+ * evbuffer, drained, so freed, as it is read), hashed on the way. */
+static long
+recon_read(void *arg, char *buf, size_t size)
+{
+	struct recon *st = arg;
+	int n = evbuffer_remove(st->req->body_buf, buf, size);
+
+	if (n > 0)
+		crypto_sha256_update(st->hash, buf, (size_t)n);
+	return n;
+}
+
+/* The worker: parse the body as a stream, a piece at a time, hashing it on
+ * the way, COPY into bill_staging. */
 static void
 recon_stage(void *arg)
 {
 	struct recon *st = arg;
-	const char *data = (const char *)st->req->body;
-	size_t len = st->req->body_len;
 	char dberr[256];
 
 	int64_t t0 = now_mono_us(), t1, t2;
 
-	crypto_sha256_hex(data, len, st->sha);
+	st->hash = crypto_sha256_begin();
 	st->buf = xmalloc(RECON_COPY_CHUNK);
 	if (db_sync_open(&st->tx, pay.svc.db_url, st->err, sizeof(st->err)) !=
 	        0 ||
@@ -412,10 +427,13 @@ recon_stage(void *arg)
 		return;
 	}
 	st->parse_rc = st->wechat
-	    ? bill_stream_wechat(data, len, recon_emit, st, &st->lines, st->err,
-	          sizeof(st->err))
-	    : bill_stream_alipay(data, len, recon_emit, st, &st->lines, st->err,
-	          sizeof(st->err));
+	    ? bill_read_wechat(recon_read, st, recon_emit, st, &st->lines,
+	          st->err, sizeof(st->err))
+	    : bill_read_alipay(recon_read, st, recon_emit, st, &st->lines,
+	          st->err, sizeof(st->err));
+	/* a parse that succeeded has read (and hashed) the whole body */
+	crypto_sha256_end_hex(st->hash, st->sha);
+	st->hash = NULL;
 	if (st->parse_rc == 0 && recon_flush(st) != 0)
 		st->parse_rc = -1;
 	if (db_copy_end(st->tx, NULL, dberr, sizeof(dberr)) != 0 &&

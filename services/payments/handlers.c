@@ -347,7 +347,7 @@ static const struct http_route routes[] = {
     {"POST", "/notify/wechat", pay_notify_wechat, 0},
     {"POST", "/api/v1/finance/refunds", pay_finance_refund, 0},
     {"POST", "/api/v1/finance/bills/{channel}/{date}", pay_finance_bill,
-        512 * 1024 * 1024},
+        (512 * 1024 * 1024) | HTTP_BODY_STREAM},
     {"GET", "/api/v1/finance/reconciliations/{id}", pay_finance_reconciliation,
         0},
     {"GET", "/api/v1/finance/reconciliations/{id}/items",

@@ -236,6 +236,80 @@ test_wechat_bill_invalid(void **state)
 	free(text);
 }
 
+/* A reader handing out at most piece bytes at a time. */
+struct pieces {
+	const char *p;
+	size_t left, piece;
+};
+
+static long
+pieces_read(void *arg, char *buf, size_t size)
+{
+	struct pieces *r = arg;
+	size_t n = r->left < r->piece ? r->left : r->piece;
+
+	if (n > size)
+		n = size;
+	memcpy(buf, r->p, n);
+	r->p += n;
+	r->left -= n;
+	return (long)n;
+}
+
+static int
+count_emit(void *arg, const struct bill_line *l)
+{
+	int64_t *sum = arg;
+
+	*sum += l->amount_fen;
+	return 0;
+}
+
+/* The read parses give what the in-memory ones give, whatever the pieces
+ * (lines, CRLFs and GBK characters cut between them), and their errors. */
+static void
+test_bill_read_pieces(void **state)
+{
+	char err[256] = "", *gbk;
+	size_t len, n;
+	int64_t sum;
+
+	gbk = to_gbk(alipay_utf8, &len);
+	for (size_t piece = 1; piece < 40; piece += 3) {
+		struct pieces r = {gbk, len, piece};
+		sum = 0;
+		assert_int_equal(bill_read_alipay(pieces_read, &r, count_emit,
+		                     &sum, &n, err, sizeof(err)),
+		    0);
+		assert_int_equal(n, 3);
+		assert_int_equal(sum, 65000 + 1 + 10000);
+	}
+	free(gbk);
+	for (size_t piece = 1; piece < 40; piece += 3) {
+		struct pieces r = {wechat_bill, strlen(wechat_bill), piece};
+		sum = 0;
+		assert_int_equal(bill_read_wechat(pieces_read, &r, count_emit,
+		                     &sum, &n, err, sizeof(err)),
+		    0);
+		assert_int_equal(n, 3);
+		assert_int_equal(sum, 65000 + 10000 + 1);
+	}
+	/* a NUL byte in a later piece */
+	char *nul = xasprintf("%s", wechat_bill);
+	nul[strlen(nul) - 3] = '\0';
+	struct pieces r = {nul, strlen(wechat_bill), 64};
+	assert_int_equal(bill_read_wechat(pieces_read, &r, count_emit, &sum, &n,
+	                     err, sizeof(err)),
+	    -1);
+	assert_string_equal(err, "文件不是 UTF-8 文本");
+	free(nul);
+	/* no header */
+	struct pieces e = {"a\nb\n", 4, 2};
+	assert_int_equal(bill_read_wechat(pieces_read, &e, count_emit, &sum, &n,
+	                     err, sizeof(err)),
+	    -1);
+}
+
 static void
 test_recon(void **state)
 {
@@ -315,6 +389,7 @@ main(void)
 	    cmocka_unit_test(test_alipay_bill_invalid),
 	    cmocka_unit_test(test_wechat_bill),
 	    cmocka_unit_test(test_wechat_bill_invalid),
+	    cmocka_unit_test(test_bill_read_pieces),
 	    cmocka_unit_test(test_recon),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -484,3 +484,35 @@ def test_payments_reconciliation_against_bills(suite):
     assert r.status == 422 and r.code == "BILL_INVALID", r
     r = call(suite.gateway, "POST", f"/api/v1/finance/bills/alipay/{today}", raw=b"x", token=token)
     assert r.status == 403, r
+
+
+def test_payments_bill_body_streamed(suite):
+    """A bill larger than the server's in-memory body limit (8 MiB) goes
+    through nginx and is parsed from libevent's buffer a piece at a time
+    (HTTP_BODY_STREAM: never copied whole, log msg=body_streamed); its
+    lines are all counted, a line cut between pieces included."""
+    fin = finance_token(suite)
+    today = datetime.datetime.now(SHANGHAI).strftime("%Y-%m-%d")
+    bill = call(sim_url(suite), "GET", f"/sim/bills/wechat/{today}").raw.decode()
+    lines = bill.split("\r\n")
+    header, summary = lines[0], lines[-3:]
+    foreign = []
+    for i in range(40000):
+        foreign.append(",".join("`" + c for c in [
+            f"{today} 10:00:00", "wx8888888888888888", "1900000001", "0", "", f"43000{i:08d}",
+            f"STREAMED{i:06d}", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", "NATIVE", "SUCCESS", "OTHERS", "CNY",
+            "1.00", "0.00", "0", "0", "0.00", "0.00", "", "", "证书续期", "", "0.00600", "0.60%",
+            "1.00", "0.00", ""]))
+    body = "\r\n".join([header] + lines[1:-3] + foreign + summary).encode()
+    assert len(body) > 8 * 1024 * 1024, len(body)
+    rid = f"bill-streamed-{uuid.uuid4().hex[:12]}"
+    r = call(suite.gateway, "POST", f"/api/v1/finance/bills/wechat/{today}", raw=body, token=fin,
+             headers={"Content-Type": "text/csv", "X-Request-Id": rid})
+    assert r.status == 201, r
+    assert r.json["missing_local"] >= 40000 and r.json["items_total"] >= 40000, r.json
+    got = suite.psql("SELECT count(*) FROM payments.reconciliation_items"
+                     f" WHERE recon_id = '{r.json['id']}' AND out_no LIKE 'STREAMED%'")
+    assert got == [["40000"]], got
+    with open(os.path.join(suite.log_dir, "payments.log"), encoding="utf-8", errors="replace") as f:
+        log = f.read()
+    assert f"req={rid} msg=body_streamed bytes={len(body)}" in log

@@ -91,6 +91,19 @@ typedef void (*auth_sessions_fn)(void *arg, int status);
 void auth_sessions_drop_identity(const char *account_id,
     const char *identity_id, json_t *replacement, auth_sessions_fn cb,
     void *arg);
+/* After a commit that changed what GET /auth/me shows for account_id
+ * (its identities, current identity, lock): bumps the answer's version so
+ * every process's cached copy is stale at once. Fire and forget. */
+void auth_me_changed(const char *account_id);
+/* The cached /me answer: cb gets the cached JSON text (borrowed, NULL on a
+ * miss or when Redis failed) and the version to store a fresh answer
+ * under (NULL when Redis failed: then store nothing). */
+typedef void (*auth_me_cached_fn)(void *arg, const char *body, size_t len,
+    const char *version);
+void auth_me_cached(const char *account_id, auth_me_cached_fn cb, void *arg);
+/* Stores answer (JSON text) as account_id's /me under version. */
+void auth_me_cache_put(const char *account_id, const char *version,
+    const char *answer);
 /* Builds the audit base (common/audit.h event data: actor, service) for
  * req and returns it as new JSON text for the SQL functions that write
  * their own entries (ident_audit in 011_identity_status.sql). free() it. */
@@ -269,6 +282,11 @@ void store_audit_page(struct db_batch *b, const struct audit_filter *f,
 
 /* Redis. "sessions:<account>": the account's session hashes (session.h). */
 void store_sessions_key(char *out, size_t size, const char *account_id);
+/* The cached GET /auth/me answer of an account (issue 16):
+ * "mever:<account>" its version (INCR after every committed change the
+ * answer shows), "me:<account>" "<version>\n<answer JSON>". */
+void store_me_keys(char *ver_key, char *body_key, size_t size,
+    const char *account_id);
 /* The rate limit of audited failed staff logins with an unknown username:
  * "audit:staff_failed:ip:<address>" and "audit:staff_failed:all", and the
  * script taking one (see store.c). */

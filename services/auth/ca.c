@@ -666,6 +666,7 @@ bind_on_db(void *arg, const struct db_result *res)
 	kv_command(auth.svc.kv, NULL, NULL, 2, argv, NULL); /* expires anyway */
 	snprintf(b->account_id, sizeof(b->account_id), "%s",
 	    db_value(res, 0, 0, 0));
+	auth_me_changed(b->account_id); /* the lock, maybe an identity */
 	if (db_value(res, 0, 0, 3) != NULL)
 		bind_replaced_admin(req, b, res);
 	b->session_data = auth_session_from_view(res, 1);

@@ -530,6 +530,8 @@ reset_on_sessions_gone(void *arg, int status)
 /* ---- GET /api/v1/auth/me ----------------------------------------------- */
 
 static void me_on_loaded(void *arg, const struct db_result *res);
+static void me_on_cached(void *arg, const char *body, size_t len,
+    const char *version);
 
 /* An identity row of store_me: with its status and source, and for a
  * decided claim the 审批时间 (decided_at) and opinion. */
@@ -594,8 +596,6 @@ me_json(const struct db_result *res, int stmt)
 static void
 me_load(struct http_req *req)
 {
-	struct db_batch *b;
-
 	if (req->session->account_id == NULL) {
 		json_t *d = req->session->data;
 		http_reply_json(req, 200,
@@ -605,6 +605,25 @@ me_load(struct http_req *req)
 		        json_object_get(d, "roles")));
 		return;
 	}
+	auth_me_cached(req->session->account_id, me_on_cached, req);
+}
+
+/* The version read before the load: an answer loaded after a change
+ * committed but stored under the version read before its bump is never
+ * served (the bump made that version stale). */
+static void
+me_on_cached(void *arg, const char *body, size_t len, const char *version)
+{
+	struct http_req *req = arg;
+	struct db_batch *b;
+
+	if (body != NULL) {
+		http_reply_raw(req, 200, "application/json; charset=utf-8",
+		    body, len);
+		return;
+	}
+	if (version != NULL)
+		http_req_attach(req, xstrdup(version), free);
 	b = db_batch_new();
 	store_me(b, req->session->account_id);
 	db_batch_run(auth.svc.db, b, me_on_loaded, req);
@@ -614,6 +633,9 @@ static void
 me_on_loaded(void *arg, const struct db_result *res)
 {
 	struct http_req *req = arg;
+	const char *version = req->data;
+	json_t *me;
+	char *text;
 
 	if (res->status != DB_OK) {
 		http_reply_db_error(req, res);
@@ -624,7 +646,14 @@ me_on_loaded(void *arg, const struct db_result *res)
 		    "账号不存在，请重新登录");
 		return;
 	}
-	http_reply_json(req, 200, me_json(res, 0));
+	me = me_json(res, 0);
+	text = json_dumps(me, JSON_COMPACT);
+	json_decref(me);
+	if (version != NULL)
+		auth_me_cache_put(req->session->account_id, version, text);
+	http_reply_raw(req, 200, "application/json; charset=utf-8", text,
+	    strlen(text));
+	free(text);
 }
 
 static void
@@ -794,6 +823,7 @@ identity_on_added(void *arg, const struct db_result *res)
 		http_reply_db_error(req, res);
 		return;
 	}
+	auth_me_changed(req->session->account_id);
 	int enterprise = strcmp(st->type, "enterprise") == 0;
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "id", st->id, "type",
 	    st->type, "status", enterprise ? "pending" : "active", "source",
@@ -850,6 +880,7 @@ switch_on_done(void *arg, const struct db_result *res)
 		http_reply_db_error(req, res);
 		return;
 	}
+	auth_me_changed(req->session->account_id);
 	if (db_rows(res, 0) != 1) {
 		http_reply_error(req, 404, "NOT_FOUND", NULL, "身份不存在");
 		return;

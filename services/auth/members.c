@@ -219,6 +219,8 @@ decide_on_done(void *arg, const struct db_result *res)
 		reply_refused(req, res);
 		return;
 	}
+	if (db_rows(res, 0) == 1 && db_value(res, 0, 0, 0) != NULL)
+		auth_me_changed(db_value(res, 0, 0, 0)); /* the applicant's */
 	log_info(req->id, "msg=member_%s identity=%s",
 	    d->approve ? "approved" : "rejected", req->params[0]);
 	http_reply_json(req, 200,

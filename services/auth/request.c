@@ -12,6 +12,7 @@
 #include "util.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 int
 auth_field(struct http_req *req, json_t *body, const char *field, size_t max,
@@ -91,6 +92,7 @@ auth_sessions_drop_identity(const char *account_id, const char *identity_id,
 	char *repl =
 	    replacement ? json_dumps(replacement, JSON_COMPACT) : xstrdup("");
 
+	auth_me_changed(account_id);
 	op->cb = cb;
 	op->arg = arg;
 	snprintf(op->account, sizeof(op->account), "%s", account_id);
@@ -99,6 +101,100 @@ auth_sessions_drop_identity(const char *account_id, const char *identity_id,
 	    identity_id, repl};
 	kv_command(auth.svc.kv, sessions_on_rewritten, op, 6, argv, NULL);
 	free(repl);
+}
+
+/* ---- the cached /me answer (issue 16) --------------------------------- */
+
+/* The body lives shorter than the version key, and every store refreshes
+ * the version key's TTL: a version key never vanishes (restarting at 0)
+ * while a body stored under an older count is still there. */
+#define ME_BODY_TTL "3600"
+#define ME_VERSION_TTL "86400"
+
+void
+auth_me_changed(const char *account_id)
+{
+	char ver[96], body[96];
+
+	store_me_keys(ver, body, sizeof(ver), account_id);
+	const char *incr[] = {"INCR", ver};
+	const char *ttl[] = {"EXPIRE", ver, ME_VERSION_TTL};
+	kv_command(auth.svc.kv, NULL, NULL, 2, incr, NULL);
+	kv_command(auth.svc.kv, NULL, NULL, 3, ttl, NULL);
+}
+
+struct me_get {
+	auth_me_cached_fn cb;
+	void *arg;
+};
+
+static void
+me_on_got(void *arg, const struct kv_reply *r)
+{
+	struct me_get *g = arg;
+	const char *version = NULL, *body = NULL, *nl;
+	size_t vlen = 0, blen = 0;
+	char vbuf[32];
+
+	if (r != NULL && kv_reply_type(r) == KV_ARRAY &&
+	    kv_reply_count(r) == 2) {
+		const struct kv_reply *v = kv_reply_elem(r, 0);
+		const struct kv_reply *b = kv_reply_elem(r, 1);
+		version = "0";
+		vlen = 1;
+		if (kv_reply_type(v) == KV_STR)
+			version = kv_reply_str(v, &vlen);
+		if (vlen >= sizeof(vbuf)) {
+			version = NULL;
+		} else {
+			memcpy(vbuf, version, vlen);
+			vbuf[vlen] = '\0';
+			version = vbuf;
+		}
+		if (version != NULL && kv_reply_type(b) == KV_STR) {
+			body = kv_reply_str(b, &blen);
+			nl = memchr(body, '\n', blen);
+			if (nl != NULL && (size_t)(nl - body) == vlen &&
+			    memcmp(body, version, vlen) == 0) {
+				blen -= vlen + 1;
+				body = nl + 1;
+			} else {
+				body = NULL;
+			}
+		}
+	}
+	g->cb(g->arg, body, body ? blen : 0, version);
+	free(g);
+}
+
+void
+auth_me_cached(const char *account_id, auth_me_cached_fn cb, void *arg)
+{
+	struct me_get *g = xcalloc(1, sizeof(*g));
+	char ver[96], body[96];
+
+	g->cb = cb;
+	g->arg = arg;
+	store_me_keys(ver, body, sizeof(ver), account_id);
+	const char *argv[] = {"MGET", ver, body};
+	kv_command(auth.svc.kv, me_on_got, g, 3, argv, NULL);
+}
+
+void
+auth_me_cache_put(const char *account_id, const char *version,
+    const char *answer)
+{
+	char ver[96], body[96];
+	size_t n = strlen(version) + 1 + strlen(answer) + 1;
+	char *text = xcalloc(1, n);
+
+	snprintf(text, n, "%s\n%s", version, answer);
+	store_me_keys(ver, body, sizeof(ver), account_id);
+	const char *ttl[] = {"EXPIRE", ver, ME_VERSION_TTL};
+	const char *set[] = {"SET", body, text, "EX", ME_BODY_TTL};
+	kv_command(auth.svc.kv, NULL, NULL, 3, ttl, NULL);
+	kv_command(auth.svc.kv, NULL, NULL, 5, set, NULL);
+	free(text);
 }
 
 char *

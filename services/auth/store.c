@@ -393,6 +393,14 @@ store_sessions_key(char *out, size_t size, const char *account_id)
 }
 
 void
+store_me_keys(char *ver_key, char *body_key, size_t size,
+    const char *account_id)
+{
+	snprintf(ver_key, size, "mever:%s", account_id);
+	snprintf(body_key, size, "me:%s", account_id);
+}
+
+void
 store_staff_failed_keys(char *ip_key, char *all_key, size_t size,
     const char *peer)
 {

@@ -303,15 +303,28 @@ int
 localca_issue(const struct localca *lca, const struct vendor_cert_request *r,
     char **cert_pem, char **chain_pem, char *err, size_t err_size)
 {
+	return localca_issue_csr(lca, r, NULL, cert_pem, chain_pem, err,
+	    err_size);
+}
+
+int
+localca_issue_csr(const struct localca *lca,
+    const struct vendor_cert_request *r, const struct crypto_csr *parsed,
+    char **cert_pem, char **chain_pem, char *err, size_t err_size)
+{
 	struct crypto_cert *renewed = NULL;
-	struct crypto_csr *csr = NULL;
+	struct crypto_csr *owned = NULL;
+	const struct crypto_csr *csr = parsed;
 	const struct localca_ca *c;
 	char *crl_url = NULL;
 	int rc = -1;
 
-	if (crypto_csr_parse_verify(&csr, r->csr_pem) != 0) {
-		snprintf(err, err_size, "bad CSR");
-		return -1;
+	if (csr == NULL) {
+		if (crypto_csr_parse_verify(&owned, r->csr_pem) != 0) {
+			snprintf(err, err_size, "bad CSR");
+			return -1;
+		}
+		csr = owned;
 	}
 	if (csr->key_type == CRYPTO_KEY_OTHER) {
 		snprintf(err, err_size, "key type not supported");
@@ -337,7 +350,7 @@ localca_issue(const struct localca *lca, const struct vendor_cert_request *r,
 out:
 	free(crl_url);
 	crypto_cert_free(renewed);
-	crypto_csr_free(csr);
+	crypto_csr_free(owned);
 	return rc;
 }
 

@@ -183,6 +183,7 @@ struct renewal {
 	/* the intent */
 	char intent[37], serial[65], adapter[32];
 	char *intent_csr;
+	struct crypto_csr *csr; /* csr_pem parsed and verified by the worker */
 	time_t not_before, not_after;
 	int attempts;
 	struct vendor *vendor;
@@ -198,6 +199,7 @@ renewal_free(void *p)
 	free(r->target_vendor);
 	free(r->latest_pem);
 	free(r->intent_csr);
+	crypto_csr_free(r->csr);
 	free(r);
 }
 
@@ -365,6 +367,8 @@ renewal_verify(void *arg)
 	} else {
 		snprintf(r->csr_spki, sizeof(r->csr_spki), "%s",
 		    csr->spki_sha256);
+		r->csr = csr; /* signed as it is: not parsed a second time */
+		csr = NULL;
 	}
 	crypto_csr_free(csr);
 	crypto_cert_free(cert);
@@ -471,7 +475,12 @@ renewal_on_begun(void *arg, const struct db_result *res)
 	}
 	const struct vendor_cert_request vr = {r->intent, r->serial,
 	    r->intent_csr, r->target_pem, r->not_before, r->not_after};
-	vendor_renew(r->vendor, &vr, renewal_on_issued, r);
+	/* A resumed intent signs its own CSR, perhaps not this request's. */
+	vendor_renew_csr(r->vendor, &vr,
+	    r->intent_csr != NULL && strcmp(r->intent_csr, r->csr_pem) == 0
+	        ? r->csr
+	        : NULL,
+	    renewal_on_issued, r);
 }
 
 static void

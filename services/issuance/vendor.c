@@ -186,6 +186,7 @@ vendor_free_all(void)
 struct local_job {
 	struct localca *ca;
 	char *request_id, *serial, *csr_pem, *renewed_pem;
+	const struct crypto_csr *csr; /* parsed csr_pem (borrowed) or NULL */
 	time_t not_before, not_after;
 	char *cert_pem, *chain_pem;
 	char error[256];
@@ -201,8 +202,8 @@ local_sign(void *p)
 	const struct vendor_cert_request r = {j->request_id, j->serial,
 	    j->csr_pem, j->renewed_pem, j->not_before, j->not_after};
 
-	j->rc = localca_issue(j->ca, &r, &j->cert_pem, &j->chain_pem, j->error,
-	    sizeof(j->error));
+	j->rc = localca_issue_csr(j->ca, &r, j->csr, &j->cert_pem,
+	    &j->chain_pem, j->error, sizeof(j->error));
 }
 
 static void
@@ -228,11 +229,12 @@ local_signed(void *p)
 }
 
 static void
-local_issue(struct vendor *v, const struct vendor_cert_request *r,
-    vendor_cert_fn cb, void *arg)
+local_issue_csr(struct vendor *v, const struct vendor_cert_request *r,
+    const struct crypto_csr *csr, vendor_cert_fn cb, void *arg)
 {
 	struct local_job *j = xcalloc(1, sizeof(*j));
 
+	j->csr = csr;
 	j->ca = v->impl;
 	j->request_id = xstrdup(r->request_id);
 	j->serial = xstrdup(r->serial);
@@ -243,6 +245,13 @@ local_issue(struct vendor *v, const struct vendor_cert_request *r,
 	j->cb = cb;
 	j->arg = arg;
 	work_submit(local_sign, local_signed, j);
+}
+
+static void
+local_issue(struct vendor *v, const struct vendor_cert_request *r,
+    vendor_cert_fn cb, void *arg)
+{
+	local_issue_csr(v, r, NULL, cb, arg);
 }
 
 /* The registry is the local CA's revocation list (its CRLs are made from
@@ -334,4 +343,16 @@ vendor_local_new(struct localca *ca, const char *name)
 	v->name = xstrdup(name);
 	v->impl = ca;
 	return v;
+}
+
+void
+vendor_renew_csr(struct vendor *v, const struct vendor_cert_request *r,
+    const struct crypto_csr *csr, vendor_cert_fn cb, void *arg)
+{
+	if (csr == NULL || v->ops != &local_ops) {
+		vendor_renew(v, r, cb, arg);
+		return;
+	}
+	local_issue_csr(v, r, csr, vendor_timed_done,
+	    vendor_timed_new(cb, arg));
 }

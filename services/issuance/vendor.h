@@ -99,6 +99,12 @@ void vendor_create(struct vendor *v, const struct vendor_cert_request *r,
 /* Issues the renewal of r->renewed_pem for the CSR's new key. */
 void vendor_renew(struct vendor *v, const struct vendor_cert_request *r,
     vendor_cert_fn cb, void *arg);
+/* vendor_renew with csr, the request's CSR already parsed and verified
+ * (borrowed until cb): the local adapter signs it without parsing and
+ * verifying it again (issue 16); other adapters send r->csr_pem as ever. */
+struct crypto_csr;
+void vendor_renew_csr(struct vendor *v, const struct vendor_cert_request *r,
+    const struct crypto_csr *csr, vendor_cert_fn cb, void *arg);
 /* Revokes a certificate the vendor issued. */
 void vendor_revoke(struct vendor *v, const struct vendor_revoke_request *r,
     vendor_done_fn cb, void *arg);
@@ -167,6 +173,11 @@ int localca_issues(const struct localca *ca, const char *issuer_dn);
  * On success sets *cert_pem and *chain_pem to new strings and returns 0; on
  * error writes the reason into err and returns -1. */
 int localca_issue(const struct localca *ca, const struct vendor_cert_request *r,
+    char **cert_pem, char **chain_pem, char *err, size_t err_size);
+/* localca_issue with r->csr_pem already parsed and verified as csr
+ * (borrowed; NULL: parse and verify it here). */
+int localca_issue_csr(const struct localca *ca,
+    const struct vendor_cert_request *r, const struct crypto_csr *csr,
     char **cert_pem, char **chain_pem, char *err, size_t err_size);
 /* The local CA's directory, <dir>/issued.jsonl: one line per certificate
  * issued at its desk (caplat-issuance ca-issue), {seq, uscc, certificate,

@@ -74,6 +74,27 @@ def measure_idle(s, seconds):
     return max(0, c1 - c0 - probe) / (seconds + 1.2), max(0, w1 - w0 - 1) / (seconds + 1.2)
 
 
+def where_writes(s, w0, n):
+    """Which transactions the renewals' writes were (issue 16 part 3): rows
+    written by one transaction share its xmin, so the inboxes tell how many
+    events each consumer applied per commit, and the outbox rows marked
+    published since w0 how many relay marks there were. Transaction ids
+    since w0 only (a fresh suite: the 32-bit xid is the txid)."""
+    lo = w0 % (1 << 32)
+    for schema in SCHEMAS:
+        for consumer, events, txs in s.psql(
+                f"SELECT consumer, count(*), count(DISTINCT xmin::text) FROM {schema}.inbox"
+                f" WHERE xmin::text::bigint > {lo} GROUP BY consumer ORDER BY consumer"):
+            print(f"  {schema} consumer {consumer}: {events} events in {txs} transactions"
+                  f" ({int(events) / max(1, int(txs)):.1f} per commit; {int(txs) / n:.2f} per renewal)")
+        rows = s.psql(f"SELECT count(*), count(DISTINCT xmin::text) FROM {schema}.outbox"
+                      f" WHERE published_at IS NOT NULL AND xmin::text::bigint > {lo}")
+        if rows and int(rows[0][0]) > 0:
+            events, txs = rows[0]
+            print(f"  {schema} relay: {events} events marked published in {txs} transactions"
+                  f" ({int(events) / max(1, int(txs)):.1f} per commit; {int(txs) / n:.2f} per renewal)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--renewals", type=int, default=10)
@@ -129,6 +150,7 @@ def main():
         print(f"renewals: {n} at concurrency {args.concurrency} in {dt:.1f} s (with the wait for the "
               f"consumers): {(c1 - c0) / n:.1f} commits each raw, {net / n:.1f} each less this probe's own "
               f"{calls[0]} statements and the idle rate over the time; {writes / n:.1f} of them wrote")
+        where_writes(s, w0, n)
     finally:
         if own:
             subprocess.run([sys.executable, os.path.join(ROOT, "tests", "bench", "suite_up.py"), "down", base])

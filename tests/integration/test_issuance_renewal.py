@@ -98,6 +98,8 @@ def end_to_end(suite, alg, kind):
     steps_after = issuance_steps(suite)
     for step in ("sig_verify", "csr_verify", "ca_sign", "vendor_call", "json_build", "redis"):
         assert steps_after.get(step, 0) > steps_before.get(step, 0), step
+    # the CSR is parsed and verified once per renewal, not again to sign it
+    assert steps_after["csr_verify"] - steps_before.get("csr_verify", 0) == 1
     body = got.json
     assert set(body) >= {"certificate", "chain", "serial", "not_after", "platforms", "cert_id"}
     assert body["cert_id"] == cert_id and body["platforms"] == ["LN_JSGC", "SY_GGZY"]

@@ -106,11 +106,14 @@ def test_issuance_admin_cancels_member_certificate_rsa(suite):
     r = ca_login(suite, leaf, cert_pem=open(pem).read(), key=key)
     assert r.status == 401 and r.code == "CERT_REVOKED", r
     # audited in the one chain: the cancellation and the unbinding
-    rows = wait_until(lambda: suite.psql(
-        "SELECT action FROM auth.audit_log WHERE"
-        f" (object_id = {q(cert_id)} AND action = 'cert.cancelled') OR"
-        f" (action = 'lock.unbound' AND before->>'account_id' = {q(account)}) ORDER BY action"),
-        timeout=15, what="audit entries")
+    # (the two services' entries reach the chain in separate batches)
+    def audited():
+        rows = suite.psql(
+            "SELECT action FROM auth.audit_log WHERE"
+            f" (object_id = {q(cert_id)} AND action = 'cert.cancelled') OR"
+            f" (action = 'lock.unbound' AND before->>'account_id' = {q(account)}) ORDER BY action")
+        return rows if len(rows) >= 2 else None
+    rows = wait_until(audited, timeout=15, what="both audit entries")
     assert [r[0] for r in rows] == ["cert.cancelled", "lock.unbound"], rows
 
 

@@ -17,41 +17,9 @@ cert_application_record(struct db_batch *b, const char *app,
     const char *vendor_name, const char *csr_spki, const char *serial,
     const char *cert_pem, const char *chain, char *err, size_t err_size)
 {
-	struct crypto_cert *cert;
-	char cert_id[37], event_id[37], nb[24], na[24];
-
-	if (cert_pem == NULL || crypto_cert_parse(&cert, cert_pem, NULL) != 0) {
-		snprintf(err, err_size,
-		    "the vendor's certificate does not parse");
-		return -1;
-	}
-	if (strcmp(cert->spki_sha256, csr_spki) != 0) {
-		snprintf(err, err_size,
-		    "the vendor's certificate is not for the CSR's key");
-		crypto_cert_free(cert);
-		return -1;
-	}
-	if (strcmp(vendor_name, issuance.cfg.ca_vendor) == 0 &&
-	    strcmp(cert->serial, serial) != 0) {
-		snprintf(err, err_size,
-		    "the local CA did not use the reserved serial");
-		crypto_cert_free(cert);
-		return -1;
-	}
-	uuid_v4(cert_id);
-	uuid_v4(event_id);
-	snprintf(nb, sizeof(nb), "%lld", (long long)cert->not_before);
-	snprintf(na, sizeof(na), "%lld", (long long)cert->not_after);
-	const char *p[] = {app, cert_id, event_id, cert->issuer_dn,
-	    cert->serial, vendor_name, cert->subject_dn,
-	    cert->fingerprint_sha256, cert->spki_sha256,
-	    crypto_key_type_name(cert->key_type), nb, na, cert->pem,
-	    chain ? chain : ""};
-	db_batch_add(b, store_application_complete_sql, 14, p);
-	const char *q[] = {app};
-	db_batch_add(b, store_application_result_sql, 1, q);
-	crypto_cert_free(cert);
-	return 0;
+	return cert_issued_record(b, store_application_complete_sql,
+	    store_application_result_sql, app, vendor_name, csr_spki, serial,
+	    cert_pem, chain, err, err_size);
 }
 
 /* Splits a PEM bundle into a JSON array of PEM certificates. */

@@ -24,9 +24,10 @@ cert_retry_seconds(int attempts)
 }
 
 int
-cert_renewal_record(struct db_batch *b, const char *intent,
-    const char *vendor_name, const char *csr_spki, const char *serial,
-    const char *cert_pem, const char *chain, char *err, size_t err_size)
+cert_issued_record(struct db_batch *b, const char *complete_sql,
+    const char *result_sql, const char *intent, const char *vendor_name,
+    const char *csr_spki, const char *serial, const char *cert_pem,
+    const char *chain, char *err, size_t err_size)
 {
 	struct crypto_cert *cert;
 	char cert_id[37], event_id[37], nb[24], na[24];
@@ -58,9 +59,19 @@ cert_renewal_record(struct db_batch *b, const char *intent,
 	    cert->fingerprint_sha256, cert->spki_sha256,
 	    crypto_key_type_name(cert->key_type), nb, na, cert->pem,
 	    chain ? chain : ""};
-	db_batch_add(b, store_renewal_complete_sql, 14, p);
+	db_batch_add(b, complete_sql, 14, p);
 	const char *q[] = {intent};
-	db_batch_add(b, store_renewal_result_sql, 1, q);
+	db_batch_add(b, result_sql, 1, q);
 	crypto_cert_free(cert);
 	return 0;
+}
+
+int
+cert_renewal_record(struct db_batch *b, const char *intent,
+    const char *vendor_name, const char *csr_spki, const char *serial,
+    const char *cert_pem, const char *chain, char *err, size_t err_size)
+{
+	return cert_issued_record(b, store_renewal_complete_sql,
+	    store_renewal_result_sql, intent, vendor_name, csr_spki, serial,
+	    cert_pem, chain, err, err_size);
 }

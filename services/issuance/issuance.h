@@ -273,10 +273,17 @@ struct db_batch;
 /* Seconds before the next vendor attempt after `attempts` ones: the
  * configured first backoff, doubling, at most 300. */
 long cert_retry_seconds(int attempts);
-/* Adds renewal_complete() and the result query (statements 0 and 1) for the
- * certificate a vendor issued for intent to b, after checking it is for the
- * CSR's key (csr_spki) and, from the local CA, the reserved serial. Returns
- * 0, or -1 with the reason in err and nothing added. */
+/* Adds complete_sql (14 parameters: id, new cert id, event id, issuer,
+ * serial, vendor, subject, fingerprint, SPKI hash, key type, validity, PEM,
+ * chain) and result_sql ($1 id) for the certificate a vendor issued for the
+ * intent or application id to b, after checking it is for the CSR's key
+ * (csr_spki) and, from the local CA, the reserved serial. Returns 0, or -1
+ * with the reason in err and nothing added. */
+int cert_issued_record(struct db_batch *b, const char *complete_sql,
+    const char *result_sql, const char *id, const char *vendor_name,
+    const char *csr_spki, const char *serial, const char *cert_pem,
+    const char *chain, char *err, size_t err_size);
+/* cert_issued_record with renewal_complete() and the renewal's result. */
 int cert_renewal_record(struct db_batch *b, const char *intent,
     const char *vendor_name, const char *csr_spki, const char *serial,
     const char *cert_pem, const char *chain, char *err, size_t err_size);

@@ -392,3 +392,33 @@ alipay_response_verify(const struct crypto_key *alipay_public,
 	free(sig);
 	return rc;
 }
+
+int
+pay_datetime_ok(const char *s, char sep)
+{
+	static const char form[] = "dddd-dd-dd?dd:dd:dd";
+	int mon, day, hour, min, sec;
+
+	if (s == NULL || strlen(s) < sizeof(form) - 1)
+		return 0;
+	for (size_t i = 0; i < sizeof(form) - 1; i++) {
+		if (form[i] == 'd' ? (s[i] < '0' || s[i] > '9')
+		                   : s[i] != (form[i] == '?' ? sep : form[i]))
+			return 0;
+	}
+	mon = (s[5] - '0') * 10 + (s[6] - '0');
+	day = (s[8] - '0') * 10 + (s[9] - '0');
+	hour = (s[11] - '0') * 10 + (s[12] - '0');
+	min = (s[14] - '0') * 10 + (s[15] - '0');
+	sec = (s[17] - '0') * 10 + (s[18] - '0');
+	return mon >= 1 && mon <= 12 && day >= 1 && day <= 31 && hour <= 23 &&
+	    min <= 59 && sec <= 59;
+}
+
+char *
+alipay_time_timestamptz(const char *s)
+{
+	if (s == NULL || strlen(s) != 19 || !pay_datetime_ok(s, ' '))
+		return NULL;
+	return xasprintf("%s+08", s);
+}

@@ -60,6 +60,14 @@ struct alipay_form {
 	size_t n;
 };
 
+/* 1 when s is exactly "yyyy-MM-dd" sep "HH:mm:ss" with every field in range
+ * (month 01-12, day 01-31, hour 00-23, minute and second 00-59). */
+int pay_datetime_ok(const char *s, char sep);
+/* Alipay's gmt_payment / send_pay_date, Beijing time "2024-05-01 10:00:05",
+ * as a PostgreSQL timestamptz literal "2024-05-01 10:00:05+08" (to free);
+ * NULL when s is missing or not that form (the caller then takes now()). */
+char *alipay_time_timestamptz(const char *s);
+
 /* Decodes a form body ('+' is a space, %XX escapes) into out. Returns 0, or
  * -1 on a malformed escape, an empty key, a NUL byte or a repeated key (out
  * then empty). Release with alipay_form_clear(). */
@@ -121,6 +129,9 @@ int wechat_verify(const struct crypto_key *platform, const char *timestamp,
 
 /* 1 when timestamp is a decimal number of seconds with |now − ts| < 300. */
 int wechat_timestamp_fresh(const char *timestamp, time_t now);
+/* 1 when s is WeChat Pay's success_time form: RFC 3339 with an offset,
+ * "2024-05-01T10:00:05+08:00" (or Z, optional fraction). */
+int wechat_time_valid(const char *s);
 
 /* Decrypts a notification "resource" object (algorithm AEAD_AES_256_GCM,
  * ciphertext base64 with the tag last, nonce 12 bytes, associated_data

@@ -380,8 +380,10 @@ pay_notify_alipay(struct http_req *req)
 	}
 	/* gmt_payment is Beijing time "yyyy-MM-dd HH:mm:ss". */
 	gmt = alipay_form_get(&f, "gmt_payment");
-	if (gmt != NULL && strlen(gmt) == 19)
-		paid_at = xasprintf("%s+08", gmt);
+	paid_at = alipay_time_timestamptz(gmt);
+	if (gmt != NULL && paid_at == NULL)
+		log_warn(n->req->id,
+		    "msg=notify_time_unreadable channel=alipay");
 	struct db_batch *b = db_batch_new();
 	note_record(b, n, status);
 	pay_succeed(b, "alipay", n->out_trade_no, fen,
@@ -470,6 +472,11 @@ pay_notify_wechat(struct http_req *req)
 	    json_string_value(json_object_get(tx, "trade_state"));
 	const char *when =
 	    json_string_value(json_object_get(tx, "success_time"));
+	if (when != NULL && !wechat_time_valid(when)) {
+		log_warn(n->req->id,
+		    "msg=notify_time_unreadable channel=wechat");
+		when = NULL; /* paid now: the time is the provider's only */
+	}
 	json_t *total = json_object_get(json_object_get(tx, "amount"), "total");
 	n->out_trade_no = out ? xstrdup(out) : NULL;
 	if (tx == NULL || out == NULL || state == NULL) {

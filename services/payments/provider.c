@@ -464,13 +464,6 @@ jstr(json_t *o, const char *k)
 	return json_string_value(json_object_get(o, k));
 }
 
-/* "2024-05-01 10:00:05" (Shanghai) → "2024-05-01 10:00:05+08" */
-static char *
-shanghai_timestamptz(const char *s)
-{
-	return s && strlen(s) == 19 ? xasprintf("%s+08", s) : NULL;
-}
-
 static void
 interpret_alipay(struct preq *p)
 {
@@ -518,8 +511,8 @@ interpret_alipay(struct preq *p)
 			        strcmp(st, "TRADE_FINISHED") == 0);
 			a.closed = st && strcmp(st, "TRADE_CLOSED") == 0;
 			a.trade_no = jstr(resp, "trade_no");
-			paid_at =
-			    shanghai_timestamptz(jstr(resp, "send_pay_date"));
+			paid_at = alipay_time_timestamptz(
+			    jstr(resp, "send_pay_date"));
 			a.paid_at = paid_at;
 			if (a.paid &&
 			    (amt == NULL || a.trade_no == NULL ||
@@ -603,6 +596,8 @@ interpret_wechat(struct preq *p)
 			        strcmp(st, "PAYERROR") == 0);
 			a.trade_no = jstr(root, "transaction_id");
 			a.paid_at = jstr(root, "success_time");
+			if (a.paid_at != NULL && !wechat_time_valid(a.paid_at))
+				a.paid_at = NULL; /* unreadable: paid now */
 			if (a.paid &&
 			    (!json_is_integer(total) || a.trade_no == NULL ||
 			        strcmp(jstr(root, "mchid") ? jstr(root, "mchid")

@@ -276,6 +276,26 @@ test_response_split(void **state)
 	    -1);
 }
 
+/* gmt_payment / send_pay_date: only the exact Beijing-time form becomes a
+ * timestamptz; anything else is refused (the caller takes now()), so a
+ * signed but odd time never reaches SQL as a failing cast. */
+static void
+test_time_timestamptz(void **state)
+{
+	char *t = alipay_time_timestamptz("2024-05-01 10:00:05");
+
+	assert_string_equal(t, "2024-05-01 10:00:05+08");
+	free(t);
+	const char *bad[] = {"", "2024-05-01", "2024-05-01T10:00:05",
+	    "2024-13-01 10:00:05", "2024-05-00 10:00:05", "2024-05-01 24:00:05",
+	    "2024-05-01 10:60:05", "2024-05-01 10:00:05+08",
+	    "2024-05-01 10:00:0x", "2024/05/01 10:00:05",
+	    "'; DROP TABLE x; --     "};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_null(alipay_time_timestamptz(bad[i]));
+	assert_null(alipay_time_timestamptz(NULL));
+}
+
 int
 main(void)
 {
@@ -286,6 +306,7 @@ main(void)
 	    cmocka_unit_test(test_verify_refuses),
 	    cmocka_unit_test(test_request_signed),
 	    cmocka_unit_test(test_response_split),
+	    cmocka_unit_test(test_time_timestamptz),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -264,6 +264,25 @@ test_authorization(void **state)
 	crypto_key_free(merchant);
 }
 
+/* success_time: RFC 3339 with an offset (or Z), an optional fraction. */
+static void
+test_time_valid(void **state)
+{
+	const char *good[] = {"2024-05-01T10:00:05+08:00",
+	    "2024-05-01T10:00:05Z", "2024-05-01T10:00:05.123+08:00",
+	    "2024-05-01T02:00:05-05:30"};
+	const char *bad[] = {"", "2024-05-01 10:00:05+08:00",
+	    "2024-05-01T10:00:05", "2024-05-01T10:00:05+8:00",
+	    "2024-05-01T10:00:05+08:60", "2024-05-01T10:00:05+15:00",
+	    "2024-05-01T10:00:05.+08:00", "2024-05-01T10:00:05Zx",
+	    "2024-02-01T25:00:05Z", "2024-05-01T10:00:05+08:00'"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_true(wechat_time_valid(good[i]));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(wechat_time_valid(bad[i]));
+	assert_false(wechat_time_valid(NULL));
+}
+
 int
 main(void)
 {
@@ -275,6 +294,7 @@ main(void)
 	    cmocka_unit_test(test_verify_by_serial),
 	    cmocka_unit_test(test_timestamp_window),
 	    cmocka_unit_test(test_authorization),
+	    cmocka_unit_test(test_time_valid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -73,6 +73,31 @@ wechat_timestamp_fresh(const char *timestamp, time_t now)
 }
 
 int
+wechat_time_valid(const char *s)
+{
+	size_t i = 19;
+
+	if (!pay_datetime_ok(s, 'T'))
+		return 0;
+	if (s[i] == '.') {
+		size_t from = ++i;
+
+		while (s[i] >= '0' && s[i] <= '9')
+			i++;
+		if (i == from || i - from > 9)
+			return 0;
+	}
+	if (s[i] == 'Z')
+		return s[i + 1] == '\0';
+	if ((s[i] != '+' && s[i] != '-') || strlen(s + i) != 6)
+		return 0;
+	return s[i + 1] >= '0' && s[i + 1] <= '9' && s[i + 2] >= '0' &&
+	    s[i + 2] <= '9' && s[i + 3] == ':' && s[i + 4] >= '0' &&
+	    s[i + 4] <= '5' && s[i + 5] >= '0' && s[i + 5] <= '9' &&
+	    (s[i + 1] - '0') * 10 + (s[i + 2] - '0') <= 14;
+}
+
+int
 wechat_decrypt_resource(json_t *resource, const char *apiv3_key, char **plain,
     size_t *plain_len)
 {

@@ -360,23 +360,34 @@ decide_on_loaded(void *arg, const struct db_result *res)
 	db_batch_run(ent.svc.db, b, decide_on_done, op);
 }
 
+/* The answer of a decision's or a claim's batch when it changed nothing:
+ * the application gone (NOT_FOUND), a refusal of its rules (not pending,
+ * claimed by another), or the database failing. Returns 1 when it replied. */
+static int
+app_change_refused(struct http_req *req, const struct db_result *res)
+{
+	if (res->status == DB_REFUSED && res->message != NULL &&
+	    strcmp(res->message, "NOT_FOUND") == 0) {
+		reply_not_found(req);
+		return 1;
+	}
+	if (ent_reply_refused(req, res))
+		return 1;
+	if (res->status != DB_OK) {
+		http_reply_db_error(req, res);
+		return 1;
+	}
+	return 0;
+}
+
 static void
 decide_on_done(void *arg, const struct db_result *res)
 {
 	struct app_op *op = arg;
 	struct http_req *req = op->req;
 
-	if (res->status == DB_REFUSED && res->message != NULL &&
-	    strcmp(res->message, "NOT_FOUND") == 0) {
-		reply_not_found(req);
+	if (app_change_refused(req, res))
 		return;
-	}
-	if (ent_reply_refused(req, res))
-		return;
-	if (res->status != DB_OK) {
-		http_reply_db_error(req, res);
-		return;
-	}
 	log_info(req->id,
 	    "msg=admin_application_decided application=%s "
 	    "result=%s staff=%s",
@@ -421,17 +432,8 @@ claim_on_done(void *arg, const struct db_result *res)
 	struct app_op *op = arg;
 	struct http_req *req = op->req;
 
-	if (res->status == DB_REFUSED && res->message != NULL &&
-	    strcmp(res->message, "NOT_FOUND") == 0) {
-		reply_not_found(req);
+	if (app_change_refused(req, res))
 		return;
-	}
-	if (ent_reply_refused(req, res))
-		return;
-	if (res->status != DB_OK) {
-		http_reply_db_error(req, res);
-		return;
-	}
 	if (db_rows(res, 1) != 1) {
 		reply_not_found(req);
 		return;

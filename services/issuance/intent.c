@@ -6,6 +6,7 @@
 
 #include "crypto.h"
 #include "db.h"
+#include "log.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -21,6 +22,26 @@ cert_retry_seconds(int attempts)
 	for (int i = 1; i < attempts && s < RETRY_CAP_SECONDS; i++)
 		s *= 2;
 	return s < RETRY_CAP_SECONDS ? s : RETRY_CAP_SECONDS;
+}
+
+void
+cert_vendor_failed(const char *rid, int application, const char *id,
+    const char *adapter, int attempts, int final, const char *error, db_cb cb,
+    void *arg)
+{
+	char retry[24];
+
+	log_warn(rid,
+	    "msg=%s_vendor_failed %s=%s adapter=%s final=%d error=\"%s\"",
+	    application ? "issue" : "renewal", application ? "app" : "intent",
+	    id, adapter, final, error);
+	snprintf(retry, sizeof(retry), "%ld",
+	    final ? 0 : cert_retry_seconds(attempts));
+	const char *p[] = {id, error, retry, final ? "true" : "false"};
+	db_query(issuance.svc.db,
+	    application ? store_application_failed_sql
+	                : store_renewal_failed_sql,
+	    4, p, cb, arg);
 }
 
 int

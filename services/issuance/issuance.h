@@ -270,6 +270,7 @@ void cert_renewal(struct http_req *req);
 /* ---- intent.c: what renew.c and sweep.c share about an intent ---- */
 
 struct db_batch;
+struct db_result;
 /* Seconds before the next vendor attempt after `attempts` ones: the
  * configured first backoff, doubling, at most 300. */
 long cert_retry_seconds(int attempts);
@@ -283,6 +284,14 @@ int cert_issued_record(struct db_batch *b, const char *complete_sql,
     const char *result_sql, const char *id, const char *vendor_name,
     const char *csr_spki, const char *serial, const char *cert_pem,
     const char *chain, char *err, size_t err_size);
+/* What a failed vendor call leaves, for a renewal intent or (application
+ * set) a new-certificate application id: one log line, and the row
+ * released for another attempt after cert_retry_seconds(attempts), or
+ * failed for good (its reservation released) when final; cb gets the
+ * statement's result. rid is the request id, NULL in the resumer. */
+void cert_vendor_failed(const char *rid, int application, const char *id,
+    const char *adapter, int attempts, int final, const char *error,
+    void (*cb)(void *arg, const struct db_result *res), void *arg);
 /* cert_issued_record with renewal_complete() and the renewal's result. */
 int cert_renewal_record(struct db_batch *b, const char *intent,
     const char *vendor_name, const char *csr_spki, const char *serial,

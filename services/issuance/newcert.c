@@ -401,7 +401,7 @@ issue_on_issued(void *arg, const struct vendor_cert_result *res)
 	struct issue *is = arg;
 	struct http_req *req = is->req;
 	struct vendor_cert_result bad;
-	char err[256], retry[24];
+	char err[256];
 	struct db_batch *b;
 	int final = res->status == VENDOR_REJECTED;
 
@@ -428,16 +428,9 @@ issue_on_issued(void *arg, const struct vendor_cert_result *res)
 		    NULL, err};
 		res = &bad;
 	}
-	log_warn(req->id,
-	    "msg=issue_vendor_failed app=%s adapter=%s final=%d error=\"%s\"",
-	    req->params[0], is->adapter, final, res->error);
-	snprintf(retry, sizeof(retry), "%ld",
-	    final ? 0 : cert_retry_seconds(is->attempts));
-	const char *p[] = {req->params[0], res->error, retry,
-	    final ? "true" : "false"};
 	is->csr_code = final ? "CSR_REJECTED" : NULL;
-	db_query(issuance.svc.db, store_application_failed_sql, 4, p,
-	    issue_on_failed, is);
+	cert_vendor_failed(req->id, 1, req->params[0], is->adapter,
+	    is->attempts, final, res->error, issue_on_failed, is);
 	if (!final)
 		issuance_sweep_kick(); /* the application stays pending */
 }

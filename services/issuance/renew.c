@@ -489,7 +489,7 @@ renewal_on_issued(void *arg, const struct vendor_cert_result *res)
 	struct renewal *r = arg;
 	struct http_req *req = r->req;
 	struct vendor_cert_result bad;
-	char err[256], retry[24];
+	char err[256];
 	struct db_batch *b;
 	int final = res->status == VENDOR_REJECTED;
 
@@ -516,16 +516,9 @@ renewal_on_issued(void *arg, const struct vendor_cert_result *res)
 		    NULL, err};
 		res = &bad;
 	}
-	log_warn(req->id,
-	    "msg=renewal_vendor_failed intent=%s adapter=%s final=%d error=\"%s\"",
-	    r->intent, r->adapter, final, res->error);
-	snprintf(retry, sizeof(retry), "%ld",
-	    final ? 0 : cert_retry_seconds(r->attempts));
-	const char *p[] = {r->intent, res->error, retry,
-	    final ? "true" : "false"};
 	r->csr_code = final ? "CSR_REJECTED" : NULL;
-	db_query(issuance.svc.db, store_renewal_failed_sql, 4, p,
-	    renewal_on_failed, r);
+	cert_vendor_failed(req->id, 0, r->intent, r->adapter, r->attempts,
+	    final, res->error, renewal_on_failed, r);
 	if (!final)
 		issuance_sweep_kick(); /* the intent stays pending */
 }

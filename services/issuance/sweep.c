@@ -250,7 +250,7 @@ on_issued(void *arg, const struct vendor_cert_result *res)
 {
 	struct resume *r = arg;
 	const char *error = res->error;
-	char err[256], retry[24];
+	char err[256];
 	int final = res->status == VENDOR_REJECTED;
 
 	issuance_count(res->status == VENDOR_OK ? "vendor_ok"
@@ -271,12 +271,8 @@ on_issued(void *arg, const struct vendor_cert_result *res)
 		error = err;
 		final = 0;
 	}
-	log_warn(NULL,
-	    "msg=renewal_vendor_failed intent=%s adapter=%s final=%d error=\"%s\"",
-	    r->intent, r->adapter, final, error);
-	snprintf(retry, sizeof(retry), "%ld", cert_retry_seconds(r->attempts));
-	const char *p[] = {r->intent, error, retry, final ? "true" : "false"};
-	db_query(issuance.svc.db, store_renewal_failed_sql, 4, p, on_failed, r);
+	cert_vendor_failed(NULL, 0, r->intent, r->adapter, r->attempts, final,
+	    error, on_failed, r);
 }
 
 static void
@@ -432,7 +428,7 @@ on_app_issued(void *arg, const struct vendor_cert_result *res)
 {
 	struct resume *r = arg;
 	const char *error = res->error;
-	char err[256], retry[24];
+	char err[256];
 	int final = res->status == VENDOR_REJECTED;
 
 	if (res->status == VENDOR_OK) {
@@ -449,13 +445,8 @@ on_app_issued(void *arg, const struct vendor_cert_result *res)
 		error = err;
 		final = 0;
 	}
-	log_warn(NULL,
-	    "msg=issue_vendor_failed app=%s adapter=%s final=%d error=\"%s\"",
-	    r->intent, r->adapter, final, error);
-	snprintf(retry, sizeof(retry), "%ld", cert_retry_seconds(r->attempts));
-	const char *p[] = {r->intent, error, retry, final ? "true" : "false"};
-	db_query(issuance.svc.db, store_application_failed_sql, 4, p,
-	    on_app_done, r);
+	cert_vendor_failed(NULL, 1, r->intent, r->adapter, r->attempts, final,
+	    error, on_app_done, r);
 }
 
 static void

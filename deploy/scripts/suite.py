@@ -713,16 +713,29 @@ class Suite:
                                    "--tls-key", os.path.join(self.tls_ca(), "server.key")],
                         port=port)
         self.smtp_dir = os.path.join(self.base, "smtpsink")
+        # The relay as a real one is: STARTTLS required, then AUTH.
+        self.smtp_auth = os.path.join(d, "smtp_auth")
+        smtp_password = os.path.join(d, "smtp_password")
+        if not os.path.exists(smtp_password):
+            with open(smtp_password, "w") as f:
+                f.write(self.secrets["db_admin"][:12] + "smtp\n")
+            with open(self.smtp_auth, "w") as f:
+                f.write("caplat-mail:" + open(smtp_password).read())
         smtp_port = self.ports.setdefault("smtpsink", free_port())
         p = self.procs.get("smtpsink")
         if p is None or p.poll() is not None:
             self._spawn("smtpsink", [sys.executable, os.path.join(ROOT, "tests", "smtpsink", "smtpsink.py"),
                                      "--dir", self.smtp_dir, "--port", str(smtp_port),
+                                     "--tls-cert", os.path.join(self.tls_ca(), "server.pem"),
+                                     "--tls-key", os.path.join(self.tls_ca(), "server.key"),
+                                     "--auth-file", self.smtp_auth,
                                      "--watch-pidfile", os.path.join(self.run_dir, "payments.pid")],
                         port=smtp_port)
         return {"CAPLAT_TAXPLAT_URL": f"https://127.0.0.1:{port}", "CAPLAT_TAXPLAT_KEY": key,
                 "CAPLAT_INVOICE_RETRY_SECONDS": "1",
                 "CAPLAT_SMTP_HOST": "127.0.0.1", "CAPLAT_SMTP_PORT": str(smtp_port),
+                "CAPLAT_SMTP_TLS": "starttls", "CAPLAT_SMTP_USER": "caplat-mail",
+                "CAPLAT_SMTP_PASSWORD_FILE": smtp_password,
                 "CAPLAT_EMAIL_RETRY_SECONDS": "1", "CAPLAT_EMAIL_MAX_ATTEMPTS": "3"}
 
     def seed_staff(self):

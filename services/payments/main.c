@@ -62,6 +62,14 @@ pay_load_config(void)
 	        &c->smtp_from, "envelope and header sender of invoice e-mails"},
 	    {"CAPLAT_SMTP_HELO", CFG_STR, "caplat.invalid", 0, 0, &c->smtp_helo,
 	        "the name we give in EHLO"},
+	    {"CAPLAT_SMTP_TLS", CFG_STR, "none", 0, 0, &c->smtp_tls,
+	        "none, starttls (required, the server's certificate "
+	        "verified) or tls (implicit TLS, smtps)"},
+	    {"CAPLAT_SMTP_USER", CFG_STR, "", 0, 0, &c->smtp_user,
+	        "SMTP AUTH user; empty: no AUTH"},
+	    {"CAPLAT_SMTP_PASSWORD_FILE", CFG_STR, "", 0, 0,
+	        &c->smtp_password_file,
+	        "file whose first line is the SMTP AUTH password"},
 	    {"CAPLAT_SMTP_TIMEOUT", CFG_INT, "30", 1, 600, &c->smtp_timeout,
 	        "seconds an SMTP conversation may take"},
 	    {"CAPLAT_EMAIL_RETRY_SECONDS", CFG_INT, "60", 1, 3600,
@@ -108,6 +116,7 @@ main(int argc, char **argv)
 	pay_load_config();
 	svc_init(&pay.svc, "payments", argc, argv);
 	provider_init();
+	smtp_init();
 	invoice_provider(); /* a bad CAPLAT_TAXPLAT_URL stops here */
 	pay_routes_add();
 	pay_events_subscribe();

@@ -45,6 +45,9 @@ struct pay_config {
 	long smtp_port;
 	const char *smtp_from;
 	const char *smtp_helo;
+	const char *smtp_tls;  /* none | starttls | tls */
+	const char *smtp_user; /* "" = no AUTH */
+	const char *smtp_password_file;
 	long smtp_timeout;
 	long email_retry_s;
 	long email_max_attempts;
@@ -188,6 +191,10 @@ typedef void (*smtp_fn)(void *arg, const char *error);
  * body, the base64 attachment); cb once, from the loop (at once when no
  * transfer can be started). */
 void smtp_send(const struct smtp_mail *m, smtp_fn cb, void *arg);
+/* Checks the SMTP configuration and reads the AUTH password, at start:
+ * a bad CAPLAT_SMTP_TLS, an unreadable password file, or AUTH in clear
+ * to a host that is not loopback is fatal. */
+void smtp_init(void);
 
 /* ---- payments.c: the state and the helpers the handler files share ---- */
 

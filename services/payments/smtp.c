@@ -9,9 +9,15 @@
  * One transfer per message to smtp://CAPLAT_SMTP_HOST:CAPLAT_SMTP_PORT/
  * with EHLO CAPLAT_SMTP_HELO. The message is curl_mime: multipart/mixed
  * with a UTF-8 text part and the PDF attachment, both base64-encoded by
- * curl; the subject RFC 2047 encoded; curl dot-stuffs the body. No
- * STARTTLS and no AUTH: the relay is local (a sidecar or the site's relay
- * on a trusted network). CAPLAT_SMTP_TIMEOUT bounds the whole transfer.
+ * curl; the subject RFC 2047 encoded; curl dot-stuffs the body.
+ * CAPLAT_SMTP_TLS=starttls requires STARTTLS (curl refuses to go on in
+ * clear), =tls speaks smtps:// from the first byte; either way the
+ * server's certificate is verified against the system's roots or
+ * CAPLAT_TLS_CA_FILE, its name against CAPLAT_SMTP_HOST. With
+ * CAPLAT_SMTP_USER, curl authenticates (AUTH PLAIN or LOGIN, whichever
+ * the server offers) with the password read once at start from
+ * CAPLAT_SMTP_PASSWORD_FILE; AUTH in clear is refused at start unless the
+ * relay is on loopback. CAPLAT_SMTP_TIMEOUT bounds the whole transfer.
  * The connection is not kept (CURLOPT_FORBID_REUSE): after an accepted
  * message curl sends QUIT and waits for its reply while closing, bounded
  * by the same timeout (CURLOPT_SERVER_RESPONSE_TIMEOUT); on an error it
@@ -23,6 +29,7 @@
 #include "payments.h"
 
 #include "crypto.h"
+#include "httpc.h"
 #include "log.h"
 #include "util.h"
 
@@ -45,6 +52,7 @@ struct smtp_conn {
 };
 
 static CURLM *multi;
+static char *password; /* CAPLAT_SMTP_PASSWORD_FILE's first line */
 static struct event *timer;
 
 /* ---- the multi handle on the loop --------------------------------------- */
@@ -167,8 +175,10 @@ static int
 debug_cb(CURL *easy, curl_infotype type, char *data, size_t size, void *arg)
 {
 	struct smtp_conn *c = arg;
-	static const char *const cmds[] = {"EHLO", "HELO", "MAIL FROM",
-	    "RCPT TO", "DATA", "QUIT"};
+	/* Only the command's name is kept: AUTH's line carries the
+	 * credentials. */
+	static const char *const cmds[] = {"EHLO", "HELO", "STARTTLS", "AUTH",
+	    "MAIL FROM", "RCPT TO", "DATA", "QUIT"};
 
 	if (c->refusal[0] != '\0')
 		return 0; /* the step that was refused stays */
@@ -235,6 +245,38 @@ build_mime(struct smtp_conn *c, const struct smtp_mail *m)
 }
 
 void
+smtp_init(void)
+{
+	const struct pay_config *c = &pay.cfg;
+	const char *tls = c->smtp_tls;
+	char line[512];
+	FILE *f;
+
+	if (strcmp(tls, "none") != 0 && strcmp(tls, "starttls") != 0 &&
+	    strcmp(tls, "tls") != 0)
+		fatal("bad configuration: CAPLAT_SMTP_TLS: \"%s\" is not none, "
+		      "starttls or tls",
+		    tls);
+	if (c->smtp_user[0] == '\0')
+		return;
+	if (strcmp(tls, "none") == 0 && c->smtp_host[0] != '\0' &&
+	    !httpc_host_is_loopback(c->smtp_host))
+		fatal("bad configuration: CAPLAT_SMTP_USER with "
+		      "CAPLAT_SMTP_TLS=none would send the password in clear "
+		      "to %s",
+		    c->smtp_host);
+	f = c->smtp_password_file[0] ? fopen(c->smtp_password_file, "r") : NULL;
+	if (f == NULL || fgets(line, sizeof(line), f) == NULL)
+		fatal("bad configuration: CAPLAT_SMTP_PASSWORD_FILE: cannot "
+		      "read \"%s\" (CAPLAT_SMTP_USER is set)",
+		    c->smtp_password_file);
+	fclose(f);
+	line[strcspn(line, "\r\n")] = '\0';
+	password = xstrdup(line);
+	explicit_bzero(line, sizeof(line));
+}
+
+void
 smtp_send(const struct smtp_mail *m, smtp_fn cb, void *arg)
 {
 	struct smtp_conn *c = xcalloc(1, sizeof(*c));
@@ -253,13 +295,25 @@ smtp_send(const struct smtp_mail *m, smtp_fn cb, void *arg)
 		return;
 	}
 	/* The URL's path is the EHLO name. */
-	url = xasprintf("smtp://%s%s%s:%ld/%s", v6 ? "[" : "", host,
-	    v6 ? "]" : "", pay.cfg.smtp_port, pay.cfg.smtp_helo);
+	url = xasprintf("%s://%s%s%s:%ld/%s",
+	    strcmp(pay.cfg.smtp_tls, "tls") == 0 ? "smtps" : "smtp",
+	    v6 ? "[" : "", host, v6 ? "]" : "", pay.cfg.smtp_port,
+	    pay.cfg.smtp_helo);
 	from = xasprintf("<%s>", m->from);
 	c->rcpt = curl_slist_append(NULL, m->to);
 	build_mime(c, m);
 	curl_easy_setopt(c->easy, CURLOPT_URL, url);
-	curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "smtp");
+	curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+	if (strcmp(pay.cfg.smtp_tls, "starttls") == 0)
+		curl_easy_setopt(c->easy, CURLOPT_USE_SSL,
+		    (long)CURLUSESSL_ALL);
+	if (getenv("CAPLAT_TLS_CA_FILE") != NULL)
+		curl_easy_setopt(c->easy, CURLOPT_CAINFO,
+		    getenv("CAPLAT_TLS_CA_FILE"));
+	if (password != NULL) {
+		curl_easy_setopt(c->easy, CURLOPT_USERNAME, pay.cfg.smtp_user);
+		curl_easy_setopt(c->easy, CURLOPT_PASSWORD, password);
+	}
 	curl_easy_setopt(c->easy, CURLOPT_MAIL_FROM, from);
 	curl_easy_setopt(c->easy, CURLOPT_MAIL_RCPT, c->rcpt);
 	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);

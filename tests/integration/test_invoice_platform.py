@@ -313,6 +313,8 @@ def test_invoice_email_arrives_with_the_pdf_attached(suite):
     meta, msg = mails[0]
     assert meta["mail_from"] == "invoice@caplat.invalid" and meta["rcpt_tos"] == [addr]
     assert meta["ehlo"] == "caplat.invalid"
+    # The suite's relay requires STARTTLS, then AUTH: the message came that way.
+    assert meta["tls"] is True and meta["auth"] == "caplat-mail", meta
     assert msg.get_content_type() == "multipart/mixed" and addr in str(msg["To"])
     assert msg["Subject"] == f"电子发票 {inv['number']}"
     parts = list(msg.iter_parts())
@@ -344,6 +346,48 @@ def test_invoice_email_refused_fails_visibly_temporary_retried(suite):
     d2 = wait_until(lambda: delivery(i2, "sent"), what="e-mail sent after 451s", timeout=30)
     assert d2["attempts"] == 3 and d2["error"] is None, d2
     assert mails_to(suite, bounce) == [] and len(mails_to(suite, flaky)) == 1
+
+
+def test_invoice_email_relay_refusing_our_login_fails_visibly(suite):
+    """The relay refuses our credentials (535 after AUTH, over STARTTLS):
+    retried, then `failed` with the step named, and the password appears
+    neither in the invoice's error nor in the payments log."""
+    token, account = register(suite)
+    named(suite, token, account, "褚五")
+    addr = f"auth.{uuid.uuid4().hex[:8]}@example.com"
+    good = open(suite.smtp_auth).read()
+    password = good.strip().split(":", 1)[1]
+    try:
+        with open(suite.smtp_auth, "w") as f:
+            f.write("caplat-mail:changed-by-the-relay\n")
+        order = new_order(suite, account, 2500)
+        paid(suite, token, order, {"type": "e_normal", "email": addr})
+        inv = invoice_of_order(suite, token, order)
+
+        def failed():
+            d = get_invoice(suite, token, inv["id"])["email_delivery"]
+            return d if d["status"] == "failed" else None
+        d = wait_until(failed, what="e-mail failed on AUTH", timeout=30)
+    finally:
+        with open(suite.smtp_auth, "w") as f:
+            f.write(good)
+    assert d["attempts"] == 3 and d["error"].startswith("SMTP AUTH: 535"), d
+    assert password not in d["error"] and mails_to(suite, addr) == []
+    with open(os.path.join(suite.log_dir, "payments.log"), encoding="utf-8", errors="replace") as f:
+        assert password not in f.read()
+
+
+def test_invoice_email_configuration_refused_at_start(suite):
+    """AUTH in clear to a relay that is not on loopback, an unknown TLS
+    mode and an unreadable password file stop payments at start, naming
+    the variable."""
+    from test_https_client import start_fails
+    out = start_fails(suite, CAPLAT_SMTP_HOST="smtp.example.com", CAPLAT_SMTP_TLS="none")
+    assert "CAPLAT_SMTP_USER" in out and "in clear" in out, out
+    out = start_fails(suite, CAPLAT_SMTP_TLS="ssl")
+    assert "CAPLAT_SMTP_TLS" in out, out
+    out = start_fails(suite, CAPLAT_SMTP_PASSWORD_FILE="/nonexistent/smtp_password")
+    assert "CAPLAT_SMTP_PASSWORD_FILE" in out, out
 
 
 # ---- 8. reconciliation at scale: every difference kept, paged, CSV -------------------

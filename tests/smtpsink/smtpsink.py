@@ -8,16 +8,25 @@ Recipients whose local part starts with "bounce" are refused (550, a
 permanent failure); those starting with "flaky" get 451 (try again later)
 the first two times, then are accepted.
 
-  smtpsink.py --dir DIR --port PORT [--watch-pidfile P]
+With --tls-cert/--tls-key the server requires STARTTLS before anything
+else; with --auth-file (one line "user:password", read at every AUTH, so a
+test can change it) it requires AUTH (PLAIN or LOGIN, only over TLS) before
+MAIL. The envelope records whether the session was TLS and who
+authenticated ("tls", "auth").
+
+  smtpsink.py --dir DIR --port PORT [--tls-cert PEM --tls-key PEM]
+              [--auth-file F] [--watch-pidfile P]
 """
 import argparse
 import json
 import os
+import ssl
 import sys
 import threading
 import time
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Sink:
@@ -48,9 +57,22 @@ class Sink:
             f.write(envelope.original_content or envelope.content)
         with open(base + ".json", "w") as f:
             json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
-                       "ehlo": session.host_name}, f)
+                       "ehlo": session.host_name, "tls": session.ssl is not None,
+                       "auth": session.auth_data.login.decode()
+                       if isinstance(session.auth_data, LoginPassword) else None}, f)
         os.rename(base + ".eml.tmp", base + ".eml")
         return "250 Message accepted for delivery"
+
+
+def authenticator(path):
+    def check(server, session, envelope, mechanism, data):
+        if not isinstance(data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        with open(path) as f:
+            user, _, password = f.readline().rstrip("\r\n").partition(":")
+        ok = data.login.decode() == user and data.password.decode() == password
+        return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
+    return check
 
 
 def watchdog(pidfile, d):
@@ -78,10 +100,21 @@ def main():
     ap.add_argument("--dir", required=True)
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--watch-pidfile")
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--auth-file")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
+    kw = {}
+    if args.tls_cert:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        kw.update(tls_context=ctx, require_starttls=True)
+    if args.auth_file:
+        kw.update(authenticator=authenticator(args.auth_file), auth_required=True,
+                  auth_require_tls=True)
     ctl = Controller(Sink(args.dir), hostname="127.0.0.1", port=args.port,
-                     server_hostname="smtpsink.test", decode_data=False)
+                     server_hostname="smtpsink.test", decode_data=False, **kw)
     ctl.start()
     print(f"smtpsink listening port={args.port}", flush=True)
     if args.watch_pidfile:

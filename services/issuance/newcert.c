@@ -171,16 +171,19 @@ static void issue_on_failed(void *arg, const struct db_result *res);
 static void issue_on_replay(void *arg, const struct db_result *res);
 
 /* The holder is answered the certificate: for a change (自主变更) the
- * certificate it replaces is revoked now (change_collected; nothing for a
- * new certificate). Added to the batch that reads the answer. */
+ * certificate it replaces is revoked now, and forwarded to its vendor CA
+ * when that is a remote one (change_collected; nothing for a new
+ * certificate). Added to the batch that reads the answer. */
 static void
 issue_collected_add(struct db_batch *b, const char *app)
 {
-	char event[37];
+	char event[37], job[37], *forward = vendor_forward_names();
 
 	uuid_v4(event);
-	const char *p[] = {app, event};
-	db_batch_add(b, store_change_collected_sql, 2, p);
+	uuid_v4(job);
+	const char *p[] = {app, event, job, forward};
+	db_batch_add(b, store_change_collected_sql, 4, p);
+	free(forward);
 }
 
 static void
@@ -469,6 +472,8 @@ issue_on_recorded(void *arg, const struct db_result *res)
 	}
 	if (db_bool(res, 0, 0, 1))
 		issuance_count("issued");
+	if (db_rows(res, 2) == 1 && db_bool(res, 2, 0, 0))
+		issuance_sweep_kick(); /* the replaced one's revocation job */
 	log_info(req->id, "msg=issued app=%s serial=%s", req->params[0],
 	    is->serial);
 	http_reply_json(req, 201, cert_issued_json(res, 1));
@@ -483,6 +488,8 @@ issue_on_replay(void *arg, const struct db_result *res)
 		http_reply_db_error(is->req, res);
 		return;
 	}
+	if (db_rows(res, 1) == 1 && db_bool(res, 1, 0, 0))
+		issuance_sweep_kick(); /* the replaced one's revocation job */
 	http_reply_json(is->req, 201, cert_issued_json(res, 0));
 }
 

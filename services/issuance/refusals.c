@@ -50,7 +50,8 @@ static const struct refusal {
     {"APPLICATION_PENDING", 409, "APPLICATION_PENDING", "csr",
         "该申请的证书尚未签发完成，请使用同一证书请求重试", 0},
     {"APPLICATION_CLOSED", 409, "APPLICATION_CLOSED", NULL,
-        "该证书申请已关闭（订单已取消、过期或已退款），请重新申请", 0},
+        "该证书申请已关闭（订单已取消、过期或已退款，或证书已吊销、注销，或持锁人已不在该身份），请重新申请",
+        0},
 };
 
 /* EXPIRED_TOO_LONG on a certificate's route (issue 19): not a dead end —

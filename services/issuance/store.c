@@ -418,7 +418,7 @@ const char store_change_application_sql[] =
     " FROM change_application($1::uuid, $2::uuid, $3::uuid)";
 
 const char store_change_collected_sql[] =
-    "SELECT change_collected($1::uuid, $2::uuid)";
+    "SELECT change_collected($1::uuid, $2::uuid, $3::uuid, $4::text[])";
 /* clang-format on */
 
 /* An application's order cancelled, expired or refunded (045). */

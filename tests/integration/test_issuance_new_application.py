@@ -293,13 +293,20 @@ def test_issuance_long_expired_points_to_a_prefilled_new_application(suite):
     assert r.status == 404 and r.code == "CERT_NOT_FOUND", r
 
 
-def subject_change(suite, alg, kind):
-    """自主变更: the enterprise's approved record changes its name; the
-    holder's certificate is re-issued with the new subject on a new key, joins
-    the lineage, logs in to the same account, and the old one is revoked with
-    affiliation_changed once the new one is collected."""
-    from kit import ca_bind, ca_login, make_leaf, wait_registered
+def renamed(suite, uscc, name, seq):
+    """The enterprise's approved change of its record (version seq, a new
+    name) has reached issuance."""
     from test_orders import applied, record_approved
+    applied(suite, record_approved(suite, uscc, name=name, seq=seq))
+    wait_until(lambda: suite.psql(f"SELECT 1 FROM issuance.enterprise_records WHERE uscc = {q(uscc)}"
+                                  f" AND name = {q(name)}"), timeout=15, what="the change reached issuance")
+
+
+def change_ready(suite, alg, kind):
+    """A holder's certificate (lock kind `kind`) of an enterprise named
+    沈阳某某建设有限公司, bound; then the enterprise renamed 沈阳新名建设有限公司.
+    Returns (admin, leaf, token, account, cert_id)."""
+    from kit import ca_bind, make_leaf, wait_registered
     auth_trusts_local_ca(suite)
     admin = enterprise_admin(suite)
     leaf = make_leaf(suite, alg, kind, days=200, uscc=admin.uscc, holder="赵六",
@@ -310,11 +317,26 @@ def subject_change(suite, alg, kind):
                timeout=15, what="issuance knows the approved record")
     r = Api(suite).post(f"/api/v1/certs/{cert_id}/change", {}, token=token)
     assert r.status == 409 and r.code == "NO_CHANGE", r
+    renamed(suite, admin.uscc, "沈阳新名建设有限公司", 2)
+    return admin, leaf, token, account, cert_id
 
-    # the approved change of the record (a new version with a new name)
-    applied(suite, record_approved(suite, admin.uscc, name="沈阳新名建设有限公司", seq=2))
-    wait_until(lambda: suite.psql(f"SELECT 1 FROM issuance.enterprise_records WHERE uscc = {q(admin.uscc)}"
-                                  " AND name = '沈阳新名建设有限公司'"), timeout=15, what="the change reached issuance")
+
+def change_issue(suite, token, app, alg, subject):
+    """Issues change application app on a new key with a CSR of subject.
+    Returns (the key's name, the answer)."""
+    name = f"chg-{uuid.uuid4().hex[:8]}"
+    ukey_dir(suite, "keygen", name, alg)
+    csr = ukey_dir(suite, "request", name, json.dumps(subject, ensure_ascii=False))
+    return name, issue(suite, token, app, name, csr)
+
+
+def subject_change(suite, alg, kind):
+    """自主变更: the enterprise's approved record changes its name; the
+    holder's certificate is re-issued with the new subject on a new key, joins
+    the lineage, logs in to the same account, and the old one is revoked with
+    affiliation_changed once the new one is collected."""
+    from kit import ca_login
+    admin, leaf, token, account, cert_id = change_ready(suite, alg, kind)
     r = Api(suite).post(f"/api/v1/certs/{cert_id}/change", {}, token=admin.token)
     assert r.status == 404, r  # not the holder's
     r = Api(suite).post(f"/api/v1/certs/{cert_id}/change", {}, token=token)
@@ -327,13 +349,10 @@ def subject_change(suite, alg, kind):
         change["application_id"]
     app = change["application_id"]
 
-    name = f"chg-{uuid.uuid4().hex[:8]}"
-    ukey_dir(suite, "keygen", name, alg)
     old_subject = dict(change["subject"], o="沈阳某某建设有限公司")
-    r = issue(suite, token, app, name, ukey_dir(suite, "request", name, json.dumps(old_subject, ensure_ascii=False)))
+    _, r = change_issue(suite, token, app, alg, old_subject)
     assert r.status == 422 and r.code == "CSR_SUBJECT_MISMATCH", r
-    csr = ukey_dir(suite, "request", name, json.dumps(change["subject"], ensure_ascii=False))
-    r = issue(suite, token, app, name, csr)
+    name, r = change_issue(suite, token, app, alg, change["subject"])
     assert r.status == 201, r
     body = r.json
     assert body["cert_id"] == cert_id  # the lineage keeps them together
@@ -370,3 +389,25 @@ def test_issuance_subject_change_rsa_member_lock(suite):
 
 def test_issuance_subject_change_sm2_master_lock(suite):
     subject_change(suite, "sm2", "master")
+
+
+def test_issuance_subject_change_closed_when_the_certificate_is_revoked_first(suite):
+    """An open change application ends with its certificate: revoked by an
+    operator before the holder issued the change, the application is closed
+    (cert_revoked), its issue is refused APPLICATION_CLOSED and a new change
+    CERT_REVOKED; the registry keeps the revoked certificate as latest."""
+    from kit import staff_token
+    admin, leaf, token, account, cert_id = change_ready(suite, "rsa", "agent")
+    change = Api(suite).post(f"/api/v1/certs/{cert_id}/change", {}, token=token).json
+    app = change["application_id"]
+    rv = Api(suite).post(f"/api/v1/certs/{cert_id}/revoke", {"reason": "key_compromise"},
+                         token=staff_token(suite))
+    assert rv.status == 200, rv
+    assert suite.psql(f"SELECT status, closed_reason FROM issuance.applications WHERE id = {q(app)}") == \
+        [["closed", "cert_revoked"]]
+    r = challenge(suite, token, app)
+    assert r.status == 409 and r.code == "APPLICATION_CLOSED" and "吊销" in r.json["error"]["message"], r
+    r = Api(suite).post(f"/api/v1/certs/{cert_id}/change", {}, token=token)
+    assert r.status == 409 and r.code == "CERT_REVOKED", r
+    assert suite.psql(f"SELECT serial FROM issuance.certificates WHERE cert_id = {q(cert_id)}"
+                      " AND replaced_by IS NULL") == [[leaf.serial]]

@@ -262,3 +262,36 @@ def test_issuance_vendor_refusal_gives_entitlement_back(suite):
             assert entitlement(suite, cert_id) == "used"
         finally:
             restart_issuance(suite)
+
+
+def test_issuance_subject_change_of_a_vendor_certificate_forwards_its_revocation(suite):
+    """自主变更 under a remote vendor CA, twice: the first change is issued
+    by the vendor (SIMCA) and replaces a certificate that is not the
+    vendor's (nothing forwarded); after a second rename the vendor's
+    certificate is changed in turn, and its revocation (affiliation_changed)
+    reaches the vendor through a vendor job, as an operator's does."""
+    from test_issuance_new_application import change_issue, change_ready, renamed
+    with vendor_sim(suite) as sim:
+        try:
+            restart_issuance(suite, remote_env(sim))
+            admin, leaf, token, account, cert_id = change_ready(suite, "rsa", "agent")
+            change = Api(suite).post(f"/api/v1/certs/{cert_id}/change", {}, token=token).json
+            _, first = change_issue(suite, token, change["application_id"], "rsa", change["subject"])
+            assert first.status == 201, first
+            assert cert_item(suite, token, cert_id)["vendor"] == "SIMCA"
+            assert suite.psql(f"SELECT count(*) FROM issuance.vendor_jobs WHERE serial = {q(leaf.serial)}") == \
+                [["0"]]
+
+            renamed(suite, admin.uscc, "沈阳再名建设有限公司", 3)
+            r = Api(suite).post(f"/api/v1/certs/{cert_id}/change", {}, token=token)
+            assert r.status == 200 and r.json["application_id"] != change["application_id"], r
+            assert r.json["previous_enterprise_name"] == "沈阳新名建设有限公司", r
+            _, second = change_issue(suite, token, r.json["application_id"], "rsa", r.json["subject"])
+            assert second.status == 201, second
+            old = first.json["serial"]
+            wait_until(lambda: any(x["serial"] == old and x["reason"] == "affiliation_changed"
+                                   for x in sim.stats()["revocations"]), what="revocation forwarded")
+            wait_until(lambda: suite.psql(f"SELECT status FROM issuance.vendor_jobs WHERE serial = {q(old)}")
+                       == [["done"]], what="job done")
+        finally:
+            restart_issuance(suite)

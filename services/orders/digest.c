@@ -19,7 +19,7 @@
 #include <string.h>
 
 struct digest {
-	void (*done)(void *arg, int more);
+	void (*done)(void *arg, long wait);
 	void *arg;
 	struct order_ctx *st;
 	char id[37], uscc[19], account[37];
@@ -31,21 +31,22 @@ static void digest_on_loaded(void *arg, const struct db_result *res);
 static void digest_on_saved(void *arg, const struct db_result *res);
 
 static void
-digest_end(struct digest *d, int more)
+digest_end(struct digest *d, long wait)
 {
-	void (*done)(void *, int) = d->done;
+	void (*done)(void *, long) = d->done;
 	void *arg = d->arg;
 
 	order_ctx_free(d->st);
 	free(d->cert_ids);
 	free(d);
-	done(arg, more);
+	done(arg, wait);
 }
 
 void
-order_digest_run(void (*done)(void *arg, int more), void *arg)
+order_digest_run(void (*done)(void *arg, long wait), void *arg)
 {
 	struct digest *d = xcalloc(1, sizeof(*d));
+	struct db_batch *b = db_batch_new();
 	char gather[24];
 
 	d->done = done;
@@ -53,7 +54,9 @@ order_digest_run(void (*done)(void *arg, int more), void *arg)
 	snprintf(gather, sizeof(gather), "%ld",
 	    orders.cfg.digest_gather_seconds);
 	const char *p[] = {gather};
-	db_query(orders.svc.db, store_digest_due_sql, 1, p, digest_on_due, d);
+	db_batch_add(b, store_digest_due_sql, 1, p);
+	db_batch_add(b, store_digest_next_sql, 1, p);
+	db_batch_run(orders.svc.db, b, digest_on_due, d);
 }
 
 /* Saves the digest, with the quote st priced when quoted is set. */
@@ -96,8 +99,17 @@ digest_on_due(void *arg, const struct db_result *res)
 	char *body;
 	json_t *j;
 
-	if (res->status != DB_OK || db_rows(res, 0) != 1) {
-		digest_end(d, 0);
+	if (res->status != DB_OK) {
+		digest_end(d, -1);
+		return;
+	}
+	if (db_rows(res, 0) != 1) {
+		/* none due: when the next one is */
+		const char *next = db_value(res, 1, 0, 0);
+		digest_end(d,
+		    next == NULL         ? -1
+		        : atol(next) > 0 ? atol(next)
+		                         : 1);
 		return;
 	}
 	uuid_v4(d->id);
@@ -132,7 +144,7 @@ digest_on_loaded(void *arg, const struct db_result *res)
 	struct digest *d = arg;
 
 	if (res->status != DB_OK) {
-		digest_end(d, 0);
+		digest_end(d, -1);
 		return;
 	}
 	if (order_evaluate(d->st, res, 0) != 0) {
@@ -158,5 +170,5 @@ digest_on_saved(void *arg, const struct db_result *res)
 		log_warn(NULL,
 		    "msg=expiry_digest_failed uscc=%s status=%d error=\"%s\"",
 		    d->uscc, res->status, res->message ? res->message : "");
-	digest_end(d, ok);
+	digest_end(d, ok ? 0 : -1);
 }

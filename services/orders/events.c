@@ -254,6 +254,8 @@ on_cert_expiring(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	    str(d, "serial"), str(d, "holder_name"), str(d, "not_after"), plat};
 	rc = exec_sql(tx, store_expiring_insert_sql, 7, p);
 	free(plat);
+	if (rc == 0)
+		order_digest_kick(); /* due in the gather time, after the commit */
 	return rc;
 }
 

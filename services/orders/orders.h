@@ -182,13 +182,18 @@ void order_sweep_start(void);
 /* ---- digest.c: the administrator's daily expiry digest ---- */
 
 /* Saves the next due enterprise's digest (its quote and
- * orders.notice.requested), then calls done(arg, 1), or done(arg, 0) when
- * none is due or a step failed. On the loop. */
-void order_digest_run(void (*done)(void *arg, int more), void *arg);
+ * orders.notice.requested), then calls done(arg, 0): another may be due at
+ * once. When none is due, done(arg, s): the next falls due in s seconds
+ * (s > 0), or none is waiting (s = -1); a failed step also gives -1. On the
+ * loop. */
+void order_digest_run(void (*done)(void *arg, long wait), void *arg);
 void order_sweep_stop(void);
 /* An order created here expires in `seconds`: the expiry sweep runs by then
  * (it may be resting until CAPLAT_ORDER_SWEEP_IDLE_SECONDS). */
 void order_sweep_kick(long seconds);
+/* A certificate was gathered for a digest: the digest sweep runs when it
+ * falls due (CAPLAT_DIGEST_GATHER_SECONDS). Any thread. */
+void order_digest_kick(void);
 
 /* ==== store.c: every SQL statement of the service. The functions append
  * statements to a db.h batch; the comments give each statement's columns.
@@ -286,11 +291,17 @@ extern const char store_sweep_next_expiry_sql[];
 void store_housekeeping(struct db_batch *b);
 /* order_expiring_claim($1 seconds before expiry, $2 limit) → 0 claimed. */
 extern const char store_order_expiring_sql[];
+/* ($1 seconds before expiry) → 0 seconds until the next untold unpaid order
+ * enters that window, NULL when none. */
+extern const char store_order_expiring_next_sql[];
 /* The next enterprise whose expiry digest is due ($1 gather seconds): 0 uscc,
  * 1 its administrator's account or NULL, 2 the quote's items (JSON
  * [{cert_id, platforms}], certificates with known platforms) or NULL, 3 every
  * gathered certificate id "{…}". No row when none is due. */
 extern const char store_digest_due_sql[];
+/* ($1 gather seconds) → 0 seconds until the next digest falls due, NULL when
+ * no certificate waits for one. */
+extern const char store_digest_next_sql[];
 /* digest_save($1 id, $2 uscc, $3 account, $4 cert ids "{…}", $5 quote or
  * NULL, $6 valid until or NULL, $7 total fen or NULL) → 0 certificates. */
 extern const char store_digest_save_sql[];

@@ -308,6 +308,28 @@ const char store_digest_due_sql[] =
     "  WHERE d.uscc = x.uscc AND d.day = digest_day(now()))"
     " LIMIT 1";
 
+/* Seconds until the next enterprise's digest falls due: its first
+ * undigested certificate gathered $1 seconds, and not before tomorrow
+ * (Beijing) when it had today's; NULL when nothing waits. */
+const char store_digest_next_sql[] =
+    "SELECT ceil(extract(epoch FROM min(GREATEST("
+    "  x.first + make_interval(secs => $1::int),"
+    "  CASE WHEN EXISTS (SELECT 1 FROM expiry_digests d"
+    "   WHERE d.uscc = x.uscc AND d.day = digest_day(now()))"
+    "  THEN (digest_day(now()) + 1)::timestamp AT TIME ZONE 'Asia/Shanghai' END))"
+    " - now()))::bigint"
+    " FROM (SELECT uscc, min(received_at) AS first FROM expiring_certs"
+    "  WHERE digest_id IS NULL GROUP BY uscc) x";
+
+/* Seconds until the next unpaid order enters the order.expiring window
+ * ($1 seconds before it expires) untold; NULL when none. */
+const char store_order_expiring_next_sql[] =
+    "SELECT ceil(extract(epoch FROM min(o.expires_at)"
+    " - make_interval(secs => $1::int) - now()))::bigint"
+    " FROM orders o WHERE o.status = 'pending_payment' AND o.expires_at > now()"
+    " AND NOT EXISTS (SELECT 1 FROM order_notices n"
+    "  WHERE n.order_id = o.id AND n.kind = 'order.expiring')";
+
 const char store_digest_save_sql[] =
     "SELECT digest_save($1::uuid, $2, $3::uuid, $4::uuid[], $5::uuid, $6::timestamptz,"
     " $7::bigint)";

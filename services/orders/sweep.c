@@ -13,11 +13,17 @@
  *   idem_purge    every CAPLAT_IDEMPOTENCY_PURGE_SECONDS: drops the
  *                 Idempotency-Keys past CAPLAT_IDEMPOTENCY_RETENTION_HOURS
  *                 (common/idem.h);
- *   expiring      every CAPLAT_ORDER_SWEEP_SECONDS: order.expiring to whoever
- *                 placed an unpaid order expiring within
- *                 CAPLAT_ORDER_EXPIRING_NOTICE_SECONDS, once (order_notices);
- *   digest        every CAPLAT_ORDER_SWEEP_SECONDS: the enterprises' daily
- *                 expiry digests due (digest.c), one after another.
+ *   expiring      order.expiring to whoever placed an unpaid order expiring
+ *                 within CAPLAT_ORDER_EXPIRING_NOTICE_SECONDS, once
+ *                 (order_notices); then, like expire, it waits until the
+ *                 next order enters that window (read in the same batch),
+ *                 brought forward by order_sweep_kick;
+ *   digest        the enterprises' daily expiry digests due (digest.c), one
+ *                 after another; then it waits until the next falls due,
+ *                 brought forward by a certificate gathered here
+ *                 (order_digest_kick).
+ * expire, expiring and digest wait at least CAPLAT_ORDER_SWEEP_SECONDS and
+ * at most CAPLAT_ORDER_SWEEP_IDLE_SECONDS (what another process did).
  * A job's continuation schedules its next run, so runs of one job never
  * overlap. */
 #include "orders.h"
@@ -25,6 +31,7 @@
 #include "db.h"
 #include "log.h"
 #include "util.h"
+#include "work.h"
 
 #include <event2/event.h>
 #include <stdio.h>
@@ -50,13 +57,19 @@ static void sweep_digest(struct sweep_job *job);
 
 static const long housekeeping_seconds = 3600;
 
+enum { JOB_EXPIRE, JOB_HOUSEKEEPING, JOB_IDEM_PURGE, JOB_EXPIRING, JOB_DIGEST };
+
 static struct sweep_job sweep_jobs[] = {
-    {"expire", &orders.cfg.sweep_seconds, sweep_expire, NULL, 0, 0},
-    {"housekeeping", &housekeeping_seconds, sweep_housekeeping, NULL, 0, 0},
-    {"idem_purge", &orders.cfg.idem.purge_seconds, sweep_idem_purge, NULL, 0,
+    [JOB_EXPIRE] = {"expire", &orders.cfg.sweep_seconds, sweep_expire, NULL, 0,
         0},
-    {"expiring", &orders.cfg.sweep_seconds, sweep_expiring, NULL, 0, 0},
-    {"digest", &orders.cfg.sweep_seconds, sweep_digest, NULL, 0, 0},
+    [JOB_HOUSEKEEPING] = {"housekeeping", &housekeeping_seconds,
+        sweep_housekeeping, NULL, 0, 0},
+    [JOB_IDEM_PURGE] = {"idem_purge", &orders.cfg.idem.purge_seconds,
+        sweep_idem_purge, NULL, 0, 0},
+    [JOB_EXPIRING] = {"expiring", &orders.cfg.sweep_seconds, sweep_expiring,
+        NULL, 0, 0},
+    [JOB_DIGEST] = {"digest", &orders.cfg.sweep_seconds, sweep_digest, NULL, 0,
+        0},
 };
 
 static void
@@ -87,10 +100,11 @@ sweep_fire(evutil_socket_t fd, short what, void *arg)
 	job->run(job);
 }
 
-void
-order_sweep_kick(long seconds)
+/* Brings job's next run forward to `seconds` from now (not below its
+ * period) unless it runs by then. */
+static void
+sweep_kick(struct sweep_job *job, long seconds)
 {
-	struct sweep_job *job = &sweep_jobs[0]; /* expire */
 	struct timeval at, now;
 
 	if (job->timer == NULL)
@@ -105,8 +119,53 @@ order_sweep_kick(long seconds)
 	if (evtimer_pending(job->timer, &at) &&
 	    event_base_gettimeofday_cached(orders.svc.base, &now) == 0 &&
 	    at.tv_sec - now.tv_sec <= seconds)
-		return; /* it runs before the new order expires */
+		return; /* it runs by then */
 	sweep_schedule(job, seconds);
+}
+
+/* A job that rests until its next item is due waits `next` seconds (NULL:
+ * nothing waits), within its period and CAPLAT_ORDER_SWEEP_IDLE_SECONDS,
+ * or less when kicked during the run. */
+static void
+sweep_rest_until(struct sweep_job *job, const char *next)
+{
+	long wait = orders.cfg.sweep_idle_seconds;
+
+	if (next != NULL && atol(next) < wait)
+		wait = atol(next);
+	if (job->kicked > 0 && job->kicked < wait)
+		wait = job->kicked;
+	sweep_schedule(job, wait > *job->every ? wait : *job->every);
+}
+
+void
+order_sweep_kick(long seconds)
+{
+	long notice = orders.cfg.order_expiring_notice_seconds;
+
+	sweep_kick(&sweep_jobs[JOB_EXPIRE], seconds);
+	if (notice > 0)
+		sweep_kick(&sweep_jobs[JOB_EXPIRING],
+		    seconds > notice ? seconds - notice : 0);
+}
+
+static void
+kick_nothing(void *arg)
+{
+	(void)arg;
+}
+
+static void
+digest_kick_on_loop(void *arg)
+{
+	sweep_kick(&sweep_jobs[JOB_DIGEST], orders.cfg.digest_gather_seconds);
+}
+
+void
+order_digest_kick(void)
+{
+	/* from a consumer thread: the timer is the loop's */
+	work_submit(kick_nothing, digest_kick_on_loop, NULL);
 }
 
 /* ---- expire ------------------------------------------------------------- */
@@ -115,8 +174,7 @@ static void
 expire_on_done(void *arg, const struct db_result *res)
 {
 	struct sweep_job *job = arg;
-	long expired, wait;
-	const char *next;
+	long expired;
 
 	if (res->status != DB_OK) {
 		sweep_failed(job, res);
@@ -133,13 +191,7 @@ expire_on_done(void *arg, const struct db_result *res)
 		return;
 	}
 	/* Else until the next unpaid order expires, within the bounds. */
-	wait = orders.cfg.sweep_idle_seconds;
-	next = db_value(res, 1, 0, 0);
-	if (next != NULL && atol(next) < wait)
-		wait = atol(next);
-	if (job->kicked > 0 && job->kicked < wait)
-		wait = job->kicked;
-	sweep_schedule(job, wait > *job->every ? wait : *job->every);
+	sweep_rest_until(job, db_value(res, 1, 0, 0));
 }
 
 static void
@@ -203,7 +255,10 @@ expiring_on_done(void *arg, const struct db_result *res)
 	told = strtol(db_value(res, 0, 0, 0), NULL, 10);
 	if (told > 0)
 		log_info(NULL, "msg=orders_expiring_told count=%ld", told);
-	sweep_schedule(job, told >= SWEEP_BATCH ? 0 : *job->every);
+	if (told >= SWEEP_BATCH)
+		sweep_schedule(job, 0);
+	else
+		sweep_rest_until(job, db_value(res, 1, 0, 0));
 }
 
 static void
@@ -211,27 +266,35 @@ sweep_expiring(struct sweep_job *job)
 {
 	char before[24], limit[16];
 	const char *p[] = {before, limit};
+	struct db_batch *b;
 
 	if (orders.cfg.order_expiring_notice_seconds == 0) {
-		sweep_schedule(job, *job->every); /* off */
+		job->running = 0; /* off: never again */
 		return;
 	}
 	snprintf(before, sizeof(before), "%ld",
 	    orders.cfg.order_expiring_notice_seconds);
 	snprintf(limit, sizeof(limit), "%d", SWEEP_BATCH);
-	db_query(orders.svc.db, store_order_expiring_sql, 2, p,
-	    expiring_on_done, job);
+	b = db_batch_new();
+	db_batch_add(b, store_order_expiring_sql, 2, p);
+	db_batch_add(b, store_order_expiring_next_sql, 1, p);
+	db_batch_run(orders.svc.db, b, expiring_on_done, job);
 }
 
 /* ---- digest: the daily expiry digests ---------------------------------- */
 
 static void
-digest_on_done(void *arg, int more)
+digest_on_done(void *arg, long wait)
 {
 	struct sweep_job *job = arg;
+	char next[24];
 
-	/* One enterprise saved: the next may be due at once. */
-	sweep_schedule(job, more ? 0 : *job->every);
+	if (wait == 0) { /* one enterprise saved: the next may be due at once */
+		sweep_schedule(job, 0);
+		return;
+	}
+	snprintf(next, sizeof(next), "%ld", wait);
+	sweep_rest_until(job, wait > 0 ? next : NULL);
 }
 
 static void

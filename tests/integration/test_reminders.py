@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import threading
+import time
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "issuance"))
@@ -372,3 +373,38 @@ def test_reminders_admin_sees_who_has_not_updated_yet(suite):
     assert r.status == 200 and r.json["items"] == [], r
     r = api.get("/api/v1/certs?renewal_paid=yes", token=admin.token)
     assert r.status == 400 and r.code == "BAD_REQUEST" and r.json["error"]["field"] == "renewal_paid", r
+
+
+def test_reminders_orders_sweeps_rest_until_due(suite):
+    """orders' expire, expiring and digest sweeps do not poll while nothing
+    is due (here CAPLAT_ORDER_SWEEP_IDLE_SECONDS 60; the suite keeps 1): each
+    waits until its next item falls due, and an order placed brings
+    expiring forward only to when it enters the notice window."""
+    import signal
+    others_told_already(suite)
+    # what other tests left due is told first (digests today, orders' notices)
+    suite.psql("INSERT INTO orders.order_notices (order_id, kind) SELECT id, 'order.expiring'"
+               " FROM orders.orders WHERE status = 'pending_payment' ON CONFLICT DO NOTHING")
+    suite.psql("UPDATE orders.orders SET expires_at = now() + interval '1 hour'"
+               " WHERE status = 'pending_payment' AND expires_at < now() + interval '1 hour'")
+    suite.kill("orders", signal.SIGTERM)
+    suite.start_service("orders", {"CAPLAT_ORDER_SWEEP_IDLE_SECONDS": "60"})
+    try:
+        time.sleep(1.5)  # the first runs (1 s after the start) are over
+        o = _orders_module()
+        admin = o.enterprise_admin(suite)
+        c1, _ = o.register_cert(suite, admin.uscc, None, "agent", ["LN_JSGC"])
+        r = o.place(suite, admin, o.items((c1, ["LN_JSGC"])))
+        assert r.status == 201, r
+        order = r.json["id"]
+        # 30 minutes to pay, told 10 minutes before: the sweep rests ~20
+        # minutes; moved into the window behind the service's back, the
+        # order is told only when the sweep wakes (the idle bound here)
+        suite.psql(f"UPDATE orders.orders SET expires_at = now() + interval '5 minutes' WHERE id = {q(order)}")
+        time.sleep(3)
+        assert orders_notices(suite, f"order:{order}:expiring") == [], "the sweep polled while idle"
+    finally:
+        suite.kill("orders", signal.SIGTERM)
+        suite.start_service("orders")
+    wait_until(lambda: orders_notices(suite, f"order:{order}:expiring"), timeout=15,
+               what="order.expiring once the sweep runs")

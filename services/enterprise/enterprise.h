@@ -246,6 +246,9 @@ void store_licence_ocr_expire(struct db_batch *b, int attempts);
  * → 0 file_id, 1 sha256. limit 0 claims nothing. */
 void store_licence_ocr_claim(struct db_batch *b, int limit, int lease_s,
     int attempts);
+/* (attempts) → 0 seconds until the first lease of a running recognition
+ * ends, NULL when none runs. */
+void store_licence_ocr_next(struct db_batch *b, int attempts);
 /* Records a result: status "done" with fields (JSON text) or "failed" with
  * reason. */
 void store_licence_ocr_finish(struct db_batch *b, const char *file_id,

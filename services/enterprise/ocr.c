@@ -353,7 +353,8 @@ static struct {
 	struct ocr_job *head, *tail;
 	pthread_t threads[OCR_MAX_THREADS];
 	int nthreads, idle, stopping, round_busy;
-	int in_flight; /* claimed and not finished: ≤ nthreads */
+	int in_flight;     /* claimed and not finished: ≤ nthreads */
+	struct event *due; /* the next round: when a lease ends */
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 static void ocr_on_done(evutil_socket_t fd, short what, void *arg);
@@ -429,9 +430,21 @@ ocr_submit(struct ocr_job *job)
 	pthread_mutex_unlock(&pool.mu);
 }
 
+static void
+ocr_due(evutil_socket_t fd, short what, void *arg)
+{
+	ent_ocr_round();
+}
+
 void
 ent_ocr_start(void)
 {
+	struct timeval soon = {1, 0};
+
+	/* a round 1 s after the start picks up what a crash left */
+	pool.due = evtimer_new(ent.svc.base, ocr_due, NULL);
+	if (pool.due == NULL || evtimer_add(pool.due, &soon) != 0)
+		fatal("ocr: cannot start the round timer");
 	pool.nthreads = (int)ent.cfg.ocr_threads;
 	if (pool.nthreads > OCR_MAX_THREADS)
 		pool.nthreads = OCR_MAX_THREADS;
@@ -451,6 +464,9 @@ ent_ocr_stop(void)
 	for (int i = 0; i < pool.nthreads; i++)
 		pthread_join(pool.threads[i], NULL);
 	pool.nthreads = 0;
+	if (pool.due != NULL)
+		event_free(pool.due);
+	pool.due = NULL;
 }
 
 /* ---- the round: claim → recognise (pool) → record ---- */
@@ -470,6 +486,7 @@ ent_ocr_round(void)
 	b = db_batch_new();
 	store_licence_ocr_expire(b, OCR_ATTEMPTS);
 	store_licence_ocr_claim(b, free_slots, OCR_LEASE_S, OCR_ATTEMPTS);
+	store_licence_ocr_next(b, OCR_ATTEMPTS);
 	db_batch_run(ent.svc.db, b, ocr_on_claimed, NULL);
 }
 
@@ -491,6 +508,13 @@ ocr_on_claimed(void *arg, const struct db_result *res)
 		    db_value(res, 1, i, 1));
 		pool.in_flight++;
 		ocr_submit(job);
+	}
+	/* Rest until a lease ends (a recognition another process or a crash
+	 * left running); a new licence and a finished one start a round. */
+	const char *next = db_value(res, 2, 0, 0);
+	if (next != NULL && pool.due != NULL) {
+		struct timeval tv = {atol(next) > 0 ? atol(next) : 1, 0};
+		evtimer_add(pool.due, &tv);
 	}
 }
 

@@ -434,6 +434,19 @@ store_licence_ocr_claim(struct db_batch *b, int limit, int lease_s,
 }
 
 void
+store_licence_ocr_next(struct db_batch *b, int attempts)
+{
+	char n[16];
+	const char *p[] = {n};
+
+	snprintf(n, sizeof(n), "%d", attempts);
+	db_batch_add(b,
+	    "SELECT ceil(extract(epoch FROM min(leased_until) - now()))::bigint"
+	    " FROM licence_ocr WHERE status = 'running' AND attempts <= $1::int",
+	    1, p);
+}
+
+void
 store_licence_ocr_finish(struct db_batch *b, const char *file_id,
     const char *status, const char *reason, const char *fields, long ms)
 {

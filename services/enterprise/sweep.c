@@ -14,9 +14,12 @@ struct sweep {
 	struct event *timer;
 };
 
-/* The review SMS moved to auth's notices (issue 17). */
+/* The review SMS moved to auth's notices (issue 17). licence_ocr: a new or
+ * finished recognition starts the next round at once and a round rests
+ * until a lease ends (ocr.c); this minute is the look for what another
+ * process queued. */
 static struct sweep sweeps[] = {
-    {"licence_ocr", 2000, ent_ocr_round, NULL},
+    {"licence_ocr", 60000, ent_ocr_round, NULL},
 };
 
 static void

@@ -174,3 +174,30 @@ def test_pdf_or_other_picture_fails_with_a_reason_and_never_blocks(suite):
     r = a.post_raw("/api/v1/files?purpose=id_card", pdf_bytes("x"), "application/pdf")
     assert r.status == 422 and r.code == "FIELD_INVALID", r
     assert r.json["error"]["field"] == "purpose"
+
+
+def test_recognition_left_running_by_a_crash_resumes_when_its_lease_ends(suite):
+    """A recognition a dead process had claimed (its row running under a
+    lease): the restarted service does not poll for it — its first round
+    reads when the lease ends and the next round comes then — and the
+    licence is recognised again."""
+    import time
+    uscc = new_uscc()
+    a = admin(suite, uscc=uscc, name=NAME)
+    data, ctype, _ = licence_gen.generate(2005, "clean", name=NAME, uscc=uscc, **PRINTED)
+    up = upload_licence(a, data, ctype)
+    save_with_licence(a, up["file_id"])
+    assert recognised(a)["licence_check"]["status"] == "done"
+    fid = up["file_id"]
+    suite.kill("enterprise")  # SIGKILL
+    suite.psql("UPDATE enterprise.licence_ocr SET status = 'running', fields = NULL, attempts = 1,"
+               f" leased_until = now() + interval '4 seconds', finished_at = NULL WHERE file_id = '{fid}'")
+    t0 = time.time()
+    suite.start_service("enterprise")
+
+    def row():
+        return suite.psql(f"SELECT status, attempts FROM enterprise.licence_ocr WHERE file_id = '{fid}'")[0]
+    time.sleep(max(0.0, 2.5 - (time.time() - t0)))
+    assert row() == ["running", "1"], row()  # still under the dead process's lease
+    wait_until(lambda: row() == ["done", "2"], timeout=30, interval=0.25, what="recognised after the lease")
+    assert recognised(a)["licence_check"]["status"] == "done"

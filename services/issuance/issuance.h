@@ -341,6 +341,25 @@ void issuance_count(const char *what);
 
 void issuance_events_subscribe(void);
 
+/* ---- listcache.c: CA管理's recent pages, per process ----
+ * A list statement's rows, copied out of its result (ncols columns; NULL
+ * values stay NULL); the cache of an enterprise's pages keyed by the
+ * statement's text and parameters, each with the registry version read
+ * before its rows (list_cache_put steals rows; what list_cache_get returns
+ * is borrowed until the next put, so use it at once). */
+struct list_rows {
+	int n, ncols;
+	char **v;
+	char *text;
+};
+struct list_rows *list_rows_copy(const struct db_result *res, int stmt,
+    int ncols);
+void list_rows_free(struct list_rows *r);
+const char *list_rows_value(const struct list_rows *r, int row, int col);
+int list_rows_bool(const struct list_rows *r, int row, int col);
+const struct list_rows *list_cache_get(const char *key, long long *version);
+void list_cache_put(const char *key, long long version, struct list_rows *rows);
+
 /* ---- store.c: every SQL statement and Redis key of issuance ------------
  * Each statement's parameters ($n) and result columns are listed beside
  * it; times go in and out as Unix seconds, platform sets as JSON arrays
@@ -377,6 +396,9 @@ char *store_cert_list_build(int sort, int desc, const char *const p[13],
     const char *out[13], int *nout);
 /* Makes the rest of the batch (its transaction) use generic plans. */
 extern const char store_generic_plans_sql[];
+/* The enterprise registry's version (065_list_version.sql; 0 before its
+ * first write) of uscc $1: one row, column 0. */
+extern const char store_cert_list_version_sql[];
 
 /* The renewal challenge's view of lineage $1, replay window $2 days.
  * Statement 0 (lineage and latest certificate): 0 account, 1 latest id,

@@ -65,13 +65,42 @@ if out:
     print("    issuance means per request: " + ", ".join(out))
 PYEOF
 }
+# Per run: wrk's figures; issuance's means; where.py's CPU ms per request
+# of every process of the suite (postgres backends, nginx, the services)
+# and per step; wrk's own CPU (the load generator shares the 2 cores); the
+# load average. CA_MANAGE_PERF=1 adds a perf profile of issuance, nginx
+# and postgres (the backends) during the first page's run.
 run() {
-	echo; echo "== $1"; shift
+	local label=$1; shift
+	echo; echo "== $label"
 	local before; before=$(scrape)
-	wrk -t2 -c"$CONN" -d"${DUR}s" --latency -H "Authorization: Bearer $ADMIN_TOKEN" "$@" |
-		grep -E "Requests/sec|Latency|50%|90%|99%|Non-2xx|Socket errors"
+	$PY tests/bench/where.py settle "$STATE" >/dev/null 2>&1 || true
+	$PY tests/bench/where.py snap "$STATE" "$STATE/w0.json"
+	local perf_pid=""
+	if [ "${CA_MANAGE_PERF:-}" = 1 ] && [ "$label" = "$PERF_RUN" ]; then
+		local pids; pids=$(pgrep -d, -f "caplat-issuance|nginx: worker|postgres: .*caplat" || true)
+		perf record -q -g -o "$STATE/perf.data" -p "$pids" -- sleep "$DUR" >/dev/null 2>&1 &
+		perf_pid=$!
+	fi
+	/usr/bin/time -f "    wrk's own CPU: %U s user + %S s system in %e s (%P of one core)" \
+		wrk -t2 -c"$CONN" -d"${DUR}s" --latency -H "Authorization: Bearer $ADMIN_TOKEN" "$@" 2>"$STATE/wrk.time" >"$STATE/wrk.out"
+	grep -E "Requests/sec|Latency|50%|90%|99%|Non-2xx|Socket errors" "$STATE/wrk.out"
+	local reqs; reqs=$(awk '/requests in/ {print $1}' "$STATE/wrk.out")
+	$PY tests/bench/where.py snap "$STATE" "$STATE/w1.json"
+	cat "$STATE/wrk.time"
+	echo "    load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 	steps "$before" "$(scrape)"
+	$PY tests/bench/where.py diff "$STATE/w0.json" "$STATE/w1.json" "$reqs" request | sed 's/^/    /'
+	if [ -n "$perf_pid" ]; then
+		wait "$perf_pid" || true
+		perf report -i "$STATE/perf.data" --no-children --sort comm,dso,sym --stdio 2>/dev/null |
+			grep -E "^ +[0-9]" | head -40 | sed 's/^/    perf /'
+	fi
 }
+PERF_RUN="GET /api/v1/certs (first page of 20, soonest notAfter first)"
+# The machine's own limit beside the list: nginx -> issuance's router
+# answering 404 for an unknown path (no session, no I/O).
+run "limit: nginx -> issuance hello path (router 404, no I/O)" "$GATEWAY/api/v1/certs/-/-/-/-"
 run "baseline: GET /api/v1/auth/me (nginx -> auth -> Redis + PostgreSQL)" "$GATEWAY/api/v1/auth/me"
 run "GET /api/v1/certs (first page of 20, soonest notAfter first)" "$GATEWAY/api/v1/certs"
 run "GET /api/v1/certs?status=valid&days_left_max=90&sort=holder&lock_kind=agent" \

@@ -80,7 +80,8 @@ list_free(void *p)
 #define LIST_COLS 22
 
 static void list_on_rows(void *arg, const struct db_result *res);
-static void list_on_version(void *arg, const struct db_result *res);
+static void list_on_version(void *arg, const struct db_result *res, int ok,
+    long long version);
 static void list_write(struct list *l, const struct list_rows *rows);
 
 /* The cursor is base64url("<cert id>.<sort key>"). */
@@ -232,18 +233,19 @@ list_run(struct list *l)
 /* A cached page's version check: the same version answers from the cache,
  * another reads the rows again. */
 static void
-list_on_version(void *arg, const struct db_result *res)
+list_on_version(void *arg, const struct db_result *res, int ok,
+    long long version)
 {
 	struct list *l = arg;
 	const struct list_rows *rows;
 	long long cached;
 
-	if (res->status != DB_OK || db_rows(res, 0) != 1) {
+	if (!ok) {
 		http_reply_db_error(l->req, res);
 		return;
 	}
 	rows = list_cache_get(l->key, &cached);
-	if (rows != NULL && cached == atoll(db_value(res, 0, 0, 0))) {
+	if (rows != NULL && cached == version) {
 		issuance_count("list_cache_hit");
 		list_write(l, rows);
 		return;
@@ -342,9 +344,7 @@ list_start(struct http_req *req)
 		l->key = key;
 		l->uscc = xstrdup(uscc);
 		if (list_cache_get(l->key, &v) != NULL) {
-			const char *vp[] = {l->uscc};
-			db_query(issuance.svc.db, store_cert_list_version_sql,
-			    1, vp, list_on_version, l);
+			list_version_read(l->uscc, list_on_version, l);
 			goto out;
 		}
 	}

@@ -359,6 +359,12 @@ const char *list_rows_value(const struct list_rows *r, int row, int col);
 int list_rows_bool(const struct list_rows *r, int row, int col);
 const struct list_rows *list_cache_get(const char *key, long long *version);
 void list_cache_put(const char *key, long long version, struct list_rows *rows);
+/* The registry version of enterprise uscc (store_cert_list_version_sql),
+ * read after this call: cb(arg, res, ok, version) (res for the error
+ * answer when !ok). Concurrent calls for one enterprise share reads. */
+typedef void (*list_version_cb)(void *arg, const struct db_result *res, int ok,
+    long long version);
+void list_version_read(const char *uscc, list_version_cb cb, void *arg);
 
 /* ---- store.c: every SQL statement and Redis key of issuance ------------
  * Each statement's parameters ($n) and result columns are listed beside

@@ -119,3 +119,86 @@ list_cache_put(const char *key, long long version, struct list_rows *rows)
 	e->version = version;
 	e->rows = rows;
 }
+
+/* ---- the enterprise's version, one read at a time per enterprise ----
+ * Under load every cached page of an enterprise asks for the same number.
+ * At most one read per enterprise is in flight; the requests that arrive
+ * meanwhile wait for the NEXT read, sent when the current one answers, so
+ * that each request's read starts after the request arrived and sees
+ * every write committed before it (a request never takes the answer of a
+ * read sent before it came). */
+
+struct version_wait {
+	struct version_wait *next;
+	list_version_cb cb;
+	void *arg;
+};
+
+struct version_read {
+	struct version_read *next;
+	char *uscc;
+	struct version_wait *sent, *waiting;
+};
+
+static struct version_read *reads;
+
+static void version_send(struct version_read *vr);
+
+static void
+version_on_read(void *arg, const struct db_result *res)
+{
+	struct version_read *vr = arg, **pp;
+	struct version_wait *w = vr->sent, *next;
+	int ok = res->status == DB_OK && db_rows(res, 0) == 1;
+	long long v = ok ? atoll(db_value(res, 0, 0, 0)) : -1;
+
+	vr->sent = NULL;
+	if (vr->waiting != NULL)
+		version_send(vr);
+	else {
+		for (pp = &reads; *pp != vr; pp = &(*pp)->next)
+			;
+		*pp = vr->next;
+		free(vr->uscc);
+		free(vr);
+	}
+	for (; w != NULL; w = next) {
+		next = w->next;
+		w->cb(w->arg, res, ok, v);
+		free(w);
+	}
+}
+
+static void
+version_send(struct version_read *vr)
+{
+	const char *p[] = {vr->uscc};
+
+	vr->sent = vr->waiting;
+	vr->waiting = NULL;
+	db_query(issuance.svc.db, store_cert_list_version_sql, 1, p,
+	    version_on_read, vr);
+}
+
+void
+list_version_read(const char *uscc, list_version_cb cb, void *arg)
+{
+	struct version_read *vr;
+	struct version_wait *w = xcalloc(1, sizeof(*w));
+
+	w->cb = cb;
+	w->arg = arg;
+	for (vr = reads; vr != NULL && strcmp(vr->uscc, uscc) != 0;
+	     vr = vr->next)
+		;
+	if (vr == NULL) {
+		vr = xcalloc(1, sizeof(*vr));
+		vr->uscc = xstrdup(uscc);
+		vr->next = reads;
+		reads = vr;
+	}
+	w->next = vr->waiting;
+	vr->waiting = w;
+	if (vr->sent == NULL)
+		version_send(vr);
+}

@@ -84,7 +84,9 @@ run() {
 	fi
 	/usr/bin/time -f "    wrk's own CPU: %U s user + %S s system in %e s (%P of one core)" \
 		wrk -t2 -c"$CONN" -d"${DUR}s" --latency -H "Authorization: Bearer $ADMIN_TOKEN" "$@" 2>"$STATE/wrk.time" >"$STATE/wrk.out"
-	grep -E "Requests/sec|Latency|50%|90%|99%|Non-2xx|Socket errors" "$STATE/wrk.out"
+	grep -E "Requests/sec|Transfer/sec|Latency|50%|90%|99%|Non-2xx|Socket errors" "$STATE/wrk.out"
+	local temp; temp=$(grep -c "buffered to a temporary file" "$STATE/nginx/logs/error.log" 2>/dev/null || true)
+	echo "    nginx: ${temp:-0} answers so far buffered to a temporary file (proxy_buffers too small)"
 	local reqs; reqs=$(awk '/requests in/ {print $1}' "$STATE/wrk.out")
 	$PY tests/bench/where.py snap "$STATE" "$STATE/w1.json"
 	cat "$STATE/wrk.time"
@@ -93,8 +95,8 @@ run() {
 	$PY tests/bench/where.py diff "$STATE/w0.json" "$STATE/w1.json" "$reqs" request | sed 's/^/    /'
 	if [ -n "$perf_pid" ]; then
 		wait "$perf_pid" || true
-		perf report -i "$STATE/perf.data" --no-children --sort comm,dso,sym --stdio 2>/dev/null |
-			grep -E "^ +[0-9]" | head -40 | sed 's/^/    perf /'
+		perf report -i "$STATE/perf.data" --no-children -g none --sort comm,dso,sym --stdio 2>/dev/null |
+			grep -E "^ +[0-9]" | sed -n '1,40s/^/    perf /p' || true
 	fi
 }
 PERF_RUN="GET /api/v1/certs (first page of 20, soonest notAfter first)"

@@ -351,3 +351,26 @@ def test_ca_manage_cached_pages_follow_every_write(suite):
     # a lineage moving to another enterprise leaves this one's pages
     suite.psql(f"UPDATE issuance.lineages SET uscc = {q(new_uscc())} WHERE id = {q(c[0])}")
     assert c[0] not in page()
+
+
+def test_ca_manage_concurrent_cached_pages_share_version_reads(suite):
+    """Many concurrent pages of one enterprise share its version reads
+    (one in flight per enterprise, the others wait for the next): every one
+    is answered, and every page asked after a write shows it."""
+    import concurrent.futures
+    uscc, admin, a, b, c, _ = setup_enterprise(suite)
+    t = admin.token
+
+    def burst():
+        with concurrent.futures.ThreadPoolExecutor(16) as ex:
+            rs = list(ex.map(lambda _: certs(suite, t, limit=100), range(48)))
+        assert all(r.status == 200 for r in rs), [r for r in rs if r.status != 200][:1]
+        return [{i["id"]: i for i in r.json["items"]} for r in rs]
+
+    pages = burst()
+    assert all(p == pages[0] for p in pages) and a[0] in pages[0]
+    suite.psql(f"UPDATE issuance.lineages SET holder = '冯十' WHERE id = {q(a[0])}")
+    assert all(p[a[0]]["holder"] == "冯十" for p in burst())
+    suite.psql("UPDATE issuance.certificates SET revoked_at = now(), revocation_reason = 'superseded'"
+               f" WHERE cert_id = {q(a[0])}")
+    assert all(p[a[0]]["status"] == "revoked" for p in burst())

@@ -612,12 +612,14 @@ cert_item_write(struct evbuffer *out, const struct list_rows *r, int i,
 }
 
 static void
-list_write_json(struct http_req *req, const struct list_rows *r, long limit,
-    const char *cursor)
+list_write_json(struct list *l, const struct list_rows *r, const char *cursor,
+    time_t now)
 {
 	struct evbuffer *out = evbuffer_new();
-	time_t now = time(NULL);
+	long limit = l->limit;
 	int64_t t0 = hist_now();
+	size_t len;
+	const char *body;
 
 	evbuffer_add(out, "{\"items\":[", 10);
 	for (int i = 0; i < r->n && i < limit; i++) {
@@ -629,8 +631,12 @@ list_write_json(struct http_req *req, const struct list_rows *r, long limit,
 	jw_str(out, cursor);
 	evbuffer_add(out, "}", 1);
 	hist_step(STEP_JSON_BUILD, t0);
-	http_reply_raw(req, 200, "application/json; charset=utf-8",
-	    evbuffer_pullup(out, -1), evbuffer_get_length(out));
+	len = evbuffer_get_length(out);
+	body = (const char *)evbuffer_pullup(out, -1);
+	if (l->key != NULL)
+		list_cache_set_body(l->key, now, body, len);
+	http_reply_raw(l->req, 200, "application/json; charset=utf-8", body,
+	    len);
 	evbuffer_free(out);
 }
 
@@ -666,7 +672,17 @@ static void
 list_write(struct list *l, const struct list_rows *r)
 {
 	char *cursor = NULL;
+	time_t now = time(NULL);
+	const char *body;
+	size_t len;
 
+	/* the same page in the same second: the same bytes */
+	if (l->key != NULL && !l->csv &&
+	    (body = list_cache_body(l->key, now, &len)) != NULL) {
+		http_reply_raw(l->req, 200, "application/json; charset=utf-8",
+		    body, len);
+		return;
+	}
 	if (r->n > l->limit) {
 		int last = (int)l->limit - 1;
 		char *raw = xasprintf("%s.%s", list_rows_value(r, last, 0),
@@ -678,7 +694,7 @@ list_write(struct list *l, const struct list_rows *r)
 	if (l->csv)
 		list_write_csv(l->req, r, l->limit, cursor);
 	else
-		list_write_json(l->req, r, l->limit, cursor);
+		list_write_json(l, r, cursor, now);
 	free(cursor);
 }
 

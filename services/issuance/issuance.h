@@ -359,6 +359,11 @@ const char *list_rows_value(const struct list_rows *r, int row, int col);
 int list_rows_bool(const struct list_rows *r, int row, int col);
 const struct list_rows *list_cache_get(const char *key, long long *version);
 void list_cache_put(const char *key, long long version, struct list_rows *rows);
+/* The entry's JSON page made in second at (NULL: none), and setting it
+ * (on the entry of key, if there is one). */
+const char *list_cache_body(const char *key, time_t at, size_t *len);
+void list_cache_set_body(const char *key, time_t at, const char *body,
+    size_t len);
 /* The registry version of enterprise uscc (store_cert_list_version_sql),
  * read after this call: cb(arg, res, ok, version) (res for the error
  * answer when !ok). Concurrent calls for one enterprise share reads. */

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define LIST_CACHE_SLOTS 256
 
@@ -26,6 +27,11 @@ struct list_entry {
 	char *key;
 	long long version;
 	struct list_rows *rows;
+	/* the JSON page made from rows in second body_at (days left, status
+	 * and renewability change with the second, nothing else does) */
+	char *body;
+	size_t body_len;
+	time_t body_at;
 };
 
 static struct list_entry cache[LIST_CACHE_SLOTS];
@@ -115,9 +121,38 @@ list_cache_put(const char *key, long long version, struct list_rows *rows)
 
 	free(e->key);
 	list_rows_free(e->rows);
+	free(e->body);
 	e->key = xstrdup(key);
 	e->version = version;
 	e->rows = rows;
+	e->body = NULL;
+	e->body_len = 0;
+}
+
+const char *
+list_cache_body(const char *key, time_t at, size_t *len)
+{
+	const struct list_entry *e = &cache[slot_of(key)];
+
+	if (e->key == NULL || e->body == NULL || e->body_at != at ||
+	    strcmp(e->key, key) != 0)
+		return NULL;
+	*len = e->body_len;
+	return e->body;
+}
+
+void
+list_cache_set_body(const char *key, time_t at, const char *body, size_t len)
+{
+	struct list_entry *e = &cache[slot_of(key)];
+
+	if (e->key == NULL || strcmp(e->key, key) != 0)
+		return;
+	free(e->body);
+	e->body = xmalloc(len + 1);
+	memcpy(e->body, body, len);
+	e->body_len = len;
+	e->body_at = at;
 }
 
 /* ---- the enterprise's version, one read at a time per enterprise ----

@@ -46,7 +46,7 @@ echo "wrk: ${DUR}s, ${CONN} connections, 2 threads, load generator on the same c
 # one of the pool's connections included) and of json_dumps, per request.
 ISSUANCE_METRICS="http://127.0.0.1:$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["issuance"])' "$STATE/ports.json")/metrics"
 scrape() {
-	curl -s "$ISSUANCE_METRICS" | grep -E '^caplat_(step_duration_seconds_(sum|count)\{svc="issuance",step="(db_batch|json_build)"|http_request_duration_seconds_(sum|count)\{svc="issuance",method="GET",route="/api/v1/certs"\})' || true
+	curl -s "$ISSUANCE_METRICS" | grep -E '^caplat_(step_duration_seconds_(sum|count)\{svc="issuance",step="(db_batch|json_build)"|http_request_duration_seconds_(sum|count)\{svc="issuance",method="GET",route="/api/v1/certs"\}|issuance_total\{what="list_cache_(hit|miss)"\})' || true
 }
 steps() {
 	$PY - "$1" "$2" <<'PYEOF'
@@ -61,6 +61,10 @@ for name, key in (("list in issuance", 'caplat_http_request_duration_seconds_%s{
     n = b.get(key % "count", 0) - a.get(key % "count", 0)
     if n > 0:
         out.append("%s %.2f ms" % (name, 1000 * (b[key % "sum"] - a.get(key % "sum", 0)) / n))
+hit = b.get('caplat_issuance_total{what="list_cache_hit"}', 0) - a.get('caplat_issuance_total{what="list_cache_hit"}', 0)
+miss = b.get('caplat_issuance_total{what="list_cache_miss"}', 0) - a.get('caplat_issuance_total{what="list_cache_miss"}', 0)
+if hit or miss:
+    out.append("list cache %d hits / %d misses" % (hit, miss))
 if out:
     print("    issuance means per request: " + ", ".join(out))
 PYEOF
@@ -105,6 +109,18 @@ PERF_RUN="GET /api/v1/certs (first page of 20, soonest notAfter first)"
 run "limit: nginx -> issuance hello path (router 404, no I/O)" "$GATEWAY/api/v1/certs/-/-/-/-"
 run "baseline: GET /api/v1/auth/me (nginx -> auth -> Redis + PostgreSQL)" "$GATEWAY/api/v1/auth/me"
 run "GET /api/v1/certs (first page of 20, soonest notAfter first)" "$GATEWAY/api/v1/certs"
+# A different page at each request (random days-left ranges): what a page
+# costs when the cache cannot answer it (the cache's miss path).
+cat > "$STATE/cold.lua" <<'LUA'
+math.randomseed(os.time())
+request = function()
+	local a = math.random(-30, 369)
+	local b = a + math.random(0, 999)
+	return wrk.format(nil, "/api/v1/certs?days_left_min=" .. a .. "&days_left_max=" .. b)
+end
+LUA
+run "cold: GET /api/v1/certs?days_left_min=<random>&days_left_max=<random> (a new page each time)" \
+	-s "$STATE/cold.lua" "$GATEWAY/api/v1/certs"
 run "GET /api/v1/certs?status=valid&days_left_max=90&sort=holder&lock_kind=agent" \
 	"$GATEWAY/api/v1/certs?status=valid&days_left_max=90&sort=holder&lock_kind=agent"
 CURSOR=$(curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "$GATEWAY/api/v1/certs?limit=100&sort=-applied_at" |

@@ -17,14 +17,29 @@ CREATE TABLE cert_list_versions (
 	version bigint NOT NULL
 );
 
--- Bumps each enterprise once, in uscc order (concurrent bumps of several
--- enterprises take the rows' locks in one order: no deadlock between them).
+-- Bumps each enterprise once per transaction (a renewal's batch writes
+-- the lineage, two certificates, an entitlement: one bump; a transaction-
+-- local setting remembers it, and a rolled-back savepoint forgets both),
+-- in uscc order (concurrent bumps of several enterprises take the rows'
+-- locks in one order: no deadlock between them).
 CREATE FUNCTION cert_list_bump(p_uscc text[]) RETURNS void
-LANGUAGE sql SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+	v_new text[];
+BEGIN
+	SELECT array_agg(u ORDER BY u) INTO v_new
+	FROM (SELECT DISTINCT u FROM unnest(p_uscc) u WHERE u IS NOT NULL
+		AND current_setting('caplat_list.v' || md5(u), true)
+			IS DISTINCT FROM 'bumped') s;
+	IF v_new IS NULL THEN
+		RETURN;
+	END IF;
 	INSERT INTO cert_list_versions AS v (uscc, version)
-	SELECT u, 1 FROM unnest(p_uscc) u WHERE u IS NOT NULL GROUP BY u ORDER BY u
-	ON CONFLICT (uscc) DO UPDATE SET version = v.version + 1
-$$;
+	SELECT u, 1 FROM unnest(v_new) u ORDER BY u
+	ON CONFLICT (uscc) DO UPDATE SET version = v.version + 1;
+	PERFORM set_config('caplat_list.v' || md5(u), 'bumped', true)
+	FROM unnest(v_new) u;
+END $$;
 
 -- (search_path FROM CURRENT: the schema it was made in, whoever writes.)
 -- lineages carry the uscc themselves (an UPDATE that moves a lineage bumps

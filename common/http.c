@@ -17,6 +17,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdio.h>
@@ -171,8 +172,13 @@ http_server_listen(struct http_server *srv, const char *addr, int port)
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
+	/* TCP_NODELAY (inherited by the accepted sockets): an answer longer
+	 * than one segment (64 KB on loopback, e.g. CA管理's 100-row page)
+	 * otherwise held its last partial segment until nginx's delayed ACK,
+	 * 40 ms later (measured, issue 13). */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
 	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
 	    listen(fd, 1024) != 0 || evhttp_accept_socket(srv->http, fd) != 0) {
 		int saved = errno;

@@ -53,7 +53,14 @@ struct list {
 	struct http_req *req;
 	long limit;
 	int csv;
-	char *sql; /* store_cert_list_build's, for the batch's life */
+	char *sql;       /* store_cert_list_build's, for the batch's life */
+	char *owned[13]; /* the statement's parameters */
+	const char *params[13];
+	int nparams;
+	/* An enterprise administrator's page (listcache.c): its enterprise,
+	 * its cache key, and the list's statement index in the batch. */
+	char *uscc, *key;
+	int stmt;
 };
 
 static void
@@ -62,13 +69,20 @@ list_free(void *p)
 	struct list *l = p;
 
 	free(l->sql);
+	for (int i = 0; i < l->nparams; i++)
+		free(l->owned[i]);
+	free(l->uscc);
+	free(l->key);
 	free(l);
 }
 
-/* The list's statement in its batch (after store_generic_plans_sql). */
-#define LIST_STMT 1
+/* The columns of store_cert_list_build's statement. */
+#define LIST_COLS 22
 
 static void list_on_rows(void *arg, const struct db_result *res);
+static void list_on_version(void *arg, const struct db_result *res, int ok,
+    long long version);
+static void list_write(struct list *l, const struct list_rows *rows);
 
 /* The cursor is base64url("<cert id>.<sort key>"). */
 static int
@@ -199,6 +213,46 @@ list_read_query(struct http_req *req, struct list_query *q)
 	return 0;
 }
 
+/* The list's batch: generic plans, the enterprise's version (read before
+ * the rows: listcache.c) when its pages are cached, the statement. */
+static void
+list_run(struct list *l)
+{
+	struct db_batch *b = db_batch_new();
+
+	db_batch_add(b, store_generic_plans_sql, 0, NULL);
+	if (l->key != NULL) {
+		const char *vp[] = {l->uscc};
+		db_batch_add(b, store_cert_list_version_sql, 1, vp);
+	}
+	l->stmt = l->key != NULL ? 2 : 1;
+	db_batch_add(b, l->sql, l->nparams, l->params);
+	db_batch_run(issuance.svc.db, b, list_on_rows, l);
+}
+
+/* A cached page's version check: the same version answers from the cache,
+ * another reads the rows again. */
+static void
+list_on_version(void *arg, const struct db_result *res, int ok,
+    long long version)
+{
+	struct list *l = arg;
+	const struct list_rows *rows;
+	long long cached;
+
+	if (!ok) {
+		http_reply_db_error(l->req, res);
+		return;
+	}
+	rows = list_cache_get(l->key, &cached);
+	if (rows != NULL && cached == version) {
+		issuance_count("list_cache_hit");
+		list_write(l, rows);
+		return;
+	}
+	list_run(l);
+}
+
 static void
 list_start(struct http_req *req)
 {
@@ -265,52 +319,70 @@ list_start(struct http_req *req)
 	    q.key, q.key ? id : NULL, limit, q.renewal_paid};
 	const char *used[13];
 	int nused;
-	struct db_batch *b = db_batch_new();
 
 	l->sql = store_cert_list_build(sort, desc, p, used, &nused);
-	db_batch_add(b, store_generic_plans_sql, 0, NULL);
-	db_batch_add(b, l->sql, nused, used);
-	db_batch_run(issuance.svc.db, b, list_on_rows, l);
+	l->nparams = nused;
+	for (int i = 0; i < nused; i++)
+		l->params[i] = l->owned[i] = xstrdup(used[i]);
+	if (uscc != NULL && !l->csv) {
+		/* statement, parameters and, when its WHERE clause reads the
+		 * clock (status), the second */
+		char *key = xasprintf("%s\x1e%s", uscc, l->sql);
+		long long v;
+
+		for (int i = 0; i < nused; i++) {
+			char *more = xasprintf("%s\x1f%s", key, used[i]);
+			free(key);
+			key = more;
+		}
+		if (q.status != NULL) {
+			char *more =
+			    xasprintf("%s\x1e%lld", key, (long long)now);
+			free(key);
+			key = more;
+		}
+		l->key = key;
+		l->uscc = xstrdup(uscc);
+		if (list_cache_get(l->key, &v) != NULL) {
+			list_version_read(l->uscc, list_on_version, l);
+			goto out;
+		}
+	}
+	list_run(l);
 out:
 	list_query_free(&q);
 }
 
 /* One item of the list from row i of store_cert_list_build's statement. */
 static json_t *
-cert_item_json(const struct db_result *res, int i, time_t now)
+cert_item_json(const struct list_rows *r, int i, time_t now)
 {
-	time_t not_after = (time_t)atoll(db_value(res, LIST_STMT, i, 9));
-	int revoked = db_bool(res, LIST_STMT, i, 11);
-	int open_order = db_bool(res, LIST_STMT, i, 12),
-	    paid = db_bool(res, LIST_STMT, i, 13);
+	time_t not_after = (time_t)atoll(list_rows_value(r, i, 9));
+	int revoked = list_rows_bool(r, i, 11);
+	int open_order = list_rows_bool(r, i, 12),
+	    paid = list_rows_bool(r, i, 13);
 	const char *reason = cert_not_renewable_reason(&issuance.window,
 	    not_after, now, revoked, open_order || paid);
 	/* NULL: the associations are unknown (first seen at a login). */
-	const char *platforms_text = db_value(res, LIST_STMT, i, 10);
+	const char *platforms_text = list_rows_value(r, i, 10);
 	json_t *platforms =
 	    platforms_text ? json_loads(platforms_text, 0, NULL) : NULL;
 	json_t *o = json_object();
 
-	json_object_set_new(o, "id",
-	    json_string(db_value(res, LIST_STMT, i, 0)));
-	json_object_set_new(o, "serial",
-	    json_string(db_value(res, LIST_STMT, i, 1)));
-	json_object_set_new(o, "type",
-	    json_string(db_value(res, LIST_STMT, i, 2)));
-	json_object_set_new(o, "holder",
-	    json_string(db_value(res, LIST_STMT, i, 3)));
-	json_object_set_new(o, "vendor",
-	    json_string(db_value(res, LIST_STMT, i, 4)));
+	json_object_set_new(o, "id", json_string(list_rows_value(r, i, 0)));
+	json_object_set_new(o, "serial", json_string(list_rows_value(r, i, 1)));
+	json_object_set_new(o, "type", json_string(list_rows_value(r, i, 2)));
+	json_object_set_new(o, "holder", json_string(list_rows_value(r, i, 3)));
+	json_object_set_new(o, "vendor", json_string(list_rows_value(r, i, 4)));
 	json_object_set_new(o, "lock_kind",
-	    json_string(db_value(res, LIST_STMT, i, 5)));
+	    json_string(list_rows_value(r, i, 5)));
 	json_object_set_new(o, "enterprise_name",
-	    nullable(db_value(res, LIST_STMT, i, 6)));
-	json_object_set_new(o, "uscc",
-	    nullable(db_value(res, LIST_STMT, i, 7)));
+	    nullable(list_rows_value(r, i, 6)));
+	json_object_set_new(o, "uscc", nullable(list_rows_value(r, i, 7)));
 	json_object_set_new(o, "not_before",
-	    time_json(db_value(res, LIST_STMT, i, 8)));
+	    time_json(list_rows_value(r, i, 8)));
 	json_object_set_new(o, "not_after",
-	    time_json(db_value(res, LIST_STMT, i, 9)));
+	    time_json(list_rows_value(r, i, 9)));
 	json_object_set_new(o, "days_left",
 	    json_integer(cert_days_left(not_after, now)));
 	json_object_set_new(o, "renewable", json_boolean(reason == NULL));
@@ -326,22 +398,22 @@ cert_item_json(const struct db_result *res, int i, time_t now)
 	    json_string(cert_status_name(not_after, now, revoked)));
 	json_object_set_new(o, "renewal_paid", json_boolean(paid));
 	json_object_set_new(o, "issuer",
-	    json_string(db_value(res, LIST_STMT, i, 14)));
+	    json_string(list_rows_value(r, i, 14)));
 	json_object_set_new(o, "account_id",
-	    nullable(db_value(res, LIST_STMT, i, 15)));
+	    nullable(list_rows_value(r, i, 15)));
 	json_object_set_new(o, "previous_serial",
-	    nullable(db_value(res, LIST_STMT, i, 16)));
+	    nullable(list_rows_value(r, i, 16)));
 	json_object_set_new(o, "key_serial",
-	    nullable(db_value(res, LIST_STMT, i, 17)));
+	    nullable(list_rows_value(r, i, 17)));
 	json_object_set_new(o, "key_vendor",
-	    nullable(db_value(res, LIST_STMT, i, 18)));
+	    nullable(list_rows_value(r, i, 18)));
 	json_object_set_new(o, "applied_at",
-	    time_json(db_value(res, LIST_STMT, i, 19)));
+	    time_json(list_rows_value(r, i, 19)));
 	json_object_set_new(o, "bound",
-	    json_boolean(db_value(res, LIST_STMT, i, 15) != NULL));
+	    json_boolean(list_rows_value(r, i, 15) != NULL));
 	json_object_set_new(o, "renewal_state",
 	    json_string(cert_renewal_state(reason, open_order, paid,
-	        db_bool(res, LIST_STMT, i, 20))));
+	        list_rows_bool(r, i, 20))));
 	return o;
 }
 
@@ -475,28 +547,28 @@ jw_bool(struct evbuffer *out, int v)
 }
 
 static void
-cert_item_write(struct evbuffer *out, const struct db_result *res, int i,
+cert_item_write(struct evbuffer *out, const struct list_rows *r, int i,
     time_t now)
 {
 	static const char *const texts[] = {"id", "serial", "type", "holder",
 	    "vendor", "lock_kind", "enterprise_name", "uscc"};
-	time_t not_after = (time_t)atoll(db_value(res, LIST_STMT, i, 9));
-	int revoked = db_bool(res, LIST_STMT, i, 11);
-	int open_order = db_bool(res, LIST_STMT, i, 12);
-	int paid = db_bool(res, LIST_STMT, i, 13);
+	time_t not_after = (time_t)atoll(list_rows_value(r, i, 9));
+	int revoked = list_rows_bool(r, i, 11);
+	int open_order = list_rows_bool(r, i, 12);
+	int paid = list_rows_bool(r, i, 13);
 	const char *reason = cert_not_renewable_reason(&issuance.window,
 	    not_after, now, revoked, open_order || paid);
-	const char *platforms = db_value(res, LIST_STMT, i, 10);
+	const char *platforms = list_rows_value(r, i, 10);
 
 	evbuffer_add(out, "{", 1);
 	for (int k = 0; k < (int)ARRAY_LEN(texts); k++) {
 		jw_key(out, texts[k], k == 0);
-		jw_str(out, db_value(res, LIST_STMT, i, k));
+		jw_str(out, list_rows_value(r, i, k));
 	}
 	jw_key(out, "not_before", 0);
-	jw_time(out, db_value(res, LIST_STMT, i, 8));
+	jw_time(out, list_rows_value(r, i, 8));
 	jw_key(out, "not_after", 0);
-	jw_time(out, db_value(res, LIST_STMT, i, 9));
+	jw_time(out, list_rows_value(r, i, 9));
 	jw_key(out, "days_left", 0);
 	evbuffer_add_printf(out, "%lld",
 	    (long long)cert_days_left(not_after, now));
@@ -519,82 +591,65 @@ cert_item_write(struct evbuffer *out, const struct db_result *res, int i,
 	jw_key(out, "renewal_paid", 0);
 	jw_bool(out, paid);
 	jw_key(out, "issuer", 0);
-	jw_str(out, db_value(res, LIST_STMT, i, 14));
+	jw_str(out, list_rows_value(r, i, 14));
 	jw_key(out, "account_id", 0);
-	jw_str(out, db_value(res, LIST_STMT, i, 15));
+	jw_str(out, list_rows_value(r, i, 15));
 	jw_key(out, "previous_serial", 0);
-	jw_str(out, db_value(res, LIST_STMT, i, 16));
+	jw_str(out, list_rows_value(r, i, 16));
 	jw_key(out, "key_serial", 0);
-	jw_str(out, db_value(res, LIST_STMT, i, 17));
+	jw_str(out, list_rows_value(r, i, 17));
 	jw_key(out, "key_vendor", 0);
-	jw_str(out, db_value(res, LIST_STMT, i, 18));
+	jw_str(out, list_rows_value(r, i, 18));
 	jw_key(out, "applied_at", 0);
-	jw_time(out, db_value(res, LIST_STMT, i, 19));
+	jw_time(out, list_rows_value(r, i, 19));
 	jw_key(out, "bound", 0);
-	jw_bool(out, db_value(res, LIST_STMT, i, 15) != NULL);
+	jw_bool(out, list_rows_value(r, i, 15) != NULL);
 	jw_key(out, "renewal_state", 0);
 	jw_str(out,
 	    cert_renewal_state(reason, open_order, paid,
-	        db_bool(res, LIST_STMT, i, 20)));
+	        list_rows_bool(r, i, 20)));
 	evbuffer_add(out, "}", 1);
 }
 
 static void
-list_write_json(struct http_req *req, const struct db_result *res, int n,
-    long limit, const char *cursor)
+list_write_json(struct list *l, const struct list_rows *r, const char *cursor,
+    time_t now)
 {
 	struct evbuffer *out = evbuffer_new();
-	time_t now = time(NULL);
+	long limit = l->limit;
 	int64_t t0 = hist_now();
+	size_t len;
+	const char *body;
 
 	evbuffer_add(out, "{\"items\":[", 10);
-	for (int i = 0; i < n && i < limit; i++) {
+	for (int i = 0; i < r->n && i < limit; i++) {
 		if (i)
 			evbuffer_add(out, ",", 1);
-		cert_item_write(out, res, i, now);
+		cert_item_write(out, r, i, now);
 	}
 	evbuffer_add(out, "],\"next_cursor\":", 16);
 	jw_str(out, cursor);
 	evbuffer_add(out, "}", 1);
 	hist_step(STEP_JSON_BUILD, t0);
-	http_reply_raw(req, 200, "application/json; charset=utf-8",
-	    evbuffer_pullup(out, -1), evbuffer_get_length(out));
+	len = evbuffer_get_length(out);
+	body = (const char *)evbuffer_pullup(out, -1);
+	if (l->key != NULL)
+		list_cache_set_body(l->key, now, body, len);
+	http_reply_raw(l->req, 200, "application/json; charset=utf-8", body,
+	    len);
 	evbuffer_free(out);
 }
 
 static void
-list_on_rows(void *arg, const struct db_result *res)
+list_write_csv(struct http_req *req, const struct list_rows *r, long limit,
+    const char *cursor)
 {
-	struct list *l = arg;
-	struct http_req *req = l->req;
 	time_t now = time(NULL);
-	json_t *items, *o;
-	char *cursor = NULL;
+	json_t *items = json_array(), *o;
 	size_t i;
-	int n;
 
-	if (res->status != DB_OK) {
-		http_reply_db_error(req, res);
-		return;
-	}
-	n = db_rows(res, LIST_STMT);
-	if (n > l->limit) {
-		int last = (int)l->limit - 1;
-		char *raw =
-		    xasprintf("%s.%s", db_value(res, LIST_STMT, last, 0),
-		        db_value(res, LIST_STMT, last, 21));
-
-		cursor = crypto_base64url_encode(raw, strlen(raw));
-		free(raw);
-	}
-	if (!l->csv) {
-		list_write_json(req, res, n, l->limit, cursor);
-		free(cursor);
-		return;
-	}
-	items = json_array();
-	for (int r = 0; r < n && r < l->limit; r++)
-		json_array_append_new(items, cert_item_json(res, r, now));
+	for (int k = 0; k < r->n && k < limit; k++)
+		json_array_append_new(items, cert_item_json(r, k, now));
 	struct evbuffer *out = evbuffer_new();
 
 	evbuffer_add(out, "\xef\xbb\xbf", 3); /* BOM: Excel reads UTF-8 */
@@ -610,7 +665,59 @@ list_on_rows(void *arg, const struct db_result *res)
 	    evbuffer_pullup(out, -1), evbuffer_get_length(out));
 	evbuffer_free(out);
 	json_decref(items);
+}
+
+/* The page from its rows (the statement's or a cached copy). */
+static void
+list_write(struct list *l, const struct list_rows *r)
+{
+	char *cursor = NULL;
+	time_t now = time(NULL);
+	const char *body;
+	size_t len;
+
+	/* the same page in the same second: the same bytes */
+	if (l->key != NULL && !l->csv &&
+	    (body = list_cache_body(l->key, now, &len)) != NULL) {
+		http_reply_raw(l->req, 200, "application/json; charset=utf-8",
+		    body, len);
+		return;
+	}
+	if (r->n > l->limit) {
+		int last = (int)l->limit - 1;
+		char *raw = xasprintf("%s.%s", list_rows_value(r, last, 0),
+		    list_rows_value(r, last, 21));
+
+		cursor = crypto_base64url_encode(raw, strlen(raw));
+		free(raw);
+	}
+	if (l->csv)
+		list_write_csv(l->req, r, l->limit, cursor);
+	else
+		list_write_json(l, r, cursor, now);
 	free(cursor);
+}
+
+static void
+list_on_rows(void *arg, const struct db_result *res)
+{
+	struct list *l = arg;
+	struct list_rows *rows;
+
+	if (res->status != DB_OK) {
+		http_reply_db_error(l->req, res);
+		return;
+	}
+	rows = list_rows_copy(res, l->stmt, LIST_COLS);
+	if (l->key == NULL) {
+		list_write(l, rows);
+		list_rows_free(rows);
+		return;
+	}
+	issuance_count("list_cache_miss");
+	/* the version read before the rows (statement 1) */
+	list_cache_put(l->key, atoll(db_value(res, 1, 0, 0)), rows);
+	list_write(l, rows);
 }
 
 static void

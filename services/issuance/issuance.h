@@ -350,6 +350,36 @@ void issuance_count(const char *what);
 
 void issuance_events_subscribe(void);
 
+/* ---- listcache.c: CA管理's recent pages, per process ----
+ * A list statement's rows, copied out of its result (ncols columns; NULL
+ * values stay NULL); the cache of an enterprise's pages keyed by the
+ * statement's text and parameters, each with the registry version read
+ * before its rows (list_cache_put steals rows; what list_cache_get returns
+ * is borrowed until the next put, so use it at once). */
+struct list_rows {
+	int n, ncols;
+	char **v;
+	char *text;
+};
+struct list_rows *list_rows_copy(const struct db_result *res, int stmt,
+    int ncols);
+void list_rows_free(struct list_rows *r);
+const char *list_rows_value(const struct list_rows *r, int row, int col);
+int list_rows_bool(const struct list_rows *r, int row, int col);
+const struct list_rows *list_cache_get(const char *key, long long *version);
+void list_cache_put(const char *key, long long version, struct list_rows *rows);
+/* The entry's JSON page made in second at (NULL: none), and setting it
+ * (on the entry of key, if there is one). */
+const char *list_cache_body(const char *key, time_t at, size_t *len);
+void list_cache_set_body(const char *key, time_t at, const char *body,
+    size_t len);
+/* The registry version of enterprise uscc (store_cert_list_version_sql),
+ * read after this call: cb(arg, res, ok, version) (res for the error
+ * answer when !ok). Concurrent calls for one enterprise share reads. */
+typedef void (*list_version_cb)(void *arg, const struct db_result *res, int ok,
+    long long version);
+void list_version_read(const char *uscc, list_version_cb cb, void *arg);
+
 /* ---- store.c: every SQL statement and Redis key of issuance ------------
  * Each statement's parameters ($n) and result columns are listed beside
  * it; times go in and out as Unix seconds, platform sets as JSON arrays
@@ -386,6 +416,9 @@ char *store_cert_list_build(int sort, int desc, const char *const p[13],
     const char *out[13], int *nout);
 /* Makes the rest of the batch (its transaction) use generic plans. */
 extern const char store_generic_plans_sql[];
+/* The enterprise registry's version (065_list_version.sql; 0 before its
+ * first write) of uscc $1: one row, column 0. */
+extern const char store_cert_list_version_sql[];
 
 /* The renewal challenge's view of lineage $1, replay window $2 days.
  * Statement 0 (lineage and latest certificate): 0 account, 1 latest id,

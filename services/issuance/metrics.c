@@ -10,7 +10,8 @@
 
 static const char *const counter_names[] = {"renewed", "resumed", "vendor_ok",
     "vendor_unavailable", "vendor_rejected", "vendor_bad_certificate",
-    "revoked", "vendor_revocations", "issued"};
+    "revoked", "vendor_revocations", "issued", "list_cache_hit",
+    "list_cache_miss"};
 static unsigned long long counters[ARRAY_LEN(counter_names)];
 
 void

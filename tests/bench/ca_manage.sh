@@ -46,7 +46,7 @@ echo "wrk: ${DUR}s, ${CONN} connections, 2 threads, load generator on the same c
 # one of the pool's connections included) and of json_dumps, per request.
 ISSUANCE_METRICS="http://127.0.0.1:$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["issuance"])' "$STATE/ports.json")/metrics"
 scrape() {
-	curl -s "$ISSUANCE_METRICS" | grep -E '^caplat_(step_duration_seconds_(sum|count)\{svc="issuance",step="(db_batch|json_build)"|http_request_duration_seconds_(sum|count)\{svc="issuance",method="GET",route="/api/v1/certs"\})' || true
+	curl -s "$ISSUANCE_METRICS" | grep -E '^caplat_(step_duration_seconds_(sum|count)\{svc="issuance",step="(db_batch|json_build)"|http_request_duration_seconds_(sum|count)\{svc="issuance",method="GET",route="/api/v1/certs"\}|issuance_total\{what="list_cache_(hit|miss)"\})' || true
 }
 steps() {
 	$PY - "$1" "$2" <<'PYEOF'
@@ -61,19 +61,66 @@ for name, key in (("list in issuance", 'caplat_http_request_duration_seconds_%s{
     n = b.get(key % "count", 0) - a.get(key % "count", 0)
     if n > 0:
         out.append("%s %.2f ms" % (name, 1000 * (b[key % "sum"] - a.get(key % "sum", 0)) / n))
+hit = b.get('caplat_issuance_total{what="list_cache_hit"}', 0) - a.get('caplat_issuance_total{what="list_cache_hit"}', 0)
+miss = b.get('caplat_issuance_total{what="list_cache_miss"}', 0) - a.get('caplat_issuance_total{what="list_cache_miss"}', 0)
+if hit or miss:
+    out.append("list cache %d hits / %d misses" % (hit, miss))
 if out:
     print("    issuance means per request: " + ", ".join(out))
 PYEOF
 }
+# Per run: wrk's figures; issuance's means; where.py's CPU ms per request
+# of every process of the suite (postgres backends, nginx, the services)
+# and per step; wrk's own CPU (the load generator shares the 2 cores); the
+# load average. CA_MANAGE_PERF=1 adds a perf profile of issuance, nginx
+# and postgres (the backends) during the first page's run.
 run() {
-	echo; echo "== $1"; shift
+	local label=$1; shift
+	echo; echo "== $label"
 	local before; before=$(scrape)
-	wrk -t2 -c"$CONN" -d"${DUR}s" --latency -H "Authorization: Bearer $ADMIN_TOKEN" "$@" |
-		grep -E "Requests/sec|Latency|50%|90%|99%|Non-2xx|Socket errors"
+	$PY tests/bench/where.py settle "$STATE" >/dev/null 2>&1 || true
+	$PY tests/bench/where.py snap "$STATE" "$STATE/w0.json"
+	local perf_pid=""
+	if [ "${CA_MANAGE_PERF:-}" = 1 ] && [ "$label" = "$PERF_RUN" ]; then
+		local pids; pids=$(pgrep -d, -f "caplat-issuance|nginx: worker|postgres: .*caplat" || true)
+		perf record -q -g -o "$STATE/perf.data" -p "$pids" -- sleep "$DUR" >/dev/null 2>&1 &
+		perf_pid=$!
+	fi
+	/usr/bin/time -f "    wrk's own CPU: %U s user + %S s system in %e s (%P of one core)" \
+		wrk -t2 -c"$CONN" -d"${DUR}s" --latency -H "Authorization: Bearer $ADMIN_TOKEN" "$@" 2>"$STATE/wrk.time" >"$STATE/wrk.out"
+	grep -E "Requests/sec|Transfer/sec|Latency|50%|90%|99%|Non-2xx|Socket errors" "$STATE/wrk.out"
+	local temp; temp=$(grep -c "buffered to a temporary file" "$STATE/nginx/logs/error.log" 2>/dev/null || true)
+	echo "    nginx: ${temp:-0} answers so far buffered to a temporary file (proxy_buffers too small)"
+	local reqs; reqs=$(awk '/requests in/ {print $1}' "$STATE/wrk.out")
+	$PY tests/bench/where.py snap "$STATE" "$STATE/w1.json"
+	cat "$STATE/wrk.time"
+	echo "    load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 	steps "$before" "$(scrape)"
+	$PY tests/bench/where.py diff "$STATE/w0.json" "$STATE/w1.json" "$reqs" request | sed 's/^/    /'
+	if [ -n "$perf_pid" ]; then
+		wait "$perf_pid" || true
+		perf report -i "$STATE/perf.data" --no-children -g none --sort comm,dso,sym --stdio 2>/dev/null |
+			grep -E "^ +[0-9]" | sed -n '1,40s/^/    perf /p' || true
+	fi
 }
+PERF_RUN="GET /api/v1/certs (first page of 20, soonest notAfter first)"
+# The machine's own limit beside the list: nginx -> issuance's router
+# answering 404 for an unknown path (no session, no I/O).
+run "limit: nginx -> issuance hello path (router 404, no I/O)" "$GATEWAY/api/v1/certs/-/-/-/-"
 run "baseline: GET /api/v1/auth/me (nginx -> auth -> Redis + PostgreSQL)" "$GATEWAY/api/v1/auth/me"
 run "GET /api/v1/certs (first page of 20, soonest notAfter first)" "$GATEWAY/api/v1/certs"
+# A different page at each request (random days-left ranges): what a page
+# costs when the cache cannot answer it (the cache's miss path).
+cat > "$STATE/cold.lua" <<'LUA'
+math.randomseed(os.time())
+request = function()
+	local a = math.random(-30, 369)
+	local b = a + math.random(0, 999)
+	return wrk.format(nil, "/api/v1/certs?days_left_min=" .. a .. "&days_left_max=" .. b)
+end
+LUA
+run "cold: GET /api/v1/certs?days_left_min=<random>&days_left_max=<random> (a new page each time)" \
+	-s "$STATE/cold.lua" "$GATEWAY/api/v1/certs"
 run "GET /api/v1/certs?status=valid&days_left_max=90&sort=holder&lock_kind=agent" \
 	"$GATEWAY/api/v1/certs?status=valid&days_left_max=90&sort=holder&lock_kind=agent"
 CURSOR=$(curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "$GATEWAY/api/v1/certs?limit=100&sort=-applied_at" |

@@ -248,3 +248,140 @@ def test_ca_manage_json_page_escapes_text_and_names_empty_platforms(suite):
     assert item["id"] == lineage and item["holder"] == holder, item
     assert item["platforms"] == [] and item["platforms_known"] is True, item
     assert set(item) == COLUMNS and r.json["next_cursor"] is None, item
+
+
+def list_cache_hits(suite):
+    """issuance's count of pages answered from its list cache (all of its
+    processes behind nginx)."""
+    from client import call
+    total = 0
+    for name in ["issuance"] + [n for n in suite.ports if n.startswith("issuance.")]:
+        text = call(f"http://127.0.0.1:{suite.ports[name]}", "GET", "/metrics").raw.decode()
+        total += sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                     if line.startswith('caplat_issuance_total{what="list_cache_hit"}'))
+    return total
+
+
+def test_ca_manage_cached_pages_follow_every_write(suite):
+    """The administrator's pages are answered from issuance's per-process
+    cache while the enterprise's registry version (bumped by triggers on
+    every write to lineages, certificates, open orders and entitlements,
+    065_list_version.sql) is unchanged: a repeated page is a cache hit, and
+    every kind of change, made the way other processes make it (SQL), shows
+    on the very next page: a new certificate, a binding, a revocation, a
+    platform change, a renewal's successor, an open order and its removal,
+    a paid entitlement and its use, a lineage moving to another
+    enterprise; a write to another enterprise does not clear this one's."""
+    uscc, admin, a, b, c, (bound_id, leaf, _, _) = setup_enterprise(suite)
+    t = admin.token
+
+    def page():
+        r = certs(suite, t)
+        assert r.status == 200, r
+        return {i["id"]: i for i in r.json["items"]}
+
+    def item(cid):
+        return page()[cid]
+
+    def version(u):
+        rows = suite.psql(f"SELECT version FROM issuance.cert_list_versions WHERE uscc = {q(u)}")
+        return int(rows[0][0]) if rows else 0
+
+    # a repeated page is answered from the cache (once the writes that the
+    # setup's events cause have settled)
+    def hit():
+        before = list_cache_hits(suite)
+        p = page()
+        return list_cache_hits(suite) > before and p
+    first = wait_until(hit, what="a repeated page answered from the cache")
+    assert set(first) == {a[0], b[0], c[0], bound_id}, first.keys()
+    # another enterprise's write leaves this enterprise's version (and pages) alone
+    for _ in range(5):
+        mine, other = version(uscc), new_uscc()
+        unbound_cert(suite, other, "周七")
+        if version(uscc) == mine:
+            break
+    assert version(uscc) == mine and version(other) >= 1
+    # a transaction's several writes to one enterprise bump it once
+    for _ in range(5):
+        before = version(other)
+        suite.psql(f"""BEGIN;
+            UPDATE issuance.lineages SET holder = '周七七' WHERE uscc = {q(other)};
+            UPDATE issuance.certificates SET platforms = '{{DL_GGZY}}'
+            WHERE cert_id IN (SELECT id FROM issuance.lineages WHERE uscc = {q(other)});
+            COMMIT;""")
+        if version(other) == before + 1:
+            break
+    assert version(other) == before + 1
+    # a new certificate (vendor sync)
+    d = unbound_cert(suite, uscc, "吴八", days_left=100)
+    assert d[0] in page()
+    # a binding (the holder logs in with the key)
+    account = str(uuid.uuid4())
+    suite.psql(f"UPDATE issuance.lineages SET account_id = {q(account)} WHERE id = {q(a[0])}")
+    assert item(a[0])["bound"] is True and item(a[0])["account_id"] == account
+    # platforms, then a revocation
+    suite.psql(f"UPDATE issuance.certificates SET platforms = '{{DL_GGZY}}' WHERE cert_id = {q(b[0])}")
+    assert item(b[0])["platforms"] == ["DL_GGZY"]
+    suite.psql("UPDATE issuance.certificates SET revoked_at = now(), revocation_reason = 'superseded'"
+               f" WHERE cert_id = {q(b[0])}")
+    assert item(b[0])["status"] == "revoked" and item(b[0])["renewable"] is False
+    # an open order, and its end
+    order = str(uuid.uuid4())
+    suite.psql(f"INSERT INTO issuance.open_orders (order_id, cert_id) VALUES ({q(order)}, {q(a[0])})")
+    assert item(a[0])["renewal_state"] == "in_order"
+    suite.psql(f"DELETE FROM issuance.open_orders WHERE order_id = {q(order)}")
+    assert item(a[0])["renewal_state"] == "renewable"
+    # a paid renewal (the orders.order.paid consumer), then its use
+    pay(suite, a[0], ["LN_JSGC"], account)
+    assert item(a[0])["renewal_state"] == "paid" and item(a[0])["renewal_paid"] is True
+    suite.psql("UPDATE issuance.entitlements SET status = 'used', issuance_id = gen_random_uuid(),"
+               f" used_at = now() WHERE cert_id = {q(a[0])}")
+    assert item(a[0])["renewal_paid"] is False
+    # a renewal's successor certificate: the page shows it and its predecessor's serial
+    old_serial = item(a[0])["serial"]
+    new_cert = str(uuid.uuid4())
+    suite.psql(f"""
+        BEGIN;
+        CREATE TEMP TABLE prev ON COMMIT DROP AS
+            SELECT * FROM issuance.certificates WHERE cert_id = {q(a[0])} AND replaced_by IS NULL;
+        UPDATE issuance.certificates SET replaced_by = {q(new_cert)}
+        WHERE cert_id = {q(a[0])} AND replaced_by IS NULL;
+        INSERT INTO issuance.certificates (id, cert_id, issuer, serial, vendor, not_before, not_after,
+                                           platforms, source, replaces)
+        SELECT {q(new_cert)}, cert_id, issuer, 'ABCDEF0123', vendor, now(), now() + interval '730 days',
+               platforms, 'renewal', id FROM prev;
+        COMMIT;""")
+    ia = item(a[0])
+    assert ia["serial"] == "ABCDEF0123" and ia["previous_serial"] == old_serial, ia
+    assert ia["renewal_state"] == "renewed" and ia["days_left"] >= 729, ia
+    # the same page with a filter and the holder sort: cached, then changed
+    assert ids(certs(suite, t, sort="holder", holder="吴八")) == [d[0]]
+    suite.psql(f"UPDATE issuance.lineages SET holder = '郑九' WHERE id = {q(d[0])}")
+    assert ids(certs(suite, t, sort="holder", holder="吴八")) == []
+    # a lineage moving to another enterprise leaves this one's pages
+    suite.psql(f"UPDATE issuance.lineages SET uscc = {q(new_uscc())} WHERE id = {q(c[0])}")
+    assert c[0] not in page()
+
+
+def test_ca_manage_concurrent_cached_pages_share_version_reads(suite):
+    """Many concurrent pages of one enterprise share its version reads
+    (one in flight per enterprise, the others wait for the next): every one
+    is answered, and every page asked after a write shows it."""
+    import concurrent.futures
+    uscc, admin, a, b, c, _ = setup_enterprise(suite)
+    t = admin.token
+
+    def burst():
+        with concurrent.futures.ThreadPoolExecutor(16) as ex:
+            rs = list(ex.map(lambda _: certs(suite, t, limit=100), range(48)))
+        assert all(r.status == 200 for r in rs), [r for r in rs if r.status != 200][:1]
+        return [{i["id"]: i for i in r.json["items"]} for r in rs]
+
+    pages = burst()
+    assert all(p == pages[0] for p in pages) and a[0] in pages[0]
+    suite.psql(f"UPDATE issuance.lineages SET holder = '冯十' WHERE id = {q(a[0])}")
+    assert all(p[a[0]]["holder"] == "冯十" for p in burst())
+    suite.psql("UPDATE issuance.certificates SET revoked_at = now(), revocation_reason = 'superseded'"
+               f" WHERE cert_id = {q(a[0])}")
+    assert all(p[a[0]]["status"] == "revoked" for p in burst())

@@ -232,11 +232,14 @@ pay_finance_refund(struct http_req *req)
  * Daily bills of up to 10⁶ lines (issue 18 part 8). On a worker thread, with
  * its own blocking connection (db_sync): the bill is parsed as a stream
  * (bill_stream_*: one line in memory at a time, an Alipay bill converted
- * from GBK line by line) and every line goes by COPY into bill_staging;
- * then one set-based statement (recon_run) compares the staged lines with
- * the day's payments and refunds, records the reconciliation, its
- * differences (reconciliation_items, paged by GET …/items) and its audit
- * entry, and empties the staging rows — all one transaction (a refused
+ * from GBK line by line) and every line goes by COPY into recon_bill
+ * (truncated first; a line whose number's hash was seen before is flagged
+ * as a possible repeat, recon_seen); then one set-based statement
+ * (recon_run_fast: one hash FULL JOIN that writes only the differences)
+ * compares the staged lines with the day's payments and refunds, records
+ * the reconciliation, its differences (reconciliation_items, paged by GET
+ * …/items) and its audit entry, and truncates recon_bill — all one
+ * transaction (a refused
  * bill leaves nothing), on the worker's connection (the loop's pool has a
  * per-batch timeout of seconds). The loop then reads the report, which
  * inlines the first RECON_INLINE differences. */

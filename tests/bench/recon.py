@@ -12,7 +12,9 @@ table + one join with the payments (the floor: parsing, staging, the item
 table and the audit are what the service adds). Starts a throw-away suite
 and stops it. Numbers only, never a failure on time. RECON_EXPLAIN=1
 also stages the bill once more (psql \\copy, rolled back) and prints the
-plan and time of every statement of recon_run_fast (auto_explain).
+plan and time of every statement of recon_run_fast (auto_explain);
+RECON_PERF=1 profiles the payments process during the fetch (perf record
+-g, the top of perf report --no-children).
 
   /usr/bin/python3 tests/bench/recon.py [LINES]"""
 import datetime
@@ -91,11 +93,11 @@ def explain(s, psql, env, staged, day, n):
     script = ("LOAD 'auto_explain';\nSET auto_explain.log_min_duration = 0;\n"
               "SET auto_explain.log_analyze = on;\nSET auto_explain.log_buffers = on;\n"
               "SET auto_explain.log_nested_statements = on;\nSET auto_explain.log_timing = on;\n"
-              "\\timing on\nBEGIN;\nTRUNCATE payments.recon_bill;\n"
+              "SET search_path = payments, public;\n\\timing on\nBEGIN;\nTRUNCATE payments.recon_bill;\n"
               f"\\copy payments.recon_bill FROM '{staged}'\n"
               "SELECT * FROM payments.recon_run_fast(gen_random_uuid(), 'alipay', "
               f"'{day}'::date, 'x', 'bench', {n}, 0, 1000, '{{}}'::jsonb);\nROLLBACK;\n")
-    out = subprocess.run(psql + ["-c", "SELECT 1"] [:0] + ["-f", "-"], input=script, env=env,
+    out = subprocess.run(psql + ["-f", "-"], input=script, env=env,
                          capture_output=True, text=True)
     print("EXPLAIN (auto_explain, rolled back):", out.stdout, out.stderr)
     with open(pglog, errors="replace") as f:
@@ -156,6 +158,12 @@ def main():
             if how == "upload":
                 with open(path, "rb") as f:
                     body = f.read()
+            prof = None
+            if how == "fetch" and os.environ.get("RECON_PERF"):
+                prof = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(pid), "-o",
+                                         os.path.join(base, "perf.data")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(0.5)
             t0 = time.monotonic()
             if how == "upload":
                 r = call(s.gateway, "POST", f"/api/v1/finance/bills/alipay/{day}", raw=body, token=fin,
@@ -163,6 +171,14 @@ def main():
             else:
                 r = call(s.gateway, "POST", f"/api/v1/finance/bills/alipay/{day}/fetch", token=fin, timeout=1800)
             t = time.monotonic() - t0
+            if prof is not None:
+                prof.send_signal(2)
+                prof.wait()
+                rep = subprocess.run(["perf", "report", "-i", os.path.join(base, "perf.data"), "--no-children",
+                                      "--sort", "dso,symbol", "-g", "none", "--percent-limit", "1"],
+                                     capture_output=True, text=True).stdout
+                print("perf (payments, fetch):\n" + "\n".join(ln for ln in rep.splitlines()
+                                                               if ln.strip() and not ln.startswith("#"))[:4000])
             stop.set()
             th.join()
             del body

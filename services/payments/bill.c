@@ -358,6 +358,12 @@ alipay_raw_line(struct alipay_state *st, const char *s, const char *e, int *rc)
 	size_t n;
 
 	while (p < end) {
+		uint64_t w;
+		if (end - p >= 8 &&
+		    (memcpy(&w, p, 8), (w & 0x8080808080808080ULL) == 0)) {
+			p += 8; /* eight ASCII bytes */
+			continue;
+		}
 		if (*p < 0x80) {
 			p++;
 			continue;

@@ -282,7 +282,7 @@ struct recon {
 	struct evbuffer *pipe;
 	struct event *resume; /* activated by the worker, runs on the loop */
 	int dl_done, dl_failed, held, worker_done; /* under mu */
-	int dl_refused, dl_finished, staged;       /* the loop's */
+	int dl_finished, staged;                   /* the loop's */
 };
 
 #define RECON_PIPE_HIGH (4 * 1024 * 1024)
@@ -612,14 +612,10 @@ recon_on_staged(void *arg)
 	if (st->fetch) {
 		st->staged = 1;
 		if (!st->dl_finished)
-			return; /* fetch_done answers */
-		if (st->dl_failed) {
-			if (st->dl_refused)
-				http_reply_error(st->req, 404, "BILL_NOT_FOUND",
-				    NULL, "服务商未提供该日账单");
-			else
-				http_reply_unavailable(st->req,
-				    st->wechat ? "wechat" : "alipay");
+			return;      /* fetch_done answers */
+		if (st->dl_failed) { /* cut or refused: nothing recorded */
+			http_reply_unavailable(st->req,
+			    st->wechat ? "wechat" : "alipay");
 			return;
 		}
 	}
@@ -792,7 +788,6 @@ fetch_done(void *arg, const struct provider_answer *a)
 	st->dl_failed = a->status != PROVIDER_OK;
 	pthread_cond_signal(&st->cv);
 	pthread_mutex_unlock(&st->mu);
-	st->dl_refused = a->status == PROVIDER_REFUSED;
 	st->dl_finished = 1;
 	if (st->staged)
 		recon_on_staged(st);

@@ -107,3 +107,37 @@ def test_recon_fetch_repeated_lines_and_refunds(suite):
                         ("missing_local", "refund", refund_no, None, 1200)], r.json
     assert {k: fetched.json[k] for k in COUNTS} == {k: uploaded.json[k] for k in COUNTS}
     assert suite.psql("SELECT count(*) FROM payments.recon_bill") == [["0"]]
+
+
+def test_recon_fetch_cut_download_records_nothing(suite):
+    """A download that ends before its announced length (the connection
+    closed mid-bill) is never recorded, not even its first lines: 503, no
+    reconciliation of that day; the same file whole is then recorded."""
+    fin = finance_token(suite)
+    today = datetime.datetime.now(SHANGHAI).strftime("%Y-%m-%d")
+    day = (datetime.datetime.now(SHANGHAI) - datetime.timedelta(days=3)).strftime("%Y-%m-%d")
+    bill = call(sim_url(suite), "GET", f"/sim/bills/wechat/{today}").raw.decode()
+    lines = bill.split("\r\n")
+    rows = []
+    for i in range(3000):  # 1.2 MB: its first half parsed and COPYed before the cut
+        rows.append(",".join("`" + c for c in [
+            f"{day} 10:00:00", "wx8888888888888888", "1900000001", "0", "", f"44000{i:08d}",
+            f"CUT{i:06d}", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", "NATIVE", "SUCCESS", "OTHERS", "CNY",
+            "1.00", "0.00", "0", "0", "0.00", "0.00", "", "", "证书续期", "", "0.00600", "0.60%",
+            "1.00", "0.00", "x" * 200]))
+    body = "\r\n".join([lines[0]] + rows + lines[-3:]).encode()
+    path = os.path.join(suite.base, f"bill-cut-{uuid.uuid4().hex[:8]}.csv")
+    with open(path, "wb") as f:
+        f.write(body)
+    os.chmod(path, 0o644)
+    before = suite.psql(f"SELECT count(*) FROM payments.reconciliations WHERE channel = 'wechat' AND bill_date = '{day}'")
+    assert call(sim_url(suite), "POST", "/sim/bill-file",
+                body={"channel": "wechat", "date": day, "path": path, "cut_at": len(body) // 2}).status == 200
+    r = Api(suite).post(f"/api/v1/finance/bills/wechat/{day}/fetch", token=fin)
+    assert r.status == 503 and r.code == "UNAVAILABLE", r
+    after = suite.psql(f"SELECT count(*) FROM payments.reconciliations WHERE channel = 'wechat' AND bill_date = '{day}'")
+    assert after == before, (before, after)
+    assert call(sim_url(suite), "POST", "/sim/bill-file",
+                body={"channel": "wechat", "date": day, "path": path}).status == 200
+    r = Api(suite).post(f"/api/v1/finance/bills/wechat/{day}/fetch", token=fin)
+    assert r.status == 201 and r.json["missing_local"] >= 3000, r

@@ -17,8 +17,9 @@ libcrypto, tests/paysim/ossl.py):
     alipay.data.dataservice.bill.downloadurl.query and WeChat's signed
     GET /v3/bill/tradebill answer a download URL (GET /sim/download/{token},
     WeChat's signed too), served in pieces; a date after today has no bill.
-    POST /sim/bill-file {channel, date, path} serves that file instead
-    (benchmarks: a bill of 10^6 lines, never read whole).
+    POST /sim/bill-file {channel, date, path[, cut_at]} serves that file
+    instead (benchmarks: a bill of 10^6 lines, never read whole; cut_at: the
+    connection is closed after that many bytes of the announced length).
   * TLS with --tls-cert/--tls-key (plain HTTP still answered for the tests'
     control calls: the first byte of a connection decides).
   * Test control: POST /sim/answer-skew {seconds} (WeChat answers signed with
@@ -309,11 +310,11 @@ class Sim:
     def bill_chunks(self, channel, date):
         """The bill's bytes in pieces (a registered file is read 256 KiB at
         a time) and its content type."""
-        path = self.bill_files.get((channel, date))
+        path, cut_at = self.bill_files.get((channel, date), (None, None))
         ctype = "text/csv; charset=GBK" if channel == "alipay" else "text/csv; charset=utf-8"
         if path is None:
             body, ctype = self.bill(channel, date)
-            return [body], len(body), ctype
+            return [body], len(body), ctype, None
 
         def read():
             with open(path, "rb") as f:
@@ -322,7 +323,7 @@ class Sim:
                     if not piece:
                         return
                     yield piece
-        return read(), os.path.getsize(path), ctype
+        return read(), os.path.getsize(path), ctype, cut_at
 
     def bill(self, channel, date):
         day = datetime.date.fromisoformat(date)
@@ -489,13 +490,20 @@ def make_handler(sim):
                     return self.send_json(404, {"error": "no such download"})
                 if got[0] == "wechat" and not self.wechat_authorized(b""):
                     return self.wechat_answer(401, {"code": "SIGN_ERROR", "message": "签名错误"})
-                chunks, size, ctype = sim.bill_chunks(*got)
+                chunks, size, ctype, cut_at = sim.bill_chunks(*got)
                 self.send_response(200)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(size))
                 self.end_headers()
+                sent = 0
                 for piece in chunks:
+                    if cut_at is not None and sent + len(piece) > cut_at:
+                        self.wfile.write(piece[:cut_at - sent])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        return
                     self.wfile.write(piece)
+                    sent += len(piece)
                 return
             if len(parts) == 4 and parts[:2] == ["sim", "bills"]:
                 body, ctype = sim.bill(parts[2], parts[3])
@@ -540,7 +548,7 @@ def make_handler(sim):
                                                 "status": "SUCCESS", "amount": {"refund": r["amount"]}})
             if path == "/sim/bill-file":
                 req = json.loads(body or b"{}")
-                sim.bill_files[(req["channel"], req["date"])] = req["path"]
+                sim.bill_files[(req["channel"], req["date"])] = (req["path"], req.get("cut_at"))
                 return self.send_json(200, {"ok": True})
             if path == "/sim/answer-skew":
                 ANSWER_SKEW[0] = int(json.loads(body or b"{}").get("seconds", 0))

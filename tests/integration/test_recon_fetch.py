@@ -58,9 +58,10 @@ def test_recon_fetch_same_report_as_upload(suite):
                   headers={"Content-Type": "text/csv"})
         assert up.status == 201, up
         assert {k: up.json[k] for k in COUNTS} == {k: rep[k] for k in COUNTS}, (up.json, rep)
-        rows = suite.psql(f"SELECT bill_lines, bill_sha256 FROM payments.reconciliations WHERE id IN"
-                          f" ('{rep['id']}', '{up.json['id']}') ORDER BY created_at")
-        assert rows[0] == rows[1] and int(rows[0][0]) >= 2, rows
+        # (not the same bytes: an Alipay bill ends with the second it was made)
+        rows = suite.psql(f"SELECT bill_lines FROM payments.reconciliations WHERE id IN"
+                          f" ('{rep['id']}', '{up.json['id']}')")
+        assert len(rows) == 2 and rows[0] == rows[1] and int(rows[0][0]) >= 2, rows
     tomorrow = (datetime.datetime.now(SHANGHAI) + datetime.timedelta(days=1)).strftime("%Y-%m-%d")
     for channel in ("alipay", "wechat"):
         r = api.post(f"/api/v1/finance/bills/{channel}/{tomorrow}/fetch", token=fin)

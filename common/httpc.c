@@ -131,7 +131,8 @@ struct httpc {
 	int busy, dying;
 	struct httpc_url proxy; /* CAPLAT_EGRESS_PROXY; host "" when none */
 	struct tlisten *tunnels;
-	struct tunnel *open; /* every tunnel, freed with the client */
+	struct tunnel *open;   /* every tunnel, freed with the client */
+	struct hcall *streams; /* calls with on_body in flight */
 };
 
 /* ---- the egress proxy ------------------------------------------------------
@@ -328,6 +329,10 @@ struct hcall {
 	struct hconn *hconn;
 	int req_err; /* enum evhttp_request_error + 1, 0: none */
 	char error[256];
+	/* a streamed answer (on_body): held, dropping; in hc->streams */
+	httpc_body_fn on_body;
+	int held, dropping;
+	struct hcall *snext;
 };
 
 static int ssl_conn_index = -1;
@@ -557,6 +562,12 @@ hcall_free(struct hcall *c)
 {
 	struct httpc *hc = c->hc;
 
+	for (struct hcall **pp = &hc->streams; *pp != NULL; pp = &(*pp)->snext)
+		if (*pp == c) {
+			*pp = c->snext;
+			break;
+		}
+
 	for (size_t i = 0; c->headers && c->headers[i]; i++)
 		free(c->headers[i]);
 	free(c->headers);
@@ -664,7 +675,7 @@ on_req_done(struct evhttp_request *r, void *arg)
 	struct evbuffer *in = evhttp_request_get_input_buffer(r);
 	struct evkeyvalq *hdrs = evhttp_request_get_input_headers(r);
 	const char *cn = evhttp_find_header(hdrs, "Connection");
-	size_t n = evbuffer_get_length(in);
+	size_t n = c->on_body ? 0 : evbuffer_get_length(in);
 	char *body = xmalloc(n + 1);
 	struct httpc_answer a = {.status = code,
 	    .body = body,
@@ -673,7 +684,8 @@ on_req_done(struct evhttp_request *r, void *arg)
 
 	evbuffer_copyout(in, body, n);
 	body[n] = '\0';
-	if (h->closed || (cn && strcasecmp(cn, "close") == 0) || h->hc->dying) {
+	if (h->closed || (cn && strcasecmp(cn, "close") == 0) || h->hc->dying ||
+	    c->on_body) {
 		hconn_discard(h);
 	} else {
 		int count = 0;
@@ -691,6 +703,47 @@ on_req_done(struct evhttp_request *r, void *arg)
 	c->fn(c->arg, &a);
 	free(body);
 	hcall_free(c);
+}
+
+/* A piece of a streamed answer (on_body), evhttp's chunk callback. */
+static void
+on_req_chunk(struct evhttp_request *r, void *arg)
+{
+	struct hcall *c = arg;
+	struct evbuffer *in = evhttp_request_get_input_buffer(r);
+	int code = evhttp_request_get_response_code(r);
+	size_t n;
+
+	while (!c->dropping && (n = evbuffer_get_contiguous_space(in)) > 0) {
+		const char *data =
+		    (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+		int rc = c->on_body(c->arg, code, data, n);
+		evbuffer_drain(in, n);
+		if (rc == HTTPC_BODY_DROP) {
+			c->dropping = 1;
+		} else if (rc == HTTPC_BODY_HOLD && !c->held &&
+		    c->hconn != NULL) {
+			c->held = 1;
+			bufferevent_disable(evhttp_connection_get_bufferevent(
+			                        c->hconn->conn),
+			    EV_READ);
+		}
+	}
+	evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+void
+httpc_resume(struct httpc *hc, void *arg)
+{
+	for (struct hcall *c = hc->streams; c != NULL; c = c->snext)
+		if (c->arg == arg && c->held) {
+			c->held = 0;
+			if (c->hconn != NULL)
+				bufferevent_enable(
+				    evhttp_connection_get_bufferevent(
+				        c->hconn->conn),
+				    EV_READ);
+		}
 }
 
 static void
@@ -717,8 +770,13 @@ hcall_try(struct hcall *c)
 		return;
 	}
 	evhttp_connection_set_timeout_tv(h->conn, &tv);
+	/* a streamed answer has no size limit (negative: none) */
+	evhttp_connection_set_max_body_size(h->conn,
+	    c->on_body ? -1 : MAX_ANSWER);
 	r = evhttp_request_new(on_req_done, c);
 	evhttp_request_set_error_cb(r, on_req_error);
+	if (c->on_body)
+		evhttp_request_set_chunked_cb(r, on_req_chunk);
 	out = evhttp_request_get_output_headers(r);
 	if (strchr(c->to.host, ':') != NULL)
 		snprintf(host, sizeof(host), "[%s]", c->to.host);
@@ -771,7 +829,12 @@ httpc_send(struct httpc *hc, const struct httpc_call *call, httpc_fn fn,
 		c->body_len = call->body_len;
 	}
 	c->timeout_ms = call->timeout_ms > 0 ? call->timeout_ms : 10000;
-	c->idempotent = call->idempotent;
+	c->idempotent = call->idempotent && call->on_body == NULL;
+	c->on_body = call->on_body;
+	if (c->on_body != NULL) {
+		c->snext = hc->streams;
+		hc->streams = c;
+	}
 	c->fn = fn;
 	c->arg = arg;
 	hc->busy++;

@@ -58,6 +58,15 @@ long httpc_backoff_ms(int attempt);
 struct httpc *httpc_new(struct event_base *base);
 void httpc_free(struct httpc *hc);
 
+/* An answer's body as it arrives (see httpc_call.on_body): status is the
+ * answer's; returns 0 for more, HTTPC_BODY_HOLD to stop reading until
+ * httpc_resume(hc, arg), HTTPC_BODY_DROP to be given nothing more (the rest
+ * is read and dropped). Called from the loop. */
+typedef int (
+    *httpc_body_fn)(void *arg, int status, const char *data, size_t len);
+#define HTTPC_BODY_HOLD 1
+#define HTTPC_BODY_DROP (-1)
+
 struct httpc_call {
 	const struct httpc_url *to; /* host, port, TLS */
 	const char *method;         /* "GET" or "POST" */
@@ -67,6 +76,10 @@ struct httpc_call {
 	size_t body_len;
 	long timeout_ms; /* connect and read, each try */
 	int idempotent;  /* may be sent again after a transport failure */
+	/* Optional: the body is not collected (no size limit) but given to
+	 * on_body(arg, …) a piece at a time as it arrives, then freed; fn's
+	 * answer then has no body. Never retried. */
+	httpc_body_fn on_body;
 };
 
 struct httpc_answer {
@@ -85,5 +98,9 @@ typedef void (*httpc_fn)(void *arg, const struct httpc_answer *a);
  * before httpc_send has returned. Everything in call is copied. */
 void httpc_send(struct httpc *hc, const struct httpc_call *call, httpc_fn fn,
     void *arg);
+
+/* Reading again the answer of the call whose on_body(arg, …) answered
+ * HTTPC_BODY_HOLD; nothing when there is no such call. From the loop. */
+void httpc_resume(struct httpc *hc, void *arg);
 
 #endif

@@ -294,7 +294,7 @@ sms_alibaba_deliver(const struct sms_message *m, sms_done_fn fn, void *arg)
 	c->arg = arg;
 	snprintf(path, sizeof(path), "%s/", ali.url.path);
 	const struct httpc_call call = {&ali.url, "POST", path, headers, body,
-	    strlen(body), ali.timeout_ms, 0};
+	    strlen(body), ali.timeout_ms, 0, NULL};
 	httpc_send(ali.hc, &call, ali_on_answer, c);
 	free(body);
 }

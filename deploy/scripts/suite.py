@@ -85,8 +85,10 @@ ALL_SERVICES = {
 }
 # Directives of a location beyond proxy_pass: the certificate import takes
 # files of 10^5 rows (issuance's ISSUANCE_IMPORT_MAX_BODY) and a dry run
-# answers when it is done.
-LOCATION_EXTRA = {"/api/v1/finance/bills/": "client_max_body_size 512m; proxy_read_timeout 600s; ",
+# answers when it is done. A bill goes on to payments as it arrives (not
+# first into a temporary file of nginx's: 200 MB written and read again).
+LOCATION_EXTRA = {"/api/v1/finance/bills/": "client_max_body_size 512m; proxy_read_timeout 600s; "
+                                           "proxy_request_buffering off; ",
                   "/api/v1/cert-imports": "client_max_body_size 256m; proxy_read_timeout 600s; "}
 SERVICES = {name: port for name, (port, _) in ALL_SERVICES.items()
             if os.path.isdir(os.path.join(ROOT, "services", name))}

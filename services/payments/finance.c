@@ -14,6 +14,8 @@
 #include "work.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,11 +232,14 @@ pay_finance_refund(struct http_req *req)
  * Daily bills of up to 10⁶ lines (issue 18 part 8). On a worker thread, with
  * its own blocking connection (db_sync): the bill is parsed as a stream
  * (bill_stream_*: one line in memory at a time, an Alipay bill converted
- * from GBK line by line) and every line goes by COPY into bill_staging;
- * then one set-based statement (recon_run) compares the staged lines with
- * the day's payments and refunds, records the reconciliation, its
- * differences (reconciliation_items, paged by GET …/items) and its audit
- * entry, and empties the staging rows — all one transaction (a refused
+ * from GBK line by line) and every line goes by COPY into recon_bill
+ * (truncated first; a line whose number's hash was seen before is flagged
+ * as a possible repeat, recon_seen); then one set-based statement
+ * (recon_run_fast: one hash FULL JOIN that writes only the differences)
+ * compares the staged lines with the day's payments and refunds, records
+ * the reconciliation, its differences (reconciliation_items, paged by GET
+ * …/items) and its audit entry, and truncates recon_bill — all one
+ * transaction (a refused
  * bill leaves nothing), on the worker's connection (the loop's pool has a
  * per-batch timeout of seconds). The loop then reads the report, which
  * inlines the first RECON_INLINE differences. */
@@ -261,7 +266,27 @@ struct recon {
 	char *buf;
 	size_t used;
 	long seq;
+	/* the numbers seen so far, as 64-bit hashes (open addressing, 0 is
+	 * empty): a line whose hash was seen is flagged as possibly repeated,
+	 * recon_run_fast checks the flags exactly (8 bytes a line at most 50 %
+	 * full, no copy of the numbers themselves) */
+	uint64_t *seen;
+	size_t seen_cap, seen_used;
+	long flagged;
+	/* POST …/fetch: the provider's download, between the loop (fetch_body
+	 * adds, holding the download above RECON_PIPE_HIGH bytes) and the
+	 * worker (recon_pipe_read takes, resuming it below RECON_PIPE_LOW) */
+	int fetch;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct evbuffer *pipe;
+	struct event *resume; /* activated by the worker, runs on the loop */
+	int dl_done, dl_failed, held, worker_done; /* under mu */
+	int dl_finished, staged;                   /* the loop's */
 };
+
+#define RECON_PIPE_HIGH (4 * 1024 * 1024)
+#define RECON_PIPE_LOW (1024 * 1024)
 
 static void
 recon_free(void *p)
@@ -271,21 +296,30 @@ recon_free(void *p)
 	if (st->hash != NULL)
 		crypto_sha256_end_hex(st->hash, st->sha);
 	free(st->buf);
+	free(st->seen);
 	free(st->audit);
+	if (st->fetch) {
+		event_free(st->resume);
+		evbuffer_free(st->pipe);
+		pthread_mutex_destroy(&st->mu);
+		pthread_cond_destroy(&st->cv);
+	}
 	free(st);
 }
 
 static int
 date_ok(const char *s)
 {
-	struct tm tm = {0};
+	struct tm tm = {0}, norm;
 	char back[11];
 
 	if (strlen(s) != 10 || strptime(s, "%Y-%m-%d", &tm) == NULL)
 		return 0;
 	strftime(back, sizeof(back), "%Y-%m-%d", &tm);
-	return strcmp(back, s) == 0 && tm.tm_mday <= 31 && timegm(&tm) != -1 &&
-	    (tm.tm_mon != 1 || tm.tm_mday <= 29);
+	norm = tm; /* timegm normalises: 02-30 becomes 03-02 */
+	return strcmp(back, s) == 0 && timegm(&norm) != -1 &&
+	    norm.tm_year == tm.tm_year && norm.tm_mon == tm.tm_mon &&
+	    norm.tm_mday == tm.tm_mday;
 }
 
 static void recon_stage(void *arg);
@@ -321,7 +355,8 @@ bill_start(struct http_req *req)
 	work_submit(recon_stage, recon_on_staged, st);
 }
 
-/* COPY text: a value with \, TAB, LF and CR escaped; NULL as \N. */
+/* COPY text: a value with \, TAB, LF and CR escaped; NULL as \N. The runs
+ * without any of them (all of them, in practice) are copied whole. */
 static void
 copy_value(struct recon *st, const char *v, int last)
 {
@@ -329,19 +364,39 @@ copy_value(struct recon *st, const char *v, int last)
 		memcpy(st->buf + st->used, "\\N", 2);
 		st->used += 2;
 	}
-	for (; v != NULL && *v; v++) {
-		const char *esc = *v == '\\' ? "\\\\"
-		    : *v == '\t'             ? "\\t"
-		    : *v == '\n'             ? "\\n"
-		    : *v == '\r'             ? "\\r"
-		                             : NULL;
-		if (esc) {
-			memcpy(st->buf + st->used, esc, 2);
-			st->used += 2;
-		} else {
-			st->buf[st->used++] = *v;
-		}
+	while (v != NULL && *v) {
+		size_t plain = strcspn(v, "\\\t\n\r");
+		memcpy(st->buf + st->used, v, plain);
+		st->used += plain;
+		v += plain;
+		if (*v == '\0')
+			break;
+		st->buf[st->used++] = '\\';
+		st->buf[st->used++] = *v == '\t' ? 't'
+		    : *v == '\n'                 ? 'n'
+		    : *v == '\r'                 ? 'r'
+		                                 : '\\';
+		v++;
 	}
+	st->buf[st->used++] = last ? '\n' : '\t';
+}
+
+/* A number in COPY text, without printf. */
+static void
+copy_int(struct recon *st, long long n, int last)
+{
+	char tmp[24];
+	size_t i = sizeof(tmp);
+	unsigned long long u =
+	    n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n;
+
+	do
+		tmp[--i] = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (n < 0)
+		tmp[--i] = '-';
+	memcpy(st->buf + st->used, tmp + i, sizeof(tmp) - i);
+	st->used += sizeof(tmp) - i;
 	st->buf[st->used++] = last ? '\n' : '\t';
 }
 
@@ -359,17 +414,55 @@ recon_flush(struct recon *st)
 	return 0;
 }
 
-/* One parsed line → one COPY row (worker thread). */
+/* 1 when (refund, no) was probably seen before (a hash seen before), then
+ * remembers it. */
+static int
+recon_seen(struct recon *st, int refund, const char *no)
+{
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)refund;
+
+	for (const unsigned char *c = (const unsigned char *)no; *c; c++)
+		h = (h ^ *c) * 1099511628211ULL;
+	h ^= h >> 29;
+	h += h == 0;
+	if (2 * (st->seen_used + 1) > st->seen_cap) {
+		size_t cap = st->seen_cap ? 2 * st->seen_cap : 65536;
+		uint64_t *t = xcalloc(cap, sizeof(*t));
+		for (size_t i = 0; i < st->seen_cap; i++) {
+			size_t j = st->seen[i] & (cap - 1);
+			if (st->seen[i] == 0)
+				continue;
+			while (t[j] != 0)
+				j = (j + 1) & (cap - 1);
+			t[j] = st->seen[i];
+		}
+		free(st->seen);
+		st->seen = t;
+		st->seen_cap = cap;
+	}
+	for (size_t j = h & (st->seen_cap - 1);;
+	     j = (j + 1) & (st->seen_cap - 1)) {
+		if (st->seen[j] == h)
+			return 1;
+		if (st->seen[j] == 0) {
+			st->seen[j] = h;
+			st->seen_used++;
+			return 0;
+		}
+	}
+}
+
+/* One parsed line → one COPY row of recon_bill (worker thread). */
 static int
 recon_emit(void *arg, const struct bill_line *l)
 {
 	struct recon *st = arg;
-	char num[48];
-	size_t need = 2 *
-	        (strlen(l->out_trade_no) +
-	            (l->out_refund_no ? strlen(l->out_refund_no) : 0) +
-	            (l->provider_no ? strlen(l->provider_no) : 0)) +
-	    160;
+	int refund = l->kind == BILL_REFUND;
+	const char *no = refund ? l->out_refund_no : l->out_trade_no;
+	size_t need =
+	    2 * (strlen(no) + (l->provider_no ? strlen(l->provider_no) : 0)) +
+	    96;
+	int dup;
 
 	if (st->used + need > RECON_COPY_CHUNK && recon_flush(st) != 0)
 		return -1;
@@ -378,15 +471,14 @@ recon_emit(void *arg, const struct bill_line *l)
 		    st->seq + 1);
 		return -1;
 	}
-	copy_value(st, st->id, 0);
-	snprintf(num, sizeof(num), "%ld", ++st->seq);
-	copy_value(st, num, 0);
-	copy_value(st, l->kind == BILL_REFUND ? "refund" : "payment", 0);
-	copy_value(st,
-	    l->kind == BILL_REFUND ? l->out_refund_no : l->out_trade_no, 0);
+	dup = recon_seen(st, refund, no);
+	st->flagged += dup;
+	copy_int(st, ++st->seq, 0);
+	copy_value(st, refund ? "t" : "f", 0);
+	copy_value(st, no, 0);
 	copy_value(st, l->provider_no, 0);
-	snprintf(num, sizeof(num), "%lld", (long long)l->amount_fen);
-	copy_value(st, num, 1);
+	copy_int(st, (long long)l->amount_fen, 0);
+	copy_value(st, dup ? "t" : "f", 1);
 	return 0;
 }
 
@@ -403,8 +495,33 @@ recon_read(void *arg, char *buf, size_t size)
 	return n;
 }
 
+/* bill_read_fn of a fetch: the next piece of the download as the loop
+ * passes it on (waiting for it), hashed on the way; -1 when the download
+ * failed, so a cut bill is never recorded. */
+static long
+recon_pipe_read(void *arg, char *buf, size_t size)
+{
+	struct recon *st = arg;
+	long n;
+
+	pthread_mutex_lock(&st->mu);
+	while (evbuffer_get_length(st->pipe) == 0 && !st->dl_done)
+		pthread_cond_wait(&st->cv, &st->mu);
+	n = evbuffer_remove(st->pipe, buf, size);
+	if (n <= 0 && st->dl_failed)
+		n = -1;
+	if (st->held && evbuffer_get_length(st->pipe) < RECON_PIPE_LOW) {
+		st->held = 0;
+		event_active(st->resume, EV_TIMEOUT, 1);
+	}
+	pthread_mutex_unlock(&st->mu);
+	if (n > 0)
+		crypto_sha256_update(st->hash, buf, (size_t)n);
+	return n;
+}
+
 /* The worker: parse the body as a stream, a piece at a time, hashing it on
- * the way, COPY into bill_staging. */
+ * the way, COPY into recon_bill. */
 static void
 recon_stage(void *arg)
 {
@@ -419,6 +536,8 @@ recon_stage(void *arg)
 	        0 ||
 	    db_sync_exec(st->tx, "BEGIN", 0, NULL, NULL, st->err,
 	        sizeof(st->err)) != 0 ||
+	    db_sync_exec(st->tx, store_recon_bill_sql, 0, NULL, NULL, st->err,
+	        sizeof(st->err)) != 0 ||
 	    db_copy_begin(st->tx, store_recon_copy_sql, st->err,
 	        sizeof(st->err)) != 0) {
 		st->db_failed = 1;
@@ -426,11 +545,11 @@ recon_stage(void *arg)
 		st->tx = NULL;
 		return;
 	}
-	st->parse_rc = st->wechat
-	    ? bill_read_wechat(recon_read, st, recon_emit, st, &st->lines,
-	          st->err, sizeof(st->err))
-	    : bill_read_alipay(recon_read, st, recon_emit, st, &st->lines,
-	          st->err, sizeof(st->err));
+	bill_read_fn rd = st->fetch ? recon_pipe_read : recon_read;
+	st->parse_rc = st->wechat ? bill_read_wechat(rd, st, recon_emit, st,
+	                                &st->lines, st->err, sizeof(st->err))
+	                          : bill_read_alipay(rd, st, recon_emit, st,
+	                                &st->lines, st->err, sizeof(st->err));
 	/* a parse that succeeded has read (and hashed) the whole body */
 	crypto_sha256_end_hex(st->hash, st->sha);
 	st->hash = NULL;
@@ -446,12 +565,14 @@ recon_stage(void *arg)
 	 * pool connection of the loop). */
 	t1 = now_mono_us();
 	if (st->parse_rc == 0 && !st->db_failed) {
-		char lines[24], inline_max[24];
+		char lines[24], flagged[24], inline_max[24];
 		snprintf(lines, sizeof(lines), "%zu", st->lines);
+		snprintf(flagged, sizeof(flagged), "%ld", st->flagged);
 		snprintf(inline_max, sizeof(inline_max), "%d", RECON_INLINE);
 		const char *p[] = {st->id, st->wechat ? "wechat" : "alipay",
-		    st->date, st->sha, st->staff, lines, inline_max, st->audit};
-		if (db_sync_exec(st->tx, store_recon_run_sql, 8, p, NULL,
+		    st->date, st->sha, st->staff, lines, flagged, inline_max,
+		    st->audit};
+		if (db_sync_exec(st->tx, store_recon_run_sql, 9, p, NULL,
 		        st->err, sizeof(st->err)) != 0)
 			st->db_failed = 1;
 	}
@@ -470,6 +591,17 @@ recon_stage(void *arg)
 	st->tx = NULL;
 	free(st->buf);
 	st->buf = NULL;
+	free(st->seen);
+	st->seen = NULL;
+	if (st->fetch) { /* the rest of the download is dropped */
+		pthread_mutex_lock(&st->mu);
+		st->worker_done = 1;
+		if (st->held) {
+			st->held = 0;
+			event_active(st->resume, EV_TIMEOUT, 1);
+		}
+		pthread_mutex_unlock(&st->mu);
+	}
 }
 
 static void
@@ -477,6 +609,16 @@ recon_on_staged(void *arg)
 {
 	struct recon *st = arg;
 
+	if (st->fetch) {
+		st->staged = 1;
+		if (!st->dl_finished)
+			return;      /* fetch_done answers */
+		if (st->dl_failed) { /* cut or refused: nothing recorded */
+			http_reply_unavailable(st->req,
+			    st->wechat ? "wechat" : "alipay");
+			return;
+		}
+	}
 	if (st->db_failed) {
 		log_warn(st->req->id, "msg=recon_failed error=\"%s\"", st->err);
 		http_reply_unavailable(st->req, "postgres");
@@ -535,6 +677,126 @@ void
 pay_finance_bill(struct http_req *req)
 {
 	session_require(req, bill_start);
+}
+
+/* ---- POST /api/v1/finance/bills/{channel}/{date}/fetch -----------------
+ * The same reconciliation with the bill fetched from the provider: its
+ * download URL asked for (provider_bill_url), the download read by httpc a
+ * piece at a time (provider_bill_download, never collected) and passed to
+ * the worker through a pipe of at most RECON_PIPE_HIGH bytes (the download
+ * is held while the worker catches up), parsed and COPYed as an upload is.
+ * The answer waits for both the download and the worker. */
+
+static void fetch_on_url(void *arg, const struct provider_answer *a);
+static void fetch_done(void *arg, const struct provider_answer *a);
+
+/* httpc_body_fn of the download (loop): into the pipe. */
+static int
+fetch_body(void *arg, int status, const char *data, size_t len)
+{
+	struct recon *st = arg;
+	int rc = 0;
+
+	(void)status;
+	pthread_mutex_lock(&st->mu);
+	if (st->worker_done) {
+		rc = HTTPC_BODY_DROP;
+	} else {
+		evbuffer_add(st->pipe, data, len);
+		pthread_cond_signal(&st->cv);
+		if (evbuffer_get_length(st->pipe) > RECON_PIPE_HIGH) {
+			st->held = 1;
+			rc = HTTPC_BODY_HOLD;
+		}
+	}
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+static void
+fetch_resume(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	provider_bill_resume(arg);
+}
+
+static void
+fetch_start(struct http_req *req)
+{
+	struct recon *st;
+
+	if (session_require_staff(req, "finance") != 0)
+		return;
+	if (strcmp(req->params[0], "alipay") != 0 &&
+	    strcmp(req->params[0], "wechat") != 0) {
+		http_reply_error(req, 404, "NOT_FOUND", NULL, "支付渠道不存在");
+		return;
+	}
+	if (!date_ok(req->params[1])) {
+		http_reply_error(req, 400, "BAD_PATH", NULL,
+		    "日期须为 YYYY-MM-DD");
+		return;
+	}
+	st = xcalloc(1, sizeof(*st));
+	st->req = req;
+	st->fetch = 1;
+	st->wechat = strcmp(req->params[0], "wechat") == 0;
+	snprintf(st->date, sizeof(st->date), "%s", req->params[1]);
+	uuid_v4(st->id);
+	st->audit = pay_audit_text(req, "reconciliation.recorded",
+	    "reconciliation", st->id);
+	st->staff = req->session->staff_id;
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->cv, NULL);
+	st->pipe = evbuffer_new();
+	st->resume = event_new(pay.svc.base, -1, 0, fetch_resume, st);
+	http_req_attach(req, st, recon_free);
+	provider_bill_url(req->params[0], st->date, fetch_on_url, st);
+}
+
+static void
+fetch_on_url(void *arg, const struct provider_answer *a)
+{
+	struct recon *st = arg;
+
+	if (a->status == PROVIDER_REFUSED) {
+		http_reply_error(st->req, 404, "BILL_NOT_FOUND", NULL,
+		    "服务商未提供该日账单");
+		return;
+	}
+	if (a->status != PROVIDER_OK) {
+		http_reply_unavailable(st->req,
+		    st->wechat ? "wechat" : "alipay");
+		return;
+	}
+	provider_bill_download(st->wechat ? "wechat" : "alipay", a->url,
+	    fetch_body, fetch_done, st);
+	work_submit(recon_stage, recon_on_staged, st);
+}
+
+static void
+fetch_done(void *arg, const struct provider_answer *a)
+{
+	struct recon *st = arg;
+
+	if (a->status != PROVIDER_OK)
+		log_warn(st->req->id, "msg=bill_download_failed detail=\"%s\"",
+		    a->message ? a->message : "");
+	pthread_mutex_lock(&st->mu);
+	st->dl_done = 1;
+	st->dl_failed = a->status != PROVIDER_OK;
+	pthread_cond_signal(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+	st->dl_finished = 1;
+	if (st->staged)
+		recon_on_staged(st);
+}
+
+void
+pay_finance_bill_fetch(struct http_req *req)
+{
+	session_require(req, fetch_start);
 }
 
 /* ---- GET /api/v1/finance/reconciliations/{id}/items --------------------

@@ -348,6 +348,8 @@ static const struct http_route routes[] = {
     {"POST", "/api/v1/finance/refunds", pay_finance_refund, 0},
     {"POST", "/api/v1/finance/bills/{channel}/{date}", pay_finance_bill,
         (512 * 1024 * 1024) | HTTP_BODY_STREAM},
+    {"POST", "/api/v1/finance/bills/{channel}/{date}/fetch",
+        pay_finance_bill_fetch, 0},
     {"GET", "/api/v1/finance/reconciliations/{id}", pay_finance_reconciliation,
         0},
     {"GET", "/api/v1/finance/reconciliations/{id}/items",

@@ -11,6 +11,7 @@
 #include "access.h"
 #include "http.h"
 #include "idem.h"
+#include "httpc.h"
 #include "svc.h"
 
 #include <jansson.h>
@@ -99,6 +100,7 @@ struct provider_answer {
 	const char *trade_no; /* query: provider trade no; refund: refund id */
 	const char *paid_at;  /* query: timestamptz text or NULL */
 	const char *message;  /* for logs */
+	const char *url;      /* bill URL: where the day's bill is downloaded */
 };
 
 typedef void (*provider_cb)(void *arg, const struct provider_answer *a);
@@ -112,6 +114,19 @@ void provider_query(const char *channel, const char *out_trade_no,
 void provider_refund(const char *channel, const char *out_trade_no,
     const char *out_refund_no, int64_t refund_fen, int64_t total_fen,
     const char *reason, provider_cb cb, void *arg);
+/* The download URL of channel's bill of date (YYYY-MM-DD): Alipay's
+ * alipay.data.dataservice.bill.downloadurl.query (bill_type trade), WeChat's
+ * GET /v3/bill/tradebill (bill_type ALL); a.url. REFUSED: no such bill. */
+void provider_bill_url(const char *channel, const char *date, provider_cb cb,
+    void *arg);
+/* Downloads url (from provider_bill_url; WeChat's request signed): the body
+ * of a 200 answer goes to on_body(arg, …) as it arrives (httpc_body_fn,
+ * HTTPC_BODY_HOLD held until provider_bill_resume(arg)), never collected;
+ * then done(arg, a) once: OK after a 200 answer, REFUSED with another
+ * status, UNAVAILABLE without an answer. */
+void provider_bill_download(const char *channel, const char *url,
+    httpc_body_fn on_body, provider_cb done, void *arg);
+void provider_bill_resume(void *arg);
 /* Loads keys and certificates (fatal on a bad file); a channel without
  * configuration is disabled (its calls answer PROVIDER_UNAVAILABLE). */
 void provider_init(void);
@@ -260,6 +275,7 @@ void pay_invoice_reissue(struct http_req *req);
 /* finance.c */
 void pay_finance_refund(struct http_req *req);
 void pay_finance_bill(struct http_req *req);
+void pay_finance_bill_fetch(struct http_req *req);
 void pay_finance_reconciliation(struct http_req *req);
 void pay_finance_reconciliation_items(struct http_req *req);
 void pay_finance_reconciliation_decision(struct http_req *req);
@@ -400,9 +416,12 @@ extern const char store_refunds_due_sql[];
 
 /* Reconciliation (issue 18 part 8): COPY of the bill's lines into
  * bill_staging (recon_id, seq, kind, out_no, provider_no, amount_fen) */
+/* empties the staging table (and locks it) at the transaction's start */
+extern const char store_recon_bill_sql[];
 extern const char store_recon_copy_sql[];
-/* recon_run($1 id, $2 channel, $3 date, $4 sha256, $5 staff, $6 lines,
- * $7 inline items, $8 audit data) → 0 matched, 1 missing_local,
+/* recon_run_fast($1 id, $2 channel, $3 date, $4 sha256, $5 staff, $6 lines,
+ * $7 lines flagged as repeats, $8 inline items, $9 audit data) →
+ * 0 matched, 1 missing_local,
  * 2 missing_remote, 3 amount_mismatch, 4 items_total, 5 created_at */
 extern const char store_recon_run_sql[];
 /* $1 id → 0 id, 1 channel, 2 date, 3..6 counts, 7 items, 8 created_at,

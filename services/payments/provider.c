@@ -1,6 +1,6 @@
 /* provider — the Alipay open-platform and WeChat Pay API v3 calls we make:
  * create a QR-code trade (alipay.trade.precreate / Native pay), query a
- * trade, refund. Requests are signed (RSA2; WECHATPAY2-SHA256-RSA2048) on a
+ * trade, refund, find and download the day's bill (streamed). Requests are signed (RSA2; WECHATPAY2-SHA256-RSA2048) on a
  * worker thread, sent with libevent's async evhttp client on the loop, and
  * the answers' signatures are verified before anything in them is believed.
  *
@@ -25,7 +25,7 @@
 
 #define MAX_ANSWER (1024 * 1024)
 
-enum provider_op { OP_CREATE, OP_QUERY, OP_REFUND };
+enum provider_op { OP_CREATE, OP_QUERY, OP_REFUND, OP_BILL_URL, OP_DOWNLOAD };
 
 /* path: Alipay: the gateway's path; WeChat: "" or a prefix */
 static struct httpc_url alipay_ep, wechat_ep;
@@ -55,11 +55,22 @@ struct preq {
 	char *answer;
 	size_t answer_len;
 	char *wx_ts, *wx_nonce, *wx_sig, *wx_serial;
+	/* OP_DOWNLOAD: where (url is its path and query), the body's reader */
+	struct httpc_url dl;
+	httpc_body_fn on_body;
+	struct preq *next; /* in downloads */
 };
+
+static struct preq *downloads; /* OP_DOWNLOAD in flight */
 
 static void
 preq_free(struct preq *p)
 {
+	for (struct preq **pp = &downloads; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
 	free(p->out_trade_no);
 	free(p->biz_content);
 	free(p->url);
@@ -240,6 +251,8 @@ preq_sign(void *arg)
 {
 	struct preq *p = arg;
 
+	if (!p->wechat && p->op == OP_DOWNLOAD)
+		return; /* Alipay's download URL is signed by Alipay */
 	if (!p->wechat) {
 		char ts[20],
 		    *notify =
@@ -286,6 +299,14 @@ on_http_done(void *arg, const struct httpc_answer *r)
 		answer_status(p, PROVIDER_UNAVAILABLE, why);
 		return;
 	}
+	if (p->op == OP_DOWNLOAD) {
+		char why[64];
+		snprintf(why, sizeof(why), "download answered %d", r->status);
+		answer_status(p,
+		    r->status == 200 ? PROVIDER_OK : PROVIDER_REFUSED,
+		    r->status == 200 ? NULL : why);
+		return;
+	}
 	p->status = r->status;
 	p->answer = xmalloc(r->body_len + 1);
 	memcpy(p->answer, r->body, r->body_len);
@@ -300,6 +321,17 @@ on_http_done(void *arg, const struct httpc_answer *r)
 	interpret(p);
 }
 
+/* httpc_body_fn of a download: a 200 answer's body to the caller's
+ * reader, any other answer's dropped. */
+static int
+dl_body(void *arg, int status, const char *data, size_t len)
+{
+	struct preq *p = arg;
+
+	return status == 200 ? p->on_body(p->arg, status, data, len)
+	                     : HTTPC_BODY_DROP;
+}
+
 static void
 preq_send(void *arg)
 {
@@ -312,6 +344,22 @@ preq_send(void *arg)
 
 	if (p->sign_failed) {
 		answer_status(p, PROVIDER_UNAVAILABLE, "signing failed");
+		return;
+	}
+	if (p->op == OP_DOWNLOAD) {
+		const char *h[] = {"Accept", "*/*", "User-Agent",
+		    "caplat-payments/1.0",
+		    p->authorization ? "Authorization" : NULL, p->authorization,
+		    NULL};
+		call.to = &p->dl;
+		call.method = "GET";
+		call.path = p->url;
+		call.headers = h;
+		call.on_body = dl_body;
+		call.timeout_ms = pay.cfg.provider_timeout * 1000L;
+		p->next = downloads;
+		downloads = p;
+		httpc_send(hc, &call, on_http_done, p);
 		return;
 	}
 	if (p->wechat) {
@@ -456,6 +504,59 @@ provider_refund(const char *channel, const char *out_trade_no,
 	preq_start(p);
 }
 
+void
+provider_bill_url(const char *channel, const char *date, provider_cb cb,
+    void *arg)
+{
+	struct preq *p = preq_new(channel, OP_BILL_URL, date, cb, arg);
+
+	if (!p->wechat) {
+		json_t *biz = json_pack("{s:s, s:s}", "bill_type", "trade",
+		    "bill_date", date);
+		p->alipay_method =
+		    "alipay.data.dataservice.bill.downloadurl.query";
+		p->biz_content = json_dumps(biz, JSON_COMPACT);
+		json_decref(biz);
+	} else {
+		p->http_method = "GET";
+		p->url =
+		    xasprintf("/v3/bill/tradebill?bill_date=%s&bill_type=ALL",
+		        date);
+		p->json = xstrdup("");
+	}
+	preq_start(p);
+}
+
+void
+provider_bill_download(const char *channel, const char *url,
+    httpc_body_fn on_body, provider_cb done, void *arg)
+{
+	struct preq *p = preq_new(channel, OP_DOWNLOAD, "bill", done, arg);
+	const char *q = strchr(url, '?');
+	char *base = xstrndup(url, q ? (size_t)(q - url) : strlen(url));
+
+	p->on_body = on_body;
+	if (httpc_url_parse(base, &p->dl) != HTTPC_URL_OK) {
+		free(base);
+		answer_status(p, PROVIDER_UNAVAILABLE, "bad download URL");
+		return;
+	}
+	free(base);
+	p->url =
+	    xasprintf("%s%s", p->dl.path[0] ? p->dl.path : "/", q ? q : "");
+	p->http_method = "GET";
+	p->json = xstrdup("");
+	preq_start(p);
+}
+
+void
+provider_bill_resume(void *arg)
+{
+	for (struct preq *p = downloads; p != NULL; p = p->next)
+		if (p->arg == arg)
+			httpc_resume(hc, p);
+}
+
 /* ---- reading the answers ----------------------------------------------- */
 
 static const char *
@@ -532,6 +633,12 @@ interpret_alipay(struct preq *p)
 	case OP_REFUND:
 		a.status = ok ? PROVIDER_OK : PROVIDER_REFUSED;
 		a.trade_no = jstr(resp, "trade_no");
+		break;
+	case OP_BILL_URL:
+		a.url = jstr(resp, "bill_download_url");
+		a.status = ok && a.url ? PROVIDER_OK : PROVIDER_REFUSED;
+		break;
+	case OP_DOWNLOAD:
 		break;
 	}
 	answer(p, &a);
@@ -629,6 +736,13 @@ interpret_wechat(struct preq *p)
 			a.status = PROVIDER_REFUSED;
 		break;
 	}
+	case OP_BILL_URL:
+		a.url = jstr(root, "download_url");
+		a.status =
+		    p->status == 200 && a.url ? PROVIDER_OK : PROVIDER_REFUSED;
+		break;
+	case OP_DOWNLOAD:
+		break;
 	}
 	answer(p, &a);
 	json_decref(root);

@@ -220,10 +220,13 @@ const char store_refunds_due_sql[] =
     " RETURNING r.id, p.channel, p.out_trade_no, r.out_refund_no, r.amount_fen,"
     "   p.amount_fen, r.reason";
 
+const char store_recon_bill_sql[] = "TRUNCATE recon_bill";
 const char store_recon_copy_sql[] =
-    "COPY bill_staging (recon_id, seq, kind, out_no, provider_no, amount_fen) FROM STDIN";
+    "COPY recon_bill (seq, refund, out_no, provider_no, amount_fen, dup) FROM STDIN"
+    " WITH (FREEZE)";
 const char store_recon_run_sql[] =
-    "SELECT * FROM recon_run($1::uuid, $2, $3::date, $4, $5, $6::bigint, $7::int, $8::jsonb)";
+    "SELECT * FROM recon_run_fast($1::uuid, $2, $3::date, $4, $5, $6::bigint, $7::bigint,"
+    " $8::int, $9::jsonb)";
 const char store_recon_get_sql[] =
     "SELECT id, channel, to_char(bill_date, 'YYYY-MM-DD'), matched, missing_local,"
     " missing_remote, amount_mismatch, items::text, " RFC3339(

@@ -97,6 +97,48 @@ test_alipay_bill(void **state)
 	free(gbk);
 }
 
+/* Data lines are read without converting them when they are plain (see
+ * alipay_raw_line); the others go through iconv as before, with the same
+ * results: a number in Chinese arrives in UTF-8, a 4-byte GB18030
+ * character elsewhere is fine, a byte that is not GBK fails the file. */
+static void
+test_alipay_bill_raw_and_converted(void **state)
+{
+	struct bill b;
+	char err[256] = "", *gbk, *text;
+	size_t len;
+
+	text = xasprintf("#c\n" ALIPAY_HEADER "\n%s\n%s\n%s\n",
+	    "T1,订单1,交易,x,,,,,,,,1.00,1.00,0,0,0,0,0,,0,0,,0,0,",
+	    "T2,P2,交易,\xf0\xa0\x80\x80,,,,,,,,2.00,2.00,0,0,0,0,0,,0,0,,0,0,",
+	    "T3,P3,退款,x,,,,,,,,-3.00,-3.00,0,0,0,0,0,,0,0,R3,0,0,");
+	iconv_t cd = iconv_open("GB18030", "UTF-8");
+	size_t in_left = strlen(text), cap = 2 * in_left, out_left = cap;
+	char *in = text, *o;
+	gbk = xmalloc(cap);
+	o = gbk;
+	assert_true(iconv(cd, &in, &in_left, &o, &out_left) != (size_t)-1);
+	iconv_close(cd);
+	len = (size_t)(o - gbk);
+	assert_int_equal(bill_parse_alipay(&b, gbk, len, err, sizeof(err)), 0);
+	assert_int_equal(b.n, 3);
+	assert_string_equal(b.lines[0].out_trade_no, "订单1");
+	assert_string_equal(b.lines[1].out_trade_no, "P2");
+	assert_int_equal(b.lines[1].amount_fen, 200);
+	assert_int_equal(b.lines[2].kind, BILL_REFUND);
+	assert_string_equal(b.lines[2].out_refund_no, "R3");
+	assert_int_equal(b.lines[2].amount_fen, 300);
+	bill_clear(&b);
+	/* 0x80 alone in 商品名称: not GBK, whichever way the line is read */
+	char *x = memmem(gbk, len, ",x,", 3);
+	assert_non_null(x);
+	x[1] = (char)0x80;
+	assert_int_equal(bill_parse_alipay(&b, gbk, len, err, sizeof(err)), -1);
+	assert_string_equal(err, "文件不是 GBK 编码");
+	free(gbk);
+	free(text);
+}
+
 static void
 test_alipay_bill_invalid(void **state)
 {
@@ -387,6 +429,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_alipay_bill),
 	    cmocka_unit_test(test_alipay_bill_invalid),
+	    cmocka_unit_test(test_alipay_bill_raw_and_converted),
 	    cmocka_unit_test(test_wechat_bill),
 	    cmocka_unit_test(test_wechat_bill_invalid),
 	    cmocka_unit_test(test_bill_read_pieces),

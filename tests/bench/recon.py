@@ -3,12 +3,18 @@
 业务明细 bill (GBK) of N lines (default 10^6) matching N payments of the
 day, bulk-loaded into payments (one INSERT … SELECT generate_series), with
 a few differences planted (amount mismatches, lines we do not know, local
-payments the bill lacks). POST through nginx, timed; the payments
-process's memory sampled meanwhile (RSS, and its peak VmHWM before and
-after). Beside it, the same lines as a plain CSV: `psql \\copy` into a bare
+payments the bill lacks). Reconciled twice, each timed with the payments
+process's memory sampled meanwhile (RSS, and its peak VmHWM, reset before
+each): fetched by the service from the payment simulator's bill download
+(POST …/fetch, the download streamed through the parser and COPY), then
+uploaded through nginx (POST, the body held once by libevent 2.1). Beside it, the same lines as a plain CSV: `psql \\copy` into a bare
 table + one join with the payments (the floor: parsing, staging, the item
 table and the audit are what the service adds). Starts a throw-away suite
-and stops it. Numbers only, never a failure on time.
+and stops it. Numbers only, never a failure on time. RECON_EXPLAIN=1
+also stages the bill once more (psql \\copy, rolled back) and prints the
+plan and time of every statement of recon_run_fast (auto_explain);
+RECON_PERF=1 profiles the payments process during the fetch (perf record
+-g, the top of perf report --no-children).
 
   /usr/bin/python3 tests/bench/recon.py [LINES]"""
 import datetime
@@ -40,12 +46,13 @@ def yuan(fen):
     return f"{fen // 100}.{fen % 100:02d}"
 
 
-def write_bill(path, plain, n, day):
+def write_bill(path, plain, n, day, staged=None):
     """The Alipay bill (GBK) and the same lines as a plain CSV for psql.
     Lines 0..n-1 are our payments B<i>; the first PLANTED have another
     amount; PLANTED foreign lines X<i> replace the last PLANTED (so those
     payments are missing from the bill)."""
     ts = f"{day} 10:00:00"
+    st = open(staged, "w") if staged else None
     with open(path, "wb") as f, open(plain, "w") as g:
         f.write("\r\n".join(["#支付宝业务明细查询", "#账号：[20881011179556110156]",
                              "#-----------------------------------------业务明细列表------", HEADER])
@@ -60,11 +67,15 @@ def write_bill(path, plain, n, day):
             rows.append(f"{trade_no}\t,{out_no}\t,交易\t,证书续期\t,{ts}\t,{ts}\t,\t,\t,\t,\t,b@example.com\t,"
                         f"{y}\t,{y}\t,0.00\t,0.00\t,0.00\t,0.00\t,0.00\t,\t,0.00\t,0.00\t,\t,-0.06\t,0.00\t,\t")
             g.write(f"payment,{out_no},{trade_no},{fen}\n")
+            if st:
+                st.write(f"{i + 1}\tf\t{out_no}\t{trade_no}\t{fen}\tf\n")
             if len(rows) == 10000:
                 f.write(("\r\n".join(rows) + "\r\n").encode("gbk"))
                 rows = []
         f.write(("\r\n".join(rows + ["#-----------------------------------------业务明细列表结束------",
                                      f"#交易合计：{n}笔"]) + "\r\n").encode("gbk"))
+    if st:
+        st.close()
 
 
 def rss_kb(pid, field):
@@ -73,6 +84,25 @@ def rss_kb(pid, field):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def explain(s, psql, env, staged, day, n):
+    """The plans of recon_run_fast's statements, as auto_explain logs them."""
+    pglog = os.path.join(s.log_dir, "postgres.log")
+    start = os.path.getsize(pglog)
+    script = ("LOAD 'auto_explain';\nSET auto_explain.log_min_duration = 0;\n"
+              "SET auto_explain.log_analyze = on;\nSET auto_explain.log_buffers = on;\n"
+              "SET auto_explain.log_nested_statements = on;\nSET auto_explain.log_timing = on;\n"
+              "SET search_path = payments, public;\n\\timing on\nBEGIN;\nTRUNCATE payments.recon_bill;\n"
+              f"\\copy payments.recon_bill FROM '{staged}'\n"
+              "SELECT * FROM payments.recon_run_fast(gen_random_uuid(), 'alipay', "
+              f"'{day}'::date, 'x', 'bench', {n}, 0, 1000, '{{}}'::jsonb);\nROLLBACK;\n")
+    out = subprocess.run(psql + ["-f", "-"], input=script, env=env,
+                         capture_output=True, text=True)
+    print("EXPLAIN (auto_explain, rolled back):", out.stdout, out.stderr)
+    with open(pglog, errors="replace") as f:
+        f.seek(start)
+        print(f.read()[-20000:])
 
 
 def main():
@@ -99,7 +129,9 @@ def main():
         s.psql("ANALYZE payments.payments")
         t_load = time.monotonic() - t0
         path, plain = os.path.join(base, "bill.csv"), os.path.join(base, "plain.csv")
-        write_bill(path, plain, n, day)
+        staged = os.path.join(base, "staged.tsv") if os.environ.get("RECON_EXPLAIN") else None
+        write_bill(path, plain, n, day, staged)
+        os.chmod(path, 0o644)
         size = os.path.getsize(path)
         fin = Api(s).post("/api/v1/auth/staff/login", {"username": "finance",
                                                         "password": s.secrets["staff_finance"]}).json["token"]
@@ -107,47 +139,77 @@ def main():
         print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; bill: {n} lines, "
               f"{size / 1e6:.1f} MB (GBK); {n} payments bulk-loaded in {t_load:.1f}s")
 
-        hwm0, rss0 = rss_kb(pid, "VmHWM"), rss_kb(pid, "VmRSS")
-        peak = [rss0]
-        stop = threading.Event()
-
-        def sample():
-            while not stop.is_set():
-                peak[0] = max(peak[0], rss_kb(pid, "VmRSS"))
-                time.sleep(0.05)
-        th = threading.Thread(target=sample, daemon=True)
-        th.start()
-        with open(path, "rb") as f:
-            body = f.read()
-        t0 = time.monotonic()
-        r = call(s.gateway, "POST", f"/api/v1/finance/bills/alipay/{day}", raw=body, token=fin, timeout=1800,
-                 headers={"Content-Type": "text/csv"})
-        t_recon = time.monotonic() - t0
-        stop.set()
-        th.join()
-        del body
-        if r.status != 201:
-            log = os.path.join(s.log_dir, "payments.log")
-            print("".join(ln for ln in open(log, errors="replace") if "lvl=warn" in ln or "lvl=error" in ln)[-3000:])
-        assert r.status == 201, r
-        rep = r.json
-        print(f"reconciliation: {t_recon:.1f}s through nginx — matched {rep['matched']}, amount_mismatch "
-              f"{rep['amount_mismatch']}, missing_local {rep['missing_local']}, missing_remote "
-              f"{rep['missing_remote']}, items_total {rep['items_total']} ({len(rep['items'])} inline)")
-        assert rep["amount_mismatch"] == PLANTED and rep["missing_local"] == PLANTED
-        assert rep["missing_remote"] == PLANTED and rep["matched"] == n - 2 * PLANTED
         log = os.path.join(s.log_dir, "payments.log")
-        phases = [ln for ln in open(log, errors="replace") if "msg=reconciled" in ln][-1:]
-        if phases:
-            kv = dict(f.split("=", 1) for f in phases[0].split() if "=" in f)
-            print(f"  in the service: hash + stream parse + COPY {int(kv['stream_ms']) / 1000:.1f}s, "
-                  f"set-based compare + items + audit {int(kv['compare_ms']) / 1000:.1f}s "
-                  f"(the rest: upload through nginx, the answer)")
-        print(f"payments memory: RSS {rss0 / 1024:.0f} MB before, {peak[0] / 1024:.0f} MB peak sampled "
-              f"(VmHWM {hwm0 / 1024:.0f} → {rss_kb(pid, 'VmHWM') / 1024:.0f} MB); the body "
-              f"({size / 1e6:.0f} MB) is held once, by libevent (2.1 reads a request body whole before the "
-              f"handler runs), never copied (HTTP_BODY_STREAM), and drained 256 KiB at a time as it is "
-              f"parsed and COPYed")
+
+        def reconcile(how):
+            with open(f"/proc/{pid}/clear_refs", "w") as f:
+                f.write("5")  # VmHWM := VmRSS
+            hwm0, rss0 = rss_kb(pid, "VmHWM"), rss_kb(pid, "VmRSS")
+            peak = [rss0]
+            stop = threading.Event()
+
+            def sample():
+                while not stop.is_set():
+                    peak[0] = max(peak[0], rss_kb(pid, "VmRSS"))
+                    time.sleep(0.05)
+            th = threading.Thread(target=sample, daemon=True)
+            th.start()
+            body = None
+            if how == "upload":
+                with open(path, "rb") as f:
+                    body = f.read()
+            prof = None
+            if how == "fetch" and os.environ.get("RECON_PERF"):
+                prof = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(pid), "-o",
+                                         os.path.join(base, "perf.data")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(0.5)
+            t0 = time.monotonic()
+            if how == "upload":
+                r = call(s.gateway, "POST", f"/api/v1/finance/bills/alipay/{day}", raw=body, token=fin,
+                         timeout=1800, headers={"Content-Type": "text/csv"})
+            else:
+                r = call(s.gateway, "POST", f"/api/v1/finance/bills/alipay/{day}/fetch", token=fin, timeout=1800)
+            t = time.monotonic() - t0
+            if prof is not None:
+                prof.send_signal(2)
+                prof.wait()
+                rep = subprocess.run(["perf", "report", "-i", os.path.join(base, "perf.data"), "--no-children",
+                                      "--sort", "dso,symbol", "-g", "none", "--percent-limit", "1"],
+                                     capture_output=True, text=True).stdout
+                print("perf (payments, fetch):\n" + "\n".join(ln for ln in rep.splitlines()
+                                                               if ln.strip() and not ln.startswith("#"))[:4000])
+            stop.set()
+            th.join()
+            del body
+            if r.status != 201:
+                print("".join(ln for ln in open(log, errors="replace")
+                              if "lvl=warn" in ln or "lvl=error" in ln)[-3000:])
+            assert r.status == 201, r
+            rep = r.json
+            print(f"{how}: {t:.1f}s through nginx — matched {rep['matched']}, amount_mismatch "
+                  f"{rep['amount_mismatch']}, missing_local {rep['missing_local']}, missing_remote "
+                  f"{rep['missing_remote']}, items_total {rep['items_total']} ({len(rep['items'])} inline)")
+            assert rep["amount_mismatch"] == PLANTED and rep["missing_local"] == PLANTED
+            assert rep["missing_remote"] == PLANTED and rep["matched"] == n - 2 * PLANTED
+            phases = [ln for ln in open(log, errors="replace") if "msg=reconciled" in ln][-1:]
+            if phases:
+                kv = dict(f.split("=", 1) for f in phases[0].split() if "=" in f)
+                print(f"  in the service: {'download + ' if how == 'fetch' else ''}hash + stream parse + COPY "
+                      f"{int(kv['stream_ms']) / 1000:.1f}s, set-based compare + items + audit "
+                      f"{int(kv['compare_ms']) / 1000:.1f}s")
+            print(f"  payments memory: RSS {rss0 / 1024:.0f} MB before, {peak[0] / 1024:.0f} MB peak sampled "
+                  f"(VmHWM {hwm0 / 1024:.0f} → {rss_kb(pid, 'VmHWM') / 1024:.0f} MB)" +
+                  (f"; the body ({size / 1e6:.0f} MB) is held once, by libevent (2.1 reads a request body "
+                   "whole before the handler runs)" if how == "upload" else
+                   "; the download passes through a pipe of at most 4 MiB, never whole"))
+            return t, rep
+
+        r = call(f"http://127.0.0.1:{s.ports['paysim']}", "POST", "/sim/bill-file",
+                 body={"channel": "alipay", "date": day, "path": path})
+        assert r.status == 200, r
+        t_fetch, _ = reconcile("fetch")
+        t_recon, rep = reconcile("upload")
         t0 = time.monotonic()
         page = Api(s).get(f"/api/v1/finance/reconciliations/{rep['id']}/items?format=csv", token=fin)
         csv_lines = len(page.raw.split(b"\r\n")) - 2
@@ -170,7 +232,9 @@ def main():
                              env=env, check=True, capture_output=True, text=True).stdout.strip()
         t_ref = time.monotonic() - t0
         print(f"reference: psql \\copy of the same {n} lines + one FULL JOIN: {t_ref:.1f}s ({out}); "
-              f"ratio {t_recon / t_ref:.2f}×")
+              f"ratio fetch {t_fetch / t_ref:.2f}×, upload {t_recon / t_ref:.2f}× (load {os.getloadavg()[0]:.1f})")
+        if os.environ.get("RECON_EXPLAIN"):
+            explain(s, psql, env, staged, day, n)
     finally:
         s.stop_all()
         s.destroy()

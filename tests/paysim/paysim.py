@@ -12,7 +12,14 @@ libcrypto, tests/paysim/ossl.py):
     signed with the platform key, resources AEAD_AES_256_GCM with the APIv3 key.
   * Notifications are retried until answered `success` / 2xx, on a (shortened)
     provider schedule; on demand duplicated and late.
-  * Daily bills in each provider's CSV format: GET /sim/bills/{alipay|wechat}/{date}.
+  * Daily bills in each provider's CSV format: GET /sim/bills/{alipay|wechat}/{date};
+    and as the providers hand them out: Alipay's
+    alipay.data.dataservice.bill.downloadurl.query and WeChat's signed
+    GET /v3/bill/tradebill answer a download URL (GET /sim/download/{token},
+    WeChat's signed too), served in pieces; a date after today has no bill.
+    POST /sim/bill-file {channel, date, path[, cut_at]} serves that file
+    instead (benchmarks: a bill of 10^6 lines, never read whole; cut_at: the
+    connection is closed after that many bytes of the announced length).
   * TLS with --tls-cert/--tls-key (plain HTTP still answered for the tests'
     control calls: the first byte of a connection decides).
   * Test control: POST /sim/answer-skew {seconds} (WeChat answers signed with
@@ -183,6 +190,9 @@ class Sim:
         self.apiv3 = open(self.paths["wechat_apiv3_key"]).read().strip()
         self.trades = {}   # out_trade_no -> dict
         self.refunds = {}  # out_refund_no -> dict
+        self.bill_files = {}  # (channel, date) -> path of a bill to serve
+        self.downloads = {}   # token -> (channel, date)
+        self.scheme = "http"
         self.lock = threading.Lock()
         self.log = open(os.path.join(d, "paysim.log"), "a", buffering=1)
 
@@ -284,6 +294,37 @@ class Sim:
             return r, None
 
     # -- bills
+    def bill_url(self, channel, date):
+        """The download URL of a bill, or None when there is none (yet)."""
+        try:
+            day = datetime.date.fromisoformat(date)
+        except ValueError:
+            return None
+        if day > datetime.datetime.now(SHANGHAI).date():
+            return None
+        token = secrets.token_hex(12)
+        with self.lock:
+            self.downloads[token] = (channel, date)
+        return f"{self.scheme}://127.0.0.1:{self.port}/sim/download/{token}?sign={secrets.token_hex(8)}"
+
+    def bill_chunks(self, channel, date):
+        """The bill's bytes in pieces (a registered file is read 256 KiB at
+        a time) and its content type."""
+        path, cut_at = self.bill_files.get((channel, date), (None, None))
+        ctype = "text/csv; charset=GBK" if channel == "alipay" else "text/csv; charset=utf-8"
+        if path is None:
+            body, ctype = self.bill(channel, date)
+            return [body], len(body), ctype, None
+
+        def read():
+            with open(path, "rb") as f:
+                while True:
+                    piece = f.read(256 * 1024)
+                    if not piece:
+                        return
+                    yield piece
+        return read(), os.path.getsize(path), ctype, cut_at
+
     def bill(self, channel, date):
         day = datetime.date.fromisoformat(date)
         with self.lock:
@@ -435,6 +476,35 @@ def make_handler(sim):
                     tx.pop("success_time")
                     tx.pop("transaction_id")
                 return self.wechat_answer(200, tx)
+            if path == "/v3/bill/tradebill":
+                if not self.wechat_authorized(b""):
+                    return self.wechat_answer(401, {"code": "SIGN_ERROR", "message": "签名错误"})
+                q = dict(urllib.parse.parse_qsl(query))
+                url = sim.bill_url("wechat", q.get("bill_date", ""))
+                if url is None:
+                    return self.wechat_answer(400, {"code": "NO_STATEMENT_EXIST", "message": "账单不存在"})
+                return self.wechat_answer(200, {"hash_type": "SHA1", "hash_value": "", "download_url": url})
+            if len(parts) == 3 and parts[:2] == ["sim", "download"]:
+                got = sim.downloads.get(parts[2])
+                if got is None:
+                    return self.send_json(404, {"error": "no such download"})
+                if got[0] == "wechat" and not self.wechat_authorized(b""):
+                    return self.wechat_answer(401, {"code": "SIGN_ERROR", "message": "签名错误"})
+                chunks, size, ctype, cut_at = sim.bill_chunks(*got)
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                sent = 0
+                for piece in chunks:
+                    if cut_at is not None and sent + len(piece) > cut_at:
+                        self.wfile.write(piece[:cut_at - sent])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        return
+                    self.wfile.write(piece)
+                    sent += len(piece)
+                return
             if len(parts) == 4 and parts[:2] == ["sim", "bills"]:
                 body, ctype = sim.bill(parts[2], parts[3])
                 return self.send(200, body, ctype)
@@ -476,6 +546,10 @@ def make_handler(sim):
                 return self.wechat_answer(200, {"refund_id": r["refund_id"], "out_refund_no": r["out_refund_no"],
                                                 "transaction_id": r["trade_no"], "out_trade_no": r["out_trade_no"],
                                                 "status": "SUCCESS", "amount": {"refund": r["amount"]}})
+            if path == "/sim/bill-file":
+                req = json.loads(body or b"{}")
+                sim.bill_files[(req["channel"], req["date"])] = (req["path"], req.get("cut_at"))
+                return self.send_json(200, {"ok": True})
             if path == "/sim/answer-skew":
                 ANSWER_SKEW[0] = int(json.loads(body or b"{}").get("seconds", 0))
                 return self.send_json(200, {"seconds": ANSWER_SKEW[0]})
@@ -531,6 +605,12 @@ def make_handler(sim):
                 return self.alipay_answer(method, {"code": "10000", "msg": "Success", "trade_no": r["trade_no"],
                                                    "out_trade_no": no, "fund_change": "Y",
                                                    "refund_fee": fen_to_yuan(r["amount"])})
+            if method == "alipay.data.dataservice.bill.downloadurl.query":
+                url = sim.bill_url("alipay", biz.get("bill_date", "")) if biz.get("bill_type") == "trade" else None
+                if url is None:
+                    return self.alipay_answer(method, {"code": "40004", "msg": "Business Failed",
+                                                       "sub_code": "isp.bill_not_exist", "sub_msg": "账单不存在"})
+                return self.alipay_answer(method, {"code": "10000", "msg": "Success", "bill_download_url": url})
             return self.alipay_answer(method or "error", {"code": "40004", "msg": "Business Failed",
                                                           "sub_code": "isv.invalid-method"})
     return H
@@ -577,6 +657,7 @@ def main():
     srv = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(sim))
     srv.daemon_threads = True
     if args.tls_cert:
+        sim.scheme = "https"
         import tlspki
         tlspki.serve_tls(srv, args.tls_cert, args.tls_key)
     if args.watch_pidfile:

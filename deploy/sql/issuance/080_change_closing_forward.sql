@@ -22,7 +22,7 @@ ALTER TABLE applications ADD CONSTRAINT applications_closed_reason_check
 		'holder_removed', 'cert_revoked'));
 
 CREATE FUNCTION change_close_on_revoke() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
 	UPDATE applications SET status = 'closed', closed_at = now(),
 		closed_reason = 'cert_revoked', lease_until = NULL

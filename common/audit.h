@@ -54,6 +54,9 @@ int audit_tx_emit(struct bus_tx *tx, const struct audit_entry *e);
 struct event_base;
 struct db_pool;
 extern const char audit_flush_sql[]; /* audit_store.c */
+/* The entry's outbox row, written held (published_at 'infinity') by the
+ * statement itself: the hold trigger of 050 is then not run for it. */
+extern const char audit_held_insert_sql[]; /* audit_store.c */
 void audit_flush_start(struct event_base *base, struct db_pool *db,
     long every_ms);
 /* Stops the timer (before the pool is freed). */

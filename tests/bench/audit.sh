@@ -35,23 +35,23 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 # ---------------------------------------------------------------------------
 # 1. The cost per audited request, measured on a real audited route through
 #    nginx: GET /api/v1/review/records/{id} by an operator (a full read of an
-#    enterprise record, audited as enterprise.record.read_full: the entry is
-#    written in its own small write batch before the answer, then held,
-#    flushed as an enterprise.audit.batch event, relayed through JetStream
-#    and chained by auth). Audit OFF, for this benchmark only: a BEFORE
-#    INSERT trigger on enterprise.outbox (bench_audit_off, dropped at the
-#    end) discards the *.audit.recorded row, so no entry is written, held,
-#    flushed, relayed or chained. The route still sends its audit statement
-#    (which then inserts nothing) and commits a transaction that wrote
-#    nothing (no WAL flush); OFF keeps that round trip, so ON − OFF is the
-#    entry's own cost (its INSERT, the durable commit it makes necessary,
-#    hold, flush, relay, JetStream, chain), not the round trip's.
+#    enterprise record, audited as enterprise.record.read_full: the entry's
+#    outbox row is written, held, by an INSERT … SELECT in the read's own
+#    batch, so the read commits durably; it is then flushed with others as
+#    one enterprise.audit.batch event, relayed through JetStream and chained
+#    by auth). Audit OFF, for this benchmark only: a BEFORE INSERT trigger on
+#    enterprise.outbox (bench_audit_off, dropped at the end) discards the
+#    *.audit.recorded row, so no entry is written, held, flushed, relayed or
+#    chained, and the read's transaction writes nothing (no WAL flush). The
+#    route still sends the statement, which then inserts nothing: the only
+#    part of the audit OFF keeps.
 #    Rounds alternate OFF, ON (ROUNDS each, DUR s each, at 1 and at CONC
 #    connections); each round: (a) wrk's mean latency and p50, (b) the CPU
 #    ticks of EVERY process of the suite (PostgreSQL with all its backends
-#    and exited children, NATS, Redis, nginx, the five services) from the
-#    round's start until every entry of the round is in the chain, divided
-#    by the round's requests. Medians of the rounds are kept.
+#    and exited children, NATS, Redis, nginx, the five services; the
+#    benchmark's own psql polls included, against ON) from the round's start
+#    until every entry of the round is in the chain, divided by the round's
+#    requests (tests/bench/cpu_groups.py). Medians of the rounds are kept.
 ROUNDS=${ROUNDS:-5}
 CONC=${CONC:-8}
 "${PSQL[@]}" -c "CREATE FUNCTION public.bench_audit_off() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN RETURN NULL; END \$\$"

@@ -3,7 +3,7 @@
 # per audited request, goal under 5% of that request's time, and the export
 # rate"), on a throw-away suite. Reports, never fails on time.
 # Usage: tests/bench/audit.sh [SECONDS per round, 5] [ROWS for the chain, 200000]
-#   ROUNDS=5 CONC=8: alternating rounds per figure, the moderate concurrency;
+#   ROUNDS=4 CONC=8: alternating rounds per figure, the moderate concurrency;
 #   CHAIN=0 skips part 2. Run it under the shared lock:
 #   flock /tmp/caplat-bench.lock tests/bench/audit.sh
 # Part 1 prints, for one audited route with the audit ON and OFF in
@@ -52,7 +52,7 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 #    benchmark's own psql polls included, against ON) from the round's start
 #    until every entry of the round is in the chain, divided by the round's
 #    requests (tests/bench/cpu_groups.py). Medians of the rounds are kept.
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-4}
 CONC=${CONC:-8}
 "${PSQL[@]}" -c "CREATE FUNCTION public.bench_audit_off() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN RETURN NULL; END \$\$"
 "${PSQL[@]}" -c "CREATE TRIGGER bench_audit_off BEFORE INSERT ON enterprise.outbox FOR EACH ROW

@@ -82,17 +82,38 @@ audit_type(char *out, size_t size)
 	snprintf(out, size, "%s.audit.recorded", service_name);
 }
 
+static void
+add_row(struct db_batch *b, const struct http_req *req,
+    const struct audit_entry *e, const char *sql, int n, const char *p5)
+{
+	char type[64];
+	json_t *d = audit_event_data(req, e);
+	struct bus_event_row row;
+	const char *params[5];
+
+	audit_type(type, sizeof(type));
+	if (bus_event_prepare(&row, type, e->object_id, d) != 0)
+		fatal("audit: bad event type \"%s\"", type);
+	json_decref(d);
+	bus_event_row_params(&row, params);
+	params[4] = p5;
+	db_batch_add(b, sql, n, params);
+	bus_event_row_clear(&row);
+	atomic_store(&flush.dirty, 1);
+}
+
 void
 audit_add(struct db_batch *b, const struct http_req *req,
     const struct audit_entry *e)
 {
-	char type[64];
-	json_t *d = audit_event_data(req, e);
+	add_row(b, req, e, audit_held_insert_sql, 4, NULL);
+}
 
-	audit_type(type, sizeof(type));
-	bus_outbox_add(b, type, e->object_id, d);
-	json_decref(d);
-	atomic_store(&flush.dirty, 1);
+void
+audit_add_sql(struct db_batch *b, const struct http_req *req,
+    const struct audit_entry *e, const char *sql, const char *p5)
+{
+	add_row(b, req, e, sql, 5, p5);
 }
 
 int
@@ -102,9 +123,17 @@ audit_tx_emit(struct bus_tx *tx, const struct audit_entry *e)
 	json_t *d = audit_event_data(NULL, e);
 	int rc;
 
+	struct bus_event_row row;
+	const char *params[4];
+
 	audit_type(type, sizeof(type));
-	rc = bus_tx_emit(tx, type, e->object_id, d);
+	rc = bus_event_prepare(&row, type, e->object_id, d);
 	json_decref(d);
+	if (rc != 0)
+		return -1;
+	bus_event_row_params(&row, params);
+	rc = bus_tx_exec(tx, audit_held_insert_sql, 4, params) < 0 ? -1 : 0;
+	bus_event_row_clear(&row);
 	atomic_store(&flush.dirty, 1);
 	return rc;
 }

@@ -41,6 +41,14 @@ json_t *audit_event_data(const struct http_req *req,
 void audit_add(struct db_batch *b, const struct http_req *req,
     const struct audit_entry *e);
 
+/* audit_add() for an entry whose row is written by the caller's own
+ * statement sql (its store.c): $1 id, $2 type, $3 subject, $4 data (JSON
+ * text) as audit_held_insert_sql, and $5 p5. For an audited read whose
+ * entry needs a value of the row read (an INSERT … SELECT in the read's own
+ * batch: no second round trip, and no entry when nothing was read). */
+void audit_add_sql(struct db_batch *b, const struct http_req *req,
+    const struct audit_entry *e, const char *sql, const char *p5);
+
 /* The same inside a consumer's transaction (an action caused by an event);
  * the actor is "system:<service>". Returns 0, or -1 (the handler fails). */
 int audit_tx_emit(struct bus_tx *tx, const struct audit_entry *e);
@@ -54,6 +62,9 @@ int audit_tx_emit(struct bus_tx *tx, const struct audit_entry *e);
 struct event_base;
 struct db_pool;
 extern const char audit_flush_sql[]; /* audit_store.c */
+/* The entry's outbox row, written held (published_at 'infinity') by the
+ * statement itself: the hold trigger of 050 is then not run for it. */
+extern const char audit_held_insert_sql[]; /* audit_store.c */
 void audit_flush_start(struct event_base *base, struct db_pool *db,
     long every_ms);
 /* Stops the timer (before the pool is freed). */

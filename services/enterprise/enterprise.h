@@ -150,6 +150,7 @@ void store_record_ensure(struct db_batch *b, const char *id, const char *uscc,
     const char *data);
 void store_record_by_uscc(struct db_batch *b, const char *uscc);
 void store_record_by_id(struct db_batch *b, const char *id);
+extern const char store_record_read_audit_sql[];
 /* History, oldest first: → 0 seq, 1 time, 2 status, 3 opinion, 4 type,
  * 5 change ('t'/'f'). */
 void store_history_by_uscc(struct db_batch *b, const char *uscc);

@@ -287,22 +287,10 @@ reply_record(struct http_req *req, const struct db_result *res, int rec,
 	http_reply_json(req, 200, o);
 }
 
-/* GET: record → record_on_loaded → record_on_audited. Reviewers and
- * operators read any record in full; each read is audited (with the
- * enterprise's USCC) in a small write batch before the answer, and no
- * answer goes out when the audit entry could not be written. */
-
-static void
-record_on_audited(void *arg, const struct db_result *res)
-{
-	struct http_req *req = arg;
-
-	if (res->status != DB_OK) {
-		http_reply_db_error(req, res);
-		return;
-	}
-	http_reply_json(req, 200, json_incref(req->data));
-}
+/* GET: record → record_on_loaded. Reviewers and operators read any record
+ * in full; each read is audited (with the enterprise's USCC) in the read's
+ * own batch, one transaction: no answer goes out when the audit entry could
+ * not be written, and a record that does not exist records nothing. */
 
 static void
 record_on_loaded(void *arg, const struct db_result *res)
@@ -319,11 +307,7 @@ record_on_loaded(void *arg, const struct db_result *res)
 		reply_not_found(req);
 		return;
 	}
-	http_req_attach(req, o, ent_json_free);
-	struct db_batch *b = db_batch_new();
-	ent_audit_read(b, req, "enterprise.record.read_full", "record",
-	    req->params[0], db_value(res, 0, 0, REC_USCC));
-	db_batch_run(ent.svc.db, b, record_on_audited, req);
+	http_reply_json(req, 200, o);
 }
 
 static void
@@ -338,9 +322,12 @@ record(struct http_req *req)
 		reply_not_found(req);
 		return;
 	}
+	const struct audit_entry e = {"enterprise.record.read_full", "record",
+	    req->params[0], NULL, NULL, NULL};
 	b = db_batch_new();
 	store_record_by_id(b, req->params[0]);
 	store_history_by_id(b, req->params[0]);
+	audit_add_sql(b, req, &e, store_record_read_audit_sql, req->params[0]);
 	db_batch_run(ent.svc.db, b, record_on_loaded, req);
 }
 

@@ -118,6 +118,17 @@ store_record_by_id(struct db_batch *b, const char *id)
 	    1, p);
 }
 
+/* The audit entry of a staff member's full read of record id, in the
+ * read's own batch (common/audit.h audit_add_sql: $1..$4 the entry's outbox
+ * row, written held as audit_held_insert_sql does, $5 the record id): the
+ * entry takes the record's USCC, and there is none when there is no such
+ * record. */
+const char store_record_read_audit_sql[] =
+    "INSERT INTO outbox (id, type, subject, data, published_at)"
+    " SELECT $1::uuid, $2, $3, jsonb_set($4::jsonb, '{uscc}',"
+    " COALESCE(to_jsonb(r.uscc), 'null'::jsonb)), 'infinity'"
+    " FROM records r WHERE r.id = $5::uuid";
+
 void
 store_history_by_uscc(struct db_batch *b, const char *uscc)
 {

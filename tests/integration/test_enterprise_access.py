@@ -122,6 +122,17 @@ def test_staff_full_reads_are_audited(suite):
     assert len(audit_rows(suite, "enterprise.record.read_full", rid)) == 2
 
 
+def test_staff_read_of_no_record_records_nothing(suite):
+    """The full read's audit entry is written in the read's own transaction,
+    from the record read (its USCC): a record that does not exist answers 404
+    and leaves no entry."""
+    import uuid
+    rid = str(uuid.uuid4())
+    r = Staff(suite, "operator").get(f"/api/v1/review/records/{rid}")
+    assert r.status == 404 and r.code == "NOT_FOUND", r
+    assert audit_rows(suite, "enterprise.record.read_full", rid) == []
+
+
 def test_queue_masks_the_secrets(suite):
     uscc, boss, rec = with_record(suite)
     r = boss.post("/api/v1/enterprise/submit")

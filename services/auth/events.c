@@ -20,7 +20,8 @@
  *   caplat.payments.invoice.* (issued, posted: to the account that placed
  *   the order), caplat.orders.order.created (who placed an order) and
  *   caplat.issuance.cert.registered (which certificate a cert_id is, for
- *   recipients given by cert_id).
+ *   recipients given by cert_id), and caplat.issuance.certs.imported (the
+ *   same for the up to 500 certificates of an import's batch).
  * Emits auth.notice.requested (member_application.decided, members.c).
  * Emits (through the outbox, in the same transaction as the change):
  *   auth.account.registered and auth.identity.added (handlers.c, and
@@ -453,6 +454,24 @@ on_cert_registered(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	return bus_tx_exec(tx, store_notice_cert_sql, 4, p) < 0 ? -1 : 0;
 }
 
+/* issuance.certs.imported: the same for up to 500 certificates of an
+ * import, in one statement. */
+static int
+on_certs_imported(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *certs = json_object_get(ev->data, "certs");
+	char *text;
+	long n;
+
+	if (!json_is_array(certs))
+		return 0;
+	text = json_dumps(certs, JSON_COMPACT);
+	const char *p[] = {text};
+	n = bus_tx_exec(tx, store_notice_certs_imported_sql, 1, p);
+	free(text);
+	return n < 0 ? -1 : 0;
+}
+
 /* orders.order.created: who placed the order (for the payments' notices). */
 static int
 on_order_created(struct bus_tx *tx, const struct bus_event *ev, void *arg)
@@ -608,6 +627,9 @@ auth_events_subscribe(void)
 	        "caplat.payments.invoice.*", 5, on_payment_event, NULL) != 0 ||
 	    bus_subscribe(auth.svc.bus, "auth-notice-certs",
 	        "caplat.issuance.cert.registered", 5, on_cert_registered,
+	        NULL) != 0 ||
+	    bus_subscribe(auth.svc.bus, "auth-notice-certs-imported",
+	        "caplat.issuance.certs.imported", 5, on_certs_imported,
 	        NULL) != 0)
 		log_error(NULL, "msg=subscribe_failed consumer=auth-notices");
 }

@@ -585,6 +585,18 @@ const char store_notice_cert_sql[] =
     " issuer = EXCLUDED.issuer, serial = EXCLUDED.serial,"
     " account_id = COALESCE(EXCLUDED.account_id, notice_certs.account_id)";
 
+/* $1 a JSON array of issuance.cert.registered data (issuance.certs.imported):
+ * store_notice_cert_sql for each well-formed one. */
+const char store_notice_certs_imported_sql[] =
+    "INSERT INTO notice_certs (cert_id, issuer, serial, account_id)"
+    " SELECT (e->>'cert_id')::uuid, e->>'issuer', e->>'serial', (e->>'account_id')::uuid"
+    " FROM jsonb_array_elements($1::jsonb) e"
+    " WHERE e->>'cert_id' ~ '^[0-9a-fA-F-]{36}$' AND e->>'issuer' IS NOT NULL"
+    " AND e->>'serial' IS NOT NULL"
+    " ON CONFLICT (cert_id) DO UPDATE SET"
+    " issuer = EXCLUDED.issuer, serial = EXCLUDED.serial,"
+    " account_id = COALESCE(EXCLUDED.account_id, notice_certs.account_id)";
+
 const char store_notice_order_upsert_sql[] =
     "INSERT INTO notice_orders (order_id, account_id, number)"
     " VALUES ($1, $2, $3) ON CONFLICT (order_id) DO NOTHING";

@@ -23,8 +23,10 @@
  *   issuance.notice.requested (renewal.ready with
  *   the entitlements of a paid order, renewal_ready; cert.expiring and
  *   renewal.unused from the reminder pass, sweep.c) and
- *   issuance.cert.expiring (reminder_claim, 020_reminders.sql); import_merge (deploy/sql/issuance/010_import.sql)
- *   emits issuance.cert.registered and issuance.audit.recorded.
+ *   issuance.cert.expiring (reminder_claim, 020_reminders.sql); import_merge
+ *   (deploy/sql/issuance/060_import_per_batch_events*.sql) emits
+ *   issuance.certs.imported (up to 500 certificates each) and
+ *   issuance.audit.recorded.
  *
  * Handlers run on the bus's consumer threads inside the inbox transaction
  * and touch nothing else. */

@@ -660,6 +660,11 @@ import_steps(struct import_job *j)
 		j->status = "failed";
 		return;
 	}
+	if (db_sync_exec(j->tx, store_import_truncate_sql, 0, NULL, NULL,
+	        j->error, sizeof(j->error)) != 0) {
+		j->status = "failed";
+		return;
+	}
 	if (importfile_utf8_check(j->body, j->len, &bad) != 0) {
 		row_error(j, importfile_line_of(j->body, bad), NULL,
 		    "ENCODING_INVALID", "文件不是 UTF-8 编码");

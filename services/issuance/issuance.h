@@ -567,6 +567,7 @@ extern const char store_import_begin_sql[];
 extern const char store_import_commit_sql[];
 extern const char store_import_rollback_sql[];
 extern const char store_import_lock_sql[];
+extern const char store_import_truncate_sql[];
 extern const char store_import_copy_sql[];
 extern const char store_import_duplicates_sql[];
 extern const char store_import_unknown_platforms_sql[];

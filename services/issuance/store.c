@@ -310,6 +310,10 @@ const char store_import_lock_sql[] =
     "SELECT pg_try_advisory_xact_lock(7013, 0)"
     " AND pg_try_advisory_xact_lock(7013, import_lock_key($1::uuid))";
 
+/* The staging table, empty for the job that holds the import lock (rows of a
+ * killed import are dead tuples until then; 060_import_ordered_ids.sql). */
+const char store_import_truncate_sql[] = "TRUNCATE import_rows";
+
 const char store_import_copy_sql[] =
     "COPY import_rows (import_id, line, issuer, serial, vendor, subject, fingerprint_sha256,"
     " spki_sha256, key_type, not_before, not_after, pem, type, lock_kind, holder,"

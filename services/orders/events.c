@@ -3,7 +3,8 @@
  * Consumes (durable consumers, subscribed by orders_events_subscribe):
  *   auth.identity.added, auth.identity.removed (045: the identity leaves
  *   identities, kept in removed_identities), enterprise.profile.completed,
- *   enterprise.record.approved, issuance.cert.registered,
+ *   enterprise.record.approved, issuance.cert.registered (and
+ *   issuance.certs.imported, the same for up to 500 certificates),
  *   issuance.cert.revoked  → the read models eligibility is checked against;
  *   issuance.cert.expiring → gathered for the enterprise's daily expiry
  *                            digest (digest.c);
@@ -162,12 +163,12 @@ static int order_maybe_fulfil(struct bus_tx *tx, const char *order_id);
 
 /* A new certificate's application (issue 19) is done when its certificate
  * is registered: its item (cert_id = the new certificate's) is marked like a
- * renewed one and the order fulfilled when all its items are. */
+ * renewed one and the order fulfilled when all its items are. registered_at
+ * is when (RFC 3339). */
 static int
-new_cert_issued(struct bus_tx *tx, const struct bus_event *ev)
+new_cert_issued(struct bus_tx *tx, const char *cert, const char *serial,
+    const char *registered_at)
 {
-	const char *cert = str(ev->data, "cert_id");
-	const char *serial = str(ev->data, "serial");
 	struct bus_rows *rows = NULL, *locked = NULL;
 	char order[37];
 	long n;
@@ -185,11 +186,25 @@ new_cert_issued(struct bus_tx *tx, const struct bus_event *ev)
 	if (bus_tx_query(tx, store_order_lock_sql, 1, po, &locked) != 0)
 		return -1;
 	bus_rows_free(locked);
-	const char *pi[] = {order, cert, event_time(ev, "registered_at"),
-	    serial};
+	const char *pi[] = {order, cert, registered_at, serial};
 	if ((n = bus_tx_exec(tx, store_item_renewed_sql, 4, pi)) <= 0)
 		return n < 0 ? -1 : 0;
 	return order_maybe_fulfil(tx, order);
+}
+
+/* The fields issuance.cert.registered (and each certificate of
+ * issuance.certs.imported) must carry: 0 when they are there. */
+static int
+cert_registered_complete(json_t *d)
+{
+	json_t *platforms = json_object_get(d, "platforms");
+
+	return str(d, "cert_id") != NULL && str(d, "serial") != NULL &&
+	        str(d, "type") != NULL && str(d, "lock_kind") != NULL &&
+	        str(d, "not_before") != NULL && str(d, "not_after") != NULL &&
+	        (json_is_array(platforms) || json_is_null(platforms))
+	    ? 0
+	    : -1;
 }
 
 static int
@@ -197,14 +212,12 @@ on_cert_registered(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 {
 	json_t *d = ev->data;
 	char *platforms = array_text(d, "platforms");
-	/* platforms null: the associations are unknown (issue 13). */
-	int unknown = json_is_null(json_object_get(d, "platforms"));
 	long n;
 
-	if (str(d, "cert_id") == NULL || str(d, "serial") == NULL ||
-	    str(d, "type") == NULL || str(d, "lock_kind") == NULL ||
-	    str(d, "not_before") == NULL || str(d, "not_after") == NULL ||
-	    (platforms == NULL && !unknown)) {
+	/* platforms null: the associations are unknown (issue 13). */
+	if (cert_registered_complete(d) != 0 ||
+	    (platforms == NULL &&
+	        !json_is_null(json_object_get(d, "platforms")))) {
 		free(platforms);
 		return bad_event(ev,
 		    "cert_id/serial/type/lock_kind/validity/platforms");
@@ -217,7 +230,51 @@ on_cert_registered(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	free(platforms);
 	if (n < 0)
 		return -1;
-	return new_cert_issued(tx, ev);
+	return new_cert_issued(tx, str(d, "cert_id"), str(d, "serial"),
+	    event_time(ev, "registered_at"));
+}
+
+/* issuance.certs.imported: up to 500 certificates of an import, each as
+ * issuance.cert.registered would carry it, applied in one statement; then
+ * the new-certificate items among them (usually none), one by one. */
+static int
+on_certs_imported(struct bus_tx *tx, const struct bus_event *ev, void *arg)
+{
+	json_t *certs = json_object_get(ev->data, "certs"), *d;
+	struct bus_rows *rows = NULL;
+	size_t i;
+	char *text;
+	int rc = 0;
+
+	if (!json_is_array(certs))
+		return bad_event(ev, "certs");
+	json_array_foreach(certs, i, d)
+	{
+		if (cert_registered_complete(d) != 0)
+			return bad_event(ev,
+			    "certs[].cert_id/serial/type/"
+			    "lock_kind/validity/platforms");
+	}
+	text = json_dumps(certs, JSON_COMPACT);
+	const char *p[] = {text};
+	if (bus_tx_exec(tx, store_certs_imported_sql, 1, p) < 0 ||
+	    bus_tx_query(tx, store_new_cert_items_sql, 1, p, &rows) != 0)
+		rc = -1;
+	free(text);
+	for (long r = 0; rc == 0 && r < bus_rows_count(rows); r++)
+		json_array_foreach(certs, i, d)
+		{
+			if (strcmp(str(d, "cert_id"),
+			        bus_rows_value(rows, r, 0)) != 0)
+				continue;
+			rc = new_cert_issued(tx, str(d, "cert_id"),
+			    str(d, "serial"),
+			    str(d, "registered_at") ? str(d, "registered_at")
+			                            : ev->time);
+			break;
+		}
+	bus_rows_free(rows);
+	return rc;
 }
 
 static int
@@ -555,6 +612,8 @@ orders_events_subscribe(void)
 	        on_record_approved},
 	    {"orders-cert-registered", "caplat.issuance.cert.registered",
 	        on_cert_registered},
+	    {"orders-certs-imported", "caplat.issuance.certs.imported",
+	        on_certs_imported},
 	    {"orders-cert-renewed", "caplat.issuance.cert.renewed",
 	        on_cert_renewed},
 	    {"orders-cert-revoked", "caplat.issuance.cert.revoked",

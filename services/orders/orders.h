@@ -312,6 +312,7 @@ extern const char store_identity_upsert_sql[];
 extern const char store_profile_upsert_sql[];
 extern const char store_enterprise_approved_sql[];
 extern const char store_cert_registered_sql[];
+extern const char store_certs_imported_sql[];
 extern const char store_cert_renewed_sql[];
 extern const char store_cert_revoked_sql[];
 /* issuance.cert.expiring: $1 cert, $2 stage, $3 uscc, $4 serial, $5 holder,
@@ -349,6 +350,7 @@ extern const char store_new_cert_order_sql[];
 /* $1 cert id → 0 the paid order whose new-certificate item it is (not yet
  * issued). */
 extern const char store_new_cert_item_sql[];
+extern const char store_new_cert_items_sql[];
 extern const char store_identity_lock_sql[];
 extern const char store_identity_removed_sql[];
 extern const char store_identity_orders_cancel_sql[];

@@ -399,6 +399,22 @@ const char store_cert_registered_sql[] =
     " enterprise_name = EXCLUDED.enterprise_name, uscc = EXCLUDED.uscc,"
     " lock_kind = EXCLUDED.lock_kind, vendor = EXCLUDED.vendor," CERT_VALIDITY_UPDATE;
 
+/* $1 a JSON array of issuance.cert.registered data (issuance.certs.imported),
+ * as store_cert_registered_sql for each. */
+const char store_certs_imported_sql[] =
+    "INSERT INTO certs (cert_id, serial, type, holder, enterprise_name, uscc, lock_kind, vendor,"
+    " account_id, not_before, not_after, platforms)"
+    " SELECT x.cert_id, x.serial, x.type, x.holder, x.enterprise_name, x.uscc, x.lock_kind,"
+    " x.vendor, x.account_id, x.not_before, x.not_after,"
+    " CASE WHEN jsonb_typeof(x.platforms) = 'array'"
+    " THEN ARRAY(SELECT jsonb_array_elements_text(x.platforms)) END"
+    " FROM jsonb_to_recordset($1::jsonb) AS x(cert_id uuid, serial text, type text, holder text,"
+    " enterprise_name text, uscc text, lock_kind text, vendor text, account_id uuid,"
+    " not_before timestamptz, not_after timestamptz, platforms jsonb)"
+    " ON CONFLICT (cert_id) DO UPDATE SET type = EXCLUDED.type, holder = EXCLUDED.holder,"
+    " enterprise_name = EXCLUDED.enterprise_name, uscc = EXCLUDED.uscc,"
+    " lock_kind = EXCLUDED.lock_kind, vendor = EXCLUDED.vendor," CERT_VALIDITY_UPDATE;
+
 const char store_cert_renewed_sql[] =
     "INSERT INTO certs (cert_id, serial, type, uscc, lock_kind, account_id, not_before,"
     " not_after, platforms)"
@@ -457,6 +473,13 @@ const char store_order_refunded_sql[] =
 const char store_new_cert_order_sql[] =
     "SELECT new_cert_order($1::uuid, $2::uuid, $3::uuid, $4::uuid, $5, $6, $7,"
     " $8::uuid, $9::text[], $10::int, $11::uuid, $12::int)::text";
+
+/* $1 as store_certs_imported_sql: the cert ids among them that are the
+ * item of a paid new-certificate order (store_new_cert_item_sql). */
+const char store_new_cert_items_sql[] =
+    "SELECT i.cert_id::text FROM order_items i JOIN orders o ON o.id = i.order_id"
+    " WHERE i.cert_id IN (SELECT (e->>'cert_id')::uuid FROM jsonb_array_elements($1::jsonb) e)"
+    " AND i.product = 'new_certificate' AND i.renewed_at IS NULL AND o.status = 'paid'";
 
 const char store_new_cert_item_sql[] =
     "SELECT i.order_id FROM order_items i JOIN orders o ON o.id = i.order_id"

@@ -399,6 +399,10 @@ relay_wait_lead(struct bus *bus, PGconn *pg)
 	int rc;
 
 	while ((rc = bus_store_relay_lead_poll(pg)) == 0) {
+		/* The lead publishes what they announce; the pass after the
+		 * lead is taken reads every row anyway: drop them, so a long
+		 * wait does not pile them up in libpq. */
+		relay_notified(bus, pg);
 		if (bus_stopping(bus))
 			return 0;
 		if (poll(fds, 2, -1) < 0)

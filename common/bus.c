@@ -125,7 +125,8 @@ bus_open(struct bus **out, const struct bus_config *cfg)
 	    !*cfg->db_url || !bus_ident_valid(cfg->schema) ||
 	    !bus_service_valid(cfg->service) ||
 	    (cfg->ack_wait_ms != 0 && cfg->ack_wait_ms < 1000) ||
-	    cfg->nak_delay_ms < 0) {
+	    cfg->nak_delay_ms < 0 || cfg->relay_mark_ms < 0 ||
+	    cfg->gather_ms < 0) {
 		log_error(NULL,
 		    "msg=bus_bad_config error=\"nats_url and db_url are "
 		    "required, schema must match [a-z_][a-z0-9_]*, "
@@ -145,6 +146,8 @@ bus_open(struct bus **out, const struct bus_config *cfg)
 	    cfg->stream_replicas > 0 ? cfg->stream_replicas : 1;
 	bus->stream_max_age_h =
 	    cfg->stream_max_age_h > 0 ? cfg->stream_max_age_h : 168;
+	bus->relay_mark_ms = cfg->relay_mark_ms;
+	bus->gather_ms = cfg->gather_ms;
 	bus->wake[0] = bus->wake[1] = -1;
 	fault_arm(&bus->fault, bus_fault_names);
 	pthread_mutex_init(&bus->mu, NULL);

@@ -41,6 +41,13 @@ struct bus_config {
 	                       * (3 in a NATS cluster) */
 	int stream_max_age_h; /* stream retention in hours; 0 means 168 (a week);
 	                       * inbox ids are kept twice as long */
+	/* how long the relay may leave published rows unmarked, to mark
+	 * many in one transaction (the stream's dedup and the inboxes absorb
+	 * a republish after a crash); 0 marks after each publish */
+	int relay_mark_ms;
+	/* after a consumer's fetch brought fewer than a batch, how long it
+	 * waits for more before applying them in one transaction (0: not) */
+	int gather_ms;
 };
 
 /* One consumed event. Every pointer is borrowed and valid only during the
@@ -66,6 +73,12 @@ struct bus_event {
  * have no other side effects. */
 typedef int (
     *bus_handler_fn)(struct bus_tx *tx, const struct bus_event *ev, void *arg);
+
+/* An action after a handler's transaction: called on the consumer's thread
+ * with committed = 1 once the transaction that registered it committed, or
+ * with committed = 0 when it was rolled back (release arg then; a redone
+ * handler registers it again). */
+typedef void (*bus_after_fn)(void *arg, int committed);
 
 /* Opens the bus: connects to NATS (reconnecting forever, so NATS need not be
  * up yet), and starts the relay thread, which ensures the stream exists and
@@ -149,6 +162,12 @@ int bus_tx_emit(struct bus_tx *tx, const char *type, const char *subject,
 int bus_subject(const char *type, char *out, size_t size);
 
 /* ---- SQL inside a handler, on the consumer's transaction ---- */
+
+/* Has fn(arg, 1) run right after tx commits (several events of a fetch may
+ * share that commit), or fn(arg, 0) if it rolls back: for what must not
+ * happen before the change is visible, e.g. dropping a cached copy. In
+ * registration order. */
+void bus_tx_after_commit(struct bus_tx *tx, bus_after_fn fn, void *arg);
 
 /* Runs one statement with text parameters (NULL pointer = SQL NULL). Returns
  * the number of rows affected (0 for statements without a count), or -1 on

@@ -1,8 +1,10 @@
 /* bus_consume — the consumer threads: one per durable pull consumer, each
- * with its own connection. A fetch's events share a transaction that also
- * records every event id in the inbox (the effect happens once), are acked
- * after the commit, and on failure are redone one by one, naked with a
- * growing delay, or dead-lettered. */
+ * with its own connection. A fetch's events (gathered for up to gather_ms
+ * after the first arrives) share a transaction that also records every
+ * event id in the inbox (the effect happens once), are acked after the
+ * commit, which then runs the handlers' after-commit actions, and on
+ * failure are redone one by one, naked with a growing delay, or
+ * dead-lettered. */
 #include "bus_int.h"
 
 #include "hist.h"
@@ -40,6 +42,8 @@ struct consumer_run {
 	 * the full wait. Idle, ask for one (answered the moment it arrives);
 	 * busy, for a batch (what is there, at once). */
 	int want;
+	/* after-commit actions of the open transaction (bus_tx_after_commit) */
+	struct bus_after *after;
 };
 
 enum consumer_tx_result {
@@ -64,6 +68,38 @@ struct consumer_item {
 	enum consumer_item_state state;
 	bool settled; /* acked, termed or naked */
 };
+
+void
+bus_tx_after_commit(struct bus_tx *tx, bus_after_fn fn, void *arg)
+{
+	struct bus_after **p, *a;
+
+	if (tx->after == NULL) {
+		log_error(NULL, "msg=bus_after_commit_outside_consumer");
+		fn(arg, 0);
+		return;
+	}
+	a = xcalloc(1, sizeof(*a));
+	a->fn = fn;
+	a->arg = arg;
+	for (p = tx->after; *p != NULL; p = &(*p)->next)
+		;
+	*p = a;
+}
+
+/* Runs (committed = 1) or releases (0) the transaction's after-commit
+ * actions, in registration order. */
+static void
+consumer_after_run(struct consumer_run *run, int committed)
+{
+	while (run->after != NULL) {
+		struct bus_after *a = run->after;
+
+		run->after = a->next;
+		a->fn(a->arg, committed);
+		free(a);
+	}
+}
 
 /* Creates or updates the durable consumer and binds a pull subscription. */
 static int
@@ -143,7 +179,7 @@ consumer_apply(struct consumer_run *run, struct consumer_item *item, char *err,
     size_t err_size)
 {
 	struct bus_consumer *c = run->c;
-	struct bus_tx tx = {run->pg, ""};
+	struct bus_tx tx = {run->pg, "", &run->after};
 	bool duplicate;
 
 	if (bus_store_inbox_add(&tx, c->durable, item->ev.id, &duplicate) !=
@@ -176,21 +212,29 @@ static enum consumer_tx_result
 consumer_commit(struct consumer_run *run, bool handlers_ran, char *err,
     size_t err_size)
 {
-	struct bus_tx tx = {run->pg, ""};
+	struct bus_tx tx = {run->pg, "", NULL};
 
 	if (handlers_ran)
 		fault_point(&run->c->bus->fault,
 		    BUS_FAULT_CONSUMER_CRASH_BEFORE_COMMIT);
 	if (bus_store_commit(&tx) != 0) {
 		snprintf(err, err_size, "COMMIT failed: %s", tx.error);
+		/* The connection broke at COMMIT: the outcome is unknown, and
+		 * a redelivery finds the inbox row if it did commit, so the
+		 * actions would never run: run them (acting twice is the
+		 * lesser harm for what they are meant for, dropping copies). */
+		if (PQstatus(run->pg) != CONNECTION_OK)
+			consumer_after_run(run, 1);
 		return TX_FAILED;
 	}
+	consumer_after_run(run, 1);
 	return TX_COMMITTED;
 }
 
 static enum consumer_tx_result
 consumer_rollback(struct consumer_run *run)
 {
+	consumer_after_run(run, 0);
 	if (PQstatus(run->pg) == CONNECTION_OK &&
 	    PQtransactionStatus(run->pg) != PQTRANS_IDLE)
 		bus_store_rollback(run->pg);
@@ -586,6 +630,37 @@ consumer_note_lag(struct bus_consumer *c, natsMsgList *list, natsStatus s)
 	}
 }
 
+/* After a fetch brought fewer than a batch: waits up to gather_ms for more
+ * (nats.c returns at the timeout with what came, or at once when the batch
+ * is full) and appends them to list, so more events share one transaction
+ * (issue 16: fewer commits per event, for gather_ms of latency). */
+static void
+consumer_gather(struct consumer_run *run, natsMsgList *list)
+{
+	int gather_ms = run->c->bus->gather_ms;
+	natsMsgList more = {NULL, 0};
+	natsMsg **all;
+
+	if (gather_ms <= 0 || list->Count == 0 || list->Count >= FETCH_BATCH)
+		return;
+	natsSubscription_Fetch(&more, run->sub, FETCH_BATCH - list->Count,
+	    gather_ms, NULL);
+	if (more.Count > 0) {
+		/* nats.c allocates the list's array with malloc and frees it
+		 * with free in natsMsgList_Destroy. */
+		all = xcalloc((size_t)(list->Count + more.Count), sizeof(*all));
+		memcpy(all, list->Msgs, (size_t)list->Count * sizeof(*all));
+		memcpy(all + list->Count, more.Msgs,
+		    (size_t)more.Count * sizeof(*all));
+		free(list->Msgs);
+		free(more.Msgs);
+		list->Msgs = all;
+		list->Count += more.Count;
+	} else if (more.Msgs != NULL) {
+		natsMsgList_Destroy(&more);
+	}
+}
+
 static void
 consumer_unsubscribe(struct consumer_run *run)
 {
@@ -628,6 +703,7 @@ bus_consume_main(void *arg)
 		s = natsSubscription_Fetch(&list, run.sub,
 		    run.want ? run.want : FETCH_BATCH, FETCH_WAIT_MS, NULL);
 		run.want = list.Count > 0 ? FETCH_BATCH : 1;
+		consumer_gather(&run, &list);
 		consumer_note_lag(run.c, &list, s);
 		if (list.Count > 0) {
 			bus_link_nats(&run.link, true, NATS_OK);

@@ -20,7 +20,8 @@
 #define RELAY_ACK_WAIT_MS 5000
 #define RELAY_SWEEP_MS 1000
 #define RELAY_CLEANUP_EVERY_MS (10 * 60 * 1000)
-#define RELAY_CLEANUP_CHUNK 10000 /* in bus_store_outbox_cleanup */
+#define RELAY_CLEANUP_CHUNK 10000           /* in bus_store_outbox_cleanup */
+#define RELAY_PENDING_MAX (2 * RELAY_BATCH) /* published, not marked */
 #define FETCH_BATCH 64
 #define FETCH_WAIT_MS 1000
 #define GROUP_MAX_MS 200
@@ -88,6 +89,8 @@ struct bus {
 	int nak_delay_ms;
 	int stream_replicas;
 	int stream_max_age_h;
+	int relay_mark_ms;
+	int gather_ms;
 	struct fault fault; /* at an enum bus_fault point */
 
 	natsOptions *opts;
@@ -109,9 +112,18 @@ struct bus {
 	atomic_llong backlog_oldest; /* Unix seconds of the oldest, or 0 */
 };
 
+/* A registered after-commit action (bus_tx_after_commit). */
+struct bus_after {
+	bus_after_fn fn;
+	void *arg;
+	struct bus_after *next;
+};
+
 struct bus_tx {
 	PGconn *pg;
 	char error[ERROR_TEXT_MAX];
+	/* the consumer's list of after-commit actions, NULL outside one */
+	struct bus_after **after;
 };
 
 struct bus_rows {
@@ -205,11 +217,21 @@ int bus_store_listen(PGconn *pg);
 /* COMMIT; returns -1 with tx->error set when it failed or rolled back. */
 int bus_store_commit(struct bus_tx *tx);
 
-/* Inside a transaction: claims up to RELAY_BATCH unpublished outbox rows
- * (seq, id, type, subject, data, created_at as RFC 3339), locked. Returns a
- * result the caller frees with PQclear(), or NULL on error. */
-PGresult *bus_store_outbox_claim(PGconn *pg);
-/* Marks the rows of seqs (a bigint[] literal "{1,2}") published. */
+/* Starts waiting (PQsendQuery) for the session advisory lock that makes
+ * this connection's relay the one publishing its schema's outbox. Returns
+ * 0, or -1 when it could not be sent. */
+int bus_store_relay_lead_send(PGconn *pg);
+/* After input arrived: 1 when the lock is held, 0 while still waiting, -1
+ * on error. */
+int bus_store_relay_lead_poll(PGconn *pg);
+/* Reads up to RELAY_BATCH unpublished outbox rows (seq, id, type, subject,
+ * data, created_at as RFC 3339) other than those of skip (a bigint[]
+ * literal: published, not marked yet), with no lock and no transaction:
+ * only the relay holding the lead reads them. Returns a result the caller
+ * frees with PQclear(), or NULL on error. */
+PGresult *bus_store_outbox_claim(PGconn *pg, const char *skip);
+/* Marks the rows of seqs (a bigint[] literal "{1,2}") published, in one
+ * transaction of its own. */
 int bus_store_outbox_mark(PGconn *pg, const char *seqs);
 /* Counts the unpublished rows into *out and the oldest one's creation time
  * (Unix seconds, 0 when none) into *oldest. Returns 0, or -1. */

@@ -1,12 +1,18 @@
-/* bus_relay — the outbox relay thread: claims unpublished outbox rows,
+/* bus_relay — the outbox relay thread: reads unpublished outbox rows,
  * publishes them to JetStream as CloudEvents (the event id is the NATS
  * message id, so the stream drops duplicates), marks the acknowledged rows
  * published, wakes on the outbox trigger's NOTIFY, and trims old rows.
- * While the outbox is empty it waits on the NOTIFY alone and sends
- * PostgreSQL no statement at all (no periodic transaction). A notification
+ * One relay per schema leads (a session advisory lock; the relays of
+ * further processes wait on it, sending nothing), so rows are read without
+ * a lock or a transaction, published at once, and marked lazily: the rows
+ * acked within relay_mark_ms (or a full batch of them) share one marking
+ * transaction (issue 16: a renewal's event costs the relay a fraction of a
+ * commit under load, not one). A crash before the mark republishes those
+ * rows; the stream's dedup (Nats-Msg-Id) and the consumers' inboxes absorb
+ * that. While the outbox is empty and everything is marked it waits on the
+ * NOTIFY alone and sends PostgreSQL no statement at all. A notification
  * is not lost while the connection lives (PostgreSQL queues it for the
- * listener); after a reconnect the relay runs a pass before it waits, so
- * the every-second sweep 001_bus.sql's comment mentions is gone. The
+ * listener); after a reconnect the relay runs a pass before it waits. The
  * trimming of old outbox and inbox rows runs after a pass that published
  * something, at most every RELAY_CLEANUP_EVERY_MS: an idle service has
  * nothing new to trim. */
@@ -18,6 +24,7 @@
 
 #include <inttypes.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,39 +129,61 @@ relay_publish_row(struct bus *bus, jsCtx *js, PGresult *res, int i)
 
 struct relay_result {
 	int claimed;
-	int acked;  /* marked published */
+	int acked;  /* published, to be marked */
 	int failed; /* left unpublished for the next pass */
 	int bad;    /* set aside as published, never sent */
 };
 
-/* One pass: claim up to RELAY_BATCH unpublished rows, publish them, wait
- * for the acks, mark the acknowledged rows published, commit. Returns 0 with
- * counts in r, or -1 when PostgreSQL failed (the transaction is rolled back
- * or the connection is gone). */
+/* The relay's rows published but not marked yet (marked lazily, many in
+ * one transaction), and whether it holds its schema's lead. */
+struct relay_state {
+	int64_t pending[RELAY_PENDING_MAX];
+	int npending;
+	int64_t pending_since_ms; /* when the oldest unmarked one was acked */
+	bool lead;
+};
+
+/* A bigint[] literal "{1,2,3}" of n seqs (caller frees). */
+static char *
+relay_seqs_literal(const int64_t *seqs, int n)
+{
+	char *text = xmalloc((size_t)n * 21 + 3);
+	size_t len = 0;
+
+	text[len++] = '{';
+	for (int i = 0; i < n; i++)
+		len += (size_t)sprintf(text + len, "%s%" PRId64,
+		    i > 0 ? "," : "", seqs[i]);
+	text[len++] = '}';
+	text[len] = '\0';
+	return text;
+}
+
+/* One pass: read up to RELAY_BATCH unpublished rows not published already,
+ * publish them, wait for the acks, and note the acknowledged ones for the
+ * next mark. No transaction: reading writes nothing, and only the lead
+ * relay reads. Returns 0 with counts in r, or -1 when PostgreSQL failed. */
 static int
-relay_pass(struct bus *bus, PGconn *pg, jsCtx *js, struct relay_result *r)
+relay_pass(struct bus *bus, PGconn *pg, jsCtx *js, struct relay_state *st,
+    struct relay_result *r)
 {
 	struct relay_batch *b = &bus->batch;
 	int64_t t0 = now_mono_us(), t_claim, t_sent, t_acked;
-	char *seqs = NULL;
-	size_t seqs_len = 0;
 	jsPubOptions wait;
-	struct bus_tx tx = {pg, ""};
 	PGresult *res;
+	char *skip;
 	int n;
 
 	memset(r, 0, sizeof(*r));
-	if (bus_store_begin(pg) != 0)
+	skip = relay_seqs_literal(st->pending, st->npending);
+	res = bus_store_outbox_claim(pg, skip);
+	free(skip);
+	if (res == NULL)
 		return -1;
-	res = bus_store_outbox_claim(pg);
-	if (res == NULL) {
-		bus_store_rollback(pg);
-		return -1;
-	}
 	n = r->claimed = PQntuples(res);
 	if (n == 0) {
 		PQclear(res);
-		return bus_store_commit(&tx);
+		return 0;
 	}
 	t_claim = now_mono_us();
 	int64_t h0 = hist_now(); /* the bus_publish step: sent to acked */
@@ -193,17 +222,17 @@ relay_pass(struct bus *bus, PGconn *pg, jsCtx *js, struct relay_result *r)
 	t_acked = now_mono_us();
 	hist_step(STEP_BUS_PUBLISH, h0);
 
-	/* The acknowledged rows, as a bigint[] literal "{1,2,3}". */
-	seqs = xmalloc((size_t)n * 21 + 3);
-	seqs[seqs_len++] = '{';
 	pthread_mutex_lock(&b->mu);
+	if (st->npending == 0)
+		st->pending_since_ms = t_acked / 1000;
 	for (int i = 0; i < n; i++) {
 		if (b->rows[i].state == ROW_FAILED) {
 			r->failed++;
 			continue;
 		}
-		seqs_len += (size_t)sprintf(seqs + seqs_len, "%s%" PRId64,
-		    r->acked + r->bad ? "," : "", b->rows[i].seq);
+		/* n <= RELAY_BATCH and the caller marks at RELAY_BATCH
+		 * pending, so this fits. */
+		st->pending[st->npending++] = b->rows[i].seq;
 		if (b->rows[i].state == ROW_BAD)
 			r->bad++;
 		else
@@ -216,32 +245,52 @@ relay_pass(struct bus *bus, PGconn *pg, jsCtx *js, struct relay_result *r)
 		    r->failed, r->acked, b->error);
 	b->count = 0;
 	pthread_mutex_unlock(&b->mu);
-	seqs[seqs_len++] = '}';
-	seqs[seqs_len] = '\0';
 	atomic_fetch_add(&bus->publish_errors,
 	    (unsigned long long)(r->failed + r->bad));
-
-	if (r->acked + r->bad > 0) {
-		if (r->acked > 0)
-			fault_point(&bus->fault,
-			    BUS_FAULT_RELAY_CRASH_AFTER_PUBLISH);
-		if (bus_store_outbox_mark(pg, seqs) != 0) {
-			free(seqs);
-			bus_store_rollback(pg);
-			return -1;
-		}
-	}
-	free(seqs);
-	if (bus_store_commit(&tx) != 0)
-		return -1;
 	atomic_fetch_add(&bus->published, (unsigned long long)r->acked);
 	log_debug(NULL,
 	    "msg=bus_relay_batch claimed=%d acked=%d failed=%d"
-	    " claim_us=%" PRId64 " send_us=%" PRId64 " ack_us=%" PRId64
-	    " mark_us=%" PRId64,
+	    " claim_us=%" PRId64 " send_us=%" PRId64 " ack_us=%" PRId64,
 	    n, r->acked, r->failed, t_claim - t0, t_sent - t_claim,
-	    t_acked - t_sent, now_mono_us() - t_acked);
+	    t_acked - t_sent);
 	return 0;
+}
+
+/* Milliseconds until the unmarked rows are due for their mark: 0 now (a
+ * full batch of them, or relay_mark_ms passed), -1 when there are none. */
+static int64_t
+relay_mark_due_in(struct bus *bus, const struct relay_state *st)
+{
+	int64_t left;
+
+	if (st->npending == 0)
+		return -1;
+	if (st->npending >= RELAY_BATCH)
+		return 0;
+	left = st->pending_since_ms + bus->relay_mark_ms - now_mono_us() / 1000;
+	return left > 0 ? left : 0;
+}
+
+/* Marks the published rows in one transaction (a crash before it only
+ * republishes them: JetStream's dedup and the inboxes absorb that).
+ * Returns 0, or -1 when PostgreSQL failed (they stay pending). */
+static int
+relay_mark(struct bus *bus, PGconn *pg, struct relay_state *st)
+{
+	char *seqs;
+	int rc;
+
+	if (st->npending == 0)
+		return 0;
+	fault_point(&bus->fault, BUS_FAULT_RELAY_CRASH_AFTER_PUBLISH);
+	seqs = relay_seqs_literal(st->pending, st->npending);
+	rc = bus_store_outbox_mark(pg, seqs);
+	free(seqs);
+	if (rc == 0) {
+		log_debug(NULL, "msg=bus_relay_marked rows=%d", st->npending);
+		st->npending = 0;
+	}
+	return rc;
 }
 
 /* Counts the backlog (rows and the oldest one's creation time) for
@@ -336,12 +385,45 @@ relay_wait(struct bus *bus, PGconn *pg, int timeout_ms)
 	}
 }
 
+/* Waits for the lead of this schema's outbox (the advisory lock asked for
+ * by bus_store_relay_lead_send): one relay per schema publishes, the others
+ * of further processes wait here sending nothing, and the lock passes on
+ * the moment the lead's connection ends. Returns 1 with the lead, 0 when
+ * the bus is closing, -1 when the connection broke. */
+static int
+relay_wait_lead(struct bus *bus, PGconn *pg)
+{
+	struct pollfd fds[2] = {{bus->wake[0], POLLIN, 0},
+	    {PQsocket(pg), POLLIN, 0}};
+	int64_t t0 = now_mono_us();
+	int rc;
+
+	while ((rc = bus_store_relay_lead_poll(pg)) == 0) {
+		/* The lead publishes what they announce; the pass after the
+		 * lead is taken reads every row anyway: drop them, so a long
+		 * wait does not pile them up in libpq. */
+		relay_notified(bus, pg);
+		if (bus_stopping(bus))
+			return 0;
+		if (poll(fds, 2, -1) < 0)
+			continue;
+		if (fds[0].revents & POLLIN)
+			return 0;
+	}
+	if (rc == 1 && now_mono_us() - t0 > 100000)
+		log_info(NULL,
+		    "msg=bus_relay_lead schema=%s waited_ms=%" PRId64,
+		    bus->schema, (now_mono_us() - t0) / 1000);
+	return rc;
+}
+
 void *
 bus_relay_main(void *arg)
 {
 	struct bus *bus = arg;
 	struct bus_link link = {.who = "relay"};
 	int64_t next_cleanup = 0;
+	struct relay_state *st = xcalloc(1, sizeof(*st));
 	PGconn *pg = NULL;
 	jsCtx *js = NULL;
 	jsOptions jo;
@@ -352,21 +434,49 @@ bus_relay_main(void *arg)
 	if (natsConnection_JetStream(&js, bus->nc, &jo) != NATS_OK)
 		fatal("bus: cannot create a JetStream context: %s",
 		    nats_GetLastError(NULL));
-	log_info(NULL, "msg=bus_relay_started schema=%s", bus->schema);
+	log_info(NULL, "msg=bus_relay_started schema=%s mark_ms=%d",
+	    bus->schema, bus->relay_mark_ms);
 
 	while (!bus_stopping(bus)) {
 		struct relay_result r;
+		int64_t due;
 
 		if (pg == NULL) {
 			pg = bus_store_connect(bus, &link);
-			if (pg != NULL && bus_store_listen(pg) != 0)
+			st->lead = false;
+			if (pg != NULL &&
+			    (bus_store_listen(pg) != 0 ||
+			        bus_store_relay_lead_send(pg) != 0))
 				bus_store_check(&pg, &link);
 			if (pg == NULL) {
 				bus_sleep(bus,
 				    bus_backoff(&link, BACKOFF_MAX_MS));
 				continue;
 			}
-			/* Rows written while nobody listened: one pass. */
+		}
+		if (!st->lead) {
+			int rc = relay_wait_lead(bus, pg);
+
+			if (rc == 0)
+				break;
+			if (rc < 0) {
+				bus_store_check(&pg, &link);
+				if (pg != NULL) { /* refused: start over */
+					PQfinish(pg);
+					pg = NULL;
+				}
+				bus_sleep(bus,
+				    bus_backoff(&link, BACKOFF_MAX_MS));
+				continue;
+			}
+			st->lead = true;
+			/* Rows written while nobody led: one pass. */
+		}
+		if (relay_mark_due_in(bus, st) == 0 &&
+		    relay_mark(bus, pg, st) != 0) {
+			bus_store_check(&pg, &link);
+			bus_sleep(bus, bus_backoff(&link, BACKOFF_MAX_MS));
+			continue;
 		}
 		if (!bus_nats_up(bus) ||
 		    bus_ensure_stream(bus, js, &link) != 0) {
@@ -378,7 +488,7 @@ bus_relay_main(void *arg)
 				bus_store_check(&pg, &link);
 			continue;
 		}
-		if (relay_pass(bus, pg, js, &r) != 0) {
+		if (relay_pass(bus, pg, js, st, &r) != 0) {
 			bus_store_check(&pg, &link);
 			if (pg != NULL)
 				log_warn(NULL,
@@ -407,14 +517,22 @@ bus_relay_main(void *arg)
 		if (r.claimed > 0)
 			relay_housekeeping(bus, pg, now_mono_us() / 1000,
 			    &next_cleanup);
-		/* Idle: no statement until the outbox trigger's NOTIFY (sent
-		 * at the commit of the transaction that wrote the row). */
-		if (relay_wait(bus, pg, -1) != 0)
+		/* Until the NOTIFY of the next row (sent at the commit of the
+		 * transaction that wrote it), or the due mark of the rows
+		 * published; idle, no statement at all. */
+		due = relay_mark_due_in(bus, st);
+		if (due == 0)
+			continue;
+		if (relay_wait(bus, pg, (int)due) != 0)
 			bus_store_check(&pg, &link);
 	}
-	/* Publishes still in flight are dropped with the context; their rows
-	 * were not marked, so the next relay publishes them again. */
+	/* Closing: the published rows get their mark now; publishes still in
+	 * flight are dropped with the context, their rows were not marked, so
+	 * the next relay publishes them again. */
+	if (pg != NULL && st->lead)
+		relay_mark(bus, pg, st);
 	jsCtx_Destroy(js);
 	PQfinish(pg);
+	free(st);
 	return NULL;
 }

@@ -214,16 +214,48 @@ bus_store_commit(struct bus_tx *tx)
 
 /* ---- the relay's statements -------------------------------------------- */
 
+int
+bus_store_relay_lead_send(PGconn *pg)
+{
+	/* One key per schema, in a class of its own ("caplat relay"). */
+	return PQsendQuery(pg,
+	           "SELECT pg_advisory_lock(hashtext('caplat relay'),"
+	           " hashtext(current_schema()))") == 1
+	    ? 0
+	    : -1;
+}
+
+int
+bus_store_relay_lead_poll(PGconn *pg)
+{
+	PGresult *res;
+	int rc = 1;
+
+	if (PQconsumeInput(pg) == 0)
+		return -1;
+	if (PQisBusy(pg))
+		return 0;
+	while ((res = PQgetResult(pg)) != NULL) {
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			rc = -1;
+		PQclear(res);
+	}
+	return rc;
+}
+
 PGresult *
-bus_store_outbox_claim(PGconn *pg)
+bus_store_outbox_claim(PGconn *pg, const char *skip)
 {
 	static const char claim_sql[] =
 	    "SELECT seq, id, type, subject, data::text, "
 	    "to_char(created_at AT TIME ZONE 'UTC', "
 	    "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
-	    "FROM outbox WHERE published_at IS NULL ORDER BY seq "
-	    "LIMIT " STR(RELAY_BATCH) " FOR UPDATE SKIP LOCKED";
-	PGresult *res = PQexec(pg, claim_sql);
+	    "FROM outbox WHERE published_at IS NULL"
+	    " AND seq <> ALL($1::bigint[]) ORDER BY seq "
+	    "LIMIT " STR(RELAY_BATCH);
+	const char *params[1] = {skip};
+	PGresult *res =
+	    PQexecParams(pg, claim_sql, 1, NULL, params, NULL, NULL, 0);
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		PQclear(res);

@@ -118,6 +118,12 @@ svc_init(struct svc *svc, const char *name, int argc, char **argv)
 	    {"CAPLAT_BUS_ACK_WAIT_MS", CFG_INT, "10000", 1000, 600000,
 	        &svc->bus_ack_wait_ms,
 	        "consumers' AckWait: how soon an event a crashed consumer held is redelivered"},
+	    {"CAPLAT_BUS_RELAY_MARK_MS", CFG_INT, "200", 0, 10000,
+	        &svc->bus_relay_mark_ms,
+	        "how long published outbox rows may wait to be marked together (0: at once)"},
+	    {"CAPLAT_BUS_GATHER_MS", CFG_INT, "25", 0, 1000,
+	        &svc->bus_gather_ms,
+	        "how long a consumer waits for more events to apply in one transaction (0: not)"},
 	    {"CAPLAT_MIGRATIONS_DIR", CFG_STR, NULL, 0, 0, &svc->migrations_dir,
 	        "deploy/sql/<service>"},
 	    {"CAPLAT_VAR_DIR", CFG_STR, "var", 0, 0, &svc->var_dir,
@@ -192,6 +198,8 @@ svc_init(struct svc *svc, const char *name, int argc, char **argv)
 	    .stream_replicas = (int)svc->nats_replicas,
 	    .stream_max_age_h = (int)svc->events_retention_h,
 	    .ack_wait_ms = (int)svc->bus_ack_wait_ms,
+	    .relay_mark_ms = (int)svc->bus_relay_mark_ms,
+	    .gather_ms = (int)svc->bus_gather_ms,
 	};
 	if (bus_open(&svc->bus, &busc) != 0)
 		fatal("bus: cannot open (see log)");

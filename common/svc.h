@@ -35,6 +35,8 @@ struct svc {
 	long nats_replicas;
 	long events_retention_h;
 	long bus_ack_wait_ms;
+	long bus_relay_mark_ms;
+	long bus_gather_ms;
 	const char *migrations_dir; /* deploy/sql/<svc> */
 	const char *var_dir;        /* var/ of `make run`, or the test dir */
 	const char *log_level;

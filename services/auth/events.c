@@ -40,7 +40,6 @@
 #include "validate.h"
 #include "work.h"
 
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,42 +135,35 @@ replaced_on_loop(void *arg)
 }
 
 /* A consumer changed what GET /auth/me shows for an account (issue 16):
- * the loop bumps the cached answer's version (Redis belongs to the loop),
- * and once more a moment later, since the handler's transaction may commit
- * only after the first bump (an answer loaded meanwhile, still without the
- * change, would else be cached under the new version). */
-#define ME_REBUMP_S 2
-
+ * once the handler's transaction committed (common/bus's after-commit
+ * action), the loop bumps the cached answer's version (Redis belongs to the
+ * loop). Bumped after the commit, an answer loaded before it is stored
+ * under a version the bump made stale, and one loaded after it shows the
+ * change. */
 struct me_bump {
 	char account[37];
-	struct event *ev;
 };
-
-static void
-me_bump_again(evutil_socket_t fd, short what, void *arg)
-{
-	struct me_bump *m = arg;
-
-	(void)fd;
-	(void)what;
-	auth_me_changed(m->account);
-	event_free(m->ev);
-	free(m);
-}
 
 static void
 me_bump_on_loop(void *arg)
 {
 	struct me_bump *m = arg;
-	struct timeval tv = {ME_REBUMP_S, 0};
 
 	auth_me_changed(m->account);
-	m->ev = evtimer_new(auth.svc.base, me_bump_again, m);
-	evtimer_add(m->ev, &tv);
+	free(m);
 }
 
 static void
-me_changed_later(const char *account)
+me_after_commit(void *arg, int committed)
+{
+	if (committed)
+		work_submit(replaced_nothing, me_bump_on_loop, arg);
+	else
+		free(arg);
+}
+
+static void
+me_changed_after_commit(struct bus_tx *tx, const char *account)
 {
 	struct me_bump *m;
 
@@ -179,7 +171,7 @@ me_changed_later(const char *account)
 		return;
 	m = xcalloc(1, sizeof(*m));
 	snprintf(m->account, sizeof(m->account), "%s", account);
-	work_submit(replaced_nothing, me_bump_on_loop, m);
+	bus_tx_after_commit(tx, me_after_commit, m);
 }
 
 /* enterprise.admin_application.approved: {application_id, account_id,
@@ -226,10 +218,10 @@ on_admin_application_approved(struct bus_tx *tx, const struct bus_event *ev,
 	    "msg=admin_application outcome=%s application=%s account=%s "
 	    "uscc=%s",
 	    outcome, application, account, uscc);
-	me_changed_later(account);
+	me_changed_after_commit(tx, account);
 	if (strcmp(outcome, "granted") == 0) {
 		char text[400];
-		me_changed_later(bus_rows_value(rows, 0, 3));
+		me_changed_after_commit(tx, bus_rows_value(rows, 0, 3));
 		const char *phone = bus_rows_value(rows, 0, 2);
 		snprintf(text, sizeof(text),
 		    "【CA平台】您的管理员申请已通过，您现为 %s 的单位管理员。",
@@ -288,7 +280,7 @@ on_cert_cancelled(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	}
 	log_info(NULL, "msg=cert_cancelled serial=%s identity_removed=%s",
 	    serial, bus_rows_value(rows, 0, 1) ? "yes" : "no");
-	me_changed_later(bus_rows_value(rows, 0, 0));
+	me_changed_after_commit(tx, bus_rows_value(rows, 0, 0));
 	if (bus_rows_value(rows, 0, 0) != NULL &&
 	    bus_rows_value(rows, 0, 1) != NULL) {
 		struct replaced *r = xcalloc(1, sizeof(*r));

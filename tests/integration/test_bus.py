@@ -405,3 +405,45 @@ def test_bus_max_deliver_without_outcome_dead_lettered(suite):
         assert metric(metrics, "caplat_bus_dead_letters_total", durable) == dead
     finally:
         w.close()
+
+
+def test_bus_one_relay_leads_marks_lazily_and_hands_over(suite):
+    """Two relays of one schema (two processes of a service; issue 16): one
+    leads and publishes, the other waits on the lead's advisory lock sending
+    PostgreSQL nothing. Rows committed one transaction each while the lead
+    runs are published at once and marked together (a few marking
+    transactions, not one per row). When the lead is killed (-9) the other
+    takes over at once and publishes only what came after: every row once
+    in the stream."""
+    w = BusWorld(suite, "bus_t8")
+    n = 20
+    emit_each = (f"DO $$BEGIN FOR i IN 1..{n} LOOP"
+                 f" INSERT INTO bus_t8.outbox (id, type, data)"
+                 f" VALUES (gen_random_uuid(), '{w.type}', jsonb_build_object('n', i));"
+                 f" COMMIT; END LOOP; END$$")
+    waiting = ("SELECT count(*) FROM pg_stat_activity WHERE usename = 'bus_t8'"
+               " AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_lock%'")
+    try:
+        lead = w.start("lead", "relay", extra_env={"CAPLAT_BUS_RELAY_MARK_MS": "2000"})
+        w.wait_until("the lead to hold its lock", lambda: w.scalar(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+            " WHERE l.locktype = 'advisory' AND a.usename = 'bus_t8'") == 1)
+        standby = w.start("standby", "relay")
+        w.wait_until("the second relay to wait for the lead", lambda: w.scalar(waiting) == 1)
+
+        suite.psql(emit_each)
+        w.wait_until("every row marked", lambda: w.unpublished() == 0)
+        marks = w.scalar("SELECT count(DISTINCT xmin::text) FROM bus_t8.outbox")
+        assert marks < n / 2, f"{n} rows committed one by one were marked in {marks} transactions"
+        assert w.stream_count(w.subject) == n
+
+        lead.kill()
+        lead.wait(timeout=15)
+        w.wait_until("the standby to take the lead", lambda: w.scalar(waiting) == 0)
+        suite.psql(emit_each)
+        w.wait_until("the new rows marked by the new lead", lambda: w.unpublished() == 0)
+        metrics = w.stop(standby)
+        assert metric(metrics, "caplat_bus_published_total") == n, metrics
+        assert w.stream_count(w.subject) == 2 * n
+    finally:
+        w.close()

@@ -14,7 +14,8 @@
  *   bustool count SUBJECT      messages on SUBJECT in the stream
  *
  * Config: CAPLAT_DB_URL, CAPLAT_NATS_URL, CAPLAT_DB_SCHEMA, CAPLAT_LOG_LEVEL,
- * CAPLAT_BUS_ACK_WAIT_MS, CAPLAT_BUS_NAK_DELAY_MS. relay and consume print
+ * CAPLAT_BUS_ACK_WAIT_MS, CAPLAT_BUS_NAK_DELAY_MS, CAPLAT_BUS_RELAY_MARK_MS,
+ * CAPLAT_BUS_GATHER_MS (the services' defaults). relay and consume print
  * the bus metrics on stdout when they stop. */
 #include "bus.h"
 #include "cfg.h"
@@ -30,7 +31,7 @@
 #include <string.h>
 
 static const char *db_url, *nats_url, *schema, *log_level;
-static long ack_wait_ms, nak_delay_ms;
+static long ack_wait_ms, nak_delay_ms, relay_mark_ms, gather_ms;
 
 static const struct cfg_var config[] = {
     {"CAPLAT_DB_URL", CFG_STR, "", 0, 0, &db_url,
@@ -45,6 +46,10 @@ static const struct cfg_var config[] = {
         "AckWait"},
     {"CAPLAT_BUS_NAK_DELAY_MS", CFG_INT, "1000", 1, 600000, &nak_delay_ms,
         "first redelivery delay"},
+    {"CAPLAT_BUS_RELAY_MARK_MS", CFG_INT, "200", 0, 10000, &relay_mark_ms,
+        "how long published rows may wait to be marked together"},
+    {"CAPLAT_BUS_GATHER_MS", CFG_INT, "25", 0, 1000, &gather_ms,
+        "how long a consumer waits for more events of one transaction"},
 };
 
 static PGconn *
@@ -166,6 +171,8 @@ run_bus(const char *durable, const char *filter, int max_deliver)
 	    .service = schema,
 	    .ack_wait_ms = (int)ack_wait_ms,
 	    .nak_delay_ms = (int)nak_delay_ms,
+	    .relay_mark_ms = (int)relay_mark_ms,
+	    .gather_ms = (int)gather_ms,
 	};
 	struct bus *bus;
 	sigset_t set;

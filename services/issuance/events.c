@@ -24,7 +24,7 @@
  *   the entitlements of a paid order, renewal_ready; cert.expiring and
  *   renewal.unused from the reminder pass, sweep.c) and
  *   issuance.cert.expiring (reminder_claim, 020_reminders.sql); import_merge
- *   (deploy/sql/issuance/060_import_per_batch_events*.sql) emits
+ *   (deploy/sql/issuance/060_import_merge_ordered_batched.sql) emits
  *   issuance.certs.imported (up to 500 certificates each) and
  *   issuance.audit.recorded.
  *

@@ -311,7 +311,7 @@ const char store_import_lock_sql[] =
     " AND pg_try_advisory_xact_lock(7013, import_lock_key($1::uuid))";
 
 /* The staging table, empty for the job that holds the import lock (rows of a
- * killed import are dead tuples until then; 060_import_ordered_ids.sql). */
+ * killed import are dead tuples until then; 060_import_merge_ordered_batched.sql). */
 const char store_import_truncate_sql[] = "TRUNCATE import_rows";
 
 const char store_import_copy_sql[] =

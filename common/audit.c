@@ -138,6 +138,20 @@ audit_tx_emit(struct bus_tx *tx, const struct audit_entry *e)
 	return rc;
 }
 
+/* Without a sign of work the flush still looks this often: entries a
+ * process wrote and could not flush before it died (the next start looks at
+ * once too). Every committed entry is otherwise signalled: by this
+ * process's audit_add*() or, from any process, by the NOTIFY caplat_audit
+ * that the relay leading this schema's outbox receives
+ * (audit_flush_notified). */
+#define AUDIT_LOOK_US (60 * 1000000LL)
+
+void
+audit_flush_notified(void)
+{
+	atomic_store(&flush.dirty, 1);
+}
+
 static void
 flush_schedule(long ms)
 {
@@ -175,7 +189,7 @@ flush_tick(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	if (!flush.busy &&
 	    (flush.more || atomic_load(&flush.dirty) ||
-	        now - flush.last_us >= 1000000)) {
+	        now - flush.last_us >= AUDIT_LOOK_US)) {
 		atomic_store(&flush.dirty, 0);
 		flush.busy = 1;
 		flush.last_us = now;

@@ -148,6 +148,7 @@ bus_open(struct bus **out, const struct bus_config *cfg)
 	    cfg->stream_max_age_h > 0 ? cfg->stream_max_age_h : 168;
 	bus->relay_mark_ms = cfg->relay_mark_ms;
 	bus->gather_ms = cfg->gather_ms;
+	bus->audit_notified = cfg->audit_notified;
 	bus->wake[0] = bus->wake[1] = -1;
 	fault_arm(&bus->fault, bus_fault_names);
 	pthread_mutex_init(&bus->mu, NULL);

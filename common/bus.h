@@ -48,6 +48,11 @@ struct bus_config {
 	/* after a consumer's fetch brought fewer than a batch, how long it
 	 * waits for more before applying them in one transaction (0: not) */
 	int gather_ms;
+	/* called on the relay's thread when an audit entry was written held
+	 * into this schema's outbox (a committed transaction's NOTIFY
+	 * caplat_audit, 090_audit_notify.sql): common/audit.c's flush then runs
+	 * on the loop; NULL: ignored */
+	void (*audit_notified)(void);
 };
 
 /* One consumed event. Every pointer is borrowed and valid only during the

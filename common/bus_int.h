@@ -91,6 +91,7 @@ struct bus {
 	int stream_max_age_h;
 	int relay_mark_ms;
 	int gather_ms;
+	void (*audit_notified)(void);
 	struct fault fault; /* at an enum bus_fault point */
 
 	natsOptions *opts;

@@ -331,8 +331,10 @@ relay_housekeeping(struct bus *bus, PGconn *pg, int64_t now_ms,
 	}
 }
 
-/* Consumes queued notifications; returns 1 when one was for this schema
- * (the trigger sends the schema name; an empty payload counts too). */
+/* Consumes queued notifications; returns 1 when one was for this schema's
+ * outbox (the trigger sends the schema name; an empty payload counts too).
+ * One of caplat_audit for this schema (an entry written held) is handed to
+ * the audit hook instead: no relay pass publishes held rows. */
 static int
 relay_notified(struct bus *bus, PGconn *pg)
 {
@@ -340,9 +342,13 @@ relay_notified(struct bus *bus, PGconn *pg)
 	int mine = 0;
 
 	while ((note = PQnotifies(pg)) != NULL) {
-		if (note->extra[0] == '\0' ||
-		    strcmp(note->extra, bus->schema) == 0)
-			mine = 1;
+		int here = note->extra[0] == '\0' ||
+		    strcmp(note->extra, bus->schema) == 0;
+
+		if (strcmp(note->relname, "caplat_audit") != 0)
+			mine |= here;
+		else if (here && bus->audit_notified != NULL)
+			bus->audit_notified();
 		PQfreemem(note);
 	}
 	return mine;

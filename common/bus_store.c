@@ -193,7 +193,7 @@ bus_store_rollback(PGconn *pg)
 int
 bus_store_listen(PGconn *pg)
 {
-	return bus_pg_command(pg, "LISTEN caplat_outbox");
+	return bus_pg_command(pg, "LISTEN caplat_outbox; LISTEN caplat_audit");
 }
 
 int

@@ -200,6 +200,7 @@ svc_init(struct svc *svc, const char *name, int argc, char **argv)
 	    .ack_wait_ms = (int)svc->bus_ack_wait_ms,
 	    .relay_mark_ms = (int)svc->bus_relay_mark_ms,
 	    .gather_ms = (int)svc->bus_gather_ms,
+	    .audit_notified = audit_flush_notified,
 	};
 	if (bus_open(&svc->bus, &busc) != 0)
 		fatal("bus: cannot open (see log)");

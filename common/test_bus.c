@@ -332,18 +332,18 @@ test_open_rejects_bad_config(void **state)
 {
 	struct bus *bus = NULL;
 	const struct bus_config bad[] = {
-	    {NULL, "postgresql://x", "auth", "auth", 0, 0, 0, 0, 0, 0},
-	    {"nats://127.0.0.1:1", "", "auth", "auth", 0, 0, 0, 0, 0, 0},
+	    {NULL, "postgresql://x", "auth", "auth", 0, 0, 0, 0, 0, 0, NULL},
+	    {"nats://127.0.0.1:1", "", "auth", "auth", 0, 0, 0, 0, 0, 0, NULL},
 	    {"nats://127.0.0.1:1", "postgresql://x", "Auth", "auth", 0, 0, 0, 0,
-	        0, 0},
+	        0, 0, NULL},
 	    {"nats://127.0.0.1:1", "postgresql://x", "auth", "", 0, 0, 0, 0, 0,
-	        0},
+	        0, NULL},
 	    {"nats://127.0.0.1:1", "postgresql://x", "auth", "auth", 10, 0, 0,
-	        0, 0, 0},
+	        0, 0, 0, NULL},
 	    {"nats://127.0.0.1:1", "postgresql://x", "auth", "auth", 0, 0, 0, 0,
-	        -1, 0},
+	        -1, 0, NULL},
 	    {"nats://127.0.0.1:1", "postgresql://x", "auth", "auth", 0, 0, 0, 0,
-	        0, -1},
+	        0, -1, NULL},
 	};
 
 	log_min_level =

@@ -595,7 +595,7 @@ class Suite:
                              "CAPLAT_VENDOR_ROOTS": self.vendor_roots_bundle(),
                              "CAPLAT_SMS_DAILY_IP": "100000",
                              # notices' SMS: a quick sender (issue 17)
-                             "CAPLAT_SMS_DELIVERY_MS": "1000" if self.persistent else "200"},
+                             "CAPLAT_SMS_DELIVERY_MS": "60000" if self.persistent else "200"},
             "enterprise": lambda: {"CAPLAT_ID_HASH_KEY": self.secrets["id_hash_key"]},
             "issuance": lambda: dict(self.issuance_env(),
                                      CAPLAT_VENDOR_ROOTS=self.vendor_roots_bundle()),

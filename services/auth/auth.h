@@ -370,6 +370,9 @@ void store_member_notice(struct db_batch *b, const char *identity_id,
 /* Claims up to limit due rows: id, notice id, phone, template, params,
  * text, attempt (the claim's token for the updates below). */
 void store_sms_claim(struct db_batch *b, int limit, long lease_s);
+/* → 0 milliseconds until the next pending row's backoff or sending row's lease
+ * ends, NULL when none waits. */
+void store_sms_next(struct db_batch *b);
 void store_sms_sent(struct db_batch *b, const char *id, const char *attempt,
     const char *biz_id);
 /* Back to pending after delay_ms; count_attempt 0 gives the attempt back

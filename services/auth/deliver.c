@@ -8,8 +8,11 @@
  * jitter; a template, signature, key or number error, or too many attempts,
  * is dead-lettered for the operators (notices.c). A crash after the send
  * and before the record sends again after the lease with the same OutId:
- * the provider keeps it one SMS. Rounds: sweep.c's timer and
- * auth_deliver_kick(). */
+ * the provider keeps it one SMS. Rounds: auth_deliver_kick() (a notice
+ * queued, a resend), a finished full round, and the round's own timer: a
+ * round reads when the next row falls due (a backoff, a lease) and rests
+ * until then; sweep.c's CAPLAT_SMS_DELIVERY_MS look only catches what
+ * another process queued, and a round 1 s after start what a crash left. */
 #include "auth.h"
 
 #include "crypto.h"
@@ -23,6 +26,7 @@
 
 #include "notice_text.h"
 
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +66,7 @@ static struct {
 	int outstanding; /* messages of the round not recorded yet */
 	int claimed;
 	struct fault fault;
+	struct event *due; /* the next round, when the next row falls due */
 } dl;
 
 static void deliver_on_claimed(void *arg, const struct db_result *res);
@@ -69,10 +74,21 @@ static void deliver_on_rate(void *arg, const struct kv_reply *reply);
 static void deliver_on_sent(void *arg, const struct sms_status *st);
 static void deliver_on_recorded(void *arg, const struct db_result *res);
 
+static void
+deliver_due(evutil_socket_t fd, short what, void *arg)
+{
+	auth_deliver_round();
+}
+
 void
 auth_deliver_init(void)
 {
+	struct timeval soon = {1, 0};
+
 	fault_arm(&dl.fault, deliver_fault_names);
+	dl.due = evtimer_new(auth.svc.base, deliver_due, NULL);
+	if (dl.due == NULL || evtimer_add(dl.due, &soon) != 0)
+		fatal("deliver: cannot start the round timer");
 }
 
 void
@@ -88,6 +104,7 @@ auth_deliver_round(void)
 	dl.again = 0;
 	b = db_batch_new();
 	store_sms_claim(b, DELIVER_BATCH, auth.cfg.sms_lease_s);
+	store_sms_next(b);
 	db_batch_run(auth.svc.db, b, deliver_on_claimed, NULL);
 }
 
@@ -137,6 +154,14 @@ deliver_on_claimed(void *arg, const struct db_result *res)
 			    res->message ? res->message : "-");
 		dl.busy = 0;
 		return;
+	}
+	/* rest until the next row falls due (a backoff ends, a lease runs
+	 * out); what this round sends is recorded before then */
+	const char *next = db_value(res, 1, 0, 0);
+	if (next != NULL) {
+		long ms = atol(next) > 10 ? atol(next) : 10;
+		struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+		evtimer_add(dl.due, &tv);
 	}
 	dl.claimed = db_rows(res, 0);
 	dl.outstanding = dl.claimed;

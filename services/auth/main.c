@@ -50,8 +50,10 @@ auth_load_config(void)
 	        "bind token lifetime (s)"},
 	    {"CAPLAT_VENDOR_ROOTS", CFG_STR, "", 0, 0, &c->vendor_roots,
 	        "PEM bundle of trusted vendor roots"},
-	    {"CAPLAT_SMS_DELIVERY_MS", CFG_INT, "1000", 20, 60000,
-	        &c->sms_delivery_ms, "how often due notice SMS are sent (ms)"},
+	    {"CAPLAT_SMS_DELIVERY_MS", CFG_INT, "60000", 20, 600000,
+	        &c->sms_delivery_ms,
+	        "how often the SMS sender looks for notices another process "
+	        "queued (ms); its own rounds follow kicks and due times"},
 	    {"CAPLAT_SMS_LEASE_SECONDS", CFG_INT, "60", 1, 3600,
 	        &c->sms_lease_s,
 	        "a claimed SMS's lease (s): more than the provider timeout"},

@@ -649,6 +649,16 @@ store_sms_claim(struct db_batch *b, int limit, long lease_s)
 }
 
 void
+store_sms_next(struct db_batch *b)
+{
+	db_batch_add(b,
+	    "SELECT ceil(1000 * extract(epoch FROM min(CASE status WHEN 'pending'"
+	    " THEN next_at ELSE lease_until END) - now()))::bigint"
+	    " FROM sms_deliveries WHERE status IN ('pending', 'sending')",
+	    0, NULL);
+}
+
+void
 store_sms_sent(struct db_batch *b, const char *id, const char *attempt,
     const char *biz_id)
 {

@@ -113,8 +113,10 @@ STAFF = {"reviewer": "reviewer", "finance": "finance", "operator": "operator"}
 # What `make run` always sets for a service, whatever the environment says.
 WIRING = {"CAPLAT_HTTP_PORT", "CAPLAT_DB_URL", "CAPLAT_DB_SCHEMA", "CAPLAT_REDIS_URL",
           "CAPLAT_NATS_URL", "CAPLAT_MIGRATIONS_DIR", "CAPLAT_VAR_DIR"}
-FIXED_PORTS = {"gateway": 8080, "postgres": 55432, "redis": 56379,
-               "nats": 54222, "nats_monitor": 58222, "paysim": 18094}
+# Below Linux's ephemeral range (32768-60999): an outgoing connection's
+# port can never hold one of them in TIME-WAIT when make run starts.
+FIXED_PORTS = {"gateway": 8080, "postgres": 15432, "redis": 16379,
+               "nats": 14222, "nats_monitor": 18222, "paysim": 18094}
 
 
 def free_port():

@@ -457,6 +457,7 @@ class Suite:
     def start_postgres(self):
         user = self._pg_user()
         data = self.pg_data
+        self._set_aside_orphaned_pgdata(data)
         fresh = not os.path.exists(os.path.join(data, "PG_VERSION"))
         if fresh:
             link = os.path.join(self.base, "pgdata")
@@ -492,6 +493,29 @@ class Suite:
         if fresh:
             self.psql("CREATE DATABASE caplat", db="postgres")
         self._bootstrap_roles()
+
+    def _set_aside_orphaned_pgdata(self, data):
+        """A data directory under /var/lib/caplat whose checkout was removed
+        without `make stop` (rm -rf, then a new clone at the same path): the
+        new var/ has no pgdata link and new passwords, so the old cluster
+        would refuse them. It is moved aside (kept, not deleted) and a new
+        one made; a PostgreSQL still running on it is an error."""
+        link = os.path.join(self.base, "pgdata")
+        if data == link or os.path.lexists(link) or \
+                not os.path.exists(os.path.join(data, "PG_VERSION")):
+            return
+        try:
+            with open(os.path.join(data, "postmaster.pid")) as f:
+                pid = int(f.readline().strip())
+            os.kill(pid, 0)
+            raise SuiteError(f"a PostgreSQL of a removed checkout at this path still runs on {data}"
+                             f" (pid {pid}): stop it first")
+        except (OSError, ValueError):
+            pass
+        aside = f"{data}.orphaned-{int(time.time())}"
+        os.rename(data, aside)
+        print(f"make run: {data} was left by a removed checkout at this path; moved to {aside}",
+              file=sys.stderr)
 
     def _wait_pg_ready(self, timeout=30):
         deadline = time.time() + timeout

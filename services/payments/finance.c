@@ -323,37 +323,9 @@ date_ok(const char *s)
 }
 
 static void recon_stage(void *arg);
+static void bill_start(struct http_req *req);
 static void recon_on_staged(void *arg);
 static void recon_on_saved(void *arg, const struct db_result *res);
-
-static void
-bill_start(struct http_req *req)
-{
-	struct recon *st;
-
-	if (session_require_staff(req, "finance") != 0)
-		return;
-	if (strcmp(req->params[0], "alipay") != 0 &&
-	    strcmp(req->params[0], "wechat") != 0) {
-		http_reply_error(req, 404, "NOT_FOUND", NULL, "支付渠道不存在");
-		return;
-	}
-	if (!date_ok(req->params[1])) {
-		http_reply_error(req, 400, "BAD_PATH", NULL,
-		    "日期须为 YYYY-MM-DD");
-		return;
-	}
-	st = xcalloc(1, sizeof(*st));
-	st->req = req;
-	st->wechat = strcmp(req->params[0], "wechat") == 0;
-	snprintf(st->date, sizeof(st->date), "%s", req->params[1]);
-	uuid_v4(st->id);
-	st->audit = pay_audit_text(req, "reconciliation.recorded",
-	    "reconciliation", st->id);
-	st->staff = req->session->staff_id;
-	http_req_attach(req, st, recon_free);
-	work_submit(recon_stage, recon_on_staged, st);
-}
 
 /* COPY text: a value with \, TAB, LF and CR escaped; NULL as \N. The runs
  * without any of them (all of them, in practice) are copied whole. */
@@ -721,38 +693,62 @@ fetch_resume(evutil_socket_t fd, short what, void *arg)
 	provider_bill_resume(arg);
 }
 
-static void
-fetch_start(struct http_req *req)
+/* The reconciliation a finance request for /finance/bills/{channel}/{date}
+ * starts (fetch: downloaded, else uploaded), attached to the request; or
+ * NULL with the request answered (not finance, an unknown channel, a
+ * date that is not one). */
+static struct recon *
+recon_new(struct http_req *req, int fetch)
 {
 	struct recon *st;
 
 	if (session_require_staff(req, "finance") != 0)
-		return;
+		return NULL;
 	if (strcmp(req->params[0], "alipay") != 0 &&
 	    strcmp(req->params[0], "wechat") != 0) {
 		http_reply_error(req, 404, "NOT_FOUND", NULL, "支付渠道不存在");
-		return;
+		return NULL;
 	}
 	if (!date_ok(req->params[1])) {
 		http_reply_error(req, 400, "BAD_PATH", NULL,
 		    "日期须为 YYYY-MM-DD");
-		return;
+		return NULL;
 	}
 	st = xcalloc(1, sizeof(*st));
 	st->req = req;
-	st->fetch = 1;
+	st->fetch = fetch;
 	st->wechat = strcmp(req->params[0], "wechat") == 0;
 	snprintf(st->date, sizeof(st->date), "%s", req->params[1]);
 	uuid_v4(st->id);
 	st->audit = pay_audit_text(req, "reconciliation.recorded",
 	    "reconciliation", st->id);
 	st->staff = req->session->staff_id;
-	pthread_mutex_init(&st->mu, NULL);
-	pthread_cond_init(&st->cv, NULL);
-	st->pipe = evbuffer_new();
-	st->resume = event_new(pay.svc.base, -1, 0, fetch_resume, st);
+	if (fetch) {
+		pthread_mutex_init(&st->mu, NULL);
+		pthread_cond_init(&st->cv, NULL);
+		st->pipe = evbuffer_new();
+		st->resume = event_new(pay.svc.base, -1, 0, fetch_resume, st);
+	}
 	http_req_attach(req, st, recon_free);
-	provider_bill_url(req->params[0], st->date, fetch_on_url, st);
+	return st;
+}
+
+static void
+bill_start(struct http_req *req)
+{
+	struct recon *st = recon_new(req, 0);
+
+	if (st != NULL)
+		work_submit(recon_stage, recon_on_staged, st);
+}
+
+static void
+fetch_start(struct http_req *req)
+{
+	struct recon *st = recon_new(req, 1);
+
+	if (st != NULL)
+		provider_bill_url(req->params[0], st->date, fetch_on_url, st);
 }
 
 static void

@@ -284,8 +284,7 @@ def test_ca_manage_cached_pages_follow_every_write(suite):
         return page()[cid]
 
     def version(u):
-        rows = suite.psql(f"SELECT version FROM issuance.cert_list_versions WHERE uscc = {q(u)}")
-        return int(rows[0][0]) if rows else 0
+        return int(suite.psql(f"SELECT issuance.cert_list_version({q(u)})")[0][0])
 
     # a repeated page is answered from the cache (once the writes that the
     # setup's events cause have settled)

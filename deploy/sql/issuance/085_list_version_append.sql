@@ -23,8 +23,12 @@ DECLARE
 	u text;
 BEGIN
 	FOREACH u IN ARRAY p_uscc LOOP
-		INSERT INTO cert_list_versions (uscc, version) VALUES (u, 0)
-		ON CONFLICT (uscc) DO NOTHING;
+		-- (an INSERT .. ON CONFLICT would wait for a fold in progress:
+		-- the base row is made once, by the first fold that finds none)
+		IF NOT EXISTS (SELECT 1 FROM cert_list_versions WHERE uscc = u) THEN
+			INSERT INTO cert_list_versions (uscc, version) VALUES (u, 0)
+			ON CONFLICT (uscc) DO NOTHING;
+		END IF;
 		PERFORM 1 FROM cert_list_versions WHERE uscc = u
 		FOR UPDATE SKIP LOCKED;
 		IF FOUND THEN

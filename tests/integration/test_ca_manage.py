@@ -377,6 +377,14 @@ def test_ca_manage_concurrent_cached_pages_share_version_reads(suite):
         assert all(r.status == 200 for r in rs), [r for r in rs if r.status != 200][:1]
         return [{i["id"]: i for i in r.json["items"]} for r in rs]
 
+    # once the writes that the setup's events cause (the member's joining)
+    # have settled, as test_ca_manage_cached_pages_follow_every_write does:
+    # a write landing amid the burst would make its pages differ
+    def hit():
+        before = list_cache_hits(suite)
+        r = certs(suite, t, limit=100)
+        return list_cache_hits(suite) > before and r
+    wait_until(hit, what="a repeated page answered from the cache")
     pages = burst()
     assert all(p == pages[0] for p in pages) and a[0] in pages[0]
     suite.psql(f"UPDATE issuance.lineages SET holder = '冯十' WHERE id = {q(a[0])}")

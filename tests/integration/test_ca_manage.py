@@ -402,11 +402,11 @@ def test_ca_manage_list_version_folds_without_changing_and_grows_by_one_per_comm
     uscc, admin, a, _, _, _ = setup_enterprise(suite)
     t = admin.token
 
-    def version():
-        return int(suite.psql(f"SELECT issuance.cert_list_version({q(uscc)})")[0][0])
+    def version(u=uscc):
+        return int(suite.psql(f"SELECT issuance.cert_list_version({q(u)})")[0][0])
 
-    def appended():
-        return int(suite.psql(f"SELECT count(*) FROM issuance.cert_list_changes WHERE uscc = {q(uscc)}")[0][0])
+    def appended(u=uscc):
+        return int(suite.psql(f"SELECT count(*) FROM issuance.cert_list_changes WHERE uscc = {q(u)}")[0][0])
 
     def hit():
         before = list_cache_hits(suite)
@@ -417,8 +417,14 @@ def test_ca_manage_list_version_folds_without_changing_and_grows_by_one_per_comm
     for i in range(3):
         suite.psql(f"UPDATE issuance.lineages SET holder = '褚{i}' WHERE id = {q(a[0])}")
     assert version() == v0 + 3
-    suite.psql(f"SELECT issuance.cert_list_fold(ARRAY[{q(uscc)}])")
+    # one fold for several enterprises, one of them without a base row yet
+    other = new_uscc()
+    unbound_cert(suite, other, "周七")
+    vo = version(other)
+    assert vo >= 1
+    suite.psql(f"SELECT issuance.cert_list_fold(ARRAY[{q(uscc)}, {q(other)}])")
     assert appended() == 0 and version() == v0 + 3
+    assert appended(other) == 0 and version(other) == vo
     r = wait_until(hit, what="the page cached again after the writes")
     assert {i["id"]: i for i in r.json["items"]}[a[0]]["holder"] == "褚2"
     suite.psql(f"SELECT issuance.cert_list_fold(ARRAY[{q(uscc)}])")

@@ -487,7 +487,10 @@ class Suite:
             f"{PG_BIN}/postgres", "-D", data, "-p", str(self.ports["postgres"]),
             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={data}",
             "-c", "max_connections=200", "-c", "shared_buffers=128MB",
-            "-c", "log_min_messages=warning"],
+            "-c", "log_min_messages=warning"]
+            # CAPLAT_PG_OPTS: extra "name=value" settings, space separated
+            # (benchmarks: pg_stat_statements, track_functions)
+            + [a for kv in os.environ.get("CAPLAT_PG_OPTS", "").split() for a in ("-c", kv)],
             port=self.ports["postgres"], user=user)
         self._wait_pg_ready()
         if fresh:

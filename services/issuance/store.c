@@ -44,7 +44,8 @@ const char store_generic_plans_sql[] =
     "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)";
 
 const char store_cert_list_version_sql[] =
-    "SELECT COALESCE((SELECT version FROM cert_list_versions WHERE uscc = $1), 0)";
+    "SELECT COALESCE((SELECT version FROM cert_list_versions WHERE uscc = $1), 0)"
+    " + (SELECT count(*) FROM cert_list_changes WHERE uscc = $1)";
 
 /* The conditions of the filters $1..$9 and $13 of issuance.h, "%d" their
  * parameter's number in the built statement. */

@@ -284,8 +284,7 @@ def test_ca_manage_cached_pages_follow_every_write(suite):
         return page()[cid]
 
     def version(u):
-        rows = suite.psql(f"SELECT version FROM issuance.cert_list_versions WHERE uscc = {q(u)}")
-        return int(rows[0][0]) if rows else 0
+        return int(suite.psql(f"SELECT issuance.cert_list_version({q(u)})")[0][0])
 
     # a repeated page is answered from the cache (once the writes that the
     # setup's events cause have settled)
@@ -378,6 +377,14 @@ def test_ca_manage_concurrent_cached_pages_share_version_reads(suite):
         assert all(r.status == 200 for r in rs), [r for r in rs if r.status != 200][:1]
         return [{i["id"]: i for i in r.json["items"]} for r in rs]
 
+    # once the writes that the setup's events cause (the member's joining)
+    # have settled, as test_ca_manage_cached_pages_follow_every_write does:
+    # a write landing amid the burst would make its pages differ
+    def hit():
+        before = list_cache_hits(suite)
+        r = certs(suite, t, limit=100)
+        return list_cache_hits(suite) > before and r
+    wait_until(hit, what="a repeated page answered from the cache")
     pages = burst()
     assert all(p == pages[0] for p in pages) and a[0] in pages[0]
     suite.psql(f"UPDATE issuance.lineages SET holder = '冯十' WHERE id = {q(a[0])}")
@@ -385,3 +392,44 @@ def test_ca_manage_concurrent_cached_pages_share_version_reads(suite):
     suite.psql("UPDATE issuance.certificates SET revoked_at = now(), revocation_reason = 'superseded'"
                f" WHERE cert_id = {q(a[0])}")
     assert all(p[a[0]]["status"] == "revoked" for p in burst())
+
+
+def test_ca_manage_list_version_folds_without_changing_and_grows_by_one_per_commit(suite):
+    """The version (085_list_version_append.sql) is the folded base plus the
+    appended bumps: each committed writing transaction raises it by one, a
+    fold moves the bumps into the base without changing it (nor the cached
+    page: still a hit), and a page after the next write shows that write."""
+    uscc, admin, a, _, _, _ = setup_enterprise(suite)
+    t = admin.token
+
+    def version(u=uscc):
+        return int(suite.psql(f"SELECT issuance.cert_list_version({q(u)})")[0][0])
+
+    def appended(u=uscc):
+        return int(suite.psql(f"SELECT count(*) FROM issuance.cert_list_changes WHERE uscc = {q(u)}")[0][0])
+
+    def hit():
+        before = list_cache_hits(suite)
+        r = certs(suite, t)
+        return list_cache_hits(suite) > before and r
+    wait_until(hit, what="a repeated page answered from the cache")
+    v0 = version()
+    for i in range(3):
+        suite.psql(f"UPDATE issuance.lineages SET holder = '褚{i}' WHERE id = {q(a[0])}")
+    assert version() == v0 + 3
+    # one fold for several enterprises, one of them without a base row yet
+    other = new_uscc()
+    unbound_cert(suite, other, "周七")
+    vo = version(other)
+    assert vo >= 1
+    suite.psql(f"SELECT issuance.cert_list_fold(ARRAY[{q(uscc)}, {q(other)}])")
+    assert appended() == 0 and version() == v0 + 3
+    assert appended(other) == 0 and version(other) == vo
+    r = wait_until(hit, what="the page cached again after the writes")
+    assert {i["id"]: i for i in r.json["items"]}[a[0]]["holder"] == "褚2"
+    suite.psql(f"SELECT issuance.cert_list_fold(ARRAY[{q(uscc)}])")
+    assert version() == v0 + 3 and hit(), "a fold alone leaves the cached page valid"
+    suite.psql(f"UPDATE issuance.lineages SET holder = '卫十' WHERE id = {q(a[0])}")
+    assert version() == v0 + 4 and appended() <= 1  # (1 in 16 bumps folds itself)
+    r = certs(suite, t)
+    assert r.status == 200 and {i["id"]: i for i in r.json["items"]}[a[0]]["holder"] == "卫十", r

@@ -709,6 +709,8 @@ class Suite:
                 "CAPLAT_TLS_CA_FILE": os.path.join(self.tls_ca(), "ca.pem"),
                 "CAPLAT_PAY_QUERY_DELAY": "60" if self.persistent else "3",
                 "CAPLAT_PAY_SWEEP_MS": "2000" if self.persistent else "300",
+                # tests move times behind the service's back: look every second
+                "CAPLAT_PAY_IDLE_MS": "60000" if self.persistent else "1000",
                 "CAPLAT_IDEMPOTENCY_PURGE_SECONDS": "3600" if self.persistent else "1",
                 "CAPLAT_ALIPAY_GATEWAY": sim + "/gateway.do", "CAPLAT_ALIPAY_APP_ID": "2021000000000001",
                 "CAPLAT_ALIPAY_SELLER_ID": "2088101117955611",

@@ -26,7 +26,10 @@ pay_load_config(void)
 	        &c->pay_expire,
 	        "seconds after which an unpaid payment is closed"},
 	    {"CAPLAT_PAY_SWEEP_MS", CFG_INT, "2000", 50, 600000, &c->sweep_ms,
-	        "sweeper period (ms)"},
+	        "least time between two rounds of a sweep (ms)"},
+	    {"CAPLAT_PAY_IDLE_MS", CFG_INT, "60000", 50, 3600000, &c->idle_ms,
+	        "most time a sweep rests when nothing of its own falls due "
+	        "sooner (ms): the look for what another process left"},
 	    {"CAPLAT_PAY_PROVIDER_TIMEOUT", CFG_INT, "10", 1, 120,
 	        &c->provider_timeout, "seconds per provider request"},
 	    {"CAPLAT_INVOICE_LATE_DAYS", CFG_INT, "90", 1, 3650,

@@ -29,7 +29,8 @@ struct pay_config {
 	long
 	    query_delay; /* s before asking the provider about a pending payment */
 	long pay_expire;         /* s after which an unpaid payment is closed */
-	long sweep_ms;           /* sweeper period */
+	long sweep_ms;           /* least time between a sweep's rounds */
+	long idle_ms;            /* most time a sweep rests */
 	long provider_timeout;   /* s per provider request */
 	struct idem_config idem; /* CAPLAT_IDEMPOTENCY_* */
 	long idem_purge_ms;      /* idem.purge_seconds, for the sweep table */
@@ -337,6 +338,7 @@ extern const char store_payment_close_sql[];
 /* Sweeper: $1 query delay s, $2 expire s → due pending payments: 0 id,
  * 1 channel, 2 out_trade_no, 3 amount_fen, 4 expired (t/f) */
 extern const char store_payments_due_sql[];
+extern const char store_payments_next_sql[];
 /* $1 id: closes an unpaid payment */
 extern const char store_payment_expire_sql[];
 /* Fills the titles of pending invoices whose enterprise is now known. */
@@ -346,6 +348,7 @@ extern const char store_invoices_fill_titles_sql[];
  * 8 attempts (this one included), 9 the reversed invoice's number (red),
  * 10 the red invoice's reason */
 extern const char store_invoices_due_sql[];
+extern const char store_invoices_next_sql[];
 /* invoice_issued($1 id, $2 number, $3 issue date, $4 check code,
  * $5 provider, $6 file hex or NULL, $7 its sha256) → APPLIED|DUPLICATE */
 extern const char store_invoice_issued_sql[];
@@ -395,6 +398,7 @@ extern const char store_invoice_reissue_sql[];
 /* E-mails due (claimed): 0 id, 1 email, 2 number, 3 title, 4 amount_fen,
  * 5 tax_fen, 6 kind, 7 the file in hex */
 extern const char store_invoice_emails_due_sql[];
+extern const char store_invoice_emails_next_sql[];
 /* invoice_email_done($1 id, $2 error or NULL, $3 backoff base s, $4 max) */
 extern const char store_invoice_email_done_sql[];
 /* enterprise.profile.completed: $1 account, $2 name, $3 completed_at */
@@ -413,6 +417,7 @@ extern const char store_refund_fail_sql[];
 /* Pending refunds to try again: 0 id, 1 channel, 2 out_trade_no,
  * 3 out_refund_no, 4 amount_fen, 5 payment amount, 6 reason */
 extern const char store_refunds_due_sql[];
+extern const char store_refunds_next_sql[];
 
 /* Reconciliation (issue 18 part 8): COPY of the bill's lines into
  * bill_staging (recon_id, seq, kind, out_no, provider_no, amount_fen) */

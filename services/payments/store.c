@@ -62,6 +62,13 @@ const char store_payments_due_sql[] =
     " FROM due WHERE p.id = due.id"
     " RETURNING p.id, p.channel, p.out_trade_no, p.amount_fen,"
     "   p.created_at <= now() - make_interval(secs => $2::int)";
+/* ($1 query delay, $2 expiry, both s) → ms until a pending payment is to be
+ * asked about or closed next, NULL when none is pending. */
+const char store_payments_next_sql[] =
+    "SELECT ceil(1000 * extract(epoch FROM min(LEAST("
+    "  GREATEST(next_query_at, created_at + make_interval(secs => $1::int)),"
+    "  created_at + make_interval(secs => $2::int))) - now()))::bigint"
+    " FROM payments WHERE status = 'pending'";
 const char store_payment_expire_sql[] =
     "UPDATE payments SET status = 'closed', qr_code = NULL WHERE id = $1 AND status = 'pending'";
 const char store_invoices_fill_titles_sql[] =
@@ -74,14 +81,17 @@ const char store_invoices_fill_titles_sql[] =
  * a red one once the invoice it reverses is issued, a reissue's blue one
  * once the original's reversal is issued. The claim is the next try's time
  * (two minutes on), so that a crashed process's claim lapses. */
+#define INVOICE_READY                                                             \
+	" i.status IN ('pending', 'failed') AND i.title IS NOT NULL"              \
+	" AND i.attempts < $1::int"                                               \
+	" AND (i.reverses_invoice_id IS NULL OR EXISTS (SELECT 1 FROM invoices b" \
+	"  WHERE b.id = i.reverses_invoice_id AND b.status = 'issued'))"          \
+	" AND (i.original_id IS NULL OR EXISTS (SELECT 1 FROM invoices b"         \
+	"  JOIN invoices r ON r.id = b.reversal_id WHERE b.id = i.original_id"    \
+	"  AND r.status = 'issued'))"
 const char store_invoices_due_sql[] =
-    "WITH due AS (SELECT i.id FROM invoices i WHERE i.status IN ('pending', 'failed')"
-    "   AND i.title IS NOT NULL AND (i.next_try_at IS NULL OR i.next_try_at <= now())"
-    "   AND i.attempts < $1::int"
-    "   AND (i.reverses_invoice_id IS NULL OR EXISTS (SELECT 1 FROM invoices b"
-    "     WHERE b.id = i.reverses_invoice_id AND b.status = 'issued'))"
-    "   AND (i.original_id IS NULL OR EXISTS (SELECT 1 FROM invoices b JOIN invoices r"
-    "     ON r.id = b.reversal_id WHERE b.id = i.original_id AND r.status = 'issued'))"
+    "WITH due AS (SELECT i.id FROM invoices i WHERE" INVOICE_READY
+    "   AND (i.next_try_at IS NULL OR i.next_try_at <= now())"
     "   ORDER BY i.created_at LIMIT 32 FOR UPDATE SKIP LOCKED)"
     " UPDATE invoices i SET next_try_at = now() + interval '120 seconds',"
     "   attempts = i.attempts + 1 FROM due"
@@ -89,6 +99,12 @@ const char store_invoices_due_sql[] =
     " RETURNING i.id, i.type, i.kind, i.title, i.taxpayer_id, i.email, i.amount_fen, i.tax_fen,"
     "   i.attempts, (SELECT b.number FROM invoices b WHERE b.id = i.reverses_invoice_id),"
     "   COALESCE(i.reissue_reason, (SELECT f.reason FROM refunds f WHERE f.id = i.refund_id))";
+/* ($1 max attempts) → ms until the next ready invoice's try, NULL when
+ * none is ready (one waiting for a title or for the invoice it follows is
+ * brought on by the kick of what it waits for, or by the idle look). */
+const char store_invoices_next_sql[] =
+    "SELECT ceil(1000 * extract(epoch FROM min(COALESCE(i.next_try_at, now()))"
+    " - now()))::bigint FROM invoices i WHERE" INVOICE_READY;
 /* invoice_issued($1 id, $2 number, $3 issue date, $4 check code,
  * $5 provider, $6 file hex, $7 sha256) */
 const char store_invoice_issued_sql[] =
@@ -174,6 +190,10 @@ const char store_invoice_emails_due_sql[] =
     "   email_attempts = i.email_attempts + 1 FROM due WHERE i.id = due.id"
     " RETURNING i.id, i.email, i.number, i.title, i.amount_fen, i.tax_fen, i.kind,"
     "   (SELECT encode(f.data, 'hex') FROM invoice_files f WHERE f.invoice_id = i.id)";
+/* → ms until the next pending e-mail's try, NULL when none. */
+const char store_invoice_emails_next_sql[] =
+    "SELECT ceil(1000 * extract(epoch FROM min(email_next_at) - now()))::bigint"
+    " FROM invoices WHERE email_status = 'pending'";
 const char store_invoice_email_done_sql[] =
     "SELECT invoice_email_done($1::uuid, $2, $3::int, $4::int)";
 const char store_person_upsert_sql[] =
@@ -219,6 +239,10 @@ const char store_refunds_due_sql[] =
     " WHERE r.id = due.id AND p.id = r.payment_id"
     " RETURNING r.id, p.channel, p.out_trade_no, r.out_refund_no, r.amount_fen,"
     "   p.amount_fen, r.reason";
+/* → ms until the next pending refund's retry, NULL when none. */
+const char store_refunds_next_sql[] =
+    "SELECT ceil(1000 * extract(epoch FROM min(next_try_at) - now()))::bigint"
+    " FROM refunds WHERE status = 'pending'";
 
 const char store_recon_bill_sql[] = "TRUNCATE recon_bill";
 const char store_recon_copy_sql[] =

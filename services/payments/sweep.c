@@ -6,6 +6,11 @@
  * Idempotency-Keys (common/idem.h). One row each in the sweep table at the
  * end, each on its own timer, one round at a time per process. Rows are
  * claimed with FOR UPDATE SKIP LOCKED, so any number of processes sweep.
+ * A round's batch ends with when its next row falls due (next_sql), and the
+ * sweep rests until then: at least CAPLAT_PAY_SWEEP_MS, at most
+ * CAPLAT_PAY_IDLE_MS (what another process left); a new payment, a paid
+ * trade, a recorded refund or a reissue kicks it (sweep_kick), so an idle
+ * service sends PostgreSQL nothing between those looks.
  * Also pay_succeed(), the one way a paid trade is recorded (notify.c and the
  * trade queries here), which kicks the sweep. */
 #include "payments.h"
@@ -29,6 +34,7 @@ struct sweep {
 	void (*round)(struct sweep *s);
 	struct event *timer;
 	int running;
+	int kicked; /* a kick came during the round: the next one at once */
 };
 
 struct job {
@@ -49,9 +55,42 @@ job_free(struct job *j)
 }
 
 static void
+round_wait(struct sweep *s, long ms)
+{
+	struct timeval tv;
+
+	if (s->kicked || ms < *s->interval_ms)
+		ms = *s->interval_ms;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	s->running = 0;
+	s->kicked = 0;
+	if (s->timer != NULL)
+		evtimer_add(s->timer, &tv);
+}
+
+/* The round is over: the next after the sweep's period. */
+static void
 round_done(struct sweep *s)
 {
-	s->running = 0;
+	round_wait(s, *s->interval_ms);
+}
+
+/* The round is over: the next when its next row falls due (the batch's
+ * last statement: milliseconds, NULL when none waits), at most
+ * CAPLAT_PAY_IDLE_MS. */
+static void
+round_rest(struct sweep *s, const struct db_result *res)
+{
+	long ms = pay.cfg.idle_ms;
+	const char *next;
+
+	if (res->status != DB_OK)
+		ms = *s->interval_ms;
+	else if ((next = db_value(res, res->nstmts - 1, 0, 0)) != NULL &&
+	    atol(next) < ms)
+		ms = atol(next);
+	round_wait(s, ms);
 }
 
 /* ---- pay_succeed -------------------------------------------------------- */
@@ -154,7 +193,7 @@ on_payments_due(void *arg, const struct db_result *res)
 			    j);
 		}
 	}
-	round_done(arg);
+	round_rest(arg, res);
 }
 
 static void
@@ -165,7 +204,11 @@ payments_round(struct sweep *s)
 	snprintf(delay, sizeof(delay), "%ld", pay.cfg.query_delay);
 	snprintf(expire, sizeof(expire), "%ld", pay.cfg.pay_expire);
 	const char *p[] = {delay, expire};
-	db_query(pay.svc.db, store_payments_due_sql, 2, p, on_payments_due, s);
+	struct db_batch *b = db_batch_new();
+
+	db_batch_add(b, store_payments_due_sql, 2, p);
+	db_batch_add(b, store_payments_next_sql, 2, p);
+	db_batch_run(pay.svc.db, b, on_payments_due, s);
 }
 
 /* ---- invoices: the issuance state machine ------------------------------
@@ -326,7 +369,7 @@ on_ijob_queried(void *arg, const struct invoice_answer *a)
 static void
 on_invoices_due(void *arg, const struct db_result *res)
 {
-	int stmt = res->nstmts - 1;
+	int stmt = res->nstmts - 2;
 
 	if (res->status == DB_OK) {
 		for (int i = 0; i < db_rows(res, stmt); i++) {
@@ -351,7 +394,7 @@ on_invoices_due(void *arg, const struct db_result *res)
 				ijob_issue(j);
 		}
 	}
-	round_done(arg);
+	round_rest(arg, res);
 }
 
 static void
@@ -365,6 +408,7 @@ invoices_round(struct sweep *s)
 	db_batch_add(b, store_invoices_fill_titles_sql, 0, NULL);
 	db_batch_add(b, store_invoices_fill_names_sql, 0, NULL);
 	db_batch_add(b, store_invoices_due_sql, 1, p);
+	db_batch_add(b, store_invoices_next_sql, 1, p);
 	db_batch_run(pay.svc.db, b, on_invoices_due, s);
 }
 
@@ -453,7 +497,7 @@ on_emails_due(void *arg, const struct db_result *res)
 			free(pdf);
 		}
 	}
-	round_done(arg);
+	round_rest(arg, res);
 }
 
 static void
@@ -463,8 +507,11 @@ emails_round(struct sweep *s)
 		round_done(s);
 		return;
 	}
-	db_query(pay.svc.db, store_invoice_emails_due_sql, 0, NULL,
-	    on_emails_due, s);
+	struct db_batch *b = db_batch_new();
+
+	db_batch_add(b, store_invoice_emails_due_sql, 0, NULL);
+	db_batch_add(b, store_invoice_emails_next_sql, 0, NULL);
+	db_batch_run(pay.svc.db, b, on_emails_due, s);
 }
 
 /* ---- refund retries ---------------------------------------------------- */
@@ -524,13 +571,17 @@ on_refunds_due(void *arg, const struct db_result *res)
 			    j->reason, on_refund_answer, j);
 		}
 	}
-	round_done(arg);
+	round_rest(arg, res);
 }
 
 static void
 refunds_round(struct sweep *s)
 {
-	db_query(pay.svc.db, store_refunds_due_sql, 0, NULL, on_refunds_due, s);
+	struct db_batch *b = db_batch_new();
+
+	db_batch_add(b, store_refunds_due_sql, 0, NULL);
+	db_batch_add(b, store_refunds_next_sql, 0, NULL);
+	db_batch_run(pay.svc.db, b, on_refunds_due, s);
 }
 
 static void
@@ -548,23 +599,22 @@ idem_purge_round(struct sweep *s)
 /* ---- the sweep table ------------------------------------------------- */
 
 static struct sweep sweeps[] = {
-    {"payment_queries", &pay.cfg.sweep_ms, payments_round, NULL, 0},
-    {"invoices", &pay.cfg.sweep_ms, invoices_round, NULL, 0},
-    {"invoice_emails", &pay.cfg.sweep_ms, emails_round, NULL, 0},
-    {"refund_retries", &pay.cfg.sweep_ms, refunds_round, NULL, 0},
-    {"idem_purge", &pay.cfg.idem_purge_ms, idem_purge_round, NULL, 0},
+    {"payment_queries", &pay.cfg.sweep_ms, payments_round, NULL, 0, 0},
+    {"invoices", &pay.cfg.sweep_ms, invoices_round, NULL, 0, 0},
+    {"invoice_emails", &pay.cfg.sweep_ms, emails_round, NULL, 0, 0},
+    {"refund_retries", &pay.cfg.sweep_ms, refunds_round, NULL, 0, 0},
+    {"idem_purge", &pay.cfg.idem_purge_ms, idem_purge_round, NULL, 0, 0},
 };
 
 static void
 sweep_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct sweep *s = arg;
-	struct timeval period = {*s->interval_ms / 1000,
-	    (*s->interval_ms % 1000) * 1000};
 
-	evtimer_add(s->timer, &period);
-	if (s->running)
+	if (s->running) { /* a kick during the round */
+		s->kicked = 1;
 		return;
+	}
 	s->running = 1;
 	s->round(s);
 }

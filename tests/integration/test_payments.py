@@ -340,16 +340,23 @@ def test_payments_notifications_refused_unless_verified(suite):
 def test_payments_trade_query_when_no_notification(suite):
     """The payer paid but no notification arrives: after the query delay the
     service asks the provider (alipay.trade.query / WeChat query, signed) and
-    marks the payment succeeded."""
+    marks the payment succeeded. The sweep has no periodic look here
+    (CAPLAT_PAY_IDLE_MS 10 minutes): the new payment's kick and the time its
+    query falls due alone bring the query."""
+    from test_https_client import restart_payments
     token, account = register(suite)
-    for channel in ("alipay", "wechat"):
-        order = new_order(suite, account, 650)
-        p = pay(suite, token, order, channel, {"type": "none"}).json
-        sim_pay(suite, p["id"], notify=False)
-        wait_until(lambda: payment(suite, token, p["id"])["status"] == "succeeded", timeout=20,
-                   what=f"{channel} payment found by query")
-        assert suite.psql(f"SELECT paid_via FROM payments.payments WHERE id = '{p['id']}'") == [["query"]]
-        assert len(outbox(suite, "payments.payment.succeeded", p["id"])) == 1
+    restart_payments(suite, {"CAPLAT_PAY_IDLE_MS": "600000"})
+    try:
+        for channel in ("alipay", "wechat"):
+            order = new_order(suite, account, 650)
+            p = pay(suite, token, order, channel, {"type": "none"}).json
+            sim_pay(suite, p["id"], notify=False)
+            wait_until(lambda: payment(suite, token, p["id"])["status"] == "succeeded", timeout=20,
+                       what=f"{channel} payment found by query")
+            assert suite.psql(f"SELECT paid_via FROM payments.payments WHERE id = '{p['id']}'") == [["query"]]
+            assert len(outbox(suite, "payments.payment.succeeded", p["id"])) == 1
+    finally:
+        restart_payments(suite)
 
 
 def test_payments_requests_refused(suite):

@@ -394,7 +394,7 @@ on_app_claimed(void *arg, const struct db_result *res)
 	struct resume *r;
 
 	if (res->status != DB_OK || db_rows(res, 0) != 1) {
-		sweep_idle(SWEEP_APPLICATIONS);
+		sweep_rest(SWEEP_APPLICATIONS, res);
 		return;
 	}
 	r = xcalloc(1, sizeof(*r));

@@ -288,6 +288,8 @@ void pay_finance_reconciliation_decision(struct http_req *req);
 void sweep_start(void);
 /* Runs every sweep soon (after a payment succeeded or a refund). */
 void sweep_kick(void);
+/* Only the provider-query sweep (a payment was created). */
+void sweep_kick_queries(void);
 
 /* Completes a paid trade (notification or query): adds the
  * payment_succeed() SQL function with the invoice's VAT to b (new, or

@@ -634,12 +634,24 @@ sweep_start(void)
 	}
 }
 
-void
-sweep_kick(void)
+static void
+sweep_kick_one(struct sweep *s)
 {
 	struct timeval soon = {0, 1000};
 
+	if (s->timer != NULL)
+		evtimer_add(s->timer, &soon);
+}
+
+void
+sweep_kick(void)
+{
 	for (size_t i = 0; i < ARRAY_LEN(sweeps); i++)
-		if (sweeps[i].timer != NULL)
-			evtimer_add(sweeps[i].timer, &soon);
+		sweep_kick_one(&sweeps[i]);
+}
+
+void
+sweep_kick_queries(void)
+{
+	sweep_kick_one(&sweeps[0]); /* payment_queries */
 }

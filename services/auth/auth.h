@@ -148,6 +148,8 @@ void auth_audit_add_as(struct db_batch *b, const struct http_req *req,
 
 /* ---- events.c: consumers of other services' events ---- */
 
+/* Subscribes the consumers; arms the crash point auth_crash_after_grant
+ * (CAPLAT_FAULT: an approved application granted, its batch uncommitted). */
 void auth_events_subscribe(void);
 
 /* ---- store.c: every SQL statement and Redis key of auth ----------------

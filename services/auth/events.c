@@ -35,6 +35,7 @@
 
 #include "audit.h"
 #include "bus.h"
+#include "fault.h"
 #include "log.h"
 #include "util.h"
 #include "validate.h"
@@ -43,6 +44,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* A crash point for the tests (CAPLAT_FAULT): after the approval's grant
+ * and before its batch commits (nothing may be told of it then). */
+enum events_fault {
+	EVENTS_CRASH_AFTER_GRANT = 1,
+};
+
+static const char *const events_fault_names[] = {
+    "auth_crash_after_grant",
+    NULL,
+};
+
+static struct fault events_fault;
 
 static int
 on_cert_revoked(struct bus_tx *tx, const struct bus_event *ev, void *arg)
@@ -112,9 +126,14 @@ on_cert_renewed(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	return n < 0 ? -1 : 0;
 }
 
-/* What the loop does after an application replaced an administrator: the
- * replaced identity leaves its open sessions (Redis belongs to the loop,
- * so the consumer hands this over through the work queue). */
+/* What a consumer leaves for after its transaction's commit (common/bus's
+ * after-commit actions): never from a batch that rolls back, so a crash
+ * before the commit or a redelivery never sends an SMS twice or drops a
+ * session for a change that did not happen. */
+
+/* An identity that ended (replaced administrator, cancelled lock) leaves
+ * the account's open sessions; Redis belongs to the loop, so the action
+ * hands this over through the work queue. */
 struct replaced {
 	char account[37], identity[37];
 };
@@ -134,12 +153,62 @@ replaced_on_loop(void *arg)
 	free(r);
 }
 
+static void
+replaced_after_commit(void *arg, int committed)
+{
+	if (committed)
+		work_submit(replaced_nothing, replaced_on_loop, arg);
+	else
+		free(arg);
+}
+
+static void
+drop_identity_after_commit(struct bus_tx *tx, const char *account,
+    const char *identity)
+{
+	struct replaced *r = xcalloc(1, sizeof(*r));
+
+	snprintf(r->account, sizeof(r->account), "%s", account);
+	snprintf(r->identity, sizeof(r->identity), "%s", identity);
+	bus_tx_after_commit(tx, replaced_after_commit, r);
+}
+
+/* An SMS (sms_notify: the provider's queue, any thread) sent once the
+ * change it tells of is committed. */
+struct told {
+	char phone[16];
+	char *text;
+};
+
+static void
+told_after_commit(void *arg, int committed)
+{
+	struct told *t = arg;
+
+	if (committed)
+		sms_notify(t->phone, t->text);
+	free(t->text);
+	free(t);
+}
+
+static void
+sms_after_commit(struct bus_tx *tx, const char *phone, const char *text)
+{
+	struct told *t;
+
+	if (phone == NULL)
+		return;
+	t = xcalloc(1, sizeof(*t));
+	snprintf(t->phone, sizeof(t->phone), "%s", phone);
+	t->text = xstrdup(text);
+	bus_tx_after_commit(tx, told_after_commit, t);
+}
+
 /* A consumer changed what GET /auth/me shows for an account (issue 16):
- * once the handler's transaction committed (common/bus's after-commit
- * action), the loop bumps the cached answer's version (Redis belongs to the
- * loop). Bumped after the commit, an answer loaded before it is stored
- * under a version the bump made stale, and one loaded after it shows the
- * change. */
+ * once the handler's transaction committed, the loop bumps the cached
+ * answer's version (Redis belongs to the loop). Bumped after the commit,
+ * an answer loaded before it is stored under a version the bump made
+ * stale, and one loaded after it shows the change. */
 struct me_bump {
 	char account[37];
 };
@@ -222,27 +291,22 @@ on_admin_application_approved(struct bus_tx *tx, const struct bus_event *ev,
 	if (strcmp(outcome, "granted") == 0) {
 		char text[400];
 		me_changed_after_commit(tx, bus_rows_value(rows, 0, 3));
-		const char *phone = bus_rows_value(rows, 0, 2);
 		snprintf(text, sizeof(text),
 		    "【CA平台】您的管理员申请已通过，您现为 %s 的单位管理员。",
 		    name);
-		if (phone != NULL)
-			sms_notify(phone, text);
+		sms_after_commit(tx, bus_rows_value(rows, 0, 2), text);
 		if (bus_rows_value(rows, 0, 3) != NULL) {
-			struct replaced *r = xcalloc(1, sizeof(*r));
 			snprintf(text, sizeof(text),
 			    "【CA平台】%s 的单位管理员已由经审核的管理员申请人取代。",
 			    name);
-			if (bus_rows_value(rows, 0, 4) != NULL)
-				sms_notify(bus_rows_value(rows, 0, 4), text);
-			snprintf(r->account, sizeof(r->account), "%s",
-			    bus_rows_value(rows, 0, 3));
-			snprintf(r->identity, sizeof(r->identity), "%s",
+			sms_after_commit(tx, bus_rows_value(rows, 0, 4), text);
+			drop_identity_after_commit(tx,
+			    bus_rows_value(rows, 0, 3),
 			    bus_rows_value(rows, 0, 5));
-			work_submit(replaced_nothing, replaced_on_loop, r);
 		}
 	}
 	bus_rows_free(rows);
+	fault_point(&events_fault, EVENTS_CRASH_AFTER_GRANT);
 	return 0;
 }
 
@@ -282,14 +346,9 @@ on_cert_cancelled(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	    serial, bus_rows_value(rows, 0, 1) ? "yes" : "no");
 	me_changed_after_commit(tx, bus_rows_value(rows, 0, 0));
 	if (bus_rows_value(rows, 0, 0) != NULL &&
-	    bus_rows_value(rows, 0, 1) != NULL) {
-		struct replaced *r = xcalloc(1, sizeof(*r));
-		snprintf(r->account, sizeof(r->account), "%s",
-		    bus_rows_value(rows, 0, 0));
-		snprintf(r->identity, sizeof(r->identity), "%s",
+	    bus_rows_value(rows, 0, 1) != NULL)
+		drop_identity_after_commit(tx, bus_rows_value(rows, 0, 0),
 		    bus_rows_value(rows, 0, 1));
-		work_submit(replaced_nothing, replaced_on_loop, r);
-	}
 	bus_rows_free(rows);
 	return 0;
 }
@@ -578,6 +637,7 @@ on_audit_batch(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 void
 auth_events_subscribe(void)
 {
+	fault_arm(&events_fault, events_fault_names);
 	/* Every service's audit entries, one consumer: caplat.*.audit.recorded
 	 * has three tokens after "caplat.", so it never takes dead letters. */
 	if (bus_subscribe(auth.svc.bus, "auth-audit", "caplat.*.audit.recorded",

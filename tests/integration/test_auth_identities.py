@@ -381,3 +381,30 @@ def test_personal_identities_stay_self_service(suite):
     assert r.status == 201 and r.json["status"] == "active" and r.json["source"] == "self", r
     me = api.get("/api/v1/auth/me", token=token).json
     assert me["current_identity"]["id"] == r.json["id"]
+
+
+def test_approval_told_only_after_its_commit(suite):
+    """auth dies after granting an approved administrator application but
+    before its batch commits (crash point auth_crash_after_grant): the
+    redelivered event grants the identity once, and the applicant is told
+    by SMS once, by the batch that committed — never by the one that
+    rolled back."""
+    import signal
+    import uuid
+    phone, token, account = person(suite)
+    uscc, name = new_uscc(), "辽宁提交后告知测试有限公司"
+    told = "您的管理员申请已通过"
+    once = os.path.join(suite.base, f"fault-{uuid.uuid4().hex[:6]}")
+    suite.kill("auth", signal.SIGTERM)
+    suite.start_service("auth", {"CAPLAT_FAULT": "auth_crash_after_grant", "CAPLAT_FAULT_ONCE": once})
+    try:
+        admin_application_approved(suite, account, uscc, name)
+        wait_until(lambda: os.path.exists(once), timeout=30, what="auth crashed after the grant")
+    finally:
+        suite.kill("auth", signal.SIGTERM)
+        suite.start_service("auth", {})
+    wait_until(lambda: suite.psql(f"SELECT count(*) FROM auth.identities WHERE uscc = '{uscc}'"
+                                  " AND role = 'admin' AND status = 'active'") == [["1"]],
+               timeout=30, what="the grant applied after the restart")
+    wait_until(lambda: told in sms_texts(suite, phone), timeout=15, what="the approval SMS")
+    assert sms_texts(suite, phone).count(told) == 1, sms_texts(suite, phone)

@@ -123,7 +123,7 @@ main(int argc, char **argv)
 	invoice_provider(); /* a bad CAPLAT_TAXPLAT_URL stops here */
 	pay_routes_add();
 	pay_events_subscribe();
-	sweep_start();
+	pay_sweep_start();
 	svc_run(&pay.svc);
 	provider_free();
 	taxplat_free();

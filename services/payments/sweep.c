@@ -109,7 +109,7 @@ succeed_done(void *arg, const struct db_result *res)
 
 	s->cb(s->arg, outcome, res);
 	if (outcome != NULL && strcmp(outcome, "APPLIED") == 0)
-		sweep_kick(); /* issue the invoice now */
+		pay_sweep_kick(); /* issue the invoice now */
 	free(s);
 }
 
@@ -261,7 +261,7 @@ on_ijob_done(void *arg, const struct db_result *res)
 		log_info(NULL,
 		    "msg=invoice_issued invoice=%s kind=%s number=%s provider=%s",
 		    j->id, j->kind, j->number, invoice_provider()->name);
-		sweep_kick(); /* its e-mail, a red or blue one waiting on it */
+		pay_sweep_kick(); /* its e-mail, a red or blue one waiting on it */
 	}
 	ijob_free(j);
 }
@@ -520,7 +520,7 @@ static void
 on_refund_recorded(void *arg, const struct db_result *res)
 {
 	job_free(arg);
-	sweep_kick();
+	pay_sweep_kick();
 }
 
 static void
@@ -620,7 +620,7 @@ sweep_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-sweep_start(void)
+pay_sweep_start(void)
 {
 	struct timeval first = {1, 0};
 
@@ -644,14 +644,14 @@ sweep_kick_one(struct sweep *s)
 }
 
 void
-sweep_kick(void)
+pay_sweep_kick(void)
 {
 	for (size_t i = 0; i < ARRAY_LEN(sweeps); i++)
 		sweep_kick_one(&sweeps[i]);
 }
 
 void
-sweep_kick_queries(void)
+pay_sweep_kick_queries(void)
 {
 	sweep_kick_one(&sweeps[0]); /* payment_queries */
 }

@@ -101,7 +101,10 @@ sweep_done(struct sweep *s, long due_ms)
 void
 sweep_rest_until(struct sweep *s, const char *due_ms)
 {
-	sweep_done(s, due_ms != NULL ? atol(due_ms) : -1);
+	long ms = due_ms != NULL ? atol(due_ms) : -1;
+
+	/* overdue (a row another process holds): after the interval */
+	sweep_done(s, due_ms != NULL && ms < 0 ? 0 : ms);
 }
 
 void

@@ -53,7 +53,8 @@ void sweep_stop(struct sweep *table, size_t n);
 void sweep_done(struct sweep *s, long due_ms);
 
 /* sweep_done with the due time as the database gave it: milliseconds in
- * text, NULL when nothing is pending. */
+ * text, NULL when nothing is pending (overdue, negative: after the
+ * interval). */
 void sweep_rest_until(struct sweep *s, const char *due_ms);
 
 /* The round of s is over and more is due already (a full batch): the next

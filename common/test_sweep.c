@@ -186,6 +186,23 @@ test_rest_until_reads_the_database_text(void **state)
 }
 
 static void
+test_rest_until_overdue_is_the_interval(void **state)
+{
+	hold = 1;
+	sweep_start(table, ARRAY_LEN(table), base, 0);
+	run_for(50);
+	assert_int_equal(rounds, 1);
+	hold = 0;
+	stop_after = 2;
+	mark = now_ms() - t0;
+	sweep_rest_until(held, "-5"); /* not the 10 s idle maximum */
+	run_for(2000);
+	assert_int_equal(rounds, 2);
+	assert_true(at[1] - mark >= 9);
+	assert_true(at[1] - mark < 10 + SLACK_MS);
+}
+
+static void
 kick_soon(evutil_socket_t fd, short what, void *arg)
 {
 	sweep_kick(&table[0]);
@@ -343,6 +360,8 @@ main(void)
 	        setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_rest_until_reads_the_database_text, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_rest_until_overdue_is_the_interval, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_kick_wakes_a_resting_sweep,
 	        setup, teardown),
 	    cmocka_unit_test_setup_teardown(

@@ -125,6 +125,7 @@ main(int argc, char **argv)
 	pay_events_subscribe();
 	pay_sweep_start();
 	svc_run(&pay.svc);
+	pay_sweep_stop();
 	provider_free();
 	taxplat_free();
 	svc_free(&pay.svc);

@@ -286,6 +286,8 @@ void pay_finance_reconciliation_decision(struct http_req *req);
 /* Starts the sweep table's timers: trade queries for pending payments,
  * invoice issuance, refund retries. */
 void pay_sweep_start(void);
+/* Frees the sweep table's timers (shutdown). */
+void pay_sweep_stop(void);
 /* Runs every sweep soon (after a payment succeeded or a refund). */
 void pay_sweep_kick(void);
 /* Only the provider-query sweep (a payment was created). */

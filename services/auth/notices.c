@@ -125,7 +125,7 @@ auth_notice_accept(struct bus_tx *tx, const char *source,
 		    bus_rows_value(rows, 0, 2) ? bus_rows_value(rows, 0, 2)
 		                               : "");
 		if (sms && strcmp(outcome, "delivered") == 0)
-			auth_deliver_kick();
+			auth_sweep_kick_sms();
 	}
 	bus_rows_free(rows);
 	free(ptext);
@@ -422,7 +422,7 @@ resend_on_done(void *arg, const struct db_result *res)
 		fatal("dead letter JSON unreadable");
 	log_info(req->id, "msg=sms_resend id=%s staff=%s", req->params[0],
 	    req->session->staff_id);
-	auth_deliver_kick();
+	auth_sweep_kick_sms();
 	http_reply_json(req, 200, item);
 }
 

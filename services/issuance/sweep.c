@@ -1,4 +1,4 @@
-/* sweep — the issuance service's timers, one row each in sweeps[]: they
+/* sweep — the issuance service's timers, rows of common/sweep.h: they
  * finish in the background what a crash, a vendor failure or a timeout left
  * pending: renewal intents (asked again with the same request id, so never
  * issued twice) and revocations to forward to vendors. Each sweep claims one
@@ -106,7 +106,7 @@ static const struct claim {
 };
 
 static void
-sweep_claim(size_t i)
+claim_run(size_t i)
 {
 	char lease[24];
 
@@ -122,7 +122,7 @@ sweep_claim(size_t i)
 static void
 claim_start(struct sweep *s)
 {
-	sweep_claim((size_t)(s - sweeps));
+	claim_run((size_t)(s - sweeps));
 }
 
 /* The claim of sweep i found nothing due: rest until the next pending item
@@ -240,7 +240,7 @@ on_recorded(void *arg, const struct db_result *res)
 		log_info(NULL, "msg=renewed intent=%s serial=%s by=resumer",
 		    r->intent, r->serial);
 		resume_free(r);
-		sweep_claim(SWEEP_INTENTS); /* more may be due */
+		claim_run(SWEEP_INTENTS); /* more may be due */
 		return;
 	}
 	log_error(NULL,
@@ -314,7 +314,7 @@ on_job_updated(void *arg, const struct db_result *res)
 
 	resume_free(r);
 	if (ok)
-		sweep_claim(SWEEP_VENDOR_JOBS); /* more may be due */
+		claim_run(SWEEP_VENDOR_JOBS); /* more may be due */
 	else
 		sweep_done(&sweeps[SWEEP_VENDOR_JOBS], 0);
 }
@@ -414,7 +414,7 @@ on_app_done(void *arg, const struct db_result *res)
 		    r->intent, r->serial);
 	resume_free(r);
 	if (ok)
-		sweep_claim(SWEEP_APPLICATIONS); /* more may be due */
+		claim_run(SWEEP_APPLICATIONS); /* more may be due */
 	else
 		sweep_done(&sweeps[SWEEP_APPLICATIONS], 0);
 }

@@ -63,7 +63,7 @@ static struct sweep sweep_jobs[] = {
 
 /* Logs a failed run; the job runs again after its period. */
 static void
-sweep_failed(struct sweep *s, const struct db_result *res)
+job_failed(struct sweep *s, const struct db_result *res)
 {
 	log_warn(NULL, "msg=sweep_failed job=%s status=%d error=\"%s\"",
 	    s->name, (int)res->status, res->message ? res->message : "-");
@@ -129,7 +129,7 @@ expire_on_done(void *arg, const struct db_result *res)
 	long expired;
 
 	if (res->status != DB_OK) {
-		sweep_failed(s, res);
+		job_failed(s, res);
 		return;
 	}
 	expired = strtol(db_value(res, 0, 0, 0), NULL, 10);
@@ -167,7 +167,7 @@ housekeeping_on_done(void *arg, const struct db_result *res)
 	struct sweep *s = arg;
 
 	if (res->status != DB_OK) {
-		sweep_failed(s, res);
+		job_failed(s, res);
 		return;
 	}
 	sweep_done(s, 0);
@@ -201,7 +201,7 @@ expiring_on_done(void *arg, const struct db_result *res)
 	long told;
 
 	if (res->status != DB_OK) {
-		sweep_failed(s, res);
+		job_failed(s, res);
 		return;
 	}
 	told = strtol(db_value(res, 0, 0, 0), NULL, 10);

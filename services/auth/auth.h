@@ -336,18 +336,23 @@ int auth_notice_accept(struct bus_tx *tx, const char *source,
 
 /* ---- deliver.c: the SMS sender ---- */
 
-/* One round: claims due SMS rows (a lease), sends them, records the
- * results. Loop thread; a round still busy skips. */
-void auth_deliver_round(void);
-/* Asks for a round soon, from any thread (a consumer accepted an SMS). */
-void auth_deliver_kick(void);
+struct sweep;
+
+/* One round of the sweep row s (common/sweep.h): claims due SMS rows (a
+ * lease), sends them, records the results, then ends the round in s. */
+void auth_deliver_round(struct sweep *s);
 /* Arms the crash points (CAPLAT_FAULT: auth_sms_crash_after_claim,
  * auth_sms_crash_after_send). */
 void auth_deliver_init(void);
 
 /* ---- sweep.c: the timers ---- */
 
+/* Starts / stops the sweep table's timers on the loop. */
 void auth_sweep_start(void);
+void auth_sweep_stop(void);
+/* Asks for an SMS round soon, from any thread (a consumer accepted an SMS,
+ * a resend). */
+void auth_sweep_kick_sms(void);
 
 /* ---- store.c: notices (020_notices.sql) ---- */
 

@@ -8,11 +8,12 @@
  * jitter; a template, signature, key or number error, or too many attempts,
  * is dead-lettered for the operators (notices.c). A crash after the send
  * and before the record sends again after the lease with the same OutId:
- * the provider keeps it one SMS. Rounds: auth_deliver_kick() (a notice
- * queued, a resend), a finished full round, and the round's own timer: a
- * round reads when the next row falls due (a backoff, a lease) and rests
- * until then; sweep.c's CAPLAT_SMS_DELIVERY_MS look only catches what
- * another process queued, and a round 1 s after start what a crash left. */
+ * the provider keeps it one SMS. The round is a row of sweep.c's table
+ * (common/sweep.h): kicked by auth_sweep_kick_sms() (a notice queued, a
+ * resend), again at once after a full round, else it reads when the next
+ * row falls due (a backoff, a lease) and rests until then, at most
+ * CAPLAT_SMS_DELIVERY_MS (the look for what another process queued); the
+ * first round, 1 s after start, finds what a crash left. */
 #include "auth.h"
 
 #include "crypto.h"
@@ -21,12 +22,11 @@
 #include "kv.h"
 #include "log.h"
 #include "sms.h"
+#include "sweep.h"
 #include "util.h"
-#include "work.h"
 
 #include "notice_text.h"
 
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,13 +60,12 @@ struct dmsg {
 	char *text;
 };
 
+/* The round under way (one at a time: common/sweep.h). */
 static struct {
-	int busy;
-	int again;       /* a kick arrived during the round */
-	int outstanding; /* messages of the round not recorded yet */
+	struct sweep *sweep; /* its row of the sweep table */
+	int outstanding;     /* messages of the round not recorded yet */
 	int claimed;
 	struct fault fault;
-	struct event *due; /* the next round, when the next row falls due */
 } dl;
 
 static void deliver_on_claimed(void *arg, const struct db_result *res);
@@ -74,56 +73,21 @@ static void deliver_on_rate(void *arg, const struct kv_reply *reply);
 static void deliver_on_sent(void *arg, const struct sms_status *st);
 static void deliver_on_recorded(void *arg, const struct db_result *res);
 
-static void
-deliver_due(evutil_socket_t fd, short what, void *arg)
-{
-	auth_deliver_round();
-}
-
 void
 auth_deliver_init(void)
 {
-	struct timeval soon = {1, 0};
-
 	fault_arm(&dl.fault, deliver_fault_names);
-	dl.due = evtimer_new(auth.svc.base, deliver_due, NULL);
-	if (dl.due == NULL || evtimer_add(dl.due, &soon) != 0)
-		fatal("deliver: cannot start the round timer");
 }
 
 void
-auth_deliver_round(void)
+auth_deliver_round(struct sweep *s)
 {
-	struct db_batch *b;
+	struct db_batch *b = db_batch_new();
 
-	if (dl.busy) {
-		dl.again = 1;
-		return;
-	}
-	dl.busy = 1;
-	dl.again = 0;
-	b = db_batch_new();
+	dl.sweep = s;
 	store_sms_claim(b, DELIVER_BATCH, auth.cfg.sms_lease_s);
 	store_sms_next(b);
 	db_batch_run(auth.svc.db, b, deliver_on_claimed, NULL);
-}
-
-static void
-kick_nothing(void *arg)
-{
-	(void)arg;
-}
-
-static void
-kick_on_loop(void *arg)
-{
-	auth_deliver_round();
-}
-
-void
-auth_deliver_kick(void)
-{
-	work_submit(kick_nothing, kick_on_loop, NULL);
 }
 
 static void
@@ -140,9 +104,10 @@ deliver_one_done(void)
 {
 	if (--dl.outstanding > 0)
 		return;
-	dl.busy = 0;
-	if (dl.again || dl.claimed == DELIVER_BATCH)
-		auth_deliver_round();
+	if (dl.claimed == DELIVER_BATCH)
+		sweep_again(dl.sweep); /* a full round: more may be due */
+	else
+		sweep_done(dl.sweep, -1);
 }
 
 static void
@@ -152,23 +117,18 @@ deliver_on_claimed(void *arg, const struct db_result *res)
 		if (res->status != DB_UNAVAILABLE)
 			log_error(NULL, "msg=sms_claim_failed error=\"%s\"",
 			    res->message ? res->message : "-");
-		dl.busy = 0;
+		sweep_done(dl.sweep, -1);
 		return;
 	}
 	/* rest until the next row falls due (a backoff ends, a lease runs
-	 * out); what this round sends is recorded before then */
+	 * out), counted from now; what this round sends is recorded before */
 	const char *next = db_value(res, 1, 0, 0);
-	if (next != NULL) {
-		long ms = atol(next) > 10 ? atol(next) : 10;
-		struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-		evtimer_add(dl.due, &tv);
-	}
+	if (next != NULL)
+		sweep_due(dl.sweep, atol(next));
 	dl.claimed = db_rows(res, 0);
 	dl.outstanding = dl.claimed;
 	if (dl.claimed == 0) {
-		dl.busy = 0;
-		if (dl.again)
-			auth_deliver_round();
+		sweep_done(dl.sweep, -1);
 		return;
 	}
 	fault_point(&dl.fault, DELIVER_CRASH_AFTER_CLAIM);

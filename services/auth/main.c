@@ -132,6 +132,7 @@ main(int argc, char **argv)
 	auth_events_subscribe();
 	auth_sweep_start();
 	svc_run(&auth.svc);
+	auth_sweep_stop();
 	svc_free(&auth.svc);
 	return 0;
 }

@@ -65,6 +65,15 @@ stale(const char *t, long max_age)
 	return (long)(time(NULL) - timegm(&tm)) > max_age;
 }
 
+/* The SMS round can claim a queued row once the consumer's transaction has
+ * committed it: a kick before the commit found nothing and rested. */
+static void
+kick_after_commit(void *arg, int committed)
+{
+	if (committed)
+		auth_sweep_kick_sms();
+}
+
 int
 auth_notice_accept(struct bus_tx *tx, const char *source,
     const char *event_time, json_t *data)
@@ -125,7 +134,7 @@ auth_notice_accept(struct bus_tx *tx, const char *source,
 		    bus_rows_value(rows, 0, 2) ? bus_rows_value(rows, 0, 2)
 		                               : "");
 		if (sms && strcmp(outcome, "delivered") == 0)
-			auth_deliver_kick();
+			bus_tx_after_commit(tx, kick_after_commit, NULL);
 	}
 	bus_rows_free(rows);
 	free(ptext);
@@ -422,7 +431,7 @@ resend_on_done(void *arg, const struct db_result *res)
 		fatal("dead letter JSON unreadable");
 	log_info(req->id, "msg=sms_resend id=%s staff=%s", req->params[0],
 	    req->session->staff_id);
-	auth_deliver_kick();
+	auth_sweep_kick_sms();
 	http_reply_json(req, 200, item);
 }
 

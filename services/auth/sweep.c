@@ -1,41 +1,51 @@
-/* sweep — auth's timers, one row each in the table below: what runs, how
- * often. Each runs on the loop; a round still busy when its timer fires
- * again skips that tick itself. */
+/* sweep — auth's timers, rows of common/sweep.h: what runs, how often.
+ * sms_delivery (deliver.c): rests until the next SMS row falls due (a
+ * backoff ends, a lease runs out), at least 10 ms, at most
+ * CAPLAT_SMS_DELIVERY_MS (the look for what another process queued); a
+ * queued notice or a resend kicks it; the first round, 1 s after start,
+ * finds what a crash left. */
 #include "auth.h"
 
+#include "sweep.h"
 #include "util.h"
+#include "work.h"
 
-#include <event2/event.h>
+static const long sms_least_ms = 10;
 
-struct sweep {
-	const char *name;
-	const long *interval_ms; /* from the configuration */
-	void (*round)(void);
-	struct event *timer;
-};
+enum { SWEEP_SMS };
 
 static struct sweep sweeps[] = {
-    {"sms_delivery", &auth.cfg.sms_delivery_ms, auth_deliver_round, NULL},
+    [SWEEP_SMS] = {"sms_delivery", &sms_least_ms, &auth.cfg.sms_delivery_ms,
+        auth_deliver_round},
 };
-
-static void
-sweep_tick(evutil_socket_t fd, short what, void *arg)
-{
-	struct sweep *s = arg;
-
-	s->round();
-}
 
 void
 auth_sweep_start(void)
 {
-	for (size_t i = 0; i < ARRAY_LEN(sweeps); i++) {
-		struct sweep *s = &sweeps[i];
-		struct timeval every = {*s->interval_ms / 1000,
-		    (*s->interval_ms % 1000) * 1000};
-		s->timer =
-		    event_new(auth.svc.base, -1, EV_PERSIST, sweep_tick, s);
-		if (s->timer == NULL || event_add(s->timer, &every) != 0)
-			fatal("sweep: cannot start the %s timer", s->name);
-	}
+	sweep_start(sweeps, ARRAY_LEN(sweeps), auth.svc.base, 1000);
+}
+
+void
+auth_sweep_stop(void)
+{
+	sweep_stop(sweeps, ARRAY_LEN(sweeps));
+}
+
+static void
+kick_nothing(void *arg)
+{
+	(void)arg;
+}
+
+static void
+kick_sms_on_loop(void *arg)
+{
+	sweep_kick(&sweeps[SWEEP_SMS]);
+}
+
+void
+auth_sweep_kick_sms(void)
+{
+	/* from a consumer thread: the timer is the loop's */
+	work_submit(kick_nothing, kick_sms_on_loop, NULL);
 }

@@ -272,13 +272,15 @@ void ent_events_subscribe(void);
 
 struct lic_read;
 struct ocr_engine;
+struct sweep;
 
 /* Starts / stops the recognition threads (CAPLAT_OCR_THREADS). */
 void ent_ocr_start(void);
 void ent_ocr_stop(void);
-/* One round: claims as many pending recognitions as threads are idle and
- * runs them; records each result. A round still claiming is a no-op. */
-void ent_ocr_round(void);
+/* One round of the sweep row s (common/sweep.h): claims as many pending
+ * recognitions as threads are idle and runs them, then rests until a lease
+ * ends; records each result and kicks s as a thread frees up. */
+void ent_ocr_round(struct sweep *s);
 /* Limits Tesseract's OpenMP to one thread per recognition: first thing in
  * main(), re-executes the program with OMP_THREAD_LIMIT=1 unless it is set
  * (libgomp reads it before main). */
@@ -299,5 +301,7 @@ int ent_ocr_recognise(struct ocr_engine *e, const char *lang,
 /* Starts / stops the service's timers (the sweep table) on the loop. */
 void ent_sweep_start(void);
 void ent_sweep_stop(void);
+/* A licence recognition was queued: its round now (loop thread). */
+void ent_sweep_kick_ocr(void);
 
 #endif

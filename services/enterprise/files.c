@@ -213,7 +213,7 @@ upload_on_inserted(void *arg, const struct db_result *res)
 		json_object_set_new(o, "recognition",
 		    json_pack("{s:s, s:n, s:n}", "status", "pending", "reason",
 		        "message"));
-		ent_ocr_round(); /* now, not at the next tick */
+		ent_sweep_kick_ocr(); /* now, not at the next tick */
 	}
 	http_reply_json(op->req, 201, o);
 }

@@ -379,7 +379,7 @@ record_put_on_saved(void *arg, const struct db_result *res)
 	}
 	if (res->status == DB_OK && op->licence_named &&
 	    db_affected(res, 3) > 0)
-		ent_ocr_round(); /* a recognition was queued: start it now */
+		ent_sweep_kick_ocr(); /* a recognition was queued: start it now */
 	rec_reply(op->req, res, 1, 2);
 }
 

@@ -13,7 +13,7 @@
  *
  * The queue is the table licence_ocr, not memory: an upload with
  * ?purpose=business_license inserts its row ('pending') in the upload's own
- * transaction, and a round (the sweep table, and right after an upload)
+ * transaction, and a round (a row of the sweep table, kicked by an upload)
  * claims as many pending rows as there are idle threads, with a lease, so
  * that at most CAPLAT_OCR_THREADS recognitions are in memory, a restart
  * loses nothing (the lease runs out and the row is claimed again) and a
@@ -26,6 +26,7 @@
 #include "db.h"
 #include "licence.h"
 #include "log.h"
+#include "sweep.h"
 #include "util.h"
 
 #include <errno.h>
@@ -352,9 +353,9 @@ static struct {
 	pthread_cond_t cv;
 	struct ocr_job *head, *tail;
 	pthread_t threads[OCR_MAX_THREADS];
-	int nthreads, idle, stopping, round_busy;
-	int in_flight;     /* claimed and not finished: ≤ nthreads */
-	struct event *due; /* the next round: when a lease ends */
+	int nthreads, idle, stopping;
+	int in_flight;       /* claimed and not finished: ≤ nthreads */
+	struct sweep *sweep; /* its row of the sweep table (the last round's) */
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 static void ocr_on_done(evutil_socket_t fd, short what, void *arg);
@@ -430,21 +431,9 @@ ocr_submit(struct ocr_job *job)
 	pthread_mutex_unlock(&pool.mu);
 }
 
-static void
-ocr_due(evutil_socket_t fd, short what, void *arg)
-{
-	ent_ocr_round();
-}
-
 void
 ent_ocr_start(void)
 {
-	struct timeval soon = {1, 0};
-
-	/* a round 1 s after the start picks up what a crash left */
-	pool.due = evtimer_new(ent.svc.base, ocr_due, NULL);
-	if (pool.due == NULL || evtimer_add(pool.due, &soon) != 0)
-		fatal("ocr: cannot start the round timer");
 	pool.nthreads = (int)ent.cfg.ocr_threads;
 	if (pool.nthreads > OCR_MAX_THREADS)
 		pool.nthreads = OCR_MAX_THREADS;
@@ -464,9 +453,6 @@ ent_ocr_stop(void)
 	for (int i = 0; i < pool.nthreads; i++)
 		pthread_join(pool.threads[i], NULL);
 	pool.nthreads = 0;
-	if (pool.due != NULL)
-		event_free(pool.due);
-	pool.due = NULL;
 }
 
 /* ---- the round: claim → recognise (pool) → record ---- */
@@ -475,28 +461,32 @@ static void ocr_on_claimed(void *arg, const struct db_result *res);
 static void ocr_on_recorded(void *arg, const struct db_result *res);
 
 void
-ent_ocr_round(void)
+ent_ocr_round(struct sweep *s)
 {
 	struct db_batch *b;
 	int free_slots = pool.nthreads - pool.in_flight;
 
-	if (pool.round_busy || pool.nthreads == 0 || pool.stopping)
+	pool.sweep = s;
+	if (pool.nthreads == 0 || pool.stopping) {
+		sweep_done(s, -1);
 		return;
-	pool.round_busy = 1;
+	}
 	b = db_batch_new();
 	store_licence_ocr_expire(b, OCR_ATTEMPTS);
 	store_licence_ocr_claim(b, free_slots, OCR_LEASE_S, OCR_ATTEMPTS);
 	store_licence_ocr_next(b, OCR_ATTEMPTS);
-	db_batch_run(ent.svc.db, b, ocr_on_claimed, NULL);
+	db_batch_run(ent.svc.db, b, ocr_on_claimed, s);
 }
 
 static void
 ocr_on_claimed(void *arg, const struct db_result *res)
 {
-	pool.round_busy = 0;
+	struct sweep *s = arg;
+
 	if (res->status != DB_OK) {
 		log_error(NULL, "msg=ocr_claim_failed error=\"%s\"",
 		    res->message ? res->message : "");
+		sweep_done(s, -1);
 		return;
 	}
 	for (int i = 0; i < db_rows(res, 1); i++) {
@@ -509,13 +499,12 @@ ocr_on_claimed(void *arg, const struct db_result *res)
 		pool.in_flight++;
 		ocr_submit(job);
 	}
-	/* Rest until a lease ends (a recognition another process or a crash
-	 * left running); a new licence and a finished one start a round. */
+	/* Rest until a lease ends (seconds: a recognition another process or
+	 * a crash left running); a new licence and a finished one kick. */
 	const char *next = db_value(res, 2, 0, 0);
-	if (next != NULL && pool.due != NULL) {
-		struct timeval tv = {atol(next) > 0 ? atol(next) : 1, 0};
-		evtimer_add(pool.due, &tv);
-	}
+	long seconds = next != NULL ? atol(next) : -1;
+
+	sweep_done(s, next == NULL ? -1 : seconds > 0 ? seconds * 1000 : 0);
 }
 
 static void
@@ -545,6 +534,7 @@ ocr_on_recorded(void *arg, const struct db_result *res)
 		    job->file_id, res->message ? res->message : "");
 	free(job->fields);
 	free(job);
-	/* a thread is free: the next pending licence now, not at the tick */
-	ent_ocr_round();
+	/* a thread is free: the next pending licence now, not at the tick
+	 * (the round that claimed this job set pool.sweep) */
+	sweep_kick(pool.sweep);
 }

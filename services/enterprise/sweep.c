@@ -1,58 +1,41 @@
-/* sweep — the enterprise service's timers, one row each in the table
- * below: what runs, how often. Each runs on the loop; a round that is still
- * busy when its timer fires again skips that tick itself. */
+/* sweep — the enterprise service's timers, rows of common/sweep.h: what
+ * runs, how often. The review SMS moved to auth's notices (issue 17).
+ * licence_ocr: a round claims what idle recognition threads can take and
+ * rests until a lease ends (a recognition another process or a crash left
+ * running), at least 1 s, at most a minute (the look for what another
+ * process queued); a new licence and a finished recognition kick it
+ * (ocr.c). Off without recognition threads (CAPLAT_OCR_THREADS=0). */
 #include "enterprise.h"
 
+#include "sweep.h"
 #include "util.h"
 
-#include <event2/event.h>
+static long ocr_interval_ms; /* 1 s, or 0 (off) without threads */
+static const long ocr_idle_ms = 60000;
 
-struct sweep {
-	const char *name;
-	long interval_ms;
-	void (*round)(void);
-	struct event *timer;
-};
+enum { SWEEP_OCR };
 
-/* The review SMS moved to auth's notices (issue 17). licence_ocr: a new or
- * finished recognition starts the next round at once and a round rests
- * until a lease ends (ocr.c); this minute is the look for what another
- * process queued. */
 static struct sweep sweeps[] = {
-    {"licence_ocr", 60000, ent_ocr_round, NULL},
+    [SWEEP_OCR] = {"licence_ocr", &ocr_interval_ms, &ocr_idle_ms,
+        ent_ocr_round},
 };
-
-static void
-sweep_tick(evutil_socket_t fd, short what, void *arg)
-{
-	struct sweep *s = arg;
-
-	s->round();
-}
 
 void
 ent_sweep_start(void)
 {
-	for (size_t i = 0; i < ARRAY_LEN(sweeps); i++) {
-		struct sweep *s = &sweeps[i];
-		if (s->round == NULL)
-			continue;
-		struct timeval every = {s->interval_ms / 1000,
-		    (s->interval_ms % 1000) * 1000};
-
-		s->timer =
-		    event_new(ent.svc.base, -1, EV_PERSIST, sweep_tick, s);
-		if (s->timer == NULL || event_add(s->timer, &every) != 0)
-			fatal("sweep: cannot start the %s timer", s->name);
-	}
+	ocr_interval_ms = ent.cfg.ocr_threads > 0 ? 1000 : 0;
+	/* a round 1 s after the start picks up what a crash left */
+	sweep_start(sweeps, ARRAY_LEN(sweeps), ent.svc.base, 1000);
 }
 
 void
 ent_sweep_stop(void)
 {
-	for (size_t i = 0; i < ARRAY_LEN(sweeps); i++) {
-		if (sweeps[i].timer != NULL)
-			event_free(sweeps[i].timer);
-		sweeps[i].timer = NULL;
-	}
+	sweep_stop(sweeps, ARRAY_LEN(sweeps));
+}
+
+void
+ent_sweep_kick_ocr(void)
+{
+	sweep_kick(&sweeps[SWEEP_OCR]);
 }

@@ -1,4 +1,4 @@
-/* sweep — the issuance service's timers, one row each in sweeps[]: they
+/* sweep — the issuance service's timers, rows of common/sweep.h: they
  * finish in the background what a crash, a vendor failure or a timeout left
  * pending: renewal intents (asked again with the same request id, so never
  * issued twice) and revocations to forward to vendors. Each sweep claims one
@@ -17,11 +17,10 @@
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
+#include "sweep.h"
 #include "util.h"
 #include "vendor.h"
 
-#include <event2/event.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,44 +64,49 @@ enum {
 	SWEEP_REMINDERS
 };
 
-static void sync_start(size_t i);
+static void claim_start(struct sweep *s);
+static void sync_start(struct sweep *s);
 static void on_synced(void);
-static void reminders_start(size_t i);
+static void reminders_start(struct sweep *s);
 
-/* Each sweep leases one due item at a time (its claim statement, $1 the
- * lease in seconds; then its due statement, when the next pending item
- * falls due) and handles it in on_claimed, which claims again while
- * items come, and ends in sweep_idle(its row); or, with start, runs start
- * instead, which ends in sweep_idle(its row). An interval of 0 is off. */
-static const struct sweep {
-	const char *name;
-	const long *interval_ms;
+/* The claiming sweeps rest until their next pending item falls due, at
+ * least CAPLAT_ISSUANCE_RESUME_MS, at most CAPLAT_ISSUANCE_IDLE_MS; the
+ * directory sync and the reminder pass run every interval. An interval of
+ * 0 is off. */
+static struct sweep sweeps[] = {
+    [SWEEP_INTENTS] = {"renewal_intents", &issuance.cfg.resume_interval_ms,
+        &issuance.cfg.idle_interval_ms, claim_start},
+    [SWEEP_VENDOR_JOBS] = {"vendor_revocations",
+        &issuance.cfg.resume_interval_ms, &issuance.cfg.idle_interval_ms,
+        claim_start},
+    [SWEEP_DIRECTORY] = {"vendor_directory", &issuance.cfg.sync_interval_ms,
+        NULL, sync_start},
+    [SWEEP_APPLICATIONS] = {"application_intents",
+        &issuance.cfg.resume_interval_ms, &issuance.cfg.idle_interval_ms,
+        claim_start},
+    [SWEEP_REMINDERS] = {"reminders", &issuance.cfg.reminder_pass_ms, NULL,
+        reminders_start},
+};
+
+/* A claiming sweep leases one due item at a time (its claim statement, $1
+ * the lease in seconds; then its due statement, when the next pending item
+ * falls due) and handles it in on_claimed, which claims again while items
+ * come, and ends the round in sweep_done or sweep_rest_until. */
+static const struct claim {
 	const char *claim_sql;
 	const char *due_sql;
 	db_cb on_claimed;
-	void (*start)(size_t i);
-} sweeps[] = {
-    [SWEEP_INTENTS] = {"renewal_intents", &issuance.cfg.resume_interval_ms,
-        store_intent_claim_sql, store_intent_due_sql, on_claimed},
-    [SWEEP_VENDOR_JOBS] = {"vendor_revocations",
-        &issuance.cfg.resume_interval_ms, store_job_claim_sql,
-        store_job_due_sql, on_job_claimed},
-    [SWEEP_DIRECTORY] = {"vendor_directory", &issuance.cfg.sync_interval_ms,
-        NULL, NULL, NULL, sync_start},
-    [SWEEP_APPLICATIONS] = {"application_intents",
-        &issuance.cfg.resume_interval_ms, store_application_claim_sql,
+} claims[] = {
+    [SWEEP_INTENTS] = {store_intent_claim_sql, store_intent_due_sql,
+        on_claimed},
+    [SWEEP_VENDOR_JOBS] = {store_job_claim_sql, store_job_due_sql,
+        on_job_claimed},
+    [SWEEP_APPLICATIONS] = {store_application_claim_sql,
         store_application_due_sql, on_app_claimed},
-    [SWEEP_REMINDERS] = {"reminders", &issuance.cfg.reminder_pass_ms, NULL,
-        NULL, NULL, reminders_start},
 };
 
-static struct {
-	struct event *tick;
-	int busy;
-} sweep_state[ARRAY_LEN(sweeps)];
-
 static void
-sweep_claim(size_t i)
+claim_run(size_t i)
 {
 	char lease[24];
 
@@ -110,98 +114,48 @@ sweep_claim(size_t i)
 	const char *p[] = {lease};
 	struct db_batch *b = db_batch_new();
 
-	db_batch_add(b, sweeps[i].claim_sql, 1, p);
-	db_batch_add(b, sweeps[i].due_sql, 0, NULL);
-	db_batch_run(issuance.svc.db, b, sweeps[i].on_claimed, NULL);
+	db_batch_add(b, claims[i].claim_sql, 1, p);
+	db_batch_add(b, claims[i].due_sql, 0, NULL);
+	db_batch_run(issuance.svc.db, b, claims[i].on_claimed, NULL);
 }
 
-/* Sweep i waits ms (its interval at least), then claims again. */
 static void
-sweep_wait(size_t i, long ms)
+claim_start(struct sweep *s)
 {
-	struct timeval tv;
-
-	if (ms < *sweeps[i].interval_ms)
-		ms = *sweeps[i].interval_ms;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	sweep_state[i].busy = 0;
-	/* A claim failed by the pool's shutdown ends here: no timer then. */
-	if (sweep_state[i].tick != NULL)
-		evtimer_add(sweep_state[i].tick, &tv);
+	claim_run((size_t)(s - sweeps));
 }
 
-/* Nothing (more) could be done for sweep i now: wait for its next tick. */
-static void
-sweep_idle(size_t i)
-{
-	sweep_wait(i, *sweeps[i].interval_ms);
-}
-
-/* The claim of sweep i found nothing due: wait until the next pending item
+/* The claim of sweep i found nothing due: rest until the next pending item
  * falls due (its batch's second statement: milliseconds, NULL when none is
- * pending), at most the idle period. */
+ * pending; the idle maximum when the claim failed). */
 static void
-sweep_rest(size_t i, const struct db_result *res)
+claim_rest(size_t i, const struct db_result *res)
 {
-	long ms = issuance.cfg.idle_interval_ms;
-	const char *due;
-
-	if (res->status == DB_OK && res->nstmts > 1 &&
-	    (due = db_value(res, 1, 0, 0)) != NULL && atol(due) < ms)
-		ms = atol(due);
-	sweep_wait(i, ms);
+	sweep_rest_until(&sweeps[i],
+	    res->status == DB_OK && res->nstmts > 1 ? db_value(res, 1, 0, 0)
+	                                            : NULL);
 }
 
 void
 issuance_sweep_kick(void)
 {
-	static const size_t kicked[] = {SWEEP_INTENTS, SWEEP_VENDOR_JOBS};
-
-	for (size_t k = 0; k < ARRAY_LEN(kicked); k++) {
-		size_t i = kicked[k];
-
-		if (sweep_state[i].tick != NULL && !sweep_state[i].busy)
-			sweep_wait(i, *sweeps[i].interval_ms);
-	}
-}
-
-static void
-on_tick(evutil_socket_t fd, short what, void *arg)
-{
-	size_t i = (size_t)(uintptr_t)arg;
-
-	if (sweep_state[i].busy)
-		return;
-	sweep_state[i].busy = 1;
-	if (sweeps[i].start != NULL)
-		sweeps[i].start(i);
-	else
-		sweep_claim(i);
+	/* after the interval, as a rest would: the item just left pending
+	 * has its own due time */
+	sweep_kick_in(&sweeps[SWEEP_INTENTS], issuance.cfg.resume_interval_ms);
+	sweep_kick_in(&sweeps[SWEEP_VENDOR_JOBS],
+	    issuance.cfg.resume_interval_ms);
 }
 
 void
 issuance_sweep_start(void)
 {
-	for (size_t i = 0; i < ARRAY_LEN(sweeps); i++) {
-		if (*sweeps[i].interval_ms == 0)
-			continue; /* off */
-		sweep_state[i].tick = evtimer_new(issuance.svc.base, on_tick,
-		    (void *)(uintptr_t)i);
-		if (sweep_state[i].tick == NULL)
-			fatal("evtimer_new failed for %s", sweeps[i].name);
-		sweep_idle(i);
-	}
+	sweep_start(sweeps, ARRAY_LEN(sweeps), issuance.svc.base, -1);
 }
 
 void
 issuance_sweep_stop(void)
 {
-	for (size_t i = 0; i < ARRAY_LEN(sweeps); i++) {
-		if (sweep_state[i].tick != NULL)
-			event_free(sweep_state[i].tick);
-		sweep_state[i].tick = NULL;
-	}
+	sweep_stop(sweeps, ARRAY_LEN(sweeps));
 }
 
 /* ---- renewal intents ------------------------------------------------------ */
@@ -213,7 +167,7 @@ on_claimed(void *arg, const struct db_result *res)
 	struct resume *r;
 
 	if (res->status != DB_OK || db_rows(res, 0) != 1) {
-		sweep_rest(SWEEP_INTENTS, res);
+		claim_rest(SWEEP_INTENTS, res);
 		return;
 	}
 	r = xcalloc(1, sizeof(*r));
@@ -286,21 +240,21 @@ on_recorded(void *arg, const struct db_result *res)
 		log_info(NULL, "msg=renewed intent=%s serial=%s by=resumer",
 		    r->intent, r->serial);
 		resume_free(r);
-		sweep_claim(SWEEP_INTENTS); /* more may be due */
+		claim_run(SWEEP_INTENTS); /* more may be due */
 		return;
 	}
 	log_error(NULL,
 	    "msg=renewal_record_failed intent=%s status=%d error=\"%s\"",
 	    r->intent, res->status, res->message ? res->message : "");
 	resume_free(r);
-	sweep_idle(SWEEP_INTENTS);
+	sweep_done(&sweeps[SWEEP_INTENTS], 0);
 }
 
 static void
 on_failed(void *arg, const struct db_result *res)
 {
 	resume_free(arg);
-	sweep_idle(SWEEP_INTENTS);
+	sweep_done(&sweeps[SWEEP_INTENTS], 0);
 }
 
 /* ---- revocations forwarded to vendors ----------------------------------- */
@@ -312,7 +266,7 @@ on_job_claimed(void *arg, const struct db_result *res)
 	struct resume *r;
 
 	if (res->status != DB_OK || db_rows(res, 0) != 1) {
-		sweep_rest(SWEEP_VENDOR_JOBS, res);
+		claim_rest(SWEEP_VENDOR_JOBS, res);
 		return;
 	}
 	r = xcalloc(1, sizeof(*r));
@@ -360,15 +314,15 @@ on_job_updated(void *arg, const struct db_result *res)
 
 	resume_free(r);
 	if (ok)
-		sweep_claim(SWEEP_VENDOR_JOBS); /* more may be due */
+		claim_run(SWEEP_VENDOR_JOBS); /* more may be due */
 	else
-		sweep_idle(SWEEP_VENDOR_JOBS);
+		sweep_done(&sweeps[SWEEP_VENDOR_JOBS], 0);
 }
 
 /* ---- the vendor directory sync (sync.c) --------------------------------- */
 
 static void
-sync_start(size_t i)
+sync_start(struct sweep *s)
 {
 	cert_sync_run(on_synced);
 }
@@ -376,7 +330,7 @@ sync_start(size_t i)
 static void
 on_synced(void)
 {
-	sweep_idle(SWEEP_DIRECTORY);
+	sweep_done(&sweeps[SWEEP_DIRECTORY], 0);
 }
 
 /* ---- new certificates' intents (issue 19, newcert.c) --------------------
@@ -394,7 +348,7 @@ on_app_claimed(void *arg, const struct db_result *res)
 	struct resume *r;
 
 	if (res->status != DB_OK || db_rows(res, 0) != 1) {
-		sweep_rest(SWEEP_APPLICATIONS, res);
+		claim_rest(SWEEP_APPLICATIONS, res);
 		return;
 	}
 	r = xcalloc(1, sizeof(*r));
@@ -460,9 +414,9 @@ on_app_done(void *arg, const struct db_result *res)
 		    r->intent, r->serial);
 	resume_free(r);
 	if (ok)
-		sweep_claim(SWEEP_APPLICATIONS); /* more may be due */
+		claim_run(SWEEP_APPLICATIONS); /* more may be due */
 	else
-		sweep_idle(SWEEP_APPLICATIONS);
+		sweep_done(&sweeps[SWEEP_APPLICATIONS], 0);
 }
 
 /* ---- the reminder pass (expiry stages, unused paid renewals) ------------ */
@@ -486,7 +440,7 @@ on_reminders_claimed(void *arg, const struct db_result *res)
 		log_warn(NULL,
 		    "msg=reminder_pass_failed status=%d error=\"%s\"",
 		    res->status, res->message ? res->message : "");
-		sweep_idle(SWEEP_REMINDERS);
+		sweep_done(&sweeps[SWEEP_REMINDERS], 0);
 		return;
 	}
 	expiry = atol(db_value(res, 0, 0, 0));
@@ -511,7 +465,7 @@ on_reminders_claimed(void *arg, const struct db_result *res)
 	if (more || unused >= issuance.cfg.reminder_batch)
 		reminders_round();
 	else
-		sweep_idle(SWEEP_REMINDERS);
+		sweep_done(&sweeps[SWEEP_REMINDERS], 0);
 }
 
 static void
@@ -530,7 +484,7 @@ reminders_round(void)
 }
 
 static void
-reminders_start(size_t i)
+reminders_start(struct sweep *s)
 {
 	snprintf(reminder_pass.now, sizeof(reminder_pass.now), "%lld",
 	    (long long)clock_now());

@@ -24,118 +24,70 @@
  *                 (order_digest_kick).
  * expire, expiring and digest wait at least CAPLAT_ORDER_SWEEP_SECONDS and
  * at most CAPLAT_ORDER_SWEEP_IDLE_SECONDS (what another process did).
- * A job's continuation schedules its next run, so runs of one job never
- * overlap. */
+ * Each job is a row of common/sweep.h: its continuation ends the run
+ * (sweep_done, sweep_again), so runs of one job never overlap. */
 #include "orders.h"
 
 #include "db.h"
 #include "log.h"
+#include "sweep.h"
 #include "util.h"
 #include "work.h"
 
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #define SWEEP_BATCH 500
 
-struct sweep_job {
-	const char *name;
-	const long *every; /* seconds between runs */
-	/* Starts one run; its continuation calls sweep_schedule(). */
-	void (*run)(struct sweep_job *job);
-	struct event *timer;
-	int running;
-	long kicked; /* seconds: an order created during the run expires then */
-};
+static void sweep_expire(struct sweep *s);
+static void sweep_housekeeping(struct sweep *s);
+static void sweep_idem_purge(struct sweep *s);
+static void sweep_expiring(struct sweep *s);
+static void sweep_digest(struct sweep *s);
 
-static void sweep_expire(struct sweep_job *job);
-static void sweep_housekeeping(struct sweep_job *job);
-static void sweep_idem_purge(struct sweep_job *job);
-static void sweep_expiring(struct sweep_job *job);
-static void sweep_digest(struct sweep_job *job);
-
-static const long housekeeping_seconds = 3600;
+/* The configuration in milliseconds, as the table reads it (set at
+ * start). */
+static long sweep_ms, idle_ms, idem_purge_ms, expiring_ms;
+static const long housekeeping_ms = 3600 * 1000;
 
 enum { JOB_EXPIRE, JOB_HOUSEKEEPING, JOB_IDEM_PURGE, JOB_EXPIRING, JOB_DIGEST };
 
-static struct sweep_job sweep_jobs[] = {
-    [JOB_EXPIRE] = {"expire", &orders.cfg.sweep_seconds, sweep_expire, NULL, 0,
-        0},
-    [JOB_HOUSEKEEPING] = {"housekeeping", &housekeeping_seconds,
-        sweep_housekeeping, NULL, 0, 0},
-    [JOB_IDEM_PURGE] = {"idem_purge", &orders.cfg.idem.purge_seconds,
-        sweep_idem_purge, NULL, 0, 0},
-    [JOB_EXPIRING] = {"expiring", &orders.cfg.sweep_seconds, sweep_expiring,
-        NULL, 0, 0},
-    [JOB_DIGEST] = {"digest", &orders.cfg.sweep_seconds, sweep_digest, NULL, 0,
-        0},
+static struct sweep sweep_jobs[] = {
+    [JOB_EXPIRE] = {"expire", &sweep_ms, &idle_ms, sweep_expire},
+    [JOB_HOUSEKEEPING] = {"housekeeping", &housekeeping_ms, NULL,
+        sweep_housekeeping},
+    [JOB_IDEM_PURGE] = {"idem_purge", &idem_purge_ms, NULL, sweep_idem_purge},
+    [JOB_EXPIRING] = {"expiring", &expiring_ms, &idle_ms, sweep_expiring},
+    [JOB_DIGEST] = {"digest", &sweep_ms, &idle_ms, sweep_digest},
 };
-
-static void
-sweep_schedule(struct sweep_job *job, long seconds)
-{
-	struct timeval tv = {seconds, 0};
-
-	job->running = 0;
-	evtimer_add(job->timer, &tv);
-}
 
 /* Logs a failed run; the job runs again after its period. */
 static void
-sweep_failed(struct sweep_job *job, const struct db_result *res)
+job_failed(struct sweep *s, const struct db_result *res)
 {
 	log_warn(NULL, "msg=sweep_failed job=%s status=%d error=\"%s\"",
-	    job->name, (int)res->status, res->message ? res->message : "-");
-	sweep_schedule(job, *job->every);
+	    s->name, (int)res->status, res->message ? res->message : "-");
+	sweep_done(s, 0);
 }
 
+/* A job that rests until its next item is due waits `next` seconds (NULL:
+ * nothing waits), within its period and CAPLAT_ORDER_SWEEP_IDLE_SECONDS. */
 static void
-sweep_fire(evutil_socket_t fd, short what, void *arg)
+rest_seconds(struct sweep *s, const char *next)
 {
-	struct sweep_job *job = arg;
+	long seconds = next != NULL ? atol(next) : -1;
 
-	job->running = 1;
-	job->kicked = 0;
-	job->run(job);
+	sweep_done(s, next == NULL ? -1 : seconds > 0 ? seconds * 1000 : 0);
 }
 
 /* Brings job's next run forward to `seconds` from now (not below its
  * period) unless it runs by then. */
 static void
-sweep_kick(struct sweep_job *job, long seconds)
+kick_seconds(struct sweep *s, long seconds)
 {
-	struct timeval at, now;
-
-	if (job->timer == NULL)
-		return;
-	if (seconds < *job->every)
-		seconds = *job->every;
-	if (job->running) {
-		if (job->kicked == 0 || seconds < job->kicked)
-			job->kicked = seconds;
-		return;
-	}
-	if (evtimer_pending(job->timer, &at) &&
-	    event_base_gettimeofday_cached(orders.svc.base, &now) == 0 &&
-	    at.tv_sec - now.tv_sec <= seconds)
-		return; /* it runs by then */
-	sweep_schedule(job, seconds);
-}
-
-/* A job that rests until its next item is due waits `next` seconds (NULL:
- * nothing waits), within its period and CAPLAT_ORDER_SWEEP_IDLE_SECONDS,
- * or less when kicked during the run. */
-static void
-sweep_rest_until(struct sweep_job *job, const char *next)
-{
-	long wait = orders.cfg.sweep_idle_seconds;
-
-	if (next != NULL && atol(next) < wait)
-		wait = atol(next);
-	if (job->kicked > 0 && job->kicked < wait)
-		wait = job->kicked;
-	sweep_schedule(job, wait > *job->every ? wait : *job->every);
+	if (seconds < orders.cfg.sweep_seconds)
+		seconds = orders.cfg.sweep_seconds;
+	sweep_kick_in(s, seconds * 1000);
 }
 
 void
@@ -143,9 +95,9 @@ order_sweep_kick(long seconds)
 {
 	long notice = orders.cfg.order_expiring_notice_seconds;
 
-	sweep_kick(&sweep_jobs[JOB_EXPIRE], seconds);
+	kick_seconds(&sweep_jobs[JOB_EXPIRE], seconds);
 	if (notice > 0)
-		sweep_kick(&sweep_jobs[JOB_EXPIRING],
+		kick_seconds(&sweep_jobs[JOB_EXPIRING],
 		    seconds > notice ? seconds - notice : 0);
 }
 
@@ -158,7 +110,7 @@ kick_nothing(void *arg)
 static void
 digest_kick_on_loop(void *arg)
 {
-	sweep_kick(&sweep_jobs[JOB_DIGEST], orders.cfg.digest_gather_seconds);
+	kick_seconds(&sweep_jobs[JOB_DIGEST], orders.cfg.digest_gather_seconds);
 }
 
 void
@@ -173,11 +125,11 @@ order_digest_kick(void)
 static void
 expire_on_done(void *arg, const struct db_result *res)
 {
-	struct sweep_job *job = arg;
+	struct sweep *s = arg;
 	long expired;
 
 	if (res->status != DB_OK) {
-		sweep_failed(job, res);
+		job_failed(s, res);
 		return;
 	}
 	expired = strtol(db_value(res, 0, 0, 0), NULL, 10);
@@ -187,15 +139,15 @@ expire_on_done(void *arg, const struct db_result *res)
 	}
 	/* A full batch means more are due: go on at once. */
 	if (expired >= SWEEP_BATCH) {
-		sweep_schedule(job, 0);
+		sweep_again(s);
 		return;
 	}
 	/* Else until the next unpaid order expires, within the bounds. */
-	sweep_rest_until(job, db_value(res, 1, 0, 0));
+	rest_seconds(s, db_value(res, 1, 0, 0));
 }
 
 static void
-sweep_expire(struct sweep_job *job)
+sweep_expire(struct sweep *s)
 {
 	char limit[16];
 	const char *p[] = {limit};
@@ -204,7 +156,7 @@ sweep_expire(struct sweep_job *job)
 	snprintf(limit, sizeof(limit), "%d", SWEEP_BATCH);
 	db_batch_add(b, store_sweep_expire_sql, 1, p);
 	db_batch_add(b, store_sweep_next_expiry_sql, 0, NULL);
-	db_batch_run(orders.svc.db, b, expire_on_done, job);
+	db_batch_run(orders.svc.db, b, expire_on_done, s);
 }
 
 /* ---- housekeeping ------------------------------------------------------- */
@@ -212,32 +164,32 @@ sweep_expire(struct sweep_job *job)
 static void
 housekeeping_on_done(void *arg, const struct db_result *res)
 {
-	struct sweep_job *job = arg;
+	struct sweep *s = arg;
 
 	if (res->status != DB_OK) {
-		sweep_failed(job, res);
+		job_failed(s, res);
 		return;
 	}
-	sweep_schedule(job, *job->every);
+	sweep_done(s, 0);
 }
 
 static void
-sweep_housekeeping(struct sweep_job *job)
+sweep_housekeeping(struct sweep *s)
 {
 	struct db_batch *b = db_batch_new();
 
 	store_housekeeping(b);
-	db_batch_run(orders.svc.db, b, housekeeping_on_done, job);
+	db_batch_run(orders.svc.db, b, housekeeping_on_done, s);
 }
 
 /* ---- idem_purge --------------------------------------------------------- */
 
 /* Its continuation is housekeeping's: schedule the next run. */
 static void
-sweep_idem_purge(struct sweep_job *job)
+sweep_idem_purge(struct sweep *s)
 {
 	idem_purge(orders.svc.db, orders.cfg.idem.retention_hours,
-	    housekeeping_on_done, job);
+	    housekeeping_on_done, s);
 }
 
 /* ---- expiring: unpaid orders about to expire ---------------------------- */
@@ -245,40 +197,36 @@ sweep_idem_purge(struct sweep_job *job)
 static void
 expiring_on_done(void *arg, const struct db_result *res)
 {
-	struct sweep_job *job = arg;
+	struct sweep *s = arg;
 	long told;
 
 	if (res->status != DB_OK) {
-		sweep_failed(job, res);
+		job_failed(s, res);
 		return;
 	}
 	told = strtol(db_value(res, 0, 0, 0), NULL, 10);
 	if (told > 0)
 		log_info(NULL, "msg=orders_expiring_told count=%ld", told);
 	if (told >= SWEEP_BATCH)
-		sweep_schedule(job, 0);
+		sweep_again(s);
 	else
-		sweep_rest_until(job, db_value(res, 1, 0, 0));
+		rest_seconds(s, db_value(res, 1, 0, 0));
 }
 
 static void
-sweep_expiring(struct sweep_job *job)
+sweep_expiring(struct sweep *s)
 {
 	char before[24], limit[16];
 	const char *p[] = {before, limit};
 	struct db_batch *b;
 
-	if (orders.cfg.order_expiring_notice_seconds == 0) {
-		job->running = 0; /* off: never again */
-		return;
-	}
 	snprintf(before, sizeof(before), "%ld",
 	    orders.cfg.order_expiring_notice_seconds);
 	snprintf(limit, sizeof(limit), "%d", SWEEP_BATCH);
 	b = db_batch_new();
 	db_batch_add(b, store_order_expiring_sql, 2, p);
 	db_batch_add(b, store_order_expiring_next_sql, 1, p);
-	db_batch_run(orders.svc.db, b, expiring_on_done, job);
+	db_batch_run(orders.svc.db, b, expiring_on_done, s);
 }
 
 /* ---- digest: the daily expiry digests ---------------------------------- */
@@ -286,21 +234,19 @@ sweep_expiring(struct sweep_job *job)
 static void
 digest_on_done(void *arg, long wait)
 {
-	struct sweep_job *job = arg;
-	char next[24];
+	struct sweep *s = arg;
 
 	if (wait == 0) { /* one enterprise saved: the next may be due at once */
-		sweep_schedule(job, 0);
+		sweep_again(s);
 		return;
 	}
-	snprintf(next, sizeof(next), "%ld", wait);
-	sweep_rest_until(job, wait > 0 ? next : NULL);
+	sweep_done(s, wait > 0 ? wait * 1000 : -1);
 }
 
 static void
-sweep_digest(struct sweep_job *job)
+sweep_digest(struct sweep *s)
 {
-	order_digest_run(digest_on_done, job);
+	order_digest_run(digest_on_done, s);
 }
 
 /* ---- start and stop ----------------------------------------------------- */
@@ -308,22 +254,17 @@ sweep_digest(struct sweep_job *job)
 void
 order_sweep_start(void)
 {
-	for (size_t i = 0; i < ARRAY_LEN(sweep_jobs); i++) {
-		struct sweep_job *job = &sweep_jobs[i];
-
-		job->timer = evtimer_new(orders.svc.base, sweep_fire, job);
-		if (job->timer == NULL)
-			fatal("evtimer_new failed");
-		sweep_schedule(job, 1);
-	}
+	sweep_ms = orders.cfg.sweep_seconds * 1000;
+	idle_ms = orders.cfg.sweep_idle_seconds * 1000;
+	idem_purge_ms = orders.cfg.idem.purge_seconds * 1000;
+	/* off (no notice) when the notice window is 0 */
+	expiring_ms =
+	    orders.cfg.order_expiring_notice_seconds > 0 ? sweep_ms : 0;
+	sweep_start(sweep_jobs, ARRAY_LEN(sweep_jobs), orders.svc.base, 1000);
 }
 
 void
 order_sweep_stop(void)
 {
-	for (size_t i = 0; i < ARRAY_LEN(sweep_jobs); i++) {
-		if (sweep_jobs[i].timer != NULL)
-			event_free(sweep_jobs[i].timer);
-		sweep_jobs[i].timer = NULL;
-	}
+	sweep_stop(sweep_jobs, ARRAY_LEN(sweep_jobs));
 }

@@ -216,7 +216,7 @@ refund_on_done(void *arg, const struct db_result *res)
 		log_info(st->req->id,
 		    "msg=refund_succeeded refund=%s payment=%s amount_fen=%lld",
 		    st->id, st->payment_id, st->amount_fen);
-		sweep_kick(); /* the red-letter invoice */
+		pay_sweep_kick(); /* the red-letter invoice */
 	}
 	idem_finish(pay.svc.db, st->req, &st->idem, 201,
 	    refund_json(st, status));

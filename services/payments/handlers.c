@@ -263,7 +263,7 @@ pcreate_on_saved(void *arg, const struct db_result *res)
 	json_t *answer = st->answer;
 	st->answer = NULL;
 	http_reply_json(req, 201, answer);
-	sweep_kick_queries(); /* it learns when this one falls due */
+	pay_sweep_kick_queries(); /* it learns when this one falls due */
 }
 
 static void

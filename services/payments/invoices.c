@@ -448,7 +448,7 @@ change_on_done(void *arg, const struct db_result *res)
 		return;
 	}
 	if (st->status == 201)
-		sweep_kick(); /* issue the new invoice at once */
+		pay_sweep_kick(); /* issue the new invoice at once */
 	http_reply_json(req, st->status, invoice_json(res, last, 0));
 }
 

@@ -123,8 +123,9 @@ main(int argc, char **argv)
 	invoice_provider(); /* a bad CAPLAT_TAXPLAT_URL stops here */
 	pay_routes_add();
 	pay_events_subscribe();
-	sweep_start();
+	pay_sweep_start();
 	svc_run(&pay.svc);
+	pay_sweep_stop();
 	provider_free();
 	taxplat_free();
 	svc_free(&pay.svc);

@@ -285,11 +285,13 @@ void pay_finance_reconciliation_decision(struct http_req *req);
 
 /* Starts the sweep table's timers: trade queries for pending payments,
  * invoice issuance, refund retries. */
-void sweep_start(void);
+void pay_sweep_start(void);
+/* Frees the sweep table's timers (shutdown). */
+void pay_sweep_stop(void);
 /* Runs every sweep soon (after a payment succeeded or a refund). */
-void sweep_kick(void);
+void pay_sweep_kick(void);
 /* Only the provider-query sweep (a payment was created). */
-void sweep_kick_queries(void);
+void pay_sweep_kick_queries(void);
 
 /* Completes a paid trade (notification or query): adds the
  * payment_succeed() SQL function with the invoice's VAT to b (new, or

@@ -4,12 +4,12 @@
  * after CAPLAT_PAY_EXPIRE; issues pending invoices through the invoice
  * provider; retries refunds whose provider answer was lost; purges old
  * Idempotency-Keys (common/idem.h). One row each in the sweep table at the
- * end, each on its own timer, one round at a time per process. Rows are
+ * end (common/sweep.h), one round at a time per process. Rows are
  * claimed with FOR UPDATE SKIP LOCKED, so any number of processes sweep.
  * A round's batch ends with when its next row falls due (next_sql), and the
  * sweep rests until then: at least CAPLAT_PAY_SWEEP_MS, at most
  * CAPLAT_PAY_IDLE_MS (what another process left); a new payment, a paid
- * trade, a recorded refund or a reissue kicks it (sweep_kick), so an idle
+ * trade, a recorded refund or a reissue kicks it (pay_sweep_kick), so an idle
  * service sends PostgreSQL nothing between those looks.
  * Also pay_succeed(), the one way a paid trade is recorded (notify.c and the
  * trade queries here), which kicks the sweep. */
@@ -19,23 +19,12 @@
 #include "db.h"
 #include "domain.h"
 #include "log.h"
+#include "sweep.h"
 #include "util.h"
 
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* One timer of the sweep table; round() starts one round, whose last step
- * calls round_done(). */
-struct sweep {
-	const char *name;
-	const long *interval_ms; /* in pay.cfg */
-	void (*round)(struct sweep *s);
-	struct event *timer;
-	int running;
-	int kicked; /* a kick came during the round: the next one at once */
-};
 
 struct job {
 	char *id, *channel, *out_trade_no, *out_refund_no, *reason;
@@ -54,43 +43,23 @@ job_free(struct job *j)
 	free(j);
 }
 
-static void
-round_wait(struct sweep *s, long ms)
-{
-	struct timeval tv;
-
-	if (s->kicked || ms < *s->interval_ms)
-		ms = *s->interval_ms;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	s->running = 0;
-	s->kicked = 0;
-	if (s->timer != NULL)
-		evtimer_add(s->timer, &tv);
-}
-
 /* The round is over: the next after the sweep's period. */
 static void
 round_done(struct sweep *s)
 {
-	round_wait(s, *s->interval_ms);
+	sweep_done(s, 0);
 }
 
 /* The round is over: the next when its next row falls due (the batch's
  * last statement: milliseconds, NULL when none waits), at most
- * CAPLAT_PAY_IDLE_MS. */
+ * CAPLAT_PAY_IDLE_MS; after the period when the batch failed. */
 static void
 round_rest(struct sweep *s, const struct db_result *res)
 {
-	long ms = pay.cfg.idle_ms;
-	const char *next;
-
 	if (res->status != DB_OK)
-		ms = *s->interval_ms;
-	else if ((next = db_value(res, res->nstmts - 1, 0, 0)) != NULL &&
-	    atol(next) < ms)
-		ms = atol(next);
-	round_wait(s, ms);
+		sweep_done(s, 0);
+	else
+		sweep_rest_until(s, db_value(res, res->nstmts - 1, 0, 0));
 }
 
 /* ---- pay_succeed -------------------------------------------------------- */
@@ -109,7 +78,7 @@ succeed_done(void *arg, const struct db_result *res)
 
 	s->cb(s->arg, outcome, res);
 	if (outcome != NULL && strcmp(outcome, "APPLIED") == 0)
-		sweep_kick(); /* issue the invoice now */
+		pay_sweep_kick(); /* issue the invoice now */
 	free(s);
 }
 
@@ -261,7 +230,7 @@ on_ijob_done(void *arg, const struct db_result *res)
 		log_info(NULL,
 		    "msg=invoice_issued invoice=%s kind=%s number=%s provider=%s",
 		    j->id, j->kind, j->number, invoice_provider()->name);
-		sweep_kick(); /* its e-mail, a red or blue one waiting on it */
+		pay_sweep_kick(); /* its e-mail, a red or blue one waiting on it */
 	}
 	ijob_free(j);
 }
@@ -520,7 +489,7 @@ static void
 on_refund_recorded(void *arg, const struct db_result *res)
 {
 	job_free(arg);
-	sweep_kick();
+	pay_sweep_kick();
 }
 
 static void
@@ -598,60 +567,42 @@ idem_purge_round(struct sweep *s)
 
 /* ---- the sweep table ------------------------------------------------- */
 
+enum { SWEEP_QUERIES, SWEEP_INVOICES, SWEEP_EMAILS, SWEEP_REFUNDS, SWEEP_IDEM };
+
 static struct sweep sweeps[] = {
-    {"payment_queries", &pay.cfg.sweep_ms, payments_round, NULL, 0, 0},
-    {"invoices", &pay.cfg.sweep_ms, invoices_round, NULL, 0, 0},
-    {"invoice_emails", &pay.cfg.sweep_ms, emails_round, NULL, 0, 0},
-    {"refund_retries", &pay.cfg.sweep_ms, refunds_round, NULL, 0, 0},
-    {"idem_purge", &pay.cfg.idem_purge_ms, idem_purge_round, NULL, 0, 0},
+    [SWEEP_QUERIES] = {"payment_queries", &pay.cfg.sweep_ms, &pay.cfg.idle_ms,
+        payments_round},
+    [SWEEP_INVOICES] = {"invoices", &pay.cfg.sweep_ms, &pay.cfg.idle_ms,
+        invoices_round},
+    [SWEEP_EMAILS] = {"invoice_emails", &pay.cfg.sweep_ms, &pay.cfg.idle_ms,
+        emails_round},
+    [SWEEP_REFUNDS] = {"refund_retries", &pay.cfg.sweep_ms, &pay.cfg.idle_ms,
+        refunds_round},
+    [SWEEP_IDEM] = {"idem_purge", &pay.cfg.idem_purge_ms, NULL,
+        idem_purge_round},
 };
 
-static void
-sweep_tick(evutil_socket_t fd, short what, void *arg)
+void
+pay_sweep_start(void)
 {
-	struct sweep *s = arg;
-
-	if (s->running) { /* a kick during the round */
-		s->kicked = 1;
-		return;
-	}
-	s->running = 1;
-	s->round(s);
+	sweep_start(sweeps, ARRAY_LEN(sweeps), pay.svc.base, 1000);
 }
 
 void
-sweep_start(void)
+pay_sweep_stop(void)
 {
-	struct timeval first = {1, 0};
-
-	for (size_t i = 0; i < ARRAY_LEN(sweeps); i++) {
-		sweeps[i].timer =
-		    evtimer_new(pay.svc.base, sweep_tick, &sweeps[i]);
-		if (sweeps[i].timer == NULL ||
-		    evtimer_add(sweeps[i].timer, &first) != 0)
-			fatal("sweep: cannot start the %s timer",
-			    sweeps[i].name);
-	}
-}
-
-static void
-sweep_kick_one(struct sweep *s)
-{
-	struct timeval soon = {0, 1000};
-
-	if (s->timer != NULL)
-		evtimer_add(s->timer, &soon);
+	sweep_stop(sweeps, ARRAY_LEN(sweeps));
 }
 
 void
-sweep_kick(void)
+pay_sweep_kick(void)
 {
 	for (size_t i = 0; i < ARRAY_LEN(sweeps); i++)
-		sweep_kick_one(&sweeps[i]);
+		sweep_kick(&sweeps[i]);
 }
 
 void
-sweep_kick_queries(void)
+pay_sweep_kick_queries(void)
 {
-	sweep_kick_one(&sweeps[0]); /* payment_queries */
+	sweep_kick(&sweeps[SWEEP_QUERIES]);
 }

@@ -263,3 +263,50 @@ def test_access_orders_reconciliation_audited(suite):
     assert r.status == 422, r
     assert len(suite.psql("SELECT 1 FROM payments.outbox WHERE type = 'payments.audit.recorded'"
                           " AND data->>'action' = 'reconciliation.recorded'")) == before
+
+
+def test_access_orders_removed_member_sees_nothing_at_once(suite):
+    """A project lead places and pays an order for their own certificate
+    (the administrator sees that order, its payment and its invoice); the
+    administrator removes the lead in 人员管理: from the lead's next request,
+    in the session that had the identity current, the order, the payment,
+    the invoice and its file are 404, the lists are empty, and quoting,
+    ordering and reissuing are refused — in orders and payments alike, not
+    only in enterprise."""
+    api = Api(suite)
+    admin = enterprise_admin(suite)
+    lead = make_member(suite, admin.uscc, "project_lead")
+    cert, _ = register_cert(suite, admin.uscc, lead.account, "project_lead")
+    r = place(suite, lead, items((cert, ["LN_JSGC"])))
+    assert r.status == 201, r
+    order = r.json["id"]
+    in_payments(suite, order)
+    r = pay_order(suite, lead.token, order, "alipay", {"type": "e_normal", "email": "lead@example.com"})
+    assert r.status == 201, r
+    p = r.json["id"]
+    sim_pay(suite, p)
+    wait_until(lambda: payment(suite, lead.token, p)["status"] == "succeeded", what="paid")
+
+    def issued(token):
+        got = api.get(f"/api/v1/invoices?order_id={order}", token=token).json["items"]
+        return got[0]["id"] if got and got[0]["status"] == "issued" else None
+    inv = wait_until(lambda: issued(lead.token), what="invoice issued")
+    # The administrator sees what the lead placed and paid.
+    assert statuses(suite, admin.token, order, p, inv) == (200, 200, 200)
+    assert statuses(suite, lead.token, order, p, inv) == (200, 200, 200)
+    assert api.get(f"/api/v1/invoices/{inv}/file", token=lead.token).status == 200
+
+    r = api.delete(f"/api/v1/auth/members/{lead.identity}", token=admin.token)
+    assert r.status == 204, r
+    assert statuses(suite, lead.token, order, p, inv) == (404, 404, 404)
+    assert_error(api.get(f"/api/v1/invoices/{inv}/file", token=lead.token), 404, "INVOICE_FILE_NOT_FOUND")
+    assert order not in order_ids(suite, lead.token)
+    r = api.get("/api/v1/invoices?limit=100", token=lead.token)
+    assert r.status == 200 and inv not in {i["id"] for i in r.json["items"]}, r
+    assert_error(api.post("/api/v1/orders/quote", items((cert, ["LN_JSGC"])), token=lead.token),
+                 403, "IDENTITY_REQUIRED")
+    assert_error(place(suite, lead, items((cert, ["LN_JSGC"]))), 403, "IDENTITY_REQUIRED")
+    assert_error(api.post(f"/api/v1/invoices/{inv}/reissue", {"title": "某某公司", "reason": "抬头有误"},
+                          token=lead.token), 404, "INVOICE_NOT_FOUND")
+    # The administrator still sees all of it.
+    assert statuses(suite, admin.token, order, p, inv) == (200, 200, 200)

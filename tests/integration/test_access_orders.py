@@ -295,6 +295,7 @@ def test_access_orders_removed_member_sees_nothing_at_once(suite):
     assert statuses(suite, admin.token, order, p, inv) == (200, 200, 200)
     assert statuses(suite, lead.token, order, p, inv) == (200, 200, 200)
     assert api.get(f"/api/v1/invoices/{inv}/file", token=lead.token).status == 200
+    assert api.get(f"/api/v1/invoices/{inv}/file", token=admin.token).status == 200
 
     r = api.delete(f"/api/v1/auth/members/{lead.identity}", token=admin.token)
     assert r.status == 204, r
@@ -310,3 +311,4 @@ def test_access_orders_removed_member_sees_nothing_at_once(suite):
                           token=lead.token), 404, "INVOICE_NOT_FOUND")
     # The administrator still sees all of it.
     assert statuses(suite, admin.token, order, p, inv) == (200, 200, 200)
+    assert api.get(f"/api/v1/invoices/{inv}/file", token=admin.token).status == 200

@@ -82,11 +82,16 @@ void auth_reply_sms_refused(struct http_req *req, enum sms_result r);
 /* Builds the session object (account, current identity) from the row of a
  * store_session_view_sql statement; returns a new reference. */
 json_t *auth_session_from_view(const struct db_result *res, int stmt);
+/* Arms request.c's crash point for the tests (CAPLAT_FAULT
+ * "auth_crash_before_sessions_drop": after the commit that ended an
+ * identity, before its sessions are rewritten). Call once at start. */
+void auth_request_init(void);
 /* After a commit that ended identity_id (removal, replacement, handover):
  * every open session of account_id whose current identity it is loses it
  * at once, or takes replacement's identity fields (borrowed JSON, NULL:
- * none), so its next request acts without it. cb gets 0, or -1 when Redis
- * failed (logged; the sessions keep the identity until they expire). */
+ * none), so its next request acts without it; on success the identity is
+ * marked (sessions_dropped_at). cb gets 0, or -1 when Redis failed (logged;
+ * the session_drops sweep rewrites them again, auth_sessions_drop_round). */
 typedef void (*auth_sessions_fn)(void *arg, int status);
 void auth_sessions_drop_identity(const char *account_id,
     const char *identity_id, json_t *replacement, auth_sessions_fn cb,
@@ -95,6 +100,12 @@ void auth_sessions_drop_identity(const char *account_id,
  * (its identities, current identity, lock): bumps the answer's version so
  * every process's cached copy is stale at once. Fire and forget. */
 void auth_me_changed(const char *account_id);
+/* One round of the sweep row s (common/sweep.h): the sessions of removed
+ * identities whose rewrite did not happen after the removal's commit (auth
+ * died in between, or Redis failed) are rewritten now, without replacement
+ * (080_session_drops.sql). */
+struct sweep;
+void auth_sessions_drop_round(struct sweep *s);
 /* The cached /me answer: cb gets the cached JSON text (borrowed, NULL on a
  * miss or when Redis failed) and the version to store a fresh answer
  * under (NULL when Redis failed: then store nothing). */
@@ -295,6 +306,10 @@ void store_me_keys(char *ver_key, char *body_key, size_t size,
 void store_staff_failed_keys(char *ip_key, char *all_key, size_t size,
     const char *peer);
 extern const char store_staff_failed_lua[];
+/* The sessions of a removed identity were rewritten (080_session_drops);
+ * the removed identities still to rewrite, and when the next falls due. */
+void store_sessions_dropped(struct db_batch *b, const char *identity_id);
+void store_sessions_to_drop(struct db_batch *b, int limit, long grace_ms);
 /* The script of auth_sessions_drop_identity (see store.c). */
 extern const char store_session_identity_lua[];
 /* The CA login challenge (common/challenge.h). */

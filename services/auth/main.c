@@ -128,6 +128,7 @@ main(int argc, char **argv)
 	auth_deliver_init();
 	auth_handlers_init();
 	auth_ca_init();
+	auth_request_init();
 	http_server_routes(auth.svc.http, auth_routes, auth_nroutes);
 	auth_events_subscribe();
 	auth_sweep_start();

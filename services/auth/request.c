@@ -1,14 +1,17 @@
 /* request — what the handler files (handlers.c, ca.c) share: reading a
  * required field, the SMS refusal replies, and the session object from the
- * store's session view, the audit base and the rewrite of sessions whose
- * identity ended. A leaf: it calls only the store. */
+ * store's session view, the audit base, the rewrite of sessions whose
+ * identity ended and the session_drops round that retries a rewrite which
+ * did not happen. A leaf: it calls only the store (and common/). */
 #include "auth.h"
 
 #include "audit.h"
 #include "db.h"
+#include "fault.h"
 #include "json.h"
 #include "kv.h"
 #include "log.h"
+#include "sweep.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -63,11 +66,41 @@ auth_session_from_view(const struct db_result *res, int stmt)
 	return s;
 }
 
+enum request_fault {
+	REQUEST_CRASH_BEFORE_SESSIONS_DROP = 1,
+};
+
+static const char *const request_fault_names[] = {
+    "auth_crash_before_sessions_drop",
+    NULL,
+};
+
+static struct fault request_fault;
+
+void
+auth_request_init(void)
+{
+	fault_arm(&request_fault, request_fault_names);
+}
+
 struct sessions_op {
 	auth_sessions_fn cb;
 	void *arg;
 	char account[37];
+	char identity[37];
 };
+
+static void
+sessions_on_marked(void *arg, const struct db_result *res)
+{
+	char *identity = arg;
+
+	/* Unmarked, the sweep rewrites them once more: harmless. */
+	if (res->status != DB_OK)
+		log_warn(NULL, "msg=sessions_drop_not_marked identity=%s",
+		    identity);
+	free(identity);
+}
 
 static void
 sessions_on_rewritten(void *arg, const struct kv_reply *reply)
@@ -75,9 +108,16 @@ sessions_on_rewritten(void *arg, const struct kv_reply *reply)
 	struct sessions_op *op = arg;
 	int failed = reply == NULL || kv_reply_type(reply) == KV_ERROR;
 
-	if (failed)
+	if (failed) {
 		log_error(NULL, "msg=sessions_not_rewritten account=%s",
 		    op->account);
+	} else {
+		struct db_batch *b = db_batch_new();
+
+		store_sessions_dropped(b, op->identity);
+		db_batch_run(auth.svc.db, b, sessions_on_marked,
+		    xstrdup(op->identity));
+	}
 	if (op->cb != NULL)
 		op->cb(op->arg, failed ? -1 : 0);
 	free(op);
@@ -92,15 +132,79 @@ auth_sessions_drop_identity(const char *account_id, const char *identity_id,
 	char *repl =
 	    replacement ? json_dumps(replacement, JSON_COMPACT) : xstrdup("");
 
+	/* the identity's end is committed; its sessions not yet rewritten */
+	fault_point(&request_fault, REQUEST_CRASH_BEFORE_SESSIONS_DROP);
 	auth_me_changed(account_id);
 	op->cb = cb;
 	op->arg = arg;
 	snprintf(op->account, sizeof(op->account), "%s", account_id);
+	snprintf(op->identity, sizeof(op->identity), "%s", identity_id);
 	store_sessions_key(key, sizeof(key), account_id);
 	const char *argv[] = {"EVAL", store_session_identity_lua, "1", key,
 	    identity_id, repl};
 	kv_command(auth.svc.kv, sessions_on_rewritten, op, 6, argv, NULL);
 	free(repl);
+}
+
+/* ---- the session_drops sweep (080_session_drops.sql) ------------------- */
+
+/* A removal's own rewrite runs right after its commit: the sweep leaves it
+ * that long before it steps in. */
+#define DROP_GRACE_MS 5000
+#define DROP_BATCH 100
+
+static struct {
+	struct sweep *sweep;
+	int outstanding, claimed;
+} drops;
+
+static void
+drop_one_done(void *arg, int status)
+{
+	(void)arg;
+	(void)status; /* a failure stays unmarked: the next round retries */
+	if (--drops.outstanding > 0)
+		return;
+	if (drops.claimed == DROP_BATCH)
+		sweep_again(drops.sweep);
+	else
+		sweep_done(drops.sweep, -1);
+}
+
+static void
+drop_on_listed(void *arg, const struct db_result *res)
+{
+	(void)arg;
+	if (res->status != DB_OK) {
+		sweep_done(drops.sweep, -1);
+		return;
+	}
+	const char *next = db_value(res, 1, 0, 0);
+	if (next != NULL)
+		sweep_due(drops.sweep, atol(next) > 0 ? atol(next) : 0);
+	drops.claimed = db_rows(res, 0);
+	drops.outstanding = drops.claimed;
+	if (drops.claimed == 0) {
+		sweep_done(drops.sweep, -1);
+		return;
+	}
+	for (int i = 0; i < drops.claimed; i++) {
+		log_warn(NULL,
+		    "msg=sessions_drop_retried identity=%s account=%s",
+		    db_value(res, 0, i, 0), db_value(res, 0, i, 1));
+		auth_sessions_drop_identity(db_value(res, 0, i, 1),
+		    db_value(res, 0, i, 0), NULL, drop_one_done, NULL);
+	}
+}
+
+void
+auth_sessions_drop_round(struct sweep *s)
+{
+	struct db_batch *b = db_batch_new();
+
+	drops.sweep = s;
+	store_sessions_to_drop(b, DROP_BATCH, DROP_GRACE_MS);
+	db_batch_run(auth.svc.db, b, drop_on_listed, NULL);
 }
 
 /* ---- the cached /me answer (issue 16) --------------------------------- */

@@ -445,6 +445,46 @@ const char store_session_identity_lua[] =
     "end "
     "return n";
 
+/* The rewrite of the sessions of a removed identity succeeded
+ * (080_session_drops.sql). */
+void
+store_sessions_dropped(struct db_batch *b, const char *identity_id)
+{
+	const char *p[] = {identity_id};
+
+	db_batch_add(b,
+	    "UPDATE identities SET sessions_dropped_at = now()"
+	    " WHERE id = $1::uuid AND status = 'removed'"
+	    " AND sessions_dropped_at IS NULL",
+	    1, p);
+}
+
+/* The session_drops sweep: [0] up to limit removed identities whose
+ * sessions are not known to have dropped them, removed at least grace_ms
+ * ago (the removal's own rewrite runs right after its commit): id,
+ * account_id; [1] milliseconds until the next of them falls due, NULL when
+ * none. */
+void
+store_sessions_to_drop(struct db_batch *b, int limit, long grace_ms)
+{
+	char lim[16], grace[24];
+	const char *p[] = {lim, grace};
+
+	snprintf(lim, sizeof(lim), "%d", limit);
+	snprintf(grace, sizeof(grace), "%ld", grace_ms);
+	db_batch_add(b,
+	    "SELECT id, account_id FROM identities"
+	    " WHERE status = 'removed' AND sessions_dropped_at IS NULL"
+	    " AND removed_at <= now() - make_interval(secs => $2::bigint / 1000.0)"
+	    " ORDER BY removed_at LIMIT $1::int",
+	    2, p);
+	db_batch_add(b,
+	    "SELECT ceil(1000 * extract(epoch FROM min(removed_at) - now())"
+	    " + $1::bigint)::bigint FROM identities"
+	    " WHERE status = 'removed' AND sessions_dropped_at IS NULL",
+	    1, p + 1);
+}
+
 /* ---- the audit trail (deploy/sql/auth/010_audit.sql) --------------------- */
 
 const char store_audit_append_sql[] =

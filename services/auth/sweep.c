@@ -3,7 +3,11 @@
  * backoff ends, a lease runs out), at least 10 ms, at most
  * CAPLAT_SMS_DELIVERY_MS (the look for what another process queued); a
  * queued notice or a resend kicks it; the first round, 1 s after start,
- * finds what a crash left. */
+ * finds what a crash left.
+ * session_drops (request.c): the open sessions of a removed identity whose
+ * rewrite did not happen after the removal's commit (auth died, Redis
+ * failed) are rewritten, 5 s after the removal at the earliest; rests until
+ * the next such removal falls due, at least 1 s, at most 10 s. */
 #include "auth.h"
 
 #include "sweep.h"
@@ -11,12 +15,15 @@
 #include "work.h"
 
 static const long sms_least_ms = 10;
+static const long drops_least_ms = 1000, drops_idle_ms = 10000;
 
-enum { SWEEP_SMS };
+enum { SWEEP_SMS, SWEEP_SESSION_DROPS };
 
 static struct sweep sweeps[] = {
     [SWEEP_SMS] = {"sms_delivery", &sms_least_ms, &auth.cfg.sms_delivery_ms,
         auth_deliver_round},
+    [SWEEP_SESSION_DROPS] = {"session_drops", &drops_least_ms, &drops_idle_ms,
+        auth_sessions_drop_round},
 };
 
 void

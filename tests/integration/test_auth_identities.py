@@ -408,3 +408,53 @@ def test_approval_told_only_after_its_commit(suite):
                timeout=30, what="the grant applied after the restart")
     wait_until(lambda: told in sms_texts(suite, phone), timeout=15, what="the approval SMS")
     assert sms_texts(suite, phone).count(told) == 1, sms_texts(suite, phone)
+
+
+def test_removal_reaches_open_sessions_after_a_crash(suite):
+    """auth dies after a removal commits and before the member's open
+    sessions are rewritten (crash point auth_crash_before_sessions_drop):
+    the session_drops sweep of the restarted auth rewrites them, so the
+    removed member's session — which every service trusts — loses the
+    identity, in enterprise and orders alike (080_session_drops.sql). A
+    removal whose rewrite ran is marked at once."""
+    import signal
+    import uuid
+    api = Api(suite)
+    uscc = new_uscc()
+    _, boss, _ = person(suite)
+    grant_admin(suite, boss, uscc, NAME)
+    _, token, _ = person(suite)
+    mid = join_enterprise(suite, token, uscc, "project_lead", NAME)
+    _, other, _ = person(suite)
+    normal = join_enterprise(suite, other, uscc, "agent", NAME)
+    assert api.get("/api/v1/enterprise", token=token).status == 200
+
+    # The ordinary removal: rewritten and marked.
+    assert api.delete(f"/api/v1/auth/members/{normal}", token=boss).status == 204
+    wait_until(lambda: suite.psql(f"SELECT sessions_dropped_at IS NOT NULL FROM auth.identities"
+                                  f" WHERE id = '{normal}'") == [["t"]], what="the rewrite marked")
+    assert api.get("/api/v1/enterprise", token=other).status == 403
+
+    once = os.path.join(suite.base, f"fault-{uuid.uuid4().hex[:6]}")
+    suite.kill("auth", signal.SIGTERM)
+    suite.start_service("auth", {"CAPLAT_FAULT": "auth_crash_before_sessions_drop", "CAPLAT_FAULT_ONCE": once})
+    try:
+        try:
+            r = api.delete(f"/api/v1/auth/members/{mid}", token=boss)
+            assert r.status >= 500, r
+        except (ConnectionError, OSError):
+            pass
+        wait_until(lambda: os.path.exists(once), timeout=30, what="auth crashed before the rewrite")
+    finally:
+        suite.kill("auth", signal.SIGTERM)
+        suite.start_service("auth", {})
+    # Committed, its sessions not rewritten: the sweep does it.
+    assert suite.psql(f"SELECT status FROM auth.identities WHERE id = '{mid}'") == [["removed"]]
+    wait_until(lambda: api.get("/api/v1/enterprise", token=token).status == 403, timeout=30,
+               what="the removed member's open session rewritten by the sweep")
+    r = api.get("/api/v1/enterprise", token=token)
+    assert r.status == 403 and r.code in REFUSED_ENTERPRISE, r
+    r = api.get("/api/v1/orders", token=token)
+    assert r.status == 200 and r.json["items"] == [], r
+    assert api.get("/api/v1/auth/me", token=token).json["current_identity"] is None
+    assert suite.psql(f"SELECT sessions_dropped_at IS NOT NULL FROM auth.identities WHERE id = '{mid}'") == [["t"]]

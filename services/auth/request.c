@@ -83,6 +83,16 @@ auth_request_init(void)
 	fault_arm(&request_fault, request_fault_names);
 }
 
+/* A removal's own rewrite runs right after its commit: the sweep leaves it
+ * that long before it steps in. */
+#define DROP_GRACE_MS 5000
+#define DROP_BATCH 100
+
+static struct {
+	struct sweep *sweep;
+	int outstanding, claimed;
+} drops;
+
 struct sessions_op {
 	auth_sessions_fn cb;
 	void *arg;
@@ -111,6 +121,10 @@ sessions_on_rewritten(void *arg, const struct kv_reply *reply)
 	if (failed) {
 		log_error(NULL, "msg=sessions_not_rewritten account=%s",
 		    op->account);
+		/* the sweep retries it once its grace is over (before the
+		 * sweep's first round, that round finds it) */
+		if (drops.sweep != NULL)
+			sweep_due(drops.sweep, DROP_GRACE_MS);
 	} else {
 		struct db_batch *b = db_batch_new();
 
@@ -147,16 +161,6 @@ auth_sessions_drop_identity(const char *account_id, const char *identity_id,
 }
 
 /* ---- the session_drops sweep (080_session_drops.sql) ------------------- */
-
-/* A removal's own rewrite runs right after its commit: the sweep leaves it
- * that long before it steps in. */
-#define DROP_GRACE_MS 5000
-#define DROP_BATCH 100
-
-static struct {
-	struct sweep *sweep;
-	int outstanding, claimed;
-} drops;
 
 static void
 drop_one_done(void *arg, int status)

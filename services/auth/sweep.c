@@ -7,7 +7,8 @@
  * session_drops (request.c): the open sessions of a removed identity whose
  * rewrite did not happen after the removal's commit (auth died, Redis
  * failed) are rewritten, 5 s after the removal at the earliest; rests until
- * the next such removal falls due, at least 1 s, at most 10 s. */
+ * the next such removal falls due (a failed rewrite in this process says
+ * when), at least 1 s, at most a minute (what another process left). */
 #include "auth.h"
 
 #include "sweep.h"
@@ -15,7 +16,7 @@
 #include "work.h"
 
 static const long sms_least_ms = 10;
-static const long drops_least_ms = 1000, drops_idle_ms = 10000;
+static const long drops_least_ms = 1000, drops_idle_ms = 60000;
 
 enum { SWEEP_SMS, SWEEP_SESSION_DROPS };
 

@@ -1,6 +1,6 @@
 /* auth — the service's internal interfaces: configuration, SMS codes, the
  * handlers' shared helpers, CA login, consumers, and the store (every SQL
- * statement and Redis key). The vendor subject profiles are profile.h. */
+ * statement and Redis key). The vendor subject profiles are common/lockcert.h. */
 #ifndef CAPLAT_AUTH_H
 #define CAPLAT_AUTH_H
 

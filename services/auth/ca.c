@@ -14,7 +14,7 @@
 #include "json.h"
 #include "kv.h"
 #include "log.h"
-#include "profile.h"
+#include "lockcert.h"
 #include "session.h"
 #include "util.h"
 #include "validate.h"
@@ -26,98 +26,10 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_KIND_MAP 32
-
-/* OU text → lock kind; the defaults are the profile of API.md plus the
- * Chinese names vendors print; CAPLAT_LOCK_KIND_MAP adds more. */
-static struct {
-	char *ou;
-	const char *kind;
-} kind_map[MAX_KIND_MAP];
-static size_t kind_map_len;
-
-/* Vendor subject layouts from CAPLAT_VENDOR_PROFILES (profile.h). */
-static json_t *vendor_profiles;
-
-static const char *const lock_kinds[] = {"master", "project_lead", "agent",
-    "cost_engineer", "personal", NULL};
-
-static const char *
-lock_kind_of(const char *ou)
-{
-	if (ou == NULL)
-		return NULL;
-	for (size_t i = 0; i < kind_map_len; i++)
-		if (strcmp(kind_map[i].ou, ou) == 0)
-			return kind_map[i].kind;
-	return NULL;
-}
-
-static void
-kind_map_add(const char *ou, size_t ou_len, const char *kind, size_t kind_len)
-{
-	for (const char *const *k = lock_kinds; *k; k++) {
-		if (strlen(*k) == kind_len &&
-		    strncmp(*k, kind, kind_len) == 0) {
-			if (kind_map_len == MAX_KIND_MAP)
-				fatal("CAPLAT_LOCK_KIND_MAP: too many entries");
-			kind_map[kind_map_len].ou = xstrndup(ou, ou_len);
-			kind_map[kind_map_len].kind = *k;
-			kind_map_len++;
-			return;
-		}
-	}
-	fatal(
-	    "bad configuration: CAPLAT_LOCK_KIND_MAP: unknown lock kind \"%.*s\"",
-	    (int)kind_len, kind);
-}
-
-/* Parses "OU=kind,OU=kind" (the OU text may hold any UTF-8 but ',' '='). */
-static void
-kind_map_parse(const char *spec)
-{
-	const char *p = spec;
-
-	while (*p) {
-		const char *comma = strchr(p, ',');
-		const char *end = comma ? comma : p + strlen(p);
-		const char *eq = memchr(p, '=', (size_t)(end - p));
-		if (eq == NULL || eq == p || eq + 1 == end)
-			fatal("bad configuration: CAPLAT_LOCK_KIND_MAP: \"%s\"",
-			    spec);
-		kind_map_add(p, (size_t)(eq - p), eq + 1,
-		    (size_t)(end - eq - 1));
-		p = comma ? comma + 1 : end;
-	}
-}
-
 void
 auth_ca_init(void)
 {
-	const char *extra = getenv("CAPLAT_LOCK_KIND_MAP");
-
-	for (const char *const *k = lock_kinds; *k; k++)
-		kind_map_add(*k, strlen(*k), *k, strlen(*k));
-	kind_map_parse(
-	    "单位(机构)主锁=master,单位主锁=master,项目负责人锁=project_lead,"
-	    "授权委托人锁=agent,造价师锁=cost_engineer,个人锁=personal");
-	if (extra != NULL && *extra)
-		kind_map_parse(extra);
-	const char *profiles = getenv("CAPLAT_VENDOR_PROFILES");
-	if (profiles != NULL && *profiles) {
-		char err[256];
-		json_error_t jerr;
-		vendor_profiles = json_load_file(profiles, 0, &jerr);
-		if (vendor_profiles == NULL)
-			fatal(
-			    "bad configuration: CAPLAT_VENDOR_PROFILES: %s: %s",
-			    profiles, jerr.text);
-		if (profile_check(vendor_profiles, err, sizeof(err)) != 0)
-			fatal("bad configuration: CAPLAT_VENDOR_PROFILES: %s",
-			    err);
-	} else {
-		vendor_profiles = json_array();
-	}
+	lockcert_init();
 	if (auth.cfg.vendor_roots[0] == '\0') {
 		log_warn(NULL,
 		    "msg=no_vendor_roots detail=\"CAPLAT_VENDOR_ROOTS unset: every CA login is refused\"");
@@ -311,7 +223,6 @@ login_on_verified(void *arg)
 {
 	struct login *l = arg;
 	struct http_req *req = l->req;
-	const struct crypto_subject *s;
 	const char *kind;
 	char new_lock[37], not_after[24];
 
@@ -326,12 +237,8 @@ login_on_verified(void *arg)
 			    "certificate", "证书不在有效期内");
 		return;
 	}
-	s = &l->cert->subject;
 	struct lock_fields f;
-	if (profile_apply(vendor_profiles, l->cert->issuer_dn, s->c, s->o,
-	        s->ou, s->cn, s->org_id, &f) != 0 ||
-	    (kind = lock_kind_of(f.kind_text)) == NULL || f.holder == NULL) {
-		lock_fields_clear(&f);
+	if (lockcert_read(l->cert, &f, &kind) != 0) {
 		http_reply_error(req, 401, "CERT_UNTRUSTED", "certificate",
 		    "证书格式不受支持（无法识别锁类型或持有人）");
 		return;

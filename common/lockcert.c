@@ -1,6 +1,8 @@
-/* profile — certificate subject → lock fields, per vendor; see profile.h. */
-#include "profile.h"
+/* lockcert — a lock certificate's subject → lock fields, per vendor; see
+ * lockcert.h. */
+#include "lockcert.h"
 
+#include "crypto.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -164,4 +166,121 @@ lock_fields_clear(struct lock_fields *f)
 	free(f->enterprise_name);
 	free(f->uscc);
 	memset(f, 0, sizeof(*f));
+}
+
+/* ---- the process's profiles and kind map (lockcert_init) ---------------- */
+
+#define MAX_KIND_MAP 32
+
+/* OU text → lock kind; the defaults are the profile of API.md plus the
+ * Chinese names vendors print; CAPLAT_LOCK_KIND_MAP adds more. Written
+ * once by lockcert_init, then only read. */
+static struct {
+	char *ou;
+	const char *kind;
+} kind_map[MAX_KIND_MAP];
+static size_t kind_map_len;
+
+/* Vendor subject layouts from CAPLAT_VENDOR_PROFILES. */
+static json_t *vendor_profiles;
+
+static const char *const lock_kinds[] = {"master", "project_lead", "agent",
+    "cost_engineer", "personal", NULL};
+
+const char *
+lockcert_kind(const char *kind_text)
+{
+	if (kind_text == NULL)
+		return NULL;
+	for (size_t i = 0; i < kind_map_len; i++)
+		if (strcmp(kind_map[i].ou, kind_text) == 0)
+			return kind_map[i].kind;
+	return NULL;
+}
+
+static void
+kind_map_add(const char *ou, size_t ou_len, const char *kind, size_t kind_len)
+{
+	for (const char *const *k = lock_kinds; *k; k++) {
+		if (strlen(*k) == kind_len &&
+		    strncmp(*k, kind, kind_len) == 0) {
+			if (kind_map_len == MAX_KIND_MAP)
+				fatal("CAPLAT_LOCK_KIND_MAP: too many entries");
+			kind_map[kind_map_len].ou = xstrndup(ou, ou_len);
+			kind_map[kind_map_len].kind = *k;
+			kind_map_len++;
+			return;
+		}
+	}
+	fatal(
+	    "bad configuration: CAPLAT_LOCK_KIND_MAP: unknown lock kind \"%.*s\"",
+	    (int)kind_len, kind);
+}
+
+/* Parses "OU=kind,OU=kind" (the OU text may hold any UTF-8 but ',' '='). */
+static void
+kind_map_parse(const char *spec)
+{
+	const char *p = spec;
+
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		const char *end = comma ? comma : p + strlen(p);
+		const char *eq = memchr(p, '=', (size_t)(end - p));
+		if (eq == NULL || eq == p || eq + 1 == end)
+			fatal("bad configuration: CAPLAT_LOCK_KIND_MAP: \"%s\"",
+			    spec);
+		kind_map_add(p, (size_t)(eq - p), eq + 1,
+		    (size_t)(end - eq - 1));
+		p = comma ? comma + 1 : end;
+	}
+}
+
+void
+lockcert_init(void)
+{
+	const char *extra = getenv("CAPLAT_LOCK_KIND_MAP");
+	const char *profiles = getenv("CAPLAT_VENDOR_PROFILES");
+
+	if (kind_map_len > 0)
+		return; /* once per process */
+	for (const char *const *k = lock_kinds; *k; k++)
+		kind_map_add(*k, strlen(*k), *k, strlen(*k));
+	kind_map_parse(
+	    "单位(机构)主锁=master,单位主锁=master,项目负责人锁=project_lead,"
+	    "授权委托人锁=agent,造价师锁=cost_engineer,个人锁=personal");
+	if (extra != NULL && *extra)
+		kind_map_parse(extra);
+	if (profiles != NULL && *profiles) {
+		char err[256];
+		json_error_t jerr;
+		vendor_profiles = json_load_file(profiles, 0, &jerr);
+		if (vendor_profiles == NULL)
+			fatal(
+			    "bad configuration: CAPLAT_VENDOR_PROFILES: %s: %s",
+			    profiles, jerr.text);
+		if (profile_check(vendor_profiles, err, sizeof(err)) != 0)
+			fatal("bad configuration: CAPLAT_VENDOR_PROFILES: %s",
+			    err);
+	} else {
+		vendor_profiles = json_array();
+	}
+}
+
+int
+lockcert_read(const struct crypto_cert *cert, struct lock_fields *out,
+    const char **kind)
+{
+	const struct crypto_subject *s = &cert->subject;
+
+	*kind = NULL;
+	if (profile_apply(vendor_profiles, cert->issuer_dn, s->c, s->o, s->ou,
+	        s->cn, s->org_id, out) != 0 ||
+	    (*kind = lockcert_kind(out->kind_text)) == NULL ||
+	    out->holder == NULL) {
+		lock_fields_clear(out);
+		*kind = NULL;
+		return -1;
+	}
+	return 0;
 }

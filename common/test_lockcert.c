@@ -5,9 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "profile.h"
+#include "lockcert.h"
 
 static const char cfca[] =
     "[{\"vendor\": \"CFCA\", \"issuer_contains\": \"O=China Financial Certification Authority\","
@@ -93,6 +94,22 @@ test_check(void **state)
 	}
 }
 
+/* The kind map: the defaults, then CAPLAT_LOCK_KIND_MAP's pairs. */
+static void
+test_kind_map(void **state)
+{
+	setenv("CAPLAT_LOCK_KIND_MAP", "法人锁=master,经办人=agent", 1);
+	unsetenv("CAPLAT_VENDOR_PROFILES");
+	lockcert_init();
+	assert_string_equal(lockcert_kind("master"), "master");
+	assert_string_equal(lockcert_kind("单位主锁"), "master");
+	assert_string_equal(lockcert_kind("造价师锁"), "cost_engineer");
+	assert_string_equal(lockcert_kind("法人锁"), "master");
+	assert_string_equal(lockcert_kind("经办人"), "agent");
+	assert_null(lockcert_kind("主锁?"));
+	assert_null(lockcert_kind(NULL));
+}
+
 int
 main(void)
 {
@@ -100,6 +117,7 @@ main(void)
 	    cmocka_unit_test(test_default_profile),
 	    cmocka_unit_test(test_cfca_profile),
 	    cmocka_unit_test(test_check),
+	    cmocka_unit_test(test_kind_map),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

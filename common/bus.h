@@ -66,6 +66,10 @@ struct bus_event {
 	json_t *data;             /* NULL when absent */
 	const char *nats_subject; /* "caplat.enterprise.record.approved" */
 	int deliveries;           /* 1 on the first delivery */
+	/* The envelope as received (JSON text, NUL-terminated), for a handler
+	 * that hands data on as text without rebuilding it; NULL when not at
+	 * hand. */
+	const char *envelope;
 };
 
 /* Applies one event inside the consumer's transaction (tx). Returns 0 to

@@ -385,6 +385,7 @@ consumer_item_parse(struct consumer_item *item, natsMsg *msg)
 		item->root = NULL;
 	item->ev.nats_subject = natsMsg_GetSubject(msg);
 	item->ev.deliveries = consumer_deliveries(msg);
+	item->ev.envelope = natsMsg_GetData(msg); /* nats.c ends it with NUL */
 }
 
 /* Acks an item whose transaction committed. */

@@ -65,7 +65,10 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 #    benchmark's own psql polls included) from the round's start until every
 #    entry of the round is in the chain, divided by the round's requests
 #    (tests/bench/cpu_groups.py). Medians of the rounds are kept.
-#    ROUTES="read price decision" picks the routes.
+#    ROUTES="read price decision" picks the routes. PERF=1 samples the
+#    whole machine with perf during the ON rounds at CONC connections and
+#    prints the suite's hottest functions per route (a profiling run: the
+#    sampling costs CPU, do not compare its figures with one without).
 ROUNDS=${ROUNDS:-4}
 CONC=${CONC:-8}
 ROUTES=${ROUTES:-read price decision}
@@ -152,12 +155,16 @@ route_round() { # route on|off connections → "mean_ms p50_ms rps cpu_us_per_re
 	drain "$sch" "$action" 0
 	n0=$(chained "$action")
 	$PY tests/bench/cpu_groups.py snap "$STATE" "$PG_PORT" > "$STATE/snap0"
+	if [ "${PERF:-0}" = 1 ] && [ "$2" = on ] && [ "$3" != 1 ]; then
+		perf record -q -a -g -F 499 -o "$STATE/perf.$1" -- sleep "$DUR" >/dev/null 2>&1 &
+	fi
 	if [ "$script" = - ]; then
 		out=$(wrk -t1 -c"$3" -d"${DUR}s" --latency -H "Authorization: Bearer $token" "$url")
 	else
 		out=$(wrk -t1 -c"$3" -d"${DUR}s" --latency -s "$script" -H "Authorization: Bearer $token" "$url")
 	fi
 	n=$(awk '/requests in/ {print $1}' <<< "$out")
+	wait
 	if [ "$2" = on ]; then drain "$sch" "$action" $((n0 + n)); else drain "$sch" "$action" 0; fi
 	$PY tests/bench/cpu_groups.py snap "$STATE" "$PG_PORT" > "$STATE/snap1"
 	$PY tests/bench/cpu_groups.py diff "$STATE/snap0" "$STATE/snap1" "$n" | sed "s/^/$3 /" >> "$STATE/groups.$1.$2"
@@ -217,6 +224,11 @@ for k in sorted(set(off) | set(on), key=lambda k: -(on.get(k, 0) - off.get(k, 0)
         print(f"      {k:55s} OFF {a:6.0f}  ON {b:6.0f}  {b - a:+6.0f}")
 PY
 done
+if [ "${PERF:-0}" = 1 ] && [ -f "$STATE/perf.$route" ]; then
+	echo "    perf, the last ON round at $CONC connections (whole machine sampled, the suite's processes shown; % of their samples):"
+	perf report -q -i "$STATE/perf.$route" --no-children --pid "$($PY tests/bench/cpu_groups.py pids "$STATE")" \
+		--sort comm,dso,sym --percentage relative -g none 2>/dev/null | awk 'NF && $1 + 0 >= 0.4' | head -60 | sed 's/^/     /'
+fi
 done
 for sch in enterprise orders payments; do
 	"${PSQL[@]}" -c "DROP TRIGGER bench_audit_off ON $sch.outbox"

@@ -56,7 +56,8 @@ int audit_tx_emit(struct bus_tx *tx, const struct audit_entry *e);
 /* ---- the flush (deploy/sql/common/050_audit_batch.sql) ----
  * An entry's outbox row is held, not published on its own; every process
  * flushes held rows of its schema as "<svc>.audit.batch" events of up to
- * AUDIT_FLUSH_ROWS entries: every every_ms while there is work (a batch of
+ * AUDIT_FLUSH_ROWS entries (deleting the rows the batch now carries, 096;
+ * the view audit_outbox shows an entry held or flushed): every every_ms while there is work (a batch of
  * this process with an audit_add*() entry committed, it called
  * audit_flush_notified(), or the relay heard the NOTIFY caplat_audit of a
  * row held by the trigger: 095_audit_notify_held.sql), at start, and once

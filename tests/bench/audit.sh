@@ -65,7 +65,7 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 #    benchmark's own psql polls included) from the round's start until every
 #    entry of the round is in the chain, divided by the round's requests
 #    (tests/bench/cpu_groups.py). Medians of the rounds are kept.
-#    ROUTES="read price decision" picks the routes. PERF=1 samples the
+#    ROUTES="read price decision" picks the routes (none: part 2 only). PERF=1 samples the
 #    whole machine with perf during the ON rounds at CONC connections and
 #    prints the suite's hottest functions per route (a profiling run: the
 #    sampling costs CPU, do not compare its figures with one without).
@@ -178,6 +178,7 @@ route_round() { # route on|off connections → "mean_ms p50_ms rps cpu_us_per_re
 median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 col() { awk -v k="$1" '{print $k}' "$2" | median; }
 for route in $ROUTES; do
+[ "$route" = none ] && continue
 read -r _ action url _ _ < <(route_def "$route")
 echo
 echo "== 1. $route: ${url#"$GATEWAY"} ($action) through nginx, audit ON vs OFF"
@@ -243,6 +244,8 @@ done
 #    memory before and after). The export's same-run reference is the
 #    database alone: the same columns of the same rows sent by PostgreSQL
 #    with COPY (SELECT …) TO STDOUT into /dev/null. Last, the verifier.
+#    Between the two, what each index of audit_log costs an appended entry
+#    (INDEX_ROWS entries, 100000, copied into copies of the table).
 if [ "${CHAIN:-1}" = 1 ]; then
 echo
 echo "== 2. the chain: $ROWS synthetic entries, then the export"
@@ -251,8 +254,8 @@ echo "== 2. the chain: $ROWS synthetic entries, then the export"
 	'identity_id', md5(g::text || 'i'), 'role', 'admin', 'ip', '203.0.113.7', 'request_id', md5(g::text || 'r')), 'service', 'orders',
 	'action', 'bench.synthetic', 'object_type', 'order', 'object_id', md5(g::text || 'o'), 'uscc', '91350100M000100Y43', 'before', NULL,
 	'after', jsonb_build_object('status', 'paid', 'total_fen', g))) ORDER BY g)::text b FROM generate_series(0, $ROWS - 1) g GROUP BY g / 200"
-read -r secs ticks < <($PY - "$PG_PORT" <<'PY'
-import subprocess, sys, time
+read -r secs ticks < <($PY - "$PG_PORT" "$STATE/perf.append" <<'PY'
+import os, signal, subprocess, sys, time
 p = subprocess.Popen(["psql", "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", sys.argv[1], "-U", "admin", "-d", "caplat"],
                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
 def ticks(pid):
@@ -260,12 +263,18 @@ def ticks(pid):
     return int(f[11]) + int(f[12])
 p.stdin.write("SET search_path TO auth;\nSELECT pg_backend_pid();\n"); p.stdin.flush()
 pid = int(p.stdout.readline())
+prof = None
+if os.environ.get("PERF") == "1":
+    prof = subprocess.Popen(["perf", "record", "-q", "-F", "999", "-g", "-p", str(pid), "-o", sys.argv[2]],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 t0, w0 = ticks(pid), time.time()
 # one transaction per batch, as the consumer appends them
 p.stdin.write("DO $$ DECLARE r record; BEGIN FOR r IN SELECT b FROM public.bench_batches ORDER BY k LOOP"
               " PERFORM audit_append_batch(r.b::jsonb); COMMIT; END LOOP; END $$;\nSELECT 1;\n"); p.stdin.flush()
 p.stdout.readline()
 w1, t1 = time.time(), ticks(pid)
+if prof is not None:
+    prof.send_signal(signal.SIGINT); prof.wait()
 p.stdin.close(); p.wait()
 print(w1 - w0, t1 - t0)
 PY
@@ -273,6 +282,63 @@ PY
 "${PSQL[@]}" -c "DROP TABLE public.bench_batches"
 printf "  appended %s in batches of 200 (audit_append_batch, one transaction each): %.1f s, %.0f entries/s, %.1f us of backend CPU per entry\n" \
 	"$ROWS" "$secs" "$(echo "$ROWS / $secs" | bc -l)" "$(echo "$ticks * 1000000 / $HZ / $ROWS" | bc -l)"
+if [ "${PERF:-0}" = 1 ] && [ -f "$STATE/perf.append" ]; then
+	echo "  perf of the appending backend (self time, % of its samples):"
+	perf report -q -i "$STATE/perf.append" --no-children --sort sym -g none 2>/dev/null | awk 'NF && $1 + 0 >= 0.8' | head -40 | sed 's/^/     /'
+fi
+# What each index of the chain costs an appended entry: the same N entries
+# (the chain's first N) inserted into copies of audit_log, one with every
+# index of audit_log, one with only its primary key and event_id's unique
+# index (what the append itself needs), then one per filter index; the
+# backend's CPU per entry of each (one session, one transaction per copy,
+# rolled back).
+N2=${INDEX_ROWS:-100000}
+echo "  what the indexes cost per appended entry ($N2 entries copied into a copy of audit_log, backend CPU, median of 3):"
+$PY - "$PG_PORT" "$N2" <<'PY'
+import statistics, subprocess, sys
+port, n = sys.argv[1], int(sys.argv[2])
+p = subprocess.Popen(["psql", "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", port, "-U", "admin", "-d", "caplat"],
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+def q(sql):
+    p.stdin.write(sql + "\nSELECT 'done';\n"); p.stdin.flush()
+    out = []
+    while True:
+        line = p.stdout.readline().strip()
+        if line == "done":
+            return out
+        if line:
+            out.append(line)
+pid = int(q("SELECT pg_backend_pid();")[0])
+def ticks():
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
+import os
+hz = os.sysconf("SC_CLK_TCK")
+q(f"CREATE TEMP TABLE src AS SELECT * FROM auth.audit_log ORDER BY seq LIMIT {n};")
+idx = q("SELECT indexname || '|' || regexp_replace(indexdef, ' ON auth.audit_log ', ' ON ') FROM pg_indexes"
+        " WHERE schemaname = 'auth' AND tablename = 'audit_log' AND indexname NOT IN ('audit_log_pkey', 'audit_log_event_id_key')")
+def run(extra):
+    res = []
+    for _ in range(3):
+        q("BEGIN; CREATE TABLE public.bench_copy (LIKE auth.audit_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS);"
+          " ALTER TABLE public.bench_copy ADD PRIMARY KEY (seq), ADD UNIQUE (event_id);")
+        for name, d in extra:
+            q(d.split(" ON ", 1)[0].replace(name, "bc_" + name) + " ON public.bench_copy " + d.split(" ON ", 1)[1] + ";")
+        t0 = ticks()
+        q("INSERT INTO public.bench_copy SELECT * FROM src;")
+        t1 = ticks()
+        q("ROLLBACK;")
+        res.append((t1 - t0) * 1e6 / hz / n)
+    return statistics.median(res)
+indexes = [tuple(l.split("|", 1)) for l in idx]
+base = run([])
+full = run(indexes)
+print(f"    primary key + event_id only: {base:.1f} us/entry; with all {len(indexes)} filter indexes too: {full:.1f} us/entry (+{full - base:.1f})")
+for name, d in indexes:
+    one = run([(name, d)])
+    print(f"    + {name:28s} {one - base:+.1f} us/entry")
+p.stdin.close(); p.wait()
+PY
 total=$("${PSQL[@]}" -c "SELECT count(*) FROM auth.audit_log")
 AUTH_PID=$(cat "$STATE/run/auth.pid")
 hwm() { awk '/VmHWM/ {print $2 " " $3}' "/proc/$AUTH_PID/status"; }

@@ -122,6 +122,17 @@ int bus_subscribe(struct bus *bus, const char *durable,
     const char *filter_subject, int max_deliver, bus_handler_fn handler,
     void *arg);
 
+/* bus_subscribe() for events whose data the handler hands on as text (an
+ * audit batch: up to 512 KiB that PostgreSQL parses anyway): the envelope's
+ * other members are parsed, the data is not, so ev->data is NULL and the
+ * data is only in ev->envelope (its last member, as bus_envelope_build
+ * writes it; an envelope written otherwise is parsed whole and ev->data
+ * set). The data is not checked to be JSON here: the handler's statement
+ * refuses it if not. */
+int bus_subscribe_text(struct bus *bus, const char *durable,
+    const char *filter_subject, int max_deliver, bus_handler_fn handler,
+    void *arg);
+
 /* ---- producing: the outbox row goes in the caller's own transaction ---- */
 
 /* INSERT into the unqualified outbox table (search_path = the service schema)

@@ -300,7 +300,7 @@ port, n = sys.argv[1], int(sys.argv[2])
 p = subprocess.Popen(["psql", "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", port, "-U", "admin", "-d", "caplat"],
                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
 def q(sql):
-    p.stdin.write(sql + "\nSELECT 'done';\n"); p.stdin.flush()
+    p.stdin.write(sql.rstrip(";") + ";\nSELECT 'done';\n"); p.stdin.flush()
     out = []
     while True:
         line = p.stdout.readline().strip()

@@ -65,7 +65,12 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 #    benchmark's own psql polls included) from the round's start until every
 #    entry of the round is in the chain, divided by the round's requests
 #    (tests/bench/cpu_groups.py). Medians of the rounds are kept.
-#    ROUTES="read price decision" picks the routes (none: part 2 only). PERF=1 samples the
+#    ROUTES="read price decision" picks the routes (none: part 2 only).
+#    HELD=1 adds a third kind of round between them: the entries written in
+#    the request as ON, but the schema's audit_flush() replaced by a stub
+#    for the round (restored after it, then the bench flushes), so the
+#    figure is the request's own part of the audit, without the flush,
+#    relay, NATS and chain work running beside it. PERF=1 samples the
 #    whole machine with perf during the ON rounds at CONC connections and
 #    prints the suite's hottest functions per route (a profiling run: the
 #    sampling costs CPU, do not compare its figures with one without).
@@ -144,15 +149,19 @@ drain() { # schema action expected: until the schema holds no entry and no batch
 	done
 	echo "  (not drained)" >&2
 }
-route_round() { # route on|off connections → "mean_ms p50_ms rps cpu_us_per_request"; $STATE/groups.<route>.<on|off> gets the round's CPU by group
+route_round() { # route on|held|off connections → "mean_ms p50_ms rps cpu_us_per_request"; $STATE/groups.<route>.<mode> gets the round's CPU by group
 	local out n n0 sch action url token script
 	read -r sch action url token script < <(route_def "$1")
-	if [ "$2" = on ]; then
-		"${PSQL[@]}" -c "ALTER TABLE $sch.outbox DISABLE TRIGGER bench_audit_off"
-	else
+	if [ "$2" = off ]; then
 		"${PSQL[@]}" -c "ALTER TABLE $sch.outbox ENABLE TRIGGER bench_audit_off"
+	else
+		"${PSQL[@]}" -c "ALTER TABLE $sch.outbox DISABLE TRIGGER bench_audit_off"
 	fi
 	drain "$sch" "$action" 0
+	if [ "$2" = held ]; then # the flush finds nothing during the round
+		"${PSQL[@]}" -c "ALTER FUNCTION $sch.audit_flush(int) RENAME TO audit_flush_bench_real" \
+			-c "CREATE FUNCTION $sch.audit_flush(int) RETURNS int LANGUAGE sql AS 'SELECT 0'"
+	fi
 	n0=$(chained "$action")
 	$PY tests/bench/cpu_groups.py snap "$STATE" "$PG_PORT" > "$STATE/snap0"
 	if [ "${PERF:-0}" = 1 ] && [ "$2" = on ] && [ "$3" != 1 ]; then
@@ -165,8 +174,19 @@ route_round() { # route on|off connections → "mean_ms p50_ms rps cpu_us_per_re
 	fi
 	n=$(awk '/requests in/ {print $1}' <<< "$out")
 	wait
-	if [ "$2" = on ]; then drain "$sch" "$action" $((n0 + n)); else drain "$sch" "$action" 0; fi
-	$PY tests/bench/cpu_groups.py snap "$STATE" "$PG_PORT" > "$STATE/snap1"
+	if [ "$2" = held ]; then
+		$PY tests/bench/cpu_groups.py snap "$STATE" "$PG_PORT" > "$STATE/snap1"
+		[ "$(chained "$action")" = "$n0" ] || echo "  (held round: entries were chained during it)" >&2
+		"${PSQL[@]}" -c "DROP FUNCTION $sch.audit_flush(int)" \
+			-c "ALTER FUNCTION $sch.audit_flush_bench_real(int) RENAME TO audit_flush"
+		until [ "$("${PSQL[@]}" -c "SELECT $sch.audit_flush(200)")" = 0 ]; do :; done
+		drain "$sch" "$action" $((n0 + n))
+	elif [ "$2" = on ]; then
+		drain "$sch" "$action" $((n0 + n))
+	else
+		drain "$sch" "$action" 0
+	fi
+	[ "$2" = held ] || $PY tests/bench/cpu_groups.py snap "$STATE" "$PG_PORT" > "$STATE/snap1"
 	$PY tests/bench/cpu_groups.py diff "$STATE/snap0" "$STATE/snap1" "$n" | sed "s/^/$3 /" >> "$STATE/groups.$1.$2"
 	if grep -q "Non-2xx" <<< "$out"; then echo "  (non-2xx answers: $(grep Non-2xx <<< "$out"))" >&2; fi
 	awk -v n="$n" -v d="$DUR" -v cpu="$($PY tests/bench/cpu_groups.py diff "$STATE/snap0" "$STATE/snap1" "$n" | awk '{s += $NF} END {print s}')" '
@@ -184,9 +204,10 @@ echo
 echo "== 1. $route: ${url#"$GATEWAY"} ($action) through nginx, audit ON vs OFF"
 echo "   ($ROUNDS alternating rounds of ${DUR}s each, medians; CPU = every suite process, until the round's entries are chained)"
 for c in 1 "$CONC"; do
-	: > "$STATE/r_off"; : > "$STATE/r_on"
+	: > "$STATE/r_off"; : > "$STATE/r_on"; : > "$STATE/r_held"
 	for _ in $(seq 1 "$ROUNDS"); do
 		route_round "$route" off "$c" >> "$STATE/r_off"
+		[ "${HELD:-0}" = 1 ] && route_round "$route" held "$c" >> "$STATE/r_held"
 		route_round "$route" on "$c" >> "$STATE/r_on"
 	done
 	for k in 1 2 3 4; do
@@ -200,6 +221,12 @@ for c in 1 "$CONC"; do
 		"$(echo "($on1 - $off1) / $off1 * 100 / 5" | bc -l)" "$(awk '{printf "%s ", $1}' "$STATE/r_off")" "$(awk '{printf "%s ", $1}' "$STATE/r_on")"
 	printf "    latency p50:  OFF %.3f ms, ON %.3f ms: %+.1f%%\n" "$off2" "$on2" "$(echo "($on2 - $off2) / $off2 * 100" | bc -l)"
 	printf "    throughput:   OFF %.0f/s, ON %.0f/s\n" "$off3" "$on3"
+	if [ -s "$STATE/r_held" ]; then
+		for k in 1 2 3 4; do eval "held$k=$(col $k "$STATE/r_held")"; done
+		printf "    HELD (entries written in the request, flush stopped: the request's own part): latency mean %.3f ms (%+.1f%%), p50 %.3f ms (%+.1f%%), CPU %.0f us (%+.0f us = %+.1f%%)  [rounds: %s]\n" \
+			"$held1" "$(echo "($held1 - $off1) / $off1 * 100" | bc -l)" "$held2" "$(echo "($held2 - $off2) / $off2 * 100" | bc -l)" \
+			"$held4" "$(echo "$held4 - $off4" | bc -l)" "$(echo "($held4 - $off4) / $off4 * 100" | bc -l)" "$(awk '{printf "%s/%.0f ", $2, $4}' "$STATE/r_held")"
+	fi
 	printf "    CPU per request, all processes: OFF %.0f us, ON %.0f us: %+.0f us = %+.1f%% (goal < 5%%: %.1fx the goal)  [OFF rounds: %s; ON rounds: %s]\n" \
 		"$off4" "$on4" "$(echo "$on4 - $off4" | bc -l)" "$(echo "($on4 - $off4) / $off4 * 100" | bc -l)" \
 		"$(echo "($on4 - $off4) / $off4 * 100 / 5" | bc -l)" "$(awk '{printf "%.0f ", $4}' "$STATE/r_off")" "$(awk '{printf "%.0f ", $4}' "$STATE/r_on")"

@@ -99,7 +99,9 @@ add_row(struct db_batch *b, const struct http_req *req,
 	params[4] = p5;
 	db_batch_add(b, sql, n, params);
 	bus_event_row_clear(&row);
-	atomic_store(&flush.dirty, 1);
+	/* Written held and announcing nothing (no NOTIFY woke every listener
+	 * of the database): this process flushes it once it has committed. */
+	db_batch_on_commit(b, audit_flush_notified);
 }
 
 void
@@ -123,27 +125,23 @@ audit_tx_emit(struct bus_tx *tx, const struct audit_entry *e)
 	json_t *d = audit_event_data(NULL, e);
 	int rc;
 
-	struct bus_event_row row;
-	const char *params[4];
-
 	audit_type(type, sizeof(type));
-	rc = bus_event_prepare(&row, type, e->object_id, d);
+	/* Written unpublished: the hold trigger holds it and announces it
+	 * (NOTIFY caplat_audit at the consumer's commit), since this thread
+	 * cannot tell the flush when that commit happens. */
+	rc = bus_tx_emit(tx, type, e->object_id, d);
 	json_decref(d);
-	if (rc != 0)
-		return -1;
-	bus_event_row_params(&row, params);
-	rc = bus_tx_exec(tx, audit_held_insert_sql, 4, params) < 0 ? -1 : 0;
-	bus_event_row_clear(&row);
-	atomic_store(&flush.dirty, 1);
 	return rc;
 }
 
 /* Without a sign of work the flush still looks this often: entries a
  * process wrote and could not flush before it died (the next start looks at
- * once too). Every committed entry is otherwise signalled: by this
- * process's audit_add*() or, from any process, by the NOTIFY caplat_audit
- * that the relay leading this schema's outbox receives
- * (audit_flush_notified). */
+ * once too). Every committed entry is otherwise signalled: an audit_add*()
+ * batch of this process when it commits (db_batch_on_commit), a statement
+ * of its own that wrote entries with audit_emit() (the caller calls
+ * audit_flush_notified()), or, for a row the hold trigger held (outbox_emit
+ * and audit_tx_emit), the NOTIFY caplat_audit that the relay leading this
+ * schema's outbox receives (deploy/sql/common/095_audit_notify_held.sql). */
 #define AUDIT_LOOK_US (60 * 1000000LL)
 
 void

@@ -56,9 +56,12 @@ int audit_tx_emit(struct bus_tx *tx, const struct audit_entry *e);
 /* ---- the flush (deploy/sql/common/050_audit_batch.sql) ----
  * An entry's outbox row is held, not published on its own; every process
  * flushes held rows of its schema as "<svc>.audit.batch" events of up to
- * AUDIT_FLUSH_ROWS entries: every every_ms while there is work (this
- * process added an entry, or the relay heard another's NOTIFY
- * caplat_audit), at start, and once a minute otherwise. */
+ * AUDIT_FLUSH_ROWS entries (deleting the rows the batch now carries, 096;
+ * the view audit_outbox shows an entry held or flushed): every every_ms while there is work (a batch of
+ * this process with an audit_add*() entry committed, it called
+ * audit_flush_notified(), or the relay heard the NOTIFY caplat_audit of a
+ * row held by the trigger: 095_audit_notify_held.sql), at start, and once
+ * a minute otherwise. */
 #define AUDIT_FLUSH_ROWS 200
 struct event_base;
 struct db_pool;
@@ -71,7 +74,9 @@ void audit_flush_start(struct event_base *base, struct db_pool *db,
 /* Stops the timer (before the pool is freed). */
 void audit_flush_stop(void);
 /* An entry was committed held into this schema's outbox (any thread; the
- * bus relay's hook): the next tick flushes. */
+ * bus relay's hook, a committed audit_add*() batch, or the caller of a
+ * statement whose SQL wrote entries with audit_emit(), once it committed):
+ * the next tick flushes. */
 void audit_flush_notified(void);
 
 #endif

@@ -208,9 +208,9 @@ bus_open(struct bus **out, const struct bus_config *cfg)
 	return 0;
 }
 
-int
-bus_subscribe(struct bus *bus, const char *durable, const char *filter_subject,
-    int max_deliver, bus_handler_fn handler, void *arg)
+static int
+subscribe(struct bus *bus, const char *durable, const char *filter_subject,
+    int max_deliver, bus_handler_fn handler, void *arg, int data_as_text)
 {
 	struct bus_consumer *c, **tail;
 
@@ -248,6 +248,7 @@ bus_subscribe(struct bus *bus, const char *durable, const char *filter_subject,
 	c->max_deliver = max_deliver;
 	c->handler = handler;
 	c->arg = arg;
+	c->data_as_text = data_as_text;
 	if (pthread_create(&c->thread, NULL, bus_consume_main, c) != 0)
 		fatal("bus: cannot start a consumer thread");
 	for (tail = &bus->consumers; *tail != NULL; tail = &(*tail)->next)
@@ -255,6 +256,23 @@ bus_subscribe(struct bus *bus, const char *durable, const char *filter_subject,
 	*tail = c;
 	pthread_mutex_unlock(&bus->mu);
 	return 0;
+}
+
+int
+bus_subscribe(struct bus *bus, const char *durable, const char *filter_subject,
+    int max_deliver, bus_handler_fn handler, void *arg)
+{
+	return subscribe(bus, durable, filter_subject, max_deliver, handler,
+	    arg, 0);
+}
+
+int
+bus_subscribe_text(struct bus *bus, const char *durable,
+    const char *filter_subject, int max_deliver, bus_handler_fn handler,
+    void *arg)
+{
+	return subscribe(bus, durable, filter_subject, max_deliver, handler,
+	    arg, 1);
 }
 
 void

@@ -66,6 +66,10 @@ struct bus_event {
 	json_t *data;             /* NULL when absent */
 	const char *nats_subject; /* "caplat.enterprise.record.approved" */
 	int deliveries;           /* 1 on the first delivery */
+	/* The envelope as received (JSON text, NUL-terminated), for a handler
+	 * that hands data on as text without rebuilding it; NULL when not at
+	 * hand. */
+	const char *envelope;
 };
 
 /* Applies one event inside the consumer's transaction (tx). Returns 0 to
@@ -115,6 +119,17 @@ int bus_ready(struct bus *bus);
  * until bus_close. Returns 0, or -1 on bad arguments or a durable already
  * subscribed on this bus. */
 int bus_subscribe(struct bus *bus, const char *durable,
+    const char *filter_subject, int max_deliver, bus_handler_fn handler,
+    void *arg);
+
+/* bus_subscribe() for events whose data the handler hands on as text (an
+ * audit batch: up to 512 KiB that PostgreSQL parses anyway): the envelope's
+ * other members are parsed, the data is not, so ev->data is NULL and the
+ * data is only in ev->envelope (its last member, as bus_envelope_build
+ * writes it; an envelope written otherwise is parsed whole and ev->data
+ * set). The data is not checked to be JSON here: the handler's statement
+ * refuses it if not. */
+int bus_subscribe_text(struct bus *bus, const char *durable,
     const char *filter_subject, int max_deliver, bus_handler_fn handler,
     void *arg);
 

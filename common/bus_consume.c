@@ -375,16 +375,22 @@ consumer_dead_letter(struct consumer_run *run, const char *payload, int len,
 }
 
 static void
-consumer_item_parse(struct consumer_item *item, natsMsg *msg)
+consumer_item_parse(const struct bus_consumer *c, struct consumer_item *item,
+    natsMsg *msg)
 {
+	int (*parse)(struct bus_event *, json_t **, const char *, size_t,
+	    char *, size_t) =
+	    c->data_as_text ? bus_envelope_parse_head : bus_envelope_parse;
+
 	memset(item, 0, sizeof(*item));
 	item->msg = msg;
-	if (bus_envelope_parse(&item->ev, &item->root, natsMsg_GetData(msg),
+	if (parse(&item->ev, &item->root, natsMsg_GetData(msg),
 	        (size_t)natsMsg_GetDataLength(msg), item->bad,
 	        sizeof(item->bad)) != 0)
 		item->root = NULL;
 	item->ev.nats_subject = natsMsg_GetSubject(msg);
 	item->ev.deliveries = consumer_deliveries(msg);
+	item->ev.envelope = natsMsg_GetData(msg); /* nats.c ends it with NUL */
 }
 
 /* Acks an item whose transaction committed. */
@@ -518,7 +524,7 @@ consumer_handle_batch(struct consumer_run *run, natsMsgList *list)
 	int64_t last_touch = now_mono_us() / 1000;
 
 	for (int k = 0; k < n; k++)
-		consumer_item_parse(&items[k], list->Msgs[k]);
+		consumer_item_parse(run->c, &items[k], list->Msgs[k]);
 	while (i < n && !bus_stopping(bus)) {
 		enum consumer_tx_result r = TX_FAILED;
 		int took = 1;

@@ -298,6 +298,38 @@ bus_envelope_parse(struct bus_event *ev, json_t **root, const char *payload,
 }
 
 int
+bus_envelope_parse_head(struct bus_event *ev, json_t **root,
+    const char *payload, size_t len, char *err, size_t err_size)
+{
+	static const char member[] = ",\"data\":";
+	const char *at =
+	    len > 0 ? memmem(payload, len, member, sizeof(member) - 1) : NULL;
+	char *head;
+	size_t n;
+	int rc;
+
+	/* No raw '"' can stand inside a JSON string, so the first ,"data":
+	 * is a member of the envelope; it is the last one when the text ends
+	 * right after its value. */
+	if (at == NULL || payload[len - 1] != '}')
+		return bus_envelope_parse(ev, root, payload, len, err,
+		    err_size);
+	n = (size_t)(at - payload);
+	head = xmalloc(n + 2);
+	memcpy(head, payload, n);
+	head[n] = '}';
+	head[n + 1] = '\0';
+	rc = bus_envelope_parse(ev, root, head, n + 1, err, err_size);
+	free(head);
+	if (rc == 0 && json_object_get(*root, "data") == NULL)
+		return 0;
+	/* Not our layout (a data member before other members) or a bad
+	 * envelope: the whole text decides. */
+	json_decref(*root);
+	return bus_envelope_parse(ev, root, payload, len, err, err_size);
+}
+
+int
 bus_event_prepare(struct bus_event_row *out, const char *type,
     const char *subject, json_t *data)
 {

@@ -70,6 +70,7 @@ struct bus_consumer {
 	int max_deliver;
 	bus_handler_fn handler;
 	void *arg;
+	int data_as_text; /* bus_subscribe_text: data left unparsed */
 	pthread_t thread;
 	atomic_ullong consumed;
 	atomic_ullong duplicates;
@@ -174,6 +175,11 @@ char *bus_envelope_build(const char *source, const char *id, const char *type,
  * caller. */
 int bus_envelope_parse(struct bus_event *ev, json_t **root, const char *payload,
     size_t len, char *err, size_t err_size);
+/* bus_envelope_parse() without the data member when it is the envelope's
+ * last one (bus_envelope_build): ev->data is NULL. Otherwise the same as
+ * bus_envelope_parse(). */
+int bus_envelope_parse_head(struct bus_event *ev, json_t **root,
+    const char *payload, size_t len, char *err, size_t err_size);
 
 /* ---- bus_thread.c: what the relay and consumer threads share ---- */
 

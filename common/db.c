@@ -30,6 +30,7 @@ struct db_batch {
 	void *arg;
 	int64_t deadline_us;
 	int64_t t0; /* hist_now() when run: the db_batch step */
+	void (*on_commit)(void);
 	TAILQ_ENTRY(db_batch) link;
 };
 
@@ -98,6 +99,12 @@ db_batch_add(struct db_batch *b, const char *sql, int nparams,
 	s->params = nparams ? xcalloc((size_t)nparams, sizeof(char *)) : NULL;
 	for (int i = 0; i < nparams; i++)
 		s->params[i] = params[i] ? xstrdup(params[i]) : NULL;
+}
+
+void
+db_batch_on_commit(struct db_batch *b, void (*fn)(void))
+{
+	b->on_commit = fn;
 }
 
 void
@@ -419,6 +426,8 @@ conn_complete(struct db_conn *c)
 	c->nslots = c->cursor = 0;
 	c->state = CONN_IDLE;
 	hist_step(STEP_DB_BATCH, b->t0);
+	if (res.status == DB_OK && b->on_commit != NULL)
+		b->on_commit();
 	b->cb(b->arg, &res);
 	for (int i = 0; i < b->n; i++)
 		PQclear(res.res[i]);

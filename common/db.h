@@ -75,6 +75,10 @@ void db_batch_add(struct db_batch *b, const char *sql, int nparams,
     const char *const *params);
 /* Frees a batch that was never run. */
 void db_batch_free(struct db_batch *b);
+/* Has fn called once the batch has committed (DB_OK), on the loop, just
+ * before the batch's callback; never when it failed. One hook per batch (a
+ * second call replaces the first); fn must not touch the batch. */
+void db_batch_on_commit(struct db_batch *b, void (*fn)(void));
 /* Runs the batch as one transaction; cb is called exactly once (possibly
  * before this returns, with DB_UNAVAILABLE). Steals b. */
 void db_batch_run(struct db_pool *pool, struct db_batch *b, db_cb cb,

@@ -271,6 +271,7 @@ extern const char store_stray_lock_delete_sql[];
  * $14 after (JSON text), $15 occurred at → the new seq (NULL: a replay). */
 extern const char store_audit_append_sql[];
 extern const char store_audit_append_batch_sql[];
+extern const char store_audit_append_envelope_sql[];
 
 /* What an operator asks of the trail (audit.c); NULL fields mean any. The
  * strings are borrowed. */

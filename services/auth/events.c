@@ -612,14 +612,27 @@ on_payment_event(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 
 /* A batch of one service's audit entries (common 050_audit_batch.sql):
  * appended in one call, in the batch's order, each exactly as
- * on_audit_recorded would (audit_append_batch() in auth 050). */
+ * on_audit_recorded would (audit_append_batch() in auth 050). Subscribed
+ * with bus_subscribe_text: the batch (up to 512 KiB) goes to PostgreSQL as
+ * the envelope received, unparsed here; PostgreSQL takes the entries out
+ * and refuses a batch without an array of them. */
 static int
 on_audit_batch(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 {
-	json_t *entries = json_object_get(ev->data, "entries");
+	json_t *entries =
+	    ev->data ? json_object_get(ev->data, "entries") : NULL;
 	char *text;
 	long n;
 
+	(void)arg;
+	if (ev->data == NULL && ev->envelope != NULL) {
+		const char *pe[] = {ev->envelope};
+		n = bus_tx_exec(tx, store_audit_append_envelope_sql, 1, pe);
+		if (n == 0)
+			log_error(NULL, "msg=bad_event type=%s id=%s", ev->type,
+			    ev->id);
+		return n == 1 ? 0 : -1; /* dead-lettered after max_deliver */
+	}
 	if (!json_is_array(entries)) {
 		log_error(NULL, "msg=bad_event type=%s id=%s", ev->type,
 		    ev->id);
@@ -643,7 +656,7 @@ auth_events_subscribe(void)
 	if (bus_subscribe(auth.svc.bus, "auth-audit", "caplat.*.audit.recorded",
 	        5, on_audit_recorded, NULL) != 0)
 		log_error(NULL, "msg=subscribe_failed consumer=auth-audit");
-	if (bus_subscribe(auth.svc.bus, "auth-audit-batch",
+	if (bus_subscribe_text(auth.svc.bus, "auth-audit-batch",
 	        "caplat.*.audit.batch", 5, on_audit_batch, NULL) != 0)
 		log_error(NULL,
 		    "msg=subscribe_failed consumer=auth-audit-batch");

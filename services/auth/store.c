@@ -495,6 +495,13 @@ const char store_audit_append_sql[] =
 const char store_audit_append_batch_sql[] =
     "SELECT audit_append_batch($1::jsonb)";
 
+/* The same from the whole event as received ($1 its CloudEvents envelope):
+ * PostgreSQL takes the entries out, the consumer parses and rebuilds no
+ * text. No row when the data has no array of entries. */
+const char store_audit_append_envelope_sql[] =
+    "SELECT audit_append_batch(e) FROM (SELECT $1::jsonb->'data'->'entries' AS e) b"
+    " WHERE jsonb_typeof(e) = 'array'";
+
 /* The operators' filters: $1 uscc, $2 actor id, $3 action, $4 service,
  * $5 object id, $6 from (inclusive), $7 to (exclusive) on occurred_at; NULL
  * means any. Every statement is prepared (common/db.c) and soon runs on a

@@ -311,6 +311,7 @@ price_on_inserted(void *arg, const struct db_result *res)
 		    "未知的应用平台");
 		return;
 	}
+	audit_flush_notified(); /* the entry audit_emit() wrote, committed */
 	orders_catalogue_invalidate();
 	http_reply_json(req, 201, price_row_json(res, 0));
 }

@@ -56,13 +56,21 @@ store_catalogue_of_quote(struct db_batch *b, const char *quote_id,
 
 /* The new version and its audit entry ($9: audit_event_data, whose before
  * and after are filled here: the version in force until now, the new one)
- * in one statement: no entry when the platform is unknown. */
+ * in one statement: no entry when the platform is unknown. The version in
+ * force is read in two index-driven halves ("lock_kind IS NOT DISTINCT
+ * FROM $2" walked every version of the platform: a price change cost grew
+ * with the history). The entry is
+ * written held by audit_emit() (common 095): the caller has it flushed
+ * once committed (audit_flush_notified). */
 const char store_price_insert_sql[] =
-    "WITH prev AS ("
-    " SELECT jsonb_build_object('id', id, 'lock_kind', lock_kind, 'renew_fen', renew_fen,"
-    "  'add_fen', add_fen, 'effective_at', api_time(effective_at)) AS v"
-    " FROM platform_prices WHERE platform = $1 AND lock_kind IS NOT DISTINCT FROM $2"
-    " AND effective_at <= now() ORDER BY effective_at DESC, id DESC LIMIT 1),"
+    "WITH prev AS (SELECT jsonb_build_object('id', id, 'lock_kind', lock_kind,"
+    "  'renew_fen', renew_fen, 'add_fen', add_fen, 'effective_at', api_time(effective_at)) AS v"
+    " FROM ((SELECT * FROM platform_prices WHERE platform = $1 AND lock_kind = $2"
+    "  AND effective_at <= now() ORDER BY effective_at DESC, id DESC LIMIT 1)"
+    " UNION ALL"
+    " (SELECT * FROM platform_prices WHERE platform = $1 AND lock_kind IS NULL"
+    "  AND $2::text IS NULL AND effective_at <= now() ORDER BY effective_at DESC, id DESC"
+    "  LIMIT 1)) x),"
     " ins AS ("
     " INSERT INTO platform_prices (platform, lock_kind, renew_fen, add_fen, effective_at,"
     " staff_id, staff_username, reason)"
@@ -72,7 +80,7 @@ const char store_price_insert_sql[] =
     " reason, created_at)"
     " SELECT id, platform, lock_kind, renew_fen, add_fen, api_time(effective_at),"
     " staff_username, reason, api_time(created_at),"
-    " outbox_emit('orders.audit.recorded', platform, $9::jsonb"
+    " audit_emit(platform, $9::jsonb"
     "  || jsonb_build_object('before', (SELECT v FROM prev), 'after', jsonb_build_object("
     "  'id', id, 'lock_kind', lock_kind, 'renew_fen', renew_fen, 'add_fen', add_fen,"
     "  'effective_at', api_time(effective_at), 'reason', reason)))"

@@ -6,7 +6,8 @@ PostgreSQL backends named by their role and application_name
 (pg:<role>:<pool|bus-…>), its other processes by kind, and the exited
 children (cutime/cstime of the root processes) as <name>:exited. `diff A B N`
 prints each group's microseconds per request between two snapshots of N
-requests, largest first, as "group us" lines."""
+requests, largest first, as "group us" lines. `pids STATE` prints the pids
+of the suite's processes, comma-separated (for perf report --pid)."""
 import glob
 import json
 import os
@@ -71,8 +72,21 @@ def diff(a, b, n):
         print(f"{k} {v:.1f}")
 
 
+def pids(state):
+    out = []
+    for f in glob.glob(os.path.join(state, "run", "*.pid")):
+        todo = [int(open(f).read().strip() or 0)]
+        while todo:
+            pid = todo.pop()
+            todo += children(pid)
+            out.append(str(pid))
+    print(",".join(out))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "snap":
         snap(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "pids":
+        pids(sys.argv[2])
     else:
         diff(sys.argv[2], sys.argv[3], int(sys.argv[4]))

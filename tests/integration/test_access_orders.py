@@ -40,7 +40,7 @@ def in_payments(suite, order_id):
 
 def audit_rows(suite, schema, action, object_id):
     return [json.loads(d) for (d,) in suite.psql(
-        f"SELECT data::text FROM {schema}.outbox WHERE type = '{schema}.audit.recorded'"
+        f"SELECT data::text FROM {schema}.audit_outbox WHERE type = '{schema}.audit.recorded'"
         f" AND data->>'action' = '{action}' AND data->>'object_id' = '{object_id}' ORDER BY seq")]
 
 
@@ -185,7 +185,7 @@ def test_access_orders_payments_invoices_one_rule(suite):
     r = api.post("/api/v1/finance/refunds", {"payment_id": p, "amount_fen": 10 ** 9, "reason": "x"},
                  token=fin, headers={"Idempotency-Key": str(uuid.uuid4())})
     assert r.status == 422 and r.code == "REFUND_AMOUNT_INVALID", r
-    assert suite.psql("SELECT count(*) FROM payments.outbox WHERE type = 'payments.audit.recorded'"
+    assert suite.psql("SELECT count(*) FROM payments.audit_outbox WHERE type = 'payments.audit.recorded'"
                       f" AND data->>'action' = 'refund.requested' AND data->'after'->>'payment_id' = '{p}'") \
         == [["1"]]
 
@@ -212,9 +212,9 @@ def test_access_orders_price_change_audited(suite):
             a["after"]["reason"]) == (6100, 21000, "cost_engineer", "审计测试")
     assert a["before"] is None or a["before"]["lock_kind"] == "cost_engineer"
     # Refused: no version, no entry.
-    before = len(suite.psql("SELECT 1 FROM orders.outbox WHERE type = 'orders.audit.recorded'"))
+    before = len(suite.psql("SELECT 1 FROM orders.audit_outbox WHERE type = 'orders.audit.recorded'"))
     assert_error(api.post("/api/v1/platforms/NO_SUCH/prices", body, token=op), 404, "PLATFORM_UNKNOWN")
-    assert len(suite.psql("SELECT 1 FROM orders.outbox WHERE type = 'orders.audit.recorded'")) == before
+    assert len(suite.psql("SELECT 1 FROM orders.audit_outbox WHERE type = 'orders.audit.recorded'")) == before
 
 
 def test_access_orders_revocation_audited(suite):
@@ -257,11 +257,11 @@ def test_access_orders_reconciliation_audited(suite):
             a["after"]["amount_mismatch"]) == (r.json["matched"], r.json["missing_local"],
                                                r.json["missing_remote"], r.json["amount_mismatch"])
     # A refused bill (not this channel's format) leaves no entry.
-    before = len(suite.psql("SELECT 1 FROM payments.outbox WHERE type = 'payments.audit.recorded'"
+    before = len(suite.psql("SELECT 1 FROM payments.audit_outbox WHERE type = 'payments.audit.recorded'"
                             " AND data->>'action' = 'reconciliation.recorded'"))
     r = call(suite.gateway, "POST", f"/api/v1/finance/bills/alipay/{today}", raw=bill, token=fin)
     assert r.status == 422, r
-    assert len(suite.psql("SELECT 1 FROM payments.outbox WHERE type = 'payments.audit.recorded'"
+    assert len(suite.psql("SELECT 1 FROM payments.audit_outbox WHERE type = 'payments.audit.recorded'"
                           " AND data->>'action' = 'reconciliation.recorded'")) == before
 
 

@@ -93,7 +93,7 @@ def test_staff_login_is_audited_with_actor_ip_and_request_id(suite):
     assert HEX64.match(e["hash"]) and TIME.match(e["occurred_at"]) and TIME.match(e["recorded_at"])
     # the entry is the outbox event's, with the event's time
     row = suite.psql(f"SELECT type, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
-                     f" FROM auth.outbox WHERE id = '{e['event_id']}'")
+                     f" FROM auth.audit_outbox WHERE id = '{e['event_id']}'")
     assert row and row[0][0] == "auth.audit.recorded"
     assert e["occurred_at"].startswith(row[0][1])
     # a failed login is no staff login

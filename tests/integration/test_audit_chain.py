@@ -14,7 +14,7 @@ def test_every_audit_event_is_chained_once_and_the_chain_verifies(suite):
     import suite as suite_mod
     ids = set()
     for svc in suite_mod.SERVICES:
-        ids |= {r[0] for r in suite.psql(f"SELECT id FROM {svc}.outbox WHERE type = '{svc}.audit.recorded'")}
+        ids |= {r[0] for r in suite.psql(f"SELECT id FROM {svc}.audit_outbox WHERE type = '{svc}.audit.recorded'")}
 
     def missing():
         chained = {r[0] for r in suite.psql("SELECT event_id FROM auth.audit_log")}

@@ -46,7 +46,7 @@ def published(suite, type_, subject):
 
 
 def audited(suite, action, object_id):
-    rows = suite.psql("SELECT data::text FROM auth.outbox WHERE type = 'auth.audit.recorded'"
+    rows = suite.psql("SELECT data::text FROM auth.audit_outbox WHERE type = 'auth.audit.recorded'"
                       f" AND data->>'action' = '{action}' AND data->>'object_id' = '{object_id}'")
     return [json.loads(r[0]) for r in rows]
 

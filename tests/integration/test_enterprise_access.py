@@ -30,7 +30,7 @@ def member(suite, uscc, role="project_lead"):
 
 
 def audit_rows(suite, action, object_id):
-    rows = suite.psql("SELECT data::text FROM enterprise.outbox WHERE type = 'enterprise.audit.recorded'"
+    rows = suite.psql("SELECT data::text FROM enterprise.audit_outbox WHERE type = 'enterprise.audit.recorded'"
                       f" AND data->>'action' = '{action}' AND data->>'object_id' = '{object_id}'"
                       " ORDER BY seq")
     return [json.loads(r[0]) for r in rows]

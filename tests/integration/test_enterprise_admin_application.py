@@ -45,7 +45,7 @@ def file_application(p, **over):
 
 
 def audit_actions(suite, object_id):
-    rows = suite.psql("SELECT data->>'action' FROM enterprise.outbox WHERE type = 'enterprise.audit.recorded'"
+    rows = suite.psql("SELECT data->>'action' FROM enterprise.audit_outbox WHERE type = 'enterprise.audit.recorded'"
                       f" AND data->>'object_id' = '{object_id}' ORDER BY seq")
     return [r[0] for r in rows]
 

@@ -66,7 +66,7 @@ def invoice_of_order(suite, token, order):
 
 def audit(suite, action, object_id):
     return [json.loads(d) for (d,) in suite.psql(
-        "SELECT data::text FROM payments.outbox WHERE type = 'payments.audit.recorded'"
+        "SELECT data::text FROM payments.audit_outbox WHERE type = 'payments.audit.recorded'"
         f" AND data->>'action' = '{action}' AND data->>'object_id' = '{object_id}'")]
 
 

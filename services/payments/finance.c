@@ -295,6 +295,9 @@ struct recon {
 
 #define RECON_PIPE_HIGH (4 * 1024 * 1024)
 #define RECON_PIPE_LOW (1024 * 1024)
+/* the worker is woken when a piece of this much is there (or the end):
+ * not once per TLS record (12 000 wake-ups at 10⁶ lines) */
+#define RECON_PIPE_WAKE (256 * 1024)
 
 static void
 recon_free(void *p)
@@ -539,7 +542,7 @@ recon_pipe_read(void *arg, char *buf, size_t size)
 	long n;
 
 	pthread_mutex_lock(&st->mu);
-	while (evbuffer_get_length(st->pipe) == 0 && !st->dl_done)
+	while (evbuffer_get_length(st->pipe) < RECON_PIPE_WAKE && !st->dl_done)
 		pthread_cond_wait(&st->cv, &st->mu);
 	n = evbuffer_remove(st->pipe, buf, size);
 	if (n <= 0 && st->dl_failed)
@@ -737,7 +740,8 @@ fetch_body(void *arg, int status, const char *data, size_t len)
 		rc = HTTPC_BODY_DROP;
 	} else {
 		evbuffer_add(st->pipe, data, len);
-		pthread_cond_signal(&st->cv);
+		if (evbuffer_get_length(st->pipe) >= RECON_PIPE_WAKE)
+			pthread_cond_signal(&st->cv);
 		if (evbuffer_get_length(st->pipe) > RECON_PIPE_HIGH) {
 			st->held = 1;
 			rc = HTTPC_BODY_HOLD;

@@ -256,7 +256,10 @@ struct recon {
 	int parse_rc, db_failed;
 	char err[256];
 	char sha[CRYPTO_SHA256_HEX_SIZE];
-	struct crypto_sha256_ctx *hash; /* the worker's, over the body read */
+	/* over the body: an upload's by the worker as it reads, a download's
+	 * by the loop as it arrives (fetch_body: the worker, the busier
+	 * thread, parses meanwhile) */
+	struct crypto_sha256_ctx *hash;
 	char id[37];
 	size_t lines;
 	long stream_ms, compare_ms; /* hash + parse + COPY; recon_run */
@@ -533,7 +536,7 @@ recon_read(void *arg, char *buf, size_t size)
 }
 
 /* bill_read_fn of a fetch: the next piece of the download as the loop
- * passes it on (waiting for it), hashed on the way; -1 when the download
+ * passes it on (waiting for it; the loop hashes it); -1 when the download
  * failed, so a cut bill is never recorded. */
 static long
 recon_pipe_read(void *arg, char *buf, size_t size)
@@ -552,8 +555,6 @@ recon_pipe_read(void *arg, char *buf, size_t size)
 		event_active(st->resume, EV_TIMEOUT, 1);
 	}
 	pthread_mutex_unlock(&st->mu);
-	if (n > 0)
-		crypto_sha256_update(st->hash, buf, (size_t)n);
 	return n;
 }
 
@@ -567,7 +568,8 @@ recon_stage(void *arg)
 
 	int64_t t0 = now_mono_us(), t1, t2;
 
-	st->hash = crypto_sha256_begin();
+	if (!st->fetch)
+		st->hash = crypto_sha256_begin();
 	st->buf = xmalloc(RECON_COPY_CHUNK);
 	if (db_sync_open(&st->tx, pay.svc.db_url, st->err, sizeof(st->err)) !=
 	        0 ||
@@ -587,9 +589,12 @@ recon_stage(void *arg)
 	                                &st->lines, st->err, sizeof(st->err))
 	                          : bill_read_alipay(rd, st, recon_emit, st,
 	                                &st->lines, st->err, sizeof(st->err));
-	/* a parse that succeeded has read (and hashed) the whole body */
-	crypto_sha256_end_hex(st->hash, st->sha);
-	st->hash = NULL;
+	/* a parse that succeeded has read (and hashed) the whole body; a
+	 * download's hash was ended by fetch_done before its end was seen */
+	if (!st->fetch) {
+		crypto_sha256_end_hex(st->hash, st->sha);
+		st->hash = NULL;
+	}
 	if (st->parse_rc == 0 && recon_flush(st) != 0)
 		st->parse_rc = -1;
 	if (db_copy_end(st->tx, NULL, dberr, sizeof(dberr)) != 0 &&
@@ -727,7 +732,7 @@ pay_finance_bill(struct http_req *req)
 static void fetch_on_url(void *arg, const struct provider_answer *a);
 static void fetch_done(void *arg, const struct provider_answer *a);
 
-/* httpc_body_fn of the download (loop): into the pipe. */
+/* httpc_body_fn of the download (loop): hashed, into the pipe. */
 static int
 fetch_body(void *arg, int status, const char *data, size_t len)
 {
@@ -735,6 +740,8 @@ fetch_body(void *arg, int status, const char *data, size_t len)
 	int rc = 0;
 
 	(void)status;
+	if (st->hash != NULL)
+		crypto_sha256_update(st->hash, data, len);
 	pthread_mutex_lock(&st->mu);
 	if (st->worker_done) {
 		rc = HTTPC_BODY_DROP;
@@ -832,6 +839,7 @@ fetch_on_url(void *arg, const struct provider_answer *a)
 		    st->wechat ? "wechat" : "alipay");
 		return;
 	}
+	st->hash = crypto_sha256_begin();
 	provider_bill_download(st->wechat ? "wechat" : "alipay", a->url,
 	    fetch_body, fetch_done, st);
 	work_submit(recon_stage, recon_on_staged, st);
@@ -846,6 +854,10 @@ fetch_done(void *arg, const struct provider_answer *a)
 		log_warn(st->req->id, "msg=bill_download_failed detail=\"%s\"",
 		    a->message ? a->message : "");
 	pthread_mutex_lock(&st->mu);
+	if (a->status == PROVIDER_OK) { /* the whole body: its hash is final */
+		crypto_sha256_end_hex(st->hash, st->sha);
+		st->hash = NULL;
+	}
 	st->dl_done = 1;
 	st->dl_failed = a->status != PROVIDER_OK;
 	pthread_cond_signal(&st->cv);

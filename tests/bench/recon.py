@@ -10,9 +10,9 @@ each): fetched by the service from the payment simulator's bill download
 uploaded through nginx (POST, the body held once by libevent 2.1). Beside
 it, the same lines as a plain CSV: `psql \\copy` into a bare table + one
 join with the payments (the floor: parsing, staging, the item table and the
-audit are what the service adds). RECON_RUNS rounds (default 3) of fetch,
-upload and reference one after the other, each round's ratios and the
-medians (one round on a shared machine is noise). Starts a throw-away suite
+audit are what the service adds). RECON_RUNS rounds (default 5) of fetch,
+upload and reference one after the other, each round's ratios and their
+median (one round on a shared machine is noise). Starts a throw-away suite
 and stops it. Numbers only, never a failure on time. RECON_EXPLAIN=1
 also stages the bill once more (psql \\copy, rolled back) and prints the
 plan and time of every statement of recon_run_fast (auto_explain);
@@ -235,9 +235,9 @@ def main():
                   f"(\\copy {t1 - t0:.2f}s, join {t2 - t1:.2f}s; {out})")
             return t2 - t0
 
-        # RECON_RUNS rounds (default 3) of fetch, upload and the reference one
+        # RECON_RUNS rounds (default 5) of fetch, upload and the reference one
         # after the other: on a shared machine one round is noise
-        runs = int(os.environ.get("RECON_RUNS", "3"))
+        runs = int(os.environ.get("RECON_RUNS", "5"))
         ts = {"fetch": [], "upload": [], "reference": []}
         for k in range(runs):
             print(f"-- round {k + 1} (load {os.getloadavg()[0]:.1f})")
@@ -252,10 +252,14 @@ def main():
             ts["reference"].append(reference())
             print(f"   ratio fetch {ts['fetch'][-1] / ts['reference'][-1]:.2f}×, upload "
                   f"{ts['upload'][-1] / ts['reference'][-1]:.2f}× (load {os.getloadavg()[0]:.1f})")
-        med = {k: sorted(v)[len(v) // 2] for k, v in ts.items()}
-        print(f"median of {runs}: fetch {med['fetch']:.2f}s, upload {med['upload']:.2f}s, reference "
-              f"{med['reference']:.2f}s; ratio fetch {med['fetch'] / med['reference']:.2f}×, upload "
-              f"{med['upload'] / med['reference']:.2f}× (load {os.getloadavg()[0]:.1f})")
+        def median(v):
+            return sorted(v)[len(v) // 2]
+        med = {k: median(v) for k, v in ts.items()}
+        rf = [f / r for f, r in zip(ts["fetch"], ts["reference"])]
+        ru = [u / r for u, r in zip(ts["upload"], ts["reference"])]
+        print(f"median of {runs} rounds: fetch {med['fetch']:.2f}s, upload {med['upload']:.2f}s, reference "
+              f"{med['reference']:.2f}s; ratio in the same round: fetch {median(rf):.2f}× (best {min(rf):.2f}×), "
+              f"upload {median(ru):.2f}× (best {min(ru):.2f}×) (load {os.getloadavg()[0]:.1f})")
         if os.environ.get("RECON_EXPLAIN"):
             explain(s, psql, env, staged, day, n)
     finally:

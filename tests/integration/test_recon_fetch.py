@@ -6,6 +6,7 @@ httpc, never collected) into the parser and COPY, and answers the same
 report as an upload of the same bill. Repeated lines and refunds in the
 period, through the one-pass compare (recon_run_fast), in both paths."""
 import datetime
+import hashlib
 import os
 import sys
 import uuid
@@ -107,6 +108,11 @@ def test_recon_fetch_repeated_lines_and_refunds(suite):
         assert mine == [("missing_local", "payment", no, None, 5000),
                         ("missing_local", "refund", refund_no, None, 1200)], r.json
     assert {k: fetched.json[k] for k in COUNTS} == {k: uploaded.json[k] for k in COUNTS}
+    # the same bytes, the same hash, however they came (a download is hashed
+    # by the loop as it arrives, an upload by the worker)
+    sha = hashlib.sha256(bill).hexdigest()
+    assert suite.psql(f"SELECT bill_sha256 FROM payments.reconciliations WHERE id IN"
+                      f" ('{fetched.json['id']}', '{uploaded.json['id']}')") == [[sha], [sha]]
     assert suite.psql("SELECT count(*) FROM payments.recon_bill") == [["0"]]
 
 

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 /* ---- POST /api/v1/finance/refunds --------------------------------------- */
@@ -415,26 +414,6 @@ recon_hash(int refund, const char *no)
 	return h + (h == 0);
 }
 
-#define RECON_HUGE (2 * 1024 * 1024)
-
-/* A zeroed set of cap slots; from 2 MB on in huge pages where the kernel
- * gives them (transparent_hugepage=madvise): at 10⁶ lines the set is 16 MB
- * and with 4 kB pages nearly every lookup missed the TLB as well. */
-static uint64_t *
-recon_seen_alloc(size_t cap)
-{
-	size_t size = cap * sizeof(uint64_t);
-	void *p;
-
-	if (size < RECON_HUGE)
-		return xcalloc(cap, sizeof(uint64_t));
-	if (posix_memalign(&p, RECON_HUGE, size) != 0)
-		abort();
-	(void)madvise(p, size, MADV_HUGEPAGE);
-	memset(p, 0, size);
-	return p;
-}
-
 /* 1 when h was seen before (the line is probably a repeat), then
  * remembers it. */
 static int
@@ -442,7 +421,7 @@ recon_seen(struct recon *st, uint64_t h)
 {
 	if (2 * (st->seen_used + 1) > st->seen_cap) {
 		size_t cap = st->seen_cap ? 2 * st->seen_cap : 65536;
-		uint64_t *t = recon_seen_alloc(cap);
+		uint64_t *t = xcalloc(cap, sizeof(*t));
 		for (size_t i = 0; i < st->seen_cap; i++) {
 			size_t j = st->seen[i] & (cap - 1);
 			if (st->seen[i] == 0)

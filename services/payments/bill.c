@@ -121,6 +121,61 @@ split(const char *s, const char *e, const char *sep, size_t sep_len,
 	}
 }
 
+/* Splits [s, e) on ',' into untrimmed cells, eight bytes at a time (a
+ * GBK trail byte is never ','); returns the count (at most MAX_CELLS + 1,
+ * meaning too many). */
+static size_t
+split_commas(const char *s, const char *e, struct cell *cells)
+{
+	const uint64_t low7 = 0x7F7F7F7F7F7F7F7FULL,
+	               commas = 0x2C2C2C2C2C2C2C2CULL;
+	const char *p = s, *start = s;
+	size_t n = 0;
+
+	for (; e - p >= 8; p += 8) {
+		uint64_t w, x;
+		memcpy(&w, p, 8);
+		x = w ^ commas; /* a ',' byte is 0 */
+		/* the high bit of each zero byte, exactly */
+		uint64_t m = ~(((x & low7) + low7) | x | low7);
+		while (m != 0) {
+			const char *c = p + (__builtin_ctzll(m) >> 3);
+			if (n == MAX_CELLS)
+				return MAX_CELLS + 1;
+			cells[n].s = start;
+			cells[n].len = (size_t)(c - start);
+			n++;
+			start = c + 1;
+			m &= m - 1;
+		}
+	}
+	for (; p < e; p++) {
+		if (*p != ',')
+			continue;
+		if (n == MAX_CELLS)
+			return MAX_CELLS + 1;
+		cells[n].s = start;
+		cells[n].len = (size_t)(p - start);
+		n++;
+		start = p + 1;
+	}
+	if (n == MAX_CELLS)
+		return MAX_CELLS + 1;
+	cells[n].s = start;
+	cells[n].len = (size_t)(e - start);
+	return n + 1;
+}
+
+static void
+trim_cell(struct cell *c)
+{
+	const char *s = c->s, *e = c->s + c->len;
+
+	trim(&s, &e);
+	c->s = s;
+	c->len = (size_t)(e - s);
+}
+
 static int
 cell_is(const struct cell *c, const char *text)
 {
@@ -142,35 +197,55 @@ cell_dup(const struct cell *c)
 	return c->len ? xstrndup(c->s, c->len) : NULL;
 }
 
+#define SHORT_CELL 64
+
+/* A cell as a string for a line handed to emit: in tmp (SHORT_CELL bytes)
+ * when it fits, so the line costs no allocation, else allocated (*own). */
+static char *
+cell_str(const struct cell *c, char *tmp, char **own)
+{
+	if (c == NULL || c->len == 0)
+		return NULL;
+	if (c->len >= SHORT_CELL)
+		return *own = xstrndup(c->s, c->len);
+	memcpy(tmp, c->s, c->len);
+	tmp[c->len] = '\0';
+	return tmp;
+}
+
 /* Stores the line, or hands it to b->emit; returns emit's answer (0). */
 static int
 add_line(struct bill *b, enum bill_kind kind, const struct cell *out_trade,
     const struct cell *out_refund, const struct cell *provider, int64_t amount)
 {
-	struct bill_line *l, one;
-	int rc = 0;
+	struct bill_line *l;
+	int rc;
 
 	if (b->emit != NULL) {
-		l = &one;
-	} else {
-		if ((b->n & (b->n - 1)) == 0) /* capacity doubles at 2^k */
-			b->lines = xrealloc(b->lines,
-			    (b->n ? 2 * b->n : 1) * sizeof(*b->lines));
-		l = &b->lines[b->n];
+		char tmp[3][SHORT_CELL];
+		char *own[3] = {NULL, NULL, NULL};
+		struct bill_line one = {.kind = kind,
+		    .out_trade_no = cell_str(out_trade, tmp[0], &own[0]),
+		    .out_refund_no = cell_str(out_refund, tmp[1], &own[1]),
+		    .provider_no = cell_str(provider, tmp[2], &own[2]),
+		    .amount_fen = amount};
+		b->n++;
+		rc = b->emit(b->emit_arg, &one);
+		for (size_t i = 0; i < 3; i++)
+			free(own[i]);
+		return rc;
 	}
+	if ((b->n & (b->n - 1)) == 0) /* capacity doubles at 2^k */
+		b->lines = xrealloc(b->lines,
+		    (b->n ? 2 * b->n : 1) * sizeof(*b->lines));
+	l = &b->lines[b->n];
 	l->kind = kind;
 	l->out_trade_no = cell_dup(out_trade);
 	l->out_refund_no = out_refund ? cell_dup(out_refund) : NULL;
 	l->provider_no = cell_dup(provider);
 	l->amount_fen = amount;
 	b->n++;
-	if (b->emit != NULL) {
-		rc = b->emit(b->emit_arg, l);
-		free(one.out_trade_no);
-		free(one.out_refund_no);
-		free(one.provider_no);
-	}
-	return rc;
+	return 0;
 }
 
 /* Calls fn for each line of [data, data+len) with its 1-based number, CR
@@ -376,9 +451,14 @@ alipay_raw_line(struct alipay_state *st, const char *s, const char *e, int *rc)
 	trim(&s, &e);
 	if (s == e || *s == '#')
 		return 0;
-	n = split(s, e, ",", 1, cells);
+	n = split_commas(s, e, cells);
 	if (n != ALIPAY_COLUMNS)
 		return 0;
+	/* only the cells read are trimmed */
+	const int read[] = {st->c_out, st->c_trade, st->c_refund_no, st->c_type,
+	    st->c_amount};
+	for (size_t i = 0; i < 5; i++)
+		trim_cell(&cells[read[i]]);
 	const struct cell *type = &cells[st->c_type],
 	                  *amt = &cells[st->c_amount];
 	int refund = cell_is(type, "\xCD\xCB\xBF\xEE");
@@ -391,7 +471,6 @@ alipay_raw_line(struct alipay_state *st, const char *s, const char *e, int *rc)
 	    cells[st->c_trade].len == 0 ||
 	    (refund && cells[st->c_refund_no].len == 0))
 		return 0;
-	const int read[] = {st->c_out, st->c_trade, st->c_refund_no};
 	for (size_t i = 0; i < 3; i++)
 		for (size_t j = 0; j < cells[read[i]].len; j++)
 			if ((unsigned char)cells[read[i]].s[j] >= 0x80)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <iconv.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -278,6 +279,93 @@ test_wechat_bill_invalid(void **state)
 	free(text);
 }
 
+/* What a streamed line carried (strings copied: they live for the call). */
+struct seen_lines {
+	size_t n;
+	char out[4][80], refund[4][80], provider[4][80];
+	int64_t amount[4];
+};
+
+static int
+keep_emit(void *arg, const struct bill_line *l)
+{
+	struct seen_lines *k = arg;
+
+	if (k->n == 4)
+		return -1;
+	snprintf(k->out[k->n], 80, "%s", l->out_trade_no);
+	snprintf(k->refund[k->n], 80, "%s",
+	    l->out_refund_no ? l->out_refund_no : "(null)");
+	snprintf(k->provider[k->n], 80, "%s",
+	    l->provider_no ? l->provider_no : "(null)");
+	k->amount[k->n++] = l->amount_fen;
+	return 0;
+}
+
+/* The raw path's split (eight bytes at a time, only the cells read
+ * trimmed) and a streamed line's strings: spaces and TABs around the cells
+ * read, commas at every place in a word, a provider number longer than a
+ * short cell; a line of too many cells is still refused with its count. */
+static void
+test_alipay_stream_cells(void **state)
+{
+	struct seen_lines k = {0};
+	char err[256] = "", *gbk, *text;
+	size_t len, count;
+	const char *long_no =
+	    "20240501220014123456789012345678901234567890123456"
+	    "78901234567890AB"; /* 66 characters */
+
+	(void)state;
+	text = xstrdup(alipay_utf8);
+	char *at = strstr(text, "2024050122001422222222222222\t,P2\t,交易\t");
+	assert_non_null(at);
+	char *line_end = strstr(at, "\r\n");
+	char *rest = xstrdup(line_end);
+	char *line = xasprintf(
+	    "  %s \t, \tP2 ,  交易\t,CA延期年检\t,2024-05-01 11:00:00\t,"
+	    "2024-05-01 11:00:05\t,\t,\t,\t,\t,b2@example.com\t,\t 0.01 \t,0.01\t,"
+	    "0.00\t,0.00\t,0.00\t,0.00\t,0.00\t,\t,0.00\t,0.00\t,\t,0.00\t,0.00\t,"
+	    "\t",
+	    long_no);
+	*at = '\0';
+	char *joined = xasprintf("%s%s%s", text, line, rest);
+	gbk = to_gbk(joined, &len);
+	assert_int_equal(bill_stream_alipay(gbk, len, keep_emit, &k, &count,
+	                     err, sizeof(err)),
+	    0);
+	assert_int_equal(count, 3);
+	assert_string_equal(k.out[1], "P2");
+	assert_string_equal(k.provider[1], long_no);
+	assert_string_equal(k.refund[1], "(null)");
+	assert_int_equal(k.amount[1], 1);
+	assert_string_equal(k.out[2], "P1");
+	assert_string_equal(k.refund[2], "R1");
+	assert_string_equal(k.provider[2], "2024050122001411111111111111");
+	assert_int_equal(k.amount[2], 10000);
+	free(gbk);
+	free(joined);
+	free(line);
+	/* 70 cells: refused, counted as the converting path counts */
+	char *many = xstrdup("");
+	for (int i = 0; i < 69; i++) {
+		char *m = xasprintf("%s%d,", many, i);
+		free(many);
+		many = m;
+	}
+	joined = xasprintf("%s%s%s", text, many, rest);
+	gbk = to_gbk(joined, &len);
+	assert_int_equal(bill_stream_alipay(gbk, len, keep_emit, &k, &count,
+	                     err, sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "应有25列"));
+	free(gbk);
+	free(joined);
+	free(many);
+	free(rest);
+	free(text);
+}
+
 /* A reader handing out at most piece bytes at a time. */
 struct pieces {
 	const char *p;
@@ -430,6 +518,7 @@ main(void)
 	    cmocka_unit_test(test_alipay_bill),
 	    cmocka_unit_test(test_alipay_bill_invalid),
 	    cmocka_unit_test(test_alipay_bill_raw_and_converted),
+	    cmocka_unit_test(test_alipay_stream_cells),
 	    cmocka_unit_test(test_wechat_bill),
 	    cmocka_unit_test(test_wechat_bill_invalid),
 	    cmocka_unit_test(test_bill_read_pieces),

@@ -3,13 +3,16 @@
 业务明细 bill (GBK) of N lines (default 10^6) matching N payments of the
 day, bulk-loaded into payments (one INSERT … SELECT generate_series), with
 a few differences planted (amount mismatches, lines we do not know, local
-payments the bill lacks). Reconciled twice, each timed with the payments
+payments the bill lacks). Reconciled, each time timed with the payments
 process's memory sampled meanwhile (RSS, and its peak VmHWM, reset before
 each): fetched by the service from the payment simulator's bill download
 (POST …/fetch, the download streamed through the parser and COPY), then
-uploaded through nginx (POST, the body held once by libevent 2.1). Beside it, the same lines as a plain CSV: `psql \\copy` into a bare
-table + one join with the payments (the floor: parsing, staging, the item
-table and the audit are what the service adds). Starts a throw-away suite
+uploaded through nginx (POST, the body held once by libevent 2.1). Beside
+it, the same lines as a plain CSV: `psql \\copy` into a bare table + one
+join with the payments (the floor: parsing, staging, the item table and the
+audit are what the service adds). RECON_RUNS rounds (default 5) of fetch,
+upload and reference one after the other, each round's ratios and their
+median (one round on a shared machine is noise). Starts a throw-away suite
 and stops it. Numbers only, never a failure on time. RECON_EXPLAIN=1
 also stages the bill once more (psql \\copy, rolled back) and prints the
 plan and time of every statement of recon_run_fast (auto_explain);
@@ -187,7 +190,7 @@ def main():
                               if "lvl=warn" in ln or "lvl=error" in ln)[-3000:])
             assert r.status == 201, r
             rep = r.json
-            print(f"{how}: {t:.1f}s through nginx — matched {rep['matched']}, amount_mismatch "
+            print(f"{how}: {t:.2f}s through nginx — matched {rep['matched']}, amount_mismatch "
                   f"{rep['amount_mismatch']}, missing_local {rep['missing_local']}, missing_remote "
                   f"{rep['missing_remote']}, items_total {rep['items_total']} ({len(rep['items'])} inline)")
             assert rep["amount_mismatch"] == PLANTED and rep["missing_local"] == PLANTED
@@ -196,8 +199,8 @@ def main():
             if phases:
                 kv = dict(f.split("=", 1) for f in phases[0].split() if "=" in f)
                 print(f"  in the service: {'download + ' if how == 'fetch' else ''}hash + stream parse + COPY "
-                      f"{int(kv['stream_ms']) / 1000:.1f}s, set-based compare + items + audit "
-                      f"{int(kv['compare_ms']) / 1000:.1f}s")
+                      f"{int(kv['stream_ms']) / 1000:.2f}s, set-based compare + items + audit "
+                      f"{int(kv['compare_ms']) / 1000:.2f}s")
             print(f"  payments memory: RSS {rss0 / 1024:.0f} MB before, {peak[0] / 1024:.0f} MB peak sampled "
                   f"(VmHWM {hwm0 / 1024:.0f} → {rss_kb(pid, 'VmHWM') / 1024:.0f} MB)" +
                   (f"; the body ({size / 1e6:.0f} MB) is held once, by libevent (2.1 reads a request body "
@@ -208,31 +211,55 @@ def main():
         r = call(f"http://127.0.0.1:{s.ports['paysim']}", "POST", "/sim/bill-file",
                  body={"channel": "alipay", "date": day, "path": path})
         assert r.status == 200, r
-        t_fetch, _ = reconcile("fetch")
-        t_recon, rep = reconcile("upload")
-        t0 = time.monotonic()
-        page = Api(s).get(f"/api/v1/finance/reconciliations/{rep['id']}/items?format=csv", token=fin)
-        csv_lines = len(page.raw.split(b"\r\n")) - 2
-        print(f"CSV of the differences: {csv_lines} lines in {time.monotonic() - t0:.2f}s")
-
         env = dict(os.environ, PGPASSWORD=s.secrets["db_admin"])
         psql = ["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(s.ports["postgres"]), "-U", "admin",
                 "-d", "caplat"]
-        s.psql("CREATE UNLOGGED TABLE public.bench_bill (kind text, out_no text, provider_no text,"
-               " amount_fen bigint)")
-        t0 = time.monotonic()
-        subprocess.run(psql + ["-c", f"\\copy public.bench_bill FROM '{plain}' WITH (FORMAT csv)"],
-                       env=env, check=True)
-        out = subprocess.run(psql + ["-At", "-c",
-                                     "SELECT count(*) FILTER (WHERE p.amount_fen = b.amount_fen),"
-                                     " count(*) FILTER (WHERE p.amount_fen <> b.amount_fen),"
-                                     " count(*) FILTER (WHERE p.id IS NULL), count(*) FILTER (WHERE b.out_no IS NULL)"
-                                     " FROM public.bench_bill b FULL JOIN (SELECT * FROM payments.payments"
-                                     " WHERE channel = 'alipay') p ON p.out_trade_no = b.out_no"],
-                             env=env, check=True, capture_output=True, text=True).stdout.strip()
-        t_ref = time.monotonic() - t0
-        print(f"reference: psql \\copy of the same {n} lines + one FULL JOIN: {t_ref:.1f}s ({out}); "
-              f"ratio fetch {t_fetch / t_ref:.2f}×, upload {t_recon / t_ref:.2f}× (load {os.getloadavg()[0]:.1f})")
+
+        def reference():
+            s.psql("DROP TABLE IF EXISTS public.bench_bill")
+            s.psql("CREATE UNLOGGED TABLE public.bench_bill (kind text, out_no text, provider_no text,"
+                   " amount_fen bigint)")
+            t0 = time.monotonic()
+            subprocess.run(psql + ["-c", f"\\copy public.bench_bill FROM '{plain}' WITH (FORMAT csv)"],
+                           env=env, check=True)
+            t1 = time.monotonic()
+            out = subprocess.run(psql + ["-At", "-c",
+                                         "SELECT count(*) FILTER (WHERE p.amount_fen = b.amount_fen),"
+                                         " count(*) FILTER (WHERE p.amount_fen <> b.amount_fen),"
+                                         " count(*) FILTER (WHERE p.id IS NULL), count(*) FILTER (WHERE b.out_no IS NULL)"
+                                         " FROM public.bench_bill b FULL JOIN (SELECT * FROM payments.payments"
+                                         " WHERE channel = 'alipay') p ON p.out_trade_no = b.out_no"],
+                                 env=env, check=True, capture_output=True, text=True).stdout.strip()
+            t2 = time.monotonic()
+            print(f"reference: psql \\copy of the same {n} lines + one FULL JOIN: {t2 - t0:.2f}s "
+                  f"(\\copy {t1 - t0:.2f}s, join {t2 - t1:.2f}s; {out})")
+            return t2 - t0
+
+        # RECON_RUNS rounds (default 5) of fetch, upload and the reference one
+        # after the other: on a shared machine one round is noise
+        runs = int(os.environ.get("RECON_RUNS", "5"))
+        ts = {"fetch": [], "upload": [], "reference": []}
+        for k in range(runs):
+            print(f"-- round {k + 1} (load {os.getloadavg()[0]:.1f})")
+            ts["fetch"].append(reconcile("fetch")[0])
+            t, rep = reconcile("upload")
+            ts["upload"].append(t)
+            if k == 0:
+                t0 = time.monotonic()
+                page = Api(s).get(f"/api/v1/finance/reconciliations/{rep['id']}/items?format=csv", token=fin)
+                csv_lines = len(page.raw.split(b"\r\n")) - 2
+                print(f"CSV of the differences: {csv_lines} lines in {time.monotonic() - t0:.2f}s")
+            ts["reference"].append(reference())
+            print(f"   ratio fetch {ts['fetch'][-1] / ts['reference'][-1]:.2f}×, upload "
+                  f"{ts['upload'][-1] / ts['reference'][-1]:.2f}× (load {os.getloadavg()[0]:.1f})")
+        def median(v):
+            return sorted(v)[len(v) // 2]
+        med = {k: median(v) for k, v in ts.items()}
+        rf = [f / r for f, r in zip(ts["fetch"], ts["reference"])]
+        ru = [u / r for u, r in zip(ts["upload"], ts["reference"])]
+        print(f"median of {runs} rounds: fetch {med['fetch']:.2f}s, upload {med['upload']:.2f}s, reference "
+              f"{med['reference']:.2f}s; ratio in the same round: fetch {median(rf):.2f}× (best {min(rf):.2f}×), "
+              f"upload {median(ru):.2f}× (best {min(ru):.2f}×) (load {os.getloadavg()[0]:.1f})")
         if os.environ.get("RECON_EXPLAIN"):
             explain(s, psql, env, staged, day, n)
     finally:

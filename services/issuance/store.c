@@ -43,9 +43,22 @@
 const char store_generic_plans_sql[] =
     "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)";
 
-const char store_cert_list_version_sql[] =
-    "SELECT COALESCE((SELECT version FROM cert_list_versions WHERE uscc = $1), 0)"
-    " + (SELECT count(*) FROM cert_list_changes WHERE uscc = $1)";
+#define CERT_LIST_VERSION                                                   \
+	"SELECT COALESCE((SELECT version FROM cert_list_versions WHERE uscc = $1), 0)" \
+	" + (SELECT count(*) FROM cert_list_changes WHERE uscc = $1)"
+
+const char store_cert_list_version_sql[] = CERT_LIST_VERSION;
+
+/* The list's statement with the enterprise's version (uscc $1) as its last
+ * column, read in the same statement (one snapshot: the version is exactly
+ * the rows'), on every row and on a single row of NULLs when the page is
+ * empty. The one-row side is the outer one of the only join an ON true
+ * LEFT JOIN allows (a nested loop), so the page's rows keep their order.
+ * Measured (issue 13, the cache's miss path): one statement fewer per page
+ * (its Bind, Execute, executor start and two index descents). */
+#define CERT_LIST_WITH_VERSION                                              \
+	"SELECT r.*, v.version FROM (" CERT_LIST_VERSION " AS version) v"          \
+	" LEFT JOIN LATERAL (%s) r ON true"
 
 /* The conditions of the filters $1..$9 and $13 of issuance.h, "%d" their
  * parameter's number in the built statement. */
@@ -86,7 +99,7 @@ sql_add(char **sql, const char *fmt, ...)
 }
 
 char *
-store_cert_list_build(int sort, int desc, const char *const p[13],
+store_cert_list_build(int sort, int desc, const char *const p[13], int version,
     const char *out[13], int *nout)
 {
 	static const char *const keys[CERT_SORTS] = {"l.not_after", "l.holder",
@@ -122,6 +135,12 @@ store_cert_list_build(int sort, int desc, const char *const p[13],
 	sql_add(&sql, " ORDER BY %s %s, l.id %s LIMIT $%d::int", key,
 	    desc ? "DESC" : "ASC", desc ? "DESC" : "ASC", n);
 	*nout = n;
+	if (version && p[0] != NULL) { /* uscc is $1 */
+		char *wrapped = xasprintf(CERT_LIST_WITH_VERSION, sql);
+
+		free(sql);
+		sql = wrapped;
+	}
 	return sql;
 }
 

@@ -322,15 +322,22 @@ list_start(struct http_req *req)
 	for (int i = 0; i < nused; i++)
 		l->params[i] = l->owned[i] = xstrdup(used[i]);
 	if (uscc != NULL && !l->csv) {
-		/* statement, parameters and, when its WHERE clause reads the
-		 * clock (status), the second */
-		size_t size = strlen(uscc) + strlen(l->sql) + 2 + 24, at;
+		/* the statement (what store_cert_list_build's text is made
+		 * of: sort, direction, which filters, the status; not its
+		 * 2 KB of text, hashed and compared at each look-up), the
+		 * parameters and, when its WHERE clause reads the clock
+		 * (status), the second */
+		size_t size = strlen(uscc) + 64, at;
+		unsigned present = 0;
 		long long v;
 
+		for (int i = 0; i < 13; i++)
+			present |= (p[i] != NULL) << i;
 		for (int i = 0; i < nused; i++)
 			size += strlen(used[i]) + 1;
 		l->key = xmalloc(size);
-		at = (size_t)snprintf(l->key, size, "%s\x1e%s", uscc, l->sql);
+		at = (size_t)snprintf(l->key, size, "%s\x1e%d%c%x%s", uscc,
+		    sort, desc ? '-' : '+', present, q.status ? q.status : "");
 		for (int i = 0; i < nused; i++) {
 			size_t len = strlen(used[i]);
 

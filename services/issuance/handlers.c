@@ -542,7 +542,7 @@ jw_str(struct jbuf *out, const char *v)
 	JB_LIT(out, "\"");
 }
 
-/* ,"key": (without the comma for the first key) */
+/* ,"key": (the first key, "id", is written with the opening brace) */
 #define JW_KEY(out, key) JB_LIT((out), ",\"" key "\":")
 
 static void

@@ -351,10 +351,10 @@ void issuance_count(const char *what);
 void issuance_events_subscribe(void);
 
 /* ---- listcache.c: CA管理's recent pages, per process ----
- * A list statement's rows, copied out of its result (ncols columns; NULL
- * values stay NULL); the cache of an enterprise's pages keyed by the
- * statement's text and parameters, each with the registry version read
- * before its rows (list_cache_put steals rows; what list_cache_get returns
+ * A list statement's rows, copied out of its result (its first nrows rows,
+ * ncols columns; NULL values stay NULL); the cache of an enterprise's pages
+ * keyed by the statement's text and parameters, each with the registry
+ * version read before or with its rows (list_cache_put steals rows; what list_cache_get returns
  * is borrowed until the next put, so use it at once). */
 struct list_rows {
 	int n, ncols;
@@ -362,17 +362,16 @@ struct list_rows {
 	char *text;
 };
 struct list_rows *list_rows_copy(const struct db_result *res, int stmt,
-    int ncols);
+    int nrows, int ncols);
 void list_rows_free(struct list_rows *r);
 const char *list_rows_value(const struct list_rows *r, int row, int col);
 int list_rows_bool(const struct list_rows *r, int row, int col);
 const struct list_rows *list_cache_get(const char *key, long long *version);
 void list_cache_put(const char *key, long long version, struct list_rows *rows);
 /* The entry's JSON page made in second at (NULL: none), and setting it
- * (on the entry of key, if there is one). */
+ * (on the entry of key, if there is one; steals body, a malloc'd block). */
 const char *list_cache_body(const char *key, time_t at, size_t *len);
-void list_cache_set_body(const char *key, time_t at, const char *body,
-    size_t len);
+void list_cache_set_body(const char *key, time_t at, char *body, size_t len);
 /* The registry version of enterprise uscc (store_cert_list_version_sql),
  * read after this call: cb(arg, res, ok, version) (res for the error
  * answer when !ok). Concurrent calls for one enterprise share reads. */
@@ -389,11 +388,14 @@ void list_version_read(const char *uscc, list_version_cb cb, void *arg);
 struct challenge_scope;
 
 /* GET /certs (CA管理), the latest certificate of each lineage in scope:
- * store_cert_list_build(sort, descending, p, out, &nout), sort an enum
- * cert_sort, p[0..12] the filters below ($1..$13, NULL: absent), returns the
- * statement (to free after its batch) for the present ones only, and its
- * parameters out[0..nout-1]; run it after store_generic_plans_sql in the
- * same batch (its result is then statement 1).
+ * store_cert_list_build(sort, descending, p, version, out, &nout), sort an
+ * enum cert_sort, p[0..12] the filters below ($1..$13, NULL: absent),
+ * returns the statement (to free after its batch) for the present ones
+ * only, and its parameters out[0..nout-1]; run it after
+ * store_generic_plans_sql in the same batch (its result is then statement
+ * 1). version (with a uscc): each row has the enterprise's registry
+ * version (store_cert_list_version_sql) as column 22, read by the same
+ * statement, and an empty page is one row whose columns 0..21 are NULL.
  * $1 uscc or NULL, $2 account id or NULL (both NULL: all), $3 status
  * ("valid", "expired", "revoked") or NULL, $4 / $5 notAfter at least / before
  * (s) or NULL, $6 holder name part or NULL, $7 vendor or NULL, $8 lock kind
@@ -413,7 +415,7 @@ enum cert_sort {
 	CERT_SORTS
 };
 char *store_cert_list_build(int sort, int desc, const char *const p[13],
-    const char *out[13], int *nout);
+    int version, const char *out[13], int *nout);
 /* Makes the rest of the batch (its transaction) use generic plans. */
 extern const char store_generic_plans_sql[];
 /* The enterprise registry's version (065_list_version.sql; 0 before its

@@ -1,12 +1,10 @@
 /* listcache — CA管理's recent pages, per process (issue 13's latency goal).
  * An entry is the rows of one list statement (its text and parameters are
  * the key) for one enterprise, with the enterprise's registry version read
- * BEFORE the rows were (deploy/sql/issuance/065_list_version.sql: every
- * write to what the list shows bumps it, by triggers). A page is answered
- * from an entry only after the version has been read again and is still
- * the same; a write committed between the version's read and the rows'
- * read makes the entry older than its rows, never newer, so it can only
- * miss once more. The rows are the database's: days left, status and
+ * by the rows' own statement (one snapshot; deploy/sql/issuance/
+ * 065_list_version.sql: every write to what the list shows bumps it, by
+ * triggers). A page is answered from an entry only after the version has
+ * been read again and is still the same. The rows are the database's: days left, status and
  * renewability are computed from them at each answer, and a statement
  * whose WHERE clause reads the clock (status=...) keys its entries by the
  * second as well. Fixed slots (a page is at most LIST_MAX + 1 rows), the
@@ -37,9 +35,9 @@ struct list_entry {
 static struct list_entry cache[LIST_CACHE_SLOTS];
 
 struct list_rows *
-list_rows_copy(const struct db_result *res, int stmt, int ncols)
+list_rows_copy(const struct db_result *res, int stmt, int nrows, int ncols)
 {
-	int n = db_rows(res, stmt);
+	int n = nrows;
 	size_t size = 0, at = 0;
 	struct list_rows *r = xcalloc(1, sizeof(*r));
 
@@ -142,15 +140,16 @@ list_cache_body(const char *key, time_t at, size_t *len)
 }
 
 void
-list_cache_set_body(const char *key, time_t at, const char *body, size_t len)
+list_cache_set_body(const char *key, time_t at, char *body, size_t len)
 {
 	struct list_entry *e = &cache[slot_of(key)];
 
-	if (e->key == NULL || strcmp(e->key, key) != 0)
+	if (e->key == NULL || strcmp(e->key, key) != 0) {
+		free(body);
 		return;
+	}
 	free(e->body);
-	e->body = xmalloc(len + 1);
-	memcpy(e->body, body, len);
+	e->body = body;
 	e->body_len = len;
 	e->body_at = at;
 }

@@ -72,16 +72,22 @@ PYEOF
 # Per run: wrk's figures; issuance's means; where.py's CPU ms per request
 # of every process of the suite (postgres backends, nginx, the services)
 # and per step; wrk's own CPU (the load generator shares the 2 cores); the
-# load average. CA_MANAGE_PERF=1 adds a perf profile of issuance, nginx
-# and postgres (the backends) during the first page's run.
+# load average. CA_MANAGE_ONLY=<regex> runs only the pages whose label
+# matches (the two references always run), e.g. CA_MANAGE_ONLY=cold.
+# CA_MANAGE_PERF=1 adds a perf profile of issuance, nginx
+# and postgres (the backends) during the first page's run
+# (CA_MANAGE_PERF_RUN=<regex of a label>: another one's).
 run() {
 	local label=$1; shift
+	case "$label" in limit:* | baseline:*) ;; *)
+		if [ -n "${CA_MANAGE_ONLY:-}" ] && ! [[ "$label" =~ $CA_MANAGE_ONLY ]]; then return 0; fi ;;
+	esac
 	echo; echo "== $label"
 	local before; before=$(scrape)
 	$PY tests/bench/where.py settle "$STATE" >/dev/null 2>&1 || true
 	$PY tests/bench/where.py snap "$STATE" "$STATE/w0.json"
 	local perf_pid=""
-	if [ "${CA_MANAGE_PERF:-}" = 1 ] && [ "$label" = "$PERF_RUN" ]; then
+	if [ "${CA_MANAGE_PERF:-}" = 1 ] && [[ "$label" =~ $PERF_RUN ]]; then
 		local pids; pids=$(pgrep -d, -f "caplat-issuance|nginx: worker|postgres: .*caplat" || true)
 		perf record -q -g -o "$STATE/perf.data" -p "$pids" -- sleep "$DUR" >/dev/null 2>&1 &
 		perf_pid=$!
@@ -103,7 +109,8 @@ run() {
 			grep -E "^ +[0-9]" | sed -n '1,40s/^/    perf /p' || true
 	fi
 }
-PERF_RUN="GET /api/v1/certs (first page of 20, soonest notAfter first)"
+# CA_MANAGE_PERF_RUN=<regex>: the run to profile (default the first page).
+PERF_RUN=${CA_MANAGE_PERF_RUN:-"^GET /api/v1/certs \\(first page"}
 # The machine's own limit beside the list: nginx -> issuance's router
 # answering 404 for an unknown path (no session, no I/O).
 run "limit: nginx -> issuance hello path (router 404, no I/O)" "$GATEWAY/api/v1/certs/-/-/-/-"

@@ -318,7 +318,8 @@ const char store_import_truncate_sql[] = "TRUNCATE import_rows";
 const char store_import_copy_sql[] =
     "COPY import_rows (import_id, line, issuer, serial, vendor, subject, fingerprint_sha256,"
     " spki_sha256, key_type, not_before, not_after, pem, type, lock_kind, holder,"
-    " enterprise_name, uscc, key_vendor, key_serial, first_applied_on, platforms)"
+    " enterprise_name, uscc, key_vendor, key_serial, first_applied_on, platforms,"
+    " lineage_id, cert_row)"
     " FROM STDIN";
 
 const char store_import_duplicates_sql[] =

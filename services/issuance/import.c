@@ -172,6 +172,8 @@ struct import_job {
 	/* The new rows' ids (time-ordered, 091_import_compact_events.sql):
 	 * the clock read under the import lock, the line as the counter. */
 	int64_t id_ms;
+	unsigned char random[4096]; /* their random bits, drawn by the page */
+	size_t nrandom;
 };
 
 static void
@@ -469,7 +471,12 @@ row_check(struct import_job *j, long line, const struct row *r)
 	importfile_copy_field(&j->copy, val(r, COL_KEY_SERIAL), 0);
 	importfile_copy_field(&j->copy, val(r, COL_FIRST_APPLIED), 0);
 	importfile_copy_field(&j->copy, platforms, 0);
-	crypto_random_bytes(rnd, sizeof(rnd));
+	if (j->nrandom < sizeof(rnd)) {
+		crypto_random_bytes(j->random, sizeof(j->random));
+		j->nrandom = sizeof(j->random);
+	}
+	j->nrandom -= sizeof(rnd);
+	memcpy(rnd, j->random + j->nrandom, sizeof(rnd));
 	importfile_uuid7(lineage, j->id_ms, 2 * (uint64_t)line, rnd);
 	importfile_uuid7(row, j->id_ms, 2 * (uint64_t)line + 1, rnd + 4);
 	importfile_copy_field(&j->copy, lineage, 0);

@@ -301,9 +301,13 @@ importfile_uuid7(char out[37], int64_t ms, uint64_t seq,
 	b[10] = (unsigned char)(seq >> 8);
 	b[11] = (unsigned char)seq;
 	memcpy(b + 12, rnd, 4);
-	snprintf(out, 37,
-	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-	    "%02x%02x%02x%02x%02x%02x",
-	    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
-	    b[11], b[12], b[13], b[14], b[15]);
+	/* (by hand: snprintf of 16 bytes, twice per row, was a tenth of the
+	 * job's reading of 10^5 rows) */
+	for (int i = 0, k = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[k++] = '-';
+		out[k++] = "0123456789abcdef"[b[i] >> 4];
+		out[k++] = "0123456789abcdef"[b[i] & 15];
+	}
+	out[36] = '\0';
 }

@@ -382,6 +382,7 @@ extern const char store_notice_undeliverable_sql[];
 /* $1 cert id, $2 issuer, $3 serial, $4 account id (or NULL). */
 extern const char store_notice_cert_sql[];
 extern const char store_notice_certs_imported_sql[];
+extern const char store_notice_certs_imported_cols_sql[];
 /* $1 order id, $2 account id, $3 order number. */
 extern const char store_notice_order_upsert_sql[];
 /* $1 order id → account id, order number. */

@@ -506,19 +506,25 @@ on_cert_registered(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 }
 
 /* issuance.certs.imported: the same for up to 500 certificates of an
- * import, in one statement. */
+ * import, in one statement. The data are one array per field (issuance
+ * 091); an event written before it (in flight during an upgrade) has
+ * "certs", each as issuance.cert.registered would carry it. */
 static int
 on_certs_imported(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 {
 	json_t *certs = json_object_get(ev->data, "certs");
+	int columns = !json_is_array(certs);
 	char *text;
 	long n;
 
-	if (!json_is_array(certs))
+	if (columns && !json_is_array(json_object_get(ev->data, "cert_id")))
 		return 0;
-	text = json_dumps(certs, JSON_COMPACT);
+	text = json_dumps(columns ? ev->data : certs, JSON_COMPACT);
 	const char *p[] = {text};
-	n = bus_tx_exec(tx, store_notice_certs_imported_sql, 1, p);
+	n = bus_tx_exec(tx,
+	    columns ? store_notice_certs_imported_cols_sql
+	            : store_notice_certs_imported_sql,
+	    1, p);
 	free(text);
 	return n < 0 ? -1 : 0;
 }

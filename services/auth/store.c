@@ -644,6 +644,20 @@ const char store_notice_certs_imported_sql[] =
     " issuer = EXCLUDED.issuer, serial = EXCLUDED.serial,"
     " account_id = COALESCE(EXCLUDED.account_id, notice_certs.account_id)";
 
+/* $1 the data of an issuance.certs.imported of one array per field (issuance
+ * 091): element i of each is the i-th certificate; as above. */
+const char store_notice_certs_imported_cols_sql[] =
+    "INSERT INTO notice_certs (cert_id, issuer, serial, account_id)"
+    " SELECT x.cert_id::uuid, x.issuer, x.serial, x.account_id::uuid"
+    " FROM (SELECT $1::jsonb AS d) e, ROWS FROM (jsonb_array_elements_text(e.d->'cert_id'),"
+    " jsonb_array_elements_text(e.d->'issuer'), jsonb_array_elements_text(e.d->'serial'),"
+    " jsonb_array_elements_text(e.d->'account_id')) AS x(cert_id, issuer, serial, account_id)"
+    " WHERE x.cert_id ~ '^[0-9a-fA-F-]{36}$' AND x.issuer IS NOT NULL AND x.serial IS NOT NULL"
+    " AND (x.account_id IS NULL OR x.account_id ~ '^[0-9a-fA-F-]{36}$')"
+    " ON CONFLICT (cert_id) DO UPDATE SET"
+    " issuer = EXCLUDED.issuer, serial = EXCLUDED.serial,"
+    " account_id = COALESCE(EXCLUDED.account_id, notice_certs.account_id)";
+
 const char store_notice_order_upsert_sql[] =
     "INSERT INTO notice_orders (order_id, account_id, number)"
     " VALUES ($1, $2, $3) ON CONFLICT (order_id) DO NOTHING";

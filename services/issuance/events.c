@@ -24,8 +24,9 @@
  *   the entitlements of a paid order, renewal_ready; cert.expiring and
  *   renewal.unused from the reminder pass, sweep.c) and
  *   issuance.cert.expiring (reminder_claim, 020_reminders.sql); import_merge
- *   (deploy/sql/issuance/060_import_merge_ordered_batched.sql) emits
- *   issuance.certs.imported (up to 500 certificates each) and
+ *   (deploy/sql/issuance/091_import_compact_events.sql) emits
+ *   issuance.certs.imported (up to 500 certificates each, one array per
+ *   field) and
  *   issuance.audit.recorded.
  *
  * Handlers run on the bus's consumer threads inside the inbox transaction

@@ -169,6 +169,11 @@ struct import_job {
 	struct db_sync *tx, *progress;
 	struct importfile_buf copy;
 	int copy_failed;
+	/* The new rows' ids (time-ordered, 091_import_compact_events.sql):
+	 * the clock read under the import lock, the line as the counter. */
+	int64_t id_ms;
+	unsigned char random[4096]; /* their random bits, drawn by the page */
+	size_t nrandom;
 };
 
 static void
@@ -342,7 +347,8 @@ row_check(struct import_job *j, long line, const struct row *r)
 {
 	struct crypto_cert *cert = NULL;
 	const char *issuer, *serial, *kind, *enterprise;
-	char uscc[19] = "", nb[32], na[32], line_s[24];
+	char uscc[19] = "", nb[32], na[32], line_s[24], lineage[37], row[37];
+	unsigned char rnd[8];
 	char *platforms = NULL, *vendor = NULL;
 	time_t not_before = 0, not_after = 0, applied;
 	long before = j->nerrors;
@@ -464,7 +470,17 @@ row_check(struct import_job *j, long line, const struct row *r)
 	importfile_copy_field(&j->copy, val(r, COL_KEY_VENDOR), 0);
 	importfile_copy_field(&j->copy, val(r, COL_KEY_SERIAL), 0);
 	importfile_copy_field(&j->copy, val(r, COL_FIRST_APPLIED), 0);
-	importfile_copy_field(&j->copy, platforms, 1);
+	importfile_copy_field(&j->copy, platforms, 0);
+	if (j->nrandom < sizeof(rnd)) {
+		crypto_random_bytes(j->random, sizeof(j->random));
+		j->nrandom = sizeof(j->random);
+	}
+	j->nrandom -= sizeof(rnd);
+	memcpy(rnd, j->random + j->nrandom, sizeof(rnd));
+	importfile_uuid7(lineage, j->id_ms, 2 * (uint64_t)line, rnd);
+	importfile_uuid7(row, j->id_ms, 2 * (uint64_t)line + 1, rnd + 4);
+	importfile_copy_field(&j->copy, lineage, 0);
+	importfile_copy_field(&j->copy, row, 1);
 	copy_flush(j, 0);
 done:
 	free(platforms);
@@ -655,6 +671,7 @@ import_steps(struct import_job *j)
 	}
 	locked = db_bool(res, 0, 0, 0);
 	db_result_free(res);
+	j->id_ms = now_wall_ms();
 	if (!locked) {
 		snprintf(j->error, sizeof(j->error), "IMPORT_RUNNING");
 		j->status = "failed";

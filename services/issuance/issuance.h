@@ -261,6 +261,10 @@ struct importfile_buf {
 /* Appends s as one COPY text field (NULL as \N; backslash, newline, CR and
  * tab escaped) and a tab, or a newline when last. */
 void importfile_copy_field(struct importfile_buf *b, const char *s, int last);
+/* An RFC 9562 UUID version 7 (ms since the epoch, a counter below 2^42
+ * unique within that ms, 32 random bits) as text into out. */
+void importfile_uuid7(char out[37], int64_t ms, uint64_t seq,
+    const unsigned char rnd[4]);
 
 /* ---- renew.c: the holder's renewal calls ---- */
 

@@ -350,17 +350,26 @@ const char store_import_truncate_sql[] = "TRUNCATE import_rows";
 const char store_import_copy_sql[] =
     "COPY import_rows (import_id, line, issuer, serial, vendor, subject, fingerprint_sha256,"
     " spki_sha256, key_type, not_before, not_after, pem, type, lock_kind, holder,"
-    " enterprise_name, uscc, key_vendor, key_serial, first_applied_on, platforms)"
+    " enterprise_name, uscc, key_vendor, key_serial, first_applied_on, platforms,"
+    " lineage_id, cert_row)"
     " FROM STDIN";
 
+/* The two file checks read 10^5 staged rows that have no statistics yet
+ * (issue 13's rate goal, measured: 113 + 131 ms → 78 + 32 ms): the repeats
+ * by a hash of (issuer, serial) rather than a sort of every row, the
+ * platform codes by one array containment per row against the active
+ * catalogue rather than a (parallel, spilled) sort of every code. */
 const char store_import_duplicates_sql[] =
-    "SELECT line, first FROM (SELECT line, min(line) OVER (PARTITION BY issuer, serial) AS first"
-    " FROM import_rows WHERE import_id = $2::uuid) d WHERE line <> first ORDER BY line LIMIT $1::int";
+    "WITH d AS MATERIALIZED (SELECT issuer, serial, min(line) AS first FROM import_rows"
+    " WHERE import_id = $2::uuid GROUP BY issuer, serial HAVING count(*) > 1)"
+    " SELECT s.line, d.first FROM d JOIN import_rows s ON s.issuer = d.issuer AND s.serial = d.serial"
+    " WHERE s.import_id = $2::uuid AND s.line <> d.first ORDER BY s.line LIMIT $1::int";
 
 const char store_import_unknown_platforms_sql[] =
-    "SELECT s.line, p.code FROM import_rows s CROSS JOIN LATERAL unnest(s.platforms) AS p(code)"
-    " WHERE s.import_id = $2::uuid"
-    " AND NOT EXISTS (SELECT 1 FROM platform_catalogue c WHERE c.code = p.code AND c.active)"
+    "SELECT s.line, p.code FROM (SELECT s.line, s.platforms, k.codes FROM import_rows s,"
+    " (SELECT COALESCE(array_agg(code), '{}') AS codes FROM platform_catalogue WHERE active) k"
+    " WHERE s.import_id = $2::uuid AND NOT s.platforms <@ k.codes OFFSET 0) s"
+    " CROSS JOIN LATERAL unnest(s.platforms) AS p(code) WHERE NOT p.code = ANY (s.codes)"
     " ORDER BY s.line LIMIT $1::int";
 
 const char store_import_merge_sql[] =

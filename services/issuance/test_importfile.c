@@ -145,6 +145,22 @@ test_copy_fields(void **state)
 	free(b.data);
 }
 
+/* The layout of import_uuid() (060): the same text for the same inputs. */
+static void
+test_uuid7(void **state)
+{
+	const unsigned char rnd[4] = {0x12, 0x34, 0xab, 0xcd};
+	char out[37];
+
+	importfile_uuid7(out, 1765000000000, 11, rnd);
+	assert_string_equal(out, "019af232-b200-7000-8000-000b1234abcd");
+	importfile_uuid7(out, 1765000000000, 4398046511103, rnd);
+	assert_string_equal(out, "019af232-b200-7fff-bfff-ffff1234abcd");
+	importfile_uuid7(out, 1765000000000, 3000000000000, rnd);
+	assert_string_equal(out, "019af232-b200-7ae9-bdef-30001234abcd");
+	assert_int_equal(uuid_valid(out), 1);
+}
+
 int
 main(void)
 {
@@ -155,6 +171,7 @@ main(void)
 	    cmocka_unit_test(test_times),
 	    cmocka_unit_test(test_platforms),
 	    cmocka_unit_test(test_copy_fields),
+	    cmocka_unit_test(test_uuid7),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -234,9 +234,93 @@ on_cert_registered(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	    event_time(ev, "registered_at"));
 }
 
-/* issuance.certs.imported: up to 500 certificates of an import, each as
- * issuance.cert.registered would carry it, applied in one statement; then
- * the new-certificate items among them (usually none), one by one. */
+/* An issuance.certs.imported of one array per field (issuance 091): each
+ * field orders reads is an array of `count` elements, strings (or null
+ * where issuance.cert.registered allows it; platforms arrays or null): 0
+ * when they are. */
+static int
+certs_columns_complete(json_t *d)
+{
+	static const struct {
+		const char *name;
+		int nullable;
+	} fields[] = {{"cert_id", 0}, {"serial", 0}, {"type", 0},
+	    {"lock_kind", 0}, {"not_before", 0}, {"not_after", 0},
+	    {"holder", 1}, {"enterprise_name", 1}, {"uscc", 1}, {"vendor", 1},
+	    {"account_id", 1}, {"registered_at", 1}};
+	json_int_t count = json_integer_value(json_object_get(d, "count"));
+	json_t *a, *v;
+	size_t i;
+
+	if (count < 1)
+		return -1;
+	for (size_t f = 0; f < ARRAY_LEN(fields); f++) {
+		a = json_object_get(d, fields[f].name);
+		if (json_array_size(a) != (size_t)count)
+			return -1;
+		json_array_foreach(a, i, v)
+		{
+			if (!json_is_string(v) &&
+			    !(fields[f].nullable && json_is_null(v)))
+				return -1;
+		}
+	}
+	a = json_object_get(d, "platforms");
+	if (json_array_size(a) != (size_t)count)
+		return -1;
+	json_array_foreach(a, i, v)
+	{
+		if (!json_is_array(v) && !json_is_null(v))
+			return -1;
+	}
+	return 0;
+}
+
+/* issuance.certs.imported of one array per field: as below, in one
+ * statement. */
+static int
+on_certs_imported_columns(struct bus_tx *tx, const struct bus_event *ev)
+{
+	json_t *d = ev->data, *ids = json_object_get(d, "cert_id");
+	struct bus_rows *rows = NULL;
+	size_t i;
+	char *text;
+	int rc = 0;
+
+	if (certs_columns_complete(d) != 0)
+		return bad_event(ev,
+		    "count/cert_id/serial/type/lock_kind/validity/platforms");
+	text = json_dumps(d, JSON_COMPACT);
+	const char *p[] = {text};
+	if (bus_tx_exec(tx, store_certs_imported_cols_sql, 1, p) < 0 ||
+	    bus_tx_query(tx, store_new_cert_items_cols_sql, 1, p, &rows) != 0)
+		rc = -1;
+	free(text);
+	for (long r = 0; rc == 0 && r < bus_rows_count(rows); r++)
+		for (i = 0; i < json_array_size(ids); i++) {
+			const char *at = json_string_value(
+			    json_array_get(json_object_get(d, "registered_at"),
+			        i));
+
+			if (strcmp(json_string_value(json_array_get(ids, i)),
+			        bus_rows_value(rows, r, 0)) != 0)
+				continue;
+			rc = new_cert_issued(tx, bus_rows_value(rows, r, 0),
+			    json_string_value(
+			        json_array_get(json_object_get(d, "serial"),
+			            i)),
+			    at ? at : ev->time);
+			break;
+		}
+	bus_rows_free(rows);
+	return rc;
+}
+
+/* issuance.certs.imported: up to 500 certificates of an import, applied in
+ * one statement; then the new-certificate items among them (usually none),
+ * one by one. The data are one array per field (issuance 091); an event
+ * written before it (in flight during an upgrade) has "certs", each as
+ * issuance.cert.registered would carry it. */
 static int
 on_certs_imported(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 {
@@ -247,7 +331,7 @@ on_certs_imported(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 	int rc = 0;
 
 	if (!json_is_array(certs))
-		return bad_event(ev, "certs");
+		return on_certs_imported_columns(tx, ev);
 	json_array_foreach(certs, i, d)
 	{
 		if (cert_registered_complete(d) != 0)

@@ -313,6 +313,8 @@ extern const char store_profile_upsert_sql[];
 extern const char store_enterprise_approved_sql[];
 extern const char store_cert_registered_sql[];
 extern const char store_certs_imported_sql[];
+extern const char store_certs_imported_cols_sql[];
+extern const char store_new_cert_items_cols_sql[];
 extern const char store_cert_renewed_sql[];
 extern const char store_cert_revoked_sql[];
 /* issuance.cert.expiring: $1 cert, $2 stage, $3 uscc, $4 serial, $5 holder,

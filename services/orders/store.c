@@ -423,6 +423,29 @@ const char store_certs_imported_sql[] =
     " enterprise_name = EXCLUDED.enterprise_name, uscc = EXCLUDED.uscc,"
     " lock_kind = EXCLUDED.lock_kind, vendor = EXCLUDED.vendor," CERT_VALIDITY_UPDATE;
 
+/* $1 the data of an issuance.certs.imported of one array per field (091):
+ * element i of each is the i-th certificate; as store_cert_registered_sql
+ * for each. */
+const char store_certs_imported_cols_sql[] =
+    "INSERT INTO certs (cert_id, serial, type, holder, enterprise_name, uscc, lock_kind, vendor,"
+    " account_id, not_before, not_after, platforms)"
+    " SELECT x.cert_id::uuid, x.serial, x.type, x.holder, x.enterprise_name, x.uscc, x.lock_kind,"
+    " x.vendor, x.account_id::uuid, x.not_before::timestamptz, x.not_after::timestamptz,"
+    " CASE WHEN jsonb_typeof(x.platforms) = 'array'"
+    " THEN ARRAY(SELECT jsonb_array_elements_text(x.platforms)) END"
+    " FROM (SELECT $1::jsonb AS d) e, ROWS FROM (jsonb_array_elements_text(e.d->'cert_id'),"
+    " jsonb_array_elements_text(e.d->'serial'), jsonb_array_elements_text(e.d->'type'),"
+    " jsonb_array_elements_text(e.d->'holder'), jsonb_array_elements_text(e.d->'enterprise_name'),"
+    " jsonb_array_elements_text(e.d->'uscc'), jsonb_array_elements_text(e.d->'lock_kind'),"
+    " jsonb_array_elements_text(e.d->'vendor'), jsonb_array_elements_text(e.d->'account_id'),"
+    " jsonb_array_elements_text(e.d->'not_before'), jsonb_array_elements_text(e.d->'not_after'),"
+    " jsonb_array_elements(e.d->'platforms'))"
+    " AS x(cert_id, serial, type, holder, enterprise_name, uscc, lock_kind, vendor, account_id,"
+    " not_before, not_after, platforms)"
+    " ON CONFLICT (cert_id) DO UPDATE SET type = EXCLUDED.type, holder = EXCLUDED.holder,"
+    " enterprise_name = EXCLUDED.enterprise_name, uscc = EXCLUDED.uscc,"
+    " lock_kind = EXCLUDED.lock_kind, vendor = EXCLUDED.vendor," CERT_VALIDITY_UPDATE;
+
 const char store_cert_renewed_sql[] =
     "INSERT INTO certs (cert_id, serial, type, uscc, lock_kind, account_id, not_before,"
     " not_after, platforms)"
@@ -487,6 +510,12 @@ const char store_new_cert_order_sql[] =
 const char store_new_cert_items_sql[] =
     "SELECT i.cert_id::text FROM order_items i JOIN orders o ON o.id = i.order_id"
     " WHERE i.cert_id IN (SELECT (e->>'cert_id')::uuid FROM jsonb_array_elements($1::jsonb) e)"
+    " AND i.product = 'new_certificate' AND i.renewed_at IS NULL AND o.status = 'paid'";
+
+/* The same for the data of store_certs_imported_cols_sql. */
+const char store_new_cert_items_cols_sql[] =
+    "SELECT i.cert_id::text FROM order_items i JOIN orders o ON o.id = i.order_id"
+    " WHERE i.cert_id IN (SELECT jsonb_array_elements_text($1::jsonb->'cert_id')::uuid)"
     " AND i.product = 'new_certificate' AND i.renewed_at IS NULL AND o.status = 'paid'";
 
 const char store_new_cert_item_sql[] =

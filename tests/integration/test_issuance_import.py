@@ -4,9 +4,10 @@ CSV and JSON Lines commits, a dry run that changes nothing and reports rows,
 a re-import that changes nothing (rows, events), a changed row that updates
 and is audited, every bad file refused with its report and no change, an
 imported certificate found (not duplicated) when its holder binds the key, a
-first renewal quote priced from the imported platforms, and a kill -9 of
+first renewal quote priced from the imported platforms, a kill -9 of
 issuance in the middle of a large import that leaves nothing and can be run
-again."""
+again, and the import's events (one array per field) applied by orders and
+auth, as is the layout before it."""
 import csv
 import io
 import json
@@ -97,8 +98,10 @@ def announced(suite, ids=None):
     """How often certificates were announced to the other services: entries
     of issuance.certs.imported (an import's batches of up to 500) plus
     issuance.cert.registered events (bindings, renewals, syncs)."""
-    only = "" if ids is None else f" AND e->>'cert_id' IN ({','.join(q(i) for i in ids)})"
-    batched = int(suite.psql("SELECT count(*) FROM issuance.outbox o, jsonb_array_elements(o.data->'certs') e"
+    only = "" if ids is None else f" AND e IN ({','.join(q(i) for i in ids)})"
+    # (one array per field since issuance 091: cert_id lists the batch's)
+    batched = int(suite.psql("SELECT count(*) FROM issuance.outbox o,"
+                             " jsonb_array_elements_text(o.data->'cert_id') e"
                              f" WHERE o.type = 'issuance.certs.imported'{only}")[0][0])
     return batched + outbox_count(suite, "issuance.cert.registered", ids)
 
@@ -149,7 +152,7 @@ def test_issuance_import_csv_dry_run_commit_and_reimport(suite):
     ids = [row[0] for row in rows]
     # Announced once each, in one issuance.certs.imported of the import.
     assert announced(suite, ids) == 2
-    assert suite.psql("SELECT count(*), sum(jsonb_array_length(data->'certs')) FROM issuance.outbox"
+    assert suite.psql("SELECT count(*), sum(jsonb_array_length(data->'cert_id')) FROM issuance.outbox"
                       f" WHERE type = 'issuance.certs.imported' AND subject = {q(done['id'])}")[0] in \
         (("1", "2"), ["1", "2"])
     audits = outbox_count(suite, "issuance.audit.recorded")
@@ -161,6 +164,20 @@ def test_issuance_import_csv_dry_run_commit_and_reimport(suite):
     wait_until(lambda: len(suite.psql("SELECT 1 FROM auth.notice_certs WHERE cert_id IN"
                                       f" ({','.join(q(i) for i in ids)})")) == 2,
                timeout=120, what="auth learned the imported certificates")
+    # The event is one array per field (issuance 091), each certificate's
+    # facts at the same index, and the consumers read them so.
+    ev = json.loads(suite.psql("SELECT data::text FROM issuance.outbox WHERE type = 'issuance.certs.imported'"
+                               f" AND subject = {q(done['id'])}")[0][0])
+    assert ev["count"] == 2 and sorted(ev["cert_id"]) == sorted(ids), ev
+    k = ev["cert_id"].index(by_holder[b.holder][0])
+    assert (ev["serial"][k], ev["holder"][k], ev["lock_kind"][k], ev["uscc"][k], ev["platforms"][k],
+            ev["account_id"][k]) == (b.serial, b.holder, "project_lead", uscc, ["LN_JSGC"], None), ev
+    got = suite.psql("SELECT c.serial, c.holder, c.lock_kind, c.uscc, array_to_string(c.platforms, ','),"
+                     " c.not_after = i.not_after, c.not_before = i.not_before, n.issuer = i.issuer"
+                     " FROM orders.certs c JOIN issuance.certificates i ON i.cert_id = c.cert_id"
+                     " JOIN auth.notice_certs n ON n.cert_id = c.cert_id AND n.serial = i.serial"
+                     f" WHERE c.cert_id = {q(by_holder[b.holder][0])}")
+    assert [list(r) for r in got] == [[b.serial, b.holder, "project_lead", uscc, "LN_JSGC", "t", "t", "t"]], got
 
     # The same file again changes nothing: no row, no event, no audit.
     again = run_import(suite, op, body)
@@ -207,6 +224,38 @@ def test_issuance_import_jsonl_changed_row_updates_and_is_audited(suite):
                in ([["新持锁人"]], [("新持锁人",)]), timeout=120, what="orders learned the changed holder")
     # One summary entry for the import.
     assert outbox_count(suite, "issuance.audit.recorded", [done["id"]]) == 1
+
+
+def test_issuance_import_event_of_the_layout_before_091_still_applied(suite):
+    """An issuance.certs.imported written before issuance 091 ({import_id,
+    certs: [issuance.cert.registered data]}), still in flight during an
+    upgrade: orders and auth apply it as before. Published straight to NATS
+    (build/bin/bustool), as issuance would have."""
+    import datetime
+    uscc = new_uscc()
+    import_id, ids = str(uuid.uuid4()), [str(uuid.uuid4()), str(uuid.uuid4())]
+    serials = [secrets.token_hex(8).upper() for _ in ids]
+    certs = [{"cert_id": c, "serial": s, "issuer": "CN=old layout CA", "type": "enterprise",
+              "holder": f"旧格式{i}", "enterprise_name": "旧格式企业", "uscc": uscc, "lock_kind": "agent",
+              "lock_id": None, "vendor": "caplat test", "account_id": None,
+              "not_before": "2025-01-01T00:00:00Z", "not_after": "2027-01-01T00:00:00Z",
+              "platforms": ["LN_JSGC"], "platforms_known": True, "fingerprint_sha256": None,
+              "registered_at": "2026-01-01T00:00:00Z"} for i, (c, s) in enumerate(zip(ids, serials))]
+    event_id = str(uuid.uuid4())
+    envelope = {"specversion": "1.0", "id": event_id, "source": "/caplat/issuance",
+                "type": "issuance.certs.imported", "subject": import_id,
+                "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "datacontenttype": "application/json", "data": {"import_id": import_id, "certs": certs}}
+    env = dict(os.environ, CAPLAT_NATS_URL=f"nats://127.0.0.1:{suite.ports['nats']}")
+    subprocess.run([os.path.join(suite.build, "bin", "bustool"), "publish", "caplat.issuance.certs.imported",
+                    event_id, json.dumps(envelope)], env=env, check=True, capture_output=True)
+    listed = ",".join(q(i) for i in ids)
+    wait_until(lambda: suite.psql(f"SELECT count(*) FROM orders.certs WHERE cert_id IN ({listed})"
+                                  " AND holder LIKE '旧格式%' AND platforms = '{LN_JSGC}'")[0][0] == "2",
+               timeout=60, what="orders applied the earlier layout")
+    wait_until(lambda: suite.psql(f"SELECT count(*) FROM auth.notice_certs WHERE cert_id IN ({listed})"
+                                  " AND issuer = 'CN=old layout CA'")[0][0] == "2",
+               timeout=60, what="auth applied the earlier layout")
 
 
 # ---------------------------------------------------------------- bad files
@@ -392,7 +441,7 @@ def test_issuance_import_kill9_midway_leaves_nothing_and_reruns(suite):
     assert int(suite.psql(f"SELECT count(*) FROM issuance.certificates WHERE serial LIKE {q(base + '%')}")[0][0]) == n
     print(f"import of {n} rows after the crash: {time.monotonic() - t0:.1f} s")
     # The certificates travel in batches of 500 (issuance.certs.imported).
-    assert suite.psql("SELECT count(*), sum(jsonb_array_length(data->'certs')) FROM issuance.outbox"
+    assert suite.psql("SELECT count(*), sum(jsonb_array_length(data->'cert_id')) FROM issuance.outbox"
                       f" WHERE type = 'issuance.certs.imported' AND subject = {q(done['id'])}")[0] in \
         ((str(-(-n // 500)), str(n)), [str(-(-n // 500)), str(n)])
     # Let orders apply them all before the next test, which may wait on

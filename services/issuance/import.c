@@ -23,6 +23,7 @@
 #include "audit.h"
 #include "crypto.h"
 #include "db.h"
+#include "lockcert.h"
 #include "log.h"
 #include "session.h"
 #include "util.h"
@@ -109,6 +110,7 @@ issuance_import_init(void)
 	const char *path = issuance.cfg.vendor_roots;
 	char *fallback = NULL, *pem = NULL, *p;
 
+	lockcert_init(); /* how a row's certificate names its lock */
 	if (path[0] == '\0') {
 		fallback = issuance.cfg.ca_dir[0]
 		    ? xasprintf("%s/roots.pem", issuance.cfg.ca_dir)
@@ -341,6 +343,25 @@ lock_kind_of(const char *s)
 	return NULL;
 }
 
+/* A row with a certificate names the lock kind the certificate names, read
+ * as the CA login reads it (common/lockcert.h): otherwise orders would
+ * price, and CA管理 show, a kind the key does not carry. A certificate whose
+ * kind cannot be read is left to the row. */
+static void
+lock_kind_check(struct import_job *j, long line, const struct crypto_cert *cert,
+    const char *kind)
+{
+	struct lock_fields f;
+	const char *named;
+
+	if (lockcert_read(cert, &f, &named) != 0)
+		return;
+	if (strcmp(named, kind) != 0)
+		row_error(j, line, "lock_kind", "LOCK_KIND_MISMATCH",
+		    "锁类别与证书不一致");
+	lock_fields_clear(&f);
+}
+
 /* Checks one row and, when it is good, appends it to the COPY data. */
 static void
 row_check(struct import_job *j, long line, const struct row *r)
@@ -407,6 +428,8 @@ row_check(struct import_job *j, long line, const struct row *r)
 	if (val(r, COL_LOCK_KIND) != NULL && kind == NULL)
 		row_error(j, line, "lock_kind", "LOCK_KIND_INVALID",
 		    "锁类别不正确");
+	else if (kind != NULL && cert != NULL)
+		lock_kind_check(j, line, cert, kind);
 	if (kind != NULL && strcmp(kind, "personal") == 0) {
 		if (val(r, COL_USCC) != NULL)
 			row_error(j, line, "uscc", "USCC_INVALID",

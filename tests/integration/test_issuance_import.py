@@ -292,6 +292,9 @@ def test_issuance_import_bad_files_refused_with_report(suite):
          "platforms", 2),
         ("csv", to_csv([row_of(good), row_of(other, lock_kind="boss")]), "LOCK_KIND_INVALID", "lock_kind",
          None),
+        # an agent's key imported as the master lock (priced and shown as one)
+        ("jsonl", to_jsonl([row_of(good), row_of(other, lock_kind="master")]), "LOCK_KIND_MISMATCH",
+         "lock_kind", 2),
         ("jsonl", to_jsonl([row_of(good), row_of(other, first_applied_on="2019-02-30")]), "DATE_INVALID",
          "first_applied_on", 2),
         ("jsonl", to_jsonl([row_of(good), row_of(good)]), "ROW_DUPLICATE", "serial", 2),

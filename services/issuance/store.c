@@ -282,7 +282,7 @@ const char store_sync_failed_sql[] =
 const char store_sync_certificate_sql[] =
     "SELECT o_cert_id, o_created FROM sync_certificate($1, $2, $3, $4, $5, $6, $7, $8, $9,"
     " $10, $11::timestamptz, $12::timestamptz, $13, $14, $15, $16, $17, $18, $19::text[],"
-    " $20, $21, $22::timestamptz)";
+    " $20, $21, $22::timestamptz, $23::timestamptz, $24, $25::jsonb)";
 
 const char store_platform_listed_sql[] =
     "INSERT INTO platform_catalogue (code, name, active) VALUES ($1, $2, $3::boolean)"

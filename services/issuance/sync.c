@@ -12,6 +12,7 @@
  * finds the certificate known (register_certificate fills in the account). */
 #include "issuance.h"
 
+#include "audit.h"
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SYNC_PAGE 200
 
@@ -31,7 +33,23 @@ struct sync_run {
 	long certs;
 	int more; /* the vendor has another page after the one being recorded */
 	void (*done)(void);
+	char *audit; /* JSON: audit_event_data() of "certificate.synced" */
 };
+
+/* The audit entry of a certificate the sync changed, without its object:
+ * actor system:issuance; sync_certificate() adds object_id, uscc, before
+ * and after. */
+static char *
+sync_audit_base(void)
+{
+	const struct audit_entry e = {"certificate.synced", "certificate", NULL,
+	    NULL, NULL, NULL};
+	json_t *d = audit_event_data(NULL, &e);
+	char *text = json_dumps(d, JSON_COMPACT);
+
+	json_decref(d);
+	return text;
+}
 
 static void sync_next_adapter(struct sync_run *s);
 static void sync_on_cursor(void *arg, const struct db_result *res);
@@ -59,14 +77,41 @@ item_str(json_t *item, const char *key)
 	return v && *v ? v : NULL;
 }
 
-/* "{A,B}" of a JSON array of platform codes, "{}" when absent; NULL when
+/* "{A,B}" of a JSON array of platform codes; *out NULL when absent (the
+ * associations unknown, or unchanged for a known certificate); -1 when
  * malformed. */
-static char *
-platforms_literal(json_t *arr)
+static int
+platforms_literal(json_t *arr, char **out)
 {
+	*out = NULL;
 	if (arr == NULL || json_is_null(arr))
-		return xstrdup("{}");
-	return cert_platforms_literal(arr);
+		return 0;
+	*out = cert_platforms_literal(arr);
+	return *out != NULL ? 0 : -1;
+}
+
+/* A listed revocation: reason one of issuance.cert.revoked's (absent:
+ * unspecified), revoked_at an RFC 3339 time. 0 when absent or well formed. */
+static int
+revocation_ok(const char *at, const char *reason)
+{
+	static const char *const reasons[] = {"unspecified", "key_compromise",
+	    "ca_compromise", "affiliation_changed", "superseded",
+	    "cessation_of_operation"};
+	struct tm tm;
+	const char *end;
+	size_t i;
+
+	if (at == NULL)
+		return reason == NULL ? 0 : -1;
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(at, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (end == NULL)
+		return -1;
+	for (i = 0; reason != NULL && i < ARRAY_LEN(reasons); i++)
+		if (strcmp(reason, reasons[i]) == 0)
+			break;
+	return reason == NULL || i < ARRAY_LEN(reasons) ? 0 : -1;
 }
 
 void
@@ -76,6 +121,7 @@ cert_sync_run(void (*done)(void))
 
 	s->done = done;
 	s->adapter = (size_t)-1;
+	s->audit = sync_audit_base();
 	sync_next_adapter(s);
 }
 
@@ -88,6 +134,7 @@ sync_next_adapter(struct sync_run *s)
 	s->cursor = NULL;
 	if (s->v == NULL) {
 		void (*done)(void) = s->done;
+		free(s->audit);
 		free(s);
 		done();
 		return;
@@ -113,6 +160,7 @@ sync_on_cursor(void *arg, const struct db_result *res)
 	if (res->status != DB_OK) {
 		void (*done)(void) = s->done;
 		free(s->cursor);
+		free(s->audit);
 		free(s);
 		done(); /* the database is away: next tick */
 		return;
@@ -124,8 +172,9 @@ sync_on_cursor(void *arg, const struct db_result *res)
 
 /* Adds sync_certificate() for one listed item to b; -1 when malformed. */
 static int
-sync_add_item(struct db_batch *b, const struct vendor *v, json_t *item)
+sync_add_item(struct db_batch *b, const struct sync_run *s, json_t *item)
 {
+	const struct vendor *v = s->v;
 	const char *pem = item_str(item, "certificate"), *kind, *holder, *uscc;
 	char nb[48], na[48], lineage[37], cert_id[37], event_id[37];
 	struct crypto_cert *cert = NULL;
@@ -138,8 +187,11 @@ sync_add_item(struct db_batch *b, const struct vendor *v, json_t *item)
 	holder = item_str(item, "holder") ? item_str(item, "holder")
 	                                  : cert->subject.cn;
 	uscc = cert->subject.org_id;
-	platforms = platforms_literal(json_object_get(item, "platforms"));
-	if (!lock_kind_ok(kind) || holder == NULL || platforms == NULL) {
+	if (platforms_literal(json_object_get(item, "platforms"), &platforms) !=
+	        0 ||
+	    !lock_kind_ok(kind) || holder == NULL ||
+	    revocation_ok(item_str(item, "revoked_at"),
+	        item_str(item, "revocation_reason")) != 0) {
 		free(platforms);
 		crypto_cert_free(cert);
 		return -1;
@@ -157,8 +209,9 @@ sync_add_item(struct db_batch *b, const struct vendor *v, json_t *item)
 	    cert->pem, uscc ? "enterprise" : "personal", kind, holder,
 	    uscc ? cert->subject.o : NULL, uscc, platforms,
 	    item_str(item, "key_serial"), item_str(item, "key_vendor"),
-	    item_str(item, "applied_at")};
-	db_batch_add(b, store_sync_certificate_sql, 22, p);
+	    item_str(item, "applied_at"), item_str(item, "revoked_at"),
+	    item_str(item, "revocation_reason"), s->audit};
+	db_batch_add(b, store_sync_certificate_sql, 25, p);
 	free(platforms);
 	crypto_cert_free(cert);
 	return 0;
@@ -186,7 +239,7 @@ sync_on_page(void *arg, const struct vendor_list_result *res)
 	b = db_batch_new();
 	json_array_foreach(res->items, i, item)
 	{
-		if (sync_add_item(b, s->v, item) != 0)
+		if (sync_add_item(b, s, item) != 0)
 			bad++;
 	}
 	if (bad > 0)

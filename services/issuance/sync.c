@@ -3,8 +3,10 @@
  * certificate listed enters the registry by sync_certificate()
  * (deploy/sql/issuance/011_directory.sql): a new key gets a lineage and
  * issuance.cert.registered, the same event a binding gives, with no account
- * yet, so orders and auth learn it; a known one gets its key's facts
- * (证书锁序列号, 介质服务商, first application date). A page and its new cursor
+ * yet, so orders and auth learn it; a known one takes what the vendor
+ * lists now (holder, lock kind, key, platforms, a revocation at the vendor:
+ * 100_sync_updates.sql), only what differs, audited "certificate.synced"
+ * (actor system:issuance) and announced again. A page and its new cursor
  * are one transaction: a crash reads the page again, which changes nothing.
  * The vendor calls are asynchronous (the adapters answer on the loop); the
  * certificates of a page (at most SYNC_PAGE) are parsed on the loop. The

@@ -172,14 +172,22 @@ sync_on_cursor(void *arg, const struct db_result *res)
 	sync_ask(s);
 }
 
-/* Adds sync_certificate() for one listed item to b; -1 when malformed. */
+static void
+put_str(json_t *o, const char *key, const char *v)
+{
+	json_object_set_new(o, key, v != NULL ? json_string(v) : json_null());
+}
+
+/* Appends one listed item, parsed, to page (sync_page()'s p_items,
+ * 101_sync_page.sql); -1 when malformed. */
 static int
-sync_add_item(struct db_batch *b, const struct sync_run *s, json_t *item)
+sync_add_item(json_t *page, const struct sync_run *s, json_t *item)
 {
 	const struct vendor *v = s->v;
 	const char *pem = item_str(item, "certificate"), *kind, *holder, *uscc;
 	char nb[48], na[48], lineage[37], cert_id[37], event_id[37];
 	struct crypto_cert *cert = NULL;
+	json_t *listed = json_object_get(item, "platforms"), *o;
 	char *platforms;
 
 	if (pem == NULL || crypto_cert_parse(&cert, pem, NULL) != 0)
@@ -189,15 +197,15 @@ sync_add_item(struct db_batch *b, const struct sync_run *s, json_t *item)
 	holder = item_str(item, "holder") ? item_str(item, "holder")
 	                                  : cert->subject.cn;
 	uscc = cert->subject.org_id;
-	if (platforms_literal(json_object_get(item, "platforms"), &platforms) !=
-	        0 ||
-	    !lock_kind_ok(kind) || holder == NULL ||
+	if (platforms_literal(listed, &platforms) != 0 || !lock_kind_ok(kind) ||
+	    holder == NULL ||
 	    revocation_ok(item_str(item, "revoked_at"),
 	        item_str(item, "revocation_reason")) != 0) {
 		free(platforms);
 		crypto_cert_free(cert);
 		return -1;
 	}
+	free(platforms); /* checked; the array itself goes along */
 	if (strcmp(kind, "personal") == 0)
 		uscc = NULL;
 	time_rfc3339((int64_t)cert->not_before * 1000, nb);
@@ -205,16 +213,33 @@ sync_add_item(struct db_batch *b, const struct sync_run *s, json_t *item)
 	uuid_v4(lineage);
 	uuid_v4(cert_id);
 	uuid_v4(event_id);
-	const char *p[] = {lineage, cert_id, event_id, cert->issuer_dn,
-	    cert->serial, v->name, cert->subject_dn, cert->fingerprint_sha256,
-	    cert->spki_sha256, crypto_key_type_name(cert->key_type), nb, na,
-	    cert->pem, uscc ? "enterprise" : "personal", kind, holder,
-	    uscc ? cert->subject.o : NULL, uscc, platforms,
-	    item_str(item, "key_serial"), item_str(item, "key_vendor"),
-	    item_str(item, "applied_at"), item_str(item, "revoked_at"),
-	    item_str(item, "revocation_reason"), s->audit};
-	db_batch_add(b, store_sync_certificate_sql, 25, p);
-	free(platforms);
+	o = json_object();
+	put_str(o, "lineage", lineage);
+	put_str(o, "cert", cert_id);
+	put_str(o, "event", event_id);
+	put_str(o, "issuer", cert->issuer_dn);
+	put_str(o, "serial", cert->serial);
+	put_str(o, "vendor", v->name);
+	put_str(o, "subject", cert->subject_dn);
+	put_str(o, "fingerprint", cert->fingerprint_sha256);
+	put_str(o, "spki", cert->spki_sha256);
+	put_str(o, "key_type", crypto_key_type_name(cert->key_type));
+	put_str(o, "not_before", nb);
+	put_str(o, "not_after", na);
+	put_str(o, "pem", cert->pem);
+	put_str(o, "type", uscc ? "enterprise" : "personal");
+	put_str(o, "lock_kind", kind);
+	put_str(o, "holder", holder);
+	put_str(o, "enterprise", uscc ? cert->subject.o : NULL);
+	put_str(o, "uscc", uscc);
+	json_object_set(o, "platforms",
+	    json_is_array(listed) ? listed : json_null());
+	put_str(o, "key_serial", item_str(item, "key_serial"));
+	put_str(o, "key_vendor", item_str(item, "key_vendor"));
+	put_str(o, "applied_at", item_str(item, "applied_at"));
+	put_str(o, "revoked_at", item_str(item, "revoked_at"));
+	put_str(o, "reason", item_str(item, "revocation_reason"));
+	json_array_append_new(page, o);
 	crypto_cert_free(cert);
 	return 0;
 }
@@ -224,7 +249,7 @@ sync_on_page(void *arg, const struct vendor_list_result *res)
 {
 	struct sync_run *s = arg;
 	struct db_batch *b;
-	json_t *item;
+	json_t *item, *page;
 	size_t i, bad = 0;
 	char n[24];
 
@@ -239,11 +264,19 @@ sync_on_page(void *arg, const struct vendor_list_result *res)
 		return;
 	}
 	b = db_batch_new();
+	page = json_array();
 	json_array_foreach(res->items, i, item)
 	{
-		if (sync_add_item(b, s, item) != 0)
+		if (sync_add_item(page, s, item) != 0)
 			bad++;
 	}
+	if (json_array_size(page) > 0) {
+		char *text = json_dumps(page, JSON_COMPACT);
+		const char *pp[] = {text, s->audit};
+		db_batch_add(b, store_sync_page_sql, 2, pp);
+		free(text);
+	}
+	json_decref(page);
 	if (bad > 0)
 		log_warn(NULL, "msg=vendor_sync_skipped vendor=%s items=%zu",
 		    s->v->name, bad);

@@ -7,6 +7,7 @@ in). The local CA answers from what it issued at its desk
 (`caplat-issuance ca-issue`), the remote adapter from
 tests/issuance/vendor_sim.py's GET /v1/directory; a second pass from the
 stored cursor changes nothing."""
+import datetime
 import importlib.util
 import json
 import os
@@ -352,3 +353,54 @@ def test_issuance_sync_applies_vendor_changes_to_known_certificates(suite):
             restart_issuance(suite)
             suite.psql("DELETE FROM issuance.vendor_sync WHERE vendor = 'SIMCA'")
             auth_trusts(suite)
+
+
+def test_issuance_sync_page_twice_listed_and_listed_revoked(suite):
+    """sync_page() (101_sync_page.sql), as the sync calls it for one page:
+    a certificate listed twice counts once, its last listing; a new
+    certificate listed revoked is registered, then revoked
+    (issuance.cert.registered before issuance.cert.revoked); the same page
+    again changes nothing; CA管理 shows both as listed."""
+    uscc = new_uscc()
+    admin = _ca_manage.enterprise_admin(suite, uscc)
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+    def item(serial, holder, **kw):
+        d = {"lineage": str(uuid.uuid4()), "cert": str(uuid.uuid4()), "event": str(uuid.uuid4()),
+             "issuer": "CN=PAGE CA,O=PAGE,C=CN", "serial": serial, "vendor": "PAGECA",
+             "not_before": _ca_manage.iso(now - datetime.timedelta(days=10)),
+             "not_after": _ca_manage.iso(now + datetime.timedelta(days=100)), "type": "enterprise",
+             "lock_kind": "agent", "holder": holder, "enterprise": "沈阳分页测试有限公司", "uscc": uscc,
+             "platforms": ["LN_JSGC"], "key_serial": None, "key_vendor": None,
+             "applied_at": None, "revoked_at": None, "reason": None}
+        d.update(kw)
+        return d
+
+    s1, s2 = uuid.uuid4().hex[:16].upper(), uuid.uuid4().hex[:16].upper()
+    page = [item(s1, "分页甲"), item(s2, "分页乙", revoked_at="2026-03-04T05:06:07Z", reason="superseded"),
+            item(s1, "分页甲二", platforms=["LN_JSGC", "LN_ZTB"])]
+    audit = {"actor": {"type": "system", "id": "system:issuance"}, "service": "issuance",
+             "action": "certificate.synced", "object_type": "certificate"}
+    call = ("SET search_path TO issuance, public; SELECT * FROM sync_page("
+            f"{q(json.dumps(page))}::jsonb, {q(json.dumps(audit))}::jsonb)")
+    assert suite.psql(call)[-1] == ["2", "0", "1"]
+    ids = {s: suite.psql(f"SELECT cert_id FROM issuance.certificates WHERE serial = {q(s)}")[0][0] for s in (s1, s2)}
+    assert registry_row(suite, s1)["holder"] == "分页甲二" and registry_row(suite, s1)["platforms"] == "LN_JSGC,LN_ZTB"
+    types = [r[0] for r in suite.psql(f"SELECT type FROM issuance.outbox WHERE subject = {q(ids[s2])}"
+                                      " AND type LIKE 'issuance.cert.%' ORDER BY seq")]
+    assert types == ["issuance.cert.registered", "issuance.cert.revoked"], types
+    before = sync_counts(suite, ids.values())
+    assert before[ids[s1]] == (1, 0, 0) and before[ids[s2]] == (1, 1, 1), before
+    # the same page again (fresh ids): nothing
+    for d in page:
+        d.update(lineage=str(uuid.uuid4()), cert=str(uuid.uuid4()), event=str(uuid.uuid4()))
+    call = ("SET search_path TO issuance, public; SELECT * FROM sync_page("
+            f"{q(json.dumps(page))}::jsonb, {q(json.dumps(audit))}::jsonb)")
+    assert suite.psql(call)[-1] == ["0", "0", "0"]
+    assert sync_counts(suite, ids.values()) == before
+    r = _ca_manage.certs(suite, admin.token)
+    assert r.status == 200, r
+    items = {i["id"]: i for i in r.json["items"]}
+    assert (items[ids[s1]]["holder"], items[ids[s1]]["platforms"], items[ids[s1]]["status"]) == (
+        "分页甲二", ["LN_JSGC", "LN_ZTB"], "valid"), items[ids[s1]]
+    assert items[ids[s2]]["status"] == "revoked", items[ids[s2]]

@@ -1,11 +1,12 @@
 /* sync — the vendor directory sync: every adapter of this process with a
- * directory (vendor.h list) is read from its cursor, page by page, and each
- * certificate listed enters the registry by sync_certificate()
- * (deploy/sql/issuance/011_directory.sql): a new key gets a lineage and
+ * directory (vendor.h list) is read from its cursor, page by page, and the
+ * certificates of a page enter the registry in one set-based sync_page()
+ * (deploy/sql/issuance/101_sync_page.sql): a new key gets a lineage and
  * issuance.cert.registered, the same event a binding gives, with no account
  * yet, so orders and auth learn it; a known one takes what the vendor
- * lists now (holder, lock kind, key, platforms, a revocation at the vendor:
- * 100_sync_updates.sql), only what differs, audited "certificate.synced"
+ * lists now (holder, lock kind, key, platforms, a revocation at the vendor;
+ * the rules: 100_sync_updates.sql), only what differs, audited
+ * "certificate.synced"
  * (actor system:issuance) and announced again. A page and its new cursor
  * are one transaction: a crash reads the page again, which changes nothing.
  * The vendor calls are asynchronous (the adapters answer on the loop); the
@@ -39,7 +40,7 @@ struct sync_run {
 };
 
 /* The audit entry of a certificate the sync changed, without its object:
- * actor system:issuance; sync_certificate() adds object_id, uscc, before
+ * actor system:issuance; sync_page() adds object_id, uscc, before
  * and after. */
 static char *
 sync_audit_base(void)

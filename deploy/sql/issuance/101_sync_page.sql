@@ -213,3 +213,37 @@ BEGIN
 	RETURN QUERY SELECT v_ins, v_upd, v_rev + v_rev2;
 END
 $$;
+
+-- One certificate, as 011's sync_certificate() was called (tests' fixtures):
+-- sync_page() of that one listing, actor system:issuance; the rules live in
+-- sync_page() alone (100's per-certificate form is gone).
+CREATE OR REPLACE FUNCTION sync_certificate(p_lineage uuid, p_cert uuid, p_event uuid,
+	p_issuer text, p_serial text, p_vendor text, p_subject text, p_fingerprint text,
+	p_spki text, p_key_type text, p_not_before timestamptz, p_not_after timestamptz,
+	p_pem text, p_type text, p_lock_kind text, p_holder text, p_enterprise text,
+	p_uscc text, p_platforms text[], p_key_serial text, p_key_vendor text,
+	p_applied_at timestamptz)
+RETURNS TABLE (o_cert_id uuid, o_created boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_ins int;
+BEGIN
+	SELECT o_inserted INTO v_ins FROM sync_page(jsonb_build_array(jsonb_build_object(
+		'lineage', p_lineage, 'cert', p_cert, 'event', p_event, 'issuer', p_issuer,
+		'serial', p_serial, 'vendor', p_vendor, 'subject', p_subject,
+		'fingerprint', p_fingerprint, 'spki', p_spki, 'key_type', p_key_type,
+		'not_before', p_not_before, 'not_after', p_not_after, 'pem', p_pem, 'type', p_type,
+		'lock_kind', p_lock_kind, 'holder', p_holder, 'enterprise', p_enterprise,
+		'uscc', p_uscc, 'platforms', to_jsonb(p_platforms), 'key_serial', p_key_serial,
+		'key_vendor', p_key_vendor, 'applied_at', p_applied_at)),
+		jsonb_build_object('actor', jsonb_build_object('type', 'system',
+			'id', 'system:issuance'), 'service', 'issuance',
+			'action', 'certificate.synced', 'object_type', 'certificate'));
+	RETURN QUERY SELECT c.cert_id, v_ins > 0 FROM certificates c
+		WHERE c.issuer = p_issuer AND c.serial = p_serial;
+END
+$$;
+
+DROP FUNCTION sync_certificate(uuid, uuid, uuid, text, text, text, text, text, text, text,
+	timestamptz, timestamptz, text, text, text, text, text, text, text[], text, text,
+	timestamptz, timestamptz, text, jsonb);

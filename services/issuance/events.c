@@ -15,7 +15,10 @@
  * Emits (through the outbox, written by the PL/pgSQL functions of
  *   deploy/sql/issuance/002_functions.sql in the same transaction as the
  *   change): issuance.cert.registered (register_certificate, and
- *   sync_certificate for a certificate a vendor directory lists, sync.c),
+ *   sync_certificate for a certificate a vendor directory lists, sync.c,
+ *   and again when the vendor lists it changed, 100_sync_updates.sql, with
+ *   issuance.audit.recorded certificate.synced, and issuance.cert.revoked
+ *   for one listed revoked at the vendor),
  *   issuance.cert.renewed (renewal_complete), issuance.cert.revoked
  *   (revoke_certificate), issuance.cert.cancelled (cancel_certificate,
  *   040_cancel.sql), issuance.cert.registered for a new certificate

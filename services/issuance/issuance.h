@@ -534,7 +534,7 @@ extern const char store_open_order_insert_sql[];
 extern const char store_sync_cursor_sql[];
 extern const char store_sync_cursor_set_sql[];
 extern const char store_sync_failed_sql[];
-extern const char store_sync_certificate_sql[];
+extern const char store_sync_page_sql[];
 
 /* Consumer: the catalogue read model. $1 code, $2 name, $3 active. */
 extern const char store_platform_listed_sql[];

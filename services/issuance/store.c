@@ -311,10 +311,10 @@ const char store_sync_failed_sql[] =
     "INSERT INTO vendor_sync (vendor, last_error) VALUES ($1, $2)"
     " ON CONFLICT (vendor) DO UPDATE SET last_error = EXCLUDED.last_error";
 
-const char store_sync_certificate_sql[] =
-    "SELECT o_cert_id, o_created FROM sync_certificate($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-    " $10, $11::timestamptz, $12::timestamptz, $13, $14, $15, $16, $17, $18, $19::text[],"
-    " $20, $21, $22::timestamptz)";
+/* A page of a vendor's directory, $1 a JSON array of its certificates
+ * (sync.c), $2 the audit entry without its object (101_sync_page.sql). */
+const char store_sync_page_sql[] =
+    "SELECT o_inserted, o_updated, o_revoked FROM sync_page($1::jsonb, $2::jsonb)";
 
 const char store_platform_listed_sql[] =
     "INSERT INTO platform_catalogue (code, name, active) VALUES ($1, $2, $3::boolean)"

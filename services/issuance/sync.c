@@ -1,10 +1,13 @@
 /* sync — the vendor directory sync: every adapter of this process with a
- * directory (vendor.h list) is read from its cursor, page by page, and each
- * certificate listed enters the registry by sync_certificate()
- * (deploy/sql/issuance/011_directory.sql): a new key gets a lineage and
+ * directory (vendor.h list) is read from its cursor, page by page, and the
+ * certificates of a page enter the registry in one set-based sync_page()
+ * (deploy/sql/issuance/101_sync_page.sql): a new key gets a lineage and
  * issuance.cert.registered, the same event a binding gives, with no account
- * yet, so orders and auth learn it; a known one gets its key's facts
- * (证书锁序列号, 介质服务商, first application date). A page and its new cursor
+ * yet, so orders and auth learn it; a known one takes what the vendor
+ * lists now (holder, lock kind, key, platforms, a revocation at the vendor;
+ * the rules: 100_sync_updates.sql), only what differs, audited
+ * "certificate.synced"
+ * (actor system:issuance) and announced again. A page and its new cursor
  * are one transaction: a crash reads the page again, which changes nothing.
  * The vendor calls are asynchronous (the adapters answer on the loop); the
  * certificates of a page (at most SYNC_PAGE) are parsed on the loop. The
@@ -12,6 +15,7 @@
  * finds the certificate known (register_certificate fills in the account). */
 #include "issuance.h"
 
+#include "audit.h"
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
@@ -21,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SYNC_PAGE 200
 
@@ -31,7 +36,23 @@ struct sync_run {
 	long certs;
 	int more; /* the vendor has another page after the one being recorded */
 	void (*done)(void);
+	char *audit; /* JSON: audit_event_data() of "certificate.synced" */
 };
+
+/* The audit entry of a certificate the sync changed, without its object:
+ * actor system:issuance; sync_page() adds object_id, uscc, before
+ * and after. */
+static char *
+sync_audit_base(void)
+{
+	const struct audit_entry e = {"certificate.synced", "certificate", NULL,
+	    NULL, NULL, NULL};
+	json_t *d = audit_event_data(NULL, &e);
+	char *text = json_dumps(d, JSON_COMPACT);
+
+	json_decref(d);
+	return text;
+}
 
 static void sync_next_adapter(struct sync_run *s);
 static void sync_on_cursor(void *arg, const struct db_result *res);
@@ -59,14 +80,41 @@ item_str(json_t *item, const char *key)
 	return v && *v ? v : NULL;
 }
 
-/* "{A,B}" of a JSON array of platform codes, "{}" when absent; NULL when
+/* "{A,B}" of a JSON array of platform codes; *out NULL when absent (the
+ * associations unknown, or unchanged for a known certificate); -1 when
  * malformed. */
-static char *
-platforms_literal(json_t *arr)
+static int
+platforms_literal(json_t *arr, char **out)
 {
+	*out = NULL;
 	if (arr == NULL || json_is_null(arr))
-		return xstrdup("{}");
-	return cert_platforms_literal(arr);
+		return 0;
+	*out = cert_platforms_literal(arr);
+	return *out != NULL ? 0 : -1;
+}
+
+/* A listed revocation: reason one of issuance.cert.revoked's (absent:
+ * unspecified), revoked_at an RFC 3339 time. 0 when absent or well formed. */
+static int
+revocation_ok(const char *at, const char *reason)
+{
+	static const char *const reasons[] = {"unspecified", "key_compromise",
+	    "ca_compromise", "affiliation_changed", "superseded",
+	    "cessation_of_operation"};
+	struct tm tm;
+	const char *end;
+	size_t i;
+
+	if (at == NULL)
+		return reason == NULL ? 0 : -1;
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(at, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (end == NULL)
+		return -1;
+	for (i = 0; reason != NULL && i < ARRAY_LEN(reasons); i++)
+		if (strcmp(reason, reasons[i]) == 0)
+			break;
+	return reason == NULL || i < ARRAY_LEN(reasons) ? 0 : -1;
 }
 
 void
@@ -76,6 +124,7 @@ cert_sync_run(void (*done)(void))
 
 	s->done = done;
 	s->adapter = (size_t)-1;
+	s->audit = sync_audit_base();
 	sync_next_adapter(s);
 }
 
@@ -88,6 +137,7 @@ sync_next_adapter(struct sync_run *s)
 	s->cursor = NULL;
 	if (s->v == NULL) {
 		void (*done)(void) = s->done;
+		free(s->audit);
 		free(s);
 		done();
 		return;
@@ -113,6 +163,7 @@ sync_on_cursor(void *arg, const struct db_result *res)
 	if (res->status != DB_OK) {
 		void (*done)(void) = s->done;
 		free(s->cursor);
+		free(s->audit);
 		free(s);
 		done(); /* the database is away: next tick */
 		return;
@@ -122,13 +173,22 @@ sync_on_cursor(void *arg, const struct db_result *res)
 	sync_ask(s);
 }
 
-/* Adds sync_certificate() for one listed item to b; -1 when malformed. */
-static int
-sync_add_item(struct db_batch *b, const struct vendor *v, json_t *item)
+static void
+put_str(json_t *o, const char *key, const char *v)
 {
+	json_object_set_new(o, key, v != NULL ? json_string(v) : json_null());
+}
+
+/* Appends one listed item, parsed, to page (sync_page()'s p_items,
+ * 101_sync_page.sql); -1 when malformed. */
+static int
+sync_add_item(json_t *page, const struct sync_run *s, json_t *item)
+{
+	const struct vendor *v = s->v;
 	const char *pem = item_str(item, "certificate"), *kind, *holder, *uscc;
 	char nb[48], na[48], lineage[37], cert_id[37], event_id[37];
 	struct crypto_cert *cert = NULL;
+	json_t *listed = json_object_get(item, "platforms"), *o;
 	char *platforms;
 
 	if (pem == NULL || crypto_cert_parse(&cert, pem, NULL) != 0)
@@ -138,12 +198,15 @@ sync_add_item(struct db_batch *b, const struct vendor *v, json_t *item)
 	holder = item_str(item, "holder") ? item_str(item, "holder")
 	                                  : cert->subject.cn;
 	uscc = cert->subject.org_id;
-	platforms = platforms_literal(json_object_get(item, "platforms"));
-	if (!lock_kind_ok(kind) || holder == NULL || platforms == NULL) {
+	if (platforms_literal(listed, &platforms) != 0 || !lock_kind_ok(kind) ||
+	    holder == NULL ||
+	    revocation_ok(item_str(item, "revoked_at"),
+	        item_str(item, "revocation_reason")) != 0) {
 		free(platforms);
 		crypto_cert_free(cert);
 		return -1;
 	}
+	free(platforms); /* checked; the array itself goes along */
 	if (strcmp(kind, "personal") == 0)
 		uscc = NULL;
 	time_rfc3339((int64_t)cert->not_before * 1000, nb);
@@ -151,15 +214,33 @@ sync_add_item(struct db_batch *b, const struct vendor *v, json_t *item)
 	uuid_v4(lineage);
 	uuid_v4(cert_id);
 	uuid_v4(event_id);
-	const char *p[] = {lineage, cert_id, event_id, cert->issuer_dn,
-	    cert->serial, v->name, cert->subject_dn, cert->fingerprint_sha256,
-	    cert->spki_sha256, crypto_key_type_name(cert->key_type), nb, na,
-	    cert->pem, uscc ? "enterprise" : "personal", kind, holder,
-	    uscc ? cert->subject.o : NULL, uscc, platforms,
-	    item_str(item, "key_serial"), item_str(item, "key_vendor"),
-	    item_str(item, "applied_at")};
-	db_batch_add(b, store_sync_certificate_sql, 22, p);
-	free(platforms);
+	o = json_object();
+	put_str(o, "lineage", lineage);
+	put_str(o, "cert", cert_id);
+	put_str(o, "event", event_id);
+	put_str(o, "issuer", cert->issuer_dn);
+	put_str(o, "serial", cert->serial);
+	put_str(o, "vendor", v->name);
+	put_str(o, "subject", cert->subject_dn);
+	put_str(o, "fingerprint", cert->fingerprint_sha256);
+	put_str(o, "spki", cert->spki_sha256);
+	put_str(o, "key_type", crypto_key_type_name(cert->key_type));
+	put_str(o, "not_before", nb);
+	put_str(o, "not_after", na);
+	put_str(o, "pem", cert->pem);
+	put_str(o, "type", uscc ? "enterprise" : "personal");
+	put_str(o, "lock_kind", kind);
+	put_str(o, "holder", holder);
+	put_str(o, "enterprise", uscc ? cert->subject.o : NULL);
+	put_str(o, "uscc", uscc);
+	json_object_set(o, "platforms",
+	    json_is_array(listed) ? listed : json_null());
+	put_str(o, "key_serial", item_str(item, "key_serial"));
+	put_str(o, "key_vendor", item_str(item, "key_vendor"));
+	put_str(o, "applied_at", item_str(item, "applied_at"));
+	put_str(o, "revoked_at", item_str(item, "revoked_at"));
+	put_str(o, "reason", item_str(item, "revocation_reason"));
+	json_array_append_new(page, o);
 	crypto_cert_free(cert);
 	return 0;
 }
@@ -169,7 +250,7 @@ sync_on_page(void *arg, const struct vendor_list_result *res)
 {
 	struct sync_run *s = arg;
 	struct db_batch *b;
-	json_t *item;
+	json_t *item, *page;
 	size_t i, bad = 0;
 	char n[24];
 
@@ -184,11 +265,19 @@ sync_on_page(void *arg, const struct vendor_list_result *res)
 		return;
 	}
 	b = db_batch_new();
+	page = json_array();
 	json_array_foreach(res->items, i, item)
 	{
-		if (sync_add_item(b, s->v, item) != 0)
+		if (sync_add_item(page, s, item) != 0)
 			bad++;
 	}
+	if (json_array_size(page) > 0) {
+		char *text = json_dumps(page, JSON_COMPACT);
+		const char *pp[] = {text, s->audit};
+		db_batch_add(b, store_sync_page_sql, 2, pp);
+		free(text);
+	}
+	json_decref(page);
 	if (bad > 0)
 		log_warn(NULL, "msg=vendor_sync_skipped vendor=%s items=%zu",
 		    s->v->name, bad);

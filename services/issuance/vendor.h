@@ -58,8 +58,11 @@ struct vendor_list_request {
 
 /* A directory answer. Borrowed: valid during the callback only. items is a
  * JSON array of {certificate (PEM), holder, lock_kind, key_serial,
- * key_vendor, applied_at (RFC 3339), platforms: [code, …]} (all but
- * certificate may be absent or null); next_cursor is the cursor to ask from
+ * key_vendor, applied_at (RFC 3339), platforms: [code, …], revoked_at
+ * (RFC 3339, when the vendor revoked it), revocation_reason (an
+ * issuance.cert.revoked reason)} (all but certificate may be absent or
+ * null; a certificate the vendor changed is listed again with its new
+ * values, sync.c applies them); next_cursor is the cursor to ask from
  * next time (NULL when the page is empty); more: another page is ready. */
 struct vendor_list_result {
 	enum vendor_status status;

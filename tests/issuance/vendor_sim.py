@@ -9,12 +9,20 @@ test PKI's scripts (tests/ukey/ca.sh, issue.sh), that can be made slow or failin
   GET  /v1/directory?uscc=&since=&limit=
                                  the vendor's directory (issue 13): {items: [{certificate,
                                  holder, lock_kind, key_serial, key_vendor, applied_at,
-                                 platforms}], next_cursor, more} — the certificates of a
-                                 USCC, or those issued after the cursor (a sequence number)
+                                 platforms, revoked_at, revocation_reason}], next_cursor,
+                                 more} — the certificates of a USCC, or those issued or
+                                 changed after the cursor (a sequence number: a change
+                                 gives the entry the next one, so it is listed again)
   POST /control/issue            {holder, enterprise, uscc, lock_kind, key_serial, key_vendor,
                                  applied_at, platforms, days, alg} a first application at this
                                  vendor: a new key and certificate, entered in the directory
                                  → {certificate, key, serial}
+  POST /control/change           {serial, holder?, lock_kind?, platforms?, key_serial?,
+                                 key_vendor?, revoked_at?, revocation_reason?} the vendor
+                                 changes a certificate it listed (its holder renamed, its
+                                 key or associations changed, revoked at the vendor): the
+                                 entry takes the given fields and the next sequence number
+                                 → {seq}; 404 for a serial it never issued
   POST /control                  {"fail": N, "delay": S, "reject": bool}
                                  fail the next N certificate requests with 503; answer
                                  after S seconds (the certificate is issued and recorded
@@ -60,6 +68,7 @@ class Sim:
         self.answers = {}
         self.revocations = []
         self.directory = []                 # [{seq, uscc, certificate, …}]
+        self.seq = 0                        # the directory's last sequence number
         self.requests = 0
         self.fail = 0
         self.delay = 0.0
@@ -115,23 +124,47 @@ class Sim:
                 body["holder"], body.get("enterprise") or "", uscc, str(int(body.get("days", 365))))
             cert = open(os.path.join(out, "leaf.cert.pem")).read()
             key = open(os.path.join(out, "leaf.key.pem")).read()
+            serial = run("openssl", "x509", "-noout", "-serial", "-in",
+                         os.path.join(out, "leaf.cert.pem")).strip().split("=", 1)[1].upper()
         with self.lock:
-            entry = {"seq": len(self.directory) + 1, "uscc": uscc or None, "certificate": cert,
+            self.seq += 1
+            entry = {"seq": self.seq, "uscc": uscc or None, "certificate": cert, "serial": serial,
                      "holder": body["holder"], "lock_kind": kind,
                      "key_serial": body.get("key_serial"), "key_vendor": body.get("key_vendor"),
-                     "applied_at": body.get("applied_at"), "platforms": body.get("platforms")}
+                     "applied_at": body.get("applied_at"), "platforms": body.get("platforms"),
+                     "revoked_at": None, "revocation_reason": None}
             self.directory.append(entry)
-        return {"certificate": cert, "key": key, "seq": entry["seq"]}
+        return {"certificate": cert, "key": key, "seq": entry["seq"], "serial": serial}
+
+    CHANGEABLE = ("holder", "lock_kind", "platforms", "key_serial", "key_vendor", "revoked_at",
+                  "revocation_reason")
+
+    def change(self, body):
+        """The vendor changes an entry it listed: the given fields, the next
+        sequence number (listed again after any earlier cursor). None when
+        the serial is not in the directory."""
+        serial = str(body.get("serial") or "").upper().lstrip("0")
+        with self.lock:
+            entry = next((e for e in self.directory if e["serial"].lstrip("0") == serial), None)
+            if entry is None:
+                return None
+            for k in self.CHANGEABLE:
+                if k in body:
+                    entry[k] = body[k]
+            self.seq += 1
+            entry["seq"] = self.seq
+            return entry["seq"]
 
     def list_directory(self, uscc, since, limit):
         with self.lock:
             if uscc:
                 rows = [e for e in self.directory if e["uscc"] == uscc]
             else:
-                rows = [e for e in self.directory if e["seq"] > since]
+                rows = sorted((e for e in self.directory if e["seq"] > since), key=lambda e: e["seq"])
             page, more = rows[:limit], len(rows) > limit
-        items = [{k: e[k] for k in ("certificate", "holder", "lock_kind", "key_serial", "key_vendor",
-                                    "applied_at", "platforms")} for e in page]
+            items = [{k: e[k] for k in ("certificate", "holder", "lock_kind", "key_serial", "key_vendor",
+                                        "applied_at", "platforms", "revoked_at", "revocation_reason")}
+                     for e in page]
         return {"items": items, "next_cursor": str(page[-1]["seq"]) if page else None, "more": more}
 
 
@@ -198,6 +231,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.reply(201, sim.first_application(body))
             except (KeyError, subprocess.CalledProcessError) as e:
                 self.reply(400, {"error": f"cannot issue: {e}"})
+            return
+        if self.path == "/control/change":
+            seq = sim.change(body)
+            if seq is None:
+                self.reply(404, {"error": "no such certificate in the directory"})
+            else:
+                self.reply(200, {"seq": seq})
             return
         if self.path == "/control":
             with sim.lock:

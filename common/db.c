@@ -16,6 +16,7 @@
 #include <sys/queue.h>
 
 #define DB_MAX_PREPARED 256
+#define DB_DEPTH_DEFAULT 8
 
 struct db_stmt {
 	const char *sql;
@@ -31,21 +32,10 @@ struct db_batch {
 	int64_t deadline_us;
 	int64_t t0; /* hist_now() when run: the db_batch step */
 	void (*on_commit)(void);
+	/* In the pool's wait queue, then in its connection's in-flight list. */
 	TAILQ_ENTRY(db_batch) link;
-};
-
-enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_IDLE, CONN_BUSY };
-
-struct db_conn {
-	struct db_pool *pool;
-	PGconn *pg;
-	enum conn_state state;
-	struct event *ev;    /* socket readiness */
-	struct event *timer; /* reconnect backoff or batch timeout */
-	int backoff_ms;
-	struct db_batch *batch; /* in flight */
-	/* Per sent command: which statement it belongs to, and whether it is a
-	 * Prepare (whose result is only checked for errors). */
+	/* Once sent: per sent command, which statement it belongs to, and
+	 * whether it is a Prepare (whose result is only checked for errors). */
 	struct {
 		int stmt;
 		int is_prepare;
@@ -53,21 +43,40 @@ struct db_conn {
 	} * slots;
 	int nslots, cursor;
 	PGresult **results; /* one per statement of the batch */
-	unsigned prepared[DB_MAX_PREPARED];
-	int nprepared;
 };
 
 TAILQ_HEAD(db_queue, db_batch);
+
+/* IDLE: up, nothing in flight; BUSY: up, 1..depth batches in flight. */
+enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_IDLE, CONN_BUSY };
+
+struct db_conn {
+	struct db_pool *pool;
+	PGconn *pg;
+	enum conn_state state;
+	struct event *ev;    /* socket readiness */
+	short watching;      /* ev's flags */
+	struct event *timer; /* reconnect backoff or in-flight deadline */
+	int backoff_ms;
+	/* Batches sent and not answered yet, oldest first: each its own
+	 * statements and Sync, so its own transaction; PostgreSQL answers
+	 * them in order, the results go to the oldest. */
+	struct db_queue inflight;
+	int ninflight;
+	int npending; /* Prepares sent whose result is not read yet */
+	unsigned prepared[DB_MAX_PREPARED];
+	int nprepared;
+};
 
 struct db_pool {
 	struct event_base *base;
 	char *conninfo;
 	struct db_conn *conns;
-	int size, max_queue, timeout_ms;
+	int size, max_queue, timeout_ms, depth;
 	struct db_queue queue;
 	int queued;
 	struct event *queue_timer;
-	unsigned long long batches, errors, unavailable, reconnects;
+	unsigned long long batches, errors, unavailable, reconnects, pipelined;
 };
 
 static void conn_start(struct db_conn *c);
@@ -112,6 +121,11 @@ db_batch_free(struct db_batch *b)
 {
 	if (b == NULL)
 		return;
+	if (b->results != NULL)
+		for (int i = 0; i < b->n; i++)
+			PQclear(b->results[i]);
+	free(b->results);
+	free(b->slots);
 	for (int i = 0; i < b->n; i++) {
 		for (int k = 0; k < b->stmts[i].nparams; k++)
 			free(b->stmts[i].params[k]);
@@ -195,27 +209,52 @@ conn_is_prepared(const struct db_conn *c, unsigned h)
 	return 0;
 }
 
-/* A Prepare for h already sent in this batch (its result not read yet). */
+/* A Prepare for h already sent in batch b (its result not read yet). */
 static int
-conn_prepare_pending(const struct db_conn *c, unsigned h)
+batch_prepare_pending(const struct db_batch *b, unsigned h)
 {
-	for (int i = 0; i < c->nslots; i++)
-		if (c->slots[i].is_prepare && c->slots[i].hash == h)
+	for (int i = 0; i < b->nslots; i++)
+		if (b->slots[i].is_prepare && b->slots[i].hash == h)
 			return 1;
 	return 0;
 }
 
-static void
-conn_clear_batch_state(struct db_conn *c)
+/* A Prepare for h sent in an earlier batch still in flight on c: whether
+ * it succeeds is not known yet (that batch may fail before it). */
+static int
+conn_prepare_pending(const struct db_conn *c, unsigned h)
 {
-	if (c->results != NULL && c->batch != NULL)
-		for (int i = 0; i < c->batch->n; i++)
-			PQclear(c->results[i]);
-	free(c->results);
-	c->results = NULL;
-	free(c->slots);
-	c->slots = NULL;
-	c->nslots = c->cursor = 0;
+	const struct db_batch *b;
+
+	if (c->npending == 0)
+		return 0;
+	TAILQ_FOREACH(b, &c->inflight, link)
+	if (batch_prepare_pending(b, h))
+		return 1;
+	return 0;
+}
+
+/* Arms c's timer for the earliest deadline in flight, or disarms it. */
+static void
+conn_arm_deadline(struct db_conn *c)
+{
+	struct db_batch *b;
+	struct timeval tv;
+	int64_t first = INT64_MAX, left;
+
+	TAILQ_FOREACH(b, &c->inflight, link)
+	if (b->deadline_us < first)
+		first = b->deadline_us;
+	if (first == INT64_MAX) {
+		evtimer_del(c->timer);
+		return;
+	}
+	left = first - now_mono_us();
+	if (left < 1000)
+		left = 1000;
+	tv.tv_sec = left / 1000000;
+	tv.tv_usec = left % 1000000;
+	evtimer_add(c->timer, &tv);
 }
 
 static void
@@ -231,29 +270,49 @@ conn_schedule_reconnect(struct db_conn *c)
 	evtimer_add(c->timer, &tv);
 }
 
-/* The connection is unusable: fail its batch, close, reconnect later. */
+/* Detaches every batch in flight on c (oldest first) into out. */
+static void
+conn_take_inflight(struct db_conn *c, struct db_queue *out)
+{
+	struct db_batch *b;
+
+	TAILQ_INIT(out);
+	while ((b = TAILQ_FIRST(&c->inflight)) != NULL) {
+		TAILQ_REMOVE(&c->inflight, b, link);
+		TAILQ_INSERT_TAIL(out, b, link);
+	}
+	c->ninflight = 0;
+	c->npending = 0;
+}
+
+/* The connection is unusable: fail every batch in flight on it, close,
+ * reconnect later. */
 static void
 conn_broken(struct db_conn *c, const char *why)
 {
-	struct db_batch *b = c->batch;
+	struct db_queue lost;
+	struct db_batch *b;
 
 	if (c->state != CONN_DOWN && c->state != CONN_CONNECTING)
-		log_warn(NULL, "msg=db_connection_lost reason=\"%s\"", why);
+		log_warn(NULL,
+		    "msg=db_connection_lost reason=\"%s\" in_flight=%d", why,
+		    c->ninflight);
 	c->pool->reconnects++;
 	if (c->ev != NULL) {
 		event_del(c->ev);
 		event_free(c->ev);
 		c->ev = NULL;
 	}
+	c->watching = 0;
 	evtimer_del(c->timer);
-	conn_clear_batch_state(c);
-	c->batch = NULL;
+	conn_take_inflight(c, &lost);
 	PQfinish(c->pg);
 	c->pg = NULL;
 	c->state = CONN_DOWN;
 	c->nprepared = 0;
 	conn_schedule_reconnect(c);
-	if (b != NULL) {
+	while ((b = TAILQ_FIRST(&lost)) != NULL) {
+		TAILQ_REMOVE(&lost, b, link);
 		c->pool->unavailable++;
 		batch_fail(b, DB_UNAVAILABLE, "database connection lost");
 	}
@@ -264,12 +323,16 @@ conn_broken(struct db_conn *c, const char *why)
 static void
 conn_watch(struct db_conn *c, short what)
 {
+	/* A persistent watch of the same flags stays (no epoll_ctl). */
+	if (c->ev != NULL && c->watching == what && (what & EV_PERSIST))
+		return;
 	if (c->ev != NULL) {
 		event_del(c->ev);
 		event_free(c->ev);
 	}
 	c->ev =
 	    event_new(c->pool->base, PQsocket(c->pg), what, conn_on_socket, c);
+	c->watching = what;
 	event_add(c->ev, NULL);
 }
 
@@ -330,13 +393,19 @@ conn_poll_connect(struct db_conn *c)
 	}
 }
 
-/* Sends the whole batch, each statement prepared on first use, then Sync. */
+/* Sends the whole batch behind whatever is in flight on c, each statement
+ * prepared on first use, then Sync. A statement whose Prepare an earlier
+ * batch still in flight has sent runs unnamed (parsed for this execution
+ * only): that Prepare may yet fail or be skipped with its batch, and a
+ * second Prepare of the name would fail if it does not. */
 static int
 conn_send(struct db_conn *c, struct db_batch *b)
 {
-	c->batch = b;
-	c->results = xcalloc((size_t)b->n, sizeof(PGresult *));
-	c->slots = xcalloc((size_t)b->n * 2, sizeof(*c->slots));
+	b->results = xcalloc((size_t)b->n, sizeof(PGresult *));
+	b->slots = xcalloc((size_t)b->n * 2, sizeof(*b->slots));
+	b->nslots = b->cursor = 0;
+	TAILQ_INSERT_TAIL(&c->inflight, b, link);
+	c->ninflight++;
 	for (int i = 0; i < b->n; i++) {
 		struct db_stmt *s = &b->stmts[i];
 		unsigned h = sql_hash(s->sql);
@@ -344,15 +413,17 @@ conn_send(struct db_conn *c, struct db_batch *b)
 
 		snprintf(name, sizeof(name), "s%08x", h);
 		int prepared =
-		    conn_is_prepared(c, h) || conn_prepare_pending(c, h);
-		if (!prepared && c->nprepared + c->nslots < DB_MAX_PREPARED) {
+		    conn_is_prepared(c, h) || batch_prepare_pending(b, h);
+		if (!prepared && !conn_prepare_pending(c, h) &&
+		    c->nprepared + c->npending < DB_MAX_PREPARED) {
 			if (PQsendPrepare(c->pg, name, s->sql, s->nparams,
 			        NULL) != 1)
 				return -1;
-			c->slots[c->nslots].stmt = i;
-			c->slots[c->nslots].is_prepare = 1;
-			c->slots[c->nslots].hash = h;
-			c->nslots++;
+			b->slots[b->nslots].stmt = i;
+			b->slots[b->nslots].is_prepare = 1;
+			b->slots[b->nslots].hash = h;
+			b->nslots++;
+			c->npending++;
 			prepared = 1;
 		}
 		if (prepared) {
@@ -365,26 +436,27 @@ conn_send(struct db_conn *c, struct db_batch *b)
 		               0) != 1) {
 			return -1;
 		}
-		c->slots[c->nslots].stmt = i;
-		c->slots[c->nslots].is_prepare = 0;
-		c->slots[c->nslots].hash = h;
-		c->nslots++;
+		b->slots[b->nslots].stmt = i;
+		b->slots[b->nslots].is_prepare = 0;
+		b->slots[b->nslots].hash = h;
+		b->nslots++;
 	}
 	if (PQpipelineSync(c->pg) != 1)
 		return -1;
 	return 0;
 }
 
+/* The oldest batch in flight on c has its Sync: hands it its result. */
 static void
 conn_complete(struct db_conn *c)
 {
-	struct db_batch *b = c->batch;
+	struct db_batch *b = TAILQ_FIRST(&c->inflight);
 	struct db_result res = {.status = DB_OK, .failed_stmt = -1};
 
 	res.nstmts = b->n;
-	res.res = (void **)c->results;
+	res.res = (void **)b->results;
 	for (int i = 0; i < b->n; i++) {
-		PGresult *r = c->results[i];
+		PGresult *r = b->results[i];
 		ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 			continue;
@@ -416,65 +488,67 @@ conn_complete(struct db_conn *c)
 		    res.failed_stmt, res.sqlstate ? res.sqlstate : "-",
 		    res.message ? res.message : "-");
 	}
-	/* Detach everything of this batch from the connection first: the
-	 * callback may send the next batch, possibly on this same connection. */
-	evtimer_del(c->timer);
-	c->batch = NULL;
-	c->results = NULL;
-	free(c->slots);
-	c->slots = NULL;
-	c->nslots = c->cursor = 0;
-	c->state = CONN_IDLE;
+	/* Detach this batch from the connection first: the callback may send
+	 * the next batch, possibly on this same connection. */
+	TAILQ_REMOVE(&c->inflight, b, link);
+	c->ninflight--;
+	for (int i = 0; i < b->nslots; i++)
+		if (b->slots[i].is_prepare)
+			c->npending--;
+	if (c->ninflight == 0)
+		c->state = CONN_IDLE;
+	conn_arm_deadline(c);
 	hist_step(STEP_DB_BATCH, b->t0);
 	if (res.status == DB_OK && b->on_commit != NULL)
 		b->on_commit();
 	b->cb(b->arg, &res);
-	for (int i = 0; i < b->n; i++)
-		PQclear(res.res[i]);
-	free(res.res);
 	db_batch_free(b);
 	pool_pump(c->pool);
 }
 
+/* Reads every result already received, for the oldest batch in flight
+ * first: each Sync completes one batch, the next results are the next
+ * one's. */
 static void
 conn_read_results(struct db_conn *c)
 {
 	while (c->state == CONN_BUSY && !PQisBusy(c->pg)) {
+		struct db_batch *b = TAILQ_FIRST(&c->inflight);
 		PGresult *r = PQgetResult(c->pg);
 
 		if (r == NULL) { /* end of one command's results */
-			c->cursor++;
+			b->cursor++;
 			continue;
 		}
 		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
 			PQclear(r);
-			conn_complete(c);
-			return;
+			conn_complete(c); /* may run batches, break c */
+			continue;
 		}
-		if (c->cursor >= c->nslots) {
+		if (b->cursor >= b->nslots) {
 			PQclear(r);
 			conn_broken(c, "unexpected result");
 			return;
 		}
-		int stmt = c->slots[c->cursor].stmt;
-		if (c->slots[c->cursor].is_prepare) {
+		int stmt = b->slots[b->cursor].stmt;
+		if (b->slots[b->cursor].is_prepare) {
 			if (PQresultStatus(r) == PGRES_COMMAND_OK) {
 				if (c->nprepared < DB_MAX_PREPARED)
 					c->prepared[c->nprepared++] =
-					    c->slots[c->cursor].hash;
+					    b->slots[b->cursor].hash;
 				PQclear(r);
-			} else if (c->results[stmt] == NULL) {
-				c->results[stmt] = r; /* keep the error */
+			} else if (b->results[stmt] == NULL) {
+				b->results[stmt] = r; /* keep the error */
 			} else {
 				PQclear(r);
 			}
 			continue;
 		}
-		if (c->results[stmt] == NULL ||
-		    PQresultStatus(c->results[stmt]) ==
+		if (b->results[stmt] == NULL ||
+		    PQresultStatus(b->results[stmt]) ==
 		        PGRES_PIPELINE_ABORTED) {
-			PQclear(c->results[stmt]);
-			c->results[stmt] = r;
+			PQclear(b->results[stmt]);
+			b->results[stmt] = r;
 		} else {
 			PQclear(r);
 		}
@@ -540,21 +614,27 @@ pool_expire_queue(evutil_socket_t fd, short what, void *arg)
 static void
 pool_dispatch(struct db_conn *c, struct db_batch *b)
 {
-	struct timeval tv;
-	int64_t left = b->deadline_us - now_mono_us();
+	int first = c->ninflight == 0, left;
 
-	if (left < 1000)
-		left = 1000;
-	tv.tv_sec = left / 1000000;
-	tv.tv_usec = left % 1000000;
+	if (!first)
+		c->pool->pipelined++;
 	c->state = CONN_BUSY;
 	c->pool->batches++;
 	if (conn_send(c, b) != 0) {
 		conn_broken(c, PQerrorMessage(c->pg));
 		return;
 	}
-	evtimer_add(c->timer, &tv);
-	conn_watch(c, EV_READ | EV_WRITE | EV_PERSIST);
+	if (first)
+		conn_arm_deadline(c);
+	/* PQpipelineSync pushed what the socket took; watch for writability
+	 * only while libpq still holds some. */
+	left = PQflush(c->pg);
+	if (left < 0) {
+		conn_broken(c, PQerrorMessage(c->pg));
+		return;
+	}
+	conn_watch(c,
+	    left ? EV_READ | EV_WRITE | EV_PERSIST : EV_READ | EV_PERSIST);
 }
 
 int
@@ -569,7 +649,26 @@ db_pool_up(const struct db_pool *pool)
 	return up;
 }
 
-/* Hands queued batches to idle connections; fails them all when no
+/* The connection for the next batch: an idle one, else the busy one with
+ * the fewest batches in flight below the pool's depth; NULL when none. */
+static struct db_conn *
+pool_pick(struct db_pool *pool)
+{
+	struct db_conn *best = NULL;
+
+	for (int i = 0; i < pool->size; i++) {
+		struct db_conn *c = &pool->conns[i];
+		if (c->state == CONN_IDLE)
+			return c;
+		if (c->state == CONN_BUSY && c->ninflight < pool->depth &&
+		    (best == NULL || c->ninflight < best->ninflight))
+			best = c;
+	}
+	return best;
+}
+
+/* Hands queued batches to idle connections, then behind the batches in
+ * flight on busy ones (up to depth each); fails them all when no
  * connection is up. */
 static void
 pool_pump(struct db_pool *pool)
@@ -585,11 +684,10 @@ pool_pump(struct db_pool *pool)
 		}
 		return;
 	}
-	for (int i = 0; i < pool->size && (b = TAILQ_FIRST(&pool->queue));
-	     i++) {
-		struct db_conn *c = &pool->conns[i];
-		if (c->state != CONN_IDLE)
-			continue;
+	while ((b = TAILQ_FIRST(&pool->queue)) != NULL) {
+		struct db_conn *c = pool_pick(pool);
+		if (c == NULL)
+			break;
 		TAILQ_REMOVE(&pool->queue, b, link);
 		pool->queued--;
 		pool_dispatch(c, b);
@@ -607,12 +705,14 @@ db_pool_new(struct db_pool **out, struct event_base *base,
 	pool->size = cfg->size > 0 ? cfg->size : 8;
 	pool->max_queue = cfg->max_queue > 0 ? cfg->max_queue : 1024;
 	pool->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 5000;
+	pool->depth = cfg->depth > 0 ? cfg->depth : DB_DEPTH_DEFAULT;
 	TAILQ_INIT(&pool->queue);
 	pool->queue_timer = evtimer_new(base, pool_expire_queue, pool);
 	pool->conns = xcalloc((size_t)pool->size, sizeof(*pool->conns));
 	for (int i = 0; i < pool->size; i++) {
 		struct db_conn *c = &pool->conns[i];
 		c->pool = pool;
+		TAILQ_INIT(&c->inflight);
 		c->timer = evtimer_new(base, conn_on_timer, c);
 		conn_start(c);
 	}
@@ -633,16 +733,17 @@ db_pool_free(struct db_pool *pool)
 	}
 	for (int i = 0; i < pool->size; i++) {
 		struct db_conn *c = &pool->conns[i];
-		struct db_batch *inflight = c->batch;
+		struct db_queue lost;
 		if (c->ev) {
 			event_del(c->ev);
 			event_free(c->ev);
 		}
 		event_free(c->timer);
-		conn_clear_batch_state(c);
-		c->batch = NULL;
-		if (inflight)
-			batch_fail(inflight, DB_UNAVAILABLE, "shutting down");
+		conn_take_inflight(c, &lost);
+		while ((b = TAILQ_FIRST(&lost)) != NULL) {
+			TAILQ_REMOVE(&lost, b, link);
+			batch_fail(b, DB_UNAVAILABLE, "shutting down");
+		}
 		PQfinish(c->pg);
 	}
 	event_free(pool->queue_timer);
@@ -693,9 +794,10 @@ db_pool_metrics(void *arg, char *buf, size_t size)
 	    "caplat_db_batches_total %llu\n"
 	    "caplat_db_errors_total %llu\n"
 	    "caplat_db_unavailable_total %llu\n"
-	    "caplat_db_reconnects_total %llu\n",
+	    "caplat_db_reconnects_total %llu\n"
+	    "caplat_db_batches_pipelined_total %llu\n",
 	    db_pool_up(pool), pool->size, pool->queued, pool->batches,
-	    pool->errors, pool->unavailable, pool->reconnects);
+	    pool->errors, pool->unavailable, pool->reconnects, pool->pipelined);
 	if (n < 0)
 		return 0;
 	return (size_t)n < size ? (size_t)n : size - 1;

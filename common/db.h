@@ -53,6 +53,14 @@ struct db_config {
 	int size;             /* connections, e.g. 8 */
 	int max_queue;        /* requests waiting for a connection, e.g. 1024 */
 	int timeout_ms;       /* per batch, including the wait, e.g. 5000 */
+	/* Batches in flight at once on one connection (0: 8; 1: one at a
+	 * time). When every connection is busy, a batch is sent behind the
+	 * ones in flight on the least busy connection instead of waiting:
+	 * each keeps its own Sync (its own transaction, its own error), and
+	 * PostgreSQL answers them back to back without a round trip between.
+	 * A connection that breaks or passes a deadline fails all of its
+	 * batches in flight with DB_UNAVAILABLE. */
+	int depth;
 };
 
 /* Creates a pool on base and starts connecting (does not wait). Returns 0

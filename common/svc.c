@@ -107,6 +107,9 @@ svc_init(struct svc *svc, const char *name, int argc, char **argv)
 	        "the service's schema"},
 	    {"CAPLAT_DB_POOL", CFG_INT, "8", 1, 256, &svc->db_pool_size,
 	        "PostgreSQL connections per process"},
+	    {"CAPLAT_DB_DEPTH", CFG_INT, "8", 1, 64, &svc->db_depth,
+	        "batches in flight per PostgreSQL connection (1: one at a "
+	        "time)"},
 	    {"CAPLAT_REDIS_URL", CFG_STR, "redis://127.0.0.1:6379", 0, 0,
 	        &svc->redis_url, "Redis URL"},
 	    {"CAPLAT_NATS_URL", CFG_STR, "nats://127.0.0.1:4222", 0, 0,
@@ -173,6 +176,7 @@ svc_init(struct svc *svc, const char *name, int argc, char **argv)
 	const struct db_config dbc = {
 	    .conninfo = svc->db_url,
 	    .size = (int)svc->db_pool_size,
+	    .depth = (int)svc->db_depth,
 	    .max_queue = 1024,
 	    .timeout_ms = 5000,
 	};

@@ -26,6 +26,7 @@ struct svc {
 	const char *http_addr; /* 127.0.0.1 unless CAPLAT_HTTP_ADDR */
 	long workers;
 	long db_pool_size;
+	long db_depth; /* CAPLAT_DB_DEPTH */
 	long session_ttl;
 	long audit_flush_ms;
 	const char *db_url;

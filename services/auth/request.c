@@ -185,7 +185,7 @@ drop_on_listed(void *arg, const struct db_result *res)
 	}
 	const char *next = db_value(res, 1, 0, 0);
 	if (next != NULL)
-		sweep_due(drops.sweep, atol(next) > 0 ? atol(next) : 0);
+		sweep_due(drops.sweep, atol(next)); /* overdue: now */
 	drops.claimed = db_rows(res, 0);
 	drops.outstanding = drops.claimed;
 	if (drops.claimed == 0) {

@@ -184,8 +184,17 @@ static size_t kind_map_len;
 /* Vendor subject layouts from CAPLAT_VENDOR_PROFILES. */
 static json_t *vendor_profiles;
 
-static const char *const lock_kinds[] = {"master", "project_lead", "agent",
+const char *const lockcert_kinds[] = {"master", "project_lead", "agent",
     "cost_engineer", "personal", NULL};
+
+int
+lockcert_kind_valid(const char *code)
+{
+	for (const char *const *k = lockcert_kinds; code != NULL && *k; k++)
+		if (strcmp(*k, code) == 0)
+			return 1;
+	return 0;
+}
 
 const char *
 lockcert_kind(const char *kind_text)
@@ -201,7 +210,7 @@ lockcert_kind(const char *kind_text)
 static void
 kind_map_add(const char *ou, size_t ou_len, const char *kind, size_t kind_len)
 {
-	for (const char *const *k = lock_kinds; *k; k++) {
+	for (const char *const *k = lockcert_kinds; *k; k++) {
 		if (strlen(*k) == kind_len &&
 		    strncmp(*k, kind, kind_len) == 0) {
 			if (kind_map_len == MAX_KIND_MAP)
@@ -244,7 +253,7 @@ lockcert_init(void)
 
 	if (kind_map_len > 0)
 		return; /* once per process */
-	for (const char *const *k = lock_kinds; *k; k++)
+	for (const char *const *k = lockcert_kinds; *k; k++)
 		kind_map_add(*k, strlen(*k), *k, strlen(*k));
 	kind_map_parse(
 	    "单位(机构)主锁=master,单位主锁=master,项目负责人锁=project_lead,"

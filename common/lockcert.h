@@ -42,8 +42,15 @@ void lock_fields_clear(struct lock_fields *f);
  * Call once at start, before threads use lockcert_read. */
 void lockcert_init(void);
 
-/* The lock kind ("master", "project_lead", "agent", "cost_engineer",
- * "personal") that OU text names, or NULL. */
+/* The lock kinds, NULL-terminated: "master", "project_lead", "agent",
+ * "cost_engineer", "personal" — the one list every service checks a kind
+ * against. */
+extern const char *const lockcert_kinds[];
+
+/* Whether code is one of lockcert_kinds (NULL is not). */
+int lockcert_kind_valid(const char *code);
+
+/* The lock kind (one of lockcert_kinds) that OU text names, or NULL. */
 const char *lockcert_kind(const char *kind_text);
 
 /* Reads cert's subject with the loaded profiles: fills out (as

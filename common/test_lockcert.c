@@ -108,6 +108,11 @@ test_kind_map(void **state)
 	assert_string_equal(lockcert_kind("经办人"), "agent");
 	assert_null(lockcert_kind("主锁?"));
 	assert_null(lockcert_kind(NULL));
+	for (const char *const *k = lockcert_kinds; *k; k++)
+		assert_true(lockcert_kind_valid(*k));
+	assert_false(lockcert_kind_valid("单位主锁")); /* OU text, not a kind */
+	assert_false(lockcert_kind_valid("Master"));
+	assert_false(lockcert_kind_valid(NULL));
 }
 
 int

@@ -38,6 +38,7 @@
 
 #include "bus.h"
 #include "crypto.h"
+#include "lockcert.h"
 #include "log.h"
 #include "util.h"
 
@@ -49,18 +50,6 @@ static const char *
 str(json_t *obj, const char *key)
 {
 	return json_string_value(json_object_get(obj, key));
-}
-
-static int
-lock_kind_ok(const char *kind)
-{
-	static const char *const kinds[] = {"master", "project_lead", "agent",
-	    "cost_engineer", "personal"};
-
-	for (size_t i = 0; kind && i < ARRAY_LEN(kinds); i++)
-		if (strcmp(kind, kinds[i]) == 0)
-			return 1;
-	return 0;
 }
 
 static int
@@ -128,8 +117,8 @@ on_lock_bound(struct bus_tx *tx, const struct bus_event *ev, void *arg)
 		if (nb == NULL)
 			nb = ev->time; /* unknown: from the binding on */
 	}
-	if (!lock_kind_ok(kind) || !serial_ok(serial) || issuer == NULL ||
-	    holder == NULL || na == NULL || nb == NULL ||
+	if (!lockcert_kind_valid(kind) || !serial_ok(serial) ||
+	    issuer == NULL || holder == NULL || na == NULL || nb == NULL ||
 	    (account && !uuid_valid(account)) || (lock && !uuid_valid(lock))) {
 		crypto_cert_free(cert);
 		return bad_event(ev,
@@ -272,7 +261,7 @@ application_record(struct bus_tx *tx, const char *order, const char *placer,
 
 	if (!json_is_object(subject) || holder_account == NULL ||
 	    !uuid_valid(holder_account) ||
-	    !lock_kind_ok(str(app, "lock_kind")) ||
+	    !lockcert_kind_valid(str(app, "lock_kind")) ||
 	    str(app, "holder") == NULL || str(app, "type") == NULL ||
 	    placer == NULL || !uuid_valid(placer) ||
 	    (replaces != NULL && !uuid_valid(replaces)) ||

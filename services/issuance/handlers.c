@@ -11,6 +11,7 @@
 #include "hist.h"
 #include "json.h"
 #include "kv.h"
+#include "lockcert.h"
 #include "log.h"
 #include "session.h"
 #include "util.h"
@@ -110,8 +111,6 @@ cursor_decode(const char *cursor, char id[37], char **key)
 static const char *const list_sorts[] = {"not_after", "holder", "applied_at"};
 static const char *const list_statuses[] = {"valid", "expired", "revoked",
     NULL};
-static const char *const list_lock_kinds[] = {"master", "project_lead", "agent",
-    "cost_engineer", "personal", NULL};
 
 static int
 one_of(const char *v, const char *const *set)
@@ -200,7 +199,7 @@ list_read_query(struct http_req *req, struct list_query *q)
 	if (q->status != NULL && !one_of(q->status, list_statuses))
 		return list_bad(req, "status",
 		    "status 须为 valid、expired 或 revoked");
-	if (q->lock_kind != NULL && !one_of(q->lock_kind, list_lock_kinds))
+	if (q->lock_kind != NULL && !lockcert_kind_valid(q->lock_kind))
 		return list_bad(req, "lock_kind", "lock_kind 无效");
 	if (q->bound != NULL && strcmp(q->bound, "true") != 0 &&
 	    strcmp(q->bound, "false") != 0)

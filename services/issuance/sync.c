@@ -18,6 +18,7 @@
 #include "audit.h"
 #include "crypto.h"
 #include "db.h"
+#include "lockcert.h"
 #include "log.h"
 #include "util.h"
 #include "vendor.h"
@@ -59,18 +60,6 @@ static void sync_on_cursor(void *arg, const struct db_result *res);
 static void sync_on_page(void *arg, const struct vendor_list_result *res);
 static void sync_on_applied(void *arg, const struct db_result *res);
 static void sync_on_logged(void *arg, const struct db_result *res);
-
-static int
-lock_kind_ok(const char *kind)
-{
-	static const char *const kinds[] = {"master", "project_lead", "agent",
-	    "cost_engineer", "personal"};
-
-	for (size_t i = 0; kind && i < ARRAY_LEN(kinds); i++)
-		if (strcmp(kind, kinds[i]) == 0)
-			return 1;
-	return 0;
-}
 
 static const char *
 item_str(json_t *item, const char *key)
@@ -198,8 +187,8 @@ sync_add_item(json_t *page, const struct sync_run *s, json_t *item)
 	holder = item_str(item, "holder") ? item_str(item, "holder")
 	                                  : cert->subject.cn;
 	uscc = cert->subject.org_id;
-	if (platforms_literal(listed, &platforms) != 0 || !lock_kind_ok(kind) ||
-	    holder == NULL ||
+	if (platforms_literal(listed, &platforms) != 0 ||
+	    !lockcert_kind_valid(kind) || holder == NULL ||
 	    revocation_ok(item_str(item, "revoked_at"),
 	        item_str(item, "revocation_reason")) != 0) {
 		free(platforms);

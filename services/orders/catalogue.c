@@ -15,6 +15,7 @@
 #include "db.h"
 #include "eligibility.h"
 #include "json.h"
+#include "lockcert.h"
 #include "log.h"
 #include "pricing.h"
 #include "session.h"
@@ -202,9 +203,6 @@ orders_platforms(struct http_req *req)
 
 /* ---- operator: prices -------------------------------------------------- */
 
-static const char *const lock_kinds[] = {"master", "project_lead", "agent",
-    "cost_engineer", "personal", NULL};
-
 /* One price version from columns 0-8 of store_price_insert_sql. */
 static json_t *
 price_row_json(const struct db_result *res, int r)
@@ -250,8 +248,8 @@ price_set(struct http_req *req)
 	        100000000000LL, &renew, NULL, &err) != 0 ||
 	    json_field_int(body, "add_fen", JSON_FIELD_REQUIRED, 0,
 	        100000000000LL, &add, NULL, &err) != 0 ||
-	    json_field_enum(body, "lock_kind", JSON_FIELD_OPTIONAL, lock_kinds,
-	        &kind, &err) != 0 ||
+	    json_field_enum(body, "lock_kind", JSON_FIELD_OPTIONAL,
+	        lockcert_kinds, &kind, &err) != 0 ||
 	    json_field_str(body, "effective_at", JSON_FIELD_OPTIONAL, 64,
 	        &effective, &err) != 0 ||
 	    json_field_str(body, "reason", JSON_FIELD_REQUIRED, 500, &reason,

@@ -396,6 +396,13 @@ def test_ca_manage_concurrent_cached_pages_share_version_reads(suite):
         r = certs(suite, t, limit=100)
         return list_cache_hits(suite) > before and r
     wait_until(hit, what="a repeated page answered from the cache")
+    # days left are counted to the second: a certificate issued N days
+    # before its end shows N for its first second and N-1 after, so a burst
+    # that starts right after the setup straddles that flip
+    import time
+    ends = [datetime.datetime.strptime(i["not_after"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp() for i in certs(suite, t, limit=100).json["items"]]
+    wait_until(lambda: all((e - time.time()) % 86400 > 5 for e in ends), what="days left settled for the burst")
     pages = burst()
     assert all(p == pages[0] for p in pages) and a[0] in pages[0]
     suite.psql(f"UPDATE issuance.lineages SET holder = '冯十' WHERE id = {q(a[0])}")
